@@ -1,0 +1,372 @@
+"""Backend selection: a name (and device) in, an array namespace ``xp`` out.
+
+This is the only module of the core that knows array libraries by name.
+Everything else receives a :class:`Backend` (or finds ``xp`` from its input
+arrays with ``array_api_compat.array_namespace``) and uses the Array API
+standard alone.
+
+Names
+-----
+``numpy``   NumPy through ``array_api_compat.numpy`` (CPU).
+``strict``  ``array_api_strict``: the standard and nothing more. Its simulated
+            devices (``device1``, ``no_float64``, ...) refuse what a GPU would
+            refuse, which is how the tests prove the kernels portable.
+``torch``   PyTorch through ``array_api_compat.torch``; devices ``cpu``,
+            ``cuda``, ``cuda:N``.
+``jax``     ``jax.numpy``; devices ``cpu``, ``gpu``, ``gpu:N``.
+``cupy``    CuPy through ``array_api_compat.cupy``; devices ``N`` or
+            ``cuda:N``. Needs an NVIDIA GPU.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import os
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+__all__ = [
+    "Backend",
+    "BackendUnavailableError",
+    "BACKEND_NAMES",
+    "ENV_VAR",
+    "available_backends",
+    "backend_of",
+    "get_backend",
+]
+
+ENV_VAR = "NNBACKEND_BACKEND"
+BACKEND_NAMES = ("numpy", "strict", "torch", "jax", "cupy")
+
+# How to get each backend, quoted in every "not available" error.
+_INSTALL_HINT = {
+    "numpy": "pip install nnbackend",
+    "strict": "pip install 'nnbackend[test]'  (or: pip install array-api-strict)",
+    "torch": "pip install 'nnbackend[torch]'",
+    "jax": "pip install 'nnbackend[jax]'",
+    "cupy": "pip install 'nnbackend[cuda12]' or 'nnbackend[cuda13]' "
+    "(matching your CUDA driver), on a machine with an NVIDIA GPU",
+}
+
+_FLOAT_DTYPES = ("float32", "float64")
+
+
+class BackendUnavailableError(RuntimeError):
+    """A known backend (or one of its devices) cannot be used on this machine."""
+
+
+@dataclass(frozen=True)
+class Backend:
+    """An array namespace and the device arrays are placed on.
+
+    Attributes
+    ----------
+    name : str
+        One of :data:`BACKEND_NAMES`.
+    xp : module
+        The Array API namespace.
+    device : object
+        The namespace's device object (``None`` never appears: the default
+        device is resolved when the backend is made).
+    """
+
+    name: str
+    xp: Any
+    device: Any
+
+    def __repr__(self) -> str:
+        return f"Backend(name={self.name!r}, device={self.device!r})"
+
+    # -- dtypes ---------------------------------------------------------------
+    def dtype(self, name: str):
+        """The namespace's floating dtype for ``name`` ('float32' or 'float64').
+
+        Raises ``ValueError`` for other names and for float64 on a device
+        that has none (e.g. array-api-strict's ``no_float64`` device).
+        """
+        name = str(name)
+        if name not in _FLOAT_DTYPES:
+            raise ValueError(
+                f"dtype must be one of {list(_FLOAT_DTYPES)}, got {name!r}"
+            )
+        if self.name == "jax" and name == "float64":
+            _jax_enable_x64()
+        if name not in self.float_dtypes():
+            raise ValueError(
+                f"dtype {name!r} is not supported by backend {self.name!r} on "
+                f"device {self.device!r}; use dtype='float32'"
+            )
+        return getattr(self.xp, name)
+
+    def float_dtypes(self) -> tuple[str, ...]:
+        """Names of the floating dtypes this backend's device supports."""
+        if self.name == "jax":
+            import jax
+
+            if not jax.config.jax_enable_x64:
+                # x64 is switched on when float64 is asked for (see dtype()).
+                return _FLOAT_DTYPES
+        if self.name == "torch" and getattr(self.device, "type", None) == "mps":
+            return ("float32",)
+        info = self.xp.__array_namespace_info__()
+        supported = info.dtypes(device=self.device, kind="real floating")
+        return tuple(n for n in _FLOAT_DTYPES if n in supported)
+
+    # -- moving arrays ----------------------------------------------------------
+    def asarray(self, a, dtype=None):
+        """``a`` (host data or an array of this namespace) on this backend's device."""
+        return self.xp.asarray(a, dtype=dtype, device=self.device)
+
+    def to_host(self, a) -> np.ndarray:
+        """A NumPy copy of an array of this backend (a device-to-host sync)."""
+        return _TO_HOST[self.name](a)
+
+    def synchronize(self) -> None:
+        """Wait until queued device work is done (for timing)."""
+        if self.name == "cupy":
+            import cupy
+
+            cupy.cuda.get_current_stream().synchronize()
+        elif self.name == "torch" and self.device.type == "cuda":
+            import torch
+
+            torch.cuda.synchronize(self.device)
+
+
+# -- per-library loaders --------------------------------------------------------
+# Each takes the requested device (None for the default) and returns
+# (xp, device). They raise BackendUnavailableError or ValueError, never a
+# library's own import or driver error.
+
+
+def _import(name: str, module: str):
+    try:
+        return importlib.import_module(module)
+    except Exception as exc:  # ImportError, or a broken install raising anything
+        raise BackendUnavailableError(
+            f"backend {name!r} is not available: importing {module!r} failed "
+            f"({type(exc).__name__}: {exc}). Install it with: {_INSTALL_HINT[name]}"
+        ) from None
+
+
+def _load_numpy(device):
+    xp = _import("numpy", "array_api_compat.numpy")
+    if device not in (None, "cpu"):
+        raise ValueError(f"backend 'numpy' has only the device 'cpu', got {device!r}")
+    return xp, "cpu"
+
+
+def _load_strict(device):
+    xp = _import("strict", "array_api_strict")
+    devices = {d._device: d for d in xp.__array_namespace_info__().devices()}
+    if device is None or device == "cpu":
+        return xp, xp.Device("CPU_DEVICE")
+    if isinstance(device, xp.Device):
+        return xp, device
+    if device in devices:
+        return xp, devices[device]
+    raise ValueError(
+        f"backend 'strict' has no device {device!r}; its devices are "
+        f"{['cpu'] + sorted(devices)}"
+    )
+
+
+def _load_torch(device):
+    _import("torch", "torch")
+    xp = _import("torch", "array_api_compat.torch")
+    import torch
+
+    try:
+        dev = torch.device("cpu" if device is None else device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"backend 'torch': bad device {device!r} ({exc})") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise BackendUnavailableError(
+                f"backend 'torch' device {device!r}: PyTorch sees no CUDA GPU "
+                f"(torch {torch.__version__}"
+                f"{', a CPU-only build' if torch.version.cuda is None else ''}). "
+                "Use device='cpu', or install a CUDA build of torch on a GPU machine"
+            )
+        index = dev.index if dev.index is not None else torch.cuda.current_device()
+        if index >= torch.cuda.device_count():
+            raise BackendUnavailableError(
+                f"backend 'torch': no CUDA device {index}; this machine has "
+                f"{torch.cuda.device_count()}"
+            )
+        dev = torch.device("cuda", index)
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        raise BackendUnavailableError("backend 'torch': the MPS device is not available")
+    return xp, dev
+
+
+def _load_jax(device):
+    jax = _import("jax", "jax")
+    xp = jax.numpy
+    if device is None:
+        return xp, jax.devices()[0]
+    if not isinstance(device, str):
+        return xp, device  # a jax Device object
+    platform, _, index = device.partition(":")
+    platform = {"cuda": "gpu"}.get(platform, platform)
+    try:
+        devices = jax.devices(platform)
+    except RuntimeError:
+        raise BackendUnavailableError(
+            f"backend 'jax' has no {platform!r} device on this machine "
+            f"(it has {[str(d) for d in jax.devices()]}); for a GPU install "
+            "jax with CUDA support (pip install 'jax[cuda12]')"
+        ) from None
+    i = int(index) if index else 0
+    if i >= len(devices):
+        raise BackendUnavailableError(f"backend 'jax': no device {device!r}")
+    return xp, devices[i]
+
+
+def _load_cupy(device):
+    cupy = _import("cupy", "cupy")
+    xp = _import("cupy", "array_api_compat.cupy")
+    try:
+        n_gpus = cupy.cuda.runtime.getDeviceCount()
+    except Exception as exc:  # CUDARuntimeError when there is no driver or GPU
+        n_gpus, reason = 0, f" ({type(exc).__name__}: {exc})"
+    else:
+        reason = ""
+    if n_gpus == 0:
+        raise BackendUnavailableError(
+            f"backend 'cupy' needs an NVIDIA GPU, and none was found{reason}. "
+            "Use backend='numpy' on this machine, or run on a GPU machine with "
+            + _INSTALL_HINT["cupy"].split(" (")[0]
+        )
+    if device is None:
+        index = 0
+    elif isinstance(device, cupy.cuda.Device):
+        index = device.id
+    else:
+        text = str(device)
+        text = text.split(":", 1)[1] if text.startswith(("cuda:", "gpu:")) else text
+        if text in ("cuda", "gpu"):
+            text = "0"
+        if not text.isdigit():
+            raise ValueError(f"backend 'cupy': bad device {device!r}; use 0, 1, or 'cuda:N'")
+        index = int(text)
+    if index >= n_gpus:
+        raise BackendUnavailableError(
+            f"backend 'cupy': no GPU {index}; this machine has {n_gpus}"
+        )
+    return xp, cupy.cuda.Device(index)
+
+
+_LOADERS: dict[str, Callable] = {
+    "numpy": _load_numpy,
+    "strict": _load_strict,
+    "torch": _load_torch,
+    "jax": _load_jax,
+    "cupy": _load_cupy,
+}
+
+
+def _strict_to_host(a):
+    import array_api_strict as xp
+
+    return np.asarray(a.to_device(xp.Device("CPU_DEVICE")))
+
+
+_TO_HOST: dict[str, Callable] = {
+    "numpy": np.asarray,
+    "strict": _strict_to_host,
+    "torch": lambda a: a.detach().cpu().numpy(),
+    "jax": np.asarray,
+    "cupy": lambda a: a.get(),
+}
+
+
+def _jax_enable_x64():
+    import jax
+
+    if not jax.config.jax_enable_x64:
+        # JAX decides float64 support process-wide; switching it on leaves
+        # float32 arrays float32, and nnbackend always names its dtypes.
+        jax.config.update("jax_enable_x64", True)
+
+
+def get_backend(name: str | None = None, device=None) -> Backend:
+    """The backend called ``name`` on ``device``.
+
+    Parameters
+    ----------
+    name : str or None
+        One of :data:`BACKEND_NAMES`. ``None`` reads ``$NNBACKEND_BACKEND``,
+        then falls back to ``"numpy"``.
+    device : str, int, device object or None
+        The backend's device; ``None`` for its default (the CPU, or GPU 0
+        for CuPy).
+
+    Raises
+    ------
+    ValueError
+        ``name`` is not a backend nnbackend knows, or ``device`` is not one
+        of its devices.
+    BackendUnavailableError
+        The backend is not installed here, or the device (a GPU) is absent.
+        The message says how to install it.
+    """
+    if isinstance(name, Backend):
+        return name if device is None else get_backend(name.name, device)
+    if name is None:
+        name = os.environ.get(ENV_VAR) or "numpy"
+    key = str(name).strip().lower()
+    if key not in _LOADERS:
+        source = f" (from ${ENV_VAR})" if os.environ.get(ENV_VAR) == name else ""
+        raise ValueError(
+            f"unknown backend {name!r}{source}; choose one of {list(BACKEND_NAMES)}"
+        )
+    xp, dev = _LOADERS[key](device)
+    return Backend(key, xp, dev)
+
+
+@functools.lru_cache(maxsize=None)
+def _usable(name: str) -> bool:
+    try:
+        get_backend(name)
+    except (BackendUnavailableError, ValueError):
+        return False
+    return True
+
+
+def available_backends() -> list[str]:
+    """Names of the backends usable on this machine, in :data:`BACKEND_NAMES` order.
+
+    A backend is listed when it imports; ``cupy`` also needs a GPU. The answer
+    is cached for the process.
+    """
+    return [name for name in BACKEND_NAMES if _usable(name)]
+
+
+def backend_of(a) -> Backend:
+    """The backend an array belongs to (its namespace and device).
+
+    Raises ``TypeError`` for objects that are not arrays of a known backend.
+    """
+    import array_api_compat as compat
+
+    if isinstance(a, np.ndarray):
+        return get_backend("numpy")
+    checks = (
+        ("cupy", compat.is_cupy_array),
+        ("torch", compat.is_torch_array),
+        ("jax", compat.is_jax_array),
+    )
+    for name, check in checks:
+        if check(a):
+            return Backend(name, get_backend(name).xp, compat.device(a))
+    if type(a).__module__.startswith("array_api_strict"):
+        xp = get_backend("strict").xp
+        return Backend("strict", xp, a.device)
+    raise TypeError(
+        f"expected a NumPy array, a list, or an array of one of {list(BACKEND_NAMES)}; "
+        f"got {type(a).__module__}.{type(a).__qualname__}"
+    )

@@ -1,0 +1,245 @@
+"""Data preparation and the descent modes as batch plans.
+
+The three modes differ only in how an epoch's rows are cut into steps:
+
+============  ===========================  =====================================
+mode          rows per step                shuffled each epoch
+============  ===========================  =====================================
+batch         all N (one step per epoch)   no: the full gradient is one sum,
+                                           and order changes only its rounding
+minibatch     ``batch_size``               yes, if ``shuffle``
+sgd           1                            yes, if ``shuffle``
+============  ===========================  =====================================
+
+The last mini-batch of an epoch holds the ``N mod batch_size`` rows left over.
+Shuffling draws one permutation per epoch from a host NumPy ``Generator``, so
+a given seed yields the same batch order on every backend.
+
+Inputs are checked and moved to the backend's device here, once per fit.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+from .backend import Backend, backend_of
+
+__all__ = ["MODES", "BatchPlan", "make_plan", "as_features", "as_targets"]
+
+MODES = ("batch", "minibatch", "sgd")
+
+
+@dataclass(frozen=True)
+class BatchPlan:
+    """How one epoch walks ``n_samples`` rows.
+
+    Attributes
+    ----------
+    n_samples : int
+    batch_size : int
+        Rows per step (the last step may hold fewer).
+    shuffle : bool
+        Whether each epoch visits the rows in a fresh random order.
+    """
+
+    n_samples: int
+    batch_size: int
+    shuffle: bool
+
+    @property
+    def bounds(self) -> list[tuple[int, int]]:
+        """``(start, stop)`` of each step's rows; ``stop`` never passes ``n_samples``."""
+        n, size = self.n_samples, self.batch_size
+        return [(i, min(i + size, n)) for i in range(0, n, size)]
+
+    def order(self, rng: np.random.Generator) -> np.ndarray | None:
+        """This epoch's row order (a host permutation), or None for 0..N-1."""
+        return rng.permutation(self.n_samples) if self.shuffle else None
+
+
+def _check_int(name, value, minimum=1):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def make_plan(mode: str, n_samples: int, batch_size: int | None = 32, shuffle: bool = True) -> BatchPlan:
+    """The batch plan of a descent mode.
+
+    ``batch_size`` is used by ``minibatch`` only (``batch`` takes N, ``sgd``
+    takes 1). A ``batch_size`` above N is clipped to N, with a warning, as
+    scikit-learn's MLP does.
+    """
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}; choose one of {list(MODES)}")
+    if mode == "batch":
+        return BatchPlan(n_samples, n_samples, False)
+    if mode == "sgd":
+        return BatchPlan(n_samples, 1, bool(shuffle))
+    batch_size = _check_int("batch_size", batch_size)
+    if batch_size > n_samples:
+        warnings.warn(
+            f"batch_size={batch_size} is larger than the {n_samples} samples; "
+            f"using batch_size={n_samples}",
+            UserWarning,
+            stacklevel=3,
+        )
+        batch_size = n_samples
+    return BatchPlan(n_samples, batch_size, bool(shuffle))
+
+
+# -- inputs ----------------------------------------------------------------------
+
+
+def _is_host(a) -> bool:
+    return isinstance(a, (np.ndarray, list, tuple, numbers.Number))
+
+
+def _check_same_backend(name, a, backend: Backend):
+    other = backend_of(a)
+    if other.name != backend.name:
+        raise TypeError(
+            f"{name} is a {other.name} array but the model's backend is "
+            f"{backend.name!r}; pass NumPy data or build the model with "
+            f"backend={other.name!r}"
+        )
+    if str(other.device) != str(backend.device):
+        raise ValueError(
+            f"{name} is on device {other.device!r} but the model is on "
+            f"{backend.device!r}; move it there first"
+        )
+
+
+def _host_array(name, a) -> np.ndarray:
+    try:
+        arr = np.asarray(a)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"{name} could not be read as an array: {exc}") from None
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(
+            f"{name} must hold real numbers (bool, int or float); got dtype {arr.dtype}"
+        )
+    return arr
+
+
+def as_features(backend: Backend, X, dtype, name: str = "X"):
+    """``X`` as a (n_samples, n_features) floating array on the backend's device.
+
+    Host data (NumPy arrays, lists) is checked on the host and moved once;
+    an array of the backend's own namespace stays where it is (cast to
+    ``dtype`` if needed). Raises on a wrong number of dimensions, non-real
+    dtypes, NaN or infinity, and arrays of another backend or device.
+    """
+    if _is_host(X):
+        host = _host_array(name, X)
+        _check_features_shape(name, host.shape)
+        if not np.all(np.isfinite(host)):
+            raise ValueError(f"{name} contains NaN or infinity")
+        return backend.asarray(host, dtype=dtype)
+    _check_same_backend(name, X, backend)
+    xp = backend.xp
+    _check_features_shape(name, tuple(X.shape))
+    if not xp.isdtype(X.dtype, ("real floating", "integral", "bool")):
+        raise TypeError(f"{name} must hold real numbers; got dtype {X.dtype}")
+    X = xp.astype(X, dtype) if X.dtype != dtype else X
+    # One check per fit, not per step: a sync here is affordable.
+    if not bool(xp.all(xp.isfinite(X))):
+        raise ValueError(f"{name} contains NaN or infinity")
+    return X
+
+
+def _check_features_shape(name, shape):
+    if len(shape) != 2:
+        raise ValueError(
+            f"{name} must be 2-D (n_samples, n_features); got shape {tuple(shape)}"
+            + ("; reshape a single feature with X.reshape(-1, 1)" if len(shape) == 1 else "")
+        )
+    if shape[0] == 0:
+        raise ValueError(f"{name} is empty: it has 0 samples")
+    if shape[1] == 0:
+        raise ValueError(f"{name} has 0 features")
+
+
+def as_targets(backend: Backend, y, loss: str, n_outputs: int, n_samples: int, dtype, name: str = "y"):
+    """Targets as a (n_samples, n_outputs) floating array on the backend's device.
+
+    For ``loss="cross_entropy"``, 1-D integer class ids in ``[0, n_outputs)``
+    become one-hot rows; 2-D targets must already be one-hot. For the other
+    losses a 1-D ``y`` is taken as one output column.
+    """
+    xp = backend.xp
+    if _is_host(y):
+        y = _host_array(name, y)
+        if y.ndim == 0:
+            raise ValueError(f"{name} must be 1-D or 2-D; got a scalar")
+    else:
+        _check_same_backend(name, y, backend)
+        if not xp.isdtype(y.dtype, ("real floating", "integral", "bool")):
+            raise TypeError(f"{name} must hold real numbers; got dtype {y.dtype}")
+    shape = tuple(y.shape)
+    if len(shape) not in (1, 2):
+        raise ValueError(f"{name} must be 1-D or 2-D; got shape {shape}")
+    if shape[0] != n_samples:
+        raise ValueError(f"{name} has {shape[0]} rows but X has {n_samples}")
+
+    class_ids = loss == "cross_entropy" and (
+        len(shape) == 1 or (shape[1] == 1 and n_outputs > 1)
+    )
+    if class_ids:
+        return _one_hot(backend, y, n_outputs, dtype, name)
+    if len(shape) == 1:
+        if n_outputs != 1:
+            raise ValueError(
+                f"{name} is 1-D but the network has {n_outputs} outputs; "
+                f"give {name} shape ({n_samples}, {n_outputs})"
+            )
+        y = y.reshape(-1, 1) if isinstance(y, np.ndarray) else xp.reshape(y, (-1, 1))
+    elif shape[1] != n_outputs:
+        raise ValueError(
+            f"{name} has {shape[1]} columns but the network has {n_outputs} outputs"
+        )
+    if isinstance(y, np.ndarray):
+        if not np.all(np.isfinite(y)):
+            raise ValueError(f"{name} contains NaN or infinity")
+        return backend.asarray(y, dtype=dtype)
+    y = xp.astype(y, dtype) if y.dtype != dtype else y
+    if not bool(xp.all(xp.isfinite(y))):
+        raise ValueError(f"{name} contains NaN or infinity")
+    return y
+
+
+def _one_hot(backend: Backend, y, n_classes: int, dtype, name: str):
+    xp = backend.xp
+    host = y if isinstance(y, np.ndarray) else backend.to_host(y)
+    host = host.reshape(-1)
+    if host.dtype.kind == "f":
+        if not np.all(np.isfinite(host)) or np.any(host != np.round(host)):
+            raise ValueError(
+                f"{name} holds class ids for cross_entropy, so they must be "
+                "whole numbers; got non-integer values"
+            )
+    ids = host.astype(np.int64)
+    bad = (ids < 0) | (ids >= n_classes)
+    if np.any(bad):
+        raise ValueError(
+            f"{name} holds class ids outside [0, {n_classes}) for a network "
+            f"with {n_classes} outputs (e.g. {ids[bad][0]})"
+        )
+    one_hot = np.zeros((ids.shape[0], n_classes), dtype=np.float64)
+    one_hot[np.arange(ids.shape[0]), ids] = 1.0
+    return backend.asarray(one_hot, dtype=dtype)
+
+
+def n_rows(a) -> int:
+    """Rows of an array whose first dimension is known."""
+    n = a.shape[0]
+    if n is None or (isinstance(n, float) and math.isnan(n)):
+        raise ValueError("the number of rows is unknown (a lazy array?); compute it first")
+    return int(n)

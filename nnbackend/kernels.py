@@ -1,0 +1,348 @@
+"""Forward and backward kernels written once against the Array API standard.
+
+Every function finds its namespace ``xp`` from its input arrays, returns
+arrays of that namespace on the same device, and never mutates its inputs,
+so the same code runs eagerly on NumPy, CuPy, PyTorch and array-api-strict
+and traces under ``jax.jit``. No array library is imported here.
+
+Shapes: ``n`` rows (samples) of ``fan_in`` features enter a dense layer of
+``fan_out`` units; ``k`` is the number of network outputs.
+
+Conventions
+-----------
+* ``mse`` is ½·squared error: the per-sample loss is ½·Σ_k (a - y)².
+* ``bce`` and ``cross_entropy`` take the output layer's *logits* ``z`` and
+  are computed with log-sum-exp, never from clipped probabilities.
+* ``reduction="sum"`` adds the per-sample losses; ``"mean"`` divides that sum
+  by ``n_samples`` (default: the rows given). Passing the full dataset's
+  ``n_samples`` for one chunk of it lets chunk gradients be summed into the
+  exact full-batch mean gradient.
+"""
+
+from __future__ import annotations
+
+import math
+
+from array_api_compat import array_namespace
+
+__all__ = [
+    "dense_forward",
+    "dense_backward",
+    "sigmoid_forward",
+    "sigmoid_backward",
+    "tanh_forward",
+    "tanh_backward",
+    "relu_forward",
+    "relu_backward",
+    "identity_forward",
+    "identity_backward",
+    "softmax_forward",
+    "softmax_backward",
+    "mse_forward",
+    "mse_backward",
+    "bce_with_logits_forward",
+    "bce_with_logits_backward",
+    "softmax_cross_entropy_forward",
+    "softmax_cross_entropy_backward",
+    "activation_forward",
+    "activation_backward",
+    "loss_forward",
+    "loss_backward",
+    "HIDDEN_ACTIVATIONS",
+    "OUTPUT_ACTIVATIONS",
+    "LOSSES",
+    "REDUCTIONS",
+    "LOSS_OUTPUT",
+]
+
+REDUCTIONS = ("mean", "sum")
+
+
+# -- dense layer -----------------------------------------------------------------
+
+
+def dense_forward(x, W, b):
+    """Affine map ``z = x @ W + b``.
+
+    Parameters
+    ----------
+    x : array, shape (n, fan_in)
+    W : array, shape (fan_in, fan_out)
+    b : array, shape (fan_out,)
+
+    Returns
+    -------
+    z : array, shape (n, fan_out)
+    """
+    xp = array_namespace(x, W, b)
+    return xp.matmul(x, W) + b
+
+
+def dense_backward(x, W, dz, *, need_dx=True):
+    """Gradients of a dense layer given the gradient of its output.
+
+    Parameters
+    ----------
+    x : array, shape (n, fan_in)
+        The layer's input from the forward pass.
+    W : array, shape (fan_in, fan_out)
+    dz : array, shape (n, fan_out)
+        Gradient of the loss with respect to ``z = x @ W + b``.
+    need_dx : bool, default True
+        False skips the input gradient (the first layer has no use for it).
+
+    Returns
+    -------
+    dx : array, shape (n, fan_in), or None when ``need_dx`` is False
+    dW : array, shape (fan_in, fan_out)
+    db : array, shape (fan_out,)
+    """
+    xp = array_namespace(x, W, dz)
+    dW = xp.matmul(xp.matrix_transpose(x), dz)
+    db = xp.sum(dz, axis=0)
+    dx = xp.matmul(dz, xp.matrix_transpose(W)) if need_dx else None
+    return dx, dW, db
+
+
+# -- activations -----------------------------------------------------------------
+# Every backward takes (z, a, da): the pre-activation, the activation and the
+# gradient with respect to the activation, and returns the gradient with
+# respect to z. Each uses whichever of z and a gives the cheaper formula.
+
+
+def sigmoid_forward(z):
+    """Logistic sigmoid ``1 / (1 + exp(-z))``, shape of ``z``.
+
+    ``z`` is clipped from below where ``exp(-z)`` would overflow; there the
+    result (below the dtype's smallest normal number) is unchanged in effect.
+    """
+    xp = array_namespace(z)
+    floor = -math.log(float(xp.finfo(z.dtype).max))
+    return 1 / (1 + xp.exp(-xp.clip(z, min=floor)))
+
+
+def sigmoid_backward(z, a, da):
+    """``da · a(1 - a)``, shape of ``z``."""
+    return da * (a * (1 - a))
+
+
+def tanh_forward(z):
+    """Hyperbolic tangent, shape of ``z``."""
+    return array_namespace(z).tanh(z)
+
+
+def tanh_backward(z, a, da):
+    """``da · (1 - a²)``, shape of ``z``."""
+    return da * (1 - a * a)
+
+
+def relu_forward(z):
+    """``max(z, 0)``, shape of ``z``."""
+    xp = array_namespace(z)
+    return xp.where(z > 0, z, xp.zeros_like(z))
+
+
+def relu_backward(z, a, da):
+    """``da`` where ``z > 0``, else 0 (the subgradient at 0 is taken as 0)."""
+    xp = array_namespace(z, da)
+    return xp.where(z > 0, da, xp.zeros_like(da))
+
+
+def identity_forward(z):
+    """``z`` itself."""
+    return z
+
+
+def identity_backward(z, a, da):
+    """``da`` itself."""
+    return da
+
+
+def softmax_forward(z):
+    """Row-wise softmax, shifted by each row's maximum so ``exp`` cannot overflow.
+
+    Parameters
+    ----------
+    z : array, shape (n, k)
+
+    Returns
+    -------
+    a : array, shape (n, k), rows summing to 1
+    """
+    xp = array_namespace(z)
+    e = xp.exp(z - xp.max(z, axis=1, keepdims=True))
+    return e / xp.sum(e, axis=1, keepdims=True)
+
+
+def softmax_backward(z, a, da):
+    """Vector-Jacobian product of the row-wise softmax, shape (n, k)."""
+    xp = array_namespace(a, da)
+    return a * (da - xp.sum(da * a, axis=1, keepdims=True))
+
+
+_ACTIVATIONS = {
+    "sigmoid": (sigmoid_forward, sigmoid_backward),
+    "tanh": (tanh_forward, tanh_backward),
+    "relu": (relu_forward, relu_backward),
+    "identity": (identity_forward, identity_backward),
+    "softmax": (softmax_forward, softmax_backward),
+}
+HIDDEN_ACTIVATIONS = ("sigmoid", "tanh", "relu", "identity")
+OUTPUT_ACTIVATIONS = ("sigmoid", "softmax", "identity")
+
+
+def _activation(name):
+    try:
+        return _ACTIVATIONS[name]
+    except (KeyError, TypeError):
+        raise ValueError(
+            f"unknown activation {name!r}; choose one of {list(_ACTIVATIONS)}"
+        ) from None
+
+
+def activation_forward(name, z):
+    """Apply the activation called ``name`` to ``z``."""
+    return _activation(name)[0](z)
+
+
+def activation_backward(name, z, a, da):
+    """Gradient with respect to ``z`` of the activation called ``name``."""
+    return _activation(name)[1](z, a, da)
+
+
+# -- losses ----------------------------------------------------------------------
+
+
+def _check_reduction(reduction):
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of {list(REDUCTIONS)}, got {reduction!r}")
+
+
+def _reduce(xp, per_element, reduction, n_samples):
+    """Sum ``per_element`` (shape (n, k)); divide by ``n_samples`` for the mean."""
+    _check_reduction(reduction)
+    total = xp.sum(per_element)
+    if reduction == "sum":
+        return total
+    return total / (per_element.shape[0] if n_samples is None else n_samples)
+
+
+def _scale(dz, reduction, n_samples):
+    _check_reduction(reduction)
+    if reduction == "sum":
+        return dz
+    return dz / (dz.shape[0] if n_samples is None else n_samples)
+
+
+def mse_forward(a, y, reduction="mean", n_samples=None):
+    """½·squared error between outputs ``a`` and targets ``y``, both shape (n, k).
+
+    Returns a 0-D array: the sum over samples of ½·Σ_k (a - y)², divided by
+    ``n_samples`` when ``reduction="mean"``.
+    """
+    xp = array_namespace(a, y)
+    d = a - y
+    return _reduce(xp, 0.5 * (d * d), reduction, n_samples)
+
+
+def mse_backward(a, y, reduction="mean", n_samples=None):
+    """Gradient of :func:`mse_forward` with respect to ``a``, shape (n, k)."""
+    return _scale(a - y, reduction, n_samples)
+
+
+def bce_with_logits_forward(z, y, reduction="mean", n_samples=None):
+    """Binary cross-entropy of ``sigmoid(z)`` against ``y`` in [0, 1], shapes (n, k).
+
+    Computed from the logits as ``max(z, 0) - z·y + log(1 + exp(-|z|))``,
+    which neither overflows nor takes the log of 0. Returns a 0-D array.
+    """
+    xp = array_namespace(z, y)
+    per_element = xp.where(z > 0, z, xp.zeros_like(z)) - z * y + xp.log1p(xp.exp(-xp.abs(z)))
+    return _reduce(xp, per_element, reduction, n_samples)
+
+
+def bce_with_logits_backward(z, y, reduction="mean", n_samples=None, a=None):
+    """Gradient of :func:`bce_with_logits_forward` with respect to ``z``: ``sigmoid(z) - y``.
+
+    ``a``, if given, is ``sigmoid(z)`` already computed by the forward pass.
+    """
+    if a is None:
+        a = sigmoid_forward(z)
+    return _scale(a - y, reduction, n_samples)
+
+
+def softmax_cross_entropy_forward(z, y, reduction="mean", n_samples=None):
+    """Cross-entropy of ``softmax(z)`` against ``y``, shapes (n, k).
+
+    ``y`` holds one-hot rows (or probability rows summing to 1). Computed as
+    ``Σ_k y·(logsumexp(z) - z)`` with the row maximum shifted out.
+    Returns a 0-D array.
+    """
+    xp = array_namespace(z, y)
+    m = xp.max(z, axis=1, keepdims=True)
+    lse = m + xp.log(xp.sum(xp.exp(z - m), axis=1, keepdims=True))
+    return _reduce(xp, y * (lse - z), reduction, n_samples)
+
+
+def softmax_cross_entropy_backward(z, y, reduction="mean", n_samples=None, a=None):
+    """Gradient of :func:`softmax_cross_entropy_forward` with respect to ``z``:
+    ``softmax(z) - y`` (for rows of ``y`` summing to 1), shape (n, k).
+
+    ``a``, if given, is ``softmax(z)`` already computed by the forward pass.
+    """
+    if a is None:
+        a = softmax_forward(z)
+    return _scale(a - y, reduction, n_samples)
+
+
+LOSSES = ("mse", "bce", "cross_entropy")
+# The output activation each logits-based loss is defined with.
+LOSS_OUTPUT = {"bce": "sigmoid", "cross_entropy": "softmax"}
+
+
+def _check_loss(loss, output_activation):
+    if loss not in LOSSES:
+        raise ValueError(f"unknown loss {loss!r}; choose one of {list(LOSSES)}")
+    need = LOSS_OUTPUT.get(loss)
+    if need is not None and output_activation != need:
+        raise ValueError(
+            f"loss {loss!r} is computed from logits and needs "
+            f"output_activation={need!r}, got {output_activation!r}"
+        )
+
+
+def loss_forward(loss, output_activation, z, a, y, reduction="mean", n_samples=None):
+    """The loss of the network's output layer.
+
+    Parameters
+    ----------
+    loss : {'mse', 'bce', 'cross_entropy'}
+    output_activation : {'sigmoid', 'softmax', 'identity'}
+        ``bce`` needs ``sigmoid`` and ``cross_entropy`` needs ``softmax``.
+    z : array, shape (n, k)
+        The output layer's logits.
+    a : array, shape (n, k)
+        ``activation_forward(output_activation, z)``.
+    y : array, shape (n, k)
+        Targets (one-hot rows for ``cross_entropy``).
+
+    Returns
+    -------
+    0-D array
+    """
+    _check_loss(loss, output_activation)
+    if loss == "mse":
+        return mse_forward(a, y, reduction, n_samples)
+    if loss == "bce":
+        return bce_with_logits_forward(z, y, reduction, n_samples)
+    return softmax_cross_entropy_forward(z, y, reduction, n_samples)
+
+
+def loss_backward(loss, output_activation, z, a, y, reduction="mean", n_samples=None):
+    """Gradient of :func:`loss_forward` with respect to the logits ``z``, shape (n, k)."""
+    _check_loss(loss, output_activation)
+    if loss == "mse":
+        da = mse_backward(a, y, reduction, n_samples)
+        return activation_backward(output_activation, z, a, da)
+    # sigmoid + bce and softmax + cross-entropy both reduce to a - y.
+    return _scale(a - y, reduction, n_samples)

@@ -1,0 +1,139 @@
+"""Optimizers as pairs of pure functions over lists of arrays.
+
+Each optimizer is an :class:`Optimizer` ``(init, update)``:
+
+* ``init(params) -> state``
+* ``update(grads, state, params) -> (new_params, new_state)``
+
+``params`` and ``grads`` are flat lists of arrays of one namespace (the model
+flattens its ``[(W, b), ...]``). Nothing is mutated: every step returns new
+arrays and a new state, so the same functions run eagerly on NumPy, CuPy or
+PyTorch and trace under ``jax.jit``. No array library is imported here; the
+step count and bias corrections are host-side Python numbers, so no step
+reads a device value.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, NamedTuple
+
+from array_api_compat import array_namespace
+
+__all__ = ["Optimizer", "sgd", "momentum", "adam", "get_optimizer", "OPTIMIZERS"]
+
+
+class Optimizer(NamedTuple):
+    """An optimizer: ``init(params) -> state``, ``update(grads, state, params) -> (params, state)``."""
+
+    init: Callable[[list], Any]
+    update: Callable[[list, Any, list], tuple[list, Any]]
+
+
+def _check_positive(name, value):
+    try:
+        ok = math.isfinite(value) and value > 0
+    except TypeError:
+        ok = False
+    if not ok or isinstance(value, bool):
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+
+
+def _check_fraction(name, value):
+    try:
+        ok = 0 <= value < 1
+    except TypeError:
+        ok = False
+    if not ok or isinstance(value, bool):
+        raise ValueError(f"{name} must be a number in [0, 1), got {value!r}")
+
+
+def sgd(lr: float) -> Optimizer:
+    """Plain gradient descent: ``p ← p - lr·g``."""
+    _check_positive("lr", lr)
+
+    def init(params):
+        return ()
+
+    def update(grads, state, params):
+        return [p - lr * g for p, g in zip(params, grads)], state
+
+    return Optimizer(init, update)
+
+
+class MomentumState(NamedTuple):
+    velocity: list
+
+
+def momentum(lr: float, beta: float = 0.9, nesterov: bool = False) -> Optimizer:
+    """Heavy-ball momentum, as ``torch.optim.SGD(momentum=beta, nesterov=...)``.
+
+    ``v ← beta·v + g``; ``p ← p - lr·v``, or ``p ← p - lr·(g + beta·v)`` with
+    Nesterov's look-ahead.
+    """
+    _check_positive("lr", lr)
+    _check_fraction("beta", beta)
+
+    def init(params):
+        return MomentumState([array_namespace(p).zeros_like(p) for p in params])
+
+    def update(grads, state, params):
+        velocity = [beta * v + g for v, g in zip(state.velocity, grads)]
+        if nesterov:
+            steps = [g + beta * v for g, v in zip(grads, velocity)]
+        else:
+            steps = velocity
+        return [p - lr * s for p, s in zip(params, steps)], MomentumState(velocity)
+
+    return Optimizer(init, update)
+
+
+class AdamState(NamedTuple):
+    count: int  # steps taken, a host integer
+    mu: list  # first moment estimates
+    nu: list  # second moment estimates
+
+
+def adam(lr: float, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> Optimizer:
+    """Adam (Kingma & Ba, 2015) with bias correction, as ``torch.optim.Adam``."""
+    _check_positive("lr", lr)
+    _check_fraction("b1", b1)
+    _check_fraction("b2", b2)
+    _check_positive("eps", eps)
+
+    def init(params):
+        zeros = [array_namespace(p).zeros_like(p) for p in params]
+        return AdamState(0, zeros, [array_namespace(p).zeros_like(p) for p in params])
+
+    def update(grads, state, params):
+        count = state.count + 1
+        mu = [b1 * m + (1 - b1) * g for m, g in zip(state.mu, grads)]
+        nu = [b2 * v + (1 - b2) * (g * g) for v, g in zip(state.nu, grads)]
+        # Bias corrections are Python floats: folding them into the step
+        # size keeps the per-step work on the device to one pass per array.
+        step = lr * math.sqrt(1 - b2**count) / (1 - b1**count)
+        eps_hat = eps * math.sqrt(1 - b2**count)
+        new_params = []
+        for p, m, v in zip(params, mu, nu):
+            xp = array_namespace(p)
+            new_params.append(p - step * m / (xp.sqrt(v) + eps_hat))
+        return new_params, AdamState(count, mu, nu)
+
+    return Optimizer(init, update)
+
+
+OPTIMIZERS = {"sgd": sgd, "momentum": momentum, "adam": adam}
+
+
+def get_optimizer(optimizer, lr: float, **options) -> Optimizer:
+    """An :class:`Optimizer` from a name in :data:`OPTIMIZERS` (built with ``lr``
+    and ``options``) or an :class:`Optimizer` given as is."""
+    if isinstance(optimizer, Optimizer):
+        return optimizer
+    try:
+        factory = OPTIMIZERS[optimizer]
+    except (KeyError, TypeError):
+        raise ValueError(
+            f"unknown optimizer {optimizer!r}; choose one of {list(OPTIMIZERS)}"
+        ) from None
+    return factory(lr, **options)
