@@ -117,6 +117,16 @@ def _check_same_backend(name, a, backend: Backend):
         )
 
 
+def _all_finite(a: np.ndarray, rows_per_check: int = 65536) -> bool:
+    """No NaN or infinity in ``a``, checked in row blocks so the temporary
+    stays small however many rows there are."""
+    if a.dtype.kind != "f":
+        return True
+    return all(
+        np.isfinite(a[i : i + rows_per_check]).all() for i in range(0, a.shape[0], rows_per_check)
+    )
+
+
 def _host_array(name, a) -> np.ndarray:
     try:
         arr = np.asarray(a)
@@ -140,7 +150,7 @@ def as_features(backend: Backend, X, dtype, name: str = "X"):
     if _is_host(X):
         host = _host_array(name, X)
         _check_features_shape(name, host.shape)
-        if not np.all(np.isfinite(host)):
+        if not _all_finite(host):
             raise ValueError(f"{name} contains NaN or infinity")
         return backend.asarray(host, dtype=dtype)
     _check_same_backend(name, X, backend)
@@ -206,7 +216,7 @@ def as_targets(backend: Backend, y, loss: str, n_outputs: int, n_samples: int, d
             f"{name} has {shape[1]} columns but the network has {n_outputs} outputs"
         )
     if isinstance(y, np.ndarray):
-        if not np.all(np.isfinite(y)):
+        if not _all_finite(y):
             raise ValueError(f"{name} contains NaN or infinity")
         return backend.asarray(y, dtype=dtype)
     y = xp.astype(y, dtype) if y.dtype != dtype else y
@@ -220,7 +230,7 @@ def _one_hot(backend: Backend, y, n_classes: int, dtype, name: str):
     host = y if isinstance(y, np.ndarray) else backend.to_host(y)
     host = host.reshape(-1)
     if host.dtype.kind == "f":
-        if not np.all(np.isfinite(host)) or np.any(host != np.round(host)):
+        if not _all_finite(host) or np.any(host != np.round(host)):
             raise ValueError(
                 f"{name} holds class ids for cross_entropy, so they must be "
                 "whole numbers; got non-integer values"

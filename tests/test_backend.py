@@ -1,0 +1,133 @@
+"""Backend selection: names, the environment variable, devices and clear errors."""
+
+import sys
+
+import numpy as np
+import pytest
+
+import nnbackend as nb
+from nnbackend.backend import ENV_VAR
+
+
+def test_available_backends_lists_known_names_and_numpy():
+    names = nb.available_backends()
+    assert "numpy" in names
+    assert set(names) <= set(nb.BACKEND_NAMES)
+    assert names == [n for n in nb.BACKEND_NAMES if n in names]  # stable order
+
+
+def test_default_is_numpy(monkeypatch):
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    assert nb.get_backend().name == "numpy"
+    assert nb.MLP([2, 1]).backend.name == "numpy"
+
+
+def test_environment_variable_picks_backend(monkeypatch):
+    pytest.importorskip("array_api_strict")
+    monkeypatch.setenv(ENV_VAR, "strict")
+    assert nb.get_backend().name == "strict"
+    assert nb.MLP([2, 1]).backend.name == "strict"
+
+
+def test_environment_variable_unknown_name_is_named(monkeypatch):
+    monkeypatch.setenv(ENV_VAR, "tensorflow")
+    with pytest.raises(ValueError, match=r"unknown backend 'tensorflow' \(from \$NNBACKEND_BACKEND\)"):
+        nb.get_backend()
+
+
+@pytest.mark.parametrize("name", ["numpyy", "", "TF"])
+def test_unknown_backend_lists_choices(name):
+    with pytest.raises(ValueError, match="unknown backend .*choose one of .*numpy"):
+        nb.get_backend(name)
+    with pytest.raises(ValueError, match="unknown backend"):
+        nb.MLP([2, 1], backend=name)
+
+
+@pytest.mark.parametrize(
+    "name, module, extra",
+    [("torch", "torch", "nnbackend[torch]"), ("jax", "jax", "nnbackend[jax]"),
+     ("strict", "array_api_strict", "nnbackend[test]"), ("cupy", "cupy", "nnbackend[cuda12]")],
+)
+def test_missing_library_gives_install_hint(monkeypatch, name, module, extra):
+    # A None entry in sys.modules makes `import module` raise ImportError,
+    # as on a machine without the library.
+    monkeypatch.setitem(sys.modules, module, None)
+    with pytest.raises(nb.BackendUnavailableError) as info:
+        nb.get_backend(name)
+    message = str(info.value)
+    assert f"backend {name!r} is not available" in message
+    assert extra in message
+
+
+def test_cupy_without_gpu_is_one_clear_error():
+    if "cupy" in nb.available_backends():
+        pytest.skip("this machine has a GPU for CuPy")
+    with pytest.raises(nb.BackendUnavailableError, match="cupy.*(GPU|not available).*nnbackend\\[cuda1"):
+        nb.get_backend("cupy")
+    with pytest.raises(nb.BackendUnavailableError):
+        nb.MLP([2, 1], backend="cupy")
+
+
+def test_torch_cuda_without_gpu_is_one_clear_error():
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA GPU for torch")
+    with pytest.raises(nb.BackendUnavailableError, match="torch.*'cuda'.*no CUDA GPU"):
+        nb.get_backend("torch", "cuda")
+
+
+def test_jax_gpu_without_gpu_is_one_clear_error():
+    jax = pytest.importorskip("jax")
+    try:
+        jax.devices("gpu")
+        pytest.skip("this machine has a GPU for jax")
+    except RuntimeError:
+        pass
+    with pytest.raises(nb.BackendUnavailableError, match="jax.*'gpu'"):
+        nb.get_backend("jax", "gpu")
+
+
+def test_bad_devices_are_named():
+    with pytest.raises(ValueError, match="numpy.*only the device 'cpu'.*'cuda'"):
+        nb.get_backend("numpy", "cuda")
+    pytest.importorskip("array_api_strict")
+    with pytest.raises(ValueError, match="strict.*no device 'device9'.*device1"):
+        nb.get_backend("strict", "device9")
+
+
+def test_strict_devices():
+    pytest.importorskip("array_api_strict")
+    b = nb.get_backend("strict", "device1")
+    assert b.name == "strict" and "device1" in repr(b.device)
+    a = b.asarray(np.ones((2, 3)), dtype=b.dtype("float32"))
+    assert a.device == b.device
+    np.testing.assert_array_equal(b.to_host(a), np.ones((2, 3)))
+
+
+def test_float64_refused_on_device_without_it():
+    pytest.importorskip("array_api_strict")
+    b = nb.get_backend("strict", "no_float64")
+    assert b.float_dtypes() == ("float32",)
+    with pytest.raises(ValueError, match="'float64' is not supported by backend 'strict'.*float32"):
+        b.dtype("float64")
+    with pytest.raises(ValueError, match="float64"):
+        nb.MLP([2, 1], backend="strict", device="no_float64", dtype="float64")
+    assert nb.MLP([2, 1], backend="strict", device="no_float64").dtype == "float32"
+
+
+@pytest.mark.parametrize("dtype", ["float16", "int32", "double"])
+def test_unknown_dtype_is_named(dtype):
+    with pytest.raises(ValueError, match="dtype must be one of"):
+        nb.MLP([2, 1], dtype=dtype)
+
+
+def test_backend_of_round_trips(backend):
+    a = backend.asarray(np.arange(6.0).reshape(2, 3), dtype=backend.dtype("float32"))
+    found = nb.backend_of(a)
+    assert found.name == backend.name
+    assert str(found.device) == str(backend.device)
+
+
+def test_backend_of_refuses_non_arrays():
+    with pytest.raises(TypeError, match="expected a NumPy array"):
+        nb.backend_of(object())
