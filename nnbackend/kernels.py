@@ -113,11 +113,12 @@ def dense_backward(x, W, dz, *, need_dx=True):
 def sigmoid_forward(z):
     """Logistic sigmoid ``1 / (1 + exp(-z))``, shape of ``z``.
 
-    ``z`` is clipped from below where ``exp(-z)`` would overflow; there the
-    result (below the dtype's smallest normal number) is unchanged in effect.
+    ``z`` is clipped from below, a unit short of where ``exp(-z)`` would
+    overflow: there the result is below the dtype's smallest normal number
+    either way, and elsewhere it is bit for bit the textbook formula.
     """
     xp = array_namespace(z)
-    floor = -math.log(float(xp.finfo(z.dtype).max))
+    floor = 1 - math.log(float(xp.finfo(z.dtype).max))
     return 1 / (1 + xp.exp(-xp.clip(z, min=floor)))
 
 
@@ -280,8 +281,8 @@ def softmax_cross_entropy_forward(z, y, reduction="mean", n_samples=None):
     """
     xp = array_namespace(z, y)
     m = xp.max(z, axis=1, keepdims=True)
-    lse = m + xp.log(xp.sum(xp.exp(z - m), axis=1, keepdims=True))
-    return _reduce(xp, y * (lse - z), reduction, n_samples)
+    log_norm = xp.log(xp.sum(xp.exp(z - m), axis=1, keepdims=True))
+    return _reduce(xp, y * ((m - z) + log_norm), reduction, n_samples)
 
 
 def softmax_cross_entropy_backward(z, y, reduction="mean", n_samples=None, a=None):
