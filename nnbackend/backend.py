@@ -20,6 +20,7 @@ Names
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 import os
@@ -123,6 +124,17 @@ class Backend:
     def to_host(self, a) -> np.ndarray:
         """A NumPy copy of an array of this backend (a device-to-host sync)."""
         return _TO_HOST[self.name](a)
+
+    def quiet_overflow(self):
+        """A context in which overflow to inf/NaN raises no warnings.
+
+        NumPy (and array-api-strict, built on it) warns at every operation
+        once a diverging run overflows; the training loop reports divergence
+        itself, once and clearly, so it silences those.
+        """
+        if self.name in ("numpy", "strict"):
+            return np.errstate(over="ignore", invalid="ignore", divide="ignore")
+        return contextlib.nullcontext()
 
     def synchronize(self) -> None:
         """Wait until queued device work is done (for timing)."""

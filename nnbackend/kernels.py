@@ -53,6 +53,7 @@ __all__ = [
     "LOSSES",
     "REDUCTIONS",
     "LOSS_OUTPUT",
+    "n_correct",
 ]
 
 REDUCTIONS = ("mean", "sum")
@@ -347,3 +348,32 @@ def loss_backward(loss, output_activation, z, a, y, reduction="mean", n_samples=
         return activation_backward(output_activation, z, a, da)
     # sigmoid + bce and softmax + cross-entropy both reduce to a - y.
     return _scale(a - y, reduction, n_samples)
+
+
+# -- metrics ---------------------------------------------------------------------
+
+
+def n_correct(a, y, multiclass):
+    """How many predictions in ``a`` match the targets ``y``, as a 0-D array.
+
+    Parameters
+    ----------
+    a : array, shape (n, k)
+        Network outputs (probabilities).
+    y : array, shape (n, k)
+        One-hot rows when ``multiclass``, else 0/1 targets.
+    multiclass : bool
+        True for softmax outputs: a row is right when its largest output is
+        its class (counts rows). False for sigmoid outputs: each element is
+        right when it falls on its target's side of 0.5 (counts elements).
+
+    Returns
+    -------
+    0-D array of ``a``'s dtype
+    """
+    xp = array_namespace(a, y)
+    if multiclass:
+        hit = xp.argmax(a, axis=1) == xp.argmax(y, axis=1)
+    else:
+        hit = (a > 0.5) == (y > 0.5)
+    return xp.sum(xp.astype(hit, a.dtype))

@@ -7,10 +7,7 @@ holds the parameters, the backend and the configuration around them.
 
 from __future__ import annotations
 
-import json
 import numbers
-import os
-import tempfile
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,7 +22,6 @@ __all__ = ["MLP", "NetSpec", "forward", "backward", "loss_and_grads_rows", "DEFA
 # rows a 64-unit float32 layer's activations take 512 KiB, which stays in a
 # CPU's L2 cache, and full-batch memory stays flat whatever N is.
 DEFAULT_CHUNK_SIZE = 2048
-CHECKPOINT_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -82,7 +78,8 @@ def backward(params, xs, zs, dz, spec: NetSpec):
     return grads
 
 
-def loss_and_grads_rows(params, spec: NetSpec, rows, n_batch: int, chunk_size: int):
+def loss_and_grads_rows(params, spec: NetSpec, rows, n_batch: int, chunk_size: int,
+                        multiclass=None):
     """Loss and gradients over ``n_batch`` rows, in chunks of at most ``chunk_size``.
 
     Parameters
@@ -92,6 +89,8 @@ def loss_and_grads_rows(params, spec: NetSpec, rows, n_batch: int, chunk_size: i
         arrays of shapes (stop - start, n_features) and (stop - start, n_outputs).
     n_batch : int
         Rows in the batch; ``"mean"`` gradients divide by it.
+    multiclass : bool or None
+        If not None, also count correct predictions (see ``kernels.n_correct``).
 
     Returns
     -------
@@ -102,8 +101,10 @@ def loss_and_grads_rows(params, spec: NetSpec, rows, n_batch: int, chunk_size: i
         Gradients of the batch loss (with the model's reduction) in the
         layout of ``params``. One chunk gives exactly the one-shot result;
         several give the same sum, accumulated in a different order.
+    correct : 0-D array or None
+        Correct predictions in the batch, when ``multiclass`` is not None.
     """
-    loss_sum, grads = None, None
+    loss_sum, grads, correct = None, None, None
     for start in range(0, n_batch, chunk_size):
         X, Y = rows(start, min(start + chunk_size, n_batch))
         xs, zs, a = forward(params, X, spec)
@@ -113,12 +114,33 @@ def loss_and_grads_rows(params, spec: NetSpec, rows, n_batch: int, chunk_size: i
             spec.loss, spec.output_activation, z_out, a, Y, spec.reduction, n_samples=n_batch
         )
         chunk_grads = backward(params, xs, zs, dz, spec)
+        hits = None if multiclass is None else K.n_correct(a, Y, multiclass)
         if grads is None:
-            loss_sum, grads = loss, chunk_grads
+            loss_sum, grads, correct = loss, chunk_grads, hits
         else:
             loss_sum = loss_sum + loss
             grads = [g + c for g, c in zip(grads, chunk_grads)]
-    return loss_sum, grads
+            correct = None if hits is None else correct + hits
+    return loss_sum, grads, correct
+
+
+def evaluate_rows(params, spec: NetSpec, rows, n_rows: int, chunk_size: int, multiclass=None):
+    """Summed loss (and correct predictions) over ``n_rows`` rows, forward only.
+
+    ``rows`` is as in :func:`loss_and_grads_rows`. Returns ``(loss_sum,
+    correct)``, 0-D arrays left on the device (``correct`` None when
+    ``multiclass`` is None).
+    """
+    loss_sum, correct = None, None
+    for start in range(0, n_rows, chunk_size):
+        X, Y = rows(start, min(start + chunk_size, n_rows))
+        _, zs, a = forward(params, X, spec)
+        loss = K.loss_forward(spec.loss, spec.output_activation, zs[-1], a, Y, "sum")
+        hits = None if multiclass is None else K.n_correct(a, Y, multiclass)
+        loss_sum = loss if loss_sum is None else loss_sum + loss
+        if hits is not None:
+            correct = hits if correct is None else correct + hits
+    return loss_sum, correct
 
 
 def _init_params(sizes, hidden_activation, rng: np.random.Generator):
@@ -218,6 +240,11 @@ class MLP:
         self.dtype = str(dtype)
         self._dtype = self.backend.dtype(self.dtype)
 
+        # Set by fit: the optimizer state and shuffling stream that
+        # fit(resume=True) continues; saved in checkpoints.
+        self.train_state = None
+        # Free-form facts about the task (class names, ...), saved in checkpoints.
+        self.metadata = {}
         if params is None:
             rng = np.random.default_rng(seed)
             host = _init_params(self.layer_sizes, hidden_activation, rng)
@@ -340,7 +367,7 @@ class MLP:
         n = n_rows(X)
         Y = self._targets(y, n)
         chunk_size = _check_int("chunk_size", chunk_size)
-        loss_sum, grads = loss_and_grads_rows(
+        loss_sum, grads, _ = loss_and_grads_rows(
             self._flat,
             self.spec,
             lambda i, j: (X[i:j, :], Y[i:j, :]),
@@ -371,48 +398,26 @@ class MLP:
             "loss": self.loss,
             "reduction": self.reduction,
             "dtype": self.dtype,
+            "seed": self.seed,
         }
 
     def save(self, path):
-        """Write the architecture and parameters to a ``.npz`` file.
+        """Write architecture, parameters, metadata and optimizer state to ``path`` (.npz).
 
-        The file is written beside its destination and renamed over it, so a
+        Written to a temporary file beside ``path`` and renamed over it, so a
         crash never leaves a half-written file where a good one was.
         """
-        path = os.fspath(path)
-        arrays = {"format_version": np.asarray(CHECKPOINT_VERSION),
-                  "config": np.asarray(json.dumps(self.config()))}
-        for i, p in enumerate(self._flat):
-            arrays[f"param_{i}"] = self.backend.to_host(p)
-        directory = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(prefix=".nnbackend-", suffix=".npz", dir=directory)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, **arrays)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        from .checkpoint import save
+
+        save(self, path)
 
     @classmethod
     def load(cls, path, backend=None, device=None):
-        """A model from a file written by :meth:`save`, on ``backend``/``device``."""
-        try:
-            with np.load(os.fspath(path), allow_pickle=False) as f:
-                version = int(f["format_version"])
-                if version != CHECKPOINT_VERSION:
-                    raise ValueError(
-                        f"{path}: checkpoint format version {version}; this "
-                        f"nnbackend reads version {CHECKPOINT_VERSION}"
-                    )
-                config = json.loads(str(f["config"]))
-                flat = [f[f"param_{i}"] for i in range(2 * (len(config["layer_sizes"]) - 1))]
-        except (OSError, KeyError, ValueError, EOFError) as exc:
-            if isinstance(exc, ValueError) and "checkpoint format version" in str(exc):
-                raise
-            raise ValueError(f"{path} is not a readable nnbackend checkpoint: {exc}") from None
-        params = [(flat[i], flat[i + 1]) for i in range(0, len(flat), 2)]
-        return cls(backend=backend, device=device, params=params, **config)
+        """A model from a file written by :meth:`save`, on ``backend`` / ``device``.
+
+        Raises ``ValueError`` naming the file for a missing, corrupt or
+        foreign file; never executes code from it.
+        """
+        from .checkpoint import load
+
+        return load(cls, path, backend=backend, device=device)

@@ -20,7 +20,10 @@ from typing import Any, Callable, NamedTuple
 
 from array_api_compat import array_namespace
 
-__all__ = ["Optimizer", "sgd", "momentum", "adam", "get_optimizer", "OPTIMIZERS"]
+__all__ = [
+    "Optimizer", "sgd", "momentum", "adam", "get_optimizer", "OPTIMIZERS",
+    "state_fields", "state_from_fields",
+]
 
 
 class Optimizer(NamedTuple):
@@ -137,3 +140,40 @@ def get_optimizer(optimizer, lr: float, **options) -> Optimizer:
             f"unknown optimizer {optimizer!r}; choose one of {list(OPTIMIZERS)}"
         ) from None
     return factory(lr, **options)
+
+
+def state_fields(state):
+    """A state's fields split into ``(scalars, array_lists)`` dicts, for checkpoints.
+
+    Every optimizer state here is a NamedTuple whose fields are host numbers
+    or lists of arrays (one per parameter); ``()`` for stateless ones.
+    """
+    scalars, array_lists = {}, {}
+    for name, value in zip(getattr(state, "_fields", ()), state):
+        (array_lists if isinstance(value, list) else scalars)[name] = value
+    return scalars, array_lists
+
+
+def state_from_fields(template, scalars, array_lists):
+    """Rebuild a state like ``template`` (from ``init``) out of :func:`state_fields`' parts.
+
+    Raises ``ValueError`` when the parts do not fit the template's fields or shapes.
+    """
+    names = getattr(template, "_fields", ())
+    if set(names) != set(scalars) | set(array_lists):
+        raise ValueError(
+            f"optimizer state has fields {sorted(set(scalars) | set(array_lists))}, "
+            f"expected {sorted(names)}"
+        )
+    values = {}
+    for name, current in zip(names, template):
+        if isinstance(current, list):
+            arrays = array_lists.get(name)
+            if arrays is None or len(arrays) != len(current) or any(
+                tuple(a.shape) != tuple(c.shape) for a, c in zip(arrays, current)
+            ):
+                raise ValueError(f"optimizer state field {name!r} does not match the parameters")
+            values[name] = list(arrays)
+        else:
+            values[name] = scalars[name]
+    return type(template)(**values) if names else template

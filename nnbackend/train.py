@@ -1,46 +1,79 @@
 """The one training loop, shared by every backend and descent mode.
 
-Per fit: the data goes to the device once; per epoch: one host permutation
-(and its index array) when shuffling; per step: a gather or slice of the
-batch, the chunked loss and gradients, and the optimizer update, all on the
-device. Epoch losses stay on the device and come back in one transfer at the
-end of the fit (or once per epoch when ``progress`` is on): no step ever waits
-for the device.
+Per fit: the data goes to the device once. Per epoch: one host permutation
+(and its index array) when shuffling, and one device-to-host transfer of the
+epoch's few scalars (loss, correct predictions, validation loss), which is
+what lets a diverging run stop and early stopping decide. Per step: a gather
+or slice of the batch, the chunked loss and gradients, and the optimizer
+update, all on the device: no step ever waits for the device.
 """
 
 from __future__ import annotations
 
+import math
+import numbers
 import sys
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .data import MODES, _check_int, make_plan, n_rows
-from .model import DEFAULT_CHUNK_SIZE, loss_and_grads_rows
-from .optim import get_optimizer
+from .datasets import split_indices
+from .model import DEFAULT_CHUNK_SIZE, evaluate_rows, loss_and_grads_rows
+from .optim import Optimizer, get_optimizer, state_from_fields, state_fields
 
-__all__ = ["History", "fit"]
+__all__ = ["History", "DivergenceWarning", "fit"]
+
+
+class DivergenceWarning(RuntimeWarning):
+    """Training stopped because the loss or the parameters stopped being finite."""
 
 
 @dataclass
 class History:
-    """What a fit recorded.
+    """What a fit recorded, one entry per epoch run.
 
     Attributes
     ----------
     loss : list of float
-        Per epoch, the training loss as the epoch's batches saw it before
-        their updates (summed over the epoch's samples, divided by
-        ``n_samples`` under ``reduction="mean"``), as Keras reports it.
-    mode, batch_size, n_samples, epochs
-        The plan that was run (``batch_size`` after ``mode`` resolved it).
+        Training loss as the epoch's batches saw it before their updates
+        (summed over the epoch's samples, divided by ``n_samples`` under
+        ``reduction="mean"``), as Keras reports it.
+    accuracy : list of float
+        Training accuracy, counted the same way (sigmoid and softmax outputs
+        only; empty otherwise).
+    val_loss, val_accuracy : list of float
+        On the validation data after each epoch (empty without one).
+    mode, batch_size, n_samples
+        The plan that was run (``batch_size`` after ``mode`` resolved it;
+        ``n_samples`` counts the training rows).
+    epochs : int
+        Epochs run in this fit (fewer than asked after early stopping or
+        divergence).
+    best_epoch : int or None
+        With early stopping, the 1-based epoch whose weights were kept.
+    stopped_early : bool
+    diverged : str or None
+        Why training stopped on a non-finite loss, or None.
     """
 
     loss: list = field(default_factory=list)
+    accuracy: list = field(default_factory=list)
+    val_loss: list = field(default_factory=list)
+    val_accuracy: list = field(default_factory=list)
     mode: str = "minibatch"
     batch_size: int = 0
     n_samples: int = 0
     epochs: int = 0
+    best_epoch: int | None = None
+    stopped_early: bool = False
+    diverged: str | None = None
+
+    def last(self) -> dict:
+        """The last epoch's figures, by name (absent ones left out)."""
+        names = ("loss", "accuracy", "val_loss", "val_accuracy")
+        return {n: getattr(self, n)[-1] for n in names if getattr(self, n)}
 
 
 def _batch_rows(xp, X, Y, index, offset):
@@ -56,9 +89,30 @@ def _batch_rows(xp, X, Y, index, offset):
     return rows
 
 
+def _check_number(name, value, low, high=math.inf, low_open=False):
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+    ok = ok and (value > low if low_open else value >= low) and value < high
+    if not ok:
+        bound = f"> {low}" if low_open else f">= {low}"
+        upper = f" and < {high}" if high != math.inf else ""
+        raise ValueError(f"{name} must be a finite number {bound}{upper}, got {value!r}")
+    return float(value)
+
+
+def _all_finite(xp, arrays):
+    """One 0-D boolean array: every element of every array is finite."""
+    flags = [xp.all(xp.isfinite(a)) for a in arrays]
+    out = flags[0]
+    for f in flags[1:]:
+        out = xp.logical_and(out, f)
+    return out
+
+
 def fit(model, X, y, mode="minibatch", batch_size=32, epochs=100, lr=0.1, optimizer="sgd",
         shuffle=True, seed=None, progress=False, chunk_size=DEFAULT_CHUNK_SIZE,
-        optimizer_options=None):
+        optimizer_options=None, validation_split=None, validation_data=None,
+        patience=None, min_delta=0.0, restore_best_weights=True, callback=None,
+        resume=False):
     """Train ``model`` in place with gradient descent.
 
     Parameters
@@ -80,62 +134,202 @@ def fit(model, X, y, mode="minibatch", batch_size=32, epochs=100, lr=0.1, optimi
     shuffle : bool
         Visit the rows in a fresh random order each epoch (minibatch, sgd).
     seed : int or None
-        Seeds the shuffling; ``None`` takes the model's ``seed``.
+        Seeds the shuffling and the validation split; ``None`` takes the
+        model's ``seed``.
     progress : bool
-        Print each epoch's loss to stderr (one device sync per epoch).
+        Print each epoch's figures to stderr.
     chunk_size : int
         Batches with more rows than this are pushed through the network in
         chunks whose gradients are summed: full-batch memory stays flat in N.
     optimizer_options : dict, optional
         Extra arguments of the optimizer (``beta``, ``nesterov``, ``b1``...).
+    validation_split : float in (0, 1), optional
+        Hold out this fraction of the rows (stratified by class for
+        classification) as validation data.
+    validation_data : (X_val, y_val), optional
+        Validation data given outright (instead of ``validation_split``).
+    patience : int, optional
+        Stop after this many epochs without the monitored loss (validation
+        loss if there is validation data, else training loss) improving by
+        more than ``min_delta``.
+    min_delta : float
+        The smallest decrease that counts as an improvement.
+    restore_best_weights : bool
+        With ``patience``, end with the weights of the best epoch.
+    callback : callable, optional
+        ``callback(epoch, figures)`` after each epoch, ``epoch`` 1-based and
+        ``figures`` the dict of :meth:`History.last`.
+    resume : bool
+        Continue the model's previous fit (also one loaded from a
+        checkpoint): its optimizer state and shuffling stream carry on, so
+        3 + 3 resumed epochs equal 6 in one go.
 
     Returns
     -------
     History
+
+    Notes
+    -----
+    When the loss turns NaN or infinite, training stops with a
+    :class:`DivergenceWarning`; the model keeps the last parameters that were
+    finite, and ``History.diverged`` says what happened.
     """
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; choose one of {list(MODES)}")
     epochs = _check_int("epochs", epochs)
     chunk_size = _check_int("chunk_size", chunk_size)
-    opt = get_optimizer(optimizer, lr, **(optimizer_options or {}))
+    if patience is not None:
+        patience = _check_int("patience", patience)
+    min_delta = _check_number("min_delta", min_delta, 0)
+    if validation_split is not None and validation_data is not None:
+        raise ValueError("give validation_split or validation_data, not both")
+    options = dict(optimizer_options or {})
+    opt = get_optimizer(optimizer, lr, **options)
+    opt_name = None if isinstance(optimizer, Optimizer) else optimizer
 
     X = model._features(X)
-    n_samples = n_rows(X)
-    Y = model._targets(y, n_samples)
-    plan = make_plan(mode, n_samples, batch_size, shuffle)
-    bounds = plan.bounds
+    Y = model._targets(y, n_rows(X))
     backend, spec = model.backend, model.spec
     xp = backend.xp
     index_dtype = xp.__array_namespace_info__().default_dtypes(device=backend.device)["indexing"]
+
+    saved = model.train_state if resume else None
+    if resume and saved is None:
+        raise ValueError("resume=True, but this model has no earlier fit to resume")
+    if saved is not None and saved["optimizer"] != opt_name:
+        raise ValueError(
+            f"resume=True: the earlier fit used optimizer {saved['optimizer']!r}, "
+            f"this one asks for {opt_name!r}"
+        )
     rng = np.random.default_rng(model.seed if seed is None else seed)
+    if saved is not None:
+        rng.bit_generator.state = saved["rng"]
+
+    if validation_split is not None:
+        fraction = _check_number("validation_split", validation_split, 0, 1, low_open=True)
+        # Stratify classification targets (fetched to the host once); split
+        # other targets at random, without fetching them.
+        classify = spec.output_activation in ("sigmoid", "softmax")
+        labels = backend.to_host(Y) if classify else np.zeros(n_rows(X))
+        train_idx, val_idx = split_indices(labels, fraction, rng, stratify=classify)
+        train_idx, val_idx = (backend.asarray(i, dtype=index_dtype) for i in (train_idx, val_idx))
+        X, Y, X_val, Y_val = (xp.take(A, i, axis=0) for A, i in
+                              ((X, train_idx), (Y, train_idx), (X, val_idx), (Y, val_idx)))
+    elif validation_data is not None:
+        try:
+            X_val, y_val = validation_data
+        except (TypeError, ValueError):
+            raise ValueError("validation_data must be a pair (X_val, y_val)") from None
+        X_val = model._features(X_val)
+        Y_val = model._targets(y_val, n_rows(X_val))
+    else:
+        X_val = Y_val = None
+
+    n_samples = n_rows(X)
+    plan = make_plan(mode, n_samples, batch_size, shuffle)
+    bounds = plan.bounds
+    multiclass = {"softmax": True, "sigmoid": False}.get(spec.output_activation)
+    # Accuracy divides correct rows (softmax) or correct elements (sigmoid).
+    per_row = 1 if multiclass else model.layer_sizes[-1]
+    scale = 1.0 / n_samples if spec.reduction == "mean" else 1.0
 
     params = model._flat
     state = opt.init(params)
-    epoch_losses = []
-    for epoch in range(epochs):
-        order = plan.order(rng)
-        index = None if order is None else backend.asarray(order, dtype=index_dtype)
-        epoch_loss = None
-        for start, stop in bounds:
-            rows = _batch_rows(xp, X, Y, index, start)
-            loss_sum, grads = loss_and_grads_rows(params, spec, rows, stop - start, chunk_size)
-            params, state = opt.update(grads, state, params)
-            epoch_loss = loss_sum if epoch_loss is None else epoch_loss + loss_sum
-        epoch_losses.append(epoch_loss)
-        if progress:
-            value = float(backend.to_host(epoch_loss))  # the one sync of this epoch
-            if spec.reduction == "mean":
-                value /= n_samples
-            print(f"epoch {epoch + 1}/{epochs}  loss {value:.6g}", file=sys.stderr)
+    if saved is not None:
+        state = state_from_fields(state, saved["state_scalars"], saved["state_arrays"])
+    hist = History(mode=mode, batch_size=plan.batch_size, n_samples=n_samples)
+    # Updates make new arrays, so earlier parameter lists stay valid as they
+    # are: keeping them costs references, not copies.
+    previous = params
+    best_params, best_loss, best_epoch, waited = params, math.inf, None, 0
 
+    # Silences NumPy's per-operation overflow warnings; divergence is
+    # reported once, below.
+    with backend.quiet_overflow():
+        for epoch in range(1, epochs + 1):
+            epoch_start = params
+            order = plan.order(rng)
+            index = None if order is None else backend.asarray(order, dtype=index_dtype)
+            epoch_loss = epoch_correct = None
+            for start, stop in bounds:
+                rows = _batch_rows(xp, X, Y, index, start)
+                loss_sum, grads, correct = loss_and_grads_rows(
+                    params, spec, rows, stop - start, chunk_size, multiclass
+                )
+                params, state = opt.update(grads, state, params)
+                epoch_loss = loss_sum if epoch_loss is None else epoch_loss + loss_sum
+                if correct is not None:
+                    epoch_correct = correct if epoch_correct is None else epoch_correct + correct
+            scalars = [epoch_loss, _all_finite(xp, params)]
+            if epoch_correct is not None:
+                scalars.append(epoch_correct)
+            if X_val is not None:
+                n_val = n_rows(X_val)
+                val_loss, val_correct = evaluate_rows(
+                    params, spec, lambda i, j: (X_val[i:j, :], Y_val[i:j, :]), n_val, chunk_size, multiclass
+                )
+                scalars.append(val_loss)
+                if val_correct is not None:
+                    scalars.append(val_correct)
+            # The one device-to-host transfer of this epoch.
+            host = backend.to_host(xp.stack([xp.astype(s, X.dtype) for s in scalars])).astype(np.float64)
+            loss_value = float(host[0]) * scale
+            params_finite = bool(host[1])
+            if not (math.isfinite(loss_value) and params_finite):
+                # epoch_start gave this epoch's first loss; if even that was not
+                # finite, the epoch before's start is the last sure finite point.
+                keep = epoch_start if params_finite or epoch == 1 else previous
+                what = "the loss became NaN or infinite" if not math.isfinite(loss_value) else \
+                    "the parameters overflowed to NaN or infinity"
+                hist.diverged = (
+                    f"training diverged at epoch {epoch}: {what} (lr={lr!r} may be too "
+                    f"large); stopped and kept the parameters from before epoch {epoch}"
+                )
+                warnings.warn(hist.diverged, DivergenceWarning, stacklevel=3)
+                params = keep
+                break
+            hist.epochs = epoch
+            hist.loss.append(loss_value)
+            rest = list(host[2:])
+            if epoch_correct is not None:
+                hist.accuracy.append(float(rest.pop(0)) / (n_samples * per_row))
+            if X_val is not None:
+                hist.val_loss.append(float(rest.pop(0)) * (1.0 / n_val if spec.reduction == "mean" else 1.0))
+                if multiclass is not None:
+                    hist.val_accuracy.append(float(rest.pop(0)) / (n_val * per_row))
+            figures = hist.last()
+            if progress:
+                text = "  ".join(f"{k} {v:.6g}" for k, v in figures.items())
+                print(f"epoch {epoch}/{epochs}  {text}", file=sys.stderr)
+            if callback is not None:
+                callback(epoch, figures)
+            previous = epoch_start
+
+            if patience is not None:
+                monitored = hist.val_loss[-1] if hist.val_loss else loss_value
+                # Training loss is measured before each step, so the weights that
+                # earned epoch e's training loss are those of epoch e's start
+                # (exactly so in batch mode); validation loss is measured after it.
+                earned_by = params if hist.val_loss else epoch_start
+                if monitored < best_loss - min_delta:
+                    best_params, best_loss, best_epoch, waited = earned_by, monitored, epoch, 0
+                else:
+                    waited += 1
+                    if waited >= patience:
+                        hist.stopped_early = True
+                        break
+
+    if patience is not None and best_epoch is not None:
+        hist.best_epoch = best_epoch
+        if restore_best_weights:
+            params = best_params
     model._flat = params
-    losses = backend.to_host(xp.stack(epoch_losses)).astype(np.float64)
-    if spec.reduction == "mean":
-        losses = losses / n_samples
-    return History(
-        loss=[float(v) for v in losses],
-        mode=mode,
-        batch_size=plan.batch_size,
-        n_samples=n_samples,
-        epochs=epochs,
-    )
+    # A diverged run's optimizer state is not worth resuming.
+    model.train_state = None if opt_name is None or hist.diverged else {
+        "optimizer": opt_name,
+        "state_scalars": state_fields(state)[0],
+        "state_arrays": state_fields(state)[1],
+        "rng": rng.bit_generator.state,
+        "epochs_done": (saved["epochs_done"] if saved else 0) + hist.epochs,
+    }
+    return hist

@@ -1,0 +1,216 @@
+"""Validation, early stopping, divergence, accuracy history, resuming."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+import nnbackend as nb
+from nnbackend.train import DivergenceWarning
+from conftest import to_numpy
+
+
+def _blobs(n=120, seed=0):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, size=n)
+    X = rng.normal(size=(n, 2)) + 2.5 * y[:, None]
+    return X, y.astype(np.float64)
+
+
+def _flat(model):
+    return [to_numpy(model.backend, a) for pair in model.params for a in pair]
+
+
+def test_history_has_accuracy_for_classification():
+    X, y = _blobs()
+    hist = nb.MLP([2, 4, 1], loss="bce", seed=0).fit(X, y, epochs=30, lr=0.5)
+    assert len(hist.accuracy) == 30 and hist.val_loss == [] and hist.val_accuracy == []
+    assert 0 <= min(hist.accuracy) and max(hist.accuracy) <= 1
+    assert hist.accuracy[-1] > 0.9
+    regression = nb.MLP([2, 1], output_activation="identity").fit(X, y, epochs=2)
+    assert regression.accuracy == []
+
+
+def test_batch_mode_accuracy_is_that_of_the_epoch_start_weights():
+    X, y = _blobs()
+    model = nb.MLP([2, 3, 1], loss="bce", dtype="float64", seed=0)
+    expected = np.mean((np.asarray(model.predict(X))[:, 0] > 0.5) == (y > 0.5))
+    hist = model.fit(X, y, mode="batch", epochs=1)
+    assert hist.accuracy[0] == expected
+
+
+def test_validation_split_is_stratified_and_reported():
+    X, y = _blobs(n=100)
+    y[:10] = 1  # 1s are now a larger class
+    hist = nb.MLP([2, 4, 1], loss="bce", seed=0).fit(X, y, epochs=5, validation_split=0.2)
+    assert hist.n_samples == 80 and len(hist.val_loss) == 5 and len(hist.val_accuracy) == 5
+    from nnbackend.datasets import split_indices
+    train, val = split_indices(y, 0.2, np.random.default_rng(0))
+    assert len(val) == 20 and len(np.intersect1d(train, val)) == 0
+    assert abs(y[val].mean() - y.mean()) <= 0.05
+
+
+def test_validation_data_matches_evaluating_by_hand():
+    X, y = _blobs()
+    Xv, yv = _blobs(n=30, seed=1)
+    model = nb.MLP([2, 4, 1], loss="bce", dtype="float64", seed=0)
+    hist = model.fit(X, y, epochs=3, validation_data=(Xv, yv))
+    loss, _ = model.loss_and_grads(Xv, yv)
+    assert hist.val_loss[-1] == pytest.approx(loss, rel=1e-12)
+    acc = np.mean((np.asarray(model.predict(Xv))[:, 0] > 0.5) == (yv > 0.5))
+    assert hist.val_accuracy[-1] == acc
+
+
+def test_early_stopping_restores_best_weights():
+    X, y = _blobs(n=60)
+    Xv, yv = _blobs(n=60, seed=5)
+    model = nb.MLP([2, 32, 1], loss="bce", dtype="float64", seed=0)
+    hist = model.fit(X, y, epochs=500, lr=1.0, optimizer="adam", batch_size=8,
+                     validation_data=(Xv, yv), patience=5)
+    assert hist.stopped_early and hist.epochs < 500
+    assert hist.best_epoch == int(np.argmin(hist.val_loss)) + 1
+    assert hist.epochs == hist.best_epoch + 5
+    loss, _ = model.loss_and_grads(Xv, yv)
+    assert loss == pytest.approx(min(hist.val_loss), rel=1e-12)
+
+
+def test_min_delta_and_bad_values():
+    X, y = _blobs()
+    hist = nb.MLP([2, 1], loss="bce").fit(X, y, epochs=100, patience=2, min_delta=10.0)
+    assert hist.stopped_early and hist.epochs == 3
+    with pytest.raises(ValueError, match="min_delta must be a finite number >= 0"):
+        nb.MLP([2, 1]).fit(X, y, patience=2, min_delta=-1)
+    with pytest.raises(ValueError, match="validation_split must be a finite number > 0 and < 1"):
+        nb.MLP([2, 1]).fit(X, y, validation_split=1.0)
+    with pytest.raises(ValueError, match="not both"):
+        nb.MLP([2, 1]).fit(X, y, validation_split=0.1, validation_data=(X, y))
+
+
+@pytest.mark.parametrize("mode", ["batch", "minibatch", "sgd"])
+def test_divergence_stops_and_keeps_finite_params(backend, mode):
+    X, y = _blobs(n=40)
+    model = nb.MLP([2, 8, 1], output_activation="identity", backend=backend.name,
+                   device=backend.device, seed=0)
+    with pytest.warns(DivergenceWarning, match="diverged at epoch .*lr=1e\\+30"):
+        hist = model.fit(X * 100, y * 1e4, mode=mode, batch_size=4, epochs=50, lr=1e30)
+    assert hist.diverged and hist.epochs < 50
+    assert all(np.isfinite(h) for h in hist.loss)
+    assert all(np.all(np.isfinite(p)) for p in _flat(model))
+    assert model.train_state is None
+
+
+def test_divergence_warns_once_and_nothing_else():
+    X, y = _blobs(n=40)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        nb.MLP([2, 8, 1], output_activation="identity").fit(X * 100, y * 1e4, epochs=50, lr=1e30)
+    assert [w.category for w in caught] == [DivergenceWarning]
+
+
+def test_callback_sees_each_epoch():
+    X, y = _blobs()
+    seen = []
+    nb.MLP([2, 1], loss="bce").fit(X, y, epochs=4, validation_split=0.25,
+                                   callback=lambda e, figures: seen.append((e, sorted(figures))))
+    assert [e for e, _ in seen] == [1, 2, 3, 4]
+    assert seen[0][1] == ["accuracy", "loss", "val_accuracy", "val_loss"]
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])
+def test_resume_from_checkpoint_equals_one_run(tmp_path, optimizer):
+    X, y = _blobs()
+    kwargs = dict(mode="minibatch", batch_size=16, lr=0.05, optimizer=optimizer)
+    whole = nb.MLP([2, 5, 1], loss="bce", dtype="float64", seed=3)
+    whole_hist = whole.fit(X, y, epochs=6, **kwargs)
+    first = nb.MLP([2, 5, 1], loss="bce", dtype="float64", seed=3)
+    first.fit(X, y, epochs=3, **kwargs)
+    first.save(tmp_path / "ckpt.npz")
+    second = nb.MLP.load(tmp_path / "ckpt.npz")
+    assert second.train_state["epochs_done"] == 3
+    hist = second.fit(X, y, epochs=3, resume=True, **kwargs)
+    assert hist.loss == whole_hist.loss[3:]
+    for a, b in zip(_flat(second), _flat(whole)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_resume_refuses_without_state_or_with_other_optimizer():
+    X, y = _blobs()
+    model = nb.MLP([2, 1], loss="bce")
+    with pytest.raises(ValueError, match="no earlier fit to resume"):
+        model.fit(X, y, resume=True)
+    model.fit(X, y, epochs=1, optimizer="adam")
+    with pytest.raises(ValueError, match="used optimizer 'adam', this one asks for 'sgd'"):
+        model.fit(X, y, resume=True, optimizer="sgd")
+
+
+def test_checkpoint_moves_between_backends(tmp_path, backend):
+    X, y = _blobs()
+    model = nb.MLP([2, 4, 1], loss="bce", seed=0)
+    model.fit(X, y, epochs=3, optimizer="adam", lr=0.01)
+    model.metadata = {"classes": [0, 1]}
+    model.save(tmp_path / "m.npz")
+    loaded = nb.MLP.load(tmp_path / "m.npz", backend=backend.name, device=backend.device)
+    assert loaded.backend.name == backend.name and loaded.metadata == {"classes": [0, 1]}
+    np.testing.assert_allclose(to_numpy(backend, loaded.predict(X)), np.asarray(model.predict(X)),
+                               rtol=1e-5, atol=1e-6)
+    loaded.fit(X, y, epochs=1, optimizer="adam", lr=0.01, resume=True)  # state lives on the device
+
+
+def _saved(tmp_path):
+    path = tmp_path / "good.npz"
+    model = nb.MLP([2, 3, 1], seed=0)
+    model.fit(*_blobs(), epochs=1, optimizer="momentum")
+    model.save(path)
+    return path
+
+
+def test_truncated_and_flipped_files_are_refused(tmp_path):
+    data = _saved(tmp_path).read_bytes()
+    cut = tmp_path / "cut.npz"
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="cut.npz is not a usable nnbackend checkpoint"):
+        nb.MLP.load(cut)
+    refused = 0
+    for offset in range(0, len(data), max(1, len(data) // 40)):
+        flipped = bytearray(data)
+        flipped[offset] ^= 0xFF
+        path = tmp_path / "flip.npz"
+        path.write_bytes(bytes(flipped))
+        try:
+            nb.MLP.load(path)
+        except ValueError as exc:
+            assert "flip.npz" in str(exc)
+            refused += 1
+    assert refused > 0
+
+
+def test_foreign_version_and_pickled_files_are_refused(tmp_path):
+    np.savez(tmp_path / "foreign.npz", X=np.ones(3))
+    with pytest.raises(ValueError, match="not written by nnbackend"):
+        nb.MLP.load(tmp_path / "foreign.npz")
+    with np.load(_saved(tmp_path)) as f:
+        arrays = dict(f)
+    arrays["format_version"] = np.asarray(99)
+    np.savez(tmp_path / "future.npz", **arrays)
+    with pytest.raises(ValueError, match="format version 99; this nnbackend reads version 1"):
+        nb.MLP.load(tmp_path / "future.npz")
+    arrays["format_version"] = np.asarray(1)
+    arrays["param_0"] = np.array([object()], dtype=object)
+    np.savez(tmp_path / "pickled.npz", **arrays)
+    with pytest.raises(ValueError, match="pickled.npz is not a usable nnbackend checkpoint"):
+        nb.MLP.load(tmp_path / "pickled.npz")
+    with pytest.raises(ValueError, match="no such checkpoint file"):
+        nb.MLP.load(tmp_path / "missing.npz")
+
+
+def test_unwritable_path_is_a_clear_error_and_keeps_old_file(tmp_path):
+    model = nb.MLP([2, 1])
+    with pytest.raises(ValueError, match="cannot write checkpoint .*no_such_dir"):
+        model.save(tmp_path / "no_such_dir" / "m.npz")
+    path = _saved(tmp_path)
+    before = path.read_bytes()
+    # A directory where the file should go makes the final rename fail.
+    with pytest.raises(ValueError, match="cannot write checkpoint"):
+        model.save(tmp_path)
+    assert path.read_bytes() == before
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".nnbackend-")]
