@@ -1,27 +1,58 @@
-"""The command line: ``nnbackend train`` and ``nnbackend info``.
+"""The command line: ``nnbackend train``, ``nnbackend predict``, ``nnbackend info``.
 
-Every refusal (bad argument, unknown name, unusable backend) ends with one
-line ``nnbackend: error: ...`` on stderr and exit status 2.
+Every refusal (bad argument, unknown name, missing or malformed file,
+unusable backend) ends with one line ``nnbackend: error: ...`` on stderr and
+exit status 2; no traceback reaches the user (``NNBACKEND_DEBUG=1`` shows it).
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import io
 import json
+import math
+import os
 import sys
 import time
+import warnings
 
 import numpy as np
 
 from . import __version__
-from .backend import BACKEND_NAMES, BackendUnavailableError, available_backends, get_backend
+from .backend import BACKEND_NAMES, BackendUnavailableError, get_backend
 from .data import MODES
+from .datasets import (
+    DATASETS,
+    DatasetUnavailableError,
+    encode_labels,
+    infer_task,
+    load_data_file,
+    load_features_file,
+    make_dataset,
+    train_val_split,
+)
+from .kernels import HIDDEN_ACTIVATIONS
 from .model import MLP
 from .optim import OPTIMIZERS
+from .train import DivergenceWarning
 
-# XOR: the seed tutorial's data, which needs the hidden layer.
-XOR_X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float64)
-XOR_Y = np.array([0, 1, 1, 0], dtype=np.float64)
+# Settings per dataset where the flag is not given. XOR and AND are four
+# points: full-batch steps with a large rate learn them in a second.
+_TINY = {"hidden": [4], "activation": "tanh", "mode": "batch", "epochs": 1000, "lr": 1.0}
+_DEFAULTS = {"xor": _TINY, "and": _TINY}
+_GENERAL = {"hidden": [64], "activation": "relu", "mode": "minibatch", "epochs": 50, "lr": 0.1}
+TASKS = ("binary", "multiclass", "regression")
+
+
+class _Refusal(Exception):
+    """A user error found by the CLI itself."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        # One line, the same for every refusal, instead of usage + message.
+        self.exit(2, f"nnbackend: error: {message}\n")
 
 
 def _sizes(text):
@@ -29,99 +60,405 @@ def _sizes(text):
         sizes = [int(s) for s in text.split(",") if s.strip()]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers like 64,32; got {text!r}")
-    if any(s < 1 for s in sizes):
-        raise argparse.ArgumentTypeError(f"hidden layer sizes must be >= 1; got {text!r}")
+    if not sizes or any(s < 1 for s in sizes):
+        raise argparse.ArgumentTypeError(f"hidden layer sizes must be integers >= 1; got {text!r}")
     return sizes
 
 
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}")
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value
+
+
+def _positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}")
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
+    return value
+
+
+def _fraction(text):
+    value = _positive_float(text)
+    if value >= 1:
+        raise argparse.ArgumentTypeError(f"expected a fraction in (0, 1), got {text!r}")
+    return value
+
+
 def _parser():
-    parser = argparse.ArgumentParser(prog="nnbackend", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="nnbackend", description="Train and measure MLPs on any array-API backend.")
     parser.add_argument("--version", action="version", version=f"nnbackend {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True)
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     def backend_flags(p):
         p.add_argument("--backend", default=None,
                        help=f"one of {', '.join(BACKEND_NAMES)} (default: $NNBACKEND_BACKEND or numpy)")
         p.add_argument("--device", default=None, help="the backend's device, e.g. cuda:0 or device1")
 
-    train = commands.add_parser("train", help="train an MLP on XOR (the seed's data)")
+    train = commands.add_parser("train", help="train an MLP (default: XOR with a hidden layer)")
     backend_flags(train)
-    train.add_argument("--mode", choices=MODES, default="batch")
-    train.add_argument("--batch-size", type=int, default=2)
-    train.add_argument("--epochs", type=int, default=2000)
-    train.add_argument("--lr", type=float, default=0.5)
-    train.add_argument("--optimizer", choices=list(OPTIMIZERS), default="sgd")
-    train.add_argument("--hidden", type=_sizes, default=[4], help="hidden layer sizes, e.g. 64,32")
-    train.add_argument("--activation", default="tanh", help="hidden activation")
-    train.add_argument("--dtype", default="float32", choices=["float32", "float64"])
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--json", action="store_true", help="print a JSON summary instead of text")
+    data = train.add_argument_group("data")
+    data.add_argument("--dataset", choices=DATASETS, default=None,
+                      help="a generated or bundled dataset (default: xor)")
+    data.add_argument("--n-samples", type=_positive_int, default=None, help="rows to generate")
+    data.add_argument("--data", metavar="FILE", default=None,
+                      help="a .npz with arrays X and y, or a .csv (label column named by --target)")
+    data.add_argument("--target", default=None, help="the label column of a .csv file")
+    data.add_argument("--task", choices=TASKS, default=None,
+                      help="override the task read off the labels")
+    data.add_argument("--val-split", type=_fraction, default=None,
+                      help="hold out this fraction (stratified for classes) for validation")
+    net = train.add_argument_group("network and training")
+    net.add_argument("--hidden", type=_sizes, default=None, help="hidden layer sizes, e.g. 64,32")
+    net.add_argument("--activation", choices=HIDDEN_ACTIVATIONS, default=None, help="hidden activation")
+    net.add_argument("--mode", choices=MODES, default=None, help="descent mode")
+    net.add_argument("--batch-size", type=_positive_int, default=32, help="rows per minibatch step")
+    net.add_argument("--epochs", type=_positive_int, default=None)
+    net.add_argument("--lr", type=_positive_float, default=None, help="learning rate")
+    net.add_argument("--optimizer", choices=list(OPTIMIZERS), default="sgd")
+    net.add_argument("--patience", type=_positive_int, default=None,
+                     help="stop after this many epochs without improvement")
+    net.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    net.add_argument("--seed", type=int, default=0)
+    out = train.add_argument_group("output")
+    out.add_argument("--save", metavar="MODEL.npz", default=None, help="write a checkpoint")
+    out.add_argument("--plot", metavar="LOSS.png", default=None, help="write the training curves")
+    out.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
+    out.add_argument("--quiet", action="store_true", help="no per-epoch progress")
 
-    info = commands.add_parser("info", help="the backends on this machine")
-    info.add_argument("--json", action="store_true")
+    predict = commands.add_parser("predict", help="predict with a saved model")
+    backend_flags(predict)
+    predict.add_argument("--model", required=True, metavar="MODEL.npz")
+    predict.add_argument("--data", required=True, metavar="FILE", help="a .npz with X, or a .csv")
+    predict.add_argument("--out", default=None, metavar="PREDS.csv", help="default: stdout")
+
+    info = commands.add_parser("info", help="the backends on this machine and their devices")
     backend_flags(info)
+    info.add_argument("--json", action="store_true")
     return parser
 
 
+# -- train -------------------------------------------------------------------------
+
+
+def _load_training_data(args):
+    if args.data and args.dataset:
+        raise _Refusal("give --data or --dataset, not both")
+    if args.data:
+        X, y, names = load_data_file(args.data, target=args.target, return_classes=True)
+        source = os.path.basename(args.data)
+    else:
+        if args.target:
+            raise _Refusal("--target names a column of a --data .csv file")
+        name = args.dataset or "xor"
+        X, y = make_dataset(name, n_samples=args.n_samples, seed=args.seed)
+        names, source = None, name
+    return X, y, names, source
+
+
+def _task_for(y, override):
+    if override == "regression":
+        return {"kind": "regression", "n_outputs": 1 if y.ndim == 1 else y.shape[1],
+                "output_activation": "identity", "loss": "mse", "classes": None}
+    task = infer_task(y)
+    if override and task["kind"] != override:
+        if override == "multiclass" and task["kind"] == "binary":
+            return {**task, "kind": "multiclass", "n_outputs": 2,
+                    "output_activation": "softmax", "loss": "cross_entropy"}
+        raise _Refusal(f"--task {override}: the labels look like a {task['kind']} task")
+    return task
+
+
+class _Progress:
+    """A progress bar on a terminal; otherwise at most about 20 lines."""
+
+    def __init__(self, epochs, stream, enabled):
+        self.epochs, self.stream, self.enabled = epochs, stream, enabled
+        self.tty = enabled and stream.isatty()
+        self.every = max(1, math.ceil(epochs / 20))
+        self.start = time.perf_counter()
+
+    def __call__(self, epoch, figures):
+        if not self.enabled:
+            return
+        text = "  ".join(f"{k} {v:.4g}" for k, v in figures.items())
+        if self.tty:
+            width = 24
+            done = int(width * epoch / self.epochs)
+            elapsed = time.perf_counter() - self.start
+            bar = "#" * done + "-" * (width - done)
+            self.stream.write(f"\r[{bar}] {epoch}/{self.epochs}  {text}  {elapsed:.1f}s\033[K")
+            if epoch == self.epochs:
+                self.stream.write("\n")
+        elif epoch % self.every == 0 or epoch == self.epochs or epoch == 1:
+            self.stream.write(f"epoch {epoch}/{self.epochs}  {text}\n")
+        self.stream.flush()
+
+    def close(self):
+        if self.tty:
+            self.stream.write("\n")
+
+
+def _check_writable(path, flag):
+    """Refuse an output path up front, not after minutes of training."""
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise _Refusal(f"{flag} {path}: no such directory {directory}")
+    if not os.access(directory, os.W_OK):
+        raise _Refusal(f"{flag} {path}: directory {directory} is not writable")
+    if os.path.isdir(path):
+        raise _Refusal(f"{flag} {path} is a directory")
+
+
 def _train(args):
-    model = MLP([2, *args.hidden, 1], hidden_activation=args.activation,
-                output_activation="sigmoid", loss="bce", backend=args.backend,
-                device=args.device, dtype=args.dtype, seed=args.seed)
+    for path, flag in ((args.save, "--save"), (args.plot, "--plot")):
+        if path:
+            _check_writable(path, flag)
+    if args.plot:
+        from .plot import require_matplotlib
+
+        require_matplotlib()
+    X, y, label_names, source = _load_training_data(args)
+    task = _task_for(y, args.task)
+    if task["classes"] is not None:
+        y = encode_labels(y, task["classes"]) if y.ndim == 1 else y
+    name = args.dataset or ("xor" if not args.data else None)
+    settings = {**_DEFAULTS.get(name, _GENERAL)}
+    for key in ("hidden", "activation", "mode", "epochs", "lr"):
+        if getattr(args, key) is not None:
+            settings[key] = getattr(args, key)
+
+    if args.val_split is not None:
+        X_train, y_train, X_val, y_val = train_val_split(X, y, args.val_split, seed=max(args.seed, 0))
+        validation = (X_val, y_val)
+    else:
+        X_train, y_train, validation = X, y, None
+    if args.patience is not None and validation is None:
+        print("nnbackend: note: --patience without --val-split watches the training loss",
+              file=sys.stderr)
+
+    model = MLP([X.shape[1], *settings["hidden"], task["n_outputs"]],
+                hidden_activation=settings["activation"],
+                output_activation=task["output_activation"], loss=task["loss"],
+                backend=args.backend, device=args.device, dtype=args.dtype, seed=args.seed)
+    classes = task["classes"]
+    if label_names is not None:
+        classes = [label_names[int(c)] for c in classes]
+    model.metadata = {"task": task["kind"], "classes": classes, "target": args.target,
+                      "source": source}
+
+    progress = _Progress(settings["epochs"], sys.stderr, not args.quiet)
     start = time.perf_counter()
-    hist = model.fit(XOR_X, XOR_Y, mode=args.mode, batch_size=args.batch_size,
-                     epochs=args.epochs, lr=args.lr, optimizer=args.optimizer, seed=args.seed)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        hist = model.fit(X_train, y_train, mode=settings["mode"], batch_size=args.batch_size,
+                         epochs=settings["epochs"], lr=settings["lr"], optimizer=args.optimizer,
+                         seed=args.seed, validation_data=validation, patience=args.patience,
+                         callback=progress)
     seconds = time.perf_counter() - start
-    out = model.backend.to_host(model.predict(XOR_X)).ravel()
-    accuracy = float(np.mean((out > 0.5) == (XOR_Y > 0.5)))
+    if hist.epochs < settings["epochs"]:
+        progress.close()
+    for w in caught:
+        if not issubclass(w.category, DivergenceWarning):
+            print(f"nnbackend: warning: {w.message}", file=sys.stderr)
+
     summary = {
-        "dataset": "xor", "backend": model.backend.name, "device": str(model.backend.device),
-        "layer_sizes": model.layer_sizes, "mode": args.mode, "batch_size": hist.batch_size,
-        "epochs": args.epochs, "final_loss": hist.loss[-1], "accuracy": accuracy,
-        "seconds": seconds, "samples_per_second": args.epochs * hist.n_samples / seconds,
+        "source": source, "task": task["kind"], "backend": model.backend.name,
+        "device": str(model.backend.device), "dtype": model.dtype,
+        "layer_sizes": model.layer_sizes, "mode": settings["mode"],
+        "batch_size": hist.batch_size, "optimizer": args.optimizer, "lr": settings["lr"],
+        "epochs": hist.epochs, "n_train": int(X_train.shape[0]),
+        "n_val": 0 if validation is None else int(validation[0].shape[0]),
+        "seconds": seconds, "seconds_per_epoch": seconds / max(hist.epochs, 1),
+        "samples_per_second": hist.epochs * X_train.shape[0] / seconds if seconds > 0 else None,
+        "stopped_early": hist.stopped_early, "best_epoch": hist.best_epoch,
+        "diverged": hist.diverged,
     }
+    # Final figures of the kept weights, measured after training.
+    for prefix, data in (("train", (X_train, y_train)), ("val", validation)):
+        if data is not None:
+            for key, value in model.evaluate(*data).items():
+                summary[f"{prefix}_{key}"] = value
+    if args.save:
+        model.save(args.save)
+        summary["saved"] = args.save
+    if args.plot:
+        from .plot import plot_history
+
+        plot_history(hist, args.plot, title=f"{source}: {model.layer_sizes}, {settings['mode']}")
+        summary["plot"] = args.plot
+
     if args.json:
         print(json.dumps(summary))
     else:
-        print(f"trained {model.layer_sizes} on XOR with {args.mode} descent, "
-              f"backend {summary['backend']} on {summary['device']}")
-        print(f"loss {hist.loss[0]:.4f} -> {hist.loss[-1]:.4f} after {args.epochs} epochs "
-              f"({seconds:.2f} s, {summary['samples_per_second']:.0f} samples/s)")
-        print("outputs", np.array2string(out, precision=3), f"accuracy {accuracy:.0%}")
+        _print_summary(summary)
+    if hist.diverged:
+        print(f"nnbackend: warning: {hist.diverged}", file=sys.stderr)
+        return 1
     return 0
 
 
+def _print_summary(s):
+    print(f"trained {s['layer_sizes']} on {s['source']} ({s['task']}, {s['n_train']} training rows) "
+          f"with {s['mode']} descent (batch size {s['batch_size']}, {s['optimizer']}, lr {s['lr']:g})")
+    for prefix, label in (("train", "train"), ("val", "validation")):
+        if f"{prefix}_loss" in s:
+            line = f"{label:10s} loss {s[prefix + '_loss']:.4g}"
+            if f"{prefix}_accuracy" in s:
+                line += f"  accuracy {s[prefix + '_accuracy']:.2%}"
+            print(line)
+    stop = ""
+    if s["stopped_early"]:
+        stop = f" (stopped early; kept epoch {s['best_epoch']})"
+    print(f"{s['epochs']} epochs in {s['seconds']:.2f} s{stop}: "
+          f"{s['seconds_per_epoch'] * 1e3:.2f} ms/epoch, {s['samples_per_second']:,.0f} samples/s")
+    print(f"backend {s['backend']} on {s['device']}, {s['dtype']}")
+    for key, label in (("saved", "model saved to"), ("plot", "plot written to")):
+        if key in s:
+            print(f"{label} {s[key]}")
+
+
+# -- predict -----------------------------------------------------------------------
+
+
+def _predict(args):
+    if args.out:
+        _check_writable(args.out, "--out")
+    model = MLP.load(args.model, backend=args.backend, device=args.device)
+    X = load_features_file(args.data, drop=model.metadata.get("target"))
+    if X.shape[1] != model.layer_sizes[0]:
+        raise _Refusal(f"{args.data} has {X.shape[1]} features but the model expects "
+                       f"{model.layer_sizes[0]}")
+    out = model.backend.to_host(model.predict(X)).astype(np.float64)
+    classes = model.metadata.get("classes")
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    if model.output_activation == "softmax" or (model.output_activation == "sigmoid" and classes):
+        if model.output_activation == "sigmoid":
+            out = np.concatenate([1 - out, out], axis=1)
+        classes = classes or list(range(out.shape[1]))
+        writer.writerow(["prediction", *[f"p_{c}" for c in classes]])
+        for row in out:
+            writer.writerow([classes[int(np.argmax(row))], *[f"{p:.6g}" for p in row]])
+    else:
+        names = ["prediction"] if out.shape[1] == 1 else [f"prediction_{j}" for j in range(out.shape[1])]
+        writer.writerow(names)
+        for row in out:
+            writer.writerow([f"{v:.8g}" for v in row])
+    text = buffer.getvalue()
+    if args.out:
+        tmp = f"{args.out}.tmp-{os.getpid()}"
+        try:
+            with open(tmp, "w", newline="") as f:
+                f.write(text)
+            os.replace(tmp, args.out)
+        except OSError as exc:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise _Refusal(f"cannot write {args.out}: {exc.strerror or exc}") from None
+        print(f"{len(out)} predictions written to {args.out}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+# -- info --------------------------------------------------------------------------
+
+
+def _versions(name):
+    module = {"numpy": "numpy", "strict": "array_api_strict", "torch": "torch",
+              "jax": "jax", "cupy": "cupy"}[name]
+    try:
+        from importlib.metadata import version
+
+        dist = {"strict": "array-api-strict"}.get(name, module)
+        return version(dist)
+    except Exception:
+        return None
+
+
+def _gpus(name):
+    """[(device, GPU name, memory in GiB)] that CuPy or torch sees."""
+    found = []
+    try:
+        if name == "cupy":
+            import cupy
+
+            for i in range(cupy.cuda.runtime.getDeviceCount()):
+                props = cupy.cuda.runtime.getDeviceProperties(i)
+                gpu = props["name"].decode() if isinstance(props["name"], bytes) else props["name"]
+                found.append((f"cuda:{i}", gpu, props["totalGlobalMem"] / 2**30))
+        elif name == "torch":
+            import torch
+
+            for i in range(torch.cuda.device_count()):
+                props = torch.cuda.get_device_properties(i)
+                found.append((f"cuda:{i}", props.name, props.total_memory / 2**30))
+        elif name == "jax":
+            import jax
+
+            for d in jax.devices():
+                if d.platform != "cpu":
+                    found.append((str(d), getattr(d, "device_kind", d.platform), None))
+    except Exception:
+        pass
+    return found
+
+
 def _info(args):
-    rows = []
     names = [args.backend] if args.backend else list(BACKEND_NAMES)
-    usable = available_backends()
+    rows = []
     for name in names:
+        row = {"backend": name, "version": _versions(name)}
         try:
             b = get_backend(name, args.device)
-            rows.append({"backend": name, "available": True, "device": str(b.device),
-                         "float_dtypes": list(b.float_dtypes())})
         except BackendUnavailableError as exc:
             if args.backend:
                 raise
-            rows.append({"backend": name, "available": False, "reason": str(exc)})
+            row.update(available=False, reason=str(exc))
+        else:
+            row.update(available=True, device=str(b.device),
+                       float64="float64" in b.float_dtypes(),
+                       gpus=[{"device": d, "name": n, "memory_gib": m} for d, n, m in _gpus(name)])
+        rows.append(row)
     if args.json:
         print(json.dumps(rows))
         return 0
     for row in rows:
         if row["available"]:
-            print(f"{row['backend']:8s} yes  device {row['device']}  dtypes {', '.join(row['float_dtypes'])}")
+            extra = "".join(
+                f"\n           GPU {g['device']}: {g['name']}"
+                + (f", {g['memory_gib']:.1f} GiB" if g["memory_gib"] else "")
+                for g in row["gpus"]
+            )
+            print(f"{row['backend']:8s} {row['version'] or '':10s} installed  default device "
+                  f"{row['device']}  float64 {'yes' if row['float64'] else 'no'}{extra}")
         else:
-            print(f"{row['backend']:8s} no   {row['reason']}")
-    print(f"usable here: {', '.join(usable)}")
+            print(f"{row['backend']:8s} {row['version'] or '-':10s} not usable: {row['reason']}")
     return 0
 
 
 def main(argv=None):
     parser = _parser()
     args = parser.parse_args(argv)
+    command = {"train": _train, "predict": _predict, "info": _info}[args.command]
     try:
-        return {"train": _train, "info": _info}[args.command](args)
-    except (ValueError, TypeError, BackendUnavailableError) as exc:
-        parser.exit(2, f"nnbackend: error: {exc}\n")
+        return command(args)
+    except (_Refusal, ValueError, TypeError, BackendUnavailableError, DatasetUnavailableError,
+            RuntimeError, OSError) as exc:
+        if os.environ.get("NNBACKEND_DEBUG"):
+            raise
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        parser.exit(2, f"nnbackend: error: {message}\n")
+    except KeyboardInterrupt:
+        parser.exit(130, "nnbackend: interrupted\n")
 
 
 if __name__ == "__main__":

@@ -274,6 +274,9 @@ def load_data_file(path, target: str | None = None, return_classes: bool = False
     if ext == ".npz":
         X, y, classes = _load_npz(path, "y" if target is None else target)
     elif ext == ".csv":
+        if target is None:
+            raise ValueError(f"reading {path} needs a target (label) column; its columns are "
+                             f"{_csv_rows(path)[0]}")
         X, y, classes = _load_csv(path, target)
     else:
         raise ValueError(f"unsupported file type {ext or '(none)'!r} for {path}; use .npz or .csv")
@@ -281,6 +284,7 @@ def load_data_file(path, target: str | None = None, return_classes: bool = False
 
 
 def _load_npz(path, key):
+    """X, y and class names from an npz; ``key`` None reads X alone (y None)."""
     try:
         archive = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
@@ -289,26 +293,27 @@ def _load_npz(path, key):
     if not isinstance(archive, np.lib.npyio.NpzFile):
         raise ValueError(f"{path} is not an .npz archive (it holds a single array)")
     with archive:
-        missing = [k for k in ("X", key) if k not in archive.files]
+        missing = [k for k in ("X", key) if k is not None and k not in archive.files]
         if missing:
             raise ValueError(
                 f"{path} lacks array(s) {missing}; it holds {sorted(archive.files)} "
                 f"(save with np.savez(path, X=X, {key}=y))"
             )
         try:
-            X, y = archive["X"], archive[key]
+            X = archive["X"]
+            y = None if key is None else archive[key]
         except (ValueError, OSError, zipfile.BadZipFile) as exc:
             # Object arrays land here: allow_pickle=False refuses them.
             raise ValueError(f"could not read arrays from {path}: {exc}") from None
     if X.ndim != 2:
         raise ValueError(f"X in {path} must be 2-D (n_samples, n_features); got shape {X.shape}")
-    if y.ndim not in (1, 2):
+    if y is not None and y.ndim not in (1, 2):
         raise ValueError(f"{key} in {path} must be 1-D or 2-D; got shape {y.shape}")
     if X.shape[0] == 0:
         raise ValueError(f"{path} has no samples (X has 0 rows)")
     if X.shape[1] == 0:
         raise ValueError(f"X in {path} has 0 features")
-    if y.shape[0] != X.shape[0]:
+    if y is not None and y.shape[0] != X.shape[0]:
         raise ValueError(f"in {path}, X has {X.shape[0]} rows but {key} has {y.shape[0]}")
     if X.dtype.kind not in "biuf":
         raise ValueError(f"X in {path} must be numeric; got dtype {X.dtype}")
@@ -316,6 +321,8 @@ def _load_npz(path, key):
     if not np.isfinite(X).all():
         raise ValueError(f"X in {path} contains NaN or infinity")
     classes = None
+    if y is None:
+        return X, None, None
     if y.dtype.kind in "US":
         if y.ndim != 1:
             raise ValueError(f"string labels {key} in {path} must be 1-D; got shape {y.shape}")
@@ -333,7 +340,33 @@ def _load_npz(path, key):
     return X, y, classes
 
 
-def _load_csv(path, target):
+def load_features_file(path, drop: str | None = None):
+    """Features alone, for prediction: array ``X`` of an ``.npz``, or every
+    column of a ``.csv`` except ``drop`` (a label column, skipped if present).
+
+    Returns
+    -------
+    X : ndarray of float64, shape (n_samples, n_features)
+
+    Raises ``ValueError`` naming the file for every problem, as
+    :func:`load_data_file` does.
+    """
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise ValueError(f"no such file: {path}")
+    if os.path.isdir(path):
+        raise ValueError(f"{path} is a directory, not a data file")
+    ext = os.path.splitext(path)[1].lower()
+    if ext == ".npz":
+        return _load_npz(path, None)[0]
+    if ext == ".csv":
+        header, _ = _csv_rows(path)
+        return _load_csv(path, drop if drop in header else None)[0]
+    raise ValueError(f"unsupported file type {ext or '(none)'!r} for {path}; use .npz or .csv")
+
+
+def _csv_rows(path):
+    """(header, [(line number, cells), ...]) of a csv file with a header row."""
     try:
         # utf-8-sig drops the byte-order mark spreadsheet programs write.
         with open(path, newline="", encoding="utf-8-sig") as f:
@@ -347,13 +380,20 @@ def _load_csv(path, target):
     body = rows[1:]
     if not body:
         raise ValueError(f"{path} has a header but no data rows")
+    return header, body
+
+
+def _load_csv(path, target):
+    """X, y and class names from a csv; ``target`` None reads features only (y None)."""
+    header, body = _csv_rows(path)
     if target is None:
-        raise ValueError(f"reading {path} needs a target (label) column; its columns are {header}")
-    if target not in header:
+        t = None
+    elif target not in header:
         raise ValueError(f"{path} has no column {target!r}; its columns are {header}")
-    if header.count(target) > 1:
+    elif header.count(target) > 1:
         raise ValueError(f"{path} has more than one column named {target!r}")
-    t = header.index(target)
+    else:
+        t = header.index(target)
     feature_cols = [j for j in range(len(header)) if j != t]
     if not feature_cols:
         raise ValueError(f"{path} has no feature columns besides {target!r}")
@@ -376,10 +416,14 @@ def _load_csv(path, target):
                     f"{path} line {line}, column {header[j]!r}: {cell!r} is not a finite number"
                 )
             X[i, k] = value
+        if t is None:
+            continue
         label = row[t].strip()
         if not label:
             raise ValueError(f"{path} line {line}: the target column {target!r} is empty")
         labels.append((line, label))
+    if t is None:
+        return X, None, None
     y, classes = _parse_labels(path, target, labels)
     return X, y, classes
 

@@ -379,6 +379,31 @@ class MLP:
             loss /= n
         return loss, [(grads[i], grads[i + 1]) for i in range(0, len(grads), 2)]
 
+    def evaluate(self, X, y, chunk_size=DEFAULT_CHUNK_SIZE):
+        """Loss (with the model's reduction) and, for sigmoid and softmax
+        outputs, accuracy over ``X``, ``y``; forward passes only, in chunks.
+
+        Returns
+        -------
+        dict
+            ``{"loss": float}``, plus ``"accuracy"`` (the share of correct
+            rows for softmax, of correct outputs for sigmoid).
+        """
+        X = self._features(X)
+        n = n_rows(X)
+        Y = self._targets(y, n)
+        multiclass = {"softmax": True, "sigmoid": False}.get(self.output_activation)
+        loss_sum, correct = evaluate_rows(
+            self._flat, self.spec, lambda i, j: (X[i:j, :], Y[i:j, :]), n,
+            _check_int("chunk_size", chunk_size), multiclass,
+        )
+        scalars = [loss_sum] if correct is None else [loss_sum, correct]
+        host = self.backend.to_host(self.backend.xp.stack(scalars)).astype(np.float64)
+        out = {"loss": float(host[0]) / (n if self.reduction == "mean" else 1)}
+        if correct is not None:
+            out["accuracy"] = float(host[1]) / (n * (1 if multiclass else self.layer_sizes[-1]))
+        return out
+
     def fit(self, X, y, mode="minibatch", batch_size=32, epochs=100, lr=0.1,
             optimizer="sgd", shuffle=True, seed=None, progress=False, **options):
         """Train in place; see :func:`nnbackend.train.fit`. Returns a ``History``."""

@@ -1,0 +1,76 @@
+"""Training curves as a PNG (matplotlib, the optional extra ``plot``)."""
+
+from __future__ import annotations
+
+import os
+
+__all__ = ["plot_history", "require_matplotlib"]
+
+
+def require_matplotlib():
+    """matplotlib's pyplot on the file-only Agg backend, or a RuntimeError saying how to get it."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")  # files only: no display is needed or wanted
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise RuntimeError(
+            "plotting needs matplotlib: pip install 'nnbackend[plot]' (or: pip install matplotlib)"
+        ) from None
+    return plt
+
+
+def plot_history(history, path, title=None):
+    """Write the loss (and, for classifiers, accuracy) curves of a fit to ``path``.
+
+    Parameters
+    ----------
+    history : nnbackend.History
+    path : str or os.PathLike
+        A ``.png`` file; written atomically like checkpoints are.
+
+    Raises
+    ------
+    RuntimeError
+        matplotlib is not installed (the message says how to get it).
+    ValueError
+        The file cannot be written.
+    """
+    plt = require_matplotlib()
+    epochs = range(1, len(history.loss) + 1)
+    panels = 2 if history.accuracy else 1
+    fig, axes = plt.subplots(1, panels, figsize=(5.5 * panels, 4), squeeze=False)
+    ax = axes[0][0]
+    ax.plot(epochs, history.loss, label="train")
+    if history.val_loss:
+        ax.plot(epochs, history.val_loss, label="validation")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    if min(history.loss) > 0:
+        ax.set_yscale("log")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    if history.accuracy:
+        ax = axes[0][1]
+        ax.plot(epochs, history.accuracy, label="train")
+        if history.val_accuracy:
+            ax.plot(epochs, history.val_accuracy, label="validation")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("accuracy")
+        ax.set_ylim(0, 1.02)
+        ax.legend()
+        ax.grid(alpha=0.3)
+    fig.suptitle(title or f"{history.mode} descent, batch size {history.batch_size}")
+    fig.tight_layout()
+    path = os.fspath(path)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    try:
+        fig.savefig(tmp, format="png", dpi=100)
+        os.replace(tmp, path)
+    except OSError as exc:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise ValueError(f"cannot write plot {path}: {exc.strerror or exc}") from None
+    finally:
+        plt.close(fig)

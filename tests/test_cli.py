@@ -1,0 +1,182 @@
+"""The command line, run as a user runs it: in a subprocess."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+
+def run(*args, cwd=None):
+    env = {k: v for k, v in os.environ.items() if k not in ("NNBACKEND_BACKEND", "NNBACKEND_DEBUG")}
+    return subprocess.run([sys.executable, "-m", "nnbackend.cli", *map(str, args)],
+                          capture_output=True, text=True, cwd=cwd, env=env, timeout=300)
+
+
+def run_json(*args):
+    proc = run(*args, "--json", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def test_train_with_no_arguments_learns_xor_on_numpy():
+    proc = run("train")
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "on xor" in out and "accuracy 100.00%" in out
+    assert "backend numpy on cpu" in out and "samples/s" in out and "ms/epoch" in out
+    # Not a terminal: one line per epoch or fewer (about 20 for 1000 epochs).
+    progress = [l for l in proc.stderr.splitlines() if l.startswith("epoch ")]
+    assert 2 <= len(progress) <= 22
+    assert "Traceback" not in proc.stderr
+
+
+def test_json_summary_and_determinism():
+    a = run_json("train", "--dataset", "moons", "--n-samples", "200", "--epochs", "5",
+                 "--val-split", "0.25", "--seed", "3")
+    b = run_json("train", "--dataset", "moons", "--n-samples", "200", "--epochs", "5",
+                 "--val-split", "0.25", "--seed", "3")
+    for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "seconds",
+                "samples_per_second", "backend", "device"):
+        assert key in a
+    assert a["n_train"] == 150 and a["n_val"] == 50 and a["task"] == "binary"
+    assert a["train_loss"] == b["train_loss"] and a["val_accuracy"] == b["val_accuracy"]
+    c = run_json("train", "--dataset", "moons", "--n-samples", "200", "--epochs", "5",
+                 "--val-split", "0.25", "--seed", "4")
+    assert c["train_loss"] != a["train_loss"]
+
+
+@pytest.mark.parametrize("dataset, task, outputs", [
+    ("spirals", "multiclass", 3), ("synthetic", "regression", 1), ("and", "binary", 1),
+])
+def test_task_decides_the_head(dataset, task, outputs):
+    s = run_json("train", "--dataset", dataset, "--epochs", "3", "--n-samples", "60")
+    assert s["task"] == task and s["layer_sizes"][-1] == outputs
+    assert ("train_accuracy" in s) == (task != "regression")
+
+
+def test_flags_reach_the_training(tmp_path):
+    s = run_json("train", "--dataset", "moons", "--n-samples", "100", "--hidden", "8,6",
+                 "--activation", "tanh", "--mode", "sgd", "--epochs", "2", "--lr", "0.05",
+                 "--optimizer", "momentum", "--dtype", "float64", "--backend", "strict",
+                 "--device", "device1")
+    assert s["layer_sizes"] == [2, 8, 6, 1] and s["mode"] == "sgd" and s["batch_size"] == 1
+    assert s["optimizer"] == "momentum" and s["dtype"] == "float64"
+    assert s["backend"] == "strict" and "device1" in s["device"]
+
+
+def test_patience_stops_early():
+    s = run_json("train", "--dataset", "moons", "--n-samples", "200", "--epochs", "400",
+                 "--val-split", "0.3", "--patience", "3", "--lr", "0.5", "--optimizer", "adam")
+    assert s["stopped_early"] and s["epochs"] < 400 and s["best_epoch"] == s["epochs"] - 3
+
+
+def test_csv_and_npz_files_save_predict_and_plot(tmp_path):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(80, 3))
+    labels = np.where(X[:, 0] + X[:, 1] > 0, "yes", "no")
+    with open(tmp_path / "train.csv", "w") as f:
+        f.write("a,b,c,answer\n")
+        for row, label in zip(X, labels):
+            f.write(",".join(f"{v:.6f}" for v in row) + f",{label}\n")
+    proc = run("train", "--data", tmp_path / "train.csv", "--target", "answer", "--epochs", "40",
+               "--lr", "0.5", "--save", tmp_path / "m.npz", "--plot", tmp_path / "loss.png")
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # The label column is dropped when present; predictions use the class names.
+    proc = run("predict", "--model", tmp_path / "m.npz", "--data", tmp_path / "train.csv",
+               "--out", tmp_path / "preds.csv")
+    assert proc.returncode == 0, proc.stderr
+    lines = (tmp_path / "preds.csv").read_text().splitlines()
+    assert lines[0] == "prediction,p_no,p_yes" and len(lines) == 81
+    predicted = np.array([l.split(",")[0] for l in lines[1:]])
+    assert np.mean(predicted == labels) > 0.9
+
+    np.savez(tmp_path / "reg.npz", X=X, y=X @ np.array([1.0, -2.0, 0.5]))
+    proc = run("train", "--data", tmp_path / "reg.npz", "--epochs", "5", "--save", tmp_path / "r.npz",
+               "--quiet")
+    assert proc.returncode == 0 and "regression" in proc.stdout
+    np.savez(tmp_path / "X_only.npz", X=X[:5])
+    proc = run("predict", "--model", tmp_path / "r.npz", "--data", tmp_path / "X_only.npz",
+               "--backend", "torch")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[0] == "prediction" and len(proc.stdout.splitlines()) == 6
+
+
+def test_info_lists_every_backend():
+    proc = run("info", "--json")
+    assert proc.returncode == 0, proc.stderr
+    rows = {r["backend"]: r for r in json.loads(proc.stdout)}
+    assert set(rows) == {"numpy", "strict", "torch", "jax", "cupy"}
+    assert rows["numpy"]["available"] and rows["numpy"]["float64"]
+    if not rows["cupy"]["available"]:
+        assert "nnbackend[cuda12]" in rows["cupy"]["reason"]
+    assert run("info").returncode == 0
+
+
+BAD = [
+    ("train", "--epochs", "0"),
+    ("train", "--epochs", "ten"),
+    ("train", "--lr", "-1"),
+    ("train", "--lr", "nan"),
+    ("train", "--batch-size", "0"),
+    ("train", "--hidden", "4,x"),
+    ("train", "--mode", "full"),
+    ("train", "--optimizer", "rmsprop"),
+    ("train", "--activation", "gelu"),
+    ("train", "--dataset", "mnist"),
+    ("train", "--backend", "tensorflow"),
+    ("train", "--backend", "cupy"),
+    ("train", "--backend", "strict", "--device", "device9"),
+    ("train", "--backend", "strict", "--device", "no_float64", "--dtype", "float64"),
+    ("train", "--val-split", "1.5"),
+    ("train", "--data", "missing.csv"),
+    ("train", "--data", "bad.csv", "--target", "label"),
+    ("train", "--data", "bad.csv"),
+    ("train", "--data", "bad.csv", "--target", "nope"),
+    ("train", "--data", "junk.npz"),
+    ("train", "--data", "notes.txt"),
+    ("train", "--dataset", "xor", "--n-samples", "2"),
+    ("train", "--dataset", "synthetic", "--task", "binary"),
+    ("train", "--save", "no_dir/m.npz"),
+    ("predict", "--model", "junk.npz", "--data", "bad.csv"),
+    ("predict", "--model", "missing.npz", "--data", "bad.csv"),
+    ("bench-nothing",),
+    (),
+]
+
+
+@pytest.mark.parametrize("args", BAD, ids=lambda a: " ".join(a) or "no-command")
+def test_every_refusal_is_one_line_and_status_2(tmp_path, args):
+    if "--backend" in args and "cupy" in args:
+        import nnbackend as nb
+
+        if "cupy" in nb.available_backends():
+            pytest.skip("this machine has a GPU for CuPy")
+    (tmp_path / "bad.csv").write_text("a,b,label\n1,2,0\n3,oops,1\n")
+    (tmp_path / "junk.npz").write_bytes(b"not a zip file at all")
+    (tmp_path / "notes.txt").write_text("hello")
+    proc = run(*args, cwd=tmp_path)
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("nnbackend: error: "), proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_divergence_is_reported_and_exit_status_1():
+    proc = run("train", "--dataset", "synthetic", "--epochs", "20", "--lr", "1e6", "--quiet")
+    assert proc.returncode == 1
+    assert "diverged" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_plot_without_matplotlib_says_how_to_get_it(tmp_path):
+    # A None entry in sys.modules makes `import matplotlib` fail, as on a
+    # machine without it; the check happens before any training.
+    code = ("import sys; sys.modules['matplotlib'] = None; from nnbackend.cli import main; "
+            f"sys.exit(main(['train', '--plot', {str(tmp_path / 'p.png')!r}]))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == ("nnbackend: error: plotting needs matplotlib: pip install "
+                                   "'nnbackend[plot]' (or: pip install matplotlib)")
