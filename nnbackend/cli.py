@@ -129,6 +129,9 @@ def _parser():
     net.add_argument("--seed", type=int, default=0)
     out = train.add_argument_group("output")
     out.add_argument("--save", metavar="MODEL.npz", default=None, help="write a checkpoint")
+    out.add_argument("--resume", metavar="MODEL.npz", default=None,
+                     help="continue training a saved model (its architecture, optimizer state "
+                          "and shuffling carry on; give the same data and --optimizer)")
     out.add_argument("--plot", metavar="LOSS.png", default=None, help="write the training curves")
     out.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     out.add_argument("--quiet", action="store_true", help="no per-epoch progress")
@@ -244,10 +247,22 @@ def _train(args):
         print("nnbackend: note: --patience without --val-split watches the training loss",
               file=sys.stderr)
 
-    model = MLP([X.shape[1], *settings["hidden"], task["n_outputs"]],
-                hidden_activation=settings["activation"],
-                output_activation=task["output_activation"], loss=task["loss"],
-                backend=args.backend, device=args.device, dtype=args.dtype, seed=args.seed)
+    if args.resume:
+        model = MLP.load(args.resume, backend=args.backend, device=args.device)
+        if model.layer_sizes[0] != X.shape[1] or model.layer_sizes[-1] != task["n_outputs"]:
+            raise _Refusal(
+                f"--resume {args.resume}: the model maps {model.layer_sizes[0]} features to "
+                f"{model.layer_sizes[-1]} outputs, the data has {X.shape[1]} features and "
+                f"{task['n_outputs']} outputs"
+            )
+        if model.train_state is None:
+            raise _Refusal(f"--resume {args.resume}: the checkpoint holds no training state")
+        settings["hidden"] = model.layer_sizes[1:-1]
+    else:
+        model = MLP([X.shape[1], *settings["hidden"], task["n_outputs"]],
+                    hidden_activation=settings["activation"],
+                    output_activation=task["output_activation"], loss=task["loss"],
+                    backend=args.backend, device=args.device, dtype=args.dtype, seed=args.seed)
     classes = task["classes"]
     if label_names is not None:
         classes = [label_names[int(c)] for c in classes]
@@ -261,7 +276,7 @@ def _train(args):
         hist = model.fit(X_train, y_train, mode=settings["mode"], batch_size=args.batch_size,
                          epochs=settings["epochs"], lr=settings["lr"], optimizer=args.optimizer,
                          seed=args.seed, validation_data=validation, patience=args.patience,
-                         callback=progress)
+                         callback=progress, resume=bool(args.resume))
     seconds = time.perf_counter() - start
     if hist.epochs < settings["epochs"]:
         progress.close()
@@ -271,6 +286,7 @@ def _train(args):
 
     summary = {
         "source": source, "task": task["kind"], "backend": model.backend.name,
+        "epochs_done": model.train_state["epochs_done"] if model.train_state else hist.epochs,
         "device": str(model.backend.device), "dtype": model.dtype,
         "layer_sizes": model.layer_sizes, "mode": settings["mode"],
         "batch_size": hist.batch_size, "optimizer": args.optimizer, "lr": settings["lr"],

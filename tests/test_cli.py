@@ -180,3 +180,16 @@ def test_plot_without_matplotlib_says_how_to_get_it(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip() == ("nnbackend: error: plotting needs matplotlib: pip install "
                                    "'nnbackend[plot]' (or: pip install matplotlib)")
+
+
+def test_resume_continues_a_saved_run(tmp_path):
+    common = ["--dataset", "moons", "--n-samples", "120", "--lr", "0.05", "--optimizer", "adam",
+              "--dtype", "float64"]
+    whole = run_json("train", *common, "--epochs", "6")
+    first = run_json("train", *common, "--epochs", "3", "--save", tmp_path / "m.npz")
+    assert first["epochs_done"] == 3
+    second = run_json("train", *common, "--epochs", "3", "--resume", tmp_path / "m.npz")
+    assert second["epochs_done"] == 6
+    assert second["train_loss"] == whole["train_loss"]
+    proc = run("train", "--dataset", "spirals", "--resume", tmp_path / "m.npz")
+    assert proc.returncode == 2 and "maps 2 features to 1 outputs" in proc.stderr
