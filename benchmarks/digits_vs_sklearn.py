@@ -23,7 +23,14 @@ backend once, the epochs' steps, and each epoch's validation pass over the
 449 held-out rows), float32 by default. scikit-learn: wall time of
 ``MLPClassifier.fit`` (input checks included) divided by ``n_iter_``, float64
 (the dtype of the data it is given). The median over the repeats is
-reported; every repeat's figure is kept in the JSON.
+reported; every repeat's figure is kept in the JSON. The two run in turn
+within each repeat, so load that drifts on a shared machine hits both.
+
+Load from other processes matters at these sizes (32-row batches, 64-wide
+layers): on a 2-core machine shared with a busy neighbour, nnbackend's epochs
+were seen to take 2-3x longer with OpenBLAS's default threads, and not with
+one thread. ``--blas-threads 1`` pins both implementations to one thread
+(threadpoolctl); the thread pools in use are recorded in the JSON.
 """
 
 from __future__ import annotations
@@ -145,9 +152,13 @@ def main(argv=None) -> int:
     parser.add_argument("--lr", type=float, default=0.1)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--blas-threads", type=int, default=None,
+                        help="limit BLAS/OpenMP threads (threadpoolctl) for both; default: "
+                             "the libraries' own choice")
     args = parser.parse_args(argv)
-    if args.epochs < 1 or args.repeats < 1 or not args.lr > 0:
-        parser.error("--epochs and --repeats must be >= 1 and --lr > 0")
+    bad_threads = args.blas_threads is not None and args.blas_threads < 1
+    if args.epochs < 1 or args.repeats < 1 or not args.lr > 0 or bad_threads:
+        parser.error("--epochs, --repeats and --blas-threads must be >= 1 and --lr > 0")
 
     try:
         import sklearn  # noqa: F401
@@ -157,15 +168,24 @@ def main(argv=None) -> int:
     X, y = make_dataset("digits")
     split = train_val_split(X, y, VAL_SPLIT, seed=SEED)
 
+    limit = contextlib.nullcontext()
+    if args.blas_threads is not None:
+        from threadpoolctl import threadpool_limits
+
+        limit = threadpool_limits(limits=args.blas_threads)
+    load_before = os.getloadavg() if hasattr(os, "getloadavg") else None
     began = time.perf_counter()
     nn_runs, sk_runs = [], []
-    for _ in range(args.repeats):
-        try:
-            nn_runs.append(run_nnbackend(args.epochs, args.lr))
-        except RuntimeError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-        sk_runs.append(run_sklearn(args.epochs, args.lr, split))
+    with limit:
+        # Interleaved, so drifting load on a shared machine hits both alike.
+        for _ in range(args.repeats):
+            try:
+                nn_runs.append(run_nnbackend(args.epochs, args.lr))
+            except RuntimeError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return 2
+            sk_runs.append(run_sklearn(args.epochs, args.lr, split))
+        machine = machine_info()
     total = time.perf_counter() - began
 
     nn_last, sk_last = nn_runs[-1], sk_runs[-1]
@@ -173,7 +193,7 @@ def main(argv=None) -> int:
     assert nn_last["n_train"] == split[0].shape[0] and nn_last["n_val"] == split[2].shape[0]
     nn_accs = sorted({r["val_accuracy"] for r in nn_runs})
     sk_accs = sorted({r["test_accuracy"] for r in sk_runs})
-    machine = machine_info()
+    machine["load_average_1_5_15min_before"] = load_before
     machine_line = (f"{machine['cpu']}, {machine['cores']} cores, {platform.system()} "
                     f"{platform.machine()}, Python {machine['python']}")
     command = "nnbackend " + " ".join(nnbackend_args(args.epochs, args.lr))
@@ -227,7 +247,7 @@ def main(argv=None) -> int:
         "settings": {"epochs": args.epochs, "lr": args.lr, "repeats": args.repeats,
                      "hidden": [HIDDEN], "activation": "relu", "batch_size": BATCH_SIZE,
                      "optimizer": "sgd (no momentum, no L2)", "val_split": VAL_SPLIT,
-                     "seed": SEED, "n_train": int(split[0].shape[0]),
+                     "seed": SEED, "blas_threads": args.blas_threads, "n_train": int(split[0].shape[0]),
                      "n_test": int(split[2].shape[0])},
         "nnbackend_command": command,
         "threshold": THRESHOLD,

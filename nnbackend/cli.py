@@ -75,6 +75,16 @@ def _positive_int(text):
     return value
 
 
+def _seed(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}")
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+    return value
+
+
 def _positive_float(text):
     try:
         value = float(text)
@@ -126,7 +136,7 @@ def _parser():
     net.add_argument("--patience", type=_positive_int, default=None,
                      help="stop after this many epochs without improvement")
     net.add_argument("--dtype", choices=["float32", "float64"], default="float32")
-    net.add_argument("--seed", type=int, default=0)
+    net.add_argument("--seed", type=_seed, default=0)
     out = train.add_argument_group("output")
     out.add_argument("--save", metavar="MODEL.npz", default=None, help="write a checkpoint")
     out.add_argument("--resume", metavar="MODEL.npz", default=None,
@@ -239,7 +249,7 @@ def _train(args):
             settings[key] = getattr(args, key)
 
     if args.val_split is not None:
-        X_train, y_train, X_val, y_val = train_val_split(X, y, args.val_split, seed=max(args.seed, 0))
+        X_train, y_train, X_val, y_val = train_val_split(X, y, args.val_split, seed=args.seed)
         validation = (X_val, y_val)
     else:
         X_train, y_train, validation = X, y, None

@@ -132,6 +132,7 @@ BAD = [
     ("train", "--backend", "strict", "--device", "device9"),
     ("train", "--backend", "strict", "--device", "no_float64", "--dtype", "float64"),
     ("train", "--val-split", "1.5"),
+    ("train", "--seed", "-1"),
     ("train", "--data", "missing.csv"),
     ("train", "--data", "bad.csv", "--target", "label"),
     ("train", "--data", "bad.csv"),

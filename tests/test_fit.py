@@ -258,5 +258,5 @@ def test_save_and_load_round_trip(tmp_path, backend):
 def test_load_refuses_foreign_file(tmp_path):
     path = tmp_path / "other.npz"
     np.savez(path, a=np.ones(3))
-    with pytest.raises(ValueError, match="not a readable nnbackend checkpoint"):
+    with pytest.raises(ValueError, match="is not a usable nnbackend checkpoint"):
         nb.MLP.load(path)
