@@ -136,6 +136,35 @@ class Backend:
             return np.errstate(over="ignore", invalid="ignore", divide="ignore")
         return contextlib.nullcontext()
 
+    def device_name(self) -> str:
+        """A human name for the device: the GPU's model, or the CPU's."""
+        try:
+            if self.name == "cupy":
+                import cupy
+
+                props = cupy.cuda.runtime.getDeviceProperties(self.device.id)
+                name = props["name"]
+                return name.decode() if isinstance(name, bytes) else str(name)
+            if self.name == "torch" and self.device.type == "cuda":
+                import torch
+
+                return torch.cuda.get_device_name(self.device)
+            if self.name == "jax" and getattr(self.device, "platform", "cpu") != "cpu":
+                return str(getattr(self.device, "device_kind", self.device))
+        except Exception:
+            pass
+        return cpu_name()
+
+    def is_gpu(self) -> bool:
+        """Whether arrays of this backend live on a GPU."""
+        if self.name == "cupy":
+            return True
+        if self.name == "torch":
+            return self.device.type == "cuda"
+        if self.name == "jax":
+            return getattr(self.device, "platform", "cpu") != "cpu"
+        return False
+
     def synchronize(self) -> None:
         """Wait until queued device work is done (for timing)."""
         if self.name == "cupy":
@@ -294,6 +323,21 @@ _TO_HOST: dict[str, Callable] = {
     "jax": np.asarray,
     "cupy": lambda a: a.get(),
 }
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_name() -> str:
+    """The CPU's model name (from /proc/cpuinfo where there is one)."""
+    import platform
+
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return "CPU " + line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "CPU " + (platform.processor() or platform.machine())
 
 
 def _jax_enable_x64():

@@ -152,6 +152,22 @@ def _parser():
     predict.add_argument("--data", required=True, metavar="FILE", help="a .npz with X, or a .csv")
     predict.add_argument("--out", default=None, metavar="PREDS.csv", help="default: stdout")
 
+    bench = commands.add_parser("bench", help="time an epoch of each descent mode as N grows; write a report")
+    bench.add_argument("--backends", default=None,
+                       help="comma list of nnbackend backends (name or name:device); "
+                            "default: numpy,torch,jax,cupy where usable")
+    bench.add_argument("--modes", default="batch,minibatch,sgd", help="comma list of modes")
+    bench.add_argument("--sizes", default=None, help="comma list of N (default 1e3,1e4,1e5,1e6)")
+    bench.add_argument("--sgd-max", default=None, help="largest N for sgd mode (default 1e4)")
+    bench.add_argument("--target-n", default=None,
+                       help="N of the time-to-target runs (default 1e4; 0 skips them)")
+    bench.add_argument("--no-peers", action="store_true",
+                       help="skip the numpy-seed and torch-eager reference loops")
+    bench.add_argument("--quick", action="store_true",
+                       help="small sizes (1e3, 1e4; sgd to 1e3) for a first look in about a minute")
+    bench.add_argument("--out", default="bench_results", metavar="DIR",
+                       help="where the JSON, report.md and PNGs go (default: bench_results)")
+
     info = commands.add_parser("info", help="the backends on this machine and their devices")
     backend_flags(info)
     info.add_argument("--json", action="store_true")
@@ -395,6 +411,99 @@ def _predict(args):
     return 0
 
 
+# -- bench -------------------------------------------------------------------------
+
+
+def _suite_dir():
+    """The benchmark suite: beside the package in a source checkout, or ./benchmarks."""
+    from pathlib import Path
+
+    here = Path(__file__).resolve().parent
+    for candidate in (os.environ.get("NNBACKEND_BENCH_SUITE"), here.parent / "benchmarks",
+                      Path.cwd() / "benchmarks"):
+        if candidate and (Path(candidate) / "test_epochs.py").is_file():
+            return Path(candidate)
+    raise _Refusal("the benchmark suite (benchmarks/test_epochs.py) was not found: run "
+                   "nnbackend bench from a source checkout, or set NNBACKEND_BENCH_SUITE")
+
+
+def _number_list(text, flag):
+    try:
+        values = [int(float(v)) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise _Refusal(f"{flag}: expected comma-separated numbers like 1e3,1e4; got {text!r}")
+    if not values or any(v < 0 for v in values):
+        raise _Refusal(f"{flag}: expected numbers >= 0; got {text!r}")
+    return ",".join(str(v) for v in values)
+
+
+def _bench(args):
+    import subprocess
+
+    suite = _suite_dir()
+    env = dict(os.environ)
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    bad = [m for m in modes if m not in MODES]
+    if bad or not modes:
+        raise _Refusal(f"--modes: unknown mode(s) {bad}; choose from {list(MODES)}")
+    env["NNBACKEND_BENCH_MODES"] = ",".join(modes)
+    if args.backends:
+        names = [b.strip() for b in args.backends.split(",") if b.strip()]
+        for name in names:
+            backend, _, device = name.partition(":")
+            get_backend(backend, device or None)  # refuse unusable ones before timing anything
+        env["NNBACKEND_BENCH_BACKENDS"] = ",".join(names)
+    sizes = args.sizes or ("1e3,1e4" if args.quick else None)
+    if sizes:
+        env["NNBACKEND_BENCH_SIZES"] = _number_list(sizes, "--sizes")
+    sgd_max = args.sgd_max or ("1e3" if args.quick else None)
+    if sgd_max:
+        env["NNBACKEND_BENCH_SGD_MAX"] = _number_list(sgd_max, "--sgd-max")
+    target_n = args.target_n or ("2e3" if args.quick else None)
+    if target_n:
+        env["NNBACKEND_BENCH_TARGET_N"] = _number_list(target_n, "--target-n")
+    if args.quick:
+        env.setdefault("NNBACKEND_BENCH_TARGET_SECONDS", "5")
+    env["NNBACKEND_BENCH_PEERS"] = "0" if args.no_peers else "1"
+    os.makedirs(args.out, exist_ok=True)
+    raw = os.path.join(args.out, "results.json")
+    command = [sys.executable, "-m", "pytest", str(suite), "-q", "-p", "no:cacheprovider",
+               "--benchmark-only", f"--benchmark-json={raw}", "--benchmark-columns=median,rounds",
+               "--benchmark-sort=name"]
+    print("running the benchmark suite: " + " ".join(command[3:]), file=sys.stderr)
+    done = subprocess.run(command, env=env)
+    if done.returncode != 0 or not os.path.isfile(raw):
+        raise _Refusal(f"the benchmark suite failed (pytest exit status {done.returncode})")
+    with open(raw) as f:
+        results = json.load(f)
+    results["nnbackend"] = {
+        "machine": _machine_line(),
+        "command": "nnbackend bench " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["bench"]
+        else "nnbackend bench",
+    }
+    with open(raw, "w") as f:
+        json.dump(results, f, indent=1)
+    from .bench.report import write_report
+
+    summary = write_report(raw, args.out)
+    print(f"report written to {os.path.join(args.out, 'report.md')}", file=sys.stderr)
+    return 0 if summary is not None else 1
+
+
+def _machine_line():
+    import platform
+
+    from .backend import cpu_name
+
+    parts = [cpu_name(), f"{os.cpu_count()} cores", f"{platform.system()} {platform.machine()}",
+             f"Python {platform.python_version()}", f"NumPy {np.__version__}"]
+    for name in ("torch", "jax", "cupy"):
+        version = _versions(name)
+        if version:
+            parts.append(f"{name} {version}")
+    return ", ".join(parts)
+
+
 # -- info --------------------------------------------------------------------------
 
 
@@ -474,7 +583,7 @@ def _info(args):
 def main(argv=None):
     parser = _parser()
     args = parser.parse_args(argv)
-    command = {"train": _train, "predict": _predict, "info": _info}[args.command]
+    command = {"train": _train, "predict": _predict, "info": _info, "bench": _bench}[args.command]
     try:
         return command(args)
     except (_Refusal, ValueError, TypeError, BackendUnavailableError, DatasetUnavailableError,

@@ -17,13 +17,14 @@ import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
+from array_api_compat import array_namespace, device
 
 from .data import MODES, _check_int, make_plan, n_rows
 from .datasets import split_indices
 from .model import DEFAULT_CHUNK_SIZE, evaluate_rows, loss_and_grads_rows
 from .optim import Optimizer, get_optimizer, state_from_fields, state_fields
 
-__all__ = ["History", "DivergenceWarning", "fit"]
+__all__ = ["History", "DivergenceWarning", "fit", "run_epoch", "epoch_function"]
 
 
 class DivergenceWarning(RuntimeWarning):
@@ -87,6 +88,80 @@ def _batch_rows(xp, X, Y, index, offset):
         return xp.take(X, idx, axis=0), xp.take(Y, idx, axis=0)
 
     return rows
+
+
+def run_epoch(params, state, opt, spec, X, Y, plan, rng, index_dtype, chunk_size, multiclass=None):
+    """One pass over the data, as every fit makes it; nothing leaves the device.
+
+    Parameters
+    ----------
+    params, state : the flat parameter list and the optimizer state
+    opt : Optimizer
+    spec : NetSpec
+    X : array, shape (n_samples, n_features); Y : array, shape (n_samples, n_outputs)
+    plan : BatchPlan
+    rng : numpy.random.Generator
+        Draws this epoch's row order when the plan shuffles.
+    index_dtype : the namespace's index dtype on this device
+    chunk_size : int
+    multiclass : bool or None
+        Count correct predictions (see ``kernels.n_correct``) unless None.
+
+    Returns
+    -------
+    params, state
+        After the epoch's steps.
+    loss_sum : 0-D array
+        Per-sample losses summed over the epoch, each seen before its step.
+    correct : 0-D array or None
+    """
+    xp = array_namespace(X)
+    order = plan.order(rng)
+    index = None if order is None else xp.asarray(order, dtype=index_dtype, device=device(X))
+    epoch_loss = epoch_correct = None
+    n, size = plan.n_samples, plan.batch_size
+    for start in range(0, n, size):
+        stop = min(start + size, n)
+        rows = _batch_rows(xp, X, Y, index, start)
+        loss_sum, grads, correct = loss_and_grads_rows(
+            params, spec, rows, stop - start, chunk_size, multiclass
+        )
+        params, state = opt.update(grads, state, params)
+        epoch_loss = loss_sum if epoch_loss is None else epoch_loss + loss_sum
+        if correct is not None:
+            epoch_correct = correct if epoch_correct is None else epoch_correct + correct
+    return params, state, epoch_loss, epoch_correct
+
+
+def epoch_function(model, X, y, mode="minibatch", batch_size=32, lr=0.1, optimizer="sgd",
+                   shuffle=True, seed=None, chunk_size=DEFAULT_CHUNK_SIZE):
+    """Set up a fit once and return ``step()``, which trains ``model`` one more
+    epoch per call with the same code as :func:`fit` and returns that epoch's
+    loss as a float (reading it waits for the device, so the epoch is done).
+
+    For benchmarks: the data moves to the device here, not in ``step``.
+    """
+    X = model._features(X)
+    Y = model._targets(y, n_rows(X))
+    plan = make_plan(mode, n_rows(X), batch_size, shuffle)
+    opt = get_optimizer(optimizer, lr)
+    backend = model.backend
+    index_dtype = backend.xp.__array_namespace_info__().default_dtypes(
+        device=backend.device)["indexing"]
+    rng = np.random.default_rng(model.seed if seed is None else seed)
+    carry = {"params": model._flat, "state": opt.init(model._flat)}
+
+    def step():
+        params, state, loss_sum, _ = run_epoch(
+            carry["params"], carry["state"], opt, model.spec, X, Y, plan, rng, index_dtype,
+            chunk_size,
+        )
+        carry["params"], carry["state"] = params, state
+        model._flat = params
+        return float(backend.to_host(loss_sum))
+
+    step.plan = plan
+    return step
 
 
 def _check_number(name, value, low, high=math.inf, low_open=False):
@@ -227,7 +302,6 @@ def fit(model, X, y, mode="minibatch", batch_size=32, epochs=100, lr=0.1, optimi
 
     n_samples = n_rows(X)
     plan = make_plan(mode, n_samples, batch_size, shuffle)
-    bounds = plan.bounds
     multiclass = {"softmax": True, "sigmoid": False}.get(spec.output_activation)
     # Accuracy divides correct rows (softmax) or correct elements (sigmoid).
     per_row = 1 if multiclass else model.layer_sizes[-1]
@@ -248,18 +322,9 @@ def fit(model, X, y, mode="minibatch", batch_size=32, epochs=100, lr=0.1, optimi
     with backend.quiet_overflow():
         for epoch in range(1, epochs + 1):
             epoch_start = params
-            order = plan.order(rng)
-            index = None if order is None else backend.asarray(order, dtype=index_dtype)
-            epoch_loss = epoch_correct = None
-            for start, stop in bounds:
-                rows = _batch_rows(xp, X, Y, index, start)
-                loss_sum, grads, correct = loss_and_grads_rows(
-                    params, spec, rows, stop - start, chunk_size, multiclass
-                )
-                params, state = opt.update(grads, state, params)
-                epoch_loss = loss_sum if epoch_loss is None else epoch_loss + loss_sum
-                if correct is not None:
-                    epoch_correct = correct if epoch_correct is None else epoch_correct + correct
+            params, state, epoch_loss, epoch_correct = run_epoch(
+                params, state, opt, spec, X, Y, plan, rng, index_dtype, chunk_size, multiclass
+            )
             scalars = [epoch_loss, _all_finite(xp, params)]
             if epoch_correct is not None:
                 scalars.append(epoch_correct)

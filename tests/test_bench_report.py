@@ -1,0 +1,254 @@
+"""The bench report: numbers, words and plots from a synthetic pytest-benchmark JSON."""
+
+import json
+import math
+
+import pytest
+
+pytest.importorskip("matplotlib")
+
+from nnbackend.bench.report import load_results, main, scaling_exponents, write_report  # noqa: E402
+
+PNG = b"\x89PNG\r\n\x1a\n"
+NS = [100, 300, 1_000, 3_000, 10_000, 30_000, 100_000, 300_000, 1_000_000]
+
+LABELS = {
+    # label: (implementation, backend, device, gpu)
+    "nnbackend-numpy": ("nnbackend", "numpy", "cpu", False),
+    "nnbackend-cupy": ("nnbackend", "cupy", "NVIDIA H100 80GB HBM3", True),
+    "numpy-seed": ("numpy-seed", "numpy", "cpu", False),
+    "torch-eager-cpu": ("torch-eager", "torch", "cpu", False),
+}
+
+
+def _bench(label, mode, n, seconds, *, stats=True, extra=True):
+    impl, backend, device, gpu = LABELS[label]
+    batch = {"batch": n, "minibatch": 64, "sgd": 1}[mode]
+    steps = math.ceil(n / batch)
+    info = {
+        "kind": "epoch", "implementation": impl, "label": label, "backend": backend,
+        "device": device, "gpu": gpu, "mode": mode, "batch_size": batch, "n_samples": n,
+        "steps": steps, "dtype": "float32",
+    }
+    if extra:
+        info.update(seconds_per_epoch=seconds, samples_per_s=n / seconds,
+                    seconds_per_step=seconds / steps)
+    st = None
+    if stats:
+        st = {"min": seconds * 0.9, "max": seconds * 1.2, "mean": seconds * 1.02,
+              "median": seconds, "stddev": seconds * 0.05, "rounds": 5}
+    return {"name": f"test_epoch[{label}-{mode}-{n}]", "group": f"epoch-{mode}",
+            "stats": st, "extra_info": info}
+
+
+def _ttt(label, mode, reached, epochs, seconds):
+    impl, backend, device, gpu = LABELS[label]
+    return {"name": f"test_ttt[{label}-{mode}]", "group": "time_to_target", "stats": None,
+            "extra_info": {"kind": "time_to_target", "implementation": impl, "label": label,
+                           "backend": backend, "device": device, "gpu": gpu, "mode": mode,
+                           "batch_size": 64, "n_samples": 10_000, "steps": 157,
+                           "dtype": "float32", "target_loss": 0.05, "reached": reached,
+                           "epochs": epochs, "seconds": seconds,
+                           "final_loss": 0.04 if reached else 0.2}}
+
+
+def _write(tmp_path, numpy_time, name="results.json"):
+    benches = []
+    for mode in ("batch", "minibatch", "sgd"):
+        for n in NS:
+            benches.append(_bench("nnbackend-numpy", mode, n, numpy_time(n)))
+            benches.append(_bench("numpy-seed", mode, n, 1.2e-6 * n))
+            benches.append(_bench("nnbackend-cupy", mode, n, 2e-3 + 1e-8 * n))
+            benches.append(_bench("torch-eager-cpu", mode, n, 1e-9 * n ** 1.5))
+    # Partial data: stats missing (extra_info has the time), and neither present.
+    benches.append(_bench("numpy-seed", "batch", 2_000_000, 2.4, stats=False))
+    benches.append(_bench("torch-eager-cpu", "batch", 2_000_000, 1.0, stats=False, extra=False))
+    benches.append({"name": "garbage", "stats": None})  # no extra_info at all
+    benches += [_ttt("nnbackend-numpy", "minibatch", True, 12, 0.8),
+                _ttt("numpy-seed", "minibatch", True, 12, 1.1),
+                _ttt("nnbackend-cupy", "minibatch", False, 50, 3.0),
+                _ttt("nnbackend-numpy", "sgd", True, 3, 2.5)]
+    data = {
+        "machine_info": {"cpu": {"brand_raw": "Test CPU 9000", "count": 8},
+                         "python_version": "3.12.1", "system": "Linux", "release": "6.1"},
+        "commit_info": {"id": "0123456789abcdef", "branch": "main", "dirty": False},
+        "datetime": "2025-01-02T03:04:05.000000+00:00",
+        "version": "5.1.0",
+        "benchmarks": benches,
+        "nnbackend": {"machine": "test box with a fake H100", "command": "nnbackend bench --quick"},
+    }
+    path = tmp_path / name
+    path.write_text(json.dumps(data))
+    return path
+
+
+@pytest.fixture(scope="module")
+def linear_report(tmp_path_factory):
+    """One report shared by the read-only tests below (plots take about a second)."""
+    tmp_path = tmp_path_factory.mktemp("linear")
+    path = _write(tmp_path, lambda n: 1e-6 * n)
+    out = tmp_path / "out"
+    return path, out, write_report(path, out)
+
+
+def test_files_written(linear_report):
+    _, out, summary = linear_report
+    for name in ("epoch_time.png", "speedup.png", "time_to_target.png"):
+        assert (out / name).read_bytes()[:8] == PNG
+    assert (out / "report.md").is_file()
+    on_disk = json.loads((out / "summary.json").read_text())
+    assert on_disk["paths"] == summary["paths"]
+    assert summary["speedup_plot"] == "gpu"
+
+
+def test_load_results_flattens_and_fills_in(tmp_path):
+    rows = load_results(_write(tmp_path, lambda n: 1e-6 * n))
+    epoch = [r for r in rows if r["kind"] == "epoch"]
+    no_stats = [r for r in epoch if r["n_samples"] == 2_000_000]
+    by_label = {r["label"]: r for r in no_stats}
+    assert by_label["numpy-seed"]["seconds_per_epoch"] == 2.4  # from extra_info
+    assert by_label["numpy-seed"]["median"] is None
+    assert by_label["torch-eager-cpu"]["seconds_per_epoch"] is None  # nothing to go on
+    r = next(r for r in epoch if r["label"] == "nnbackend-numpy" and r["n_samples"] == 1000
+             and r["mode"] == "batch")
+    assert r["median"] == pytest.approx(1e-3)
+    assert r["device"] == "cpu" and r["gpu"] is False
+    ttt = [r for r in rows if r["kind"] == "time_to_target"]
+    assert len(ttt) == 4 and all(isinstance(r["reached"], bool) for r in ttt)
+
+
+def test_median_fallback_when_extra_info_lacks_times(tmp_path):
+    bench = _bench("nnbackend-numpy", "batch", 1000, 0.5, extra=False)
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps({"benchmarks": [bench]}))
+    (row,) = load_results(path)
+    assert row["seconds_per_epoch"] == 0.5
+    assert row["samples_per_s"] == pytest.approx(2000)
+    assert row["seconds_per_step"] == pytest.approx(0.5)
+
+
+def test_exponents(linear_report):
+    path, _, summary = linear_report
+    exps = scaling_exponents(load_results(path))
+    for mode in ("batch", "minibatch", "sgd"):
+        assert exps[("nnbackend-numpy", mode)] == pytest.approx(1.0, abs=0.01)
+        assert exps[("numpy-seed", mode)] == pytest.approx(1.0, abs=0.01)
+        assert exps[("torch-eager-cpu", mode)] == pytest.approx(1.5, abs=0.01)
+        assert summary["exponents"]["torch-eager-cpu"][mode] == pytest.approx(1.5, abs=0.01)
+    # Only N in [lo, hi] count; fewer than two points means no exponent.
+    assert scaling_exponents(load_results(path), lo=1e5, hi=1e5) == {}
+    narrow = scaling_exponents(load_results(path), lo=1e2, hi=1e3)
+    assert narrow[("nnbackend-cupy", "batch")] < 0.1  # launch overhead dominates
+
+
+def test_linear_numpy_is_not_flagged(linear_report):
+    _, out, summary = linear_report
+    md = (out / "report.md").read_text()
+    assert "epoch cost grows linearly" in md
+    assert "does not grow linearly" not in md  # torch-eager-cpu's 1.5 is not ours to flag
+    assert "Warning" not in md
+    assert summary["numpy_linear"] == {"batch": True, "minibatch": True, "sgd": True}
+
+
+def test_superlinear_numpy_is_flagged(tmp_path):
+    path = _write(tmp_path, lambda n: 1e-9 * n ** 1.5)
+    summary = write_report(path, tmp_path / "out")
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "does not grow linearly" in md
+    assert "**Warning:**" in md
+    assert summary["numpy_linear"]["batch"] is False
+    assert summary["exponents"]["nnbackend-numpy"]["sgd"] == pytest.approx(1.5, abs=0.01)
+
+
+def test_crossover(linear_report):
+    _, out, summary = linear_report
+    cupy = [c for c in summary["crossovers"] if c["label"] == "nnbackend-cupy"]
+    assert [c["mode"] for c in cupy] == ["batch", "minibatch", "sgd"]
+    for c in cupy:
+        assert c["status"] == "crossover"
+        assert c["n"] == pytest.approx(2000, rel=0.10)  # exact: 2e-3 / 0.99e-6 = 2020
+    md = (out / "report.md").read_text()
+    assert "GPU faster from N ≈" in md
+
+
+def test_crossover_absent(tmp_path):
+    # GPU always slower, then always faster.
+    for gpu_time, text in ((lambda n: 1e-5 * n, "CPU faster at every measured N"),
+                           (lambda n: 1e-7 * n, "GPU faster at every measured N")):
+        benches = []
+        for n in NS:
+            benches.append(_bench("nnbackend-numpy", "batch", n, 1e-6 * n))
+            benches.append(_bench("nnbackend-cupy", "batch", n, gpu_time(n)))
+        path = tmp_path / "r.json"
+        path.write_text(json.dumps({"benchmarks": benches}))
+        summary = write_report(path, tmp_path / "o")
+        (c,) = summary["crossovers"]
+        assert c["n"] is None and c["text"] == text
+        assert text in (tmp_path / "o" / "report.md").read_text()
+        assert not (tmp_path / "o" / "time_to_target.png").exists()
+
+
+def test_speedups(linear_report):
+    _, out, summary = linear_report
+    sp = {(s["label"], s["baseline"], s["mode"], s["n_samples"]): s["speedup"]
+          for s in summary["speedups"]}
+    # numpy-seed takes 1.2e-6 N, nnbackend-numpy 1e-6 N: nnbackend-numpy is 1.2x faster.
+    assert sp[("nnbackend-numpy", "numpy-seed", "batch", 10_000)] == pytest.approx(1.2)
+    # GPU at 1e6: cpu 1.0 s vs gpu 2e-3 + 1e-2 = 0.012 s.
+    assert sp[("nnbackend-cupy", "nnbackend-numpy", "batch", 1_000_000)] == pytest.approx(1 / 0.012)
+    assert ("numpy-seed", "nnbackend-numpy", "batch", 10_000) not in sp  # only nnbackend-* rows
+    md = (out / "report.md").read_text()
+    assert "| nnbackend-numpy | 10,000 | — | 1.20× |" in md
+    assert "| nnbackend-cupy | 1,000,000 | 83.3× |" in md
+
+
+def test_markdown_contents(linear_report):
+    _, out, _ = linear_report
+    md = (out / "report.md").read_text()
+    assert "test box with a fake H100" in md
+    assert "`nnbackend bench --quick`" in md
+    assert "2025-01-02" in md
+    assert "NVIDIA H100 80GB HBM3" in md
+    # Time per epoch in ms with 3 significant digits; samples/s.
+    assert "| 1,000,000 | 1000 | 12.0 | 1200 | 1000 |" in md
+    assert "| 1,000 | 1.00 | 2.01 | 1.20 | 0.0316 |" in md
+    assert "| 1,000 | 1.00 M | 498 k | 833 k | 31.6 M |" in md
+    # Modes and labels in the fixed order.
+    assert md.index("## batch") < md.index("## mini-batch") < md.index("## stochastic")
+    header = "| N | nnbackend-numpy | nnbackend-cupy | numpy-seed | torch-eager-cpu |"
+    assert header in md
+    # Time to target.
+    assert "| nnbackend-cupy | 10,000 | 0.0500 | **no** | 50 | 3.00 | 0.200 |" in md
+    # The row with no time at all is "—", the row with only extra_info is used.
+    assert "| 2,000,000 | — | — | 2400 | — |" in md
+
+
+def test_no_gpu_and_partial_data(tmp_path):
+    benches = []
+    for n in NS[:4]:
+        benches.append(_bench("nnbackend-numpy", "sgd", n, 1e-6 * n))
+        benches.append(_bench("numpy-seed", "sgd", n, 1.2e-6 * n))
+    benches.append(_bench("torch-eager-cpu", "sgd", 1000, 3e-3))
+    benches.append({"name": "odd", "extra_info": {"label": "x", "mode": None}, "stats": None})
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps({"benchmarks": benches}))
+    summary = write_report(path, tmp_path / "o")
+    assert summary["speedup_plot"] == "peers"
+    assert summary["crossovers"] == [] and summary["exponents"] == {}
+    assert (tmp_path / "o" / "speedup.png").read_bytes()[:8] == PNG
+    md = (tmp_path / "o" / "report.md").read_text()
+    assert "No GPU was measured." in md
+    assert "not enough measurements" in md
+
+
+def test_empty_results_and_cli(tmp_path, capsys):
+    path = tmp_path / "empty.json"
+    path.write_text(json.dumps({"benchmarks": []}))
+    assert main([str(path), str(tmp_path / "o")]) == 0
+    assert (tmp_path / "o" / "epoch_time.png").read_bytes()[:8] == PNG
+    assert "No epoch timings" in (tmp_path / "o" / "report.md").read_text()
+    assert capsys.readouterr().out.strip().endswith("report.md")
+    assert main([str(tmp_path / "missing.json"), str(tmp_path / "o")]) == 2
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    assert main([str(bad), str(tmp_path / "o")]) == 2
