@@ -412,7 +412,8 @@ def _fmt_speedup(value):
 def _md_table(header, body, text_columns=1):
     """A Markdown table; the first text_columns columns are left-aligned, the rest right."""
     lines = ["| " + " | ".join(header) + " |",
-             "|" + "|".join("---" if i < text_columns else "---:" for i in range(len(header))) + "|"]
+             "|" + "|".join("---" if i < text_columns else "---:"
+                            for i in range(len(header))) + "|"]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in body]
     return "\n".join(lines)
 
@@ -512,16 +513,31 @@ def _no_data(ax, text):
     ax.set_yticks([])
 
 
-def _panels(plt, count, legend_rows):
-    """A 1 x count row of axes with room for a suptitle and a legend of legend_rows below."""
+def _panels(plt, count, legend_rows, title):
+    """A 1 x count row of axes under a (wrapped) title, with room for legend_rows below."""
+    import textwrap
+
     count = max(1, count)
     legend_h = (0.25 + _LEGEND_ROW * legend_rows) if legend_rows else 0.0
-    width = _LEFT + _RIGHT + count * _PANEL_W + (count - 1) * _GAP
-    height = _TOP + _PANEL_H + _BOTTOM + legend_h
+    width = _fig_width(count)
+    lines = textwrap.wrap(title, width=max(30, int(width * 9.5)))
+    top = _TOP + 0.22 * (len(lines) - 1)
+    height = top + _PANEL_H + _BOTTOM + legend_h
     fig, axes = plt.subplots(1, count, figsize=(width, height), squeeze=False)
-    fig.subplots_adjust(left=_LEFT / width, right=1 - _RIGHT / width, top=1 - _TOP / height,
+    fig.subplots_adjust(left=_LEFT / width, right=1 - _RIGHT / width, top=1 - top / height,
                         bottom=(_BOTTOM + legend_h) / height, wspace=_GAP / _PANEL_W)
+    fig.suptitle("\n".join(lines), y=1 - 0.12 / height, va="top")
     return fig, list(axes[0])
+
+
+def _fig_width(count):
+    count = max(1, count)
+    return _LEFT + _RIGHT + count * _PANEL_W + (count - 1) * _GAP
+
+
+def _ncol(entries, panels, most, entry_in):
+    """Legend columns: at most `most`, and as many entries of entry_in inches as fit."""
+    return max(1, min(entries, most, int(_fig_width(panels) // entry_in)))
 
 
 def _legend_rows(count, ncol):
@@ -562,12 +578,20 @@ def _log_axes(ax, x_fmt, y_fmt):
         axis.set_major_formatter(FuncFormatter(fmt))
         axis.set_minor_locator(NullLocator())
     ax.grid(True, which="major", alpha=0.35)
+    # Less than two decades shown: label a few ticks in between, or there may be only one.
+    for axis, limits, fmt in ((ax.xaxis, ax.get_xlim(), x_fmt), (ax.yaxis, ax.get_ylim(), y_fmt)):
+        lo, hi = sorted(limits)
+        if lo > 0 and math.log10(hi / lo) < 2:
+            axis.set_minor_locator(LogLocator(base=10, subs=(2.0, 3.0, 5.0), numticks=12))
+            axis.set_minor_formatter(FuncFormatter(fmt))
+            ax.grid(True, which="minor", alpha=0.15)
 
 
 def _plot_epoch_time(plt, path, points, labels, modes, style):
     shown = [lab for lab in labels if any((lab, m) in points for m in modes)]
-    ncol = min(len(shown), 4) or 1
-    fig, axes = _panels(plt, len(modes), _legend_rows(len(shown), ncol))
+    ncol = _ncol(len(shown), len(modes), 4, 2.0)
+    title = "Time per training epoch (MLP 32-64-1, float32; lower is better)"
+    fig, axes = _panels(plt, len(modes), _legend_rows(len(shown), ncol), title)
     handles = {}
     if not modes:
         _no_data(axes[0], "no epoch timings in the results")
@@ -586,7 +610,6 @@ def _plot_epoch_time(plt, path, points, labels, modes, style):
         ax.set_title(mode)
         ax.set_xlabel("N (samples)")
         ax.set_ylabel("time per epoch")
-    fig.suptitle("Time per training epoch (MLP 32-64-1, float32; lower is better)")
     order = [lab for lab in labels if lab in handles]
     _figure_legend(fig, [handles[lab] for lab in order], order, ncol)
     _save(plt, fig, path)
@@ -611,12 +634,13 @@ def _plot_speedup(plt, path, rows, points, labels, modes, style, crossovers):
     if gpu_lines:
         plot_modes = [m for m in modes if any(k[1] == m for k in gpu_lines)]
         shown = [lab for lab in gpu if any(k[0] == lab for k in gpu_lines)]
-        ncol = min(len(shown), 4)
-        fig, axes = _panels(plt, len(plot_modes), _legend_rows(len(shown), ncol))
+        ncol = _ncol(len(shown), len(plot_modes), 4, 2.0)
+        title = f"GPU over CPU: epoch time of {CPU_BASELINE} / epoch time on the GPU"
+        fig, axes = _panels(plt, len(plot_modes), _legend_rows(len(shown), ncol), title)
         cross = {(c["label"], c["mode"]): c for c in crossovers}
         for ax, mode in zip(axes, plot_modes):
             ax.axhline(1.0, color="black", linewidth=0.9)
-            index = 0
+            marks, statuses = [], set()
             for label in shown:
                 if (label, mode) not in gpu_lines:
                     continue
@@ -628,13 +652,18 @@ def _plot_speedup(plt, path, rows, points, labels, modes, style, crossovers):
                 handles.setdefault(label, line)
                 c = cross.get((label, mode))
                 if c and c["n"]:
-                    _mark_crossover(ax, c["n"], color, index)
-                    index += 1
+                    marks.append((c["n"], color))
+                elif c:
+                    statuses.add(c["text"])
+            for index, (n, color) in enumerate(sorted(marks)):
+                _mark_crossover(ax, n, color, index)
             _log_axes(ax, _tick_n, _tick_times)
-            ax.set_title(mode)
+            if not marks and len(statuses) == 1:
+                ax.set_title(f"{mode}: {statuses.pop()}")
+            else:
+                ax.set_title(mode)
             ax.set_xlabel("N (samples)")
             ax.set_ylabel("speedup (above 1×: GPU faster)")
-        fig.suptitle(f"GPU over CPU: epoch time of {CPU_BASELINE} / epoch time on the GPU")
         _figure_legend(fig, [handles[lab] for lab in shown if lab in handles],
                        [lab for lab in shown if lab in handles], ncol)
         _save(plt, fig, path)
@@ -657,8 +686,10 @@ def _plot_speedup(plt, path, rows, points, labels, modes, style, crossovers):
         for peer in peers:
             if any(k[:2] == (lab, peer) for k in lines):
                 names.append((lab, peer))
-    ncol = min(len(names), 3) or 1
-    fig, axes = _panels(plt, len(plot_modes), _legend_rows(len(names), ncol))
+    ncol = _ncol(len(names), len(plot_modes), 3, 3.4)
+    why = "no GPU was measured" if not gpu else f"no {CPU_BASELINE} run to compare the GPU with"
+    title = f"Speedup of nnbackend over the peer implementations ({why})"
+    fig, axes = _panels(plt, len(plot_modes), _legend_rows(len(names), ncol), title)
     if not plot_modes:
         _no_data(axes[0], "nothing to compare: no GPU timings and\nno nnbackend run next to a peer")
     for ax, mode in zip(axes, plot_modes):
@@ -676,8 +707,6 @@ def _plot_speedup(plt, path, rows, points, labels, modes, style, crossovers):
         ax.set_title(mode)
         ax.set_xlabel("N (samples)")
         ax.set_ylabel("speedup (above 1×: nnbackend faster)")
-    why = "no GPU was measured" if not gpu else f"no {CPU_BASELINE} run to compare the GPU with"
-    fig.suptitle(f"Speedup of nnbackend over the peer implementations ({why})")
     shown = [k for k in names if k in handles]
     _figure_legend(fig, [handles[k] for k in shown], [f"{a} over {b}" for a, b in shown], ncol)
     _save(plt, fig, path)
@@ -687,16 +716,17 @@ def _plot_speedup(plt, path, rows, points, labels, modes, style, crossovers):
 def _plot_time_to_target(plt, path, ttt, labels, modes, style):
     from matplotlib.patches import Patch
 
-    per_mode = {m: [lab for lab in labels if (lab, m) in ttt and ttt[(lab, m)]["seconds"] is not None]
+    per_mode = {m: [lab for lab in labels
+                    if (lab, m) in ttt and ttt[(lab, m)]["seconds"] is not None]
                 for m in modes}
     slots = max([len(v) for v in per_mode.values()] + [1])
     width = min(0.8 / slots, 0.3)
     any_missed = any(not r["reached"] for r in ttt.values() if r["seconds"] is not None)
     shown = [lab for lab in labels if any(lab in v for v in per_mode.values())]
     entries = len(shown) + (1 if any_missed else 0)
-    ax_w = max(5.5, 0.9 * slots * len(modes) + 1.0)
+    ax_w = max(5.5, 0.34 * slots * len(modes) + 1.5)
     width_in = _LEFT + _RIGHT + ax_w
-    ncol = max(1, min(entries, 4, int(width_in // 2.3)))
+    ncol = max(1, min(entries, 4, int(width_in // 2.4)))
     legend_h = 0.25 + _LEGEND_ROW * _legend_rows(entries, ncol)
     height_in = 0.6 + _PANEL_H + _BOTTOM + legend_h
     fig, ax = plt.subplots(figsize=(width_in, height_in))
@@ -717,9 +747,13 @@ def _plot_time_to_target(plt, path, ttt, labels, modes, style):
                          edgecolor="black" if missed else color, linewidth=0.6)
             drawn.setdefault(label, bar)
             epochs = f"{row['epochs']} ep" if row["epochs"] is not None else ""
-            tag = f"not\nreached\n{epochs}" if missed else epochs
-            ax.annotate(tag.strip(), (x, row["seconds"]), xytext=(0, 2), textcoords="offset points",
-                        ha="center", va="bottom", fontsize=7.5)
+            if slots > 3:  # narrow bars: vertical labels
+                tag = f"not reached, {epochs}" if missed else epochs
+            else:
+                tag = f"not reached\n{epochs}" if missed else epochs
+            ax.annotate(tag.strip(" ,\n"), (x, row["seconds"]), xytext=(0, 2),
+                        textcoords="offset points", ha="center", va="bottom", fontsize=7.5,
+                        rotation=90 if slots > 3 else 0)
     ax.set_xticks(range(len(modes)))
     ax.set_xticklabels(modes)
     ax.set_xlim(-0.6, len(modes) - 0.4)
@@ -727,9 +761,9 @@ def _plot_time_to_target(plt, path, ttt, labels, modes, style):
     ax.set_ylabel("seconds to reach the target loss")
     if log:
         ax.set_yscale("log")
-        ax.set_ylim(min(seconds) / 2, max(seconds) * 6)
+        ax.set_ylim(min(seconds) / 2, max(seconds) * (20 if slots > 3 else 6))
     else:
-        ax.set_ylim(0, (max(seconds) if seconds else 1.0) * 1.3)
+        ax.set_ylim(0, (max(seconds) if seconds else 1.0) * (1.5 if slots > 3 else 1.3))
     ax.grid(True, axis="y", alpha=0.35)
     ax.set_axisbelow(True)
     ax.set_title("Time to target loss (lower is better)")
@@ -813,7 +847,8 @@ def write_report(json_path, out_dir):
     plt = require_matplotlib()
     style = _style(set(labels) | set(ttt_labels))
     _plot_epoch_time(plt, paths["epoch_time"], points, labels, modes, style)
-    speedup_kind = _plot_speedup(plt, paths["speedup"], rows, points, labels, modes, style, crossovers)
+    speedup_kind = _plot_speedup(plt, paths["speedup"], rows, points, labels, modes, style,
+                                 crossovers)
     if ttt:
         _plot_time_to_target(plt, paths["time_to_target"], ttt, ttt_labels, ttt_modes, style)
     elif os.path.exists(os.path.join(out_dir, "time_to_target.png")):
@@ -866,6 +901,8 @@ def _markdown(data, json_path, rows, points, labels, modes, exps, rng, numpy_lin
     out = ["# nnbackend benchmark report", ""]
     out.append(f"- **Machine:** {_machine_text(data)}")
     gpus = sorted({str(r.get("device")) for r in rows if r.get("gpu") and r.get("device")})
+    if not gpus and any(r.get("gpu") for r in rows):
+        gpus = ["measured (device name not recorded)"]
     out.append(f"- **GPU:** {', '.join(gpus) if gpus else 'none measured'}")
     out.append(f"- **Date:** {_date_text(data, json_path)}")
     command = ours.get("command")
@@ -984,8 +1021,8 @@ def _markdown(data, json_path, rows, points, labels, modes, exps, rng, numpy_lin
                      _sig3(r["seconds"]) if r["seconds"] is not None else "—",
                      _sig3(r["final_loss"]) if r["final_loss"] is not None else "—"]
                     for r in sub]
-            out += [f"### {mode}", "",
-                    _md_table(["label", "N", "target", "reached", "epochs", "seconds", "final loss"], body), ""]
+            header = ["label", "N", "target", "reached", "epochs", "seconds", "final loss"]
+            out += [f"### {mode}", "", _md_table(header, body), ""]
     else:
         out += ["No time-to-target runs in the results.", ""]
 
