@@ -1,7 +1,15 @@
 #!/usr/bin/env bash
 # The GPU check: on a machine with an NVIDIA GPU, run the whole test suite
 # with CuPy (and PyTorch / JAX on CUDA where they see the GPU) beside NumPy,
-# and print a short summary.
+# then the CPU-vs-GPU benchmark (numpy on this machine's CPU, cupy and torch
+# on its GPU, in the same run), and print a short summary.
+#
+# What it leaves in $OUT (8 files at most, for the device tool):
+#   summary.txt  machine, test counts per backend, benchmark crossovers
+#   pytest.log   the test run
+#   bench/       results.json, report.md, summary.json and the PNG plots
+#
+# GPU_CHECK_BENCH=0 skips the benchmark; GPU_CHECK_BENCH_ARGS adds flags to it.
 #
 #   bash benchmarks/gpu_check.sh            # results in ./gpu_check_results
 #   OUT=/some/dir bash benchmarks/gpu_check.sh
@@ -40,7 +48,7 @@ for name in ("numpy", "cupy", "torch", "jax"):
     except Exception as exc:
         print(f"{name}: missing ({type(exc).__name__})")
 PY
-} | tee "$OUT/machine.txt"
+} | tee "$OUT/summary.txt"
 
 # GPU_CHECK_REQUIRE_GPU=0 runs the same steps without a GPU (a dry run of
 # this script itself; the CuPy tests then skip).
@@ -57,14 +65,14 @@ then
 fi
 
 export NNBACKEND_TEST_BACKENDS=${NNBACKEND_TEST_BACKENDS:-numpy,cupy,torch:cuda,jax:gpu,strict}
-python3 -m pytest tests -q -rs -p no:cacheprovider --junitxml "$OUT/junit.xml" 2>&1 | tee "$OUT/pytest.log"
+junit=$(mktemp --suffix=.xml)
+python3 -m pytest tests -q -rs -p no:cacheprovider --junitxml "$junit" 2>&1 | tee "$OUT/pytest.log"
 status=${PIPESTATUS[0]}
 
-python3 - "$OUT" <<'PY' | tee "$OUT/summary.txt"
+python3 - "$junit" <<'PY' | tee -a "$OUT/summary.txt"
 import collections, sys, xml.etree.ElementTree as ET
-out = sys.argv[1]
 counts = collections.defaultdict(collections.Counter)
-for case in ET.parse(f"{out}/junit.xml").iter("testcase"):
+for case in ET.parse(sys.argv[1]).iter("testcase"):
     name = case.get("name", "")
     group = "other"
     for key in ("cupy", "torch-cuda", "jax-gpu", "numpy", "strict"):
@@ -83,4 +91,27 @@ for group in sorted(counts):
 total = sum(counts.values(), collections.Counter())
 print(f"{total['passed']} passed, {total['failed']} failed, {total['skipped']} skipped")
 PY
+if [ "${GPU_CHECK_BENCH:-1}" != 0 ]; then
+  backends=numpy
+  python3 -c "import nnbackend as nb; nb.get_backend('cupy')" 2>/dev/null && backends="$backends,cupy"
+  python3 -c "import nnbackend as nb; nb.get_backend('torch', 'cuda')" 2>/dev/null && backends="$backends,torch:cuda"
+  # shellcheck disable=SC2086
+  python3 -m nnbackend.cli bench --backends "$backends" --out "$OUT/bench" ${GPU_CHECK_BENCH_ARGS:-} \
+    > "$OUT/bench.log" 2>&1
+  bench_status=$?
+  python3 - "$OUT/bench/summary.json" <<'PY' | tee -a "$OUT/summary.txt"
+import json, sys
+try:
+    summary = json.load(open(sys.argv[1]))
+except OSError:
+    print("benchmark: no summary written (see bench.log)")
+    sys.exit()
+print("benchmark GPU/CPU crossovers:")
+for c in summary.get("crossovers", []):
+    print("  " + c.get("text", str(c)))
+PY
+  # bench.log is long and the device tool brings back 8 files: keep its tail only.
+  tail -n 40 "$OUT/bench.log" >> "$OUT/pytest.log"; rm -f "$OUT/bench.log"
+  [ "$bench_status" = 0 ] || status=$bench_status
+fi
 exit "$status"

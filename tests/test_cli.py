@@ -144,6 +144,9 @@ BAD = [
     ("train", "--save", "no_dir/m.npz"),
     ("predict", "--model", "junk.npz", "--data", "bad.csv"),
     ("predict", "--model", "missing.npz", "--data", "bad.csv"),
+    ("bench", "--modes", "full"),
+    ("bench", "--sizes", "1e3,big"),
+    ("bench", "--backends", "tensorflow"),
     ("bench-nothing",),
     (),
 ]
@@ -194,3 +197,20 @@ def test_resume_continues_a_saved_run(tmp_path):
     assert second["train_loss"] == whole["train_loss"]
     proc = run("train", "--dataset", "spirals", "--resume", tmp_path / "m.npz")
     assert proc.returncode == 2 and "maps 2 features to 1 outputs" in proc.stderr
+
+
+def test_bench_writes_a_report(tmp_path):
+    proc = run("bench", "--backends", "numpy", "--modes", "batch,minibatch", "--sizes", "256,512",
+               "--target-n", "0", "--no-peers", "--out", tmp_path / "b")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = (tmp_path / "b" / "report.md").read_text()
+    assert "nnbackend-numpy" in report and "| 512 |" in report
+    results = json.loads((tmp_path / "b" / "results.json").read_text())
+    infos = [b["extra_info"] for b in results["benchmarks"]]
+    assert {(i["mode"], i["n_samples"]) for i in infos} == {
+        ("batch", 256), ("batch", 512), ("minibatch", 256), ("minibatch", 512)}
+    for i in infos:
+        assert i["seconds_per_epoch"] > 0 and i["samples_per_s"] > 0 and i["dtype"] == "float32"
+        assert i["device"].startswith("CPU") and i["backend"] == "numpy"
+    for png in ("epoch_time.png", "speedup.png"):
+        assert (tmp_path / "b" / png).read_bytes()[:4] == b"\x89PNG"

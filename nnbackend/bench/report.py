@@ -28,7 +28,7 @@ import math
 import os
 import sys
 
-__all__ = ["load_results", "scaling_exponents", "write_report", "main"]
+__all__ = ["load_results", "scaling_exponents", "fit_sizes", "write_report", "main"]
 
 MODE_ORDER = ("batch", "minibatch", "sgd")
 CPU_BASELINE = "nnbackend-numpy"
@@ -260,9 +260,11 @@ def _slope(ns, ts):
 def scaling_exponents(rows, lo=1e4, hi=1e6):
     """Least-squares slope of log(seconds per epoch) against log(N), per (label, mode).
 
-    Only epoch rows with ``lo <= n_samples <= hi`` and a positive time count;
-    a (label, mode) with fewer than two distinct N in that range is left out.
-    A slope of 1 means the epoch cost grows linearly with N.
+    Only epoch rows with ``lo <= n_samples <= hi`` and a positive time count.
+    A (label, mode) with fewer than two distinct N in that range (sgd, whose
+    default sizes stop at 10^4) is fitted over its two largest measured N
+    instead; :func:`fit_sizes` tells which. A slope of 1 means the epoch cost
+    grows linearly with N.
 
     Returns
     -------
@@ -272,13 +274,19 @@ def scaling_exponents(rows, lo=1e4, hi=1e6):
     out = {}
     points = _epoch_points(rows)
     for key in sorted(points, key=lambda k: (_label_key(k[0]), _mode_key(k[1]))):
-        chosen = sorted(n for n in points[key] if lo <= n <= hi)
+        chosen = fit_sizes(points[key], lo, hi)
         if len(chosen) < 2:
             continue
         slope = _slope(chosen, [points[key][n]["seconds_per_epoch"] for n in chosen])
         if slope is not None:
             out[key] = slope
     return out
+
+
+def fit_sizes(sizes, lo=1e4, hi=1e6):
+    """The N an exponent is fitted over: those in [lo, hi], or else the two largest."""
+    chosen = sorted(n for n in sizes if lo <= n <= hi)
+    return chosen if len(chosen) >= 2 else sorted(sizes)[-2:]
 
 
 def _common(points, a, b, mode):
@@ -977,6 +985,15 @@ def _markdown(data, json_path, rows, points, labels, modes, exps, rng, numpy_lin
         body = [[lab] + [f"{exps[(lab, m)]:.2f}" if (lab, m) in exps else "—" for m in exp_modes]
                 for lab in exp_labels]
         out += [_md_table(["label"] + exp_modes, body), ""]
+        outside = sorted({(m, tuple(fit_sizes(points[(lab, m)], lo, hi))) for lab, m in exps
+                          if fit_sizes(points[(lab, m)], lo, hi)[0] < lo},
+                         key=lambda item: _mode_key(item[0]))
+        for mode, ns in outside:
+            out += [f"- {mode} was measured only up to N = {_fmt_n(int(ns[-1]))} (one Python "
+                    f"step per row), so its exponent is fitted over N = "
+                    f"{_fmt_n(int(ns[0]))}..{_fmt_n(int(ns[-1]))}, where fixed costs weigh more."]
+        if outside:
+            out.append("")
     else:
         out += [f"No label has two or more measured N in {_fmt_n(int(lo))}..{_fmt_n(int(hi))}, "
                 "so no exponent was fitted.", ""]
