@@ -109,6 +109,8 @@ except OSError:
 print("benchmark GPU/CPU crossovers:")
 for c in summary.get("crossovers", []):
     print("  " + c.get("text", str(c)))
+if not summary.get("crossovers"):
+    print("  none: no GPU result in the benchmark")
 PY
   # bench.log is long and the device tool brings back 8 files: keep its tail only.
   tail -n 40 "$OUT/bench.log" >> "$OUT/pytest.log"; rm -f "$OUT/bench.log"

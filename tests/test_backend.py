@@ -47,7 +47,7 @@ def test_unknown_backend_lists_choices(name):
     "name, module, extra",
     [("torch", "torch", "nnbackend[torch]"), ("jax", "jax", "nnbackend[jax]"),
      ("strict", "array_api_strict", "nnbackend[test]"), ("cupy", "cupy", "nnbackend[cuda12]")],
-    ids=["no-torch", "no-jax", "no-strict", "no-cupy-module"],
+    ids=["torch_missing", "jax_missing", "strict_missing", "module_cupy_missing"],
 )
 def test_missing_library_gives_install_hint(monkeypatch, name, module, extra):
     # A None entry in sys.modules makes `import module` raise ImportError,
