@@ -7,7 +7,8 @@ standard alone.
 
 Names
 -----
-``numpy``   NumPy through ``array_api_compat.numpy`` (CPU).
+``numpy``   NumPy (CPU): its own namespace from NumPy 2.1 on, else
+            through ``array_api_compat.numpy``.
 ``strict``  ``array_api_strict``: the standard and nothing more. Its simulated
             devices (``device1``, ``no_float64``, ...) refuse what a GPU would
             refuse, which is how the tests prove the kernels portable.
@@ -194,7 +195,11 @@ def _import(name: str, module: str):
 
 
 def _load_numpy(device):
-    xp = _import("numpy", "array_api_compat.numpy")
+    # NumPy 2.1 and later implement the standard in their main namespace;
+    # calling it directly skips array-api-compat's wrappers, which cost more
+    # than the arithmetic on small arrays. Older NumPy goes through them.
+    xp = np if hasattr(np, "__array_namespace_info__") and hasattr(np, "astype") else \
+        _import("numpy", "array_api_compat.numpy")
     if device not in (None, "cpu"):
         raise ValueError(f"backend 'numpy' has only the device 'cpu', got {device!r}")
     return xp, "cpu"

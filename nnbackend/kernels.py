@@ -1,6 +1,7 @@
 """Forward and backward kernels written once against the Array API standard.
 
-Every function finds its namespace ``xp`` from its input arrays, returns
+Every function finds its namespace ``xp`` from its input arrays (or takes
+it as the keyword ``xp=``, which saves the look-up in hot loops), returns
 arrays of that namespace on the same device, and never mutates its inputs,
 so the same code runs eagerly on NumPy, CuPy, PyTorch and array-api-strict
 and traces under ``jax.jit``. No array library is imported here.
@@ -48,6 +49,7 @@ __all__ = [
     "activation_backward",
     "loss_forward",
     "loss_backward",
+    "loss_and_backward",
     "HIDDEN_ACTIVATIONS",
     "OUTPUT_ACTIVATIONS",
     "LOSSES",
@@ -59,10 +61,19 @@ __all__ = [
 REDUCTIONS = ("mean", "sum")
 
 
+def _ns(xp, *arrays):
+    """The namespace given, or the one of ``arrays``.
+
+    Finding it costs more than a small matmul, so callers that run many
+    kernels per step (the model) find it once and pass ``xp=`` on.
+    """
+    return array_namespace(*arrays) if xp is None else xp
+
+
 # -- dense layer -----------------------------------------------------------------
 
 
-def dense_forward(x, W, b):
+def dense_forward(x, W, b, *, xp=None):
     """Affine map ``z = x @ W + b``.
 
     Parameters
@@ -75,11 +86,11 @@ def dense_forward(x, W, b):
     -------
     z : array, shape (n, fan_out)
     """
-    xp = array_namespace(x, W, b)
+    xp = _ns(xp, x, W, b)
     return xp.matmul(x, W) + b
 
 
-def dense_backward(x, W, dz, *, need_dx=True):
+def dense_backward(x, W, dz, *, need_dx=True, xp=None):
     """Gradients of a dense layer given the gradient of its output.
 
     Parameters
@@ -98,10 +109,12 @@ def dense_backward(x, W, dz, *, need_dx=True):
     dW : array, shape (fan_in, fan_out)
     db : array, shape (fan_out,)
     """
-    xp = array_namespace(x, W, dz)
-    dW = xp.matmul(xp.matrix_transpose(x), dz)
+    xp = _ns(xp, x, W, dz)
+    # ``.T`` is the standard's transpose of a 2-D array, and an attribute
+    # look-up is far cheaper than a matrix_transpose call on small arrays.
+    dW = xp.matmul(x.T, dz)
     db = xp.sum(dz, axis=0)
-    dx = xp.matmul(dz, xp.matrix_transpose(W)) if need_dx else None
+    dx = xp.matmul(dz, W.T) if need_dx else None
     return dx, dW, db
 
 
@@ -111,56 +124,66 @@ def dense_backward(x, W, dz, *, need_dx=True):
 # respect to z. Each uses whichever of z and a gives the cheaper formula.
 
 
-def sigmoid_forward(z):
+def sigmoid_forward(z, *, xp=None):
     """Logistic sigmoid ``1 / (1 + exp(-z))``, shape of ``z``.
 
-    ``z`` is clipped from below, a unit short of where ``exp(-z)`` would
+    ``z`` is raised to a floor a unit short of where ``exp(-z)`` would
     overflow: there the result is below the dtype's smallest normal number
     either way, and elsewhere it is bit for bit the textbook formula.
     """
-    xp = array_namespace(z)
-    floor = 1 - math.log(float(xp.finfo(z.dtype).max))
-    return 1 / (1 + xp.exp(-xp.clip(z, min=floor)))
+    xp = _ns(xp, z)
+    return 1 / (1 + xp.exp(-xp.maximum(z, _exp_floor(xp, z.dtype))))
 
 
-def sigmoid_backward(z, a, da):
+_EXP_FLOORS = {}
+
+
+def _exp_floor(xp, dtype):
+    key = (id(xp), dtype)
+    floor = _EXP_FLOORS.get(key)
+    if floor is None:
+        floor = _EXP_FLOORS[key] = 1 - math.log(float(xp.finfo(dtype).max))
+    return floor
+
+
+def sigmoid_backward(z, a, da, *, xp=None):
     """``da · a(1 - a)``, shape of ``z``."""
     return da * (a * (1 - a))
 
 
-def tanh_forward(z):
+def tanh_forward(z, *, xp=None):
     """Hyperbolic tangent, shape of ``z``."""
-    return array_namespace(z).tanh(z)
+    return _ns(xp, z).tanh(z)
 
 
-def tanh_backward(z, a, da):
+def tanh_backward(z, a, da, *, xp=None):
     """``da · (1 - a²)``, shape of ``z``."""
     return da * (1 - a * a)
 
 
-def relu_forward(z):
+def relu_forward(z, *, xp=None):
     """``max(z, 0)``, shape of ``z``."""
-    xp = array_namespace(z)
+    xp = _ns(xp, z)
     return xp.where(z > 0, z, xp.zeros_like(z))
 
 
-def relu_backward(z, a, da):
+def relu_backward(z, a, da, *, xp=None):
     """``da`` where ``z > 0``, else 0 (the subgradient at 0 is taken as 0)."""
-    xp = array_namespace(z, da)
+    xp = _ns(xp, z, da)
     return xp.where(z > 0, da, xp.zeros_like(da))
 
 
-def identity_forward(z):
+def identity_forward(z, *, xp=None):
     """``z`` itself."""
     return z
 
 
-def identity_backward(z, a, da):
+def identity_backward(z, a, da, *, xp=None):
     """``da`` itself."""
     return da
 
 
-def softmax_forward(z):
+def softmax_forward(z, *, xp=None):
     """Row-wise softmax, shifted by each row's maximum so ``exp`` cannot overflow.
 
     Parameters
@@ -171,14 +194,14 @@ def softmax_forward(z):
     -------
     a : array, shape (n, k), rows summing to 1
     """
-    xp = array_namespace(z)
+    xp = _ns(xp, z)
     e = xp.exp(z - xp.max(z, axis=1, keepdims=True))
     return e / xp.sum(e, axis=1, keepdims=True)
 
 
-def softmax_backward(z, a, da):
+def softmax_backward(z, a, da, *, xp=None):
     """Vector-Jacobian product of the row-wise softmax, shape (n, k)."""
-    xp = array_namespace(a, da)
+    xp = _ns(xp, a, da)
     return a * (da - xp.sum(da * a, axis=1, keepdims=True))
 
 
@@ -202,14 +225,14 @@ def _activation(name):
         ) from None
 
 
-def activation_forward(name, z):
+def activation_forward(name, z, *, xp=None):
     """Apply the activation called ``name`` to ``z``."""
-    return _activation(name)[0](z)
+    return _activation(name)[0](z, xp=xp)
 
 
-def activation_backward(name, z, a, da):
+def activation_backward(name, z, a, da, *, xp=None):
     """Gradient with respect to ``z`` of the activation called ``name``."""
-    return _activation(name)[1](z, a, da)
+    return _activation(name)[1](z, a, da, xp=xp)
 
 
 # -- losses ----------------------------------------------------------------------
@@ -236,13 +259,13 @@ def _scale(dz, reduction, n_samples):
     return dz / (dz.shape[0] if n_samples is None else n_samples)
 
 
-def mse_forward(a, y, reduction="mean", n_samples=None):
+def mse_forward(a, y, reduction="mean", n_samples=None, *, xp=None):
     """½·squared error between outputs ``a`` and targets ``y``, both shape (n, k).
 
     Returns a 0-D array: the sum over samples of ½·Σ_k (a - y)², divided by
     ``n_samples`` when ``reduction="mean"``.
     """
-    xp = array_namespace(a, y)
+    xp = _ns(xp, a, y)
     d = a - y
     return _reduce(xp, 0.5 * (d * d), reduction, n_samples)
 
@@ -252,13 +275,13 @@ def mse_backward(a, y, reduction="mean", n_samples=None):
     return _scale(a - y, reduction, n_samples)
 
 
-def bce_with_logits_forward(z, y, reduction="mean", n_samples=None):
+def bce_with_logits_forward(z, y, reduction="mean", n_samples=None, *, xp=None):
     """Binary cross-entropy of ``sigmoid(z)`` against ``y`` in [0, 1], shapes (n, k).
 
     Computed from the logits as ``max(z, 0) - z·y + log(1 + exp(-|z|))``,
     which neither overflows nor takes the log of 0. Returns a 0-D array.
     """
-    xp = array_namespace(z, y)
+    xp = _ns(xp, z, y)
     per_element = xp.where(z > 0, z, xp.zeros_like(z)) - z * y + xp.log1p(xp.exp(-xp.abs(z)))
     return _reduce(xp, per_element, reduction, n_samples)
 
@@ -273,14 +296,14 @@ def bce_with_logits_backward(z, y, reduction="mean", n_samples=None, a=None):
     return _scale(a - y, reduction, n_samples)
 
 
-def softmax_cross_entropy_forward(z, y, reduction="mean", n_samples=None):
+def softmax_cross_entropy_forward(z, y, reduction="mean", n_samples=None, *, xp=None):
     """Cross-entropy of ``softmax(z)`` against ``y``, shapes (n, k).
 
     ``y`` holds one-hot rows (or probability rows summing to 1). Computed as
     ``Σ_k y·(logsumexp(z) - z)`` with the row maximum shifted out.
     Returns a 0-D array.
     """
-    xp = array_namespace(z, y)
+    xp = _ns(xp, z, y)
     m = xp.max(z, axis=1, keepdims=True)
     log_norm = xp.log(xp.sum(xp.exp(z - m), axis=1, keepdims=True))
     return _reduce(xp, y * ((m - z) + log_norm), reduction, n_samples)
@@ -313,7 +336,7 @@ def _check_loss(loss, output_activation):
         )
 
 
-def loss_forward(loss, output_activation, z, a, y, reduction="mean", n_samples=None):
+def loss_forward(loss, output_activation, z, a, y, reduction="mean", n_samples=None, *, xp=None):
     """The loss of the network's output layer.
 
     Parameters
@@ -334,26 +357,45 @@ def loss_forward(loss, output_activation, z, a, y, reduction="mean", n_samples=N
     """
     _check_loss(loss, output_activation)
     if loss == "mse":
-        return mse_forward(a, y, reduction, n_samples)
+        return mse_forward(a, y, reduction, n_samples, xp=xp)
     if loss == "bce":
-        return bce_with_logits_forward(z, y, reduction, n_samples)
-    return softmax_cross_entropy_forward(z, y, reduction, n_samples)
+        return bce_with_logits_forward(z, y, reduction, n_samples, xp=xp)
+    return softmax_cross_entropy_forward(z, y, reduction, n_samples, xp=xp)
 
 
-def loss_backward(loss, output_activation, z, a, y, reduction="mean", n_samples=None):
+def loss_backward(loss, output_activation, z, a, y, reduction="mean", n_samples=None, *, xp=None):
     """Gradient of :func:`loss_forward` with respect to the logits ``z``, shape (n, k)."""
     _check_loss(loss, output_activation)
     if loss == "mse":
         da = mse_backward(a, y, reduction, n_samples)
-        return activation_backward(output_activation, z, a, da)
+        return activation_backward(output_activation, z, a, da, xp=xp)
     # sigmoid + bce and softmax + cross-entropy both reduce to a - y.
     return _scale(a - y, reduction, n_samples)
+
+
+def loss_and_backward(loss, output_activation, z, a, y, reduction="mean", n_samples=None, *,
+                      xp=None):
+    """``(loss_forward(..., "sum"), loss_backward(...))`` in one pass.
+
+    The summed loss (whatever ``reduction``: callers accumulate sums) and the
+    gradient with respect to ``z`` (with ``reduction``) share ``a - y``,
+    which the training loop would otherwise compute twice per step.
+    """
+    _check_loss(loss, output_activation)
+    if loss != "mse":
+        total = loss_forward(loss, output_activation, z, a, y, "sum", xp=xp)
+        return total, _scale(a - y, reduction, n_samples)
+    xp = _ns(xp, a, y)
+    d = a - y
+    total = 0.5 * xp.sum(d * d)
+    da = _scale(d, reduction, n_samples)
+    return total, activation_backward(output_activation, z, a, da, xp=xp)
 
 
 # -- metrics ---------------------------------------------------------------------
 
 
-def n_correct(a, y, multiclass):
+def n_correct(a, y, multiclass, *, xp=None):
     """How many predictions in ``a`` match the targets ``y``, as a 0-D array.
 
     Parameters
@@ -371,7 +413,7 @@ def n_correct(a, y, multiclass):
     -------
     0-D array of ``a``'s dtype
     """
-    xp = array_namespace(a, y)
+    xp = _ns(xp, a, y)
     if multiclass:
         hit = xp.argmax(a, axis=1) == xp.argmax(y, axis=1)
     else:

@@ -34,7 +34,7 @@ class NetSpec:
     reduction: str
 
 
-def forward(params, X, spec: NetSpec):
+def forward(params, X, spec: NetSpec, xp=None):
     """Forward pass keeping what the backward pass needs.
 
     Parameters
@@ -55,14 +55,14 @@ def forward(params, X, spec: NetSpec):
     xs, zs = [X], []
     n_layers = len(params) // 2
     for i in range(n_layers):
-        z = K.dense_forward(xs[-1], params[2 * i], params[2 * i + 1])
+        z = K.dense_forward(xs[-1], params[2 * i], params[2 * i + 1], xp=xp)
         zs.append(z)
         if i < n_layers - 1:
-            xs.append(K.activation_forward(spec.hidden_activation, z))
-    return xs, zs, K.activation_forward(spec.output_activation, zs[-1])
+            xs.append(K.activation_forward(spec.hidden_activation, z, xp=xp))
+    return xs, zs, K.activation_forward(spec.output_activation, zs[-1], xp=xp)
 
 
-def backward(params, xs, zs, dz, spec: NetSpec):
+def backward(params, xs, zs, dz, spec: NetSpec, xp=None):
     """Backpropagate the output logits' gradient ``dz`` (shape (n, n_outputs)).
 
     Returns the gradients in the layout of ``params``: ``[dW0, db0, ...]``.
@@ -70,16 +70,16 @@ def backward(params, xs, zs, dz, spec: NetSpec):
     n_layers = len(params) // 2
     grads = [None] * len(params)
     for i in reversed(range(n_layers)):
-        dx, dW, db = K.dense_backward(xs[i], params[2 * i], dz, need_dx=i > 0)
+        dx, dW, db = K.dense_backward(xs[i], params[2 * i], dz, need_dx=i > 0, xp=xp)
         grads[2 * i], grads[2 * i + 1] = dW, db
         if i > 0:
             # xs[i] is the activation of zs[i - 1].
-            dz = K.activation_backward(spec.hidden_activation, zs[i - 1], xs[i], dx)
+            dz = K.activation_backward(spec.hidden_activation, zs[i - 1], xs[i], dx, xp=xp)
     return grads
 
 
 def loss_and_grads_rows(params, spec: NetSpec, rows, n_batch: int, chunk_size: int,
-                        multiclass=None):
+                        multiclass=None, xp=None):
     """Loss and gradients over ``n_batch`` rows, in chunks of at most ``chunk_size``.
 
     Parameters
@@ -107,14 +107,12 @@ def loss_and_grads_rows(params, spec: NetSpec, rows, n_batch: int, chunk_size: i
     loss_sum, grads, correct = None, None, None
     for start in range(0, n_batch, chunk_size):
         X, Y = rows(start, min(start + chunk_size, n_batch))
-        xs, zs, a = forward(params, X, spec)
-        z_out = zs[-1]
-        loss = K.loss_forward(spec.loss, spec.output_activation, z_out, a, Y, "sum")
-        dz = K.loss_backward(
-            spec.loss, spec.output_activation, z_out, a, Y, spec.reduction, n_samples=n_batch
+        xs, zs, a = forward(params, X, spec, xp)
+        loss, dz = K.loss_and_backward(
+            spec.loss, spec.output_activation, zs[-1], a, Y, spec.reduction, n_samples=n_batch, xp=xp
         )
-        chunk_grads = backward(params, xs, zs, dz, spec)
-        hits = None if multiclass is None else K.n_correct(a, Y, multiclass)
+        chunk_grads = backward(params, xs, zs, dz, spec, xp)
+        hits = None if multiclass is None else K.n_correct(a, Y, multiclass, xp=xp)
         if grads is None:
             loss_sum, grads, correct = loss, chunk_grads, hits
         else:
@@ -124,7 +122,8 @@ def loss_and_grads_rows(params, spec: NetSpec, rows, n_batch: int, chunk_size: i
     return loss_sum, grads, correct
 
 
-def evaluate_rows(params, spec: NetSpec, rows, n_rows: int, chunk_size: int, multiclass=None):
+def evaluate_rows(params, spec: NetSpec, rows, n_rows: int, chunk_size: int, multiclass=None,
+                  xp=None):
     """Summed loss (and correct predictions) over ``n_rows`` rows, forward only.
 
     ``rows`` is as in :func:`loss_and_grads_rows`. Returns ``(loss_sum,
@@ -134,9 +133,9 @@ def evaluate_rows(params, spec: NetSpec, rows, n_rows: int, chunk_size: int, mul
     loss_sum, correct = None, None
     for start in range(0, n_rows, chunk_size):
         X, Y = rows(start, min(start + chunk_size, n_rows))
-        _, zs, a = forward(params, X, spec)
-        loss = K.loss_forward(spec.loss, spec.output_activation, zs[-1], a, Y, "sum")
-        hits = None if multiclass is None else K.n_correct(a, Y, multiclass)
+        _, zs, a = forward(params, X, spec, xp)
+        loss = K.loss_forward(spec.loss, spec.output_activation, zs[-1], a, Y, "sum", xp=xp)
+        hits = None if multiclass is None else K.n_correct(a, Y, multiclass, xp=xp)
         loss_sum = loss if loss_sum is None else loss_sum + loss
         if hits is not None:
             correct = hits if correct is None else correct + hits
@@ -344,7 +343,7 @@ class MLP:
             softmax), in the model's namespace and on its device.
         """
         X = self._features(X)
-        return forward(self._flat, X, self.spec)[2]
+        return forward(self._flat, X, self.spec, self.backend.xp)[2]
 
     def loss_and_grads(self, X, y, chunk_size=DEFAULT_CHUNK_SIZE):
         """Loss and exact gradients over all of ``X`` (computed in row chunks).
@@ -373,6 +372,7 @@ class MLP:
             lambda i, j: (X[i:j, :], Y[i:j, :]),
             n,
             chunk_size,
+            xp=self.backend.xp,
         )
         loss = float(self.backend.to_host(loss_sum))
         if self.reduction == "mean":
@@ -395,7 +395,7 @@ class MLP:
         multiclass = {"softmax": True, "sigmoid": False}.get(self.output_activation)
         loss_sum, correct = evaluate_rows(
             self._flat, self.spec, lambda i, j: (X[i:j, :], Y[i:j, :]), n,
-            _check_int("chunk_size", chunk_size), multiclass,
+            _check_int("chunk_size", chunk_size), multiclass, self.backend.xp,
         )
         scalars = [loss_sum] if correct is None else [loss_sum, correct]
         host = self.backend.to_host(self.backend.xp.stack(scalars)).astype(np.float64)

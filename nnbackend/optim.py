@@ -116,10 +116,8 @@ def adam(lr: float, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> Op
         # size keeps the per-step work on the device to one pass per array.
         step = lr * math.sqrt(1 - b2**count) / (1 - b1**count)
         eps_hat = eps * math.sqrt(1 - b2**count)
-        new_params = []
-        for p, m, v in zip(params, mu, nu):
-            xp = array_namespace(p)
-            new_params.append(p - step * m / (xp.sqrt(v) + eps_hat))
+        xp = array_namespace(params[0])
+        new_params = [p - step * m / (xp.sqrt(v) + eps_hat) for p, m, v in zip(params, mu, nu)]
         return new_params, AdamState(count, mu, nu)
 
     return Optimizer(init, update)

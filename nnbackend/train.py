@@ -90,7 +90,8 @@ def _batch_rows(xp, X, Y, index, offset):
     return rows
 
 
-def run_epoch(params, state, opt, spec, X, Y, plan, rng, index_dtype, chunk_size, multiclass=None):
+def run_epoch(params, state, opt, spec, X, Y, plan, rng, index_dtype, chunk_size, multiclass=None,
+              xp=None):
     """One pass over the data, as every fit makes it; nothing leaves the device.
 
     Parameters
@@ -106,6 +107,8 @@ def run_epoch(params, state, opt, spec, X, Y, plan, rng, index_dtype, chunk_size
     chunk_size : int
     multiclass : bool or None
         Count correct predictions (see ``kernels.n_correct``) unless None.
+    xp : namespace, optional
+        The arrays' namespace (found from ``X`` if not given).
 
     Returns
     -------
@@ -115,7 +118,7 @@ def run_epoch(params, state, opt, spec, X, Y, plan, rng, index_dtype, chunk_size
         Per-sample losses summed over the epoch, each seen before its step.
     correct : 0-D array or None
     """
-    xp = array_namespace(X)
+    xp = array_namespace(X) if xp is None else xp
     order = plan.order(rng)
     index = None if order is None else xp.asarray(order, dtype=index_dtype, device=device(X))
     epoch_loss = epoch_correct = None
@@ -124,7 +127,7 @@ def run_epoch(params, state, opt, spec, X, Y, plan, rng, index_dtype, chunk_size
         stop = min(start + size, n)
         rows = _batch_rows(xp, X, Y, index, start)
         loss_sum, grads, correct = loss_and_grads_rows(
-            params, spec, rows, stop - start, chunk_size, multiclass
+            params, spec, rows, stop - start, chunk_size, multiclass, xp
         )
         params, state = opt.update(grads, state, params)
         epoch_loss = loss_sum if epoch_loss is None else epoch_loss + loss_sum
@@ -154,7 +157,7 @@ def epoch_function(model, X, y, mode="minibatch", batch_size=32, lr=0.1, optimiz
     def step():
         params, state, loss_sum, _ = run_epoch(
             carry["params"], carry["state"], opt, model.spec, X, Y, plan, rng, index_dtype,
-            chunk_size,
+            chunk_size, xp=backend.xp,
         )
         carry["params"], carry["state"] = params, state
         model._flat = params
@@ -323,7 +326,7 @@ def fit(model, X, y, mode="minibatch", batch_size=32, epochs=100, lr=0.1, optimi
         for epoch in range(1, epochs + 1):
             epoch_start = params
             params, state, epoch_loss, epoch_correct = run_epoch(
-                params, state, opt, spec, X, Y, plan, rng, index_dtype, chunk_size, multiclass
+                params, state, opt, spec, X, Y, plan, rng, index_dtype, chunk_size, multiclass, xp
             )
             scalars = [epoch_loss, _all_finite(xp, params)]
             if epoch_correct is not None:
@@ -331,7 +334,8 @@ def fit(model, X, y, mode="minibatch", batch_size=32, epochs=100, lr=0.1, optimi
             if X_val is not None:
                 n_val = n_rows(X_val)
                 val_loss, val_correct = evaluate_rows(
-                    params, spec, lambda i, j: (X_val[i:j, :], Y_val[i:j, :]), n_val, chunk_size, multiclass
+                    params, spec, lambda i, j: (X_val[i:j, :], Y_val[i:j, :]), n_val, chunk_size,
+                    multiclass, xp,
                 )
                 scalars.append(val_loss)
                 if val_correct is not None:
