@@ -25,6 +25,7 @@ import contextlib
 import functools
 import importlib
 import os
+import types
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -126,16 +127,32 @@ class Backend:
         """A NumPy copy of an array of this backend (a device-to-host sync)."""
         return _TO_HOST[self.name](a)
 
-    def quiet_overflow(self):
-        """A context in which overflow to inf/NaN raises no warnings.
+    def loop_context(self):
+        """The context the training loop runs in.
 
-        NumPy (and array-api-strict, built on it) warns at every operation
-        once a diverging run overflows; the training loop reports divergence
-        itself, once and clearly, so it silences those.
+        NumPy (and array-api-strict, built on it): overflow raises no warnings,
+        since a diverging run would warn at every operation and the loop
+        reports divergence itself, once and clearly. PyTorch:
+        ``torch.inference_mode``, since the loop computes its own gradients
+        and autograd's bookkeeping would only cost time (see :meth:`export`).
         """
         if self.name in ("numpy", "strict"):
             return np.errstate(over="ignore", invalid="ignore", divide="ignore")
+        if self.name == "torch":
+            import torch
+
+            return torch.inference_mode()
         return contextlib.nullcontext()
+
+    def export(self, arrays):
+        """Arrays made inside :meth:`loop_context`, made fit for any later use.
+
+        PyTorch's inference-mode tensors cannot take part in autograd later;
+        a copy made outside inference mode can. Other backends: unchanged.
+        """
+        if self.name == "torch":
+            return [a.clone() for a in arrays]
+        return list(arrays)
 
     def device_name(self) -> str:
         """A human name for the device: the GPU's model, or the CPU's."""
@@ -194,12 +211,37 @@ def _import(name: str, module: str):
         ) from None
 
 
+def _namespace(name, base, doc, **overrides):
+    """A module holding everything of ``base`` (a namespace module) plus ``overrides``.
+
+    A real module, not an object with ``__getattr__``: the kernels look a
+    function up on ``xp`` for every operation, and a module attribute is a
+    dictionary hit where ``__getattr__`` costs a microsecond.
+    """
+    module = types.ModuleType(name, doc)
+    meta = {"__name__", "__doc__", "__file__", "__loader__", "__spec__", "__path__",
+            "__package__", "__builtins__", "__cached__"}
+    module.__dict__.update({k: v for k, v in vars(base).items() if k not in meta})
+    module.__dict__.update(overrides)
+    return module
+
+
+def _numpy_sum(x, /, *, axis=None, dtype=None, keepdims=False):
+    # np.sum spends twice the time of the reduction in argument dispatch;
+    # for floating input np.add.reduce gives the standard's answer.
+    if dtype is None and x.dtype.kind == "f":
+        return np.add.reduce(x, axis=axis, keepdims=keepdims)
+    return np.sum(x, axis=axis, dtype=dtype, keepdims=keepdims)
+
+
 def _load_numpy(device):
-    # NumPy 2.1 and later implement the standard in their main namespace;
-    # calling it directly skips array-api-compat's wrappers, which cost more
-    # than the arithmetic on small arrays. Older NumPy goes through them.
-    xp = np if hasattr(np, "__array_namespace_info__") and hasattr(np, "astype") else \
-        _import("numpy", "array_api_compat.numpy")
+    if hasattr(np, "__array_namespace_info__") and hasattr(np, "astype"):
+        # NumPy 2.1 and later implement the standard in their own namespace;
+        # calling it directly skips array-api-compat's wrappers, which cost
+        # more than the arithmetic on a training step's small arrays.
+        xp = _namespace("nnbackend.numpy", np, "NumPy, with a faster float sum.", sum=_numpy_sum)
+    else:  # NumPy < 2.1 goes through array-api-compat
+        xp = _import("numpy", "array_api_compat.numpy")
     if device not in (None, "cpu"):
         raise ValueError(f"backend 'numpy' has only the device 'cpu', got {device!r}")
     return xp, "cpu"
@@ -220,10 +262,42 @@ def _load_strict(device):
     )
 
 
+def _torch_namespace(compat, torch):
+    """array-api-compat's torch namespace, with the functions the training loop
+    calls on every step bound straight to torch.
+
+    array-api-compat makes torch follow the standard's type promotion and
+    signatures, at a cost of several microseconds a call. Where nnbackend's
+    kernels pass same-dtype tensors or a Python float, torch's own function
+    already gives the standard's answer, and these skip the wrapper;
+    everything else is array-api-compat's.
+    """
+
+    def matmul(x1, x2, /):
+        if x1.dtype == x2.dtype:
+            return torch.matmul(x1, x2)
+        return compat.matmul(x1, x2)
+
+    def maximum(x1, x2, /):
+        if isinstance(x2, float) and x1.dtype.is_floating_point:
+            return torch.clamp_min(x1, x2)
+        return compat.maximum(x1, x2)
+
+    def take(x, indices, /, *, axis=None):
+        if axis == 0 and indices.ndim == 1:
+            return torch.index_select(x, 0, indices)
+        return compat.take(x, indices, axis=axis)
+
+    return _namespace("nnbackend.torch", compat, _torch_namespace.__doc__,
+                      matmul=matmul, maximum=maximum, take=take)
+
+
 def _load_torch(device):
     _import("torch", "torch")
-    xp = _import("torch", "array_api_compat.torch")
+    compat = _import("torch", "array_api_compat.torch")
     import torch
+
+    xp = _torch_namespace(compat, torch)
 
     try:
         dev = torch.device("cpu" if device is None else device)

@@ -132,18 +132,16 @@ def sigmoid_forward(z, *, xp=None):
     either way, and elsewhere it is bit for bit the textbook formula.
     """
     xp = _ns(xp, z)
-    return 1 / (1 + xp.exp(-xp.maximum(z, _exp_floor(xp, z.dtype))))
-
-
-_EXP_FLOORS = {}
-
-
-def _exp_floor(xp, dtype):
-    key = (id(xp), dtype)
+    # Keyed by type too: libraries' dtypes must never be compared to each other.
+    key = (type(z.dtype), z.dtype)
     floor = _EXP_FLOORS.get(key)
     if floor is None:
-        floor = _EXP_FLOORS[key] = 1 - math.log(float(xp.finfo(dtype).max))
-    return floor
+        floor = _EXP_FLOORS[key] = 1 - math.log(float(xp.finfo(z.dtype).max))
+    return 1 / (1 + xp.exp(-xp.maximum(z, floor)))
+
+
+# -log of each dtype's largest number, plus one: computed once per dtype.
+_EXP_FLOORS = {}
 
 
 def sigmoid_backward(z, a, da, *, xp=None):
@@ -379,17 +377,17 @@ def loss_and_backward(loss, output_activation, z, a, y, reduction="mean", n_samp
 
     The summed loss (whatever ``reduction``: callers accumulate sums) and the
     gradient with respect to ``z`` (with ``reduction``) share ``a - y``,
-    which the training loop would otherwise compute twice per step.
+    which the training loop would otherwise compute twice per step. The
+    names are not checked here (the model checked them when it was built).
     """
-    _check_loss(loss, output_activation)
     if loss != "mse":
         total = loss_forward(loss, output_activation, z, a, y, "sum", xp=xp)
         return total, _scale(a - y, reduction, n_samples)
     xp = _ns(xp, a, y)
     d = a - y
     total = 0.5 * xp.sum(d * d)
-    da = _scale(d, reduction, n_samples)
-    return total, activation_backward(output_activation, z, a, da, xp=xp)
+    da = d if reduction == "sum" else d / (d.shape[0] if n_samples is None else n_samples)
+    return total, _ACTIVATIONS[output_activation][1](z, a, da, xp=xp)
 
 
 # -- metrics ---------------------------------------------------------------------

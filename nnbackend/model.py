@@ -54,11 +54,13 @@ def forward(params, X, spec: NetSpec, xp=None):
     """
     xs, zs = [X], []
     n_layers = len(params) // 2
+    # Resolved once per call, not per layer: this runs on every step.
+    hidden = K._activation(spec.hidden_activation)[0]
     for i in range(n_layers):
         z = K.dense_forward(xs[-1], params[2 * i], params[2 * i + 1], xp=xp)
         zs.append(z)
         if i < n_layers - 1:
-            xs.append(K.activation_forward(spec.hidden_activation, z, xp=xp))
+            xs.append(hidden(z, xp=xp))
     return xs, zs, K.activation_forward(spec.output_activation, zs[-1], xp=xp)
 
 
@@ -69,12 +71,13 @@ def backward(params, xs, zs, dz, spec: NetSpec, xp=None):
     """
     n_layers = len(params) // 2
     grads = [None] * len(params)
+    hidden_backward = K._activation(spec.hidden_activation)[1]
     for i in reversed(range(n_layers)):
         dx, dW, db = K.dense_backward(xs[i], params[2 * i], dz, need_dx=i > 0, xp=xp)
         grads[2 * i], grads[2 * i + 1] = dW, db
         if i > 0:
             # xs[i] is the activation of zs[i - 1].
-            dz = K.activation_backward(spec.hidden_activation, zs[i - 1], xs[i], dx, xp=xp)
+            dz = hidden_backward(zs[i - 1], xs[i], dx, xp=xp)
     return grads
 
 

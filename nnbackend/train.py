@@ -77,17 +77,16 @@ class History:
         return {n: getattr(self, n)[-1] for n in names if getattr(self, n)}
 
 
-def _batch_rows(xp, X, Y, index, offset):
-    """``rows(start, stop)`` for the batch beginning at row ``offset`` of the epoch:
-    a slice in data order, or a gather through this epoch's permutation."""
-    if index is None:
-        return lambda i, j: (X[offset + i : offset + j, :], Y[offset + i : offset + j, :])
+# Shuffled epochs gather this many rows (rounded to whole batches) at a time
+# through the permutation, then step through them by slicing: one gather per
+# block instead of one per step, with memory bounded by the block (2 MiB at 32
+# float32 features) rather than a shuffled copy of the whole data set.
+GATHER_ROWS = 16384
 
-    def rows(i, j):
-        idx = index[offset + i : offset + j]
-        return xp.take(X, idx, axis=0), xp.take(Y, idx, axis=0)
 
-    return rows
+def _slicer(X, Y, offset):
+    """``rows(start, stop)`` of the batch beginning at row ``offset`` of ``X`` and ``Y``."""
+    return lambda i, j: (X[offset + i : offset + j, :], Y[offset + i : offset + j, :])
 
 
 def run_epoch(params, state, opt, spec, X, Y, plan, rng, index_dtype, chunk_size, multiclass=None,
@@ -123,16 +122,23 @@ def run_epoch(params, state, opt, spec, X, Y, plan, rng, index_dtype, chunk_size
     index = None if order is None else xp.asarray(order, dtype=index_dtype, device=device(X))
     epoch_loss = epoch_correct = None
     n, size = plan.n_samples, plan.batch_size
-    for start in range(0, n, size):
-        stop = min(start + size, n)
-        rows = _batch_rows(xp, X, Y, index, start)
-        loss_sum, grads, correct = loss_and_grads_rows(
-            params, spec, rows, stop - start, chunk_size, multiclass, xp
-        )
-        params, state = opt.update(grads, state, params)
-        epoch_loss = loss_sum if epoch_loss is None else epoch_loss + loss_sum
-        if correct is not None:
-            epoch_correct = correct if epoch_correct is None else epoch_correct + correct
+    block = max(size, GATHER_ROWS // size * size)
+    for block_start in range(0, n, block):
+        block_stop = min(block_start + block, n)
+        if index is None:
+            Xb, Yb = X[block_start:block_stop, :], Y[block_start:block_stop, :]
+        else:
+            idx = index[block_start:block_stop]
+            Xb, Yb = xp.take(X, idx, axis=0), xp.take(Y, idx, axis=0)
+        for start in range(0, block_stop - block_start, size):
+            n_batch = min(size, block_stop - block_start - start)
+            loss_sum, grads, correct = loss_and_grads_rows(
+                params, spec, _slicer(Xb, Yb, start), n_batch, chunk_size, multiclass, xp
+            )
+            params, state = opt.update(grads, state, params)
+            epoch_loss = loss_sum if epoch_loss is None else epoch_loss + loss_sum
+            if correct is not None:
+                epoch_correct = correct if epoch_correct is None else epoch_correct + correct
     return params, state, epoch_loss, epoch_correct
 
 
@@ -155,12 +161,13 @@ def epoch_function(model, X, y, mode="minibatch", batch_size=32, lr=0.1, optimiz
     carry = {"params": model._flat, "state": opt.init(model._flat)}
 
     def step():
-        params, state, loss_sum, _ = run_epoch(
-            carry["params"], carry["state"], opt, model.spec, X, Y, plan, rng, index_dtype,
-            chunk_size, xp=backend.xp,
-        )
+        with backend.loop_context():
+            params, state, loss_sum, _ = run_epoch(
+                carry["params"], carry["state"], opt, model.spec, X, Y, plan, rng, index_dtype,
+                chunk_size, xp=backend.xp,
+            )
         carry["params"], carry["state"] = params, state
-        model._flat = params
+        model._flat = backend.export(params)
         return float(backend.to_host(loss_sum))
 
     step.plan = plan
@@ -320,9 +327,9 @@ def fit(model, X, y, mode="minibatch", batch_size=32, epochs=100, lr=0.1, optimi
     previous = params
     best_params, best_loss, best_epoch, waited = params, math.inf, None, 0
 
-    # Silences NumPy's per-operation overflow warnings; divergence is
-    # reported once, below.
-    with backend.quiet_overflow():
+    # No per-operation overflow warnings (divergence is reported once,
+    # below) and no autograd bookkeeping: see Backend.loop_context.
+    with backend.loop_context():
         for epoch in range(1, epochs + 1):
             epoch_start = params
             params, state, epoch_loss, epoch_correct = run_epoch(
@@ -392,7 +399,7 @@ def fit(model, X, y, mode="minibatch", batch_size=32, epochs=100, lr=0.1, optimi
         hist.best_epoch = best_epoch
         if restore_best_weights:
             params = best_params
-    model._flat = params
+    model._flat = backend.export(params)
     # A diverged run's optimizer state is not worth resuming.
     model.train_state = None if opt_name is None or hist.diverged else {
         "optimizer": opt_name,

@@ -260,3 +260,16 @@ def test_load_refuses_foreign_file(tmp_path):
     np.savez(path, a=np.ones(3))
     with pytest.raises(ValueError, match="is not a usable nnbackend checkpoint"):
         nb.MLP.load(path)
+
+
+def test_torch_params_work_with_autograd_after_fit():
+    # The loop runs under torch.inference_mode; what it hands back must still
+    # be usable in a user's autograd graph.
+    torch = pytest.importorskip("torch")
+    X, y = _data()
+    model = nb.MLP([3, 5, 1], backend="torch", seed=0)
+    model.fit(X, y, epochs=2)
+    W, b = model.params[0]
+    x = torch.ones(2, 3, requires_grad=True)
+    (x @ W + b).sum().backward()
+    assert x.grad is not None and not W.is_inference()
