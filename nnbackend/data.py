@@ -62,6 +62,11 @@ class BatchPlan:
         return rng.permutation(self.n_samples) if self.shuffle else None
 
 
+def host_rng(seed) -> np.random.Generator:
+    """The host generator that draws a fit's batch orders (and validation split)."""
+    return np.random.default_rng(seed)
+
+
 def _check_int(name, value, minimum=1):
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")

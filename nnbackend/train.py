@@ -16,10 +16,9 @@ import sys
 import warnings
 from dataclasses import dataclass, field
 
-import numpy as np
 from array_api_compat import array_namespace, device
 
-from .data import MODES, _check_int, make_plan, n_rows
+from .data import MODES, _check_int, host_rng, make_plan, n_rows
 from .datasets import split_indices
 from .model import DEFAULT_CHUNK_SIZE, evaluate_rows, loss_and_grads_rows
 from .optim import Optimizer, get_optimizer, state_from_fields, state_fields
@@ -157,7 +156,7 @@ def epoch_function(model, X, y, mode="minibatch", batch_size=32, lr=0.1, optimiz
     backend = model.backend
     index_dtype = backend.xp.__array_namespace_info__().default_dtypes(
         device=backend.device)["indexing"]
-    rng = np.random.default_rng(model.seed if seed is None else seed)
+    rng = host_rng(model.seed if seed is None else seed)
     carry = {"params": model._flat, "state": opt.init(model._flat)}
 
     def step():
@@ -286,7 +285,7 @@ def fit(model, X, y, mode="minibatch", batch_size=32, epochs=100, lr=0.1, optimi
             f"resume=True: the earlier fit used optimizer {saved['optimizer']!r}, "
             f"this one asks for {opt_name!r}"
         )
-    rng = np.random.default_rng(model.seed if seed is None else seed)
+    rng = host_rng(model.seed if seed is None else seed)
     if saved is not None:
         rng.bit_generator.state = saved["rng"]
 
@@ -295,7 +294,8 @@ def fit(model, X, y, mode="minibatch", batch_size=32, epochs=100, lr=0.1, optimi
         # Stratify classification targets (fetched to the host once); split
         # other targets at random, without fetching them.
         classify = spec.output_activation in ("sigmoid", "softmax")
-        labels = backend.to_host(Y) if classify else np.zeros(n_rows(X))
+        # Regression targets are not fetched: only their row count matters.
+        labels = backend.to_host(Y if classify else Y[:, :1])
         train_idx, val_idx = split_indices(labels, fraction, rng, stratify=classify)
         train_idx, val_idx = (backend.asarray(i, dtype=index_dtype) for i in (train_idx, val_idx))
         X, Y, X_val, Y_val = (xp.take(A, i, axis=0) for A, i in
@@ -348,7 +348,7 @@ def fit(model, X, y, mode="minibatch", batch_size=32, epochs=100, lr=0.1, optimi
                 if val_correct is not None:
                     scalars.append(val_correct)
             # The one device-to-host transfer of this epoch.
-            host = backend.to_host(xp.stack([xp.astype(s, X.dtype) for s in scalars])).astype(np.float64)
+            host = backend.to_host(xp.stack([xp.astype(s, X.dtype) for s in scalars])).astype("float64")
             loss_value = float(host[0]) * scale
             params_finite = bool(host[1])
             if not (math.isfinite(loss_value) and params_finite):
