@@ -112,10 +112,12 @@ def adam(lr: float, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> Op
         count = state.count + 1
         mu = [b1 * m + (1 - b1) * g for m, g in zip(state.mu, grads)]
         nu = [b2 * v + (1 - b2) * (g * g) for v, g in zip(state.nu, grads)]
-        # Bias corrections are Python floats: folding them into the step
-        # size keeps the per-step work on the device to one pass per array.
-        step = lr * math.sqrt(1 - b2**count) / (1 - b1**count)
-        eps_hat = eps * math.sqrt(1 - b2**count)
+        # Bias corrections are host floats (or, when a compiled epoch traces
+        # the count, scalars): folded into the step size, they keep the
+        # per-step work on the device to one pass per array.
+        root = (1 - b2**count) ** 0.5
+        step = lr * root / (1 - b1**count)
+        eps_hat = eps * root
         xp = array_namespace(params[0])
         new_params = [p - step * m / (xp.sqrt(v) + eps_hat) for p, m, v in zip(params, mu, nu)]
         return new_params, AdamState(count, mu, nu)

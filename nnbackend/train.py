@@ -20,6 +20,7 @@ from array_api_compat import array_namespace, device
 
 from .data import MODES, _check_int, host_rng, make_plan, n_rows
 from .datasets import split_indices
+from .executors import epoch_runner
 from .model import DEFAULT_CHUNK_SIZE, evaluate_rows, loss_and_grads_rows
 from .optim import Optimizer, get_optimizer, state_from_fields, state_fields
 
@@ -142,7 +143,7 @@ def run_epoch(params, state, opt, spec, X, Y, plan, rng, index_dtype, chunk_size
 
 
 def epoch_function(model, X, y, mode="minibatch", batch_size=32, lr=0.1, optimizer="sgd",
-                   shuffle=True, seed=None, chunk_size=DEFAULT_CHUNK_SIZE):
+                   shuffle=True, seed=None, chunk_size=DEFAULT_CHUNK_SIZE, executor="auto"):
     """Set up a fit once and return ``step()``, which trains ``model`` one more
     epoch per call with the same code as :func:`fit` and returns that epoch's
     loss as a float (reading it waits for the device, so the epoch is done).
@@ -158,13 +159,18 @@ def epoch_function(model, X, y, mode="minibatch", batch_size=32, lr=0.1, optimiz
         device=backend.device)["indexing"]
     rng = host_rng(model.seed if seed is None else seed)
     carry = {"params": model._flat, "state": opt.init(model._flat)}
+    fast = epoch_runner(executor, backend, model.spec, opt, plan, X, Y, chunk_size, None,
+                        index_dtype)
 
     def step():
         with backend.loop_context():
-            params, state, loss_sum, _ = run_epoch(
-                carry["params"], carry["state"], opt, model.spec, X, Y, plan, rng, index_dtype,
-                chunk_size, xp=backend.xp,
-            )
+            if fast is not None:
+                params, state, loss_sum, _ = fast(carry["params"], carry["state"], plan.order(rng))
+            else:
+                params, state, loss_sum, _ = run_epoch(
+                    carry["params"], carry["state"], opt, model.spec, X, Y, plan, rng,
+                    index_dtype, chunk_size, xp=backend.xp,
+                )
         carry["params"], carry["state"] = params, state
         model._flat = backend.export(params)
         return float(backend.to_host(loss_sum))
@@ -196,7 +202,7 @@ def fit(model, X, y, mode="minibatch", batch_size=32, epochs=100, lr=0.1, optimi
         shuffle=True, seed=None, progress=False, chunk_size=DEFAULT_CHUNK_SIZE,
         optimizer_options=None, validation_split=None, validation_data=None,
         patience=None, min_delta=0.0, restore_best_weights=True, callback=None,
-        resume=False):
+        resume=False, executor="auto"):
     """Train ``model`` in place with gradient descent.
 
     Parameters
@@ -247,6 +253,10 @@ def fit(model, X, y, mode="minibatch", batch_size=32, epochs=100, lr=0.1, optimi
         Continue the model's previous fit (also one loaded from a
         checkpoint): its optimizer state and shuffling stream carry on, so
         3 + 3 resumed epochs equal 6 in one go.
+    executor : {'auto', 'reference', 'jax-scan'}
+        ``'auto'`` runs each epoch through the backend's fast path where the
+        plan allows (on jax: one compiled ``lax.scan`` per epoch for
+        minibatch and sgd); ``'reference'`` always runs the plain loop.
 
     Returns
     -------
@@ -317,6 +327,8 @@ def fit(model, X, y, mode="minibatch", batch_size=32, epochs=100, lr=0.1, optimi
     per_row = 1 if multiclass else model.layer_sizes[-1]
     scale = 1.0 / n_samples if spec.reduction == "mean" else 1.0
 
+    fast = epoch_runner(executor, backend, spec, opt, plan, X, Y, chunk_size, multiclass,
+                        index_dtype)
     params = model._flat
     state = opt.init(params)
     if saved is not None:
@@ -332,9 +344,13 @@ def fit(model, X, y, mode="minibatch", batch_size=32, epochs=100, lr=0.1, optimi
     with backend.loop_context():
         for epoch in range(1, epochs + 1):
             epoch_start = params
-            params, state, epoch_loss, epoch_correct = run_epoch(
-                params, state, opt, spec, X, Y, plan, rng, index_dtype, chunk_size, multiclass, xp
-            )
+            if fast is not None:
+                params, state, epoch_loss, epoch_correct = fast(params, state, plan.order(rng))
+            else:
+                params, state, epoch_loss, epoch_correct = run_epoch(
+                    params, state, opt, spec, X, Y, plan, rng, index_dtype, chunk_size,
+                    multiclass, xp,
+                )
             scalars = [epoch_loss, _all_finite(xp, params)]
             if epoch_correct is not None:
                 scalars.append(epoch_correct)
@@ -403,7 +419,9 @@ def fit(model, X, y, mode="minibatch", batch_size=32, epochs=100, lr=0.1, optimi
     # A diverged run's optimizer state is not worth resuming.
     model.train_state = None if opt_name is None or hist.diverged else {
         "optimizer": opt_name,
-        "state_scalars": state_fields(state)[0],
+        # A compiled epoch leaves scalars (Adam's count) as device scalars.
+        "state_scalars": {k: v if isinstance(v, (int, float)) else int(v)
+                          for k, v in state_fields(state)[0].items()},
         "state_arrays": state_fields(state)[1],
         "rng": rng.bit_generator.state,
         "epochs_done": (saved["epochs_done"] if saved else 0) + hist.epochs,

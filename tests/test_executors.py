@@ -1,0 +1,82 @@
+"""Fast paths against the reference loop: same batches, same math, same params."""
+
+import numpy as np
+import pytest
+
+import nnbackend as nb
+
+
+def _data(n=203, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 5))
+    return X, (X[:, 0] * X[:, 1] > 0).astype(np.float64)
+
+
+def _fit(executor, dtype, epochs=3, **kwargs):
+    X, y = _data()
+    model = nb.MLP([5, 7, 1], hidden_activation="tanh", loss="bce", backend="jax",
+                   dtype=dtype, seed=1)
+    hist = model.fit(X, y, epochs=epochs, lr=0.05, seed=4, executor=executor, **kwargs)
+    return [np.asarray(a, dtype=np.float64) for pair in model.params for a in pair], hist
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])
+@pytest.mark.parametrize("mode, batch_size", [("minibatch", 16), ("sgd", 1), ("minibatch", 203 // 2)])
+def test_jax_scan_equals_reference(optimizer, mode, batch_size):
+    pytest.importorskip("jax")
+    # XLA fuses the step's operations (and may contract them into FMAs), so
+    # rounding differs from the eager loop: equal to 1e-9 in float64 (the
+    # cross-backend criterion) over three epochs, and to float32 rounding in
+    # float32 over one (hundreds of steps amplify float32 rounding further).
+    for dtype, rtol, epochs in (("float64", 1e-9, 3), ("float32", 1e-4, 1)):
+        ref, ref_hist = _fit("reference", dtype, epochs, mode=mode, batch_size=batch_size,
+                             optimizer=optimizer)
+        got, hist = _fit("jax-scan", dtype, epochs, mode=mode, batch_size=batch_size,
+                         optimizer=optimizer)
+        for a, b in zip(got, ref):
+            np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * 1e-3)
+        np.testing.assert_allclose(hist.loss, ref_hist.loss, rtol=rtol)
+        assert hist.accuracy == pytest.approx(ref_hist.accuracy, abs=1 / 203 + 1e-12)
+
+
+def test_auto_picks_the_scan_on_jax_and_not_in_batch_mode():
+    pytest.importorskip("jax")
+    from nnbackend.executors import epoch_runner
+    from nnbackend.data import make_plan
+    from nnbackend.optim import sgd
+
+    X, y = _data()
+    model = nb.MLP([5, 1], backend="jax")
+    args = (model.backend, model.spec, sgd(0.1))
+    Xd, Yd = model._features(X), model._targets(y, 203)
+    assert epoch_runner("auto", *args, make_plan("minibatch", 203, 16), Xd, Yd, 2048, None,
+                        "int32") is not None
+    assert epoch_runner("auto", *args, make_plan("batch", 203), Xd, Yd, 2048, None,
+                        "int32") is None
+    assert epoch_runner("reference", *args, make_plan("sgd", 203), Xd, Yd, 2048, None,
+                        "int32") is None
+    with pytest.raises(ValueError, match="executor 'jax-scan' does not apply here: batch mode"):
+        model.fit(X, y, mode="batch", executor="jax-scan")
+
+
+def test_executor_names_are_checked():
+    X, y = _data()
+    with pytest.raises(ValueError, match="unknown executor 'fast'"):
+        nb.MLP([5, 1]).fit(X, y, executor="fast")
+    with pytest.raises(ValueError, match="executor 'jax-scan' needs the jax backend"):
+        nb.MLP([5, 1]).fit(X, y, executor="jax-scan")
+
+
+def test_scan_fit_resumes_from_a_checkpoint(tmp_path):
+    pytest.importorskip("jax")
+    X, y = _data()
+    whole = nb.MLP([5, 4, 1], loss="bce", backend="jax", dtype="float64", seed=2)
+    whole.fit(X, y, epochs=4, optimizer="adam", lr=0.01, batch_size=16)
+    half = nb.MLP([5, 4, 1], loss="bce", backend="jax", dtype="float64", seed=2)
+    half.fit(X, y, epochs=2, optimizer="adam", lr=0.01, batch_size=16)
+    assert half.train_state["state_scalars"]["count"] == 2 * 13
+    half.save(tmp_path / "m.npz")
+    again = nb.MLP.load(tmp_path / "m.npz", backend="jax")
+    again.fit(X, y, epochs=2, optimizer="adam", lr=0.01, batch_size=16, resume=True)
+    for a, b in zip(again.params, whole.params):
+        np.testing.assert_allclose(np.asarray(a[0]), np.asarray(b[0]), rtol=1e-12)
