@@ -15,7 +15,6 @@ NNBACKEND_BENCH_TARGET_SECONDS  give up a time-to-target run after this long (de
 
 import os
 
-import pytest
 
 import nnbackend as nb
 

@@ -51,12 +51,6 @@ class BatchPlan:
     batch_size: int
     shuffle: bool
 
-    @property
-    def bounds(self) -> list[tuple[int, int]]:
-        """``(start, stop)`` of each step's rows; ``stop`` never passes ``n_samples``."""
-        n, size = self.n_samples, self.batch_size
-        return [(i, min(i + size, n)) for i in range(0, n, size)]
-
     def order(self, rng: np.random.Generator) -> np.ndarray | None:
         """This epoch's row order (a host permutation), or None for 0..N-1."""
         return rng.permutation(self.n_samples) if self.shuffle else None
@@ -231,7 +225,6 @@ def as_targets(backend: Backend, y, loss: str, n_outputs: int, n_samples: int, d
 
 
 def _one_hot(backend: Backend, y, n_classes: int, dtype, name: str):
-    xp = backend.xp
     host = y if isinstance(y, np.ndarray) else backend.to_host(y)
     host = host.reshape(-1)
     if host.dtype.kind == "f":

@@ -1,6 +1,5 @@
 """The training loop: modes, cross-backend agreement, optimizers, inputs."""
 
-import warnings
 
 import numpy as np
 import pytest
