@@ -48,6 +48,8 @@ def pytest_generate_tests(metafunc):
         impls = [("nnbackend", b) for b in backends]
         if peers:
             impls.append(("numpy-seed", "numpy"))
+            if "jax" in backends:
+                impls += [("jax-scan-hand", "cpu"), ("jax-jit-step", "cpu")]
             if "torch" in usable:
                 impls.append(("torch-eager", "cpu"))
                 if any(b.startswith("torch:cuda") or b == "cupy" for b in backends) and _cuda_torch():

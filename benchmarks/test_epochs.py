@@ -28,6 +28,10 @@ def _make(implementation, where, mode, n_samples):
             pytest.skip(str(exc))
     if implementation == "numpy-seed":
         return W.numpy_seed_epoch(mode, n_samples, BATCH_SIZE)
+    if implementation.startswith("jax-"):
+        pytest.importorskip("jax")
+        make = W.jax_scan_epoch if implementation == "jax-scan-hand" else W.jax_step_loop_epoch
+        return make(mode, n_samples, BATCH_SIZE)
     pytest.importorskip("torch")
     return W.torch_eager_epoch(mode, n_samples, BATCH_SIZE, device=where)
 

@@ -226,7 +226,7 @@ def _is_nnbackend(label):
 
 
 def _is_peer(label):
-    return label == "numpy-seed" or label.startswith("torch-eager")
+    return label == "numpy-seed" or label.startswith(("torch-eager", "jax-"))
 
 
 # --------------------------------------------------------------------------- analysis

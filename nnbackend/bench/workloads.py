@@ -6,6 +6,11 @@
   indexing, ``+=`` updates), grown to one hidden layer.
 * ``torch-eager``: what a PyTorch user would write: ``nn.Linear`` layers,
   autograd and ``torch.optim.SGD``.
+* ``jax-scan-hand``: a hand-written JAX epoch, ``jax.jit`` over a
+  ``lax.scan`` of ``jax.grad`` steps: the floor nnbackend's compiled JAX
+  epoch is measured against.
+* ``jax-jit-step``: a jitted JAX step called from a Python loop, the usual
+  way to write JAX training.
 
 All three train the same network (32 features, 64 sigmoid hidden units, one
 sigmoid output, ½·squared error averaged over the batch, plain SGD with lr
@@ -144,6 +149,78 @@ def torch_eager_epoch(mode, n_samples, batch_size=64, seed=0, lr=LR, device="cpu
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else cpu_name()
     info = {"implementation": "torch-eager", "label": f"torch-eager-{dev.type}", "backend": "torch",
             "device": name, "gpu": dev.type == "cuda"}
+    return step, info
+
+
+def _jax_setup(mode, n_samples, batch_size, seed, lr):
+    import jax
+    import jax.numpy as jnp
+
+    X, y = synthetic(n_samples, seed)
+    X, y = jnp.asarray(X), jnp.asarray(y)
+    params = [jnp.asarray(a) for a in _initial_params(seed)]
+    size = batch_size_of(mode, batch_size, n_samples)
+
+    def loss(params, Xb, yb):
+        W1, b1, W2, b2 = params
+        out = jax.nn.sigmoid(jax.nn.sigmoid(Xb @ W1 + b1) @ W2 + b2)
+        return 0.5 * jnp.sum((out - yb) ** 2) / Xb.shape[0]
+
+    def step(params, Xb, yb):
+        value, grads = jax.value_and_grad(loss)(params, Xb, yb)
+        return [p - lr * g for p, g in zip(params, grads)], value * Xb.shape[0]
+
+    return jax, jnp, X, y, params, size, step
+
+
+def jax_scan_epoch(mode, n_samples, batch_size=64, seed=0, lr=LR):
+    """``(step, info)``: a hand-written jitted ``lax.scan`` epoch (full batches only)."""
+    jax, jnp, X, y, params, size, one_step = _jax_setup(mode, n_samples, batch_size, seed, lr)
+    n_full = n_samples // size
+    rng = np.random.default_rng(seed)
+
+    @jax.jit
+    def epoch(params, order):
+        def body(carry, idx):
+            params, total = carry
+            params, value = one_step(params, X[idx], y[idx])
+            return (params, total + value), None
+
+        batches = order[: n_full * size].reshape(n_full, size)
+        return jax.lax.scan(body, (params, jnp.zeros((), X.dtype)), batches)[0]
+
+    state = {"params": params}
+
+    def step():
+        order = jnp.asarray(rng.permutation(n_samples) if size < n_samples else np.arange(n_samples))
+        state["params"], total = epoch(state["params"], order)
+        return float(total)
+
+    info = {"implementation": "jax-scan-hand", "label": "jax-scan-hand", "backend": "jax",
+            "device": cpu_name(), "gpu": False}
+    return step, info
+
+
+def jax_step_loop_epoch(mode, n_samples, batch_size=64, seed=0, lr=LR):
+    """``(step, info)``: a jitted JAX step called from a Python loop over batches."""
+    jax, jnp, X, y, params, size, one_step = _jax_setup(mode, n_samples, batch_size, seed, lr)
+    jit_step = jax.jit(one_step)
+    rng = np.random.default_rng(seed)
+    state = {"params": params}
+
+    def step():
+        order = rng.permutation(n_samples) if size < n_samples else np.arange(n_samples)
+        Xs, ys = X[jnp.asarray(order)], y[jnp.asarray(order)]
+        total = jnp.zeros((), X.dtype)
+        params = state["params"]
+        for i in range(0, n_samples, size):
+            params, value = jit_step(params, Xs[i:i + size], ys[i:i + size])
+            total = total + value
+        state["params"] = params
+        return float(total)
+
+    info = {"implementation": "jax-jit-step", "label": "jax-jit-step", "backend": "jax",
+            "device": cpu_name(), "gpu": False}
     return step, info
 
 
