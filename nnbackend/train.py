@@ -301,10 +301,9 @@ def fit(model, X, y, mode="minibatch", batch_size=32, epochs=100, lr=0.1, optimi
 
     if validation_split is not None:
         fraction = _check_number("validation_split", validation_split, 0, 1, low_open=True)
-        # Stratify classification targets (fetched to the host once); split
-        # other targets at random, without fetching them.
+        # Classification targets are stratified (fetched to the host once);
+        # other targets are split at random, so one column of them will do.
         classify = spec.output_activation in ("sigmoid", "softmax")
-        # Regression targets are not fetched: only their row count matters.
         labels = backend.to_host(Y if classify else Y[:, :1])
         train_idx, val_idx = split_indices(labels, fraction, rng, stratify=classify)
         train_idx, val_idx = (backend.asarray(i, dtype=index_dtype) for i in (train_idx, val_idx))
