@@ -228,6 +228,16 @@ def _digits(n_samples, rng):
 # -- files ---------------------------------------------------------------------------
 
 
+def _data_path(path):
+    """``(path, lower-case extension)`` of an existing data file, or a ValueError."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise ValueError(f"no such file: {path}")
+    if os.path.isdir(path):
+        raise ValueError(f"{path} is a directory, not a data file")
+    return path, os.path.splitext(path)[1].lower()
+
+
 def load_data_file(path, target: str | None = None, return_classes: bool = False):
     """Features and labels from a ``.npz`` or ``.csv`` file.
 
@@ -265,12 +275,7 @@ def load_data_file(path, target: str | None = None, return_classes: bool = False
         unknown extension, unreadable or empty file, missing arrays or
         columns, bad shapes, non-numeric or non-finite values.
     """
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise ValueError(f"no such file: {path}")
-    if os.path.isdir(path):
-        raise ValueError(f"{path} is a directory, not a data file")
-    ext = os.path.splitext(path)[1].lower()
+    path, ext = _data_path(path)
     if ext == ".npz":
         X, y, classes = _load_npz(path, "y" if target is None else target)
     elif ext == ".csv":
@@ -351,12 +356,7 @@ def load_features_file(path, drop: str | None = None):
     Raises ``ValueError`` naming the file for every problem, as
     :func:`load_data_file` does.
     """
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise ValueError(f"no such file: {path}")
-    if os.path.isdir(path):
-        raise ValueError(f"{path} is a directory, not a data file")
-    ext = os.path.splitext(path)[1].lower()
+    path, ext = _data_path(path)
     if ext == ".npz":
         return _load_npz(path, None)[0]
     if ext == ".csv":
