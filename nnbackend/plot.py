@@ -41,26 +41,12 @@ def plot_history(history, path, title=None):
     epochs = range(1, len(history.loss) + 1)
     panels = 2 if history.accuracy else 1
     fig, axes = plt.subplots(1, panels, figsize=(5.5 * panels, 4), squeeze=False)
-    ax = axes[0][0]
-    ax.plot(epochs, history.loss, label="train")
-    if history.val_loss:
-        ax.plot(epochs, history.val_loss, label="validation")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("loss")
+    _curves(axes[0][0], epochs, history.loss, history.val_loss, "loss")
     if min(history.loss) > 0:
-        ax.set_yscale("log")
-    ax.legend()
-    ax.grid(alpha=0.3)
+        axes[0][0].set_yscale("log")
     if history.accuracy:
-        ax = axes[0][1]
-        ax.plot(epochs, history.accuracy, label="train")
-        if history.val_accuracy:
-            ax.plot(epochs, history.val_accuracy, label="validation")
-        ax.set_xlabel("epoch")
-        ax.set_ylabel("accuracy")
-        ax.set_ylim(0, 1.02)
-        ax.legend()
-        ax.grid(alpha=0.3)
+        _curves(axes[0][1], epochs, history.accuracy, history.val_accuracy, "accuracy")
+        axes[0][1].set_ylim(0, 1.02)
     fig.suptitle(title or f"{history.mode} descent, batch size {history.batch_size}")
     fig.tight_layout()
     path = os.fspath(path)
@@ -74,3 +60,14 @@ def plot_history(history, path, title=None):
         raise ValueError(f"cannot write plot {path}: {exc.strerror or exc}") from None
     finally:
         plt.close(fig)
+
+
+def _curves(ax, epochs, train, validation, name):
+    """One panel: the training curve of ``name`` and, if recorded, the validation one."""
+    ax.plot(epochs, train, label="train")
+    if validation:
+        ax.plot(epochs, validation, label="validation")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(name)
+    ax.legend()
+    ax.grid(alpha=0.3)
