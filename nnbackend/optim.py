@@ -27,10 +27,18 @@ __all__ = [
 
 
 class Optimizer(NamedTuple):
-    """An optimizer: ``init(params) -> state``, ``update(grads, state, params) -> (params, state)``."""
+    """An optimizer: ``init(params) -> state``, ``update(grads, state, params) -> (params, state)``.
+
+    ``name`` and ``hyper`` (its hyperparameters by name) describe the built-in
+    optimizers, so that a fused executor can re-implement the same update;
+    an optimizer made of other functions leaves them None and always runs
+    through ``update``.
+    """
 
     init: Callable[[list], Any]
     update: Callable[[list, Any, list], tuple[list, Any]]
+    name: str | None = None
+    hyper: dict | None = None
 
 
 def _check_positive(name, value):
@@ -61,7 +69,7 @@ def sgd(lr: float) -> Optimizer:
     def update(grads, state, params):
         return [p - lr * g for p, g in zip(params, grads)], state
 
-    return Optimizer(init, update)
+    return Optimizer(init, update, "sgd", {"lr": lr})
 
 
 class MomentumState(NamedTuple):
@@ -88,7 +96,7 @@ def momentum(lr: float, beta: float = 0.9, nesterov: bool = False) -> Optimizer:
             steps = velocity
         return [p - lr * s for p, s in zip(params, steps)], MomentumState(velocity)
 
-    return Optimizer(init, update)
+    return Optimizer(init, update, "momentum", {"lr": lr, "beta": beta, "nesterov": bool(nesterov)})
 
 
 class AdamState(NamedTuple):
@@ -122,7 +130,7 @@ def adam(lr: float, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> Op
         new_params = [p - step * m / (xp.sqrt(v) + eps_hat) for p, m, v in zip(params, mu, nu)]
         return new_params, AdamState(count, mu, nu)
 
-    return Optimizer(init, update)
+    return Optimizer(init, update, "adam", {"lr": lr, "b1": b1, "b2": b2, "eps": eps})
 
 
 OPTIMIZERS = {"sgd": sgd, "momentum": momentum, "adam": adam}

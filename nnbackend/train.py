@@ -160,7 +160,7 @@ def epoch_function(model, X, y, mode="minibatch", batch_size=32, lr=0.1, optimiz
     rng = host_rng(model.seed if seed is None else seed)
     carry = {"params": model._flat, "state": opt.init(model._flat)}
     fast = epoch_runner(executor, backend, model.spec, opt, plan, X, Y, chunk_size, None,
-                        index_dtype)
+                        index_dtype, model.layer_sizes)
 
     def step():
         with backend.loop_context():
@@ -253,10 +253,12 @@ def fit(model, X, y, mode="minibatch", batch_size=32, epochs=100, lr=0.1, optimi
         Continue the model's previous fit (also one loaded from a
         checkpoint): its optimizer state and shuffling stream carry on, so
         3 + 3 resumed epochs equal 6 in one go.
-    executor : {'auto', 'reference', 'jax-scan'}
+    executor : {'auto', 'reference', 'jax-scan', 'cupy-fused'}
         ``'auto'`` runs each epoch through the backend's fast path where the
         plan allows (on jax: one compiled ``lax.scan`` per epoch for
-        minibatch and sgd); ``'reference'`` always runs the plain loop.
+        minibatch and sgd; on cupy: one fused kernel launch per epoch for
+        sgd and mini-batches of up to 64 rows on small networks);
+        ``'reference'`` always runs the plain loop.
 
     Returns
     -------
@@ -327,7 +329,7 @@ def fit(model, X, y, mode="minibatch", batch_size=32, epochs=100, lr=0.1, optimi
     scale = 1.0 / n_samples if spec.reduction == "mean" else 1.0
 
     fast = epoch_runner(executor, backend, spec, opt, plan, X, Y, chunk_size, multiclass,
-                        index_dtype)
+                        index_dtype, model.layer_sizes)
     params = model._flat
     state = opt.init(params)
     if saved is not None:

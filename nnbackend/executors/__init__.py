@@ -10,21 +10,26 @@ from __future__ import annotations
 
 __all__ = ["EXECUTORS", "epoch_runner"]
 
-EXECUTORS = ("auto", "reference", "jax-scan")
+EXECUTORS = ("auto", "reference", "jax-scan", "cupy-fused")
 
 
-def epoch_runner(executor, backend, spec, opt, plan, X, Y, chunk_size, multiclass, index_dtype):
+def epoch_runner(executor, backend, spec, opt, plan, X, Y, chunk_size, multiclass, index_dtype,
+                 layer_sizes=None):
     """A function ``epoch(params, state, order) -> (params, state, loss_sum, correct)``
     from the named executor, or None for the reference loop.
 
     ``executor``: ``"auto"`` (the backend's fast path where the plan allows),
     ``"reference"`` (always the reference loop) or a fast path's name, which
-    must then apply.
+    must then apply. ``layer_sizes`` (the network's, inputs first) lets an
+    executor judge whether the network fits it.
     """
     if executor not in EXECUTORS:
         raise ValueError(f"unknown executor {executor!r}; choose one of {list(EXECUTORS)}")
     if executor == "reference":
         return None
+    needs = {"jax-scan": "jax", "cupy-fused": "cupy"}.get(executor)
+    if needs is not None and needs != backend.name:
+        raise ValueError(f"executor {executor!r} needs the {needs} backend, not {backend.name!r}")
     if backend.name == "jax":
         from . import jax_scan
 
@@ -34,6 +39,18 @@ def epoch_runner(executor, backend, spec, opt, plan, X, Y, chunk_size, multiclas
         if executor == "jax-scan":
             raise ValueError(f"executor 'jax-scan' does not apply here: {why_not}")
         return None
-    if executor != "auto":
-        raise ValueError(f"executor {executor!r} needs the jax backend, not {backend.name!r}")
+    if backend.name == "cupy":
+        from . import cupy_fused
+
+        dtype_name = str(X.dtype)
+        why_not = cupy_fused.unsupported(spec, plan, opt, layer_sizes, dtype_name,
+                                         cupy_fused.shared_limit(backend.device))
+        if why_not is None:
+            import cupy
+
+            with backend.device:
+                return cupy_fused.make_epoch(cupy, spec, opt, plan, X, Y, multiclass, layer_sizes,
+                                             dtype_name, cupy_fused.cuda_launcher, backend.device)
+        if executor == "cupy-fused":
+            raise ValueError(f"executor 'cupy-fused' does not apply here: {why_not}")
     return None
