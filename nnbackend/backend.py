@@ -346,9 +346,38 @@ def _load_jax(device):
     return xp, devices[i]
 
 
+def _cupy_fused(cupy):
+    """Elementwise chains of the kernels as single CuPy kernels, by name.
+
+    Each replaces several launches (and passes over memory) with one; the
+    kernels use them through ``xp.nnbackend_fused`` where a namespace has it
+    and compute the same formula, in the same order, everywhere else.
+    """
+    sigmoid = cupy.ElementwiseKernel(
+        "T z, T floor", "T a", "a = T(1) / (T(1) + exp(-(z > floor ? z : floor)))", "nnb_sigmoid")
+    sigmoid_backward = cupy.ElementwiseKernel(
+        "T a, T da", "T dz", "dz = da * (a * (T(1) - a))", "nnb_sigmoid_backward")
+    tanh_backward = cupy.ElementwiseKernel(
+        "T a, T da", "T dz", "dz = da * (T(1) - a * a)", "nnb_tanh_backward")
+    return {
+        "sigmoid": lambda z, floor: sigmoid(z, z.dtype.type(floor)),
+        "sigmoid_backward": sigmoid_backward,
+        "tanh_backward": tanh_backward,
+    }
+
+
+@functools.lru_cache(maxsize=1)
+def _cupy_namespace():
+    # Once per process: one namespace object, and each fused kernel compiled once.
+    cupy = _import("cupy", "cupy")
+    compat = _import("cupy", "array_api_compat.cupy")
+    return _namespace("nnbackend.cupy", compat, "array-api-compat's CuPy, with fused kernels.",
+                      nnbackend_fused=_cupy_fused(cupy))
+
+
 def _load_cupy(device):
     cupy = _import("cupy", "cupy")
-    xp = _import("cupy", "array_api_compat.cupy")
+    xp = _cupy_namespace()
     try:
         n_gpus = cupy.cuda.runtime.getDeviceCount()
     except Exception as exc:  # CUDARuntimeError when there is no driver or GPU

@@ -124,6 +124,17 @@ def dense_backward(x, W, dz, *, need_dx=True, xp=None):
 # respect to z. Each uses whichever of z and a gives the cheaper formula.
 
 
+def _fused(xp, name):
+    """The namespace's fused kernel for the elementwise chain ``name``, or None.
+
+    A backend whose every operation is a kernel launch (CuPy) gives single
+    kernels for the hot chains as ``xp.nnbackend_fused``; they compute the
+    same formulas as the code that follows each look-up.
+    """
+    table = getattr(xp, "nnbackend_fused", None)
+    return None if table is None else table.get(name)
+
+
 def sigmoid_forward(z, *, xp=None):
     """Logistic sigmoid ``1 / (1 + exp(-z))``, shape of ``z``.
 
@@ -137,6 +148,9 @@ def sigmoid_forward(z, *, xp=None):
     floor = _EXP_FLOORS.get(key)
     if floor is None:
         floor = _EXP_FLOORS[key] = 1 - math.log(float(xp.finfo(z.dtype).max))
+    fused = _fused(xp, "sigmoid")
+    if fused is not None:
+        return fused(z, floor)
     return 1 / (1 + xp.exp(-xp.maximum(z, floor)))
 
 
@@ -146,6 +160,9 @@ _EXP_FLOORS = {}
 
 def sigmoid_backward(z, a, da, *, xp=None):
     """``da · a(1 - a)``, shape of ``z``."""
+    fused = _fused(xp, "sigmoid_backward")
+    if fused is not None and a.dtype == da.dtype:
+        return fused(a, da)
     return da * (a * (1 - a))
 
 
@@ -156,6 +173,9 @@ def tanh_forward(z, *, xp=None):
 
 def tanh_backward(z, a, da, *, xp=None):
     """``da · (1 - a²)``, shape of ``z``."""
+    fused = _fused(xp, "tanh_backward")
+    if fused is not None and a.dtype == da.dtype:
+        return fused(a, da)
     return da * (1 - a * a)
 
 

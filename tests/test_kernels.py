@@ -552,3 +552,38 @@ def test_kernels_trace_under_jax_jit():
     z = x.astype(np.float64) @ W + b
     ref_ce = (ref_logsumexp(z)[:, 0] - z[np.arange(N), ids]).sum()
     np.testing.assert_allclose(float(ce), ref_ce, rtol=1e-5)
+
+
+def test_fused_chains_are_used_where_a_namespace_offers_them():
+    # CuPy's namespace carries single-kernel versions of the hot elementwise
+    # chains (backend._cupy_fused); here a NumPy namespace offers recording
+    # stand-ins, to show the kernels call them and keep their results.
+    import types
+
+    calls = []
+
+    def record(name, fn):
+        def wrapped(*args):
+            calls.append(name)
+            return fn(*args)
+        return wrapped
+
+    xp = types.ModuleType("fused_numpy")
+    xp.__dict__.update({k: v for k, v in vars(np).items() if not k.startswith("__")})
+    xp.nnbackend_fused = {
+        "sigmoid": record("sigmoid", lambda z, floor: 1 / (1 + np.exp(-np.maximum(z, floor)))),
+        "sigmoid_backward": record("sigmoid_backward", lambda a, da: da * (a * (1 - a))),
+        "tanh_backward": record("tanh_backward", lambda a, da: da * (1 - a * a)),
+    }
+    rng = np.random.default_rng(0)
+    z, da = rng.normal(size=(5, 3)) * 50, rng.normal(size=(5, 3))
+    a = K.sigmoid_forward(z, xp=xp)
+    np.testing.assert_array_equal(a, K.sigmoid_forward(z, xp=np))
+    np.testing.assert_array_equal(K.sigmoid_backward(z, a, da, xp=xp),
+                                  K.sigmoid_backward(z, a, da, xp=np))
+    t = np.tanh(z)
+    np.testing.assert_array_equal(K.tanh_backward(z, t, da, xp=xp), K.tanh_backward(z, t, da))
+    assert calls == ["sigmoid", "sigmoid_backward", "tanh_backward"]
+    # Mixed dtypes take the promoting formula, not the one-dtype kernel.
+    K.tanh_backward(z, t.astype(np.float32), da, xp=xp)
+    assert calls[-1] == "tanh_backward" and len(calls) == 3
