@@ -4,7 +4,8 @@
 (with ``--benchmark-disable``, as CI runs it, to a tiny smoke size).
 
 NNBACKEND_BENCH_BACKENDS   comma list of nnbackend backends (default: numpy,torch,jax,cupy
-                           where usable; ``name:device`` picks a device)
+                           where usable; ``name:device`` picks a device); cupy is
+                           also timed with executor="reference" (the eager loop)
 NNBACKEND_BENCH_MODES      comma list of batch,minibatch,sgd
 NNBACKEND_BENCH_SIZES      comma list of N (default 1000,10000,100000,1000000)
 NNBACKEND_BENCH_SGD_MAX    largest N for sgd mode (default 10000: one Python step per row)
@@ -46,6 +47,9 @@ def pytest_generate_tests(metafunc):
     cases = [(m, n) for m in modes for n in sizes if m != "sgd" or n <= sgd_max]
     if "implementation" in metafunc.fixturenames:
         impls = [("nnbackend", b) for b in backends]
+        # On CuPy, auto fuses sgd and small mini-batch epochs into one kernel
+        # launch; the eager reference loop is timed beside it.
+        impls += [("nnbackend-reference", b) for b in backends if b.split(":")[0] == "cupy"]
         if peers:
             impls.append(("numpy-seed", "numpy"))
             if "jax" in backends:

@@ -112,6 +112,32 @@ for c in summary.get("crossovers", []):
 if not summary.get("crossovers"):
     print("  none: no GPU result in the benchmark")
 PY
+  # Issue 5's question: the fused CuPy epoch per step against eager CuPy and
+  # NumPy on this machine's CPU, for sgd and mini-batch 64.
+  python3 - "$OUT/bench/results.json" <<'PY' | tee -a "$OUT/summary.txt"
+import json, sys
+try:
+    records = json.load(open(sys.argv[1]))["benchmarks"]
+except (OSError, KeyError, ValueError):
+    sys.exit()
+per_step = {}
+for r in records:
+    e = r.get("extra_info", {})
+    if e.get("kind") == "epoch" and "seconds_per_step" in e:
+        per_step[e["label"], e["mode"], e["n_samples"]] = e["seconds_per_step"]
+print("per-step time, fused cupy (auto) vs eager cupy (reference) vs numpy:")
+for (label, mode, n), t in sorted(per_step.items()):
+    if label != "nnbackend-cupy":
+        continue
+    eager = per_step.get(("nnbackend-cupy-reference", mode, n))
+    cpu = per_step.get(("nnbackend-numpy", mode, n))
+    text = f"  {mode:9s} N={n:<8d} cupy {t * 1e6:9.2f} us"
+    if eager:
+        text += f"  eager {eager * 1e6:9.2f} us ({eager / t:.1f}x)"
+    if cpu:
+        text += f"  numpy {cpu * 1e6:9.2f} us ({cpu / t:.1f}x)"
+    print(text)
+PY
   # bench.log is long and the device tool brings back 8 files: keep its tail only.
   tail -n 40 "$OUT/bench.log" >> "$OUT/pytest.log"; rm -f "$OUT/bench.log"
   [ "$bench_status" = 0 ] || status=$bench_status

@@ -20,10 +20,12 @@ TARGET_LOSS = 0.0075
 
 
 def _make(implementation, where, mode, n_samples):
-    if implementation == "nnbackend":
+    if implementation in ("nnbackend", "nnbackend-reference"):
         name, _, device = where.partition(":")
+        executor = "reference" if implementation == "nnbackend-reference" else "auto"
         try:
-            return W.nnbackend_epoch(name, device or None, mode, n_samples, BATCH_SIZE)
+            return W.nnbackend_epoch(name, device or None, mode, n_samples, BATCH_SIZE,
+                                     executor=executor)
         except nb.BackendUnavailableError as exc:
             pytest.skip(str(exc))
     if implementation == "numpy-seed":
@@ -69,7 +71,10 @@ def test_time_to_target(benchmark, target_case):
         except nb.BackendUnavailableError as exc:
             pytest.skip(str(exc))
 
-    b = nb.get_backend(name, device or None)
+    try:
+        b = nb.get_backend(name, device or None)
+    except nb.BackendUnavailableError as exc:
+        pytest.skip(str(exc))
     W.nnbackend_epoch(name, device or None, mode, min(n_samples, 256), BATCH_SIZE)[0]()  # warm-up
     result = {}
 

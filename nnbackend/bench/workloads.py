@@ -60,15 +60,22 @@ def batch_size_of(mode, batch_size, n_samples):
     return {"batch": n_samples, "sgd": 1}.get(mode, min(batch_size, n_samples))
 
 
-def nnbackend_epoch(backend, device, mode, n_samples, batch_size=64, seed=0, lr=LR):
-    """``(step, info)``: one nnbackend epoch per ``step()`` call."""
+def nnbackend_epoch(backend, device, mode, n_samples, batch_size=64, seed=0, lr=LR,
+                    executor="auto"):
+    """``(step, info)``: one nnbackend epoch per ``step()`` call.
+
+    ``executor="reference"`` times the plain loop where ``"auto"`` would
+    take the backend's fast path (labelled ``nnbackend-<name>-reference``).
+    """
     b = get_backend(backend, device)
     model = MLP(LAYERS, backend=b, dtype="float32", seed=seed)
     X, y = synthetic(n_samples, seed)
     dtype = b.dtype("float32")
     X, y = b.asarray(X, dtype=dtype), b.asarray(y, dtype=dtype)  # on the device before timing
-    step = epoch_function(model, X, y, mode=mode, batch_size=batch_size, lr=lr, seed=seed)
-    info = {"implementation": "nnbackend", "label": f"nnbackend-{b.name}", "backend": b.name,
+    step = epoch_function(model, X, y, mode=mode, batch_size=batch_size, lr=lr, seed=seed,
+                          executor=executor)
+    label = f"nnbackend-{b.name}" + ("" if executor == "auto" else f"-{executor}")
+    info = {"implementation": "nnbackend", "label": label, "backend": b.name,
             "device": b.device_name(), "gpu": b.is_gpu()}
     return step, info
 
