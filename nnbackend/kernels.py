@@ -131,8 +131,16 @@ def _fused(xp, name):
     kernels for the hot chains as ``xp.nnbackend_fused``; they compute the
     same formulas as the code that follows each look-up.
     """
-    table = getattr(xp, "nnbackend_fused", None)
-    return None if table is None else table.get(name)
+    table = _FUSED_TABLES.get(xp, _UNSEEN)
+    if table is _UNSEEN:
+        # Once per namespace: a missed attribute can cost microseconds (NumPy's
+        # module __getattr__), more than the arithmetic of a small step.
+        table = _FUSED_TABLES[xp] = getattr(xp, "nnbackend_fused", None) or {}
+    return table.get(name)
+
+
+_FUSED_TABLES = {}
+_UNSEEN = object()
 
 
 def sigmoid_forward(z, *, xp=None):
