@@ -101,8 +101,16 @@ def _is_host(a) -> bool:
     return isinstance(a, (np.ndarray, list, tuple, numbers.Number))
 
 
+def array_backend(name, a) -> Backend:
+    """:func:`backend_of` ``a``, with a refusal that names the argument."""
+    try:
+        return backend_of(a)
+    except TypeError as exc:
+        raise TypeError(f"{name}: {exc}") from None
+
+
 def _check_same_backend(name, a, backend: Backend):
-    other = backend_of(a)
+    other = array_backend(name, a)
     if other.name != backend.name:
         raise TypeError(
             f"{name} is a {other.name} array but the model's backend is "
@@ -126,7 +134,21 @@ def _all_finite(a: np.ndarray, rows_per_check: int = 65536) -> bool:
     )
 
 
+def _max_abs(a: np.ndarray, rows_per_check: int = 65536) -> float:
+    """The largest magnitude in ``a`` (finite, floating), in row blocks as above."""
+    return max(
+        float(np.max(np.abs(a[i : i + rows_per_check]), initial=0.0))
+        for i in range(0, a.shape[0], rows_per_check)
+    )
+
+
 def _host_array(name, a) -> np.ndarray:
+    if isinstance(a, np.ma.MaskedArray) and np.ma.is_masked(a):
+        # np.asarray would drop the mask and train on whatever lies beneath it.
+        raise ValueError(
+            f"{name} is a masked array with masked entries; fill them "
+            f"({name}.filled(value)) or drop those rows first"
+        )
     try:
         arr = np.asarray(a)
     except (ValueError, TypeError) as exc:
@@ -149,19 +171,68 @@ def as_features(backend: Backend, X, dtype, name: str = "X"):
     if _is_host(X):
         host = _host_array(name, X)
         _check_features_shape(name, host.shape)
-        if not _all_finite(host):
-            raise ValueError(f"{name} contains NaN or infinity")
-        return backend.asarray(host, dtype=dtype)
+        return _host_to_device(backend, host, dtype, name)
     _check_same_backend(name, X, backend)
-    xp = backend.xp
     _check_features_shape(name, tuple(X.shape))
-    if not xp.isdtype(X.dtype, ("real floating", "integral", "bool")):
-        raise TypeError(f"{name} must hold real numbers; got dtype {X.dtype}")
-    X = xp.astype(X, dtype) if X.dtype != dtype else X
-    # One check per fit, not per step: a sync here is affordable.
-    if not bool(xp.all(xp.isfinite(X))):
+    return _device_checked(backend, X, dtype, name)
+
+
+def _host_to_device(backend: Backend, host: np.ndarray, dtype, name: str):
+    """Checked host data moved to the device as ``dtype``: NaN, infinity and
+    values that the cast would overflow to infinity are refused first."""
+    if not _all_finite(host):
         raise ValueError(f"{name} contains NaN or infinity")
-    return X
+    if host.dtype.kind == "f" and host.size:
+        limit = float(backend.xp.finfo(dtype).max)
+        if host.dtype.itemsize > 4 and limit < float(np.finfo(host.dtype).max):
+            biggest = _max_abs(host)
+            if biggest > limit:
+                raise ValueError(
+                    f"{name} holds values up to {biggest:.3g} in magnitude, beyond the "
+                    f"{limit:.3g} of the model's dtype: they would become infinity; "
+                    "rescale the data or use dtype='float64'"
+                )
+    return backend.asarray(host, dtype=dtype)
+
+
+def _device_checked(backend: Backend, a, dtype, name: str):
+    """``a`` (an array of the backend, on its device) as a finite ``dtype`` array.
+
+    One check per fit, not per step: the sync it costs is affordable. Errors
+    of the array library itself (a sparse or meta tensor, say) become one
+    clear refusal naming the argument.
+    """
+    xp = backend.xp
+    if not xp.isdtype(a.dtype, ("real floating", "integral", "bool")):
+        raise TypeError(f"{name} must hold real numbers (bool, int or float); got dtype {a.dtype}")
+    try:
+        floating = xp.isdtype(a.dtype, "real floating")
+        if floating and not bool(xp.all(xp.isfinite(a))):
+            raise ValueError(f"{name} contains NaN or infinity")
+        with warnings.catch_warnings():
+            # An overflowing cast is reported below, once and by name.
+            warnings.simplefilter("ignore", RuntimeWarning)
+            out = xp.astype(a, dtype) if a.dtype != dtype else a
+        if out is not a and floating and not bool(xp.all(xp.isfinite(out))):
+            raise ValueError(
+                f"{name} holds values beyond the range of the model's dtype {dtype}: they "
+                "would become infinity; rescale the data or use dtype='float64'"
+            )
+    except ValueError as exc:
+        if str(exc).startswith(name + " "):
+            raise
+        raise _library_refusal(name, backend, exc) from None
+    except Exception as exc:  # the library's own error types
+        raise _library_refusal(name, backend, exc) from None
+    return out
+
+
+def _library_refusal(name, backend: Backend, exc):
+    first = (str(exc).strip().splitlines() or [""])[0][:200]
+    return TypeError(
+        f"{name} could not be used as a dense {backend.name} array on {backend.device!r} "
+        f"({type(exc).__name__}: {first}); pass a NumPy array or a dense array of the backend"
+    )
 
 
 def _check_features_shape(name, shape):
@@ -191,7 +262,7 @@ def as_targets(backend: Backend, y, loss: str, n_outputs: int, n_samples: int, d
     else:
         _check_same_backend(name, y, backend)
         if not xp.isdtype(y.dtype, ("real floating", "integral", "bool")):
-            raise TypeError(f"{name} must hold real numbers; got dtype {y.dtype}")
+            raise TypeError(f"{name} must hold real numbers (bool, int or float); got dtype {y.dtype}")
     shape = tuple(y.shape)
     if len(shape) not in (1, 2):
         raise ValueError(f"{name} must be 1-D or 2-D; got shape {shape}")
@@ -215,13 +286,56 @@ def as_targets(backend: Backend, y, loss: str, n_outputs: int, n_samples: int, d
             f"{name} has {shape[1]} columns but the network has {n_outputs} outputs"
         )
     if isinstance(y, np.ndarray):
-        if not _all_finite(y):
-            raise ValueError(f"{name} contains NaN or infinity")
-        return backend.asarray(y, dtype=dtype)
-    y = xp.astype(y, dtype) if y.dtype != dtype else y
-    if not bool(xp.all(xp.isfinite(y))):
-        raise ValueError(f"{name} contains NaN or infinity")
+        y = _host_to_device(backend, y, dtype, name)
+    else:
+        y = _device_checked(backend, y, dtype, name)
+    _check_target_range(backend, y, loss, name)
     return y
+
+
+def _check_target_range(backend: Backend, Y, loss: str, name: str):
+    """Refuse targets a loss cannot mean: bce needs values in [0, 1], and 2-D
+    cross_entropy targets are rows of class probabilities (one-hot or soft).
+
+    Without this, labels {1, 2} under bce or a one-hot row of 5s train to
+    numbers that look fine and mean nothing. One device sync per fit.
+    """
+    if loss not in ("bce", "cross_entropy"):
+        return
+    xp = backend.xp
+    low, high = float(backend.to_host(xp.min(Y))), float(backend.to_host(xp.max(Y)))
+    if low < 0 or high > 1:
+        what = ("probabilities or 0/1 labels; encode two classes as 0 and 1" if loss == "bce"
+                else "one-hot rows or class probabilities (or give 1-D class ids)")
+        raise ValueError(
+            f"{name} for loss={loss!r} must lie in [0, 1] ({what}); got values in "
+            f"[{low:g}, {high:g}]"
+        )
+    if loss == "cross_entropy":
+        worst = float(backend.to_host(xp.max(xp.abs(xp.sum(Y, axis=1) - 1))))
+        # float32 one-hot rows sum exactly; soft rows may carry rounding.
+        if worst > 1e-3:
+            raise ValueError(
+                f"{name} for loss='cross_entropy' holds rows that do not sum to 1 (off by up "
+                f"to {worst:.3g}); give one-hot rows, class probabilities, or 1-D class ids"
+            )
+
+
+def check_classes(backend: Backend, Y, loss: str, name: str = "y"):
+    """Refuse training targets of a classification loss that hold one class only.
+
+    A classifier fit on one class drives its logits off to infinity and
+    learns nothing, as scikit-learn's classifiers also refuse it.
+    """
+    if loss not in ("bce", "cross_entropy") or n_rows(Y) < 2:
+        return
+    xp = backend.xp
+    if bool(backend.to_host(xp.all(Y == Y[0:1, :]))):
+        row = backend.to_host(Y[0, :]).tolist()
+        raise ValueError(
+            f"{name} holds a single class (every target row is {row}); a classifier "
+            "needs at least two classes to learn from"
+        )
 
 
 def _one_hot(backend: Backend, y, n_classes: int, dtype, name: str):

@@ -14,7 +14,7 @@ import numpy as np
 
 from . import kernels as K
 from .backend import Backend, backend_of, get_backend
-from .data import as_features, as_targets, _check_int, _is_host, n_rows
+from .data import array_backend, as_features, as_targets, _check_int, _is_host, n_rows
 
 __all__ = ["MLP", "NetSpec", "forward", "backward", "loss_and_grads_rows", "DEFAULT_CHUNK_SIZE"]
 
@@ -161,6 +161,16 @@ def _init_params(sizes, hidden_activation, rng: np.random.Generator):
     return params
 
 
+def _dtype_name(dtype) -> str:
+    """'float32' or 'float64' from a name or a NumPy dtype (``np.float32``);
+    anything else is passed on as text for the backend to refuse by name."""
+    if isinstance(dtype, str):
+        return dtype
+    if isinstance(dtype, np.dtype) or (isinstance(dtype, type) and issubclass(dtype, np.generic)):
+        return np.dtype(dtype).name
+    return str(dtype)
+
+
 class MLP:
     """A fully connected network trained with hand-written backprop on any backend.
 
@@ -182,7 +192,7 @@ class MLP:
         moves to the backend of the first array-API ``X`` it is given.
     device : optional
         The backend's device (see :func:`nnbackend.get_backend`).
-    dtype : {'float32', 'float64'}
+    dtype : {'float32', 'float64'} or the NumPy dtype of one
     seed : int or None
         Seeds the host generator that draws the initial weights and, unless
         ``fit`` is given its own ``seed``, the shuffling.
@@ -204,7 +214,10 @@ class MLP:
         seed=0,
         params=None,
     ):
-        sizes = list(layer_sizes) if not isinstance(layer_sizes, (str, bytes)) else None
+        try:
+            sizes = list(layer_sizes) if not isinstance(layer_sizes, (str, bytes)) else None
+        except TypeError:  # a bare number
+            sizes = None
         if not sizes or len(sizes) < 2:
             raise ValueError(
                 "layer_sizes must list at least the input and output sizes, "
@@ -230,6 +243,8 @@ class MLP:
         self.spec = NetSpec(hidden_activation, output_activation, loss, reduction)
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
             raise TypeError(f"seed must be an integer or None, got {seed!r}")
+        if seed is not None and seed < 0:
+            raise ValueError(f"seed must be >= 0 (NumPy's generators take no negative seeds), got {seed}")
         self.seed = seed
 
         # A model whose backend was not named follows its data (see _follow).
@@ -239,7 +254,7 @@ class MLP:
             if arrays and not _is_host(arrays[0]):
                 backend = backend_of(arrays[0])
         self.backend: Backend = get_backend(backend, device)
-        self.dtype = str(dtype)
+        self.dtype = _dtype_name(dtype)
         self._dtype = self.backend.dtype(self.dtype)
 
         # Set by fit: the optimizer state and shuffling stream that
@@ -296,12 +311,20 @@ class MLP:
                         raise TypeError(f"{label} must hold real numbers; got dtype {a.dtype}")
                     if not np.all(np.isfinite(a)):
                         raise ValueError(f"{label} contains NaN or infinity")
-                elif backend_of(a).name != self.backend.name:
-                    a = backend_of(a).to_host(a)
+                else:
+                    source = array_backend(label, a)
+                    if not source.xp.isdtype(a.dtype, ("real floating", "integral", "bool")):
+                        raise TypeError(f"{label} must hold real numbers; got dtype {a.dtype}")
+                    if source.name != self.backend.name:
+                        a = source.to_host(a)
                 if tuple(a.shape) != shape:
                     raise ValueError(f"{label} must have shape {shape}; got {tuple(a.shape)}")
                 # A copy: the model never shares (and so never changes) the caller's arrays.
                 a = self.backend.xp.asarray(a, dtype=self._dtype, device=self.backend.device, copy=True)
+                # Arrays of a backend skipped the host check above; one sync
+                # per array at construction is cheap.
+                if not bool(self.backend.xp.all(self.backend.xp.isfinite(a))):
+                    raise ValueError(f"{label} contains NaN or infinity (in dtype {self.dtype})")
                 flat.append(a)
         return flat
 
@@ -309,7 +332,7 @@ class MLP:
         """Move to ``X``'s backend and device if the model's backend was not named."""
         if self._backend_named or _is_host(X):
             return
-        other = backend_of(X)
+        other = array_backend("X", X)
         if other.name == self.backend.name and str(other.device) == str(self.backend.device):
             return
         host = [self.backend.to_host(p) for p in self._flat]

@@ -10,19 +10,21 @@ update, all on the device: no step ever waits for the device.
 
 from __future__ import annotations
 
+import inspect
 import math
 import numbers
 import sys
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from array_api_compat import array_namespace, device
 
-from .data import MODES, _check_int, host_rng, make_plan, n_rows
+from .data import MODES, _check_int, check_classes, host_rng, make_plan, n_rows
 from .datasets import split_indices
 from .executors import epoch_runner
 from .model import DEFAULT_CHUNK_SIZE, evaluate_rows, loss_and_grads_rows
-from .optim import Optimizer, get_optimizer, state_from_fields, state_fields
+from .optim import OPTIMIZERS, Optimizer, get_optimizer, state_from_fields, state_fields
 
 __all__ = ["History", "DivergenceWarning", "fit", "run_epoch", "epoch_function"]
 
@@ -179,6 +181,28 @@ def epoch_function(model, X, y, mode="minibatch", batch_size=32, lr=0.1, optimiz
     return step
 
 
+def _check_options(optimizer, options):
+    """``optimizer_options`` as a dict the named optimizer accepts, or a refusal naming it."""
+    if options is None:
+        return {}
+    if not isinstance(options, Mapping):
+        raise TypeError(f"optimizer_options must be a dict, got {type(options).__name__} {options!r}")
+    factory = OPTIMIZERS.get(optimizer) if isinstance(optimizer, str) else None
+    if factory is None:
+        if options and isinstance(optimizer, Optimizer):
+            raise ValueError("optimizer_options apply to a named optimizer; an Optimizer "
+                             "object carries its own settings")
+        return dict(options)
+    accepted = [p for p in inspect.signature(factory).parameters if p != "lr"]
+    unknown = sorted(set(options) - set(accepted), key=str)
+    if unknown:
+        raise ValueError(
+            f"optimizer_options {unknown} are not options of optimizer {optimizer!r}; "
+            f"it takes {accepted or 'none'} (lr is fit's own argument)"
+        )
+    return dict(options)
+
+
 def _check_number(name, value, low, high=math.inf, low_open=False):
     ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
     ok = ok and (value > low if low_open else value >= low) and value < high
@@ -274,17 +298,28 @@ def fit(model, X, y, mode="minibatch", batch_size=32, epochs=100, lr=0.1, optimi
         raise ValueError(f"unknown mode {mode!r}; choose one of {list(MODES)}")
     epochs = _check_int("epochs", epochs)
     chunk_size = _check_int("chunk_size", chunk_size)
+    # Only minibatch uses batch_size, but a value that is wrong anywhere is a
+    # mistake worth naming; None is fine where the mode fixes the size.
+    if batch_size is not None or mode == "minibatch":
+        _check_int("batch_size", batch_size)
+    if seed is not None:
+        _check_int("seed", seed, minimum=0)
+    for flag, value in (("shuffle", shuffle), ("progress", progress), ("resume", resume),
+                        ("restore_best_weights", restore_best_weights)):
+        # A string such as "no" is truthy: taking it would do the opposite of what was meant.
+        if not isinstance(value, (bool, int)) or isinstance(value, float) or value not in (0, 1):
+            raise TypeError(f"{flag} must be True or False, got {value!r}")
     if patience is not None:
         patience = _check_int("patience", patience)
     min_delta = _check_number("min_delta", min_delta, 0)
     if validation_split is not None and validation_data is not None:
         raise ValueError("give validation_split or validation_data, not both")
-    options = dict(optimizer_options or {})
-    opt = get_optimizer(optimizer, lr, **options)
+    opt = get_optimizer(optimizer, lr, **_check_options(optimizer, optimizer_options))
     opt_name = None if isinstance(optimizer, Optimizer) else optimizer
 
     X = model._features(X)
     Y = model._targets(y, n_rows(X))
+    check_classes(model.backend, Y, model.loss)
     backend, spec = model.backend, model.spec
     xp = backend.xp
     index_dtype = xp.__array_namespace_info__().default_dtypes(device=backend.device)["indexing"]
