@@ -256,3 +256,34 @@ def test_empty_results_and_cli(tmp_path, capsys):
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
     assert main([str(bad), str(tmp_path / "o")]) == 2
+
+
+def test_interleaved_ratios_get_their_own_table(tmp_path):
+    def ratio(a, b, mode, value, target, sense):
+        met = None if target is None else (value <= target if sense == "max" else value >= target)
+        return {"name": f"test_ratio[{a}-{b}]", "group": "ratio", "extra_info": {
+            "kind": "ratio", "label_a": a, "label_b": b, "label": f"{a} / {b}", "mode": mode,
+            "n_samples": 2000, "median_a": value * 0.01, "median_b": 0.01, "ratio": value,
+            "target": target, "sense": sense, "met": met, "rounds": 9},
+            "stats": {"median": 0.02, "rounds": 9}}
+
+    data = {"benchmarks": [
+        _bench("nnbackend-numpy", "sgd", 1_000, 0.05),
+        ratio("nnbackend-numpy", "numpy-seed", "sgd", 1.31, 1.2, "max"),
+        ratio("torch-eager-cpu", "nnbackend-torch", "sgd", 2.4, 2.0, "min"),
+        ratio("nnbackend-cupy-reference", "nnbackend-cupy", "sgd", 40.0, None, None),
+    ]}
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(data))
+    summary = write_report(path, tmp_path / "out")
+    # The pairs are not epochs: they add no curve and no label.
+    assert summary["labels"] == ["nnbackend-numpy"]
+    got = {(r["label_a"], r["label_b"]): r for r in summary["ratios"]}
+    assert got["nnbackend-numpy", "numpy-seed"]["met"] is False
+    assert got["torch-eager-cpu", "nnbackend-torch"]["met"] is True
+    assert got["nnbackend-cupy-reference", "nnbackend-cupy"]["met"] is None
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "## Ratios, measured interleaved" in md
+    assert "| nnbackend-numpy | numpy-seed | sgd |" in md
+    assert "≤ 1.2 | **no** |" in md
+    assert "≥ 2 | yes |" in md

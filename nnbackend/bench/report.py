@@ -142,6 +142,8 @@ def _rows_from_data(data):
             continue
         info = bench.get("extra_info")
         row = dict(info) if isinstance(info, dict) else {}
+        if row.get("kind") == "ratio":
+            continue  # interleaved pairs: see ratio_rows
         stats = bench.get("stats") if isinstance(bench.get("stats"), dict) else {}
         row["name"] = bench.get("name")
         row["group"] = bench.get("group")
@@ -194,6 +196,52 @@ def _rows_from_data(data):
             row["raw_label"] = row["label"]
             row["label"] = f"{row['label']}-{'gpu' if row['gpu'] else 'cpu'}"
     return rows
+
+
+def ratio_rows(data):
+    """The interleaved pairs of ``benchmarks/test_ratios.py``, as dicts.
+
+    Each has ``label_a``, ``label_b``, ``mode``, ``n_samples``, ``median_a``,
+    ``median_b`` (seconds per epoch), ``ratio`` (``median_a / median_b``),
+    ``target``, ``sense`` (``"max"``: met when ratio <= target; ``"min"``:
+    met when ratio >= target) and ``met`` (None without a target).
+    """
+    benchmarks = data.get("benchmarks") if isinstance(data, dict) else None
+    rows = []
+    for bench in benchmarks if isinstance(benchmarks, list) else []:
+        info = bench.get("extra_info") if isinstance(bench, dict) else None
+        if not isinstance(info, dict) or info.get("kind") != "ratio":
+            continue
+        ratio = _pos(info.get("ratio"))
+        if ratio is None:
+            continue
+        rows.append({
+            "label_a": str(info.get("label_a")), "label_b": str(info.get("label_b")),
+            "mode": info.get("mode"), "n_samples": _int(info.get("n_samples")),
+            "median_a": _pos(info.get("median_a")), "median_b": _pos(info.get("median_b")),
+            "ratio": ratio, "target": _pos(info.get("target")),
+            "sense": info.get("sense") if info.get("sense") in ("max", "min") else None,
+            "met": None if info.get("met") is None else _bool(info.get("met")),
+            "rounds": _int(info.get("rounds")),
+        })
+    return rows
+
+
+def _ratio_markdown(ratios):
+    if not ratios:
+        return ["No interleaved ratio runs in the results.", ""]
+    out = ["Each pair alternates epoch by epoch (A, B, A, B, ...) in one process; the "
+           "ratio is of the two medians, so a slow spell of the machine slows both sides.", ""]
+    body = []
+    for r in ratios:
+        target = "—" if r["target"] is None else ("≤ " if r["sense"] == "max" else "≥ ") + \
+            f"{r['target']:g}"
+        met = "—" if r["met"] is None else ("yes" if r["met"] else "**no**")
+        body.append([r["label_a"], r["label_b"], r["mode"], _fmt_n(r["n_samples"]),
+                     _sig3(r["median_a"]), _sig3(r["median_b"]), f"{r['ratio']:.3g}", target,
+                     met])
+    header = ["A", "B", "mode", "N", "A s/epoch", "B s/epoch", "A / B", "target", "met"]
+    return [_md_table(header, body, text_columns=3), ""]
 
 
 # --------------------------------------------------------------------------- ordering
@@ -885,6 +933,7 @@ def write_report(json_path, out_dir):
         "crossovers": crossovers,
         "speedups": speedups,
         "speedup_plot": speedup_kind,
+        "ratios": ratio_rows(data),
         "paths": paths,
     }
     _write_text(paths["summary"], json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
@@ -1042,6 +1091,9 @@ def _markdown(data, json_path, rows, points, labels, modes, exps, rng, numpy_lin
             out += [f"### {mode}", "", _md_table(header, body), ""]
     else:
         out += ["No time-to-target runs in the results.", ""]
+
+    out += ["## Ratios, measured interleaved", ""]
+    out += _ratio_markdown(ratio_rows(data))
 
     # Files.
     out += ["## Plots", ""]
