@@ -17,6 +17,11 @@ Names
 ``jax``     ``jax.numpy``; devices ``cpu``, ``gpu``, ``gpu:N``.
 ``cupy``    CuPy through ``array_api_compat.cupy``; devices ``N`` or
             ``cuda:N``. Needs an NVIDIA GPU.
+``dask``    Dask arrays through ``array_api_compat.dask.array``, for data that
+            is chunked by rows (out of core, or on a dask.distributed
+            cluster); device ``cpu``. The parameters stay NumPy arrays on the
+            client (see :func:`_dask_namespace`); ``scheduler=`` (or
+            ``$NNBACKEND_DASK_SCHEDULER``) names the cluster.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ import functools
 import importlib
 import os
 import types
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
@@ -42,7 +47,8 @@ __all__ = [
 ]
 
 ENV_VAR = "NNBACKEND_BACKEND"
-BACKEND_NAMES = ("numpy", "strict", "torch", "jax", "cupy")
+DASK_SCHEDULER_ENV_VAR = "NNBACKEND_DASK_SCHEDULER"
+BACKEND_NAMES = ("numpy", "strict", "torch", "jax", "cupy", "dask")
 
 # How to get each backend, quoted in every "not available" error.
 _INSTALL_HINT = {
@@ -52,6 +58,7 @@ _INSTALL_HINT = {
     "jax": "pip install 'nnbackend[jax]'",
     "cupy": "pip install 'nnbackend[cuda12]' or 'nnbackend[cuda13]' "
     "(matching your CUDA driver), on a machine with an NVIDIA GPU",
+    "dask": "pip install 'nnbackend[dask]'  (dask[array] and distributed)",
 }
 
 _FLOAT_DTYPES = ("float32", "float64")
@@ -79,6 +86,9 @@ class Backend:
     name: str
     xp: Any
     device: Any
+    # dask only: None (Dask's default scheduler), a local scheduler's name
+    # ("threads", "synchronous", "processes") or a distributed.Client.
+    scheduler: Any = field(default=None, compare=False)
 
     def __repr__(self) -> str:
         return f"Backend(name={self.name!r}, device={self.device!r})"
@@ -124,7 +134,13 @@ class Backend:
         return self.xp.asarray(a, dtype=dtype, device=self.device)
 
     def to_host(self, a) -> np.ndarray:
-        """A NumPy copy of an array of this backend (a device-to-host sync)."""
+        """A NumPy copy of an array of this backend (a device-to-host sync).
+
+        On dask a lazy array is computed (on :attr:`scheduler`); the
+        parameters, already NumPy, are returned as they are.
+        """
+        if self.name == "dask":
+            return _dask_to_host(a, self.scheduler)
         return _TO_HOST[self.name](a)
 
     def loop_context(self):
@@ -138,6 +154,16 @@ class Backend:
         """
         if self.name in ("numpy", "strict"):
             return np.errstate(over="ignore", invalid="ignore", divide="ignore")
+        if self.name == "dask":
+            # The steps run on NumPy parameters on the client; every compute
+            # in the loop goes to the backend's scheduler.
+            stack = contextlib.ExitStack()
+            stack.enter_context(np.errstate(over="ignore", invalid="ignore", divide="ignore"))
+            if self.scheduler is not None:
+                import dask
+
+                stack.enter_context(dask.config.set(scheduler=self.scheduler))
+            return stack
         if self.name == "torch":
             import torch
 
@@ -169,6 +195,8 @@ class Backend:
                 return torch.cuda.get_device_name(self.device)
             if self.name == "jax" and getattr(self.device, "platform", "cpu") != "cpu":
                 return str(getattr(self.device, "device_kind", self.device))
+            if self.name == "dask":
+                return _dask_device_name(self.scheduler)
         except Exception:
             pass
         return cpu_name()
@@ -419,12 +447,138 @@ def _load_cupy(device):
     return xp, cupy.cuda.Device(index)
 
 
+# -- dask -----------------------------------------------------------------------
+# Data are Dask arrays chunked by rows; parameters are small, so they stay
+# NumPy arrays on the client and every chunk's task gets them as arguments.
+
+# Names of Dask's local schedulers, passed to dask as they are.
+_DASK_LOCAL_SCHEDULERS = ("threads", "threading", "sync", "synchronous", "single-threaded",
+                          "processes", "multiprocessing")
+# Clients opened for an address, reused while they are connected.
+_DASK_CLIENTS: dict = {}
+
+
+@functools.lru_cache(maxsize=1)
+def _dask_namespace():
+    """array-api-compat's Dask namespace, which hands calls without a Dask
+    array among their arguments to NumPy.
+
+    The parameters of a dask-backend model are NumPy arrays (they are small
+    and every chunk's task needs them), while ``X`` and ``y`` are Dask arrays.
+    With this namespace the training loop's per-epoch work on parameters
+    (finiteness checks, stacking the epoch's scalars) stays eager NumPy
+    instead of becoming a graph that needs a second compute, and creation
+    functions (``asarray`` of host data, ``zeros``) make NumPy arrays; any
+    call that touches a Dask array stays lazy.
+    """
+    dask_xp = _import("dask", "array_api_compat.dask.array")
+    _import("dask", "dask.array")
+    import dask.array as da
+
+    eager = _load_numpy(None)[0]
+
+    def has_dask(args, kwargs):
+        for a in (*args, *kwargs.values()):
+            if isinstance(a, da.Array) or (
+                isinstance(a, (list, tuple)) and any(isinstance(b, da.Array) for b in a)
+            ):
+                return True
+        return False
+
+    def dispatch(name, lazy_f, eager_f):
+        def f(*args, **kwargs):
+            return (lazy_f if has_dask(args, kwargs) else eager_f)(*args, **kwargs)
+
+        f.__name__, f.__qualname__, f.__doc__ = name, name, lazy_f.__doc__
+        return f
+
+    overrides = {"__array_namespace_info__": eager.__array_namespace_info__}
+    for name, lazy_f in vars(dask_xp).items():
+        eager_f = getattr(eager, name, None)
+        if (name.startswith("_") or isinstance(lazy_f, type) or not callable(lazy_f)
+                or eager_f is None or isinstance(eager_f, type) or not callable(eager_f)):
+            continue
+        overrides[name] = dispatch(name, lazy_f, eager_f)
+    return _namespace("nnbackend.dask", dask_xp, _dask_namespace.__doc__, **overrides)
+
+
+def _dask_client(address: str, source: str):
+    """A connected ``distributed.Client`` for ``address`` (one per address)."""
+    _import("dask", "distributed")
+    import distributed
+
+    client = _DASK_CLIENTS.get(address)
+    if client is not None and client.status == "running":
+        return client
+    try:
+        # The client becomes Dask's default scheduler, as a Client does: any
+        # compute made outside nnbackend's loop (a data check) also runs there.
+        # The connect timeout is Dask's distributed.comm.timeouts.connect.
+        client = distributed.Client(address)
+    except Exception as exc:  # OSError, TimeoutError, ValueError for a bad address
+        raise BackendUnavailableError(
+            f"backend 'dask': cannot connect to the Dask scheduler at {address!r}{source} "
+            f"({type(exc).__name__}: {exc}); check the address, or start a scheduler "
+            "with `dask scheduler` and workers with `dask worker ADDRESS`"
+        ) from None
+    _DASK_CLIENTS[address] = client
+    return client
+
+
+def _load_dask(device, scheduler=None):
+    """(xp, device, scheduler) of the dask backend; see :func:`get_backend`."""
+    xp = _dask_namespace()
+    if device not in (None, "cpu"):
+        raise ValueError(
+            f"backend 'dask' has only the device 'cpu' (its chunks are NumPy arrays), "
+            f"got {device!r}; to use other machines, give a scheduler address"
+        )
+    source = ""
+    if scheduler is None and os.environ.get(DASK_SCHEDULER_ENV_VAR):
+        scheduler, source = os.environ[DASK_SCHEDULER_ENV_VAR].strip(), f" (from ${DASK_SCHEDULER_ENV_VAR})"
+    if scheduler is None:
+        return xp, "cpu", None
+    if isinstance(scheduler, str):
+        if scheduler in _DASK_LOCAL_SCHEDULERS:
+            return xp, "cpu", scheduler
+        if not scheduler:
+            raise ValueError("backend 'dask': the scheduler address is empty")
+        return xp, "cpu", _dask_client(scheduler, source)
+    _import("dask", "distributed")
+    import distributed
+
+    if isinstance(scheduler, distributed.Client):
+        return xp, "cpu", scheduler
+    raise ValueError(
+        f"backend 'dask': scheduler must be an address such as 'tcp://10.0.0.5:8786', "
+        f"one of {list(_DASK_LOCAL_SCHEDULERS)}, or a distributed.Client; got {scheduler!r}"
+    )
+
+
+def _dask_to_host(a, scheduler):
+    import dask.array as da
+
+    if isinstance(a, da.Array):
+        a = a.compute(scheduler=scheduler)
+    if hasattr(a, "get") and not isinstance(a, np.ndarray):  # a CuPy chunk result
+        a = a.get()
+    return np.asarray(a)
+
+
+def _dask_device_name(scheduler) -> str:
+    if scheduler is None or isinstance(scheduler, str):
+        return f"{cpu_name()} (dask {scheduler or 'default'} scheduler)"
+    workers = scheduler.scheduler_info().get("workers", {})
+    return f"dask.distributed cluster at {scheduler.scheduler.address} ({len(workers)} workers)"
+
+
 _LOADERS: dict[str, Callable] = {
     "numpy": _load_numpy,
     "strict": _load_strict,
     "torch": _load_torch,
     "jax": _load_jax,
     "cupy": _load_cupy,
+    "dask": _load_dask,
 }
 
 
@@ -467,7 +621,7 @@ def _jax_enable_x64():
         jax.config.update("jax_enable_x64", True)
 
 
-def get_backend(name: str | None = None, device=None) -> Backend:
+def get_backend(name: str | None = None, device=None, *, scheduler=None) -> Backend:
     """The backend called ``name`` on ``device``.
 
     Parameters
@@ -478,6 +632,12 @@ def get_backend(name: str | None = None, device=None) -> Backend:
     device : str, int, device object or None
         The backend's device; ``None`` for its default (the CPU, or GPU 0
         for CuPy).
+    scheduler : str, distributed.Client or None
+        dask only. A dask.distributed scheduler address (``tcp://host:8786``;
+        a Client is opened and becomes Dask's default), a local scheduler's
+        name (``"threads"``, ``"synchronous"``, ``"processes"``), or a Client.
+        ``None`` reads ``$NNBACKEND_DASK_SCHEDULER``, then leaves Dask's
+        default (its threaded scheduler, or a Client the caller opened).
 
     Raises
     ------
@@ -485,11 +645,14 @@ def get_backend(name: str | None = None, device=None) -> Backend:
         ``name`` is not a backend nnbackend knows, or ``device`` is not one
         of its devices.
     BackendUnavailableError
-        The backend is not installed here, or the device (a GPU) is absent.
+        The backend is not installed here, or the device (a GPU) is absent,
+        or (dask) the scheduler at the address cannot be reached.
         The message says how to install it.
     """
     if isinstance(name, Backend):
-        return name if device is None else get_backend(name.name, device)
+        if device is None and scheduler is None:
+            return name
+        return get_backend(name.name, device, scheduler=scheduler)
     if name is None:
         name = os.environ.get(ENV_VAR) or "numpy"
     key = str(name).strip().lower()
@@ -498,6 +661,11 @@ def get_backend(name: str | None = None, device=None) -> Backend:
         raise ValueError(
             f"unknown backend {name!r}{source}; choose one of {list(BACKEND_NAMES)}"
         )
+    if key == "dask":
+        xp, dev, sched = _load_dask(device, scheduler)
+        return Backend(key, xp, dev, sched)
+    if scheduler is not None:
+        raise ValueError(f"scheduler= applies to the dask backend only, not {key!r}")
     xp, dev = _LOADERS[key](device)
     return Backend(key, xp, dev)
 
@@ -537,6 +705,8 @@ def backend_of(a) -> Backend:
     for name, check in checks:
         if check(a):
             return Backend(name, get_backend(name).xp, compat.device(a))
+    if compat.is_dask_array(a):
+        return get_backend("dask")
     if type(a).__module__.startswith("array_api_strict"):
         xp = get_backend("strict").xp
         return Backend("strict", xp, a.device)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 __all__ = ["EXECUTORS", "epoch_runner"]
 
-EXECUTORS = ("auto", "reference", "jax-scan", "cupy-fused")
+EXECUTORS = ("auto", "reference", "jax-scan", "cupy-fused", "dask-chunks")
 
 
 def epoch_runner(executor, backend, spec, opt, plan, X, Y, chunk_size, multiclass, index_dtype,
@@ -25,11 +25,22 @@ def epoch_runner(executor, backend, spec, opt, plan, X, Y, chunk_size, multiclas
     """
     if executor not in EXECUTORS:
         raise ValueError(f"unknown executor {executor!r}; choose one of {list(EXECUTORS)}")
+    if backend.name == "dask":
+        # Dask data are lazy: the reference loop would build a graph per step
+        # and leave the parameters lazy, so every plan runs chunk by chunk.
+        if executor == "reference":
+            raise ValueError("the dask backend has no reference loop; it always runs the "
+                             "'dask-chunks' executor (use executor='auto')")
     if executor == "reference":
         return None
-    needs = {"jax-scan": "jax", "cupy-fused": "cupy"}.get(executor)
+    needs = {"jax-scan": "jax", "cupy-fused": "cupy", "dask-chunks": "dask"}.get(executor)
     if needs is not None and needs != backend.name:
         raise ValueError(f"executor {executor!r} needs the {needs} backend, not {backend.name!r}")
+    if backend.name == "dask":
+        from . import dask_chunks
+
+        return dask_chunks.make_epoch(backend, spec, opt, plan, X, Y, chunk_size, multiclass,
+                                      index_dtype)
     if backend.name == "jax":
         from . import jax_scan
 

@@ -1,0 +1,266 @@
+"""Dask: epochs over data chunked by rows, never gathered whole.
+
+``X`` (n_samples, n_features) and ``Y`` (n_samples, n_outputs) are Dask arrays
+split into row chunks (every chunk holds all columns); the parameters are
+in-memory arrays of the chunks' library (NumPy) held by the client.
+
+Batch mode
+    One task per row chunk computes that chunk's summed loss, correct count
+    and gradient where the chunk lives (a worker of a cluster, a thread of
+    the local scheduler), with the model's own kernels in the chunk's
+    namespace; a tree of additions sums them, and one ``dask.compute`` per
+    epoch brings the sums (a few kB) to the client, which takes the
+    optimizer step. Gradients of ``reduction="mean"`` divide by the total
+    ``n_samples`` inside each chunk, so the sum is the full-batch gradient:
+    the numpy backend's, summed in another order (equal to float rounding).
+    Memory per task: one chunk plus its activations, in ``chunk_size``-row
+    pieces, whatever ``n_samples`` is.
+
+Mini-batch and sgd modes
+    The chunks are fetched to the client one at a time (the next one is
+    computed while the steps run on the current one), and the reference step
+    (``loss_and_grads_rows`` and the optimizer's ``update``) runs on their
+    rows in their namespace. The row order of an epoch is derived from the
+    permutation ``pi`` of ``0..n_samples-1`` that every backend draws for that
+    epoch (see :func:`row_order`): the chunks are visited in a random order,
+    each chunk's rows in the order ``pi`` visits them, and batches of
+    ``batch_size`` rows are cut from that sequence as from any other, a batch
+    carrying over a chunk boundary where it falls on one. The steps are
+    therefore exactly those of the reference loop with the row order
+    ``row_order(pi, chunks)``; with one chunk that is ``pi`` itself, the numpy
+    backend's order, and without shuffling it is ``0..n_samples-1``.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+
+import numpy as np
+
+from .. import kernels as K
+from ..model import backward, forward, loss_and_grads_rows
+
+__all__ = ["unsupported", "make_epoch", "row_order", "row_chunks", "chunk_bounds"]
+
+
+def unsupported(spec, plan, chunk_size):
+    """Why this executor cannot run ``plan`` (a string), or None: it runs every plan."""
+    return None
+
+
+def row_chunks(X, Y):
+    """``X`` and ``Y`` as Dask arrays with the same row chunks and one column chunk.
+
+    A NumPy ``X`` (host data given to a dask model) is wrapped in row chunks
+    of Dask's automatic size (about 128 MiB); a NumPy ``Y`` follows ``X``'s
+    chunks.
+    """
+    import dask.array as da
+
+    if not isinstance(X, da.Array):
+        rows = Y.chunks[0] if isinstance(Y, da.Array) else "auto"
+        X = da.from_array(X, chunks=(rows, -1))
+    if len(X.chunks[1]) > 1:
+        X = X.rechunk({1: -1})
+    if not isinstance(Y, da.Array):
+        Y = da.from_array(Y, chunks=(X.chunks[0], -1))
+    elif Y.chunks[0] != X.chunks[0] or len(Y.chunks[1]) > 1:
+        Y = Y.rechunk((X.chunks[0], -1))
+    return X, Y
+
+
+def chunk_bounds(chunks) -> np.ndarray:
+    """Row offsets ``[0, r0, r0 + r1, ..., n]`` of row chunks of sizes ``chunks``."""
+    return np.concatenate([[0], np.cumsum(np.asarray(chunks, dtype=np.int64))])
+
+
+def row_order(order, chunks):
+    """The order in which the dask backend visits rows in an epoch.
+
+    Parameters
+    ----------
+    order : numpy.ndarray of int, shape (n_samples,), or None
+        The epoch's permutation ``pi`` (as :meth:`BatchPlan.order` draws it),
+        or None for no shuffling.
+    chunks : tuple of int
+        Rows per chunk, ``sum(chunks) == n_samples``.
+
+    Returns
+    -------
+    visits : list of (int, numpy.ndarray or None)
+        ``(c, rows)`` per chunk in visiting order, ``rows`` the chunk-local
+        row indices in visiting order (None: the chunk's own order).
+
+    Notes
+    -----
+    With ``K`` non-empty chunks, chunk ``k`` of them is visited in position
+    ``rank(pi[k])`` among ``pi[0], ..., pi[K-1]`` (``argsort(pi[:K])`` lists
+    the chunks in visiting order: the ranks of the first ``K`` entries of a
+    uniform permutation are a uniform permutation of the chunks). Within a
+    chunk, its rows come in the order in which ``pi`` lists them (a uniform
+    permutation of the chunk's rows). Unshuffled, chunks and rows keep their
+    order.
+    """
+    bounds = chunk_bounds(chunks)
+    nonempty = [c for c in range(len(chunks)) if chunks[c] > 0]
+    if order is None:
+        return [(c, None) for c in nonempty]
+    order = np.asarray(order)
+    visit = [nonempty[k] for k in np.argsort(order[: len(nonempty)], kind="stable")]
+    owner = np.searchsorted(bounds, order, side="right") - 1
+    grouped = order[np.argsort(owner, kind="stable")]
+    return [(c, grouped[bounds[c]: bounds[c + 1]] - bounds[c]) for c in visit]
+
+
+def _chunk_namespace(a):
+    """The namespace of a chunk: nnbackend's NumPy namespace (its fast paths)
+    for NumPy chunks, array-api-compat's for others (CuPy on GPU workers)."""
+    if isinstance(a, np.ndarray):
+        from ..backend import get_backend
+
+        return get_backend("numpy").xp
+    from array_api_compat import array_namespace
+
+    return array_namespace(a)
+
+
+def _quiet(xp):
+    # Overflow in a diverging run is reported once by fit; tasks run in
+    # worker threads, which do not inherit the client's np.errstate.
+    if getattr(xp, "__name__", "") == "nnbackend.numpy":
+        return np.errstate(over="ignore", invalid="ignore", divide="ignore")
+    return contextlib.nullcontext()
+
+
+def _chunk_sums(params, X, Y, spec, n_total, chunk_size, multiclass):
+    """One row chunk's part of the full-batch loss and gradient.
+
+    Parameters
+    ----------
+    params : list of arrays, ``[W0, b0, ...]``
+    X : array, shape (m, n_features); Y : array, shape (m, n_outputs)
+        The chunk (``m`` rows), in its own namespace.
+    n_total : int
+        Rows of the whole batch: ``"mean"`` gradients divide by it here, so
+        the chunks' gradients add up to the full-batch one.
+
+    Returns
+    -------
+    (loss_sum, grads, correct)
+        0-D summed loss, gradients shaped like ``params``, 0-D correct count
+        (None when ``multiclass`` is None); the same pieces, in
+        ``chunk_size``-row parts, as ``loss_and_grads_rows`` sums.
+    """
+    xp = _chunk_namespace(X)
+    params = [xp.asarray(p) for p in params]
+    total = None
+    with _quiet(xp):
+        for start in range(0, X.shape[0], chunk_size):
+            Xc, Yc = X[start: start + chunk_size, :], Y[start: start + chunk_size, :]
+            xs, zs, a = forward(params, Xc, spec, xp)
+            loss, dz = K.loss_and_backward(spec.loss, spec.output_activation, zs[-1], a, Yc,
+                                           spec.reduction, n_samples=n_total, xp=xp)
+            grads = backward(params, xs, zs, dz, spec, xp)
+            hits = None if multiclass is None else K.n_correct(a, Yc, multiclass, xp=xp)
+            part = (loss, grads, hits)
+            total = part if total is None else _add(total, part)
+    return total
+
+
+def _add(a, b):
+    """The sum of two ``(loss_sum, grads, correct)`` triples."""
+    return (a[0] + b[0], [g + h for g, h in zip(a[1], b[1])],
+            None if a[2] is None else a[2] + b[2])
+
+
+def _tree_sum(parts):
+    """Pairwise sums of delayed triples, ``log2(len(parts))`` levels deep."""
+    from dask import delayed
+
+    add = delayed(_add, pure=True)
+    while len(parts) > 1:
+        parts = [add(parts[i], parts[i + 1]) if i + 1 < len(parts) else parts[i]
+                 for i in range(0, len(parts), 2)]
+    return parts[0]
+
+
+def make_epoch(backend, spec, opt, plan, X, Y, chunk_size, multiclass, index_dtype):
+    """``epoch(params, state, order) -> (params, state, loss_sum, correct)`` for ``plan``.
+
+    ``loss_sum`` and ``correct`` come back as 0-D arrays of the parameters'
+    namespace, already on the client: the epoch's computes are done.
+    """
+    X, Y = row_chunks(X, Y)
+    if plan.batch_size >= plan.n_samples:
+        return _batch_epoch(backend, spec, opt, plan, X, Y, chunk_size, multiclass)
+    return _step_epoch(backend, spec, opt, plan, X, Y, chunk_size, multiclass)
+
+
+def _batch_epoch(backend, spec, opt, plan, X, Y, chunk_size, multiclass):
+    import dask
+    from dask import delayed
+
+    x_blocks = [b for b, m in zip(X.to_delayed().ravel(), X.chunks[0]) if m > 0]
+    y_blocks = [b for b, m in zip(Y.to_delayed().ravel(), Y.chunks[0]) if m > 0]
+    chunk = delayed(_chunk_sums, pure=True)
+    n = plan.n_samples
+
+    def epoch(params, state, order):
+        # The parameters enter the graph once, as one key every task reads.
+        shared = delayed(list(params), pure=True, traverse=False)
+        parts = [chunk(shared, xb, yb, spec, n, chunk_size, multiclass)
+                 for xb, yb in zip(x_blocks, y_blocks)]
+        # The epoch's one compute: the chunks' sums, summed.
+        (loss_sum, grads, correct), = dask.compute(_tree_sum(parts), scheduler=backend.scheduler)
+        params, state = opt.update(list(grads), state, params)
+        return params, state, loss_sum, correct
+
+    return epoch
+
+
+def _step_epoch(backend, spec, opt, plan, X, Y, chunk_size, multiclass):
+    import dask
+
+    size, n = plan.batch_size, plan.n_samples
+    x_blocks, y_blocks = X.blocks, Y.blocks
+
+    def fetch(c):
+        return dask.compute(x_blocks[c], y_blocks[c], scheduler=backend.scheduler)
+
+    def epoch(params, state, order):
+        visits = row_order(order, X.chunks[0])
+        loss_total = correct_total = None
+        carry = None  # rows left over from the last chunk, fewer than a batch
+        done = 0
+        with concurrent.futures.ThreadPoolExecutor(1) as prefetch:
+            pending = prefetch.submit(fetch, visits[0][0])
+            for k, (c, rows) in enumerate(visits):
+                Xc, Yc = pending.result()
+                if k + 1 < len(visits):  # the next chunk loads while this one trains
+                    pending = prefetch.submit(fetch, visits[k + 1][0])
+                xp = _chunk_namespace(Xc)
+                if rows is not None:
+                    idx = xp.asarray(rows)
+                    Xc, Yc = xp.take(Xc, idx, axis=0), xp.take(Yc, idx, axis=0)
+                if carry is not None:
+                    Xc, Yc = xp.concat([carry[0], Xc], axis=0), xp.concat([carry[1], Yc], axis=0)
+                m = Xc.shape[0]
+                done += Xc.shape[0] - (0 if carry is None else carry[0].shape[0])
+                last = done == n
+                stop = m if last else m // size * size
+                with _quiet(xp):
+                    for start in range(0, stop, size):
+                        j = min(start + size, m)
+                        loss_sum, grads, correct = loss_and_grads_rows(
+                            params, spec, lambda i, e, s=start: (Xc[s + i: s + e, :], Yc[s + i: s + e, :]),
+                            j - start, chunk_size, multiclass, xp,
+                        )
+                        params, state = opt.update(grads, state, params)
+                        loss_total = loss_sum if loss_total is None else loss_total + loss_sum
+                        if correct is not None:
+                            correct_total = correct if correct_total is None else correct_total + correct
+                carry = None if stop == m else (Xc[stop:, :], Yc[stop:, :])
+        return params, state, loss_total, correct_total
+
+    return epoch
