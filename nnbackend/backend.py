@@ -271,13 +271,22 @@ def _numpy_matmul(x1, x2, /):
     return np.matmul(x1, x2)
 
 
+# One namespace module per process, as for CuPy and Dask: the kernels key
+# per-namespace caches on it, so a module built per get_backend call would
+# keep every model's namespace alive (13 KB a model, measured by
+# benchmarks/test_memory.py).
+@functools.lru_cache(maxsize=1)
+def _numpy_namespace():
+    return _namespace("nnbackend.numpy", np, "NumPy, with a faster float sum and small matmul.",
+                      sum=_numpy_sum, matmul=_numpy_matmul)
+
+
 def _load_numpy(device):
     if hasattr(np, "__array_namespace_info__") and hasattr(np, "astype"):
         # NumPy 2.1 and later implement the standard in their own namespace;
         # calling it directly skips array-api-compat's wrappers, which cost
         # more than the arithmetic on a training step's small arrays.
-        xp = _namespace("nnbackend.numpy", np, "NumPy, with a faster float sum and small matmul.",
-                        sum=_numpy_sum, matmul=_numpy_matmul)
+        xp = _numpy_namespace()
     else:  # NumPy < 2.1 goes through array-api-compat
         xp = _import("numpy", "array_api_compat.numpy")
     if device not in (None, "cpu"):
@@ -300,6 +309,7 @@ def _load_strict(device):
     )
 
 
+@functools.lru_cache(maxsize=1)  # one module per process: see _numpy_namespace
 def _torch_namespace(compat, torch):
     """array-api-compat's torch namespace, with the functions the training loop
     calls on every step bound straight to torch.
@@ -652,7 +662,8 @@ def get_backend(name: str | None = None, device=None, *, scheduler=None) -> Back
     if isinstance(name, Backend):
         if device is None and scheduler is None:
             return name
-        return get_backend(name.name, device, scheduler=scheduler)
+        return get_backend(name.name, device,
+                           scheduler=name.scheduler if scheduler is None else scheduler)
     if name is None:
         name = os.environ.get(ENV_VAR) or "numpy"
     key = str(name).strip().lower()

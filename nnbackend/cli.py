@@ -110,6 +110,11 @@ def _parser():
         p.add_argument("--backend", default=None,
                        help=f"one of {', '.join(BACKEND_NAMES)} (default: $NNBACKEND_BACKEND or numpy)")
         p.add_argument("--device", default=None, help="the backend's device, e.g. cuda:0 or device1")
+        p.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                       help="dask backend: a dask.distributed scheduler to run on, e.g. "
+                            "tcp://10.0.0.5:8786, or threads (default: "
+                            "$NNBACKEND_DASK_SCHEDULER, else Dask's local threads); "
+                            "implies --backend dask")
 
     train = commands.add_parser("train", help="train an MLP (default: XOR with a hidden layer)")
     backend_flags(train)
@@ -118,8 +123,11 @@ def _parser():
                       help="a generated or bundled dataset (default: xor)")
     data.add_argument("--n-samples", type=_positive_int, default=None, help="rows to generate")
     data.add_argument("--data", metavar="FILE", default=None,
-                      help="a .npz with arrays X and y, or a .csv (label column named by --target)")
-    data.add_argument("--target", default=None, help="the label column of a .csv file")
+                      help="a .npz with arrays X and y, a .csv (label column named by --target), "
+                           "or a .npy of features (labels in --target LABELS.npy; read chunk "
+                           "by chunk, out of core, on the dask backend)")
+    data.add_argument("--target", default=None,
+                      help="the label column of a .csv file, or the labels .npy of a .npy --data")
     data.add_argument("--task", choices=TASKS, default=None,
                       help="override the task read off the labels")
     data.add_argument("--val-split", type=_fraction, default=None,
@@ -176,9 +184,49 @@ def _parser():
 # -- train -------------------------------------------------------------------------
 
 
-def _load_training_data(args):
+def _backend_arg(args):
+    """The backend to build models on: ``--backend``'s name, or with
+    ``--scheduler`` the dask backend connected to it (refused up front)."""
+    if args.scheduler is None:
+        return args.backend
+    if args.backend not in (None, "dask"):
+        raise _Refusal(f"--scheduler names a Dask scheduler; it needs --backend dask, "
+                       f"not {args.backend}")
+    return get_backend("dask", args.device, scheduler=args.scheduler)
+
+
+def _load_npy_training_data(args, backend):
+    """Features from a ``.npy`` (lazily, chunk by chunk, where the backend
+    reads rows lazily) and labels from the ``.npy`` named by ``--target``."""
+    from .executors import lazy_rows
+
+    if not args.target or not args.target.endswith(".npy"):
+        raise _Refusal("--data FILE.npy holds the features only; name the labels with "
+                       "--target LABELS.npy (one per row)")
+    for path in (args.data, args.target):
+        if not os.path.isfile(path):
+            raise _Refusal(f"no such file: {path}")
+    try:
+        y = np.load(args.target, allow_pickle=False)  # one label per row: small
+        X = lazy_rows(get_backend(backend), args.data)
+        if X is None:
+            X = np.load(args.data, mmap_mode="r", allow_pickle=False)
+    except ValueError as exc:
+        raise _Refusal(f"cannot read {args.data} or {args.target}: {exc}") from None
+    if len(X.shape) != 2 or y.ndim not in (1, 2) or X.shape[0] != y.shape[0]:
+        raise _Refusal(f"{args.data} must hold a 2-D array and {args.target} one label per "
+                       f"row; got shapes {tuple(X.shape)} and {y.shape}")
+    if args.val_split is not None and not isinstance(X, np.ndarray):
+        raise _Refusal("--val-split would gather a chunked .npy into memory; split the file "
+                       "beforehand")
+    return X, y, None, os.path.basename(args.data)
+
+
+def _load_training_data(args, backend=None):
     if args.data and args.dataset:
         raise _Refusal("give --data or --dataset, not both")
+    if args.data and args.data.endswith(".npy"):
+        return _load_npy_training_data(args, backend)
     if args.data:
         X, y, names = load_data_file(args.data, target=args.target, return_classes=True)
         source = os.path.basename(args.data)
@@ -253,7 +301,8 @@ def _train(args):
         from .plot import require_matplotlib
 
         require_matplotlib()
-    X, y, label_names, source = _load_training_data(args)
+    backend = _backend_arg(args)
+    X, y, label_names, source = _load_training_data(args, backend)
     task = _task_for(y, args.task)
     if task["classes"] is not None:
         y = encode_labels(y, task["classes"]) if y.ndim == 1 else y
@@ -273,7 +322,7 @@ def _train(args):
               file=sys.stderr)
 
     if args.resume:
-        model = MLP.load(args.resume, backend=args.backend, device=args.device)
+        model = MLP.load(args.resume, backend=backend, device=args.device)
         if model.layer_sizes[0] != X.shape[1] or model.layer_sizes[-1] != task["n_outputs"]:
             raise _Refusal(
                 f"--resume {args.resume}: the model maps {model.layer_sizes[0]} features to "
@@ -287,7 +336,7 @@ def _train(args):
         model = MLP([X.shape[1], *settings["hidden"], task["n_outputs"]],
                     hidden_activation=settings["activation"],
                     output_activation=task["output_activation"], loss=task["loss"],
-                    backend=args.backend, device=args.device, dtype=args.dtype, seed=args.seed)
+                    backend=backend, device=args.device, dtype=args.dtype, seed=args.seed)
     classes = task["classes"]
     if label_names is not None:
         classes = [label_names[int(c)] for c in classes]
@@ -372,7 +421,7 @@ def _print_summary(s):
 def _predict(args):
     if args.out:
         _check_writable(args.out, "--out")
-    model = MLP.load(args.model, backend=args.backend, device=args.device)
+    model = MLP.load(args.model, backend=_backend_arg(args), device=args.device)
     X = load_features_file(args.data, drop=model.metadata.get("target"))
     if X.shape[1] != model.layer_sizes[0]:
         raise _Refusal(f"{args.data} has {X.shape[1]} features but the model expects "
@@ -553,7 +602,8 @@ def _info(args):
     for name in names:
         row = {"backend": name, "version": _versions(name)}
         try:
-            b = get_backend(name, args.device)
+            b = get_backend(name, args.device, **(
+                {"scheduler": args.scheduler} if args.scheduler and name == "dask" else {}))
         except BackendUnavailableError as exc:
             if args.backend:
                 raise

@@ -8,7 +8,7 @@ reference loop for everything else. Each is tested against the reference.
 
 from __future__ import annotations
 
-__all__ = ["EXECUTORS", "epoch_runner"]
+__all__ = ["EXECUTORS", "epoch_runner", "lazy_rows"]
 
 EXECUTORS = ("auto", "reference", "jax-scan", "cupy-fused", "dask-chunks")
 
@@ -64,4 +64,14 @@ def epoch_runner(executor, backend, spec, opt, plan, X, Y, chunk_size, multiclas
                                              dtype_name, cupy_fused.cuda_launcher, backend.device)
         if executor == "cupy-fused":
             raise ValueError(f"executor 'cupy-fused' does not apply here: {why_not}")
+    return None
+
+
+def lazy_rows(backend, path):
+    """A ``.npy`` file's rows as a lazy array of ``backend`` that reads them
+    chunk by chunk (out of core), or None where the backend has no lazy arrays."""
+    if backend.name == "dask":
+        from .dask_chunks import open_npy
+
+        return open_npy(path)
     return None

@@ -41,7 +41,58 @@ import numpy as np
 from .. import kernels as K
 from ..model import backward, forward, loss_and_grads_rows
 
-__all__ = ["unsupported", "make_epoch", "row_order", "row_chunks", "chunk_bounds"]
+__all__ = ["unsupported", "make_epoch", "row_order", "row_chunks", "chunk_bounds", "open_npy"]
+
+# Rows per chunk of open_npy by default: about this many bytes.
+NPY_CHUNK_BYTES = 64 * 2**20
+
+
+def _read_rows(path, start, stop):
+    # Map the file only for this read and copy the rows out: a mapping kept
+    # open for the epoch would count every page read so far in the process's
+    # resident memory, and a pickled np.memmap (sent to a worker) carries
+    # its whole data.
+    mapped = np.load(path, mmap_mode="r")
+    try:
+        return np.array(mapped[start:stop])
+    finally:
+        del mapped
+
+
+def open_npy(path, chunk_rows=None):
+    """A ``.npy`` file as a Dask array of row chunks, read only when computed.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A ``.npy`` file of shape (n_rows, ...), read with ``mmap_mode="r"``
+        chunk by chunk (each task maps the file, copies its rows, unmaps).
+        On a cluster every worker must see the file at this path.
+    chunk_rows : int, optional
+        Rows per chunk; by default about 64 MiB of rows.
+
+    Returns
+    -------
+    dask.array.Array, shape (n_rows, ...), chunked by rows only.
+    """
+    import os
+
+    import dask.array as da
+    from dask import delayed
+
+    path = os.fspath(path)
+    header = np.load(path, mmap_mode="r")
+    shape, dtype = header.shape, header.dtype
+    del header
+    if not shape:
+        raise ValueError(f"{path} holds a 0-D array; expected rows")
+    row_bytes = max(1, dtype.itemsize * int(np.prod(shape[1:], dtype=np.int64)))
+    rows = chunk_rows or max(1, NPY_CHUNK_BYTES // row_bytes)
+    read = delayed(_read_rows, pure=True)
+    blocks = [da.from_delayed(read(path, a, min(a + rows, shape[0])),
+                              shape=(min(a + rows, shape[0]) - a, *shape[1:]), dtype=dtype)
+              for a in range(0, shape[0], rows)]
+    return da.concatenate(blocks, axis=0) if len(blocks) > 1 else blocks[0]
 
 
 def unsupported(spec, plan, chunk_size):

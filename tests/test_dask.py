@@ -1,0 +1,295 @@
+"""The dask backend: chunked data, never gathered; local and distributed schedulers.
+
+What differs from the other backends (and is tested here rather than in the
+shared suite): the parameters are NumPy arrays on the client; mini-batch and
+sgd epochs visit the rows chunk by chunk (``dask_chunks.row_order``), which
+is the other backends' order only when the data are one chunk; there is no
+reference loop (``executor="reference"`` is refused).
+"""
+
+import sys
+
+import numpy as np
+import pytest
+
+import nnbackend as nb
+from nnbackend.backend import BackendUnavailableError
+
+dask = pytest.importorskip("dask", reason="the dask backend needs: pip install 'nnbackend[dask]'")
+da = pytest.importorskip("dask.array", reason="the dask backend needs: pip install 'nnbackend[dask]'")
+
+
+@pytest.fixture(scope="module")
+def dask_backend():
+    try:
+        return nb.get_backend("dask", scheduler="threads")
+    except BackendUnavailableError as exc:
+        pytest.skip(f"backend dask unavailable: {exc}")
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A dask.distributed LocalCluster of two worker processes on loopback."""
+    distributed = pytest.importorskip("distributed", reason="needs: pip install 'nnbackend[dask]'")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  host="127.0.0.1", dashboard_address=None) as lc:
+        yield lc
+        from nnbackend import backend as backend_module
+
+        client = backend_module._DASK_CLIENTS.pop(lc.scheduler_address, None)
+        if client is not None:
+            client.close()
+
+
+def _data(n=1000, features=5, classes=None, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, features))
+    if classes:
+        y = rng.integers(0, classes, size=n)
+    else:
+        y = (X[:, 0] * X[:, 1] > 0).astype(np.float64)
+    return X, y
+
+
+def _chunked(X, y, rows):
+    return da.from_array(X, chunks=(rows, -1)), da.from_array(y, chunks=rows)
+
+
+def _max_rel(a_params, b_params):
+    out = 0.0
+    for a, b in zip(a_params, b_params):
+        a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+        out = max(out, float(np.max(np.abs(a - b)) / max(np.max(np.abs(a)), 1e-300)))
+    return out
+
+
+class _TaskSizes(dask.callbacks.Callback):
+    """Counts graph computations and the largest row count of any task's result."""
+
+    def __init__(self):
+        super().__init__()
+        self.computes, self.max_rows = 0, 0
+
+    def _start(self, dsk):
+        self.computes += 1
+
+    def _posttask(self, key, result, dsk, state, worker_id):
+        rows = getattr(result, "shape", (0,))
+        if len(rows) == 2:
+            self.max_rows = max(self.max_rows, int(rows[0]))
+
+
+@pytest.mark.parametrize("dtype, tol", [("float64", 1e-10), ("float32", 2e-5)])
+@pytest.mark.parametrize("task", ["binary", "multiclass"])
+def test_batch_mode_equals_numpy(dask_backend, dtype, tol, task):
+    classes = 3 if task == "multiclass" else None
+    X, y = _data(n=1100, classes=classes)
+    out = {"output_activation": "softmax", "loss": "cross_entropy"} if classes else {}
+    sizes = [5, 8, classes or 1]
+    ref = nb.MLP(sizes, backend="numpy", dtype=dtype, seed=3, **out)
+    h_ref = ref.fit(X, y, mode="batch", epochs=4, lr=0.5, optimizer="adam", shuffle=False)
+    model = nb.MLP(sizes, backend=dask_backend, dtype=dtype, seed=3, **out)
+    Xd, yd = _chunked(X, y, 300)  # four chunks, the last of 200 rows
+    hist = model.fit(Xd, yd, mode="batch", epochs=4, lr=0.5, optimizer="adam", shuffle=False,
+                     chunk_size=128)
+    assert all(isinstance(p, np.ndarray) for p in model._flat)
+    assert _max_rel(ref._flat, model._flat) < tol
+    np.testing.assert_allclose(hist.loss, h_ref.loss, rtol=tol)
+    np.testing.assert_allclose(hist.accuracy, h_ref.accuracy, rtol=tol)
+
+
+def test_batch_epoch_is_one_compute_and_never_gathers(dask_backend):
+    X, y = _data(n=2000)
+    Xd, yd = _chunked(X, y, 250)
+    counts = []
+    for epochs in (1, 4):
+        model = nb.MLP([5, 6, 1], backend=dask_backend, dtype="float64", seed=0)
+        with _TaskSizes() as seen:
+            model.fit(Xd, yd, mode="batch", epochs=epochs, lr=0.1)
+        counts.append(seen.computes)
+        # No task ever held more rows than a chunk: the data were never gathered.
+        assert 0 < seen.max_rows <= 250
+    assert counts[1] - counts[0] == 3  # one compute per further epoch
+
+
+def test_unshuffled_minibatch_and_sgd_equal_numpy_across_chunk_boundaries(dask_backend):
+    # 1000 rows in chunks of 300: batches of 64 straddle every chunk boundary,
+    # and the epoch's last batch holds 1000 mod 64 = 40 rows.
+    X, y = _data(n=1000)
+    Xd, yd = _chunked(X, y, 300)
+    for mode in ("minibatch", "sgd"):
+        ref = nb.MLP([5, 6, 1], backend="numpy", dtype="float64", seed=1)
+        h_ref = ref.fit(X, y, mode=mode, batch_size=64, epochs=2, lr=0.2, optimizer="momentum",
+                        shuffle=False)
+        model = nb.MLP([5, 6, 1], backend=dask_backend, dtype="float64", seed=1)
+        with _TaskSizes() as seen:
+            hist = model.fit(Xd, yd, mode=mode, batch_size=64, epochs=2, lr=0.2,
+                             optimizer="momentum", shuffle=False)
+        assert seen.max_rows <= 300
+        assert _max_rel(ref._flat, model._flat) < 1e-12
+        np.testing.assert_allclose(hist.loss, h_ref.loss, rtol=1e-12)
+
+
+def _documented_order(pi, chunks):
+    """The README's statement of the dask row order, written out independently."""
+    bounds = np.cumsum([0, *chunks])
+    k = len(chunks)
+    firsts = pi[:k]
+    visit = sorted(range(k), key=lambda c: firsts[c])  # chunk c goes where pi[c] ranks
+    owner = np.searchsorted(bounds, pi, side="right") - 1
+    return np.concatenate([pi[owner == c] for c in visit])
+
+
+def test_shuffled_minibatch_follows_the_documented_order(dask_backend):
+    X, y = _data(n=1000)
+    chunks = (300, 300, 300, 100)
+    Xd, yd = _chunked(X, y, 300)
+    pi = nb.data.host_rng(7).permutation(1000)  # the permutation every backend draws
+    sigma = _documented_order(pi, chunks)
+    assert sorted(sigma) == list(range(1000))
+    # Each chunk's rows are contiguous in the order; for this seed the chunks
+    # are not visited in their own order, nor the rows within a chunk.
+    positions = [np.flatnonzero(sigma // 300 == c) for c in range(4)]
+    for c, where in enumerate(positions):
+        assert where[-1] - where[0] + 1 == chunks[c] == len(where)
+    assert [int(w[0]) for w in positions] != sorted(int(w[0]) for w in positions)
+    assert not np.all(np.diff(sigma[positions[0]]) > 0)
+
+    ref = nb.MLP([5, 6, 1], backend="numpy", dtype="float64", seed=1)
+    ref.fit(X[sigma], y[sigma], mode="minibatch", batch_size=64, epochs=1, lr=0.2, shuffle=False)
+    model = nb.MLP([5, 6, 1], backend=dask_backend, dtype="float64", seed=1)
+    model.fit(Xd, yd, mode="minibatch", batch_size=64, epochs=1, lr=0.2, shuffle=True, seed=7)
+    assert _max_rel(ref._flat, model._flat) < 1e-12
+
+    from nnbackend.executors.dask_chunks import row_order
+
+    got = np.concatenate([c * 300 + rows for c, rows in row_order(pi, chunks)])
+    np.testing.assert_array_equal(got, sigma)
+
+
+def test_one_chunk_shuffles_exactly_as_numpy(dask_backend):
+    X, y = _data(n=500)
+    ref = nb.MLP([5, 6, 1], backend="numpy", dtype="float64", seed=2)
+    ref.fit(X, y, mode="sgd", epochs=2, lr=0.1, seed=11)
+    model = nb.MLP([5, 6, 1], backend=dask_backend, dtype="float64", seed=2)
+    model.fit(*_chunked(X, y, 500), mode="sgd", epochs=2, lr=0.1, seed=11)
+    assert _max_rel(ref._flat, model._flat) < 1e-12
+
+
+def test_predict_and_evaluate_stay_lazy_and_chunked(dask_backend):
+    X, y = _data(n=900)
+    Xd, yd = _chunked(X, y, 200)
+    model = nb.MLP([5, 6, 1], backend=dask_backend, dtype="float64", seed=0)
+    ref = nb.MLP([5, 6, 1], backend="numpy", dtype="float64", seed=0)
+    out = model.predict(Xd)
+    assert isinstance(out, da.Array) and out.chunks[0] == Xd.chunks[0]
+    np.testing.assert_allclose(dask_backend.to_host(out), ref.predict(X), rtol=1e-12)
+    with _TaskSizes() as seen:
+        got = model.evaluate(Xd, yd)
+    assert seen.max_rows <= 200
+    want = ref.evaluate(X, y)
+    assert got["loss"] == pytest.approx(want["loss"], rel=1e-12)
+    assert got["accuracy"] == want["accuracy"]
+
+
+def test_out_of_core_npy_trains_in_batch_mode(dask_backend, tmp_path):
+    from nnbackend.executors.dask_chunks import open_npy
+
+    X, y = _data(n=1500)
+    X = X.astype(np.float32)
+    np.save(tmp_path / "X.npy", X)
+    np.save(tmp_path / "y.npy", y.astype(np.float32))
+    Xd = open_npy(tmp_path / "X.npy", chunk_rows=400)
+    yd = open_npy(tmp_path / "y.npy", chunk_rows=400)
+    assert Xd.chunks[0] == (400, 400, 400, 300) and Xd.dtype == np.float32
+    ref = nb.MLP([5, 6, 1], backend="numpy", seed=0)
+    ref.fit(X, y, mode="batch", epochs=3, lr=0.5)
+    model = nb.MLP([5, 6, 1], backend=dask_backend, seed=0)
+    with _TaskSizes() as seen:
+        model.fit(Xd, yd, mode="batch", epochs=3, lr=0.5)
+    assert seen.max_rows <= 400
+    assert _max_rel(ref._flat, model._flat) < 2e-5
+
+
+def test_model_follows_dask_data_and_params_stay_numpy():
+    X, y = _data(n=300)
+    Xd, yd = _chunked(X, y, 100)
+    model = nb.MLP([5, 3, 1], dtype="float64")
+    model.fit(Xd, yd, mode="minibatch", epochs=1)
+    assert model.backend.name == "dask"
+    assert all(isinstance(W, np.ndarray) and isinstance(b, np.ndarray) for W, b in model.params)
+
+
+def test_refusals(dask_backend):
+    X, y = _data(n=100)
+    model = nb.MLP([5, 1], backend=dask_backend)
+    with pytest.raises(ValueError, match="dask backend has no reference loop"):
+        model.fit(*_chunked(X, y, 50), executor="reference")
+    with pytest.raises(ValueError, match="executor 'dask-chunks' needs the dask backend"):
+        nb.MLP([5, 1]).fit(X, y, executor="dask-chunks")
+    with pytest.raises(ValueError, match="scheduler= applies to the dask backend only"):
+        nb.get_backend("numpy", scheduler="threads")
+    with pytest.raises(ValueError, match="has only the device 'cpu'"):
+        nb.get_backend("dask", device="cuda:0")
+    with pytest.raises(ValueError, match="scheduler must be an address"):
+        nb.get_backend("dask", scheduler=42)
+
+
+def test_missing_dask_names_the_extra(monkeypatch):
+    from nnbackend import backend as backend_module
+
+    backend_module._dask_namespace.cache_clear()
+    monkeypatch.setitem(sys.modules, "array_api_compat.dask.array", None)
+    try:
+        with pytest.raises(BackendUnavailableError, match=r"nnbackend\[dask\]"):
+            nb.get_backend("dask")
+    finally:
+        monkeypatch.undo()
+        backend_module._dask_namespace.cache_clear()
+
+
+def test_unreachable_scheduler_is_one_clear_error(monkeypatch):
+    pytest.importorskip("distributed", reason="needs: pip install 'nnbackend[dask]'")
+    address = "tcp://127.0.0.1:9"  # the discard port: nothing listens there
+    with dask.config.set({"distributed.comm.timeouts.connect": "1s"}):
+        with pytest.raises(BackendUnavailableError,
+                           match="cannot connect to the Dask scheduler at 'tcp://127.0.0.1:9'"):
+            nb.get_backend("dask", scheduler=address)
+        monkeypatch.setenv("NNBACKEND_DASK_SCHEDULER", address)
+        with pytest.raises(BackendUnavailableError, match=r"from \$NNBACKEND_DASK_SCHEDULER"):
+            nb.get_backend("dask")
+        from nnbackend.cli import main
+
+        monkeypatch.delenv("NNBACKEND_DASK_SCHEDULER")
+        with pytest.raises(SystemExit) as exit_:
+            main(["train", "--backend", "dask", "--scheduler", address, "--epochs", "1"])
+        assert exit_.value.code == 2
+
+
+def test_local_cluster_trains_like_numpy(cluster, monkeypatch):
+    backend = nb.get_backend("dask", scheduler=cluster.scheduler_address)
+    assert "2 workers" in backend.device_name()
+    X, y = _data(n=1200)
+    Xd, yd = _chunked(X, y, 300)
+    ref = nb.MLP([5, 6, 1], backend="numpy", dtype="float64", seed=4)
+    ref.fit(X, y, mode="batch", epochs=3, lr=0.5, shuffle=False)
+    model = nb.MLP([5, 6, 1], backend=backend, dtype="float64", seed=4)
+    model.fit(Xd, yd, mode="batch", epochs=3, lr=0.5, shuffle=False)
+    assert _max_rel(ref._flat, model._flat) < 1e-10
+    # Both workers computed chunks: the work was spread over the cluster.
+    import distributed
+
+    with distributed.get_task_stream(backend.scheduler) as stream:
+        model.fit(Xd, yd, mode="batch", epochs=1, lr=0.5, shuffle=False)
+    assert len({task["worker"] for task in stream.data}) == 2
+
+    # Mini-batch on the cluster walks the same order as on local threads.
+    local = nb.MLP([5, 6, 1], backend=nb.get_backend("dask", scheduler="threads"), dtype="float64", seed=4)
+    local.fit(Xd, yd, mode="minibatch", batch_size=32, epochs=1, lr=0.1, seed=5)
+    remote = nb.MLP([5, 6, 1], backend=backend, dtype="float64", seed=4)
+    remote.fit(Xd, yd, mode="minibatch", batch_size=32, epochs=1, lr=0.1, seed=5)
+    assert _max_rel(local._flat, remote._flat) < 1e-12
+
+    # The environment variable reaches the same cluster (and the same client).
+    monkeypatch.setenv("NNBACKEND_DASK_SCHEDULER", cluster.scheduler_address)
+    assert nb.get_backend("dask").scheduler is backend.scheduler
