@@ -51,8 +51,15 @@ class _Refusal(Exception):
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message):
-        # One line, the same for every refusal, instead of usage + message.
-        self.exit(2, f"nnbackend: error: {message}\n")
+        # One line, the same for every refusal, instead of usage + message;
+        # line breaks inside a quoted argument are shown escaped (found by
+        # tests/test_fuzz.py: an argument "\r" split the line).
+        one_line = "".join(repr(c)[1:-1] if c in _LINE_BREAKS else c for c in message)
+        self.exit(2, f"nnbackend: error: {one_line}\n")
+
+
+# Every character str.splitlines() breaks at.
+_LINE_BREAKS = frozenset("\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
 
 
 def _sizes(text):
