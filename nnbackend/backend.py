@@ -159,15 +159,21 @@ class Backend:
             # in the loop goes to the backend's scheduler.
             stack = contextlib.ExitStack()
             stack.enter_context(np.errstate(over="ignore", invalid="ignore", divide="ignore"))
-            if self.scheduler is not None:
-                import dask
-
-                stack.enter_context(dask.config.set(scheduler=self.scheduler))
+            stack.enter_context(self.compute_context())
             return stack
         if self.name == "torch":
             import torch
 
             return torch.inference_mode()
+        return contextlib.nullcontext()
+
+    def compute_context(self):
+        """Where lazy arrays compute inside it: dask's :attr:`scheduler`, when
+        one was named (else Dask's default). Other backends: nothing to do."""
+        if self.name == "dask" and self.scheduler is not None:
+            import dask
+
+            return dask.config.set(scheduler=self.scheduler)
         return contextlib.nullcontext()
 
     def export(self, arrays):

@@ -342,7 +342,9 @@ class MLP:
 
     def _features(self, X):
         self._follow(X)
-        X = as_features(self.backend, X, self._dtype)
+        # The input checks compute on lazy data (one pass): on the backend's scheduler.
+        with self.backend.compute_context():
+            X = as_features(self.backend, X, self._dtype)
         if X.shape[1] != self.layer_sizes[0]:
             raise ValueError(
                 f"X has {X.shape[1]} features but the network expects {self.layer_sizes[0]}"
@@ -350,9 +352,10 @@ class MLP:
         return X
 
     def _targets(self, y, n_samples):
-        return as_targets(
-            self.backend, y, self.loss, self.layer_sizes[-1], n_samples, self._dtype
-        )
+        with self.backend.compute_context():
+            return as_targets(
+                self.backend, y, self.loss, self.layer_sizes[-1], n_samples, self._dtype
+            )
 
     # -- math ----------------------------------------------------------------------
     def predict(self, X):
