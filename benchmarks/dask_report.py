@@ -1,7 +1,7 @@
 """Tables from a ``benchmarks/test_dask.py`` run: epoch time against N, the
 dask backend's overhead per epoch, and the out-of-core figures.
 
-    python -m pytest benchmarks/test_dask.py --benchmark-json=OUT/results.json
+    NNBACKEND_BENCH_DASK=1 python -m pytest benchmarks/test_dask.py --benchmark-json=OUT/results.json
     python benchmarks/dask_report.py OUT/results.json     # writes OUT/report.md, OUT/summary.json
 
 Overhead per epoch is reported two ways: the dask epoch's time minus the

@@ -13,7 +13,11 @@
   ``LocalCluster`` with that limit; records the dataset size, the limit and
   each worker's peak resident memory (VmHWM) (which the test holds under the limit).
 
-Sizes (``--benchmark-disable`` without them: a smoke size of a few MB):
+Timed only when ``NNBACKEND_BENCH_DASK=1`` (``nnbackend bench``, which runs
+this directory, times the descent modes and leaves these out); with
+``--benchmark-disable`` (CI) they run once at a smoke size of a few MB.
+
+NNBACKEND_BENCH_DASK              1 to time these benchmarks
 
 NNBACKEND_BENCH_DASK_SIZES        comma list of N (default 1e3,1e4,1e5,1e6)
 NNBACKEND_BENCH_DASK_WHERE        comma list of numpy,threads,cluster (default all)
@@ -55,6 +59,12 @@ def pytest_generate_tests(metafunc):  # noqa: D103 -- collected from this module
     metafunc.parametrize("dask_case", cases, ids=[f"{w}-{n}" for w, n in cases])
 
 
+def _skip_unless_requested(config):
+    if not _smoke(config) and os.environ.get("NNBACKEND_BENCH_DASK") != "1":
+        pytest.skip("the dask benchmarks run with NNBACKEND_BENCH_DASK=1 "
+                    "(or --benchmark-disable for the smoke run)")
+
+
 def _dask_or_skip():
     try:
         return nb.get_backend("dask", scheduler="threads")
@@ -79,6 +89,7 @@ def cluster_backend():
 
 @pytest.mark.benchmark(group="dask-batch-epoch")
 def test_dask_batch_epoch(benchmark, dask_case, request):
+    _skip_unless_requested(request.config)
     where, n = dask_case
     chunk_rows = int(float(os.environ.get("NNBACKEND_BENCH_DASK_CHUNK_ROWS", "131072")))
     X, y = W.synthetic(n)
@@ -152,11 +163,12 @@ def _reset_peak():
 
 
 @pytest.mark.benchmark(group="dask-out-of-core")
-def test_dask_out_of_core(benchmark, tmp_path):
+def test_dask_out_of_core(benchmark, tmp_path, request):
     from dask.utils import parse_bytes
 
     from nnbackend.executors.dask_chunks import open_npy
 
+    _skip_unless_requested(request.config)
     _dask_or_skip()
     smoke = benchmark.disabled and os.environ.get("NNBACKEND_BENCH_DASK_OOC_MB") is None
     mb = 8 if smoke else float(os.environ.get("NNBACKEND_BENCH_DASK_OOC_MB", "1536"))
