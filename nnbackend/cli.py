@@ -179,6 +179,9 @@ def _parser():
                        help="skip the numpy-seed and torch-eager reference loops")
     bench.add_argument("--quick", action="store_true",
                        help="small sizes (1e3, 1e4; sgd to 1e3) for a first look in about a minute")
+    bench.add_argument("--ratios", action="store_true",
+                       help="also time the speed targets as interleaved pairs "
+                            "(benchmarks/test_ratios.py: a few minutes more)")
     bench.add_argument("--out", default="bench_results", metavar="DIR",
                        help="where the JSON, report.md and PNGs go (default: bench_results)")
 
@@ -522,7 +525,12 @@ def _bench(args):
     env["NNBACKEND_BENCH_PEERS"] = "0" if args.no_peers else "1"
     os.makedirs(args.out, exist_ok=True)
     raw = os.path.join(args.out, "results.json")
-    command = [sys.executable, "-m", "pytest", str(suite), "-q", "-p", "no:cacheprovider",
+    # The epoch suite (and on request the interleaved pairs) feeds the report;
+    # the memory and dask benchmarks run with pytest on their own.
+    files = [str(suite / "test_epochs.py")]
+    if args.ratios:
+        files.append(str(suite / "test_ratios.py"))
+    command = [sys.executable, "-m", "pytest", *files, "-q", "-p", "no:cacheprovider",
                "--benchmark-only", f"--benchmark-json={raw}", "--benchmark-columns=median,rounds",
                "--benchmark-sort=name"]
     print("running the benchmark suite: " + " ".join(command[3:]), file=sys.stderr)
