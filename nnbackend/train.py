@@ -277,12 +277,13 @@ def fit(model, X, y, mode="minibatch", batch_size=32, epochs=100, lr=0.1, optimi
         Continue the model's previous fit (also one loaded from a
         checkpoint): its optimizer state and shuffling stream carry on, so
         3 + 3 resumed epochs equal 6 in one go.
-    executor : {'auto', 'reference', 'jax-scan', 'cupy-fused'}
+    executor : {'auto', 'reference', 'jax-scan', 'cupy-fused', 'dask-chunks'}
         ``'auto'`` runs each epoch through the backend's fast path where the
         plan allows (on jax: one compiled ``lax.scan`` per epoch for
         minibatch and sgd; on cupy: one fused kernel launch per epoch for
-        sgd and mini-batches of up to 64 rows on small networks);
-        ``'reference'`` always runs the plain loop.
+        sgd and mini-batches of up to 64 rows on small networks; on dask,
+        always: the data's row chunks, see the README);
+        ``'reference'`` always runs the plain loop (not on dask).
 
     Returns
     -------
