@@ -136,13 +136,15 @@ def test_host_build_without_shuffle_and_leaves_inputs_alone():
 
 
 @pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc (the CUDA compiler) is not installed")
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("hidden, output, loss, k", NETWORKS[:2])
-def test_cuda_source_compiles(tmp_path, hidden, output, loss, k, dtype):
+@pytest.mark.parametrize("dtype, optimizer", [("float32", "adam"), ("float64", "momentum"),
+                                              ("float32", "sgd")])
+@pytest.mark.parametrize("hidden, output, loss, k", NETWORKS)
+def test_cuda_source_compiles(tmp_path, hidden, output, loss, k, dtype, optimizer):
     spec = NetSpec(hidden, output, loss, "mean")
-    layout = F.Layout([32, 64, k], 16)
+    layout = F.Layout([32, 24, 16, k], 16)
     source = tmp_path / "fused.cu"
-    source.write_text(F.kernel_source(layout, spec, "adam", dtype, output == "softmax"))
+    multiclass = {"softmax": True, "sigmoid": False}.get(output)
+    source.write_text(F.kernel_source(layout, spec, optimizer, dtype, multiclass))
     done = subprocess.run(["nvcc", "-arch=sm_80", "--std=c++14", "-ptx", "-Werror",
                            "all-warnings", "-o", str(tmp_path / "fused.ptx"), str(source)],
                           capture_output=True, text=True)

@@ -295,6 +295,7 @@ def kernel_source(layout, spec, opt_name, dtype_name, multiclass):
             T acc = (T)0;
             for (int j = 0; j < {fan_out}; ++j) acc += g[j] * sh[{w} + i * {fan_out} + j];
             const T a = sh[{x} + t];
+            (void)a;  // the identity's gradient does not read it
             sh[{dnext} + t] = {act_backward(spec.hidden_activation, "a", "acc")};
         }}
         __syncthreads();""")
