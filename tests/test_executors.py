@@ -80,3 +80,26 @@ def test_scan_fit_resumes_from_a_checkpoint(tmp_path):
     again.fit(X, y, epochs=2, optimizer="adam", lr=0.01, batch_size=16, resume=True)
     for a, b in zip(again.params, whole.params):
         np.testing.assert_allclose(np.asarray(a[0]), np.asarray(b[0]), rtol=1e-12)
+
+
+def test_jax_scan_reuses_its_compilation_across_fits():
+    pytest.importorskip("jax")
+    from nnbackend.executors import jax_scan
+
+    X, y = _data()
+    jax_scan._COMPILED.clear()
+    results = []
+    for _ in range(2):
+        model = nb.MLP([5, 7, 1], hidden_activation="tanh", loss="bce", backend="jax", seed=1)
+        model.fit(X, y, epochs=2, lr=0.05, seed=4, batch_size=16)
+        results.append([np.asarray(a) for pair in model.params for a in pair])
+    # One compiled epoch served both fits, with the same result.
+    assert len(jax_scan._COMPILED) == 1
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)
+    # Another learning rate is another compiled update; a custom optimizer is never cached.
+    model.fit(X, y, epochs=1, lr=0.01, seed=4, batch_size=16)
+    assert len(jax_scan._COMPILED) == 2
+    base = nb.sgd(0.05)
+    model.fit(X, y, epochs=1, optimizer=nb.Optimizer(base.init, base.update), batch_size=16)
+    assert len(jax_scan._COMPILED) == 2

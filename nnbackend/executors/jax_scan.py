@@ -9,6 +9,8 @@ those of the reference loop; only the dispatch goes. A last, shorter batch
 
 from __future__ import annotations
 
+import collections
+
 import jax
 import jax.numpy as jnp
 
@@ -26,13 +28,54 @@ def unsupported(spec, plan, chunk_size):
     return None
 
 
+# Compiled epochs by what they bake in, so that fit after fit (a sweep, a
+# benchmark) reuses one compilation instead of tracing and compiling again
+# (about a second each) and keeping every compiled copy alive.
+_COMPILED = collections.OrderedDict()
+_CACHE_SIZE = 32
+
+
+def _opt_key(opt):
+    """What identifies an optimizer's update, or None for a custom one (not cached)."""
+    if getattr(opt, "name", None) is None or opt.hyper is None:
+        return None
+    return opt.name, tuple(sorted(opt.hyper.items()))
+
+
 def make_epoch(backend, spec, opt, plan, X, Y, multiclass, index_dtype):
     """``epoch(params, state, order) -> (params, state, loss_sum, correct)`` for ``plan``."""
+    n = plan.n_samples
+    key = _opt_key(opt)
+    if key is not None:
+        key = (spec, key, plan.batch_size, n, multiclass)
+    compiled = _COMPILED.get(key) if key is not None else None
+    if compiled is None:
+        compiled = _compile(spec, opt, plan, multiclass)
+        if key is not None:
+            _COMPILED[key] = compiled
+            while len(_COMPILED) > _CACHE_SIZE:
+                _COMPILED.popitem(last=False)
+    else:
+        _COMPILED.move_to_end(key)
+
+    def epoch(params, state, order):
+        if order is None:
+            order = jnp.arange(n, dtype=index_dtype, device=backend.device)
+        else:
+            order = jnp.asarray(order, dtype=index_dtype, device=backend.device)
+        params, state, loss_sum, correct = compiled(params, state, order, X, Y)
+        return params, state, loss_sum, (None if multiclass is None else correct)
+
+    return epoch
+
+
+def _compile(spec, opt, plan, multiclass):
+    """The jitted ``(params, state, order, X, Y) -> (params, state, loss_sum, correct)``."""
     size, n = plan.batch_size, plan.n_samples
     n_full, rest = divmod(n, size)
     xp = jnp
 
-    def steps(carry, batches, rows_per_batch):
+    def steps(carry, batches, rows_per_batch, X, Y):
         def body(carry, idx):
             params, state, loss_acc, correct_acc = carry
             Xb, Yb = jnp.take(X, idx, axis=0), jnp.take(Y, idx, axis=0)
@@ -47,20 +90,12 @@ def make_epoch(backend, spec, opt, plan, X, Y, multiclass, index_dtype):
         return jax.lax.scan(body, carry, batches)[0]
 
     @jax.jit
-    def compiled(params, state, order):
+    def compiled(params, state, order, X, Y):
         zero = jnp.zeros((), dtype=X.dtype)
         carry = (params, state, zero, zero)
-        carry = steps(carry, order[: n_full * size].reshape(n_full, size), size)
+        carry = steps(carry, order[: n_full * size].reshape(n_full, size), size, X, Y)
         if rest:
-            carry = steps(carry, order[n_full * size:].reshape(1, rest), rest)
+            carry = steps(carry, order[n_full * size:].reshape(1, rest), rest, X, Y)
         return carry
 
-    def epoch(params, state, order):
-        if order is None:
-            order = jnp.arange(n, dtype=index_dtype, device=backend.device)
-        else:
-            order = jnp.asarray(order, dtype=index_dtype, device=backend.device)
-        params, state, loss_sum, correct = compiled(params, state, order)
-        return params, state, loss_sum, (None if multiclass is None else correct)
-
-    return epoch
+    return compiled
