@@ -293,3 +293,20 @@ def test_local_cluster_trains_like_numpy(cluster, monkeypatch):
     # The environment variable reaches the same cluster (and the same client).
     monkeypatch.setenv("NNBACKEND_DASK_SCHEDULER", cluster.scheduler_address)
     assert nb.get_backend("dask").scheduler is backend.scheduler
+
+
+def test_validation_split_in_batch_mode_equals_numpy(dask_backend):
+    # The stratified split is drawn from the labels on the host (one value a
+    # row is fetched); the held-out rows are then a lazy gather of the chunks.
+    X, y = _data(n=1200)
+    Xd, yd = _chunked(X, y, 300)
+    hists, params = [], []
+    for backend, data in ((dask_backend, (Xd, yd)), ("numpy", (X, y))):
+        model = nb.MLP([5, 8, 1], loss="bce", backend=backend, dtype="float64", seed=0)
+        hists.append(model.fit(*data, mode="batch", epochs=4, lr=0.5, validation_split=0.25))
+        params.append([np.asarray(a) for pair in model.params for a in pair])
+    (got, want) = hists
+    np.testing.assert_allclose(got.val_loss, want.val_loss, rtol=1e-10)
+    np.testing.assert_allclose(got.val_accuracy, want.val_accuracy, rtol=1e-12)
+    assert got.n_samples == want.n_samples == 900
+    assert _max_rel(*params) < 1e-10
