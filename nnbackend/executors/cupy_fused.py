@@ -399,7 +399,9 @@ def cuda_launcher(source, layout, dtype_name):
     return launch
 
 
-_HOST_CACHE = os.path.join(tempfile.gettempdir(), f"nnbackend-fused-{os.getuid()}")
+# Per user: a library another user left in a shared /tmp is not loaded.
+_HOST_CACHE = os.path.join(tempfile.gettempdir(),
+                           f"nnbackend-fused-{getattr(os, 'getuid', lambda: 'user')()}")
 
 
 def host_launcher(source, layout, dtype_name, compiler="c++"):
