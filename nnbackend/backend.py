@@ -217,6 +217,19 @@ class Backend:
             return getattr(self.device, "platform", "cpu") != "cpu"
         return False
 
+    def rows_per_pass(self, X, chunk_size: int) -> int:
+        """How many rows of ``X`` to push through the network at once.
+
+        ``chunk_size`` everywhere but on dask, where every slice of a Dask
+        array is a piece of graph: 2048-row slices of a million rows made
+        an evaluation 25 times slower than one slice per chunk. There the
+        largest row chunk of ``X`` is used (at least ``chunk_size``), so a
+        pass holds one chunk's activations, as a batch epoch's tasks do.
+        """
+        if self.name == "dask" and getattr(X, "chunks", None):
+            return max(chunk_size, max(X.chunks[0]))
+        return chunk_size
+
     def synchronize(self) -> None:
         """Wait until queued device work is done (for timing)."""
         if self.name == "cupy":

@@ -394,7 +394,7 @@ class MLP:
         X = self._features(X)
         n = n_rows(X)
         Y = self._targets(y, n)
-        chunk_size = _check_int("chunk_size", chunk_size)
+        chunk_size = self.backend.rows_per_pass(X, _check_int("chunk_size", chunk_size))
         loss_sum, grads, _ = loss_and_grads_rows(
             self._flat,
             self.spec,
@@ -424,7 +424,8 @@ class MLP:
         multiclass = {"softmax": True, "sigmoid": False}.get(self.output_activation)
         loss_sum, correct = evaluate_rows(
             self._flat, self.spec, lambda i, j: (X[i:j, :], Y[i:j, :]), n,
-            _check_int("chunk_size", chunk_size), multiclass, self.backend.xp,
+            self.backend.rows_per_pass(X, _check_int("chunk_size", chunk_size)), multiclass,
+            self.backend.xp,
         )
         scalars = [loss_sum] if correct is None else [loss_sum, correct]
         host = self.backend.to_host(self.backend.xp.stack(scalars)).astype(np.float64)

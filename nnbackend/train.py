@@ -356,6 +356,8 @@ def fit(model, X, y, mode="minibatch", batch_size=32, epochs=100, lr=0.1, optimi
         Y_val = model._targets(y_val, n_rows(X_val))
     else:
         X_val = Y_val = None
+    if X_val is not None:
+        val_rows_per_pass = backend.rows_per_pass(X_val, chunk_size)
 
     n_samples = n_rows(X)
     plan = make_plan(mode, n_samples, batch_size, shuffle)
@@ -394,8 +396,8 @@ def fit(model, X, y, mode="minibatch", batch_size=32, epochs=100, lr=0.1, optimi
             if X_val is not None:
                 n_val = n_rows(X_val)
                 val_loss, val_correct = evaluate_rows(
-                    params, spec, lambda i, j: (X_val[i:j, :], Y_val[i:j, :]), n_val, chunk_size,
-                    multiclass, xp,
+                    params, spec, lambda i, j: (X_val[i:j, :], Y_val[i:j, :]), n_val,
+                    val_rows_per_pass, multiclass, xp,
                 )
                 scalars.append(val_loss)
                 if val_correct is not None:

@@ -310,3 +310,39 @@ def test_validation_split_in_batch_mode_equals_numpy(dask_backend):
     np.testing.assert_allclose(got.val_accuracy, want.val_accuracy, rtol=1e-12)
     assert got.n_samples == want.n_samples == 900
     assert _max_rel(*params) < 1e-10
+
+
+class _TaskCount(dask.callbacks.Callback):
+    """Counts the tasks of every graph computed."""
+
+    def __init__(self):
+        super().__init__()
+        self.tasks = 0
+
+    def _start(self, dsk):
+        self.tasks += len(dsk)
+
+
+def test_evaluation_passes_one_chunk_at_a_time(dask_backend):
+    # Slicing a Dask array into chunk_size-row pieces builds graph per piece:
+    # evaluate, loss_and_grads and the validation pass take the data's own
+    # row chunks instead, so the graph grows with the chunks, not with N.
+    X, y = _data(n=6000)
+    Xd, yd = _chunked(X, y, 1500)
+    assert dask_backend.rows_per_pass(Xd, 128) == 1500
+    assert dask_backend.rows_per_pass(Xd, 4096) == 4096
+    assert nb.get_backend("numpy").rows_per_pass(X, 128) == 128
+    model = nb.MLP([5, 8, 1], loss="bce", backend=dask_backend, dtype="float64", seed=0)
+    ref = nb.MLP([5, 8, 1], loss="bce", backend="numpy", dtype="float64", seed=0)
+    with _TaskCount() as seen:
+        got = model.evaluate(Xd, yd, chunk_size=128)
+    assert seen.tasks < 250, seen.tasks  # 110 here; 47 slices of 128 rows made 614
+    want = ref.evaluate(X, y, chunk_size=128)
+    assert got["loss"] == pytest.approx(want["loss"], rel=1e-12)
+    assert got["accuracy"] == want["accuracy"]
+    loss, grads = model.loss_and_grads(Xd, yd, chunk_size=128)
+    ref_loss, ref_grads = ref.loss_and_grads(X, y)
+    assert loss == pytest.approx(ref_loss, rel=1e-12)
+    for (dW, db), (rW, rb) in zip(grads, ref_grads):
+        np.testing.assert_allclose(np.asarray(dW), rW, rtol=1e-10, atol=1e-14)
+        np.testing.assert_allclose(np.asarray(db), rb, rtol=1e-10, atol=1e-14)
