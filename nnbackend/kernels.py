@@ -127,8 +127,9 @@ def dense_backward(x, W, dz, *, need_dx=True, xp=None):
 def _fused(xp, name):
     """The namespace's fused kernel for the elementwise chain ``name``, or None.
 
-    A backend whose every operation is a kernel launch (CuPy) gives single
-    kernels for the hot chains as ``xp.nnbackend_fused``; they compute the
+    A backend can give faster versions of the hot chains as
+    ``xp.nnbackend_fused`` (CuPy: one kernel launch each instead of several;
+    NumPy: constants as 0-D arrays of the data's dtype); they compute the
     same formulas as the code that follows each look-up.
     """
     table = _FUSED_TABLES.get(xp, _UNSEEN)
