@@ -34,7 +34,7 @@ import pytest
 
 import nnbackend as nb
 from nnbackend.bench import workloads as W
-from nnbackend.train import epoch_function
+from nnbackend.model import epoch_function
 
 SECONDS_PER_BENCHMARK = 2.0
 
@@ -166,7 +166,7 @@ def _reset_peak():
 def test_dask_out_of_core(benchmark, tmp_path, request):
     from dask.utils import parse_bytes
 
-    from nnbackend.executors.dask_chunks import open_npy
+    from nnbackend.backends.dask.chunks import open_npy
 
     _skip_unless_requested(request.config)
     _dask_or_skip()

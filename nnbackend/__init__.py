@@ -1,11 +1,16 @@
 """nnbackend: backprop written once against the Python Array API standard.
 
 One training loop, three descent modes (batch, mini-batch, stochastic), on
-NumPy, CuPy, PyTorch, JAX or array-api-strict, chosen by name.
+NumPy, CuPy, PyTorch, JAX, Dask or array-api-strict, chosen by name.
+
+Layers, bottom to top (a module imports only from layers below its own;
+``tests/test_layering.py`` holds it): ``checks``, ``kernels`` -> ``backends/``
+-> ``network`` -> ``optim`` -> ``data``, ``datasets`` -> ``engine`` ->
+``training/`` -> ``model``, ``checkpoint`` -> ``cli``, ``plot``, ``bench/``.
 """
 
 from . import kernels
-from .backend import (
+from .backends import (
     BACKEND_NAMES,
     Backend,
     BackendUnavailableError,
@@ -13,9 +18,9 @@ from .backend import (
     backend_of,
     get_backend,
 )
-from .model import MLP
+from .model import MLP, fit
 from .optim import Optimizer, adam, momentum, sgd
-from .train import History, fit
+from .training import DivergenceWarning, History
 
 __version__ = "0.1.0"
 
@@ -23,6 +28,7 @@ __all__ = [
     "BACKEND_NAMES",
     "Backend",
     "BackendUnavailableError",
+    "DivergenceWarning",
     "History",
     "MLP",
     "Optimizer",

@@ -17,6 +17,7 @@ import tempfile
 import numpy as np
 
 from .optim import OPTIMIZERS
+from .training import TrainState
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "save", "load"]
 
@@ -29,17 +30,17 @@ def save(model, path):
     path = os.fspath(path)
     to_host = model.backend.to_host
     header = {"config": model.config(), "metadata": model.metadata, "train_state": None}
-    arrays = {f"param_{i}": to_host(p) for i, p in enumerate(model._flat)}
+    arrays = {f"param_{i}": to_host(p) for i, p in enumerate(model.flat_params)}
     state = model.train_state
     if state is not None:
         header["train_state"] = {
-            "optimizer": state["optimizer"],
-            "state_scalars": state["state_scalars"],
-            "state_fields": {k: len(v) for k, v in state["state_arrays"].items()},
-            "rng": state["rng"],
-            "epochs_done": state["epochs_done"],
+            "optimizer": state.optimizer,
+            "state_scalars": state.state_scalars,
+            "state_fields": {k: len(v) for k, v in state.state_arrays.items()},
+            "rng": state.rng,
+            "epochs_done": state.epochs_done,
         }
-        for name, values in state["state_arrays"].items():
+        for name, values in state.state_arrays.items():
             for i, a in enumerate(values):
                 arrays[f"opt_{name}_{i}"] = to_host(a)
     arrays["format"] = np.asarray(FORMAT)
@@ -118,12 +119,12 @@ def load(cls, path, backend=None, device=None):
             if [tuple(a.shape) for a in values] != shapes:
                 raise _bad(path, f"optimizer state {name!r} does not match the parameters")
         b = model.backend
-        model.train_state = {
-            "optimizer": train["optimizer"],
-            "state_scalars": train["state_scalars"],
-            "state_arrays": {k: [b.asarray(a, dtype=model._dtype) for a in v]
-                             for k, v in opt_arrays.items()},
-            "rng": train["rng"],
-            "epochs_done": int(train["epochs_done"]),
-        }
+        model.train_state = TrainState(
+            optimizer=train["optimizer"],
+            state_scalars=train["state_scalars"],
+            state_arrays={k: [b.asarray(a, dtype=model.array_dtype) for a in v]
+                          for k, v in opt_arrays.items()},
+            rng=train["rng"],
+            epochs_done=int(train["epochs_done"]),
+        )
     return model

@@ -20,7 +20,7 @@ import warnings
 import numpy as np
 
 from . import __version__
-from .backend import BACKEND_NAMES, BackendUnavailableError, get_backend
+from .backends import BACKEND_NAMES, BackendUnavailableError, get_backend
 from .data import MODES
 from .datasets import (
     DATASETS,
@@ -35,7 +35,7 @@ from .datasets import (
 from .kernels import HIDDEN_ACTIVATIONS
 from .model import MLP
 from .optim import OPTIMIZERS
-from .train import DivergenceWarning
+from .training import DivergenceWarning
 
 # Settings per dataset where the flag is not given. XOR and AND are four
 # points: full-batch steps with a large rate learn them in a second.
@@ -208,8 +208,6 @@ def _backend_arg(args):
 def _load_npy_training_data(args, backend):
     """Features from a ``.npy`` (lazily, chunk by chunk, where the backend
     reads rows lazily) and labels from the ``.npy`` named by ``--target``."""
-    from .executors import lazy_rows
-
     if not args.target or not args.target.endswith(".npy"):
         raise _Refusal("--data FILE.npy holds the features only; name the labels with "
                        "--target LABELS.npy (one per row)")
@@ -218,7 +216,7 @@ def _load_npy_training_data(args, backend):
             raise _Refusal(f"no such file: {path}")
     try:
         y = np.load(args.target, allow_pickle=False)  # one label per row: small
-        X = lazy_rows(get_backend(backend), args.data)
+        X = get_backend(backend).lazy_rows(args.data)
         if X is None:
             X = np.load(args.data, mmap_mode="r", allow_pickle=False)
     except ValueError as exc:
@@ -370,7 +368,7 @@ def _train(args):
 
     summary = {
         "source": source, "task": task["kind"], "backend": model.backend.name,
-        "epochs_done": model.train_state["epochs_done"] if model.train_state else hist.epochs,
+        "epochs_done": model.train_state.epochs_done if model.train_state else hist.epochs,
         "device": str(model.backend.device), "dtype": model.dtype,
         "layer_sizes": model.layer_sizes, "mode": settings["mode"],
         "batch_size": hist.batch_size, "optimizer": args.optimizer, "lr": settings["lr"],
@@ -556,7 +554,7 @@ def _bench(args):
 def _machine_line():
     import platform
 
-    from .backend import cpu_name
+    from .backends import cpu_name
 
     parts = [cpu_name(), f"{os.cpu_count()} cores", f"{platform.system()} {platform.machine()}",
              f"Python {platform.python_version()}", f"NumPy {np.__version__}"]

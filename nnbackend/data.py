@@ -27,9 +27,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .backend import Backend, backend_of
+from .backends import Backend, backend_of
+from .checks import check_int
 
-__all__ = ["MODES", "BatchPlan", "make_plan", "as_features", "as_targets"]
+__all__ = ["MODES", "BatchPlan", "array_backend", "as_features", "as_targets", "check_classes",
+           "host_rng", "is_host", "make_plan", "n_rows"]
 
 MODES = ("batch", "minibatch", "sgd")
 
@@ -61,14 +63,6 @@ def host_rng(seed) -> np.random.Generator:
     return np.random.default_rng(seed)
 
 
-def _check_int(name, value, minimum=1):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
-
-
 def make_plan(mode: str, n_samples: int, batch_size: int | None = 32, shuffle: bool = True) -> BatchPlan:
     """The batch plan of a descent mode.
 
@@ -82,13 +76,13 @@ def make_plan(mode: str, n_samples: int, batch_size: int | None = 32, shuffle: b
         return BatchPlan(n_samples, n_samples, False)
     if mode == "sgd":
         return BatchPlan(n_samples, 1, bool(shuffle))
-    batch_size = _check_int("batch_size", batch_size)
+    batch_size = check_int("batch_size", batch_size)
     if batch_size > n_samples:
         warnings.warn(
             f"batch_size={batch_size} is larger than the {n_samples} samples; "
             f"using batch_size={n_samples}",
             UserWarning,
-            stacklevel=3,
+            stacklevel=4,  # make_plan <- train <- MLP.fit <- the caller
         )
         batch_size = n_samples
     return BatchPlan(n_samples, batch_size, bool(shuffle))
@@ -97,7 +91,8 @@ def make_plan(mode: str, n_samples: int, batch_size: int | None = 32, shuffle: b
 # -- inputs ----------------------------------------------------------------------
 
 
-def _is_host(a) -> bool:
+def is_host(a) -> bool:
+    """Whether ``a`` is host data (NumPy, a list or a number) rather than a backend's array."""
     return isinstance(a, (np.ndarray, list, tuple, numbers.Number))
 
 
@@ -124,7 +119,7 @@ def _check_same_backend(name, a, backend: Backend):
         )
 
 
-def _all_finite(a: np.ndarray, rows_per_check: int = 65536) -> bool:
+def _host_all_finite(a: np.ndarray, rows_per_check: int = 65536) -> bool:
     """No NaN or infinity in ``a``, checked in row blocks so the temporary
     stays small however many rows there are."""
     if a.dtype.kind != "f":
@@ -168,7 +163,7 @@ def as_features(backend: Backend, X, dtype, name: str = "X"):
     ``dtype`` if needed). Raises on a wrong number of dimensions, non-real
     dtypes, NaN or infinity, and arrays of another backend or device.
     """
-    if _is_host(X):
+    if is_host(X):
         host = _host_array(name, X)
         _check_features_shape(name, host.shape)
         return _host_to_device(backend, host, dtype, name)
@@ -180,7 +175,7 @@ def as_features(backend: Backend, X, dtype, name: str = "X"):
 def _host_to_device(backend: Backend, host: np.ndarray, dtype, name: str):
     """Checked host data moved to the device as ``dtype``: NaN, infinity and
     values that the cast would overflow to infinity are refused first."""
-    if not _all_finite(host):
+    if not _host_all_finite(host):
         raise ValueError(f"{name} contains NaN or infinity")
     if host.dtype.kind == "f" and host.size:
         limit = float(backend.xp.finfo(dtype).max)
@@ -255,7 +250,7 @@ def as_targets(backend: Backend, y, loss: str, n_outputs: int, n_samples: int, d
     losses a 1-D ``y`` is taken as one output column.
     """
     xp = backend.xp
-    if _is_host(y):
+    if is_host(y):
         y = _host_array(name, y)
         if y.ndim == 0:
             raise ValueError(f"{name} must be 1-D or 2-D; got a scalar")
@@ -342,7 +337,7 @@ def _one_hot(backend: Backend, y, n_classes: int, dtype, name: str):
     host = y if isinstance(y, np.ndarray) else backend.to_host(y)
     host = host.reshape(-1)
     if host.dtype.kind == "f":
-        if not _all_finite(host) or np.any(host != np.round(host)):
+        if not _host_all_finite(host) or np.any(host != np.round(host)):
             raise ValueError(
                 f"{name} holds class ids for cross_entropy, so they must be "
                 "whole numbers; got non-integer values"

@@ -45,8 +45,11 @@ __all__ = [
     "bce_with_logits_backward",
     "softmax_cross_entropy_forward",
     "softmax_cross_entropy_backward",
+    "activation",
     "activation_forward",
     "activation_backward",
+    "check_loss",
+    "check_reduction",
     "loss_forward",
     "loss_backward",
     "loss_and_backward",
@@ -243,7 +246,8 @@ HIDDEN_ACTIVATIONS = ("sigmoid", "tanh", "relu", "identity")
 OUTPUT_ACTIVATIONS = ("sigmoid", "softmax", "identity")
 
 
-def _activation(name):
+def activation(name):
+    """``(forward, backward)`` of the activation called ``name``."""
     try:
         return _ACTIVATIONS[name]
     except (KeyError, TypeError):
@@ -254,25 +258,26 @@ def _activation(name):
 
 def activation_forward(name, z, *, xp=None):
     """Apply the activation called ``name`` to ``z``."""
-    return _activation(name)[0](z, xp=xp)
+    return activation(name)[0](z, xp=xp)
 
 
 def activation_backward(name, z, a, da, *, xp=None):
     """Gradient with respect to ``z`` of the activation called ``name``."""
-    return _activation(name)[1](z, a, da, xp=xp)
+    return activation(name)[1](z, a, da, xp=xp)
 
 
 # -- losses ----------------------------------------------------------------------
 
 
-def _check_reduction(reduction):
+def check_reduction(reduction):
+    """Refuse a reduction other than 'mean' or 'sum'."""
     if reduction not in REDUCTIONS:
         raise ValueError(f"reduction must be one of {list(REDUCTIONS)}, got {reduction!r}")
 
 
 def _reduce(xp, per_element, reduction, n_samples):
     """Sum ``per_element`` (shape (n, k)); divide by ``n_samples`` for the mean."""
-    _check_reduction(reduction)
+    check_reduction(reduction)
     total = xp.sum(per_element)
     if reduction == "sum":
         return total
@@ -280,7 +285,7 @@ def _reduce(xp, per_element, reduction, n_samples):
 
 
 def _scale(dz, reduction, n_samples):
-    _check_reduction(reduction)
+    check_reduction(reduction)
     if reduction == "sum":
         return dz
     return dz / (dz.shape[0] if n_samples is None else n_samples)
@@ -352,7 +357,8 @@ LOSSES = ("mse", "bce", "cross_entropy")
 LOSS_OUTPUT = {"bce": "sigmoid", "cross_entropy": "softmax"}
 
 
-def _check_loss(loss, output_activation):
+def check_loss(loss, output_activation):
+    """Refuse an unknown loss, or a logits-based loss without its output activation."""
     if loss not in LOSSES:
         raise ValueError(f"unknown loss {loss!r}; choose one of {list(LOSSES)}")
     need = LOSS_OUTPUT.get(loss)
@@ -382,7 +388,7 @@ def loss_forward(loss, output_activation, z, a, y, reduction="mean", n_samples=N
     -------
     0-D array
     """
-    _check_loss(loss, output_activation)
+    check_loss(loss, output_activation)
     if loss == "mse":
         return mse_forward(a, y, reduction, n_samples, xp=xp)
     if loss == "bce":
@@ -392,7 +398,7 @@ def loss_forward(loss, output_activation, z, a, y, reduction="mean", n_samples=N
 
 def loss_backward(loss, output_activation, z, a, y, reduction="mean", n_samples=None, *, xp=None):
     """Gradient of :func:`loss_forward` with respect to the logits ``z``, shape (n, k)."""
-    _check_loss(loss, output_activation)
+    check_loss(loss, output_activation)
     if loss == "mse":
         da = mse_backward(a, y, reduction, n_samples)
         return activation_backward(output_activation, z, a, da, xp=xp)

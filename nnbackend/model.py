@@ -1,164 +1,34 @@
-"""The multi-layer perceptron: parameters, forward, backward, save and load.
+"""The :class:`MLP` front end: configuration, parameters, predict, fit, save and load.
 
-The math lives in pure functions over a flat parameter list
-``[W0, b0, W1, b1, ...]`` (so later executors can compile them); :class:`MLP`
-holds the parameters, the backend and the configuration around them.
+It holds a backend, a :class:`~nnbackend.network.NetSpec` and a flat
+parameter list ``[W0, b0, W1, b1, ...]``, checks and moves the user's data
+(:mod:`nnbackend.data`), and hands the math to :mod:`nnbackend.network` and
+the training to :mod:`nnbackend.training`. Nothing below imports it.
 """
 
 from __future__ import annotations
 
 import numbers
-from dataclasses import dataclass
 
 import numpy as np
 
 from . import kernels as K
-from .backend import Backend, backend_of, get_backend
-from .data import array_backend, as_features, as_targets, _check_int, _is_host, n_rows
+from .backends import Backend, backend_of, get_backend
+from .checks import check_int
+from .data import array_backend, as_features, as_targets, check_classes, is_host, n_rows
+from .network import (
+    DEFAULT_CHUNK_SIZE,
+    NetSpec,
+    evaluate_rows,
+    forward,
+    init_params,
+    loss_and_grads_rows,
+    multiclass_of,
+    slice_rows,
+)
+from .training import FitOptions, Network, epoch_stepper, train
 
-__all__ = ["MLP", "NetSpec", "forward", "backward", "loss_and_grads_rows", "DEFAULT_CHUNK_SIZE"]
-
-# Rows per chunk when a batch is too large to push through at once: at 2048
-# rows a 64-unit float32 layer's activations take 512 KiB, which stays in a
-# CPU's L2 cache, and full-batch memory stays flat whatever N is.
-DEFAULT_CHUNK_SIZE = 2048
-
-
-@dataclass(frozen=True)
-class NetSpec:
-    """What the math needs beyond the parameters."""
-
-    hidden_activation: str
-    output_activation: str
-    loss: str
-    reduction: str
-
-
-def forward(params, X, spec: NetSpec, xp=None):
-    """Forward pass keeping what the backward pass needs.
-
-    Parameters
-    ----------
-    params : list of arrays
-        ``[W0, b0, W1, b1, ...]``, ``Wi`` of shape (fan_in, fan_out).
-    X : array, shape (n, n_features)
-
-    Returns
-    -------
-    xs : list of arrays
-        ``xs[i]`` is layer i's input, shape (n, fan_in_i); ``xs[0]`` is ``X``.
-    zs : list of arrays
-        ``zs[i]`` is layer i's pre-activation, shape (n, fan_out_i).
-    a : array, shape (n, n_outputs)
-        The network's output (after the output activation).
-    """
-    xs, zs = [X], []
-    n_layers = len(params) // 2
-    # Resolved once per call, not per layer: this runs on every step.
-    hidden = K._activation(spec.hidden_activation)[0]
-    for i in range(n_layers):
-        z = K.dense_forward(xs[-1], params[2 * i], params[2 * i + 1], xp=xp)
-        zs.append(z)
-        if i < n_layers - 1:
-            xs.append(hidden(z, xp=xp))
-    return xs, zs, K.activation_forward(spec.output_activation, zs[-1], xp=xp)
-
-
-def backward(params, xs, zs, dz, spec: NetSpec, xp=None):
-    """Backpropagate the output logits' gradient ``dz`` (shape (n, n_outputs)).
-
-    Returns the gradients in the layout of ``params``: ``[dW0, db0, ...]``.
-    """
-    n_layers = len(params) // 2
-    grads = [None] * len(params)
-    hidden_backward = K._activation(spec.hidden_activation)[1]
-    for i in reversed(range(n_layers)):
-        dx, dW, db = K.dense_backward(xs[i], params[2 * i], dz, need_dx=i > 0, xp=xp)
-        grads[2 * i], grads[2 * i + 1] = dW, db
-        if i > 0:
-            # xs[i] is the activation of zs[i - 1].
-            dz = hidden_backward(zs[i - 1], xs[i], dx, xp=xp)
-    return grads
-
-
-def loss_and_grads_rows(params, spec: NetSpec, rows, n_batch: int, chunk_size: int,
-                        multiclass=None, xp=None):
-    """Loss and gradients over ``n_batch`` rows, in chunks of at most ``chunk_size``.
-
-    Parameters
-    ----------
-    rows : callable
-        ``rows(start, stop) -> (X, Y)``, the batch's rows ``start:stop`` as
-        arrays of shapes (stop - start, n_features) and (stop - start, n_outputs).
-    n_batch : int
-        Rows in the batch; ``"mean"`` gradients divide by it.
-    multiclass : bool or None
-        If not None, also count correct predictions (see ``kernels.n_correct``).
-
-    Returns
-    -------
-    loss_sum : 0-D array
-        The per-sample losses *summed* over the batch, whatever the reduction
-        (the caller divides for the mean), left on the device.
-    grads : list of arrays
-        Gradients of the batch loss (with the model's reduction) in the
-        layout of ``params``. One chunk gives exactly the one-shot result;
-        several give the same sum, accumulated in a different order.
-    correct : 0-D array or None
-        Correct predictions in the batch, when ``multiclass`` is not None.
-    """
-    loss_sum, grads, correct = None, None, None
-    for start in range(0, n_batch, chunk_size):
-        X, Y = rows(start, min(start + chunk_size, n_batch))
-        xs, zs, a = forward(params, X, spec, xp)
-        loss, dz = K.loss_and_backward(
-            spec.loss, spec.output_activation, zs[-1], a, Y, spec.reduction, n_samples=n_batch, xp=xp
-        )
-        chunk_grads = backward(params, xs, zs, dz, spec, xp)
-        hits = None if multiclass is None else K.n_correct(a, Y, multiclass, xp=xp)
-        if grads is None:
-            loss_sum, grads, correct = loss, chunk_grads, hits
-        else:
-            loss_sum = loss_sum + loss
-            grads = [g + c for g, c in zip(grads, chunk_grads)]
-            correct = None if hits is None else correct + hits
-    return loss_sum, grads, correct
-
-
-def evaluate_rows(params, spec: NetSpec, rows, n_rows: int, chunk_size: int, multiclass=None,
-                  xp=None):
-    """Summed loss (and correct predictions) over ``n_rows`` rows, forward only.
-
-    ``rows`` is as in :func:`loss_and_grads_rows`. Returns ``(loss_sum,
-    correct)``, 0-D arrays left on the device (``correct`` None when
-    ``multiclass`` is None).
-    """
-    loss_sum, correct = None, None
-    for start in range(0, n_rows, chunk_size):
-        X, Y = rows(start, min(start + chunk_size, n_rows))
-        _, zs, a = forward(params, X, spec, xp)
-        loss = K.loss_forward(spec.loss, spec.output_activation, zs[-1], a, Y, "sum", xp=xp)
-        hits = None if multiclass is None else K.n_correct(a, Y, multiclass, xp=xp)
-        loss_sum = loss if loss_sum is None else loss_sum + loss
-        if hits is not None:
-            correct = hits if correct is None else correct + hits
-    return loss_sum, correct
-
-
-def _init_params(sizes, hidden_activation, rng: np.random.Generator):
-    """Host (float64) initial parameters, as scikit-learn's MLP draws them.
-
-    Weights are uniform in ±sqrt(factor / (fan_in + fan_out)), factor 2 for
-    sigmoid networks (Glorot's bound for the logistic function) and 6
-    otherwise. Biases start at 0.
-    """
-    factor = 2.0 if hidden_activation == "sigmoid" else 6.0
-    params = []
-    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
-        bound = np.sqrt(factor / (fan_in + fan_out))
-        params.append(rng.uniform(-bound, bound, size=(fan_in, fan_out)))
-        params.append(np.zeros(fan_out))
-    return params
+__all__ = ["MLP", "epoch_function", "fit"]
 
 
 def _dtype_name(dtype) -> str:
@@ -224,7 +94,7 @@ class MLP:
                 f"e.g. [2, 4, 1]; got {layer_sizes!r}"
             )
         for s in sizes:
-            _check_int("each entry of layer_sizes", s)
+            check_int("each entry of layer_sizes", s)
         self.layer_sizes = [int(s) for s in sizes]
         if hidden_activation not in K.HIDDEN_ACTIVATIONS:
             raise ValueError(
@@ -236,8 +106,8 @@ class MLP:
                 f"unknown output_activation {output_activation!r}; choose one of "
                 f"{list(K.OUTPUT_ACTIVATIONS)}"
             )
-        K._check_loss(loss, output_activation)
-        K._check_reduction(reduction)
+        K.check_loss(loss, output_activation)
+        K.check_reduction(reduction)
         if output_activation == "softmax" and self.layer_sizes[-1] < 2:
             raise ValueError("a softmax output needs at least 2 units")
         self.spec = NetSpec(hidden_activation, output_activation, loss, reduction)
@@ -251,23 +121,24 @@ class MLP:
         self._backend_named = backend is not None or device is not None
         if backend is None and device is None and params is not None:
             arrays = [a for pair in params for a in pair]
-            if arrays and not _is_host(arrays[0]):
+            if arrays and not is_host(arrays[0]):
                 backend = backend_of(arrays[0])
         self.backend: Backend = get_backend(backend, device)
         self.dtype = _dtype_name(dtype)
-        self._dtype = self.backend.dtype(self.dtype)
+        # The backend's dtype object for ``dtype``.
+        self.array_dtype = self.backend.dtype(self.dtype)
 
         # Set by fit: the optimizer state and shuffling stream that
-        # fit(resume=True) continues; saved in checkpoints.
+        # fit(resume=True) continues (a training.TrainState); saved in checkpoints.
         self.train_state = None
         # Free-form facts about the task (class names, ...), saved in checkpoints.
         self.metadata = {}
         if params is None:
             rng = np.random.default_rng(seed)
-            host = _init_params(self.layer_sizes, hidden_activation, rng)
-            self._flat = [self.backend.asarray(p, dtype=self._dtype) for p in host]
+            host = init_params(self.layer_sizes, hidden_activation, rng)
+            self.flat_params = [self.backend.asarray(p, dtype=self.array_dtype) for p in host]
         else:
-            self._flat = self._check_params(params)
+            self.flat_params = self._check_params(params)
 
     # -- configuration --------------------------------------------------------------
     hidden_activation = property(lambda self: self.spec.hidden_activation)
@@ -277,8 +148,9 @@ class MLP:
 
     @property
     def params(self):
-        """``[(W, b), ...]``: arrays of the backend, on its device."""
-        return [(self._flat[i], self._flat[i + 1]) for i in range(0, len(self._flat), 2)]
+        """``[(W, b), ...]``: arrays of the backend, on its device (``flat_params``
+        holds them as one list ``[W0, b0, W1, b1, ...]``)."""
+        return [(self.flat_params[i], self.flat_params[i + 1]) for i in range(0, len(self.flat_params), 2)]
 
     def __repr__(self):
         return (
@@ -305,7 +177,7 @@ class MLP:
             fan_in, fan_out = self.layer_sizes[i], self.layer_sizes[i + 1]
             for name, a, shape in (("W", W, (fan_in, fan_out)), ("b", b, (fan_out,))):
                 label = f"params[{i}] {name}"
-                if _is_host(a):
+                if is_host(a):
                     a = np.asarray(a)
                     if a.dtype.kind not in "biuf":
                         raise TypeError(f"{label} must hold real numbers; got dtype {a.dtype}")
@@ -320,7 +192,7 @@ class MLP:
                 if tuple(a.shape) != shape:
                     raise ValueError(f"{label} must have shape {shape}; got {tuple(a.shape)}")
                 # A copy: the model never shares (and so never changes) the caller's arrays.
-                a = self.backend.xp.asarray(a, dtype=self._dtype, device=self.backend.device, copy=True)
+                a = self.backend.xp.asarray(a, dtype=self.array_dtype, device=self.backend.device, copy=True)
                 # Arrays of a backend skipped the host check above; one sync
                 # per array at construction is cheap.
                 if not bool(self.backend.xp.all(self.backend.xp.isfinite(a))):
@@ -330,21 +202,21 @@ class MLP:
 
     def _follow(self, X):
         """Move to ``X``'s backend and device if the model's backend was not named."""
-        if self._backend_named or _is_host(X):
+        if self._backend_named or is_host(X):
             return
         other = array_backend("X", X)
         if other.name == self.backend.name and str(other.device) == str(self.backend.device):
             return
-        host = [self.backend.to_host(p) for p in self._flat]
+        host = [self.backend.to_host(p) for p in self.flat_params]
         self.backend = other
-        self._dtype = other.dtype(self.dtype)
-        self._flat = [other.asarray(p, dtype=self._dtype) for p in host]
+        self.array_dtype = other.dtype(self.dtype)
+        self.flat_params = [other.asarray(p, dtype=self.array_dtype) for p in host]
 
     def _features(self, X):
         self._follow(X)
         # The input checks compute on lazy data (one pass): on the backend's scheduler.
         with self.backend.compute_context():
-            X = as_features(self.backend, X, self._dtype)
+            X = as_features(self.backend, X, self.array_dtype)
         if X.shape[1] != self.layer_sizes[0]:
             raise ValueError(
                 f"X has {X.shape[1]} features but the network expects {self.layer_sizes[0]}"
@@ -354,7 +226,7 @@ class MLP:
     def _targets(self, y, n_samples):
         with self.backend.compute_context():
             return as_targets(
-                self.backend, y, self.loss, self.layer_sizes[-1], n_samples, self._dtype
+                self.backend, y, self.loss, self.layer_sizes[-1], n_samples, self.array_dtype
             )
 
     # -- math ----------------------------------------------------------------------
@@ -372,7 +244,7 @@ class MLP:
             softmax), in the model's namespace and on its device.
         """
         X = self._features(X)
-        return forward(self._flat, X, self.spec, self.backend.xp)[2]
+        return forward(self.flat_params, X, self.spec, self.backend.xp)[2]
 
     def loss_and_grads(self, X, y, chunk_size=DEFAULT_CHUNK_SIZE):
         """Loss and exact gradients over all of ``X`` (computed in row chunks).
@@ -394,14 +266,9 @@ class MLP:
         X = self._features(X)
         n = n_rows(X)
         Y = self._targets(y, n)
-        chunk_size = self.backend.rows_per_pass(X, _check_int("chunk_size", chunk_size))
+        chunk_size = self.backend.rows_per_pass(X, check_int("chunk_size", chunk_size))
         loss_sum, grads, _ = loss_and_grads_rows(
-            self._flat,
-            self.spec,
-            lambda i, j: (X[i:j, :], Y[i:j, :]),
-            n,
-            chunk_size,
-            xp=self.backend.xp,
+            self.flat_params, self.spec, slice_rows(X, Y), n, chunk_size, xp=self.backend.xp,
         )
         loss = float(self.backend.to_host(loss_sum))
         if self.reduction == "mean":
@@ -421,10 +288,10 @@ class MLP:
         X = self._features(X)
         n = n_rows(X)
         Y = self._targets(y, n)
-        multiclass = {"softmax": True, "sigmoid": False}.get(self.output_activation)
+        multiclass = multiclass_of(self.spec)
         loss_sum, correct = evaluate_rows(
-            self._flat, self.spec, lambda i, j: (X[i:j, :], Y[i:j, :]), n,
-            self.backend.rows_per_pass(X, _check_int("chunk_size", chunk_size)), multiclass,
+            self.flat_params, self.spec, slice_rows(X, Y), n,
+            self.backend.rows_per_pass(X, check_int("chunk_size", chunk_size)), multiclass,
             self.backend.xp,
         )
         scalars = [loss_sum] if correct is None else [loss_sum, correct]
@@ -435,13 +302,103 @@ class MLP:
         return out
 
     def fit(self, X, y, mode="minibatch", batch_size=32, epochs=100, lr=0.1,
-            optimizer="sgd", shuffle=True, seed=None, progress=False, **options):
-        """Train in place; see :func:`nnbackend.train.fit`. Returns a ``History``."""
-        from .train import fit
+            optimizer="sgd", shuffle=True, seed=None, progress=False, chunk_size=DEFAULT_CHUNK_SIZE,
+            optimizer_options=None, validation_split=None, validation_data=None,
+            patience=None, min_delta=0.0, restore_best_weights=True, callback=None,
+            resume=False, executor="auto"):
+        """Train in place with gradient descent.
 
-        return fit(self, X, y, mode=mode, batch_size=batch_size, epochs=epochs, lr=lr,
-                   optimizer=optimizer, shuffle=shuffle, seed=seed, progress=progress,
-                   **options)
+        Parameters
+        ----------
+        X : array-like, shape (n_samples, n_features)
+            NumPy array, list, or array of the model's namespace and device.
+        y : array-like, shape (n_samples, n_outputs) or (n_samples,)
+            Targets; integer class ids or one-hot rows for ``cross_entropy``.
+        mode : {'batch', 'minibatch', 'sgd'}
+            Full-batch, mini-batch or stochastic (one sample per step) descent.
+        batch_size : int
+            Rows per step in ``minibatch`` mode (clipped to ``n_samples``).
+        epochs : int
+            Passes over the data.
+        lr : float
+            Learning rate.
+        optimizer : {'sgd', 'momentum', 'adam'} or Optimizer
+        shuffle : bool
+            Visit the rows in a fresh random order each epoch (minibatch, sgd).
+        seed : int or None
+            Seeds the shuffling and the validation split; ``None`` takes the
+            model's ``seed``.
+        progress : bool
+            Print each epoch's figures to stderr.
+        chunk_size : int
+            Batches with more rows than this are pushed through the network in
+            chunks whose gradients are summed: full-batch memory stays flat in N.
+        optimizer_options : dict, optional
+            Extra arguments of the optimizer (``beta``, ``nesterov``, ``b1``...).
+        validation_split : float in (0, 1), optional
+            Hold out this fraction of the rows (stratified by class for
+            classification) as validation data.
+        validation_data : (X_val, y_val), optional
+            Validation data given outright (instead of ``validation_split``).
+        patience : int, optional
+            Stop after this many epochs without the monitored loss (validation
+            loss if there is validation data, else training loss) improving by
+            more than ``min_delta``.
+        min_delta : float
+            The smallest decrease that counts as an improvement.
+        restore_best_weights : bool
+            With ``patience``, end with the weights of the best epoch.
+        callback : callable, optional
+            ``callback(epoch, figures)`` after each epoch, ``epoch`` 1-based and
+            ``figures`` the dict of :meth:`History.last`.
+        resume : bool
+            Continue the model's previous fit (also one loaded from a
+            checkpoint): its optimizer state and shuffling stream carry on, so
+            3 + 3 resumed epochs equal 6 in one go.
+        executor : {'auto', 'reference', 'jax-scan', 'cupy-fused', 'dask-chunks'}
+            ``'auto'`` runs each epoch through the backend's fast path where the
+            plan allows (on jax: one compiled ``lax.scan`` per epoch for
+            minibatch and sgd; on cupy: one fused kernel launch per epoch for
+            sgd and mini-batches of up to 64 rows on small networks; on dask,
+            always: the data's row chunks, see the README);
+            ``'reference'`` always runs the plain loop (not on dask).
+
+        Returns
+        -------
+        History
+
+        Notes
+        -----
+        When the loss turns NaN or infinite, training stops with a
+        :class:`~nnbackend.training.DivergenceWarning`; the model keeps the
+        last parameters that were finite, and ``History.diverged`` says what
+        happened.
+        """
+        options = FitOptions.check(
+            mode=mode, batch_size=batch_size, epochs=epochs, lr=lr, optimizer=optimizer,
+            shuffle=shuffle, seed=seed, progress=progress, chunk_size=chunk_size,
+            optimizer_options=optimizer_options, validation_split=validation_split,
+            has_validation_data=validation_data is not None, patience=patience,
+            min_delta=min_delta, restore_best_weights=restore_best_weights, callback=callback,
+            resume=resume, executor=executor)
+        X = self._features(X)
+        Y = self._targets(y, n_rows(X))
+        check_classes(self.backend, Y, self.loss)
+        validation = None
+        if validation_data is not None:
+            try:
+                X_val, y_val = validation_data
+            except (TypeError, ValueError):
+                raise ValueError("validation_data must be a pair (X_val, y_val)") from None
+            X_val = self._features(X_val)
+            validation = (X_val, self._targets(y_val, n_rows(X_val)))
+        params, history, self.train_state = train(
+            self._network(), X, Y, options, validation=validation, resume=self.train_state)
+        self.flat_params = params
+        return history
+
+    def _network(self) -> Network:
+        return Network(self.backend, self.spec, self.layer_sizes, self.flat_params, self.seed)
 
     # -- checkpoints ---------------------------------------------------------------
     def config(self):
@@ -476,3 +433,31 @@ class MLP:
         from .checkpoint import load
 
         return load(cls, path, backend=backend, device=device)
+
+
+def fit(model: MLP, X, y, **options):
+    """Train ``model`` in place; the same as ``model.fit(X, y, **options)``."""
+    return model.fit(X, y, **options)
+
+
+def epoch_function(model: MLP, X, y, mode="minibatch", batch_size=32, lr=0.1, optimizer="sgd",
+                   shuffle=True, seed=None, chunk_size=DEFAULT_CHUNK_SIZE, executor="auto"):
+    """Set up a fit once and return ``step()``, which trains ``model`` one more
+    epoch per call with the same code as :meth:`MLP.fit` and returns that
+    epoch's loss as a float (reading it waits for the device, so the epoch
+    is done).
+
+    For benchmarks: the data moves to the device here, not in ``step``.
+    """
+    X = model._features(X)
+    Y = model._targets(y, n_rows(X))
+    stepper = epoch_stepper(model._network(), X, Y, mode=mode, batch_size=batch_size, lr=lr,
+                            optimizer=optimizer, shuffle=shuffle, seed=seed,
+                            chunk_size=chunk_size, executor=executor)
+
+    def step():
+        model.flat_params, loss = stepper()
+        return loss
+
+    step.plan = stepper.plan
+    return step

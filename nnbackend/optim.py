@@ -15,10 +15,11 @@ reads a device value.
 
 from __future__ import annotations
 
-import math
 from typing import Any, Callable, NamedTuple
 
 from array_api_compat import array_namespace
+
+from .checks import check_fraction, check_positive
 
 __all__ = [
     "Optimizer", "sgd", "momentum", "adam", "get_optimizer", "OPTIMIZERS",
@@ -41,27 +42,9 @@ class Optimizer(NamedTuple):
     hyper: dict | None = None
 
 
-def _check_positive(name, value):
-    try:
-        ok = math.isfinite(value) and value > 0
-    except TypeError:
-        ok = False
-    if not ok or isinstance(value, bool):
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-
-
-def _check_fraction(name, value):
-    try:
-        ok = 0 <= value < 1
-    except TypeError:
-        ok = False
-    if not ok or isinstance(value, bool):
-        raise ValueError(f"{name} must be a number in [0, 1), got {value!r}")
-
-
 def sgd(lr: float) -> Optimizer:
     """Plain gradient descent: ``p ← p - lr·g``."""
-    _check_positive("lr", lr)
+    check_positive("lr", lr)
 
     def init(params):
         return ()
@@ -82,8 +65,8 @@ def momentum(lr: float, beta: float = 0.9, nesterov: bool = False) -> Optimizer:
     ``v ← beta·v + g``; ``p ← p - lr·v``, or ``p ← p - lr·(g + beta·v)`` with
     Nesterov's look-ahead.
     """
-    _check_positive("lr", lr)
-    _check_fraction("beta", beta)
+    check_positive("lr", lr)
+    check_fraction("beta", beta)
 
     def init(params):
         return MomentumState([array_namespace(p).zeros_like(p) for p in params])
@@ -107,10 +90,10 @@ class AdamState(NamedTuple):
 
 def adam(lr: float, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> Optimizer:
     """Adam (Kingma & Ba, 2015) with bias correction, as ``torch.optim.Adam``."""
-    _check_positive("lr", lr)
-    _check_fraction("b1", b1)
-    _check_fraction("b2", b2)
-    _check_positive("eps", eps)
+    check_positive("lr", lr)
+    check_fraction("b1", b1)
+    check_fraction("b2", b2)
+    check_positive("eps", eps)
 
     def init(params):
         zeros = [array_namespace(p).zeros_like(p) for p in params]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import nnbackend as nb
-from nnbackend.backend import ENV_VAR
+from nnbackend.backends import ENV_VAR
 
 
 def test_available_backends_lists_known_names_and_numpy():

@@ -109,7 +109,7 @@ def test_info_lists_every_backend():
     proc = run("info", "--json")
     assert proc.returncode == 0, proc.stderr
     rows = {r["backend"]: r for r in json.loads(proc.stdout)}
-    from nnbackend.backend import BACKEND_NAMES
+    from nnbackend.backends import BACKEND_NAMES
 
     assert set(rows) == set(BACKEND_NAMES)
     assert rows["numpy"]["available"] and rows["numpy"]["float64"]

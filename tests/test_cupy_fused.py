@@ -1,7 +1,7 @@
 """The CuPy fused-epoch kernel against the reference loop.
 
 Without a GPU the kernel's source is compiled for the host (one thread runs
-every phase in turn; see ``nnbackend.executors.cupy_fused``) and checked
+every phase in turn; see ``nnbackend.backends.cupy.fused``) and checked
 against ``run_epoch`` on NumPy, and compiled for the GPU with nvcc where it
 is installed; with a GPU, fit runs it through CuPy against the reference
 loop on the same device.
@@ -15,11 +15,11 @@ import pytest
 
 import nnbackend as nb
 from nnbackend.data import host_rng, make_plan
-from nnbackend.executors import cupy_fused as F
-from nnbackend.executors import epoch_runner
-from nnbackend.model import NetSpec
+from nnbackend.backends.cupy import fused as F
+from nnbackend.engine import EpochTask, epoch_runner
+from nnbackend.network import NetSpec
 from nnbackend.optim import get_optimizer
-from nnbackend.train import run_epoch
+from nnbackend.engine import run_epoch
 
 N = 101  # not a multiple of any batch size below: every epoch ends on a short batch
 
@@ -65,7 +65,7 @@ def _run_both(model, X, Y, multiclass, opt, plan, epochs, dtype):
     fused = F.make_epoch(np, model.spec, opt, plan, X, Y, multiclass, model.layer_sizes, dtype,
                          F.host_launcher)
     rng_fused, rng_ref = host_rng(3), host_rng(3)
-    params = model._flat
+    params = model.flat_params
     a = (params, opt.init(params))
     b = (params, opt.init(params))
     for _ in range(epochs):
@@ -121,14 +121,14 @@ def test_host_build_without_shuffle_and_leaves_inputs_alone():
     model, X, Y, multiclass = _problem("sigmoid", "sigmoid", "mse", 1, "float64")
     opt = get_optimizer("momentum", 0.1)
     plan = make_plan("sgd", N, 1, shuffle=False)
-    params = [p.copy() for p in model._flat]
+    params = [p.copy() for p in model.flat_params]
     state = opt.init(params)
     fused = F.make_epoch(np, model.spec, opt, plan, X, Y, multiclass, model.layer_sizes,
                          "float64", F.host_launcher)
     new_params, new_state, _, _ = fused(params, state, plan.order(host_rng(0)))
     ref_params, _, _, _ = run_epoch(params, state, opt, model.spec, X, Y, plan, host_rng(0),
                                     np.int64, 2048, multiclass, xp=model.backend.xp)
-    for got, want, before, original in zip(new_params, ref_params, params, model._flat):
+    for got, want, before, original in zip(new_params, ref_params, params, model.flat_params):
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
         np.testing.assert_array_equal(before, original)  # the caller's arrays are untouched
     assert all(np.all(v == 0) for v in state.velocity)
@@ -217,11 +217,12 @@ def test_cupy_auto_picks_the_fused_kernel_for_small_batches():
     backend = _cupy()
     model = nb.MLP([5, 7, 1], backend=backend, dtype="float32")
     X, Y = model._features(np.zeros((100, 5))), model._targets(np.zeros(100), 100)
-    args = (backend, model.spec, get_optimizer("sgd", 0.1))
-    runner = epoch_runner("auto", *args, make_plan("sgd", 100, 1), X, Y, 2048, None, "int64",
-                          model.layer_sizes)
-    assert runner is not None
-    assert epoch_runner("auto", *args, make_plan("batch", 100), X, Y, 2048, None, "int64",
-                        model.layer_sizes) is None
+
+    def task(plan):
+        return EpochTask(backend, model.spec, get_optimizer("sgd", 0.1), plan, X, Y, 2048,
+                         index_dtype=backend.index_dtype(), layer_sizes=model.layer_sizes)
+
+    assert epoch_runner("auto", task(make_plan("sgd", 100, 1))) is not None
+    assert epoch_runner("auto", task(make_plan("batch", 100))) is None
     with pytest.raises(ValueError, match="does not apply here: batch mode"):
         model.fit(np.zeros((100, 5)), np.zeros(100), mode="batch", executor="cupy-fused")

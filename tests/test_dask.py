@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import nnbackend as nb
-from nnbackend.backend import BackendUnavailableError
+from nnbackend.backends import BackendUnavailableError
 
 dask = pytest.importorskip("dask", reason="the dask backend needs: pip install 'nnbackend[dask]'")
 da = pytest.importorskip("dask.array", reason="the dask backend needs: pip install 'nnbackend[dask]'")
@@ -34,9 +34,9 @@ def cluster():
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                   host="127.0.0.1", dashboard_address=None) as lc:
         yield lc
-        from nnbackend import backend as backend_module
+        from nnbackend.backends import dask as dask_backend
 
-        client = backend_module._DASK_CLIENTS.pop(lc.scheduler_address, None)
+        client = dask_backend._CLIENTS.pop(lc.scheduler_address, None)
         if client is not None:
             client.close()
 
@@ -92,8 +92,8 @@ def test_batch_mode_equals_numpy(dask_backend, dtype, tol, task):
     Xd, yd = _chunked(X, y, 300)  # four chunks, the last of 200 rows
     hist = model.fit(Xd, yd, mode="batch", epochs=4, lr=0.5, optimizer="adam", shuffle=False,
                      chunk_size=128)
-    assert all(isinstance(p, np.ndarray) for p in model._flat)
-    assert _max_rel(ref._flat, model._flat) < tol
+    assert all(isinstance(p, np.ndarray) for p in model.flat_params)
+    assert _max_rel(ref.flat_params, model.flat_params) < tol
     np.testing.assert_allclose(hist.loss, h_ref.loss, rtol=tol)
     np.testing.assert_allclose(hist.accuracy, h_ref.accuracy, rtol=tol)
 
@@ -126,7 +126,7 @@ def test_unshuffled_minibatch_and_sgd_equal_numpy_across_chunk_boundaries(dask_b
             hist = model.fit(Xd, yd, mode=mode, batch_size=64, epochs=2, lr=0.2,
                              optimizer="momentum", shuffle=False)
         assert seen.max_rows <= 300
-        assert _max_rel(ref._flat, model._flat) < 1e-12
+        assert _max_rel(ref.flat_params, model.flat_params) < 1e-12
         np.testing.assert_allclose(hist.loss, h_ref.loss, rtol=1e-12)
 
 
@@ -159,9 +159,9 @@ def test_shuffled_minibatch_follows_the_documented_order(dask_backend):
     ref.fit(X[sigma], y[sigma], mode="minibatch", batch_size=64, epochs=1, lr=0.2, shuffle=False)
     model = nb.MLP([5, 6, 1], backend=dask_backend, dtype="float64", seed=1)
     model.fit(Xd, yd, mode="minibatch", batch_size=64, epochs=1, lr=0.2, shuffle=True, seed=7)
-    assert _max_rel(ref._flat, model._flat) < 1e-12
+    assert _max_rel(ref.flat_params, model.flat_params) < 1e-12
 
-    from nnbackend.executors.dask_chunks import row_order
+    from nnbackend.backends.dask.chunks import row_order
 
     got = np.concatenate([c * 300 + rows for c, rows in row_order(pi, chunks)])
     np.testing.assert_array_equal(got, sigma)
@@ -173,7 +173,7 @@ def test_one_chunk_shuffles_exactly_as_numpy(dask_backend):
     ref.fit(X, y, mode="sgd", epochs=2, lr=0.1, seed=11)
     model = nb.MLP([5, 6, 1], backend=dask_backend, dtype="float64", seed=2)
     model.fit(*_chunked(X, y, 500), mode="sgd", epochs=2, lr=0.1, seed=11)
-    assert _max_rel(ref._flat, model._flat) < 1e-12
+    assert _max_rel(ref.flat_params, model.flat_params) < 1e-12
 
 
 def test_predict_and_evaluate_stay_lazy_and_chunked(dask_backend):
@@ -193,7 +193,7 @@ def test_predict_and_evaluate_stay_lazy_and_chunked(dask_backend):
 
 
 def test_out_of_core_npy_trains_in_batch_mode(dask_backend, tmp_path):
-    from nnbackend.executors.dask_chunks import open_npy
+    from nnbackend.backends.dask.chunks import open_npy
 
     X, y = _data(n=1500)
     X = X.astype(np.float32)
@@ -208,7 +208,7 @@ def test_out_of_core_npy_trains_in_batch_mode(dask_backend, tmp_path):
     with _TaskSizes() as seen:
         model.fit(Xd, yd, mode="batch", epochs=3, lr=0.5)
     assert seen.max_rows <= 400
-    assert _max_rel(ref._flat, model._flat) < 2e-5
+    assert _max_rel(ref.flat_params, model.flat_params) < 2e-5
 
 
 def test_model_follows_dask_data_and_params_stay_numpy():
@@ -236,16 +236,16 @@ def test_refusals(dask_backend):
 
 
 def test_missing_dask_names_the_extra(monkeypatch):
-    from nnbackend import backend as backend_module
+    from nnbackend.backends import dask as dask_backend
 
-    backend_module._dask_namespace.cache_clear()
+    dask_backend.dask_namespace.cache_clear()
     monkeypatch.setitem(sys.modules, "array_api_compat.dask.array", None)
     try:
         with pytest.raises(BackendUnavailableError, match=r"nnbackend\[dask\]"):
             nb.get_backend("dask")
     finally:
         monkeypatch.undo()
-        backend_module._dask_namespace.cache_clear()
+        dask_backend.dask_namespace.cache_clear()
 
 
 def test_unreachable_scheduler_is_one_clear_error(monkeypatch):
@@ -275,7 +275,7 @@ def test_local_cluster_trains_like_numpy(cluster, monkeypatch):
     ref.fit(X, y, mode="batch", epochs=3, lr=0.5, shuffle=False)
     model = nb.MLP([5, 6, 1], backend=backend, dtype="float64", seed=4)
     model.fit(Xd, yd, mode="batch", epochs=3, lr=0.5, shuffle=False)
-    assert _max_rel(ref._flat, model._flat) < 1e-10
+    assert _max_rel(ref.flat_params, model.flat_params) < 1e-10
     # Both workers computed chunks: the work was spread over the cluster.
     import distributed
 
@@ -288,7 +288,7 @@ def test_local_cluster_trains_like_numpy(cluster, monkeypatch):
     local.fit(Xd, yd, mode="minibatch", batch_size=32, epochs=1, lr=0.1, seed=5)
     remote = nb.MLP([5, 6, 1], backend=backend, dtype="float64", seed=4)
     remote.fit(Xd, yd, mode="minibatch", batch_size=32, epochs=1, lr=0.1, seed=5)
-    assert _max_rel(local._flat, remote._flat) < 1e-12
+    assert _max_rel(local.flat_params, remote.flat_params) < 1e-12
 
     # The environment variable reaches the same cluster (and the same client).
     monkeypatch.setenv("NNBACKEND_DASK_SCHEDULER", cluster.scheduler_address)

@@ -41,20 +41,21 @@ def test_jax_scan_equals_reference(optimizer, mode, batch_size):
 
 def test_auto_picks_the_scan_on_jax_and_not_in_batch_mode():
     pytest.importorskip("jax")
-    from nnbackend.executors import epoch_runner
     from nnbackend.data import make_plan
+    from nnbackend.engine import EpochTask, epoch_runner
     from nnbackend.optim import sgd
 
     X, y = _data()
     model = nb.MLP([5, 1], backend="jax")
-    args = (model.backend, model.spec, sgd(0.1))
     Xd, Yd = model._features(X), model._targets(y, 203)
-    assert epoch_runner("auto", *args, make_plan("minibatch", 203, 16), Xd, Yd, 2048, None,
-                        "int32") is not None
-    assert epoch_runner("auto", *args, make_plan("batch", 203), Xd, Yd, 2048, None,
-                        "int32") is None
-    assert epoch_runner("reference", *args, make_plan("sgd", 203), Xd, Yd, 2048, None,
-                        "int32") is None
+
+    def task(plan):
+        return EpochTask(model.backend, model.spec, sgd(0.1), plan, Xd, Yd, 2048,
+                         index_dtype=model.backend.index_dtype())
+
+    assert epoch_runner("auto", task(make_plan("minibatch", 203, 16))) is not None
+    assert epoch_runner("auto", task(make_plan("batch", 203))) is None
+    assert epoch_runner("reference", task(make_plan("sgd", 203))) is None
     with pytest.raises(ValueError, match="executor 'jax-scan' does not apply here: batch mode"):
         model.fit(X, y, mode="batch", executor="jax-scan")
 
@@ -74,7 +75,7 @@ def test_scan_fit_resumes_from_a_checkpoint(tmp_path):
     whole.fit(X, y, epochs=4, optimizer="adam", lr=0.01, batch_size=16)
     half = nb.MLP([5, 4, 1], loss="bce", backend="jax", dtype="float64", seed=2)
     half.fit(X, y, epochs=2, optimizer="adam", lr=0.01, batch_size=16)
-    assert half.train_state["state_scalars"]["count"] == 2 * 13
+    assert half.train_state.state_scalars["count"] == 2 * 13
     half.save(tmp_path / "m.npz")
     again = nb.MLP.load(tmp_path / "m.npz", backend="jax")
     again.fit(X, y, epochs=2, optimizer="adam", lr=0.01, batch_size=16, resume=True)
@@ -84,7 +85,7 @@ def test_scan_fit_resumes_from_a_checkpoint(tmp_path):
 
 def test_jax_scan_reuses_its_compilation_across_fits():
     pytest.importorskip("jax")
-    from nnbackend.executors import jax_scan
+    from nnbackend.backends.jax import scan as jax_scan
 
     X, y = _data()
     jax_scan._COMPILED.clear()

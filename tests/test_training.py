@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import nnbackend as nb
-from nnbackend.train import DivergenceWarning
+from nnbackend.training import DivergenceWarning
 from conftest import to_numpy
 
 
@@ -126,7 +126,7 @@ def test_resume_from_checkpoint_equals_one_run(tmp_path, optimizer):
     first.fit(X, y, epochs=3, **kwargs)
     first.save(tmp_path / "ckpt.npz")
     second = nb.MLP.load(tmp_path / "ckpt.npz")
-    assert second.train_state["epochs_done"] == 3
+    assert second.train_state.epochs_done == 3
     hist = second.fit(X, y, epochs=3, resume=True, **kwargs)
     assert hist.loss == whole_hist.loss[3:]
     for a, b in zip(_flat(second), _flat(whole)):

@@ -1,6 +1,6 @@
 """What the benchmark times: one training epoch of a fixed MLP, three ways.
 
-* ``nnbackend``: :func:`nnbackend.train.epoch_function`, the code every fit runs.
+* ``nnbackend``: :func:`nnbackend.model.epoch_function`, the code every fit runs.
 * ``numpy-seed``: a plain NumPy loop written the way the seed tutorial
   writes it (sigmoid layers, ½·squared error, per-epoch shuffle by fancy
   indexing, ``+=`` updates), grown to one hidden layer.
@@ -24,9 +24,9 @@ import time
 
 import numpy as np
 
-from ..backend import cpu_name, get_backend
+from ..backends import cpu_name, get_backend
 from ..model import MLP
-from ..train import epoch_function
+from ..model import epoch_function
 
 N_FEATURES = 32
 N_HIDDEN = 64

@@ -19,7 +19,7 @@ Batch mode
 Mini-batch and sgd modes
     The chunks are fetched to the client one at a time (the next one is
     computed while the steps run on the current one), and the reference step
-    (``loss_and_grads_rows`` and the optimizer's ``update``) runs on their
+    (the task's ``loss_and_grads`` and the optimizer's ``update``) runs on their
     rows in their namespace. The row order of an epoch is derived from the
     permutation ``pi`` of ``0..n_samples-1`` that every backend draws for that
     epoch (see :func:`row_order`): the chunks are visited in a random order,
@@ -38,10 +38,9 @@ import contextlib
 
 import numpy as np
 
-from .. import kernels as K
-from ..model import backward, forward, loss_and_grads_rows
+from ..numpy import numpy_namespace
 
-__all__ = ["unsupported", "make_epoch", "row_order", "row_chunks", "chunk_bounds", "open_npy"]
+__all__ = ["DaskChunks", "make_epoch", "row_order", "row_chunks", "chunk_bounds", "open_npy"]
 
 # Rows per chunk of open_npy by default: about this many bytes.
 NPY_CHUNK_BYTES = 64 * 2**20
@@ -95,9 +94,17 @@ def open_npy(path, chunk_rows=None):
     return da.concatenate(blocks, axis=0) if len(blocks) > 1 else blocks[0]
 
 
-def unsupported(spec, plan, chunk_size):
-    """Why this executor cannot run ``plan`` (a string), or None: it runs every plan."""
-    return None
+class DaskChunks:
+    """The ``"dask-chunks"`` executor (see :mod:`nnbackend.engine` for the contract)."""
+
+    name = "dask-chunks"
+
+    def supports(self, task):
+        """None: it runs every plan."""
+        return None
+
+    def make_epoch(self, task):
+        return make_epoch(task)
 
 
 def row_chunks(X, Y):
@@ -168,9 +175,7 @@ def _chunk_namespace(a):
     """The namespace of a chunk: nnbackend's NumPy namespace (its fast paths)
     for NumPy chunks, array-api-compat's for others (CuPy on GPU workers)."""
     if isinstance(a, np.ndarray):
-        from ..backend import get_backend
-
-        return get_backend("numpy").xp
+        return numpy_namespace()
     from array_api_compat import array_namespace
 
     return array_namespace(a)
@@ -184,7 +189,7 @@ def _quiet(xp):
     return contextlib.nullcontext()
 
 
-def _chunk_sums(params, X, Y, spec, n_total, chunk_size, multiclass):
+def _chunk_sums(params, X, Y, spec, n_total, chunk_size, multiclass, loss_and_grads, rows):
     """One row chunk's part of the full-batch loss and gradient.
 
     Parameters
@@ -195,28 +200,21 @@ def _chunk_sums(params, X, Y, spec, n_total, chunk_size, multiclass):
     n_total : int
         Rows of the whole batch: ``"mean"`` gradients divide by it here, so
         the chunks' gradients add up to the full-batch one.
+    loss_and_grads, rows
+        The network's chunked loss and gradients and its row getter (the
+        task's; see :class:`nnbackend.engine.EpochTask`).
 
     Returns
     -------
     (loss_sum, grads, correct)
         0-D summed loss, gradients shaped like ``params``, 0-D correct count
-        (None when ``multiclass`` is None); the same pieces, in
-        ``chunk_size``-row parts, as ``loss_and_grads_rows`` sums.
+        (None when ``multiclass`` is None).
     """
     xp = _chunk_namespace(X)
     params = [xp.asarray(p) for p in params]
-    total = None
     with _quiet(xp):
-        for start in range(0, X.shape[0], chunk_size):
-            Xc, Yc = X[start: start + chunk_size, :], Y[start: start + chunk_size, :]
-            xs, zs, a = forward(params, Xc, spec, xp)
-            loss, dz = K.loss_and_backward(spec.loss, spec.output_activation, zs[-1], a, Yc,
-                                           spec.reduction, n_samples=n_total, xp=xp)
-            grads = backward(params, xs, zs, dz, spec, xp)
-            hits = None if multiclass is None else K.n_correct(a, Yc, multiclass, xp=xp)
-            part = (loss, grads, hits)
-            total = part if total is None else _add(total, part)
-    return total
+        return loss_and_grads(params, spec, rows(X, Y), X.shape[0], chunk_size, multiclass, xp,
+                              n_samples=n_total)
 
 
 def _add(a, b):
@@ -236,32 +234,33 @@ def _tree_sum(parts):
     return parts[0]
 
 
-def make_epoch(backend, spec, opt, plan, X, Y, chunk_size, multiclass, index_dtype):
-    """``epoch(params, state, order) -> (params, state, loss_sum, correct)`` for ``plan``.
+def make_epoch(task):
+    """``epoch(params, state, order) -> (params, state, loss_sum, correct)`` for ``task.plan``.
 
     ``loss_sum`` and ``correct`` come back as 0-D arrays of the parameters'
     namespace, already on the client: the epoch's computes are done.
     """
-    X, Y = row_chunks(X, Y)
-    if plan.batch_size >= plan.n_samples:
-        return _batch_epoch(backend, spec, opt, plan, X, Y, chunk_size, multiclass)
-    return _step_epoch(backend, spec, opt, plan, X, Y, chunk_size, multiclass)
+    X, Y = row_chunks(task.X, task.Y)
+    if task.plan.batch_size >= task.plan.n_samples:
+        return _batch_epoch(task, X, Y)
+    return _step_epoch(task, X, Y)
 
 
-def _batch_epoch(backend, spec, opt, plan, X, Y, chunk_size, multiclass):
+def _batch_epoch(task, X, Y):
     import dask
     from dask import delayed
 
     x_blocks = [b for b, m in zip(X.to_delayed().ravel(), X.chunks[0]) if m > 0]
     y_blocks = [b for b, m in zip(Y.to_delayed().ravel(), Y.chunks[0]) if m > 0]
     chunk = delayed(_chunk_sums, pure=True)
-    n = plan.n_samples
+    backend, spec, opt, n = task.backend, task.spec, task.optimizer, task.plan.n_samples
+    chunk_size, multiclass = task.chunk_size, task.multiclass
 
     def epoch(params, state, order):
         # The parameters enter the graph once, as one key every task reads.
         shared = delayed(list(params), pure=True, traverse=False)
-        parts = [chunk(shared, xb, yb, spec, n, chunk_size, multiclass)
-                 for xb, yb in zip(x_blocks, y_blocks)]
+        parts = [chunk(shared, xb, yb, spec, n, chunk_size, multiclass, task.loss_and_grads,
+                       task.rows) for xb, yb in zip(x_blocks, y_blocks)]
         # The epoch's one compute: the chunks' sums, summed.
         (loss_sum, grads, correct), = dask.compute(_tree_sum(parts), scheduler=backend.scheduler)
         params, state = opt.update(list(grads), state, params)
@@ -270,10 +269,12 @@ def _batch_epoch(backend, spec, opt, plan, X, Y, chunk_size, multiclass):
     return epoch
 
 
-def _step_epoch(backend, spec, opt, plan, X, Y, chunk_size, multiclass):
+def _step_epoch(task, X, Y):
     import dask
 
-    size, n = plan.batch_size, plan.n_samples
+    backend, spec, opt = task.backend, task.spec, task.optimizer
+    chunk_size, multiclass, loss_and_grads = task.chunk_size, task.multiclass, task.loss_and_grads
+    size, n = task.plan.batch_size, task.plan.n_samples
     x_blocks, y_blocks = X.blocks, Y.blocks
 
     def fetch(c):
@@ -303,9 +304,9 @@ def _step_epoch(backend, spec, opt, plan, X, Y, chunk_size, multiclass):
                 with _quiet(xp):
                     for start in range(0, stop, size):
                         j = min(start + size, m)
-                        loss_sum, grads, correct = loss_and_grads_rows(
-                            params, spec, lambda i, e, s=start: (Xc[s + i: s + e, :], Yc[s + i: s + e, :]),
-                            j - start, chunk_size, multiclass, xp,
+                        loss_sum, grads, correct = loss_and_grads(
+                            params, spec, task.rows(Xc, Yc, start), j - start, chunk_size,
+                            multiclass, xp,
                         )
                         params, state = opt.update(grads, state, params)
                         loss_total = loss_sum if loss_total is None else loss_total + loss_sum

@@ -1,7 +1,7 @@
 """JAX: a whole epoch compiled into one ``jax.jit`` over a ``lax.scan`` of steps.
 
-The scan's body is the reference step itself (``loss_and_grads_rows`` and the
-optimizer's ``update``, traced with ``jax.numpy`` as ``xp``), fed the batches
+The scan's body is the reference step itself (the task's ``loss_and_grads``
+and the optimizer's ``update``, traced with ``jax.numpy`` as ``xp``), fed the batches
 of the epoch's host-drawn permutation, so the batch order and the math are
 those of the reference loop; only the dispatch goes. A last, shorter batch
 (N not a multiple of the batch size) is a second scan of one step.
@@ -14,18 +14,25 @@ import collections
 import jax
 import jax.numpy as jnp
 
-from ..model import loss_and_grads_rows
-
-__all__ = ["unsupported", "make_epoch"]
+__all__ = ["JaxScan"]
 
 
-def unsupported(spec, plan, chunk_size):
-    """Why this executor cannot run ``plan`` (a string), or None if it can."""
-    if plan.batch_size >= plan.n_samples:
-        return "batch mode is one step per epoch; there is no loop to compile"
-    if plan.batch_size > chunk_size:
-        return f"batches of {plan.batch_size} rows exceed chunk_size={chunk_size}"
-    return None
+class JaxScan:
+    """The ``"jax-scan"`` executor (see :mod:`nnbackend.engine` for the contract)."""
+
+    name = "jax-scan"
+
+    def supports(self, task):
+        """Why this executor cannot run ``task.plan`` (a string), or None if it can."""
+        plan = task.plan
+        if plan.batch_size >= plan.n_samples:
+            return "batch mode is one step per epoch; there is no loop to compile"
+        if plan.batch_size > task.chunk_size:
+            return f"batches of {plan.batch_size} rows exceed chunk_size={task.chunk_size}"
+        return None
+
+    def make_epoch(self, task):
+        return make_epoch(task)
 
 
 # Compiled epochs by what they bake in, so that fit after fit (a sweep, a
@@ -42,15 +49,17 @@ def _opt_key(opt):
     return opt.name, tuple(sorted(opt.hyper.items()))
 
 
-def make_epoch(backend, spec, opt, plan, X, Y, multiclass, index_dtype):
-    """``epoch(params, state, order) -> (params, state, loss_sum, correct)`` for ``plan``."""
+def make_epoch(task):
+    """``epoch(params, state, order) -> (params, state, loss_sum, correct)`` for ``task.plan``."""
+    backend, spec, opt, plan = task.backend, task.spec, task.optimizer, task.plan
+    X, Y, multiclass, index_dtype = task.X, task.Y, task.multiclass, task.index_dtype
     n = plan.n_samples
     key = _opt_key(opt)
     if key is not None:
         key = (spec, key, plan.batch_size, n, multiclass)
     compiled = _COMPILED.get(key) if key is not None else None
     if compiled is None:
-        compiled = _compile(spec, opt, plan, multiclass)
+        compiled = _compile(task)
         if key is not None:
             _COMPILED[key] = compiled
             while len(_COMPILED) > _CACHE_SIZE:
@@ -69,9 +78,11 @@ def make_epoch(backend, spec, opt, plan, X, Y, multiclass, index_dtype):
     return epoch
 
 
-def _compile(spec, opt, plan, multiclass):
+def _compile(task):
     """The jitted ``(params, state, order, X, Y) -> (params, state, loss_sum, correct)``."""
-    size, n = plan.batch_size, plan.n_samples
+    spec, opt, multiclass = task.spec, task.optimizer, task.multiclass
+    loss_and_grads, rows = task.loss_and_grads, task.rows
+    size, n = task.plan.batch_size, task.plan.n_samples
     n_full, rest = divmod(n, size)
     xp = jnp
 
@@ -79,8 +90,8 @@ def _compile(spec, opt, plan, multiclass):
         def body(carry, idx):
             params, state, loss_acc, correct_acc = carry
             Xb, Yb = jnp.take(X, idx, axis=0), jnp.take(Y, idx, axis=0)
-            loss, grads, correct = loss_and_grads_rows(
-                params, spec, lambda i, j: (Xb[i:j, :], Yb[i:j, :]), rows_per_batch,
+            loss, grads, correct = loss_and_grads(
+                params, spec, rows(Xb, Yb), rows_per_batch,
                 rows_per_batch, multiclass, xp,
             )
             params, state = opt.update(grads, state, params)

@@ -36,9 +36,7 @@ import tempfile
 
 import numpy as np
 
-from ..optim import AdamState, MomentumState
-
-__all__ = ["MAX_BATCH", "SHARED_BYTES", "shared_limit", "unsupported", "Layout", "kernel_source", "make_epoch",
+__all__ = ["CupyFused", "MAX_BATCH", "SHARED_BYTES", "shared_limit", "unsupported", "Layout", "kernel_source", "make_epoch",
            "cuda_launcher", "host_launcher"]
 
 # Beyond a few dozen rows a step has enough parallel work for cuBLAS and the
@@ -490,10 +488,30 @@ def make_epoch(am, spec, opt, plan, X, Y, multiclass, sizes, dtype_name, launche
             s1, s2, count0 = dummy, dummy, 0
         out = am.zeros(2, dtype=dtype)
         launch(X, Y, order, n, p, s1, s2, count0, lr, h1, h2, h3, out)
+        # The optimizer's own state type, rebuilt field by field (optim.py).
         if opt.name == "momentum":
-            state = MomentumState(unflat(s1))
+            state = state._replace(velocity=unflat(s1))
         elif opt.name == "adam":
-            state = AdamState(count0 + n_steps, unflat(s1), unflat(s2))
+            state = state._replace(count=count0 + n_steps, mu=unflat(s1), nu=unflat(s2))
         return unflat(p), state, out[0], (None if multiclass is None else out[1])
 
     return epoch
+
+
+class CupyFused:
+    """The ``"cupy-fused"`` executor (see :mod:`nnbackend.engine` for the contract)."""
+
+    name = "cupy-fused"
+
+    def supports(self, task):
+        """Why the fused kernel cannot run ``task`` (a string), or None if it can."""
+        return unsupported(task.spec, task.plan, task.optimizer, task.layer_sizes,
+                           str(task.X.dtype), shared_limit(task.backend.device))
+
+    def make_epoch(self, task):
+        import cupy
+
+        with task.backend.device:
+            return make_epoch(cupy, task.spec, task.optimizer, task.plan, task.X, task.Y,
+                              task.multiclass, task.layer_sizes, str(task.X.dtype), cuda_launcher,
+                              task.backend.device)

@@ -1,0 +1,152 @@
+"""Backends: a name (and device) in, an array namespace ``xp`` out.
+
+This package is the only place that knows array libraries by name. Each
+backend is one module (or a folder, where it has a fast epoch executor)
+holding a :class:`Backend` subclass: its loader, namespace fixes, device
+queries, capability flags and executors. Everything else receives a
+:class:`Backend` (or finds ``xp`` from its input arrays) and uses the Array
+API standard alone.
+
+A new backend is a new module here with a ``Backend`` subclass that
+overrides :meth:`Backend.open` and :meth:`Backend.of_array` (and whatever
+else differs), added to :data:`_CLASSES` below.
+
+Names
+-----
+``numpy``   NumPy (CPU).
+``strict``  ``array_api_strict``, with its simulated devices.
+``torch``   PyTorch; devices ``cpu``, ``cuda``, ``cuda:N``.
+``jax``     ``jax.numpy``; devices ``cpu``, ``gpu``, ``gpu:N``.
+``cupy``    CuPy; devices ``N`` or ``cuda:N``. Needs an NVIDIA GPU.
+``dask``    Dask arrays chunked by rows; device ``cpu``, ``scheduler=``.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+
+from .base import Backend, BackendUnavailableError, FLOAT_DTYPES, cpu_name
+from .cupy import CupyBackend
+from .dask import DASK_SCHEDULER_ENV_VAR, DaskBackend
+from .jax import JaxBackend
+from .numpy import NumpyBackend
+from .strict import StrictBackend
+from .torch import TorchBackend
+
+__all__ = [
+    "Backend",
+    "BackendUnavailableError",
+    "BACKEND_NAMES",
+    "DASK_SCHEDULER_ENV_VAR",
+    "ENV_VAR",
+    "FLOAT_DTYPES",
+    "available_backends",
+    "backend_of",
+    "cpu_name",
+    "executor_names",
+    "executor_owner",
+    "get_backend",
+]
+
+ENV_VAR = "NNBACKEND_BACKEND"
+
+_CLASSES = {
+    "numpy": NumpyBackend,
+    "strict": StrictBackend,
+    "torch": TorchBackend,
+    "jax": JaxBackend,
+    "cupy": CupyBackend,
+    "dask": DaskBackend,
+}
+BACKEND_NAMES = tuple(_CLASSES)
+
+
+def get_backend(name: str | None = None, device=None, *, scheduler=None) -> Backend:
+    """The backend called ``name`` on ``device``.
+
+    Parameters
+    ----------
+    name : str, Backend or None
+        One of :data:`BACKEND_NAMES`. ``None`` reads ``$NNBACKEND_BACKEND``,
+        then falls back to ``"numpy"``.
+    device : str, int, device object or None
+        The backend's device; ``None`` for its default (the CPU, or GPU 0
+        for CuPy).
+    scheduler : str, distributed.Client or None
+        dask only. A dask.distributed scheduler address (``tcp://host:8786``;
+        a Client is opened and becomes Dask's default), a local scheduler's
+        name (``"threads"``, ``"synchronous"``, ``"processes"``), or a Client.
+        ``None`` reads ``$NNBACKEND_DASK_SCHEDULER``, then leaves Dask's
+        default (its threaded scheduler, or a Client the caller opened).
+
+    Raises
+    ------
+    ValueError
+        ``name`` is not a backend nnbackend knows, or ``device`` is not one
+        of its devices.
+    BackendUnavailableError
+        The backend is not installed here, or the device (a GPU) is absent,
+        or (dask) the scheduler at the address cannot be reached.
+        The message says how to install it.
+    """
+    if isinstance(name, Backend):
+        if device is None and scheduler is None:
+            return name
+        return get_backend(name.name, device,
+                           scheduler=name.scheduler if scheduler is None else scheduler)
+    if name is None:
+        name = os.environ.get(ENV_VAR) or "numpy"
+    key = str(name).strip().lower()
+    if key not in _CLASSES:
+        source = f" (from ${ENV_VAR})" if os.environ.get(ENV_VAR) == name else ""
+        raise ValueError(
+            f"unknown backend {name!r}{source}; choose one of {list(BACKEND_NAMES)}"
+        )
+    return _CLASSES[key].load(key, device, scheduler)
+
+
+@functools.lru_cache(maxsize=None)
+def _usable(name: str) -> bool:
+    try:
+        get_backend(name)
+    except (BackendUnavailableError, ValueError):
+        return False
+    return True
+
+
+def available_backends() -> list[str]:
+    """Names of the backends usable on this machine, in :data:`BACKEND_NAMES` order.
+
+    A backend is listed when it imports; ``cupy`` also needs a GPU. The answer
+    is cached for the process.
+    """
+    return [name for name in BACKEND_NAMES if _usable(name)]
+
+
+def backend_of(a) -> Backend:
+    """The backend an array belongs to (its namespace and device).
+
+    Raises ``TypeError`` for objects that are not arrays of a known backend.
+    """
+    for cls in _CLASSES.values():
+        backend = cls.of_array(a)
+        if backend is not None:
+            return backend
+    raise TypeError(
+        f"expected a NumPy array, a list, or an array of one of {list(BACKEND_NAMES)}; "
+        f"got {type(a).__module__}.{type(a).__qualname__}"
+    )
+
+
+def executor_names() -> tuple[str, ...]:
+    """Every backend's fast epoch executors, by name."""
+    return tuple(n for cls in _CLASSES.values() for n in cls.executor_names)
+
+
+def executor_owner(executor: str) -> str | None:
+    """The name of the backend whose executor ``executor`` is, or None."""
+    for key, cls in _CLASSES.items():
+        if executor in cls.executor_names:
+            return key
+    return None

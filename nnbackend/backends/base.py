@@ -1,0 +1,215 @@
+"""What every backend shares: the :class:`Backend` base class and its helpers.
+
+A backend is an Array API namespace ``xp`` and a device. The base class
+holds the behaviour most backends share; each backend module subclasses it
+and overrides what differs (its loader, dtypes, host transfer, loop
+context, device queries, fast epoch executors), so nothing here branches
+on a backend's name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import importlib
+import types
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+__all__ = ["Backend", "BackendUnavailableError", "FLOAT_DTYPES", "cpu_name", "import_or_refuse",
+           "make_namespace"]
+
+FLOAT_DTYPES = ("float32", "float64")
+
+
+class BackendUnavailableError(RuntimeError):
+    """A known backend (or one of its devices) cannot be used on this machine."""
+
+
+def import_or_refuse(backend: str, module: str, hint: str):
+    """``module`` imported, or a :class:`BackendUnavailableError` that says how
+    to install ``backend`` (never the library's own import error)."""
+    try:
+        return importlib.import_module(module)
+    except Exception as exc:  # ImportError, or a broken install raising anything
+        raise BackendUnavailableError(
+            f"backend {backend!r} is not available: importing {module!r} failed "
+            f"({type(exc).__name__}: {exc}). Install it with: {hint}"
+        ) from None
+
+
+def make_namespace(name, base, doc, **overrides):
+    """A module holding everything of ``base`` (a namespace module) plus ``overrides``.
+
+    A real module, not an object with ``__getattr__``: the kernels look a
+    function up on ``xp`` for every operation, and a module attribute is a
+    dictionary hit where ``__getattr__`` costs a microsecond.
+    """
+    module = types.ModuleType(name, doc)
+    meta = {"__name__", "__doc__", "__file__", "__loader__", "__spec__", "__path__",
+            "__package__", "__builtins__", "__cached__"}
+    module.__dict__.update({k: v for k, v in vars(base).items() if k not in meta})
+    module.__dict__.update(overrides)
+    return module
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_name() -> str:
+    """The CPU's model name (from /proc/cpuinfo where there is one)."""
+    import platform
+
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return "CPU " + line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "CPU " + (platform.processor() or platform.machine())
+
+
+def quiet_numpy():
+    """NumPy's overflow warnings off: a diverging run would warn at every
+    operation, and the training loop reports divergence itself, once."""
+    return np.errstate(over="ignore", invalid="ignore", divide="ignore")
+
+
+@dataclass(frozen=True)
+class Backend:
+    """An array namespace and the device arrays are placed on.
+
+    Made by :func:`nnbackend.get_backend`; each backend is a subclass.
+
+    Attributes
+    ----------
+    name : str
+        One of :data:`nnbackend.BACKEND_NAMES`.
+    xp : module
+        The Array API namespace.
+    device : object
+        The namespace's device object (``None`` never appears: the default
+        device is resolved when the backend is made).
+    scheduler : object
+        dask only: where its lazy arrays compute (see the dask backend).
+    """
+
+    name: str
+    xp: Any
+    device: Any
+    scheduler: Any = field(default=None, compare=False)
+
+    #: How to install the backend, quoted in every "not available" error.
+    install_hint: ClassVar[str] = ""
+    #: Names of the fast epoch executors :meth:`executors` makes.
+    executor_names: ClassVar[tuple[str, ...]] = ()
+    #: Why the reference loop cannot train on this backend's arrays; None where it can.
+    no_reference_loop: ClassVar[str | None] = None
+
+    def __repr__(self) -> str:
+        return f"Backend(name={self.name!r}, device={self.device!r})"
+
+    # -- making one ---------------------------------------------------------------
+    @classmethod
+    def load(cls, name: str, device=None, scheduler=None) -> "Backend":
+        """The backend on ``device`` (``None``: its default device)."""
+        if scheduler is not None:
+            raise ValueError(f"scheduler= applies to the dask backend only, not {name!r}")
+        xp, dev = cls.open(device)
+        return cls(name, xp, dev)
+
+    @classmethod
+    def open(cls, device):
+        """``(xp, device)`` for the requested device; raises
+        :class:`BackendUnavailableError` or ``ValueError``, never a library's
+        own import or driver error."""
+        raise NotImplementedError
+
+    @classmethod
+    def of_array(cls, a) -> "Backend | None":
+        """The backend ``a`` belongs to, if it is an array of this library; else None."""
+        return None
+
+    # -- dtypes ---------------------------------------------------------------
+    def dtype(self, name: str):
+        """The namespace's floating dtype for ``name`` ('float32' or 'float64').
+
+        Raises ``ValueError`` for other names and for float64 on a device
+        that has none (e.g. array-api-strict's ``no_float64`` device).
+        """
+        name = str(name)
+        if name not in FLOAT_DTYPES:
+            raise ValueError(f"dtype must be one of {list(FLOAT_DTYPES)}, got {name!r}")
+        if name not in self.float_dtypes():
+            raise ValueError(
+                f"dtype {name!r} is not supported by backend {self.name!r} on "
+                f"device {self.device!r}; use dtype='float32'"
+            )
+        return getattr(self.xp, name)
+
+    def float_dtypes(self) -> tuple[str, ...]:
+        """Names of the floating dtypes this backend's device supports."""
+        info = self.xp.__array_namespace_info__()
+        supported = info.dtypes(device=self.device, kind="real floating")
+        return tuple(n for n in FLOAT_DTYPES if n in supported)
+
+    def index_dtype(self):
+        """The namespace's default indexing dtype on this device."""
+        return self.xp.__array_namespace_info__().default_dtypes(device=self.device)["indexing"]
+
+    # -- moving arrays ----------------------------------------------------------
+    def asarray(self, a, dtype=None):
+        """``a`` (host data or an array of this namespace) on this backend's device."""
+        return self.xp.asarray(a, dtype=dtype, device=self.device)
+
+    def to_host(self, a) -> np.ndarray:
+        """A NumPy copy of an array of this backend (a device-to-host sync)."""
+        return np.asarray(a)
+
+    def export(self, arrays):
+        """Arrays made inside :meth:`loop_context`, made fit for any later use."""
+        return list(arrays)
+
+    def lazy_rows(self, path):
+        """A ``.npy`` file's rows as a lazy array that reads them chunk by chunk
+        (out of core), or None where the backend has no lazy arrays."""
+        return None
+
+    # -- running ------------------------------------------------------------------
+    def loop_context(self):
+        """The context the training loop runs in (nothing to set by default)."""
+        return contextlib.nullcontext()
+
+    def compute_context(self):
+        """Where lazy arrays compute inside it (only dask has any)."""
+        return contextlib.nullcontext()
+
+    def rows_per_pass(self, X, chunk_size: int) -> int:
+        """How many rows of ``X`` to push through the network at once."""
+        return chunk_size
+
+    def executors(self) -> tuple:
+        """This backend's fast epoch executors, in order of preference
+        (see :mod:`nnbackend.engine` for their contract)."""
+        return ()
+
+    def synchronize(self) -> None:
+        """Wait until queued device work is done (for timing)."""
+
+    # -- the device ---------------------------------------------------------------
+    def device_name(self) -> str:
+        """A human name for the device: the GPU's model, or the CPU's."""
+        try:
+            name = self.accelerator_name()
+        except Exception:  # a driver query that fails leaves the CPU's name
+            name = None
+        return name or cpu_name()
+
+    def accelerator_name(self) -> str | None:
+        """The model of the accelerator the arrays live on; None on the CPU."""
+        return None
+
+    def is_gpu(self) -> bool:
+        """Whether arrays of this backend live on a GPU."""
+        return False

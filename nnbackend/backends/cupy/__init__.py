@@ -1,0 +1,119 @@
+"""CuPy (NVIDIA GPU) through array-api-compat; devices ``N`` or ``cuda:N``.
+
+The namespace adds the kernels' elementwise chains as single CuPy kernels
+(``nnbackend_fused``). The executor (:mod:`.fused`) runs a whole sgd or
+small-batch epoch as one kernel launch.
+"""
+
+from __future__ import annotations
+
+import functools
+
+from ..base import Backend, BackendUnavailableError, import_or_refuse, make_namespace
+
+__all__ = ["CupyBackend"]
+
+_HINT = ("pip install 'nnbackend[cuda12]' or 'nnbackend[cuda13]' "
+         "(matching your CUDA driver), on a machine with an NVIDIA GPU")
+
+
+def _cupy_fused(cupy):
+    """Elementwise chains of the kernels as single CuPy kernels, by name.
+
+    Each replaces several launches (and passes over memory) with one; the
+    kernels use them through ``xp.nnbackend_fused`` where a namespace has it
+    and compute the same formula, in the same order, everywhere else.
+    """
+    sigmoid = cupy.ElementwiseKernel(
+        "T z, T floor", "T a", "a = T(1) / (T(1) + exp(-(z > floor ? z : floor)))", "nnb_sigmoid")
+    sigmoid_backward = cupy.ElementwiseKernel(
+        "T a, T da", "T dz", "dz = da * (a * (T(1) - a))", "nnb_sigmoid_backward")
+    tanh_backward = cupy.ElementwiseKernel(
+        "T a, T da", "T dz", "dz = da * (T(1) - a * a)", "nnb_tanh_backward")
+    return {
+        "sigmoid": lambda z, floor: sigmoid(z, z.dtype.type(floor)),
+        "sigmoid_backward": sigmoid_backward,
+        "tanh_backward": tanh_backward,
+    }
+
+
+@functools.lru_cache(maxsize=1)
+def cupy_namespace():
+    # Once per process: one namespace object, and each fused kernel compiled once.
+    cupy = import_or_refuse("cupy", "cupy", _HINT)
+    compat = import_or_refuse("cupy", "array_api_compat.cupy", _HINT)
+    return make_namespace("nnbackend.cupy", compat, "array-api-compat's CuPy, with fused kernels.",
+                          nnbackend_fused=_cupy_fused(cupy))
+
+
+def _device_index(cupy, device) -> int:
+    if device is None:
+        return 0
+    if isinstance(device, cupy.cuda.Device):
+        return device.id
+    text = str(device)
+    text = text.split(":", 1)[1] if text.startswith(("cuda:", "gpu:")) else text
+    if text in ("cuda", "gpu"):
+        text = "0"
+    if not text.isdigit():
+        raise ValueError(f"backend 'cupy': bad device {device!r}; use 0, 1, or 'cuda:N'")
+    return int(text)
+
+
+class CupyBackend(Backend):
+    """CuPy arrays on one CUDA GPU."""
+
+    install_hint = _HINT
+    executor_names = ("cupy-fused",)
+
+    @classmethod
+    def open(cls, device):
+        cupy = import_or_refuse("cupy", "cupy", _HINT)
+        xp = cupy_namespace()
+        try:
+            n_gpus = cupy.cuda.runtime.getDeviceCount()
+        except Exception as exc:  # CUDARuntimeError when there is no driver or GPU
+            n_gpus, reason = 0, f" ({type(exc).__name__}: {exc})"
+        else:
+            reason = ""
+        if n_gpus == 0:
+            raise BackendUnavailableError(
+                f"backend 'cupy' needs an NVIDIA GPU, and none was found{reason}. "
+                "Use backend='numpy' on this machine, or run on a GPU machine with "
+                + _HINT.split(" (")[0]
+            )
+        index = _device_index(cupy, device)
+        if index >= n_gpus:
+            raise BackendUnavailableError(f"backend 'cupy': no GPU {index}; this machine has {n_gpus}")
+        return xp, cupy.cuda.Device(index)
+
+    @classmethod
+    def of_array(cls, a):
+        import array_api_compat as compat
+
+        if not compat.is_cupy_array(a):
+            return None
+        return cls("cupy", cupy_namespace(), compat.device(a))
+
+    def to_host(self, a):
+        return a.get()
+
+    def executors(self) -> tuple:
+        from .fused import CupyFused
+
+        return (CupyFused(),)
+
+    def accelerator_name(self):
+        import cupy
+
+        props = cupy.cuda.runtime.getDeviceProperties(self.device.id)
+        name = props["name"]
+        return name.decode() if isinstance(name, bytes) else str(name)
+
+    def is_gpu(self) -> bool:
+        return True
+
+    def synchronize(self) -> None:
+        import cupy
+
+        cupy.cuda.get_current_stream().synchronize()

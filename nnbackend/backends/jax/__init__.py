@@ -1,0 +1,86 @@
+"""JAX: ``jax.numpy`` on a CPU or GPU device, with a compiled-epoch executor.
+
+Devices ``cpu``, ``gpu``, ``gpu:N`` (``cuda`` is read as ``gpu``). Float64
+needs ``jax_enable_x64``, which is switched on when float64 is asked for.
+The executor (:mod:`.scan`) compiles a mini-batch or sgd epoch into one
+``lax.scan``.
+"""
+
+from __future__ import annotations
+
+from ..base import FLOAT_DTYPES, Backend, BackendUnavailableError, import_or_refuse
+
+__all__ = ["JaxBackend"]
+
+
+def _enable_x64():
+    import jax
+
+    if not jax.config.jax_enable_x64:
+        # JAX decides float64 support process-wide; switching it on leaves
+        # float32 arrays float32, and nnbackend always names its dtypes.
+        jax.config.update("jax_enable_x64", True)
+
+
+class JaxBackend(Backend):
+    """``jax.numpy`` arrays on one JAX device."""
+
+    install_hint = "pip install 'nnbackend[jax]'"
+    executor_names = ("jax-scan",)
+
+    @classmethod
+    def open(cls, device):
+        jax = import_or_refuse("jax", "jax", cls.install_hint)
+        xp = jax.numpy
+        if device is None:
+            return xp, jax.devices()[0]
+        if not isinstance(device, str):
+            return xp, device  # a jax Device object
+        platform, _, index = device.partition(":")
+        platform = {"cuda": "gpu"}.get(platform, platform)
+        try:
+            devices = jax.devices(platform)
+        except RuntimeError:
+            raise BackendUnavailableError(
+                f"backend 'jax' has no {platform!r} device on this machine "
+                f"(it has {[str(d) for d in jax.devices()]}); for a GPU install "
+                "jax with CUDA support (pip install 'jax[cuda12]')"
+            ) from None
+        i = int(index) if index else 0
+        if i >= len(devices):
+            raise BackendUnavailableError(f"backend 'jax': no device {device!r}")
+        return xp, devices[i]
+
+    @classmethod
+    def of_array(cls, a):
+        import array_api_compat as compat
+
+        if not compat.is_jax_array(a):
+            return None
+        return cls("jax", cls.open(None)[0], compat.device(a))
+
+    def dtype(self, name: str):
+        if str(name) == "float64":
+            _enable_x64()
+        return super().dtype(name)
+
+    def float_dtypes(self) -> tuple[str, ...]:
+        import jax
+
+        if not jax.config.jax_enable_x64:
+            # x64 is switched on when float64 is asked for (see dtype()).
+            return FLOAT_DTYPES
+        return super().float_dtypes()
+
+    def executors(self) -> tuple:
+        from .scan import JaxScan
+
+        return (JaxScan(),)
+
+    def accelerator_name(self):
+        if getattr(self.device, "platform", "cpu") == "cpu":
+            return None
+        return str(getattr(self.device, "device_kind", self.device))
+
+    def is_gpu(self) -> bool:
+        return getattr(self.device, "platform", "cpu") != "cpu"

@@ -1,0 +1,115 @@
+"""NumPy (CPU): its own namespace from NumPy 2.1 on, else array-api-compat's.
+
+The namespace is NumPy's with a faster float sum and small matmul, and the
+kernels' elementwise chains (``nnbackend_fused``) with their constants as
+0-D arrays of the input's dtype.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from .base import Backend, import_or_refuse, make_namespace, quiet_numpy
+
+__all__ = ["NumpyBackend"]
+
+
+def _numpy_sum(x, /, *, axis=None, dtype=None, keepdims=False):
+    # np.sum spends twice the time of the reduction in argument dispatch;
+    # for floating input np.add.reduce gives the standard's answer.
+    if dtype is None and x.dtype.kind == "f":
+        return np.add.reduce(x, axis=axis, keepdims=keepdims)
+    return np.sum(x, axis=axis, dtype=dtype, keepdims=keepdims)
+
+
+def _numpy_matmul(x1, x2, /):
+    # For two 2-D operands np.dot is the same product and skips matmul's
+    # generalised-ufunc machinery: 1-3 us less a call on a step's small
+    # arrays (five calls a step), the same BLAS call on large ones.
+    if x1.ndim == 2 and x2.ndim == 2:
+        return np.dot(x1, x2)
+    return np.matmul(x1, x2)
+
+
+def _numpy_fused():
+    """The kernels' elementwise chains for NumPy, by name (see ``kernels._fused``).
+
+    The same operations in the same order as the kernels' formulas, so the
+    results are bit for bit theirs, with one difference: the constants are
+    0-D arrays of the input's dtype. NumPy takes half a microsecond or more
+    to fit a Python number to an array's dtype, on every operation; a
+    single-row step's sigmoids and their gradients spent about 3.5 us of 55
+    doing it. Anything but floating arrays of one dtype takes the formula
+    with Python numbers.
+    """
+    consts = {}
+
+    def const(value, dtype):
+        c = consts.get((value, dtype))
+        if c is None:
+            c = consts[value, dtype] = np.asarray(value, dtype=dtype)
+        return c
+
+    def sigmoid(z, floor):
+        if z.dtype.kind != "f":
+            return 1 / (1 + np.exp(-np.maximum(z, floor)))
+        one = const(1, z.dtype)
+        return one / (one + np.exp(-np.maximum(z, const(floor, z.dtype))))
+
+    def sigmoid_backward(a, da):
+        if a.dtype.kind != "f" or a.dtype != da.dtype:
+            return da * (a * (1 - a))
+        return da * (a * (const(1, a.dtype) - a))
+
+    def tanh_backward(a, da):
+        if a.dtype.kind != "f" or a.dtype != da.dtype:
+            return da * (1 - a * a)
+        return da * (const(1, a.dtype) - a * a)
+
+    return {"sigmoid": sigmoid, "sigmoid_backward": sigmoid_backward,
+            "tanh_backward": tanh_backward}
+
+
+# One namespace module per process, as for CuPy and Dask: the kernels key
+# per-namespace caches on it, so a module built per get_backend call would
+# keep every model's namespace alive (13 KB a model, measured by
+# benchmarks/test_memory.py).
+@functools.lru_cache(maxsize=1)
+def numpy_namespace():
+    """nnbackend's NumPy namespace (one per process)."""
+    if not (hasattr(np, "__array_namespace_info__") and hasattr(np, "astype")):
+        # NumPy < 2.1 goes through array-api-compat.
+        return import_or_refuse("numpy", "array_api_compat.numpy", NumpyBackend.install_hint)
+    # NumPy 2.1 and later implement the standard in their own namespace;
+    # calling it directly skips array-api-compat's wrappers, which cost
+    # more than the arithmetic on a training step's small arrays.
+    return make_namespace("nnbackend.numpy", np, "NumPy, with a faster float sum and small matmul.",
+                          sum=_numpy_sum, matmul=_numpy_matmul, nnbackend_fused=_numpy_fused())
+
+
+class NumpyBackend(Backend):
+    """NumPy on the CPU."""
+
+    install_hint = "pip install nnbackend"
+
+    @classmethod
+    def open(cls, device):
+        xp = numpy_namespace()
+        if device not in (None, "cpu"):
+            raise ValueError(f"backend 'numpy' has only the device 'cpu', got {device!r}")
+        return xp, "cpu"
+
+    @classmethod
+    def of_array(cls, a):
+        return get_numpy() if isinstance(a, np.ndarray) else None
+
+    def loop_context(self):
+        return quiet_numpy()
+
+
+@functools.lru_cache(maxsize=1)
+def get_numpy() -> NumpyBackend:
+    """The numpy backend (one per process)."""
+    return NumpyBackend.load("numpy")

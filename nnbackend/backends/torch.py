@@ -1,0 +1,124 @@
+"""PyTorch through array-api-compat; devices ``cpu``, ``cuda``, ``cuda:N``, ``mps``."""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from .base import Backend, BackendUnavailableError, import_or_refuse, make_namespace
+
+__all__ = ["TorchBackend"]
+
+
+@functools.lru_cache(maxsize=1)  # one module per process: see numpy.numpy_namespace
+def torch_namespace(compat, torch):
+    """array-api-compat's torch namespace, with the functions the training loop
+    calls on every step bound straight to torch.
+
+    array-api-compat makes torch follow the standard's type promotion and
+    signatures, at a cost of several microseconds a call. Where nnbackend's
+    kernels pass same-dtype tensors or a Python float, torch's own function
+    already gives the standard's answer, and these skip the wrapper;
+    everything else is array-api-compat's.
+    """
+
+    def matmul(x1, x2, /):
+        if x1.dtype == x2.dtype:
+            return torch.matmul(x1, x2)
+        return compat.matmul(x1, x2)
+
+    def maximum(x1, x2, /):
+        if isinstance(x2, float) and x1.dtype.is_floating_point:
+            return torch.clamp_min(x1, x2)
+        return compat.maximum(x1, x2)
+
+    def take(x, indices, /, *, axis=None):
+        if axis == 0 and indices.ndim == 1:
+            return torch.index_select(x, 0, indices)
+        return compat.take(x, indices, axis=axis)
+
+    return make_namespace("nnbackend.torch", compat, torch_namespace.__doc__,
+                          matmul=matmul, maximum=maximum, take=take)
+
+
+class TorchBackend(Backend):
+    """PyTorch tensors on a CPU, CUDA or MPS device."""
+
+    install_hint = "pip install 'nnbackend[torch]'"
+
+    @classmethod
+    def open(cls, device):
+        torch = import_or_refuse("torch", "torch", cls.install_hint)
+        compat = import_or_refuse("torch", "array_api_compat.torch", cls.install_hint)
+        xp = torch_namespace(compat, torch)
+        try:
+            dev = torch.device("cpu" if device is None else device)
+        except (RuntimeError, TypeError) as exc:
+            raise ValueError(f"backend 'torch': bad device {device!r} ({exc})") from None
+        if dev.type == "cuda":
+            dev = cls._cuda_device(torch, device, dev)
+        elif dev.type == "mps" and not torch.backends.mps.is_available():
+            raise BackendUnavailableError("backend 'torch': the MPS device is not available")
+        return xp, dev
+
+    @staticmethod
+    def _cuda_device(torch, requested, dev):
+        if not torch.cuda.is_available():
+            raise BackendUnavailableError(
+                f"backend 'torch' device {requested!r}: PyTorch sees no CUDA GPU "
+                f"(torch {torch.__version__}"
+                f"{', a CPU-only build' if torch.version.cuda is None else ''}). "
+                "Use device='cpu', or install a CUDA build of torch on a GPU machine"
+            )
+        index = dev.index if dev.index is not None else torch.cuda.current_device()
+        if index >= torch.cuda.device_count():
+            raise BackendUnavailableError(
+                f"backend 'torch': no CUDA device {index}; this machine has "
+                f"{torch.cuda.device_count()}"
+            )
+        return torch.device("cuda", index)
+
+    @classmethod
+    def of_array(cls, a):
+        import array_api_compat as compat
+
+        if not compat.is_torch_array(a):
+            return None
+        return cls("torch", cls.open("cpu")[0], compat.device(a))
+
+    def float_dtypes(self) -> tuple[str, ...]:
+        if getattr(self.device, "type", None) == "mps":
+            return ("float32",)
+        return super().float_dtypes()
+
+    def to_host(self, a) -> np.ndarray:
+        return a.detach().cpu().numpy()
+
+    def loop_context(self):
+        """``torch.inference_mode``: the loop computes its own gradients, and
+        autograd's bookkeeping would only cost time (see :meth:`export`)."""
+        import torch
+
+        return torch.inference_mode()
+
+    def export(self, arrays):
+        """Copies made outside inference mode: inference-mode tensors cannot
+        take part in autograd later."""
+        return [a.clone() for a in arrays]
+
+    def accelerator_name(self):
+        if self.device.type != "cuda":
+            return None
+        import torch
+
+        return torch.cuda.get_device_name(self.device)
+
+    def is_gpu(self) -> bool:
+        return self.device.type == "cuda"
+
+    def synchronize(self) -> None:
+        if self.device.type == "cuda":
+            import torch
+
+            torch.cuda.synchronize(self.device)

@@ -1,0 +1,194 @@
+"""The network's math as pure functions of ``(spec, params)``.
+
+``params`` is a flat list ``[W0, b0, W1, b1, ...]`` of arrays of one
+namespace, ``Wi`` of shape (fan_in, fan_out) and ``bi`` of shape (fan_out,);
+``spec`` (a :class:`NetSpec`) says what the math needs beyond them. Nothing
+here holds state or knows a backend: the training loop, the executors and
+the :class:`~nnbackend.MLP` front end all call these.
+
+A new layer type would go here: its forward and backward kernels in
+:mod:`nnbackend.kernels`, its place in :func:`forward` and :func:`backward`,
+its parameters in :func:`init_params`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import kernels as K
+
+__all__ = [
+    "DEFAULT_CHUNK_SIZE",
+    "NetSpec",
+    "backward",
+    "evaluate_rows",
+    "forward",
+    "init_params",
+    "loss_and_grads_rows",
+    "multiclass_of",
+    "slice_rows",
+]
+
+# Rows per chunk when a batch is too large to push through at once: at 2048
+# rows a 64-unit float32 layer's activations take 512 KiB, which stays in a
+# CPU's L2 cache, and full-batch memory stays flat whatever N is.
+DEFAULT_CHUNK_SIZE = 2048
+
+
+@dataclass(frozen=True)
+class NetSpec:
+    """What the math needs beyond the parameters."""
+
+    hidden_activation: str
+    output_activation: str
+    loss: str
+    reduction: str
+
+
+def multiclass_of(spec: NetSpec):
+    """How to count correct predictions (see ``kernels.n_correct``): True for a
+    softmax output, False for sigmoid, None where accuracy means nothing."""
+    return {"softmax": True, "sigmoid": False}.get(spec.output_activation)
+
+
+def slice_rows(X, Y, offset=0):
+    """``rows(start, stop)``: rows ``offset + start : offset + stop`` of ``X`` and ``Y``.
+
+    The row getter that :func:`loss_and_grads_rows` and :func:`evaluate_rows`
+    take, over arrays of shapes (n, n_features) and (n, n_outputs).
+    """
+    return lambda i, j: (X[offset + i: offset + j, :], Y[offset + i: offset + j, :])
+
+
+def init_params(sizes, hidden_activation, rng: np.random.Generator):
+    """Host (float64) initial parameters ``[W0, b0, ...]``, as scikit-learn's MLP draws them.
+
+    Weights are uniform in ±sqrt(factor / (fan_in + fan_out)), factor 2 for
+    sigmoid networks (Glorot's bound for the logistic function) and 6
+    otherwise. Biases start at 0.
+    """
+    factor = 2.0 if hidden_activation == "sigmoid" else 6.0
+    params = []
+    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+        bound = np.sqrt(factor / (fan_in + fan_out))
+        params.append(rng.uniform(-bound, bound, size=(fan_in, fan_out)))
+        params.append(np.zeros(fan_out))
+    return params
+
+
+def forward(params, X, spec: NetSpec, xp=None):
+    """Forward pass keeping what the backward pass needs.
+
+    Parameters
+    ----------
+    params : list of arrays
+        ``[W0, b0, W1, b1, ...]``, ``Wi`` of shape (fan_in, fan_out).
+    X : array, shape (n, n_features)
+
+    Returns
+    -------
+    xs : list of arrays
+        ``xs[i]`` is layer i's input, shape (n, fan_in_i); ``xs[0]`` is ``X``.
+    zs : list of arrays
+        ``zs[i]`` is layer i's pre-activation, shape (n, fan_out_i).
+    a : array, shape (n, n_outputs)
+        The network's output (after the output activation).
+    """
+    xs, zs = [X], []
+    n_layers = len(params) // 2
+    # Resolved once per call, not per layer: this runs on every step.
+    hidden = K.activation(spec.hidden_activation)[0]
+    for i in range(n_layers):
+        z = K.dense_forward(xs[-1], params[2 * i], params[2 * i + 1], xp=xp)
+        zs.append(z)
+        if i < n_layers - 1:
+            xs.append(hidden(z, xp=xp))
+    return xs, zs, K.activation_forward(spec.output_activation, zs[-1], xp=xp)
+
+
+def backward(params, xs, zs, dz, spec: NetSpec, xp=None):
+    """Backpropagate the output logits' gradient ``dz`` (shape (n, n_outputs)).
+
+    Returns the gradients in the layout of ``params``: ``[dW0, db0, ...]``.
+    """
+    n_layers = len(params) // 2
+    grads = [None] * len(params)
+    hidden_backward = K.activation(spec.hidden_activation)[1]
+    for i in reversed(range(n_layers)):
+        dx, dW, db = K.dense_backward(xs[i], params[2 * i], dz, need_dx=i > 0, xp=xp)
+        grads[2 * i], grads[2 * i + 1] = dW, db
+        if i > 0:
+            # xs[i] is the activation of zs[i - 1].
+            dz = hidden_backward(zs[i - 1], xs[i], dx, xp=xp)
+    return grads
+
+
+def loss_and_grads_rows(params, spec: NetSpec, rows, n_batch: int, chunk_size: int,
+                        multiclass=None, xp=None, n_samples=None):
+    """Loss and gradients over ``n_batch`` rows, in chunks of at most ``chunk_size``.
+
+    Parameters
+    ----------
+    rows : callable
+        ``rows(start, stop) -> (X, Y)``, the batch's rows ``start:stop`` as
+        arrays of shapes (stop - start, n_features) and (stop - start, n_outputs).
+    n_batch : int
+        Rows in the batch.
+    multiclass : bool or None
+        If not None, also count correct predictions (see ``kernels.n_correct``).
+    n_samples : int, optional
+        What ``"mean"`` gradients divide by: ``n_batch`` unless these rows
+        are one part of a larger batch (a Dask row chunk).
+
+    Returns
+    -------
+    loss_sum : 0-D array
+        The per-sample losses *summed* over the batch, whatever the reduction
+        (the caller divides for the mean), left on the device.
+    grads : list of arrays
+        Gradients of the batch loss (with the model's reduction) in the
+        layout of ``params``. One chunk gives exactly the one-shot result;
+        several give the same sum, accumulated in a different order.
+    correct : 0-D array or None
+        Correct predictions in the batch, when ``multiclass`` is not None.
+    """
+    n_samples = n_batch if n_samples is None else n_samples
+    loss_sum, grads, correct = None, None, None
+    for start in range(0, n_batch, chunk_size):
+        X, Y = rows(start, min(start + chunk_size, n_batch))
+        xs, zs, a = forward(params, X, spec, xp)
+        loss, dz = K.loss_and_backward(
+            spec.loss, spec.output_activation, zs[-1], a, Y, spec.reduction, n_samples=n_samples,
+            xp=xp,
+        )
+        chunk_grads = backward(params, xs, zs, dz, spec, xp)
+        hits = None if multiclass is None else K.n_correct(a, Y, multiclass, xp=xp)
+        if grads is None:
+            loss_sum, grads, correct = loss, chunk_grads, hits
+        else:
+            loss_sum = loss_sum + loss
+            grads = [g + c for g, c in zip(grads, chunk_grads)]
+            correct = None if hits is None else correct + hits
+    return loss_sum, grads, correct
+
+
+def evaluate_rows(params, spec: NetSpec, rows, n_rows: int, chunk_size: int, multiclass=None,
+                  xp=None):
+    """Summed loss (and correct predictions) over ``n_rows`` rows, forward only.
+
+    ``rows`` is as in :func:`loss_and_grads_rows`. Returns ``(loss_sum,
+    correct)``, 0-D arrays left on the device (``correct`` None when
+    ``multiclass`` is None).
+    """
+    loss_sum, correct = None, None
+    for start in range(0, n_rows, chunk_size):
+        X, Y = rows(start, min(start + chunk_size, n_rows))
+        _, zs, a = forward(params, X, spec, xp)
+        loss = K.loss_forward(spec.loss, spec.output_activation, zs[-1], a, Y, "sum", xp=xp)
+        hits = None if multiclass is None else K.n_correct(a, Y, multiclass, xp=xp)
+        loss_sum = loss if loss_sum is None else loss_sum + loss
+        if hits is not None:
+            correct = hits if correct is None else correct + hits
+    return loss_sum, correct

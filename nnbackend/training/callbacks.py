@@ -1,0 +1,109 @@
+"""What runs after each epoch: progress, the user's callback, early stopping,
+and the divergence guard that stops a run whose numbers stopped being finite.
+
+Each callback's ``on_epoch_end(epoch, figures, params, epoch_start)`` gets
+the 1-based epoch, its figures (:meth:`History.last`), the parameters after
+the epoch and those it started from; it returns True to stop training.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import warnings
+
+__all__ = ["Callback", "DivergenceGuard", "DivergenceWarning", "EarlyStopping", "Progress",
+           "UserCallback"]
+
+
+class DivergenceWarning(RuntimeWarning):
+    """Training stopped because the loss or the parameters stopped being finite."""
+
+
+class Callback:
+    """Acts after each epoch; see the module docstring."""
+
+    def on_epoch_end(self, epoch, figures, params, epoch_start) -> bool:
+        return False
+
+
+class Progress(Callback):
+    """Print each epoch's figures to stderr."""
+
+    def __init__(self, epochs: int):
+        self.epochs = epochs
+
+    def on_epoch_end(self, epoch, figures, params, epoch_start) -> bool:
+        text = "  ".join(f"{k} {v:.6g}" for k, v in figures.items())
+        print(f"epoch {epoch}/{self.epochs}  {text}", file=sys.stderr)
+        return False
+
+
+class UserCallback(Callback):
+    """``callback(epoch, figures)``, the user's function."""
+
+    def __init__(self, function):
+        self.function = function
+
+    def on_epoch_end(self, epoch, figures, params, epoch_start) -> bool:
+        self.function(epoch, figures)
+        return False
+
+
+class EarlyStopping(Callback):
+    """Stop after ``patience`` epochs without the monitored loss improving by
+    more than ``min_delta``; :attr:`best_params` holds the best epoch's weights.
+
+    The monitored loss is the validation loss where there is one, else the
+    training loss. Training loss is measured before each step, so the
+    weights that earned epoch e's training loss are those of epoch e's start
+    (exactly so in batch mode); validation loss is measured after it.
+    """
+
+    def __init__(self, patience: int, min_delta: float, initial_params):
+        self.patience, self.min_delta = patience, min_delta
+        self.best_params, self.best_loss, self.best_epoch, self.waited = (
+            initial_params, math.inf, None, 0)
+
+    def on_epoch_end(self, epoch, figures, params, epoch_start) -> bool:
+        on_validation = "val_loss" in figures
+        monitored = figures["val_loss"] if on_validation else figures["loss"]
+        if monitored < self.best_loss - self.min_delta:
+            self.best_params = params if on_validation else epoch_start
+            self.best_loss, self.best_epoch, self.waited = monitored, epoch, 0
+            return False
+        self.waited += 1
+        return self.waited >= self.patience
+
+
+class DivergenceGuard:
+    """Stops training when the loss or the parameters are no longer finite,
+    and says which parameters to keep.
+
+    Updates make new arrays, so earlier parameter lists stay valid as they
+    are: keeping them costs references, not copies.
+    """
+
+    def __init__(self, lr):
+        self.lr = lr
+        self.previous = None  # the start of the epoch before the current one
+
+    def check(self, epoch, loss_value, params_finite, epoch_start):
+        """``(message, params to keep)`` if epoch ``epoch`` diverged, else None.
+
+        ``epoch_start`` gave this epoch's first loss; if even that was not
+        finite, the epoch before's start is the last sure finite point.
+        """
+        if math.isfinite(loss_value) and params_finite:
+            self.previous = epoch_start
+            return None
+        keep = epoch_start if params_finite or epoch == 1 else self.previous
+        what = ("the loss became NaN or infinite" if not math.isfinite(loss_value)
+                else "the parameters overflowed to NaN or infinity")
+        message = (
+            f"training diverged at epoch {epoch}: {what} (lr={self.lr!r} may be too "
+            f"large); stopped and kept the parameters from before epoch {epoch}"
+        )
+        # The user's call: check <- _loop <- train <- MLP.fit <- the caller.
+        warnings.warn(message, DivergenceWarning, stacklevel=5)
+        return message, keep

@@ -1,0 +1,53 @@
+"""What a fit recorded, epoch by epoch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = ["History"]
+
+
+@dataclass
+class History:
+    """What a fit recorded, one entry per epoch run.
+
+    Attributes
+    ----------
+    loss : list of float
+        Training loss as the epoch's batches saw it before their updates
+        (summed over the epoch's samples, divided by ``n_samples`` under
+        ``reduction="mean"``), as Keras reports it.
+    accuracy : list of float
+        Training accuracy, counted the same way (sigmoid and softmax outputs
+        only; empty otherwise).
+    val_loss, val_accuracy : list of float
+        On the validation data after each epoch (empty without one).
+    mode, batch_size, n_samples
+        The plan that was run (``batch_size`` after ``mode`` resolved it;
+        ``n_samples`` counts the training rows).
+    epochs : int
+        Epochs run in this fit (fewer than asked after early stopping or
+        divergence).
+    best_epoch : int or None
+        With early stopping, the 1-based epoch whose weights were kept.
+    stopped_early : bool
+    diverged : str or None
+        Why training stopped on a non-finite loss, or None.
+    """
+
+    loss: list = field(default_factory=list)
+    accuracy: list = field(default_factory=list)
+    val_loss: list = field(default_factory=list)
+    val_accuracy: list = field(default_factory=list)
+    mode: str = "minibatch"
+    batch_size: int = 0
+    n_samples: int = 0
+    epochs: int = 0
+    best_epoch: int | None = None
+    stopped_early: bool = False
+    diverged: str | None = None
+
+    def last(self) -> dict:
+        """The last epoch's figures, by name (absent ones left out)."""
+        names = ("loss", "accuracy", "val_loss", "val_accuracy")
+        return {n: getattr(self, n)[-1] for n in names if getattr(self, n)}

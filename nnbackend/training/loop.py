@@ -1,0 +1,261 @@
+"""The training loop over data already on the device.
+
+Per fit: the data is on the device already (the front end moved it once).
+Per epoch: one host permutation (and its index array) when shuffling, and
+one device-to-host transfer of the epoch's few scalars (loss, correct
+predictions, validation loss), which is what lets a diverging run stop and
+early stopping decide. Per step: a gather or slice of the batch, the chunked
+loss and gradients, and the optimizer update, all on the device: no step
+ever waits for the device.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..data import host_rng, make_plan, n_rows
+from ..datasets import split_indices
+from ..engine import EpochTask, epoch_runner, run_epoch
+from ..network import NetSpec, evaluate_rows, multiclass_of, slice_rows
+from .callbacks import DivergenceGuard, EarlyStopping, Progress, UserCallback
+from .history import History
+from .options import FitOptions
+from .state import TrainState
+
+__all__ = ["Network", "epoch_stepper", "train"]
+
+
+@dataclass(frozen=True)
+class Network:
+    """The network a fit trains: where it lives, its math and its parameters.
+
+    Attributes
+    ----------
+    backend : Backend
+    spec : NetSpec
+    layer_sizes : list of int
+        ``[n_features, hidden..., n_outputs]``.
+    params : list of arrays
+        ``[W0, b0, W1, b1, ...]`` on the backend's device.
+    seed : int or None
+        Seeds the shuffling (and validation split) unless the fit has its own.
+    """
+
+    backend: Any
+    spec: NetSpec
+    layer_sizes: list
+    params: list
+    seed: int | None = None
+
+
+def _finite_flag(xp, arrays):
+    """One 0-D boolean array: every element of every array is finite."""
+    flags = [xp.all(xp.isfinite(a)) for a in arrays]
+    out = flags[0]
+    for f in flags[1:]:
+        out = xp.logical_and(out, f)
+    return out
+
+
+def _epoch_task(net: Network, X, Y, plan, opt, chunk_size, multiclass):
+    return EpochTask(net.backend, net.spec, opt, plan, X, Y, chunk_size, multiclass,
+                     net.backend.index_dtype(), net.layer_sizes)
+
+
+def _split(net: Network, X, Y, fraction, rng):
+    """``(X, Y, X_val, Y_val)``: ``fraction`` of the rows held out, drawn from ``rng``.
+
+    Classification targets are stratified (fetched to the host once); other
+    targets are split at random, so one column of them will do.
+    """
+    backend, xp = net.backend, net.backend.xp
+    classify = multiclass_of(net.spec) is not None
+    labels = backend.to_host(Y if classify else Y[:, :1])
+    train_idx, val_idx = split_indices(labels, fraction, rng, stratify=classify)
+    index_dtype = backend.index_dtype()
+    train_idx, val_idx = (backend.asarray(i, dtype=index_dtype) for i in (train_idx, val_idx))
+    return tuple(xp.take(A, i, axis=0) for A, i in
+                 ((X, train_idx), (Y, train_idx), (X, val_idx), (Y, val_idx)))
+
+
+class _Epochs:
+    """Runs epochs and brings each one's figures to the host in one transfer."""
+
+    def __init__(self, net: Network, X, Y, validation, options: FitOptions, plan, count_correct=True):
+        self.net, self.X, self.Y, self.plan, self.options = net, X, Y, plan, options
+        self.validation = validation
+        self.multiclass = multiclass_of(net.spec) if count_correct else None
+        self.task = _epoch_task(net, X, Y, plan, options.optimizer, options.chunk_size,
+                                self.multiclass)
+        self.fast = epoch_runner(options.executor, self.task)
+        if validation is not None:
+            self.val_rows_per_pass = net.backend.rows_per_pass(validation[0], options.chunk_size)
+
+    def run(self, params, state, rng):
+        if self.fast is not None:
+            return self.fast(params, state, self.plan.order(rng))
+        task = self.task
+        return run_epoch(params, state, task.optimizer, task.spec, self.X, self.Y, self.plan, rng,
+                         task.index_dtype, task.chunk_size, self.multiclass, self.net.backend.xp)
+
+    def figures(self, params, epoch_loss, epoch_correct):
+        """The epoch's scalars on the host (float64): loss sum, params finite
+        flag, then correct count and validation loss and correct count where
+        there are any."""
+        xp, spec = self.net.backend.xp, self.net.spec
+        scalars = [epoch_loss, _finite_flag(xp, params)]
+        if epoch_correct is not None:
+            scalars.append(epoch_correct)
+        if self.validation is not None:
+            X_val, Y_val = self.validation
+            val_loss, val_correct = evaluate_rows(
+                params, spec, slice_rows(X_val, Y_val), n_rows(X_val), self.val_rows_per_pass,
+                self.multiclass, xp,
+            )
+            scalars.append(val_loss)
+            if val_correct is not None:
+                scalars.append(val_correct)
+        # The one device-to-host transfer of this epoch.
+        stacked = xp.stack([xp.astype(s, self.X.dtype) for s in scalars])
+        return self.net.backend.to_host(stacked).astype("float64")
+
+
+def _record(hist: History, host, net: Network, n_samples, n_val, has_correct):
+    """Append one epoch's figures (from :meth:`_Epochs.figures`) to ``hist``."""
+    mean = net.spec.reduction == "mean"
+    multiclass = multiclass_of(net.spec)
+    # Accuracy divides correct rows (softmax) or correct elements (sigmoid).
+    per_row = 1 if multiclass else net.layer_sizes[-1]
+    hist.loss.append(float(host[0]) * (1.0 / n_samples if mean else 1.0))
+    rest = list(host[2:])
+    if has_correct:
+        hist.accuracy.append(float(rest.pop(0)) / (n_samples * per_row))
+    if n_val is not None:
+        hist.val_loss.append(float(rest.pop(0)) * (1.0 / n_val if mean else 1.0))
+        if multiclass is not None:
+            hist.val_accuracy.append(float(rest.pop(0)) / (n_val * per_row))
+
+
+def train(net: Network, X, Y, options: FitOptions, validation=None, resume: TrainState | None = None):
+    """Train ``net`` on ``X``, ``Y`` (arrays on its device) as ``options`` say.
+
+    Parameters
+    ----------
+    net : Network
+    X : array, shape (n_samples, n_features); Y : array, shape (n_samples, n_outputs)
+    options : FitOptions
+    validation : (X_val, Y_val) arrays on the device, optional
+        Validation data given outright (else ``options.validation_split``
+        may hold some of ``X`` out).
+    resume : TrainState, optional
+        The state of the fit to continue (``options.resume``).
+
+    Returns
+    -------
+    params : list of arrays
+        The parameters to keep (after early stopping or divergence, the ones
+        the rules choose).
+    history : History
+    state : TrainState or None
+        What a later fit resumes; None after divergence or for an
+        Optimizer object.
+    """
+    opt, opt_name = options.optimizer, options.optimizer_name
+    if options.resume and resume is None:
+        raise ValueError("resume=True, but this model has no earlier fit to resume")
+    saved = resume if options.resume else None
+    if saved is not None and saved.optimizer != opt_name:
+        raise ValueError(
+            f"resume=True: the earlier fit used optimizer {saved.optimizer!r}, "
+            f"this one asks for {opt_name!r}"
+        )
+    rng = host_rng(net.seed if options.seed is None else options.seed)
+    if saved is not None:
+        rng.bit_generator.state = saved.rng
+    if options.validation_split is not None:
+        X, Y, *validation = _split(net, X, Y, options.validation_split, rng)
+
+    n_samples = n_rows(X)
+    plan = make_plan(options.mode, n_samples, options.batch_size, options.shuffle)
+    epochs = _Epochs(net, X, Y, validation, options, plan)
+    params = net.params
+    state = opt.init(params)
+    if saved is not None:
+        state = saved.optimizer_state(state)
+    hist = History(mode=options.mode, batch_size=plan.batch_size, n_samples=n_samples)
+    params, state = _loop(net, epochs, params, state, rng, hist, options)
+    new_state = None if opt_name is None or hist.diverged else TrainState.capture(
+        opt_name, state, rng, (saved.epochs_done if saved else 0) + hist.epochs)
+    return params, hist, new_state
+
+
+def _callbacks(options: FitOptions, params):
+    callbacks = []
+    if options.progress:
+        callbacks.append(Progress(options.epochs))
+    if options.callback is not None:
+        callbacks.append(UserCallback(options.callback))
+    stopping = None
+    if options.patience is not None:
+        stopping = EarlyStopping(options.patience, options.min_delta, params)
+        callbacks.append(stopping)
+    return callbacks, stopping
+
+
+def _loop(net: Network, epochs: _Epochs, params, state, rng, hist: History, options: FitOptions):
+    """The epochs of one fit; returns the parameters to keep and the optimizer state."""
+    callbacks, stopping = _callbacks(options, params)
+    guard = DivergenceGuard(options.lr)
+    n_val = None if epochs.validation is None else n_rows(epochs.validation[0])
+    # No per-operation overflow warnings (divergence is reported once, by
+    # the guard) and no autograd bookkeeping: see Backend.loop_context.
+    with net.backend.loop_context():
+        for epoch in range(1, options.epochs + 1):
+            epoch_start = params
+            params, state, epoch_loss, epoch_correct = epochs.run(params, state, rng)
+            host = epochs.figures(params, epoch_loss, epoch_correct)
+            scale = 1.0 / hist.n_samples if net.spec.reduction == "mean" else 1.0
+            diverged = guard.check(epoch, float(host[0]) * scale, bool(host[1]), epoch_start)
+            if diverged is not None:
+                hist.diverged, params = diverged
+                break
+            hist.epochs = epoch
+            _record(hist, host, net, hist.n_samples, n_val, epoch_correct is not None)
+            figures = hist.last()
+            stop = [cb.on_epoch_end(epoch, figures, params, epoch_start) for cb in callbacks]
+            if any(stop):
+                hist.stopped_early = True
+                break
+    if stopping is not None and stopping.best_epoch is not None:
+        hist.best_epoch = stopping.best_epoch
+        if options.restore_best_weights:
+            params = stopping.best_params
+    return net.backend.export(params), state
+
+
+def epoch_stepper(net: Network, X, Y, mode="minibatch", batch_size=32, lr=0.1, optimizer="sgd",
+                  shuffle=True, seed=None, chunk_size=None, executor="auto"):
+    """Set up a fit once and return ``step()``, which trains one more epoch per
+    call with the same code as :func:`train` and returns ``(params, loss)``,
+    the loss a float (reading it waits for the device, so the epoch is done).
+
+    For benchmarks: ``X`` and ``Y`` are on the device already.
+    """
+    options = FitOptions.check(mode=mode, batch_size=batch_size, lr=lr, optimizer=optimizer,
+                               shuffle=shuffle, seed=seed, executor=executor,
+                               **({} if chunk_size is None else {"chunk_size": chunk_size}))
+    plan = make_plan(mode, n_rows(X), batch_size, shuffle)
+    rng = host_rng(net.seed if seed is None else seed)
+    # Benchmarks time the steps: no correct counts.
+    epochs = _Epochs(net, X, Y, None, options, plan, count_correct=False)
+    carry = {"params": net.params, "state": options.optimizer.init(net.params)}
+
+    def step():
+        with net.backend.loop_context():
+            params, state, loss_sum, _ = epochs.run(carry["params"], carry["state"], rng)
+        carry["params"], carry["state"] = params, state
+        return net.backend.export(params), float(net.backend.to_host(loss_sum))
+
+    step.plan = plan
+    return step

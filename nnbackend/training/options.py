@@ -1,0 +1,100 @@
+"""A fit's options, checked once, before any data moves."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from ..checks import check_flag, check_int, check_number
+from ..data import MODES
+from ..network import DEFAULT_CHUNK_SIZE
+from ..optim import OPTIMIZERS, Optimizer, get_optimizer
+
+__all__ = ["FitOptions"]
+
+
+@dataclass(frozen=True)
+class FitOptions:
+    """What :meth:`nnbackend.MLP.fit` was asked for, checked (see its docstring).
+
+    Build it with :meth:`check`, which refuses a wrong value by name. The
+    optimizer is built here (``optimizer`` holds the :class:`Optimizer`;
+    ``optimizer_name`` its name, None for an Optimizer object).
+    """
+
+    mode: str = "minibatch"
+    batch_size: int | None = 32
+    epochs: int = 100
+    lr: Any = 0.1
+    optimizer: Optimizer | None = None
+    optimizer_name: str | None = "sgd"
+    shuffle: bool = True
+    seed: int | None = None
+    progress: bool = False
+    chunk_size: int = DEFAULT_CHUNK_SIZE
+    validation_split: float | None = None
+    patience: int | None = None
+    min_delta: float = 0.0
+    restore_best_weights: bool = True
+    callback: Callable | None = None
+    resume: bool = False
+    executor: str = "auto"
+
+    @classmethod
+    def check(cls, mode="minibatch", batch_size=32, epochs=100, lr=0.1, optimizer="sgd",
+              shuffle=True, seed=None, progress=False, chunk_size=DEFAULT_CHUNK_SIZE,
+              optimizer_options=None, validation_split=None, has_validation_data=False,
+              patience=None, min_delta=0.0, restore_best_weights=True, callback=None,
+              resume=False, executor="auto") -> "FitOptions":
+        """The options, each checked; raises ``TypeError``/``ValueError`` naming the first wrong one."""
+        if mode not in MODES:
+            raise ValueError(f"unknown mode {mode!r}; choose one of {list(MODES)}")
+        epochs = check_int("epochs", epochs)
+        chunk_size = check_int("chunk_size", chunk_size)
+        # Only minibatch uses batch_size, but a value that is wrong anywhere is a
+        # mistake worth naming; None is fine where the mode fixes the size.
+        if batch_size is not None or mode == "minibatch":
+            check_int("batch_size", batch_size)
+        if seed is not None:
+            check_int("seed", seed, minimum=0)
+        flags = {name: check_flag(name, value) for name, value in (
+            ("shuffle", shuffle), ("progress", progress), ("resume", resume),
+            ("restore_best_weights", restore_best_weights))}
+        if patience is not None:
+            patience = check_int("patience", patience)
+        min_delta = check_number("min_delta", min_delta, 0)
+        if validation_split is not None and has_validation_data:
+            raise ValueError("give validation_split or validation_data, not both")
+        opt = get_optimizer(optimizer, lr, **_optimizer_options(optimizer, optimizer_options))
+        if validation_split is not None:
+            validation_split = check_number("validation_split", validation_split, 0, 1,
+                                            low_open=True)
+        return cls(mode=mode, batch_size=batch_size, epochs=epochs, lr=lr, optimizer=opt,
+                   optimizer_name=None if isinstance(optimizer, Optimizer) else optimizer,
+                   seed=seed, chunk_size=chunk_size, validation_split=validation_split,
+                   patience=patience, min_delta=min_delta, callback=callback, executor=executor,
+                   **flags)
+
+
+def _optimizer_options(optimizer, options):
+    """``optimizer_options`` as a dict the named optimizer accepts, or a refusal naming it."""
+    if options is None:
+        return {}
+    if not isinstance(options, Mapping):
+        raise TypeError(f"optimizer_options must be a dict, got {type(options).__name__} {options!r}")
+    factory = OPTIMIZERS.get(optimizer) if isinstance(optimizer, str) else None
+    if factory is None:
+        if options and isinstance(optimizer, Optimizer):
+            raise ValueError("optimizer_options apply to a named optimizer; an Optimizer "
+                             "object carries its own settings")
+        return dict(options)
+    accepted = [p for p in inspect.signature(factory).parameters if p != "lr"]
+    unknown = sorted(set(options) - set(accepted), key=str)
+    if unknown:
+        raise ValueError(
+            f"optimizer_options {unknown} are not options of optimizer {optimizer!r}; "
+            f"it takes {accepted or 'none'} (lr is fit's own argument)"
+        )
+    return dict(options)

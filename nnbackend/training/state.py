@@ -1,0 +1,50 @@
+"""What a fit leaves for the next one to resume, typed; checkpoints store it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..optim import state_fields, state_from_fields
+
+__all__ = ["TrainState"]
+
+
+@dataclass
+class TrainState:
+    """The optimizer state, shuffling stream and epoch count after a fit.
+
+    ``fit(resume=True)`` continues from it, so 3 + 3 resumed epochs equal 6
+    in one go; :mod:`nnbackend.checkpoint` writes and reads it.
+
+    Attributes
+    ----------
+    optimizer : str
+        The named optimizer that made the state (``"sgd"``, ``"momentum"``, ``"adam"``).
+    state_scalars : dict
+        The optimizer state's host numbers by field (Adam's ``count``).
+    state_arrays : dict
+        The optimizer state's per-parameter arrays by field (lists of
+        arrays of the backend, shaped like the parameters).
+    rng : dict
+        The host generator's ``bit_generator.state``: the next epoch's order.
+    epochs_done : int
+        Epochs trained so far, over all resumed fits.
+    """
+
+    optimizer: str
+    state_scalars: dict = field(default_factory=dict)
+    state_arrays: dict = field(default_factory=dict)
+    rng: dict = field(default_factory=dict)
+    epochs_done: int = 0
+
+    @classmethod
+    def capture(cls, optimizer: str, opt_state, rng, epochs_done: int) -> "TrainState":
+        """The state to resume from after a fit's last epoch."""
+        scalars, arrays = state_fields(opt_state)
+        # A compiled epoch leaves scalars (Adam's count) as device scalars.
+        scalars = {k: v if isinstance(v, (int, float)) else int(v) for k, v in scalars.items()}
+        return cls(optimizer, scalars, arrays, rng.bit_generator.state, epochs_done)
+
+    def optimizer_state(self, template):
+        """The optimizer state, rebuilt like ``template`` (the optimizer's ``init``)."""
+        return state_from_fields(template, self.state_scalars, self.state_arrays)
