@@ -44,21 +44,30 @@ def check_flag(name, value) -> bool:
     return bool(value)
 
 
-def check_positive(name, value) -> None:
-    """Refuse anything but a finite number > 0 (optimizer hyperparameters)."""
+def check_positive(name, value) -> float:
+    """``value`` as a Python float, refusing anything but a finite number > 0
+    (optimizer hyperparameters).
+
+    A Python float: a NumPy scalar (np.float32(0.1), np.float64(0.1)) would
+    otherwise carry its own precision into every step, casting float32
+    parameters up to float64 or computing Adam's step size in float32.
+    """
     try:
         ok = math.isfinite(value) and value > 0
     except TypeError:
         ok = False
     if not ok or isinstance(value, bool):
         raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    return float(value)
 
 
-def check_fraction(name, value) -> None:
-    """Refuse anything but a number in [0, 1) (decay rates)."""
+def check_fraction(name, value) -> float:
+    """``value`` as a Python float (see :func:`check_positive`), refusing
+    anything but a number in [0, 1) (decay rates)."""
     try:
         ok = 0 <= value < 1
     except TypeError:
         ok = False
     if not ok or isinstance(value, bool):
         raise ValueError(f"{name} must be a number in [0, 1), got {value!r}")
+    return float(value)

@@ -44,7 +44,7 @@ class Optimizer(NamedTuple):
 
 def sgd(lr: float) -> Optimizer:
     """Plain gradient descent: ``p ← p - lr·g``."""
-    check_positive("lr", lr)
+    lr = check_positive("lr", lr)
 
     def init(params):
         return ()
@@ -65,8 +65,8 @@ def momentum(lr: float, beta: float = 0.9, nesterov: bool = False) -> Optimizer:
     ``v ← beta·v + g``; ``p ← p - lr·v``, or ``p ← p - lr·(g + beta·v)`` with
     Nesterov's look-ahead.
     """
-    check_positive("lr", lr)
-    check_fraction("beta", beta)
+    lr = check_positive("lr", lr)
+    beta = check_fraction("beta", beta)
 
     def init(params):
         return MomentumState([array_namespace(p).zeros_like(p) for p in params])
@@ -90,10 +90,10 @@ class AdamState(NamedTuple):
 
 def adam(lr: float, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> Optimizer:
     """Adam (Kingma & Ba, 2015) with bias correction, as ``torch.optim.Adam``."""
-    check_positive("lr", lr)
-    check_fraction("b1", b1)
-    check_fraction("b2", b2)
-    check_positive("eps", eps)
+    lr = check_positive("lr", lr)
+    b1 = check_fraction("b1", b1)
+    b2 = check_fraction("b2", b2)
+    eps = check_positive("eps", eps)
 
     def init(params):
         zeros = [array_namespace(p).zeros_like(p) for p in params]
