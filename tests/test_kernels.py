@@ -556,7 +556,7 @@ def test_kernels_trace_under_jax_jit():
 
 def test_fused_chains_are_used_where_a_namespace_offers_them():
     # CuPy's namespace carries single-kernel versions of the hot elementwise
-    # chains (backend._cupy_fused); here a NumPy namespace offers recording
+    # chains (nnbackend.backends.cupy._cupy_fused); here a NumPy namespace offers recording
     # stand-ins, to show the kernels call them and keep their results.
     import types
 

@@ -157,3 +157,31 @@ def test_the_checker_sees_an_upward_import(tmp_path):
     [(line, target)] = [i for i in _imports("nnbackend.backends.m", source) if i[1] != "math"]
     assert line == 4 and _resolve(target, _modules()) == "nnbackend.model"
     assert _layer("nnbackend.model") > _layer("nnbackend.backends.m")
+
+
+MAX_MODULE_LINES = 700
+MAX_FUNCTION_BODY_LINES = 100
+
+
+def _body_lines(function) -> int:
+    """Lines of a function's body, its docstring left out."""
+    body = function.body
+    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
+            and isinstance(body[0].value.value, str):
+        body = body[1:]
+    return body[-1].end_lineno - body[0].lineno + 1 if body else 0
+
+
+def test_modules_and_functions_stay_small():
+    """Readable units: no module over 700 lines, no function body over 100."""
+    too_big = []
+    for path in _modules().values():
+        source = path.read_text()
+        where = path.relative_to(PACKAGE.parent)
+        if len(source.splitlines()) > MAX_MODULE_LINES:
+            too_big.append(f"{where}: {len(source.splitlines())} lines")
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                if _body_lines(node) > MAX_FUNCTION_BODY_LINES:
+                    too_big.append(f"{where}:{node.lineno} {node.name}: a {_body_lines(node)}-line body")
+    assert not too_big, "split these:\n" + "\n".join(too_big)

@@ -1,0 +1,297 @@
+"""The CUDA C++ source of the fused CuPy epoch kernel, generated in parts.
+
+:func:`kernel_source` (re-exported by :mod:`.fused`) joins the parts:
+the forward phase, the output phase (activation, loss, dL/dz and hits), the
+backward phase with the optimizer update, and the kernel around them
+(host shims, signature, setup and the loop over the epoch's batches).
+"""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+import numpy as np
+
+__all__ = ["kernel_source"]
+
+
+def _literal(x):
+    return repr(float(x))
+
+
+def _math_names(dtype_name):
+    """The C type ``T`` and the math functions (``EXP``, ``LOG``, ...) for ``dtype_name``."""
+    f = "f" if dtype_name == "float32" else ""
+    names = {name.upper(): name + f for name in ("exp", "log", "log1p", "tanh", "sqrt", "fabs", "fmax")}
+    # The floor the reference sigmoid clamps z to (kernels.sigmoid_forward).
+    floor = 1 - math.log(float(np.finfo(dtype_name).max))
+    return SimpleNamespace(T={"float32": "float", "float64": "double"}[dtype_name],
+                           floor=floor, **names)
+
+
+def _act(fn, name, z):
+    """The activation ``name`` of the expression ``z``."""
+    return {
+        "sigmoid": f"((T)1 / ((T)1 + {fn.EXP}(-{fn.FMAX}({z}, (T){_literal(fn.floor)}))))",
+        "tanh": f"{fn.TANH}({z})",
+        "relu": f"({z} > (T)0 ? {z} : (T)0)",
+        "identity": z,
+    }[name]
+
+
+def _act_backward(name, a, da):
+    """``da`` through the activation ``name`` whose output is ``a``."""
+    # From the activation alone, as the reference kernels do (relu: a > 0 iff z > 0).
+    return {
+        "sigmoid": f"{da} * ({a} * ((T)1 - {a}))",
+        "tanh": f"{da} * ((T)1 - {a} * {a})",
+        "relu": f"({a} > (T)0 ? {da} : (T)0)",
+        "identity": da,
+    }[name]
+
+
+def forward_phase(layout, spec, fn):
+    """Forward: layer l's outputs, one (row, unit) pair per iteration; one part per layer."""
+    L, s = layout.n_layers, layout.sizes
+    code = []
+    for l in range(L):
+        fan_in, fan_out = s[l], s[l + 1]
+        w, b = layout.w_offsets[l], layout.w_offsets[l] + fan_in * fan_out
+        last = l == L - 1
+        dst = layout.out_z if last else layout.acts[l + 1]
+        value = "z" if last else _act(fn, spec.hidden_activation, "z")
+        code.append(f"""
+        for (int t = tid; t < nb * {fan_out}; t += nt) {{
+            const int r = t / {fan_out}, j = t - r * {fan_out};
+            const T* x = sh + {layout.acts[l]} + r * {fan_in};
+            T acc = (T)0;
+            for (int i = 0; i < {fan_in}; ++i) acc += x[i] * sh[{w} + i * {fan_out} + j];
+            const T z = acc + sh[{b} + j];
+            sh[{dst} + t] = {value};
+        }}
+        __syncthreads();""")
+    return code
+
+
+def _output_activation(k, out_act, fn):
+    """The output row's activation ``a`` from ``z`` (softmax keeps ``m`` and ``total``)."""
+    if out_act == "softmax":
+        return [f"""
+            T m = z[0];
+            for (int j = 1; j < {k}; ++j) m = {fn.FMAX}(m, z[j]);
+            T total = (T)0;
+            for (int j = 0; j < {k}; ++j) {{ a[j] = {fn.EXP}(z[j] - m); total += a[j]; }}
+            for (int j = 0; j < {k}; ++j) a[j] = a[j] / total;"""]
+    return [f"""
+            for (int j = 0; j < {k}; ++j) {{ const T zj = z[j]; a[j] = {_act(fn, out_act, "zj")}; }}"""]
+
+
+def _loss_terms(k, spec, fn):
+    """The row's ``loss`` and its gradient ``dz`` with respect to the output's z."""
+    scale = "/ (T)nb" if spec.reduction == "mean" else ""
+    out_act = spec.output_activation
+    if spec.loss == "mse":
+        code = [f"""
+            for (int j = 0; j < {k}; ++j) {{
+                const T d = a[j] - y[j];
+                loss += d * d;
+                dz[j] = d {scale};
+            }}"""]
+        if out_act == "softmax":
+            code.append(f"""
+            T dot = (T)0;
+            for (int j = 0; j < {k}; ++j) dot += dz[j] * a[j];
+            for (int j = 0; j < {k}; ++j) dz[j] = a[j] * (dz[j] - dot);""")
+        elif out_act == "sigmoid":
+            code.append(f"""
+            for (int j = 0; j < {k}; ++j) dz[j] = {_act_backward("sigmoid", "a[j]", "dz[j]")};""")
+        return code
+    if spec.loss == "bce":
+        return [f"""
+            for (int j = 0; j < {k}; ++j) {{
+                const T zj = z[j];
+                loss += (zj > (T)0 ? zj : (T)0) - zj * y[j] + {fn.LOG1P}({fn.EXP}(-{fn.FABS}(zj)));
+                dz[j] = (a[j] - y[j]) {scale};
+            }}"""]
+    # cross_entropy with softmax
+    return [f"""
+            const T log_norm = {fn.LOG}(total);
+            for (int j = 0; j < {k}; ++j) {{
+                loss += y[j] * ((m - z[j]) + log_norm);
+                dz[j] = (a[j] - y[j]) {scale};
+            }}"""]
+
+
+def _hits(k, layout, multiclass):
+    """The row's hit count: argmax match (multiclass), per-output 0.5 threshold, or none."""
+    if multiclass is True:
+        return [f"""
+            int ia = 0, iy = 0;
+            for (int j = 1; j < {k}; ++j) {{ if (a[j] > a[ia]) ia = j; if (y[j] > y[iy]) iy = j; }}
+            sh[{layout.row_hits} + r] = (T)(ia == iy);"""]
+    if multiclass is False:
+        return [f"""
+            T hits = (T)0;
+            for (int j = 0; j < {k}; ++j) hits += (T)((a[j] > (T)0.5) == (y[j] > (T)0.5));
+            sh[{layout.row_hits} + r] = hits;"""]
+    return []
+
+
+def output_phase(layout, spec, fn, multiclass):
+    """Output layer: one row per iteration (activation, loss, dL/dz, hits), then the batch's sums."""
+    k = layout.sizes[-1]
+    code = [f"""
+        for (int r = tid; r < nb; r += nt) {{
+            const T* z = sh + {layout.out_z} + r * {k};
+            T* a = sh + {layout.out_a} + r * {k};
+            T* dz = sh + {layout.grads[0]} + r * {k};
+            const T* y = Y + order[start + r] * {k};
+            T loss = (T)0;"""]
+    code += _output_activation(k, spec.output_activation, fn)
+    code += _loss_terms(k, spec, fn)
+    code += _hits(k, layout, multiclass)
+    code.append(f"""
+            sh[{layout.row_loss} + r] = loss;
+        }}
+        __syncthreads();
+        if (tid == 0) {{
+            T batch_loss = (T)0, batch_hits = (T)0;
+            for (int r = 0; r < nb; ++r) {{
+                batch_loss += sh[{layout.row_loss} + r];
+                batch_hits += sh[{layout.row_hits} + r];
+            }}
+            loss_sum += {"(T)0.5 * batch_loss" if spec.loss == "mse" else "batch_loss"};
+            hit_sum += batch_hits;
+        }}""")
+    return code
+
+
+def update_statement(opt_name, fn):
+    """The optimizer's update of parameter ``p`` from its gradient ``g``."""
+    return {
+        "sgd": "sh[p] = sh[p] - lr_t * g;",
+        "momentum": """const T v = h1_t * s1[p] + g;
+            s1[p] = v;
+            sh[p] = sh[p] - lr_t * (nesterov ? g + h1_t * v : v);""",
+        "adam": """const T m1 = h1_t * s1[p] + one_minus_h1 * g;
+            const T m2 = h2_t * s2[p] + one_minus_h2 * (g * g);
+            s1[p] = m1;
+            s2[p] = m2;
+            sh[p] = sh[p] - adam_step * m1 / ({SQRT}(m2) + adam_eps);""".replace("{SQRT}", fn.SQRT),
+    }[opt_name]
+
+
+def backward_phase(layout, spec, update):
+    """Backward, last layer first: the gradient of the layer's input (it needs W
+    before the update), then the ``update`` of W and b from the layer's input and dz."""
+    L, s = layout.n_layers, layout.sizes
+    code = []
+    for l in reversed(range(L)):
+        fan_in, fan_out = s[l], s[l + 1]
+        w = layout.w_offsets[l]
+        dz, dnext = layout.grads[(L - 1 - l) % 2], layout.grads[(L - l) % 2]
+        x = layout.acts[l]
+        if l > 0:
+            code.append(f"""
+        for (int t = tid; t < nb * {fan_in}; t += nt) {{
+            const int r = t / {fan_in}, i = t - r * {fan_in};
+            const T* g = sh + {dz} + r * {fan_out};
+            T acc = (T)0;
+            for (int j = 0; j < {fan_out}; ++j) acc += g[j] * sh[{w} + i * {fan_out} + j];
+            const T a = sh[{x} + t];
+            (void)a;  // the identity's gradient does not read it
+            sh[{dnext} + t] = {_act_backward(spec.hidden_activation, "a", "acc")};
+        }}
+        __syncthreads();""")
+        code.append(f"""
+        for (int t = tid; t < {fan_in * fan_out + fan_out}; t += nt) {{
+            T g = (T)0;
+            if (t < {fan_in * fan_out}) {{
+                const int i = t / {fan_out}, j = t - i * {fan_out};
+                for (int r = 0; r < nb; ++r) g += sh[{x} + r * {fan_in} + i] * sh[{dz} + r * {fan_out} + j];
+            }} else {{
+                const int j = t - {fan_in * fan_out};
+                for (int r = 0; r < nb; ++r) g += sh[{dz} + r * {fan_out} + j];
+            }}
+            const int p = {w} + t;
+            {update}
+        }}
+        __syncthreads();""")
+    return code
+
+
+def _kernel(layout, spec, opt_name, dtype_name, T, body):
+    """The kernel around the phases: host shims, signature, setup, and the loop over batches."""
+    s, B, n_in = layout.sizes, layout.batch_size, layout.sizes[0]
+    return f"""// Generated by nnbackend.backends.cupy.fused for sizes {s}, batch {B},
+// {spec.hidden_activation}/{spec.output_activation}/{spec.loss}/{spec.reduction}, {opt_name}, {dtype_name}.
+#ifndef __CUDACC__
+#include <math.h>
+#define __global__
+#define __syncthreads()
+struct nnb_dim {{ unsigned x; }};
+static const nnb_dim threadIdx = {{0}}, blockDim = {{1}};
+#endif
+
+typedef {T} T;
+
+extern "C" __global__ void nnb_fused_epoch(
+    const T* __restrict__ X, const T* __restrict__ Y, const long long* __restrict__ order,
+    const long long n, T* __restrict__ params, T* __restrict__ s1, T* __restrict__ s2,
+    const long long count0, const double lr, const double h1, const double h2, const double h3,
+    T* __restrict__ out)
+{{
+#ifdef __CUDACC__
+    extern __shared__ __align__(16) unsigned char nnb_shared[];
+#else
+    alignas(16) static unsigned char nnb_shared[{layout.shared_bytes(dtype_name)}];
+#endif
+    T* sh = (T*)nnb_shared;
+    const int tid = threadIdx.x, nt = blockDim.x;
+    // Python floats meet arrays as the array's dtype in the reference.
+    const T lr_t = (T)lr, h1_t = (T)h1, h2_t = (T)h2;
+    const T one_minus_h1 = (T)(1.0 - h1), one_minus_h2 = (T)(1.0 - h2);
+    const bool nesterov = h2 != 0.0;
+    (void)lr_t; (void)h1_t; (void)h2_t; (void)one_minus_h1; (void)one_minus_h2; (void)nesterov; (void)h3;
+    for (int t = tid; t < {layout.n_params}; t += nt) sh[t] = params[t];
+    for (int t = tid; t < 2 * {B}; t += nt) sh[{layout.row_loss} + t] = (T)0;
+    __syncthreads();
+    T loss_sum = (T)0, hit_sum = (T)0;
+    long long step = 0;
+    for (long long start = 0; start < n; start += {B}, ++step) {{
+        const long long left = n - start;
+        const int nb = left < {B} ? (int)left : {B};
+        // Adam's bias corrections in double, folded into the step as the reference does.
+        const double root = sqrt(1.0 - pow(h2, (double)(count0 + step + 1)));
+        const T adam_step = (T)(lr * root / (1.0 - pow(h1, (double)(count0 + step + 1))));
+        const T adam_eps = (T)(h3 * root);
+        (void)adam_step; (void)adam_eps;
+        for (int t = tid; t < nb * {n_in}; t += nt) {{
+            const int r = t / {n_in}, i = t - r * {n_in};
+            sh[{layout.acts[0]} + t] = X[order[start + r] * {n_in} + i];
+        }}
+        __syncthreads();
+{body}
+    }}
+    for (int t = tid; t < {layout.n_params}; t += nt) params[t] = sh[t];
+    if (tid == 0) {{ out[0] = loss_sum; out[1] = hit_sum; }}
+}}
+"""
+
+
+def kernel_source(layout, spec, opt_name, dtype_name, multiclass):
+    """CUDA C++ source of ``nnb_fused_epoch`` for one network (also valid host C++).
+
+    Kernel arguments: ``X`` (n, sizes[0]) and ``Y`` (n, sizes[-1]) row-major,
+    ``order`` (n,) int64 (the epoch's row order), ``n``, ``params`` (the flat
+    parameters, updated in place), ``s1`` and ``s2`` (the flat optimizer
+    state: momentum's velocity, or Adam's first and second moments),
+    ``count0`` (Adam's steps before this epoch), ``lr`` and three optimizer
+    hyperparameters, and ``out`` (2,): the epoch's summed loss and hit count.
+    """
+    fn = _math_names(dtype_name)
+    code = forward_phase(layout, spec, fn)
+    code += output_phase(layout, spec, fn, multiclass)
+    code += backward_phase(layout, spec, update_statement(opt_name, fn))
+    return _kernel(layout, spec, opt_name, dtype_name, fn.T, "\n".join(code))

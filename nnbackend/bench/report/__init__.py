@@ -1,0 +1,33 @@
+"""Turn the ``nnbackend bench`` pytest-benchmark JSON into a Markdown report with plots.
+
+The benchmark suite times one training epoch of a fixed MLP per
+(implementation, backend, device, mode, N) and records what it measured in each
+benchmark's ``extra_info``. This package reads that JSON back and writes, into
+an output folder:
+
+``report.md``
+    Machine, date and command; per descent mode the time per epoch and the
+    throughput at each N; speedups of every nnbackend backend over the NumPy
+    backend and over the peer implementations; the scaling exponent of the
+    epoch cost in N; the N where a GPU starts to beat the NumPy backend; the
+    time-to-target runs.
+``epoch_time.png``, ``speedup.png``, ``time_to_target.png``
+    The same numbers as plots (the last only when there are time-to-target runs).
+``summary.json``
+    The exponents, crossovers and speedups as numbers, and the paths written.
+
+Run it as ``python -m nnbackend.bench.report RESULTS.json OUTDIR``.
+
+One module per concern, each using only those above it: :mod:`.load` (the JSON
+to rows), :mod:`.formatting` (numbers as text), :mod:`.analysis` (exponents,
+crossovers, speedups), :mod:`.tables` (``report.md``), :mod:`.plots` (the
+PNGs) and :mod:`.write` (:func:`write_report` and the command line).
+"""
+
+# The constants and ratio_rows stay importable from here, as from the single module before.
+from .analysis import (CPU_BASELINE, LINEAR_RANGE, MODE_ORDER, NNBACKEND_ORDER, PEER_ORDER,
+                       fit_sizes, scaling_exponents)  # noqa: F401
+from .load import load_results, ratio_rows  # noqa: F401
+from .write import main, write_report
+
+__all__ = ["load_results", "scaling_exponents", "fit_sizes", "write_report", "main"]

@@ -1,0 +1,44 @@
+"""Numbers as the report writes them: three significant digits, rates, sample counts, speedups."""
+
+from __future__ import annotations
+
+import math
+
+__all__ = ["sig3", "fmt_rate", "fmt_n", "fmt_speedup"]
+
+
+def sig3(value):
+    """``value`` to three significant digits, without an exponent for ordinary sizes."""
+    if value is None or not math.isfinite(value):
+        return "—"
+    if value == 0:
+        return "0"
+    value = float(f"{value:.3g}")
+    mag = math.floor(math.log10(abs(value)))
+    if mag >= 7 or mag < -4:
+        return f"{value:.3g}"
+    decimals = max(0, 2 - mag)
+    return f"{value:.{decimals}f}"
+
+
+def fmt_rate(value):
+    """Samples per second with a k/M/G suffix, three significant digits."""
+    if value is None or not math.isfinite(value):
+        return "—"
+    for scale, suffix in ((1e9, " G"), (1e6, " M"), (1e3, " k")):
+        if abs(value) >= scale:
+            return sig3(value / scale) + suffix
+    return sig3(value)
+
+
+def fmt_n(n):
+    """A sample count: exact when measured (an int), rounded to 3 digits when interpolated."""
+    if n is None:
+        return "—"
+    if isinstance(n, int):
+        return f"{n:,}"
+    return f"{int(float(f'{n:.3g}')):,}"
+
+
+def fmt_speedup(value):
+    return "—" if value is None else f"{sig3(value)}×"

@@ -1,0 +1,185 @@
+"""Reading the pytest-benchmark JSON: one normalised dict per benchmark, and the
+interleaved ratio pairs."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+
+__all__ = ["load_results", "rows_from_data", "ratio_rows", "positive"]
+
+
+def _num(value):
+    """A finite float, or None."""
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return None
+    return out if math.isfinite(out) else None
+
+
+def positive(value):
+    """A finite float > 0, or None."""
+    out = _num(value)
+    return out if out is not None and out > 0 else None
+
+
+def _int(value):
+    out = _num(value)
+    if out is None:
+        return None
+    return int(round(out))
+
+
+def _bool(value):
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "y")
+    return bool(value)
+
+
+def _derive_label(info, name):
+    impl = info.get("implementation")
+    backend = info.get("backend")
+    if impl == "nnbackend" and backend:
+        return f"nnbackend-{backend}"
+    if impl == "torch-eager":
+        return "torch-eager-cuda" if _bool(info.get("gpu")) else "torch-eager-cpu"
+    if impl:
+        return str(impl)
+    return str(name) if name else "unknown"
+
+
+def load_results(json_path):
+    """Flatten a pytest-benchmark JSON file into one dict per benchmark.
+
+    Each row is the benchmark's ``extra_info`` plus ``name``, ``group`` and the
+    timing statistics (``median``, ``min``, ``max``, ``mean``, ``stddev``,
+    ``rounds``; None where the run recorded none). Rows are normalised so the
+    rest of the report can rely on them:
+
+    * ``kind`` is ``"epoch"`` or ``"time_to_target"`` (inferred when absent);
+    * ``label`` is always a string (derived from ``implementation`` and
+      ``backend`` when absent; suffixed ``-gpu``/``-cpu`` when one label was
+      measured on both kinds of device, the original kept in ``raw_label``);
+    * ``mode`` is a string or None, ``gpu`` a bool, ``n_samples`` an int or None;
+    * for epoch rows ``seconds_per_epoch`` falls back to the stats median, and
+      ``samples_per_s`` / ``seconds_per_step`` are filled in from it when absent;
+      a time that is missing, zero or not finite is None.
+
+    Parameters
+    ----------
+    json_path : str or os.PathLike
+
+    Returns
+    -------
+    list of dict
+        In file order.
+
+    Raises
+    ------
+    OSError
+        The file cannot be read.
+    ValueError
+        The file is not JSON.
+    """
+    with open(os.fspath(json_path), encoding="utf-8") as fh:
+        data = json.load(fh)
+    return rows_from_data(data)
+
+
+def rows_from_data(data):
+    benchmarks = data.get("benchmarks") if isinstance(data, dict) else None
+    if not isinstance(benchmarks, list):
+        return []
+    rows = []
+    for bench in benchmarks:
+        if not isinstance(bench, dict):
+            continue
+        info = bench.get("extra_info")
+        row = dict(info) if isinstance(info, dict) else {}
+        if row.get("kind") == "ratio":
+            continue  # interleaved pairs: see ratio_rows
+        stats = bench.get("stats") if isinstance(bench.get("stats"), dict) else {}
+        row["name"] = bench.get("name")
+        row["group"] = bench.get("group")
+        for key in ("median", "min", "max", "mean", "stddev"):
+            row[key] = _num(stats.get(key))
+        row["rounds"] = _int(stats.get("rounds"))
+
+        kind = row.get("kind")
+        if kind not in ("epoch", "time_to_target"):
+            kind = "time_to_target" if "target_loss" in row or "reached" in row else "epoch"
+        row["kind"] = kind
+        row["label"] = str(row["label"]) if row.get("label") else _derive_label(row, row["name"])
+        row["mode"] = str(row["mode"]) if row.get("mode") else None
+        row["gpu"] = _bool(row.get("gpu", False))
+        row["n_samples"] = _int(row.get("n_samples"))
+        if row["n_samples"] is not None and row["n_samples"] <= 0:
+            row["n_samples"] = None
+        row["batch_size"] = _int(row.get("batch_size"))
+        row["steps"] = _int(row.get("steps"))
+
+        if kind == "epoch":
+            spe = positive(row.get("seconds_per_epoch"))
+            if spe is None:
+                spe = positive(row["median"])
+            row["seconds_per_epoch"] = spe
+            sps = positive(row.get("samples_per_s"))
+            if sps is None and spe is not None and row["n_samples"]:
+                sps = row["n_samples"] / spe
+            row["samples_per_s"] = sps
+            step = positive(row.get("seconds_per_step"))
+            if step is None and spe is not None and row["steps"]:
+                step = spe / row["steps"]
+            row["seconds_per_step"] = step
+        else:
+            row["target_loss"] = _num(row.get("target_loss"))
+            row["reached"] = _bool(row.get("reached", False))
+            row["epochs"] = _int(row.get("epochs"))
+            row["seconds"] = _num(row.get("seconds"))
+            if row["seconds"] is not None and row["seconds"] < 0:
+                row["seconds"] = None
+            row["final_loss"] = _num(row.get("final_loss"))
+        rows.append(row)
+
+    # One label measured on both a GPU and a CPU would mix two curves: split it.
+    flags = {}
+    for row in rows:
+        flags.setdefault(row["label"], set()).add(row["gpu"])
+    for row in rows:
+        if len(flags[row["label"]]) > 1:
+            row["raw_label"] = row["label"]
+            row["label"] = f"{row['label']}-{'gpu' if row['gpu'] else 'cpu'}"
+    return rows
+
+
+def ratio_rows(data):
+    """The interleaved pairs of ``benchmarks/test_ratios.py``, as dicts.
+
+    Each has ``label_a``, ``label_b``, ``mode``, ``n_samples``, ``median_a``,
+    ``median_b`` (seconds per epoch), ``ratio`` (``median_a / median_b``),
+    ``target``, ``sense`` (``"max"``: met when ratio <= target; ``"min"``:
+    met when ratio >= target) and ``met`` (None without a target).
+    """
+    benchmarks = data.get("benchmarks") if isinstance(data, dict) else None
+    rows = []
+    for bench in benchmarks if isinstance(benchmarks, list) else []:
+        info = bench.get("extra_info") if isinstance(bench, dict) else None
+        if not isinstance(info, dict) or info.get("kind") != "ratio":
+            continue
+        ratio = positive(info.get("ratio"))
+        if ratio is None:
+            continue
+        rows.append({
+            "label_a": str(info.get("label_a")), "label_b": str(info.get("label_b")),
+            "mode": info.get("mode"), "n_samples": _int(info.get("n_samples")),
+            "median_a": positive(info.get("median_a")), "median_b": positive(info.get("median_b")),
+            "ratio": ratio, "target": positive(info.get("target")),
+            "sense": info.get("sense") if info.get("sense") in ("max", "min") else None,
+            "met": None if info.get("met") is None else _bool(info.get("met")),
+            "rounds": _int(info.get("rounds")),
+        })
+    return rows
