@@ -45,38 +45,21 @@ GATHER_ROWS = 16384
 class EpochTask:
     """Everything an epoch needs besides the parameters, state and row order.
 
-    Attributes
-    ----------
-    backend : Backend
-    spec : NetSpec
-    optimizer : Optimizer
-    plan : BatchPlan
-    X : array, shape (n_samples, n_features); Y : array, shape (n_samples, n_outputs)
-        On the backend's device.
-    chunk_size : int
-        Rows pushed through the network at once.
-    multiclass : bool or None
-        Count correct predictions (see ``kernels.n_correct``) unless None.
-    index_dtype : the namespace's index dtype on the device
-    layer_sizes : list of int, optional
-        The network's sizes, inputs first (an executor may judge by them).
-    loss_and_grads, rows : callable
-        The network's chunked loss and gradients and its row getter
-        (:func:`nnbackend.network.loss_and_grads_rows`, :func:`~nnbackend.network.slice_rows`),
-        handed to the executors so that they run the same math without
-        importing the layers above the backends.
+    ``loss_and_grads`` and ``rows`` are the network's chunked loss and
+    gradients and its row getter, handed to the executors so that they run
+    the same math without importing the layers above the backends.
     """
 
-    backend: Any
-    spec: Any
-    optimizer: Any
-    plan: Any
-    X: Any
-    Y: Any
-    chunk_size: int
-    multiclass: bool | None = None
-    index_dtype: Any = None
-    layer_sizes: list | None = None
+    backend: Any  # the Backend
+    spec: Any  # the NetSpec
+    optimizer: Any  # the Optimizer
+    plan: Any  # the BatchPlan
+    X: Any  # (n_samples, n_features), on the backend's device
+    Y: Any  # (n_samples, n_outputs), on the backend's device
+    chunk_size: int  # rows pushed through the network at once
+    multiclass: bool | None = None  # count correct predictions unless None
+    index_dtype: Any = None  # the namespace's index dtype on the device
+    layer_sizes: list | None = None  # inputs first; an executor may judge by them
     loss_and_grads: Callable = loss_and_grads_rows
     rows: Callable = slice_rows
 

@@ -28,25 +28,13 @@ __all__ = ["Network", "epoch_stepper", "train"]
 
 @dataclass(frozen=True)
 class Network:
-    """The network a fit trains: where it lives, its math and its parameters.
+    """The network a fit trains: where it lives, its math and its parameters."""
 
-    Attributes
-    ----------
-    backend : Backend
-    spec : NetSpec
-    layer_sizes : list of int
-        ``[n_features, hidden..., n_outputs]``.
-    params : list of arrays
-        ``[W0, b0, W1, b1, ...]`` on the backend's device.
-    seed : int or None
-        Seeds the shuffling (and validation split) unless the fit has its own.
-    """
-
-    backend: Any
+    backend: Any  # the Backend its arrays live on
     spec: NetSpec
-    layer_sizes: list
-    params: list
-    seed: int | None = None
+    layer_sizes: list  # [n_features, hidden..., n_outputs]
+    params: list  # [W0, b0, W1, b1, ...] on the backend's device
+    seed: int | None = None  # seeds the shuffling and validation split unless the fit has its own
 
 
 def _finite_flag(xp, arrays):

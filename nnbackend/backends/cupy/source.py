@@ -40,15 +40,19 @@ def _act(fn, name, z):
     }[name]
 
 
+# ``da`` through each activation, from its output ``a`` alone, as the
+# reference kernels do (relu: a > 0 iff z > 0).
+_BACKWARD = {
+    "sigmoid": "{da} * ({a} * ((T)1 - {a}))",
+    "tanh": "{da} * ((T)1 - {a} * {a})",
+    "relu": "({a} > (T)0 ? {da} : (T)0)",
+    "identity": "{da}",
+}
+
+
 def _act_backward(name, a, da):
     """``da`` through the activation ``name`` whose output is ``a``."""
-    # From the activation alone, as the reference kernels do (relu: a > 0 iff z > 0).
-    return {
-        "sigmoid": f"{da} * ({a} * ((T)1 - {a}))",
-        "tanh": f"{da} * ((T)1 - {a} * {a})",
-        "relu": f"({a} > (T)0 ? {da} : (T)0)",
-        "identity": da,
-    }[name]
+    return _BACKWARD[name].format(a=a, da=da)
 
 
 def forward_phase(layout, spec, fn):
