@@ -29,6 +29,7 @@ import numbers
 
 import numpy as np
 
+from .checks import check_int
 from .datafiles import load_data_file, load_features_file  # noqa: F401 (the CLI's import)
 from .tasks import encode_labels, infer_task
 
@@ -64,14 +65,6 @@ _INSTALL_HINT = "pip install 'nnbackend[datasets]' (or: pip install scikit-learn
 
 class DatasetUnavailableError(RuntimeError):
     """A dataset needs an optional package that is not installed."""
-
-
-def _check_int(name, value, minimum):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
 
 
 # -- generated and bundled datasets -------------------------------------------------
@@ -122,16 +115,16 @@ def make_dataset(
     """
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; choose one of {list(DATASETS)}")
-    seed = _check_int("seed", seed, 0)
+    seed = check_int("seed", seed, 0)
     if n_samples is not None:
-        n_samples = _check_int("n_samples", n_samples, 1)
+        n_samples = check_int("n_samples", n_samples, 1)
         if n_samples < _MIN_N[name]:
             raise ValueError(
                 f"n_samples must be >= {_MIN_N[name]} for {name!r} "
                 f"(one sample of each class), got {n_samples}"
             )
     if n_features is not None:
-        n_features = _check_int("n_features", n_features, 1)
+        n_features = check_int("n_features", n_features, 1)
         if name != "synthetic" and n_features != _N_FEATURES[name]:
             raise ValueError(
                 f"dataset {name!r} has {_N_FEATURES[name]} features; "
@@ -283,7 +276,7 @@ def train_val_split(X, y, val_fraction: float, seed: int = 0, stratify: bool = T
         )
     if not 0.0 < float(val_fraction) < 1.0:
         raise ValueError(f"val_fraction must be strictly between 0 and 1, got {val_fraction}")
-    seed = _check_int("seed", seed, 0)
+    seed = check_int("seed", seed, 0)
     X, y = np.asarray(X), np.asarray(y)
     if X.ndim == 0 or y.ndim == 0:
         raise ValueError("X and y must have a first (sample) dimension")
