@@ -138,9 +138,39 @@ def test_bad_hyperparameters_are_named(kwargs, match):
         get_optimizer("momentum", 0.1, **kwargs)
 
 
+def _regression_data(seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(16, 3))
+    y = X @ np.array([[0.5], [-1.0], [2.0]]) + 0.1 * rng.normal(size=(16, 1))
+    return X, y
+
+
+def _fit_params(optimizer, **kwargs):
+    X, y = _regression_data()
+    model = nb.MLP([3, 4, 1], output_activation="identity", dtype="float64", seed=0)
+    model.fit(X, y, mode="batch", epochs=20, optimizer=optimizer, **kwargs)
+    return [np.asarray(a) for pair in model.params for a in pair]
+
+
 def test_optimizer_object_is_accepted():
-    X = np.array([[0.0], [1.0]])
-    y = np.array([[0.0], [1.0]])
-    model = nb.MLP([1, 1], output_activation="identity", dtype="float64")
-    hist = model.fit(X, y, mode="batch", epochs=50, optimizer=nb.momentum(0.1, nesterov=True))
-    assert hist.loss[-1] < hist.loss[0]
+    # The object is used as given, with its own lr and options (fit's lr=0.1
+    # default is not the object's 0.05): the same fit as the named optimizer
+    # with those settings, bit for bit, and not plain sgd or momentum without
+    # Nesterov.
+    got = _fit_params(nb.momentum(0.05, beta=0.8, nesterov=True))
+    named = _fit_params("momentum", lr=0.05, optimizer_options={"beta": 0.8, "nesterov": True})
+    for a, b in zip(got, named):
+        np.testing.assert_array_equal(a, b)
+    for other in (_fit_params("sgd", lr=0.05), _fit_params("sgd"),
+                  _fit_params("momentum", lr=0.05, optimizer_options={"beta": 0.8})):
+        assert any(not np.allclose(a, b) for a, b in zip(got, other))
+
+
+def test_optimizer_made_of_other_functions_is_accepted():
+    # An Optimizer without name or hyper runs through its own update.
+    built = nb.adam(0.05)
+    custom = nb.Optimizer(built.init, built.update)
+    got = _fit_params(custom)
+    for a, b in zip(got, _fit_params("adam", lr=0.05)):
+        np.testing.assert_array_equal(a, b)
+    assert any(not np.allclose(a, b) for a, b in zip(got, _fit_params("sgd", lr=0.05)))
