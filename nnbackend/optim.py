@@ -48,6 +48,10 @@ def _check_positive(name, value):
         ok = False
     if not ok or isinstance(value, bool):
         raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    # A Python float: a NumPy scalar (np.float32(0.1), np.float64(0.1)) would
+    # otherwise carry its own precision into every step, casting float32
+    # parameters up to float64 or computing Adam's step size in float32.
+    return float(value)
 
 
 def _check_fraction(name, value):
@@ -57,11 +61,12 @@ def _check_fraction(name, value):
         ok = False
     if not ok or isinstance(value, bool):
         raise ValueError(f"{name} must be a number in [0, 1), got {value!r}")
+    return float(value)
 
 
 def sgd(lr: float) -> Optimizer:
     """Plain gradient descent: ``p ← p - lr·g``."""
-    _check_positive("lr", lr)
+    lr = _check_positive("lr", lr)
 
     def init(params):
         return ()
@@ -82,8 +87,8 @@ def momentum(lr: float, beta: float = 0.9, nesterov: bool = False) -> Optimizer:
     ``v ← beta·v + g``; ``p ← p - lr·v``, or ``p ← p - lr·(g + beta·v)`` with
     Nesterov's look-ahead.
     """
-    _check_positive("lr", lr)
-    _check_fraction("beta", beta)
+    lr = _check_positive("lr", lr)
+    beta = _check_fraction("beta", beta)
 
     def init(params):
         return MomentumState([array_namespace(p).zeros_like(p) for p in params])
@@ -107,10 +112,10 @@ class AdamState(NamedTuple):
 
 def adam(lr: float, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> Optimizer:
     """Adam (Kingma & Ba, 2015) with bias correction, as ``torch.optim.Adam``."""
-    _check_positive("lr", lr)
-    _check_fraction("b1", b1)
-    _check_fraction("b2", b2)
-    _check_positive("eps", eps)
+    lr = _check_positive("lr", lr)
+    b1 = _check_fraction("b1", b1)
+    b2 = _check_fraction("b2", b2)
+    eps = _check_positive("eps", eps)
 
     def init(params):
         zeros = [array_namespace(p).zeros_like(p) for p in params]

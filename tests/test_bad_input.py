@@ -281,9 +281,24 @@ def test_bad_learning_rate_for_every_optimizer(optimizer, lr):
             .replace(")", r"\)"), _fit, _model(), *_data(), lr=lr, optimizer=optimizer)
 
 
-def test_numpy_scalar_learning_rate_is_taken():
-    hist = _fit(_model(), *_data(), lr=np.float32(0.5), epochs=2)
-    assert len(hist.loss) == 2
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])
+@pytest.mark.parametrize("scalar", [np.float32, np.float64])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_numpy_scalar_learning_rate_is_taken(optimizer, scalar, dtype):
+    # Taken as the number it holds: the same fit as the Python float, bit for
+    # bit, in the model's own dtype; and not the fit of some other lr.
+    X, y = _data()
+    runs = []
+    for lr in (scalar(0.5), 0.5, 0.25):
+        model = _model(dtype=dtype)
+        hist = _fit(model, X, y, lr=lr, optimizer=optimizer, epochs=2)
+        assert len(hist.loss) == 2
+        assert all(p.dtype == np.dtype(dtype) for pair in model.params for p in pair)
+        runs.append(_params(model))
+    given, as_float, other = runs
+    for p, q in zip(given, as_float):
+        np.testing.assert_array_equal(p, q)
+    assert any(not np.allclose(p, q) for p, q in zip(given, other))
 
 
 # -- class labels ------------------------------------------------------------------------------
