@@ -8,6 +8,29 @@ import sys
 import numpy as np
 import pytest
 
+import nnbackend as nb
+from nnbackend.plot import require_matplotlib
+
+
+# The CLI runs in a subprocess of this interpreter with this environment, so
+# what imports here imports there: a test that needs an optional package
+# checks here and skips with the reason instead of failing (or, for a
+# refusal, exiting 2 for another reason).
+def needs_backend(name, device=None):
+    """Skip, with nnbackend's message, where the backend (on ``device``) is not usable."""
+    try:
+        nb.get_backend(name, device)
+    except nb.BackendUnavailableError as exc:
+        pytest.skip(f"backend {name}{':' + device if device else ''} unavailable: {exc}")
+
+
+def needs_matplotlib():
+    """Skip, with the message --plot would give, where matplotlib is missing."""
+    try:
+        require_matplotlib()
+    except RuntimeError as exc:
+        pytest.skip(str(exc))
+
 
 def run(*args, cwd=None):
     env = {k: v for k, v in os.environ.items() if k not in ("NNBACKEND_BACKEND", "NNBACKEND_DEBUG")}
@@ -58,6 +81,7 @@ def test_task_decides_the_head(dataset, task, outputs):
 
 
 def test_flags_reach_the_training(tmp_path):
+    needs_backend("strict", "device1")
     s = run_json("train", "--dataset", "moons", "--n-samples", "100", "--hidden", "8,6",
                  "--activation", "tanh", "--mode", "sgd", "--epochs", "2", "--lr", "0.05",
                  "--optimizer", "momentum", "--dtype", "float64", "--backend", "strict",
@@ -73,7 +97,7 @@ def test_patience_stops_early():
     assert s["stopped_early"] and s["epochs"] < 400 and s["best_epoch"] == s["epochs"] - 3
 
 
-def test_csv_and_npz_files_save_predict_and_plot(tmp_path):
+def _labelled_csv(tmp_path):
     rng = np.random.default_rng(0)
     X = rng.normal(size=(80, 3))
     labels = np.where(X[:, 0] + X[:, 1] > 0, "yes", "no")
@@ -81,10 +105,14 @@ def test_csv_and_npz_files_save_predict_and_plot(tmp_path):
         f.write("a,b,c,answer\n")
         for row, label in zip(X, labels):
             f.write(",".join(f"{v:.6f}" for v in row) + f",{label}\n")
+    return X, labels
+
+
+def test_csv_file_trains_saves_and_predicts_class_names(tmp_path):
+    _, labels = _labelled_csv(tmp_path)
     proc = run("train", "--data", tmp_path / "train.csv", "--target", "answer", "--epochs", "40",
-               "--lr", "0.5", "--save", tmp_path / "m.npz", "--plot", tmp_path / "loss.png")
+               "--lr", "0.5", "--save", tmp_path / "m.npz")
     assert proc.returncode == 0, proc.stderr
-    assert (tmp_path / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # The label column is dropped when present; predictions use the class names.
     proc = run("predict", "--model", tmp_path / "m.npz", "--data", tmp_path / "train.csv",
                "--out", tmp_path / "preds.csv")
@@ -94,15 +122,34 @@ def test_csv_and_npz_files_save_predict_and_plot(tmp_path):
     predicted = np.array([l.split(",")[0] for l in lines[1:]])
     assert np.mean(predicted == labels) > 0.9
 
+
+def test_plot_writes_a_png_of_the_training(tmp_path):
+    needs_matplotlib()
+    _labelled_csv(tmp_path)
+    proc = run("train", "--data", tmp_path / "train.csv", "--target", "answer", "--epochs", "5",
+               "--plot", tmp_path / "loss.png", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_npz_regression_model_predicts_the_same_on_another_backend(tmp_path):
+    needs_backend("torch")
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(80, 3))
     np.savez(tmp_path / "reg.npz", X=X, y=X @ np.array([1.0, -2.0, 0.5]))
     proc = run("train", "--data", tmp_path / "reg.npz", "--epochs", "5", "--save", tmp_path / "r.npz",
                "--quiet")
-    assert proc.returncode == 0 and "regression" in proc.stdout
+    assert proc.returncode == 0 and "regression" in proc.stdout, proc.stderr
     np.savez(tmp_path / "X_only.npz", X=X[:5])
-    proc = run("predict", "--model", tmp_path / "r.npz", "--data", tmp_path / "X_only.npz",
-               "--backend", "torch")
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.splitlines()[0] == "prediction" and len(proc.stdout.splitlines()) == 6
+    out = {}
+    for backend in ("numpy", "torch"):
+        proc = run("predict", "--model", tmp_path / "r.npz", "--data", tmp_path / "X_only.npz",
+                   "--backend", backend)
+        assert proc.returncode == 0, proc.stderr
+        lines = proc.stdout.splitlines()
+        assert lines[0] == "prediction" and len(lines) == 6
+        out[backend] = np.array([float(v) for v in lines[1:]])
+    np.testing.assert_allclose(out["torch"], out["numpy"], rtol=1e-4, atol=1e-5)
 
 
 def test_info_lists_every_backend():
@@ -157,10 +204,10 @@ BAD = [
 @pytest.mark.parametrize("args", BAD, ids=lambda a: " ".join(a) or "no-command")
 def test_every_refusal_is_one_line_and_status_2(tmp_path, args):
     if "--backend" in args and "cupy" in args:
-        import nnbackend as nb
-
         if "cupy" in nb.available_backends():
             pytest.skip("this machine has a GPU for CuPy")
+    if "--backend" in args and "strict" in args:
+        needs_backend("strict")  # the row is about strict's devices, not a missing strict
     (tmp_path / "bad.csv").write_text("a,b,label\n1,2,0\n3,oops,1\n")
     (tmp_path / "junk.npz").write_bytes(b"not a zip file at all")
     (tmp_path / "notes.txt").write_text("hello")
@@ -202,6 +249,10 @@ def test_resume_continues_a_saved_run(tmp_path):
 
 
 def test_bench_writes_a_report(tmp_path):
+    # nnbackend bench times the suite under pytest-benchmark, then plots.
+    pytest.importorskip("pytest_benchmark", reason="nnbackend bench runs the suite with "
+                        "pytest-benchmark (the 'test' extra), which is not installed")
+    needs_matplotlib()
     proc = run("bench", "--backends", "numpy", "--modes", "batch,minibatch", "--sizes", "256,512",
                "--target-n", "0", "--no-peers", "--out", tmp_path / "b")
     assert proc.returncode == 0, proc.stderr[-2000:]
