@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -165,44 +166,61 @@ def test_info_lists_every_backend():
     assert run("info").returncode == 0
 
 
+# Each refusal with (a regular expression for) the reason it must give: exit
+# status 2 alone would also come from another refusal, e.g. a missing backend.
 BAD = [
-    ("train", "--epochs", "0"),
-    ("train", "--epochs", "ten"),
-    ("train", "--lr", "-1"),
-    ("train", "--lr", "nan"),
-    ("train", "--batch-size", "0"),
-    ("train", "--hidden", "4,x"),
-    ("train", "--mode", "full"),
-    ("train", "--optimizer", "rmsprop"),
-    ("train", "--activation", "gelu"),
-    ("train", "--dataset", "mnist"),
-    ("train", "--backend", "tensorflow"),
-    ("train", "--backend", "cupy"),
-    ("train", "--backend", "strict", "--device", "device9"),
-    ("train", "--backend", "strict", "--device", "no_float64", "--dtype", "float64"),
-    ("train", "--val-split", "1.5"),
-    ("train", "--seed", "-1"),
-    ("train", "--data", "missing.csv"),
-    ("train", "--data", "bad.csv", "--target", "label"),
-    ("train", "--data", "bad.csv"),
-    ("train", "--data", "bad.csv", "--target", "nope"),
-    ("train", "--data", "junk.npz"),
-    ("train", "--data", "notes.txt"),
-    ("train", "--dataset", "xor", "--n-samples", "2"),
-    ("train", "--dataset", "synthetic", "--task", "binary"),
-    ("train", "--save", "no_dir/m.npz"),
-    ("predict", "--model", "junk.npz", "--data", "bad.csv"),
-    ("predict", "--model", "missing.npz", "--data", "bad.csv"),
-    ("bench", "--modes", "full"),
-    ("bench", "--sizes", "1e3,big"),
-    ("bench", "--backends", "tensorflow"),
-    ("bench-nothing",),
-    (),
+    (("train", "--epochs", "0"), r"argument --epochs: expected an integer >= 1, got 0"),
+    (("train", "--epochs", "ten"), r"argument --epochs: expected an integer, got 'ten'"),
+    (("train", "--lr", "-1"), r"argument --lr: expected a finite number > 0, got '-1'"),
+    (("train", "--lr", "nan"), r"argument --lr: expected a finite number > 0, got 'nan'"),
+    (("train", "--batch-size", "0"),
+     r"argument --batch-size: expected an integer >= 1, got 0"),
+    (("train", "--hidden", "4,x"),
+     r"argument --hidden: expected comma-separated integers like 64,32; got '4,x'"),
+    (("train", "--mode", "full"), r"argument --mode: invalid choice: 'full'"),
+    (("train", "--optimizer", "rmsprop"),
+     r"argument --optimizer: invalid choice: 'rmsprop'"),
+    (("train", "--activation", "gelu"), r"argument --activation: invalid choice: 'gelu'"),
+    (("train", "--dataset", "mnist"), r"argument --dataset: invalid choice: 'mnist'"),
+    (("train", "--backend", "tensorflow"), r"unknown backend 'tensorflow'; choose one of"),
+    (("train", "--backend", "cupy"),
+     r"backend 'cupy' (is not available|needs an NVIDIA GPU).*nnbackend\[cuda12\]"),
+    (("train", "--backend", "strict", "--device", "device9"),
+     r"backend 'strict' has no device 'device9'; its devices are"),
+    (("train", "--backend", "strict", "--device", "no_float64", "--dtype", "float64"),
+     r"dtype 'float64' is not supported by backend 'strict' on device .*no_float64.*; "
+     r"use dtype='float32'"),
+    (("train", "--val-split", "1.5"),
+     r"argument --val-split: expected a fraction in \(0, 1\), got '1.5'"),
+    (("train", "--seed", "-1"), r"argument --seed: expected an integer >= 0, got -1"),
+    (("train", "--data", "missing.csv"), r"no such file: missing.csv"),
+    (("train", "--data", "bad.csv", "--target", "label"),
+     r"bad.csv line 3, column 'b': 'oops' is not a finite number"),
+    (("train", "--data", "bad.csv"), r"reading bad.csv needs a target \(label\) column"),
+    (("train", "--data", "bad.csv", "--target", "nope"), r"bad.csv has no column 'nope'"),
+    (("train", "--data", "junk.npz"), r"could not read junk.npz as .npz"),
+    (("train", "--data", "notes.txt"), r"unsupported file type '.txt' for notes.txt"),
+    (("train", "--dataset", "xor", "--n-samples", "2"),
+     r"n_samples must be >= 4 for 'xor'"),
+    (("train", "--dataset", "synthetic", "--task", "binary"),
+     r"--task binary: the labels look like a regression task"),
+    (("train", "--save", "no_dir/m.npz"),
+     r"--save no_dir/m.npz: no such directory .*no_dir"),
+    (("predict", "--model", "junk.npz", "--data", "bad.csv"),
+     r"junk.npz is not a usable nnbackend checkpoint"),
+    (("predict", "--model", "missing.npz", "--data", "bad.csv"),
+     r"no such checkpoint file: missing.npz"),
+    (("bench", "--modes", "full"), r"--modes: unknown mode\(s\) \['full'\]"),
+    (("bench", "--sizes", "1e3,big"),
+     r"--sizes: expected comma-separated numbers like 1e3,1e4; got '1e3,big'"),
+    (("bench", "--backends", "tensorflow"), r"unknown backend 'tensorflow'; choose one of"),
+    (("bench-nothing",), r"argument command: invalid choice: 'bench-nothing'"),
+    ((), r"the following arguments are required: command"),
 ]
 
 
-@pytest.mark.parametrize("args", BAD, ids=lambda a: " ".join(a) or "no-command")
-def test_every_refusal_is_one_line_and_status_2(tmp_path, args):
+@pytest.mark.parametrize("args, reason", BAD, ids=[" ".join(a) or "no-command" for a, _ in BAD])
+def test_every_refusal_is_one_line_and_status_2(tmp_path, args, reason):
     if "--backend" in args and "cupy" in args:
         if "cupy" in nb.available_backends():
             pytest.skip("this machine has a GPU for CuPy")
@@ -215,6 +233,7 @@ def test_every_refusal_is_one_line_and_status_2(tmp_path, args):
     assert proc.returncode == 2, (proc.stdout, proc.stderr)
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("nnbackend: error: "), proc.stderr
+    assert re.match(reason, lines[0][len("nnbackend: error: "):]), (reason, proc.stderr)
     assert "Traceback" not in proc.stderr
 
 
