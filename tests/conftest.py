@@ -53,8 +53,10 @@ DASK_DIFFERS = {
         "Dask arrays are the caller's, chunked by rows",
     "test_backends_match_numpy":
         "on dask the gradients of loss_and_grads are lazy Dask arrays or NumPy "
-        "arrays, not of one 'dask device'; tests/test_dask.py checks the batch "
-        "gradient steps against NumPy to 1e-10",
+        "arrays, not of one 'dask device', and Backend.asarray makes NumPy arrays; "
+        "tests/test_dask.py::test_every_head_and_reduction_matches_numpy_on_dask_arrays "
+        "compares loss_and_grads on Dask arrays with NumPy for every hidden activation, "
+        "output head and reduction, and fit in batch and mini-batch mode",
 }
 
 

@@ -130,6 +130,84 @@ def test_unshuffled_minibatch_and_sgd_equal_numpy_across_chunk_boundaries(dask_b
         np.testing.assert_allclose(hist.loss, h_ref.loss, rtol=1e-12)
 
 
+HIDDEN = ("sigmoid", "tanh", "relu", "identity")
+HEADS = (
+    ("sigmoid", "mse"),
+    ("identity", "mse"),
+    ("softmax", "mse"),
+    ("sigmoid", "bce"),
+    ("softmax", "cross_entropy"),
+)
+
+
+def _head_data(loss, n=50, sizes=(3, 5, 4, 3), seed=1234):
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(-2, 2, size=(n, sizes[0]))
+    k = sizes[-1]
+    if loss == "cross_entropy":
+        y = rng.integers(0, k, size=n)
+    elif loss == "bce":
+        y = rng.uniform(0, 1, size=(n, k))
+    else:
+        y = rng.uniform(-2, 2, size=(n, k))
+    # Non-zero biases so every parameter's gradient path is exercised.
+    biases = [rng.uniform(-0.5, 0.5, size=s) for s in sizes[1:]]
+    return X, y, biases
+
+
+@pytest.mark.filterwarnings("error")  # a diverging fit would compare NaN with NaN
+@pytest.mark.parametrize("output_activation, loss", HEADS, ids=[f"{o}-{l}" for o, l in HEADS])
+def test_every_head_and_reduction_matches_numpy_on_dask_arrays(dask_backend, output_activation,
+                                                               loss):
+    # The shared test_backends_match_numpy is skipped on dask (conftest's
+    # DASK_DIFFERS); this is its dask form: X and y are Dask arrays of four
+    # row chunks (the last of 2 rows), never NumPy arrays made by asarray.
+    sizes = (3, 5, 4, 3)
+    X, y, biases = _head_data(loss, sizes=sizes)
+    Xd, yd = _chunked(X, y, 16)
+    assert len(Xd.chunks[0]) == 4
+    for hidden in HIDDEN:
+        for reduction in ("mean", "sum"):
+            what = f"{hidden}/{output_activation}/{loss}/{reduction}"
+            kwargs = dict(hidden_activation=hidden, output_activation=output_activation, loss=loss,
+                          reduction=reduction, dtype="float64")
+            init = nb.MLP(list(sizes), backend="numpy", seed=7, **kwargs)
+            params = [(np.asarray(W), b) for (W, _), b in zip(init.params, biases)]
+            ref = nb.MLP(list(sizes), backend="numpy", params=params, **kwargs)
+            model = nb.MLP(list(sizes), backend=dask_backend, params=params, **kwargs)
+
+            ref_loss, ref_grads = ref.loss_and_grads(X, y)
+            # One pass per row chunk, whose sums loss_and_grads adds up.
+            got_loss, grads = model.loss_and_grads(Xd, yd, chunk_size=16)
+            assert got_loss == pytest.approx(ref_loss, rel=1e-10, abs=1e-13), what
+            lazy = [g for pair in grads for g in pair]
+            assert all(isinstance(g, da.Array) for g in lazy), f"{what}: gradients not lazy"
+            with dask_backend.compute_context():
+                got = dask.compute(*lazy)
+            want = [np.asarray(r) for pair in ref_grads for r in pair]
+            scale = max(1.0, max(float(np.max(np.abs(r))) for r in want))
+            for i, (g, r) in enumerate(zip(got, want)):
+                np.testing.assert_allclose(g, r, rtol=1e-10, atol=1e-13 * scale,
+                                           err_msg=f"{what} layer {i // 2} {('dW', 'db')[i % 2]}")
+
+            # A few epochs of training; "sum" steps are n times larger.
+            if hidden != "relu":
+                continue
+            lr = 0.1 if reduction == "mean" else 0.005
+            for mode in ("batch", "minibatch"):
+                fit = dict(mode=mode, batch_size=12, epochs=3, lr=lr, optimizer="momentum",
+                           shuffle=False)
+                ref = nb.MLP(list(sizes), backend="numpy", params=params, **kwargs)
+                h_ref = ref.fit(X, y, **fit)
+                model = nb.MLP(list(sizes), backend=dask_backend, params=params, **kwargs)
+                hist = model.fit(Xd, yd, **fit)
+                assert np.all(np.isfinite(h_ref.loss)), (what, mode, h_ref.loss)
+                assert h_ref.loss[-1] != h_ref.loss[0], (what, mode)  # the steps moved
+                np.testing.assert_allclose(hist.loss, h_ref.loss, rtol=1e-10,
+                                           err_msg=f"{what} {mode}")
+                assert _max_rel(ref._flat, model._flat) < 1e-10, (what, mode)
+
+
 def _documented_order(pi, chunks):
     """The README's statement of the dask row order, written out independently."""
     bounds = np.cumsum([0, *chunks])
