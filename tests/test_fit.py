@@ -272,3 +272,19 @@ def test_torch_params_work_with_autograd_after_fit():
     x = torch.ones(2, 3, requires_grad=True)
     (x @ W + b).sum().backward()
     assert x.grad is not None and not W.is_inference()
+
+
+def test_conftest_skip_tables_name_existing_tests():
+    # A misspelt or renamed entry would skip nothing and go unnoticed.
+    import pathlib
+    import re
+
+    import conftest
+
+    here = pathlib.Path(__file__).parent
+    defined = set()
+    for path in here.glob("test_*.py"):
+        defined |= set(re.findall(r"^def (test_\w+)\(", path.read_text(), flags=re.M))
+    names = set(conftest.DASK_DIFFERS) | {name for _, name in conftest.RERUNS_NUMPY}
+    assert names - defined == set()
+    assert {backend for backend, _ in conftest.RERUNS_NUMPY} <= {"numpy", "dask"}
