@@ -122,5 +122,19 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.skip(reason=f"re-runs NumPy: {reason}"))
 
 
+def own_array(backend, a, dtype=None):
+    """Host data ``a`` as an array of ``backend``'s data namespace.
+
+    That is ``backend.asarray`` everywhere but on dask, whose ``asarray``
+    makes NumPy arrays (the parameters): there it is a Dask array of the
+    data, in one chunk.
+    """
+    if backend.name == "dask":
+        import dask.array as da
+
+        return da.from_array(backend.asarray(a, dtype=dtype))
+    return backend.asarray(a, dtype=dtype)
+
+
 def to_numpy(backend, a):
     return backend.to_host(a).astype(np.float64)

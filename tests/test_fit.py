@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import nnbackend as nb
-from conftest import to_numpy
+from conftest import own_array, to_numpy
 
 MODES = ["batch", "minibatch", "sgd"]
 
@@ -65,7 +65,9 @@ def test_params_live_on_the_backend_device(backend):
 def test_fit_accepts_arrays_of_its_own_namespace(backend):
     X, y = _data()
     dtype = backend.dtype("float32")
-    Xd, yd = backend.asarray(X, dtype=dtype), backend.asarray(y, dtype=dtype)
+    # On dask, a Dask array (Backend.asarray would make NumPy arrays there).
+    Xd, yd = own_array(backend, X, dtype=dtype), own_array(backend, y, dtype=dtype)
+    assert nb.backend_of(Xd).name == backend.name
     model = nb.MLP([3, 5, 1], backend=backend.name, device=backend.device, seed=3)
     hist = model.fit(Xd, yd, mode="minibatch", batch_size=8, epochs=3, seed=0)
     ref = nb.MLP([3, 5, 1], backend=backend.name, device=backend.device, seed=3)
@@ -250,7 +252,10 @@ def test_save_and_load_round_trip(tmp_path, backend):
     model.save(path)
     loaded = nb.MLP.load(path, backend=backend.name, device=backend.device)
     assert loaded.config() == model.config()
-    np.testing.assert_allclose(to_numpy(backend, loaded.predict(X)), np.asarray(model.predict(X)),
+    Xd = own_array(backend, X, dtype=backend.dtype("float32"))
+    out = loaded.predict(Xd)
+    assert nb.backend_of(out).name == backend.name
+    np.testing.assert_allclose(to_numpy(backend, out), np.asarray(model.predict(X)),
                                rtol=1e-5, atol=1e-6)
 
 
