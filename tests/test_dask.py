@@ -109,7 +109,11 @@ def test_batch_epoch_is_one_compute_and_never_gathers(dask_backend):
         counts.append(seen.computes)
         # No task ever held more rows than a chunk: the data were never gathered.
         assert 0 < seen.max_rows <= 250
-    assert counts[1] - counts[0] == 3  # one compute per further epoch
+    # The README's contract is one dask.compute per batch epoch: three more
+    # epochs may add at most three computes (fewer, should dask ever merge
+    # them, breaks no promise). What fit computes once (the input checks)
+    # is in both counts.
+    assert 0 < counts[0] and counts[1] - counts[0] <= 3, counts
 
 
 def test_unshuffled_minibatch_and_sgd_equal_numpy_across_chunk_boundaries(dask_backend):
@@ -354,12 +358,22 @@ def test_local_cluster_trains_like_numpy(cluster, monkeypatch):
     model = nb.MLP([5, 6, 1], backend=backend, dtype="float64", seed=4)
     model.fit(Xd, yd, mode="batch", epochs=3, lr=0.5, shuffle=False)
     assert _max_rel(ref._flat, model._flat) < 1e-10
-    # Both workers computed chunks: the work was spread over the cluster.
+    # The epoch's chunk tasks ran on the cluster's workers, not on local
+    # threads; which worker took which chunk is the scheduler's choice, not
+    # pinned here.
     import distributed
+
+    from nnbackend.executors.dask_chunks import _chunk_sums
 
     with distributed.get_task_stream(backend.scheduler) as stream:
         model.fit(Xd, yd, mode="batch", epochs=1, lr=0.5, shuffle=False)
-    assert len({task["worker"] for task in stream.data}) == 2
+    workers = set(backend.scheduler.scheduler_info()["workers"])
+    # A delayed call's key is its function's name, "-", a token.
+    chunk_tasks = [t for t in stream.data if str(t["key"]).startswith(f"{_chunk_sums.__name__}-")]
+    # One task per chunk (README); distinct keys, should a task be retried.
+    assert len({t["key"] for t in chunk_tasks}) == len(Xd.chunks[0]), \
+        sorted({str(t["key"])[:40] for t in stream.data})
+    assert {t["worker"] for t in chunk_tasks} <= workers
 
     # Mini-batch on the cluster walks the same order as on local threads.
     local = nb.MLP([5, 6, 1], backend=nb.get_backend("dask", scheduler="threads"), dtype="float64", seed=4)
@@ -412,9 +426,17 @@ def test_evaluation_passes_one_chunk_at_a_time(dask_backend):
     assert nb.get_backend("numpy").rows_per_pass(X, 128) == 128
     model = nb.MLP([5, 8, 1], loss="bce", backend=dask_backend, dtype="float64", seed=0)
     ref = nb.MLP([5, 8, 1], loss="bce", backend="numpy", dtype="float64", seed=0)
+    # The same four chunks, eight times fewer rows: the graph must not grow
+    # with N (slices of 128 rows gave 614 tasks against 163, passes of one
+    # chunk 110 against 110). Only the ratio is pinned, not dask's count of
+    # tasks per chunk.
+    small = _chunked(*_data(n=750), 750 // 4 + 1)
+    assert len(small[0].chunks[0]) == len(Xd.chunks[0]) == 4
+    with _TaskCount() as seen_small:
+        model.evaluate(*small, chunk_size=128)
     with _TaskCount() as seen:
         got = model.evaluate(Xd, yd, chunk_size=128)
-    assert seen.tasks < 250, seen.tasks  # 110 here; 47 slices of 128 rows made 614
+    assert 0 < seen.tasks <= 1.5 * seen_small.tasks, (seen.tasks, seen_small.tasks)
     want = ref.evaluate(X, y, chunk_size=128)
     assert got["loss"] == pytest.approx(want["loss"], rel=1e-12)
     assert got["accuracy"] == want["accuracy"]
