@@ -142,13 +142,19 @@ def test_complex_object_string_and_time_dtypes_are_refused(which, dtype):
             _fit, _model(), args["X"], args["y"])
 
 
+def _skip_without_complex64(backend):
+    """Skip, with the reason, where the backend's device has no complex64; a
+    device that has it must make complex64 arrays (no failure is excused)."""
+    info = backend.xp.__array_namespace_info__()
+    if "complex64" not in info.dtypes(device=backend.device, kind="complex floating"):
+        pytest.skip(f"{backend} has no complex64 dtype: no complex array to refuse")
+
+
 def test_refused_dtypes_on_device(backend):
     X, y = _data()
     model = _model(backend=backend.name, device=backend.device)
-    try:
-        Xc = backend.asarray(X.astype(np.complex64))
-    except Exception as exc:  # a device without complex dtypes: nothing to refuse
-        pytest.skip(f"{backend} cannot hold complex arrays: {exc}")
+    _skip_without_complex64(backend)
+    Xc = backend.asarray(X.astype(np.complex64))
     refused(TypeError, "X must hold real numbers .*got dtype .*complex64", _fit, model, Xc, y)
     yc = backend.asarray(y.astype(np.complex64))
     refused(TypeError, "y must hold real numbers .*got dtype .*complex64", _fit, model, X, yc)
@@ -281,9 +287,24 @@ def test_bad_learning_rate_for_every_optimizer(optimizer, lr):
             .replace(")", r"\)"), _fit, _model(), *_data(), lr=lr, optimizer=optimizer)
 
 
-def test_numpy_scalar_learning_rate_is_taken():
-    hist = _fit(_model(), *_data(), lr=np.float32(0.5), epochs=2)
-    assert len(hist.loss) == 2
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])
+@pytest.mark.parametrize("scalar", [np.float32, np.float64])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_numpy_scalar_learning_rate_is_taken(optimizer, scalar, dtype):
+    # Taken as the number it holds: the same fit as the Python float, bit for
+    # bit, in the model's own dtype; and not the fit of some other lr.
+    X, y = _data()
+    runs = []
+    for lr in (scalar(0.5), 0.5, 0.25):
+        model = _model(dtype=dtype)
+        hist = _fit(model, X, y, lr=lr, optimizer=optimizer, epochs=2)
+        assert len(hist.loss) == 2
+        assert all(p.dtype == np.dtype(dtype) for pair in model.params for p in pair)
+        runs.append(_params(model))
+    given, as_float, other = runs
+    for p, q in zip(given, as_float):
+        np.testing.assert_array_equal(p, q)
+    assert any(not np.allclose(p, q) for p, q in zip(given, other))
 
 
 # -- class labels ------------------------------------------------------------------------------
@@ -342,10 +363,40 @@ def test_bce_targets_outside_0_1_are_refused(y, match):
     refused(ValueError, match, _fit, _model(), _data()[0], y)
 
 
+def _logits_by_hand(params, X):
+    """The network's output-layer logits in NumPy float64: sigmoid hidden layers
+    (the MLP default), ``z = a @ W + b``; ``params`` flat as :func:`_params` gives them."""
+    a = np.asarray(X, dtype=np.float64)
+    pairs = list(zip(params[::2], params[1::2]))
+    for i, (W, b) in enumerate(pairs):
+        z = a @ W + b
+        a = 1.0 / (1.0 + np.exp(-z))
+    return z
+
+
+def _bce_by_hand(z, y):
+    """Mean over rows of ``-(y log p + (1 - y) log(1 - p))``, ``p = sigmoid(z)``, from the logits."""
+    y = np.asarray(y, dtype=np.float64).reshape(z.shape)
+    return float(np.mean(np.sum(np.logaddexp(0.0, z) - y * z, axis=1)))
+
+
+def _cross_entropy_by_hand(z, P):
+    """Mean over rows of ``-Σ_k P_k log softmax(z)_k``."""
+    log_q = z - np.logaddexp.reduce(z, axis=1, keepdims=True)
+    return float(np.mean(-np.sum(P * log_q, axis=1)))
+
+
 def test_soft_bce_targets_are_taken():
+    # Taken as the probabilities they are: the first loss of a batch fit (the
+    # loss of the initial parameters) is the hand-computed BCE with those very
+    # targets. Rounded to 0/1 or clipped away from 0 and 1, it would not be.
     X, _ = _data()
-    hist = _fit(_model(), X, np.linspace(0, 1, 12))
-    assert np.isfinite(hist.loss[0])
+    y = np.linspace(0, 1, 12)
+    model = _model(dtype="float64")
+    want = _bce_by_hand(_logits_by_hand(_params(model), X), y)
+    assert abs(want - _bce_by_hand(_logits_by_hand(_params(model), X), np.round(y))) > 1e-3
+    hist = _fit(model, X, y, mode="batch")
+    np.testing.assert_allclose(hist.loss[0], want, rtol=1e-12)
 
 
 @pytest.mark.parametrize("Y, match", [
@@ -357,11 +408,18 @@ def test_cross_entropy_rows_that_are_not_probabilities_are_refused(Y, match):
 
 
 def test_soft_cross_entropy_rows_are_taken():
+    # As for bce: the first loss is the hand-computed cross-entropy with the
+    # soft rows themselves, not with their argmax one-hot rows or clipped rows.
     X, _ = _data()
     rng = np.random.default_rng(0)
     P = rng.dirichlet(np.ones(3), size=12)
-    hist = _fit(_softmax(), X, P)
-    assert np.isfinite(hist.loss[0])
+    P[:2] = [[0.0, 0.25, 0.75], [1.0, 0.0, 0.0]]  # and rows that touch 0 and 1
+    model = _softmax(dtype="float64")
+    z = _logits_by_hand(_params(model), X)
+    want = _cross_entropy_by_hand(z, P)
+    assert abs(want - _cross_entropy_by_hand(z, np.eye(3)[P.argmax(axis=1)])) > 1e-3
+    hist = _fit(model, X, P, mode="batch")
+    np.testing.assert_allclose(hist.loss[0], want, rtol=1e-12)
 
 
 # -- two libraries, two devices -------------------------------------------------------------------
@@ -468,10 +526,23 @@ def test_float64_on_a_device_without_it():
     refused(ValueError, "dtype 'float64' is not supported by backend 'strict' on device .*no_float64.*; "
             "use dtype='float32'", nb.MLP, [3, 1], backend="strict", device="no_float64",
             dtype="float64")
-    # float64 host data is converted to the float32 that device has.
-    model = nb.MLP([3, 4, 1], loss="bce", backend="strict", device="no_float64")
+    # float64 host data is converted to the float32 that device has: the same
+    # fit, bit for bit, as one given that data already in float32; float32
+    # parameters; and a first loss that is the float64 hand computation's to
+    # float32 rounding.
     X, y = _data()
-    assert np.isfinite(_fit(model, X, y).loss[0])
+    runs = []
+    for given in (X, X.astype(np.float32)):
+        model = nb.MLP([3, 4, 1], loss="bce", backend="strict", device="no_float64")
+        initial = _params(model)
+        hist = _fit(model, given, y, mode="batch", epochs=2)
+        assert all(p.dtype == model.backend.dtype("float32") for pair in model.params for p in pair)
+        runs.append((hist.loss, _params(model)))
+    (loss, params), (loss32, params32) = runs
+    assert loss == loss32
+    for p, q in zip(params, params32):
+        np.testing.assert_array_equal(p, q)
+    np.testing.assert_allclose(loss[0], _bce_by_hand(_logits_by_hand(initial, X), y), rtol=1e-5)
 
 
 # -- initial params, library-internal failures -------------------------------------------------------
@@ -483,10 +554,8 @@ def test_non_finite_or_complex_initial_params_of_a_backend_are_refused(backend):
     refused(ValueError, r"params\[0\] W contains NaN or infinity",
             nb.MLP, [3, 1], backend=backend.name, device=backend.device,
             params=[(backend.asarray(W), backend.asarray(np.zeros(1)))])
-    try:
-        Wc = backend.asarray(np.ones((3, 1), dtype=np.complex64))
-    except Exception:
-        return  # no complex arrays here
+    _skip_without_complex64(backend)
+    Wc = backend.asarray(np.ones((3, 1), dtype=np.complex64))
     refused(TypeError, r"params\[0\] W must hold real numbers; got dtype .*complex64",
             nb.MLP, [3, 1], params=[(Wc, backend.asarray(np.zeros(1, dtype=np.float32)))])
 

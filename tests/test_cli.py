@@ -2,11 +2,35 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+
+import nnbackend as nb
+from nnbackend.plot import require_matplotlib
+
+
+# The CLI runs in a subprocess of this interpreter with this environment, so
+# what imports here imports there: a test that needs an optional package
+# checks here and skips with the reason instead of failing (or, for a
+# refusal, exiting 2 for another reason).
+def needs_backend(name, device=None):
+    """Skip, with nnbackend's message, where the backend (on ``device``) is not usable."""
+    try:
+        nb.get_backend(name, device)
+    except nb.BackendUnavailableError as exc:
+        pytest.skip(f"backend {name}{':' + device if device else ''} unavailable: {exc}")
+
+
+def needs_matplotlib():
+    """Skip, with the message --plot would give, where matplotlib is missing."""
+    try:
+        require_matplotlib()
+    except RuntimeError as exc:
+        pytest.skip(str(exc))
 
 
 def run(*args, cwd=None):
@@ -58,6 +82,7 @@ def test_task_decides_the_head(dataset, task, outputs):
 
 
 def test_flags_reach_the_training(tmp_path):
+    needs_backend("strict", "device1")
     s = run_json("train", "--dataset", "moons", "--n-samples", "100", "--hidden", "8,6",
                  "--activation", "tanh", "--mode", "sgd", "--epochs", "2", "--lr", "0.05",
                  "--optimizer", "momentum", "--dtype", "float64", "--backend", "strict",
@@ -73,7 +98,7 @@ def test_patience_stops_early():
     assert s["stopped_early"] and s["epochs"] < 400 and s["best_epoch"] == s["epochs"] - 3
 
 
-def test_csv_and_npz_files_save_predict_and_plot(tmp_path):
+def _labelled_csv(tmp_path):
     rng = np.random.default_rng(0)
     X = rng.normal(size=(80, 3))
     labels = np.where(X[:, 0] + X[:, 1] > 0, "yes", "no")
@@ -81,10 +106,14 @@ def test_csv_and_npz_files_save_predict_and_plot(tmp_path):
         f.write("a,b,c,answer\n")
         for row, label in zip(X, labels):
             f.write(",".join(f"{v:.6f}" for v in row) + f",{label}\n")
+    return X, labels
+
+
+def test_csv_file_trains_saves_and_predicts_class_names(tmp_path):
+    _, labels = _labelled_csv(tmp_path)
     proc = run("train", "--data", tmp_path / "train.csv", "--target", "answer", "--epochs", "40",
-               "--lr", "0.5", "--save", tmp_path / "m.npz", "--plot", tmp_path / "loss.png")
+               "--lr", "0.5", "--save", tmp_path / "m.npz")
     assert proc.returncode == 0, proc.stderr
-    assert (tmp_path / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # The label column is dropped when present; predictions use the class names.
     proc = run("predict", "--model", tmp_path / "m.npz", "--data", tmp_path / "train.csv",
                "--out", tmp_path / "preds.csv")
@@ -94,15 +123,34 @@ def test_csv_and_npz_files_save_predict_and_plot(tmp_path):
     predicted = np.array([l.split(",")[0] for l in lines[1:]])
     assert np.mean(predicted == labels) > 0.9
 
+
+def test_plot_writes_a_png_of_the_training(tmp_path):
+    needs_matplotlib()
+    _labelled_csv(tmp_path)
+    proc = run("train", "--data", tmp_path / "train.csv", "--target", "answer", "--epochs", "5",
+               "--plot", tmp_path / "loss.png", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_npz_regression_model_predicts_the_same_on_another_backend(tmp_path):
+    needs_backend("torch")
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(80, 3))
     np.savez(tmp_path / "reg.npz", X=X, y=X @ np.array([1.0, -2.0, 0.5]))
     proc = run("train", "--data", tmp_path / "reg.npz", "--epochs", "5", "--save", tmp_path / "r.npz",
                "--quiet")
-    assert proc.returncode == 0 and "regression" in proc.stdout
+    assert proc.returncode == 0 and "regression" in proc.stdout, proc.stderr
     np.savez(tmp_path / "X_only.npz", X=X[:5])
-    proc = run("predict", "--model", tmp_path / "r.npz", "--data", tmp_path / "X_only.npz",
-               "--backend", "torch")
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.splitlines()[0] == "prediction" and len(proc.stdout.splitlines()) == 6
+    out = {}
+    for backend in ("numpy", "torch"):
+        proc = run("predict", "--model", tmp_path / "r.npz", "--data", tmp_path / "X_only.npz",
+                   "--backend", backend)
+        assert proc.returncode == 0, proc.stderr
+        lines = proc.stdout.splitlines()
+        assert lines[0] == "prediction" and len(lines) == 6
+        out[backend] = np.array([float(v) for v in lines[1:]])
+    np.testing.assert_allclose(out["torch"], out["numpy"], rtol=1e-4, atol=1e-5)
 
 
 def test_info_lists_every_backend():
@@ -118,49 +166,66 @@ def test_info_lists_every_backend():
     assert run("info").returncode == 0
 
 
+# Each refusal with (a regular expression for) the reason it must give: exit
+# status 2 alone would also come from another refusal, e.g. a missing backend.
 BAD = [
-    ("train", "--epochs", "0"),
-    ("train", "--epochs", "ten"),
-    ("train", "--lr", "-1"),
-    ("train", "--lr", "nan"),
-    ("train", "--batch-size", "0"),
-    ("train", "--hidden", "4,x"),
-    ("train", "--mode", "full"),
-    ("train", "--optimizer", "rmsprop"),
-    ("train", "--activation", "gelu"),
-    ("train", "--dataset", "mnist"),
-    ("train", "--backend", "tensorflow"),
-    ("train", "--backend", "cupy"),
-    ("train", "--backend", "strict", "--device", "device9"),
-    ("train", "--backend", "strict", "--device", "no_float64", "--dtype", "float64"),
-    ("train", "--val-split", "1.5"),
-    ("train", "--seed", "-1"),
-    ("train", "--data", "missing.csv"),
-    ("train", "--data", "bad.csv", "--target", "label"),
-    ("train", "--data", "bad.csv"),
-    ("train", "--data", "bad.csv", "--target", "nope"),
-    ("train", "--data", "junk.npz"),
-    ("train", "--data", "notes.txt"),
-    ("train", "--dataset", "xor", "--n-samples", "2"),
-    ("train", "--dataset", "synthetic", "--task", "binary"),
-    ("train", "--save", "no_dir/m.npz"),
-    ("predict", "--model", "junk.npz", "--data", "bad.csv"),
-    ("predict", "--model", "missing.npz", "--data", "bad.csv"),
-    ("bench", "--modes", "full"),
-    ("bench", "--sizes", "1e3,big"),
-    ("bench", "--backends", "tensorflow"),
-    ("bench-nothing",),
-    (),
+    (("train", "--epochs", "0"), r"argument --epochs: expected an integer >= 1, got 0"),
+    (("train", "--epochs", "ten"), r"argument --epochs: expected an integer, got 'ten'"),
+    (("train", "--lr", "-1"), r"argument --lr: expected a finite number > 0, got '-1'"),
+    (("train", "--lr", "nan"), r"argument --lr: expected a finite number > 0, got 'nan'"),
+    (("train", "--batch-size", "0"),
+     r"argument --batch-size: expected an integer >= 1, got 0"),
+    (("train", "--hidden", "4,x"),
+     r"argument --hidden: expected comma-separated integers like 64,32; got '4,x'"),
+    (("train", "--mode", "full"), r"argument --mode: invalid choice: 'full'"),
+    (("train", "--optimizer", "rmsprop"),
+     r"argument --optimizer: invalid choice: 'rmsprop'"),
+    (("train", "--activation", "gelu"), r"argument --activation: invalid choice: 'gelu'"),
+    (("train", "--dataset", "mnist"), r"argument --dataset: invalid choice: 'mnist'"),
+    (("train", "--backend", "tensorflow"), r"unknown backend 'tensorflow'; choose one of"),
+    (("train", "--backend", "cupy"),
+     r"backend 'cupy' (is not available|needs an NVIDIA GPU).*nnbackend\[cuda12\]"),
+    (("train", "--backend", "strict", "--device", "device9"),
+     r"backend 'strict' has no device 'device9'; its devices are"),
+    (("train", "--backend", "strict", "--device", "no_float64", "--dtype", "float64"),
+     r"dtype 'float64' is not supported by backend 'strict' on device .*no_float64.*; "
+     r"use dtype='float32'"),
+    (("train", "--val-split", "1.5"),
+     r"argument --val-split: expected a fraction in \(0, 1\), got '1.5'"),
+    (("train", "--seed", "-1"), r"argument --seed: expected an integer >= 0, got -1"),
+    (("train", "--data", "missing.csv"), r"no such file: missing.csv"),
+    (("train", "--data", "bad.csv", "--target", "label"),
+     r"bad.csv line 3, column 'b': 'oops' is not a finite number"),
+    (("train", "--data", "bad.csv"), r"reading bad.csv needs a target \(label\) column"),
+    (("train", "--data", "bad.csv", "--target", "nope"), r"bad.csv has no column 'nope'"),
+    (("train", "--data", "junk.npz"), r"could not read junk.npz as .npz"),
+    (("train", "--data", "notes.txt"), r"unsupported file type '.txt' for notes.txt"),
+    (("train", "--dataset", "xor", "--n-samples", "2"),
+     r"n_samples must be >= 4 for 'xor'"),
+    (("train", "--dataset", "synthetic", "--task", "binary"),
+     r"--task binary: the labels look like a regression task"),
+    (("train", "--save", "no_dir/m.npz"),
+     r"--save no_dir/m.npz: no such directory .*no_dir"),
+    (("predict", "--model", "junk.npz", "--data", "bad.csv"),
+     r"junk.npz is not a usable nnbackend checkpoint"),
+    (("predict", "--model", "missing.npz", "--data", "bad.csv"),
+     r"no such checkpoint file: missing.npz"),
+    (("bench", "--modes", "full"), r"--modes: unknown mode\(s\) \['full'\]"),
+    (("bench", "--sizes", "1e3,big"),
+     r"--sizes: expected comma-separated numbers like 1e3,1e4; got '1e3,big'"),
+    (("bench", "--backends", "tensorflow"), r"unknown backend 'tensorflow'; choose one of"),
+    (("bench-nothing",), r"argument command: invalid choice: 'bench-nothing'"),
+    ((), r"the following arguments are required: command"),
 ]
 
 
-@pytest.mark.parametrize("args", BAD, ids=lambda a: " ".join(a) or "no-command")
-def test_every_refusal_is_one_line_and_status_2(tmp_path, args):
+@pytest.mark.parametrize("args, reason", BAD, ids=[" ".join(a) or "no-command" for a, _ in BAD])
+def test_every_refusal_is_one_line_and_status_2(tmp_path, args, reason):
     if "--backend" in args and "cupy" in args:
-        import nnbackend as nb
-
         if "cupy" in nb.available_backends():
             pytest.skip("this machine has a GPU for CuPy")
+    if "--backend" in args and "strict" in args:
+        needs_backend("strict")  # the row is about strict's devices, not a missing strict
     (tmp_path / "bad.csv").write_text("a,b,label\n1,2,0\n3,oops,1\n")
     (tmp_path / "junk.npz").write_bytes(b"not a zip file at all")
     (tmp_path / "notes.txt").write_text("hello")
@@ -168,6 +233,7 @@ def test_every_refusal_is_one_line_and_status_2(tmp_path, args):
     assert proc.returncode == 2, (proc.stdout, proc.stderr)
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("nnbackend: error: "), proc.stderr
+    assert re.match(reason, lines[0][len("nnbackend: error: "):]), (reason, proc.stderr)
     assert "Traceback" not in proc.stderr
 
 
@@ -202,6 +268,10 @@ def test_resume_continues_a_saved_run(tmp_path):
 
 
 def test_bench_writes_a_report(tmp_path):
+    # nnbackend bench times the suite under pytest-benchmark, then plots.
+    pytest.importorskip("pytest_benchmark", reason="nnbackend bench runs the suite with "
+                        "pytest-benchmark (the 'test' extra), which is not installed")
+    needs_matplotlib()
     proc = run("bench", "--backends", "numpy", "--modes", "batch,minibatch", "--sizes", "256,512",
                "--target-n", "0", "--no-peers", "--out", tmp_path / "b")
     assert proc.returncode == 0, proc.stderr[-2000:]

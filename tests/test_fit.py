@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import nnbackend as nb
-from conftest import to_numpy
+from conftest import own_array, to_numpy
 
 MODES = ["batch", "minibatch", "sgd"]
 
@@ -65,7 +65,9 @@ def test_params_live_on_the_backend_device(backend):
 def test_fit_accepts_arrays_of_its_own_namespace(backend):
     X, y = _data()
     dtype = backend.dtype("float32")
-    Xd, yd = backend.asarray(X, dtype=dtype), backend.asarray(y, dtype=dtype)
+    # On dask, a Dask array (Backend.asarray would make NumPy arrays there).
+    Xd, yd = own_array(backend, X, dtype=dtype), own_array(backend, y, dtype=dtype)
+    assert nb.backend_of(Xd).name == backend.name
     model = nb.MLP([3, 5, 1], backend=backend.name, device=backend.device, seed=3)
     hist = model.fit(Xd, yd, mode="minibatch", batch_size=8, epochs=3, seed=0)
     ref = nb.MLP([3, 5, 1], backend=backend.name, device=backend.device, seed=3)
@@ -250,7 +252,10 @@ def test_save_and_load_round_trip(tmp_path, backend):
     model.save(path)
     loaded = nb.MLP.load(path, backend=backend.name, device=backend.device)
     assert loaded.config() == model.config()
-    np.testing.assert_allclose(to_numpy(backend, loaded.predict(X)), np.asarray(model.predict(X)),
+    Xd = own_array(backend, X, dtype=backend.dtype("float32"))
+    out = loaded.predict(Xd)
+    assert nb.backend_of(out).name == backend.name
+    np.testing.assert_allclose(to_numpy(backend, out), np.asarray(model.predict(X)),
                                rtol=1e-5, atol=1e-6)
 
 
@@ -272,3 +277,19 @@ def test_torch_params_work_with_autograd_after_fit():
     x = torch.ones(2, 3, requires_grad=True)
     (x @ W + b).sum().backward()
     assert x.grad is not None and not W.is_inference()
+
+
+def test_conftest_skip_tables_name_existing_tests():
+    # A misspelt or renamed entry would skip nothing and go unnoticed.
+    import pathlib
+    import re
+
+    import conftest
+
+    here = pathlib.Path(__file__).parent
+    defined = set()
+    for path in here.glob("test_*.py"):
+        defined |= set(re.findall(r"^def (test_\w+)\(", path.read_text(), flags=re.M))
+    names = set(conftest.DASK_DIFFERS) | {name for _, name in conftest.RERUNS_NUMPY}
+    assert names - defined == set()
+    assert {backend for backend, _ in conftest.RERUNS_NUMPY} <= {"numpy", "dask"}
