@@ -1,6 +1,8 @@
 """Validation, early stopping, divergence, accuracy history, resuming."""
 
+import json
 import warnings
+import zipfile
 
 import numpy as np
 import pytest
@@ -190,6 +192,7 @@ def test_foreign_version_and_pickled_files_are_refused(tmp_path):
         nb.MLP.load(tmp_path / "foreign.npz")
     with np.load(_saved(tmp_path)) as f:
         arrays = dict(f)
+    good = dict(arrays)
     arrays["format_version"] = np.asarray(99)
     np.savez(tmp_path / "future.npz", **arrays)
     with pytest.raises(ValueError, match="format version 99; this nnbackend reads version 1"):
@@ -199,6 +202,21 @@ def test_foreign_version_and_pickled_files_are_refused(tmp_path):
     np.savez(tmp_path / "pickled.npz", **arrays)
     with pytest.raises(ValueError, match="pickled.npz is not a usable nnbackend checkpoint"):
         nb.MLP.load(tmp_path / "pickled.npz")
+    # A header whose training state lacks a field.
+    header = json.loads(str(good["header"]))
+    del header["train_state"]["epochs_done"]
+    np.savez(tmp_path / "nofield.npz", **(good | {"header": np.asarray(json.dumps(header))}))
+    with pytest.raises(ValueError, match="nofield.npz is not a usable nnbackend checkpoint: "
+                                         "KeyError: 'epochs_done'"):
+        nb.MLP.load(tmp_path / "nofield.npz")
+    # A member that is not a .npy array at all (np.load returns its raw bytes).
+    with zipfile.ZipFile(_saved(tmp_path)) as zin, \
+            zipfile.ZipFile(tmp_path / "raw.npz", "w") as zout:
+        for name in zin.namelist():
+            zout.writestr(name, b"not an array" if name == "param_0.npy" else zin.read(name))
+    with pytest.raises(ValueError, match="raw.npz is not a usable nnbackend checkpoint: "
+                                         "a member that should be an array is not a .npy array"):
+        nb.MLP.load(tmp_path / "raw.npz")
     with pytest.raises(ValueError, match="no such checkpoint file"):
         nb.MLP.load(tmp_path / "missing.npz")
 
