@@ -90,6 +90,10 @@ def load(cls, path, backend=None, device=None):
             train = header.get("train_state")
             opt_arrays = {}
             if train is not None:
+                # Every key now, so a header missing one is refused here.
+                train = {k: train[k] for k in ("optimizer", "state_scalars", "state_fields",
+                                               "rng", "epochs_done")}
+                train["epochs_done"] = int(train["epochs_done"])
                 for name, count in train["state_fields"].items():
                     opt_arrays[name] = [f[f"opt_{name}_{i}"] for i in range(count)]
     except ValueError as exc:
@@ -103,6 +107,9 @@ def load(cls, path, backend=None, device=None):
         raise _bad(path, f"{type(exc).__name__}: {exc}") from None
 
     for a in flat + [a for v in opt_arrays.values() for a in v]:
+        # np.load hands back a member that is not a .npy array as raw bytes.
+        if not isinstance(a, np.ndarray):
+            raise _bad(path, "a member that should be an array is not a .npy array")
         if a.dtype.kind != "f":
             raise _bad(path, f"an array holds dtype {a.dtype}, expected floats")
     params = [(flat[i], flat[i + 1]) for i in range(0, n_params, 2)]

@@ -4,14 +4,18 @@ A child process saves a model, then starts overwriting it and is killed with
 SIGKILL (no cleanup handlers run) while the new file is half written. The
 earlier checkpoint must still load and equal what was saved; the temporary
 file the killed save leaves behind must not get in the way of loading or of
-the next save.
+the next save. Each kill point (half the bytes written, or written and about
+to rename) is checked with no big overwrite completed before it and with one,
+on every run: which save completed last is fixed by the test, not by timing.
 """
 
 import os
+import queue
 import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 
 import numpy as np
@@ -50,25 +54,61 @@ STALLED = textwrap.dedent("""
     print("NOT KILLED", flush=True)
 """)
 
-# Real writes, no patching: keep overwriting with big models and get killed
-# at whatever point the write has reached.
+# Real writes, no patching of the save: overwrite with a big model again and
+# again. An audit hook (it sees each os.replace before it happens) holds the
+# rename of the save numbered HOLD (1 is the small model's), so the parent
+# knows which saves have completed when it kills: with HOLD=2 none of the big
+# ones, with HOLD=3 exactly one. It prints "HELD" when it holds.
 LOOPING = textwrap.dedent("""
-    import sys
+    import sys, time
     import nnbackend as nb
 
-    path = sys.argv[1]
+    path, hold = sys.argv[1], int(sys.argv[2])
+    renames = 0
+
+    def hold_rename(event, args):
+        global renames
+        if event == "os.rename" and args[1] == path:
+            renames += 1
+            if renames == hold:
+                print("HELD", flush=True)
+                time.sleep(120)
+
+    sys.addaudithook(hold_rename)
+    big = nb.MLP([1000, 1000, 2], dtype="float64", seed=2)
     nb.MLP([4, 16, 2], seed=1).save(path)
     print("FIRST SAVED", flush=True)
-    big = nb.MLP([1000, 1000, 2], dtype="float64", seed=2)
     while True:
         big.save(path)
+        print("BIG SAVED", flush=True)
 """)
 
 
-def _child(code, path):
+def _child(code, path, *args):
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    return subprocess.Popen([sys.executable, "-c", code, str(path)], stdout=subprocess.PIPE,
-                            text=True, env=env)
+    return subprocess.Popen([sys.executable, "-c", code, str(path), *map(str, args)],
+                            stdout=subprocess.PIPE, text=True, env=env)
+
+
+def _lines(child):
+    """The child's stdout lines as they come, readable with a timeout."""
+    lines = queue.Queue()
+
+    def pump():
+        for line in child.stdout:
+            lines.put(line.strip())
+        lines.put(None)
+
+    threading.Thread(target=pump, daemon=True).start()
+    return lines
+
+
+def _expect(lines, text, timeout=60):
+    try:
+        line = lines.get(timeout=timeout)
+    except queue.Empty:
+        raise AssertionError(f"the child did not print {text!r} within {timeout} s") from None
+    assert line == text, line
 
 
 def _params(model):
@@ -109,26 +149,51 @@ def test_kill_in_the_middle_of_save_keeps_the_earlier_checkpoint(tmp_path):
     _assert_same(nb.MLP.load(path), second)
 
 
-def test_kill_at_a_random_point_of_real_writes_leaves_a_whole_checkpoint(tmp_path):
+SMALL, BIG = ([4, 16, 2], "float32", 1), ([1000, 1000, 2], "float64", 2)
+
+
+@pytest.mark.parametrize("when", ["mid-write", "at-rename"])
+@pytest.mark.parametrize("completed, expected", [(0, SMALL), (1, BIG)],
+                         ids=["no-big-save-done", "one-big-save-done"])
+def test_kill_during_real_writes_leaves_the_last_whole_checkpoint(tmp_path, completed, expected,
+                                                                  when):
+    """Kill a real overwrite either once half its bytes are on disk or when
+    it is about to rename, with no big save or one big save completed
+    before it: the file is always the last completed save, whole."""
     path = tmp_path / "model.npz"
-    child = _child(LOOPING, path)
+    nb.MLP(BIG[0], dtype=BIG[1], seed=BIG[2]).save(tmp_path / "size.npz")
+    full_size = os.path.getsize(tmp_path / "size.npz")
+    os.unlink(tmp_path / "size.npz")
+    child = _child(LOOPING, path, 2 + completed)
+    lines = _lines(child)
     try:
-        assert child.stdout.readline().strip() == "FIRST SAVED"
-        # Wait until a big write is under way, then a little more: the kill
-        # lands somewhere inside writing, fsync or rename.
-        deadline = time.monotonic() + 60
-        while not _litter(tmp_path) and time.monotonic() < deadline:
-            time.sleep(0.001)
-        assert _litter(tmp_path), "the child never started writing"
-        time.sleep(np.random.default_rng().uniform(0, 0.05))
+        _expect(lines, "FIRST SAVED")
+        for _ in range(completed):
+            _expect(lines, "BIG SAVED")
+        if when == "at-rename":
+            # Written and fsynced, the rename not yet done.
+            _expect(lines, "HELD")
+            assert os.path.getsize(tmp_path / _litter(tmp_path)[0]) == full_size
+        else:
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                litter = _litter(tmp_path)
+                if litter and os.path.getsize(tmp_path / litter[0]) >= full_size // 2:
+                    break
+                time.sleep(0.0005)
+            else:
+                raise AssertionError("the child's overwrite never got half written beside the file")
         child.send_signal(signal.SIGKILL)
     finally:
         child.kill()
         child.wait(timeout=30)
+    assert child.returncode == -signal.SIGKILL
 
     loaded = nb.MLP.load(path)
-    # Whichever save finished last, the file is that whole model.
-    if loaded.layer_sizes == [4, 16, 2]:
-        _assert_same(loaded, nb.MLP([4, 16, 2], seed=1))
-    else:
-        _assert_same(loaded, nb.MLP([1000, 1000, 2], dtype="float64", seed=2))
+    assert loaded.layer_sizes == expected[0]
+    _assert_same(loaded, nb.MLP(expected[0], dtype=expected[1], seed=expected[2]))
+    # The killed save's temporary file stays beside it; the next save works.
+    assert len(_litter(tmp_path)) == 1
+    again = nb.MLP([4, 16, 2], seed=3)
+    again.save(path)
+    _assert_same(nb.MLP.load(path), again)

@@ -71,16 +71,31 @@ def test_executor_names_are_checked():
 def test_scan_fit_resumes_from_a_checkpoint(tmp_path):
     pytest.importorskip("jax")
     X, y = _data()
+    kwargs = dict(optimizer="adam", lr=0.01, batch_size=16, executor="jax-scan")
     whole = nb.MLP([5, 4, 1], loss="bce", backend="jax", dtype="float64", seed=2)
-    whole.fit(X, y, epochs=4, optimizer="adam", lr=0.01, batch_size=16)
+    whole_hist = whole.fit(X, y, epochs=4, **kwargs)
     half = nb.MLP([5, 4, 1], loss="bce", backend="jax", dtype="float64", seed=2)
-    half.fit(X, y, epochs=2, optimizer="adam", lr=0.01, batch_size=16)
+    half.fit(X, y, epochs=2, **kwargs)
     assert half.train_state.state_scalars["count"] == 2 * 13
     half.save(tmp_path / "m.npz")
     again = nb.MLP.load(tmp_path / "m.npz", backend="jax")
-    again.fit(X, y, epochs=2, optimizer="adam", lr=0.01, batch_size=16, resume=True)
-    for a, b in zip(again.params, whole.params):
-        np.testing.assert_allclose(np.asarray(a[0]), np.asarray(b[0]), rtol=1e-12)
+    hist = again.fit(X, y, epochs=2, resume=True, **kwargs)
+    # Every parameter (weights and biases of both layers), the losses of the
+    # resumed epochs, and the state a further resume would start from.
+    np.testing.assert_allclose(hist.loss, whole_hist.loss[2:], rtol=1e-12)
+    assert len(again.params) == len(whole.params) == 2
+    for got, want in zip(again.params, whole.params):
+        for a, b in zip(got, want):
+            np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-12, atol=1e-15)
+    state, whole_state = again.train_state, whole.train_state
+    assert state.epochs_done == whole_state.epochs_done == 4
+    assert state.state_scalars == whole_state.state_scalars == {"count": 4 * 13}
+    assert state.rng == whole_state.rng
+    assert state.state_arrays.keys() == whole_state.state_arrays.keys()
+    for name, arrays in whole_state.state_arrays.items():
+        assert len(state.state_arrays[name]) == len(arrays) == 4
+        for a, b in zip(state.state_arrays[name], arrays):
+            np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-12, atol=1e-15)
 
 
 def test_jax_scan_reuses_its_compilation_across_fits():

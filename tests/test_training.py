@@ -1,7 +1,10 @@
 """Validation, early stopping, divergence, accuracy history, resuming."""
 
+import json
 import warnings
+import zipfile
 
+import array_api_compat
 import numpy as np
 import pytest
 
@@ -143,6 +146,37 @@ def test_resume_refuses_without_state_or_with_other_optimizer():
         model.fit(X, y, resume=True, optimizer="sgd")
 
 
+def _state_host(model):
+    """The training state with its arrays on the host, for exact comparison."""
+    state = dict(vars(model.train_state))
+    state["state_arrays"] = {k: [to_numpy(model.backend, a) for a in v]
+                             for k, v in state["state_arrays"].items()}
+    return state
+
+
+def _assert_same_state(got, want):
+    assert (got.train_state is None) == (want.train_state is None)
+    if want.train_state is None:
+        return
+    g, w = _state_host(got), _state_host(want)
+    assert {k: v for k, v in g.items() if k != "state_arrays"} == \
+        {k: v for k, v in w.items() if k != "state_arrays"}
+    assert g["state_arrays"].keys() == w["state_arrays"].keys()
+    for name, arrays in w["state_arrays"].items():
+        assert len(g["state_arrays"][name]) == len(arrays)
+        for x, y in zip(g["state_arrays"][name], arrays):
+            np.testing.assert_array_equal(x, y)
+
+
+def _assert_same_checkpoint(got, want):
+    """Same config (dtype included), metadata, parameters and training state."""
+    assert got.config() == want.config() and got.metadata == want.metadata
+    assert len(got.params) == len(want.params)
+    for x, y in zip(_flat(got), _flat(want)):
+        np.testing.assert_array_equal(x, y)
+    _assert_same_state(got, want)
+
+
 def test_checkpoint_moves_between_backends(tmp_path, backend):
     X, y = _blobs()
     model = nb.MLP([2, 4, 1], loss="bce", seed=0)
@@ -153,35 +187,74 @@ def test_checkpoint_moves_between_backends(tmp_path, backend):
     assert loaded.backend.name == backend.name and loaded.metadata == {"classes": [0, 1]}
     np.testing.assert_allclose(to_numpy(backend, loaded.predict(X)), np.asarray(model.predict(X)),
                                rtol=1e-5, atol=1e-6)
-    loaded.fit(X, y, epochs=1, optimizer="adam", lr=0.01, resume=True)  # state lives on the device
+    # The optimizer state came along, onto the backend's device, unchanged.
+    _assert_same_state(loaded, model)
+    W0 = loaded.params[0][0]
+    for arrays in loaded.train_state.state_arrays.values():
+        for a in arrays:
+            assert type(a) is type(W0)
+            assert array_api_compat.device(a) == array_api_compat.device(W0)
+    # Resuming there continues the run exactly as resuming at home does: the
+    # same Adam moments and step count, the same shuffle stream. A fresh
+    # optimizer state or shuffle stream would move the weights by ~lr.
+    hist = loaded.fit(X, y, epochs=1, optimizer="adam", lr=0.01, resume=True)
+    home_hist = model.fit(X, y, epochs=1, optimizer="adam", lr=0.01, resume=True)
+    np.testing.assert_allclose(hist.loss, home_hist.loss, rtol=1e-5)
+    for got, want in zip(_flat(loaded), _flat(model)):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    assert loaded.train_state.epochs_done == model.train_state.epochs_done == 4
+    assert loaded.train_state.state_scalars == model.train_state.state_scalars
+    assert loaded.train_state.rng == model.train_state.rng
 
 
-def _saved(tmp_path):
+def _saved_model(tmp_path):
     path = tmp_path / "good.npz"
     model = nb.MLP([2, 3, 1], seed=0)
     model.fit(*_blobs(), epochs=1, optimizer="momentum")
     model.save(path)
-    return path
+    return path, model
+
+
+def _saved(tmp_path):
+    return _saved_model(tmp_path)[0]
 
 
 def test_truncated_and_flipped_files_are_refused(tmp_path):
-    data = _saved(tmp_path).read_bytes()
+    path, model = _saved_model(tmp_path)
+    data = path.read_bytes()
+    original = nb.MLP.load(path)
+    _assert_same_checkpoint(original, model)
     cut = tmp_path / "cut.npz"
     cut.write_bytes(data[: len(data) // 2])
     with pytest.raises(ValueError, match="cut.npz is not a usable nnbackend checkpoint"):
         nb.MLP.load(cut)
-    refused = 0
-    for offset in range(0, len(data), max(1, len(data) // 40)):
+    # Flip one bit at 400 seeded places (headers, arrays, the zip directory):
+    # each damaged file is either refused, naming the file, or (a flip in a zip
+    # field nothing reads) loads to exactly the original model and state.
+    rng = np.random.default_rng(16)
+    offsets = rng.integers(0, len(data), size=400)
+    bits = rng.integers(0, 8, size=400)
+    refused, unchanged = 0, 0
+    flip = tmp_path / "flip.npz"
+    for offset, bit in zip(offsets.tolist(), bits.tolist()):
         flipped = bytearray(data)
-        flipped[offset] ^= 0xFF
-        path = tmp_path / "flip.npz"
-        path.write_bytes(bytes(flipped))
+        flipped[offset] ^= 1 << bit
+        flip.write_bytes(bytes(flipped))
         try:
-            nb.MLP.load(path)
+            loaded = nb.MLP.load(flip)
         except ValueError as exc:
-            assert "flip.npz" in str(exc)
+            assert str(exc).startswith(f"{flip} is not a usable nnbackend checkpoint: "), exc
             refused += 1
-    assert refused > 0
+            continue
+        try:
+            _assert_same_checkpoint(loaded, original)
+        except AssertionError as exc:
+            raise AssertionError(f"bit {bit} of byte {offset}: loaded, but changed: {exc}") from None
+        unchanged += 1
+    assert refused + unchanged == 400
+    # The zip's CRCs cover every array: most single-bit damage is caught (about
+    # 85% of all bytes of this file are data or checked headers).
+    assert refused >= 0.7 * 400, refused
 
 
 def test_foreign_version_and_pickled_files_are_refused(tmp_path):
@@ -190,6 +263,7 @@ def test_foreign_version_and_pickled_files_are_refused(tmp_path):
         nb.MLP.load(tmp_path / "foreign.npz")
     with np.load(_saved(tmp_path)) as f:
         arrays = dict(f)
+    good = dict(arrays)
     arrays["format_version"] = np.asarray(99)
     np.savez(tmp_path / "future.npz", **arrays)
     with pytest.raises(ValueError, match="format version 99; this nnbackend reads version 1"):
@@ -199,6 +273,21 @@ def test_foreign_version_and_pickled_files_are_refused(tmp_path):
     np.savez(tmp_path / "pickled.npz", **arrays)
     with pytest.raises(ValueError, match="pickled.npz is not a usable nnbackend checkpoint"):
         nb.MLP.load(tmp_path / "pickled.npz")
+    # A header whose training state lacks a field.
+    header = json.loads(str(good["header"]))
+    del header["train_state"]["epochs_done"]
+    np.savez(tmp_path / "nofield.npz", **(good | {"header": np.asarray(json.dumps(header))}))
+    with pytest.raises(ValueError, match="nofield.npz is not a usable nnbackend checkpoint: "
+                                         "KeyError: 'epochs_done'"):
+        nb.MLP.load(tmp_path / "nofield.npz")
+    # A member that is not a .npy array at all (np.load returns its raw bytes).
+    with zipfile.ZipFile(_saved(tmp_path)) as zin, \
+            zipfile.ZipFile(tmp_path / "raw.npz", "w") as zout:
+        for name in zin.namelist():
+            zout.writestr(name, b"not an array" if name == "param_0.npy" else zin.read(name))
+    with pytest.raises(ValueError, match="raw.npz is not a usable nnbackend checkpoint: "
+                                         "a member that should be an array is not a .npy array"):
+        nb.MLP.load(tmp_path / "raw.npz")
     with pytest.raises(ValueError, match="no such checkpoint file"):
         nb.MLP.load(tmp_path / "missing.npz")
 
