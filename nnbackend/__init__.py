@@ -5,7 +5,7 @@ NumPy, CuPy, PyTorch, JAX, Dask or array-api-strict, chosen by name.
 
 Layers, bottom to top (a module imports only from layers below its own;
 ``tests/test_layering.py`` holds it): ``checks``, ``kernels`` -> ``backends/``
--> ``network`` -> ``optim`` -> ``data``, ``datasets`` -> ``engine`` ->
+-> ``network`` -> ``optim`` -> ``data``, ``datasets``, ``scaling`` -> ``engine`` ->
 ``training/`` -> ``model``, ``checkpoint`` -> ``cli``, ``plot``, ``bench/``.
 """
 
@@ -20,6 +20,7 @@ from .backends import (
 )
 from .model import MLP, fit
 from .optim import Optimizer, adam, momentum, sgd
+from .scaling import StandardScaler
 from .training import DivergenceWarning, History
 
 __version__ = "0.1.0"
@@ -32,6 +33,7 @@ __all__ = [
     "History",
     "MLP",
     "Optimizer",
+    "StandardScaler",
     "adam",
     "available_backends",
     "backend_of",

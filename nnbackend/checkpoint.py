@@ -2,10 +2,16 @@
 
 Layout: ``format`` (the string ``"nnbackend-mlp"``), ``format_version``,
 ``header`` (JSON: architecture, dtype, seed, metadata, and the scalar part of
-the training state), ``param_<i>`` (``W0, b0, W1, ...``) and
+the training state; from version 2 also the feature names and the
+standardization statistics), ``param_<i>`` (``W0, b0, W1, ...``) and
 ``opt_<field>_<i>`` (the optimizer's per-parameter arrays). Everything is a
 plain array: files are read with ``allow_pickle=False``, so loading never
 runs code from the file.
+
+Versions: 1 holds no feature names and no scaling; 2 adds them. A model
+without either is still written as version 1, which every release reads; one
+with them is version 2, which a version-1 reader refuses instead of
+predicting from unscaled inputs.
 """
 
 from __future__ import annotations
@@ -17,19 +23,34 @@ import tempfile
 import numpy as np
 
 from .optim import OPTIMIZERS
+from .scaling import StandardScaler
 from .training import TrainState
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "save", "load"]
+__all__ = ["FORMAT", "FORMAT_VERSION", "READS", "save", "load"]
 
 FORMAT = "nnbackend-mlp"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READS = (1, 2)
 
 
 def save(model, path):
     """Write ``model`` to ``path`` atomically (temporary file, fsync, rename)."""
     path = os.fspath(path)
     to_host = model.backend.to_host
-    header = {"config": model.config(), "metadata": model.metadata, "train_state": None}
+    config = model.config()
+    extras = {
+        "feature_names": model.feature_names_in_,
+        "scaling": {"features": _scaler_dict(model.feature_scaler),
+                    "targets": _scaler_dict(model.target_scaler)},
+    }
+    if config.get("standardize") or extras["feature_names"] is not None or any(
+            extras["scaling"].values()):
+        version = 2
+    else:  # nothing a version-1 reader would miss
+        version = 1
+        config.pop("standardize", None)
+        extras = {}
+    header = {"config": config, "metadata": model.metadata, "train_state": None, **extras}
     arrays = {f"param_{i}": to_host(p) for i, p in enumerate(model.flat_params)}
     state = model.train_state
     if state is not None:
@@ -44,7 +65,7 @@ def save(model, path):
             for i, a in enumerate(values):
                 arrays[f"opt_{name}_{i}"] = to_host(a)
     arrays["format"] = np.asarray(FORMAT)
-    arrays["format_version"] = np.asarray(FORMAT_VERSION)
+    arrays["format_version"] = np.asarray(version)
     arrays["header"] = np.asarray(json.dumps(header))
 
     directory = os.path.dirname(os.path.abspath(path))
@@ -53,6 +74,9 @@ def save(model, path):
     except OSError as exc:
         raise ValueError(f"cannot write checkpoint {path}: {exc.strerror or exc}") from None
     try:
+        # mkstemp makes the file 0600; a checkpoint follows the umask as
+        # every other file the user writes does.
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **arrays)
             f.flush()
@@ -66,6 +90,16 @@ def save(model, path):
         raise
 
 
+def _umask():
+    mask = os.umask(0o022)  # reading the umask means setting it: put it back at once
+    os.umask(mask)
+    return mask
+
+
+def _scaler_dict(scaler):
+    return None if scaler is None else scaler.to_dict()
+
+
 def _bad(path, why):
     return ValueError(f"{path} is not a usable nnbackend checkpoint: {why}")
 
@@ -76,13 +110,22 @@ def load(cls, path, backend=None, device=None):
     if not os.path.isfile(path):
         raise ValueError(f"no such checkpoint file: {path}")
     try:
+        with open(path, "rb") as f:
+            magic = f.read(4)
+    except OSError as exc:
+        raise _bad(path, exc.strerror or exc) from None
+    if magic != b"PK\x03\x04":
+        # Not a zip: np.load would read it as a .npy or offer to unpickle it.
+        raise _bad(path, "not an nnbackend checkpoint (not an .npz archive)")
+    try:
         with np.load(path, allow_pickle=False) as f:
             names = set(f.files)
             if "format" not in names or str(f["format"]) != FORMAT:
                 raise _bad(path, "it was not written by nnbackend (no 'format' marker)")
             version = int(f["format_version"])
-            if version != FORMAT_VERSION:
-                raise _bad(path, f"format version {version}; this nnbackend reads version {FORMAT_VERSION}")
+            if version not in READS:
+                raise _bad(path, f"format version {version}; this nnbackend reads versions "
+                                 f"{', '.join(map(str, READS))}")
             header = json.loads(str(f["header"]))
             config = header["config"]
             n_params = 2 * (len(config["layer_sizes"]) - 1)
@@ -118,6 +161,7 @@ def load(cls, path, backend=None, device=None):
     except (TypeError, ValueError) as exc:
         raise _bad(path, exc) from None
     model.metadata = header.get("metadata") or {}
+    _load_extras(model, header, path)
     if train is not None:
         if train["optimizer"] not in OPTIMIZERS:
             raise _bad(path, f"unknown optimizer {train['optimizer']!r}")
@@ -135,3 +179,26 @@ def load(cls, path, backend=None, device=None):
             epochs_done=int(train["epochs_done"]),
         )
     return model
+
+
+def _load_extras(model, header, path):
+    """Feature names and scalers of a version-2 header (absent in version 1)."""
+    names = header.get("feature_names")
+    if names is not None:
+        if not (isinstance(names, list) and all(isinstance(n, str) for n in names)
+                and len(names) == model.layer_sizes[0]):
+            raise _bad(path, f"feature_names must list {model.layer_sizes[0]} names")
+        model.feature_names_in_ = names
+    scaling = header.get("scaling") or {}
+    for key, attr, width in (("features", "feature_scaler", model.layer_sizes[0]),
+                             ("targets", "target_scaler", model.layer_sizes[-1])):
+        if scaling.get(key) is None:
+            continue
+        try:
+            scaler = StandardScaler.from_dict(scaling[key])
+        except (TypeError, ValueError) as exc:
+            raise _bad(path, f"scaling of the {key}: {exc}") from None
+        if scaler.n_features_in_ != width:
+            raise _bad(path, f"scaling of the {key} has {scaler.n_features_in_} columns, "
+                             f"the network {width}")
+        setattr(model, attr, scaler)

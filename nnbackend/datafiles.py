@@ -15,7 +15,11 @@ import numpy as np
 
 from .tasks import encode_labels
 
-__all__ = ["load_data_file", "load_features_file"]
+__all__ = ["load_data_file", "load_features_file", "read_data_file"]
+
+# What the refusal of a header-less file says to do.
+_NO_HEADER_HINT = ("give the file a header row of column names, or say it has none "
+                   "(header=False; on the command line --no-header)")
 
 
 def _data_path(path):
@@ -28,7 +32,8 @@ def _data_path(path):
     return path, os.path.splitext(path)[1].lower()
 
 
-def load_data_file(path, target: str | None = None, return_classes: bool = False):
+def load_data_file(path, target: str | int | None = None, return_classes: bool = False,
+                   header: bool = True):
     """Features and labels from a ``.npz`` or ``.csv`` file.
 
     ``.npz``: arrays ``X`` (2-D, numeric) and ``y`` (1-D or 2-D, same rows;
@@ -37,7 +42,10 @@ def load_data_file(path, target: str | None = None, return_classes: bool = False
 
     ``.csv``: a header row of column names, then one sample per row.
     ``target`` (required) names the label column; every other column is a
-    numeric feature. Blank lines are skipped.
+    numeric feature. Blank lines are skipped. A first row of numbers alone
+    is refused as a header (it is data: reading it as names would drop a
+    sample); with ``header=False`` every row is data and ``target`` is the
+    label column's index (0-based; -1 the last).
 
     Labels: numeric labels stay numbers (from a csv: int64 if all whole,
     else float64; from an npz: int64 for integer/bool arrays, float64 for
@@ -47,9 +55,11 @@ def load_data_file(path, target: str | None = None, return_classes: bool = False
     Parameters
     ----------
     path : str or os.PathLike
-    target : str, optional
+    target : str or int, optional
     return_classes : bool
         Also return the class names of string labels (None for numeric ones).
+    header : bool
+        Whether a ``.csv`` starts with a row of column names.
 
     Returns
     -------
@@ -65,17 +75,32 @@ def load_data_file(path, target: str | None = None, return_classes: bool = False
         unknown extension, unreadable or empty file, missing arrays or
         columns, bad shapes, non-numeric or non-finite values.
     """
+    X, y, classes, _ = read_data_file(path, target, header)
+    return (X, y, classes) if return_classes else (X, y)
+
+
+def read_data_file(path, target: str | int | None = None, header: bool = True):
+    """:func:`load_data_file` with the feature names too.
+
+    Returns
+    -------
+    X, y, classes
+        As :func:`load_data_file` with ``return_classes=True``.
+    feature_names : list of str or None
+        The feature columns' names from a ``.csv`` header (in ``X``'s column
+        order); None for ``.npz`` files and header-less ``.csv`` files.
+    """
     path, ext = _data_path(path)
     if ext == ".npz":
-        X, y, classes = _load_npz(path, "y" if target is None else target)
-    elif ext == ".csv":
+        X, y, classes = _load_npz(path, "y" if target is None else str(target))
+        return X, y, classes, None
+    if ext == ".csv":
         if target is None:
-            raise ValueError(f"reading {path} needs a target (label) column; its columns are "
-                             f"{_csv_rows(path)[0]}")
-        X, y, classes = _load_csv(path, target)
-    else:
-        raise ValueError(f"unsupported file type {ext or '(none)'!r} for {path}; use .npz or .csv")
-    return (X, y, classes) if return_classes else (X, y)
+            names = _csv_rows(path, header)[0]
+            what = f"its columns are {names}" if names else "give the label column's index"
+            raise ValueError(f"reading {path} needs a target (label) column; {what}")
+        return _load_csv(path, target, header)
+    raise ValueError(f"unsupported file type {ext or '(none)'!r} for {path}; use .npz or .csv")
 
 
 def _load_npz(path, key):
@@ -90,9 +115,10 @@ def _load_npz(path, key):
     with archive:
         missing = [k for k in ("X", key) if k is not None and k not in archive.files]
         if missing:
+            how = "np.savez(path, X=X)" if key is None else f"np.savez(path, X=X, {key}=y)"
             raise ValueError(
                 f"{path} lacks array(s) {missing}; it holds {sorted(archive.files)} "
-                f"(save with np.savez(path, X=X, {key}=y))"
+                f"(save with {how})"
             )
         try:
             X = archive["X"]
@@ -135,9 +161,25 @@ def _load_npz(path, key):
     return X, y, classes
 
 
-def load_features_file(path, drop: str | None = None):
-    """Features alone, for prediction: array ``X`` of an ``.npz``, or every
-    column of a ``.csv`` except ``drop`` (a label column, skipped if present).
+def load_features_file(path, drop: str | None = None, header: bool = True,
+                       feature_names=None):
+    """Features alone, for prediction: array ``X`` of an ``.npz``, the array
+    of a ``.npy``, or the columns of a ``.csv``.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    drop : str, optional
+        A label column of a ``.csv``, skipped if present.
+    header : bool
+        Whether a ``.csv`` starts with a row of column names (a first row of
+        numbers alone is refused as a header, as in :func:`load_data_file`).
+    feature_names : list of str, optional
+        The names the model was trained on (its ``feature_names_in_``): the
+        columns of a ``.csv`` with a header are then taken by name, in this
+        order, whatever their order in the file; a missing or unknown column
+        is refused with the names. Without it, or for files without names,
+        columns are taken in the file's order.
 
     Returns
     -------
@@ -149,14 +191,57 @@ def load_features_file(path, drop: str | None = None):
     path, ext = _data_path(path)
     if ext == ".npz":
         return _load_npz(path, None)[0]
-    if ext == ".csv":
-        header, _ = _csv_rows(path)
-        return _load_csv(path, drop if drop in header else None)[0]
-    raise ValueError(f"unsupported file type {ext or '(none)'!r} for {path}; use .npz or .csv")
+    if ext == ".npy":
+        return _load_npy(path)
+    if ext != ".csv":
+        raise ValueError(f"unsupported file type {ext or '(none)'!r} for {path}; "
+                         f"use .npz, .npy or .csv")
+    names, _ = _csv_rows(path, header)
+    if names is None:
+        return _load_csv(path, None, header=False)[0]
+    if drop is not None and drop not in names:
+        drop = None
+    X, _, _, columns = _load_csv(path, drop, header=True, features_only=True)
+    if feature_names is None:
+        return X
+    feature_names = [str(n) for n in feature_names]
+    missing = [n for n in feature_names if n not in columns]
+    unknown = [n for n in columns if n not in feature_names]
+    if missing or unknown:
+        parts = []
+        if missing:
+            parts.append(f"lacks the column(s) {missing}")
+        if unknown:
+            parts.append(f"has column(s) {unknown} the model was not trained on")
+        raise ValueError(f"{path} {' and '.join(parts)}; the model's features are "
+                         f"{feature_names}")
+    if len(set(columns)) != len(columns):
+        twice = sorted({n for n in columns if columns.count(n) > 1})
+        raise ValueError(f"{path} has more than one column named {twice[0]!r}")
+    return X[:, [columns.index(n) for n in feature_names]]
 
 
-def _csv_rows(path):
-    """(header, [(line number, cells), ...]) of a csv file with a header row."""
+def _load_npy(path):
+    """The 2-D numeric array of a ``.npy`` file, as float64."""
+    try:
+        X = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as exc:
+        raise ValueError(f"could not read {path} as .npy: {exc}") from None
+    if not isinstance(X, np.ndarray) or X.ndim != 2 or 0 in X.shape:
+        shape = getattr(X, "shape", None)
+        raise ValueError(f"{path} must hold a non-empty 2-D array (n_samples, n_features); "
+                         f"got shape {shape}")
+    if X.dtype.kind not in "biuf":
+        raise ValueError(f"{path} must hold numbers; got dtype {X.dtype}")
+    X = X.astype(np.float64)
+    if not np.isfinite(X).all():
+        raise ValueError(f"{path} contains NaN or infinity")
+    return X
+
+
+def _csv_rows(path, header=True):
+    """(header, [(line number, cells), ...]) of a csv file; header None where
+    ``header`` is False. A first row of numbers alone is refused as a header."""
     try:
         # utf-8-sig drops the byte-order mark spreadsheet programs write.
         with open(path, newline="", encoding="utf-8-sig") as f:
@@ -166,35 +251,62 @@ def _csv_rows(path):
         raise ValueError(f"could not read {path} as csv: {exc}") from None
     if not rows:
         raise ValueError(f"{path} is empty")
-    header = [c.strip() for c in rows[0][1]]
+    if not header:
+        return None, rows
+    names = [c.strip() for c in rows[0][1]]
+    if all(_is_number(c) for c in names):
+        shown = names if len(names) <= 4 else [*names[:4], "..."]
+        raise ValueError(f"{path}: its first row {shown} holds numbers, not column names; "
+                         f"{_NO_HEADER_HINT}")
     body = rows[1:]
     if not body:
         raise ValueError(f"{path} has a header but no data rows")
-    return header, body
+    return names, body
 
 
-def _load_csv(path, target):
-    """X, y and class names from a csv; ``target`` None reads features only (y None)."""
-    header, body = _csv_rows(path)
-    if target is None:
-        t = None
-    elif target not in header:
-        raise ValueError(f"{path} has no column {target!r}; its columns are {header}")
-    elif header.count(target) > 1:
-        raise ValueError(f"{path} has more than one column named {target!r}")
-    else:
-        t = header.index(target)
-    feature_cols = [j for j in range(len(header)) if j != t]
+def _is_number(text):
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _target_index(path, target, header, width):
+    """The label column's index: by name with a header, else an index."""
+    if header is not None:
+        if target not in header:
+            raise ValueError(f"{path} has no column {target!r}; its columns are {header}")
+        if header.count(target) > 1:
+            raise ValueError(f"{path} has more than one column named {target!r}")
+        return header.index(target)
+    try:
+        t = int(target)
+    except (TypeError, ValueError):
+        raise ValueError(f"{path} has no header, so the target is a column index (0-based, "
+                         f"-1 the last); got {target!r}") from None
+    if not -width <= t < width:
+        raise ValueError(f"{path} has {width} columns; target column {t} is out of range")
+    return t % width
+
+
+def _load_csv(path, target, header=True, features_only=False):
+    """X, y, class names and feature names from a csv; ``target`` None reads
+    features only (y None)."""
+    names, body = _csv_rows(path, header)
+    width = len(names) if names is not None else len(body[0][1])
+    t = None if target is None else _target_index(path, target, names, width)
+    feature_cols = [j for j in range(width) if j != t]
     if not feature_cols:
         raise ValueError(f"{path} has no feature columns besides {target!r}")
+    label = (lambda j: repr(names[j])) if names is not None else (lambda j: str(j))
 
     X = np.empty((len(body), len(feature_cols)), dtype=np.float64)
     labels = []
     for i, (line, row) in enumerate(body):
-        if len(row) != len(header):
-            raise ValueError(
-                f"{path} line {line} has {len(row)} cells but the header has {len(header)}"
-            )
+        if len(row) != width:
+            what = "the header has" if names is not None else "the first row has"
+            raise ValueError(f"{path} line {line} has {len(row)} cells but {what} {width}")
         for k, j in enumerate(feature_cols):
             cell = row[j].strip()
             try:
@@ -203,19 +315,20 @@ def _load_csv(path, target):
                 value = None
             if value is None or not math.isfinite(value):
                 raise ValueError(
-                    f"{path} line {line}, column {header[j]!r}: {cell!r} is not a finite number"
+                    f"{path} line {line}, column {label(j)}: {cell!r} is not a finite number"
                 )
             X[i, k] = value
-        if t is None:
+        if t is None or features_only:
             continue
-        label = row[t].strip()
-        if not label:
-            raise ValueError(f"{path} line {line}: the target column {target!r} is empty")
-        labels.append((line, label))
-    if t is None:
-        return X, None, None
-    y, classes = _parse_labels(path, target, labels)
-    return X, y, classes
+        cell = row[t].strip()
+        if not cell:
+            raise ValueError(f"{path} line {line}: the target column {label(t)} is empty")
+        labels.append((line, cell))
+    feature_names = None if names is None else [names[j] for j in feature_cols]
+    if t is None or features_only:
+        return X, None, None, feature_names
+    y, classes = _parse_labels(path, label(t), labels)
+    return X, y, classes, feature_names
 
 
 def _parse_labels(path, target, labels):
@@ -229,7 +342,7 @@ def _parse_labels(path, target, labels):
             classes = sorted(set(names))
             return encode_labels(np.array(names), classes), classes
         if not math.isfinite(values[-1]):
-            raise ValueError(f"{path} line {line}, column {target!r}: {text!r} is not finite")
+            raise ValueError(f"{path} line {line}, column {target}: {text!r} is not finite")
     y = np.array(values, dtype=np.float64)
     if np.all(y == np.round(y)):
         return y.astype(np.int64), None

@@ -26,6 +26,7 @@ from .network import (
     multiclass_of,
     slice_rows,
 )
+from .scaling import StandardScaler
 from .training import FitOptions, Network, epoch_stepper, train
 
 __all__ = ["MLP", "epoch_function", "fit"]
@@ -69,6 +70,27 @@ class MLP:
     params : list of (W, b) or None
         Initial parameters, ``W`` of shape (fan_in, fan_out) and ``b`` of
         shape (fan_out,), as host data or arrays of the backend.
+    standardize : {False, True, 'features'}
+        ``True``: the first ``fit`` learns each feature's mean and standard
+        deviation (and, for a regression head, identity output with ``mse``,
+        the targets'), and the network sees ``(X - mean) / std`` from then
+        on, in ``fit``, ``predict``, ``evaluate`` and ``loss_and_grads``;
+        ``predict`` returns values in the targets' own units. ``'features'``
+        scales the features alone. ``False`` (the default) leaves the data
+        as given. As scikit-learn's ``StandardScaler`` in a pipeline; the
+        statistics are kept in ``feature_scaler`` / ``target_scaler`` and in
+        checkpoints. Losses (``History.loss``, ``evaluate``) are those the
+        network minimizes: of the standardized targets.
+
+    Attributes
+    ----------
+    feature_names_in_ : list of str or None
+        The names of the features, in the order of ``X``'s columns, where
+        known (the command line sets them from a CSV header); kept in
+        checkpoints, and ``nnbackend predict`` matches CSV columns by them.
+    feature_scaler, target_scaler : StandardScaler or None
+        The standardization applied to ``X`` and to regression targets; set
+        by the first ``fit`` of a model with ``standardize``, or by hand.
     """
 
     def __init__(
@@ -83,6 +105,7 @@ class MLP:
         dtype="float32",
         seed=0,
         params=None,
+        standardize=False,
     ):
         try:
             sizes = list(layer_sizes) if not isinstance(layer_sizes, (str, bytes)) else None
@@ -133,6 +156,7 @@ class MLP:
         self.train_state = None
         # Free-form facts about the task (class names, ...), saved in checkpoints.
         self.metadata = {}
+        self._init_scaling(standardize)
         if params is None:
             rng = np.random.default_rng(seed)
             host = init_params(self.layer_sizes, hidden_activation, rng)
@@ -212,7 +236,7 @@ class MLP:
         self.array_dtype = other.dtype(self.dtype)
         self.flat_params = [other.asarray(p, dtype=self.array_dtype) for p in host]
 
-    def _features(self, X):
+    def _features(self, X, fit_scaling=False):
         self._follow(X)
         # The input checks compute on lazy data (one pass): on the backend's scheduler.
         with self.backend.compute_context():
@@ -221,13 +245,38 @@ class MLP:
             raise ValueError(
                 f"X has {X.shape[1]} features but the network expects {self.layer_sizes[0]}"
             )
-        return X
+        return self._scaled(X, "feature_scaler", fit_scaling and bool(self.standardize))
 
-    def _targets(self, y, n_samples):
+    def _targets(self, y, n_samples, fit_scaling=False):
         with self.backend.compute_context():
-            return as_targets(
+            Y = as_targets(
                 self.backend, y, self.loss, self.layer_sizes[-1], n_samples, self.array_dtype
             )
+        return self._scaled(Y, "target_scaler", fit_scaling and self._scales_targets())
+
+    # -- standardization -----------------------------------------------------------
+    def _init_scaling(self, standardize):
+        if standardize not in (False, True, "features"):
+            raise ValueError(f"standardize must be False, True or 'features'; got {standardize!r}")
+        self.standardize = standardize
+        self.feature_names_in_ = None
+        self.feature_scaler = None
+        self.target_scaler = None
+
+    def _scales_targets(self) -> bool:
+        # Only an unbounded regression head: a sigmoid or softmax output's
+        # targets are probabilities, which scaling would push out of range.
+        return (self.standardize is True and self.output_activation == "identity"
+                and self.loss == "mse")
+
+    def _scaled(self, A, attr, fit):
+        """``A`` through the scaler ``attr``, which ``fit`` first learns from ``A``
+        where it has none yet (a later fit keeps it: the weights are fitted to it)."""
+        if fit and getattr(self, attr) is None:
+            with self.backend.compute_context():
+                setattr(self, attr, StandardScaler().fit(A, backend=self.backend))
+        scaler = getattr(self, attr)
+        return A if scaler is None else scaler.transform(A, backend=self.backend)
 
     # -- math ----------------------------------------------------------------------
     def predict(self, X):
@@ -241,10 +290,14 @@ class MLP:
         -------
         array, shape (n_samples, n_outputs)
             After the output activation (probabilities for sigmoid and
-            softmax), in the model's namespace and on its device.
+            softmax), in the model's namespace and on its device; in the
+            targets' units where the model standardizes them.
         """
         X = self._features(X)
-        return forward(self.flat_params, X, self.spec, self.backend.xp)[2]
+        out = forward(self.flat_params, X, self.spec, self.backend.xp)[2]
+        if self.target_scaler is not None:
+            out = self.target_scaler.inverse_transform(out, backend=self.backend)
+        return out
 
     def loss_and_grads(self, X, y, chunk_size=DEFAULT_CHUNK_SIZE):
         """Loss and exact gradients over all of ``X`` (computed in row chunks).
@@ -381,8 +434,8 @@ class MLP:
             has_validation_data=validation_data is not None, patience=patience,
             min_delta=min_delta, restore_best_weights=restore_best_weights, callback=callback,
             resume=resume, executor=executor)
-        X = self._features(X)
-        Y = self._targets(y, n_rows(X))
+        X = self._features(X, fit_scaling=True)
+        Y = self._targets(y, n_rows(X), fit_scaling=True)
         check_classes(self.backend, Y, self.loss)
         validation = None
         if validation_data is not None:
@@ -411,6 +464,7 @@ class MLP:
             "reduction": self.reduction,
             "dtype": self.dtype,
             "seed": self.seed,
+            "standardize": self.standardize,
         }
 
     def save(self, path):

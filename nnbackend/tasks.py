@@ -8,7 +8,15 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["infer_task", "encode_labels"]
+__all__ = ["infer_task", "encode_labels", "MANY_CLASSES", "MAX_CLASS_SHARE"]
+
+# Whole-number labels with more distinct values than MANY_CLASSES, making up
+# more than MAX_CLASS_SHARE of the rows, are read as a quantity (regression),
+# not as class ids: 200 prices with 102 distinct values are not 102 classes
+# (about 2 rows each), while 10 digits in 1797 rows, or 100 classes in
+# 50000 rows, stay classes.
+MANY_CLASSES = 20
+MAX_CLASS_SHARE = 0.05
 
 
 def _is_integral(a: np.ndarray) -> bool:
@@ -17,7 +25,7 @@ def _is_integral(a: np.ndarray) -> bool:
     return bool(np.all(a == np.round(a)))
 
 
-def infer_task(y) -> dict:
+def infer_task(y, task: str | None = None) -> dict:
     """The kind of learning problem labels ``y`` pose, and the head it needs.
 
     Rules, in order:
@@ -25,18 +33,25 @@ def infer_task(y) -> dict:
     * 2-D ``y`` with more than one column: multiclass if every row is one-hot
       (0/1 values summing to 1), else regression with one output per column.
     * Otherwise (1-D, or a single column, read as 1-D): floats with a
-      non-whole value mean regression with one output. Whole numbers (or
-      strings) are class labels: 2 distinct values mean binary, more mean
-      multiclass with one output per class. One distinct value is an error.
+      non-whole value mean regression with one output. Strings are class
+      labels. Whole numbers are class labels too, unless they have more than
+      ``MANY_CLASSES`` (20) distinct values making up more than
+      ``MAX_CLASS_SHARE`` (5 %) of the rows: those are a quantity (prices,
+      ages, counts) and mean regression. Classes: 2 distinct values mean
+      binary, more mean multiclass with one output per class. One distinct
+      value is an error.
 
-    So integer-valued regression targets (counts, say) are read as classes;
-    give such ``y`` as floats with a fractional value, or choose the loss by
-    hand.
+    ``task`` overrides the rules where the labels allow it: whole numbers
+    may be taken as classes or as a quantity, two classes as a multiclass
+    task with two softmax outputs; strings cannot be a regression target,
+    nor non-whole floats classes.
 
     Parameters
     ----------
     y : array_like, shape (n_samples,) or (n_samples, k)
         Host labels (NumPy array or list).
+    task : {'binary', 'multiclass', 'regression'}, optional
+        The task to build instead of the one the rules find.
 
     Returns
     -------
@@ -53,11 +68,23 @@ def infer_task(y) -> dict:
     Raises
     ------
     ValueError
-        Empty ``y``, wrong dimensions, NaN/infinity, or a single class.
+        Empty ``y``, wrong dimensions, NaN/infinity, a single class, or a
+        ``task`` the labels cannot be.
     TypeError
         ``y`` neither numbers nor strings.
     """
-    y = np.asarray(y)
+    if task not in (None, *_HEADS):
+        raise ValueError(f"unknown task {task!r}; choose one of {list(_HEADS)}")
+    found = _infer(np.asarray(y), task)
+    if task is None or found["kind"] == task:
+        return found
+    if task == "multiclass" and found["kind"] == "binary":
+        return _task("multiclass", 2, found["classes"])
+    raise ValueError(f"the labels look like a {found['kind']} task, not {task!r}")
+
+
+def _infer(y, task):
+    """infer_task's rules; ``task`` only lets whole numbers be classes or a quantity."""
     if y.dtype.kind not in "biufUS":
         raise TypeError(f"y must hold numbers or strings; got dtype {y.dtype}")
     if y.ndim not in (1, 2):
@@ -67,6 +94,12 @@ def infer_task(y) -> dict:
     if y.dtype.kind == "f" and not np.isfinite(y).all():
         raise ValueError("y contains NaN or infinity")
 
+    if y.dtype.kind in "US" and task == "regression":
+        examples = np.unique(y.reshape(-1))[:3].tolist()
+        raise ValueError(f"task 'regression' needs numeric targets; these labels are text "
+                         f"(e.g. {examples}): use a classification task")
+    if task == "regression":
+        return _task("regression", 1 if y.ndim == 1 else int(y.shape[1]))
     if y.ndim == 2 and y.shape[1] > 1:
         if y.dtype.kind in "US":
             raise ValueError(f"string labels must be 1-D; got shape {y.shape}")
@@ -82,6 +115,9 @@ def infer_task(y) -> dict:
     if not _is_integral(flat):
         return _task("regression", 1)
     classes = np.unique(flat)
+    quantity = classes.shape[0] > MANY_CLASSES and classes.shape[0] > MAX_CLASS_SHARE * flat.shape[0]
+    if flat.dtype.kind not in "US" and quantity and task is None:
+        return _task("regression", 1)
     if classes.shape[0] < 2:
         raise ValueError(
             f"y has a single class ({classes[0].item()!r}); a classifier needs two or more"

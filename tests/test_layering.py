@@ -20,7 +20,7 @@ LAYERS = [
     ("backends",),                              # 2. namespaces, devices, fast executors
     ("network",),                               # 3. the network's math over (spec, params)
     ("optim",),                                 # 4. (init, update) optimizers
-    ("data", "datasets", "datafiles", "tasks"),  # 5. plans, input checks, data sets, files
+    ("data", "datasets", "datafiles", "tasks", "scaling"),  # 5. plans, checks, data sets, files, scaling
     ("engine",),                                # 6. one epoch: reference loop, executor choice
     ("training",),                              # 7. fit in parts: options, state, callbacks, loop
     ("model", "checkpoint"),                    # 8. the MLP front end, its files

@@ -1,0 +1,123 @@
+"""Standardization: per-column ``(x - mean) / scale``, as scikit-learn's ``StandardScaler``.
+
+A :class:`StandardScaler` keeps its statistics as host float64 arrays (so
+they go into checkpoints as plain numbers) and applies them to arrays of any
+array-API namespace, on the array's own device, in the array's dtype.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .backends import backend_of
+
+__all__ = ["StandardScaler"]
+
+
+class StandardScaler:
+    """Per-column standardization: ``transform(X) = (X - mean_) / scale_``.
+
+    ``scale_`` is the column's population standard deviation (``ddof=0``, as
+    scikit-learn); a constant column gets ``scale_ = 1`` so it maps to 0
+    instead of dividing by zero.
+
+    Parameters
+    ----------
+    mean : array_like of shape (n_columns,), optional
+    scale : array_like of shape (n_columns,), optional
+        Given together: a scaler with these statistics (``fit`` not needed).
+
+    Attributes
+    ----------
+    mean_ : ndarray of float64, shape (n_columns,)
+    scale_ : ndarray of float64, shape (n_columns,)
+    n_features_in_ : int
+    """
+
+    def __init__(self, mean=None, scale=None):
+        self.mean_ = self.scale_ = None
+        if (mean is None) != (scale is None):
+            raise ValueError("StandardScaler takes mean and scale together, or neither")
+        if mean is not None:
+            self._set(mean, scale)
+
+    def _set(self, mean, scale):
+        mean = np.asarray(mean, dtype=np.float64).reshape(-1)
+        scale = np.asarray(scale, dtype=np.float64).reshape(-1)
+        if mean.shape != scale.shape or mean.size == 0:
+            raise ValueError(f"mean and scale must be two non-empty 1-D arrays of one length; "
+                             f"got shapes {mean.shape} and {scale.shape}")
+        if not (np.isfinite(mean).all() and np.isfinite(scale).all() and (scale > 0).all()):
+            raise ValueError("mean must be finite and scale finite and > 0")
+        self.mean_, self.scale_ = mean, scale
+
+    @property
+    def n_features_in_(self):
+        return None if self.mean_ is None else int(self.mean_.shape[0])
+
+    def __repr__(self):
+        if self.mean_ is None:
+            return "StandardScaler()"
+        return f"StandardScaler(n_columns={self.n_features_in_})"
+
+    def fit(self, X, backend=None):
+        """Learn each column's mean and standard deviation from ``X``.
+
+        Parameters
+        ----------
+        X : array, shape (n_samples, n_columns)
+            Host data or an array of any array-API namespace (the statistics
+            are computed there, in ``X``'s dtype, then brought to the host).
+        backend : nnbackend.Backend, optional
+            ``X``'s backend; NumPy (or ``X``'s namespace) if not given.
+
+        Returns
+        -------
+        self
+        """
+        xp, to_host, _ = _ops(X, backend)
+        mean = xp.mean(X, axis=0)
+        std = xp.sqrt(xp.mean((X - mean) ** 2, axis=0))  # two passes: no cancellation
+        mean, std = (np.asarray(to_host(a), dtype=np.float64).reshape(-1) for a in (mean, std))
+        tiny = np.finfo(np.float32).eps * np.maximum(np.abs(mean), 1.0)
+        self._set(mean, np.where(std > tiny, std, 1.0))
+        return self
+
+    def _stats(self, X, backend):
+        if self.mean_ is None:
+            raise ValueError("this StandardScaler is not fitted yet; call fit(X) first")
+        if X.shape[-1] != self.mean_.shape[0]:
+            raise ValueError(f"the scaler was fitted on {self.mean_.shape[0]} columns; "
+                             f"got {X.shape[-1]}")
+        _, _, asarray = _ops(X, backend)
+        return asarray(self.mean_), asarray(self.scale_)
+
+    def transform(self, X, backend=None):
+        """``(X - mean_) / scale_``, in ``X``'s namespace, dtype and device."""
+        mean, scale = self._stats(X, backend)
+        return (X - mean) / scale
+
+    def inverse_transform(self, X, backend=None):
+        """``X * scale_ + mean_``: back to the original units."""
+        mean, scale = self._stats(X, backend)
+        return X * scale + mean
+
+    def to_dict(self):
+        """The statistics as plain lists (JSON), for checkpoints."""
+        return {"mean": self.mean_.tolist(), "scale": self.scale_.tolist()}
+
+    @classmethod
+    def from_dict(cls, d):
+        """The scaler :meth:`to_dict` described."""
+        if not isinstance(d, dict) or set(d) != {"mean", "scale"}:
+            raise ValueError(f"a scaler is a dict with 'mean' and 'scale'; got {d!r:.80}")
+        return cls(d["mean"], d["scale"])
+
+
+def _ops(X, backend):
+    """(namespace, to_host, asarray in X's dtype and device) for ``X``."""
+    if backend is not None:
+        return backend.xp, backend.to_host, lambda a: backend.asarray(a, dtype=X.dtype)
+    if isinstance(X, np.ndarray):
+        return np, np.asarray, lambda a: np.asarray(a, dtype=X.dtype)
+    return _ops(X, backend_of(X))
