@@ -21,32 +21,21 @@ import numpy as np
 
 from . import __version__
 from .backends import BACKEND_NAMES, BackendUnavailableError, get_backend
-from .data import MODES
-from .datasets import (
-    DATASETS,
-    DatasetUnavailableError,
-    encode_labels,
-    infer_task,
-    load_data_file,
-    load_features_file,
-    make_dataset,
-    train_val_split,
+from .cli_data import (
+    Refusal as _Refusal,
+    load_training_data,
+    predict_command,
+    task_for,
+    training_settings,
 )
+from .data import MODES
+from .datasets import DATASETS, DatasetUnavailableError, train_val_split
 from .kernels import HIDDEN_ACTIVATIONS
 from .model import MLP
 from .optim import OPTIMIZERS
 from .training import DivergenceWarning
 
-# Settings per dataset where the flag is not given. XOR and AND are four
-# points: full-batch steps with a large rate learn them in a second.
-_TINY = {"hidden": [4], "activation": "tanh", "mode": "batch", "epochs": 1000, "lr": 1.0}
-_DEFAULTS = {"xor": _TINY, "and": _TINY}
-_GENERAL = {"hidden": [64], "activation": "relu", "mode": "minibatch", "epochs": 50, "lr": 0.1}
 TASKS = ("binary", "multiclass", "regression")
-
-
-class _Refusal(Exception):
-    """A user error found by the CLI itself."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -111,7 +100,8 @@ def _fraction(text):
 def _parser():
     parser = _Parser(prog="nnbackend", description="Train and measure MLPs on any array-API backend.")
     parser.add_argument("--version", action="version", version=f"nnbackend {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    # Not required here: main() answers a missing command with the list of them.
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     def backend_flags(p):
         p.add_argument("--backend", default=None,
@@ -123,48 +113,8 @@ def _parser():
                             "$NNBACKEND_DASK_SCHEDULER, else Dask's local threads); "
                             "implies --backend dask")
 
-    train = commands.add_parser("train", help="train an MLP (default: XOR with a hidden layer)")
-    backend_flags(train)
-    data = train.add_argument_group("data")
-    data.add_argument("--dataset", choices=DATASETS, default=None,
-                      help="a generated or bundled dataset (default: xor)")
-    data.add_argument("--n-samples", type=_positive_int, default=None, help="rows to generate")
-    data.add_argument("--data", metavar="FILE", default=None,
-                      help="a .npz with arrays X and y, a .csv (label column named by --target), "
-                           "or a .npy of features (labels in --target LABELS.npy; read chunk "
-                           "by chunk, out of core, on the dask backend)")
-    data.add_argument("--target", default=None,
-                      help="the label column of a .csv file, or the labels .npy of a .npy --data")
-    data.add_argument("--task", choices=TASKS, default=None,
-                      help="override the task read off the labels")
-    data.add_argument("--val-split", type=_fraction, default=None,
-                      help="hold out this fraction (stratified for classes) for validation")
-    net = train.add_argument_group("network and training")
-    net.add_argument("--hidden", type=_sizes, default=None, help="hidden layer sizes, e.g. 64,32")
-    net.add_argument("--activation", choices=HIDDEN_ACTIVATIONS, default=None, help="hidden activation")
-    net.add_argument("--mode", choices=MODES, default=None, help="descent mode")
-    net.add_argument("--batch-size", type=_positive_int, default=32, help="rows per minibatch step")
-    net.add_argument("--epochs", type=_positive_int, default=None)
-    net.add_argument("--lr", type=_positive_float, default=None, help="learning rate")
-    net.add_argument("--optimizer", choices=list(OPTIMIZERS), default="sgd")
-    net.add_argument("--patience", type=_positive_int, default=None,
-                     help="stop after this many epochs without improvement")
-    net.add_argument("--dtype", choices=["float32", "float64"], default="float32")
-    net.add_argument("--seed", type=_seed, default=0)
-    out = train.add_argument_group("output")
-    out.add_argument("--save", metavar="MODEL.npz", default=None, help="write a checkpoint")
-    out.add_argument("--resume", metavar="MODEL.npz", default=None,
-                     help="continue training a saved model (its architecture, optimizer state "
-                          "and shuffling carry on; give the same data and --optimizer)")
-    out.add_argument("--plot", metavar="LOSS.png", default=None, help="write the training curves")
-    out.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
-    out.add_argument("--quiet", action="store_true", help="no per-epoch progress")
-
-    predict = commands.add_parser("predict", help="predict with a saved model")
-    backend_flags(predict)
-    predict.add_argument("--model", required=True, metavar="MODEL.npz")
-    predict.add_argument("--data", required=True, metavar="FILE", help="a .npz with X, or a .csv")
-    predict.add_argument("--out", default=None, metavar="PREDS.csv", help="default: stdout")
+    _add_train(commands, backend_flags)
+    _add_predict(commands, backend_flags)
 
     bench = commands.add_parser("bench", help="time an epoch of each descent mode as N grows; write a report")
     bench.add_argument("--backends", default=None,
@@ -191,6 +141,93 @@ def _parser():
     return parser
 
 
+def _add_train(commands, backend_flags):
+    train = commands.add_parser(
+        "train", help="train an MLP (default: XOR with a hidden layer)",
+        description="Train an MLP on a built-in dataset or a data file. Defaults that depend "
+                    "on the dataset: xor and and: --hidden 4 --activation tanh --mode batch "
+                    "--epochs 1000 --lr 1.0; every other dataset and --data files: --hidden 64 "
+                    "--activation relu --mode minibatch --epochs 50 --lr 0.1 (0.01 with --mode "
+                    "sgd). With --resume "
+                    "the checkpoint's settings are the defaults.")
+    backend_flags(train)
+    data = train.add_argument_group("data")
+    data.add_argument("--dataset", choices=DATASETS, default=None,
+                      help="a generated or bundled dataset (default: xor)")
+    data.add_argument("--n-samples", type=_positive_int, default=None,
+                      help="rows to generate (default: the dataset's own size)")
+    data.add_argument("--data", metavar="FILE", default=None,
+                      help="a .npz with arrays X and y, a .csv with a header row (label column "
+                           "named by --target), or a .npy of features (labels in --target "
+                           "LABELS.npy; read chunk by chunk, out of core, on the dask backend)")
+    data.add_argument("--target", default=None,
+                      help="the label column of a .csv file (its 0-based index with "
+                           "--no-header; -1 the last), or the labels .npy of a .npy --data")
+    data.add_argument("--no-header", action="store_true",
+                      help="the .csv has no header row: every row is data (a first row of "
+                           "numbers is refused as a header otherwise)")
+    data.add_argument("--task", choices=TASKS, default=None,
+                      help="override the task read off the labels (default: strings and few "
+                           "whole numbers are classes, other numbers a regression target)")
+    data.add_argument("--val-split", type=_fraction, default=None,
+                      help="hold out this fraction (stratified for classes) for validation "
+                           "(default: none)")
+    data.add_argument("--no-standardize", action="store_true",
+                      help="feed the features (and regression targets) as they are; by "
+                           "default each is scaled to mean 0 and variance 1 with statistics "
+                           "of the training rows, kept in the checkpoint and applied by "
+                           "predict, which answers in the target's units")
+    net = train.add_argument_group("network and training")
+    net.add_argument("--hidden", type=_sizes, default=None,
+                     help="hidden layer sizes, e.g. 64,32 (default: 4 for xor/and, else 64)")
+    net.add_argument("--activation", choices=HIDDEN_ACTIVATIONS, default=None,
+                     help="hidden activation (default: tanh for xor/and, else relu)")
+    net.add_argument("--mode", choices=MODES, default=None,
+                     help="descent mode (default: batch for xor/and, else minibatch)")
+    net.add_argument("--batch-size", type=_positive_int, default=None,
+                     help="rows per minibatch step (default: 32)")
+    net.add_argument("--epochs", type=_positive_int, default=None,
+                     help="passes over the training rows (default: 1000 for xor/and, else 50)")
+    net.add_argument("--lr", type=_positive_float, default=None,
+                     help="learning rate (default: 1.0 for xor/and, else 0.1; 0.01 in sgd mode)")
+    net.add_argument("--optimizer", choices=list(OPTIMIZERS), default=None,
+                     help="default: sgd")
+    net.add_argument("--patience", type=_positive_int, default=None,
+                     help="stop after this many epochs without improvement (default: never)")
+    net.add_argument("--dtype", choices=["float32", "float64"], default=None,
+                     help="default: float32")
+    net.add_argument("--seed", type=_seed, default=None,
+                     help="seeds the data, weights, split and shuffling (default: 0)")
+    out = train.add_argument_group("output")
+    out.add_argument("--save", metavar="MODEL.npz", default=None,
+                     help="write a checkpoint (not written, and an existing file kept, if the "
+                          "run diverges)")
+    out.add_argument("--resume", metavar="MODEL.npz", default=None,
+                     help="continue training a saved model: its architecture, settings, "
+                          "scaling, optimizer state and shuffling carry on (give the same data)")
+    out.add_argument("--plot", metavar="LOSS.png", default=None,
+                     help="write the training curves (.png, .pdf, .svg: the format follows "
+                          "the extension)")
+    out.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
+    out.add_argument("--quiet", action="store_true", help="no per-epoch progress")
+
+
+def _add_predict(commands, backend_flags):
+    predict = commands.add_parser(
+        "predict", help="predict with a saved model",
+        description="Predict with a saved model. The columns of a .csv are matched by name to "
+                    "the features the model was trained on (any order; a missing or unknown "
+                    "column is refused); the label column is skipped if present.")
+    backend_flags(predict)
+    predict.add_argument("--model", required=True, metavar="MODEL.npz")
+    predict.add_argument("--data", required=True, metavar="FILE",
+                         help="a .csv with a header row, a .npz with X, or a .npy")
+    predict.add_argument("--no-header", action="store_true",
+                         help="the .csv has no header row: columns are taken in order")
+    predict.add_argument("--out", default=None, metavar="PREDS.csv",
+                         help=".csv or .npz (default: csv on stdout)")
+
+
 # -- train -------------------------------------------------------------------------
 
 
@@ -203,61 +240,6 @@ def _backend_arg(args):
         raise _Refusal(f"--scheduler names a Dask scheduler; it needs --backend dask, "
                        f"not {args.backend}")
     return get_backend("dask", args.device, scheduler=args.scheduler)
-
-
-def _load_npy_training_data(args, backend):
-    """Features from a ``.npy`` (lazily, chunk by chunk, where the backend
-    reads rows lazily) and labels from the ``.npy`` named by ``--target``."""
-    if not args.target or not args.target.endswith(".npy"):
-        raise _Refusal("--data FILE.npy holds the features only; name the labels with "
-                       "--target LABELS.npy (one per row)")
-    for path in (args.data, args.target):
-        if not os.path.isfile(path):
-            raise _Refusal(f"no such file: {path}")
-    try:
-        y = np.load(args.target, allow_pickle=False)  # one label per row: small
-        X = get_backend(backend).lazy_rows(args.data)
-        if X is None:
-            X = np.load(args.data, mmap_mode="r", allow_pickle=False)
-    except ValueError as exc:
-        raise _Refusal(f"cannot read {args.data} or {args.target}: {exc}") from None
-    if len(X.shape) != 2 or y.ndim not in (1, 2) or X.shape[0] != y.shape[0]:
-        raise _Refusal(f"{args.data} must hold a 2-D array and {args.target} one label per "
-                       f"row; got shapes {tuple(X.shape)} and {y.shape}")
-    if args.val_split is not None and not isinstance(X, np.ndarray):
-        raise _Refusal("--val-split would gather a chunked .npy into memory; split the file "
-                       "beforehand")
-    return X, y, None, os.path.basename(args.data)
-
-
-def _load_training_data(args, backend=None):
-    if args.data and args.dataset:
-        raise _Refusal("give --data or --dataset, not both")
-    if args.data and args.data.endswith(".npy"):
-        return _load_npy_training_data(args, backend)
-    if args.data:
-        X, y, names = load_data_file(args.data, target=args.target, return_classes=True)
-        source = os.path.basename(args.data)
-    else:
-        if args.target:
-            raise _Refusal("--target names a column of a --data .csv file")
-        name = args.dataset or "xor"
-        X, y = make_dataset(name, n_samples=args.n_samples, seed=args.seed)
-        names, source = None, name
-    return X, y, names, source
-
-
-def _task_for(y, override):
-    if override == "regression":
-        return {"kind": "regression", "n_outputs": 1 if y.ndim == 1 else y.shape[1],
-                "output_activation": "identity", "loss": "mse", "classes": None}
-    task = infer_task(y)
-    if override and task["kind"] != override:
-        if override == "multiclass" and task["kind"] == "binary":
-            return {**task, "kind": "multiclass", "n_outputs": 2,
-                    "output_activation": "softmax", "loss": "cross_entropy"}
-        raise _Refusal(f"--task {override}: the labels look like a {task['kind']} task")
-    return task
 
 
 class _Progress:
@@ -301,126 +283,183 @@ def _check_writable(path, flag):
         raise _Refusal(f"{flag} {path} is a directory")
 
 
-def _train(args):
+def _check_outputs(args):
+    """Refuse --save and --plot paths up front, not after minutes of training."""
     for path, flag in ((args.save, "--save"), (args.plot, "--plot")):
         if path:
             _check_writable(path, flag)
     if args.plot:
-        from .plot import require_matplotlib
+        from .plot import plot_format, require_matplotlib
 
         require_matplotlib()
-    backend = _backend_arg(args)
-    X, y, label_names, source = _load_training_data(args, backend)
-    task = _task_for(y, args.task)
-    if task["classes"] is not None:
-        y = encode_labels(y, task["classes"]) if y.ndim == 1 else y
-    name = args.dataset or ("xor" if not args.data else None)
-    settings = {**_DEFAULTS.get(name, _GENERAL)}
-    for key in ("hidden", "activation", "mode", "epochs", "lr"):
-        if getattr(args, key) is not None:
-            settings[key] = getattr(args, key)
+        plot_format(args.plot)
 
+
+def _build_model(args, backend, data, task, settings, resumed):
+    """The --resume model (checked against the data), or a new one."""
+    if resumed is None:
+        model = MLP([data.X.shape[1], *settings["hidden"], task["n_outputs"]],
+                    hidden_activation=settings["activation"],
+                    output_activation=task["output_activation"], loss=task["loss"],
+                    backend=backend, device=args.device, dtype=settings["dtype"],
+                    seed=settings["seed"], standardize=settings["standardize"])
+        model.feature_names_in_ = data.feature_names
+        return model
+    model = resumed
+    if model.layer_sizes[0] != data.X.shape[1] or model.layer_sizes[-1] != task["n_outputs"]:
+        raise _Refusal(
+            f"--resume {args.resume}: the model maps {model.layer_sizes[0]} features to "
+            f"{model.layer_sizes[-1]} outputs, the data has {data.X.shape[1]} features and "
+            f"{task['n_outputs']} outputs"
+        )
+    saved_task = model.metadata.get("task")
+    if saved_task and saved_task != task["kind"]:
+        raise _Refusal(f"--resume {args.resume}: the model was trained for a {saved_task} "
+                       f"task, the data poses a {task['kind']} one")
+    names = model.feature_names_in_
+    if names is not None and data.feature_names is not None and names != data.feature_names:
+        raise _Refusal(f"--resume {args.resume}: the model was trained on the columns "
+                       f"{names}, {args.data} has {data.feature_names}")
+    return model
+
+
+def _resumed_model(args, backend):
+    if not args.resume:
+        return None
+    model = MLP.load(args.resume, backend=backend, device=args.device)
+    if model.train_state is None:
+        raise _Refusal(f"--resume {args.resume}: the checkpoint holds no training state")
+    return model
+
+
+def _train(args):
+    _check_outputs(args)
+    backend = _backend_arg(args)
+    resumed = _resumed_model(args, backend)
+    dataset = args.dataset or ("xor" if not args.data else None)
+    settings = training_settings(args, dataset, resumed)
+    data = load_training_data(args, backend, settings["seed"])
+    task, y = task_for(data.y, args.task)
     if args.val_split is not None:
-        X_train, y_train, X_val, y_val = train_val_split(X, y, args.val_split, seed=args.seed)
+        X_train, y_train, X_val, y_val = train_val_split(data.X, y, args.val_split,
+                                                         seed=settings["seed"])
         validation = (X_val, y_val)
     else:
-        X_train, y_train, validation = X, y, None
+        X_train, y_train, validation = data.X, y, None
     if args.patience is not None and validation is None:
         print("nnbackend: note: --patience without --val-split watches the training loss",
               file=sys.stderr)
-
-    if args.resume:
-        model = MLP.load(args.resume, backend=backend, device=args.device)
-        if model.layer_sizes[0] != X.shape[1] or model.layer_sizes[-1] != task["n_outputs"]:
-            raise _Refusal(
-                f"--resume {args.resume}: the model maps {model.layer_sizes[0]} features to "
-                f"{model.layer_sizes[-1]} outputs, the data has {X.shape[1]} features and "
-                f"{task['n_outputs']} outputs"
-            )
-        if model.train_state is None:
-            raise _Refusal(f"--resume {args.resume}: the checkpoint holds no training state")
-        settings["hidden"] = model.layer_sizes[1:-1]
-    else:
-        model = MLP([X.shape[1], *settings["hidden"], task["n_outputs"]],
-                    hidden_activation=settings["activation"],
-                    output_activation=task["output_activation"], loss=task["loss"],
-                    backend=backend, device=args.device, dtype=args.dtype, seed=args.seed)
+    model = _build_model(args, backend, data, task, settings, resumed)
     classes = task["classes"]
-    if label_names is not None:
-        classes = [label_names[int(c)] for c in classes]
+    if data.label_names is not None:
+        classes = [data.label_names[int(c)] for c in classes]
     model.metadata = {"task": task["kind"], "classes": classes, "target": args.target,
-                      "source": source}
+                      "source": data.source,
+                      "training": {k: settings[k] for k in ("mode", "batch_size", "lr",
+                                                            "epochs", "seed")}}
 
     progress = _Progress(settings["epochs"], sys.stderr, not args.quiet)
     start = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        hist = model.fit(X_train, y_train, mode=settings["mode"], batch_size=args.batch_size,
-                         epochs=settings["epochs"], lr=settings["lr"], optimizer=args.optimizer,
-                         seed=args.seed, validation_data=validation, patience=args.patience,
-                         callback=progress, resume=bool(args.resume))
+        hist = model.fit(X_train, y_train, mode=settings["mode"],
+                         batch_size=settings["batch_size"], epochs=settings["epochs"],
+                         lr=settings["lr"], optimizer=settings["optimizer"],
+                         seed=settings["seed"], validation_data=validation,
+                         patience=args.patience, callback=progress, resume=bool(args.resume))
     seconds = time.perf_counter() - start
     if hist.epochs < settings["epochs"]:
         progress.close()
     for w in caught:
         if not issubclass(w.category, DivergenceWarning):
             print(f"nnbackend: warning: {w.message}", file=sys.stderr)
+    summary = _summary(args, model, hist, settings, data.source, task,
+                       (X_train, y_train), validation, seconds)
+    return _finish(args, model, hist, summary)
 
+
+def _summary(args, model, hist, settings, source, task, train, validation, seconds):
+    """Everything the run did, enough to repeat it."""
     summary = {
         "source": source, "task": task["kind"], "backend": model.backend.name,
-        "epochs_done": model.train_state.epochs_done if model.train_state else hist.epochs,
         "device": str(model.backend.device), "dtype": model.dtype,
-        "layer_sizes": model.layer_sizes, "mode": settings["mode"],
-        "batch_size": hist.batch_size, "optimizer": args.optimizer, "lr": settings["lr"],
-        "epochs": hist.epochs, "n_train": int(X_train.shape[0]),
+        "layer_sizes": model.layer_sizes, "activation": model.hidden_activation,
+        "mode": settings["mode"], "batch_size": hist.batch_size,
+        "optimizer": settings["optimizer"], "lr": settings["lr"], "seed": settings["seed"],
+        "standardize": bool(model.standardize), "epochs": settings["epochs"],
+        "epochs_run": hist.epochs,
+        "epochs_done": model.train_state.epochs_done if model.train_state else hist.epochs,
+        "n_train": int(train[0].shape[0]),
         "n_val": 0 if validation is None else int(validation[0].shape[0]),
         "seconds": seconds, "seconds_per_epoch": seconds / max(hist.epochs, 1),
-        "samples_per_second": hist.epochs * X_train.shape[0] / seconds if seconds > 0 else None,
+        "samples_per_second": hist.epochs * train[0].shape[0] / seconds if seconds > 0 else None,
         "stopped_early": hist.stopped_early, "best_epoch": hist.best_epoch,
         "diverged": hist.diverged,
     }
     # Final figures of the kept weights, measured after training.
-    for prefix, data in (("train", (X_train, y_train)), ("val", validation)):
-        if data is not None:
-            for key, value in model.evaluate(*data).items():
-                summary[f"{prefix}_{key}"] = value
-    if args.save:
+    for prefix, data in (("train", train), ("val", validation)):
+        if data is None:
+            continue
+        for key, value in model.evaluate(*data).items():
+            summary[f"{prefix}_{key}"] = value
+        if task["kind"] == "regression":
+            # In the target's units (the loss is of the standardized target).
+            error = model.backend.to_host(model.predict(data[0])).astype(np.float64)
+            target = np.asarray(data[1], dtype=np.float64).reshape(error.shape)
+            summary[f"{prefix}_rmse"] = float(np.sqrt(np.mean((error - target) ** 2)))
+    return summary
+
+
+def _finish(args, model, hist, summary):
+    """Save (unless the run failed), plot, report; the exit status."""
+    summary["saved"] = None
+    if args.save and not hist.diverged:
         model.save(args.save)
         summary["saved"] = args.save
     if args.plot:
         from .plot import plot_history
 
-        plot_history(hist, args.plot, title=f"{source}: {model.layer_sizes}, {settings['mode']}")
+        plot_history(hist, args.plot,
+                     title=f"{summary['source']}: {model.layer_sizes}, {summary['mode']}")
         summary["plot"] = args.plot
-
     if args.json:
         print(json.dumps(summary))
     else:
         _print_summary(summary)
     if hist.diverged:
-        print(f"nnbackend: warning: {hist.diverged}", file=sys.stderr)
+        kept = f"; {args.save} was not written" if args.save else ""
+        print(f"nnbackend: warning: {hist.diverged}{kept}", file=sys.stderr)
         return 1
     return 0
 
 
 def _print_summary(s):
-    print(f"trained {s['layer_sizes']} on {s['source']} ({s['task']}, {s['n_train']} training rows) "
-          f"with {s['mode']} descent (batch size {s['batch_size']}, {s['optimizer']}, lr {s['lr']:g})")
+    print(f"trained {s['layer_sizes']} {s['activation']} on {s['source']} ({s['task']}, "
+          f"{s['n_train']} training rows{', standardized' if s['standardize'] else ''}) with "
+          f"{s['mode']} descent (batch size {s['batch_size']}, {s['optimizer']}, "
+          f"lr {s['lr']:g}, seed {s['seed']})")
     for prefix, label in (("train", "train"), ("val", "validation")):
         if f"{prefix}_loss" in s:
             line = f"{label:10s} loss {s[prefix + '_loss']:.4g}"
             if f"{prefix}_accuracy" in s:
                 line += f"  accuracy {s[prefix + '_accuracy']:.2%}"
+            if f"{prefix}_rmse" in s:
+                line += f"  rmse {s[prefix + '_rmse']:.4g} (target units)"
             print(line)
     stop = ""
     if s["stopped_early"]:
         stop = f" (stopped early; kept epoch {s['best_epoch']})"
-    print(f"{s['epochs']} epochs in {s['seconds']:.2f} s{stop}: "
-          f"{s['seconds_per_epoch'] * 1e3:.2f} ms/epoch, {s['samples_per_second']:,.0f} samples/s")
+    rate = s["samples_per_second"]
+    rate = f", {rate:,.0f} samples/s" if rate is not None else ""
+    print(f"{s['epochs_run']} of {s['epochs']} epochs in {s['seconds']:.2f} s{stop}: "
+          f"{s['seconds_per_epoch'] * 1e3:.2f} ms/epoch{rate}")
+    if s["diverged"]:
+        print(s["diverged"] + ("" if s["saved"] else "; the model was not saved"))
     print(f"backend {s['backend']} on {s['device']}, {s['dtype']}")
-    for key, label in (("saved", "model saved to"), ("plot", "plot written to")):
-        if key in s:
-            print(f"{label} {s[key]}")
+    if s["saved"]:
+        print(f"model saved to {s['saved']}")
+    if "plot" in s:
+        print(f"plot written to {s['plot']}")
 
 
 # -- predict -----------------------------------------------------------------------
@@ -429,42 +468,7 @@ def _print_summary(s):
 def _predict(args):
     if args.out:
         _check_writable(args.out, "--out")
-    model = MLP.load(args.model, backend=_backend_arg(args), device=args.device)
-    X = load_features_file(args.data, drop=model.metadata.get("target"))
-    if X.shape[1] != model.layer_sizes[0]:
-        raise _Refusal(f"{args.data} has {X.shape[1]} features but the model expects "
-                       f"{model.layer_sizes[0]}")
-    out = model.backend.to_host(model.predict(X)).astype(np.float64)
-    classes = model.metadata.get("classes")
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    if model.output_activation == "softmax" or (model.output_activation == "sigmoid" and classes):
-        if model.output_activation == "sigmoid":
-            out = np.concatenate([1 - out, out], axis=1)
-        classes = classes or list(range(out.shape[1]))
-        writer.writerow(["prediction", *[f"p_{c}" for c in classes]])
-        for row in out:
-            writer.writerow([classes[int(np.argmax(row))], *[f"{p:.6g}" for p in row]])
-    else:
-        names = ["prediction"] if out.shape[1] == 1 else [f"prediction_{j}" for j in range(out.shape[1])]
-        writer.writerow(names)
-        for row in out:
-            writer.writerow([f"{v:.8g}" for v in row])
-    text = buffer.getvalue()
-    if args.out:
-        tmp = f"{args.out}.tmp-{os.getpid()}"
-        try:
-            with open(tmp, "w", newline="") as f:
-                f.write(text)
-            os.replace(tmp, args.out)
-        except OSError as exc:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise _Refusal(f"cannot write {args.out}: {exc.strerror or exc}") from None
-        print(f"{len(out)} predictions written to {args.out}", file=sys.stderr)
-    else:
-        sys.stdout.write(text)
-    return 0
+    return predict_command(args, _backend_arg(args))
 
 
 # -- bench -------------------------------------------------------------------------
@@ -643,12 +647,27 @@ def _info(args):
     return 0
 
 
+_COMMANDS = {"train": _train, "predict": _predict, "info": _info, "bench": _bench}
+
+
 def main(argv=None):
     parser = _parser()
     args = parser.parse_args(argv)
-    command = {"train": _train, "predict": _predict, "info": _info, "bench": _bench}[args.command]
+    if args.command is None:
+        parser.error(f"choose a command: {', '.join(_COMMANDS)} "
+                     f"(nnbackend COMMAND --help shows its flags; nnbackend --help, all)")
     try:
-        return command(args)
+        status = _COMMANDS[args.command](args)
+        sys.stdout.flush()  # a closed pipe is found here, not at exit
+        return status
+    except BrokenPipeError:
+        # `nnbackend train | head -1`: the reader has gone, as for any
+        # command-line tool; stop quietly (128 + SIGPIPE, as a shell reports it).
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+            pass
+        return 141
     except (_Refusal, ValueError, TypeError, BackendUnavailableError, DatasetUnavailableError,
             RuntimeError, OSError) as exc:
         if os.environ.get("NNBACKEND_DEBUG"):

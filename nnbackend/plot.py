@@ -1,10 +1,10 @@
-"""Training curves as a PNG (matplotlib, the optional extra ``plot``)."""
+"""Training curves as an image file (matplotlib, the optional extra ``plot``)."""
 
 from __future__ import annotations
 
 import os
 
-__all__ = ["plot_history", "require_matplotlib"]
+__all__ = ["plot_format", "plot_history", "require_matplotlib"]
 
 
 def require_matplotlib():
@@ -21,6 +21,19 @@ def require_matplotlib():
     return plt
 
 
+def plot_format(path):
+    """The image format ``path``'s extension names (png, pdf, svg, ...: those
+    matplotlib writes), or a ValueError naming them."""
+    plt = require_matplotlib()
+    ext = os.path.splitext(os.fspath(path))[1].lower().lstrip(".")
+    formats = plt.figure().canvas.get_supported_filetypes()
+    plt.close("all")
+    if ext not in formats:
+        raise ValueError(f"--plot {path}: the format follows the extension; use one of "
+                         f"{', '.join('.' + f for f in sorted(formats))}")
+    return ext
+
+
 def plot_history(history, path, title=None):
     """Write the loss (and, for classifiers, accuracy) curves of a fit to ``path``.
 
@@ -28,7 +41,8 @@ def plot_history(history, path, title=None):
     ----------
     history : nnbackend.History
     path : str or os.PathLike
-        A ``.png`` file; written atomically like checkpoints are.
+        A ``.png``, ``.pdf``, ``.svg`` (any format matplotlib writes, named by
+        the extension); written atomically like checkpoints are.
 
     Raises
     ------
@@ -37,6 +51,7 @@ def plot_history(history, path, title=None):
     ValueError
         The file cannot be written.
     """
+    fmt = plot_format(path)
     plt = require_matplotlib()
     epochs = range(1, len(history.loss) + 1)
     panels = 2 if history.accuracy else 1
@@ -47,12 +62,19 @@ def plot_history(history, path, title=None):
     if history.accuracy:
         _curves(axes[0][1], epochs, history.accuracy, history.val_accuracy, "accuracy")
         axes[0][1].set_ylim(0, 1.02)
+    if history.stopped_early and history.best_epoch:
+        # Early stopping kept this epoch's weights, not the last ones drawn.
+        for row in axes:
+            for ax in row:
+                ax.axvline(history.best_epoch, color="0.4", linestyle="--", linewidth=1,
+                           label=f"kept: epoch {history.best_epoch}")
+                ax.legend()
     fig.suptitle(title or f"{history.mode} descent, batch size {history.batch_size}")
     fig.tight_layout()
     path = os.fspath(path)
     tmp = f"{path}.tmp-{os.getpid()}"
     try:
-        fig.savefig(tmp, format="png", dpi=100)
+        fig.savefig(tmp, format=fmt, dpi=100)
         os.replace(tmp, path)
     except OSError as exc:
         if os.path.exists(tmp):

@@ -46,7 +46,7 @@ def test_unknown_backend_lists_choices(name):
 @pytest.mark.parametrize(
     "name, module, extra",
     [("torch", "torch", "nnbackend[torch]"), ("jax", "jax", "nnbackend[jax]"),
-     ("strict", "array_api_strict", "nnbackend[test]"), ("cupy", "cupy", "nnbackend[cuda12]")],
+     ("strict", "array_api_strict", "nnbackend[strict]"), ("cupy", "cupy", "nnbackend[cuda12]")],
     ids=["torch_missing", "jax_missing", "strict_missing", "module_cupy_missing"],
 )
 def test_missing_library_gives_install_hint(monkeypatch, name, module, extra):

@@ -24,7 +24,7 @@ def test_digits_command_reaches_96_percent_test_accuracy():
     assert proc.returncode == 0, proc.stderr
     s = json.loads(proc.stdout)
     # The 25 % stratified hold-out is the test set: 1797 images -> 1348 / 449.
-    assert (s["n_train"], s["n_val"], s["epochs"]) == (1348, 449, 50)
+    assert (s["n_train"], s["n_val"], s["epochs_run"]) == (1348, 449, 50)
     assert s["layer_sizes"] == [64, 64, 10] and s["backend"] == "numpy"
     assert not s["diverged"]
     assert s["val_accuracy"] >= 0.96, s

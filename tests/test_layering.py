@@ -24,7 +24,7 @@ LAYERS = [
     ("engine",),                                # 6. one epoch: reference loop, executor choice
     ("training",),                              # 7. fit in parts: options, state, callbacks, loop
     ("model", "checkpoint"),                    # 8. the MLP front end, its files
-    ("cli", "plot", "bench", "__main__", ""),   # 9. user-facing; "" is nnbackend/__init__
+    ("cli", "cli_data", "plot", "bench", "__main__", ""),  # 9. user-facing; "" is nnbackend/__init__
 ]
 
 # Layers whose modules import no array library: they use the namespace of

@@ -16,7 +16,7 @@ __all__ = ["StrictBackend"]
 class StrictBackend(Backend):
     """array-api-strict on one of its (simulated) devices."""
 
-    install_hint = "pip install 'nnbackend[test]'  (or: pip install array-api-strict)"
+    install_hint = "pip install 'nnbackend[strict]'  (or: pip install array-api-strict)"
 
     @classmethod
     def open(cls, device):

@@ -1,0 +1,245 @@
+"""The command line's data side: the training settings (defaults per dataset,
+carried over by ``--resume``), the training data and its task, and ``predict``.
+
+Everything here refuses bad input with :class:`Refusal`, which ``nnbackend``
+prints as one line ``nnbackend: error: ...`` with exit status 2.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+
+from .backends import get_backend
+from .datafiles import load_features_file, read_data_file
+from .datasets import make_dataset
+from .model import MLP
+from .tasks import MANY_CLASSES, encode_labels, infer_task
+
+__all__ = ["Refusal", "DEFAULTS", "training_settings", "load_training_data", "task_for",
+           "predict_command", "OUTPUT_FORMATS"]
+
+
+class Refusal(Exception):
+    """A user error found by the command line itself."""
+
+
+# Settings per dataset where the flag is not given. XOR and AND are four
+# points: full-batch steps with a large rate learn them in a second.
+_TINY = {"hidden": [4], "activation": "tanh", "mode": "batch", "epochs": 1000, "lr": 1.0}
+_GENERAL = {"hidden": [64], "activation": "relu", "mode": "minibatch", "epochs": 50, "lr": 0.1}
+_COMMON = {"batch_size": 32, "optimizer": "sgd", "dtype": "float32", "seed": 0}
+DEFAULTS = {"xor": _TINY, "and": _TINY, None: _GENERAL}
+# One sample per step takes a smaller rate: at 0.1 the synthetic regression
+# diverges in its first sgd epoch; at 0.01 every built-in dataset learns.
+_GENERAL_SGD_LR = 0.01
+
+# What a checkpoint's "training" metadata carries into a --resume run: flags
+# given anyway replace them (the schedule may change), with a note.
+_CARRIED = ("mode", "batch_size", "lr", "epochs", "seed")
+# What the saved model fixes: a flag that differs is refused.
+_FIXED = ("hidden", "activation", "dtype", "optimizer")
+
+
+def training_settings(args, dataset, resumed=None):
+    """The settings of a ``train`` run: the flags given, else the checkpoint's
+    (with ``--resume``), else the dataset's defaults.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+    dataset : str or None
+        The built-in dataset's name (None for a data file).
+    resumed : MLP, optional
+        The model of ``--resume``.
+
+    Returns
+    -------
+    dict
+        ``hidden, activation, mode, batch_size, epochs, lr, optimizer, dtype,
+        seed, standardize``.
+    """
+    settings = {**_COMMON, **DEFAULTS.get(dataset, _GENERAL), "standardize": True}
+    lr_given = args.lr is not None
+    if resumed is not None:
+        fixed = {"hidden": resumed.layer_sizes[1:-1], "activation": resumed.hidden_activation,
+                 "dtype": resumed.dtype, "optimizer": resumed.train_state.optimizer}
+        for key in _FIXED:
+            given = getattr(args, key)
+            if given is not None and given != fixed[key]:
+                flag = "--" + key.replace("_", "-")
+                shown = ",".join(map(str, given)) if key == "hidden" else given
+                saved = ",".join(map(str, fixed[key])) if key == "hidden" else fixed[key]
+                raise Refusal(f"--resume {args.resume}: the model was trained with {flag} "
+                              f"{saved}; {flag} {shown} cannot change it (leave the flag out)")
+        if args.no_standardize and resumed.standardize:
+            raise Refusal(f"--resume {args.resume}: the model standardizes its data; "
+                          f"--no-standardize cannot change it (leave the flag out)")
+        carried = (resumed.metadata.get("training") or {})
+        lr_given = lr_given or "lr" in carried
+        settings.update({k: carried[k] for k in _CARRIED if k in carried}, **fixed,
+                        standardize=resumed.standardize)
+        for key in _CARRIED:
+            given = getattr(args, key)
+            if key in carried and given is not None and given != carried[key]:
+                print(f"nnbackend: note: --{key.replace('_', '-')} {given} replaces the "
+                      f"checkpoint's {carried[key]}", file=sys.stderr)
+    else:
+        settings["standardize"] = not args.no_standardize
+    for key in (*_CARRIED, *_FIXED):
+        if getattr(args, key) is not None:
+            settings[key] = getattr(args, key)
+    if settings["mode"] == "sgd" and not lr_given and dataset not in ("xor", "and"):
+        settings["lr"] = _GENERAL_SGD_LR
+    return settings
+
+
+@dataclass
+class TrainingData:
+    X: object
+    y: np.ndarray
+    label_names: list | None
+    feature_names: list | None
+    source: str
+
+
+def load_training_data(args, backend, seed):
+    """The training data of ``--data`` or ``--dataset`` (xor by default)."""
+    if args.data and args.dataset:
+        raise Refusal("give --data or --dataset, not both")
+    if args.no_header and not (args.data and args.data.lower().endswith(".csv")):
+        raise Refusal("--no-header is for a --data .csv file")
+    if args.data and args.data.endswith(".npy"):
+        return _npy_training_data(args, backend)
+    if args.data:
+        X, y, names, features = read_data_file(args.data, target=args.target,
+                                               header=not args.no_header)
+        return TrainingData(X, y, names, features, os.path.basename(args.data))
+    if args.target:
+        raise Refusal("--target names a column of a --data .csv file")
+    name = args.dataset or "xor"
+    X, y = make_dataset(name, n_samples=args.n_samples, seed=seed)
+    return TrainingData(X, y, None, None, name)
+
+
+def _npy_training_data(args, backend):
+    """Features from a ``.npy`` (lazily, chunk by chunk, where the backend
+    reads rows lazily) and labels from the ``.npy`` named by ``--target``."""
+    if not args.target or not args.target.endswith(".npy"):
+        raise Refusal("--data FILE.npy holds the features only; name the labels with "
+                      "--target LABELS.npy (one per row)")
+    for path in (args.data, args.target):
+        if not os.path.isfile(path):
+            raise Refusal(f"no such file: {path}")
+    try:
+        y = np.load(args.target, allow_pickle=False)  # one label per row: small
+        X = get_backend(backend).lazy_rows(args.data)
+        if X is None:
+            X = np.load(args.data, mmap_mode="r", allow_pickle=False)
+    except ValueError as exc:
+        raise Refusal(f"cannot read {args.data} or {args.target}: {exc}") from None
+    if len(X.shape) != 2 or y.ndim not in (1, 2) or X.shape[0] != y.shape[0]:
+        raise Refusal(f"{args.data} must hold a 2-D array and {args.target} one label per "
+                      f"row; got shapes {tuple(X.shape)} and {y.shape}")
+    if args.val_split is not None and not isinstance(X, np.ndarray):
+        raise Refusal("--val-split would gather a chunked .npy into memory; split the file "
+                      "beforehand")
+    return TrainingData(X, y, None, None, os.path.basename(args.data))
+
+
+def task_for(y, override):
+    """The task of labels ``y`` (``--task`` where given), and the labels as
+    class ids for a classifier. A note on stderr where whole numbers with
+    many distinct values were read one way or the other."""
+    try:
+        task = infer_task(y, override)
+    except ValueError as exc:
+        if override is None:
+            raise
+        raise Refusal(f"--task {override}: {exc}") from None
+    if override is None and y.ndim == 1 and y.dtype.kind in "biu":
+        distinct = int(np.unique(y).shape[0])
+        if distinct > MANY_CLASSES:
+            if task["kind"] == "regression":
+                print(f"nnbackend: note: the target holds {distinct} distinct whole numbers "
+                      f"in {y.shape[0]} rows: read as a quantity (regression); give --task "
+                      f"multiclass to treat them as classes", file=sys.stderr)
+            else:
+                print(f"nnbackend: note: the target's {distinct} distinct whole numbers are "
+                      f"read as {distinct} classes; give --task regression if they are a "
+                      f"quantity", file=sys.stderr)
+    if task["classes"] is not None and y.ndim == 1:
+        y = encode_labels(y, task["classes"])
+    return task, y
+
+
+# -- predict -----------------------------------------------------------------------
+
+OUTPUT_FORMATS = (".csv", ".npz")
+
+
+def predict_command(args, backend):
+    """``nnbackend predict``: the model's predictions for ``--data``."""
+    if args.out and os.path.splitext(args.out)[1].lower() not in OUTPUT_FORMATS:
+        raise Refusal(f"--out {args.out}: predictions are written as .csv or .npz; "
+                      f"name the file so")
+    model = MLP.load(args.model, backend=backend, device=args.device)
+    X = load_features_file(args.data, drop=model.metadata.get("target"),
+                           header=not args.no_header, feature_names=model.feature_names_in_)
+    if X.shape[1] != model.layer_sizes[0]:
+        raise Refusal(f"{args.data} has {X.shape[1]} features but the model expects "
+                      f"{model.layer_sizes[0]}")
+    out = model.backend.to_host(model.predict(X)).astype(np.float64)
+    classes = model.metadata.get("classes")
+    probabilities = None
+    if model.output_activation == "softmax" or (model.output_activation == "sigmoid" and classes):
+        probabilities = np.concatenate([1 - out, out], axis=1) if out.shape[1] == 1 else out
+        classes = classes or list(range(probabilities.shape[1]))
+        labels = [classes[int(i)] for i in np.argmax(probabilities, axis=1)]
+    if args.out and args.out.lower().endswith(".npz"):
+        arrays = {"prediction": out} if probabilities is None else {
+            "prediction": np.asarray(labels), "probabilities": probabilities,
+            "classes": np.asarray(classes)}
+        _write(args.out, lambda f: np.savez(f, **arrays), "wb")
+    else:
+        text = _csv_text(out, probabilities, labels if probabilities is not None else None,
+                         classes)
+        if not args.out:
+            sys.stdout.write(text)
+            return 0
+        _write(args.out, lambda f: f.write(text), "w")
+    print(f"{len(out)} predictions written to {args.out}", file=sys.stderr)
+    return 0
+
+
+def _csv_text(out, probabilities, labels, classes):
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    if probabilities is not None:
+        writer.writerow(["prediction", *[f"p_{c}" for c in classes]])
+        for label, row in zip(labels, probabilities):
+            writer.writerow([label, *[f"{p:.6g}" for p in row]])
+    else:
+        names = ["prediction"] if out.shape[1] == 1 else [f"prediction_{j}" for j in range(out.shape[1])]
+        writer.writerow(names)
+        for row in out:
+            writer.writerow([f"{v:.8g}" for v in row])
+    return buffer.getvalue()
+
+
+def _write(path, write, mode):
+    """``write(file)`` into a temporary file renamed over ``path``."""
+    tmp = f"{path}.tmp-{os.getpid()}"
+    try:
+        with open(tmp, mode, **({"newline": ""} if mode == "w" else {})) as f:
+            write(f)
+        os.replace(tmp, path)
+    except OSError as exc:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise Refusal(f"cannot write {path}: {exc.strerror or exc}") from None
