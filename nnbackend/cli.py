@@ -339,7 +339,9 @@ def _train(args):
     dataset = args.dataset or ("xor" if not args.data else None)
     settings = training_settings(args, dataset, resumed)
     data = load_training_data(args, backend, settings["seed"])
-    task, y = task_for(data.y, args.task)
+    # Text labels as text: the task sees what the user wrote (classes by name).
+    labels = data.y if data.label_names is None else np.asarray(data.label_names)[data.y]
+    task, y = task_for(labels, args.task)
     if args.val_split is not None:
         X_train, y_train, X_val, y_val = train_val_split(data.X, y, args.val_split,
                                                          seed=settings["seed"])
@@ -350,10 +352,7 @@ def _train(args):
         print("nnbackend: note: --patience without --val-split watches the training loss",
               file=sys.stderr)
     model = _build_model(args, backend, data, task, settings, resumed)
-    classes = task["classes"]
-    if data.label_names is not None:
-        classes = [data.label_names[int(c)] for c in classes]
-    model.metadata = {"task": task["kind"], "classes": classes, "target": args.target,
+    model.metadata = {"task": task["kind"], "classes": task["classes"], "target": args.target,
                       "source": data.source,
                       "training": {k: settings[k] for k in ("mode", "batch_size", "lr",
                                                             "epochs", "seed")}}

@@ -162,7 +162,8 @@ def task_for(y, override):
         if override is None:
             raise
         raise Refusal(f"--task {override}: {exc}") from None
-    if override is None and y.ndim == 1 and y.dtype.kind in "biu":
+    whole = y.dtype.kind in "biu" or (y.dtype.kind == "f" and bool(np.all(y == np.round(y))))
+    if override is None and y.ndim == 1 and whole:
         distinct = int(np.unique(y).shape[0])
         if distinct > MANY_CLASSES:
             if task["kind"] == "regression":

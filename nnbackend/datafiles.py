@@ -201,10 +201,20 @@ def load_features_file(path, drop: str | None = None, header: bool = True,
         return _load_csv(path, None, header=False)[0]
     if drop is not None and drop not in names:
         drop = None
+    if feature_names is not None:
+        # Names first: a column the model does not know is named, not parsed.
+        _check_names(path, [n for n in names if n != drop], [str(n) for n in feature_names])
     X, _, _, columns = _load_csv(path, drop, header=True, features_only=True)
     if feature_names is None:
         return X
-    feature_names = [str(n) for n in feature_names]
+    return X[:, [columns.index(str(n)) for n in feature_names]]
+
+
+def _check_names(path, columns, feature_names):
+    """Refuse columns that are not exactly the model's features (in any order)."""
+    if len(set(columns)) != len(columns):
+        twice = sorted({n for n in columns if columns.count(n) > 1})
+        raise ValueError(f"{path} has more than one column named {twice[0]!r}")
     missing = [n for n in feature_names if n not in columns]
     unknown = [n for n in columns if n not in feature_names]
     if missing or unknown:
@@ -215,10 +225,6 @@ def load_features_file(path, drop: str | None = None, header: bool = True,
             parts.append(f"has column(s) {unknown} the model was not trained on")
         raise ValueError(f"{path} {' and '.join(parts)}; the model's features are "
                          f"{feature_names}")
-    if len(set(columns)) != len(columns):
-        twice = sorted({n for n in columns if columns.count(n) > 1})
-        raise ValueError(f"{path} has more than one column named {twice[0]!r}")
-    return X[:, [columns.index(n) for n in feature_names]]
 
 
 def _load_npy(path):

@@ -30,7 +30,7 @@ import numbers
 import numpy as np
 
 from .checks import check_int
-from .datafiles import load_data_file, load_features_file  # noqa: F401 (the CLI's import)
+from .datafiles import load_data_file, load_features_file, read_data_file  # noqa: F401
 from .tasks import encode_labels, infer_task
 
 __all__ = [
@@ -38,6 +38,7 @@ __all__ = [
     "DatasetUnavailableError",
     "make_dataset",
     "load_data_file",
+    "read_data_file",
     "infer_task",
     "encode_labels",
     "train_val_split",

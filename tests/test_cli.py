@@ -289,3 +289,268 @@ def test_bench_writes_a_report(tmp_path):
         assert i["device"].startswith("CPU") and i["backend"] == "numpy"
     for png in ("epoch_time.png", "speedup.png"):
         assert (tmp_path / "b" / png).read_bytes()[:4] == b"\x89PNG"
+
+
+# -- issue 14: users' data is never silently wrong or lost ------------------------------
+
+
+def _write_csv(path, header, rows, fmt="{:.6f}"):
+    with open(path, "w") as f:
+        if header is not None:
+            f.write(",".join(header) + "\n")
+        for row in rows:
+            f.write(",".join(v if isinstance(v, str) else fmt.format(v) for v in row) + "\n")
+
+
+def _predictions(text):
+    lines = text.splitlines()
+    return lines[0], np.array([float(l.split(",")[0]) for l in lines[1:]])
+
+
+def test_a_failed_run_leaves_an_existing_checkpoint_as_it_was(tmp_path):
+    good = tmp_path / "good.npz"
+    proc = run("train", "--dataset", "synthetic", "--save", good, "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    before = good.read_bytes()
+    # The issue's run: sgd at lr 0.1 diverges in its first epoch.
+    proc = run("train", "--dataset", "synthetic", "--mode", "sgd", "--lr", "0.1", "--save", good,
+               "--quiet")
+    assert proc.returncode == 1, proc.stderr
+    assert "model saved" not in proc.stdout and "diverged" in proc.stdout
+    assert "was not saved" in proc.stdout and f"{good} was not written" in proc.stderr
+    assert good.read_bytes() == before
+    proc = run("train", "--dataset", "synthetic", "--mode", "sgd", "--lr", "0.1", "--save", good,
+               "--quiet", "--json")
+    summary = json.loads(proc.stdout)
+    assert proc.returncode == 1 and summary["saved"] is None and "diverged" in summary["diverged"]
+    assert good.read_bytes() == before
+    proc = run("train", "--dataset", "synthetic", "--resume", good, "--epochs", "2", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_builtin_synthetic_learns_in_sgd_mode_with_the_defaults():
+    s = run_json("train", "--dataset", "synthetic", "--mode", "sgd", "--epochs", "2")
+    assert s["diverged"] is None and s["lr"] == 0.01 and s["epochs_run"] == 2
+    assert s["train_rmse"] < 0.5
+
+
+def test_csv_without_header_is_refused_unless_said_so(tmp_path):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 3))
+    y = (X[:, 0] > 0).astype(int)
+    _write_csv(tmp_path / "train.csv", ["a", "b", "c", "y"], [[*r, str(v)] for r, v in zip(X, y)])
+    _write_csv(tmp_path / "new.csv", None, X[:10])
+    proc = run("train", "--data", tmp_path / "train.csv", "--target", "y", "--epochs", "3",
+               "--quiet", "--save", tmp_path / "m.npz")
+    assert proc.returncode == 0, proc.stderr
+    proc = run("predict", "--model", tmp_path / "m.npz", "--data", tmp_path / "new.csv")
+    assert proc.returncode == 2 and "--no-header" in proc.stderr, proc.stderr
+    assert "holds numbers, not column names" in proc.stderr and proc.stdout == ""
+    proc = run("predict", "--model", tmp_path / "m.npz", "--data", tmp_path / "new.csv",
+               "--no-header", "--out", tmp_path / "p.csv")
+    assert proc.returncode == 0, proc.stderr
+    assert "10 predictions written" in proc.stderr
+    assert len((tmp_path / "p.csv").read_text().splitlines()) == 11
+    # train follows the same rule; --no-header takes the target by index.
+    _write_csv(tmp_path / "bare.csv", None, [[*r, str(v)] for r, v in zip(X, y)])
+    proc = run("train", "--data", tmp_path / "bare.csv", "--target", "y", "--quiet")
+    assert proc.returncode == 2 and "--no-header" in proc.stderr
+    s = run_json("train", "--data", tmp_path / "bare.csv", "--target", "-1", "--no-header",
+                 "--epochs", "2")
+    assert s["n_train"] == 40 and s["layer_sizes"][0] == 3 and s["task"] == "binary"
+
+
+def test_predict_matches_columns_by_name(tmp_path):
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(60, 3)) * [1.0, 10.0, 100.0]
+    y = X @ [1.0, -0.2, 0.03]
+    _write_csv(tmp_path / "train.csv", ["a", "b", "c", "t"], np.column_stack([X, y]))
+    proc = run("train", "--data", tmp_path / "train.csv", "--target", "t", "--epochs", "5",
+               "--quiet", "--save", tmp_path / "m.npz")
+    assert proc.returncode == 0, proc.stderr
+    assert nb.MLP.load(tmp_path / "m.npz").feature_names_in_ == ["a", "b", "c"]
+    _write_csv(tmp_path / "abc.csv", ["a", "b", "c"], X[:8])
+    _write_csv(tmp_path / "cba.csv", ["c", "b", "a"], X[:8, ::-1])
+    outs = {}
+    for name in ("abc", "cba", "train"):
+        proc = run("predict", "--model", tmp_path / "m.npz", "--data", tmp_path / f"{name}.csv")
+        assert proc.returncode == 0, proc.stderr
+        outs[name] = _predictions(proc.stdout)[1]
+    np.testing.assert_array_equal(outs["cba"], outs["abc"])
+    np.testing.assert_array_equal(outs["train"][:8], outs["abc"])  # label column skipped
+    _write_csv(tmp_path / "xyz.csv", ["x", "y", "z"], X[:8])
+    proc = run("predict", "--model", tmp_path / "m.npz", "--data", tmp_path / "xyz.csv")
+    assert proc.returncode == 2
+    assert ("lacks the column(s) ['a', 'b', 'c'] and has column(s) ['x', 'y', 'z'] the model "
+            "was not trained on; the model's features are ['a', 'b', 'c']") in proc.stderr
+    _write_csv(tmp_path / "ab.csv", ["a", "b"], X[:8, :2])
+    proc = run("predict", "--model", tmp_path / "m.npz", "--data", tmp_path / "ab.csv")
+    assert proc.returncode == 2 and "lacks the column(s) ['c']" in proc.stderr
+    # --resume on a file whose columns differ is refused too.
+    _write_csv(tmp_path / "other.csv", ["a", "b", "d", "t"], np.column_stack([X, y]))
+    proc = run("train", "--data", tmp_path / "other.csv", "--target", "t", "--resume",
+               tmp_path / "m.npz")
+    assert proc.returncode == 2 and "trained on the columns ['a', 'b', 'c']" in proc.stderr
+
+
+def test_raw_scale_regression_learns_and_predicts_in_target_units(tmp_path):
+    rng = np.random.default_rng(2)
+    x = rng.normal(5000, 500, size=200)
+    y = 50 + 0.01 * (x - 5000) + rng.normal(0, 0.5, size=200)
+    _write_csv(tmp_path / "raw.csv", ["size", "price"], np.column_stack([x, y]))
+    s = run_json("train", "--data", tmp_path / "raw.csv", "--target", "price",
+                 "--save", tmp_path / "m.npz")
+    assert s["task"] == "regression" and s["standardize"] and s["diverged"] is None
+    # Noise alone is 0.5; the mean predictor's error would be std(y), about 5.1.
+    assert s["train_rmse"] < 1.0, s
+    _write_csv(tmp_path / "new.csv", ["size"], x[:20, None])
+    proc = run("predict", "--model", tmp_path / "m.npz", "--data", tmp_path / "new.csv")
+    assert proc.returncode == 0, proc.stderr
+    header, pred = _predictions(proc.stdout)
+    assert header == "prediction" and np.sqrt(np.mean((pred - y[:20]) ** 2)) < 1.0
+    model = nb.MLP.load(tmp_path / "m.npz")
+    assert abs(model.feature_scaler.mean_[0] - x.mean()) < 1e-3 * x.mean()
+    assert abs(model.target_scaler.mean_[0] - y.mean()) < 1e-3 * y.mean()
+    # Without scaling the run reaches nowhere near that (the issue's 5.8e+26 first loss).
+    raw = run_json("train", "--data", tmp_path / "raw.csv", "--target", "price",
+                   "--no-standardize")
+    assert not raw["standardize"]
+    assert raw["diverged"] is not None or raw["train_rmse"] > 3 * s["train_rmse"]
+
+
+def test_many_whole_number_targets_are_a_quantity_with_a_note(tmp_path):
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(200, 2))
+    price = np.round(100 + 20 * x[:, 0] + 5 * x[:, 1]).astype(int)
+    assert len(np.unique(price)) > 50
+    _write_csv(tmp_path / "p.csv", ["a", "b", "price"], [[*r, str(p)] for r, p in zip(x, price)])
+    proc = run("train", "--data", tmp_path / "p.csv", "--target", "price", "--json", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["task"] == "regression"
+    assert "read as a quantity (regression)" in proc.stderr and "--task multiclass" in proc.stderr
+    s = run_json("train", "--data", tmp_path / "p.csv", "--target", "price", "--task",
+                 "multiclass", "--epochs", "1")
+    assert s["task"] == "multiclass" and s["layer_sizes"][-1] == len(np.unique(price))
+
+
+def test_resume_carries_the_checkpoint_settings_and_refuses_conflicts(tmp_path):
+    m = tmp_path / "m.npz"
+    first = run_json("train", "--dataset", "moons", "--n-samples", "100", "--hidden", "8",
+                     "--activation", "tanh", "--lr", "0.01", "--optimizer", "adam",
+                     "--batch-size", "16", "--epochs", "2", "--seed", "5", "--save", m)
+    second = run_json("train", "--dataset", "moons", "--n-samples", "100", "--resume", m)
+    for key in ("layer_sizes", "activation", "lr", "optimizer", "batch_size", "mode", "seed",
+                "epochs", "standardize"):
+        assert second[key] == first[key], key
+    assert second["epochs_done"] == 4
+    for flags, message in [
+        (("--hidden", "16"), "trained with --hidden 8; --hidden 16 cannot change it"),
+        (("--activation", "relu"), "trained with --activation tanh"),
+        (("--optimizer", "sgd"), "trained with --optimizer adam"),
+        (("--dtype", "float64"), "trained with --dtype float32"),
+        (("--no-standardize",), "--no-standardize cannot change it"),
+        (("--dataset", "synthetic"), "maps 2 features to 1 outputs"),
+    ]:
+        args = ["train", "--resume", m, *flags]
+        if "--dataset" not in flags:
+            args += ["--dataset", "moons", "--n-samples", "100"]
+        proc = run(*args)
+        assert proc.returncode == 2 and message in proc.stderr, (flags, proc.stderr)
+    # A schedule flag replaces the checkpoint's, with a note.
+    proc = run("train", "--dataset", "moons", "--n-samples", "100", "--resume", m, "--lr", "0.02",
+               "--quiet")
+    assert proc.returncode == 0 and "--lr 0.02 replaces the checkpoint's 0.01" in proc.stderr
+
+
+def test_task_regression_on_text_labels_is_a_clear_refusal(tmp_path):
+    _labelled_csv(tmp_path)
+    proc = run("train", "--data", tmp_path / "train.csv", "--target", "answer", "--task",
+               "regression")
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (
+        "nnbackend: error: --task regression: task 'regression' needs numeric targets; these "
+        "labels are text (e.g. ['no', 'yes']): use a classification task")
+
+
+def test_predict_data_files_and_model_files(tmp_path):
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(30, 2))
+    np.savez(tmp_path / "d.npz", X=X, y=(X[:, 0] > 0).astype(int))
+    proc = run("train", "--data", tmp_path / "d.npz", "--epochs", "2", "--quiet",
+               "--save", tmp_path / "m.npz")
+    assert proc.returncode == 0, proc.stderr
+    np.savez(tmp_path / "noX.npz", features=X)
+    proc = run("predict", "--model", tmp_path / "m.npz", "--data", tmp_path / "noX.npz")
+    assert proc.returncode == 2 and "(save with np.savez(path, X=X))" in proc.stderr
+    assert "None" not in proc.stderr
+    np.save(tmp_path / "X.npy", X)
+    a = run("predict", "--model", tmp_path / "m.npz", "--data", tmp_path / "X.npy")
+    b = run("predict", "--model", tmp_path / "m.npz", "--data", tmp_path / "d.npz")
+    assert a.returncode == 0 and a.stdout == b.stdout and len(a.stdout.splitlines()) == 31
+    (tmp_path / "model.txt").write_text("hello")
+    np.save(tmp_path / "model.npy", np.array([object()], dtype=object), allow_pickle=True)
+    for name in ("model.txt", "model.npy"):
+        proc = run("predict", "--model", tmp_path / name, "--data", tmp_path / "d.npz")
+        assert proc.returncode == 2 and "not an nnbackend checkpoint" in proc.stderr, proc.stderr
+        assert "pickle" not in proc.stderr.lower()
+
+
+def test_output_format_follows_the_extension(tmp_path):
+    _labelled_csv(tmp_path)
+    proc = run("train", "--data", tmp_path / "train.csv", "--target", "answer", "--epochs", "3",
+               "--quiet", "--save", tmp_path / "m.npz")
+    assert proc.returncode == 0, proc.stderr
+    proc = run("predict", "--model", tmp_path / "m.npz", "--data", tmp_path / "train.csv",
+               "--out", tmp_path / "p.npz")
+    assert proc.returncode == 0, proc.stderr
+    with np.load(tmp_path / "p.npz", allow_pickle=False) as f:
+        assert f["prediction"].shape == (80,) and set(f["prediction"]) <= {"no", "yes"}
+        assert f["probabilities"].shape == (80, 2) and list(f["classes"]) == ["no", "yes"]
+    proc = run("predict", "--model", tmp_path / "m.npz", "--data", tmp_path / "train.csv",
+               "--out", tmp_path / "p.json")
+    assert proc.returncode == 2 and "written as .csv or .npz" in proc.stderr
+    assert not (tmp_path / "p.json").exists()
+
+
+def test_plot_format_follows_the_extension(tmp_path):
+    needs_matplotlib()
+    for name, magic in (("loss.pdf", b"%PDF"), ("loss.svg", b"<?xml")):
+        proc = run("train", "--epochs", "3", "--quiet", "--plot", tmp_path / name)
+        assert proc.returncode == 0, proc.stderr
+        assert (tmp_path / name).read_bytes()[:len(magic)] == magic
+    proc = run("train", "--epochs", "3", "--plot", tmp_path / "loss.xyz")
+    assert proc.returncode == 2 and "the format follows the extension" in proc.stderr
+    assert "epoch" not in proc.stderr.split("error:")[0]  # refused before training
+
+
+def test_checkpoints_follow_the_umask(tmp_path):
+    for umask, mode in ((0o022, 0o644), (0o077, 0o600), (0o002, 0o664)):
+        path = tmp_path / f"m{umask:o}.npz"
+        proc = subprocess.run([sys.executable, "-m", "nnbackend.cli", "train", "--epochs", "2",
+                               "--quiet", "--save", str(path)], capture_output=True, text=True,
+                              preexec_fn=lambda u=umask: os.umask(u), timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        assert path.stat().st_mode & 0o777 == mode, (oct(umask), oct(path.stat().st_mode))
+
+
+def test_help_shows_the_defaults_and_json_repeats_the_run():
+    proc = run("train", "--help")
+    text = " ".join(proc.stdout.split())
+    assert proc.returncode == 0
+    for default in ("--epochs 1000 --lr 1.0", "--epochs 50 --lr 0.1", "(default: 32)",
+                    "default: sgd", "default: float32", "(default: 0)"):
+        assert default in text, default
+    assert "passes over the training rows" in text
+    s = run_json("train", "--epochs", "7", "--seed", "2")
+    assert (s["activation"], s["seed"], s["epochs"], s["epochs_run"]) == ("tanh", 2, 7, 7)
+    assert run("train", "--help").stdout == proc.stdout
+
+
+def test_a_closed_pipe_ends_quietly():
+    proc = subprocess.Popen([sys.executable, "-m", "nnbackend.cli", "info"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # the reader (head -1) has gone before anything is written
+    err = proc.stderr.read().decode()
+    proc.wait(timeout=120)
+    assert "Broken pipe" not in err and "Traceback" not in err and err == "", err
+    assert proc.returncode == 141

@@ -462,6 +462,108 @@ def test_infer_errors(y, exc, match):
         infer_task(y)
 
 
+def test_infer_many_whole_numbers_are_a_quantity():
+    rng = np.random.default_rng(0)
+    prices = rng.integers(100, 250, size=200)  # the case: ~100 values in 200 rows
+    assert len(np.unique(prices)) > 60
+    assert infer_task(prices)["kind"] == "regression"
+    assert infer_task(prices.astype(float))["kind"] == "regression"
+    # Classes stay classes: 10 digits in 1797 rows; 100 classes in 50000 rows;
+    # 21 classes at exactly the 5 % share; and any number of text classes.
+    assert infer_task(np.arange(1797) % 10)["kind"] == "multiclass"
+    assert infer_task(np.arange(50000) % 100)["n_outputs"] == 100
+    assert infer_task(np.arange(420) % 21)["kind"] == "multiclass"
+    assert infer_task(np.arange(419) % 21)["kind"] == "regression"
+    assert infer_task(np.array([f"c{i}" for i in range(200)]))["kind"] == "multiclass"
+
+
+def test_infer_task_override():
+    prices = np.arange(200) % 102
+    task = infer_task(prices, "multiclass")
+    assert task["kind"] == "multiclass" and task["n_outputs"] == 102
+    assert infer_task([0, 1, 2], "regression")["kind"] == "regression"
+    assert infer_task(np.eye(3)[[0, 1, 2]], "regression")["n_outputs"] == 3
+    binary_as_multi = infer_task([0, 1, 1], "multiclass")
+    assert binary_as_multi["n_outputs"] == 2 and binary_as_multi["loss"] == "cross_entropy"
+    with pytest.raises(ValueError, match=r"the labels look like a regression task, not 'binary'"):
+        infer_task([0.5, 1.5], "binary")
+    with pytest.raises(ValueError, match=r"the labels look like a multiclass task, not 'binary'"):
+        infer_task([0, 1, 2], "binary")
+    with pytest.raises(ValueError, match=r"task 'regression' needs numeric targets; these labels "
+                                         r"are text \(e\.g\. \['a', 'b'\]\)"):
+        infer_task(["a", "b", "a"], "regression")
+    with pytest.raises(ValueError, match=r"unknown task 'ranking'"):
+        infer_task([0, 1], "ranking")
+
+
+def test_csv_first_row_of_numbers_is_not_taken_as_a_header(tmp_path):
+    path = tmp_path / "bare.csv"
+    path.write_text("1,2,0\n3,4,1\n5,6,0\n")
+    for call in (lambda: load_data_file(path, target="y"),
+                 lambda: ds.load_features_file(path)):
+        with pytest.raises(ValueError, match=r"bare\.csv: its first row \['1', '2', '0'\] holds "
+                                             r"numbers, not column names; .*header=False"):
+            call()
+    X, y = load_data_file(path, target=-1, header=False)
+    np.testing.assert_array_equal(X, [[1, 2], [3, 4], [5, 6]])
+    np.testing.assert_array_equal(y, [0, 1, 0])
+    X, y = load_data_file(path, target="0", header=False)
+    np.testing.assert_array_equal(y, [1, 3, 5])
+    assert ds.load_features_file(path, header=False).shape == (3, 3)
+    for target, match in (("y", "target is a column index"), (3, "target column 3 is out of range"),
+                          (None, "give the label column's index")):
+        with pytest.raises(ValueError, match=match):
+            load_data_file(path, target=target, header=False)
+    path.write_text("1,2,0\n3,4\n")
+    with pytest.raises(ValueError, match=r"line 2 has 2 cells but the first row has 3"):
+        load_data_file(path, target=-1, header=False)
+
+
+def test_read_data_file_names_the_features(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text("a, label ,b\n1,x,2\n3,y,4\n")
+    X, y, classes, names = ds.read_data_file(path, target="label")
+    assert names == ["a", "b"] and classes == ["x", "y"]
+    np.save(tmp_path / "X.npy", X)
+    np.savez(tmp_path / "d.npz", X=X, y=y)
+    assert ds.read_data_file(tmp_path / "d.npz")[3] is None
+
+
+def test_load_features_file_matches_columns_by_name(tmp_path):
+    path = tmp_path / "p.csv"
+    path.write_text("c,label,a,b\n3,x,1,2\n6,y,4,5\n")
+    X = ds.load_features_file(path, drop="label", feature_names=["a", "b", "c"])
+    np.testing.assert_array_equal(X, [[1, 2, 3], [4, 5, 6]])
+    np.testing.assert_array_equal(ds.load_features_file(path, drop="label"), [[3, 1, 2], [6, 4, 5]])
+    with pytest.raises(ValueError, match=r"p\.csv lacks the column\(s\) \['d'\] and has column\(s\) "
+                                         r"\['c'\] the model was not trained on; the model's "
+                                         r"features are \['a', 'b', 'd'\]"):
+        ds.load_features_file(path, drop="label", feature_names=["a", "b", "d"])
+    with pytest.raises(ValueError, match=r"has column\(s\) \['label'\] the model was not"):
+        ds.load_features_file(path, feature_names=["c", "a", "b"])
+    path.write_text("a,a,b\n1,2,3\n")
+    with pytest.raises(ValueError, match=r"more than one column named 'a'"):
+        ds.load_features_file(path, feature_names=["a", "b"])
+
+
+def test_load_features_file_reads_npy(tmp_path):
+    np.save(tmp_path / "X.npy", np.arange(6).reshape(3, 2))
+    X = ds.load_features_file(tmp_path / "X.npy")
+    assert X.dtype == np.float64 and X.shape == (3, 2)
+    for name, array, match in (("one.npy", np.ones(3), "must hold a non-empty 2-D array"),
+                               ("nan.npy", np.full((2, 2), np.nan), "contains NaN or infinity"),
+                               ("s.npy", np.array([["a"]]), "must hold numbers")):
+        np.save(tmp_path / name, array)
+        with pytest.raises(ValueError, match=match):
+            ds.load_features_file(tmp_path / name)
+    (tmp_path / "junk.npy").write_bytes(b"junk")
+    with pytest.raises(ValueError, match=r"could not read .*junk\.npy as \.npy"):
+        ds.load_features_file(tmp_path / "junk.npy")
+    np.savez(tmp_path / "noX.npz", features=np.ones((2, 2)))
+    with pytest.raises(ValueError, match=r"\(save with np\.savez\(path, X=X\)\)"):
+        ds.load_features_file(tmp_path / "noX.npz")
+
+
 def test_encode_labels():
     ids = encode_labels(["b", "a", "c", "a"], ["a", "b", "c"])
     assert ids.dtype == np.int64
@@ -570,6 +672,7 @@ def test_module_exports():
         "DatasetUnavailableError",
         "make_dataset",
         "load_data_file",
+        "read_data_file",
         "infer_task",
         "encode_labels",
         "train_val_split",

@@ -52,15 +52,18 @@ VALUES = {
     "--backend": st.sampled_from(["numpy", "strict", "cupy", "tensorflow", "NUMPY", ""]),
     "--device": st.sampled_from(["cpu", "device1", "no_float64", "cuda:0", "device9", "7"]),
     "--task": st.sampled_from(["binary", "multiclass", "regression", "ranking"]),
-    "--target": st.sampled_from(["label", "y", "a", ""]),
+    "--target": st.sampled_from(["label", "y", "a", "", "-1", "2", "9"]),
     "--data": st.sampled_from(["good.csv", "bad.csv", "junk.npz", "good.npz", "missing.csv",
-                               "notes.txt", ".", "empty.csv"]),
+                               "notes.txt", ".", "empty.csv", "bare.csv", "X.npy", "ints.csv",
+                               "cba.csv"]),
     "--save": st.sampled_from(["out.npz", "no_dir/m.npz", ".", "good.csv"]),
-    "--resume": st.sampled_from(["model.npz", "junk.npz", "missing.npz", "good.npz"]),
-    "--model": st.sampled_from(["model.npz", "junk.npz", "missing.npz", "good.npz"]),
-    "--out": st.sampled_from(["preds.csv", "no_dir/p.csv", "."]),
+    "--resume": st.sampled_from(["model.npz", "junk.npz", "missing.npz", "good.npz",
+                                 "named.npz", "notes.txt"]),
+    "--model": st.sampled_from(["model.npz", "junk.npz", "missing.npz", "good.npz", "named.npz",
+                                "notes.txt", "X.npy"]),
+    "--out": st.sampled_from(["preds.csv", "no_dir/p.csv", ".", "preds.npz", "preds.txt"]),
 }
-SWITCHES = ["--json", "--quiet", "--version", "--bogus", "-x"]
+SWITCHES = ["--json", "--quiet", "--version", "--bogus", "-x", "--no-header", "--no-standardize"]
 
 
 @st.composite
@@ -103,6 +106,18 @@ def workdir(tmp_path_factory):
     model = nb.MLP([2, 3, 1], loss="bce", seed=0)
     model.fit(X, (X[:, 0] > 0).astype(float), epochs=1)
     model.save(d / "model.npz")
+    # Issue 14's files: no header, whole-number targets, reordered columns,
+    # a .npy of features, a standardized model with feature names.
+    (d / "bare.csv").write_text("".join(f"{a:.3f},{b:.3f},{int(a > 0)}\n" for a, b in X))
+    (d / "ints.csv").write_text("a,b,label\n" + "".join(
+        f"{a:.3f},{b:.3f},{i * 7}\n" for i, (a, b) in enumerate(X)))
+    (d / "cba.csv").write_text("b,label,a\n" + "".join(f"{b:.3f},0,{a:.3f}\n" for a, b in X))
+    np.save(d / "X.npy", X)
+    named = nb.MLP([2, 3, 1], output_activation="identity", standardize=True, seed=0)
+    named.fit(X, X[:, 0] * 100, epochs=1, optimizer="adam")
+    named.feature_names_in_ = ["a", "b"]
+    named.metadata = {"task": "regression", "target": "label"}
+    named.save(d / "named.npz")
     return d
 
 

@@ -1,0 +1,198 @@
+"""Standardization (StandardScaler, MLP(standardize=...)) and the checkpoint
+fields that keep it and the feature names (format version 2; version 1 read)."""
+
+import json
+import os
+import warnings
+
+import numpy as np
+import pytest
+
+import nnbackend as nb
+from nnbackend import checkpoint
+from nnbackend.scaling import StandardScaler
+
+DATA = os.path.join(os.path.dirname(__file__), "data")
+
+
+def _raw_regression(n=200, seed=0):
+    rng = np.random.default_rng(seed)
+    X = np.column_stack([rng.normal(5000, 300, n), rng.normal(-2, 0.01, n)])
+    y = 50 + 0.01 * (X[:, 0] - 5000) + 100 * (X[:, 1] + 2) + rng.normal(0, 0.2, n)
+    return X, y
+
+
+def _backends():
+    return [b for b in ("numpy", "strict", "torch", "jax", "dask") if b in nb.available_backends()]
+
+
+def test_standard_scaler_matches_numpy_and_round_trips():
+    X, _ = _raw_regression()
+    X = np.column_stack([X, np.full(len(X), 7.0)])  # a constant column: scale 1, maps to 0
+    s = StandardScaler().fit(X)
+    np.testing.assert_allclose(s.mean_, X.mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(s.scale_[:2], X.std(axis=0)[:2], rtol=1e-10)
+    assert s.scale_[2] == 1.0 and s.n_features_in_ == 3
+    Z = s.transform(X)
+    np.testing.assert_allclose(Z.mean(axis=0), 0, atol=1e-9)
+    np.testing.assert_allclose(Z[:, :2].std(axis=0), 1, rtol=1e-9)
+    np.testing.assert_allclose(s.inverse_transform(Z), X, rtol=1e-12)
+    again = StandardScaler.from_dict(json.loads(json.dumps(s.to_dict())))
+    np.testing.assert_array_equal(again.transform(X), Z)
+
+
+@pytest.mark.parametrize("args, match", [
+    ((), "not fitted yet"),
+    (([0.0], [1.0, 2.0]), "two non-empty 1-D arrays of one length"),
+    (([0.0], [0.0]), "scale finite and > 0"),
+    (([np.nan], [1.0]), "mean must be finite"),
+])
+def test_standard_scaler_refusals(args, match):
+    with pytest.raises(ValueError, match=match):
+        StandardScaler(*args).transform(np.ones((2, 1)))
+    with pytest.raises(ValueError, match="takes mean and scale together"):
+        StandardScaler(mean=[0.0])
+    with pytest.raises(ValueError, match="fitted on 1 columns; got 2"):
+        StandardScaler([0.0], [1.0]).transform(np.ones((2, 2)))
+
+
+@pytest.mark.parametrize("backend", _backends())
+def test_standardize_learns_raw_scale_regression_and_predicts_in_target_units(backend):
+    X, y = _raw_regression()
+    results = {}
+    for standardize in (False, True):
+        model = nb.MLP([2, 16, 1], hidden_activation="relu", output_activation="identity",
+                       backend=backend, standardize=standardize, seed=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the unscaled run may diverge
+            model.fit(X, y, epochs=40, lr=0.05, seed=0)
+        pred = model.backend.to_host(model.predict(X)).reshape(-1)
+        results[standardize] = float(np.sqrt(np.mean((pred - y) ** 2)))
+    # y's spread is about 3.2 and its noise 0.2: scaled, the fit gets close.
+    assert results[True] < 0.5, results
+    assert not results[False] < 0.5, results  # unscaled: far off, or NaN after divergence
+    assert model.feature_scaler is not None and model.target_scaler is not None
+
+
+def test_standardize_default_off_leaves_fit_unchanged():
+    X, y = _raw_regression()
+    X = (X - X.mean(0)) / X.std(0)
+    a = nb.MLP([2, 4, 1], output_activation="identity", seed=1)
+    b = nb.MLP([2, 4, 1], output_activation="identity", seed=1, standardize=False)
+    ha, hb = a.fit(X, y, epochs=3, seed=0), b.fit(X, y, epochs=3, seed=0)
+    assert ha.loss == hb.loss and a.feature_scaler is None and a.target_scaler is None
+    for p, q in zip(a.flat_params, b.flat_params):
+        np.testing.assert_array_equal(p, q)
+
+
+def test_standardize_features_only_and_classifier_targets_untouched():
+    X, y = _raw_regression()
+    labels = (y > np.median(y)).astype(float)
+    clf = nb.MLP([2, 8, 1], hidden_activation="tanh", loss="bce", standardize=True)
+    clf.fit(X, labels, epochs=20, lr=0.5)
+    assert clf.feature_scaler is not None and clf.target_scaler is None  # probabilities stay
+    assert clf.evaluate(X, labels)["accuracy"] > 0.9
+    reg = nb.MLP([2, 8, 1], output_activation="identity", standardize="features")
+    reg.fit(X, y, epochs=2)
+    assert reg.feature_scaler is not None and reg.target_scaler is None
+    with pytest.raises(ValueError, match="standardize must be False, True or 'features'"):
+        nb.MLP([2, 1], standardize="yes")
+
+
+def test_scalers_are_fitted_once_and_kept_by_later_fits():
+    X, y = _raw_regression()
+    model = nb.MLP([2, 8, 1], output_activation="identity", standardize=True)
+    model.fit(X, y, epochs=2)
+    mean = model.feature_scaler.mean_.copy()
+    model.fit(X[:50] + 1000, y[:50], epochs=1)
+    np.testing.assert_array_equal(model.feature_scaler.mean_, mean)
+
+
+def test_checkpoint_v2_keeps_names_and_scaling_on_every_backend(tmp_path):
+    X, y = _raw_regression()
+    model = nb.MLP([2, 8, 1], output_activation="identity", standardize=True, seed=0)
+    model.fit(X, y, epochs=5, optimizer="adam", lr=0.01)
+    model.feature_names_in_ = ["size", "depth"]
+    model.save(tmp_path / "m.npz")
+    with np.load(tmp_path / "m.npz") as f:
+        assert int(f["format_version"]) == 2
+    expected = model.backend.to_host(model.predict(X))
+    for backend in _backends():
+        loaded = nb.MLP.load(tmp_path / "m.npz", backend=backend)
+        assert loaded.feature_names_in_ == ["size", "depth"] and loaded.standardize is True
+        np.testing.assert_allclose(loaded.backend.to_host(loaded.predict(X)), expected,
+                                   rtol=1e-5, atol=1e-4)
+    # A resumed fit continues with the saved scaling.
+    loaded = nb.MLP.load(tmp_path / "m.npz")
+    loaded.fit(X, y, epochs=1, optimizer="adam", lr=0.01, resume=True)
+    np.testing.assert_array_equal(loaded.feature_scaler.mean_, model.feature_scaler.mean_)
+
+
+def test_model_without_names_or_scaling_is_still_written_as_version_1(tmp_path):
+    model = nb.MLP([2, 3, 1])
+    model.save(tmp_path / "m.npz")
+    with np.load(tmp_path / "m.npz") as f:
+        assert int(f["format_version"]) == 1
+        assert "standardize" not in json.loads(str(f["header"]))["config"]
+
+
+def test_a_version_1_checkpoint_of_the_previous_release_loads_and_resumes():
+    # Written by commit 11e9d06 (before format version 2): a [2, 5, 1] tanh/bce
+    # model after 3 adam epochs on moons, with its predictions for 5 rows.
+    path = os.path.join(DATA, "checkpoint_v1.npz")
+    with np.load(path) as f:
+        assert int(f["format_version"]) == 1
+    model = nb.MLP.load(path)
+    assert model.feature_names_in_ is None and model.feature_scaler is None
+    assert model.standardize is False and model.train_state.epochs_done == 3
+    X, y = nb.datasets.make_dataset("moons", n_samples=40, seed=0)
+    expected = np.loadtxt(os.path.join(DATA, "checkpoint_v1_predict.txt"))
+    np.testing.assert_array_equal(model.predict(X[:5]).reshape(-1), expected)
+    model.fit(X, y, epochs=1, optimizer="adam", lr=0.05, seed=1, resume=True)
+    assert model.train_state.epochs_done == 4
+
+
+@pytest.mark.parametrize("edit, match", [
+    (lambda h: h.update(feature_names=["a"]), "feature_names must list 2 names"),
+    (lambda h: h.update(feature_names=[1, 2]), "feature_names must list 2 names"),
+    (lambda h: h["scaling"].update(features={"mean": [0.0], "scale": [1.0]}),
+     "scaling of the features has 1 columns, the network 2"),
+    (lambda h: h["scaling"].update(targets={"mean": [0.0], "scale": [-1.0]}),
+     "scaling of the targets: mean must be finite and scale finite and > 0"),
+    (lambda h: h["scaling"].update(features="junk"), "scaling of the features: a scaler is"),
+])
+def test_damaged_v2_fields_are_refused(tmp_path, edit, match):
+    X, y = _raw_regression()
+    model = nb.MLP([2, 3, 1], output_activation="identity", standardize=True)
+    model.fit(X, y, epochs=1)
+    model.feature_names_in_ = ["a", "b"]
+    model.save(tmp_path / "m.npz")
+    with np.load(tmp_path / "m.npz") as f:
+        arrays = dict(f)
+    header = json.loads(str(arrays["header"]))
+    edit(header)
+    arrays["header"] = np.asarray(json.dumps(header))
+    np.savez(tmp_path / "bad.npz", **arrays)
+    with pytest.raises(ValueError, match="bad.npz is not a usable nnbackend checkpoint: " + match):
+        nb.MLP.load(tmp_path / "bad.npz")
+
+
+def test_non_zip_files_are_not_checkpoints_and_no_pickle_advice(tmp_path):
+    np.save(tmp_path / "obj.npy", np.array([object()], dtype=object), allow_pickle=True)
+    np.save(tmp_path / "arr.npy", np.ones(3))
+    (tmp_path / "text.npz").write_text("hello")
+    for name in ("obj.npy", "arr.npy", "text.npz"):
+        with pytest.raises(ValueError) as info:
+            nb.MLP.load(tmp_path / name)
+        assert "not an nnbackend checkpoint" in str(info.value)
+        assert "pickle" not in str(info.value).lower()
+    assert checkpoint.READS == (1, 2)
+
+
+def test_checkpoint_follows_the_umask(tmp_path):
+    old = os.umask(0o027)
+    try:
+        nb.MLP([2, 1]).save(tmp_path / "m.npz")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "m.npz").stat().st_mode & 0o777 == 0o640
