@@ -69,6 +69,8 @@ def nnbackend_args(epochs: int, lr: float) -> list[str]:
         "--hidden", str(HIDDEN), "--activation", "relu", "--mode", "minibatch",
         "--batch-size", str(BATCH_SIZE), "--optimizer", "sgd",
         "--epochs", str(epochs), "--lr", f"{lr:g}", "--seed", str(SEED), "--json", "--quiet",
+        # As scikit-learn gets them: features in [0, 1], not standardized.
+        "--no-standardize",
     ]
 
 

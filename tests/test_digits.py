@@ -13,7 +13,7 @@ pytest.importorskip("sklearn")
 COMMAND = [
     "train", "--dataset", "digits", "--val-split", "0.25", "--hidden", "64",
     "--activation", "relu", "--mode", "minibatch", "--batch-size", "32", "--optimizer", "sgd",
-    "--epochs", "50", "--lr", "0.1", "--seed", "0", "--json", "--quiet",
+    "--epochs", "50", "--lr", "0.1", "--seed", "0", "--json", "--quiet", "--no-standardize",
 ]
 
 
