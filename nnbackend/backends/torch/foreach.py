@@ -42,7 +42,8 @@ def fused_updates(torch):
 
     def adam_update(params, grads, mu, nu, b1, b2, step, eps_hat):
         mu = F._foreach_add(F._foreach_mul(mu, b1), F._foreach_mul(grads, 1 - b1))
-        nu = F._foreach_add(F._foreach_mul(nu, b2), F._foreach_mul(F._foreach_mul(grads, grads), 1 - b2))
+        squares = F._foreach_mul(grads, grads)
+        nu = F._foreach_add(F._foreach_mul(nu, b2), F._foreach_mul(squares, 1 - b2))
         denom = F._foreach_add(F._foreach_sqrt(nu), scalar(eps_hat, params))
         steps = F._foreach_div(F._foreach_mul(mu, scalar(step, params)), denom)
         return list(F._foreach_sub(params, steps)), list(mu), list(nu)
