@@ -11,6 +11,13 @@ arrays and a new state, so the same functions run eagerly on NumPy, CuPy or
 PyTorch and trace under ``jax.jit``. No array library is imported here; the
 step count and bias corrections are host-side Python numbers, so no step
 reads a device value.
+
+A backend's namespace may offer the built-in updates fused (one kernel per
+parameter, or one multi-tensor kernel per operation for all parameters) in
+``xp.nnbackend_fused`` under ``"sgd_update"``, ``"momentum_update"`` and
+``"adam_update"``; :func:`on_namespace` binds an optimizer to them once per
+fit. They compute the formulas below in the same order (see each factory's
+``_fused_*`` for the signature), so the results are the same.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ from .checks import check_fraction, check_positive
 
 __all__ = [
     "Optimizer", "sgd", "momentum", "adam", "get_optimizer", "OPTIMIZERS",
-    "state_fields", "state_from_fields",
+    "state_fields", "state_from_fields", "on_namespace",
 ]
 
 
@@ -103,9 +110,8 @@ def adam(lr: float, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> Op
         count = state.count + 1
         mu = [b1 * m + (1 - b1) * g for m, g in zip(state.mu, grads)]
         nu = [b2 * v + (1 - b2) * (g * g) for v, g in zip(state.nu, grads)]
-        # Bias corrections are host floats (or, when a compiled epoch traces
-        # the count, scalars): folded into the step size, they keep the
-        # per-step work on the device to one pass per array.
+        # Inline rather than a call to _adam_scalars (the same formula): this
+        # runs on every step, and NumPy's steps are microseconds.
         root = (1 - b2**count) ** 0.5
         step = lr * root / (1 - b1**count)
         eps_hat = eps * root
@@ -116,7 +122,73 @@ def adam(lr: float, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> Op
     return Optimizer(init, update, "adam", {"lr": lr, "b1": b1, "b2": b2, "eps": eps})
 
 
+def _adam_scalars(count, lr, b1, b2, eps):
+    """Adam's step size and epsilon at step ``count``, bias corrections folded in.
+
+    Host floats (or, when a compiled epoch or a CUDA graph carries the count
+    on the device, 0-D arrays): folded into the step size, the corrections
+    keep the per-step work on the device to one pass per array.
+    """
+    root = (1 - b2**count) ** 0.5
+    return lr * root / (1 - b1**count), eps * root
+
+
 OPTIMIZERS = {"sgd": sgd, "momentum": momentum, "adam": adam}
+
+
+# -- fused updates -------------------------------------------------------------------
+# Each takes the namespace's fused kernel and the optimizer's hyperparameters
+# and returns an ``update`` with the generic one's signature and results. The
+# kernel receives whole lists (one multi-tensor launch per operation, or one
+# launch per parameter) and returns new lists; nothing is mutated.
+
+def _fused_sgd(kernel, lr):
+    # kernel(params, grads, lr) -> new params
+    def update(grads, state, params):
+        return kernel(params, grads, lr), state
+
+    return update
+
+
+def _fused_momentum(kernel, lr, beta, nesterov):
+    # kernel(params, grads, velocity, lr, beta, nesterov) -> (new params, new velocity)
+    def update(grads, state, params):
+        new_params, velocity = kernel(params, grads, state.velocity, lr, beta, nesterov)
+        return new_params, MomentumState(velocity)
+
+    return update
+
+
+def _fused_adam(kernel, lr, b1, b2, eps):
+    # kernel(params, grads, mu, nu, b1, b2, step, eps_hat) -> (new params, mu, nu)
+    def update(grads, state, params):
+        count = state.count + 1
+        step, eps_hat = _adam_scalars(count, lr, b1, b2, eps)
+        new_params, mu, nu = kernel(params, grads, state.mu, state.nu, b1, b2, step, eps_hat)
+        return new_params, AdamState(count, mu, nu)
+
+    return update
+
+
+_FUSED = {"sgd": _fused_sgd, "momentum": _fused_momentum, "adam": _fused_adam}
+
+
+def on_namespace(opt: Optimizer, xp) -> Optimizer:
+    """``opt`` with its update fused where the namespace ``xp`` offers a fused kernel for it.
+
+    Called once per fit (the training loop does); a custom optimizer, or a
+    namespace without ``xp.nnbackend_fused[NAME + "_update"]``, gets ``opt``
+    back unchanged. ``init``, ``name`` and ``hyper`` stay the same, and so
+    does the state's layout, so checkpoints and the fused executors (which
+    judge an optimizer by its name) see no difference.
+    """
+    make = _FUSED.get(opt.name) if opt.hyper is not None else None
+    if make is None:
+        return opt
+    kernel = (getattr(xp, "nnbackend_fused", None) or {}).get(f"{opt.name}_update")
+    if kernel is None:
+        return opt
+    return opt._replace(update=make(kernel, **opt.hyper))
 
 
 def get_optimizer(optimizer, lr: float, **options) -> Optimizer:

@@ -18,6 +18,7 @@ from ..data import host_rng, make_plan, n_rows
 from ..datasets import split_indices
 from ..engine import EpochTask, epoch_runner, run_epoch
 from ..network import NetSpec, evaluate_rows, multiclass_of, slice_rows
+from ..optim import on_namespace
 from .callbacks import DivergenceGuard, EarlyStopping, Progress, UserCallback
 from .history import History
 from .options import FitOptions
@@ -47,6 +48,8 @@ def _finite_flag(xp, arrays):
 
 
 def _epoch_task(net: Network, X, Y, plan, opt, chunk_size, multiclass):
+    # The backend's fused update where its namespace has one (same results).
+    opt = on_namespace(opt, net.backend.xp)
     return EpochTask(net.backend, net.spec, opt, plan, X, Y, chunk_size, multiclass,
                      net.backend.index_dtype(), net.layer_sizes)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 
 from ..base import Backend, BackendUnavailableError, import_or_refuse, make_namespace
+from .optim_kernels import fused_updates
 
 __all__ = ["CupyBackend"]
 
@@ -34,6 +35,7 @@ def _cupy_fused(cupy):
         "sigmoid": lambda z, floor: sigmoid(z, z.dtype.type(floor)),
         "sigmoid_backward": sigmoid_backward,
         "tanh_backward": tanh_backward,
+        **fused_updates(cupy),  # the optimizers' updates (optim_kernels.py)
     }
 
 

@@ -5,11 +5,22 @@ and the optimizer's ``update``, traced with ``jax.numpy`` as ``xp``), fed the ba
 of the epoch's host-drawn permutation, so the batch order and the math are
 those of the reference loop; only the dispatch goes. A last, shorter batch
 (N not a multiple of the batch size) is a second scan of one step.
+
+One epoch is one dispatch of one executable, compiled once per fit shape
+(and reused across fits): the epoch's inputs keep their types from epoch
+to epoch (Adam's count goes in as a host integer every time, and comes
+back as one, computed on the host), so nothing recompiles. The optimizer
+state is donated: XLA writes the new state into the old one's buffers. The
+parameters are not, because the training loop keeps each epoch's starting
+parameters (to restore them when a step diverges, and for early stopping);
+a state the caller handed in is copied once before its first donation, so
+only buffers this executor made are ever donated.
 """
 
 from __future__ import annotations
 
 import collections
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -33,6 +44,12 @@ class JaxScan:
 
     def make_epoch(self, task):
         return make_epoch(task)
+
+    def launches(self, task):
+        """Host dispatches: none per step, one executable per epoch (plus the
+        order's transfer). Inside it, XLA's loop launches the step's fused
+        kernels on the device, without the host."""
+        return {"per_step": 0, "per_epoch": 2}
 
 
 # Compiled epochs by what they bake in, so that fit after fit (a sweep, a
@@ -67,15 +84,46 @@ def make_epoch(task):
     else:
         _COMPILED.move_to_end(key)
 
+    n_steps = -(-n // plan.batch_size)
+    made = {"state": None}  # the state this executor returned last (its own buffers)
+
     def epoch(params, state, order):
         if order is None:
             order = jnp.arange(n, dtype=index_dtype, device=backend.device)
         else:
             order = jnp.asarray(order, dtype=index_dtype, device=backend.device)
+        if state is not made["state"]:
+            # Someone else's arrays (init, a checkpoint): donate a copy.
+            state = jax.tree_util.tree_map(_own, state)
+        counts = _host_counts(state)
+        if counts:
+            state = state._replace(**counts)
         params, state, loss_sum, correct = compiled(params, state, order, X, Y)
+        if counts:
+            state = state._replace(**{k: v + n_steps for k, v in counts.items()})
+        made["state"] = state
         return params, state, loss_sum, (None if multiclass is None else correct)
 
     return epoch
+
+
+def _own(leaf):
+    return jnp.copy(leaf) if isinstance(leaf, jax.Array) else leaf
+
+
+def _host_counts(state):
+    """The state's integer fields (Adam's step count) as host ints, by name.
+
+    Passed to the compiled epoch as Python ints every epoch, they keep its
+    signature (a weakly typed integer) the same; handed back as the
+    device scalars the scan returns, they would make the second epoch
+    compile again.
+    """
+    counts = {}
+    for name, value in zip(getattr(state, "_fields", ()), state):
+        if not isinstance(value, list):
+            counts[name] = int(value)  # a host int already, but for a resumed device scalar
+    return counts
 
 
 def _compile(task):
@@ -100,7 +148,7 @@ def _compile(task):
 
         return jax.lax.scan(body, carry, batches)[0]
 
-    @jax.jit
+    @functools.partial(jax.jit, donate_argnums=(1,))
     def compiled(params, state, order, X, Y):
         zero = jnp.zeros((), dtype=X.dtype)
         carry = (params, state, zero, zero)

@@ -1,4 +1,9 @@
-"""PyTorch through array-api-compat; devices ``cpu``, ``cuda``, ``cuda:N``, ``mps``."""
+"""PyTorch through array-api-compat; devices ``cpu``, ``cuda``, ``cuda:N``, ``mps``.
+
+The namespace carries the optimizers' updates as multi-tensor operations
+(:mod:`.foreach`). On CUDA the executor (:mod:`.graphs`) replays each
+training step as a captured CUDA graph.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,8 @@ import functools
 
 import numpy as np
 
-from .base import Backend, BackendUnavailableError, import_or_refuse, make_namespace
+from ..base import Backend, BackendUnavailableError, import_or_refuse, make_namespace
+from .foreach import fused_updates
 
 __all__ = ["TorchBackend"]
 
@@ -39,13 +45,15 @@ def torch_namespace(compat, torch):
         return compat.take(x, indices, axis=axis)
 
     return make_namespace("nnbackend.torch", compat, torch_namespace.__doc__,
-                          matmul=matmul, maximum=maximum, take=take)
+                          matmul=matmul, maximum=maximum, take=take,
+                          nnbackend_fused=fused_updates(torch))
 
 
 class TorchBackend(Backend):
     """PyTorch tensors on a CPU, CUDA or MPS device."""
 
     install_hint = "pip install 'nnbackend[torch]'"
+    executor_names = ("torch-graphs",)
 
     @classmethod
     def open(cls, device):
@@ -106,6 +114,13 @@ class TorchBackend(Backend):
         """Copies made outside inference mode: inference-mode tensors cannot
         take part in autograd later."""
         return [a.clone() for a in arrays]
+
+    def executors(self) -> tuple:
+        """The CUDA-graph executor; its ``supports`` refuses other devices (with
+        the reason, so that ``executor="torch-graphs"`` off CUDA says why)."""
+        from .graphs import TorchGraphs
+
+        return (TorchGraphs(),)
 
     def accelerator_name(self):
         if self.device.type != "cuda":

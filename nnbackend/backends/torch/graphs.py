@@ -1,0 +1,234 @@
+"""torch:cuda: each training step captured once as a CUDA graph and replayed.
+
+An eager step of a small network is launch-bound: some forty kernels of
+25-30 µs of host time each on an H200. Captured in a CUDA graph, the whole
+step (gather the batch, forward, backward, optimizer update) is one replay.
+
+The graph works on static buffers: the parameters and optimizer state,
+the epoch's row order, a step counter and the loss and hit accumulators.
+The step reads its batch's rows as ``order[counter·B + arange(B)]`` and
+advances the counter itself, so a replay needs no host input and nothing
+is copied per step. Adam's step count rides along as a device scalar
+(float64), from which the update computes its bias corrections on the
+device. An epoch copies the parameters, state and order in, replays the
+full-batch graph ``N // B`` times and the last, shorter batch's own graph
+once, and copies the results out: one launch per step, a few per epoch.
+
+Capture follows torch's documented recipe: warm-up steps on a side stream,
+then ``torch.cuda.graph``. The capture is a parameter (:func:`cuda_capture`
+by default); :func:`eager_capture` runs the same step eagerly, which is how
+the CPU tests check everything but the capture itself.
+"""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = ["TorchGraphs", "batch_shapes", "cuda_capture", "eager_capture", "step_rows",
+           "unsupported", "WARMUP_STEPS"]
+
+# torch's docs warm up "a few" iterations on a side stream before capture,
+# so that lazy initialisations (cuBLAS handles, workspaces, caches) happen
+# outside the graph.
+WARMUP_STEPS = 3
+OPTIMIZERS = ("sgd", "momentum", "adam")
+
+
+def batch_shapes(n_samples: int, batch_size: int):
+    """``[(rows, steps), ...]``: the epoch's steps by batch shape, one graph each.
+
+    ``N // B`` steps of ``B`` rows, then one step of the ``N mod B`` rows
+    left over when there are any.
+    """
+    n_full, rest = divmod(n_samples, batch_size)
+    shapes = [(batch_size, n_full)] if n_full else []
+    return shapes + ([(rest, 1)] if rest else [])
+
+
+def step_rows(base, counter, batch_size: int):
+    """Positions in the epoch's order of step ``counter``'s rows: ``counter·B + base``.
+
+    ``base`` is ``arange(rows)`` on the device and ``counter`` a 0-D integer
+    tensor there; the tail step (counter ``N // B``, ``rows = N mod B``)
+    reads the last rows.
+    """
+    return base + counter * batch_size
+
+
+def unsupported(task, need_cuda=True):
+    """Why the graphs cannot run ``task`` (a string), or None if they can."""
+    plan, device = task.plan, task.backend.device
+    if need_cuda and getattr(device, "type", None) != "cuda":
+        return f"CUDA graphs need a CUDA device, not {str(device)!r}"
+    if plan.batch_size >= plan.n_samples:
+        return "batch mode is one step per epoch; there is no step to replay"
+    if plan.batch_size > task.chunk_size:
+        return f"batches of {plan.batch_size} rows exceed chunk_size={task.chunk_size}"
+    if getattr(task.optimizer, "name", None) not in OPTIMIZERS:
+        # Its host-side numbers would be frozen into the graph at capture.
+        return "a custom optimizer (only the built-in sgd, momentum and adam are captured)"
+    return None
+
+
+def cuda_capture(step, reset, device):
+    """``replay()`` of ``step`` captured as a CUDA graph, after warm-up on a side stream.
+
+    ``reset()`` puts the static buffers back in a state ``step`` may read
+    (the warm-up steps change them; the epoch reloads them anyway).
+    """
+    side = torch.cuda.Stream(device)
+    side.wait_stream(torch.cuda.current_stream(device))
+    with torch.cuda.stream(side):
+        for _ in range(WARMUP_STEPS):
+            reset()
+            step()
+    torch.cuda.current_stream(device).wait_stream(side)
+    reset()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        step()
+    return graph.replay
+
+
+def eager_capture(step, reset, device):
+    """The step itself as its ``replay``: the executor's logic without a GPU (tests)."""
+    return step
+
+
+class TorchGraphs:
+    """The ``"torch-graphs"`` executor (see :mod:`nnbackend.engine` for the contract).
+
+    ``capture`` is :func:`cuda_capture` (the default) or :func:`eager_capture`,
+    which also lifts the CUDA requirement.
+    """
+
+    name = "torch-graphs"
+
+    def __init__(self, capture=cuda_capture):
+        self.capture = capture
+
+    def supports(self, task):
+        return unsupported(task, need_cuda=self.capture is cuda_capture)
+
+    def make_epoch(self, task):
+        return GraphEpoch(task, self.capture)
+
+    def launches(self, task):
+        """Host launches of a fit's epoch: ``{"per_step": 1, "per_epoch": k}``.
+
+        Per step, one graph replay (the kernels inside it are launched by the
+        GPU from the graph, not by the host). Per epoch: the copies in (order,
+        each parameter and state array, the count) and out, and three resets.
+        """
+        n_arrays = len(task.layer_sizes) - 1 if task.layer_sizes else 0
+        per_state = {"sgd": 0, "momentum": 1, "adam": 2}[task.optimizer.name]
+        arrays = 2 * n_arrays * (1 + per_state)
+        count = 1 if task.optimizer.name == "adam" else 0
+        # copies in + copies out + order + resets + accumulators out
+        return {"per_step": 1, "per_epoch": 2 * arrays + count + 1 + 3 + 2}
+
+
+class GraphEpoch:
+    """``epoch(params, state, order)`` for one fit; captures at its first call."""
+
+    def __init__(self, task, capture):
+        self.task, self.capture = task, capture
+        self.shapes = batch_shapes(task.plan.n_samples, task.plan.batch_size)
+        self.replays = None
+        self.replayed = 0  # replays so far (the tests count them)
+
+    # -- static buffers ---------------------------------------------------------------
+    def _build(self, params, state):
+        task = self.task
+        dev = task.X.device
+        self.params = [p.clone() for p in params]
+        fields = getattr(state, "_fields", ())
+        static = {}
+        for name, value in zip(fields, state):
+            if isinstance(value, list):
+                static[name] = [a.clone() for a in value]
+            elif isinstance(value, int):
+                # A step count (Adam's): on the device, in float64 as the
+                # host computes its bias corrections.
+                static[name] = torch.zeros((), dtype=torch.float64, device=dev)
+            else:
+                raise TypeError(f"optimizer state field {name!r} is neither a list nor a count")
+        self.state = state._replace(**static) if fields else state
+        n = task.plan.n_samples
+        self.order = torch.arange(n, dtype=torch.int64, device=dev)
+        self.counter = torch.zeros((), dtype=torch.int64, device=dev)
+        self.loss = torch.zeros((), dtype=task.X.dtype, device=dev)
+        self.correct = torch.zeros((), dtype=task.X.dtype, device=dev)
+        self.replays = []
+        for first, (rows, _) in zip(self._first_steps(), self.shapes):
+            # Warm-up and capture read the rows of the graph's own first step.
+            step = self._step(rows, torch.arange(rows, dtype=torch.int64, device=dev))
+            self.replays.append(self.capture(step, lambda f=first: self.counter.fill_(f), dev))
+
+    def _first_steps(self):
+        first, out = 0, []
+        for _, steps in self.shapes:
+            out.append(first)
+            first += steps
+        return out
+
+    def _step(self, rows, base):
+        task, xp = self.task, self.task.backend.xp
+        size = task.plan.batch_size
+
+        def step():
+            idx = torch.index_select(self.order, 0, step_rows(base, self.counter, size))
+            Xb, Yb = torch.index_select(task.X, 0, idx), torch.index_select(task.Y, 0, idx)
+            loss, grads, correct = task.loss_and_grads(
+                self.params, task.spec, task.rows(Xb, Yb), rows, rows, task.multiclass, xp)
+            params, state = task.optimizer.update(grads, self.state, self.params)
+            for static, new in zip(self.params, params):
+                static.copy_(new)
+            for static, new in zip(self.state, state):
+                if isinstance(static, list):
+                    for s, a in zip(static, new):
+                        s.copy_(a)
+                else:
+                    static.copy_(new)
+            self.loss.add_(loss)
+            if correct is not None:
+                self.correct.add_(correct)
+            self.counter.add_(1)
+
+        return step
+
+    # -- one epoch ----------------------------------------------------------------------
+    def __call__(self, params, state, order):
+        if self.replays is None:
+            self._build(params, state)
+        for static, p in zip(self.params, params):
+            static.copy_(p)
+        counts = {}
+        for name, static, value in zip(getattr(state, "_fields", ()), self.state, state):
+            if isinstance(static, list):
+                for s, a in zip(static, value):
+                    s.copy_(a)
+            else:
+                counts[name] = int(value)
+                static.fill_(counts[name])
+        if order is not None:
+            self.order.copy_(torch.from_numpy(order))
+        else:
+            self.order.copy_(torch.arange(self.order.shape[0]))
+        self.counter.zero_()
+        self.loss.zero_()
+        self.correct.zero_()
+        n_steps = 0
+        for replay, (_, steps) in zip(self.replays, self.shapes):
+            for _ in range(steps):
+                replay()
+            n_steps += steps
+        self.replayed += n_steps
+        new_state = state
+        if counts or getattr(state, "_fields", ()):
+            new_state = state._replace(**{
+                name: (counts[name] + n_steps if name in counts else [a.clone() for a in static])
+                for name, static in zip(state._fields, self.state)
+            })
+        correct = None if self.task.multiclass is None else self.correct.clone()
+        return [p.clone() for p in self.params], new_state, self.loss.clone(), correct

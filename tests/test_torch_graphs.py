@@ -1,0 +1,183 @@
+"""The torch CUDA-graph executor: its batch plan, its refusals, and its epoch.
+
+Off CUDA, the executor runs with ``eager_capture`` (the captured step run
+as is): the static buffers, the device-side step counter, the last short
+batch and Adam's device count are all checked against the reference loop.
+The capture itself is checked where torch sees a CUDA GPU.
+"""
+
+import numpy as np
+import pytest
+
+import nnbackend as nb
+
+torch = pytest.importorskip("torch")
+
+from nnbackend.backends.torch import TorchBackend, graphs  # noqa: E402
+from nnbackend.data import make_plan  # noqa: E402
+from nnbackend.engine import EpochTask, epoch_runner  # noqa: E402
+from nnbackend.optim import get_optimizer  # noqa: E402
+
+
+def _data(n=203, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 5))
+    return X, (X[:, 0] * X[:, 1] > 0).astype(np.float64)
+
+
+@pytest.mark.parametrize("n, size, shapes", [
+    (203, 16, [(16, 12), (11, 1)]),
+    (64, 16, [(16, 4)]),
+    (5, 1, [(1, 5)]),
+    (7, 10, [(7, 1)]),
+])
+def test_batch_shapes(n, size, shapes):
+    assert graphs.batch_shapes(n, size) == shapes
+    assert sum(r * s for r, s in shapes) == n
+
+
+def test_step_rows_cover_the_order_once():
+    n, size = 203, 16
+    positions = []
+    counter = torch.zeros((), dtype=torch.int64)
+    for rows, steps in graphs.batch_shapes(n, size):
+        base = torch.arange(rows)
+        for _ in range(steps):
+            positions.append(graphs.step_rows(base, counter, size))
+            counter += 1
+    assert torch.equal(torch.cat(positions), torch.arange(n))
+
+
+def _task(plan, optimizer=None, device="cpu", chunk_size=2048):
+    X, y = _data()
+    model = nb.MLP([5, 1], backend="torch")
+    return EpochTask(TorchBackend("torch", model.backend.xp, torch.device(device)), model.spec,
+                     optimizer or nb.sgd(0.1), plan, model._features(X), model._targets(y, 203),
+                     chunk_size, index_dtype=model.backend.index_dtype(), layer_sizes=[5, 1])
+
+
+def test_supports_gives_its_reasons():
+    ex = graphs.TorchGraphs()
+    assert "need a CUDA device, not 'cpu'" in ex.supports(_task(make_plan("minibatch", 203, 16)))
+    eager = graphs.TorchGraphs(graphs.eager_capture)
+    assert eager.supports(_task(make_plan("minibatch", 203, 16))) is None
+    assert "batch mode" in eager.supports(_task(make_plan("batch", 203)))
+    assert "exceed chunk_size=8" in eager.supports(_task(make_plan("minibatch", 203, 16),
+                                                         chunk_size=8))
+    base = nb.sgd(0.1)
+    assert "custom optimizer" in eager.supports(
+        _task(make_plan("sgd", 203), nb.Optimizer(base.init, base.update)))
+
+
+def test_off_cuda_auto_falls_back_and_forcing_says_why():
+    assert epoch_runner("auto", _task(make_plan("minibatch", 203, 16))) is None
+    X, y = _data()
+    with pytest.raises(ValueError, match="'torch-graphs' does not apply here: CUDA graphs need"):
+        nb.MLP([5, 1], backend="torch").fit(X, y, executor="torch-graphs")
+    with pytest.raises(ValueError, match="needs the torch backend"):
+        nb.MLP([5, 1]).fit(X, y, executor="torch-graphs")
+
+
+def _fit(executor, dtype, optimizer, batch_size, monkeypatch=None, device="cpu", epochs=3):
+    X, y = _data()
+    model = nb.MLP([5, 7, 1], hidden_activation="tanh", loss="bce", backend="torch",
+                   device=device, dtype=dtype, seed=1)
+    hist = model.fit(X, y, epochs=epochs, lr=0.05, seed=4, batch_size=batch_size,
+                     mode="sgd" if batch_size == 1 else "minibatch",
+                     optimizer=optimizer, executor=executor)
+    params = [np.asarray(a.cpu(), dtype=np.float64) for pair in model.params for a in pair]
+    return params, hist, model.train_state
+
+
+def _compare(executor, dtype, optimizer, batch_size, device="cpu", rtol=0.0):
+    ref, ref_hist, ref_state = _fit("reference", dtype, optimizer, batch_size, device=device)
+    got, hist, state = _fit(executor, dtype, optimizer, batch_size, device=device)
+    for a, b in zip(got, ref):
+        np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * 1e-3)
+    np.testing.assert_allclose(hist.loss, ref_hist.loss, rtol=rtol)
+    assert hist.accuracy == ref_hist.accuracy
+    assert state.state_scalars == ref_state.state_scalars  # Adam's count: a host int
+    for name, arrays in ref_state.state_arrays.items():
+        for a, b in zip(state.state_arrays[name], arrays):
+            np.testing.assert_allclose(np.asarray(a.cpu()), np.asarray(b.cpu()), rtol=rtol,
+                                       atol=rtol * 1e-3)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])
+@pytest.mark.parametrize("batch_size", [16, 1])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_graph_logic_run_eagerly_equals_the_reference_loop(optimizer, batch_size, dtype,
+                                                          monkeypatch):
+    monkeypatch.setattr(TorchBackend, "executors",
+                        lambda self: (graphs.TorchGraphs(graphs.eager_capture),))
+    # Adam's bias corrections come from a float64 device count (torch's
+    # vectorised pow, not Python's): a last-place difference in the step size
+    # now and then, which 600 sgd steps grow to a few 1e-14.
+    rtol = 1e-12 if optimizer == "adam" and dtype == "float64" else 0.0
+    if optimizer == "adam" and dtype == "float32":
+        rtol = 1e-5
+    _compare("torch-graphs", dtype, optimizer, batch_size, rtol=rtol)
+
+
+def test_one_replay_per_step_and_a_fixed_number_of_epoch_operations():
+    from torch.overrides import TorchFunctionMode
+
+    class Count(TorchFunctionMode):
+        def __init__(self):
+            super().__init__()
+            self.calls = 0
+            self.paused = False
+
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            self.calls += not self.paused
+            return func(*args, **(kwargs or {}))
+
+    per_epoch = []
+    for n in (64, 203):
+        plan = make_plan("minibatch", n, 16)
+        task = _task(plan, get_optimizer("adam", 0.01))
+        task = EpochTask(task.backend, task.spec, task.optimizer, plan, task.X[:n], task.Y[:n],
+                         task.chunk_size, index_dtype=task.index_dtype, layer_sizes=[5, 1])
+        count = Count()
+
+        def capture(step, reset, device):
+            def replay():  # the step's own operations happen inside the graph
+                count.paused = True
+                step()
+                count.paused = False
+            return replay
+
+        epoch = graphs.TorchGraphs(capture).make_epoch(task)
+        params = list(task.backend.xp.asarray(p) for p in [np.zeros((5, 1)), np.zeros(1)])
+        state = task.optimizer.init(params)
+        params, state, _, _ = epoch(params, state, None)  # builds the buffers
+        with count:
+            epoch(params, state, np.arange(n))
+        assert epoch.replayed == 2 * -(-n // 16)
+        per_epoch.append(count.calls)
+    # Per epoch the host adds the same few operations, whatever the number of steps,
+    # and no more than the executor states.
+    assert per_epoch[0] == per_epoch[1]
+    stated = graphs.TorchGraphs().launches(task)
+    assert stated["per_step"] == 1
+    assert per_epoch[0] <= stated["per_epoch"]
+
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="torch sees no CUDA GPU")
+
+
+@cuda
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])
+def test_cuda_graphs_equal_the_reference_loop(optimizer):
+    task = _task(make_plan("minibatch", 203, 16), device="cuda")
+    assert graphs.TorchGraphs().supports(task) is None
+    # The same kernels replayed: equal in float64 (Adam's device pow to a few
+    # ulps), and to float32 rounding over three epochs.
+    _compare("torch-graphs", "float64", optimizer, 16, device="cuda", rtol=1e-13)
+    _compare("torch-graphs", "float32", optimizer, 16, device="cuda", rtol=1e-4)
+
+
+@cuda
+def test_auto_picks_the_graphs_on_cuda():
+    assert epoch_runner("auto", _task(make_plan("minibatch", 203, 16), device="cuda")) is not None
+    assert epoch_runner("auto", _task(make_plan("batch", 203), device="cuda")) is None
