@@ -5,13 +5,51 @@ about twenty kernels (matmuls, activations, loss, optimizer) of 5-10 µs of
 launch each around a few thousand flops, so an eager GPU loses to the CPU.
 This executor writes the reference step (forward, loss, backward, optimizer
 update) as one CUDA kernel that a single thread block runs for every step
-of the epoch: the network's parameters live in shared memory, each batch is
-gathered from the device arrays through the epoch's permutation, and
-nothing returns to the host until the epoch's loss and hit count.
+of the epoch: each batch is gathered from the device arrays through the
+epoch's permutation, and nothing returns to the host until the epoch's
+loss and hit count.
+
+Launches: one kernel per epoch, whatever the number of steps; around it,
+once per epoch, a few CuPy copies that flatten the parameters and the
+optimizer state into the kernel's buffers (views split them back).
+
+Two placements (:class:`Layout`), chosen per network, batch size, dtype
+and device:
+
+- **shared** (:mod:`.source`): the parameters and one batch's work region
+  fit the block's shared memory (48 KiB anywhere, up to 227 KiB where the
+  GPU lets a kernel opt in). They are copied in once per epoch and out at
+  its end; at most 256 threads, each (row, unit) dot product serial.
+- **global** (:mod:`.tiled`): anything larger. The parameters stay in
+  global memory, read and updated in place (the GPU's L2, 50-60 MB on an
+  H100/H200, holds them); the work region (activations, gradients, partial
+  sums) is in shared memory where it fits, else a global buffer. One block
+  of 1024 threads; the products are tiled across its warps: forward sums
+  split over input chunks with W loads coalesced across units and reused
+  over up to 4 rows, input gradients split over lanes of one W row.
+
+Per step (P parameters, batch b, layer sizes s): forward b*P multiply-adds
+reading W once per row group, then the output layer's activation, loss and
+dL/dz one row per thread, then per layer (last first) the input gradient
+(b*fan_in*fan_out multiply-adds) and the update of each parameter from its
+b-row gradient (read W, write W, and momentum's or Adam's state): about
+3*b*P multiply-adds and three passes over the parameters, with 2 to 4
+``__syncthreads()`` per layer. For sgd on [784,256,256,10] (P = 269,322)
+that is about 0.8 M multiply-adds and 3.2 MB of float32 parameter traffic
+through one SM a step; its time (the target is 30 µs a step on an
+H100/H200) awaits a GPU run.
+
+Why one block and not the whole GPU: a step is a chain of dependent
+phases, so several blocks would need a grid-wide barrier between phases,
+that is a cooperative launch (CuPy compiles those with ``-rdc`` and links
+the CUDA device runtime, not shipped with every CuPy install) or a
+hand-made spin barrier (which hangs if the blocks are not all resident).
+One block keeps ``__syncthreads()`` as the only barrier and the source
+identical to the host build's; :data:`MAX_PARAMS` and
+:data:`MAX_STEP_WORK` bound what it takes.
 
 The source is generated for one network shape, dtype, loss and optimizer,
-and compiled once by NVRTC (``cupy.RawModule``); :mod:`.source`
-generates it, one function per phase. It is written in phases
+and compiled once by NVRTC (``cupy.RawModule``). It is written in phases
 separated by ``__syncthreads()``, each phase a loop ``for (t = threadIdx.x;
 t < work; t += blockDim.x)`` whose iterations write disjoint elements, so the
 same source compiled as C++ for the host, with one "thread", runs the same
@@ -19,10 +57,10 @@ arithmetic serially. The tests run that host build against the reference
 loop on the CPU; the GPU check runs the CUDA build against it on a GPU.
 
 It takes the built-in optimizers (sgd, momentum, adam), batches of at most
-:data:`MAX_BATCH` rows, and networks whose parameters and one batch's
-activations fit in a block's shared memory (48 KiB anywhere, up to 227 KiB
-where the GPU lets a kernel opt in); :func:`unsupported` says why anything
-else runs through the reference loop.
+:data:`MAX_BATCH` rows, float32 and float64, and networks of at most
+:data:`MAX_PARAMS` parameters with at most :data:`MAX_STEP_WORK`
+batch-rows times parameters; :func:`unsupported` says why anything else
+runs through the reference loop.
 """
 
 from __future__ import annotations
@@ -36,10 +74,10 @@ import tempfile
 
 import numpy as np
 
-from .source import kernel_source
+from . import source, tiled
 
-__all__ = ["CupyFused", "MAX_BATCH", "SHARED_BYTES", "shared_limit", "unsupported", "Layout", "kernel_source", "make_epoch",
-           "cuda_launcher", "host_launcher"]
+__all__ = ["CupyFused", "MAX_BATCH", "MAX_PARAMS", "MAX_STEP_WORK", "SHARED_BYTES", "GLOBAL_THREADS", "shared_limit",
+           "unsupported", "Layout", "kernel_source", "make_epoch", "cuda_launcher", "host_launcher"]
 
 # Beyond a few dozen rows a step has enough parallel work for cuBLAS and the
 # eager loop, and one thread block would idle most of the GPU.
@@ -48,12 +86,33 @@ MAX_BATCH = 64
 # 227 KiB on Hopper) needs the kernel to opt in, which the launcher does
 # where the device allows it.
 SHARED_BYTES = 48 * 1024
+# The global-memory kernel's block: all of one SM's warps, to keep enough
+# loads from L2 in flight (__launch_bounds__ holds the registers to 64 a thread).
+GLOBAL_THREADS = 1024
+# The shortest run of inputs one forward iteration sums before a split pays.
+MIN_CHUNK = 8
+# One block reads each parameter about three times a step (forward, input
+# gradient or update read, update write): beyond 4 Mi parameters (16 MiB in
+# float32) a step takes hundreds of µs on one SM and the eager loop's cuBLAS
+# calls, spread over the whole GPU, win.
+MAX_PARAMS = 1 << 22
+# And it does about 3 * batch * parameters multiply-adds a step on one SM
+# (~200 G/s in float32 on an H100): past 2**26 batch-parameters (a ~1 ms
+# step) the eager loop's ~60 launches of whole-GPU work cost less.
+MAX_STEP_WORK = 1 << 26
 OPTIMIZERS = ("sgd", "momentum", "adam")
 _ITEM = {"float32": 4, "float64": 8}
 
 
 class Layout:
-    """Where everything lives in the kernel's shared memory, in elements.
+    """Where everything lives, and how the global-memory kernel splits its work.
+
+    Two placements. ``params_in == "shared"``: the parameters (flat, from
+    element 0) and then the batch's work region share the block's shared
+    memory, all offsets into it. ``params_in == "global"``: the parameters
+    stay in the caller's global ``params`` buffer (offsets into it) and the
+    work region (offsets from 0) is in shared memory (``acts_in ==
+    "shared"``) or a global ``work`` buffer (``acts_in == "global"``).
 
     Parameters
     ----------
@@ -61,11 +120,20 @@ class Layout:
         Layer sizes, inputs first: ``[n_features, hidden..., n_outputs]``.
     batch_size : int
         The largest batch the kernel steps on.
+    dtype_name : {"float32", "float64"}
+    shared_limit : int
+        The shared memory one block may use, in bytes.
+    params_in, acts_in : {"shared", "global"}, optional
+        Force a placement (the tests use it); by default the parameters go
+        to shared memory where they fit with the work region, and the work
+        region goes to shared memory where it fits.
     """
 
-    def __init__(self, sizes, batch_size):
+    def __init__(self, sizes, batch_size, dtype_name="float32", shared_limit=SHARED_BYTES,
+                 params_in=None, acts_in=None):
         self.sizes = [int(s) for s in sizes]
         self.batch_size = B = int(batch_size)
+        self.dtype_name = dtype_name
         self.n_layers = len(self.sizes) - 1
         # Parameters flat as [W0, b0, W1, b1, ...], W row-major (fan_in, fan_out).
         self.w_offsets, self.shapes = [], []
@@ -75,6 +143,23 @@ class Layout:
             self.shapes += [(fan_in, fan_out), (fan_out,)]
             offset += fan_in * fan_out + fan_out
         self.n_params = offset
+        item = _ITEM[dtype_name]
+        self.params_in = params_in or ("shared" if self._place_work(offset, 0) * item <= shared_limit
+                                       else "global")
+        if self.params_in == "shared":
+            if acts_in == "global":
+                raise ValueError("Layout: parameters in shared memory need the activations there too")
+            self.acts_in = "shared"
+            self.n_shared = self._place_work(offset, 0)
+            return
+        self._split()
+        self.n_work = self._place_work(0, self.n_scratch)
+        self.acts_in = acts_in or ("shared" if self.n_work * item <= shared_limit else "global")
+        self.n_shared = self.n_work if self.acts_in == "shared" else 0
+
+    def _place_work(self, start, n_scratch):
+        """Lay the work region out from ``start``; returns where it ends (elements)."""
+        B, offset = self.batch_size, start
         # acts[l]: layer l's input for the batch, (B, sizes[l]); acts[0] is the
         # gathered X rows.
         self.acts = []
@@ -90,13 +175,51 @@ class Layout:
         self.grads = (offset, offset + B * widest)
         offset += 2 * B * widest
         self.row_loss, self.row_hits = offset, offset + B
-        self.n_shared = offset + 2 * B
+        offset += 2 * B
+        self.scratch = offset  # partial sums of the split products (global placement)
+        return offset + n_scratch
 
-    def shared_bytes(self, dtype_name):
-        return self.n_shared * _ITEM[dtype_name]
+    def _split(self):
+        """The global kernel's tiling: enough iterations per phase for the block's
+        threads without chunks shorter than :data:`MIN_CHUNK` inputs.
+
+        ``rows_per_thread`` (R, dividing the batch): rows one forward
+        iteration sums, reusing each W load R times. ``forward_split[l]``:
+        (number of input chunks, chunk length) of layer l. ``dx_lanes[l]``:
+        iterations sharing one row of layer l's input gradient, reading
+        consecutive W entries (one 32-byte sector), or 1.
+        """
+        B, nt = self.batch_size, GLOBAL_THREADS
+        self.rows_per_thread = R = next(r for r in (4, 2, 1) if B % r == 0)
+        lanes = 32 // _ITEM[self.dtype_name]
+        self.forward_split, self.dx_lanes, scratch = [], [], 0
+        for fan_in, fan_out in zip(self.sizes, self.sizes[1:]):
+            split = max(1, min(fan_in // MIN_CHUNK, -(-nt // (B // R * fan_out))))
+            chunk = -(-fan_in // split)
+            split = -(-fan_in // chunk)
+            self.forward_split.append((split, chunk))
+            if split > 1:
+                scratch = max(scratch, split * B * fan_out)
+            wide = fan_out >= 2 * lanes and B * fan_in < nt
+            self.dx_lanes.append(lanes if wide else 1)
+            if wide:
+                scratch = max(scratch, lanes * B * fan_in)
+        self.dx_lanes[0] = 1  # no input gradient for the inputs
+        self.n_scratch = scratch
+
+    def shared_bytes(self, dtype_name=None):
+        """Dynamic shared memory the kernel takes, in bytes."""
+        return self.n_shared * _ITEM[dtype_name or self.dtype_name]
+
+    def work_elements(self):
+        """Elements of the global ``work`` buffer the kernel takes (0: none)."""
+        return self.n_work if self.acts_in == "global" else 0
 
     def threads(self):
-        """Threads per block: enough for the widest phase, in whole warps, at most 256."""
+        """Threads per block: :data:`GLOBAL_THREADS` for the global placement; else enough
+        for the widest phase, in whole warps, at most 256."""
+        if self.params_in == "global":
+            return GLOBAL_THREADS
         B, s = self.batch_size, self.sizes
         work = max([B * w for w in s] + [a * b + b for a, b in zip(s, s[1:])])
         return int(min(256, max(32, -(-work // 32) * 32)))
@@ -106,7 +229,8 @@ def unsupported(spec, plan, opt, sizes, dtype_name, shared_limit=SHARED_BYTES):
     """Why the fused kernel cannot run this fit (a string), or None if it can.
 
     ``shared_limit`` is the shared memory one block may use on the device
-    (bytes; the opt-in maximum where the device has one).
+    (bytes; the opt-in maximum where the device has one). It decides where
+    the parameters live (see :class:`Layout`), not whether the kernel runs.
     """
     if plan.batch_size >= plan.n_samples:
         return "batch mode is one step per epoch; there are no launches to save"
@@ -118,11 +242,26 @@ def unsupported(spec, plan, opt, sizes, dtype_name, shared_limit=SHARED_BYTES):
         return f"dtype {dtype_name!r}"
     if sizes is None:
         return "the layer sizes are unknown"
-    need = Layout(sizes, plan.batch_size).shared_bytes(dtype_name)
-    if need > shared_limit:
-        return (f"the network and a batch need {need} bytes of shared memory, "
-                f"more than the {shared_limit} a block has on this device")
+    n_params = sum(a * b + b for a, b in zip(sizes, sizes[1:]))
+    if n_params > MAX_PARAMS:
+        return (f"the network has {n_params} parameters, more than the {MAX_PARAMS} the fused "
+                "kernel's one thread block streams through per step")
+    if n_params * plan.batch_size > MAX_STEP_WORK:
+        return (f"batches of {plan.batch_size} rows through {n_params} parameters are "
+                f"{n_params * plan.batch_size} multiply-adds a pass, more than the "
+                f"{MAX_STEP_WORK} one thread block does faster than the eager loop")
     return None
+
+
+def kernel_source(layout, spec, opt_name, dtype_name, multiclass):
+    """CUDA C++ source of ``nnb_fused_epoch`` for ``layout``'s placement (also valid host C++).
+
+    The kernel's arguments are those of :func:`.source.kernel_source`, and
+    for the global placement a last one, ``work``.
+    """
+    if layout.params_in == "global":
+        return tiled.global_kernel_source(layout, spec, opt_name, dtype_name, multiclass)
+    return source.kernel_source(layout, spec, opt_name, dtype_name, multiclass)
 
 
 def shared_limit(device):
@@ -152,10 +291,12 @@ def cuda_launcher(source, layout, dtype_name):
     if shared > SHARED_BYTES:
         kernel.max_dynamic_shared_size_bytes = shared
 
-    def launch(X, Y, order, n, params, s1, s2, count0, lr, h1, h2, h3, out):
-        kernel((1,), (threads,), (X, Y, order, np.int64(n), params, s1, s2, np.int64(count0),
-                                  np.float64(lr), np.float64(h1), np.float64(h2), np.float64(h3),
-                                  out), shared_mem=shared)
+    extra = layout.params_in == "global"
+
+    def launch(X, Y, order, n, params, s1, s2, count0, lr, h1, h2, h3, out, work):
+        args = (X, Y, order, np.int64(n), params, s1, s2, np.int64(count0),
+                np.float64(lr), np.float64(h1), np.float64(h2), np.float64(h3), out)
+        kernel((1,), (threads,), args + (work,) if extra else args, shared_mem=shared)
 
     return launch
 
@@ -184,20 +325,23 @@ def host_launcher(source, layout, dtype_name, compiler="c++"):
         os.replace(partial, library)
     fn = ctypes.CDLL(library).nnb_fused_epoch
     pointer, i64, f64 = ctypes.c_void_p, ctypes.c_longlong, ctypes.c_double
+    extra = layout.params_in == "global"
     fn.argtypes = [pointer, pointer, pointer, i64, pointer, pointer, pointer, i64,
-                   f64, f64, f64, f64, pointer]
+                   f64, f64, f64, f64, pointer] + [pointer] * extra
     fn.restype = None
 
-    def launch(X, Y, order, n, params, s1, s2, count0, lr, h1, h2, h3, out):
-        for a in (X, Y, order, params, s1, s2, out):
+    def launch(X, Y, order, n, params, s1, s2, count0, lr, h1, h2, h3, out, work):
+        for a in (X, Y, order, params, s1, s2, out, work):
             assert a.flags.c_contiguous
-        fn(X.ctypes.data, Y.ctypes.data, order.ctypes.data, n, params.ctypes.data,
-           s1.ctypes.data, s2.ctypes.data, count0, lr, h1, h2, h3, out.ctypes.data)
+        args = [X.ctypes.data, Y.ctypes.data, order.ctypes.data, n, params.ctypes.data,
+                s1.ctypes.data, s2.ctypes.data, count0, lr, h1, h2, h3, out.ctypes.data]
+        fn(*args, *[work.ctypes.data] * extra)
 
     return launch
 
 
-def make_epoch(am, spec, opt, plan, X, Y, multiclass, sizes, dtype_name, launcher, device=None):
+def make_epoch(am, spec, opt, plan, X, Y, multiclass, sizes, dtype_name, launcher, device=None,
+               layout=None):
     """``epoch(params, state, order) -> (params, state, loss_sum, correct)`` for ``plan``.
 
     Parameters
@@ -212,8 +356,11 @@ def make_epoch(am, spec, opt, plan, X, Y, multiclass, sizes, dtype_name, launche
         ``launcher(source, layout, dtype_name) -> launch``.
     device : context manager, optional
         Entered around each epoch (the CuPy device the arrays live on).
+    layout : Layout, optional
+        Where the kernel keeps what; by default :class:`Layout` decides
+        for a block of :data:`SHARED_BYTES`.
     """
-    layout = Layout(sizes, plan.batch_size)
+    layout = layout or Layout(sizes, plan.batch_size, dtype_name)
     source = kernel_source(layout, spec, opt.name, dtype_name, multiclass)
     launch = launcher(source, layout, dtype_name)
     X, Y = am.ascontiguousarray(X), am.ascontiguousarray(Y)
@@ -223,6 +370,8 @@ def make_epoch(am, spec, opt, plan, X, Y, multiclass, sizes, dtype_name, launche
     in_order = am.arange(n, dtype=am.int64)
     sizes_flat = [int(np.prod(shape)) for shape in layout.shapes]
     n_steps = -(-n // plan.batch_size)
+    # Once per fit: the kernel zeroes it at the start of each epoch.
+    work = am.zeros(max(1, layout.work_elements()), dtype=dtype)
 
     def flat(arrays):
         # A fresh buffer: the kernel updates it in place, the caller's arrays stay.
@@ -250,7 +399,7 @@ def make_epoch(am, spec, opt, plan, X, Y, multiclass, sizes, dtype_name, launche
         else:
             s1, s2, count0 = dummy, dummy, 0
         out = am.zeros(2, dtype=dtype)
-        launch(X, Y, order, n, p, s1, s2, count0, lr, h1, h2, h3, out)
+        launch(X, Y, order, n, p, s1, s2, count0, lr, h1, h2, h3, out, work)
         # The optimizer's own state type, rebuilt field by field (optim.py).
         if opt.name == "momentum":
             state = state._replace(velocity=unflat(s1))
@@ -274,7 +423,10 @@ class CupyFused:
     def make_epoch(self, task):
         import cupy
 
+        dtype_name = str(task.X.dtype)
+        layout = Layout(task.layer_sizes, task.plan.batch_size, dtype_name,
+                        shared_limit(task.backend.device))
         with task.backend.device:
             return make_epoch(cupy, task.spec, task.optimizer, task.plan, task.X, task.Y,
-                              task.multiclass, task.layer_sizes, str(task.X.dtype), cuda_launcher,
-                              task.backend.device)
+                              task.multiclass, task.layer_sizes, dtype_name, cuda_launcher,
+                              task.backend.device, layout)

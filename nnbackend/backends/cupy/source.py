@@ -1,6 +1,6 @@
 """The CUDA C++ source of the fused CuPy epoch kernel, generated in parts.
 
-:func:`kernel_source` (re-exported by :mod:`.fused`) joins the parts:
+:func:`kernel_source` (through :func:`.fused.kernel_source`) joins the parts:
 the forward phase, the output phase (activation, loss, dL/dz and hits), the
 backward phase with the optimizer update, and the kernel around them
 (host shims, signature, setup and the loop over the epoch's batches).
@@ -13,7 +13,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-__all__ = ["kernel_source"]
+__all__ = ["kernel_source", "output_phase", "backward_phase", "update_statement", "batch_loop"]
 
 
 def _literal(x):
@@ -56,7 +56,8 @@ def _act_backward(name, a, da):
 
 
 def forward_phase(layout, spec, fn):
-    """Forward: layer l's outputs, one (row, unit) pair per iteration; one part per layer."""
+    """Forward: layer l's outputs, one (row, unit) pair per iteration; one part per layer
+    (the shared-memory kernel; :mod:`.tiled` has the global-memory one)."""
     L, s = layout.n_layers, layout.sizes
     code = []
     for l in range(L):
@@ -129,41 +130,42 @@ def _loss_terms(k, spec, fn):
 
 def _hits(k, layout, multiclass):
     """The row's hit count: argmax match (multiclass), per-output 0.5 threshold, or none."""
+    A = work_name(layout)
     if multiclass is True:
         return [f"""
             int ia = 0, iy = 0;
             for (int j = 1; j < {k}; ++j) {{ if (a[j] > a[ia]) ia = j; if (y[j] > y[iy]) iy = j; }}
-            sh[{layout.row_hits} + r] = (T)(ia == iy);"""]
+            {A}[{layout.row_hits} + r] = (T)(ia == iy);"""]
     if multiclass is False:
         return [f"""
             T hits = (T)0;
             for (int j = 0; j < {k}; ++j) hits += (T)((a[j] > (T)0.5) == (y[j] > (T)0.5));
-            sh[{layout.row_hits} + r] = hits;"""]
+            {A}[{layout.row_hits} + r] = hits;"""]
     return []
 
 
 def output_phase(layout, spec, fn, multiclass):
     """Output layer: one row per iteration (activation, loss, dL/dz, hits), then the batch's sums."""
-    k = layout.sizes[-1]
+    k, A = layout.sizes[-1], work_name(layout)
     code = [f"""
         for (int r = tid; r < nb; r += nt) {{
-            const T* z = sh + {layout.out_z} + r * {k};
-            T* a = sh + {layout.out_a} + r * {k};
-            T* dz = sh + {layout.grads[0]} + r * {k};
+            const T* z = {A} + {layout.out_z} + r * {k};
+            T* a = {A} + {layout.out_a} + r * {k};
+            T* dz = {A} + {layout.grads[0]} + r * {k};
             const T* y = Y + order[start + r] * {k};
             T loss = (T)0;"""]
     code += _output_activation(k, spec.output_activation, fn)
     code += _loss_terms(k, spec, fn)
     code += _hits(k, layout, multiclass)
     code.append(f"""
-            sh[{layout.row_loss} + r] = loss;
+            {A}[{layout.row_loss} + r] = loss;
         }}
         __syncthreads();
         if (tid == 0) {{
             T batch_loss = (T)0, batch_hits = (T)0;
             for (int r = 0; r < nb; ++r) {{
-                batch_loss += sh[{layout.row_loss} + r];
-                batch_hits += sh[{layout.row_hits} + r];
+                batch_loss += {A}[{layout.row_loss} + r];
+                batch_hits += {A}[{layout.row_hits} + r];
             }}
             loss_sum += {"(T)0.5 * batch_loss" if spec.loss == "mse" else "batch_loss"};
             hit_sum += batch_hits;
@@ -171,8 +173,18 @@ def output_phase(layout, spec, fn, multiclass):
     return code
 
 
-def update_statement(opt_name, fn):
-    """The optimizer's update of parameter ``p`` from its gradient ``g``."""
+def work_name(layout):
+    """The C name of the batch's work region: ``sh`` (all in shared memory) or ``wk``."""
+    return "sh" if layout.params_in == "shared" else "wk"
+
+
+def param_name(layout):
+    """The C name of the parameters: ``sh`` (copied into shared memory) or ``params``."""
+    return "sh" if layout.params_in == "shared" else "params"
+
+
+def update_statement(opt_name, fn, P="sh"):
+    """The optimizer's update of parameter ``P[p]`` from its gradient ``g``."""
     return {
         "sgd": "sh[p] = sh[p] - lr_t * g;",
         "momentum": """const T v = h1_t * s1[p] + g;
@@ -183,21 +195,14 @@ def update_statement(opt_name, fn):
             s1[p] = m1;
             s2[p] = m2;
             sh[p] = sh[p] - adam_step * m1 / ({SQRT}(m2) + adam_eps);""".replace("{SQRT}", fn.SQRT),
-    }[opt_name]
+    }[opt_name].replace("sh[p]", f"{P}[p]")
 
 
-def backward_phase(layout, spec, update):
-    """Backward, last layer first: the gradient of the layer's input (it needs W
-    before the update), then the ``update`` of W and b from the layer's input and dz."""
-    L, s = layout.n_layers, layout.sizes
-    code = []
-    for l in reversed(range(L)):
-        fan_in, fan_out = s[l], s[l + 1]
-        w = layout.w_offsets[l]
-        dz, dnext = layout.grads[(L - 1 - l) % 2], layout.grads[(L - l) % 2]
-        x = layout.acts[l]
-        if l > 0:
-            code.append(f"""
+def _dx_loop(layout, spec, l, dz, dnext):
+    """Layer l's input gradient through the activation below it, one (row, unit) per iteration."""
+    fan_in, fan_out = layout.sizes[l], layout.sizes[l + 1]
+    w, x = layout.w_offsets[l], layout.acts[l]
+    return f"""
         for (int t = tid; t < nb * {fan_in}; t += nt) {{
             const int r = t / {fan_in}, i = t - r * {fan_in};
             const T* g = sh + {dz} + r * {fan_out};
@@ -207,61 +212,92 @@ def backward_phase(layout, spec, update):
             (void)a;  // the identity's gradient does not read it
             sh[{dnext} + t] = {_act_backward(spec.hidden_activation, "a", "acc")};
         }}
-        __syncthreads();""")
-        code.append(f"""
+        __syncthreads();"""
+
+
+def update_loop(layout, l, dz, update):
+    """The ``update`` of layer l's W and b, one parameter per iteration (consecutive
+    iterations: consecutive units j of one input i, so a warp's loads coalesce)."""
+    fan_in, fan_out = layout.sizes[l], layout.sizes[l + 1]
+    w, x, A = layout.w_offsets[l], layout.acts[l], work_name(layout)
+    return f"""
         for (int t = tid; t < {fan_in * fan_out + fan_out}; t += nt) {{
             T g = (T)0;
             if (t < {fan_in * fan_out}) {{
                 const int i = t / {fan_out}, j = t - i * {fan_out};
-                for (int r = 0; r < nb; ++r) g += sh[{x} + r * {fan_in} + i] * sh[{dz} + r * {fan_out} + j];
+                for (int r = 0; r < nb; ++r) g += {A}[{x} + r * {fan_in} + i] * {A}[{dz} + r * {fan_out} + j];
             }} else {{
                 const int j = t - {fan_in * fan_out};
-                for (int r = 0; r < nb; ++r) g += sh[{dz} + r * {fan_out} + j];
+                for (int r = 0; r < nb; ++r) g += {A}[{dz} + r * {fan_out} + j];
             }}
             const int p = {w} + t;
             {update}
         }}
-        __syncthreads();""")
+        __syncthreads();"""
+
+
+def backward_phase(layout, spec, update, dx_loop=_dx_loop):
+    """Backward, last layer first: the gradient of the layer's input (it needs W
+    before the update; ``dx_loop(layout, spec, l, dz, dnext)`` writes it), then
+    the ``update`` of W and b from the layer's input and dz."""
+    L = layout.n_layers
+    code = []
+    for l in reversed(range(L)):
+        dz, dnext = layout.grads[(L - 1 - l) % 2], layout.grads[(L - l) % 2]
+        if l > 0:
+            code.append(dx_loop(layout, spec, l, dz, dnext))
+        code.append(update_loop(layout, l, dz, update))
     return code
 
 
-def _kernel(layout, spec, opt_name, dtype_name, T, body):
-    """The kernel around the phases: host shims, signature, setup, and the loop over batches."""
-    s, B, n_in = layout.sizes, layout.batch_size, layout.sizes[0]
+def _kernel_head(layout, spec, opt_name, dtype_name, T, launch_bounds=""):
+    """The comment, the host shims and the kernel's signature, up to its opening brace."""
+    s, B = layout.sizes, layout.batch_size
+    bounds_shim = "#define __launch_bounds__(n)\n" if launch_bounds else ""
+    work_arg = ", T* __restrict__ work" if launch_bounds else ""
     return f"""// Generated by nnbackend.backends.cupy.fused for sizes {s}, batch {B},
 // {spec.hidden_activation}/{spec.output_activation}/{spec.loss}/{spec.reduction}, {opt_name}, {dtype_name}.
 #ifndef __CUDACC__
 #include <math.h>
 #define __global__
 #define __syncthreads()
-struct nnb_dim {{ unsigned x; }};
+{bounds_shim}struct nnb_dim {{ unsigned x; }};
 static const nnb_dim threadIdx = {{0}}, blockDim = {{1}};
 #endif
 
 typedef {T} T;
 
-extern "C" __global__ void nnb_fused_epoch(
+extern "C" __global__ void {launch_bounds}nnb_fused_epoch(
     const T* __restrict__ X, const T* __restrict__ Y, const long long* __restrict__ order,
     const long long n, T* __restrict__ params, T* __restrict__ s1, T* __restrict__ s2,
     const long long count0, const double lr, const double h1, const double h2, const double h3,
-    T* __restrict__ out)
-{{
-#ifdef __CUDACC__
+    T* __restrict__ out{work_arg})
+{{"""
+
+
+def _shared_array(n_bytes):
+    """The block's shared memory (a static array on the host), as ``nnb_shared``."""
+    return f"""#ifdef __CUDACC__
     extern __shared__ __align__(16) unsigned char nnb_shared[];
 #else
-    alignas(16) static unsigned char nnb_shared[{layout.shared_bytes(dtype_name)}];
-#endif
-    T* sh = (T*)nnb_shared;
-    const int tid = threadIdx.x, nt = blockDim.x;
+    alignas(16) static unsigned char nnb_shared[{n_bytes}];
+#endif"""
+
+
+def kernel_setup():
+    """The optimizer's constants, as every kernel's first statements after its memory."""
+    return """    const int tid = threadIdx.x, nt = blockDim.x;
     // Python floats meet arrays as the array's dtype in the reference.
     const T lr_t = (T)lr, h1_t = (T)h1, h2_t = (T)h2;
     const T one_minus_h1 = (T)(1.0 - h1), one_minus_h2 = (T)(1.0 - h2);
     const bool nesterov = h2 != 0.0;
-    (void)lr_t; (void)h1_t; (void)h2_t; (void)one_minus_h1; (void)one_minus_h2; (void)nesterov; (void)h3;
-    for (int t = tid; t < {layout.n_params}; t += nt) sh[t] = params[t];
-    for (int t = tid; t < 2 * {B}; t += nt) sh[{layout.row_loss} + t] = (T)0;
-    __syncthreads();
-    T loss_sum = (T)0, hit_sum = (T)0;
+    (void)lr_t; (void)h1_t; (void)h2_t; (void)one_minus_h1; (void)one_minus_h2; (void)nesterov; (void)h3;"""
+
+
+def batch_loop(layout, A, body):
+    """The loop over the epoch's batches: Adam's step constants, the gather, then ``body``."""
+    B, n_in = layout.batch_size, layout.sizes[0]
+    return f"""    T loss_sum = (T)0, hit_sum = (T)0;
     long long step = 0;
     for (long long start = 0; start < n; start += {B}, ++step) {{
         const long long left = n - start;
@@ -273,11 +309,25 @@ extern "C" __global__ void nnb_fused_epoch(
         (void)adam_step; (void)adam_eps;
         for (int t = tid; t < nb * {n_in}; t += nt) {{
             const int r = t / {n_in}, i = t - r * {n_in};
-            sh[{layout.acts[0]} + t] = X[order[start + r] * {n_in} + i];
+            {A}[{layout.acts[0]} + t] = X[order[start + r] * {n_in} + i];
         }}
         __syncthreads();
 {body}
-    }}
+    }}"""
+
+
+def _kernel(layout, spec, opt_name, dtype_name, T, body):
+    """The shared-memory kernel around the phases: parameters copied in, the loop over
+    batches, parameters copied out."""
+    B = layout.batch_size
+    return f"""{_kernel_head(layout, spec, opt_name, dtype_name, T)}
+{_shared_array(layout.shared_bytes(dtype_name))}
+    T* sh = (T*)nnb_shared;
+{kernel_setup()}
+    for (int t = tid; t < {layout.n_params}; t += nt) sh[t] = params[t];
+    for (int t = tid; t < 2 * {B}; t += nt) sh[{layout.row_loss} + t] = (T)0;
+    __syncthreads();
+{batch_loop(layout, "sh", body)}
     for (int t = tid; t < {layout.n_params}; t += nt) params[t] = sh[t];
     if (tid == 0) {{ out[0] = loss_sum; out[1] = hit_sum; }}
 }}
@@ -293,6 +343,8 @@ def kernel_source(layout, spec, opt_name, dtype_name, multiclass):
     state: momentum's velocity, or Adam's first and second moments),
     ``count0`` (Adam's steps before this epoch), ``lr`` and three optimizer
     hyperparameters, and ``out`` (2,): the epoch's summed loss and hit count.
+    For the shared-memory placement; :func:`.tiled.global_kernel_source`
+    writes the global one.
     """
     fn = _math_names(dtype_name)
     code = forward_phase(layout, spec, fn)
