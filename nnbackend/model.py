@@ -19,11 +19,14 @@ from .data import array_backend, as_features, as_targets, check_classes, is_host
 from .network import (
     DEFAULT_CHUNK_SIZE,
     NetSpec,
+    check_chunk_size,
+    chunk_rows,
     evaluate_rows,
     forward,
     init_params,
     loss_and_grads_rows,
     multiclass_of,
+    predict_rows,
     slice_rows,
 )
 from .scaling import StandardScaler
@@ -279,22 +282,38 @@ class MLP:
         return A if scaler is None else scaler.transform(A, backend=self.backend)
 
     # -- math ----------------------------------------------------------------------
-    def predict(self, X):
-        """The network's output for ``X``.
+    def _rows_per_pass(self, X, chunk_size) -> int:
+        """Rows of ``X`` pushed through the network at once for ``chunk_size``
+        (checked already): see :func:`nnbackend.network.chunk_rows`."""
+        rows = chunk_rows(chunk_size, self.backend, self.layer_sizes, X.dtype)
+        return self.backend.rows_per_pass(X, rows)
+
+    def predict(self, X, chunk_size=DEFAULT_CHUNK_SIZE):
+        """The network's output for ``X``, computed in row chunks.
 
         Parameters
         ----------
         X : array-like, shape (n_samples, n_features)
+        chunk_size : 'auto' or int
+            Rows pushed through the network at once: ``'auto'`` takes as many
+            as the backend's memory budget holds (see :meth:`fit`).
 
         Returns
         -------
         array, shape (n_samples, n_outputs)
             After the output activation (probabilities for sigmoid and
-            softmax), in the model's namespace and on its device; in the
-            targets' units where the model standardizes them.
+            softmax), in the model's namespace and on its device (the
+            chunks' outputs concatenated there); in the targets' units where
+            the model standardizes them.
         """
+        chunk_size = check_chunk_size(chunk_size)
         X = self._features(X)
-        out = forward(self.flat_params, X, self.spec, self.backend.xp)[2]
+        if self.backend.computes_by_chunk:
+            # A lazy array computes chunk by chunk already; slicing would only add graph.
+            out = forward(self.flat_params, X, self.spec, self.backend.xp)[2]
+        else:
+            out = predict_rows(self.flat_params, self.spec, X, n_rows(X),
+                               self._rows_per_pass(X, chunk_size), self.backend.xp)
         if self.target_scaler is not None:
             out = self.target_scaler.inverse_transform(out, backend=self.backend)
         return out
@@ -306,9 +325,11 @@ class MLP:
         ----------
         X : array-like, shape (n_samples, n_features)
         y : array-like, shape (n_samples, n_outputs) or (n_samples,)
-        chunk_size : int
-            Rows pushed through the network at once; memory does not grow
-            with ``n_samples``, and the result is the one-shot one to rounding.
+        chunk_size : 'auto' or int
+            Rows pushed through the network at once (``'auto'``: as many as
+            the backend's memory budget holds, see :meth:`fit`); memory does
+            not grow with ``n_samples``, and the result is the one-shot one
+            to rounding.
 
         Returns
         -------
@@ -316,10 +337,11 @@ class MLP:
         grads : list of (dW, db)
             Arrays of the model's namespace, shaped like ``params``.
         """
+        chunk_size = check_chunk_size(chunk_size)
         X = self._features(X)
         n = n_rows(X)
         Y = self._targets(y, n)
-        chunk_size = self.backend.rows_per_pass(X, check_int("chunk_size", chunk_size))
+        chunk_size = self._rows_per_pass(X, chunk_size)
         loss_sum, grads, _ = loss_and_grads_rows(
             self.flat_params, self.spec, slice_rows(X, Y), n, chunk_size, xp=self.backend.xp,
         )
@@ -332,20 +354,27 @@ class MLP:
         """Loss (with the model's reduction) and, for sigmoid and softmax
         outputs, accuracy over ``X``, ``y``; forward passes only, in chunks.
 
+        Parameters
+        ----------
+        X : array-like, shape (n_samples, n_features)
+        y : array-like, shape (n_samples, n_outputs) or (n_samples,)
+        chunk_size : 'auto' or int
+            Rows pushed through the network at once (see :meth:`fit`).
+
         Returns
         -------
         dict
             ``{"loss": float}``, plus ``"accuracy"`` (the share of correct
             rows for softmax, of correct outputs for sigmoid).
         """
+        chunk_size = check_chunk_size(chunk_size)
         X = self._features(X)
         n = n_rows(X)
         Y = self._targets(y, n)
         multiclass = multiclass_of(self.spec)
         loss_sum, correct = evaluate_rows(
-            self.flat_params, self.spec, slice_rows(X, Y), n,
-            self.backend.rows_per_pass(X, check_int("chunk_size", chunk_size)), multiclass,
-            self.backend.xp,
+            self.flat_params, self.spec, slice_rows(X, Y), n, self._rows_per_pass(X, chunk_size),
+            multiclass, self.backend.xp,
         )
         scalars = [loss_sum] if correct is None else [loss_sum, correct]
         host = self.backend.to_host(self.backend.xp.stack(scalars)).astype(np.float64)
@@ -383,9 +412,15 @@ class MLP:
             model's ``seed``.
         progress : bool
             Print each epoch's figures to stderr.
-        chunk_size : int
+        chunk_size : 'auto' or int
             Batches with more rows than this are pushed through the network in
-            chunks whose gradients are summed: full-batch memory stays flat in N.
+            chunks whose gradients are summed: full-batch memory stays flat in
+            N. ``'auto'`` sizes chunks in bytes: as many rows as fit in the
+            backend's budget for one chunk's activations
+            (``Backend.activation_budget()``: 4 MiB on a CPU, 2048 rows of a
+            [32, 64, 1] float32 network; on a GPU a quarter of its free memory,
+            at most 4 GiB), a power of two and at least 256 rows. An int is
+            rows.
         optimizer_options : dict, optional
             Extra arguments of the optimizer (``beta``, ``nesterov``, ``b1``...).
         validation_split : float in (0, 1), optional

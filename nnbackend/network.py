@@ -13,9 +13,11 @@ its parameters in :func:`init_params`.
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
+from array_api_compat import array_namespace
 
 from . import kernels as K
 
@@ -23,18 +25,115 @@ __all__ = [
     "DEFAULT_CHUNK_SIZE",
     "NetSpec",
     "backward",
+    "bytes_per_row",
+    "check_chunk_size",
+    "chunk_rows",
     "evaluate_rows",
     "forward",
     "init_params",
     "loss_and_grads_rows",
     "multiclass_of",
+    "predict_rows",
+    "rows_for_budget",
     "slice_rows",
 ]
 
-# Rows per chunk when a batch is too large to push through at once: at 2048
-# rows a 64-unit float32 layer's activations take 512 KiB, which stays in a
-# CPU's L2 cache, and full-batch memory stays flat whatever N is.
-DEFAULT_CHUNK_SIZE = 2048
+# By default a batch too large to push through at once goes in chunks whose
+# rows come from the backend's memory budget for one chunk's activations
+# (Backend.activation_budget): bytes, not rows, so a CPU gets cache-sized
+# chunks and a GPU chunks large enough to keep it busy; memory stays flat in N.
+DEFAULT_CHUNK_SIZE = "auto"
+
+# Row-sized arrays alive at once per unit of width, measured with tracemalloc
+# on NumPy (3.3 to 4.9 for sigmoid, tanh, relu and softmax networks of one to
+# three hidden layers): the forward pass keeps each layer's pre-activation and
+# activation, and the backward pass adds the layer's gradient, the gradient
+# it passes down and an elementwise temporary. An over-count only makes
+# chunks smaller than they could be.
+ACTIVATION_COPIES = 5
+
+# Fewer rows than this and a chunk's fixed costs (the launches or calls of its
+# operations, summing its parameter-sized gradients into the total, thin
+# matmuls) outweigh what a smaller chunk saves; "auto" never goes below it.
+MIN_CHUNK_ROWS = 256
+
+
+def check_chunk_size(value):
+    """``value`` as ``"auto"`` or an ``int`` >= 1; anything else is refused by name."""
+    if isinstance(value, str) and value == "auto":
+        return value
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(
+            f"chunk_size must be 'auto' or an integer >= 1, got {type(value).__name__} {value!r}"
+        )
+    if value < 1:
+        raise ValueError(f"chunk_size must be 'auto' or an integer >= 1, got {value}")
+    return int(value)
+
+
+def bytes_per_row(layer_sizes, itemsize: int) -> int:
+    """Bytes one row of a chunk takes in the forward and backward passes.
+
+    The input row once (a slice of the data, or a gathered copy of it) and
+    :data:`ACTIVATION_COPIES` row-sized arrays per unit of every layer's
+    width beyond the input.
+
+    Parameters
+    ----------
+    layer_sizes : sequence of int
+        ``[n_features, hidden..., n_outputs]``.
+    itemsize : int
+        Bytes per element of the arrays (4 for float32).
+    """
+    sizes = [int(s) for s in layer_sizes]
+    return int(itemsize) * (sizes[0] + ACTIVATION_COPIES * sum(sizes[1:]))
+
+
+def rows_for_budget(layer_sizes, itemsize: int, budget: int) -> int:
+    """Rows per chunk whose activations fit in ``budget`` bytes.
+
+    The largest power of two of rows within the budget (so that half the
+    budget gives exactly half the rows), at least :data:`MIN_CHUNK_ROWS`.
+    At a 4 MiB budget a [32, 64, 1] float32 network gets 2048 rows.
+
+    Parameters
+    ----------
+    layer_sizes : sequence of int
+        ``[n_features, hidden..., n_outputs]``.
+    itemsize : int
+        Bytes per element (4 for float32, 8 for float64).
+    budget : int
+        Bytes one chunk's activations may take (see
+        ``Backend.activation_budget``).
+
+    Returns
+    -------
+    int
+    """
+    fits = int(budget) // bytes_per_row(layer_sizes, itemsize)
+    if fits < MIN_CHUNK_ROWS:
+        return MIN_CHUNK_ROWS
+    return 1 << (fits.bit_length() - 1)
+
+
+def chunk_rows(chunk_size, backend, layer_sizes, dtype) -> int:
+    """Rows per chunk: ``chunk_size`` itself if it is an int, or for ``"auto"``
+    the rows of :func:`rows_for_budget` under ``backend.activation_budget()``.
+
+    Parameters
+    ----------
+    chunk_size : "auto" or int
+        Checked by :func:`check_chunk_size`.
+    backend : Backend
+        Declares the budget (asked on every call: a GPU's free memory changes).
+    layer_sizes : sequence of int
+    dtype : dtype of ``backend.xp``
+        The floating dtype of the activations.
+    """
+    if not (isinstance(chunk_size, str) and chunk_size == "auto"):
+        return chunk_size
+    itemsize = backend.xp.finfo(dtype).bits // 8
+    return rows_for_budget(layer_sizes, itemsize, backend.activation_budget())
 
 
 @dataclass(frozen=True)
@@ -192,3 +291,20 @@ def evaluate_rows(params, spec: NetSpec, rows, n_rows: int, chunk_size: int, mul
         if hits is not None:
             correct = hits if correct is None else correct + hits
     return loss_sum, correct
+
+
+def predict_rows(params, spec: NetSpec, X, n_rows: int, chunk_size: int, xp=None):
+    """The network's output for the ``n_rows`` rows of ``X`` (shape (n_rows,
+    n_features)), computed ``chunk_size`` rows at a time.
+
+    Returns
+    -------
+    array, shape (n_rows, n_outputs)
+        The chunks' outputs concatenated on the device; with one chunk, the
+        one-shot forward pass itself (no copy).
+    """
+    if n_rows <= chunk_size:
+        return forward(params, X, spec, xp)[2]
+    parts = [forward(params, X[start: min(start + chunk_size, n_rows), :], spec, xp)[2]
+             for start in range(0, n_rows, chunk_size)]
+    return (array_namespace(X) if xp is None else xp).concat(parts, axis=0)

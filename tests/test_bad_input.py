@@ -486,7 +486,9 @@ def test_a_model_that_follows_its_data_refuses_targets_on_another_device():
     ({"resume": "yes"}, TypeError, "resume must be True or False, got 'yes'"),
     ({"seed": -1}, ValueError, "seed must be >= 0, got -1"),
     ({"seed": 1.5}, TypeError, "seed must be an integer, got float 1.5"),
-    ({"chunk_size": 0}, ValueError, "chunk_size must be >= 1, got 0"),
+    ({"chunk_size": 0}, ValueError, "chunk_size must be 'auto' or an integer >= 1, got 0"),
+    ({"chunk_size": "big"}, TypeError, "chunk_size must be 'auto' or an integer >= 1, got str 'big'"),
+    ({"chunk_size": 2.5}, TypeError, "chunk_size must be 'auto' or an integer >= 1, got float 2.5"),
     ({"patience": 0}, ValueError, "patience must be >= 1, got 0"),
 ])
 def test_bad_fit_options_are_named(kwargs, error, match):

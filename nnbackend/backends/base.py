@@ -18,10 +18,34 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-__all__ = ["Backend", "BackendUnavailableError", "FLOAT_DTYPES", "cpu_name", "import_or_refuse",
+__all__ = ["Backend", "BackendUnavailableError", "CPU_ACTIVATION_BUDGET", "FLOAT_DTYPES",
+           "GPU_BUDGET_CAP", "GPU_BUDGET_FRACTION", "cpu_name", "gpu_budget", "import_or_refuse",
            "make_namespace"]
 
 FLOAT_DTYPES = ("float32", "float64")
+
+# Bytes one chunk's activations may take on a CPU: about a last-level cache's
+# share per core. It gives 2048 rows to a [32, 64, 1] float32 network, the
+# row count chunks had before they were sized in bytes (see
+# nnbackend.network.rows_for_budget).
+CPU_ACTIVATION_BUDGET = 4 * 2**20
+
+# On a GPU: this share of the free device memory (the rest is for the data
+# the caller moves next, cuBLAS workspaces and other processes), at most
+# GPU_BUDGET_CAP: past a few GiB of activations per chunk a GPU is busy
+# already, and one chunk of a [32, 64, 1] float32 network at the cap holds
+# 2^21 rows, where the H200 measurements of issue 12 peaked.
+GPU_BUDGET_FRACTION = 0.25
+GPU_BUDGET_CAP = 4 * 2**30
+# Where a GPU's free memory cannot be read.
+GPU_BUDGET_UNKNOWN = 2**30
+
+
+def gpu_budget(free_bytes: int | None) -> int:
+    """A GPU's activation budget in bytes from its free memory (None: unknown)."""
+    if free_bytes is None:
+        return GPU_BUDGET_UNKNOWN
+    return max(0, min(int(free_bytes * GPU_BUDGET_FRACTION), GPU_BUDGET_CAP))
 
 
 class BackendUnavailableError(RuntimeError):
@@ -106,6 +130,9 @@ class Backend:
     executor_names: ClassVar[tuple[str, ...]] = ()
     #: Why the reference loop cannot train on this backend's arrays; None where it can.
     no_reference_loop: ClassVar[str | None] = None
+    #: Whether its arrays are lazy and compute chunk by chunk already: then
+    #: ``predict`` builds one forward pass over all rows instead of slicing.
+    computes_by_chunk: ClassVar[bool] = False
 
     def __repr__(self) -> str:
         return f"Backend(name={self.name!r}, device={self.device!r})"
@@ -186,8 +213,30 @@ class Backend:
         return contextlib.nullcontext()
 
     def rows_per_pass(self, X, chunk_size: int) -> int:
-        """How many rows of ``X`` to push through the network at once."""
+        """How many rows of ``X`` to push through the network at once, given
+        ``chunk_size`` rows per chunk (an int, already resolved from the budget)."""
         return chunk_size
+
+    def activation_budget(self) -> int:
+        """Bytes that one chunk's activations (forward and backward) may take.
+
+        :data:`CPU_ACTIVATION_BUDGET` on a CPU; on a GPU a share of its free
+        memory (:func:`gpu_budget` of :meth:`free_memory`), asked anew on
+        each call. ``chunk_size="auto"`` turns it into rows
+        (:func:`nnbackend.network.chunk_rows`).
+        """
+        if not self.is_gpu():
+            return CPU_ACTIVATION_BUDGET
+        try:
+            free = self.free_memory()
+        except Exception:  # a driver query that fails leaves the cautious default
+            free = None
+        return gpu_budget(free)
+
+    def free_memory(self) -> int | None:
+        """Free bytes on the device for new arrays (including blocks the
+        library's allocator holds unused); None where unknown."""
+        return None
 
     def executors(self) -> tuple:
         """This backend's fast epoch executors, in order of preference

@@ -17,7 +17,7 @@ from typing import Any
 from ..data import host_rng, make_plan, n_rows
 from ..datasets import split_indices
 from ..engine import EpochTask, epoch_runner, run_epoch
-from ..network import NetSpec, evaluate_rows, multiclass_of, slice_rows
+from ..network import NetSpec, chunk_rows, evaluate_rows, multiclass_of, slice_rows
 from ..optim import on_namespace
 from .callbacks import DivergenceGuard, EarlyStopping, Progress, UserCallback
 from .history import History
@@ -50,7 +50,10 @@ def _finite_flag(xp, arrays):
 def _epoch_task(net: Network, X, Y, plan, opt, chunk_size, multiclass):
     # The backend's fused update where its namespace has one (same results).
     opt = on_namespace(opt, net.backend.xp)
-    return EpochTask(net.backend, net.spec, opt, plan, X, Y, chunk_size, multiclass,
+    # "auto" becomes rows here, once per fit, so that every executor (and
+    # its supports(), which compares batches with chunks) sees an int.
+    rows = chunk_rows(chunk_size, net.backend, net.layer_sizes, X.dtype)
+    return EpochTask(net.backend, net.spec, opt, plan, X, Y, rows, multiclass,
                      net.backend.index_dtype(), net.layer_sizes)
 
 
@@ -81,7 +84,7 @@ class _Epochs:
                                 self.multiclass)
         self.fast = epoch_runner(options.executor, self.task)
         if validation is not None:
-            self.val_rows_per_pass = net.backend.rows_per_pass(validation[0], options.chunk_size)
+            self.val_rows_per_pass = net.backend.rows_per_pass(validation[0], self.task.chunk_size)
 
     def run(self, params, state, rng):
         if self.fast is not None:

@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 from ..checks import check_flag, check_int, check_number
 from ..data import MODES
-from ..network import DEFAULT_CHUNK_SIZE
+from ..network import DEFAULT_CHUNK_SIZE, check_chunk_size
 from ..optim import OPTIMIZERS, Optimizer, get_optimizer
 
 __all__ = ["FitOptions"]
@@ -33,7 +33,7 @@ class FitOptions:
     shuffle: bool = True
     seed: int | None = None
     progress: bool = False
-    chunk_size: int = DEFAULT_CHUNK_SIZE
+    chunk_size: int | str = DEFAULT_CHUNK_SIZE  # rows, or 'auto' (resolved per fit from the budget)
     validation_split: float | None = None
     patience: int | None = None
     min_delta: float = 0.0
@@ -52,7 +52,7 @@ class FitOptions:
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; choose one of {list(MODES)}")
         epochs = check_int("epochs", epochs)
-        chunk_size = check_int("chunk_size", chunk_size)
+        chunk_size = check_chunk_size(chunk_size)
         # Only minibatch uses batch_size, but a value that is wrong anywhere is a
         # mistake worth naming; None is fine where the mode fixes the size.
         if batch_size is not None or mode == "minibatch":

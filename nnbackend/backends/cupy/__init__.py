@@ -115,6 +115,14 @@ class CupyBackend(Backend):
     def is_gpu(self) -> bool:
         return True
 
+    def free_memory(self):
+        import cupy
+
+        with self.device:
+            free, _ = cupy.cuda.runtime.memGetInfo()
+            # Blocks CuPy's memory pool holds unused are free to CuPy.
+            return free + cupy.get_default_memory_pool().free_bytes()
+
     def synchronize(self) -> None:
         import cupy
 

@@ -128,6 +128,7 @@ class DaskBackend(Backend):
     executor_names = ("dask-chunks",)
     no_reference_loop = ("the dask backend has no reference loop; it always runs the "
                          "'dask-chunks' executor (use executor='auto')")
+    computes_by_chunk = True
 
     @classmethod
     def load(cls, name, device=None, scheduler=None):

@@ -84,3 +84,11 @@ class JaxBackend(Backend):
 
     def is_gpu(self) -> bool:
         return getattr(self.device, "platform", "cpu") != "cpu"
+
+    def free_memory(self):
+        # XLA's allocator: bytes_limit is its pool (75% of the GPU when it
+        # preallocates), bytes_in_use what live arrays take of it.
+        stats = self.device.memory_stats()
+        if not stats or "bytes_limit" not in stats:
+            return None
+        return int(stats["bytes_limit"]) - int(stats.get("bytes_in_use", 0))

@@ -132,6 +132,16 @@ class TorchBackend(Backend):
     def is_gpu(self) -> bool:
         return self.device.type == "cuda"
 
+    def free_memory(self):
+        if self.device.type != "cuda":
+            return None
+        import torch
+
+        free, _ = torch.cuda.mem_get_info(self.device)
+        # Blocks torch's caching allocator reserved but no tensor uses are free to torch.
+        cached = torch.cuda.memory_reserved(self.device) - torch.cuda.memory_allocated(self.device)
+        return free + cached
+
     def synchronize(self) -> None:
         if self.device.type == "cuda":
             import torch
