@@ -134,7 +134,9 @@ def sum_rows(a, *, xp=None):
     path and takes 150 times as long as a matmul with a row of ones, which
     its namespace does instead (``nnbackend_fused["sum_rows"]``): the same
     sum in another order, equal to rounding. Everywhere else it is
-    ``xp.sum(a, axis=0)``.
+    ``xp.sum(a, axis=0)``. The step's other sums need no such form: whole
+    arrays (losses, hit counts) and rows (softmax's axis 1) are contiguous
+    trailing axes, which CuPy reduces with CUB (on by default on CUDA).
 
     Parameters
     ----------
