@@ -18,6 +18,10 @@ Conventions
   by ``n_samples`` (default: the rows given). Passing the full dataset's
   ``n_samples`` for one chunk of it lets chunk gradients be summed into the
   exact full-batch mean gradient.
+* Matmuls on ``jax.numpy`` arrays ask for full float32 precision (no TF32
+  on GPUs) unless the user has set ``jax_default_matmul_precision``; a
+  namespace may carry faster forms of the hot chains (CuPy: one kernel
+  each), which compute the same formulas (see :func:`register_namespace_fixes`).
 """
 
 from __future__ import annotations
