@@ -72,7 +72,7 @@ fi
 
 export NNBACKEND_TEST_BACKENDS=${NNBACKEND_TEST_BACKENDS:-numpy,cupy,torch:cuda,jax:gpu,strict}
 junit=$(mktemp --suffix=.xml)
-tests=${GPU_CHECK_TESTS:-tests/test_cupy_fused.py tests/test_kernels.py tests/test_gradients.py tests/test_backend.py tests/test_fit.py tests/test_training.py tests/test_chunked.py tests/test_executors.py tests/test_reproducibility.py}
+tests=${GPU_CHECK_TESTS:-tests/test_cupy_fused.py tests/test_kernels.py tests/test_fused_forms.py tests/test_precision.py tests/test_gradients.py tests/test_backend.py tests/test_fit.py tests/test_training.py tests/test_chunked.py tests/test_executors.py tests/test_reproducibility.py}
 # shellcheck disable=SC2086
 timeout "${GPU_CHECK_TEST_SECONDS:-300}" python3 -m pytest $tests -q -rs -p no:cacheprovider \
   --junitxml "$junit" 2>&1 | tee "$OUT/pytest.log"

@@ -18,6 +18,10 @@ Conventions
   by ``n_samples`` (default: the rows given). Passing the full dataset's
   ``n_samples`` for one chunk of it lets chunk gradients be summed into the
   exact full-batch mean gradient.
+* Matmuls on ``jax.numpy`` arrays ask for full float32 precision (no TF32
+  on GPUs) unless the user has set ``jax_default_matmul_precision``; a
+  namespace may carry faster forms of the hot chains (CuPy: one kernel
+  each), which compute the same formulas (see :func:`register_namespace_fixes`).
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ from array_api_compat import array_namespace
 __all__ = [
     "dense_forward",
     "dense_backward",
+    "dense_activation_forward",
+    "sum_rows",
     "sigmoid_forward",
     "sigmoid_backward",
     "tanh_forward",
@@ -59,6 +65,7 @@ __all__ = [
     "REDUCTIONS",
     "LOSS_OUTPUT",
     "n_correct",
+    "register_namespace_fixes",
 ]
 
 REDUCTIONS = ("mean", "sum")
@@ -71,6 +78,83 @@ def _ns(xp, *arrays):
     kernels per step (the model) find it once and pass ``xp=`` on.
     """
     return array_namespace(*arrays) if xp is None else xp
+
+
+# -- per-namespace fast forms and fixes ------------------------------------------------
+
+
+def _fused(xp, name):
+    """The namespace's own form of the operation or chain ``name``, or None.
+
+    A backend can give faster versions of the hot chains as
+    ``xp.nnbackend_fused`` (CuPy: one kernel launch each instead of several;
+    NumPy: constants as 0-D arrays of the data's dtype), and fixes for a
+    namespace it does not build itself through :func:`register_namespace_fixes`
+    (JAX: matmuls at full float32 precision). Each computes the formula of
+    the code that follows its look-up, in the same order (CuPy's ``sum_rows``
+    aside: a sum in another order, equal to rounding).
+    """
+    table = _FUSED_TABLES.get(xp, _UNSEEN)
+    if table is _UNSEEN:
+        # Once per namespace: a missed attribute can cost microseconds (NumPy's
+        # module __getattr__), more than the arithmetic of a small step.
+        table = dict(getattr(xp, "nnbackend_fused", None) or {})
+        make_fixes = _NAMESPACE_FIXES.get(getattr(xp, "__name__", None))
+        if make_fixes is not None:
+            table.update(make_fixes(xp))
+        _FUSED_TABLES[xp] = table
+    return table.get(name)
+
+
+_FUSED_TABLES = {}
+_UNSEEN = object()
+# Fix makers by namespace module name (see register_namespace_fixes).
+_NAMESPACE_FIXES = {}
+
+
+def register_namespace_fixes(module_name, make_fixes):
+    """Have the kernels use ``make_fixes(xp)`` on the namespace module called ``module_name``.
+
+    For namespaces nnbackend does not build itself and that reach the kernels
+    from users' code too (``jax.numpy``, found by ``array_namespace``). The
+    backend that knows the library registers at import, without importing
+    it: ``make_fixes`` runs at the namespace's first use and returns
+    ``{name: function}``, entries of the same table as ``xp.nnbackend_fused``
+    (e.g. ``"matmul"``). Registering again replaces the maker.
+    """
+    _NAMESPACE_FIXES[module_name] = make_fixes
+    _FUSED_TABLES.clear()  # tables built before now lack the fixes
+
+
+def _matmul(xp):
+    """The namespace's matmul, or its fix (JAX: at full float32 precision)."""
+    return _fused(xp, "matmul") or xp.matmul
+
+
+def sum_rows(a, *, xp=None):
+    """Sum over the rows (axis 0) of a 2-D array: the bias gradient's reduction.
+
+    CuPy's own ``sum(axis=0)`` of a C-contiguous array misses its fast (CUB)
+    path and takes 150 times as long as a matmul with a row of ones, which
+    its namespace does instead (``nnbackend_fused["sum_rows"]``): the same
+    sum in another order, equal to rounding. Everywhere else it is
+    ``xp.sum(a, axis=0)``. The step's other sums need no such form: whole
+    arrays (losses, hit counts) and rows (softmax's axis 1) are contiguous
+    trailing axes, which CuPy reduces with CUB (on by default on CUDA).
+
+    Parameters
+    ----------
+    a : array, shape (n, k)
+
+    Returns
+    -------
+    array, shape (k,)
+    """
+    xp = _ns(xp, a)
+    fused = _fused(xp, "sum_rows")
+    if fused is not None:
+        return fused(a)
+    return xp.sum(a, axis=0)
 
 
 # -- dense layer -----------------------------------------------------------------
@@ -90,7 +174,7 @@ def dense_forward(x, W, b, *, xp=None):
     z : array, shape (n, fan_out)
     """
     xp = _ns(xp, x, W, b)
-    return xp.matmul(x, W) + b
+    return _matmul(xp)(x, W) + b
 
 
 def dense_backward(x, W, dz, *, need_dx=True, xp=None):
@@ -115,36 +199,57 @@ def dense_backward(x, W, dz, *, need_dx=True, xp=None):
     xp = _ns(xp, x, W, dz)
     # ``.T`` is the standard's transpose of a 2-D array, and an attribute
     # look-up is far cheaper than a matrix_transpose call on small arrays.
-    dW = xp.matmul(x.T, dz)
-    db = xp.sum(dz, axis=0)
-    dx = xp.matmul(dz, W.T) if need_dx else None
+    matmul = _matmul(xp)
+    dW = matmul(x.T, dz)
+    db = sum_rows(dz, xp=xp)
+    dx = matmul(dz, W.T) if need_dx else None
     return dx, dW, db
+
+
+def dense_activation_forward(x, W, b, activation_name, *, xp=None):
+    """A dense layer and its activation: ``z = x @ W + b`` and ``a = f(z)``.
+
+    Where the namespace has the bias and the activation as one kernel
+    (CuPy), ``z`` and ``a`` come from one pass over ``x @ W`` instead of two
+    (or three) launches; elsewhere this is :func:`dense_forward` then the
+    activation, the same formula in the same order either way.
+
+    Parameters
+    ----------
+    x : array, shape (n, fan_in)
+    W : array, shape (fan_in, fan_out)
+    b : array, shape (fan_out,)
+    activation_name : str
+        One of the activations (see :func:`activation`).
+
+    Returns
+    -------
+    z : array, shape (n, fan_out)
+        The pre-activation (the backward pass needs it).
+    a : array, shape (n, fan_out)
+    """
+    forward = activation(activation_name)[0]
+    xp = _ns(xp, x, W, b)
+    key = _BIAS_FUSED.get(activation_name)
+    fused = None if key is None else _fused(xp, key)
+    if fused is None:
+        z = dense_forward(x, W, b, xp=xp)
+        return z, forward(z, xp=xp)
+    xw = _matmul(xp)(x, W)
+    if xw.dtype != b.dtype:
+        z = xw + b
+        return z, forward(z, xp=xp)
+    return fused(xw, b, _exp_floor(xp, xw.dtype))
+
+
+# The fused bias + activation entries, by activation (identity has nothing to fuse).
+_BIAS_FUSED = {"sigmoid": "bias_sigmoid", "tanh": "bias_tanh", "relu": "bias_relu"}
 
 
 # -- activations -----------------------------------------------------------------
 # Every backward takes (z, a, da): the pre-activation, the activation and the
 # gradient with respect to the activation, and returns the gradient with
 # respect to z. Each uses whichever of z and a gives the cheaper formula.
-
-
-def _fused(xp, name):
-    """The namespace's fused kernel for the elementwise chain ``name``, or None.
-
-    A backend can give faster versions of the hot chains as
-    ``xp.nnbackend_fused`` (CuPy: one kernel launch each instead of several;
-    NumPy: constants as 0-D arrays of the data's dtype); they compute the
-    same formulas as the code that follows each look-up.
-    """
-    table = _FUSED_TABLES.get(xp, _UNSEEN)
-    if table is _UNSEEN:
-        # Once per namespace: a missed attribute can cost microseconds (NumPy's
-        # module __getattr__), more than the arithmetic of a small step.
-        table = _FUSED_TABLES[xp] = getattr(xp, "nnbackend_fused", None) or {}
-    return table.get(name)
-
-
-_FUSED_TABLES = {}
-_UNSEEN = object()
 
 
 def sigmoid_forward(z, *, xp=None):
@@ -155,18 +260,24 @@ def sigmoid_forward(z, *, xp=None):
     either way, and elsewhere it is bit for bit the textbook formula.
     """
     xp = _ns(xp, z)
-    # Keyed by type too: libraries' dtypes must never be compared to each other.
-    key = (type(z.dtype), z.dtype)
-    floor = _EXP_FLOORS.get(key)
-    if floor is None:
-        floor = _EXP_FLOORS[key] = 1 - math.log(float(xp.finfo(z.dtype).max))
+    floor = _exp_floor(xp, z.dtype)
     fused = _fused(xp, "sigmoid")
     if fused is not None:
         return fused(z, floor)
     return 1 / (1 + xp.exp(-xp.maximum(z, floor)))
 
 
-# -log of each dtype's largest number, plus one: computed once per dtype.
+def _exp_floor(xp, dtype):
+    """-log of ``dtype``'s largest number, plus one (a Python float)."""
+    # Keyed by type too: libraries' dtypes must never be compared to each other.
+    key = (type(dtype), dtype)
+    floor = _EXP_FLOORS.get(key)
+    if floor is None:
+        floor = _EXP_FLOORS[key] = 1 - math.log(float(xp.finfo(dtype).max))
+    return floor
+
+
+# Computed once per dtype.
 _EXP_FLOORS = {}
 
 
@@ -194,12 +305,18 @@ def tanh_backward(z, a, da, *, xp=None):
 def relu_forward(z, *, xp=None):
     """``max(z, 0)``, shape of ``z``."""
     xp = _ns(xp, z)
+    fused = _fused(xp, "relu")
+    if fused is not None:
+        return fused(z)
     return xp.where(z > 0, z, xp.zeros_like(z))
 
 
 def relu_backward(z, a, da, *, xp=None):
     """``da`` where ``z > 0``, else 0 (the subgradient at 0 is taken as 0)."""
     xp = _ns(xp, z, da)
+    fused = _fused(xp, "relu_backward")
+    if fused is not None and z.dtype == da.dtype:
+        return fused(z, da)
     return xp.where(z > 0, da, xp.zeros_like(da))
 
 
@@ -403,6 +520,22 @@ def loss_backward(loss, output_activation, z, a, y, reduction="mean", n_samples=
         da = mse_backward(a, y, reduction, n_samples)
         return activation_backward(output_activation, z, a, da, xp=xp)
     # sigmoid + bce and softmax + cross-entropy both reduce to a - y.
+    return _logits_grad(_ns(xp, a, y), a, y, reduction, n_samples)
+
+
+def _count(a, reduction, n_samples):
+    """What the fused loss kernels divide by: 1 for the sum (exactly the
+    undivided value), the mean's divisor otherwise."""
+    if reduction == "sum":
+        return 1
+    return a.shape[0] if n_samples is None else n_samples
+
+
+def _logits_grad(xp, a, y, reduction, n_samples):
+    """``(a - y)`` scaled for ``reduction``: the logits' gradient of bce and cross-entropy."""
+    fused = _fused(xp, "logits_grad")
+    if fused is not None and a.dtype == y.dtype:
+        return fused(a, y, _count(a, reduction, n_samples))
     return _scale(a - y, reduction, n_samples)
 
 
@@ -415,10 +548,24 @@ def loss_and_backward(loss, output_activation, z, a, y, reduction="mean", n_samp
     which the training loop would otherwise compute twice per step. The
     names are not checked here (the model checked them when it was built).
     """
-    if loss != "mse":
-        total = loss_forward(loss, output_activation, z, a, y, "sum", xp=xp)
-        return total, _scale(a - y, reduction, n_samples)
     xp = _ns(xp, a, y)
+    if loss != "mse":
+        # The fused forms (CuPy) give each chain in one kernel, formulas unchanged.
+        fused = _fused(xp, "bce") if loss == "bce" else None
+        if fused is not None and z.dtype == a.dtype == y.dtype:
+            per_element, dz = fused(z, a, y, _count(a, reduction, n_samples))
+            return xp.sum(per_element), dz
+        total = loss_forward(loss, output_activation, z, a, y, "sum", xp=xp)
+        return total, _logits_grad(xp, a, y, reduction, n_samples)
+    sigmoid = output_activation == "sigmoid"
+    fused = _fused(xp, "mse_sigmoid" if sigmoid else "mse")
+    if fused is not None and a.dtype == y.dtype:
+        # (d·d, the gradient) in one pass; with sigmoid, its backward too.
+        sq, grad = fused(a, y, _count(a, reduction, n_samples))
+        total = 0.5 * xp.sum(sq)
+        if sigmoid:
+            return total, grad
+        return total, _ACTIVATIONS[output_activation][1](z, a, grad, xp=xp)
     d = a - y
     total = 0.5 * xp.sum(d * d)
     da = d if reduction == "sum" else d / (d.shape[0] if n_samples is None else n_samples)

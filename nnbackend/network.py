@@ -197,14 +197,13 @@ def forward(params, X, spec: NetSpec, xp=None):
     """
     xs, zs = [X], []
     n_layers = len(params) // 2
-    # Resolved once per call, not per layer: this runs on every step.
-    hidden = K.activation(spec.hidden_activation)[0]
     for i in range(n_layers):
-        z = K.dense_forward(xs[-1], params[2 * i], params[2 * i + 1], xp=xp)
+        # Bias and activation in one kernel where the namespace has it (CuPy).
+        name = spec.hidden_activation if i < n_layers - 1 else spec.output_activation
+        z, a = K.dense_activation_forward(xs[-1], params[2 * i], params[2 * i + 1], name, xp=xp)
         zs.append(z)
-        if i < n_layers - 1:
-            xs.append(hidden(z, xp=xp))
-    return xs, zs, K.activation_forward(spec.output_activation, zs[-1], xp=xp)
+        xs.append(a)
+    return xs[:-1], zs, xs[-1]
 
 
 def backward(params, xs, zs, dz, spec: NetSpec, xp=None):

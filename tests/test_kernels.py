@@ -574,6 +574,8 @@ def test_fused_chains_are_used_where_a_namespace_offers_them():
         "sigmoid": record("sigmoid", lambda z, floor: 1 / (1 + np.exp(-np.maximum(z, floor)))),
         "sigmoid_backward": record("sigmoid_backward", lambda a, da: da * (a * (1 - a))),
         "tanh_backward": record("tanh_backward", lambda a, da: da * (1 - a * a)),
+        "sum_rows": record("sum_rows", lambda a: (np.ones((1, a.shape[0])) @ a)[0]),
+        "relu_backward": record("relu_backward", lambda z, da: np.where(z > 0, da, 0.0)),
     }
     rng = np.random.default_rng(0)
     z, da = rng.normal(size=(5, 3)) * 50, rng.normal(size=(5, 3))
@@ -587,3 +589,10 @@ def test_fused_chains_are_used_where_a_namespace_offers_them():
     # Mixed dtypes take the promoting formula, not the one-dtype kernel.
     K.tanh_backward(z, t.astype(np.float32), da, xp=xp)
     assert calls[-1] == "tanh_backward" and len(calls) == 3
+    # The bias gradient's sum over rows and relu's gradient in the backward pass.
+    x, W = rng.normal(size=(5, 2)), rng.normal(size=(2, 3))
+    _, _, db = K.dense_backward(x, W, da, xp=xp)
+    assert db.shape == (3,)
+    np.testing.assert_allclose(db, da.sum(axis=0), rtol=1e-12)
+    np.testing.assert_array_equal(K.relu_backward(z, None, da, xp=xp), K.relu_backward(z, None, da))
+    assert calls[3:] == ["sum_rows", "relu_backward"]

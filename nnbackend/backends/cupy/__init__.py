@@ -1,8 +1,12 @@
 """CuPy (NVIDIA GPU) through array-api-compat; devices ``N`` or ``cuda:N``.
 
 The namespace adds the kernels' elementwise chains as single CuPy kernels
-(``nnbackend_fused``). The executor (:mod:`.fused`) runs a whole sgd or
-small-batch epoch as one kernel launch.
+and a fast sum over rows (``nnbackend_fused``, from :mod:`.elementwise`).
+The executor (:mod:`.fused`) runs a whole sgd or small-batch epoch as one
+kernel launch.
+
+TF32: CuPy computes float32 matmuls in full float32 unless the user sets
+``CUPY_TF32=1`` before importing it; nnbackend never sets it.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import functools
 
 from ..base import Backend, BackendUnavailableError, import_or_refuse, make_namespace
+from .elementwise import OPTIONS, PREAMBLE, fused_table
 from .optim_kernels import fused_updates
 
 __all__ = ["CupyBackend"]
@@ -18,25 +23,20 @@ _HINT = ("pip install 'nnbackend[cuda12]' or 'nnbackend[cuda13]' "
          "(matching your CUDA driver), on a machine with an NVIDIA GPU")
 
 
-def _cupy_fused(cupy):
-    """Elementwise chains of the kernels as single CuPy kernels, by name.
+def _cupy_fused(cupy, xp):
+    """The kernels' hot chains as single CuPy kernels, by name (see :mod:`.elementwise`).
 
     Each replaces several launches (and passes over memory) with one; the
     kernels use them through ``xp.nnbackend_fused`` where a namespace has it
     and compute the same formula, in the same order, everywhere else.
     """
-    sigmoid = cupy.ElementwiseKernel(
-        "T z, T floor", "T a", "a = T(1) / (T(1) + exp(-(z > floor ? z : floor)))", "nnb_sigmoid")
-    sigmoid_backward = cupy.ElementwiseKernel(
-        "T a, T da", "T dz", "dz = da * (a * (T(1) - a))", "nnb_sigmoid_backward")
-    tanh_backward = cupy.ElementwiseKernel(
-        "T a, T da", "T dz", "dz = da * (T(1) - a * a)", "nnb_tanh_backward")
-    return {
-        "sigmoid": lambda z, floor: sigmoid(z, z.dtype.type(floor)),
-        "sigmoid_backward": sigmoid_backward,
-        "tanh_backward": tanh_backward,
-        **fused_updates(cupy),  # the optimizers' updates (optim_kernels.py)
-    }
+    def make_kernel(name, inputs, outputs, body):
+        return cupy.ElementwiseKernel(inputs, outputs, body, "nnb_" + name,
+                                      preamble=PREAMBLE, options=OPTIONS)
+
+    # The kernels' elementwise chains (elementwise.py) and the optimizers'
+    # updates (optim_kernels.py).
+    return {**fused_table(make_kernel, xp), **fused_updates(cupy)}
 
 
 @functools.lru_cache(maxsize=1)
@@ -44,8 +44,10 @@ def cupy_namespace():
     # Once per process: one namespace object, and each fused kernel compiled once.
     cupy = import_or_refuse("cupy", "cupy", _HINT)
     compat = import_or_refuse("cupy", "array_api_compat.cupy", _HINT)
-    return make_namespace("nnbackend.cupy", compat, "array-api-compat's CuPy, with fused kernels.",
-                          nnbackend_fused=_cupy_fused(cupy))
+    xp = make_namespace("nnbackend.cupy", compat, "array-api-compat's CuPy, with fused kernels.")
+    # Kernels compile at their first call, not here.
+    xp.nnbackend_fused = _cupy_fused(cupy, xp)
+    return xp
 
 
 def _device_index(cupy, device) -> int:

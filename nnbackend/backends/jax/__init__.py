@@ -4,13 +4,46 @@ Devices ``cpu``, ``gpu``, ``gpu:N`` (``cuda`` is read as ``gpu``). Float64
 needs ``jax_enable_x64``, which is switched on when float64 is asked for.
 The executor (:mod:`.scan`) compiles a mini-batch or sgd epoch into one
 ``lax.scan``.
+
+Precision: on a GPU, JAX computes float32 matmuls in TF32 by default (about
+1e-4 relative error). The kernels' matmuls on ``jax.numpy`` arrays, in this
+backend and in users' own JAX code alike, ask for full float32 precision
+(``Precision.HIGHEST``) instead, through the fix registered below, unless
+the user has chosen a precision (``jax_default_matmul_precision``, set in
+``jax.config`` or by the ``jax.default_matmul_precision`` context manager).
 """
 
 from __future__ import annotations
 
+from ... import kernels
 from ..base import FLOAT_DTYPES, Backend, BackendUnavailableError, import_or_refuse
 
-__all__ = ["JaxBackend"]
+__all__ = ["JaxBackend", "jax_numpy_fixes"]
+
+
+def jax_numpy_fixes(jnp):
+    """The kernels' fixes for ``jax.numpy`` (see ``kernels.register_namespace_fixes``).
+
+    ``matmul`` at ``Precision.HIGHEST`` (full float32: no TF32, no bfloat16
+    passes), or at the user's own default where one is set; read when each
+    matmul is traced, so a ``jax.default_matmul_precision`` block around a
+    ``jax.jit`` call rules inside it.
+    """
+    import jax
+
+    highest = jax.lax.Precision.HIGHEST
+    config = jax.config
+
+    def matmul(x1, x2, /):
+        chosen = getattr(config, "jax_default_matmul_precision", None)
+        return jnp.matmul(x1, x2, precision=highest if chosen is None else None)
+
+    return {"matmul": matmul}
+
+
+# Registered by name, so that importing nnbackend imports no JAX: the fix is
+# made when the kernels first meet jax.numpy.
+kernels.register_namespace_fixes("jax.numpy", jax_numpy_fixes)
 
 
 def _enable_x64():
