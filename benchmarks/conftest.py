@@ -26,7 +26,9 @@ NNBACKEND_BENCH_BUDGET_SECONDS  once the run is this old, every case not yet sta
                            how `nnbackend bench --time-budget` fits a device lease
 """
 
+import gc
 import os
+import sys
 import time
 
 import pytest
@@ -49,6 +51,26 @@ def _time_budget():
     if budget and time.monotonic() - _STARTED > float(budget):
         pytest.skip(f"the run's time budget of {float(budget):g} s is spent "
                     "(NNBACKEND_BENCH_BUDGET_SECONDS)")
+
+
+@pytest.fixture(autouse=True)
+def _release_gpu_pools():
+    """After each case, hand the memory CuPy's and torch's pools keep back to the
+    device: the libraries share one GPU in this process, and an mnist batch
+    epoch at N = 1e6 leaves gigabytes cached in whichever pool ran it."""
+    yield
+    cupy, torch = sys.modules.get("cupy"), sys.modules.get("torch")
+    torch_gpu = torch is not None and torch.cuda.is_initialized()
+    if cupy is None and not torch_gpu:
+        return  # no GPU pool in use (a CPU run): spare it the collection
+    gc.collect()  # the finished case's arrays, before their blocks can be freed
+    try:
+        if cupy is not None:
+            cupy.get_default_memory_pool().free_all_blocks()
+        if torch_gpu:
+            torch.cuda.empty_cache()
+    except Exception:  # a library without a usable GPU: nothing was cached there
+        pass
 
 
 def _env_list(name, default):
