@@ -21,6 +21,7 @@ import numpy as np
 
 from . import __version__
 from .backends import BACKEND_NAMES, BackendUnavailableError, get_backend
+from .bench.suite import add_bench_arguments, bench_environment
 from .cli_data import (
     Refusal as _Refusal,
     load_training_data,
@@ -117,23 +118,7 @@ def _parser():
     _add_predict(commands, backend_flags)
 
     bench = commands.add_parser("bench", help="time an epoch of each descent mode as N grows; write a report")
-    bench.add_argument("--backends", default=None,
-                       help="comma list of nnbackend backends (name or name:device); "
-                            "default: numpy,torch,jax,cupy where usable")
-    bench.add_argument("--modes", default="batch,minibatch,sgd", help="comma list of modes")
-    bench.add_argument("--sizes", default=None, help="comma list of N (default 1e3,1e4,1e5,1e6)")
-    bench.add_argument("--sgd-max", default=None, help="largest N for sgd mode (default 1e4)")
-    bench.add_argument("--target-n", default=None,
-                       help="N of the time-to-target runs (default 1e4; 0 skips them)")
-    bench.add_argument("--no-peers", action="store_true",
-                       help="skip the numpy-seed and torch-eager reference loops")
-    bench.add_argument("--quick", action="store_true",
-                       help="small sizes (1e3, 1e4; sgd to 1e3) for a first look in about a minute")
-    bench.add_argument("--ratios", action="store_true",
-                       help="also time the speed targets as interleaved pairs "
-                            "(benchmarks/test_ratios.py: a few minutes more)")
-    bench.add_argument("--out", default="bench_results", metavar="DIR",
-                       help="where the JSON, report.md and PNGs go (default: bench_results)")
+    add_bench_arguments(bench)
 
     info = commands.add_parser("info", help="the backends on this machine and their devices")
     backend_flags(info)
@@ -486,52 +471,20 @@ def _suite_dir():
                    "nnbackend bench from a source checkout, or set NNBACKEND_BENCH_SUITE")
 
 
-def _number_list(text, flag):
-    try:
-        values = [int(float(v)) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise _Refusal(f"{flag}: expected comma-separated numbers like 1e3,1e4; got {text!r}")
-    if not values or any(v < 0 for v in values):
-        raise _Refusal(f"{flag}: expected numbers >= 0; got {text!r}")
-    return ",".join(str(v) for v in values)
-
-
 def _bench(args):
     import subprocess
 
     suite = _suite_dir()
-    env = dict(os.environ)
-    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
-    bad = [m for m in modes if m not in MODES]
-    if bad or not modes:
-        raise _Refusal(f"--modes: unknown mode(s) {bad}; choose from {list(MODES)}")
-    env["NNBACKEND_BENCH_MODES"] = ",".join(modes)
-    if args.backends:
-        names = [b.strip() for b in args.backends.split(",") if b.strip()]
-        for name in names:
-            backend, _, device = name.partition(":")
-            get_backend(backend, device or None)  # refuse unusable ones before timing anything
-        env["NNBACKEND_BENCH_BACKENDS"] = ",".join(names)
-    sizes = args.sizes or ("1e3,1e4" if args.quick else None)
-    if sizes:
-        env["NNBACKEND_BENCH_SIZES"] = _number_list(sizes, "--sizes")
-    sgd_max = args.sgd_max or ("1e3" if args.quick else None)
-    if sgd_max:
-        env["NNBACKEND_BENCH_SGD_MAX"] = _number_list(sgd_max, "--sgd-max")
-    target_n = args.target_n or ("2e3" if args.quick else None)
-    if target_n:
-        env["NNBACKEND_BENCH_TARGET_N"] = _number_list(target_n, "--target-n")
-    if args.quick:
-        env.setdefault("NNBACKEND_BENCH_TARGET_SECONDS", "5")
-    env["NNBACKEND_BENCH_PEERS"] = "0" if args.no_peers else "1"
+    env = bench_environment(args, os.environ)
     os.makedirs(args.out, exist_ok=True)
     raw = os.path.join(args.out, "results.json")
-    # The epoch suite (and on request the interleaved pairs) feeds the report;
+    # The epoch suite (and on request the interleaved pairs, first: they hold
+    # the targets, and a time budget skips what comes last) feeds the report;
     # the memory and dask benchmarks run with pytest on their own.
     files = [str(suite / "test_epochs.py")]
     if args.ratios:
-        files.append(str(suite / "test_ratios.py"))
-    command = [sys.executable, "-m", "pytest", *files, "-q", "-p", "no:cacheprovider",
+        files.insert(0, str(suite / "test_ratios.py"))
+    command = [sys.executable, "-m", "pytest", *files, "-q", "-rs", "-p", "no:cacheprovider",
                "--benchmark-only", f"--benchmark-json={raw}", "--benchmark-columns=median,rounds",
                "--benchmark-sort=name"]
     print("running the benchmark suite: " + " ".join(command[3:]), file=sys.stderr)

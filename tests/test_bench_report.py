@@ -31,22 +31,26 @@ PNG = b"\x89PNG\r\n\x1a\n"
 NS = [100, 300, 1_000, 3_000, 10_000, 30_000, 100_000, 300_000, 1_000_000]
 
 LABELS = {
-    # label: (implementation, backend, device, gpu)
-    "nnbackend-numpy": ("nnbackend", "numpy", "cpu", False),
-    "nnbackend-cupy": ("nnbackend", "cupy", "NVIDIA H100 80GB HBM3", True),
-    "numpy-seed": ("numpy-seed", "numpy", "cpu", False),
-    "torch-eager-cpu": ("torch-eager", "torch", "cpu", False),
+    # label: (implementation, backend, device, gpu, device_kind)
+    "nnbackend-numpy-cpu": ("nnbackend", "numpy", "cpu", False, "cpu"),
+    "nnbackend-cupy-cuda": ("nnbackend", "cupy", "NVIDIA H100 80GB HBM3", True, "cuda"),
+    "nnbackend-torch-cpu": ("nnbackend", "torch", "cpu", False, "cpu"),
+    "nnbackend-torch-cuda": ("nnbackend", "torch", "NVIDIA H100 80GB HBM3", True, "cuda"),
+    "numpy-seed": ("numpy-seed", "numpy", "cpu", False, "cpu"),
+    "torch-eager-cpu": ("torch-eager", "torch", "cpu", False, "cpu"),
+    "torch-eager-cuda": ("torch-eager", "torch", "NVIDIA H100 80GB HBM3", True, "cuda"),
+    "cupy-eager-cuda": ("cupy-eager", "cupy", "NVIDIA H100 80GB HBM3", True, "cuda"),
 }
 
 
-def _bench(label, mode, n, seconds, *, stats=True, extra=True):
-    impl, backend, device, gpu = LABELS[label]
-    batch = {"batch": n, "minibatch": 64, "sgd": 1}[mode]
+def _bench(label, mode, n, seconds, *, stats=True, extra=True, model="small"):
+    impl, backend, device, gpu, kind = LABELS[label]
+    batch = {"batch": n, "minibatch": 64 if model == "small" else 256, "sgd": 1}[mode]
     steps = math.ceil(n / batch)
     info = {
         "kind": "epoch", "implementation": impl, "label": label, "backend": backend,
-        "device": device, "gpu": gpu, "mode": mode, "batch_size": batch, "n_samples": n,
-        "steps": steps, "dtype": "float32",
+        "device": device, "device_kind": kind, "gpu": gpu, "model": model, "mode": mode,
+        "batch_size": batch, "n_samples": n, "steps": steps, "dtype": "float32",
     }
     if extra:
         info.update(seconds_per_epoch=seconds, samples_per_s=n / seconds,
@@ -60,10 +64,11 @@ def _bench(label, mode, n, seconds, *, stats=True, extra=True):
 
 
 def _ttt(label, mode, reached, epochs, seconds):
-    impl, backend, device, gpu = LABELS[label]
+    impl, backend, device, gpu, kind = LABELS[label]
     return {"name": f"test_ttt[{label}-{mode}]", "group": "time_to_target", "stats": None,
             "extra_info": {"kind": "time_to_target", "implementation": impl, "label": label,
-                           "backend": backend, "device": device, "gpu": gpu, "mode": mode,
+                           "backend": backend, "device": device, "device_kind": kind,
+                           "gpu": gpu, "model": "small", "mode": mode,
                            "batch_size": 64, "n_samples": 10_000, "steps": 157,
                            "dtype": "float32", "target_loss": 0.05, "reached": reached,
                            "epochs": epochs, "seconds": seconds,
@@ -74,18 +79,18 @@ def _write(tmp_path, numpy_time, name="results.json"):
     benches = []
     for mode in ("batch", "minibatch", "sgd"):
         for n in NS:
-            benches.append(_bench("nnbackend-numpy", mode, n, numpy_time(n)))
+            benches.append(_bench("nnbackend-numpy-cpu", mode, n, numpy_time(n)))
             benches.append(_bench("numpy-seed", mode, n, 1.2e-6 * n))
-            benches.append(_bench("nnbackend-cupy", mode, n, 2e-3 + 1e-8 * n))
+            benches.append(_bench("nnbackend-cupy-cuda", mode, n, 2e-3 + 1e-8 * n))
             benches.append(_bench("torch-eager-cpu", mode, n, 1e-9 * n ** 1.5))
     # Partial data: stats missing (extra_info has the time), and neither present.
     benches.append(_bench("numpy-seed", "batch", 2_000_000, 2.4, stats=False))
     benches.append(_bench("torch-eager-cpu", "batch", 2_000_000, 1.0, stats=False, extra=False))
     benches.append({"name": "garbage", "stats": None})  # no extra_info at all
-    benches += [_ttt("nnbackend-numpy", "minibatch", True, 12, 0.8),
+    benches += [_ttt("nnbackend-numpy-cpu", "minibatch", True, 12, 0.8),
                 _ttt("numpy-seed", "minibatch", True, 12, 1.1),
-                _ttt("nnbackend-cupy", "minibatch", False, 50, 3.0),
-                _ttt("nnbackend-numpy", "sgd", True, 3, 2.5)]
+                _ttt("nnbackend-cupy-cuda", "minibatch", False, 50, 3.0),
+                _ttt("nnbackend-numpy-cpu", "sgd", True, 3, 2.5)]
     data = {
         "machine_info": {"cpu": {"brand_raw": "Test CPU 9000", "count": 8},
                          "python_version": "3.12.1", "system": "Linux", "release": "6.1"},
@@ -117,7 +122,7 @@ def test_files_written(linear_report):
     assert (out / "report.md").is_file()
     on_disk = json.loads((out / "summary.json").read_text())
     assert on_disk["paths"] == summary["paths"]
-    assert summary["speedup_plot"] == "gpu"
+    assert summary["speedup_plot"] == {"small": "gpu"}
 
 
 def test_load_results_flattens_and_fills_in(tmp_path):
@@ -128,7 +133,7 @@ def test_load_results_flattens_and_fills_in(tmp_path):
     assert by_label["numpy-seed"]["seconds_per_epoch"] == 2.4  # from extra_info
     assert by_label["numpy-seed"]["median"] is None
     assert by_label["torch-eager-cpu"]["seconds_per_epoch"] is None  # nothing to go on
-    r = next(r for r in epoch if r["label"] == "nnbackend-numpy" and r["n_samples"] == 1000
+    r = next(r for r in epoch if r["label"] == "nnbackend-numpy-cpu" and r["n_samples"] == 1000
              and r["mode"] == "batch")
     assert r["median"] == pytest.approx(1e-3)
     assert r["device"] == "cpu" and r["gpu"] is False
@@ -137,7 +142,7 @@ def test_load_results_flattens_and_fills_in(tmp_path):
 
 
 def test_median_fallback_when_extra_info_lacks_times(tmp_path):
-    bench = _bench("nnbackend-numpy", "batch", 1000, 0.5, extra=False)
+    bench = _bench("nnbackend-numpy-cpu", "batch", 1000, 0.5, extra=False)
     path = tmp_path / "r.json"
     path.write_text(json.dumps({"benchmarks": [bench]}))
     (row,) = load_results(path)
@@ -150,7 +155,7 @@ def test_exponents(tmp_path):
     path = _write(tmp_path, lambda n: 1e-6 * n)
     exps = scaling_exponents(load_results(path))
     for mode in ("batch", "minibatch", "sgd"):
-        assert exps[("nnbackend-numpy", mode)] == pytest.approx(1.0, abs=0.01)
+        assert exps[("nnbackend-numpy-cpu", mode)] == pytest.approx(1.0, abs=0.01)
         assert exps[("numpy-seed", mode)] == pytest.approx(1.0, abs=0.01)
         assert exps[("torch-eager-cpu", mode)] == pytest.approx(1.5, abs=0.01)
     # Only N in [lo, hi] count; with fewer than two there, the two largest N do.
@@ -158,7 +163,7 @@ def test_exponents(tmp_path):
     assert narrow[("numpy-seed", "batch")] == pytest.approx(1.0, abs=0.01)
     assert narrow[("torch-eager-cpu", "batch")] == pytest.approx(1.5, abs=0.01)
     narrow = scaling_exponents(load_results(path), lo=1e2, hi=1e3)
-    assert narrow[("nnbackend-cupy", "batch")] < 0.1  # launch overhead dominates
+    assert narrow[("nnbackend-cupy-cuda", "batch")] < 0.1  # launch overhead dominates
 
 
 @needs_matplotlib
@@ -168,10 +173,11 @@ def test_linear_numpy_is_not_flagged(linear_report):
     assert "epoch cost grows linearly" in md
     assert "does not grow linearly" not in md  # torch-eager-cpu's 1.5 is not ours to flag
     assert "Warning" not in md
-    assert summary["numpy_linear"] == {"batch": True, "minibatch": True, "sgd": True}
+    assert summary["numpy_linear"]["small"] == {"batch": True, "minibatch": True, "sgd": True}
     for mode in ("batch", "minibatch", "sgd"):
-        assert summary["exponents"]["nnbackend-numpy"][mode] == pytest.approx(1.0, abs=0.01)
-        assert summary["exponents"]["torch-eager-cpu"][mode] == pytest.approx(1.5, abs=0.01)
+        exps = summary["exponents"]["small"]
+        assert exps["nnbackend-numpy-cpu"][mode] == pytest.approx(1.0, abs=0.01)
+        assert exps["torch-eager-cpu"][mode] == pytest.approx(1.5, abs=0.01)
 
 
 @needs_matplotlib
@@ -181,14 +187,15 @@ def test_superlinear_numpy_is_flagged(tmp_path):
     md = (tmp_path / "out" / "report.md").read_text()
     assert "does not grow linearly" in md
     assert "**Warning:**" in md
-    assert summary["numpy_linear"]["batch"] is False
-    assert summary["exponents"]["nnbackend-numpy"]["sgd"] == pytest.approx(1.5, abs=0.01)
+    assert summary["numpy_linear"]["small"]["batch"] is False
+    exps = summary["exponents"]["small"]
+    assert exps["nnbackend-numpy-cpu"]["sgd"] == pytest.approx(1.5, abs=0.01)
 
 
 @needs_matplotlib
 def test_crossover(linear_report):
     _, out, summary = linear_report
-    cupy = [c for c in summary["crossovers"] if c["label"] == "nnbackend-cupy"]
+    cupy = [c for c in summary["crossovers"] if c["label"] == "nnbackend-cupy-cuda"]
     assert [c["mode"] for c in cupy] == ["batch", "minibatch", "sgd"]
     for c in cupy:
         assert c["status"] == "crossover"
@@ -204,8 +211,8 @@ def test_crossover_absent(tmp_path):
                            (lambda n: 1e-7 * n, "GPU faster at every measured N")):
         benches = []
         for n in NS:
-            benches.append(_bench("nnbackend-numpy", "batch", n, 1e-6 * n))
-            benches.append(_bench("nnbackend-cupy", "batch", n, gpu_time(n)))
+            benches.append(_bench("nnbackend-numpy-cpu", "batch", n, 1e-6 * n))
+            benches.append(_bench("nnbackend-cupy-cuda", "batch", n, gpu_time(n)))
         path = tmp_path / "r.json"
         path.write_text(json.dumps({"benchmarks": benches}))
         summary = write_report(path, tmp_path / "o")
@@ -221,13 +228,14 @@ def test_speedups(linear_report):
     sp = {(s["label"], s["baseline"], s["mode"], s["n_samples"]): s["speedup"]
           for s in summary["speedups"]}
     # numpy-seed takes 1.2e-6 N, nnbackend-numpy 1e-6 N: nnbackend-numpy is 1.2x faster.
-    assert sp[("nnbackend-numpy", "numpy-seed", "batch", 10_000)] == pytest.approx(1.2)
+    assert sp[("nnbackend-numpy-cpu", "numpy-seed", "batch", 10_000)] == pytest.approx(1.2)
     # GPU at 1e6: cpu 1.0 s vs gpu 2e-3 + 1e-2 = 0.012 s.
-    assert sp[("nnbackend-cupy", "nnbackend-numpy", "batch", 1_000_000)] == pytest.approx(1 / 0.012)
-    assert ("numpy-seed", "nnbackend-numpy", "batch", 10_000) not in sp  # only nnbackend-* rows
+    gpu_over_cpu = sp[("nnbackend-cupy-cuda", "nnbackend-numpy-cpu", "batch", 1_000_000)]
+    assert gpu_over_cpu == pytest.approx(1 / 0.012)
+    assert ("numpy-seed", "nnbackend-numpy-cpu", "batch", 10_000) not in sp  # nnbackend-* only
     md = (out / "report.md").read_text()
-    assert "| nnbackend-numpy | 10,000 | — | 1.20× |" in md
-    assert "| nnbackend-cupy | 1,000,000 | 83.3× |" in md
+    assert "| nnbackend-numpy-cpu | 10,000 | — | 1.20× |" in md
+    assert "| nnbackend-cupy-cuda | 1,000,000 | 83.3× |" in md
 
 
 @needs_matplotlib
@@ -244,10 +252,10 @@ def test_markdown_contents(linear_report):
     assert "| 1,000 | 1.00 M | 498 k | 833 k | 31.6 M |" in md
     # Modes and labels in the fixed order.
     assert md.index("## batch") < md.index("## mini-batch") < md.index("## stochastic")
-    header = "| N | nnbackend-numpy | nnbackend-cupy | numpy-seed | torch-eager-cpu |"
+    header = "| N | nnbackend-numpy-cpu | nnbackend-cupy-cuda | numpy-seed | torch-eager-cpu |"
     assert header in md
     # Time to target.
-    assert "| nnbackend-cupy | 10,000 | 0.0500 | **no** | 50 | 3.00 | 0.200 |" in md
+    assert "| nnbackend-cupy-cuda | 10,000 | 0.0500 | **no** | 50 | 3.00 | 0.200 |" in md
     # The row with no time at all is "—", the row with only extra_info is used.
     assert "| 2,000,000 | — | — | 2400 | — |" in md
 
@@ -256,17 +264,17 @@ def test_markdown_contents(linear_report):
 def test_no_gpu_and_partial_data(tmp_path):
     benches = []
     for n in NS[:4]:
-        benches.append(_bench("nnbackend-numpy", "sgd", n, 1e-6 * n))
+        benches.append(_bench("nnbackend-numpy-cpu", "sgd", n, 1e-6 * n))
         benches.append(_bench("numpy-seed", "sgd", n, 1.2e-6 * n))
     benches.append(_bench("torch-eager-cpu", "sgd", 1000, 3e-3))
     benches.append({"name": "odd", "extra_info": {"label": "x", "mode": None}, "stats": None})
     path = tmp_path / "r.json"
     path.write_text(json.dumps({"benchmarks": benches}))
     summary = write_report(path, tmp_path / "o")
-    assert summary["speedup_plot"] == "peers"
+    assert summary["speedup_plot"] == {"small": "peers"}
     assert summary["crossovers"] == []
     # Measured only below the fitting range: fitted over the two largest N.
-    assert summary["exponents"]["nnbackend-numpy"]["sgd"] == pytest.approx(1.0)
+    assert summary["exponents"]["small"]["nnbackend-numpy-cpu"]["sgd"] == pytest.approx(1.0)
     assert (tmp_path / "o" / "speedup.png").read_bytes()[:8] == PNG
     md = (tmp_path / "o" / "report.md").read_text()
     assert "No GPU was measured." in md
@@ -308,22 +316,109 @@ def test_interleaved_ratios_get_their_own_table(tmp_path):
             "stats": {"median": 0.02, "rounds": 9}}
 
     data = {"benchmarks": [
-        _bench("nnbackend-numpy", "sgd", 1_000, 0.05),
-        ratio("nnbackend-numpy", "numpy-seed", "sgd", 1.31, 1.2, "max"),
-        ratio("torch-eager-cpu", "nnbackend-torch", "sgd", 2.4, 2.0, "min"),
-        ratio("nnbackend-cupy-reference", "nnbackend-cupy", "sgd", 40.0, None, None),
+        _bench("nnbackend-numpy-cpu", "sgd", 1_000, 0.05),
+        ratio("nnbackend-numpy-cpu", "numpy-seed", "sgd", 1.31, 1.2, "max"),
+        ratio("torch-eager-cpu", "nnbackend-torch-cpu", "sgd", 2.4, 2.0, "min"),
+        ratio("nnbackend-cupy-cuda-reference", "nnbackend-cupy-cuda", "sgd", 40.0, None, None),
     ]}
     path = tmp_path / "results.json"
     path.write_text(json.dumps(data))
     summary = write_report(path, tmp_path / "out")
     # The pairs are not epochs: they add no curve and no label.
-    assert summary["labels"] == ["nnbackend-numpy"]
+    assert summary["labels"] == ["nnbackend-numpy-cpu"]
     got = {(r["label_a"], r["label_b"]): r for r in summary["ratios"]}
-    assert got["nnbackend-numpy", "numpy-seed"]["met"] is False
-    assert got["torch-eager-cpu", "nnbackend-torch"]["met"] is True
-    assert got["nnbackend-cupy-reference", "nnbackend-cupy"]["met"] is None
+    assert got["nnbackend-numpy-cpu", "numpy-seed"]["met"] is False
+    assert got["torch-eager-cpu", "nnbackend-torch-cpu"]["met"] is True
+    assert got["nnbackend-cupy-cuda-reference", "nnbackend-cupy-cuda"]["met"] is None
+    assert {r["model"] for r in summary["ratios"]} == {"small"}  # not recorded: small
     md = (tmp_path / "out" / "report.md").read_text()
     assert "## Ratios, measured interleaved" in md
-    assert "| nnbackend-numpy | numpy-seed | sgd |" in md
+    assert "| nnbackend-numpy-cpu | numpy-seed | small | sgd |" in md
     assert "≤ 1.2 | **no** |" in md
     assert "≥ 2 | yes |" in md
+
+
+def test_one_backend_on_cpu_and_cuda_gives_two_labels(tmp_path):
+    benches = [_bench("nnbackend-torch-cpu", "batch", 1000, 0.01),
+               _bench("nnbackend-torch-cuda", "batch", 1000, 0.002),
+               _bench("torch-eager-cuda", "batch", 1000, 0.001)]
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps({"benchmarks": benches}))
+    rows = load_results(path)
+    assert [r["label"] for r in rows] == ["nnbackend-torch-cpu", "nnbackend-torch-cuda",
+                                          "torch-eager-cuda"]
+    assert not any("raw_label" in r for r in rows)  # nothing needed renaming
+    assert {r["model"] for r in rows} == {"small"}
+
+
+def test_records_from_before_labels_named_the_device_are_relabelled(tmp_path):
+    # As the H200 run at 75e0aec wrote them: no device_kind, no model, and
+    # "nnbackend-torch" for the torch backend on CUDA.
+    def legacy(label, impl, backend, gpu):
+        return {"name": label, "stats": {"median": 0.01, "rounds": 3}, "extra_info": {
+            "kind": "epoch", "implementation": impl, "label": label, "backend": backend,
+            "gpu": gpu, "mode": "batch", "batch_size": 1000, "n_samples": 1000, "steps": 1}}
+
+    benches = [legacy("nnbackend-numpy", "nnbackend", "numpy", False),
+               legacy("nnbackend-torch", "nnbackend", "torch", True),
+               legacy("nnbackend-jax", "nnbackend", "jax", True),
+               legacy("nnbackend-cupy-reference", "nnbackend", "cupy", True),
+               legacy("jax-scan-hand", "jax-scan-hand", "jax", False),
+               legacy("torch-eager-cuda", "torch-eager", "torch", True),
+               legacy("numpy-seed", "numpy-seed", "numpy", False)]
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps({"benchmarks": benches}))
+    rows = load_results(path)
+    assert [(r.get("raw_label"), r["label"]) for r in rows] == [
+        ("nnbackend-numpy", "nnbackend-numpy-cpu"),
+        ("nnbackend-torch", "nnbackend-torch-cuda"),
+        ("nnbackend-jax", "nnbackend-jax-gpu"),
+        ("nnbackend-cupy-reference", "nnbackend-cupy-cuda-reference"),
+        ("jax-scan-hand", "jax-scan-hand-cpu"),
+        (None, "torch-eager-cuda"),
+        (None, "numpy-seed")]
+    assert {r["model"] for r in rows} == {"small"}
+
+
+@needs_matplotlib
+def test_the_report_groups_by_model(tmp_path):
+    benches = []
+    for n in NS[4:]:
+        benches.append(_bench("nnbackend-numpy-cpu", "batch", n, 1e-6 * n))
+        benches.append(_bench("nnbackend-cupy-cuda", "batch", n, 1e-3 + 1e-8 * n))
+        # The mnist model: a hundred times the work, and a peer of its own.
+        benches.append(_bench("nnbackend-numpy-cpu", "batch", n, 1e-4 * n, model="mnist"))
+        benches.append(_bench("nnbackend-cupy-cuda", "batch", n, 2e-6 * n, model="mnist"))
+        benches.append(_bench("cupy-eager-cuda", "batch", n, 4e-6 * n, model="mnist"))
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps({"benchmarks": benches}))
+    out = tmp_path / "o"
+    summary = write_report(path, out)
+    assert summary["models"] == ["small", "mnist"]
+    # Each model's plots: the first under the plain names, the other suffixed.
+    for name in ("epoch_time.png", "speedup.png", "epoch_time-mnist.png", "speedup-mnist.png"):
+        assert (out / name).read_bytes()[:8] == PNG
+    assert summary["paths"]["models"]["mnist"]["epoch_time"] == str(out / "epoch_time-mnist.png")
+    # Speedups and exponents within one model, never across.
+    sp = {(s["model"], s["label"], s["baseline"], s["n_samples"]): s["speedup"]
+          for s in summary["speedups"]}
+    assert sp[("small", "nnbackend-cupy-cuda", "nnbackend-numpy-cpu", 1_000_000)] == \
+        pytest.approx(1.0 / 0.011)
+    assert sp[("mnist", "nnbackend-cupy-cuda", "nnbackend-numpy-cpu", 1_000_000)] == \
+        pytest.approx(50.0)
+    assert sp[("mnist", "nnbackend-cupy-cuda", "cupy-eager-cuda", 10_000)] == pytest.approx(2.0)
+    assert not any(s["model"] == "small" and s["baseline"] == "cupy-eager-cuda"
+                   for s in summary["speedups"])
+    assert summary["exponents"]["mnist"]["nnbackend-cupy-cuda"]["batch"] == pytest.approx(1.0)
+    assert summary["exponents"]["small"]["nnbackend-cupy-cuda"]["batch"] < 0.9
+    assert {(c["model"], c["label"]) for c in summary["crossovers"]} == {
+        ("small", "nnbackend-cupy-cuda"), ("mnist", "nnbackend-cupy-cuda"),
+        ("mnist", "cupy-eager-cuda")}
+    md = (out / "report.md").read_text()
+    assert "- **Models:** small: MLP 32 → 64 → 1" in md
+    small = md.index("# Model small:")
+    mnist = md.index("# Model mnist: MLP 784 → 1024 → 1024 → 10")
+    assert small < mnist < md.index("## Ratios, measured interleaved")
+    assert "| N | nnbackend-numpy-cpu | nnbackend-cupy-cuda | cupy-eager-cuda |" in md[mnist:]
+    assert "cupy-eager-cuda" not in md[small:mnist]
+    assert "![Time per epoch](epoch_time-mnist.png)" in md[mnist:]

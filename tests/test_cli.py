@@ -217,6 +217,12 @@ BAD = [
     (("bench", "--sizes", "1e3,big"),
      r"--sizes: expected comma-separated numbers like 1e3,1e4; got '1e3,big'"),
     (("bench", "--backends", "tensorflow"), r"unknown backend 'tensorflow'; choose one of"),
+    (("bench", "--models", "small,cifar"),
+     r"--models: unknown model\(s\) \['cifar'\]; choose from \['small', 'mnist'\]"),
+    (("bench", "--mnist-sizes", "6e4,lots"),
+     r"--mnist-sizes: expected comma-separated numbers like 1e3,1e4; got '6e4,lots'"),
+    (("bench", "--mnist-cpu-max", "1e4,2e4"), r"--mnist-cpu-max: expected one number; got"),
+    (("bench", "--ratios", "tpu"), r"argument --ratios: invalid choice: 'tpu'"),
     (("bench-nothing",), r"argument COMMAND: invalid choice: 'bench-nothing'"),
     ((), r"choose a command: train, predict, info, bench \(nnbackend COMMAND --help"),
 ]
@@ -275,19 +281,25 @@ def test_bench_writes_a_report(tmp_path):
     pytest.importorskip("pytest_benchmark", reason="nnbackend bench runs the suite with "
                         "pytest-benchmark (the 'test' extra), which is not installed")
     needs_matplotlib()
-    proc = run("bench", "--backends", "numpy", "--modes", "batch,minibatch", "--sizes", "256,512",
+    proc = run("bench", "--backends", "numpy", "--modes", "batch,minibatch,sgd", "--sizes",
+               "256,512", "--sgd-max", "256", "--models", "small,mnist", "--mnist-sizes", "64,128",
                "--target-n", "0", "--no-peers", "--out", tmp_path / "b")
     assert proc.returncode == 0, proc.stderr[-2000:]
     report = (tmp_path / "b" / "report.md").read_text()
-    assert "nnbackend-numpy" in report and "| 512 |" in report
+    assert "nnbackend-numpy-cpu" in report and "| 512 |" in report
+    assert "# Model mnist: MLP 784 → 1024 → 1024 → 10" in report
     results = json.loads((tmp_path / "b" / "results.json").read_text())
     infos = [b["extra_info"] for b in results["benchmarks"]]
-    assert {(i["mode"], i["n_samples"]) for i in infos} == {
-        ("batch", 256), ("batch", 512), ("minibatch", 256), ("minibatch", 512)}
+    # The mnist model is timed in batch and minibatch mode only.
+    assert {(i["model"], i["mode"], i["n_samples"]) for i in infos} == {
+        ("small", "batch", 256), ("small", "batch", 512), ("small", "minibatch", 256),
+        ("small", "minibatch", 512), ("small", "sgd", 256), ("mnist", "batch", 64),
+        ("mnist", "batch", 128), ("mnist", "minibatch", 64), ("mnist", "minibatch", 128)}
     for i in infos:
         assert i["seconds_per_epoch"] > 0 and i["samples_per_s"] > 0 and i["dtype"] == "float32"
         assert i["device"].startswith("CPU") and i["backend"] == "numpy"
-    for png in ("epoch_time.png", "speedup.png"):
+        assert i["label"] == "nnbackend-numpy-cpu" and i["device_kind"] == "cpu"
+    for png in ("epoch_time.png", "speedup.png", "epoch_time-mnist.png", "speedup-mnist.png"):
         assert (tmp_path / "b" / png).read_bytes()[:4] == b"\x89PNG"
 
 

@@ -14,9 +14,12 @@ __all__ = ["MODE_ORDER", "CPU_BASELINE", "PEER_ORDER", "NNBACKEND_ORDER", "LINEA
            "gpu_crossovers", "speedup_rows", "time_to_target_rows"]
 
 MODE_ORDER = ("batch", "minibatch", "sgd")
-CPU_BASELINE = "nnbackend-numpy"
-PEER_ORDER = ("numpy-seed", "torch-eager-cpu", "torch-eager-cuda")
-NNBACKEND_ORDER = ("nnbackend-numpy", "nnbackend-torch", "nnbackend-jax", "nnbackend-cupy")
+CPU_BASELINE = "nnbackend-numpy-cpu"
+PEER_ORDER = ("numpy-seed", "torch-eager-cpu", "torch-eager-cuda", "cupy-eager-cuda",
+              "jax-scan-hand-cpu", "jax-scan-hand-gpu", "jax-jit-step-cpu", "jax-jit-step-gpu")
+NNBACKEND_ORDER = ("nnbackend-numpy-cpu", "nnbackend-torch-cpu", "nnbackend-torch-cuda",
+                   "nnbackend-jax-cpu", "nnbackend-jax-gpu", "nnbackend-cupy-cuda",
+                   "nnbackend-cupy-cuda-reference")
 LINEAR_RANGE = (0.9, 1.1)
 
 
@@ -47,7 +50,7 @@ def is_nnbackend(label):
 
 
 def is_peer(label):
-    return label == "numpy-seed" or label.startswith(("torch-eager", "jax-"))
+    return label == "numpy-seed" or label.startswith(("torch-eager", "cupy-eager", "jax-"))
 
 
 def epoch_points(rows):

@@ -40,16 +40,50 @@ def _bool(value):
     return bool(value)
 
 
+# Records made before labels named the device (issue 12) say only gpu true
+# or false: the kind of GPU each library names its devices by.
+_LEGACY_GPU_KIND = {"jax": "gpu"}
+_LEGACY_KIND_PEERS = ("jax-scan-hand", "jax-jit-step")
+
+
+def _kind(info):
+    """The device kind a row ran on: recorded, or inferred for a pre-issue-12 record."""
+    if info.get("device_kind"):
+        return str(info["device_kind"])
+    if not _bool(info.get("gpu")):
+        return "cpu"
+    return _LEGACY_GPU_KIND.get(str(info.get("backend")), "cuda")
+
+
 def _derive_label(info, name):
     impl = info.get("implementation")
     backend = info.get("backend")
     if impl == "nnbackend" and backend:
-        return f"nnbackend-{backend}"
-    if impl == "torch-eager":
-        return "torch-eager-cuda" if _bool(info.get("gpu")) else "torch-eager-cpu"
+        executor = info.get("executor")
+        suffix = f"-{executor}" if executor and executor != "auto" else ""
+        return f"nnbackend-{backend}-{_kind(info)}{suffix}"
+    if impl == "numpy-seed":
+        return "numpy-seed"
     if impl:
-        return str(impl)
+        return f"{impl}-{_kind(info)}"
     return str(name) if name else "unknown"
+
+
+def _upgrade_label(row):
+    """A pre-issue-12 label (``nnbackend-torch`` for torch on CUDA and on the CPU alike)
+    with the device kind put in: ``nnbackend-torch-cuda``; others as they are."""
+    label, impl, backend = row["label"], row.get("implementation"), row.get("backend")
+    if row.get("device_kind"):
+        return label
+    if impl == "nnbackend" and backend and (label == f"nnbackend-{backend}"
+                                            or label.startswith(f"nnbackend-{backend}-")):
+        rest, kind = label[len(f"nnbackend-{backend}"):], _kind(row)
+        if rest == f"-{kind}" or rest.startswith(f"-{kind}-"):
+            return label  # already names it
+        return f"nnbackend-{backend}-{kind}{rest}"
+    if impl in _LEGACY_KIND_PEERS and label == impl:
+        return f"{impl}-{_kind(row)}"
+    return label
 
 
 def load_results(json_path):
@@ -61,9 +95,14 @@ def load_results(json_path):
     rest of the report can rely on them:
 
     * ``kind`` is ``"epoch"`` or ``"time_to_target"`` (inferred when absent);
-    * ``label`` is always a string (derived from ``implementation`` and
-      ``backend`` when absent; suffixed ``-gpu``/``-cpu`` when one label was
-      measured on both kinds of device, the original kept in ``raw_label``);
+    * ``model`` is the benchmark model's name (``"small"`` for records made
+      before there were several);
+    * ``label`` is always a string naming the device kind (derived from
+      ``implementation``, ``backend`` and ``device_kind`` when absent; a
+      record made before labels named the device gets the kind put in, as
+      ``nnbackend-torch`` -> ``nnbackend-torch-cuda``; suffixed
+      ``-gpu``/``-cpu`` when one label was still measured on both kinds of
+      device; the original kept in ``raw_label`` whenever it changed);
     * ``mode`` is a string or None, ``gpu`` a bool, ``n_samples`` an int or None;
     * for epoch rows ``seconds_per_epoch`` falls back to the stats median, and
       ``samples_per_s`` / ``seconds_per_step`` are filled in from it when absent;
@@ -113,7 +152,14 @@ def rows_from_data(data):
         if kind not in ("epoch", "time_to_target"):
             kind = "time_to_target" if "target_loss" in row or "reached" in row else "epoch"
         row["kind"] = kind
-        row["label"] = str(row["label"]) if row.get("label") else _derive_label(row, row["name"])
+        row["model"] = str(row["model"]) if row.get("model") else "small"
+        if row.get("label"):
+            row["label"] = str(row["label"])
+            upgraded = _upgrade_label(row)
+            if upgraded != row["label"]:
+                row["raw_label"], row["label"] = row["label"], upgraded
+        else:
+            row["label"] = _derive_label(row, row["name"])
         row["mode"] = str(row["mode"]) if row.get("mode") else None
         row["gpu"] = _bool(row.get("gpu", False))
         row["n_samples"] = _int(row.get("n_samples"))
@@ -151,7 +197,7 @@ def rows_from_data(data):
         flags.setdefault(row["label"], set()).add(row["gpu"])
     for row in rows:
         if len(flags[row["label"]]) > 1:
-            row["raw_label"] = row["label"]
+            row.setdefault("raw_label", row["label"])
             row["label"] = f"{row['label']}-{'gpu' if row['gpu'] else 'cpu'}"
     return rows
 
@@ -159,7 +205,8 @@ def rows_from_data(data):
 def ratio_rows(data):
     """The interleaved pairs of ``benchmarks/test_ratios.py``, as dicts.
 
-    Each has ``label_a``, ``label_b``, ``mode``, ``n_samples``, ``median_a``,
+    Each has ``label_a``, ``label_b``, ``model`` (``"small"`` when not
+    recorded), ``mode``, ``n_samples``, ``median_a``,
     ``median_b`` (seconds per epoch), ``ratio`` (``median_a / median_b``),
     ``target``, ``sense`` (``"max"``: met when ratio <= target; ``"min"``:
     met when ratio >= target) and ``met`` (None without a target).
@@ -175,7 +222,8 @@ def ratio_rows(data):
             continue
         rows.append({
             "label_a": str(info.get("label_a")), "label_b": str(info.get("label_b")),
-            "mode": info.get("mode"), "n_samples": _int(info.get("n_samples")),
+            "model": str(info.get("model") or "small"), "mode": info.get("mode"),
+            "n_samples": _int(info.get("n_samples")),
             "median_a": positive(info.get("median_a")), "median_b": positive(info.get("median_b")),
             "ratio": ratio, "target": positive(info.get("target")),
             "sense": info.get("sense") if info.get("sense") in ("max", "min") else None,

@@ -11,15 +11,18 @@ from .formatting import fmt_n
 __all__ = ["plot_styles", "plot_epoch_time", "plot_speedup", "plot_time_to_target"]
 
 _COLORS = {
-    "nnbackend-numpy": "tab:blue",
-    "nnbackend-torch": "tab:orange",
-    "nnbackend-jax": "tab:green",
-    "nnbackend-cupy": "tab:red",
+    "nnbackend-numpy-cpu": "tab:blue",
+    "nnbackend-torch-cpu": "tab:orange",
+    "nnbackend-torch-cuda": "darkorange",
+    "nnbackend-jax-cpu": "tab:green",
+    "nnbackend-jax-gpu": "darkgreen",
+    "nnbackend-cupy-cuda": "tab:red",
     "numpy-seed": "tab:gray",
     "torch-eager-cpu": "tab:brown",
     "torch-eager-cuda": "tab:purple",
+    "cupy-eager-cuda": "tab:pink",
 }
-_SPARE_COLORS = ("tab:pink", "tab:olive", "tab:cyan", "black", "gold", "navy", "teal", "maroon")
+_SPARE_COLORS = ("tab:olive", "tab:cyan", "black", "gold", "navy", "teal", "maroon")
 _MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">", "h")
 
 # Layouts are fixed in inches (no tight_layout) and log axes carry plain-text

@@ -7,8 +7,8 @@ import os
 
 from .analysis import (CPU_BASELINE, LINEAR_RANGE, fit_sizes, gpu_labels, label_key, mode_key,
                        sorted_labels, sorted_modes)
+from ..models import describe
 from .formatting import fmt_n, fmt_rate, fmt_speedup, sig3
-from .load import ratio_rows
 
 __all__ = ["report_markdown"]
 
@@ -84,32 +84,45 @@ def _ratio_markdown(ratios):
         target = "—" if r["target"] is None else ("≤ " if r["sense"] == "max" else "≥ ") + \
             f"{r['target']:g}"
         met = "—" if r["met"] is None else ("yes" if r["met"] else "**no**")
-        body.append([r["label_a"], r["label_b"], r["mode"], fmt_n(r["n_samples"]),
+        body.append([r["label_a"], r["label_b"], r["model"], r["mode"], fmt_n(r["n_samples"]),
                      sig3(r["median_a"]), sig3(r["median_b"]), f"{r['ratio']:.3g}", target,
                      met])
-    header = ["A", "B", "mode", "N", "A s/epoch", "B s/epoch", "A / B", "target", "met"]
-    return [_md_table(header, body, text_columns=3), ""]
+    header = ["A", "B", "model", "mode", "N", "A s/epoch", "B s/epoch", "A / B", "target", "met"]
+    return [_md_table(header, body, text_columns=4), ""]
 
 
-def report_markdown(data, json_path, rows, points, labels, modes, exps, rng, numpy_linear,
-                    crossovers, speedups, baselines, ttt_modes, paths):
-    """The text of ``report.md``: the header, key findings first, then one section per concern."""
-    out = _header(data, json_path, rows)
-    if not points:
-        out += ["No epoch timings were found in the results.", ""]
-    out += _summary(modes, exps, numpy_linear, crossovers)
-    out += _epoch_tables(rows, points, labels, modes)
-    out += _speedup_tables(modes, speedups, baselines)
-    out += _scaling(points, labels, exps, rng, numpy_linear)
-    out += _crossover_table(rows, crossovers)
-    out += _time_to_target_tables(rows, ttt_modes)
+def report_markdown(data, json_path, rows, sections, ratios):
+    """The text of ``report.md``: the header, then per model (``sections``, as
+    :func:`.write._model_section` makes them) key findings first and one
+    section per concern, then the interleaved ratios."""
+    out = _header(data, json_path, rows, [s["model"] for s in sections])
+    several = len(sections) > 1
+    for s in sections:
+        if several:
+            out += [f"# Model {s['model']}: {describe(s['model'])}", ""]
+        out += _model_markdown(s)
     out += ["## Ratios, measured interleaved", ""]
-    out += _ratio_markdown(ratio_rows(data))
-    out += _plot_links(paths)
+    out += _ratio_markdown(ratios)
     return "\n".join(out)
 
 
-def _header(data, json_path, rows):
+def _model_markdown(s):
+    """One model's findings, tables and plots."""
+    rows, points, labels, modes = s["rows"], s["points"], s["labels"], s["modes"]
+    out = []
+    if not points:
+        out += ["No epoch timings were found in the results.", ""]
+    out += _summary(modes, s["exps"], s["numpy_linear"], s["crossovers"])
+    out += _epoch_tables(rows, points, labels, modes)
+    out += _speedup_tables(modes, s["speedups"], s["baselines"])
+    out += _scaling(points, labels, s["exps"], s["range"], s["numpy_linear"])
+    out += _crossover_table(rows, s["crossovers"])
+    out += _time_to_target_tables(rows, s["ttt_modes"])
+    out += _plot_links(s["paths"])
+    return out
+
+
+def _header(data, json_path, rows, models):
     """Machine, GPU, date, command, commit and model, as a list."""
     ours = data.get("nnbackend") if isinstance(data.get("nnbackend"), dict) else {}
     commit = data.get("commit_info") if isinstance(data.get("commit_info"), dict) else {}
@@ -126,8 +139,14 @@ def _header(data, json_path, rows):
         dirty = " (uncommitted changes)" if commit.get("dirty") else ""
         branch = f" on {commit['branch']}" if commit.get("branch") else ""
         out.append(f"- **Commit:** `{str(commit['id'])[:12]}`{branch}{dirty}")
-    out.append("- **Model:** MLP 32 → 64 → 1, float32; one training epoch per timing "
-               "(median over rounds)")
+    if len(models) == 1:
+        out.append(f"- **Model:** {models[0]}: {describe(models[0])}; one training epoch per "
+                   "timing (median over rounds)")
+    else:
+        out.append("- **Models:** " + "; ".join(f"{m}: {describe(m)}" for m in models)
+                   + "; one training epoch per timing (median over rounds)")
+    out.append("- **Labels** name the implementation and the kind of device it ran on "
+               "(`nnbackend-torch-cuda`, `torch-eager-cpu`, ...).")
     out.append("")
     return out
 
@@ -276,13 +295,13 @@ def _time_to_target_tables(rows, ttt_modes):
 
 
 def _plot_links(paths):
-    """The plots, embedded."""
+    """The plots, embedded (by file name: they sit beside report.md)."""
     out = ["## Plots", ""]
-    out.append("![Time per epoch](epoch_time.png)")
+    out.append(f"![Time per epoch]({os.path.basename(paths['epoch_time'])})")
     out.append("")
-    out.append("![Speedup](speedup.png)")
+    out.append(f"![Speedup]({os.path.basename(paths['speedup'])})")
     if paths.get("time_to_target"):
-        out += ["", "![Time to target](time_to_target.png)"]
+        out += ["", f"![Time to target]({os.path.basename(paths['time_to_target'])})"]
     out.append("")
     return out
 

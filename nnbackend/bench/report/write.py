@@ -8,6 +8,7 @@ import json
 import os
 import sys
 
+from ..models import model_key
 from .analysis import (CPU_BASELINE, LINEAR_RANGE, epoch_points, gpu_crossovers, scaling_exponents,
                        sorted_labels, sorted_modes, speedup_rows, time_to_target_rows)
 from .load import ratio_rows, rows_from_data
@@ -20,6 +21,12 @@ __all__ = ["write_report", "main"]
 def write_report(json_path, out_dir):
     """Write ``report.md``, the plots and ``summary.json`` for a benchmark JSON into ``out_dir``.
 
+    Results are grouped by benchmark model (``extra_info["model"]``; records
+    without one are the ``small`` model): each model gets its own tables and
+    plots. The first model in :data:`nnbackend.bench.models.MODEL_ORDER`
+    present draws ``epoch_time.png``, ``speedup.png`` and
+    ``time_to_target.png``; any other model ``epoch_time-<model>.png`` and so on.
+
     Parameters
     ----------
     json_path : str or os.PathLike
@@ -30,14 +37,18 @@ def write_report(json_path, out_dir):
     Returns
     -------
     dict
-        What ``summary.json`` holds: ``exponents`` (``{label: {mode: slope}}``),
-        ``exponent_range``, ``numpy_linear`` (``{mode: bool}``), ``crossovers``
-        (one dict per GPU label and mode: ``label``, ``mode``, ``status``, ``n``
-        (the interpolated N, or None), ``text``), ``speedups`` (``label``,
-        ``baseline``, ``mode``, ``n_samples``, ``speedup`` = baseline time /
-        label time), ``labels``, ``modes``, ``speedup_plot`` (``"gpu"`` or
-        ``"peers"``) and ``paths`` (the files written; ``time_to_target`` is
-        None when there were no such runs).
+        What ``summary.json`` holds: ``models`` (in report order),
+        ``exponents`` (``{model: {label: {mode: slope}}}``),
+        ``exponent_range``, ``numpy_linear`` (``{model: {mode: bool}}``),
+        ``crossovers`` (one dict per model, GPU label and mode: ``model``,
+        ``label``, ``mode``, ``status``, ``n`` (the interpolated N, or None),
+        ``text``), ``speedups`` (``model``, ``label``, ``baseline``, ``mode``,
+        ``n_samples``, ``speedup`` = baseline time / label time), ``labels``
+        and ``modes`` (over all models), ``speedup_plot`` (``{model: "gpu" or
+        "peers"}``), ``ratios`` and ``paths`` (the files written: ``report``,
+        ``summary``, the first model's ``epoch_time``, ``speedup`` and
+        ``time_to_target`` (None when it had no such runs), and ``models``:
+        ``{model: {"epoch_time", "speedup", "time_to_target"}}``).
     """
     json_path = os.fspath(json_path)
     out_dir = os.fspath(out_dir)
@@ -48,7 +59,46 @@ def write_report(json_path, out_dir):
     rows = rows_from_data(data)
     os.makedirs(out_dir, exist_ok=True)
 
-    lo, hi = 1e4, 1e6
+    from nnbackend.plot import require_matplotlib
+
+    plt = require_matplotlib()
+    models = sorted({r["model"] for r in rows}, key=model_key) or ["small"]
+    sections = [_model_section(plt, [r for r in rows if r["model"] == model], model, out_dir,
+                               "" if i == 0 else f"-{model}")
+                for i, model in enumerate(models)]
+    first = sections[0]["paths"]
+    paths = {"report": os.path.join(out_dir, "report.md"),
+             "epoch_time": first["epoch_time"], "speedup": first["speedup"],
+             "time_to_target": first["time_to_target"],
+             "summary": os.path.join(out_dir, "summary.json"),
+             "models": {s["model"]: s["paths"] for s in sections}}
+    ratios = ratio_rows(data)
+    _write_text(paths["report"], report_markdown(data, json_path, rows, sections, ratios))
+
+    summary = {
+        "source": os.path.abspath(json_path),
+        "models": models,
+        "labels": sorted_labels(lab for s in sections for lab in s["labels"]),
+        "modes": sorted_modes(m for s in sections for m in s["modes"]),
+        "exponents": {s["model"]: _nested(s["exps"]) for s in sections},
+        "exponent_range": list(EXPONENT_RANGE),
+        "numpy_linear": {s["model"]: s["numpy_linear"] for s in sections},
+        "crossovers": [dict(c, model=s["model"]) for s in sections for c in s["crossovers"]],
+        "speedups": [dict(x, model=s["model"]) for s in sections for x in s["speedups"]],
+        "speedup_plot": {s["model"]: s["speedup_kind"] for s in sections},
+        "ratios": ratios,
+        "paths": paths,
+    }
+    _write_text(paths["summary"], json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+    return summary
+
+
+EXPONENT_RANGE = (1e4, 1e6)
+
+
+def _model_section(plt, rows, model, out_dir, suffix):
+    """One model's numbers and plots (the files named with ``suffix``), as a dict."""
+    lo, hi = EXPONENT_RANGE
     points = epoch_points(rows)
     labels = sorted_labels(lab for lab, _ in points)
     modes = sorted_modes(m for _, m in points)
@@ -58,55 +108,37 @@ def write_report(json_path, out_dir):
     ttt = time_to_target_rows(rows)
     ttt_labels = sorted_labels(lab for lab, _ in ttt)
     ttt_modes = sorted_modes(m for _, m in ttt)
+    ttt_path = os.path.join(out_dir, f"time_to_target{suffix}.png")
+    paths = {"epoch_time": os.path.join(out_dir, f"epoch_time{suffix}.png"),
+             "speedup": os.path.join(out_dir, f"speedup{suffix}.png"),
+             "time_to_target": ttt_path if ttt else None}
 
-    paths = {
-        "report": os.path.join(out_dir, "report.md"),
-        "epoch_time": os.path.join(out_dir, "epoch_time.png"),
-        "speedup": os.path.join(out_dir, "speedup.png"),
-        "time_to_target": os.path.join(out_dir, "time_to_target.png") if ttt else None,
-        "summary": os.path.join(out_dir, "summary.json"),
-    }
-
-    from nnbackend.plot import require_matplotlib
-
-    plt = require_matplotlib()
     style = plot_styles(set(labels) | set(ttt_labels))
     plot_epoch_time(plt, paths["epoch_time"], points, labels, modes, style)
     speedup_kind = plot_speedup(plt, paths["speedup"], rows, points, labels, modes, style,
                                 crossovers)
     if ttt:
-        plot_time_to_target(plt, paths["time_to_target"], ttt, ttt_labels, ttt_modes, style)
-    elif os.path.exists(os.path.join(out_dir, "time_to_target.png")):
-        os.unlink(os.path.join(out_dir, "time_to_target.png"))  # stale from an earlier report
+        plot_time_to_target(plt, ttt_path, ttt, ttt_labels, ttt_modes, style)
+    elif os.path.exists(ttt_path):
+        os.unlink(ttt_path)  # stale from an earlier report
 
     numpy_linear = {}
     for mode in modes:
         slope = exps.get((CPU_BASELINE, mode))
         if slope is not None:
             numpy_linear[mode] = LINEAR_RANGE[0] <= slope <= LINEAR_RANGE[1]
+    return {"model": model, "rows": rows, "points": points, "labels": labels, "modes": modes,
+            "exps": exps, "range": (lo, hi), "numpy_linear": numpy_linear,
+            "crossovers": crossovers, "speedups": speedups, "baselines": baselines,
+            "ttt_modes": ttt_modes, "paths": paths, "speedup_kind": speedup_kind}
 
-    md = report_markdown(data, json_path, rows, points, labels, modes, exps, (lo, hi),
-                         numpy_linear, crossovers, speedups, baselines, ttt_modes, paths)
-    _write_text(paths["report"], md)
 
-    exponents_out = {}
+def _nested(exps):
+    """``{(label, mode): slope}`` as ``{label: {mode: slope}}``."""
+    out = {}
     for (label, mode), slope in exps.items():
-        exponents_out.setdefault(label, {})[mode] = slope
-    summary = {
-        "source": os.path.abspath(json_path),
-        "labels": labels,
-        "modes": modes,
-        "exponents": exponents_out,
-        "exponent_range": [lo, hi],
-        "numpy_linear": numpy_linear,
-        "crossovers": crossovers,
-        "speedups": speedups,
-        "speedup_plot": speedup_kind,
-        "ratios": ratio_rows(data),
-        "paths": paths,
-    }
-    _write_text(paths["summary"], json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
-    return summary
+        out.setdefault(label, {})[mode] = slope
+    return out
 
 
 def _write_text(path, text):

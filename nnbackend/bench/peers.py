@@ -1,0 +1,330 @@
+"""The peers nnbackend is timed against: training epochs written by hand, plainly.
+
+Each ``*_epoch`` function returns ``(step, info)``: ``step()`` trains one
+epoch on data already on the device, waits for the device and returns the
+epoch's summed loss; ``info`` is what the benchmark records (``label``,
+``device``, ``device_kind``, ``gpu``, ``model``...). Every peer starts from the
+weights nnbackend draws (:func:`.synthetic.initial_params`) on the same rows.
+
+* ``numpy-seed`` (``small`` only): the seed tutorial's NumPy loop with one
+  hidden layer; batch mode is the one-shot full-batch step.
+* ``torch-eager``: what a PyTorch user writes: ``nn.Linear`` layers,
+  autograd, ``torch.optim``; one shot over all N rows in batch mode.
+* ``cupy-eager``: the same network written in plain CuPy, forward and
+  backward by hand: one shot in batch mode, an eager loop of mini-batches
+  otherwise. Plain means CuPy's own idioms, ``dz.sum(axis=0)`` for a bias
+  gradient included, so it shows what CuPy gives a user who writes the
+  obvious code (that sum is CuPy's slow path over axis 0: see DESIGN.md).
+* ``jax-scan-hand`` / ``jax-jit-step`` (``small`` only): a jitted
+  ``lax.scan`` epoch of ``jax.grad`` steps, and a jitted step called from a
+  Python loop, on the JAX device asked for.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..backends import cpu_name, get_backend
+from .models import label_for, workload
+from .synthetic import batch_size_of, data_for, initial_params, one_hot
+
+__all__ = ["numpy_seed_epoch", "torch_eager_epoch", "cupy_eager_epoch", "plain_epoch",
+           "jax_scan_epoch", "jax_step_loop_epoch"]
+
+
+def _small_only(name, model):
+    if workload(model).name != "small":
+        raise ValueError(f"the {name} peer trains the 'small' model only, not {model!r}")
+
+
+def numpy_seed_epoch(mode, n_samples, batch_size=64, seed=0, lr=0.1, model="small"):
+    """``(step, info)``: the seed tutorial's NumPy loop with one hidden layer.
+
+    Batch mode is the one-shot full-batch step (all N rows at once), as a
+    plain NumPy user writes it.
+    """
+    _small_only("numpy-seed", model)
+    X, y = data_for("small", n_samples, seed)
+    W1, b1, W2, b2 = initial_params("small", seed)
+    size = batch_size_of(mode, batch_size, n_samples)
+    rng = np.random.default_rng(seed)
+
+    def sigmoid(x):
+        return 1 / (1 + np.exp(-x))
+
+    def step():
+        nonlocal W1, b1, W2, b2
+        if size < n_samples:
+            indices = rng.permutation(n_samples)
+            Xs, ys = X[indices], y[indices]
+        else:
+            Xs, ys = X, y
+        total = 0.0
+        for i in range(0, n_samples, size):
+            X_batch, y_batch = Xs[i:i + size], ys[i:i + size]
+            hidden = sigmoid(np.dot(X_batch, W1) + b1)
+            outputs = sigmoid(np.dot(hidden, W2) + b2)
+            error = y_batch - outputs
+            total += 0.5 * float(np.sum(error * error))
+            d_out = error * (outputs * (1 - outputs)) / len(X_batch)
+            d_hidden = np.dot(d_out, W2.T) * (hidden * (1 - hidden))
+            W2 += np.dot(hidden.T, d_out) * lr
+            b2 += np.sum(d_out, axis=0) * lr
+            W1 += np.dot(X_batch.T, d_hidden) * lr
+            b1 += np.sum(d_hidden, axis=0) * lr
+        return total
+
+    info = {"implementation": "numpy-seed", "label": label_for("numpy-seed", "cpu"),
+            "backend": "numpy", "device": cpu_name(), "device_kind": "cpu", "gpu": False,
+            "model": "small"}
+    return step, info
+
+
+def torch_eager_epoch(mode, n_samples, batch_size=None, seed=0, lr=None, device="cpu",
+                      model="small"):
+    """``(step, info)``: PyTorch eager with ``nn.Linear``, autograd and ``torch.optim``.
+
+    ``small``: sigmoid layers, ½·squared error, ``optim.SGD``. ``mnist``: relu
+    layers, ``F.cross_entropy`` on the logits (the softmax inside it),
+    ``optim.Adam``. TF32 stays as torch leaves it (off for matmuls).
+    """
+    import torch
+
+    w = workload(model)
+    size = batch_size_of(mode, batch_size or w.batch_size, n_samples)
+    lr = w.lr if lr is None else lr
+    dev = torch.device(device)
+    hidden = {"sigmoid": torch.nn.Sigmoid, "relu": torch.nn.ReLU, "tanh": torch.nn.Tanh}
+    layers = []
+    for fan_in, fan_out in zip(w.layers[:-1], w.layers[1:]):
+        layers += [torch.nn.Linear(fan_in, fan_out), hidden[w.hidden_activation]()]
+    layers.pop()  # the output layer's activation is the loss's business below
+    if w.output_activation == "sigmoid":
+        layers.append(torch.nn.Sigmoid())
+    net = torch.nn.Sequential(*layers).to(dev)
+    linears = [m for m in net if isinstance(m, torch.nn.Linear)]
+    params = initial_params(model, seed)
+    with torch.no_grad():
+        # Same start as the others (nn.Linear keeps W as (out, in)).
+        for layer, W, b in zip(linears, params[0::2], params[1::2]):
+            layer.weight.copy_(torch.from_numpy(W.T.copy()))
+            layer.bias.copy_(torch.from_numpy(b))
+    X, y = data_for(model, n_samples, seed)
+    X, y = torch.from_numpy(X).to(dev), torch.from_numpy(y).to(dev)
+    if w.loss == "cross_entropy":
+        def loss_fn(out, target):
+            return torch.nn.functional.cross_entropy(out, target)
+    else:
+        def loss_fn(out, target):
+            return 0.5 * torch.mean(torch.sum((out - target) ** 2, dim=1))
+    make_opt = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam}[w.optimizer]
+    opt = make_opt(net.parameters(), lr=lr)
+    gen = torch.Generator(device=dev).manual_seed(seed)
+
+    def step():
+        order = torch.randperm(n_samples, device=dev, generator=gen) if size < n_samples else None
+        total = torch.zeros((), device=dev)
+        for i in range(0, n_samples, size):
+            idx = slice(i, i + size) if order is None else order[i:i + size]
+            out = net(X[idx])
+            loss = loss_fn(out, y[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += loss.detach() * out.shape[0]
+        return float(total)  # waits for the device
+
+    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else cpu_name()
+    info = {"implementation": "torch-eager", "label": label_for("torch-eager", dev.type),
+            "backend": "torch", "device": name, "device_kind": dev.type,
+            "gpu": dev.type == "cuda", "model": w.name}
+    return step, info
+
+
+def cupy_eager_epoch(mode, n_samples, batch_size=None, seed=0, lr=None, model="small"):
+    """``(step, info)``: the network in plain CuPy, on the current CUDA device.
+
+    Batch mode is one step over all N rows at once; mini-batch and sgd an
+    eager loop over batches in an order drawn on the device each epoch.
+    Raises :class:`nnbackend.BackendUnavailableError` (with the reason)
+    where CuPy or a GPU is missing.
+    """
+    get_backend("cupy")  # refuses, with the reason, where CuPy cannot run
+    import cupy
+
+    step = plain_epoch(cupy, mode, n_samples, batch_size, seed, lr, model)
+    props = cupy.cuda.runtime.getDeviceProperties(cupy.cuda.Device().id)
+    name = props["name"].decode() if isinstance(props["name"], bytes) else str(props["name"])
+    info = {"implementation": "cupy-eager", "label": label_for("cupy-eager", "cuda"),
+            "backend": "cupy", "device": name, "device_kind": "cuda", "gpu": True,
+            "model": workload(model).name}
+    return step, info
+
+
+def plain_epoch(cp, mode, n_samples, batch_size=None, seed=0, lr=None, model="small"):
+    """The ``cupy-eager`` peer's ``step`` written against the module ``cp``.
+
+    ``cp`` is CuPy for the peer; NumPy, whose API CuPy copies, runs the same
+    lines on the CPU (how the tests check its arithmetic without a GPU).
+    """
+    w = workload(model)
+    size = batch_size_of(mode, batch_size or w.batch_size, n_samples)
+    lr = w.lr if lr is None else lr
+    params = [cp.asarray(a) for a in initial_params(model, seed)]  # W1, b1, W2, b2, ...
+    X, y = data_for(model, n_samples, seed)
+    if w.loss == "cross_entropy":
+        y = one_hot(y, w.n_outputs)
+    X, Y = cp.asarray(X), cp.asarray(y)
+    n_layers = len(params) // 2
+    moments = [[cp.zeros_like(p) for p in params] for _ in range(2)]  # adam's m and v
+    rs = cp.random.RandomState(seed)
+    count = 0
+
+    def act(z):
+        return cp.maximum(z, 0) if w.hidden_activation == "relu" else 1 / (1 + cp.exp(-z))
+
+    def act_grad(a):
+        return (a > 0).astype(a.dtype) if w.hidden_activation == "relu" else a * (1 - a)
+
+    def update(grads):
+        nonlocal count
+        if w.optimizer == "sgd":
+            for j, g in enumerate(grads):
+                params[j] -= lr * g
+            return
+        count += 1
+        b1, b2, eps = 0.9, 0.999, 1e-8
+        for j, g in enumerate(grads):
+            m, v = moments[0][j], moments[1][j]
+            m *= b1
+            m += (1 - b1) * g
+            v *= b2
+            v += (1 - b2) * g * g
+            m_hat, v_hat = m / (1 - b1 ** count), v / (1 - b2 ** count)
+            params[j] -= lr * m_hat / (cp.sqrt(v_hat) + eps)
+
+    def step():
+        order = rs.permutation(n_samples) if size < n_samples else None
+        total = cp.zeros((), dtype=cp.float32)
+        for i in range(0, n_samples, size):
+            if order is None:
+                Xb, Yb = X[i:i + size], Y[i:i + size]
+            else:
+                idx = order[i:i + size]
+                Xb, Yb = X[idx], Y[idx]
+            rows = Xb.shape[0]
+            acts = [Xb]
+            for k in range(n_layers - 1):
+                acts.append(act(acts[-1] @ params[2 * k] + params[2 * k + 1]))
+            z = acts[-1] @ params[-2] + params[-1]
+            if w.loss == "cross_entropy":  # softmax output
+                z = z - z.max(axis=1, keepdims=True)
+                e = cp.exp(z)
+                s = e.sum(axis=1, keepdims=True)
+                total += -cp.sum(Yb * (z - cp.log(s)))
+                dz = (e / s - Yb) / rows
+            else:  # sigmoid output, ½·squared error
+                out = 1 / (1 + cp.exp(-z))
+                err = out - Yb
+                total += 0.5 * cp.sum(err * err)
+                dz = err * out * (1 - out) / rows
+            grads = [None] * len(params)
+            for k in reversed(range(n_layers)):
+                grads[2 * k] = acts[k].T @ dz
+                grads[2 * k + 1] = dz.sum(axis=0)
+                if k:
+                    dz = (dz @ params[2 * k].T) * act_grad(acts[k])
+            update(grads)
+        return float(total)  # waits for the device
+
+    step.params = params
+    return step
+
+
+def _jax_setup(mode, n_samples, batch_size, seed, lr, device):
+    import jax
+    import jax.numpy as jnp
+
+    if device:
+        platform, _, index = str(device).partition(":")
+        dev = jax.devices({"cuda": "gpu"}.get(platform, platform))[int(index or 0)]
+    else:
+        dev = jax.devices()[0]
+    X, y = data_for("small", n_samples, seed)
+    X, y = jax.device_put(X, dev), jax.device_put(y, dev)
+    params = [jax.device_put(a, dev) for a in initial_params("small", seed)]
+    size = batch_size_of(mode, batch_size, n_samples)
+
+    def loss(params, Xb, yb):
+        W1, b1, W2, b2 = params
+        out = jax.nn.sigmoid(jax.nn.sigmoid(Xb @ W1 + b1) @ W2 + b2)
+        return 0.5 * jnp.sum((out - yb) ** 2) / Xb.shape[0]
+
+    def step(params, Xb, yb):
+        value, grads = jax.value_and_grad(loss)(params, Xb, yb)
+        return [p - lr * g for p, g in zip(params, grads)], value * Xb.shape[0]
+
+    return jax, jnp, dev, X, y, params, size, step
+
+
+def _jax_info(implementation, dev):
+    gpu = dev.platform != "cpu"
+    return {"implementation": implementation, "label": label_for(implementation, dev.platform),
+            "backend": "jax", "device": str(dev.device_kind) if gpu else cpu_name(),
+            "device_kind": dev.platform, "gpu": gpu, "model": "small"}
+
+
+def jax_scan_epoch(mode, n_samples, batch_size=64, seed=0, lr=0.1, device=None, model="small"):
+    """``(step, info)``: a hand-written jitted ``lax.scan`` epoch (full batches only).
+
+    ``device``: a JAX platform (``"cpu"``, ``"gpu"``, ``"gpu:1"``); None for JAX's default.
+    """
+    _small_only("jax-scan-hand", model)
+    jax, jnp, dev, X, y, params, size, one_step = _jax_setup(mode, n_samples, batch_size, seed,
+                                                             lr, device)
+    n_full = n_samples // size
+    rng = np.random.default_rng(seed)
+
+    @jax.jit
+    def epoch(params, order):
+        def body(carry, idx):
+            params, total = carry
+            params, value = one_step(params, X[idx], y[idx])
+            return (params, total + value), None
+
+        batches = order[: n_full * size].reshape(n_full, size)
+        return jax.lax.scan(body, (params, jnp.zeros((), X.dtype)), batches)[0]
+
+    state = {"params": params}
+
+    def step():
+        order = rng.permutation(n_samples) if size < n_samples else np.arange(n_samples)
+        state["params"], total = epoch(state["params"], jax.device_put(order, dev))
+        return float(total)
+
+    return step, _jax_info("jax-scan-hand", dev)
+
+
+def jax_step_loop_epoch(mode, n_samples, batch_size=64, seed=0, lr=0.1, device=None,
+                        model="small"):
+    """``(step, info)``: a jitted JAX step called from a Python loop over batches."""
+    _small_only("jax-jit-step", model)
+    jax, jnp, dev, X, y, params, size, one_step = _jax_setup(mode, n_samples, batch_size, seed,
+                                                             lr, device)
+    jit_step = jax.jit(one_step)
+    rng = np.random.default_rng(seed)
+    state = {"params": params}
+
+    def step():
+        order = rng.permutation(n_samples) if size < n_samples else np.arange(n_samples)
+        order = jax.device_put(order, dev)
+        Xs, ys = X[order], y[order]
+        total = jnp.zeros((), X.dtype)
+        params = state["params"]
+        for i in range(0, n_samples, size):
+            params, value = jit_step(params, Xs[i:i + size], ys[i:i + size])
+            total = total + value
+        state["params"] = params
+        return float(total)
+
+    return step, _jax_info("jax-jit-step", dev)

@@ -1,0 +1,120 @@
+"""The ``nnbackend bench`` command's flags, and the suite environment they make.
+
+``nnbackend/cli.py`` builds the parser and runs the suite; what the flags
+mean for ``benchmarks/conftest.py`` (which reads the environment) lives here,
+beside the workloads it selects.
+"""
+
+from __future__ import annotations
+
+from ..backends import get_backend
+from ..data import MODES
+from .models import MODEL_ORDER
+
+__all__ = ["add_bench_arguments", "bench_environment", "number_list"]
+
+
+def add_bench_arguments(parser):
+    """The ``bench`` subcommand's flags, on its argparse parser."""
+    parser.add_argument("--backends", default=None,
+                        help="comma list of nnbackend backends (name or name:device); "
+                             "default: numpy,torch,jax,cupy where usable")
+    parser.add_argument("--models", default="small",
+                        help="comma list of benchmark models: small ([32,64,1] sigmoid, SGD; "
+                             "the default), mnist ([784,1024,1024,10] relu, softmax "
+                             "cross-entropy, Adam; batch and minibatch 256)")
+    parser.add_argument("--modes", default="batch,minibatch,sgd", help="comma list of modes")
+    parser.add_argument("--sizes", default=None,
+                        help="comma list of N for the small model (default 1e3,1e4,1e5,1e6)")
+    parser.add_argument("--mnist-sizes", default=None,
+                        help="comma list of N for the mnist model (default 1e4,6e4,1e6; "
+                             "its minibatch runs stop at 6e4)")
+    parser.add_argument("--mnist-cpu-max", default=None,
+                        help="largest N of the mnist model on a CPU (default 6e4)")
+    parser.add_argument("--sgd-max", default=None, help="largest N for sgd mode (default 1e4)")
+    parser.add_argument("--target-n", default=None,
+                        help="N of the time-to-target runs (default 1e4; 0 skips them)")
+    parser.add_argument("--no-peers", action="store_true",
+                        help="skip the hand-written peers (numpy-seed, torch-eager, "
+                             "cupy-eager, the JAX loops)")
+    parser.add_argument("--quick", action="store_true",
+                        help="small sizes (1e3, 1e4; sgd to 1e3) for a first look in about "
+                             "a minute")
+    parser.add_argument("--ratios", nargs="?", const="all", default=None,
+                        choices=("all", "cpu", "gpu"),
+                        help="also time the speed targets as interleaved pairs "
+                             "(benchmarks/test_ratios.py: a few minutes more); 'cpu' or 'gpu' "
+                             "picks the pairs with no GPU side or with one")
+    parser.add_argument("--time-budget", default=None, metavar="SECONDS",
+                        help="start no case after this many seconds: the rest skip (listed "
+                             "in the log) and the report covers what ran (to fit a lease)")
+    parser.add_argument("--out", default="bench_results", metavar="DIR",
+                        help="where the JSON, report.md and PNGs go (default: bench_results)")
+
+
+def number_list(text, flag):
+    """``"1e3, 1e4"`` as ``"1000,10000"``; ValueError naming ``flag`` otherwise."""
+    try:
+        values = [int(float(v)) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ValueError(f"{flag}: expected comma-separated numbers like 1e3,1e4; "
+                         f"got {text!r}") from None
+    if not values or any(v < 0 for v in values):
+        raise ValueError(f"{flag}: expected numbers >= 0; got {text!r}")
+    return ",".join(str(v) for v in values)
+
+
+def _one_number(text, flag):
+    value = number_list(text, flag)
+    if "," in value:
+        raise ValueError(f"{flag}: expected one number; got {text!r}")
+    return value
+
+
+def bench_environment(args, base):
+    """The suite's environment (``benchmarks/conftest.py`` reads it): ``base``
+    (a mapping, the caller's environment) with the flags' settings added.
+
+    Every flag is checked first: a bad one raises ValueError (a one-line
+    message naming it), an unusable backend BackendUnavailableError, before
+    anything is timed.
+    """
+    env = dict(base)
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    bad = [m for m in modes if m not in MODES]
+    if bad or not modes:
+        raise ValueError(f"--modes: unknown mode(s) {bad}; choose from {list(MODES)}")
+    env["NNBACKEND_BENCH_MODES"] = ",".join(modes)
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    bad = [m for m in models if m not in MODEL_ORDER]
+    if bad or not models:
+        raise ValueError(f"--models: unknown model(s) {bad}; choose from {list(MODEL_ORDER)}")
+    env["NNBACKEND_BENCH_MODELS"] = ",".join(models)
+    mnist_sizes = args.mnist_sizes or ("1e3,1e4" if args.quick else None)
+    if mnist_sizes:
+        env["NNBACKEND_BENCH_MNIST_SIZES"] = number_list(mnist_sizes, "--mnist-sizes")
+    if args.mnist_cpu_max:
+        env["NNBACKEND_BENCH_MNIST_CPU_MAX"] = _one_number(args.mnist_cpu_max, "--mnist-cpu-max")
+    if args.backends:
+        names = [b.strip() for b in args.backends.split(",") if b.strip()]
+        for name in names:
+            backend, _, device = name.partition(":")
+            get_backend(backend, device or None)  # refuse unusable ones before timing anything
+        env["NNBACKEND_BENCH_BACKENDS"] = ",".join(names)
+    sizes = args.sizes or ("1e3,1e4" if args.quick else None)
+    if sizes:
+        env["NNBACKEND_BENCH_SIZES"] = number_list(sizes, "--sizes")
+    sgd_max = args.sgd_max or ("1e3" if args.quick else None)
+    if sgd_max:
+        env["NNBACKEND_BENCH_SGD_MAX"] = number_list(sgd_max, "--sgd-max")
+    target_n = args.target_n or ("2e3" if args.quick else None)
+    if target_n:
+        env["NNBACKEND_BENCH_TARGET_N"] = number_list(target_n, "--target-n")
+    if args.quick:
+        env.setdefault("NNBACKEND_BENCH_TARGET_SECONDS", "5")
+    env["NNBACKEND_BENCH_PEERS"] = "0" if args.no_peers else "1"
+    if args.ratios:
+        env["NNBACKEND_BENCH_RATIOS"] = args.ratios
+    if args.time_budget:
+        env["NNBACKEND_BENCH_BUDGET_SECONDS"] = _one_number(args.time_budget, "--time-budget")
+    return env

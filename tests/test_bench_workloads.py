@@ -1,0 +1,127 @@
+"""The benchmark's workloads at smoke size: models, labels that name the device, peers.
+
+What a GPU run needs is checked here on the CPU as far as it can be: the
+mnist model builds and trains on numpy, the labels say which kind of device
+ran, and the hand-written CuPy peer's arithmetic (written against a module
+``cp``) agrees with nnbackend when NumPy stands in for CuPy.
+"""
+
+import types
+
+import numpy as np
+import pytest
+
+import nnbackend as nb
+from nnbackend.bench import peers
+from nnbackend.bench import workloads as W
+from nnbackend.bench.models import WORKLOADS, describe, label_for, workload
+from nnbackend.bench.synthetic import data_for, synthetic_mnist
+
+
+def _epochs(step, count, n):
+    return [step() / n for _ in range(count)]
+
+
+def test_mnist_workload_builds_and_trains_one_epoch_on_numpy():
+    step, info = W.nnbackend_epoch("numpy", None, "minibatch", 64, model="mnist")
+    loss = step() / 64
+    assert np.isfinite(loss) and 0 < loss < 10  # cross-entropy of 10 classes starts near ln 10
+    assert info["model"] == "mnist" and info["label"] == "nnbackend-numpy-cpu"
+    assert info["device_kind"] == "cpu" and info["gpu"] is False
+    shapes = [a.shape for a in W.initial_params("mnist")]
+    assert shapes == [(784, 1024), (1024,), (1024, 1024), (1024,), (1024, 10), (10,)]
+
+
+def test_mnist_data_has_mnists_shape_and_ten_classes():
+    X, labels = synthetic_mnist(2000, seed=3)
+    assert X.shape == (2000, 784) and X.dtype == np.float32
+    assert 0 <= X.min() and X.max() < 1
+    assert labels.dtype == np.int64 and set(np.unique(labels)) == set(range(10))
+    # Drawn once per (model, N, seed): the peers share one copy.
+    assert data_for("mnist", 100, 0)[0] is data_for("mnist", 100, 0)[0]
+    assert data_for("mnist", 100, 1)[0] is not data_for("mnist", 100, 0)[0]
+
+
+def test_the_models():
+    small, mnist = workload("small"), workload("mnist")
+    assert small.layers == (32, 64, 1) and small.batch_size == 64 and small.optimizer == "sgd"
+    assert mnist.layers == (784, 1024, 1024, 10) and mnist.batch_size == 256
+    assert (mnist.hidden_activation, mnist.output_activation, mnist.loss, mnist.optimizer) == (
+        "relu", "softmax", "cross_entropy", "adam")
+    sizes = [10_000, 60_000, 1_000_000, 2_000_000]
+    assert mnist.sizes_for("minibatch", sizes) == [10_000, 60_000]
+    assert mnist.sizes_for("batch", sizes) == [10_000, 60_000, 1_000_000]
+    assert mnist.sizes_for("sgd", sizes) == []
+    assert small.sizes_for("sgd", sizes) == sizes
+    assert "784 → 1024 → 1024 → 10" in describe("mnist")
+    with pytest.raises(ValueError, match="unknown benchmark model 'cifar'; choose from small"):
+        workload("cifar")
+    assert set(WORKLOADS) == {"small", "mnist"}
+
+
+def test_labels_name_the_kind_of_device():
+    assert label_for("nnbackend", "cuda", "torch") == "nnbackend-torch-cuda"
+    assert label_for("nnbackend", "cpu", "torch") == "nnbackend-torch-cpu"
+    assert label_for("nnbackend", "gpu", "jax") == "nnbackend-jax-gpu"
+    assert label_for("nnbackend", "cuda", "cupy", "reference") == "nnbackend-cupy-cuda-reference"
+    assert label_for("torch-eager", "cuda") == "torch-eager-cuda"
+    assert label_for("cupy-eager", "cuda") == "cupy-eager-cuda"
+    assert label_for("jax-scan-hand", "gpu") == "jax-scan-hand-gpu"
+    assert label_for("numpy-seed", "cpu") == "numpy-seed"
+
+
+@pytest.mark.parametrize("device, gpu, kind", [
+    (types.SimpleNamespace(type="cuda"), True, "cuda"),       # a torch.device
+    (types.SimpleNamespace(type="cpu"), False, "cpu"),
+    (types.SimpleNamespace(platform="gpu"), True, "gpu"),     # a JAX device
+    (object(), True, "cuda"),                                 # CuPy's Device: cuda:N
+    ("cpu", False, "cpu"),                                    # numpy
+])
+def test_device_kind(device, gpu, kind):
+    backend = types.SimpleNamespace(device=device, is_gpu=lambda: gpu)
+    assert W.device_kind(backend) == kind
+
+
+@pytest.mark.parametrize("name", ["torch", "jax"])
+def test_a_cpu_backend_is_labelled_cpu(name):
+    if name not in nb.available_backends():
+        pytest.skip(f"{name} is not installed here")
+    _, info = W.make_epoch("nnbackend", f"{name}:cpu", "batch", 32)
+    assert info["label"] == f"nnbackend-{name}-cpu" and info["gpu"] is False
+
+
+def test_make_epoch_refuses_unknown_and_mismatched():
+    with pytest.raises(ValueError, match="unknown benchmark implementation 'tf-eager'"):
+        W.make_epoch("tf-eager", "cpu", "batch", 32)
+    with pytest.raises(ValueError, match="the numpy-seed peer trains the 'small' model only"):
+        W.make_epoch("numpy-seed", "cpu", "batch", 32, model="mnist")
+
+
+def test_cupy_peer_skips_with_the_reason_without_a_gpu():
+    if "cupy" in nb.available_backends():
+        pytest.skip("CuPy can use a GPU here")
+    with pytest.raises(nb.BackendUnavailableError, match="backend 'cupy' is not available"):
+        W.make_epoch("cupy-eager", "cuda", "batch", 32)
+
+
+@pytest.mark.parametrize("model, rtol", [("small", 1e-5), ("mnist", 1e-4)])
+def test_plain_peer_matches_nnbackend_with_numpy_standing_in_for_cupy(model, rtol):
+    # Batch mode: no shuffle, so both take the same steps from the same start.
+    n = 48
+    ours, _ = W.nnbackend_epoch("numpy", None, "batch", n, model=model)
+    plain = peers.plain_epoch(np, "batch", n, model=model)
+    expected = _epochs(ours, 3, n)
+    np.testing.assert_allclose(_epochs(plain, 3, n), expected, rtol=rtol)
+    assert expected[2] != expected[0]  # it trained
+    # Mini-batches in the peer's own order: runs and stays finite.
+    shuffled = peers.plain_epoch(np, "minibatch", 40, batch_size=16, model=model)
+    assert all(np.isfinite(_epochs(shuffled, 2, 40)))
+
+
+def test_torch_peer_matches_nnbackend_on_mnist():
+    pytest.importorskip("torch", reason="the torch-eager peer needs torch")
+    n = 48
+    ours, _ = W.nnbackend_epoch("numpy", None, "batch", n, model="mnist")
+    theirs, info = W.make_epoch("torch-eager", "cpu", "batch", n, model="mnist")
+    np.testing.assert_allclose(_epochs(theirs, 3, n), _epochs(ours, 3, n), rtol=1e-4)
+    assert info["label"] == "torch-eager-cpu" and info["model"] == "mnist"
