@@ -21,7 +21,13 @@ import numpy as np
 
 from . import __version__
 from .backends import BACKEND_NAMES, BackendUnavailableError, get_backend
-from .bench.suite import add_bench_arguments, bench_environment
+from .bench.suite import (
+    add_bench_arguments,
+    bench_environment,
+    missing_requirements,
+    pytest_command,
+    suite_dir,
+)
 from .cli_data import (
     Refusal as _Refusal,
     load_training_data,
@@ -458,37 +464,27 @@ def _predict(args):
 # -- bench -------------------------------------------------------------------------
 
 
-def _suite_dir():
-    """The benchmark suite: beside the package in a source checkout, or ./benchmarks."""
-    from pathlib import Path
-
-    here = Path(__file__).resolve().parent
-    for candidate in (os.environ.get("NNBACKEND_BENCH_SUITE"), here.parent / "benchmarks",
-                      Path.cwd() / "benchmarks"):
-        if candidate and (Path(candidate) / "test_epochs.py").is_file():
-            return Path(candidate)
-    raise _Refusal("the benchmark suite (benchmarks/test_epochs.py) was not found: run "
-                   "nnbackend bench from a source checkout, or set NNBACKEND_BENCH_SUITE")
-
-
 def _bench(args):
     import subprocess
+    import tempfile
 
-    suite = _suite_dir()
+    missing = missing_requirements()
+    if missing:
+        raise _Refusal(missing)
+    try:
+        suite = suite_dir()
+    except ValueError as exc:
+        raise _Refusal(str(exc)) from None
     env = bench_environment(args, os.environ)
     os.makedirs(args.out, exist_ok=True)
     raw = os.path.join(args.out, "results.json")
-    # The epoch suite (and on request the interleaved pairs, first: they hold
-    # the targets, and a time budget skips what comes last) feeds the report;
-    # the memory and dask benchmarks run with pytest on their own.
-    files = [str(suite / "test_epochs.py")]
-    if args.ratios:
-        files.insert(0, str(suite / "test_ratios.py"))
-    command = [sys.executable, "-m", "pytest", *files, "-q", "-rs", "-p", "no:cacheprovider",
-               "--benchmark-only", f"--benchmark-json={raw}", "--benchmark-columns=median,rounds",
-               "--benchmark-sort=name"]
-    print("running the benchmark suite: " + " ".join(command[3:]), file=sys.stderr)
-    done = subprocess.run(command, env=env)
+    with tempfile.TemporaryDirectory(prefix="nnbackend-bench-") as tmp:
+        ini = os.path.join(tmp, "pytest.ini")
+        with open(ini, "w") as f:
+            f.write("[pytest]\n")
+        command = pytest_command(suite, raw, args.ratios, ini)
+        print("running the benchmark suite: " + " ".join(command[3:]), file=sys.stderr)
+        done = subprocess.run(command, env=env)
     if done.returncode != 0 or not os.path.isfile(raw):
         raise _Refusal(f"the benchmark suite failed (pytest exit status {done.returncode})")
     with open(raw) as f:

@@ -2,7 +2,9 @@
 
 import json
 import os
+import pathlib
 import re
+import shutil
 import subprocess
 import sys
 
@@ -301,6 +303,73 @@ def test_bench_writes_a_report(tmp_path):
         assert i["label"] == "nnbackend-numpy-cpu" and i["device_kind"] == "cpu"
     for png in ("epoch_time.png", "speedup.png", "epoch_time-mnist.png", "speedup-mnist.png"):
         assert (tmp_path / "b" / png).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_bench_runs_from_an_installed_package_without_a_source_checkout(tmp_path):
+    # The package alone, as pip installs it (no benchmarks/ beside it), run
+    # from a folder that has no benchmarks/ either and without
+    # NNBACKEND_BENCH_SUITE: the suite is the one shipped in the package.
+    from nnbackend.bench.suite import missing_requirements
+
+    if missing_requirements():
+        pytest.skip(missing_requirements())
+    site = tmp_path / "site"
+    shutil.copytree(pathlib.Path(nb.__file__).parent, site / "nnbackend",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NNBACKEND_")}
+    env.update(PYTHONPATH=str(site), NNBACKEND_BENCH_SECONDS="0.01")
+    proc = subprocess.run(
+        [sys.executable, "-m", "nnbackend.cli", "bench", "--backends", "numpy", "--modes", "batch",
+         "--sizes", "128", "--target-n", "0", "--no-peers", "--out", "b"],
+        capture_output=True, text=True, cwd=elsewhere, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert str(site / "nnbackend" / "bench" / "cases" / "test_epochs.py") in proc.stderr
+    assert "| 128 |" in (elsewhere / "b" / "report.md").read_text()
+
+
+def test_bench_without_pytest_names_the_pip_install(tmp_path):
+    # pytest hidden from the CLI's process: one line naming the extra.
+    code = ("import sys; sys.modules['pytest'] = None; from nnbackend.cli import main; "
+            f"sys.exit(main(['bench', '--out', {str(tmp_path / 'b')!r}]))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr == ("nnbackend: error: nnbackend bench needs pytest, not installed here: "
+                           "pip install 'nnbackend[bench]' (or: pip install pytest)\n")
+    assert not (tmp_path / "b").exists()
+
+
+def test_bench_requirements_name_every_missing_package():
+    from nnbackend.bench.suite import missing_requirements
+
+    message = missing_requirements(lambda name: None if name != "pytest" else object())
+    assert message == ("nnbackend bench needs pytest-benchmark, matplotlib, not installed here: "
+                       "pip install 'nnbackend[bench]' (or: pip install pytest-benchmark "
+                       "matplotlib)")
+    assert missing_requirements(lambda name: object()) is None
+
+
+def test_bench_extra_holds_what_the_suite_needs():
+    tomllib = pytest.importorskip("tomllib", reason="tomllib is in Python 3.11+")
+    from nnbackend.bench.suite import BENCH_REQUIREMENTS
+
+    pyproject = pathlib.Path(nb.__file__).parent.parent / "pyproject.toml"
+    extra = tomllib.loads(pyproject.read_text())["project"]["optional-dependencies"]["bench"]
+    names = {re.split(r"[<>=\[]", r)[0] for r in extra}
+    assert names == {dist for _, dist in BENCH_REQUIREMENTS}
+
+
+def test_bench_suite_override_without_the_cases_is_refused(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NNBACKEND_")}
+    env["NNBACKEND_BENCH_SUITE"] = str(tmp_path)
+    proc = subprocess.run([sys.executable, "-m", "nnbackend.cli", "bench", "--out", tmp_path / "b"],
+                          capture_output=True, text=True, env=env, timeout=120)
+    if "nnbackend bench needs" in proc.stderr:
+        pytest.skip(proc.stderr.strip())
+    assert proc.returncode == 2
+    assert f"NNBACKEND_BENCH_SUITE={tmp_path}: no test_epochs.py there" in proc.stderr
 
 
 # -- issue 14: users' data is never silently wrong or lost ------------------------------

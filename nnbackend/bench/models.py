@@ -1,6 +1,6 @@
 """The networks the benchmark trains, by name, and how results are labelled.
 
-Plain data, importing nothing heavy: the suite (``benchmarks/``), the
+Plain data, importing nothing heavy: the suite (``bench/cases/``), the
 workloads and the report all read it.
 
 ``small``

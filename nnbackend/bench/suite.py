@@ -1,17 +1,29 @@
-"""The ``nnbackend bench`` command's flags, and the suite environment they make.
+"""The ``nnbackend bench`` command's flags, the suite environment they make,
+and the pytest command that runs the suite.
 
-``nnbackend/cli.py`` builds the parser and runs the suite; what the flags
-mean for ``benchmarks/conftest.py`` (which reads the environment) lives here,
-beside the workloads it selects.
+``nnbackend/cli.py`` builds the parser and runs the command; what the flags
+mean for the suite's ``conftest.py`` (which reads the environment), where the
+suite is and what it needs live here, beside the workloads it selects.
 """
 
 from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from pathlib import Path
 
 from ..backends import get_backend
 from ..data import MODES
 from .models import MODEL_ORDER
 
-__all__ = ["add_bench_arguments", "bench_environment", "number_list"]
+__all__ = ["BENCH_REQUIREMENTS", "add_bench_arguments", "bench_environment",
+           "missing_requirements", "number_list", "pytest_command", "suite_dir"]
+
+# What the benchmark runs on, as (module, distribution): all of them are in
+# the ``bench`` extra.
+BENCH_REQUIREMENTS = (("pytest", "pytest"), ("pytest_benchmark", "pytest-benchmark"),
+                      ("matplotlib", "matplotlib"))
 
 
 def add_bench_arguments(parser):
@@ -43,7 +55,7 @@ def add_bench_arguments(parser):
     parser.add_argument("--ratios", nargs="?", const="all", default=None,
                         choices=("all", "cpu", "gpu"),
                         help="also time the speed targets as interleaved pairs "
-                             "(benchmarks/test_ratios.py: a few minutes more); 'cpu' or 'gpu' "
+                             "(nnbackend/bench/cases/test_ratios.py: a few minutes more); 'cpu' or 'gpu' "
                              "picks the pairs with no GPU side or with one")
     parser.add_argument("--time-budget", default=None, metavar="SECONDS",
                         help="start no case after this many seconds: the rest skip (listed "
@@ -72,7 +84,7 @@ def _one_number(text, flag):
 
 
 def bench_environment(args, base):
-    """The suite's environment (``benchmarks/conftest.py`` reads it): ``base``
+    """The suite's environment (``nnbackend/bench/cases/conftest.py`` reads it): ``base``
     (a mapping, the caller's environment) with the flags' settings added.
 
     Every flag is checked first: a bad one raises ValueError (a one-line
@@ -118,3 +130,51 @@ def bench_environment(args, base):
     if args.time_budget:
         env["NNBACKEND_BENCH_BUDGET_SECONDS"] = _one_number(args.time_budget, "--time-budget")
     return env
+
+
+def missing_requirements(find_spec=importlib.util.find_spec):
+    """None if the suite can run here, else one line naming what is missing
+    and the ``pip install`` that brings it."""
+    missing = [dist for module, dist in BENCH_REQUIREMENTS if find_spec(module) is None]
+    if not missing:
+        return None
+    return (f"nnbackend bench needs {', '.join(missing)}, not installed here: "
+            f"pip install 'nnbackend[bench]' (or: pip install {' '.join(missing)})")
+
+
+def suite_dir():
+    """The folder of the benchmark cases: ``$NNBACKEND_BENCH_SUITE`` where set
+    (a folder with ``test_epochs.py``, for a suite of one's own), else the
+    cases shipped in the package (:mod:`nnbackend.bench.cases`), which an
+    installed copy has as much as a source checkout.
+
+    Raises ValueError (one line) for an ``$NNBACKEND_BENCH_SUITE`` without
+    ``test_epochs.py``.
+    """
+    chosen = os.environ.get("NNBACKEND_BENCH_SUITE")
+    if chosen:
+        if not (Path(chosen) / "test_epochs.py").is_file():
+            raise ValueError(f"NNBACKEND_BENCH_SUITE={chosen}: no test_epochs.py there; "
+                             "unset it to run the suite that ships with nnbackend")
+        return Path(chosen)
+    return Path(__file__).resolve().parent / "cases"
+
+
+def pytest_command(suite, raw_json, ratios, ini_file):
+    """The command that runs the suite under pytest-benchmark into ``raw_json``.
+
+    ``ini_file`` (an empty ``[pytest]`` file) and ``--confcutdir`` keep the
+    run to the suite's own configuration: an installed package may sit in a
+    virtual environment inside some project whose pytest settings and
+    ``conftest.py`` files have nothing to do with it.
+    """
+    # The epoch suite (and on request the interleaved pairs, first: they hold
+    # the targets, and a time budget skips what comes last) feeds the report;
+    # the memory and dask benchmarks run with pytest on their own.
+    files = [str(suite / "test_epochs.py")]
+    if ratios:
+        files.insert(0, str(suite / "test_ratios.py"))
+    return [sys.executable, "-m", "pytest", *files, "-c", str(ini_file), "--rootdir", str(suite),
+            "--confcutdir", str(suite), "-q", "-rs", "-p", "no:cacheprovider",
+            "--benchmark-only", f"--benchmark-json={raw_json}",
+            "--benchmark-columns=median,rounds", "--benchmark-sort=name"]

@@ -203,7 +203,7 @@ def rows_from_data(data):
 
 
 def ratio_rows(data):
-    """The interleaved pairs of ``benchmarks/test_ratios.py``, as dicts.
+    """The interleaved pairs of ``nnbackend/bench/cases/test_ratios.py``, as dicts.
 
     Each has ``label_a``, ``label_b``, ``model`` (``"small"`` when not
     recorded), ``mode``, ``n_samples``, ``median_a``,

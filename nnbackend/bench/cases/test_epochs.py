@@ -1,0 +1,84 @@
+"""One training epoch per model, implementation, backend, mode and N; and time to a target loss.
+
+Run through ``nnbackend bench`` (which writes the report), or by hand:
+``pytest benchmarks --benchmark-json=out.json``. CI runs it with
+``--benchmark-disable`` at a tiny size so the suite never rots.
+"""
+
+import os
+import time
+
+import pytest
+
+import nnbackend as nb
+from nnbackend.bench import workloads as W
+from nnbackend.bench.models import label_for, workload
+
+BATCH_SIZE = 64  # the small model's mini-batch, for the time-to-target runs
+# Rounds are chosen so a benchmark takes about this long after its warm-up
+# (NNBACKEND_BENCH_SECONDS; gpu_check.sh lowers it to fit a device lease).
+SECONDS_PER_BENCHMARK = float(os.environ.get("NNBACKEND_BENCH_SECONDS", "2.0"))
+# The time-to-target runs stop at this mean ½·squared error.
+TARGET_LOSS = 0.0075
+
+
+def _make(model, implementation, where, mode, n_samples):
+    try:
+        return W.make_epoch(implementation, where, mode, n_samples, model=model)
+    except (nb.BackendUnavailableError, ImportError) as exc:
+        pytest.skip(str(exc))
+
+
+@pytest.mark.benchmark(group="epoch")
+def test_epoch(benchmark, model, implementation, where, mode, n_samples):
+    step, info = _make(model, implementation, where, mode, n_samples)
+    size = W.batch_size_of(mode, workload(model).batch_size, n_samples)
+    steps = -(-n_samples // size)
+    # Warm-up outside the timing: context creation, kernel compilation, caches.
+    start = time.perf_counter()
+    loss = step()
+    first = time.perf_counter() - start
+    assert loss == loss, "the warm-up epoch's loss is NaN"
+    rounds = max(1, min(10, int(SECONDS_PER_BENCHMARK / max(first, 1e-6))))
+    benchmark.extra_info.update(info, kind="epoch", mode=mode, batch_size=size,
+                                n_samples=n_samples, steps=steps, dtype="float32")
+    benchmark.pedantic(step, rounds=rounds, iterations=1)
+    stats = getattr(benchmark, "stats", None)
+    if stats is not None:
+        median = stats.stats.median
+        benchmark.extra_info.update(seconds_per_epoch=median,
+                                    samples_per_s=n_samples / median,
+                                    seconds_per_step=median / steps)
+
+
+@pytest.mark.benchmark(group="time_to_target")
+def test_time_to_target(benchmark, target_case):
+    backend, mode, n_samples, max_seconds = target_case
+    name, _, device = backend.partition(":")
+
+    def make_step():
+        try:
+            return W.nnbackend_epoch(name, device or None, mode, n_samples, BATCH_SIZE)[0]
+        except nb.BackendUnavailableError as exc:
+            pytest.skip(str(exc))
+
+    try:
+        b = nb.get_backend(name, device or None)
+    except nb.BackendUnavailableError as exc:
+        pytest.skip(str(exc))
+    W.nnbackend_epoch(name, device or None, mode, min(n_samples, 256), BATCH_SIZE)[0]()  # warm-up
+    result = {}
+
+    def run():
+        result.update(W.time_to_target(make_step, TARGET_LOSS, n_samples, max_seconds=max_seconds))
+
+    benchmark.pedantic(run, rounds=1, iterations=1)
+    size = W.batch_size_of(mode, BATCH_SIZE, n_samples)
+    kind = W.device_kind(b)
+    benchmark.extra_info.update(
+        kind="time_to_target", implementation="nnbackend", model="small",
+        label=label_for("nnbackend", kind, b.name), backend=b.name, device=b.device_name(),
+        device_kind=kind, gpu=b.is_gpu(), mode=mode, batch_size=size,
+        n_samples=n_samples, steps=-(-n_samples // size), dtype="float32",
+        target_loss=TARGET_LOSS, lr=W.LR, max_seconds=max_seconds, **result,
+    )
