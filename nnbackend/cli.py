@@ -40,7 +40,7 @@ from .datasets import DATASETS, DatasetUnavailableError, train_val_split
 from .kernels import HIDDEN_ACTIVATIONS
 from .model import MLP
 from .optim import OPTIMIZERS
-from .training import DivergenceWarning
+from .training import DivergenceWarning, EpochProgress
 
 TASKS = ("binary", "multiclass", "regression")
 
@@ -233,36 +233,6 @@ def _backend_arg(args):
     return get_backend("dask", args.device, scheduler=args.scheduler)
 
 
-class _Progress:
-    """A progress bar on a terminal; otherwise at most about 20 lines."""
-
-    def __init__(self, epochs, stream, enabled):
-        self.epochs, self.stream, self.enabled = epochs, stream, enabled
-        self.tty = enabled and stream.isatty()
-        self.every = max(1, math.ceil(epochs / 20))
-        self.start = time.perf_counter()
-
-    def __call__(self, epoch, figures):
-        if not self.enabled:
-            return
-        text = "  ".join(f"{k} {v:.4g}" for k, v in figures.items())
-        if self.tty:
-            width = 24
-            done = int(width * epoch / self.epochs)
-            elapsed = time.perf_counter() - self.start
-            bar = "#" * done + "-" * (width - done)
-            self.stream.write(f"\r[{bar}] {epoch}/{self.epochs}  {text}  {elapsed:.1f}s\033[K")
-            if epoch == self.epochs:
-                self.stream.write("\n")
-        elif epoch % self.every == 0 or epoch == self.epochs or epoch == 1:
-            self.stream.write(f"epoch {epoch}/{self.epochs}  {text}\n")
-        self.stream.flush()
-
-    def close(self):
-        if self.tty:
-            self.stream.write("\n")
-
-
 def _check_writable(path, flag):
     """Refuse an output path up front, not after minutes of training."""
     directory = os.path.dirname(os.path.abspath(path))
@@ -348,18 +318,22 @@ def _train(args):
                       "training": {k: settings[k] for k in ("mode", "batch_size", "lr",
                                                             "epochs", "seed")}}
 
-    progress = _Progress(settings["epochs"], sys.stderr, not args.quiet)
+    # A tqdm bar on a terminal; piped or logged, about 20 plain lines.
+    progress = None if args.quiet else EpochProgress(settings["epochs"], sys.stderr, max_lines=20)
     start = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        hist = model.fit(X_train, y_train, mode=settings["mode"],
-                         batch_size=settings["batch_size"], epochs=settings["epochs"],
-                         lr=settings["lr"], optimizer=settings["optimizer"],
-                         seed=settings["seed"], validation_data=validation,
-                         patience=args.patience, callback=progress, resume=bool(args.resume))
+        try:
+            hist = model.fit(X_train, y_train, mode=settings["mode"],
+                             batch_size=settings["batch_size"], epochs=settings["epochs"],
+                             lr=settings["lr"], optimizer=settings["optimizer"],
+                             seed=settings["seed"], validation_data=validation,
+                             patience=args.patience, resume=bool(args.resume),
+                             callback=None if progress is None else progress.update)
+        finally:
+            if progress is not None:
+                progress.close()
     seconds = time.perf_counter() - start
-    if hist.epochs < settings["epochs"]:
-        progress.close()
     for w in caught:
         if not issubclass(w.category, DivergenceWarning):
             print(f"nnbackend: warning: {w.message}", file=sys.stderr)

@@ -411,7 +411,9 @@ class MLP:
             Seeds the shuffling and the validation split; ``None`` takes the
             model's ``seed``.
         progress : bool
-            Print each epoch's figures to stderr.
+            Show each epoch's figures on stderr: a tqdm bar with the rate and
+            the time left on a terminal or in a notebook (a widget there),
+            one plain line per epoch otherwise (a log, a pipe, no tqdm).
         chunk_size : 'auto' or int
             Batches with more rows than this are pushed through the network in
             chunks whose gradients are summed: full-batch memory stays flat in

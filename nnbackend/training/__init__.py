@@ -5,6 +5,8 @@
   with checkpoints;
 - :mod:`.callbacks` -- progress, early stopping, the divergence guard and
   the user's callback, each acting after an epoch;
+- :mod:`.progress` -- the progress display (a tqdm bar or plain lines),
+  shared with the command line (:class:`EpochProgress`);
 - :mod:`.loop` -- the loop itself (:func:`train`) over data already on the
   device, and :func:`epoch_stepper` for benchmarks.
 
@@ -16,7 +18,8 @@ from .callbacks import DivergenceWarning
 from .history import History
 from .loop import Network, epoch_stepper, train
 from .options import FitOptions
+from .progress import EpochProgress
 from .state import TrainState
 
-__all__ = ["DivergenceWarning", "FitOptions", "History", "Network", "TrainState", "epoch_stepper",
-           "train"]
+__all__ = ["DivergenceWarning", "EpochProgress", "FitOptions", "History", "Network", "TrainState",
+           "epoch_stepper", "train"]

@@ -4,13 +4,15 @@ and the divergence guard that stops a run whose numbers stopped being finite.
 Each callback's ``on_epoch_end(epoch, figures, params, epoch_start)`` gets
 the 1-based epoch, its figures (:meth:`History.last`), the parameters after
 the epoch and those it started from; it returns True to stop training.
+``on_train_end()`` runs once when the loop ends, however it ends.
 """
 
 from __future__ import annotations
 
 import math
-import sys
 import warnings
+
+from .progress import EpochProgress
 
 __all__ = ["Callback", "DivergenceGuard", "DivergenceWarning", "EarlyStopping", "Progress",
            "UserCallback"]
@@ -26,17 +28,24 @@ class Callback:
     def on_epoch_end(self, epoch, figures, params, epoch_start) -> bool:
         return False
 
+    def on_train_end(self) -> None:
+        """The loop has ended (done, stopped, diverged or raised)."""
+
 
 class Progress(Callback):
-    """Print each epoch's figures to stderr."""
+    """Each epoch's figures on stderr: a tqdm bar (rate, time left, figures)
+    on a terminal or in a notebook, else one plain line per epoch (see
+    :class:`~.progress.EpochProgress`)."""
 
-    def __init__(self, epochs: int):
-        self.epochs = epochs
+    def __init__(self, epochs: int, stream=None):
+        self.progress = EpochProgress(epochs, stream)
 
     def on_epoch_end(self, epoch, figures, params, epoch_start) -> bool:
-        text = "  ".join(f"{k} {v:.6g}" for k, v in figures.items())
-        print(f"epoch {epoch}/{self.epochs}  {text}", file=sys.stderr)
+        self.progress.update(epoch, figures)
         return False
+
+    def on_train_end(self) -> None:
+        self.progress.close()
 
 
 class UserCallback(Callback):

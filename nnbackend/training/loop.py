@@ -204,23 +204,27 @@ def _loop(net: Network, epochs: _Epochs, params, state, rng, hist: History, opti
     n_val = None if epochs.validation is None else n_rows(epochs.validation[0])
     # No per-operation overflow warnings (divergence is reported once, by
     # the guard) and no autograd bookkeeping: see Backend.loop_context.
-    with net.backend.loop_context():
-        for epoch in range(1, options.epochs + 1):
-            epoch_start = params
-            params, state, epoch_loss, epoch_correct = epochs.run(params, state, rng)
-            host = epochs.figures(params, epoch_loss, epoch_correct)
-            scale = 1.0 / hist.n_samples if net.spec.reduction == "mean" else 1.0
-            diverged = guard.check(epoch, float(host[0]) * scale, bool(host[1]), epoch_start)
-            if diverged is not None:
-                hist.diverged, params = diverged
-                break
-            hist.epochs = epoch
-            _record(hist, host, net, hist.n_samples, n_val, epoch_correct is not None)
-            figures = hist.last()
-            stop = [cb.on_epoch_end(epoch, figures, params, epoch_start) for cb in callbacks]
-            if any(stop):
-                hist.stopped_early = True
-                break
+    try:
+        with net.backend.loop_context():
+            for epoch in range(1, options.epochs + 1):
+                epoch_start = params
+                params, state, epoch_loss, epoch_correct = epochs.run(params, state, rng)
+                host = epochs.figures(params, epoch_loss, epoch_correct)
+                scale = 1.0 / hist.n_samples if net.spec.reduction == "mean" else 1.0
+                diverged = guard.check(epoch, float(host[0]) * scale, bool(host[1]), epoch_start)
+                if diverged is not None:
+                    hist.diverged, params = diverged
+                    break
+                hist.epochs = epoch
+                _record(hist, host, net, hist.n_samples, n_val, epoch_correct is not None)
+                figures = hist.last()
+                stop = [cb.on_epoch_end(epoch, figures, params, epoch_start) for cb in callbacks]
+                if any(stop):
+                    hist.stopped_early = True
+                    break
+    finally:  # a progress bar ends even when an epoch raised (Ctrl-C included)
+        for cb in callbacks:
+            cb.on_train_end()
     if stopping is not None and stopping.best_epoch is not None:
         hist.best_epoch = stopping.best_epoch
         if options.restore_best_weights:
