@@ -6,7 +6,7 @@ NumPy, CuPy, PyTorch, JAX, Dask or array-api-strict, chosen by name.
 Layers, bottom to top (a module imports only from layers below its own;
 ``tests/test_layering.py`` holds it): ``checks``, ``kernels`` -> ``backends/``
 -> ``network`` -> ``optim`` -> ``data``, ``datasets``, ``scaling`` -> ``engine`` ->
-``training/`` -> ``model``, ``checkpoint`` -> ``cli``, ``plot``, ``bench/``.
+``training/`` -> ``model``, ``classifier``, ``checkpoint`` -> ``cli``, ``plot``, ``bench/``.
 """
 
 from . import kernels

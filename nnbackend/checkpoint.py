@@ -2,16 +2,20 @@
 
 Layout: ``format`` (the string ``"nnbackend-mlp"``), ``format_version``,
 ``header`` (JSON: architecture, dtype, seed, metadata, and the scalar part of
-the training state; from version 2 also the feature names and the
-standardization statistics), ``param_<i>`` (``W0, b0, W1, ...``) and
+the training state; from version 2 also the feature names, the
+standardization statistics and the class labels), ``param_<i>`` (``W0, b0, W1, ...``) and
 ``opt_<field>_<i>`` (the optimizer's per-parameter arrays). Everything is a
 plain array: files are read with ``allow_pickle=False``, so loading never
 runs code from the file.
 
-Versions: 1 holds no feature names and no scaling; 2 adds them. A model
-without either is still written as version 1, which every release reads; one
-with them is version 2, which a version-1 reader refuses instead of
-predicting from unscaled inputs.
+Versions: 1 holds no feature names, no scaling and no class labels; 2 adds
+them (``classes``, the model's ``classes_`` as a JSON list, came later within
+version 2: a reader that knows no ``classes`` key ignores it and predicts the
+same outputs). A model without any of them is still written as version 1,
+which every release reads; one with them is version 2, which a version-1
+reader refuses instead of predicting from unscaled inputs. A file without
+``classes`` whose metadata holds the command line's ``classes`` (written
+before the key existed) gets its ``classes_`` from there.
 """
 
 from __future__ import annotations
@@ -42,9 +46,10 @@ def save(model, path):
         "feature_names": model.feature_names_in_,
         "scaling": {"features": _scaler_dict(model.feature_scaler),
                     "targets": _scaler_dict(model.target_scaler)},
+        "classes": None if model.classes_ is None else model.classes_.tolist(),
     }
     if config.get("standardize") or extras["feature_names"] is not None or any(
-            extras["scaling"].values()):
+            extras["scaling"].values()) or extras["classes"] is not None:
         version = 2
     else:  # nothing a version-1 reader would miss
         version = 1
@@ -182,7 +187,7 @@ def load(cls, path, backend=None, device=None):
 
 
 def _load_extras(model, header, path):
-    """Feature names and scalers of a version-2 header (absent in version 1)."""
+    """Feature names, scalers and classes of a version-2 header (absent in version 1)."""
     names = header.get("feature_names")
     if names is not None:
         if not (isinstance(names, list) and all(isinstance(n, str) for n in names)
@@ -202,3 +207,17 @@ def _load_extras(model, header, path):
             raise _bad(path, f"scaling of the {key} has {scaler.n_features_in_} columns, "
                              f"the network {width}")
         setattr(model, attr, scaler)
+    classes = header.get("classes")
+    if classes is not None:
+        try:
+            model.classes_ = classes
+        except (TypeError, ValueError) as exc:
+            raise _bad(path, exc) from None
+        return
+    # The command line's metadata from before the key existed: its labels.
+    saved = model.metadata.get("classes")
+    if isinstance(saved, list):
+        try:
+            model.classes_ = saved
+        except (TypeError, ValueError):
+            pass  # free-form metadata that does not fit the head: no classes

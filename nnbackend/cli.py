@@ -302,7 +302,7 @@ def _train(args):
     data = load_training_data(args, backend, settings["seed"])
     # Text labels as text: the task sees what the user wrote (classes by name).
     labels = data.y if data.label_names is None else np.asarray(data.label_names)[data.y]
-    task, y = task_for(labels, args.task)
+    task, y = task_for(labels, args.task, args.resume, resumed)
     if args.val_split is not None:
         X_train, y_train, X_val, y_val = train_val_split(data.X, y, args.val_split,
                                                          seed=settings["seed"])
@@ -313,6 +313,7 @@ def _train(args):
         print("nnbackend: note: --patience without --val-split watches the training loss",
               file=sys.stderr)
     model = _build_model(args, backend, data, task, settings, resumed)
+    model.classes_ = task["classes"]  # the labels predict and predict_labels give back
     model.metadata = {"task": task["kind"], "classes": task["classes"], "target": args.target,
                       "source": data.source,
                       "training": {k: settings[k] for k in ("mode", "batch_size", "lr",

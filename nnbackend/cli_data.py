@@ -152,10 +152,15 @@ def _npy_training_data(args, backend):
     return TrainingData(X, y, None, None, os.path.basename(args.data))
 
 
-def task_for(y, override):
+def task_for(y, override, resume=None, resumed=None):
     """The task of labels ``y`` (``--task`` where given), and the labels as
     class ids for a classifier. A note on stderr where whole numbers with
-    many distinct values were read one way or the other."""
+    many distinct values were read one way or the other.
+
+    With ``resumed`` (the model of ``--resume``, its path ``resume``) the
+    ids are those of the model's ``classes_``: data holding fewer of the
+    classes, or the same number with another one among them, must not
+    shift the ids; a label the model does not know is refused."""
     try:
         task = infer_task(y, override)
     except ValueError as exc:
@@ -175,8 +180,22 @@ def task_for(y, override):
                       f"read as {distinct} classes; give --task regression if they are a "
                       f"quantity", file=sys.stderr)
     if task["classes"] is not None and y.ndim == 1:
-        y = encode_labels(y, task["classes"])
+        saved = None if resumed is None else resumed.classes_
+        if saved is not None and saved.tolist() != task["classes"]:
+            task = _with_classes(task, saved.tolist())
+        try:
+            y = encode_labels(y, task["classes"])
+        except ValueError as exc:
+            raise Refusal(f"--resume {resume}: {exc}") from None
     return task, y
+
+
+def _with_classes(task, classes):
+    """``task`` with the classes of the model it resumes (and their head)."""
+    if len(classes) == 2 and task["kind"] == "binary":
+        return {**task, "classes": classes}
+    return {**task, "kind": "multiclass", "n_outputs": len(classes),
+            "output_activation": "softmax", "loss": "cross_entropy", "classes": classes}
 
 
 # -- predict -----------------------------------------------------------------------
@@ -196,7 +215,9 @@ def predict_command(args, backend):
         raise Refusal(f"{args.data} has {X.shape[1]} features but the model expects "
                       f"{model.layer_sizes[0]}")
     out = model.backend.to_host(model.predict(X)).astype(np.float64)
-    classes = model.metadata.get("classes")
+    # The model's labels (a checkpoint from before classes_ was saved has
+    # them from the command line's metadata: see nnbackend.checkpoint).
+    classes = None if model.classes_ is None else model.classes_.tolist()
     probabilities = None
     if model.output_activation == "softmax" or (model.output_activation == "sigmoid" and classes):
         probabilities = np.concatenate([1 - out, out], axis=1) if out.shape[1] == 1 else out

@@ -15,6 +15,7 @@ import numpy as np
 from . import kernels as K
 from .backends import Backend, backend_of, get_backend
 from .checks import check_int
+from .classifier import ClassLabels
 from .data import array_backend, as_features, as_targets, check_classes, is_host, n_rows
 from .network import (
     DEFAULT_CHUNK_SIZE,
@@ -45,7 +46,7 @@ def _dtype_name(dtype) -> str:
     return str(dtype)
 
 
-class MLP:
+class MLP(ClassLabels):
     """A fully connected network trained with hand-written backprop on any backend.
 
     Parameters
@@ -94,6 +95,14 @@ class MLP:
     feature_scaler, target_scaler : StandardScaler or None
         The standardization applied to ``X`` and to regression targets; set
         by the first ``fit`` of a model with ``standardize``, or by hand.
+    classes_ : ndarray, shape (n_classes,), or None
+        The class labels, as scikit-learn's classifiers keep them: class id
+        ``i`` (output column ``i`` of a softmax; 0 and 1 of one sigmoid unit)
+        stands for ``classes_[i]``. The first ``fit`` given text labels sets
+        them, sorted; they may also be set by hand before it (all the
+        classes, in the order that defines the ids). Kept in checkpoints.
+        None after a fit on numeric labels, which are the class ids
+        themselves; :meth:`predict_labels` then returns ids.
     """
 
     def __init__(
@@ -251,6 +260,7 @@ class MLP:
         return self._scaled(X, "feature_scaler", fit_scaling and bool(self.standardize))
 
     def _targets(self, y, n_samples, fit_scaling=False):
+        y = self._class_ids(y, learn=fit_scaling)
         with self.backend.compute_context():
             Y = as_targets(
                 self.backend, y, self.loss, self.layer_sizes[-1], n_samples, self.array_dtype
@@ -265,6 +275,7 @@ class MLP:
         self.feature_names_in_ = None
         self.feature_scaler = None
         self.target_scaler = None
+        self._classes = None
 
     def _scales_targets(self) -> bool:
         # Only an unbounded regression head: a sigmoid or softmax output's
@@ -395,7 +406,11 @@ class MLP:
         X : array-like, shape (n_samples, n_features)
             NumPy array, list, or array of the model's namespace and device.
         y : array-like, shape (n_samples, n_outputs) or (n_samples,)
-            Targets; integer class ids or one-hot rows for ``cross_entropy``.
+            Targets: numbers (class ids or one-hot rows for ``cross_entropy``,
+            0/1 or probabilities for a sigmoid output), or, for a softmax
+            output or one sigmoid unit, class labels as text (``'cat'``,
+            ``'dog'``), encoded through :attr:`classes_` (learned, sorted, by
+            the first such fit; a later fit's labels must be among them).
         mode : {'batch', 'minibatch', 'sgd'}
             Full-batch, mini-batch or stochastic (one sample per step) descent.
         batch_size : int

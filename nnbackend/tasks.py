@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["infer_task", "encode_labels", "MANY_CLASSES", "MAX_CLASS_SHARE"]
+__all__ = ["infer_task", "encode_labels", "text_labels", "MANY_CLASSES", "MAX_CLASS_SHARE"]
 
 # Whole-number labels with more distinct values than MANY_CLASSES, making up
 # more than MAX_CLASS_SHARE of the rows, are read as a quantity (regression),
@@ -193,3 +193,47 @@ def encode_labels(y, classes) -> np.ndarray:
         unknown = np.unique(y[~found])[:5].tolist()
         raise ValueError(f"labels {unknown} are not among the classes {classes.tolist()}")
     return order[pos].astype(np.int64)
+
+
+def text_labels(y, name: str = "y"):
+    """Host labels that name classes by text, as a 1-D array of ``str``; None
+    for anything else (numbers: class ids, one-hot rows, targets).
+
+    Parameters
+    ----------
+    y : array_like, shape (n_samples,) or (n_samples, 1)
+        Host labels: a list, a NumPy array, a pandas Series... Text may be
+        ``str`` or ``bytes`` (decoded as ASCII) or an object array of either.
+
+    Returns
+    -------
+    ndarray of str, shape (n_samples,), or None
+
+    Raises
+    ------
+    ValueError
+        Text labels in more than one column.
+    TypeError
+        An object array mixing text with other things (numbers, None...).
+    """
+    try:
+        a = np.asarray(y)
+    except (ValueError, TypeError):
+        return None  # ragged and the like: the numeric checks name it
+    if a.dtype.kind == "O":
+        kinds = {type(v).__name__ for v in a.reshape(-1).tolist()}
+        if not kinds & {"str", "bytes"}:
+            return None  # objects but no text: refused as a dtype by the numeric checks
+        if not kinds <= {"str", "bytes"}:
+            raise TypeError(f"{name} mixes text with {sorted(kinds - {'str', 'bytes'})} "
+                            "values; class labels must be all text or all numbers")
+        a = np.asarray([v.decode("ascii") if isinstance(v, bytes) else v
+                        for v in a.reshape(-1).tolist()]).reshape(a.shape)
+    if a.dtype.kind not in "US":
+        return None
+    if a.ndim == 2 and a.shape[1] == 1:
+        a = a.reshape(-1)
+    if a.ndim != 1:
+        raise ValueError(f"text class labels must be 1-D (one label per row); {name} has "
+                         f"shape {a.shape}")
+    return a.astype(str)

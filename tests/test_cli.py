@@ -274,7 +274,10 @@ def test_resume_continues_a_saved_run(tmp_path):
     second = run_json("train", *common, "--epochs", "3", "--resume", tmp_path / "m.npz")
     assert second["epochs_done"] == 6
     assert second["train_loss"] == whole["train_loss"]
+    # spirals has a third class the binary model never saw.
     proc = run("train", "--dataset", "spirals", "--resume", tmp_path / "m.npz")
+    assert proc.returncode == 2 and "labels [2] are not among the classes [0, 1]" in proc.stderr
+    proc = run("train", "--dataset", "moons", "--task", "multiclass", "--resume", tmp_path / "m.npz")
     assert proc.returncode == 2 and "maps 2 features to 1 outputs" in proc.stderr
 
 

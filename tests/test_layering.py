@@ -23,7 +23,7 @@ LAYERS = [
     ("data", "datasets", "datafiles", "tasks", "scaling"),  # 5. plans, checks, data sets, files, scaling
     ("engine",),                                # 6. one epoch: reference loop, executor choice
     ("training",),                              # 7. fit in parts: options, state, callbacks, loop
-    ("model", "checkpoint"),                    # 8. the MLP front end, its files
+    ("model", "classifier", "checkpoint"),      # 8. the MLP front end, its labels, its files
     ("cli", "cli_data", "plot", "bench", "__main__", ""),  # 9. user-facing; "" is nnbackend/__init__
 ]
 

@@ -52,7 +52,8 @@ def test_a_terminal_gets_a_tqdm_bar_with_rate_eta_and_figures():
     text = stream.getvalue()
     assert "4/4" in text and "100%" in text
     assert "loss=0.25" in text and "accuracy=0.75" in text
-    assert re.search(r"\[\d\d:\d\d<\d\d:\d\d, *[\d.]+(epoch/s|s/epoch)", text), text  # elapsed<ETA, rate
+    # [elapsed<time left, rate
+    assert re.search(r"\[\d\d:\d\d<\d\d:\d\d, *[\d.]+(epoch/s|s/epoch)", text), text
 
 
 def test_a_log_gets_plain_lines_with_elapsed_and_eta():
