@@ -2,15 +2,13 @@
 watches, plain lines in a log or without tqdm; in fit(progress=True) and in
 ``nnbackend train`` (issue 14)."""
 
-import fcntl
 import io
 import os
-import pty
 import re
 import struct
 import subprocess
 import sys
-import termios
+import types
 
 import numpy as np
 import pytest
@@ -78,6 +76,19 @@ def test_plain_lines_are_thinned_to_max_lines_keeping_first_and_last():
     assert epochs[0] == 1 and epochs[-1] == 1000 and len(epochs) == 21
 
 
+def test_a_jupyter_kernel_gets_the_bar_though_its_stream_is_no_terminal(monkeypatch):
+    # As Keras decides: a kernel's output is watched live (tqdm.auto makes it
+    # a widget there where ipywidgets is installed).
+    _needs_tqdm()
+    monkeypatch.setitem(sys.modules, "ipykernel", types.ModuleType("ipykernel"))
+    stream = io.StringIO()
+    progress = EpochProgress(2, stream)
+    assert progress.bar is not None
+    progress.update(2, {"loss": 0.5})
+    progress.close()
+    assert "2/2" in stream.getvalue() and "loss=0.5" in stream.getvalue()
+
+
 def test_without_tqdm_a_terminal_gets_plain_lines(monkeypatch):
     _hide_tqdm(monkeypatch)
     stream = _Terminal()
@@ -127,6 +138,9 @@ def test_fit_progress_bar_is_closed_when_training_stops_early():
 def _run_on_a_terminal(args, columns=100):
     """``nnbackend ARGS`` with stderr on a pseudo-terminal ``columns`` wide;
     returns (stderr as the terminal got it, stdout)."""
+    fcntl = pytest.importorskip("fcntl", reason="pseudo-terminals need a POSIX system")
+    pty = pytest.importorskip("pty", reason="pseudo-terminals need a POSIX system")
+    termios = pytest.importorskip("termios", reason="pseudo-terminals need a POSIX system")
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
     env = {k: v for k, v in os.environ.items() if not k.startswith("NNBACKEND_")}
