@@ -94,10 +94,12 @@ def _numpy_fused():
         return d * d, da * (a * (const(1, a.dtype) - a))
 
     def half_sum(sq):
-        # 0.5 · Σ sq, as the kernels' ``0.5 * xp.sum(sq)``.
+        # 0.5 · Σ sq, as the kernels' ``0.5 * xp.sum(sq)`` (np.add.reduce for
+        # floating input). The whole-array sum is a NumPy scalar, whose
+        # arithmetic with a Python number is fast: no constant array here.
         if sq.dtype.kind != "f":
             return 0.5 * np.sum(sq)
-        return const(0.5, sq.dtype) * np.add.reduce(sq, axis=None)
+        return 0.5 * np.add.reduce(sq, axis=None)
 
     def sgd_update(params, grads, lr):
         return [p - const(lr, p.dtype) * g for p, g in zip(params, grads)]
