@@ -25,8 +25,8 @@ from nnbackend.bench import workloads as W
 from nnbackend.model import epoch_function
 from nnbackend.optim import get_optimizer, on_namespace
 
-# Per step, on NumPy >= 2.1 (its own namespace): 22 Python and 19 C calls
-# after issue 15 (sgd; a mini-batch step one more of each). A little room
+# Per step, on NumPy >= 2.1 (its own namespace): 21 Python and 18 C calls
+# after issue 15 (sgd; a mini-batch step one more of each). Some room
 # for another NumPy's dispatch; a new per-step look-up shows.
 MAX_PY_CALLS, MAX_C_CALLS = 26, 23
 
