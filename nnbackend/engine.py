@@ -28,7 +28,7 @@ from typing import Any, Callable, Protocol
 from array_api_compat import array_namespace, device
 
 from .backends import executor_names, executor_owner
-from .network import loss_and_grads_rows, slice_rows
+from .network import bind_loss_and_grads, loss_and_grads_rows, slice_rows
 
 __all__ = ["EXECUTORS", "EpochTask", "Executor", "GATHER_ROWS", "epoch_runner", "run_epoch"]
 
@@ -105,8 +105,14 @@ def run_epoch(params, state, opt, spec, X, Y, plan, rng, index_dtype, chunk_size
     xp = array_namespace(X) if xp is None else xp
     order = plan.order(rng)
     index = None if order is None else xp.asarray(order, dtype=index_dtype, device=device(X))
-    epoch_loss = epoch_correct = None
     n, size = plan.n_samples, plan.batch_size
+    # A batch of one chunk (every mini-batch and sgd step) goes through the
+    # network's function bound once: the same math without the per-call
+    # look-ups, which on NumPy cost as much as a small step's arithmetic.
+    one_chunk = None
+    if size <= chunk_size and _one_dtype(X, Y, params):
+        one_chunk = bind_loss_and_grads(spec, xp, X.dtype, multiclass)
+    epoch_loss = epoch_correct = None
     block = max(size, GATHER_ROWS // size * size)
     for block_start in range(0, n, block):
         block_stop = min(block_start + block, n)
@@ -115,8 +121,13 @@ def run_epoch(params, state, opt, spec, X, Y, plan, rng, index_dtype, chunk_size
         else:
             idx = index[block_start:block_stop]
             Xb, Yb = xp.take(X, idx, axis=0), xp.take(Y, idx, axis=0)
-        for start in range(0, block_stop - block_start, size):
-            n_batch = min(size, block_stop - block_start - start)
+        rows = block_stop - block_start
+        if one_chunk is not None:
+            params, state, epoch_loss, epoch_correct = _one_chunk_steps(
+                one_chunk, opt.update, params, state, Xb, Yb, rows, size, epoch_loss, epoch_correct)
+            continue
+        for start in range(0, rows, size):
+            n_batch = min(size, rows - start)
             loss_sum, grads, correct = loss_and_grads_rows(
                 params, spec, slice_rows(Xb, Yb, start), n_batch, chunk_size, multiclass, xp
             )
@@ -124,6 +135,35 @@ def run_epoch(params, state, opt, spec, X, Y, plan, rng, index_dtype, chunk_size
             epoch_loss = loss_sum if epoch_loss is None else epoch_loss + loss_sum
             if correct is not None:
                 epoch_correct = correct if epoch_correct is None else epoch_correct + correct
+    return params, state, epoch_loss, epoch_correct
+
+
+def _one_dtype(X, Y, params):
+    """Whether the data and every parameter share one dtype (a bound function's premise)."""
+    dtype = X.dtype
+    return Y.dtype == dtype and all(p.dtype == dtype for p in params)
+
+
+def _one_chunk_steps(loss_and_grads, update, params, state, Xb, Yb, rows, size, epoch_loss,
+                     epoch_correct):
+    """The steps over ``rows`` rows of ``Xb``, ``Yb`` in batches of ``size`` rows, each
+    batch one chunk: :func:`run_epoch`'s inner loop with nothing in it but the step."""
+    full = rows - rows % size
+    for start in range(0, full, size):
+        stop = start + size
+        loss_sum, grads, correct = loss_and_grads(params, Xb[start:stop, :], Yb[start:stop, :],
+                                                  size)
+        params, state = update(grads, state, params)
+        epoch_loss = loss_sum if epoch_loss is None else epoch_loss + loss_sum
+        if correct is not None:
+            epoch_correct = correct if epoch_correct is None else epoch_correct + correct
+    if full < rows:  # the epoch's last, smaller batch
+        loss_sum, grads, correct = loss_and_grads(params, Xb[full:rows, :], Yb[full:rows, :],
+                                                  rows - full)
+        params, state = update(grads, state, params)
+        epoch_loss = loss_sum if epoch_loss is None else epoch_loss + loss_sum
+        if correct is not None:
+            epoch_correct = correct if epoch_correct is None else epoch_correct + correct
     return params, state, epoch_loss, epoch_correct
 
 

@@ -83,7 +83,7 @@ def _ns(xp, *arrays):
 # -- per-namespace fast forms and fixes ------------------------------------------------
 
 
-def _fused(xp, name):
+def fused_form(xp, name):
     """The namespace's own form of the operation or chain ``name``, or None.
 
     A backend can give faster versions of the hot chains as
@@ -126,9 +126,9 @@ def register_namespace_fixes(module_name, make_fixes):
     _FUSED_TABLES.clear()  # tables built before now lack the fixes
 
 
-def _matmul(xp):
+def matmul_form(xp):
     """The namespace's matmul, or its fix (JAX: at full float32 precision)."""
-    return _fused(xp, "matmul") or xp.matmul
+    return fused_form(xp, "matmul") or xp.matmul
 
 
 def sum_rows(a, *, xp=None):
@@ -151,7 +151,7 @@ def sum_rows(a, *, xp=None):
     array, shape (k,)
     """
     xp = _ns(xp, a)
-    fused = _fused(xp, "sum_rows")
+    fused = fused_form(xp, "sum_rows")
     if fused is not None:
         return fused(a)
     return xp.sum(a, axis=0)
@@ -174,7 +174,7 @@ def dense_forward(x, W, b, *, xp=None):
     z : array, shape (n, fan_out)
     """
     xp = _ns(xp, x, W, b)
-    return _matmul(xp)(x, W) + b
+    return matmul_form(xp)(x, W) + b
 
 
 def dense_backward(x, W, dz, *, need_dx=True, xp=None):
@@ -199,7 +199,7 @@ def dense_backward(x, W, dz, *, need_dx=True, xp=None):
     xp = _ns(xp, x, W, dz)
     # ``.T`` is the standard's transpose of a 2-D array, and an attribute
     # look-up is far cheaper than a matrix_transpose call on small arrays.
-    matmul = _matmul(xp)
+    matmul = matmul_form(xp)
     dW = matmul(x.T, dz)
     db = sum_rows(dz, xp=xp)
     dx = matmul(dz, W.T) if need_dx else None
@@ -230,20 +230,20 @@ def dense_activation_forward(x, W, b, activation_name, *, xp=None):
     """
     forward = activation(activation_name)[0]
     xp = _ns(xp, x, W, b)
-    key = _BIAS_FUSED.get(activation_name)
-    fused = None if key is None else _fused(xp, key)
+    key = BIAS_FUSED.get(activation_name)
+    fused = None if key is None else fused_form(xp, key)
     if fused is None:
         z = dense_forward(x, W, b, xp=xp)
         return z, forward(z, xp=xp)
-    xw = _matmul(xp)(x, W)
+    xw = matmul_form(xp)(x, W)
     if xw.dtype != b.dtype:
         z = xw + b
         return z, forward(z, xp=xp)
-    return fused(xw, b, _exp_floor(xp, xw.dtype))
+    return fused(xw, b, exp_floor(xp, xw.dtype))
 
 
 # The fused bias + activation entries, by activation (identity has nothing to fuse).
-_BIAS_FUSED = {"sigmoid": "bias_sigmoid", "tanh": "bias_tanh", "relu": "bias_relu"}
+BIAS_FUSED = {"sigmoid": "bias_sigmoid", "tanh": "bias_tanh", "relu": "bias_relu"}
 
 
 # -- activations -----------------------------------------------------------------
@@ -260,14 +260,14 @@ def sigmoid_forward(z, *, xp=None):
     either way, and elsewhere it is bit for bit the textbook formula.
     """
     xp = _ns(xp, z)
-    floor = _exp_floor(xp, z.dtype)
-    fused = _fused(xp, "sigmoid")
+    floor = exp_floor(xp, z.dtype)
+    fused = fused_form(xp, "sigmoid")
     if fused is not None:
         return fused(z, floor)
     return 1 / (1 + xp.exp(-xp.maximum(z, floor)))
 
 
-def _exp_floor(xp, dtype):
+def exp_floor(xp, dtype):
     """-log of ``dtype``'s largest number, plus one (a Python float)."""
     # Keyed by type too: libraries' dtypes must never be compared to each other.
     key = (type(dtype), dtype)
@@ -283,7 +283,7 @@ _EXP_FLOORS = {}
 
 def sigmoid_backward(z, a, da, *, xp=None):
     """``da · a(1 - a)``, shape of ``z``."""
-    fused = _fused(xp, "sigmoid_backward")
+    fused = fused_form(xp, "sigmoid_backward")
     if fused is not None and a.dtype == da.dtype:
         return fused(a, da)
     return da * (a * (1 - a))
@@ -296,7 +296,7 @@ def tanh_forward(z, *, xp=None):
 
 def tanh_backward(z, a, da, *, xp=None):
     """``da · (1 - a²)``, shape of ``z``."""
-    fused = _fused(xp, "tanh_backward")
+    fused = fused_form(xp, "tanh_backward")
     if fused is not None and a.dtype == da.dtype:
         return fused(a, da)
     return da * (1 - a * a)
@@ -305,7 +305,7 @@ def tanh_backward(z, a, da, *, xp=None):
 def relu_forward(z, *, xp=None):
     """``max(z, 0)``, shape of ``z``."""
     xp = _ns(xp, z)
-    fused = _fused(xp, "relu")
+    fused = fused_form(xp, "relu")
     if fused is not None:
         return fused(z)
     return xp.where(z > 0, z, xp.zeros_like(z))
@@ -314,7 +314,7 @@ def relu_forward(z, *, xp=None):
 def relu_backward(z, a, da, *, xp=None):
     """``da`` where ``z > 0``, else 0 (the subgradient at 0 is taken as 0)."""
     xp = _ns(xp, z, da)
-    fused = _fused(xp, "relu_backward")
+    fused = fused_form(xp, "relu_backward")
     if fused is not None and z.dtype == da.dtype:
         return fused(z, da)
     return xp.where(z > 0, da, xp.zeros_like(da))
@@ -352,7 +352,7 @@ def softmax_backward(z, a, da, *, xp=None):
     return a * (da - xp.sum(da * a, axis=1, keepdims=True))
 
 
-_ACTIVATIONS = {
+ACTIVATION_PAIRS = {
     "sigmoid": (sigmoid_forward, sigmoid_backward),
     "tanh": (tanh_forward, tanh_backward),
     "relu": (relu_forward, relu_backward),
@@ -366,10 +366,10 @@ OUTPUT_ACTIVATIONS = ("sigmoid", "softmax", "identity")
 def activation(name):
     """``(forward, backward)`` of the activation called ``name``."""
     try:
-        return _ACTIVATIONS[name]
+        return ACTIVATION_PAIRS[name]
     except (KeyError, TypeError):
         raise ValueError(
-            f"unknown activation {name!r}; choose one of {list(_ACTIVATIONS)}"
+            f"unknown activation {name!r}; choose one of {list(ACTIVATION_PAIRS)}"
         ) from None
 
 
@@ -533,7 +533,7 @@ def _count(a, reduction, n_samples):
 
 def _logits_grad(xp, a, y, reduction, n_samples):
     """``(a - y)`` scaled for ``reduction``: the logits' gradient of bce and cross-entropy."""
-    fused = _fused(xp, "logits_grad")
+    fused = fused_form(xp, "logits_grad")
     if fused is not None and a.dtype == y.dtype:
         return fused(a, y, _count(a, reduction, n_samples))
     return _scale(a - y, reduction, n_samples)
@@ -551,25 +551,25 @@ def loss_and_backward(loss, output_activation, z, a, y, reduction="mean", n_samp
     xp = _ns(xp, a, y)
     if loss != "mse":
         # The fused forms (CuPy) give each chain in one kernel, formulas unchanged.
-        fused = _fused(xp, "bce") if loss == "bce" else None
+        fused = fused_form(xp, "bce") if loss == "bce" else None
         if fused is not None and z.dtype == a.dtype == y.dtype:
             per_element, dz = fused(z, a, y, _count(a, reduction, n_samples))
             return xp.sum(per_element), dz
         total = loss_forward(loss, output_activation, z, a, y, "sum", xp=xp)
         return total, _logits_grad(xp, a, y, reduction, n_samples)
     sigmoid = output_activation == "sigmoid"
-    fused = _fused(xp, "mse_sigmoid" if sigmoid else "mse")
+    fused = fused_form(xp, "mse_sigmoid" if sigmoid else "mse")
     if fused is not None and a.dtype == y.dtype:
         # (d·d, the gradient) in one pass; with sigmoid, its backward too.
         sq, grad = fused(a, y, _count(a, reduction, n_samples))
         total = 0.5 * xp.sum(sq)
         if sigmoid:
             return total, grad
-        return total, _ACTIVATIONS[output_activation][1](z, a, grad, xp=xp)
+        return total, ACTIVATION_PAIRS[output_activation][1](z, a, grad, xp=xp)
     d = a - y
     total = 0.5 * xp.sum(d * d)
     da = d if reduction == "sum" else d / (d.shape[0] if n_samples is None else n_samples)
-    return total, _ACTIVATIONS[output_activation][1](z, a, da, xp=xp)
+    return total, ACTIVATION_PAIRS[output_activation][1](z, a, da, xp=xp)
 
 
 # -- metrics ---------------------------------------------------------------------

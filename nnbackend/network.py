@@ -13,18 +13,21 @@ its parameters in :func:`init_params`.
 
 from __future__ import annotations
 
+import functools
 import numbers
 from dataclasses import dataclass
 
 import numpy as np
 from array_api_compat import array_namespace
 
+from . import bound as B
 from . import kernels as K
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
     "NetSpec",
     "backward",
+    "bind_loss_and_grads",
     "bytes_per_row",
     "check_chunk_size",
     "chunk_rows",
@@ -270,6 +273,65 @@ def loss_and_grads_rows(params, spec: NetSpec, rows, n_batch: int, chunk_size: i
             grads = [g + c for g, c in zip(grads, chunk_grads)]
             correct = None if hits is None else correct + hits
     return loss_sum, grads, correct
+
+
+@functools.lru_cache(maxsize=64)
+def bind_loss_and_grads(spec: NetSpec, xp, dtype, multiclass=None):
+    """:func:`loss_and_grads_rows` for one chunk, with every look-up done once.
+
+    For a loop of small steps (the reference epoch's): the per-call
+    look-ups of the kernels (namespace, fast forms, activations by name)
+    cost as much as a single-row step's arithmetic on NumPy. The result is
+    bit for bit that of :func:`loss_and_grads_rows` with one chunk: the same
+    kernels' formulas in the same order (see :mod:`nnbackend.bound`).
+    Cached per ``(spec, xp, dtype, multiclass)``.
+
+    Parameters
+    ----------
+    spec : NetSpec
+    xp : namespace
+    dtype : dtype of ``xp``
+        The dtype of every array the function will see (data and parameters).
+    multiclass : bool or None
+        Count correct predictions (see ``kernels.n_correct``) unless None.
+
+    Returns
+    -------
+    callable
+        ``f(params, X, Y, n_samples) -> (loss_sum, grads, correct)`` with
+        ``X`` (n, n_features), ``Y`` (n, n_outputs), ``n_samples`` what a
+        ``"mean"`` gradient divides by; the results as
+        :func:`loss_and_grads_rows` gives them.
+    """
+    hidden_forward = B.bind_dense_activation(spec.hidden_activation, xp, dtype)
+    output_forward = B.bind_dense_activation(spec.output_activation, xp, dtype)
+    hidden_backward = B.bind_activation_backward(spec.hidden_activation, xp, dtype)
+    loss_and_backward = B.bind_loss_and_backward(spec.loss, spec.output_activation,
+                                                 spec.reduction, xp, dtype)
+    matmul, sum_rows = B.bind_matmul(xp), B.bind_sum_rows(xp)
+
+    def loss_and_grads(params, X, Y, n_samples):
+        last = len(params) - 2  # the output layer's W
+        xs, zs, x = [X], [], X
+        for i in range(0, last, 2):
+            z, x = hidden_forward(x, params[i], params[i + 1])
+            zs.append(z)
+            xs.append(x)
+        z, a = output_forward(x, params[last], params[last + 1])
+        loss, dz = loss_and_backward(z, a, Y, n_samples)
+        grads = [None] * len(params)
+        for i in range(last, 0, -2):
+            # dense_backward's order: dW, db, then dx (from the layer's W).
+            x = xs[i // 2]
+            grads[i] = matmul(x.T, dz)
+            grads[i + 1] = sum_rows(dz)
+            dz = hidden_backward(zs[i // 2 - 1], x, matmul(dz, params[i].T))
+        grads[0] = matmul(X.T, dz)
+        grads[1] = sum_rows(dz)
+        hits = None if multiclass is None else K.n_correct(a, Y, multiclass, xp=xp)
+        return loss, grads, hits
+
+    return loss_and_grads
 
 
 def evaluate_rows(params, spec: NetSpec, rows, n_rows: int, chunk_size: int, multiclass=None,

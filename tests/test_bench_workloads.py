@@ -56,7 +56,8 @@ def test_the_models():
     assert "784 → 1024 → 1024 → 10" in describe("mnist")
     with pytest.raises(ValueError, match="unknown benchmark model 'cifar'; choose from small"):
         workload("cifar")
-    assert set(WORKLOADS) == {"small", "mnist"}
+    assert set(WORKLOADS) == {"small", "small16", "mnist"}
+    assert workload("small16").layers == (16, 32, 1)
 
 
 def test_labels_name_the_kind_of_device():
@@ -68,6 +69,7 @@ def test_labels_name_the_kind_of_device():
     assert label_for("cupy-eager", "cuda") == "cupy-eager-cuda"
     assert label_for("jax-scan-hand", "gpu") == "jax-scan-hand-gpu"
     assert label_for("numpy-seed", "cpu") == "numpy-seed"
+    assert label_for("numpy-seed-bare", "cpu") == "numpy-seed-bare"
 
 
 @pytest.mark.parametrize("device, gpu, kind", [
@@ -93,7 +95,7 @@ def test_a_cpu_backend_is_labelled_cpu(name):
 def test_make_epoch_refuses_unknown_and_mismatched():
     with pytest.raises(ValueError, match="unknown benchmark implementation 'tf-eager'"):
         W.make_epoch("tf-eager", "cpu", "batch", 32)
-    with pytest.raises(ValueError, match="the numpy-seed peer trains the 'small' model only"):
+    with pytest.raises(ValueError, match="the numpy-seed peer trains the 'small' models only"):
         W.make_epoch("numpy-seed", "cpu", "batch", 32, model="mnist")
 
 

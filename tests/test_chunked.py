@@ -74,7 +74,7 @@ def test_batch_memory_does_not_grow_with_n():
 
 # -- chunk_size="auto": rows from each backend's byte budget ----------------------------
 
-from nnbackend import network  # noqa: E402
+from nnbackend import engine, network  # noqa: E402
 from nnbackend.backends import base as backend_base  # noqa: E402
 from nnbackend.backends.numpy import NumpyBackend  # noqa: E402
 
@@ -155,6 +155,18 @@ def forward_rows(monkeypatch):
         return real(params, X, spec, xp)
 
     monkeypatch.setattr(network, "forward", counting)
+    # A batch of one chunk goes through the bound one-chunk function instead.
+    real_bind = engine.bind_loss_and_grads
+
+    def counting_bind(spec, xp, dtype, multiclass=None):
+        bound = real_bind(spec, xp, dtype, multiclass)
+
+        def one_chunk(params, X, Y, n_samples):
+            seen.append(int(X.shape[0]))
+            return bound(params, X, Y, n_samples)
+        return one_chunk
+
+    monkeypatch.setattr(engine, "bind_loss_and_grads", counting_bind)
     return seen
 
 

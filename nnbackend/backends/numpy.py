@@ -33,8 +33,13 @@ def _numpy_matmul(x1, x2, /):
     return np.matmul(x1, x2)
 
 
+# np.dot without its __array_function__ dispatch (a Python call, a third of
+# the time of a single-row product): the namespace's arrays are ndarrays.
+_dot = getattr(np.dot, "_implementation", np.dot)
+
+
 def _numpy_fused():
-    """The kernels' elementwise chains for NumPy, by name (see ``kernels._fused``).
+    """The kernels' elementwise chains for NumPy, by name (see ``kernels.fused_form``).
 
     The same operations in the same order as the kernels' formulas, so the
     results are bit for bit theirs, with one difference: the constants are
@@ -42,7 +47,15 @@ def _numpy_fused():
     to fit a Python number to an array's dtype, on every operation; a
     single-row step's sigmoids and their gradients spent about 3.5 us of 55
     doing it. Anything but floating arrays of one dtype takes the formula
-    with Python numbers.
+    with Python numbers. (NumPy 2 rounds a Python number to the array's
+    dtype before the operation, as ``np.asarray(value, dtype)`` does: the
+    same operands either way.)
+
+    Besides the chains: ``matmul`` (the kernels' products, whose right
+    operand is a 2-D weight or gradient: ``np.dot`` is then ``matmul``),
+    ``sum_rows`` (``np.sum``'s own reduction, ``np.add.reduce``, called
+    directly), ``half_sum`` (the ½·squared error's total) and the
+    optimizers' updates (see ``nnbackend.optim.on_namespace``).
     """
     consts = {}
 
@@ -55,8 +68,11 @@ def _numpy_fused():
     def sigmoid(z, floor):
         if z.dtype.kind != "f":
             return 1 / (1 + np.exp(-np.maximum(z, floor)))
-        one = const(1, z.dtype)
-        return one / (one + np.exp(-np.maximum(z, const(floor, z.dtype))))
+        pair = consts.get((floor, "sigmoid", z.dtype))
+        if pair is None:
+            pair = consts[floor, "sigmoid", z.dtype] = (const(1, z.dtype), const(floor, z.dtype))
+        one, floor = pair
+        return one / (one + np.exp(-np.maximum(z, floor)))
 
     def sigmoid_backward(a, da):
         if a.dtype.kind != "f" or a.dtype != da.dtype:
@@ -68,8 +84,36 @@ def _numpy_fused():
             return da * (1 - a * a)
         return da * (const(1, a.dtype) - a * a)
 
+    def mse_sigmoid(a, y, count):
+        # The kernels' d = a - y, d·d, d / count (count 1: d itself, the
+        # same bits), then sigmoid_backward's da · (a · (1 - a)).
+        d = a - y
+        if a.dtype.kind != "f" or a.dtype != y.dtype:
+            return d * d, (d if count == 1 else d / count) * (a * (1 - a))
+        da = d if count == 1 else d / const(count, d.dtype)
+        return d * d, da * (a * (const(1, a.dtype) - a))
+
+    def half_sum(sq):
+        # 0.5 · Σ sq, as the kernels' ``0.5 * xp.sum(sq)`` (np.add.reduce for
+        # floating input). The whole-array sum is a NumPy scalar, whose
+        # arithmetic with a Python number is fast: no constant array here.
+        if sq.dtype.kind != "f":
+            return 0.5 * np.sum(sq)
+        return 0.5 * np.add.reduce(sq, axis=None)
+
+    def sgd_update(params, grads, lr):
+        return [p - const(lr, p.dtype) * g for p, g in zip(params, grads)]
+
+    def momentum_update(params, grads, velocity, lr, beta, nesterov):
+        velocity = [const(beta, v.dtype) * v + g for v, g in zip(velocity, grads)]
+        steps = [g + const(beta, v.dtype) * v for g, v in zip(grads, velocity)] if nesterov \
+            else velocity
+        return [p - const(lr, p.dtype) * s for p, s in zip(params, steps)], velocity
+
     return {"sigmoid": sigmoid, "sigmoid_backward": sigmoid_backward,
-            "tanh_backward": tanh_backward}
+            "tanh_backward": tanh_backward, "mse_sigmoid": mse_sigmoid, "half_sum": half_sum,
+            "matmul": _dot, "sum_rows": functools.partial(np.add.reduce, axis=0),
+            "sgd_update": sgd_update, "momentum_update": momentum_update}
 
 
 # One namespace module per process, as for CuPy and Dask: the kernels key

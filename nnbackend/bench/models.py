@@ -7,6 +7,11 @@ workloads and the report all read it.
     The original workload: 32 features → 64 sigmoid units → 1 sigmoid
     output, ½·squared error, plain SGD (lr 0.1), mini-batches of 64. Small
     enough that a GPU step is bound by kernel launches.
+``small16``
+    The small model at half the width: 16 features → 32 sigmoid units → 1,
+    trained the same way (issue 15's model: there a step's fixed costs weigh
+    most against NumPy's arithmetic). Timed by ``--models small16`` and in
+    the ``--ratios`` pairs.
 ``mnist``
     MNIST-sized: 784 features → 1024 relu → 1024 relu → 10 softmax outputs,
     cross-entropy, Adam (lr 1e-3), mini-batches of 256, on synthetic data of
@@ -73,6 +78,7 @@ class Workload:
 
 WORKLOADS = {
     "small": Workload("small", (32, 64, 1), "sigmoid", "sigmoid", "mse", "sgd", 0.1, 64),
+    "small16": Workload("small16", (16, 32, 1), "sigmoid", "sigmoid", "mse", "sgd", 0.1, 64),
     "mnist": Workload("mnist", (784, 1024, 1024, 10), "relu", "softmax", "cross_entropy", "adam",
                       1e-3, 256, modes=("batch", "minibatch"),
                       max_n={"batch": 1_000_000, "minibatch": 60_000}),
@@ -122,6 +128,6 @@ def label_for(implementation, device_kind, backend=None, executor="auto"):
     if implementation == "nnbackend":
         label = f"nnbackend-{backend}-{device_kind}"
         return label if executor == "auto" else f"{label}-{executor}"
-    if implementation == "numpy-seed":
+    if implementation.startswith("numpy-seed"):  # numpy-seed, -bare, -record
         return implementation
     return f"{implementation}-{device_kind}"

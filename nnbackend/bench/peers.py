@@ -6,8 +6,10 @@ epoch's summed loss; ``info`` is what the benchmark records (``label``,
 ``device``, ``device_kind``, ``gpu``, ``model``...). Every peer starts from the
 weights nnbackend draws (:func:`.synthetic.initial_params`) on the same rows.
 
-* ``numpy-seed`` (``small`` only): the seed tutorial's NumPy loop with one
-  hidden layer; batch mode is the one-shot full-batch step.
+* ``numpy-seed`` (``small`` and ``small16``): the seed tutorial's NumPy loop
+  with one hidden layer; batch mode is the one-shot full-batch step.
+  ``numpy-seed-bare`` is the same loop keeping no loss, ``numpy-seed-record``
+  keeping it as nnbackend does (a 0-D array, read once per epoch).
 * ``torch-eager``: what a PyTorch user writes: ``nn.Linear`` layers,
   autograd, ``torch.optim``; one shot over all N rows in batch mode.
 * ``cupy-eager``: the same network written in plain CuPy, forward and
@@ -28,7 +30,7 @@ from ..backends import cpu_name, get_backend
 from .models import label_for, workload
 from .synthetic import batch_size_of, data_for, initial_params, one_hot
 
-__all__ = ["numpy_seed_epoch", "torch_eager_epoch", "cupy_eager_epoch", "plain_epoch",
+__all__ = ["SEED_RECORDS", "numpy_seed_epoch", "torch_eager_epoch", "cupy_eager_epoch", "plain_epoch",
            "jax_scan_epoch", "jax_step_loop_epoch"]
 
 
@@ -37,15 +39,38 @@ def _small_only(name, model):
         raise ValueError(f"the {name} peer trains the 'small' model only, not {model!r}")
 
 
-def numpy_seed_epoch(mode, n_samples, batch_size=64, seed=0, lr=0.1, model="small"):
+# How each numpy-seed loop keeps the epoch's loss: a float per step (issue 5's
+# peer), none at all (the plain loop's floor), or as nnbackend keeps it (a
+# 0-D array summed on the device, read once per epoch).
+SEED_RECORDS = {"numpy-seed": "float", "numpy-seed-bare": None, "numpy-seed-record": "array"}
+
+
+def _seed_model(name, model):
+    w = workload(model)
+    if (len(w.layers), w.hidden_activation, w.output_activation, w.loss, w.optimizer) != (
+            3, "sigmoid", "sigmoid", "mse", "sgd"):
+        raise ValueError(f"the {name} peer trains the 'small' models only (one sigmoid hidden "
+                         f"layer, ½·squared error, SGD), not {model!r}")
+    return w
+
+
+def numpy_seed_epoch(mode, n_samples, batch_size=64, seed=0, lr=0.1, model="small",
+                     implementation="numpy-seed"):
     """``(step, info)``: the seed tutorial's NumPy loop with one hidden layer.
 
     Batch mode is the one-shot full-batch step (all N rows at once), as a
-    plain NumPy user writes it.
+    plain NumPy user writes it. ``implementation`` picks how the loss is
+    kept (:data:`SEED_RECORDS`): ``numpy-seed`` adds a Python float per
+    step, ``numpy-seed-record`` a 0-D array as nnbackend does (``total +
+    0.5 * sum(error * error)``, the error being the one the gradient uses),
+    and ``numpy-seed-bare`` keeps none (its ``step()`` returns 0.0): set
+    beside each other they tell the library's own cost from its loss
+    record's. ``model``: ``small`` or ``small16``.
     """
-    _small_only("numpy-seed", model)
-    X, y = data_for("small", n_samples, seed)
-    W1, b1, W2, b2 = initial_params("small", seed)
+    record = SEED_RECORDS[implementation]
+    w = _seed_model(implementation, model)
+    X, y = data_for(w.name, n_samples, seed)
+    W1, b1, W2, b2 = initial_params(w.name, seed)
     size = batch_size_of(mode, batch_size, n_samples)
     rng = np.random.default_rng(seed)
 
@@ -65,18 +90,21 @@ def numpy_seed_epoch(mode, n_samples, batch_size=64, seed=0, lr=0.1, model="smal
             hidden = sigmoid(np.dot(X_batch, W1) + b1)
             outputs = sigmoid(np.dot(hidden, W2) + b2)
             error = y_batch - outputs
-            total += 0.5 * float(np.sum(error * error))
+            if record == "float":
+                total += 0.5 * float(np.sum(error * error))
+            elif record == "array":
+                total = total + 0.5 * np.sum(error * error)
             d_out = error * (outputs * (1 - outputs)) / len(X_batch)
             d_hidden = np.dot(d_out, W2.T) * (hidden * (1 - hidden))
             W2 += np.dot(hidden.T, d_out) * lr
             b2 += np.sum(d_out, axis=0) * lr
             W1 += np.dot(X_batch.T, d_hidden) * lr
             b1 += np.sum(d_hidden, axis=0) * lr
-        return total
+        return float(total)
 
-    info = {"implementation": "numpy-seed", "label": label_for("numpy-seed", "cpu"),
+    info = {"implementation": implementation, "label": label_for(implementation, "cpu"),
             "backend": "numpy", "device": cpu_name(), "device_kind": "cpu", "gpu": False,
-            "model": "small"}
+            "model": w.name}
     return step, info
 
 

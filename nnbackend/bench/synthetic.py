@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
+import functools
+
 import numpy as np
 
 from ..model import MLP
@@ -23,15 +25,16 @@ _CACHE: OrderedDict = OrderedDict()
 _CACHE_SIZE = 2
 
 
-def synthetic(n_samples, seed=0):
-    """Regression data from a fixed random teacher network, float32 (the ``small`` model).
+def synthetic(n_samples, seed=0, n_features=None):
+    """Regression data from a fixed random teacher network, float32 (the ``small`` models).
 
     Returns
     -------
-    X : ndarray, shape (n_samples, 32)
+    X : ndarray, shape (n_samples, n_features)
+        32 features (the ``small`` model's) unless ``n_features`` says otherwise.
     y : ndarray, shape (n_samples, 1), in (0, 1)
     """
-    n_features = workload("small").n_features
+    n_features = workload("small").n_features if n_features is None else n_features
     teacher = np.random.default_rng(12345)
     W1 = teacher.normal(size=(n_features, 16)) / np.sqrt(n_features)
     w2 = teacher.normal(size=(16, 1)) * 1.5
@@ -73,14 +76,15 @@ def data_for(model, n_samples, seed=0):
     """``(X, y)`` on the host for ``model``, drawn once per (model, N, seed) among the last two.
 
     The arrays are shared between callers: read them, never write to them.
-    ``y`` is (N, 1) float32 targets for ``small``, (N,) int64 class ids for
+    ``y`` is (N, 1) float32 targets for ``small`` and ``small16``, (N,) int64 class ids for
     ``mnist``.
     """
     key = (model, int(n_samples), seed)
     if key in _CACHE:
         _CACHE.move_to_end(key)
         return _CACHE[key]
-    make = {"small": synthetic, "mnist": synthetic_mnist}.get(workload(model).name)
+    make = {"small": synthetic, "small16": functools.partial(synthetic, n_features=16),
+            "mnist": synthetic_mnist}.get(workload(model).name)
     if make is None:
         raise ValueError(f"no synthetic data for benchmark model {model!r}")
     _CACHE[key] = make(n_samples, seed)

@@ -1,12 +1,14 @@
 """What the benchmark times: one training epoch of a named model, nnbackend or a peer.
 
 * ``nnbackend``: :func:`nnbackend.model.epoch_function`, the code every fit runs.
-* The peers (:mod:`.peers`): ``numpy-seed``, ``torch-eager``, ``cupy-eager``,
-  ``jax-scan-hand`` and ``jax-jit-step``, written by hand.
+* The peers (:mod:`.peers`): ``numpy-seed`` (and its ``-bare`` and
+  ``-record`` forms, which keep no loss or keep it as nnbackend does),
+  ``torch-eager``, ``cupy-eager``, ``jax-scan-hand`` and ``jax-jit-step``,
+  written by hand.
 
 The models are :data:`.models.WORKLOADS`: ``small`` ([32, 64, 1] sigmoid,
-½·squared error, SGD) and ``mnist`` ([784, 1024, 1024, 10] relu, softmax
-cross-entropy, Adam). Every implementation trains the same model from the
+½·squared error, SGD), ``small16`` ([16, 32, 1], trained the same way) and
+``mnist`` ([784, 1024, 1024, 10] relu, softmax cross-entropy, Adam). Every implementation trains the same model from the
 same start on the same synthetic data, already on the device, float32. Each
 ``step()`` runs one epoch and waits for the device before returning.
 
@@ -21,8 +23,8 @@ import time
 from ..backends import get_backend
 from ..model import MLP, epoch_function
 from .models import label_for, workload
-from .peers import (cupy_eager_epoch, jax_scan_epoch, jax_step_loop_epoch, numpy_seed_epoch,
-                    torch_eager_epoch)
+from .peers import (SEED_RECORDS, cupy_eager_epoch, jax_scan_epoch, jax_step_loop_epoch,
+                    numpy_seed_epoch, torch_eager_epoch)
 from .synthetic import batch_size_of, data_for, initial_params, synthetic, synthetic_mnist
 
 __all__ = ["nnbackend_epoch", "make_epoch", "device_kind", "time_to_target", "synthetic",
@@ -37,7 +39,8 @@ LR = 0.1
 LAYERS = [N_FEATURES, N_HIDDEN, 1]
 
 #: Every implementation the suite can time.
-IMPLEMENTATIONS = ("nnbackend", "nnbackend-reference", "numpy-seed", "torch-eager",
+IMPLEMENTATIONS = ("nnbackend", "nnbackend-reference", "numpy-seed", "numpy-seed-bare",
+                   "numpy-seed-record", "torch-eager",
                    "cupy-eager", "jax-scan-hand", "jax-jit-step")
 
 
@@ -106,8 +109,9 @@ def make_epoch(implementation, where, mode, n_samples, model="small", seed=0):
         executor = "reference" if implementation == "nnbackend-reference" else "auto"
         return nnbackend_epoch(name, device or None, mode, n_samples, seed=seed,
                                executor=executor, model=model)
-    if implementation == "numpy-seed":
-        return numpy_seed_epoch(mode, n_samples, w.batch_size, seed, w.lr, model=model)
+    if implementation in SEED_RECORDS:
+        return numpy_seed_epoch(mode, n_samples, w.batch_size, seed, w.lr, model=model,
+                                implementation=implementation)
     if implementation == "torch-eager":
         return torch_eager_epoch(mode, n_samples, seed=seed, device=where or "cpu", model=model)
     if implementation == "cupy-eager":

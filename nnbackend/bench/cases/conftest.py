@@ -38,8 +38,9 @@ import nnbackend as nb
 from nnbackend.bench.models import DEFAULT_MODELS, MODEL_ORDER, workload
 
 # Under --benchmark-disable (CI) every case runs once at these N (unless set).
-SMOKE_N = {"small": 300, "mnist": 128}
-SIZE_ENV = {"small": "NNBACKEND_BENCH_SIZES", "mnist": "NNBACKEND_BENCH_MNIST_SIZES"}
+SMOKE_N = {"small": 300, "small16": 300, "mnist": 128}
+SIZE_ENV = {"small": "NNBACKEND_BENCH_SIZES", "small16": "NNBACKEND_BENCH_SIZES",
+            "mnist": "NNBACKEND_BENCH_MNIST_SIZES"}
 
 
 _STARTED = time.monotonic()  # the suite's start, near enough: conftest loads first
@@ -94,7 +95,8 @@ def pytest_generate_tests(metafunc):
     models = _env_list("NNBACKEND_BENCH_MODELS", MODEL_ORDER if smoke else DEFAULT_MODELS)
     for name in models:
         workload(name)  # an unknown name fails collection with the choices
-    sizes = {"small": _env_sizes("NNBACKEND_BENCH_SIZES", ["1e3", "1e4", "1e5", "1e6"]),
+    small_sizes = _env_sizes("NNBACKEND_BENCH_SIZES", ["1e3", "1e4", "1e5", "1e6"])
+    sizes = {"small": small_sizes, "small16": small_sizes,
              "mnist": _env_sizes("NNBACKEND_BENCH_MNIST_SIZES", ["1e4", "6e4", "1e6"])}
     if smoke:
         sizes.update((name, [n]) for name, n in SMOKE_N.items()
@@ -146,8 +148,9 @@ def _implementations(model, backends, usable, peers):
     if not peers:
         return out
     gpu = any(on_gpu.values())
-    if model == "small":
+    if model in ("small", "small16"):
         out.append(("numpy-seed", "cpu", False))
+    if model == "small":
         # The hand-written JAX epochs, on each JAX device timed.
         for b in backends:
             name, _, device = b.partition(":")

@@ -62,8 +62,8 @@ def _derive_label(info, name):
         executor = info.get("executor")
         suffix = f"-{executor}" if executor and executor != "auto" else ""
         return f"nnbackend-{backend}-{_kind(info)}{suffix}"
-    if impl == "numpy-seed":
-        return "numpy-seed"
+    if impl and impl.startswith("numpy-seed"):  # numpy-seed, -bare, -record
+        return impl
     if impl:
         return f"{impl}-{_kind(info)}"
     return str(name) if name else "unknown"
