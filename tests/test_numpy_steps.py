@@ -169,3 +169,46 @@ def test_the_seed_loops_keep_the_loss_three_ways_and_train_alike():
     # The same model, data, start and row order as nnbackend's epoch: the same loss.
     ours, _ = W.make_epoch("nnbackend", "numpy", "sgd", n, model="small16")
     np.testing.assert_allclose([ours(), ours()], losses["numpy-seed-record"], rtol=1e-4)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("shape", [(4096, 1), (300, 64), (2048, 33)])
+def test_in_place_sigmoid_forms_are_the_formula_bit_for_bit(dtype, shape):
+    """A batch's chunks (>= 4096 elements) take NumPy's sigmoid and its
+    gradient in one buffer; the bits must be the generic formula's, and the
+    inputs must stay as they were."""
+    from nnbackend.backends.numpy import numpy_namespace
+
+    fused = numpy_namespace().nnbackend_fused
+    rng = np.random.default_rng(7)
+    z = (rng.normal(size=shape) * 30).astype(dtype)
+    z.flat[:4] = [np.inf, -np.inf, np.nan, -1e30 if dtype == "float64" else -3e38]
+    da = rng.normal(size=shape).astype(dtype)
+    z0, da0 = z.copy(), da.copy()
+    floor = -80.0
+    one, f = np.asarray(1, dtype=dtype), np.asarray(floor, dtype=dtype)
+    want = one / (one + np.exp(-np.maximum(z, f)))
+    got = fused["sigmoid"](z, floor)
+    assert got.tobytes() == want.tobytes() and got.dtype == want.dtype
+    a = want
+    want_back = da * (a * (one - a))
+    got_back = fused["sigmoid_backward"](a, da)
+    assert got_back.tobytes() == want_back.tobytes()
+    np.testing.assert_array_equal(z, z0)
+    np.testing.assert_array_equal(da, da0)
+    assert got_back is not a and got_back is not da
+
+
+def test_a_large_batch_epoch_is_the_formula_bit_for_bit():
+    """Batch mode on a network whose chunks take the in-place forms gives the
+    parameters the generic kernels give (the strict backend runs them)."""
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(6000, 16)).astype(np.float32)
+    y = (X[:, 0] * X[:, 1] > 0).astype(np.float32)
+    fits = {}
+    for name in ("numpy", "strict"):
+        model = nb.MLP([16, 32, 1], backend=name, dtype="float32", seed=0)
+        model.fit(X, y, mode="batch", epochs=3, lr=0.5)
+        fits[name] = [model.backend.to_host(p) for pair in model.params for p in pair]
+    for a, b in zip(fits["numpy"], fits["strict"]):
+        assert a.tobytes() == b.tobytes()

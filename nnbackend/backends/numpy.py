@@ -38,6 +38,12 @@ def _numpy_matmul(x1, x2, /):
 _dot = getattr(np.dot, "_implementation", np.dot)
 
 
+# From this many elements on, the sigmoid and its gradient reuse one buffer
+# (a batch's chunk); below it the extra keyword arguments would cost more
+# than the allocations they save (a single-row step).
+_IN_PLACE_MIN = 4096
+
+
 def _numpy_fused():
     """The kernels' elementwise chains for NumPy, by name (see ``kernels.fused_form``).
 
@@ -72,12 +78,25 @@ def _numpy_fused():
         if pair is None:
             pair = consts[floor, "sigmoid", z.dtype] = (const(1, z.dtype), const(floor, z.dtype))
         one, floor = pair
-        return one / (one + np.exp(-np.maximum(z, floor)))
+        t = np.maximum(z, floor)
+        if t.size < _IN_PLACE_MIN:
+            return one / (one + np.exp(-t))
+        # A chunk of a large batch: the same ufuncs on the same operands, in
+        # one buffer instead of four (a quarter of the memory traffic and
+        # no fresh pages per temporary; the bits are the same).
+        np.negative(t, out=t)
+        np.exp(t, out=t)
+        np.add(one, t, out=t)
+        return np.divide(one, t, out=t)
 
     def sigmoid_backward(a, da):
         if a.dtype.kind != "f" or a.dtype != da.dtype:
             return da * (a * (1 - a))
-        return da * (a * (const(1, a.dtype) - a))
+        if a.size < _IN_PLACE_MIN or da.shape != a.shape:
+            return da * (a * (const(1, a.dtype) - a))
+        t = np.subtract(const(1, a.dtype), a)  # in one buffer, as in sigmoid
+        np.multiply(a, t, out=t)
+        return np.multiply(da, t, out=t)
 
     def tanh_backward(a, da):
         if a.dtype.kind != "f" or a.dtype != da.dtype:
