@@ -169,26 +169,26 @@ def _add_train(commands, backend_flags):
                            "of the training rows, kept in the checkpoint and applied by "
                            "predict, which answers in the target's units")
     net = train.add_argument_group("network and training")
-    net.add_argument("--hidden", type=_sizes, default=None,
-                     help="hidden layer sizes, e.g. 64,32 (default: 4 for xor/and, else 64)")
-    net.add_argument("--activation", choices=HIDDEN_ACTIVATIONS, default=None,
-                     help="hidden activation (default: tanh for xor/and, else relu)")
-    net.add_argument("--mode", choices=MODES, default=None,
-                     help="descent mode (default: batch for xor/and, else minibatch)")
-    net.add_argument("--batch-size", type=_positive_int, default=None,
-                     help="rows per minibatch step (default: 32)")
-    net.add_argument("--epochs", type=_positive_int, default=None,
-                     help="passes over the training rows (default: 1000 for xor/and, else 50)")
-    net.add_argument("--lr", type=_positive_float, default=None,
-                     help="learning rate (default: 1.0 for xor/and, else 0.1; 0.01 in sgd mode)")
-    net.add_argument("--optimizer", choices=list(OPTIMIZERS), default=None,
-                     help="default: sgd")
-    net.add_argument("--patience", type=_positive_int, default=None,
-                     help="stop after this many epochs without improvement (default: never)")
-    net.add_argument("--dtype", choices=["float32", "float64"], default=None,
-                     help="default: float32")
-    net.add_argument("--seed", type=_seed, default=None,
-                     help="seeds the data, weights, split and shuffling (default: 0)")
+    # (flag, how to parse it, help): every one defaults to None, which means
+    # "the dataset's default" (or, with --resume, the checkpoint's).
+    for flag, parse, text in (
+        ("--hidden", {"type": _sizes},
+         "hidden layer sizes, e.g. 64,32 (default: 4 for xor/and, else 64)"),
+        ("--activation", {"choices": HIDDEN_ACTIVATIONS},
+         "hidden activation (default: tanh for xor/and, else relu)"),
+        ("--mode", {"choices": MODES}, "descent mode (default: batch for xor/and, else minibatch)"),
+        ("--batch-size", {"type": _positive_int}, "rows per minibatch step (default: 32)"),
+        ("--epochs", {"type": _positive_int},
+         "passes over the training rows (default: 1000 for xor/and, else 50)"),
+        ("--lr", {"type": _positive_float},
+         "learning rate (default: 1.0 for xor/and, else 0.1; 0.01 in sgd mode)"),
+        ("--optimizer", {"choices": list(OPTIMIZERS)}, "default: sgd"),
+        ("--patience", {"type": _positive_int},
+         "stop after this many epochs without improvement (default: never)"),
+        ("--dtype", {"choices": ["float32", "float64"]}, "default: float32"),
+        ("--seed", {"type": _seed}, "seeds the data, weights, split and shuffling (default: 0)"),
+    ):
+        net.add_argument(flag, default=None, help=text, **parse)
     out = train.add_argument_group("output")
     out.add_argument("--save", metavar="MODEL.npz", default=None,
                      help="write a checkpoint (not written, and an existing file kept, if the "

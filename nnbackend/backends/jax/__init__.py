@@ -58,8 +58,8 @@ def _enable_x64():
 class JaxBackend(Backend):
     """``jax.numpy`` arrays on one JAX device."""
 
-    install_hint = "pip install 'nnbackend[jax]'"
     executor_names = ("jax-scan",)
+    install_hint = "pip install 'nnbackend[jax]'"
 
     @classmethod
     def open(cls, device):
