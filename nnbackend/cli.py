@@ -20,7 +20,7 @@ import warnings
 import numpy as np
 
 from . import __version__
-from .backends import BACKEND_NAMES, BackendUnavailableError, get_backend
+from .backends import BACKEND_NAMES, BackendUnavailableError, get_backend, library_version
 from .bench.suite import (
     add_bench_arguments,
     bench_environment,
@@ -486,7 +486,7 @@ def _machine_line():
     parts = [cpu_name(), f"{os.cpu_count()} cores", f"{platform.system()} {platform.machine()}",
              f"Python {platform.python_version()}", f"NumPy {np.__version__}"]
     for name in ("torch", "jax", "cupy"):
-        version = _versions(name)
+        version = library_version(name)
         if version:
             parts.append(f"{name} {version}")
     return ", ".join(parts)
@@ -495,52 +495,19 @@ def _machine_line():
 # -- info --------------------------------------------------------------------------
 
 
-def _versions(name):
-    # A backend without an entry here is a distribution of its own name: a
-    # newly added backend must not make `nnbackend info` crash.
-    module = {"strict": "array_api_strict"}.get(name, name)
+def _gpus(backend):
+    """``[(device, GPU name, memory in GiB)]`` the backend's library sees; [] if it cannot say."""
     try:
-        from importlib.metadata import version
-
-        dist = {"strict": "array-api-strict"}.get(name, module)
-        return version(dist)
-    except Exception:
-        return None
-
-
-def _gpus(name):
-    """[(device, GPU name, memory in GiB)] that CuPy or torch sees."""
-    found = []
-    try:
-        if name == "cupy":
-            import cupy
-
-            for i in range(cupy.cuda.runtime.getDeviceCount()):
-                props = cupy.cuda.runtime.getDeviceProperties(i)
-                gpu = props["name"].decode() if isinstance(props["name"], bytes) else props["name"]
-                found.append((f"cuda:{i}", gpu, props["totalGlobalMem"] / 2**30))
-        elif name == "torch":
-            import torch
-
-            for i in range(torch.cuda.device_count()):
-                props = torch.cuda.get_device_properties(i)
-                found.append((f"cuda:{i}", props.name, props.total_memory / 2**30))
-        elif name == "jax":
-            import jax
-
-            for d in jax.devices():
-                if d.platform != "cpu":
-                    found.append((str(d), getattr(d, "device_kind", d.platform), None))
-    except Exception:
-        pass
-    return found
+        return backend.gpus()
+    except Exception:  # a driver query that fails: the row says no GPU
+        return []
 
 
 def _info(args):
     names = [args.backend] if args.backend else list(BACKEND_NAMES)
     rows = []
     for name in names:
-        row = {"backend": name, "version": _versions(name)}
+        row = {"backend": name, "version": library_version(name)}
         try:
             b = get_backend(name, args.device, **(
                 {"scheduler": args.scheduler} if args.scheduler and name == "dask" else {}))
@@ -551,7 +518,7 @@ def _info(args):
         else:
             row.update(available=True, device=str(b.device),
                        float64="float64" in b.float_dtypes(),
-                       gpus=[{"device": d, "name": n, "memory_gib": m} for d, n, m in _gpus(name)])
+                       gpus=[{"device": d, "name": n, "memory_gib": m} for d, n, m in _gpus(b)])
         rows.append(row)
     if args.json:
         print(json.dumps(rows))

@@ -31,7 +31,7 @@ from .backends import Backend, backend_of
 from .checks import check_int
 
 __all__ = ["MODES", "BatchPlan", "array_backend", "as_features", "as_targets", "check_classes",
-           "host_rng", "is_host", "make_plan", "n_rows"]
+           "host_rng", "init_params", "is_host", "make_plan", "n_rows"]
 
 MODES = ("batch", "minibatch", "sgd")
 
@@ -61,6 +61,22 @@ class BatchPlan:
 def host_rng(seed) -> np.random.Generator:
     """The host generator that draws a fit's batch orders (and validation split)."""
     return np.random.default_rng(seed)
+
+
+def init_params(sizes, hidden_activation, rng: np.random.Generator):
+    """Host (float64) initial parameters ``[W0, b0, ...]``, as scikit-learn's MLP draws them.
+
+    Weights are uniform in ±sqrt(factor / (fan_in + fan_out)), factor 2 for
+    sigmoid networks (Glorot's bound for the logistic function) and 6
+    otherwise. Biases start at 0.
+    """
+    factor = 2.0 if hidden_activation == "sigmoid" else 6.0
+    params = []
+    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+        bound = np.sqrt(factor / (fan_in + fan_out))
+        params.append(rng.uniform(-bound, bound, size=(fan_in, fan_out)))
+        params.append(np.zeros(fan_out))
+    return params
 
 
 def make_plan(mode: str, n_samples: int, batch_size: int | None = 32, shuffle: bool = True) -> BatchPlan:

@@ -16,7 +16,15 @@ from . import kernels as K
 from .backends import Backend, backend_of, get_backend
 from .checks import check_int
 from .classifier import ClassLabels
-from .data import array_backend, as_features, as_targets, check_classes, is_host, n_rows
+from .data import (
+    array_backend,
+    as_features,
+    as_targets,
+    check_classes,
+    init_params,
+    is_host,
+    n_rows,
+)
 from .network import (
     DEFAULT_CHUNK_SIZE,
     NetSpec,
@@ -24,7 +32,6 @@ from .network import (
     chunk_rows,
     evaluate_rows,
     forward,
-    init_params,
     loss_and_grads_rows,
     multiclass_of,
     predict_rows,

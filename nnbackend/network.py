@@ -8,7 +8,8 @@ the :class:`~nnbackend.MLP` front end all call these.
 
 A new layer type would go here: its forward and backward kernels in
 :mod:`nnbackend.kernels`, its place in :func:`forward` and :func:`backward`,
-its parameters in :func:`init_params`.
+its initial parameters in :func:`nnbackend.data.init_params` (drawn on
+the host).
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import functools
 import numbers
 from dataclasses import dataclass
 
-import numpy as np
 from array_api_compat import array_namespace
 
 from . import bound as B
@@ -33,7 +33,6 @@ __all__ = [
     "chunk_rows",
     "evaluate_rows",
     "forward",
-    "init_params",
     "loss_and_grads_rows",
     "multiclass_of",
     "predict_rows",
@@ -162,22 +161,6 @@ def slice_rows(X, Y, offset=0):
     take, over arrays of shapes (n, n_features) and (n, n_outputs).
     """
     return lambda i, j: (X[offset + i: offset + j, :], Y[offset + i: offset + j, :])
-
-
-def init_params(sizes, hidden_activation, rng: np.random.Generator):
-    """Host (float64) initial parameters ``[W0, b0, ...]``, as scikit-learn's MLP draws them.
-
-    Weights are uniform in ±sqrt(factor / (fan_in + fan_out)), factor 2 for
-    sigmoid networks (Glorot's bound for the logistic function) and 6
-    otherwise. Biases start at 0.
-    """
-    factor = 2.0 if hidden_activation == "sigmoid" else 6.0
-    params = []
-    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
-        bound = np.sqrt(factor / (fan_in + fan_out))
-        params.append(rng.uniform(-bound, bound, size=(fan_in, fan_out)))
-        params.append(np.zeros(fan_out))
-    return params
 
 
 def forward(params, X, spec: NetSpec, xp=None):

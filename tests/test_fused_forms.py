@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 import nnbackend as nb
+from nnbackend import data
 from nnbackend import kernels as K
 from nnbackend import network
 from nnbackend.backends.cupy.elementwise import KERNELS, RowSums, fused_table, sum_rows_by_matmul
@@ -128,7 +129,7 @@ def test_a_network_step_through_the_fused_table_is_the_generic_one(hidden, outpu
     # The batch path (network.loss_and_grads_rows) with CuPy's table, as twins.
     rng = np.random.default_rng(5)
     sizes, n = [4, 6, 5, 3], 40
-    params = [p.astype(np.float32) for p in network.init_params(sizes, hidden, rng)]
+    params = [p.astype(np.float32) for p in data.init_params(sizes, hidden, rng)]
     params = [p + np.float32(0.1) if p.ndim == 1 else p for p in params]
     X = rng.normal(size=(n, sizes[0])).astype(np.float32)
     Y = np.eye(3, dtype=np.float32)[rng.integers(0, 3, n)]

@@ -31,10 +31,8 @@ LAYERS = [
 # their inputs (array_api_compat) and the standard alone.
 ARRAY_LIBRARIES = {"numpy", "cupy", "torch", "jax", "dask", "array_api_strict"}
 NO_ARRAY_LIBRARY = {"checks", "kernels", "bound", "network", "optim", "engine", "training"}
-# ...but for these host-side uses of NumPy, which DESIGN.md allows:
-HOST_NUMPY = {
-    "nnbackend.network": "init_params draws the initial weights on the host",
-}
+# ...with no exception: host-side NumPy (initial weights, shuffles) lives in data.py.
+HOST_NUMPY = {}
 
 
 def _module_name(path: pathlib.Path) -> str:

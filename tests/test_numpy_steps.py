@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 import nnbackend as nb
+from nnbackend import data
 from nnbackend import network
 from nnbackend.bench import workloads as W
 from nnbackend.model import epoch_function
@@ -109,7 +110,7 @@ def test_the_bound_chunk_is_the_chunked_function_bit_for_bit(backend, hidden, ou
     k = 1 if output == "sigmoid" else sizes[-1]
     sizes = sizes[:-1] + [k]
     spec = network.NetSpec(hidden, output, loss, reduction)
-    host = network.init_params(sizes, hidden, rng)
+    host = data.init_params(sizes, hidden, rng)
     params = [backend.asarray(p, dtype=backend.dtype("float32")) for p in host]
     X = backend.asarray(rng.normal(size=(rows, sizes[0])), dtype=backend.dtype("float32"))
     if loss == "cross_entropy":

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import nnbackend as nb
+from nnbackend import data
 from nnbackend import kernels as K
 from nnbackend import network
 
@@ -73,7 +74,7 @@ def test_a_jitted_network_step_asks_for_full_precision():
     jnp = jax.numpy
     sizes = [3, 5, 4, 2]
     params = [jnp.asarray(p.astype(np.float32))
-              for p in network.init_params(sizes, "relu", np.random.default_rng(0))]
+              for p in data.init_params(sizes, "relu", np.random.default_rng(0))]
     X, Y = _arrays(jnp, (16, 3), (16, 2), seed=1)
     spec = network.NetSpec("relu", "identity", "mse", "mean")
 

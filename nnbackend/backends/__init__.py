@@ -47,6 +47,7 @@ __all__ = [
     "executor_names",
     "executor_owner",
     "get_backend",
+    "library_version",
 ]
 
 ENV_VAR = "NNBACKEND_BACKEND"
@@ -137,6 +138,12 @@ def backend_of(a) -> Backend:
         f"expected a NumPy array, a list, or an array of one of {list(BACKEND_NAMES)}; "
         f"got {type(a).__module__}.{type(a).__qualname__}"
     )
+
+
+def library_version(name: str) -> str | None:
+    """The installed version of backend ``name``'s library, or None (never an error)."""
+    cls = _CLASSES.get(name)
+    return None if cls is None else cls.version(name)
 
 
 def executor_names() -> tuple[str, ...]:

@@ -126,6 +126,8 @@ class Backend:
 
     #: How to install the backend, quoted in every "not available" error.
     install_hint: ClassVar[str] = ""
+    #: The distribution whose version ``nnbackend info`` reports ("" for the backend's name).
+    distribution: ClassVar[str] = ""
     #: Names of the fast epoch executors :meth:`executors` makes.
     executor_names: ClassVar[tuple[str, ...]] = ()
     #: Why the reference loop cannot train on this backend's arrays; None where it can.
@@ -254,6 +256,21 @@ class Backend:
         except Exception:  # a driver query that fails leaves the CPU's name
             name = None
         return name or cpu_name()
+
+    @classmethod
+    def version(cls, name: str) -> str | None:
+        """The installed version of the backend's library (its distribution's
+        metadata, without importing it), or None where it is not installed."""
+        try:
+            from importlib.metadata import version
+
+            return version(cls.distribution or name)
+        except Exception:
+            return None
+
+    def gpus(self) -> list:
+        """``[(device, GPU name, memory in GiB or None)]`` this library sees; [] on a CPU library."""
+        return []
 
     def accelerator_name(self) -> str | None:
         """The model of the accelerator the arrays live on; None on the CPU."""

@@ -17,6 +17,7 @@ class StrictBackend(Backend):
     """array-api-strict on one of its (simulated) devices."""
 
     install_hint = "pip install 'nnbackend[strict]'  (or: pip install array-api-strict)"
+    distribution = "array-api-strict"
 
     @classmethod
     def open(cls, device):

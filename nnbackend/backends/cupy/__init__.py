@@ -107,6 +107,16 @@ class CupyBackend(Backend):
 
         return (CupyFused(),)
 
+    def gpus(self) -> list:
+        import cupy
+
+        found = []
+        for i in range(cupy.cuda.runtime.getDeviceCount()):
+            props = cupy.cuda.runtime.getDeviceProperties(i)
+            gpu = props["name"].decode() if isinstance(props["name"], bytes) else props["name"]
+            found.append((f"cuda:{i}", gpu, props["totalGlobalMem"] / 2**30))
+        return found
+
     def accelerator_name(self):
         import cupy
 

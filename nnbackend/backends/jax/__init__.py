@@ -110,6 +110,12 @@ class JaxBackend(Backend):
 
         return (JaxScan(),)
 
+    def gpus(self) -> list:
+        import jax
+
+        return [(str(d), getattr(d, "device_kind", d.platform), None)
+                for d in jax.devices() if d.platform != "cpu"]
+
     def accelerator_name(self):
         if getattr(self.device, "platform", "cpu") == "cpu":
             return None

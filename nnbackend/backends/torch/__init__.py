@@ -122,6 +122,15 @@ class TorchBackend(Backend):
 
         return (TorchGraphs(),)
 
+    def gpus(self) -> list:
+        import torch
+
+        found = []
+        for i in range(torch.cuda.device_count()):
+            props = torch.cuda.get_device_properties(i)
+            found.append((f"cuda:{i}", props.name, props.total_memory / 2**30))
+        return found
+
     def accelerator_name(self):
         if self.device.type != "cuda":
             return None
