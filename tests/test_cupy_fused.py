@@ -17,7 +17,7 @@ import nnbackend as nb
 from nnbackend.data import host_rng, make_plan
 from nnbackend.backends.cupy import fused as F
 from nnbackend.engine import EpochTask, epoch_runner
-from nnbackend.network import NetSpec
+from nnbackend.network import NetSpec, multiclass_of
 from nnbackend.optim import get_optimizer
 from nnbackend.engine import run_epoch
 
@@ -264,6 +264,17 @@ def test_layout_splits_cover_every_input_once(sizes, batch_size, dtype):
     assert layout.scratch + layout.n_scratch == layout.n_work
 
 
+def _nvcc_ptx(tmp_path, layout, spec, optimizer, dtype):
+    """The kernel's source compiled by nvcc (warnings as errors) to PTX, as text."""
+    source = tmp_path / "fused.cu"
+    source.write_text(F.kernel_source(layout, spec, optimizer, dtype, multiclass_of(spec)))
+    done = subprocess.run(["nvcc", "-arch=sm_80", "--std=c++14", "-ptx", "-Werror",
+                           "all-warnings", "-o", str(tmp_path / "fused.ptx"), str(source)],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return (tmp_path / "fused.ptx").read_text()
+
+
 @pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc (the CUDA compiler) is not installed")
 @pytest.mark.parametrize("dtype, optimizer", [("float32", "adam"), ("float64", "momentum"),
                                               ("float32", "sgd")])
@@ -271,14 +282,7 @@ def test_layout_splits_cover_every_input_once(sizes, batch_size, dtype):
 def test_cuda_source_compiles(tmp_path, hidden, output, loss, k, dtype, optimizer):
     spec = NetSpec(hidden, output, loss, "mean")
     layout = F.Layout([32, 24, 16, k], 16)
-    source = tmp_path / "fused.cu"
-    multiclass = {"softmax": True, "sigmoid": False}.get(output)
-    source.write_text(F.kernel_source(layout, spec, optimizer, dtype, multiclass))
-    done = subprocess.run(["nvcc", "-arch=sm_80", "--std=c++14", "-ptx", "-Werror",
-                           "all-warnings", "-o", str(tmp_path / "fused.ptx"), str(source)],
-                          capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    assert "bar.sync" in (tmp_path / "fused.ptx").read_text()  # the phases' barriers are there
+    assert "bar.sync" in _nvcc_ptx(tmp_path, layout, spec, optimizer, dtype)  # the phases' barriers
 
 
 @pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc (the CUDA compiler) is not installed")
@@ -290,14 +294,7 @@ def test_cuda_source_compiles_with_global_parameters(tmp_path, hidden, output, l
                                                      optimizer, batch_size, acts_in):
     spec = NetSpec(hidden, output, loss, "mean")
     layout = F.Layout([784, 256, 256, k], batch_size, dtype, params_in="global", acts_in=acts_in)
-    source = tmp_path / "fused.cu"
-    multiclass = {"softmax": True, "sigmoid": False}.get(output)
-    source.write_text(F.kernel_source(layout, spec, optimizer, dtype, multiclass))
-    done = subprocess.run(["nvcc", "-arch=sm_80", "--std=c++14", "-ptx", "-Werror",
-                           "all-warnings", "-o", str(tmp_path / "fused.ptx"), str(source)],
-                          capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    ptx = (tmp_path / "fused.ptx").read_text()
+    ptx = _nvcc_ptx(tmp_path, layout, spec, optimizer, dtype)
     assert "bar.sync" in ptx
     assert ".maxntid 1024" in ptx  # registers held to what 1024 threads may have
 
