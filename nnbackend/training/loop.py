@@ -209,6 +209,8 @@ def _loop(net: Network, epochs: _Epochs, params, state, rng, hist: History, opti
             for epoch in range(1, options.epochs + 1):
                 epoch_start = params
                 params, state, epoch_loss, epoch_correct = epochs.run(params, state, rng)
+                # The epoch's one device-to-host transfer; ``host`` is a NumPy
+                # array, so the float() and bool() below read host memory.
                 host = epochs.figures(params, epoch_loss, epoch_correct)
                 scale = 1.0 / hist.n_samples if net.spec.reduction == "mean" else 1.0
                 diverged = guard.check(epoch, float(host[0]) * scale, bool(host[1]), epoch_start)
