@@ -91,7 +91,10 @@ def bench_environment(args, base):
     message naming it), an unusable backend BackendUnavailableError, before
     anything is timed.
     """
-    env = dict(base)
+    # The suite is a pytest session of its own: run from a pytest-xdist worker
+    # (a test of this command), the worker's variables would make
+    # pytest-benchmark believe it is a worker too and refuse --benchmark-only.
+    env = {k: v for k, v in base.items() if not k.startswith("PYTEST_XDIST_")}
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     bad = [m for m in modes if m not in MODES]
     if bad or not modes:
