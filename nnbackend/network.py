@@ -33,6 +33,7 @@ __all__ = [
     "chunk_rows",
     "evaluate_rows",
     "forward",
+    "loss_and_grads_chunk",
     "loss_and_grads_rows",
     "multiclass_of",
     "predict_rows",
@@ -240,15 +241,12 @@ def loss_and_grads_rows(params, spec: NetSpec, rows, n_batch: int, chunk_size: i
     """
     n_samples = n_batch if n_samples is None else n_samples
     loss_sum, grads, correct = None, None, None
+    chunk = None
     for start in range(0, n_batch, chunk_size):
         X, Y = rows(start, min(start + chunk_size, n_batch))
-        xs, zs, a = forward(params, X, spec, xp)
-        loss, dz = K.loss_and_backward(
-            spec.loss, spec.output_activation, zs[-1], a, Y, spec.reduction, n_samples=n_samples,
-            xp=xp,
-        )
-        chunk_grads = backward(params, xs, zs, dz, spec, xp)
-        hits = None if multiclass is None else K.n_correct(a, Y, multiclass, xp=xp)
+        if chunk is None:
+            chunk = _chunk_function(params, spec, X, Y, multiclass, xp)
+        loss, chunk_grads, hits = chunk(params, X, Y, n_samples)
         if grads is None:
             loss_sum, grads, correct = loss, chunk_grads, hits
         else:
@@ -258,14 +256,42 @@ def loss_and_grads_rows(params, spec: NetSpec, rows, n_batch: int, chunk_size: i
     return loss_sum, grads, correct
 
 
+def loss_and_grads_chunk(params, spec: NetSpec, X, Y, n_samples: int, multiclass=None, xp=None):
+    """Loss and gradients over one chunk: the kernels called one by one.
+
+    The reference that :func:`bind_loss_and_grads` computes bit for bit.
+    ``X`` (n, n_features), ``Y`` (n, n_outputs); ``n_samples`` is what a
+    ``"mean"`` gradient divides by. Returns ``(loss_sum, grads, correct)``
+    as :func:`loss_and_grads_rows` does.
+    """
+    xs, zs, a = forward(params, X, spec, xp)
+    loss, dz = K.loss_and_backward(spec.loss, spec.output_activation, zs[-1], a, Y,
+                                   spec.reduction, n_samples=n_samples, xp=xp)
+    grads = backward(params, xs, zs, dz, spec, xp)
+    hits = None if multiclass is None else K.n_correct(a, Y, multiclass, xp=xp)
+    return loss, grads, hits
+
+
+def _chunk_function(params, spec, X, Y, multiclass, xp):
+    """``f(params, X, Y, n_samples)`` for the chunks of one call: bound once where
+    the data and every parameter share a dtype (the bound function's premise),
+    else the kernels one by one (they handle mixed dtypes)."""
+    dtype = X.dtype
+    if Y.dtype == dtype and all(p.dtype == dtype for p in params):
+        return bind_loss_and_grads(spec, array_namespace(X) if xp is None else xp, dtype,
+                                   multiclass)
+    return lambda params, X, Y, n_samples: loss_and_grads_chunk(params, spec, X, Y, n_samples,
+                                                                multiclass, xp)
+
+
 @functools.lru_cache(maxsize=64)
 def bind_loss_and_grads(spec: NetSpec, xp, dtype, multiclass=None):
-    """:func:`loss_and_grads_rows` for one chunk, with every look-up done once.
+    """:func:`loss_and_grads_chunk`, with every look-up done once.
 
     For a loop of small steps (the reference epoch's): the per-call
     look-ups of the kernels (namespace, fast forms, activations by name)
     cost as much as a single-row step's arithmetic on NumPy. The result is
-    bit for bit that of :func:`loss_and_grads_rows` with one chunk: the same
+    bit for bit that of :func:`loss_and_grads_chunk`: the same
     kernels' formulas in the same order (see :mod:`nnbackend.bound`).
     Cached per ``(spec, xp, dtype, multiclass)``.
 

@@ -155,8 +155,9 @@ def forward_rows(monkeypatch):
         return real(params, X, spec, xp)
 
     monkeypatch.setattr(network, "forward", counting)
-    # A batch of one chunk goes through the bound one-chunk function instead.
-    real_bind = engine.bind_loss_and_grads
+    # A chunk of one dtype goes through the bound one-chunk function instead
+    # (bound by the engine for a batch of one chunk, by the network per call).
+    real_bind = network.bind_loss_and_grads
 
     def counting_bind(spec, xp, dtype, multiclass=None):
         bound = real_bind(spec, xp, dtype, multiclass)
@@ -167,6 +168,7 @@ def forward_rows(monkeypatch):
         return one_chunk
 
     monkeypatch.setattr(engine, "bind_loss_and_grads", counting_bind)
+    monkeypatch.setattr(network, "bind_loss_and_grads", counting_bind)
     return seen
 
 

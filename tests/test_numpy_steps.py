@@ -15,12 +15,14 @@ chunked function computes, bit for bit, and so must NumPy's fused updates.
 
 import itertools
 import sys
+import types
 
 import numpy as np
 import pytest
 
 import nnbackend as nb
 from nnbackend import data
+from nnbackend import kernels as K
 from nnbackend import network
 from nnbackend.bench import workloads as W
 from nnbackend.model import epoch_function
@@ -102,7 +104,7 @@ SPECS = [
 
 @pytest.mark.parametrize("hidden, output, loss, reduction", SPECS)
 @pytest.mark.parametrize("sizes", [[5, 4], [5, 7, 4, 3]], ids=["one-layer", "two-hidden"])
-@pytest.mark.parametrize("rows", [1, 9])
+@pytest.mark.parametrize("rows", [1, 9, 700])
 def test_the_bound_chunk_is_the_chunked_function_bit_for_bit(backend, hidden, output, loss,
                                                             reduction, sizes, rows):
     xp = backend.xp
@@ -119,8 +121,7 @@ def test_the_bound_chunk_is_the_chunked_function_bit_for_bit(backend, hidden, ou
         Y = rng.uniform(size=(rows, k))
     Y = backend.asarray(Y, dtype=backend.dtype("float32"))
     multiclass = network.multiclass_of(spec)
-    want = network.loss_and_grads_rows(params, spec, network.slice_rows(X, Y), rows, rows,
-                                       multiclass, xp)
+    want = network.loss_and_grads_chunk(params, spec, X, Y, rows, multiclass, xp)
     bound = network.bind_loss_and_grads(spec, xp, X.dtype, multiclass)
     got = bound(params, X, Y, rows)
     for a, b in itertools.chain([(got[0], want[0]), (got[2], want[2])], zip(got[1], want[1])):
@@ -174,16 +175,20 @@ def test_the_seed_loops_keep_the_loss_three_ways_and_train_alike():
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("shape", [(4096, 1), (300, 64), (2048, 33)])
-def test_in_place_sigmoid_forms_are_the_formula_bit_for_bit(dtype, shape):
+@pytest.mark.parametrize("below_floor", [True, False], ids=["specials", "all-above-floor"])
+def test_in_place_sigmoid_forms_are_the_formula_bit_for_bit(dtype, shape, below_floor):
     """A batch's chunks (>= 4096 elements) take NumPy's sigmoid and its
-    gradient in one buffer; the bits must be the generic formula's, and the
-    inputs must stay as they were."""
-    from nnbackend.backends.numpy import numpy_namespace
-
-    fused = numpy_namespace().nnbackend_fused
+    gradient in one buffer, and skip the floor where no element is below
+    it; the bits must be the generic formula's either way, and the inputs
+    must stay as they were."""
+    fused = _numpy_fused()
     rng = np.random.default_rng(7)
     z = (rng.normal(size=shape) * 30).astype(dtype)
-    z.flat[:4] = [np.inf, -np.inf, np.nan, -1e30 if dtype == "float64" else -3e38]
+    if below_floor:
+        z.flat[:4] = [np.inf, -np.inf, np.nan, -1e30 if dtype == "float64" else -3e38]
+    else:
+        z = np.maximum(z, -79.5)  # every element just above the floor at the lowest
+        z.flat[:2] = [np.inf, -0.0]
     da = rng.normal(size=shape).astype(dtype)
     z0, da0 = z.copy(), da.copy()
     floor = -80.0
@@ -200,16 +205,97 @@ def test_in_place_sigmoid_forms_are_the_formula_bit_for_bit(dtype, shape):
     assert got_back is not a and got_back is not da
 
 
-def test_a_large_batch_epoch_is_the_formula_bit_for_bit():
-    """Batch mode on a network whose chunks take the in-place forms gives the
-    parameters the generic kernels give (the strict backend runs them)."""
+@pytest.mark.parametrize("hidden, output, loss", [("sigmoid", "sigmoid", "mse"),
+                                                  ("tanh", "identity", "mse"),
+                                                  ("relu", "sigmoid", "bce")])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_a_large_batch_epoch_is_the_formula_bit_for_bit(hidden, output, loss, dtype):
+    """Batch mode on a network whose chunks take the in-place forms (bias,
+    sigmoid, row sums) gives the parameters the generic kernels give (the
+    strict backend runs them)."""
+    pytest.importorskip("array_api_strict", reason="the strict backend runs the formula")
     rng = np.random.default_rng(3)
-    X = rng.normal(size=(6000, 16)).astype(np.float32)
-    y = (X[:, 0] * X[:, 1] > 0).astype(np.float32)
+    X = rng.normal(size=(6000, 16)).astype(dtype)
+    y = (X[:, 0] * X[:, 1] > 0).astype(dtype)
     fits = {}
     for name in ("numpy", "strict"):
-        model = nb.MLP([16, 32, 1], backend=name, dtype="float32", seed=0)
+        model = nb.MLP([16, 32, 1], hidden_activation=hidden, output_activation=output,
+                       loss=loss, backend=name, dtype=dtype, seed=0)
         model.fit(X, y, mode="batch", epochs=3, lr=0.5)
         fits[name] = [model.backend.to_host(p) for pair in model.params for p in pair]
     for a, b in zip(fits["numpy"], fits["strict"]):
         assert a.tobytes() == b.tobytes()
+
+
+def _plain_numpy():
+    """NumPy's own namespace with no fused forms: the kernels' formulas themselves."""
+    xp = types.ModuleType("plain_numpy")
+    xp.__dict__.update({k: v for k, v in vars(np).items() if not k.startswith("__")})
+    return xp
+
+
+PLAIN_NUMPY = _plain_numpy()
+
+
+def _numpy_fused():
+    from nnbackend.backends.numpy import numpy_namespace
+
+    if not _numpy_namespace_is_native():
+        pytest.skip("NumPy < 2.1 goes through array-api-compat: no fused forms")
+    return numpy_namespace().nnbackend_fused
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("shape", [(256, 2), (300, 33), (4096, 32), (2048, 64), (5000, 7),
+                                   (257, 1), (4096, 1), (3, 5), (1, 32), (64, 64)])
+def test_the_row_sum_form_adds_the_rows_in_numpys_order(dtype, shape):
+    """``sum_rows`` takes einsum on a chunk's rows: it must add them in
+    np.add.reduce's order (row after row), so every bit matches, specials too."""
+    sum_rows = _numpy_fused()["sum_rows"]
+    rng = np.random.default_rng(11)
+    a = (rng.normal(size=shape) * rng.choice([1e-3, 1.0, 1e4], size=shape)).astype(dtype)
+    want = np.add.reduce(a, axis=0)
+    assert sum_rows(a).tobytes() == want.tobytes()
+    if shape[0] > 2:
+        a[1, 0], a[2, -1] = np.inf, np.nan
+        assert sum_rows(a).tobytes() == np.add.reduce(a, axis=0).tobytes()
+    # Views that are not C-contiguous take NumPy's reduction itself.
+    for view in (a[:, ::2], a[::2], np.asfortranarray(a)):
+        assert sum_rows(view).tobytes() == np.add.reduce(view, axis=0).tobytes()
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("shape", [(4096, 32), (4100, 32), (5000, 7), (300, 2048), (4096, 1),
+                                   (9, 5)])
+@pytest.mark.parametrize("name", ["bias_sigmoid", "bias_tanh", "bias_relu"])
+def test_the_bias_forms_are_the_formula_bit_for_bit(dtype, shape, name):
+    """A chunk's bias is added in place, in row blocks: each element must be
+    ``xw[i, j] + b[j]`` and the activation the kernels' formula."""
+    fused = _numpy_fused()
+    rng = np.random.default_rng(12)
+    xw = (rng.normal(size=shape) * 5).astype(dtype)
+    b = rng.normal(size=shape[1]).astype(dtype)
+    want_z = xw + b
+    floor = -80.0
+    activation = name.removeprefix("bias_")
+    want_a = K.activation_forward(activation, want_z, xp=PLAIN_NUMPY)
+    z, a = fused[name](xw.copy(), b, floor)
+    assert z.tobytes() == want_z.tobytes() and z.dtype == want_z.dtype
+    assert a.tobytes() == want_a.tobytes()
+
+
+def test_the_bias_form_leaves_what_it_does_not_own_alone():
+    """Mixed dtypes and views that are not C-contiguous get a new array, the
+    input unchanged; a chunk's own product is written in place."""
+    bias_sigmoid = _numpy_fused()["bias_sigmoid"]
+    rng = np.random.default_rng(13)
+    xw = rng.normal(size=(4096, 64)).astype(np.float32)
+    b64 = rng.normal(size=64)
+    kept = xw.copy()
+    z, _ = bias_sigmoid(xw, b64, -80.0)
+    assert z.dtype == np.float64 and np.array_equal(xw, kept)
+    view = xw[:, ::2]
+    z, _ = bias_sigmoid(view, b64[:32].astype(np.float32), -80.0)
+    assert np.array_equal(xw, kept) and z.tobytes() == (view + b64[:32].astype(np.float32)).tobytes()
+    z, _ = bias_sigmoid(xw, b64.astype(np.float32), -80.0)
+    assert z is xw  # the chunk's fresh product, reused
