@@ -39,14 +39,16 @@ _dot = getattr(np.dot, "_implementation", np.dot)
 
 
 # From this many elements on (a batch's chunk), the sigmoid and its gradient
-# reuse one buffer and the bias is added in place; below it the extra calls
-# and keyword arguments would cost more than the passes they save (a
-# single-row step).
+# reuse one buffer; below it the extra calls and keyword arguments would
+# cost more than the passes they save (a single-row step).
 _IN_PLACE_MIN = 4096
 # A sum over rows goes through einsum from this many rows on (see _sum_rows).
 _EINSUM_MIN_ROWS = 256
-# The bias is added to row blocks this many elements wide (see _add_bias).
+# The bias is added in place, to row blocks this many elements wide, from
+# _BIAS_IN_PLACE_MIN elements on (see _add_bias): below about that, making
+# the repeated bias costs more than the row-by-row broadcast (a mini-batch).
 _BIAS_BLOCK = 1024
+_BIAS_IN_PLACE_MIN = 32768
 
 
 def _sum_rows(a):
@@ -77,7 +79,7 @@ def _add_bias(xw, b):
     the time and no new buffer. Each element is ``xw[i, j] + b[j]`` either
     way (the same bits).
     """
-    if xw.size < _IN_PLACE_MIN or xw.ndim != 2 or b.ndim != 1 or xw.dtype != b.dtype \
+    if xw.size < _BIAS_IN_PLACE_MIN or xw.ndim != 2 or b.ndim != 1 or xw.dtype != b.dtype \
             or xw.dtype.kind != "f" or not (xw.flags.c_contiguous and xw.flags.writeable):
         return xw + b
     n, k = xw.shape
@@ -109,11 +111,12 @@ def _numpy_fused():
     dtype before the operation, as ``np.asarray(value, dtype)`` does: the
     same operands either way.)
 
-    A batch's chunks (from ``_IN_PLACE_MIN`` elements) take the same
-    operations with fewer passes and buffers: the bias added in place to
-    the product just made (``bias_sigmoid``, ``bias_tanh``, ``bias_relu``),
-    the sigmoid and its gradient in one buffer, the sigmoid's floor skipped
-    where no element is below it.
+    A batch's chunks take the same operations with fewer passes and
+    buffers: the bias added in place to the product just made
+    (``bias_sigmoid``, ``bias_tanh``, ``bias_relu``; from
+    ``_BIAS_IN_PLACE_MIN`` elements), the sigmoid and its gradient in one
+    buffer and the sigmoid's floor skipped where no element is below it
+    (from ``_IN_PLACE_MIN``).
 
     Besides the chains: ``matmul`` (the kernels' products, whose right
     operand is a 2-D weight or gradient: ``np.dot`` is then ``matmul``),
@@ -163,16 +166,17 @@ def _numpy_fused():
         np.multiply(a, t, out=t)
         return np.multiply(da, t, out=t)
 
+    # A small step's product takes the plain sum without a further call.
     def bias_sigmoid(xw, b, floor):
-        z = _add_bias(xw, b)
+        z = xw + b if xw.size < _BIAS_IN_PLACE_MIN else _add_bias(xw, b)
         return z, sigmoid(z, floor)
 
     def bias_tanh(xw, b, floor):
-        z = _add_bias(xw, b)
+        z = xw + b if xw.size < _BIAS_IN_PLACE_MIN else _add_bias(xw, b)
         return z, np.tanh(z)
 
     def bias_relu(xw, b, floor):
-        z = _add_bias(xw, b)
+        z = xw + b if xw.size < _BIAS_IN_PLACE_MIN else _add_bias(xw, b)
         return z, np.where(z > 0, z, np.zeros_like(z))  # the kernels' formula
 
     def tanh_backward(a, da):
