@@ -25,7 +25,7 @@ from . import kernels as K
 from .kernels import ACTIVATION_PAIRS, BIAS_FUSED, exp_floor, fused_form, matmul_form
 
 __all__ = ["bind_activation_backward", "bind_activation_forward", "bind_dense_activation",
-           "bind_loss_and_backward", "bind_matmul", "bind_sum_rows"]
+           "bind_loss_and_backward", "bind_matmul", "bind_n_correct", "bind_sum_rows"]
 
 
 def bind_matmul(xp):
@@ -122,6 +122,12 @@ def bind_loss_and_backward(loss, output_activation, reduction, xp, dtype):
         return total, out_backward(z, a, d if by_sum else d / n_samples)
 
     return mse
+
+
+def bind_n_correct(multiclass, xp):
+    """``f(a, y)``: :func:`kernels.n_correct` with ``multiclass`` (shapes (n, k))."""
+    fused = None if multiclass else fused_form(xp, "n_correct_binary")
+    return fused or functools.partial(K.n_correct, multiclass=multiclass, xp=xp)
 
 
 # The activations a bound form knows; the kernels' table is the reference.

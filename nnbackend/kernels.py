@@ -597,5 +597,8 @@ def n_correct(a, y, multiclass, *, xp=None):
     if multiclass:
         hit = xp.argmax(a, axis=1) == xp.argmax(y, axis=1)
     else:
+        fused = fused_form(xp, "n_correct_binary")
+        if fused is not None and a.dtype == y.dtype:
+            return fused(a, y)
         hit = (a > 0.5) == (y > 0.5)
     return xp.sum(xp.astype(hit, a.dtype))

@@ -318,6 +318,7 @@ def bind_loss_and_grads(spec: NetSpec, xp, dtype, multiclass=None):
     loss_and_backward = B.bind_loss_and_backward(spec.loss, spec.output_activation,
                                                  spec.reduction, xp, dtype)
     matmul, sum_rows = B.bind_matmul(xp), B.bind_sum_rows(xp)
+    count = None if multiclass is None else B.bind_n_correct(multiclass, xp)
 
     def loss_and_grads(params, X, Y, n_samples):
         last = len(params) - 2  # the output layer's W
@@ -337,7 +338,7 @@ def bind_loss_and_grads(spec: NetSpec, xp, dtype, multiclass=None):
             dz = hidden_backward(zs[i // 2 - 1], x, matmul(dz, params[i].T))
         grads[0] = matmul(X.T, dz)
         grads[1] = sum_rows(dz)
-        hits = None if multiclass is None else K.n_correct(a, Y, multiclass, xp=xp)
+        hits = None if count is None else count(a, Y)
         return loss, grads, hits
 
     return loss_and_grads

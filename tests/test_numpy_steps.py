@@ -299,3 +299,28 @@ def test_the_bias_form_leaves_what_it_does_not_own_alone():
     assert np.array_equal(xw, kept) and z.tobytes() == (view + b64[:32].astype(np.float32)).tobytes()
     z, _ = bias_sigmoid(xw, b64.astype(np.float32), -80.0)
     assert z is xw  # the chunk's fresh product, reused
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("shape", [(1, 1), (64, 1), (4096, 3)])
+def test_the_binary_count_form_is_the_kernels_count(dtype, shape, monkeypatch):
+    """Correct predictions of sigmoid outputs, counted once as an integer:
+    the same number, of the same type, as the kernels' formula (0.5 itself,
+    NaN and soft targets included), and the formula itself where a count
+    might not be exact in the dtype."""
+    from nnbackend.backends import numpy as numpy_backend
+
+    count = _numpy_fused()["n_correct_binary"]
+    rng = np.random.default_rng(14)
+    a = rng.uniform(size=shape).astype(dtype)
+    y = rng.choice([0.0, 1.0, 0.5, 0.7], size=shape).astype(dtype)
+    a.flat[0] = 0.5
+    if a.size > 2:
+        a.flat[1], y.flat[2] = np.nan, np.nan
+    want = K.n_correct(a, y, False, xp=PLAIN_NUMPY)
+    got = count(a, y)
+    assert type(got) is type(want) and got == want
+    monkeypatch.setitem(numpy_backend._COUNT_CONSTS, np.dtype(dtype),
+                        (np.asarray(0.5, dtype=dtype), a.size))  # "not exact from a.size on"
+    got = count(a, y)
+    assert type(got) is type(want) and got == want

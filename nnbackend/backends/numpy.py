@@ -91,6 +91,24 @@ def _repeated(b, reps, xw):
 _PAGE = 4096
 
 
+def _n_correct_binary(a, y):
+    """The kernels' count for sigmoid outputs, ``(a > 0.5) == (y > 0.5)`` summed
+    in ``a``'s dtype, as one exact integer count: the same number while every
+    count is a whole number in that dtype (below 2**24 elements in float32),
+    in half the calls (5.8 us of a 40 us single-row step before)."""
+    consts = _COUNT_CONSTS.get(a.dtype)
+    if consts is None and a.dtype.kind == "f":
+        consts = _COUNT_CONSTS[a.dtype] = (np.asarray(0.5, dtype=a.dtype),
+                                           2 ** (np.finfo(a.dtype).nmant + 1))
+    if consts is None or a.dtype != y.dtype or a.size >= consts[1]:
+        return np.sum(((a > 0.5) == (y > 0.5)).astype(a.dtype))
+    half = consts[0]
+    return a.dtype.type(np.count_nonzero(np.equal(np.greater(a, half), np.greater(y, half))))
+
+
+_COUNT_CONSTS = {}  # per floating dtype: (0.5, the first count it may not hold exactly)
+
+
 def _add_bias(xw, b):
     """``xw + b`` for ``xw`` (n, k) and ``b`` (k,), written into ``xw`` when it is a
     chunk's fresh product (the caller's own temporary) of ``b``'s dtype.
@@ -232,6 +250,7 @@ def _numpy_fused():
 
     return {"sigmoid": sigmoid, "sigmoid_backward": sigmoid_backward,
             "tanh_backward": tanh_backward, "mse_sigmoid": mse_sigmoid, "half_sum": half_sum,
+            "n_correct_binary": _n_correct_binary,
             "bias_sigmoid": bias_sigmoid, "bias_tanh": bias_tanh, "bias_relu": bias_relu,
             "matmul": _dot, "sum_rows": _sum_rows,
             "sgd_update": sgd_update, "momentum_update": momentum_update}
