@@ -324,3 +324,18 @@ def test_the_binary_count_form_is_the_kernels_count(dtype, shape, monkeypatch):
                         (np.asarray(0.5, dtype=dtype), a.size))  # "not exact from a.size on"
     got = count(a, y)
     assert type(got) is type(want) and got == want
+
+
+def test_the_step_pieces_script_times_every_piece():
+    """benchmarks/numpy_step_pieces.py (the closing note's table of where a
+    step's microseconds go) runs against the library as it is."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parent.parent / "benchmarks" / "numpy_step_pieces.py"
+    spec = importlib.util.spec_from_file_location("numpy_step_pieces", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    for rows in (1, 64):
+        table = module.pieces(rows, number=3)
+        assert len(table) == 12 and all(us > 0 for _, us in table)
