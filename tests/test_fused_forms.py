@@ -86,6 +86,20 @@ def _data(rng, dtype, n=7, fan_in=4, fan_out=5):
 NUMPY = nb.get_backend("numpy").xp
 
 
+def _activations_agree(names, xp, plain, x, W, b, z, da, same):
+    """Each activation's dense forward, forward and backward through ``xp``
+    (with fused forms) against ``plain``; ``same(got, want)`` asserts."""
+    for name in names:
+        got = K.dense_activation_forward(x, W, b, name, xp=xp)
+        want = K.dense_activation_forward(x, W, b, name, xp=plain)
+        same(got[0], want[0])
+        same(got[1], want[1])
+        fwd, bwd = K.activation(name)
+        a = fwd(z, xp=plain)
+        same(fwd(z, xp=xp), a)
+        same(bwd(z, a, da, xp=xp), bwd(z, a, da, xp=plain))
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_every_fused_body_is_the_generic_formula(dtype):
     rng = np.random.default_rng(3)
@@ -96,15 +110,7 @@ def test_every_fused_body_is_the_generic_formula(dtype):
     y = rng.uniform(0, 1, size=z.shape).astype(dtype)
     same = np.testing.assert_array_equal
 
-    for name in ("sigmoid", "tanh", "relu", "identity"):
-        got, want = K.dense_activation_forward(x, W, b, name, xp=xp), \
-            K.dense_activation_forward(x, W, b, name, xp=NUMPY)
-        same(got[0], want[0])
-        same(got[1], want[1])
-        fwd, bwd = K.activation(name)
-        a = fwd(z, xp=NUMPY)
-        same(fwd(z, xp=xp), a)
-        same(bwd(z, a, da, xp=xp), bwd(z, a, da, xp=NUMPY))
+    _activations_agree(("sigmoid", "tanh", "relu", "identity"), xp, NUMPY, x, W, b, z, da, same)
 
     for output, loss in (("sigmoid", "mse"), ("identity", "mse"), ("softmax", "mse"),
                          ("sigmoid", "bce"), ("softmax", "cross_entropy")):
@@ -242,15 +248,7 @@ def test_cupy_fused_kernels_equal_the_generic_ones_on_cupy():
             # same bits, NaN where the generic gives NaN.
             np.testing.assert_array_equal(host(got), host(want))
 
-        for name in ("sigmoid", "tanh", "relu"):
-            got = K.dense_activation_forward(x, W, b, name, xp=fused)
-            want = K.dense_activation_forward(x, W, b, name, xp=plain)
-            same(got[0], want[0])
-            same(got[1], want[1])
-            fwd, bwd = K.activation(name)
-            a = fwd(z, xp=plain)
-            same(fwd(z, xp=fused), a)
-            same(bwd(z, a, da, xp=fused), bwd(z, a, da, xp=plain))
+        _activations_agree(("sigmoid", "tanh", "relu"), fused, plain, x, W, b, z, da, same)
         for output, loss in (("sigmoid", "mse"), ("identity", "mse"), ("sigmoid", "bce"),
                              ("softmax", "cross_entropy")):
             a = K.activation_forward(output, z, xp=plain)
