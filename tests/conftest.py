@@ -136,5 +136,14 @@ def own_array(backend, a, dtype=None):
     return backend.asarray(a, dtype=dtype)
 
 
+def child_pythonpath(*first):
+    """``PYTHONPATH`` for a child Python: ``first`` ahead of the caller's own path.
+
+    The caller's path stays, because on some machines (the GPU check's,
+    which has no network) packages such as array-api-compat live only there.
+    """
+    return os.pathsep.join(p for p in (*map(str, first), os.environ.get("PYTHONPATH")) if p)
+
+
 def to_numpy(backend, a):
     return backend.to_host(a).astype(np.float64)

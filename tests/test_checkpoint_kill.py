@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 
 import nnbackend as nb
+from conftest import child_pythonpath
 
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs POSIX SIGKILL")
 
@@ -85,7 +86,7 @@ LOOPING = textwrap.dedent("""
 
 
 def _child(code, path, *args):
-    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env = dict(os.environ, PYTHONPATH=child_pythonpath(ROOT))
     return subprocess.Popen([sys.executable, "-c", code, str(path), *map(str, args)],
                             stdout=subprocess.PIPE, text=True, env=env)
 

@@ -13,6 +13,7 @@ import pytest
 
 import nnbackend as nb
 from nnbackend.plot import require_matplotlib
+from conftest import child_pythonpath
 
 
 # The CLI runs in a subprocess of this interpreter with this environment, so
@@ -322,7 +323,7 @@ def test_bench_runs_from_an_installed_package_without_a_source_checkout(tmp_path
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith("NNBACKEND_")}
-    env.update(PYTHONPATH=str(site), NNBACKEND_BENCH_SECONDS="0.01")
+    env.update(PYTHONPATH=child_pythonpath(site), NNBACKEND_BENCH_SECONDS="0.01")
     proc = subprocess.run(
         [sys.executable, "-m", "nnbackend.cli", "bench", "--backends", "numpy", "--modes", "batch",
          "--sizes", "128", "--target-n", "0", "--no-peers", "--out", "b"],

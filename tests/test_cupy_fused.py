@@ -411,22 +411,52 @@ def test_cupy_global_memory_kernel_equals_reference(acts_in, optimizer):
     assert float(hits) == float(ref_hits)
 
 
-@pytest.mark.parametrize("mode, batch_size, optimizer", [("sgd", 1, "sgd"), ("minibatch", 64, "adam")])
-def test_cupy_fit_784_256_256_10_takes_the_fused_kernel(mode, batch_size, optimizer):
+def _float32_agree(got, want, optimizer, lr, steps):
+    """Two float32 fits of the same steps agree to float32 rounding.
+
+    Adam divides each moment by its root: an element whose gradient is
+    rounding noise (|g| near eps) moves by up to ``lr`` a step in a direction
+    that rounding picks. Measured on the CPU (torch against NumPy, float32,
+    this problem): at most 4 elements of 200,704 off, by at most 3e-4. So for
+    Adam a few elements in 10^4 may differ, each by no more than ``lr`` per step.
+    """
+    for a, b in zip(got, want):
+        off = np.abs(a - b) > 1e-5 + 1e-4 * np.abs(b)
+        if optimizer != "adam":
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+            continue
+        assert off.sum() <= max(1, off.size // 10_000), (off.sum(), off.size)
+        assert np.abs(a - b).max() <= lr * steps
+
+
+@pytest.mark.parametrize("mode, batch_size, optimizer, rows32",
+                         [("sgd", 1, "sgd", 64), ("minibatch", 64, "adam", 128)])
+def test_cupy_fit_784_256_256_10_takes_the_fused_kernel(mode, batch_size, optimizer, rows32):
     backend = _cupy()
     X, y = _host_data("softmax", "cross_entropy", 10, n_in=784, n=150)
+    # float64 over 150 rows and two epochs; float32 over the first ``rows32``
+    # (two steps at least: one batch of all rows is batch mode, which the
+    # kernel leaves to the reference). In float32 two summation orders part
+    # ways further on: one relu unit whose input rounds to the other side of 0
+    # changes a whole step (the first GPU run, 2026-11-27, 8e-3 apart after
+    # 150 sgd steps; on the CPU NumPy's and torch's float32 fits stand 8e-3
+    # from the float64 fit after 150 steps, 5e-8 after 64).
+    runs = (("float64", 2, 150), ("float32", 1, rows32))
+    lr = 0.01
     results = {}
-    for dtype, epochs in (("float64", 2), ("float32", 1)):
+    for dtype, epochs, n in runs:
         for executor in ("reference", "cupy-fused"):
             model = nb.MLP([784, 256, 256, 10], hidden_activation="relu",
                            output_activation="softmax", loss="cross_entropy", backend=backend,
                            dtype=dtype, seed=1)
-            hist = model.fit(X, y, mode=mode, batch_size=batch_size, epochs=epochs, lr=0.01,
+            hist = model.fit(X[:n], y[:n], mode=mode, batch_size=batch_size, epochs=epochs, lr=lr,
                              optimizer=optimizer, seed=4, executor=executor)
             results[dtype, executor] = ([backend.to_host(a) for pair in model.params for a in pair],
                                         hist)
-    for dtype, rtol, atol in (("float64", 1e-9, 1e-11), ("float32", 1e-4, 1e-5)):
-        (ref, ref_hist), (got, hist) = results[dtype, "reference"], results[dtype, "cupy-fused"]
-        for a, b in zip(got, ref):
-            np.testing.assert_allclose(a, b, rtol=rtol, atol=atol)
-        np.testing.assert_allclose(hist.loss, ref_hist.loss, rtol=rtol)
+    (ref, ref_hist), (got, hist) = results["float64", "reference"], results["float64", "cupy-fused"]
+    for a, b in zip(got, ref):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-11)
+    np.testing.assert_allclose(hist.loss, ref_hist.loss, rtol=1e-9)
+    (ref, ref_hist), (got, hist) = results["float32", "reference"], results["float32", "cupy-fused"]
+    _float32_agree(got, ref, optimizer, lr, steps=-(-rows32 // batch_size))
+    np.testing.assert_allclose(hist.loss, ref_hist.loss, rtol=1e-4)

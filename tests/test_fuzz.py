@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 import nnbackend as nb
 from nnbackend.cli import main
 from nnbackend.datasets import load_data_file, load_features_file
+from conftest import child_pythonpath
 
 SCALE = float(os.environ.get("NNBACKEND_FUZZ_EXAMPLES", "1"))
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -287,7 +288,7 @@ def test_cli_subprocess_on_random_files(tmp_path, seed):
     (tmp_path / "r.csv").write_bytes(rng.integers(0, 256, size=300, dtype=np.uint8).tobytes())
     (tmp_path / "r.npz").write_bytes(b"PK\x03\x04" + rng.integers(0, 256, size=300, dtype=np.uint8).tobytes())
     env = {k: v for k, v in os.environ.items() if k not in ("NNBACKEND_BACKEND", "NNBACKEND_DEBUG")}
-    env["PYTHONPATH"] = ROOT
+    env["PYTHONPATH"] = child_pythonpath(ROOT)
     for args in (["train", "--data", "r.csv", "--target", "label"], ["train", "--data", "r.npz"],
                  ["predict", "--model", "r.npz", "--data", "r.csv"]):
         proc = subprocess.run([sys.executable, "-m", "nnbackend.cli", *args], capture_output=True,

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 import nnbackend as nb
-from conftest import to_numpy
+from conftest import child_pythonpath, to_numpy
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -89,7 +89,7 @@ def test_a_fresh_process_gives_the_same_bits():
         "import sys; sys.path.insert(0, 'tests'); import test_reproducibility as t; "
         "print(t._digest(t._run()[0]))"
     )
-    env = dict(os.environ, PYTHONPATH=ROOT)
+    env = dict(os.environ, PYTHONPATH=child_pythonpath(ROOT))
     env.pop("NNBACKEND_BACKEND", None)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
                          env=env, timeout=300)

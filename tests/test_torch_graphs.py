@@ -163,6 +163,28 @@ def test_one_replay_per_step_and_a_fixed_number_of_epoch_operations():
     assert per_epoch[0] <= stated["per_epoch"]
 
 
+def test_the_epoch_keeps_what_its_replays_read_alive():
+    # A CUDA graph holds device addresses, not Python objects: a replay that
+    # outlives its step's tensors (the row offsets ``base`` the step closes
+    # over) reads memory torch has handed to another tensor. Here the replay
+    # holds its step only weakly, as a graph would; the epoch must keep it.
+    import gc
+    import weakref
+
+    def capture(step, reset, device):
+        ref = weakref.ref(step)
+        return lambda: ref()()
+
+    task = _task(make_plan("minibatch", 203, 16), get_optimizer("adam", 0.01))
+    epoch = graphs.TorchGraphs(capture).make_epoch(task)
+    params = [task.backend.xp.asarray(p) for p in (np.zeros((5, 1)), np.zeros(1))]
+    state = task.optimizer.init(params)
+    for order in (None, np.random.default_rng(0).permutation(203)):
+        gc.collect()
+        params, state, _, _ = epoch(params, state, order)
+    assert epoch.replayed == 2 * 13
+
+
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="torch sees no CUDA GPU")
 
 

@@ -18,9 +18,18 @@ Capture follows torch's documented recipe: warm-up steps on a side stream,
 then ``torch.cuda.graph``. The capture is a parameter (:func:`cuda_capture`
 by default); :func:`eager_capture` runs the same step eagerly, which is how
 the CPU tests check everything but the capture itself.
+
+A graph replays addresses, not Python objects: every tensor a captured step
+reads must outlive the graph. The epoch keeps each step (and through it the
+tensors only the step holds, such as its row offsets ``base``) beside its
+replay. Dropped after capture, ``base`` went back to torch's allocator, the
+next allocation took its memory, and the replays gathered rows from garbage
+indices (a device-side assert on the first GPU run, 2026-11-27).
 """
 
 from __future__ import annotations
+
+import gc
 
 import torch
 
@@ -85,8 +94,18 @@ def cuda_capture(step, reset, device):
     torch.cuda.current_stream(device).wait_stream(side)
     reset()
     graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        step()
+    # "thread_local": another library's threads in this process (JAX's and
+    # CuPy's runtimes) may query or free on the GPU during the capture, which
+    # the default "global" mode makes an error in the capturing thread. The
+    # collector stays off so that no finalizer frees GPU memory mid-capture.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        with torch.cuda.graph(graph, capture_error_mode="thread_local"):
+            step()
+    finally:
+        if collecting:
+            gc.enable()
     return graph.replay
 
 
@@ -135,6 +154,7 @@ class GraphEpoch:
         self.task, self.capture = task, capture
         self.shapes = batch_shapes(task.plan.n_samples, task.plan.batch_size)
         self.replays = None
+        self.steps = None  # the captured steps: what each replay reads stays alive with them
         self.replayed = 0  # replays so far (the tests count them)
 
     # -- static buffers ---------------------------------------------------------------
@@ -159,11 +179,12 @@ class GraphEpoch:
         self.counter = torch.zeros((), dtype=torch.int64, device=dev)
         self.loss = torch.zeros((), dtype=task.X.dtype, device=dev)
         self.correct = torch.zeros((), dtype=task.X.dtype, device=dev)
-        self.replays = []
+        self.replays, self.steps = [], []
         for first, (rows, _) in zip(self._first_steps(), self.shapes):
             # Warm-up and capture read the rows of the graph's own first step.
             step = self._step(rows, torch.arange(rows, dtype=torch.int64, device=dev))
             self.replays.append(self.capture(step, lambda f=first: self.counter.fill_(f), dev))
+            self.steps.append(step)
 
     def _first_steps(self):
         first, out = 0, []
