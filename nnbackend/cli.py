@@ -460,7 +460,10 @@ def _bench(args):
         command = pytest_command(suite, raw, args.ratios, ini)
         print("running the benchmark suite: " + " ".join(command[3:]), file=sys.stderr)
         done = subprocess.run(command, env=env)
-    if done.returncode != 0 or not os.path.isfile(raw):
+    # pytest's 1 is "some cases failed": the others' timings are sound and
+    # are reported, marked incomplete, and the command still fails. Any other
+    # status (interrupted, a usage error) or no results at all is a refusal.
+    if done.returncode not in (0, 1) or not os.path.isfile(raw):
         raise _Refusal(f"the benchmark suite failed (pytest exit status {done.returncode})")
     with open(raw) as f:
         results = json.load(f)
@@ -469,12 +472,19 @@ def _bench(args):
         "command": "nnbackend bench " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["bench"]
         else "nnbackend bench",
     }
+    if done.returncode != 0:
+        results["nnbackend"]["failed"] = ("some benchmark cases failed (pytest exit status "
+                                          f"{done.returncode}); this report covers the others")
     with open(raw, "w") as f:
         json.dump(results, f, indent=1)
     from .bench.report import write_report
 
     summary = write_report(raw, args.out)
     print(f"report written to {os.path.join(args.out, 'report.md')}", file=sys.stderr)
+    if done.returncode != 0:
+        print(f"nnbackend: error: {results['nnbackend']['failed']} (see the suite's output above)",
+              file=sys.stderr)
+        return 1
     return 0 if summary is not None else 1
 
 

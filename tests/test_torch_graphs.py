@@ -185,6 +185,34 @@ def test_the_epoch_keeps_what_its_replays_read_alive():
     assert epoch.replayed == 2 * 13
 
 
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])
+def test_a_step_reads_nothing_back_to_the_host(optimizer):
+    # A CUDA graph's capture refuses a host sync (the first GPU run: torch
+    # read Adam's device epsilon with .item() inside _foreach_add). The CPU
+    # profiler sees the same reads: aten::item / aten::_local_scalar_dense.
+    from torch.profiler import profile
+
+    names = []
+
+    def capture(step, reset, device):
+        def replay():
+            with profile() as prof:
+                step()
+            names.extend(e.name for e in prof.events())
+        return replay
+
+    from nnbackend.optim import on_namespace
+
+    xp = TorchBackend.open("cpu")[0]
+    # The fused (multi-tensor) update, as a fit binds it (training.loop).
+    task = _task(make_plan("minibatch", 203, 16), on_namespace(get_optimizer(optimizer, 0.01), xp))
+    epoch = graphs.TorchGraphs(capture).make_epoch(task)
+    params = [xp.asarray(p) for p in (np.zeros((5, 1)), np.zeros(1))]
+    epoch(params, task.optimizer.init(params), None)
+    assert "aten::_foreach_mul" in names  # the fused update ran inside the steps
+    assert not {"aten::item", "aten::_local_scalar_dense"} & set(names)
+
+
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="torch sees no CUDA GPU")
 
 

@@ -8,9 +8,13 @@ eager forms cost that many per parameter. On the CPU they loop over the
 tensors in C++.
 
 The operations and their order are those of the generic updates in
-``nnbackend.optim``, with no ``alpha=`` (which computes ``a + alpha·b`` in
-one pass and may round as a fused multiply-add): the results are the same,
-and nothing is updated in place.
+``nnbackend.optim``, with no ``alpha=`` other than 1 (``a + alpha·b`` in one
+pass may round as a fused multiply-add; with alpha 1 the product is exact):
+the results are the same, and nothing is updated in place.
+
+A scalar may be a 0-D tensor on the device (the step count a CUDA graph
+carries): no operation may then read it on the host, since a graph capture
+refuses a host sync.
 """
 
 from __future__ import annotations
@@ -44,7 +48,15 @@ def fused_updates(torch):
         mu = F._foreach_add(F._foreach_mul(mu, b1), F._foreach_mul(grads, 1 - b1))
         squares = F._foreach_mul(grads, grads)
         nu = F._foreach_add(F._foreach_mul(nu, b2), F._foreach_mul(squares, 1 - b2))
-        denom = F._foreach_add(F._foreach_sqrt(nu), scalar(eps_hat, params))
+        roots = F._foreach_sqrt(nu)
+        if isinstance(eps_hat, torch.Tensor):
+            # alpha=1 picks the overload that takes a tensor: without it torch
+            # reads a 0-D tensor as a Python number (.item(), a host sync that
+            # a CUDA graph's capture refuses; the GPU run of 2026-11-27).
+            # Adding 1·b is exact, so the sum is the plain one.
+            denom = F._foreach_add(roots, scalar(eps_hat, params), alpha=1)
+        else:
+            denom = F._foreach_add(roots, eps_hat)
         steps = F._foreach_div(F._foreach_mul(mu, scalar(step, params)), denom)
         return list(F._foreach_sub(params, steps)), list(mu), list(nu)
 

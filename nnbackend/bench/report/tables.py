@@ -127,6 +127,8 @@ def _header(data, json_path, rows, models):
     ours = data.get("nnbackend") if isinstance(data.get("nnbackend"), dict) else {}
     commit = data.get("commit_info") if isinstance(data.get("commit_info"), dict) else {}
     out = ["# nnbackend benchmark report", ""]
+    if ours.get("failed"):
+        out += [f"**Incomplete:** {ours['failed']}.", ""]
     out.append(f"- **Machine:** {_machine_text(data)}")
     gpus = sorted({str(r.get("device")) for r in rows if r.get("gpu") and r.get("device")})
     if not gpus and any(r.get("gpu") for r in rows):
