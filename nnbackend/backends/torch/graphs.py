@@ -14,6 +14,11 @@ device. An epoch copies the parameters, state and order in, replays the
 full-batch graph ``N // B`` times and the last, shorter batch's own graph
 once, and copies the results out: one launch per step, a few per epoch.
 
+Measured on an H200 (2026-11-27, the small model [32,64,1]): a replayed
+step takes 68-80 µs. The graph saves the host's launches, but its kernels
+still run one after another on the GPU. Fewer, fused kernels would be
+needed to go faster.
+
 Capture follows torch's documented recipe: warm-up steps on a side stream,
 then ``torch.cuda.graph``. The capture is a parameter (:func:`cuda_capture`
 by default); :func:`eager_capture` runs the same step eagerly, which is how
