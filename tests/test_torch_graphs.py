@@ -185,6 +185,20 @@ def test_the_epoch_keeps_what_its_replays_read_alive():
     assert epoch.replayed == 2 * 13
 
 
+def test_a_failed_capture_says_what_failed_and_what_to_use_instead():
+    def capture(step, reset, device):
+        raise RuntimeError("CUDA error: operation not permitted when stream is capturing\n"
+                           "Search for `cudaErrorStreamCaptureUnsupported' ...")
+
+    task = _task(make_plan("minibatch", 203, 16))
+    epoch = graphs.TorchGraphs(capture).make_epoch(task)
+    params = [task.backend.xp.asarray(p) for p in (np.zeros((5, 1)), np.zeros(1))]
+    with pytest.raises(RuntimeError, match=r"executor 'torch-graphs': capturing a training step "
+                       r"of 16 rows as a CUDA graph failed \(CUDA error: operation not permitted "
+                       r"when stream is capturing\); fit\(\.\.\., executor='reference'\)"):
+        epoch(params, task.optimizer.init(params), None)
+
+
 @pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])
 def test_a_step_reads_nothing_back_to_the_host(optimizer):
     # A CUDA graph's capture refuses a host sync (the first GPU run: torch

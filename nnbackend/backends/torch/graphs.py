@@ -188,7 +188,15 @@ class GraphEpoch:
         for first, (rows, _) in zip(self._first_steps(), self.shapes):
             # Warm-up and capture read the rows of the graph's own first step.
             step = self._step(rows, torch.arange(rows, dtype=torch.int64, device=dev))
-            self.replays.append(self.capture(step, lambda f=first: self.counter.fill_(f), dev))
+            try:
+                replay = self.capture(step, lambda f=first: self.counter.fill_(f), dev)
+            except RuntimeError as exc:  # torch.AcceleratorError among them
+                self.replays = None  # the next epoch tries again, from the start
+                raise RuntimeError(
+                    f"executor 'torch-graphs': capturing a training step of {rows} rows as a "
+                    f"CUDA graph failed ({str(exc).splitlines()[0]}); "
+                    "fit(..., executor='reference') trains without graphs") from exc
+            self.replays.append(replay)
             self.steps.append(step)
 
     def _first_steps(self):
