@@ -99,10 +99,11 @@ def cuda_capture(step, reset, device):
     torch.cuda.current_stream(device).wait_stream(side)
     reset()
     graph = torch.cuda.CUDAGraph()
-    # "thread_local": another library's threads in this process (JAX's and
-    # CuPy's runtimes) may query or free on the GPU during the capture, which
-    # the default "global" mode makes an error in the capturing thread. The
-    # collector stays off so that no finalizer frees GPU memory mid-capture.
+    # Precautions, not fixes of an observed failure: in "thread_local" mode
+    # another library's threads in this process (JAX's, CuPy's) may call the
+    # CUDA runtime during the capture, which the default "global" mode makes
+    # an error here; with the collector off no finalizer frees GPU memory
+    # mid-capture. What this thread itself does must still be capture-safe.
     collecting = gc.isenabled()
     gc.disable()
     try:
