@@ -127,3 +127,29 @@ def test_torch_peer_matches_nnbackend_on_mnist():
     theirs, info = W.make_epoch("torch-eager", "cpu", "batch", n, model="mnist")
     np.testing.assert_allclose(_epochs(theirs, 3, n), _epochs(ours, 3, n), rtol=1e-4)
     assert info["label"] == "torch-eager-cpu" and info["model"] == "mnist"
+
+
+def _script(name):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parent.parent / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_fused_step_script_times_an_executor_and_says_when_it_cannot(capsys):
+    """benchmarks/fused_step_time.py, which gpu_check.sh runs: its timing loop
+    runs on any backend (here the eager loop on NumPy, a few rows), and
+    without CuPy on a GPU it says why nothing was measured."""
+    module = _script("fused_step_time")
+    times = module.step_times(nb.get_backend("numpy"), rows={"reference": 8}, rounds=1)
+    assert set(times) == {"reference"} and times["reference"] > 0
+    try:
+        nb.get_backend("cupy")
+    except nb.BackendUnavailableError as exc:
+        assert module.main([]) == 0
+        assert capsys.readouterr().out == (
+            f"fused cupy sgd step, [784, 256, 256, 10] float32: not measured ({exc})\n")
