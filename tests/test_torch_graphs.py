@@ -16,7 +16,7 @@ torch = pytest.importorskip("torch")
 from nnbackend.backends.torch import TorchBackend, graphs  # noqa: E402
 from nnbackend.data import make_plan  # noqa: E402
 from nnbackend.engine import EpochTask, epoch_runner  # noqa: E402
-from nnbackend.optim import get_optimizer  # noqa: E402
+from nnbackend.optim import get_optimizer, on_namespace  # noqa: E402
 
 
 def _data(n=203, seed=0):
@@ -214,8 +214,6 @@ def test_a_step_reads_nothing_back_to_the_host(optimizer):
                 step()
             names.extend(e.name for e in prof.events())
         return replay
-
-    from nnbackend.optim import on_namespace
 
     xp = TorchBackend.open("cpu")[0]
     # The fused (multi-tensor) update, as a fit binds it (training.loop).
