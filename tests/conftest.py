@@ -145,5 +145,17 @@ def child_pythonpath(*first):
     return os.pathsep.join(p for p in (*map(str, first), os.environ.get("PYTHONPATH")) if p)
 
 
+def load_script(name):
+    """The module of ``benchmarks/NAME.py`` (a script, not a package), loaded by path."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parent.parent / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def to_numpy(backend, a):
     return backend.to_host(a).astype(np.float64)

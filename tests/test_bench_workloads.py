@@ -16,6 +16,7 @@ from nnbackend.bench import peers
 from nnbackend.bench import workloads as W
 from nnbackend.bench.models import WORKLOADS, describe, label_for, workload
 from nnbackend.bench.synthetic import data_for, synthetic_mnist
+from conftest import load_script
 
 
 def _epochs(step, count, n):
@@ -129,22 +130,11 @@ def test_torch_peer_matches_nnbackend_on_mnist():
     assert info["label"] == "torch-eager-cpu" and info["model"] == "mnist"
 
 
-def _script(name):
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).parent.parent / "benchmarks" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_the_fused_step_script_times_an_executor_and_says_when_it_cannot(capsys):
     """benchmarks/fused_step_time.py, which gpu_check.sh runs: its timing loop
     runs on any backend (here the eager loop on NumPy, a few rows), and
     without CuPy on a GPU it says why nothing was measured."""
-    module = _script("fused_step_time")
+    module = load_script("fused_step_time")
     times = module.step_times(nb.get_backend("numpy"), rows={"reference": 8}, rounds=1)
     assert set(times) == {"reference"} and times["reference"] > 0
     try:

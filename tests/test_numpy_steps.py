@@ -329,13 +329,9 @@ def test_the_binary_count_form_is_the_kernels_count(dtype, shape, monkeypatch):
 def test_the_step_pieces_script_times_every_piece():
     """benchmarks/numpy_step_pieces.py (the closing note's table of where a
     step's microseconds go) runs against the library as it is."""
-    import importlib.util
-    from pathlib import Path
+    from conftest import load_script
 
-    path = Path(__file__).parent.parent / "benchmarks" / "numpy_step_pieces.py"
-    spec = importlib.util.spec_from_file_location("numpy_step_pieces", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script("numpy_step_pieces")
     for rows in (1, 64):
         table = module.pieces(rows, number=3)
         assert len(table) == 12 and all(us > 0 for _, us in table)

@@ -192,7 +192,7 @@ class GraphEpoch:
             try:
                 replay = self.capture(step, lambda f=first: self.counter.fill_(f), dev)
             except RuntimeError as exc:  # torch.AcceleratorError among them
-                self.replays = None  # the next epoch tries again, from the start
+                self.replays = None  # never a partial set of graphs: a later call rebuilds
                 raise RuntimeError(
                     f"executor 'torch-graphs': capturing a training step of {rows} rows as a "
                     f"CUDA graph failed ({str(exc).splitlines()[0]}); "
