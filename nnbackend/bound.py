@@ -25,7 +25,8 @@ from . import kernels as K
 from .kernels import ACTIVATION_PAIRS, BIAS_FUSED, exp_floor, fused_form, matmul_form
 
 __all__ = ["bind_activation_backward", "bind_activation_forward", "bind_dense_activation",
-           "bind_loss_and_backward", "bind_matmul", "bind_n_correct", "bind_sum_rows"]
+           "bind_hidden_layer", "bind_loss_and_backward", "bind_matmul", "bind_n_correct",
+           "bind_sum_rows"]
 
 
 def bind_matmul(xp):
@@ -91,6 +92,26 @@ def bind_dense_activation(name, xp, dtype):
         return z, forward(z)
 
     return dense_activation
+
+
+def bind_hidden_layer(name, xp, dtype):
+    """``(forward, backward)`` for a hidden layer with the activation ``name``:
+    :func:`bind_dense_activation` and :func:`bind_activation_backward`.
+
+    Where ``backward`` never reads ``z`` (the namespace's fused gradient
+    takes ``a``: not relu's) and the namespace gives the activation without
+    it (``{bias form}_no_z``: NumPy's sigmoid), ``forward`` returns None for
+    ``z`` and ``a`` as :func:`bind_dense_activation` would: a chunk then
+    skips a pass.
+    """
+    forward = bind_dense_activation(name, xp, dtype)
+    backward = bind_activation_backward(name, xp, dtype)
+    key = BIAS_FUSED.get(name)
+    no_z = None if key is None else fused_form(xp, f"{key}_no_z")
+    if no_z is None or name == "relu" or fused_form(xp, f"{name}_backward") is None:
+        return forward, backward
+    matmul, floor = matmul_form(xp), exp_floor(xp, dtype)
+    return (lambda x, W, b: (None, no_z(matmul(x, W), b, floor))), backward
 
 
 def bind_loss_and_backward(loss, output_activation, reduction, xp, dtype):

@@ -312,9 +312,9 @@ def bind_loss_and_grads(spec: NetSpec, xp, dtype, multiclass=None):
         ``"mean"`` gradient divides by; the results as
         :func:`loss_and_grads_rows` gives them.
     """
-    hidden_forward = B.bind_dense_activation(spec.hidden_activation, xp, dtype)
+    # The hidden layers' z may be None: then their backward never reads it.
+    hidden_forward, hidden_backward = B.bind_hidden_layer(spec.hidden_activation, xp, dtype)
     output_forward = B.bind_dense_activation(spec.output_activation, xp, dtype)
-    hidden_backward = B.bind_activation_backward(spec.hidden_activation, xp, dtype)
     loss_and_backward = B.bind_loss_and_backward(spec.loss, spec.output_activation,
                                                  spec.reduction, xp, dtype)
     matmul, sum_rows = B.bind_matmul(xp), B.bind_sum_rows(xp)

@@ -302,6 +302,62 @@ def test_the_bias_form_leaves_what_it_does_not_own_alone():
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("shape", [(4096, 32), (1100, 32), (5000, 7), (300, 2048), (2000, 600),
+                                   (4096, 1), (64, 64), (9, 5)])
+def test_the_sigmoid_without_z_is_bias_sigmoids_a(dtype, shape):
+    """A hidden layer's chunk makes -z as (-b) - xw in one pass: every number
+    must be bias_sigmoid's a, bit for bit, where the floor applies, at an
+    exact zero (z = +0 there, -z = +0 here) and at infinities. A NaN stays
+    a NaN (its sign bit may differ: it carries nothing)."""
+    fused = _numpy_fused()
+    rng = np.random.default_rng(15)
+    xw = (rng.normal(size=shape) * 40).astype(dtype)
+    b = rng.normal(size=shape[1]).astype(dtype)
+    xw[0] = -b  # z = 0 exactly
+    specials = [np.nan, np.inf, -np.inf, -1e4, 95.0, -79.9, -80.1, -0.0]
+    xw.flat[shape[1]:shape[1] + len(specials)] = specials[:xw.size - shape[1]]
+    want = fused["bias_sigmoid"](xw.copy(), b, -80.0)[1]
+    got = fused["bias_sigmoid_no_z"](xw.copy(), b, -80.0)
+    assert got.dtype == want.dtype and got.shape == want.shape
+    nan = np.isnan(want)
+    assert np.array_equal(np.isnan(got), nan) and nan.any() == (xw.size > shape[1])
+    assert got[~nan].tobytes() == want[~nan].tobytes()
+    # Nothing it does not own is written: a view, a read-only array.
+    kept = xw.copy()
+    view = xw[:, ::2]
+    got = fused["bias_sigmoid_no_z"](view, b[::2].copy(), -80.0)
+    np.testing.assert_array_equal(xw, kept)
+    xw.flags.writeable = False
+    fused["bias_sigmoid_no_z"](xw, b, -80.0)
+    np.testing.assert_array_equal(xw, kept)
+
+
+@pytest.mark.parametrize("hidden", ["sigmoid", "tanh", "relu", "identity"])
+def test_a_hidden_layer_drops_z_only_where_its_gradient_never_reads_it(hidden):
+    """bind_hidden_layer gives None for z only with NumPy's sigmoid (its
+    gradient takes a); a, and z elsewhere, are bind_dense_activation's."""
+    from nnbackend import bound
+
+    xp = nb.get_backend("numpy").xp
+    rng = np.random.default_rng(16)
+    x, W_, b = (rng.normal(size=s).astype(np.float32) for s in [(4096, 16), (16, 32), (32,)])
+    z_want, a_want = bound.bind_dense_activation(hidden, xp, np.float32)(x, W_, b)
+    forward, backward = bound.bind_hidden_layer(hidden, xp, np.float32)
+    z, a = forward(x, W_, b)
+    assert a.tobytes() == a_want.tobytes()
+    drops = hidden == "sigmoid" and _numpy_namespace_is_native()
+    assert (z is None) == drops
+    if not drops:
+        assert z.tobytes() == z_want.tobytes()
+    da = rng.normal(size=a.shape).astype(np.float32)
+    want_dz = K.activation(hidden)[1](z_want, a_want, da, xp=PLAIN_NUMPY)
+    assert backward(z, a, da).tobytes() == want_dz.tobytes()
+    # A namespace without the form keeps z.
+    z, _ = bound.bind_hidden_layer(hidden, PLAIN_NUMPY, np.float32)[0](x, W_, b)
+    assert z.tobytes() == z_want.tobytes()
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("shape", [(1, 1), (64, 1), (4096, 3)])
 def test_the_binary_count_form_is_the_kernels_count(dtype, shape, monkeypatch):
     """Correct predictions of sigmoid outputs, counted once as an integer:

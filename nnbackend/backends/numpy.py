@@ -109,9 +109,18 @@ def _n_correct_binary(a, y):
 _COUNT_CONSTS = {}  # per floating dtype: (0.5, the first count it may not hold exactly)
 
 
+def _owns_chunk(xw, b):
+    """Whether ``xw`` is a chunk's fresh product (the caller's own temporary)
+    that the bias ``b`` may be added to in place: large, 2-D, C-contiguous,
+    writeable and of ``b``'s floating dtype."""
+    return xw.size >= _BIAS_IN_PLACE_MIN and xw.ndim == 2 and b.ndim == 1 \
+        and xw.dtype == b.dtype and xw.dtype.kind == "f" \
+        and xw.flags.c_contiguous and xw.flags.writeable
+
+
 def _add_bias(xw, b):
     """``xw + b`` for ``xw`` (n, k) and ``b`` (k,), written into ``xw`` when it is a
-    chunk's fresh product (the caller's own temporary) of ``b``'s dtype.
+    chunk's fresh product (see ``_owns_chunk``).
 
     NumPy broadcasts ``b`` one row at a time, an inner-loop call per row of
     k elements. Viewed as rows of ``_BIAS_BLOCK`` elements beside ``b``
@@ -119,21 +128,102 @@ def _add_bias(xw, b):
     the time and no new buffer. Each element is ``xw[i, j] + b[j]`` either
     way (the same bits).
     """
-    if xw.size < _BIAS_IN_PLACE_MIN or xw.ndim != 2 or b.ndim != 1 or xw.dtype != b.dtype \
-            or xw.dtype.kind != "f" or not (xw.flags.c_contiguous and xw.flags.writeable):
+    if not _owns_chunk(xw, b):
         return xw + b
+    return _bias_in_place(xw, b, lambda part, bias: np.add(part, bias, out=part))
+
+
+def _negated_bias_in_place(xw, b):
+    """``-(xw + b)``, as ``(-b) - xw``, written into the chunk's product ``xw``
+    (see ``_owns_chunk``; the caller checks).
+
+    The two are the same number: rounding to nearest is symmetric in sign,
+    so ``(-b) + (-x)`` rounds to the negation of ``b + x`` (an exact zero
+    aside, +0 here where the negation gives -0; ``exp`` maps both to 1).
+    One pass, where the bias and then the negation take two.
+    """
+    return _bias_in_place(xw, np.negative(b),
+                          lambda part, neg_b: np.subtract(neg_b, part, out=part))
+
+
+def _bias_in_place(xw, b, combine):
+    """``combine(part, bias)`` over ``xw`` (n, k) in place, ``bias`` being ``b``
+    (k,) repeated to match ``part``'s rows (see ``_add_bias``)."""
     n, k = xw.shape
     reps = _BIAS_BLOCK // k
     if k == 1 or reps < 2:  # one long loop already (a column), or long rows
-        return np.add(xw, b, out=xw)
+        return combine(xw, b)
     bulk = n - n % reps
     if bulk:
-        block = xw[:bulk].reshape(bulk // reps, reps * k)
-        np.add(block, _repeated(b, reps, xw), out=block)
+        combine(xw[:bulk].reshape(bulk // reps, reps * k), _repeated(b, reps, xw))
     if bulk < n:
-        rest = xw[bulk:]
-        np.add(rest, b, out=rest)
+        combine(xw[bulk:], b)
     return xw
+
+
+def _sigmoid_forms(consts, const):
+    """``_numpy_fused``'s sigmoid chains: ``sigmoid``, ``sigmoid_backward``,
+    ``bias_sigmoid`` and ``bias_sigmoid_no_z``, over its constants (``consts``,
+    the cache that ``const(value, dtype)`` fills)."""
+
+    def sigmoid_consts(floor, dtype):
+        # (1, floor, -floor) as 0-D arrays of the dtype, made once.
+        consts_ = consts.get((floor, "sigmoid", dtype))
+        if consts_ is None:
+            consts_ = consts[floor, "sigmoid", dtype] = (
+                const(1, dtype), const(floor, dtype), const(-floor, dtype))
+        return consts_
+
+    def sigmoid(z, floor):
+        if z.dtype.kind != "f":
+            return 1 / (1 + np.exp(-np.maximum(z, floor)))
+        # The look-up inline: a single-row step calls this twice.
+        one, floor_, neg_floor = consts.get((floor, "sigmoid", z.dtype)) \
+            or sigmoid_consts(floor, z.dtype)
+        if z.size < _IN_PLACE_MIN:
+            return one / (one + np.exp(-np.maximum(z, floor_)))
+        return sigmoid_of_negated(np.negative(z), one, neg_floor)
+
+    def sigmoid_of_negated(t, one, neg_floor):
+        # A chunk of a large batch: the formula's ufuncs on the same
+        # operands, in place in t = -z (a quarter of the memory traffic of
+        # four temporaries, and no fresh pages; the bits are the same).
+        # -max(z, floor) is min(-z, -floor) exactly, and where no element is
+        # above -floor (nor NaN: the maximum would be NaN and compare False)
+        # that is t itself: a maximum costs a fifth of the pass it saves.
+        if not np.maximum.reduce(t, axis=None) <= neg_floor:
+            np.minimum(t, neg_floor, out=t)
+        np.exp(t, out=t)
+        np.add(one, t, out=t)
+        return np.divide(one, t, out=t)
+
+    def sigmoid_backward(a, da):
+        if a.dtype.kind != "f" or a.dtype != da.dtype:
+            return da * (a * (1 - a))
+        if a.size < _IN_PLACE_MIN or da.shape != a.shape:
+            return da * (a * (const(1, a.dtype) - a))
+        t = np.subtract(const(1, a.dtype), a)  # in one buffer, as in sigmoid
+        np.multiply(a, t, out=t)
+        return np.multiply(da, t, out=t)
+
+    # A small step's product takes the plain sum without a further call.
+    def bias_sigmoid(xw, b, floor):
+        z = xw + b if xw.size < _BIAS_IN_PLACE_MIN else _add_bias(xw, b)
+        return z, sigmoid(z, floor)
+
+    def bias_sigmoid_no_z(xw, b, floor):
+        # bias_sigmoid's a alone, for a caller that never reads z (a hidden
+        # layer whose gradient takes a): a chunk's -z is made in one pass
+        # over its product, with no z (see _negated_bias_in_place).
+        if xw.size < _BIAS_IN_PLACE_MIN:
+            return sigmoid(xw + b, floor)
+        if not _owns_chunk(xw, b):
+            return sigmoid(_add_bias(xw, b), floor)
+        one, _, neg_floor = sigmoid_consts(floor, xw.dtype)
+        return sigmoid_of_negated(_negated_bias_in_place(xw, b), one, neg_floor)
+
+    return {"sigmoid": sigmoid, "sigmoid_backward": sigmoid_backward,
+            "bias_sigmoid": bias_sigmoid, "bias_sigmoid_no_z": bias_sigmoid_no_z}
 
 
 def _numpy_fused():
@@ -154,7 +244,9 @@ def _numpy_fused():
     (``bias_sigmoid``, ``bias_tanh``, ``bias_relu``; from
     ``_BIAS_IN_PLACE_MIN`` elements), the sigmoid and its gradient in one
     buffer and the sigmoid's floor skipped where no element is below it
-    (from ``_IN_PLACE_MIN``).
+    (from ``_IN_PLACE_MIN``). ``bias_sigmoid_no_z`` gives the sigmoid
+    alone, for a hidden layer whose gradient never reads ``z``: there the
+    product, the bias and the negation take one pass.
 
     Besides the chains: ``matmul`` (the kernels' products, whose right
     operand is a 2-D weight or gradient: ``np.dot`` is then ``matmul``),
@@ -171,43 +263,7 @@ def _numpy_fused():
             c = consts[value, dtype] = np.asarray(value, dtype=dtype)
         return c
 
-    def sigmoid(z, floor):
-        if z.dtype.kind != "f":
-            return 1 / (1 + np.exp(-np.maximum(z, floor)))
-        pair = consts.get((floor, "sigmoid", z.dtype))
-        if pair is None:
-            pair = consts[floor, "sigmoid", z.dtype] = (const(1, z.dtype), const(floor, z.dtype))
-        one, floor = pair
-        if z.size < _IN_PLACE_MIN:
-            return one / (one + np.exp(-np.maximum(z, floor)))
-        # A chunk of a large batch: the same ufuncs on the same operands, in
-        # one buffer instead of four (a quarter of the memory traffic and
-        # no fresh pages per temporary; the bits are the same). Where no
-        # element is below the floor (nor NaN: the minimum would be NaN and
-        # compare False), np.maximum(z, floor) is z itself: a minimum costs
-        # a fifth of that pass.
-        if np.minimum.reduce(z, axis=None) >= floor:
-            t = np.negative(z)
-        else:
-            t = np.maximum(z, floor)
-            np.negative(t, out=t)
-        np.exp(t, out=t)
-        np.add(one, t, out=t)
-        return np.divide(one, t, out=t)
-
-    def sigmoid_backward(a, da):
-        if a.dtype.kind != "f" or a.dtype != da.dtype:
-            return da * (a * (1 - a))
-        if a.size < _IN_PLACE_MIN or da.shape != a.shape:
-            return da * (a * (const(1, a.dtype) - a))
-        t = np.subtract(const(1, a.dtype), a)  # in one buffer, as in sigmoid
-        np.multiply(a, t, out=t)
-        return np.multiply(da, t, out=t)
-
-    # A small step's product takes the plain sum without a further call.
-    def bias_sigmoid(xw, b, floor):
-        z = xw + b if xw.size < _BIAS_IN_PLACE_MIN else _add_bias(xw, b)
-        return z, sigmoid(z, floor)
+    sigmoid_forms = _sigmoid_forms(consts, const)
 
     def bias_tanh(xw, b, floor):
         z = xw + b if xw.size < _BIAS_IN_PLACE_MIN else _add_bias(xw, b)
@@ -248,10 +304,9 @@ def _numpy_fused():
             else velocity
         return [p - const(lr, p.dtype) * s for p, s in zip(params, steps)], velocity
 
-    return {"sigmoid": sigmoid, "sigmoid_backward": sigmoid_backward,
+    return {**sigmoid_forms,
             "tanh_backward": tanh_backward, "mse_sigmoid": mse_sigmoid, "half_sum": half_sum,
-            "n_correct_binary": _n_correct_binary,
-            "bias_sigmoid": bias_sigmoid, "bias_tanh": bias_tanh, "bias_relu": bias_relu,
+            "n_correct_binary": _n_correct_binary, "bias_tanh": bias_tanh, "bias_relu": bias_relu,
             "matmul": _dot, "sum_rows": _sum_rows,
             "sgd_update": sgd_update, "momentum_update": momentum_update}
 
