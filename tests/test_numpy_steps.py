@@ -301,6 +301,28 @@ def test_the_bias_form_leaves_what_it_does_not_own_alone():
     assert z is xw  # the chunk's fresh product, reused
 
 
+def test_a_repeated_bias_is_reused_only_for_the_same_bias():
+    """The chunks of one batch share the repeated bias; a bias written in
+    place, or the next step's, must get its own (never an old one's sums),
+    and the cache stays bounded."""
+    from nnbackend.backends import numpy as numpy_backend
+
+    bias_sigmoid = _numpy_fused()["bias_sigmoid"]
+    rng = np.random.default_rng(17)
+    xw = rng.normal(size=(4096, 32)).astype(np.float32)
+    b = rng.normal(size=32).astype(np.float32)
+    for _ in range(3):
+        z, _ = bias_sigmoid(xw.copy(), b, -80.0)
+        assert z.tobytes() == (xw + b).tobytes()
+        b += np.float32(0.25)  # in place: the same object, new values
+    assert 1 <= len(numpy_backend._REPEATED) <= numpy_backend._REPEATED_MAX
+    repeated = next(iter(numpy_backend._REPEATED.values()))
+    assert not repeated.flags.writeable
+    for i in range(numpy_backend._REPEATED_MAX + 5):
+        bias_sigmoid(xw.copy(), b + np.float32(i), -80.0)
+    assert len(numpy_backend._REPEATED) <= numpy_backend._REPEATED_MAX
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("shape", [(4096, 32), (1100, 32), (5000, 7), (300, 2048), (2000, 600),
                                    (4096, 1), (64, 64), (9, 5)])

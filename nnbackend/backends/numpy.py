@@ -70,24 +70,41 @@ def _sum_rows(a):
 
 
 def _repeated(b, reps, xw):
-    """``b`` repeated ``reps`` times (1-D), placed half a page away from ``xw``
-    modulo the 4 KiB page.
+    """``b`` repeated ``reps`` times (1-D, read-only), placed half a page away
+    from ``xw`` modulo the 4 KiB page.
 
     Where the two addresses agree modulo 4096, each store to ``xw`` looks
     to the CPU like a store to the load from the repeated bias that
     follows (4K aliasing), and the in-place addition ran six times slower,
     by chance of where the allocator put the two arrays.
+
+    Made once per bias value and page offset: a batch's chunks have one
+    bias and their products come back at a few addresses, so the chunks
+    after the first skip the allocation and fill (and the array stays in
+    cache). The key holds the bias's bytes, so a changed bias (the next
+    step's, or one written in place) is never served an old one.
     """
-    itemsize = b.dtype.itemsize
-    width = reps * b.shape[0]
-    buffer = np.empty(width + _PAGE // itemsize, dtype=b.dtype)
-    gap = (xw.ctypes.data + _PAGE // 2 - buffer.ctypes.data) % _PAGE
-    start = gap // itemsize
-    repeated = buffer[start:start + width]
-    repeated.reshape(reps, -1)[...] = b
+    offset = xw.ctypes.data % _PAGE
+    key = (b.dtype, reps, offset, b.tobytes())
+    repeated = _REPEATED.get(key)
+    if repeated is None:
+        itemsize = b.dtype.itemsize
+        width = reps * b.shape[0]
+        buffer = np.empty(width + _PAGE // itemsize, dtype=b.dtype)
+        start = (offset + _PAGE // 2 - buffer.ctypes.data % _PAGE) % _PAGE // itemsize
+        repeated = buffer[start:start + width]
+        repeated.reshape(reps, -1)[...] = b
+        repeated.flags.writeable = False
+        if len(_REPEATED) >= _REPEATED_MAX:
+            _REPEATED.clear()
+        _REPEATED[key] = repeated
     return repeated
 
 
+# The repeated biases by (dtype, reps, page offset, the bias's bytes): at most
+# _REPEATED_MAX of 16 KiB or less (reps * len(b) <= _BIAS_BLOCK elements).
+_REPEATED = {}
+_REPEATED_MAX = 32
 _PAGE = 4096
 
 
