@@ -174,10 +174,11 @@ def _bias_in_place(xw, b, combine):
     if k == 1 or reps < 2:  # one long loop already (a column), or long rows
         return combine(xw, b)
     bulk = n - n % reps
+    repeated = _repeated(b, reps, xw)
     if bulk:
-        combine(xw[:bulk].reshape(bulk // reps, reps * k), _repeated(b, reps, xw))
-    if bulk < n:
-        combine(xw[bulk:], b)
+        combine(xw[:bulk].reshape(bulk // reps, reps * k), repeated)
+    if bulk < n:  # the last rows as one block too (fewer than reps of them)
+        combine(xw[bulk:].reshape(-1), repeated[:(n - bulk) * k])
     return xw
 
 
