@@ -413,3 +413,29 @@ def test_the_step_pieces_script_times_every_piece():
     for rows in (1, 64):
         table = module.pieces(rows, number=3)
         assert len(table) == 12 and all(us > 0 for _, us in table)
+
+
+def test_the_before_after_script_finds_the_same_bits_at_head():
+    """benchmarks/before_after.py imports the package at a git revision beside
+    the working tree and alternates their epochs: against HEAD it must run
+    both and, where the package is as committed, find the same loss."""
+    import os
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    if shutil.which("git") is None or not (root / ".git").exists():
+        pytest.skip("needs git and a git checkout (the script extracts a revision)")
+    committed = subprocess.run(["git", "-C", str(root), "diff", "--quiet", "HEAD", "--",
+                                "nnbackend"]).returncode == 0
+    from conftest import child_pythonpath
+
+    env = {**os.environ, "PYTHONPATH": child_pythonpath(root)}
+    run = subprocess.run([sys.executable, str(root / "benchmarks" / "before_after.py"), "HEAD",
+                          "--n", "300", "--rounds", "2"],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert "before median" in run.stdout and "after/before" in run.stdout, run.stderr
+    if committed:
+        assert run.returncode == 0, run.stdout + run.stderr
+        assert "the same before and after" in run.stdout
