@@ -494,12 +494,43 @@ def _machine_line():
     from .backends import cpu_name
 
     parts = [cpu_name(), f"{os.cpu_count()} cores", f"{platform.system()} {platform.machine()}",
-             f"Python {platform.python_version()}", f"NumPy {np.__version__}"]
+             f"Python {platform.python_version()}", f"NumPy {np.__version__}", _blas_text()]
     for name in ("torch", "jax", "cupy"):
         version = library_version(name)
         if version:
             parts.append(f"{name} {version}")
     return ", ".join(parts)
+
+
+_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def _blas_text():
+    """NumPy's BLAS and its thread count, for the report's machine line.
+
+    The CPU ratios move with it: on a 2-core VM, OpenBLAS's second thread
+    made the NumPy batch epoch's small chunk products slower and noisier
+    (issue 15's closing note), so a figure without it is half a figure.
+    threadpoolctl (scikit-learn's) says what the library runs with; without
+    it, the environment variables that set it are named.
+    """
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        threadpool_info = None
+    if threadpool_info is not None:
+        blas = [d for d in threadpool_info() if d.get("user_api") == "blas"]
+        if blas:
+            return ", ".join(_one_blas(d) for d in blas)
+    set_by = [f"{name}={os.environ[name]}" for name in _THREAD_VARIABLES if os.environ.get(name)]
+    return "BLAS threads: " + (", ".join(set_by) if set_by else "the library's default")
+
+
+def _one_blas(info):
+    """``openblas 0.3.31 with 1 thread`` from one of threadpoolctl's entries."""
+    name = " ".join(str(info[k]) for k in ("internal_api", "version") if info.get(k)) or "BLAS"
+    threads = info.get("num_threads")
+    return f"{name} with {threads} thread{'' if threads == 1 else 's'}"
 
 
 # -- info --------------------------------------------------------------------------

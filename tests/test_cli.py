@@ -310,6 +310,31 @@ def test_bench_writes_a_report(tmp_path):
         assert (tmp_path / "b" / png).read_bytes()[:4] == b"\x89PNG"
 
 
+def test_the_reports_machine_line_names_the_blas_threads(monkeypatch):
+    """The CPU ratios move with NumPy's BLAS threads (issue 15), so the
+    report's machine line says how many: threadpoolctl's count where it is
+    installed, else the variables that set it, else that none did."""
+    from nnbackend import cli
+
+    for name in cli._THREAD_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setitem(sys.modules, "threadpoolctl", None)  # not installed
+    assert cli._blas_text() == "BLAS threads: the library's default"
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "1")
+    assert cli._blas_text() == "BLAS threads: OPENBLAS_NUM_THREADS=1"
+    assert cli._blas_text() in cli._machine_line()
+    assert cli._one_blas({"internal_api": "openblas", "version": "0.3.31",
+                          "num_threads": 1}) == "openblas 0.3.31 with 1 thread"
+    assert cli._one_blas({"num_threads": 4}) == "BLAS with 4 threads"
+    monkeypatch.delitem(sys.modules, "threadpoolctl")
+    threadpoolctl = pytest.importorskip("threadpoolctl", reason="the count itself needs "
+                                        "threadpoolctl (scikit-learn's), not installed")
+    counts = [d["num_threads"] for d in threadpoolctl.threadpool_info()
+              if d.get("user_api") == "blas"]
+    if counts:  # NumPy's BLAS loaded and seen
+        assert f"with {counts[0]} thread" in cli._blas_text()
+
+
 def test_bench_with_a_failed_case_reports_the_others_and_fails(tmp_path, monkeypatch, capsys):
     # One broken case (the GPU check of 2026-11-27: a CUDA-graph capture)
     # must not cost the timings of the rest: the report is written, marked
