@@ -413,6 +413,12 @@ def test_the_step_pieces_script_times_every_piece():
     for rows in (1, 64):
         table = module.pieces(rows, number=3)
         assert len(table) == 12 and all(us > 0 for _, us in table)
+    if not _numpy_namespace_is_native():
+        pytest.skip("the batch pieces time NumPy's own forms (NumPy >= 2.1)")
+    table = module.chunk_pieces(n_samples=9000, chunk_rows=4096, epochs=1)
+    assert [name for name, _ in table] == module.CHUNK_PIECES + ["epoch"]
+    assert all(ms > 0 for _, ms in table)
+    assert sum(ms for _, ms in table[:-1]) <= table[-1][1]
 
 
 def test_the_before_after_script_finds_the_same_bits_at_head():
