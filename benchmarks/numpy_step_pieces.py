@@ -88,6 +88,9 @@ def chunk_pieces(n_samples=1_000_000, chunk_rows=4096, seed=0, epochs=7):
     Y = (rng.uniform(size=(n_samples, 1)) > 0.5).astype(dtype)
     matmul, sum_rows = B.bind_matmul(xp), B.bind_sum_rows(xp)
     hidden_sigmoid = K.fused_form(xp, "bias_sigmoid_no_z")
+    if hidden_sigmoid is None:
+        raise RuntimeError("the batch pieces are NumPy's own forms, which need NumPy >= 2.1 "
+                           f"(this is {np.__version__}, through array-api-compat)")
     floor = K.exp_floor(xp, dtype)
     output = B.bind_dense_activation("sigmoid", xp, dtype)
     loss_and_backward = B.bind_loss_and_backward("mse", "sigmoid", "mean", xp, dtype)

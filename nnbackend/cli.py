@@ -519,7 +519,10 @@ def _blas_text():
     except ImportError:
         threadpool_info = None
     if threadpool_info is not None:
-        blas = [d for d in threadpool_info() if d.get("user_api") == "blas"]
+        try:
+            blas = [d for d in threadpool_info() if d.get("user_api") == "blas"]
+        except Exception:  # a library it cannot query: the line must not cost the report
+            blas = []
         if blas:
             return ", ".join(_one_blas(d) for d in blas)
     set_by = [f"{name}={os.environ[name]}" for name in _THREAD_VARIABLES if os.environ.get(name)]

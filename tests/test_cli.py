@@ -326,6 +326,10 @@ def test_the_reports_machine_line_names_the_blas_threads(monkeypatch):
     assert cli._one_blas({"internal_api": "openblas", "version": "0.3.31",
                           "num_threads": 1}) == "openblas 0.3.31 with 1 thread"
     assert cli._one_blas({"num_threads": 4}) == "BLAS with 4 threads"
+    broken = type(sys)("threadpoolctl")
+    broken.threadpool_info = lambda: 1 / 0  # a library it cannot query
+    monkeypatch.setitem(sys.modules, "threadpoolctl", broken)
+    assert cli._blas_text() == "BLAS threads: OPENBLAS_NUM_THREADS=1"
     monkeypatch.delitem(sys.modules, "threadpoolctl")
     threadpoolctl = pytest.importorskip("threadpoolctl", reason="the count itself needs "
                                         "threadpoolctl (scikit-learn's), not installed")
