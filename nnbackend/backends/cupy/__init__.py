@@ -2,8 +2,8 @@
 
 The namespace adds the kernels' elementwise chains as single CuPy kernels
 and a fast sum over rows (``nnbackend_fused``, from :mod:`.elementwise`).
-The executor (:mod:`.fused`) runs a whole sgd or small-batch epoch as one
-kernel launch.
+The executors run a whole sgd or small-batch epoch as one kernel launch
+(:mod:`.fused`) and a full-batch epoch as two (:mod:`.batch`).
 
 TF32: CuPy computes float32 matmuls in full float32 unless the user sets
 ``CUPY_TF32=1`` before importing it; nnbackend never sets it.
@@ -68,7 +68,7 @@ class CupyBackend(Backend):
     """CuPy arrays on one CUDA GPU."""
 
     install_hint = _HINT
-    executor_names = ("cupy-fused",)
+    executor_names = ("cupy-fused", "cupy-batch")
 
     @classmethod
     def open(cls, device):
@@ -103,9 +103,10 @@ class CupyBackend(Backend):
         return a.get()
 
     def executors(self) -> tuple:
+        from .batch import CupyBatch
         from .fused import CupyFused
 
-        return (CupyFused(),)
+        return (CupyFused(), CupyBatch())
 
     def gpus(self) -> list:
         import cupy

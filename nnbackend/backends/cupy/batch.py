@@ -1,0 +1,330 @@
+"""CuPy: a full-batch epoch in two kernel launches, activations kept on chip.
+
+Batch mode is one optimizer step over all N rows. Eagerly it is some twenty
+launches of whole-array work whose activations go out to global memory and
+come back (about 0.5 ms an epoch at any small N on an H200, and 15 ms at
+N = 1e7 for [32,64,1], whose float32 compute floor is about 1.3 ms). This
+executor computes the exact full-batch gradient with one grid-wide kernel
+(:func:`.batch_source.kernel_source`: each block runs forward, loss and
+backward over tiles of rows, activations in registers and shared memory,
+and keeps its partial gradient in registers), then adds the blocks'
+partials in a fixed order and applies the optimizer in a second kernel.
+
+Launches per epoch: 2, whatever N; around them one flattening copy of the
+parameters (and optimizer state), as the fused epoch kernel makes.
+Memory: ``partials`` is (G, P + 2) for G blocks, nothing N-sized.
+Determinism: block b always takes tiles b, b + G, ...; its sums run in that
+order, and the blocks' partials are added in block order, so a fit gives
+the same bits run to run on one device.
+
+It takes networks whose every layer's fan_in + fan_out is at most
+:data:`MAX_ROW_WIDTH` (a row's layer lives in one thread's registers) and
+whose parameters and a tile's activations fit a block's shared memory;
+:func:`unsupported` says why anything else takes the chunked reference
+loop (which, on CuPy, is cuBLAS over chunks of rows).
+
+The row order of a shuffled batch epoch does not change its gradient but
+for rounding; the kernel reads the rows in storage order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import hashlib
+import os
+import subprocess
+
+import numpy as np
+
+from .batch_source import kernel_source
+from .fused import _HOST_CACHE, OPTIMIZERS, SHARED_BYTES, _hyper, shared_limit
+
+__all__ = ["BatchLayout", "CupyBatch", "MAX_ROW_WIDTH", "cuda_launcher", "host_launcher",
+           "make_epoch", "unsupported"]
+
+# A thread holds one row's layer input and output in registers (fully
+# unrolled loops); past this many values they spill to local memory.
+MAX_ROW_WIDTH = 192
+# Gradient blocks per thread: 16 accumulators each, kept in registers.
+MAX_ITEMS_PER_THREAD = 8
+UPDATE_THREADS = 256
+_ITEM = {"float32": 4, "float64": 8}
+
+
+def _stride(width):
+    """A row stride of at least ``width`` elements, a multiple of 4 and 4 mod 8: the
+    16-byte accesses of 8 consecutive rows (a quarter-warp) then hit distinct banks."""
+    s = -(-width // 4) * 4
+    return s if s % 8 == 4 else s + 4
+
+
+class BatchLayout:
+    """Where the gradient kernel keeps what, for tiles of ``rows`` rows.
+
+    Parameters
+    ----------
+    sizes : sequence of int
+        Layer sizes, inputs first.
+    dtype_name : {"float32", "float64"}
+    rows : int
+        Rows per tile, and threads per block (one row each).
+
+    Attributes
+    ----------
+    w_offsets : list of int
+        Where each layer's W starts in the flat parameters (b follows W).
+    act_offsets, act_strides : list of int
+        Layer l's input (rows, fan_in + 1: the last column is ones) in shared memory.
+    dz_offsets, dz_strides : list of int
+        dL/dz of layer l's outputs (rows, fan_out) in shared memory.
+    items : list of tuple
+        The parameter gradient's 4x4 blocks, in the order threads take them.
+    """
+
+    def __init__(self, sizes, dtype_name="float32", rows=128):
+        self.sizes = [int(s) for s in sizes]
+        self.dtype_name = dtype_name
+        self.rows = R = int(rows)
+        self.n_layers = len(self.sizes) - 1
+        self.w_offsets, self.shapes = [], []
+        offset = 0
+        for fan_in, fan_out in zip(self.sizes, self.sizes[1:]):
+            self.w_offsets.append(offset)
+            self.shapes += [(fan_in, fan_out), (fan_out,)]
+            offset += fan_in * fan_out + fan_out
+        self.n_params = offset
+        offset = -(-offset // 4) * 4  # 16-byte aligned buffers after the parameters
+        self.act_offsets, self.act_strides, self.dz_offsets, self.dz_strides = [], [], [], []
+        for fan_in, fan_out in zip(self.sizes, self.sizes[1:]):
+            self.act_offsets.append(offset)
+            self.act_strides.append(_stride(fan_in + 1))
+            offset += R * self.act_strides[-1]
+            self.dz_offsets.append(offset)
+            self.dz_strides.append(_stride(fan_out))
+            offset += R * self.dz_strides[-1]
+        self.loss_offset = offset
+        self.n_shared = offset + 2 * R
+        # Consecutive threads take consecutive column blocks of one row block, so
+        # a warp's input loads are one broadcast and its dz loads contiguous.
+        self.items = []
+        for l, (fan_in, fan_out) in enumerate(zip(self.sizes, self.sizes[1:])):
+            for i0 in range(0, fan_in + 1, 4):
+                for j0 in range(0, fan_out, 4):
+                    self.items.append((self.act_offsets[l] + i0, self.act_strides[l],
+                                       self.dz_offsets[l] + j0, self.dz_strides[l],
+                                       self.w_offsets[l] + i0 * fan_out + j0, fan_out,
+                                       min(4, fan_in + 1 - i0), min(4, fan_out - j0)))
+        self.n_items = len(self.items)
+        self.items_per_thread = -(-self.n_items // R)
+
+    def shared_bytes(self, dtype_name=None):
+        """Dynamic shared memory one block takes, in bytes."""
+        return self.n_shared * _ITEM[dtype_name or self.dtype_name]
+
+    def grid(self, n_samples, n_sms=132, blocks_per_sm=1):
+        """Blocks to launch for ``n_samples`` rows: one per tile, at most what the GPU
+        holds at once (``n_sms * blocks_per_sm``)."""
+        tiles = -(-int(n_samples) // self.rows)
+        return max(1, min(tiles, n_sms * blocks_per_sm))
+
+
+def choose_layout(sizes, dtype_name, n_samples, n_sms=132, limit=SHARED_BYTES):
+    """The layout for ``n_samples`` rows: tiles of 128 rows where the data fills
+    the GPU with them, smaller tiles (more blocks) for small N; None if no tile
+    size fits ``limit`` bytes of shared memory and the register budget."""
+    for rows in (128, 64, 32):
+        layout = BatchLayout(sizes, dtype_name, rows)
+        if layout.shared_bytes() > limit or layout.items_per_thread > MAX_ITEMS_PER_THREAD:
+            continue
+        if rows == 32 or -(-n_samples // rows) >= 2 * n_sms:
+            return layout
+        smaller = BatchLayout(sizes, dtype_name, rows // 2)
+        if smaller.items_per_thread > MAX_ITEMS_PER_THREAD or smaller.shared_bytes() > limit:
+            return layout
+    return None
+
+
+def unsupported(spec, plan, opt, sizes, dtype_name, limit=SHARED_BYTES):
+    """Why the batch kernels cannot run this fit (a string), or None if they can."""
+    if plan.batch_size < plan.n_samples:
+        return "not batch mode (the fused epoch kernel takes mini-batches)"
+    if getattr(opt, "name", None) not in OPTIMIZERS:
+        return "a custom optimizer (only the built-in sgd, momentum and adam are fused)"
+    if dtype_name not in _ITEM:
+        return f"dtype {dtype_name!r}"
+    if sizes is None:
+        return "the layer sizes are unknown"
+    widest = max(a + b for a, b in zip(sizes, sizes[1:]))
+    if widest > MAX_ROW_WIDTH:
+        return (f"a layer's fan_in + fan_out is {widest}, more than the {MAX_ROW_WIDTH} values "
+                "one thread keeps of a row (the chunked path runs it through cuBLAS)")
+    if choose_layout(sizes, dtype_name, plan.n_samples, limit=limit) is None:
+        return (f"the parameters and a tile of 32 rows' activations need more than the "
+                f"{limit} bytes of shared memory a block may use")
+    return None
+
+
+def _sm_count(device):
+    try:
+        return int(device.attributes["MultiProcessorCount"])
+    except (KeyError, AttributeError, TypeError):
+        return 1
+
+
+def cuda_launcher(source, layout, dtype_name, device=None):
+    """``(grad, update)`` launching the two kernels on the current CUDA device."""
+    import cupy
+
+    module = cupy.RawModule(code=source, options=("--std=c++14",))
+    grad_kernel = module.get_function("nnb_batch_grad")
+    update_kernel = module.get_function("nnb_batch_update")
+    shared = layout.shared_bytes(dtype_name)
+    if shared > SHARED_BYTES:
+        grad_kernel.max_dynamic_shared_size_bytes = shared
+
+    def grad(X, Y, n, params, partials, n_blocks):
+        grad_kernel((n_blocks,), (layout.rows,), (X, Y, np.int64(n), params, partials),
+                    shared_mem=shared)
+
+    def update(partials, n_blocks, params, s1, s2, count0, lr, h1, h2, h3, out):
+        blocks = min(1024, -(-(layout.n_params + 2) // UPDATE_THREADS))
+        update_kernel((blocks,), (UPDATE_THREADS,),
+                      (partials, np.int64(n_blocks), params, s1, s2, np.int64(count0),
+                       np.float64(lr), np.float64(h1), np.float64(h2), np.float64(h3), out))
+
+    return grad, update
+
+
+def host_launcher(source, layout, dtype_name, device=None, compiler="c++"):
+    """``(grad, update)`` running the same source compiled for the host: one
+    thread, the grid's blocks one after another. For the tests (NumPy arrays)."""
+    os.makedirs(_HOST_CACHE, exist_ok=True)
+    digest = hashlib.sha256(source.encode()).hexdigest()[:16]
+    library = os.path.join(_HOST_CACHE, f"batch_{digest}.so")
+    if not os.path.exists(library):
+        src = os.path.join(_HOST_CACHE, f"batch_{digest}.cpp")
+        with open(src, "w") as fh:
+            fh.write(source)
+        partial = f"{library}.{os.getpid()}"
+        subprocess.run([compiler, "-O1", "-std=c++14", "-Wno-unknown-pragmas", "-shared", "-fPIC",
+                        "-o", partial, src], check=True, capture_output=True, text=True)
+        os.replace(partial, library)
+    lib = ctypes.CDLL(library)
+    pointer, i64, f64 = ctypes.c_void_p, ctypes.c_longlong, ctypes.c_double
+    lib.nnb_batch_grad.argtypes = [pointer, pointer, i64, pointer, pointer]
+    lib.nnb_batch_update.argtypes = [pointer, i64, pointer, pointer, pointer, i64, f64, f64, f64, f64,
+                                     pointer]
+    lib.nnb_set_grid.argtypes = [ctypes.c_uint, ctypes.c_uint]
+    for fn in (lib.nnb_batch_grad, lib.nnb_batch_update, lib.nnb_set_grid):
+        fn.restype = None
+
+    def grad(X, Y, n, params, partials, n_blocks):
+        for a in (X, Y, params, partials):
+            assert a.flags.c_contiguous
+        for block in range(n_blocks):
+            lib.nnb_set_grid(block, n_blocks)
+            lib.nnb_batch_grad(X.ctypes.data, Y.ctypes.data, n, params.ctypes.data,
+                               partials.ctypes.data)
+
+    def update(partials, n_blocks, params, s1, s2, count0, lr, h1, h2, h3, out):
+        lib.nnb_set_grid(0, 1)
+        lib.nnb_batch_update(partials.ctypes.data, n_blocks, params.ctypes.data, s1.ctypes.data,
+                             s2.ctypes.data, count0, lr, h1, h2, h3, out.ctypes.data)
+
+    return grad, update
+
+
+def make_epoch(am, spec, opt, plan, X, Y, multiclass, layout, n_blocks, launcher, device=None):
+    """``epoch(params, state, order) -> (params, state, loss_sum, correct)``: one
+    full-batch step over ``X``, ``Y`` (the ``order`` is not needed: see above).
+
+    Parameters
+    ----------
+    am : module
+        ``cupy`` (with :func:`cuda_launcher`) or ``numpy`` (with :func:`host_launcher`).
+    X : array, shape (n_samples, sizes[0]); Y : array, shape (n_samples, sizes[-1])
+    layout : BatchLayout
+    n_blocks : int
+        Blocks of the gradient kernel (G).
+    launcher : callable
+        ``launcher(source, layout, dtype_name) -> (grad, update)``.
+    device : context manager, optional
+        Entered around each epoch (the CuPy device the arrays live on).
+    """
+    dtype_name = str(X.dtype)
+    grad, update = launcher(kernel_source(layout, spec, opt.name, dtype_name, multiclass),
+                            layout, dtype_name)
+    X, Y = am.ascontiguousarray(X), am.ascontiguousarray(Y)
+    n, dtype = plan.n_samples, X.dtype
+    lr, h1, h2, h3 = _hyper(opt)
+    sizes_flat = [int(np.prod(shape)) for shape in layout.shapes]
+    # Once per fit: every block writes its whole row each epoch.
+    partials = am.zeros((n_blocks, layout.n_params + 2), dtype=dtype)
+    dummy = am.zeros(1, dtype=dtype)
+
+    def flat(arrays):
+        # A fresh buffer: the update writes it in place, the caller's arrays stay.
+        return am.concatenate([am.reshape(a, (-1,)) for a in arrays]).astype(dtype, copy=False)
+
+    def unflat(buffer):
+        out, offset = [], 0
+        for shape, size in zip(layout.shapes, sizes_flat):
+            out.append(buffer[offset:offset + size].reshape(shape))
+            offset += size
+        return out
+
+    def epoch(params, state, order=None):
+        with device if device is not None else contextlib.nullcontext():
+            p = flat(params)
+            if opt.name == "momentum":
+                s1, s2, count0 = flat(state.velocity), dummy, 0
+            elif opt.name == "adam":
+                s1, s2, count0 = flat(state.mu), flat(state.nu), int(state.count)
+            else:
+                s1, s2, count0 = dummy, dummy, 0
+            out = am.empty(2, dtype=dtype)
+            grad(X, Y, n, p, partials, n_blocks)
+            update(partials, n_blocks, p, s1, s2, count0, lr, h1, h2, h3, out)
+            if opt.name == "momentum":
+                state = state._replace(velocity=unflat(s1))
+            elif opt.name == "adam":
+                state = state._replace(count=count0 + 1, mu=unflat(s1), nu=unflat(s2))
+            return unflat(p), state, out[0], (None if multiclass is None else out[1])
+
+    return epoch
+
+
+class CupyBatch:
+    """The ``"cupy-batch"`` executor (see :mod:`nnbackend.engine` for the contract)."""
+
+    name = "cupy-batch"
+
+    def supports(self, task):
+        """Why the batch kernels cannot run ``task`` (a string), or None if they can."""
+        return unsupported(task.spec, task.plan, task.optimizer, task.layer_sizes,
+                           str(task.X.dtype), shared_limit(task.backend.device))
+
+    def make_epoch(self, task):
+        import cupy
+
+        device = task.backend.device
+        dtype_name = str(task.X.dtype)
+        limit = shared_limit(device)
+        n_sms = _sm_count(device)
+        layout = choose_layout(task.layer_sizes, dtype_name, task.plan.n_samples, n_sms, limit)
+        # As many blocks as the GPU holds at once (shared memory decides), so that
+        # each block's partial covers many tiles and the partials stay few.
+        try:
+            per_sm = int(device.attributes["MaxSharedMemoryPerMultiprocessor"])
+        except (KeyError, AttributeError, TypeError):
+            per_sm = limit
+        blocks_per_sm = max(1, min(8, per_sm // (layout.shared_bytes() + 1024)))
+        n_blocks = layout.grid(task.plan.n_samples, n_sms, blocks_per_sm)
+        with device:
+            return make_epoch(cupy, task.spec, task.optimizer, task.plan, task.X, task.Y,
+                              task.multiclass, layout, n_blocks, cuda_launcher, device)
+
+    def launches(self, task):
+        """Kernel launches: two per epoch (gradient, update), plus the flattening copies."""
+        return {"per_step": 2, "per_epoch": 2}

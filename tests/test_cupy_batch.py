@@ -1,0 +1,187 @@
+"""The full-batch gradient kernels (``cupy-batch``) against the reference loop.
+
+Without a GPU the kernels' source is compiled for the host (one thread; the
+grid's blocks run one after another, so the partials and their reduction
+are exercised with several blocks) and checked against ``run_epoch`` on
+NumPy; nvcc, where installed, compiles it for the GPU. With a GPU, a batch
+fit runs it through CuPy against the reference loop on the same device.
+"""
+
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+import nnbackend as nb
+from nnbackend.backends.cupy import batch as B
+from nnbackend.backends.cupy.batch_source import kernel_source
+from nnbackend.data import host_rng, make_plan
+from nnbackend.engine import run_epoch
+from nnbackend.optim import get_optimizer
+
+from test_cupy_fused import NETWORKS, OPTIMIZERS, _problem
+
+needs_cxx = pytest.mark.skipif(shutil.which("c++") is None, reason="no C++ compiler (c++) here")
+N = 301  # several tiles of 32, 64 and 128 rows, the last one short
+
+
+def _run_both(model, X, Y, multiclass, opt, epochs, rows=32, n_blocks=3):
+    n = X.shape[0]
+    plan = make_plan("batch", n, None)
+    layout = B.BatchLayout(model.layer_sizes, str(X.dtype), rows)
+    epoch = B.make_epoch(np, model.spec, opt, plan, X, Y, multiclass, layout, n_blocks,
+                         B.host_launcher)
+    params = model.flat_params
+    a = (params, opt.init(params))
+    b = (params, opt.init(params))
+    rng = host_rng(0)
+    for _ in range(epochs):
+        *a, loss_a, hits_a = epoch(*a, plan.order(rng))
+        *b, loss_b, hits_b = run_epoch(*b, opt, model.spec, X, Y, plan, rng, np.int64, 64,
+                                       multiclass, xp=model.backend.xp)
+    return a, b, (loss_a, hits_a), (loss_b, hits_b)
+
+
+def _assert_close(a, b, outs, rtol, atol):
+    (params, state), (ref_params, ref_state) = a, b
+    for got, want in zip(params, ref_params):
+        assert got.shape == want.shape and got.dtype == want.dtype
+        np.testing.assert_allclose(got, want, rtol=rtol, atol=atol)
+    for got, want in zip(state, ref_state):
+        if isinstance(want, list):
+            for g, w in zip(got, want):
+                np.testing.assert_allclose(g, w, rtol=10 * rtol, atol=atol)
+        else:
+            assert got == want
+    (loss_sum, hits), (ref_loss, ref_hits) = outs
+    np.testing.assert_allclose(float(loss_sum), float(ref_loss), rtol=rtol)
+    assert (hits is None) == (ref_hits is None)
+    if hits is not None:
+        assert float(hits) == float(ref_hits)
+
+
+@needs_cxx
+@pytest.mark.parametrize("optimizer, options", OPTIMIZERS)
+@pytest.mark.parametrize("hidden, output, loss, k", NETWORKS)
+def test_host_build_equals_reference_float64(hidden, output, loss, k, optimizer, options):
+    model, X, Y, multiclass = _problem(hidden, output, loss, k, "float64", n=N)
+    opt = get_optimizer(optimizer, 0.05, **options)
+    a, b, outs, ref_outs = _run_both(model, X, Y, multiclass, opt, 3)
+    _assert_close(a, b, (outs, ref_outs), rtol=1e-9, atol=1e-12)
+
+
+@needs_cxx
+@pytest.mark.parametrize("rows, n_blocks", [(32, 1), (32, 10), (64, 4), (128, 2)])
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_host_build_tiles_and_blocks(rows, n_blocks, reduction):
+    # Layers wider than a 4x4 block and not multiples of 4: every edge of the blocks.
+    model, X, Y, multiclass = _problem("tanh", "softmax", "cross_entropy", 3, "float64",
+                                       reduction, hidden_sizes=(13, 6), n_in=9, n=N)
+    opt = get_optimizer("adam", 0.01)
+    a, b, outs, ref_outs = _run_both(model, X, Y, multiclass, opt, 2, rows, n_blocks)
+    _assert_close(a, b, (outs, ref_outs), rtol=1e-9, atol=1e-12)
+
+
+@needs_cxx
+def test_host_build_float32_and_one_layer():
+    # The seed's network: one sigmoid unit, no hidden layer.
+    model, X, Y, multiclass = _problem("sigmoid", "sigmoid", "mse", 1, "float32", "sum",
+                                       hidden_sizes=(), n_in=2, n=N)
+    opt = get_optimizer("sgd", 0.1)
+    a, b, outs, ref_outs = _run_both(model, X, Y, multiclass, opt, 4)
+    _assert_close(a, b, (outs, ref_outs), rtol=2e-5, atol=1e-6)
+
+
+@needs_cxx
+def test_same_bits_every_run_and_inputs_untouched():
+    model, X, Y, multiclass = _problem("relu", "identity", "mse", 2, "float32", n=N)
+    opt = get_optimizer("momentum", 0.05)
+    plan = make_plan("batch", N, None)
+    layout = B.BatchLayout(model.layer_sizes, "float32", 32)
+    params = [p.copy() for p in model.flat_params]
+    runs = []
+    for _ in range(2):
+        epoch = B.make_epoch(np, model.spec, opt, plan, X, Y, multiclass, layout, 4,
+                             B.host_launcher)
+        out = epoch(params, opt.init(params))
+        runs.append([np.asarray(p).tobytes() for p in out[0]] + [np.asarray(out[2]).tobytes()])
+    assert runs[0] == runs[1]
+    for before, original in zip(params, model.flat_params):
+        np.testing.assert_array_equal(before, original)
+
+
+def test_unsupported_says_why():
+    spec = nb.MLP([4, 3, 1], backend="numpy").spec
+    sgd = get_optimizer("sgd", 0.1)
+    assert "not batch mode" in B.unsupported(spec, make_plan("minibatch", 100, 10), sgd, [4, 3, 1],
+                                             "float32")
+    assert B.unsupported(spec, make_plan("batch", 100, None), sgd, [4, 3, 1], "float32") is None
+    assert "fan_in + fan_out" in B.unsupported(spec, make_plan("batch", 100, None), sgd,
+                                               [784, 256, 10], "float32")
+    assert "dtype" in B.unsupported(spec, make_plan("batch", 100, None), sgd, [4, 3, 1], "float16")
+    custom = sgd._replace(name="mine")
+    assert "custom optimizer" in B.unsupported(spec, make_plan("batch", 100, None), custom,
+                                               [4, 3, 1], "float32")
+    assert "shared memory" in B.unsupported(spec, make_plan("batch", 100, None), sgd,
+                                            [96, 96, 96, 1], "float64", limit=48 * 1024)
+
+
+def test_layout_allocates_nothing_n_sized_and_picks_tiles():
+    small = B.choose_layout([32, 64, 1], "float32", 1000)
+    large = B.choose_layout([32, 64, 1], "float32", 10**7, limit=227 * 1024)
+    assert small.rows == 32 and large.rows == 128
+    # The grid and its partials depend on the GPU, not on N.
+    assert large.grid(10**7, 132, 2) == large.grid(10**8, 132, 2) == 264
+    assert small.grid(1000, 132, 4) == -(-1000 // 32)
+    # Row strides are 4 mod 8 elements (16-byte accesses of a quarter-warp's rows on distinct banks).
+    assert all(s % 8 == 4 for s in large.act_strides + large.dz_strides)
+    # Every parameter is in exactly one gradient block.
+    covered = np.zeros(large.n_params, int)
+    for *_, p0, fan_out, i_left, j_left in large.items:
+        for qi in range(i_left):
+            covered[p0 + qi * fan_out: p0 + qi * fan_out + j_left] += 1
+    assert np.all(covered == 1)
+
+
+@pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc is not installed here")
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_source_compiles_for_the_gpu(tmp_path, dtype):
+    model = nb.MLP([32, 64, 1], backend="numpy")
+    layout = B.choose_layout([32, 64, 1], dtype, 10**6, limit=227 * 1024)
+    for opt in ("sgd", "momentum", "adam"):
+        src = tmp_path / f"batch_{opt}.cu"
+        src.write_text(kernel_source(layout, model.spec, opt, dtype, False))
+        subprocess.run(["nvcc", "-arch=sm_90", "-std=c++14", "-c", "-o", str(tmp_path / "k.o"),
+                        str(src)], check=True, capture_output=True, text=True)
+
+
+def _cupy_gpu():
+    try:
+        nb.get_backend("cupy")
+    except Exception as exc:  # no CuPy, or no GPU
+        return str(exc)
+    return None
+
+
+@pytest.mark.skipif(_cupy_gpu() is not None, reason=f"needs CuPy on a GPU: {_cupy_gpu()}")
+@pytest.mark.parametrize("dtype, rtol", [("float64", 1e-9), ("float32", 2e-4)])
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_cupy_batch_fit_equals_reference(dtype, rtol, optimizer):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(5000, 32))
+    y = (X[:, :1] + X[:, 1:2] > 0).astype(np.float64)
+    runs = {}
+    for executor in ("cupy-batch", "reference"):
+        model = nb.MLP([32, 64, 1], backend="cupy", dtype=dtype, seed=0, loss="bce")
+        hist = model.fit(X, y, mode="batch", epochs=5, lr=0.05, optimizer=optimizer,
+                         executor=executor)
+        runs[executor] = ([nb.get_backend("cupy").to_host(p) for p in model.flat_params], hist)
+    for got, want in zip(runs["cupy-batch"][0], runs["reference"][0]):
+        np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol * 1e-2)
+    np.testing.assert_allclose(runs["cupy-batch"][1].loss, runs["reference"][1].loss, rtol=rtol)
+    # The same bits run to run.
+    model = nb.MLP([32, 64, 1], backend="cupy", dtype=dtype, seed=0, loss="bce")
+    model.fit(X, y, mode="batch", epochs=5, lr=0.05, optimizer=optimizer, executor="cupy-batch")
+    for got, want in zip(model.flat_params, runs["cupy-batch"][0]):
+        assert nb.get_backend("cupy").to_host(got).tobytes() == want.tobytes()
