@@ -190,6 +190,49 @@ def _backward(layout, spec):
     return code
 
 
+def _reduction(layout):
+    """The tile's gradient added to the thread's accumulators: ``[A_l, 1]^T dZ_l``
+    over the tile's rows, one 4x4 block of a layer's parameters per item."""
+    R = layout.rows
+    return f"""        // The tile's gradient: acc += [A_l, 1]^T dZ_l over its rows, 4x4 blocks.
+        for (int r = 0; r < {R}; ++r) {{
+            #pragma unroll
+            for (int k = 0; k < NNB_K; ++k) {{
+                if (tid + k * nt < {layout.n_items}) {{
+                    T av[4], dv[4];
+                    NNB_LOAD4(av, sh + a_off[k] + r * a_st[k]);
+                    NNB_LOAD4(dv, sh + d_off[k] + r * d_st[k]);
+                    #pragma unroll
+                    for (int qi = 0; qi < 4; ++qi) {{
+                        #pragma unroll
+                        for (int qj = 0; qj < 4; ++qj) acc[k][qi * 4 + qj] += av[qi] * dv[qj];
+                    }}
+                }}
+            }}
+        }}"""
+
+
+def _write_partials(layout):
+    """The block's partial gradient into its row of ``partials``."""
+    P = layout.n_params
+    return f"""    T* part = partials + (long long)blockIdx.x * {P + 2};
+    #pragma unroll
+    for (int k = 0; k < NNB_K; ++k) {{
+        const int it = tid + k * nt;
+        if (it < {layout.n_items}) {{
+            const int p0 = nnb_items[it][4], fan_out = nnb_items[it][5];
+            const int i_left = nnb_items[it][6], j_left = nnb_items[it][7];
+            #pragma unroll
+            for (int qi = 0; qi < 4; ++qi) {{
+                #pragma unroll
+                for (int qj = 0; qj < 4; ++qj) {{
+                    if (qi < i_left && qj < j_left) part[p0 + qi * fan_out + qj] = acc[k][qi * 4 + qj];
+                }}
+            }}
+        }}
+    }}"""
+
+
 def _grad_kernel(layout, spec, fn, multiclass):
     L, R, P = layout.n_layers, layout.rows, layout.n_params
     n_in = layout.sizes[0]
@@ -249,40 +292,10 @@ extern "C" __global__ void __launch_bounds__({R}) nnb_batch_grad(
 {body}
         }}
         __syncthreads();
-        // The tile's gradient: acc += [A_l, 1]^T dZ_l over its rows, 4x4 blocks.
-        for (int r = 0; r < {R}; ++r) {{
-            #pragma unroll
-            for (int k = 0; k < NNB_K; ++k) {{
-                if (tid + k * nt < {layout.n_items}) {{
-                    T av[4], dv[4];
-                    NNB_LOAD4(av, sh + a_off[k] + r * a_st[k]);
-                    NNB_LOAD4(dv, sh + d_off[k] + r * d_st[k]);
-                    #pragma unroll
-                    for (int qi = 0; qi < 4; ++qi) {{
-                        #pragma unroll
-                        for (int qj = 0; qj < 4; ++qj) acc[k][qi * 4 + qj] += av[qi] * dv[qj];
-                    }}
-                }}
-            }}
-        }}
+{_reduction(layout)}
         __syncthreads();
     }}
-    T* part = partials + (long long)blockIdx.x * {P + 2};
-    #pragma unroll
-    for (int k = 0; k < NNB_K; ++k) {{
-        const int it = tid + k * nt;
-        if (it < {layout.n_items}) {{
-            const int p0 = nnb_items[it][4], fan_out = nnb_items[it][5];
-            const int i_left = nnb_items[it][6], j_left = nnb_items[it][7];
-            #pragma unroll
-            for (int qi = 0; qi < 4; ++qi) {{
-                #pragma unroll
-                for (int qj = 0; qj < 4; ++qj) {{
-                    if (qi < i_left && qj < j_left) part[p0 + qi * fan_out + qj] = acc[k][qi * 4 + qj];
-                }}
-            }}
-        }}
-    }}
+{_write_partials(layout)}
     sh[{layout.loss_offset} + tid] = loss_acc;
     sh[{layout.loss_offset + R} + tid] = hit_acc;
     __syncthreads();
