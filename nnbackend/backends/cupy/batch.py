@@ -176,9 +176,9 @@ def cuda_launcher(source, layout, dtype_name, device=None):
     """``(grad, update)`` launching the two kernels on the current CUDA device."""
     import cupy
 
-    module = cupy.RawModule(code=source, options=("--std=c++14",))
-    grad_kernel = module.get_function("nnb_batch_grad")
-    update_kernel = module.get_function("nnb_batch_update")
+    # One NVRTC compilation: CuPy caches the module by its source and options.
+    grad_kernel = cupy.RawKernel(source, "nnb_batch_grad", options=("--std=c++14",))
+    update_kernel = cupy.RawKernel(source, "nnb_batch_update", options=("--std=c++14",))
     shared = layout.shared_bytes(dtype_name)
     if shared > SHARED_BYTES:
         grad_kernel.max_dynamic_shared_size_bytes = shared
