@@ -14,10 +14,16 @@ one contract:
     ``epoch(params, state, order) -> (params, state, loss_sum, correct)``:
     one pass over ``task.X`` in the host-drawn row ``order`` (None: in
     order), with the same batches, math and optimizer as :func:`run_epoch`.
+``executor.describe(task) -> str`` (optional)
+    How it runs ``task``, in words, for :attr:`Choice.reason` (and so
+    ``History.executor_reason``).
 
-:func:`epoch_runner` picks one. A new executor is a class in its backend's
-module (``nnbackend/backends/NAME/``), listed by that backend's
-``executors()`` and ``executor_names``; nothing here changes.
+:func:`choose_executor` picks one and says why (:func:`epoch_runner` is its
+epoch alone). A new executor is a class in its backend's module
+(``nnbackend/backends/NAME/``), listed by that backend's ``executors()`` and
+``executor_names``; nothing here changes. One executor name may be listed by
+several backends: the CuPy kernels (``cupy-fused``, ...) also run torch:cuda
+and jax:gpu fits, their arrays crossed by DLPack (``backends/cupy/bridge.py``).
 """
 
 from __future__ import annotations
@@ -27,10 +33,12 @@ from typing import Any, Callable, Protocol
 
 from array_api_compat import array_namespace, device
 
-from .backends import executor_names, executor_owner
+from .backends import executor_hosts, executor_names
 from .network import bind_loss_and_grads, loss_and_grads_rows, slice_rows
+from .optim import on_namespace
 
-__all__ = ["EXECUTORS", "EpochTask", "Executor", "GATHER_ROWS", "epoch_runner", "run_epoch"]
+__all__ = ["EXECUTORS", "Choice", "EpochTask", "Executor", "GATHER_ROWS", "choose_executor",
+           "epoch_runner", "run_epoch"]
 
 EXECUTORS = ("auto", "reference", *executor_names())
 
@@ -47,7 +55,12 @@ class EpochTask:
 
     ``loss_and_grads`` and ``rows`` are the network's chunked loss and
     gradients and its row getter, handed to the executors so that they run
-    the same math without importing the layers above the backends.
+    the same math without importing the layers above the backends;
+    ``bind_optimizer(optimizer, xp)`` likewise rebinds the optimizer to
+    another namespace's fused updates (``optim.on_namespace``), for an
+    executor that runs the task's math in another namespace (the CuPy
+    bridge: a torch task's optimizer is bound to torch's multi-tensor
+    kernels, which take no CuPy arrays).
     """
 
     backend: Any  # the Backend
@@ -62,6 +75,7 @@ class EpochTask:
     layer_sizes: list | None = None  # inputs first; an executor may judge by them
     loss_and_grads: Callable = loss_and_grads_rows
     rows: Callable = slice_rows
+    bind_optimizer: Callable = on_namespace
 
 
 class Executor(Protocol):
@@ -167,14 +181,31 @@ def _one_chunk_steps(loss_and_grads, update, params, state, Xb, Yb, rows, size, 
     return params, state, epoch_loss, epoch_correct
 
 
-def epoch_runner(executor: str, task: EpochTask):
-    """``epoch(params, state, order) -> (params, state, loss_sum, correct)`` from the
-    named executor, or None for the reference loop (:func:`run_epoch`).
+@dataclass(frozen=True)
+class Choice:
+    """The executor an epoch runs through, and why (see :func:`choose_executor`)."""
+
+    epoch: Callable | None  # epoch(params, state, order) -> ...; None: the reference loop
+    name: str  # the executor's name, or "reference"
+    reason: str  # "NAME: why", e.g. each refusal that led to the reference loop
+
+
+def choose_executor(executor: str, task: EpochTask) -> Choice:
+    """The executor that runs ``task``'s epochs, its epoch, and why it was chosen.
 
     ``executor``: ``"auto"`` (the backend's first executor that supports the
     task, else the reference loop), ``"reference"`` (always the reference
     loop) or an executor's name, which must then apply: a forced executor
     that cannot run the task raises ``ValueError`` with its reason.
+
+    Returns
+    -------
+    Choice
+        ``epoch`` is None for the reference loop (:func:`run_epoch`).
+        ``reason`` starts with the name and says why: asked for, or the first
+        of the backend's executors that supports the task (with the refusals
+        of those before it), or, for the reference loop under ``"auto"``,
+        every executor's refusal.
     """
     if executor not in EXECUTORS:
         raise ValueError(f"unknown executor {executor!r}; choose one of {list(EXECUTORS)}")
@@ -182,16 +213,44 @@ def epoch_runner(executor: str, task: EpochTask):
     if executor == "reference" and backend.no_reference_loop:
         raise ValueError(backend.no_reference_loop)
     if executor == "reference":
-        return None
+        return Choice(None, "reference", "reference: asked for (executor='reference')")
     if executor != "auto" and executor not in backend.executor_names:
-        raise ValueError(f"executor {executor!r} needs the {executor_owner(executor)} backend, "
+        owner, *others = executor_hosts(executor)
+        also = f" (or {' or '.join(others)}, where its arrays are on a CUDA GPU)" if others else ""
+        raise ValueError(f"executor {executor!r} needs the {owner} backend{also}, "
                          f"not {backend.name!r}")
+    declined = []
     for candidate in backend.executors():
         if executor not in ("auto", candidate.name):
             continue
         why_not = candidate.supports(task)
         if why_not is None:
-            return candidate.make_epoch(task)
+            epoch = candidate.make_epoch(task)
+            how = getattr(candidate, "describe", None)
+            parts = [how(task)] if how is not None else []
+            parts.append(f"asked for (executor={executor!r})" if executor != "auto" else
+                         f"the first of the {backend.name} backend's executors that supports "
+                         "this fit")
+            parts += [f"{name} declined: {why}" for name, why in declined]
+            return Choice(epoch, candidate.name, f"{candidate.name}: " + "; ".join(parts))
         if executor == candidate.name:
             raise ValueError(f"executor {executor!r} does not apply here: {why_not}")
-    return None
+        declined.append((candidate.name, why_not))
+    if executor != "auto":  # listed by name, but not among the executors the backend made
+        raise ValueError(f"executor {executor!r} is not among the {backend.name} backend's "
+                         f"executors here")
+    if not declined:
+        return Choice(None, "reference",
+                      f"reference: the {backend.name} backend has no fast executor")
+    return Choice(None, "reference", "reference: no executor supports this fit: "
+                  + "; ".join(f"{name}: {why}" for name, why in declined))
+
+
+def epoch_runner(executor: str, task: EpochTask):
+    """``epoch(params, state, order) -> (params, state, loss_sum, correct)`` from the
+    named executor, or None for the reference loop (:func:`run_epoch`).
+
+    :func:`choose_executor`'s epoch alone (which also says which executor
+    ran and why); the same arguments and errors.
+    """
+    return choose_executor(executor, task).epoch

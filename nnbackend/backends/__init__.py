@@ -44,6 +44,7 @@ __all__ = [
     "available_backends",
     "backend_of",
     "cpu_name",
+    "executor_hosts",
     "executor_names",
     "executor_owner",
     "get_backend",
@@ -147,13 +148,33 @@ def library_version(name: str) -> str | None:
 
 
 def executor_names() -> tuple[str, ...]:
-    """Every backend's fast epoch executors, by name."""
-    return tuple(n for cls in _CLASSES.values() for n in cls.executor_names)
+    """Every backend's fast epoch executors, by name, each once.
+
+    A name may be listed by several backends: the CuPy kernels' executors
+    (``cupy-fused``, ...) are also torch's and jax's, whose CUDA arrays
+    cross to them by DLPack (see :mod:`.cupy.bridge`).
+    """
+    return tuple(dict.fromkeys(n for cls in _CLASSES.values() for n in cls.executor_names))
+
+
+def executor_hosts(executor: str) -> tuple[str, ...]:
+    """The backends that run executor ``executor``: its owner (:func:`executor_owner`)
+    first, then those that reach it through a bridge; () for an unknown name."""
+    owner = executor_owner(executor)
+    others = [key for key, cls in _CLASSES.items()
+              if key != owner and executor in cls.executor_names]
+    return ((owner,) if owner else ()) + tuple(others)
 
 
 def executor_owner(executor: str) -> str | None:
-    """The name of the backend whose executor ``executor`` is, or None."""
+    """The name of the backend whose executor ``executor`` is, or None.
+
+    The owner is the backend whose arrays the executor's kernels are written
+    for: a backend lists the executors it borrows (by DLPack, from another
+    backend) in ``bridged_executor_names`` too, and does not own those.
+    """
     for key, cls in _CLASSES.items():
-        if executor in cls.executor_names:
+        borrowed = getattr(cls, "bridged_executor_names", ())
+        if executor in cls.executor_names and executor not in borrowed:
             return key
     return None

@@ -33,6 +33,14 @@ class History:
     stopped_early : bool
     diverged : str or None
         Why training stopped on a non-finite loss, or None.
+    executor : str
+        The executor that ran the epochs (``"cupy-fused"``, ``"jax-scan"``,
+        ...), or ``"reference"`` for the reference loop.
+    executor_reason : str
+        Why, starting with that name: asked for, or the first of the
+        backend's executors that supports the fit (with how it runs and the
+        refusals of those before it), or, for the reference loop under
+        ``executor="auto"``, each executor's refusal.
     """
 
     loss: list = field(default_factory=list)
@@ -46,6 +54,8 @@ class History:
     best_epoch: int | None = None
     stopped_early: bool = False
     diverged: str | None = None
+    executor: str = "reference"
+    executor_reason: str = ""
 
     def last(self) -> dict:
         """The last epoch's figures, by name (absent ones left out)."""

@@ -16,7 +16,7 @@ from typing import Any
 
 from ..data import host_rng, make_plan, n_rows
 from ..datasets import split_indices
-from ..engine import EpochTask, epoch_runner, run_epoch
+from ..engine import EpochTask, choose_executor, run_epoch
 from ..network import NetSpec, chunk_rows, evaluate_rows, multiclass_of, slice_rows
 from ..optim import on_namespace
 from .callbacks import DivergenceGuard, EarlyStopping, Progress, UserCallback
@@ -82,7 +82,9 @@ class _Epochs:
         self.multiclass = multiclass_of(net.spec) if count_correct else None
         self.task = _epoch_task(net, X, Y, plan, options.optimizer, options.chunk_size,
                                 self.multiclass)
-        self.fast = epoch_runner(options.executor, self.task)
+        # Which executor runs the epochs, and why (History.executor, .executor_reason).
+        self.choice = choose_executor(options.executor, self.task)
+        self.fast = self.choice.epoch
         if validation is not None:
             self.val_rows_per_pass = net.backend.rows_per_pass(validation[0], self.task.chunk_size)
 
@@ -177,7 +179,8 @@ def train(net: Network, X, Y, options: FitOptions, validation=None, resume: Trai
     state = opt.init(params)
     if saved is not None:
         state = saved.optimizer_state(state)
-    hist = History(mode=options.mode, batch_size=plan.batch_size, n_samples=n_samples)
+    hist = History(mode=options.mode, batch_size=plan.batch_size, n_samples=n_samples,
+                   executor=epochs.choice.name, executor_reason=epochs.choice.reason)
     params, state = _loop(net, epochs, params, state, rng, hist, options)
     new_state = None if opt_name is None or hist.diverged else TrainState.capture(
         opt_name, state, rng, (saved.epochs_done if saved else 0) + hist.epochs)
@@ -240,7 +243,8 @@ def epoch_stepper(net: Network, X, Y, mode="minibatch", batch_size=32, lr=0.1, o
     call with the same code as :func:`train` and returns ``(params, loss)``,
     the loss a float (reading it waits for the device, so the epoch is done).
 
-    For benchmarks: ``X`` and ``Y`` are on the device already.
+    For benchmarks: ``X`` and ``Y`` are on the device already. ``step.executor``
+    and ``step.executor_reason`` name the executor that runs the epochs and why.
     """
     options = FitOptions.check(mode=mode, batch_size=batch_size, lr=lr, optimizer=optimizer,
                                shuffle=shuffle, seed=seed, executor=executor,
@@ -258,4 +262,5 @@ def epoch_stepper(net: Network, X, Y, mode="minibatch", batch_size=32, lr=0.1, o
         return net.backend.export(params), float(net.backend.to_host(loss_sum))
 
     step.plan = plan
+    step.executor, step.executor_reason = epochs.choice.name, epochs.choice.reason
     return step

@@ -2,8 +2,10 @@
 
 Devices ``cpu``, ``gpu``, ``gpu:N`` (``cuda`` is read as ``gpu``). Float64
 needs ``jax_enable_x64``, which is switched on when float64 is asked for.
-The executor (:mod:`.scan`) compiles a mini-batch or sgd epoch into one
-``lax.scan``.
+The executors are, in order, the CuPy backend's own on a GPU (its kernels
+run on JAX's arrays, crossed by DLPack: :mod:`..cupy.bridge`) where CuPy is
+installed, then :mod:`.scan`, which compiles a mini-batch or sgd epoch into
+one ``lax.scan``.
 
 Precision: on a GPU, JAX computes float32 matmuls in TF32 by default (about
 1e-4 relative error). The kernels' matmuls on ``jax.numpy`` arrays, in this
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 from ... import kernels
 from ..base import FLOAT_DTYPES, Backend, BackendUnavailableError, import_or_refuse
+from ..cupy import CupyBackend
 
 __all__ = ["JaxBackend", "jax_numpy_fixes"]
 
@@ -58,7 +61,9 @@ def _enable_x64():
 class JaxBackend(Backend):
     """``jax.numpy`` arrays on one JAX device."""
 
-    executor_names = ("jax-scan",)
+    #: The CuPy backend's executors, run on JAX's GPU arrays (not JAX's own).
+    bridged_executor_names = CupyBackend.executor_names
+    executor_names = (*bridged_executor_names, "jax-scan")
     install_hint = "pip install 'nnbackend[jax]'"
 
     @classmethod
@@ -106,9 +111,12 @@ class JaxBackend(Backend):
         return super().float_dtypes()
 
     def executors(self) -> tuple:
+        """The CuPy kernels by DLPack first (on a GPU, where CuPy is installed;
+        elsewhere they refuse, saying why), then the compiled scan."""
+        from ..cupy.bridge import bridges
         from .scan import JaxScan
 
-        return (JaxScan(),)
+        return (*bridges("jax"), JaxScan())
 
     def gpus(self) -> list:
         import jax

@@ -1,8 +1,10 @@
 """PyTorch through array-api-compat; devices ``cpu``, ``cuda``, ``cuda:N``, ``mps``.
 
 The namespace carries the optimizers' updates as multi-tensor operations
-(:mod:`.foreach`). On CUDA the executor (:mod:`.graphs`) replays each
-training step as a captured CUDA graph.
+(:mod:`.foreach`). On CUDA the executors are, in order, the CuPy backend's
+own (its kernels run on torch's tensors, crossed by DLPack on torch's
+current stream: :mod:`..cupy.bridge`) where CuPy is installed, then
+:mod:`.graphs`, which replays each training step as a captured CUDA graph.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import functools
 import numpy as np
 
 from ..base import Backend, BackendUnavailableError, import_or_refuse, make_namespace
+from ..cupy import CupyBackend
 from .foreach import fused_updates
 
 __all__ = ["TorchBackend"]
@@ -53,7 +56,9 @@ class TorchBackend(Backend):
     """PyTorch tensors on a CPU, CUDA or MPS device."""
 
     install_hint = "pip install 'nnbackend[torch]'"
-    executor_names = ("torch-graphs",)
+    #: The CuPy backend's executors, run on torch's CUDA tensors (not torch's own).
+    bridged_executor_names = CupyBackend.executor_names
+    executor_names = (*bridged_executor_names, "torch-graphs")
 
     @classmethod
     def open(cls, device):
@@ -116,11 +121,14 @@ class TorchBackend(Backend):
         return [a.clone() for a in arrays]
 
     def executors(self) -> tuple:
-        """The CUDA-graph executor; its ``supports`` refuses other devices (with
-        the reason, so that ``executor="torch-graphs"`` off CUDA says why)."""
+        """The CuPy kernels by DLPack first (the fastest, where CuPy is
+        installed), then the CUDA-graph executor (where it is not, or where
+        the kernels refuse the fit). Each ``supports`` refuses other devices
+        with the reason, so that ``executor="torch-graphs"`` off CUDA says why."""
+        from ..cupy.bridge import bridges
         from .graphs import TorchGraphs
 
-        return (TorchGraphs(),)
+        return (*bridges("torch"), TorchGraphs())
 
     def gpus(self) -> list:
         import torch
