@@ -419,12 +419,13 @@ def test_executor_names_are_shared_and_owned_by_cupy():
     from nnbackend.backends.torch import TorchBackend
 
     assert TorchBackend.executor_names == (*CupyBackend.executor_names, "torch-graphs")
-    assert JaxBackend.executor_names == (*CupyBackend.executor_names, "jax-scan")
+    assert JaxBackend.executor_names == (*CupyBackend.executor_names, "jax-scan", "jax-batch")
     assert len(EXECUTORS) == len(set(EXECUTORS))
     for name in CupyBackend.executor_names:
         assert executor_owner(name) == "cupy"
         assert executor_hosts(name) == ("cupy", "torch", "jax")
     assert executor_owner("torch-graphs") == "torch" and executor_hosts("jax-scan") == ("jax",)
+    assert executor_owner("jax-batch") == "jax"
 
 
 def test_numpy_fits_record_the_reference_loop():

@@ -39,7 +39,7 @@ def test_jax_scan_equals_reference(optimizer, mode, batch_size):
         assert hist.accuracy == pytest.approx(ref_hist.accuracy, abs=1 / 203 + 1e-12)
 
 
-def test_auto_picks_the_scan_on_jax_and_not_in_batch_mode():
+def test_auto_picks_the_scan_on_jax_and_the_compiled_batch_in_batch_mode():
     pytest.importorskip("jax")
     from nnbackend.data import make_plan
     from nnbackend.engine import EpochTask, epoch_runner
@@ -54,7 +54,9 @@ def test_auto_picks_the_scan_on_jax_and_not_in_batch_mode():
                          index_dtype=model.backend.index_dtype())
 
     assert epoch_runner("auto", task(make_plan("minibatch", 203, 16))) is not None
-    assert epoch_runner("auto", task(make_plan("batch", 203))) is None
+    from nnbackend.engine import choose_executor
+
+    assert choose_executor("auto", task(make_plan("batch", 203))).name == "jax-batch"
     assert epoch_runner("reference", task(make_plan("sgd", 203))) is None
     with pytest.raises(ValueError, match="executor 'jax-scan' does not apply here: batch mode"):
         model.fit(X, y, mode="batch", executor="jax-scan")

@@ -5,7 +5,8 @@ needs ``jax_enable_x64``, which is switched on when float64 is asked for.
 The executors are, in order, the CuPy backend's own on a GPU (its kernels
 run on JAX's arrays, crossed by DLPack: :mod:`..cupy.bridge`) where CuPy is
 installed, then :mod:`.scan`, which compiles a mini-batch or sgd epoch into
-one ``lax.scan``.
+one ``lax.scan``, and :mod:`.batch`, which compiles a full-batch epoch (its
+chunks' exact gradient and the step) into one dispatch.
 
 Precision: on a GPU, JAX computes float32 matmuls in TF32 by default (about
 1e-4 relative error). The kernels' matmuls on ``jax.numpy`` arrays, in this
@@ -63,7 +64,7 @@ class JaxBackend(Backend):
 
     #: The CuPy backend's executors, run on JAX's GPU arrays (not JAX's own).
     bridged_executor_names = CupyBackend.executor_names
-    executor_names = (*bridged_executor_names, "jax-scan")
+    executor_names = (*bridged_executor_names, "jax-scan", "jax-batch")
     install_hint = "pip install 'nnbackend[jax]'"
 
     @classmethod
@@ -112,11 +113,13 @@ class JaxBackend(Backend):
 
     def executors(self) -> tuple:
         """The CuPy kernels by DLPack first (on a GPU, where CuPy is installed;
-        elsewhere they refuse, saying why), then the compiled scan."""
+        elsewhere they refuse, saying why), then the compiled scan (mini-batch and
+        sgd) and the compiled full-batch epoch."""
         from ..cupy.bridge import bridges
+        from .batch import JaxBatch
         from .scan import JaxScan
 
-        return (*bridges("jax"), JaxScan())
+        return (*bridges("jax"), JaxScan(), JaxBatch())
 
     def gpus(self) -> list:
         import jax
