@@ -460,8 +460,8 @@ def test_jax_cpu_fits_take_the_scan_and_say_why_not_the_kernel():
         "jax-scan: the first of the jax backend's executors that supports this fit; "
         "cupy-fused declined: the jax arrays are on cpu")
     hist = nb.MLP([5, 1], backend="jax").fit(X, y, epochs=1, mode="batch")
-    assert hist.executor == "reference"
-    assert "jax-scan: batch mode is one step per epoch" in hist.executor_reason
+    assert hist.executor == "jax-batch"
+    assert "jax-scan declined: batch mode is one step per epoch" in hist.executor_reason
 
 
 def test_a_cupy_executor_is_refused_off_its_backends():
@@ -536,8 +536,9 @@ def test_info_lists_each_backends_executors_in_order(capsys):
                               "fits": ["mini-batch", "batch"], "reason": None}
     if rows["jax"]["available"]:
         jax_rows = {e["name"]: e for e in rows["jax"]["executors"]}
-        assert list(jax_rows)[-2:] == ["jax-scan", "reference"]
+        assert list(jax_rows)[-3:] == ["jax-scan", "jax-batch", "reference"]
         assert jax_rows["jax-scan"]["usable"] and jax_rows["jax-scan"]["fits"] == ["mini-batch"]
+        assert jax_rows["jax-batch"]["usable"] and jax_rows["jax-batch"]["fits"] == ["batch"]
     if rows["dask"]["available"]:
         assert [(e["name"], e["usable"]) for e in rows["dask"]["executors"]] == [
             ("dask-chunks", True), ("reference", False)]
