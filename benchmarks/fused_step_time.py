@@ -2,9 +2,10 @@
 
 The fused kernel's target for this network (its parameters in global memory,
 each product tiled across one block's warps) is 30 µs a step on an H100/H200
-(see nnbackend/backends/cupy/fused.py). ``gpu_check.sh`` runs this after the
-benchmark and adds its lines to the summary; without CuPy on a GPU it says
-so and exits 0.
+(see nnbackend/backends/cupy/fused.py). The benchmark's ``mid`` model times
+that kernel in ``nnbackend bench`` (``gpu_check.sh`` runs it there, not
+this script); this times one network by hand. Without CuPy on a GPU it
+says so and exits 0.
 
     python benchmarks/fused_step_time.py            # float32
     python benchmarks/fused_step_time.py float64

@@ -422,3 +422,30 @@ def test_the_report_groups_by_model(tmp_path):
     assert "| N | nnbackend-numpy-cpu | nnbackend-cupy-cuda | cupy-eager-cuda |" in md[mnist:]
     assert "cupy-eager-cuda" not in md[small:mnist]
     assert "![Time per epoch](epoch_time-mnist.png)" in md[mnist:]
+
+
+@needs_matplotlib
+def test_per_step_times_and_the_cases_not_measured(tmp_path):
+    # Mini-batch and sgd epochs get a table per step (the mid model's targets
+    # are per step); the cases that ran no timing are named at the end, with why.
+    benches = [_bench("nnbackend-numpy-cpu", mode, n, 1e-5 * n, model="mid")
+               for mode in ("minibatch", "sgd") for n in (1_000, 10_000)]
+    cases = [{"name": "test_epoch[mid-nnbackend-cupy-sgd-1000]", "outcome": "passed",
+              "reason": None, "seconds": 1.5},
+             {"name": "test_epoch[mid-nnbackend-jax:gpu-sgd-1000]", "outcome": "skipped",
+              "reason": "the run's deadline has passed", "seconds": 0.0},
+             {"name": "test_ratio[small-a-vs-b]", "outcome": "failed",
+              "reason": "call: RuntimeError: CUDA error | illegal address", "seconds": 2.0}]
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps({"benchmarks": benches, "cases": cases}))
+    write_report(path, tmp_path / "o")
+    md = (tmp_path / "o" / "report.md").read_text()
+    assert "# nnbackend benchmark report" in md and "MLP 784 → 256 → 256 → 10" in md
+    assert "**Not measured:** 2 case(s)" in md
+    per_step = md.index("Time per step (µs):")
+    # 10,000 rows in mini-batches of 256 (this file's records): 40 steps of 0.1 s / 40.
+    assert "| 10,000 | 2500 |" in md[per_step:]
+    tail = md[md.index("## Cases not measured"):]
+    assert "| `test_epoch[mid-nnbackend-jax:gpu-sgd-1000]` | skipped | the run's deadline" in tail
+    assert "CUDA error \\| illegal address" in tail
+    assert "mid-nnbackend-cupy-sgd-1000" not in tail

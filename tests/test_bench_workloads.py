@@ -57,8 +57,33 @@ def test_the_models():
     assert "784 → 1024 → 1024 → 10" in describe("mnist")
     with pytest.raises(ValueError, match="unknown benchmark model 'cifar'; choose from small"):
         workload("cifar")
-    assert set(WORKLOADS) == {"small", "small16", "mnist"}
+    assert set(WORKLOADS) == {"small", "small16", "mnist", "mid"}
     assert workload("small16").layers == (16, 32, 1)
+    # mid: mnist's task and data, [784, 256, 256, 10], plain SGD, timed per step.
+    mid = workload("mid")
+    assert mid.layers == (784, 256, 256, 10) and mid.batch_size == 64
+    assert (mid.hidden_activation, mid.output_activation, mid.loss, mid.optimizer) == (
+        "relu", "softmax", "cross_entropy", "sgd")
+    assert mid.sizes_for("batch", sizes) == [] and mid.sizes_for("sgd", sizes) == sizes
+    assert "784 → 256 → 256 → 10" in describe("mid") and "sgd lr 0.01" in describe("mid")
+
+
+def test_mid_workload_trains_on_mnists_data_on_numpy_and_its_peers_agree():
+    assert data_for("mid", 64)[0] is data_for("mnist", 64)[0]  # one draw for both
+    for mode in ("sgd", "minibatch"):
+        step, info = W.nnbackend_epoch("numpy", None, mode, 96, model="mid")
+        losses = _epochs(step, 3, 96)
+        assert np.isfinite(losses).all() and losses[-1] < losses[0] < 3  # ln 10 to start
+        assert info["model"] == "mid" and info["label"] == "nnbackend-numpy-cpu"
+    # Batch mode (no shuffle): the same steps from the same start as nnbackend.
+    ours, _ = W.nnbackend_epoch("numpy", None, "batch", 48, model="mid")
+    plain = peers.plain_epoch(np, "batch", 48, model="mid")
+    expected = _epochs(ours, 3, 48)
+    np.testing.assert_allclose(_epochs(plain, 3, 48), expected, rtol=1e-4)
+    pytest.importorskip("torch", reason="the torch-eager peer needs torch")
+    theirs, info = W.make_epoch("torch-eager", "cpu", "batch", 48, model="mid")
+    np.testing.assert_allclose(_epochs(theirs, 3, 48), expected, rtol=1e-4)
+    assert info["model"] == "mid"
 
 
 def test_labels_name_the_kind_of_device():
@@ -131,7 +156,7 @@ def test_torch_peer_matches_nnbackend_on_mnist():
 
 
 def test_the_fused_step_script_times_an_executor_and_says_when_it_cannot(capsys):
-    """benchmarks/fused_step_time.py, which gpu_check.sh runs: its timing loop
+    """benchmarks/fused_step_time.py: its timing loop
     runs on any backend (here the eager loop on NumPy, a few rows), and
     without CuPy on a GPU it says why nothing was measured."""
     module = load_script("fused_step_time")

@@ -222,7 +222,8 @@ BAD = [
      r"--sizes: expected comma-separated numbers like 1e3,1e4; got '1e3,big'"),
     (("bench", "--backends", "tensorflow"), r"unknown backend 'tensorflow'; choose one of"),
     (("bench", "--models", "small,cifar"),
-     r"--models: unknown model\(s\) \['cifar'\]; choose from \['small', 'small16', 'mnist'\]"),
+     r"--models: unknown model\(s\) \['cifar'\]; choose from "
+     r"\['small', 'small16', 'mnist', 'mid'\]"),
     (("bench", "--mnist-sizes", "6e4,lots"),
      r"--mnist-sizes: expected comma-separated numbers like 1e3,1e4; got '6e4,lots'"),
     (("bench", "--mnist-cpu-max", "1e4,2e4"), r"--mnist-cpu-max: expected one number; got"),

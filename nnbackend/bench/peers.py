@@ -114,7 +114,8 @@ def torch_eager_epoch(mode, n_samples, batch_size=None, seed=0, lr=None, device=
 
     ``small``: sigmoid layers, ½·squared error, ``optim.SGD``. ``mnist``: relu
     layers, ``F.cross_entropy`` on the logits (the softmax inside it),
-    ``optim.Adam``. TF32 stays as torch leaves it (off for matmuls).
+    ``optim.Adam``; ``mid`` the same with ``optim.SGD``. TF32 stays as torch
+    leaves it (off for matmuls).
     """
     import torch
 

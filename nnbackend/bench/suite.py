@@ -18,7 +18,7 @@ from ..data import MODES
 from .models import MODEL_ORDER
 
 __all__ = ["BENCH_REQUIREMENTS", "add_bench_arguments", "bench_environment",
-           "missing_requirements", "number_list", "pytest_command", "suite_dir"]
+           "missing_requirements", "mode_sizes", "number_list", "pytest_command", "suite_dir"]
 
 # What the benchmark runs on, as (module, distribution): all of them are in
 # the ``bench`` extra.
@@ -33,8 +33,10 @@ def add_bench_arguments(parser):
                              "default: numpy,torch,jax,cupy where usable")
     parser.add_argument("--models", default="small",
                         help="comma list of benchmark models: small ([32,64,1] sigmoid, SGD; "
-                             "the default), mnist ([784,1024,1024,10] relu, softmax "
-                             "cross-entropy, Adam; batch and minibatch 256)")
+                             "the default), small16 ([16,32,1], the same), mnist "
+                             "([784,1024,1024,10] relu, softmax cross-entropy, Adam; batch and "
+                             "minibatch 256), mid ([784,256,256,10] relu, softmax "
+                             "cross-entropy, SGD; minibatch 64 and sgd)")
     parser.add_argument("--modes", default="batch,minibatch,sgd", help="comma list of modes")
     parser.add_argument("--sizes", default=None,
                         help="comma list of N for the small model (default 1e3,1e4,1e5,1e6)")
@@ -43,12 +45,22 @@ def add_bench_arguments(parser):
                              "its minibatch runs stop at 6e4)")
     parser.add_argument("--mnist-cpu-max", default=None,
                         help="largest N of the mnist model on a CPU (default 6e4)")
+    parser.add_argument("--mid-sizes", default=None,
+                        help="comma list of N for the mid model (default 1e3,1e4; sgd mode "
+                             "stops at --sgd-max)")
+    parser.add_argument("--mode-sizes", default=None, metavar="[MODEL:]MODE=N,N;...",
+                        help="N lists for one model and mode, in place of the size flags "
+                             "(and --sgd-max) there, e.g. 'small:minibatch=1e5;mid:sgd=1e3'; "
+                             "without MODEL: for every model")
     parser.add_argument("--sgd-max", default=None, help="largest N for sgd mode (default 1e4)")
     parser.add_argument("--target-n", default=None,
                         help="N of the time-to-target runs (default 1e4; 0 skips them)")
     parser.add_argument("--no-peers", action="store_true",
                         help="skip the hand-written peers (numpy-seed, torch-eager, "
                              "cupy-eager, the JAX loops)")
+    parser.add_argument("--gpu-peers", action="store_true",
+                        help="time only the peers that run on a GPU (torch-eager-cuda, "
+                             "cupy-eager, the JAX loops on a GPU): a GPU check's")
     parser.add_argument("--quick", action="store_true",
                         help="small sizes (1e3, 1e4; sgd to 1e3) for a first look in about "
                              "a minute")
@@ -74,6 +86,28 @@ def number_list(text, flag):
     if not values or any(v < 0 for v in values):
         raise ValueError(f"{flag}: expected numbers >= 0; got {text!r}")
     return ",".join(str(v) for v in values)
+
+
+def mode_sizes(text):
+    """``{(model or None, mode): [N, ...]}`` from ``--mode-sizes``' ``[model:]mode=N,N;...``
+    (``NNBACKEND_BENCH_MODE_SIZES``); ValueError (one line) for anything else."""
+    out = {}
+    for part in (text or "").split(";"):
+        if not part.strip():
+            continue
+        key, sep, values = part.partition("=")
+        model, _, mode = key.strip().rpartition(":")
+        try:
+            sizes = [int(float(v)) for v in values.split(",") if v.strip()]
+        except ValueError:
+            sizes = []
+        if not sep or mode not in MODES or not sizes or any(n <= 0 for n in sizes) \
+                or (model and model not in MODEL_ORDER):
+            raise ValueError(f"--mode-sizes: expected [model:]mode=N,N;... (models "
+                             f"{', '.join(MODEL_ORDER)}; modes {', '.join(MODES)}); "
+                             f"got {part.strip()!r}")
+        out[(model or None, mode)] = sizes
+    return out
 
 
 def _one_number(text, flag):
@@ -110,6 +144,12 @@ def bench_environment(args, base):
         env["NNBACKEND_BENCH_MNIST_SIZES"] = number_list(mnist_sizes, "--mnist-sizes")
     if args.mnist_cpu_max:
         env["NNBACKEND_BENCH_MNIST_CPU_MAX"] = _one_number(args.mnist_cpu_max, "--mnist-cpu-max")
+    mid_sizes = args.mid_sizes or ("1e3" if args.quick else None)
+    if mid_sizes:
+        env["NNBACKEND_BENCH_MID_SIZES"] = number_list(mid_sizes, "--mid-sizes")
+    if args.mode_sizes:
+        mode_sizes(args.mode_sizes)  # refused here, before anything is timed
+        env["NNBACKEND_BENCH_MODE_SIZES"] = args.mode_sizes
     if args.backends:
         names = [b.strip() for b in args.backends.split(",") if b.strip()]
         for name in names:
@@ -127,7 +167,7 @@ def bench_environment(args, base):
         env["NNBACKEND_BENCH_TARGET_N"] = number_list(target_n, "--target-n")
     if args.quick:
         env.setdefault("NNBACKEND_BENCH_TARGET_SECONDS", "5")
-    env["NNBACKEND_BENCH_PEERS"] = "0" if args.no_peers else "1"
+    env["NNBACKEND_BENCH_PEERS"] = "0" if args.no_peers else "gpu" if args.gpu_peers else "1"
     if args.ratios:
         env["NNBACKEND_BENCH_RATIOS"] = args.ratios
     if args.time_budget:

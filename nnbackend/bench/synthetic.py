@@ -13,16 +13,19 @@ import functools
 import numpy as np
 
 from ..model import MLP
-from .models import workload
+from .models import DATA_OF, workload
 
 __all__ = ["synthetic", "synthetic_mnist", "data_for", "initial_params", "batch_size_of",
            "one_hot"]
 
-# The two most recent data sets, so that the implementations timed one after
+# The most recent data sets, so that the implementations timed one after
 # another at the same N (and both sides of a ratio) share one draw: at N = 1e7
-# (small) or 1e6 (mnist) a draw takes seconds and gigabytes.
+# (small) or 1e6 (mnist) a draw takes seconds and gigabytes. Kept while they
+# hold at most _CACHE_BYTES together (the newest always), at most _CACHE_SIZE
+# of them: a GPU check comes back to its large draws after smaller ones.
 _CACHE: OrderedDict = OrderedDict()
-_CACHE_SIZE = 2
+_CACHE_SIZE = 6
+_CACHE_BYTES = 6 << 30
 
 
 def synthetic(n_samples, seed=0, n_features=None):
@@ -73,24 +76,30 @@ def one_hot(labels, n_classes):
 
 
 def data_for(model, n_samples, seed=0):
-    """``(X, y)`` on the host for ``model``, drawn once per (model, N, seed) among the last two.
+    """``(X, y)`` on the host for ``model``, drawn once per (data set, N, seed) among the
+    last few (:data:`.models.DATA_OF`: ``mid`` trains on ``mnist``'s draw).
 
     The arrays are shared between callers: read them, never write to them.
     ``y`` is (N, 1) float32 targets for ``small`` and ``small16``, (N,) int64 class ids for
-    ``mnist``.
+    ``mnist`` and ``mid``.
     """
-    key = (model, int(n_samples), seed)
+    data = DATA_OF.get(workload(model).name)
+    key = (data, int(n_samples), seed)
     if key in _CACHE:
         _CACHE.move_to_end(key)
         return _CACHE[key]
     make = {"small": synthetic, "small16": functools.partial(synthetic, n_features=16),
-            "mnist": synthetic_mnist}.get(workload(model).name)
+            "mnist": synthetic_mnist}.get(data)
     if make is None:
         raise ValueError(f"no synthetic data for benchmark model {model!r}")
     _CACHE[key] = make(n_samples, seed)
-    while len(_CACHE) > _CACHE_SIZE:
+    while len(_CACHE) > 1 and (len(_CACHE) > _CACHE_SIZE or _cached_bytes() > _CACHE_BYTES):
         _CACHE.popitem(last=False)
     return _CACHE[key]
+
+
+def _cached_bytes():
+    return sum(a.nbytes for pair in _CACHE.values() for a in pair)
 
 
 def initial_params(model="small", seed=0):

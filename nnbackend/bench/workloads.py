@@ -7,8 +7,9 @@
   written by hand.
 
 The models are :data:`.models.WORKLOADS`: ``small`` ([32, 64, 1] sigmoid,
-½·squared error, SGD), ``small16`` ([16, 32, 1], trained the same way) and
-``mnist`` ([784, 1024, 1024, 10] relu, softmax cross-entropy, Adam). Every implementation trains the same model from the
+½·squared error, SGD), ``small16`` ([16, 32, 1], trained the same way),
+``mnist`` ([784, 1024, 1024, 10] relu, softmax cross-entropy, Adam) and
+``mid`` ([784, 256, 256, 10], mnist's task with SGD). Every implementation trains the same model from the
 same start on the same synthetic data, already on the device, float32. Each
 ``step()`` runs one epoch and waits for the device before returning.
 

@@ -12,6 +12,9 @@ target (the machine's noise is not a bug); the report says it. A case whose
 side cannot run here (no GPU, no CuPy) skips with the reason.
 
 NNBACKEND_BENCH_RATIO_ROUNDS  epochs of each side (default 9; 1 under --benchmark-disable)
+NNBACKEND_BENCH_RATIO_SECONDS  where set, fewer rounds (never under 3) for a pair whose warm-up
+                              took longer than this over the rounds: a slow pair (an eager
+                              loop, the mnist model) still alternates 3 times
 NNBACKEND_BENCH_RATIOS        which cases: all (default), cpu (issues 5's and 15's, on
                               this machine's CPU) or gpu (those with a GPU side: issue 12's)
 """
@@ -119,11 +122,17 @@ def test_ratio(benchmark, case):
     smoke = benchmark.disabled
     n_samples = SMOKE_N[model] if smoke else case.n
     rounds = 1 if smoke else int(os.environ.get("NNBACKEND_BENCH_RATIO_ROUNDS", "9"))
+    made = time.perf_counter()
     step_a, info_a = _make(impl_a, where_a, mode, n_samples, model)
     step_b, info_b = _make(impl_b, where_b, mode, n_samples, model)
     # Warm-up: compilation, caches, the first epoch's allocations.
+    start = time.perf_counter()
     loss_a, loss_b = step_a(), step_b()
+    warmup = time.perf_counter() - start
     assert loss_a == loss_a and loss_b == loss_b, "a warm-up epoch's loss is NaN"
+    seconds = os.environ.get("NNBACKEND_BENCH_RATIO_SECONDS")
+    if seconds and not smoke and rounds > 3:
+        rounds = max(3, min(rounds, int(float(seconds) / max(warmup, 1e-6))))
     times_a, times_b = [], []
 
     def pair():
@@ -139,6 +148,7 @@ def test_ratio(benchmark, case):
     steps = -(-n_samples // W.batch_size_of(mode, workload(model).batch_size, n_samples))
     benchmark.extra_info.update(
         kind="ratio", model=model, mode=mode, n_samples=n_samples, steps=steps, rounds=rounds,
+        setup_seconds=start - made, warmup_seconds=warmup,
         label=f"{info_a['label']} / {info_b['label']}",
         label_a=info_a["label"], label_b=info_b["label"],
         device_a=info_a["device"], device_b=info_b["device"],

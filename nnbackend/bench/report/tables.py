@@ -7,6 +7,7 @@ import os
 
 from .analysis import (CPU_BASELINE, LINEAR_RANGE, fit_sizes, gpu_labels, label_key, mode_key,
                        sorted_labels, sorted_modes)
+from ..caselog import not_measured
 from ..models import describe
 from .formatting import fmt_n, fmt_rate, fmt_speedup, sig3
 
@@ -103,6 +104,7 @@ def report_markdown(data, json_path, rows, sections, ratios):
         out += _model_markdown(s)
     out += ["## Ratios, measured interleaved", ""]
     out += _ratio_markdown(ratios)
+    out += _not_measured(data)
     return "\n".join(out)
 
 
@@ -129,6 +131,10 @@ def _header(data, json_path, rows, models):
     out = ["# nnbackend benchmark report", ""]
     if ours.get("failed"):
         out += [f"**Incomplete:** {ours['failed']}.", ""]
+    missing = not_measured(data)
+    if missing:
+        out += [f"**Not measured:** {len(missing)} case(s), listed at the end "
+                "(\"Cases not measured\").", ""]
     out.append(f"- **Machine:** {_machine_text(data)}")
     gpus = sorted({str(r.get("device")) for r in rows if r.get("gpu") and r.get("device")})
     if not gpus and any(r.get("gpu") for r in rows):
@@ -180,12 +186,35 @@ def _epoch_tables(rows, points, labels, modes):
                               if n in points[(lab, mode)] else "—" for lab in mode_labels]
                 for n in ns]
         out += [_md_table(["N"] + mode_labels, body), ""]
+        if any((points[(lab, mode)][n].get("steps") or 1) > 1
+               for lab in mode_labels for n in points[(lab, mode)]):
+            out += ["Time per step (µs):", ""]
+            body = [[fmt_n(n)] + [_per_step(points[(lab, mode)].get(n)) for lab in mode_labels]
+                    for n in ns]
+            out += [_md_table(["N"] + mode_labels, body), ""]
         out += ["Throughput (samples/s):", ""]
         body = [[fmt_n(n)] + [fmt_rate(points[(lab, mode)][n]["samples_per_s"])
                               if n in points[(lab, mode)] else "—" for lab in mode_labels]
                 for n in ns]
         out += [_md_table(["N"] + mode_labels, body), ""]
     return out
+
+
+def _per_step(row):
+    step = row.get("seconds_per_step") if row else None
+    return sig3(step * 1e6) if step else "—"
+
+
+def _not_measured(data):
+    """The cases that ran no timing (skipped, failed, cut off), by name, with why."""
+    missing = not_measured(data)
+    if not missing:
+        return []
+    out = ["## Cases not measured", "",
+           f"{len(missing)} case(s) of this run have no timing above:", ""]
+    body = [[f"`{name}`", outcome, reason.replace("|", "\\|")]
+            for name, outcome, reason in missing]
+    return out + [_md_table(["case", "outcome", "reason"], body, text_columns=3), ""]
 
 
 def _speedup_tables(modes, speedups, baselines):

@@ -1,0 +1,337 @@
+"""The GPU check's parts, on the CPU: the fused kernel's profile (its variants
+built and run on the host), the cases the check times, its summary, and a
+benchmark that keeps going past a failed case and survives being cut off.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import load_script
+from nnbackend.bench.caselog import not_measured, results_from_log
+from nnbackend.bench.cases import conftest as cases_conftest
+from nnbackend.bench.suite import mode_sizes
+
+ROOT = Path(__file__).resolve().parent.parent
+needs_cxx = pytest.mark.skipif(shutil.which("c++") is None, reason="no C++ compiler (c++) here")
+# A GPU machine's backends, as the check asks for them.
+GPU = {"numpy": False, "cupy": True, "torch:cuda": True, "jax:gpu": True}
+USABLE = ["numpy", "strict", "torch", "jax", "cupy"]
+GPU_CHECK_ENV = {
+    "NNBACKEND_BENCH_BACKENDS": "numpy,cupy,torch:cuda,jax:gpu",
+    "NNBACKEND_BENCH_MODELS": "small,mid,mnist", "NNBACKEND_BENCH_SIZES": "1000,10000,100000",
+    "NNBACKEND_BENCH_SGD_MAX": "1000", "NNBACKEND_BENCH_MID_SIZES": "1000,10000",
+    "NNBACKEND_BENCH_MNIST_SIZES": "10000", "NNBACKEND_BENCH_MNIST_CPU_MAX": "10000",
+    "NNBACKEND_BENCH_MODE_SIZES": "small:minibatch=1e5;mid:minibatch=1e4;mid:sgd=1e3",
+}
+
+
+@pytest.fixture(scope="module")
+def profile():
+    return load_script("fused_profile")
+
+
+# -- the fused kernel's profile ------------------------------------------------------
+
+
+def _source(profile, config, batch=None):
+    from nnbackend.backends.cupy import fused as F
+
+    name, model, X, Y, multiclass, opt, plan = profile.problem(config)
+    layout = F.Layout(model.layer_sizes, batch or plan.batch_size, "float32",
+                      profile.HOPPER_SHARED)
+    return F.kernel_source(layout, model.spec, "sgd", "float32", multiclass), layout
+
+
+def test_the_profile_reads_each_kernels_step_phase_by_phase(profile):
+    for config in profile.CONFIGS:
+        source, layout = _source(profile, config)
+        head, body, tail = profile.batch_loop(source)
+        stmts = profile.statements(body)
+        kinds = profile.classify(stmts)
+        # The step in its order: set-up, gather, forward, the output row, then
+        # per layer (last first) the input gradient and the update.
+        order = [k for k in kinds if k != "sync"]
+        firsts = [order.index(k) for k in ("setup", "gather", "forward", "loss", "update")]
+        assert firsts == sorted(firsts)
+        assert order.count("update") == len(config[1]) - 1  # one per layer
+        assert order.count("input grad") >= len(config[1]) - 2  # all but the first layer
+        syncs = profile.sync_count(source)
+        assert syncs == kinds.count("sync") and syncs >= 2 * (len(config[1]) - 1)
+        # Each variant leaves its phases out, with their barriers.
+        counts = {v: profile.variant_source(source, drop)[1]
+                  for v, drop in profile.VARIANTS.items()}
+        assert counts["full"] == syncs and counts["no sync"] == counts["empty"] == 0
+        assert syncs > counts["no update"] > counts["no backward"] > counts["forward only"] \
+            > counts["gather only"] == 1
+        assert "lr_t" not in profile.variant_source(source, ("update",))[0].split("start")[-1]
+
+
+def test_attribution_is_the_differences_per_step(profile):
+    times = {"full": 10.0, "no sync": 7.0, "no update": 6.0, "no backward": 4.0,
+             "forward only": 3.0, "gather only": 2.0, "empty": 1.5, "launch": 0.5}
+    per_step = profile.attribute(times, steps=10)
+    assert per_step == pytest.approx({"full": 1.0, "loop": 0.1, "gather": 0.05, "forward": 0.1,
+                                      "loss": 0.1, "input grad": 0.2, "update": 0.4,
+                                      "barriers": 0.3})
+    lines = profile.table([{"config": "c", "params_in": "shared", "acts_in": "shared",
+                            "threads": 64, "shared_bytes": 1024, "syncs": {"full": 7},
+                            "registers": 40, "local_bytes": 0, "times": times,
+                            "per_step": per_step}], "Test GPU")
+    assert "Test GPU" in lines[0] and lines[-1].split()[1:3] == ["1000000.000", "100000.000"]
+
+
+@needs_cxx
+def test_every_variant_builds_and_runs_on_the_host_and_full_is_the_kernel(profile, capsys):
+    from nnbackend.backends.cupy import fused as F
+    from nnbackend.data import host_rng, make_plan
+
+    counts = profile.host_check(n_rows=4)
+    assert set(counts) == {c[0] for c in profile.CONFIGS}
+    assert all(v["no sync"] == 0 and v["full"] >= 7 for v in counts.values())
+    assert "7 variants built and run on the host" in capsys.readouterr().out
+    # The "full" variant computes what the kernel computes; "no update" learns nothing.
+    name, model, X, Y, multiclass, opt, _ = profile.problem(profile.CONFIGS[1])
+    plan = make_plan("minibatch", 40, 8, shuffle=True)
+    layout = F.Layout(model.layer_sizes, 8, "float32")
+    results = {}
+    for variant in ("original", "full", "no update"):
+        launcher = F.host_launcher if variant == "original" else \
+            profile.capture_launcher(F.host_launcher, profile.VARIANTS[variant], {})
+        epoch = F.make_epoch(np, model.spec, opt, plan, X[:40], Y[:40], multiclass,
+                             model.layer_sizes, "float32", launcher, layout=layout)
+        params = model.flat_params
+        results[variant] = epoch(params, opt.init(params), plan.order(host_rng(1)))[0]
+    for a, b, p in zip(results["original"], results["full"], model.flat_params):
+        np.testing.assert_array_equal(a, b)
+        assert not np.array_equal(a, p)
+    for a, p in zip(results["no update"], model.flat_params):
+        np.testing.assert_array_equal(a, p)
+
+
+@needs_cxx
+def test_without_a_gpu_the_profile_says_so_and_exits_0(profile, capsys, tmp_path):
+    try:
+        import cupy  # noqa: F401
+
+        pytest.skip("CuPy is installed here: the script would time the GPU")
+    except ImportError:
+        pass
+    assert profile.main(["--json", str(tmp_path / "p.json")]) == 0
+    out = capsys.readouterr().out
+    assert "not measured, no GPU for CuPy here" in out and "the host check passed" in out
+    assert json.loads((tmp_path / "p.json").read_text())["host_check"]
+
+
+# -- the cases the GPU check times ---------------------------------------------------
+
+
+def test_the_gpu_checks_cases_cover_every_model_and_pytorch_eager_on_the_gpu():
+    cases = cases_conftest.epoch_cases(GPU_CHECK_ENV, usable=USABLE, on_gpu=GPU.get,
+                                       cuda_torch=lambda: True)
+    by_model = {m: [c for c in cases if c[0] == m] for m in ("small", "mid", "mnist")}
+    assert [len(v) for v in by_model.values()] == [55, 14, 14]  # the header's arithmetic
+    for model, mine in by_model.items():
+        assert ("torch-eager", "cuda") in {(c[1], c[2]) for c in mine}, model
+        assert {c[2] for c in mine if c[1] == "nnbackend"} == set(GPU)
+    # small: batch at three N; mini-batch at 1e5 only; sgd at 1e3 (per --mode-sizes).
+    assert {(c[3], c[4]) for c in by_model["small"]} == {
+        ("batch", 1000), ("batch", 10000), ("batch", 100000), ("minibatch", 100000),
+        ("sgd", 1000)}
+    # mid: per step only; the fused kernel beside its eager loop; no plain-CuPy peer.
+    assert {(c[3], c[4]) for c in by_model["mid"]} == {("minibatch", 10000), ("sgd", 1000)}
+    impls = {c[1] for c in by_model["mid"]}
+    assert "nnbackend-reference" in impls and "cupy-eager" not in impls
+    assert {(c[3], c[4]) for c in by_model["mnist"]} == {("batch", 10000), ("minibatch", 10000)}
+    # The peers on the CPU alone come last (a cut-off costs the GPU figures nothing),
+    # and --gpu-peers leaves them out.
+    cpu_peers = [c for c in cases if c[1] in ("numpy-seed", "torch-eager") and c[2] == "cpu"]
+    assert len(cpu_peers) == 14 and cases[-14:] == cpu_peers
+    gpu_only = cases_conftest.epoch_cases(dict(GPU_CHECK_ENV, NNBACKEND_BENCH_PEERS="gpu"),
+                                          usable=USABLE, on_gpu=GPU.get, cuda_torch=lambda: True)
+    assert gpu_only == cases[:-14]
+
+
+def test_mode_sizes_replace_a_models_sizes_and_the_sgd_maximum():
+    env = {"NNBACKEND_BENCH_BACKENDS": "numpy", "NNBACKEND_BENCH_MODELS": "small,mid",
+           "NNBACKEND_BENCH_SIZES": "100,200", "NNBACKEND_BENCH_MID_SIZES": "300",
+           "NNBACKEND_BENCH_SGD_MAX": "100", "NNBACKEND_BENCH_PEERS": "0",
+           "NNBACKEND_BENCH_MODE_SIZES": "sgd=400;small:batch=500"}
+    got = {(c[0], c[3], c[4]) for c in cases_conftest.epoch_cases(env, usable=["numpy"])}
+    assert got == {("small", "batch", 500), ("small", "minibatch", 100),
+                   ("small", "minibatch", 200), ("small", "sgd", 400),
+                   ("mid", "minibatch", 300), ("mid", "sgd", 400)}
+    assert mode_sizes(" mid:sgd=1e3 ; minibatch=2e3,4e3 ") == {
+        ("mid", "sgd"): [1000], (None, "minibatch"): [2000, 4000]}
+    for bad in ("mid:batches=1", "cifar:sgd=1", "sgd", "sgd=lots", "sgd=0"):
+        with pytest.raises(ValueError, match="--mode-sizes: expected"):
+            mode_sizes(bad)
+
+
+def test_the_bench_flags_for_mid_mode_sizes_and_gpu_peers():
+    import argparse
+
+    from nnbackend.bench.suite import add_bench_arguments, bench_environment
+
+    parser = argparse.ArgumentParser()
+    add_bench_arguments(parser)
+    args = parser.parse_args(["--backends", "numpy", "--models", "small,mid", "--mid-sizes",
+                              "1e3,1e4", "--mode-sizes", "mid:sgd=1e3", "--gpu-peers"])
+    env = bench_environment(args, {})
+    assert env["NNBACKEND_BENCH_MODELS"] == "small,mid"
+    assert env["NNBACKEND_BENCH_MID_SIZES"] == "1000,10000"
+    assert env["NNBACKEND_BENCH_MODE_SIZES"] == "mid:sgd=1e3"
+    assert env["NNBACKEND_BENCH_PEERS"] == "gpu"
+    with pytest.raises(ValueError, match="--mode-sizes: expected"):
+        bench_environment(parser.parse_args(["--mode-sizes", "mid:sgd"]), {})
+    with pytest.raises(ValueError, match="--mid-sizes: expected"):
+        bench_environment(parser.parse_args(["--mid-sizes", "lots"]), {})
+
+
+# -- the summary and a run cut off ---------------------------------------------------
+
+
+def test_the_summary_names_every_test_skipped_or_failed(tmp_path, capsys):
+    summary = load_script("gpu_check_summary")
+    junit = tmp_path / "t.xml"
+    junit.write_text(textwrap.dedent("""\
+        <testsuites><testsuite>
+        <testcase classname="tests.test_fit" name="test_fit[cupy-sgd]"/>
+        <testcase classname="tests.test_fit" name="test_fit[numpy-sgd]">
+          <skipped message="this machine has a GPU for CuPy"/></testcase>
+        <testcase classname="tests.test_fit" name="test_fit[torch-cuda-adam]">
+          <failure message="RuntimeError: capture&#10;more">trace</failure></testcase>
+        </testsuite></testsuites>"""))
+    summary.tests(str(junit))
+    out = capsys.readouterr().out
+    assert "tests: 1 passed, 1 failed, 1 skipped" in out
+    assert "tests.test_fit::test_fit[numpy-sgd]: this machine has a GPU for CuPy" in out
+    assert "tests.test_fit::test_fit[torch-cuda-adam]: RuntimeError: capture" in out
+    summary.tests(str(tmp_path / "none.xml"))
+    assert "no test report" in capsys.readouterr().out
+
+
+def _bench_env(tmp_path, **extra):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "NNBACKEND_"))}
+    env.update(PYTHONPATH=str(ROOT) + os.pathsep + env.get("PYTHONPATH", ""),
+               NNBACKEND_BENCH_SECONDS="0.01", **extra)
+    return env
+
+
+def _suite(tmp_path, body):
+    """A suite of the package's cases with ``body`` put before its epoch test."""
+    suite = tmp_path / "suite"
+    suite.mkdir()
+    (suite / "conftest.py").write_text((ROOT / "benchmarks" / "conftest.py").read_text())
+    (suite / "test_epochs.py").write_text(textwrap.dedent(body) + textwrap.dedent("""
+        from nnbackend.bench.cases import test_epochs as real
+
+
+        @pytest.mark.benchmark(group="epoch")
+        def test_epoch(benchmark, model, implementation, where, mode, n_samples):
+            fault(model, mode, n_samples)
+            real.test_epoch(benchmark, model, implementation, where, mode, n_samples)
+        """))
+    return suite
+
+
+BENCH = [sys.executable, "-m", "nnbackend.cli", "bench", "--backends", "numpy", "--modes",
+         "batch,sgd", "--sizes", "64,128", "--sgd-max", "64", "--models", "small,mid",
+         "--mid-sizes", "64", "--target-n", "0", "--no-peers"]
+
+
+def test_a_failed_case_costs_only_itself(tmp_path):
+    """A case that fails the way a GPU case does (a CUDA error in the middle of
+    the run) is reported by name; every other case still runs and is reported."""
+    pytest.importorskip("pytest_benchmark", reason="nnbackend bench needs pytest-benchmark")
+    suite = _suite(tmp_path, """
+        import pytest
+
+
+        def fault(model, mode, n):
+            if (model, mode, n) == ("small", "batch", 128):
+                raise RuntimeError("CUDA error: an illegal memory access was encountered")
+        """)
+    out = tmp_path / "b"
+    done = subprocess.run(BENCH + ["--out", str(out)], capture_output=True, text=True,
+                          env=_bench_env(tmp_path, NNBACKEND_BENCH_SUITE=str(suite)),
+                          timeout=600)
+    assert done.returncode == 1, done.stderr[-2000:]
+    data = json.loads((out / "results.json").read_text())
+    measured = {(b["extra_info"]["model"], b["extra_info"]["mode"], b["extra_info"]["n_samples"])
+                for b in data["benchmarks"]}
+    assert measured == {("small", "batch", 64), ("small", "sgd", 64), ("mid", "sgd", 64)}
+    assert not_measured(data) == [("test_epoch[small-nnbackend-numpy-batch-128]", "failed",
+                                   "call: RuntimeError: CUDA error: an illegal memory access "
+                                   "was encountered")]
+    assert all(c["seconds"] >= 0 and set(c["phases"]) == {"setup", "call", "teardown"}
+               for c in data["cases"])
+    report = (out / "report.md").read_text()
+    assert "**Incomplete:**" in report and "## Cases not measured" in report
+
+
+def test_a_run_cut_off_is_rebuilt_from_its_case_log(tmp_path, capsys):
+    """Killed before pytest writes its JSON (here: the process dies in a case),
+    the run leaves its case log; the GPU check's summary rebuilds the results
+    and the report from it, naming the cases that never ended."""
+    pytest.importorskip("pytest_benchmark", reason="nnbackend bench needs pytest-benchmark")
+    suite = _suite(tmp_path, """
+        import os
+
+        import pytest
+
+
+        def fault(model, mode, n):
+            if model == "mid":
+                os._exit(9)  # as a kill or a crash: no teardown, no JSON
+        """)
+    log, out = tmp_path / "cases.jsonl", tmp_path / "b"
+    done = subprocess.run(BENCH + ["--out", str(out)], capture_output=True, text=True,
+                          env=_bench_env(tmp_path, NNBACKEND_BENCH_SUITE=str(suite),
+                                         NNBACKEND_BENCH_CASE_LOG=str(log)), timeout=600)
+    assert done.returncode != 0  # and results.json is empty: pytest-benchmark never wrote it
+    assert not (out / "results.json").exists() or not (out / "results.json").read_text()
+    data = results_from_log(log)
+    assert len(data["benchmarks"]) == 3 and data["nnbackend"]["failed"]
+    assert not_measured(data) == [
+        ("test_epoch[mid-nnbackend-numpy-sgd-64]", "not run",
+         "the run ended (cut off or crashed) before this case ended")]
+    summary = load_script("gpu_check_summary")
+    summary.rebuild(str(log), str(out))
+    summary.bench(str(out))
+    printed = capsys.readouterr().out
+    assert "rebuilt from its case log" in printed and "benchmark INCOMPLETE" in printed
+    assert "test_epoch[mid-nnbackend-numpy-sgd-64]: not run" in printed
+    assert "small: per step" in printed
+    assert "Cases not measured" in (out / "report.md").read_text()
+
+
+@pytest.mark.skipif(shutil.which("bash") is None or shutil.which("timeout") is None,
+                    reason="the GPU check is a bash script that needs timeout (coreutils)")
+def test_the_gpu_check_runs_end_to_end_without_a_gpu(tmp_path):
+    """The dry run (GPU_CHECK_REQUIRE_GPU=0): every part runs, what comes back
+    stays within the device tool's 8 files, 2 folders deep, and the summary
+    names what was not measured."""
+    pytest.importorskip("pytest_benchmark", reason="nnbackend bench needs pytest-benchmark")
+    out = tmp_path / "out"
+    env = _bench_env(tmp_path, OUT=str(out), GPU_CHECK_REQUIRE_GPU="0", GPU_CHECK_TESTS="none",
+                     GPU_CHECK_BENCH_ARGS="--models small,mid --modes sgd --sizes 64 "
+                                          "--sgd-max 64 --mid-sizes 64 --no-peers")
+    done = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_check.sh")], env=env,
+                          capture_output=True, text=True, timeout=900)
+    files = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+    assert len(files) <= 8 and all(f.count("/") <= 1 for f in files), files
+    assert {"summary.txt", "bench/results.json", "bench/report.md"} <= set(files)
+    text = (out / "summary.txt").read_text()
+    assert "benchmark backends: numpy" in text and "host check passed" in text
+    assert "mid: per step" in text and "benchmark cases NOT measured" in text
+    assert "gpu_check: done in" in text
+    # No GPU here: the GPU ratios skip, so the check reports failure-free but incomplete.
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
