@@ -26,11 +26,13 @@
 # Time. The call starts no work after GPU_CHECK_TOTAL_SECONDS (default 475)
 # from its start: the tests are cut off after GPU_CHECK_TEST_SECONDS (default
 # 150), the profile after GPU_CHECK_PROFILE_SECONDS (default 60), and the
-# benchmark gets what is left less 15 s for the summary; it starts no case in
-# its last 25 s (NNBACKEND_BENCH_DEADLINE), so it ends with its report
+# benchmark gets what is left less 10 s for the summary; it starts no case in
+# its last 20 s (NNBACKEND_BENCH_DEADLINE), so it ends with its report
 # written, and a run cut off anyway is rebuilt from its case log
 # (NNBACKEND_BENCH_CASE_LOG). A case that fails does not stop the others: the
-# report covers them, marked incomplete, and names the failed one.
+# report covers them, marked incomplete, and names the failed one. The cases
+# run nnbackend's first, then PyTorch eager on the GPU and the other peers, so
+# that a run cut short loses what the GPU figures need least.
 #
 # Expected seconds on an H200, from the last run there
 # (benchmarks/results/h200-2026-11-27-gpu-check/run2-5827357: results.json's
@@ -43,9 +45,9 @@
 #                                       test_jax_batch (124 tests, 113 s on 2 CPU cores)
 #   fused kernel profile       25 s     21 NVRTC builds (~0.5-1 s each) + 21 x 6
 #                                       launches of 20-120 ms (fused_profile.py)
-#   benchmark                 290 s     below
+#   benchmark                 275 s     below (the deadline leaves it 300 s)
 #   summary                     5 s
-#   total                     460 s     (7.7 min; the limit is 480)
+#   total                     445 s     (7.4 min; the limit is 480)
 #
 # The benchmark. run2 started 70 cases in its 240 s budget (16 ratios, 54
 # epochs) and skipped 42: their timed rounds took 35.7 s and their warm-up
@@ -53,12 +55,14 @@
 # of the small model, 1e6 of mnist, and their copies to the GPU) and each
 # case's set-up and clean-up. A model that spends 1.5 s on each case, 4 s
 # more on each nnbackend jax:gpu batch case and 1 s on any other JAX case
-# (compilation) reproduces run2's 240 s (226 s + start-up); for the cases
-# below it expects (epoch times from run2, run1 and the first H200 run; the
-# mid model's from issue 25's figures: fused ~30-40 us a step, eager ~1.1 ms):
+# (compilation) reproduces run2 (210 s + start-up; models that put more on JAX
+# compilation, 0.5 s a case and 10 s a JAX batch case, give 232 s); for the
+# cases below it expects (epoch times from run2, run1 and the first H200 run;
+# the mid model's from issue 25's figures: fused ~30-40 us a step, eager
+# ~1.1 ms):
 #
-#   ratios, 17 (issue 12's GPU pairs; 5 rounds a side, 3 for a
-#       pair slower than 2 s: NNBACKEND_BENCH_RATIO_SECONDS)          65 s
+#   ratios, 17 (issues 12, 25, 26's GPU pairs; 5 rounds a side, 3
+#       for a pair slower than 0.4 s: NNBACKEND_BENCH_RATIO_SECONDS)   71 s
 #   small [32,64,1], 9 implementations x 5 cases: batch at
 #       1e3, 1e4, 1e5; mini-batch 64 at 1e5; sgd at 1e3                106 s
 #   mid [784,256,256,10], 6 implementations x 2: sgd at 1e3,
@@ -66,22 +70,25 @@
 #   mnist [784,1024,1024,10], 6 implementations x 2: batch and
 #       mini-batch 256 at 1e4 (its 6e4 and 1e6 figures are the
 #       ratios' sides, measured above)                                   28 s
-#   last, the peers on the CPU alone (numpy-seed, torch-eager-cpu:
-#       14 cases; --gpu-peers leaves them out)                          28 s
-#   start-up 20 s, data 15 s, report 5 s                                 40 s
-#   total: 83 epoch cases and 17 ratios                                ~290 s
+#   start-up 20 s, data 15 s, report 10 s                                45 s
+#   total: 69 epoch cases and 17 ratios                  ~275 s (270-305 s)
 #
-# The same model puts run2's whole plan (without mid) at ~355 s. This one
-# fits by: 0.5 s of timed rounds a case (NNBACKEND_BENCH_SECONDS; 1 before),
-# mini-batch epochs at one N (1e5 for small, where a step's time is the
-# epoch's over 1,563 steps), the mnist epochs at 1e4 (a NumPy epoch at 6e4
-# takes 3.2 s in batch mode and 5.1 s in mini-batches; the GPU's 6e4 and 1e6
-# epochs are in the ratios), no fused_step_time.py (the mid model's cases
-# time that kernel now), and GPU pools emptied (a full garbage collection)
-# only after a case that left more than 1 GiB in them (not in the model: a
-# few tenths of a second a case saved). Every case records its wall time
-# (results.json, "cases"; extra_info's setup_seconds and warmup_seconds), and
-# the summary names the slowest: size the next run from those.
+# nnbackend runs on numpy, cupy, torch:cuda and jax:gpu; the peers are those
+# on the GPU (--gpu-peers: PyTorch eager, plain CuPy, the JAX loops). The
+# peers on the CPU alone (numpy-seed, torch-eager-cpu: 14 cases, ~28 s more)
+# are the CPU runs' business (benchmarks/results/cpu-ratios-*); a
+# GPU_CHECK_BENCH_ARGS without --gpu-peers times them, last. The same model puts
+# run2's whole plan (without mid) at ~355 s. This one fits by: 0.5 s of timed
+# rounds a case (NNBACKEND_BENCH_SECONDS; 1 before), mini-batch epochs at one
+# N (1e5 for small, where a step's time is the epoch's over 1,563 steps), the
+# mnist epochs at 1e4 (a NumPy epoch at 6e4 takes 3.2 s in batch mode and
+# 5.1 s in mini-batches; the GPU's 6e4 and 1e6 epochs are in the ratios), no
+# CPU-only peers, no fused_step_time.py (the mid model's cases time that
+# kernel now), and GPU pools emptied (a full garbage collection) only after a
+# case that left more than 1 GiB in them (not in the model: a few tenths of a
+# second a case saved). Every case records its wall time (results.json,
+# "cases"; extra_info's setup_seconds and warmup_seconds), and the summary
+# names the slowest: size the next run from those.
 #
 # Settings: GPU_CHECK_TESTS lists the test files ("none" skips the tests);
 # GPU_CHECK_WORKERS the pytest-xdist workers (default 6; 0 for one process;
@@ -157,7 +164,7 @@ if [ "${GPU_CHECK_PROFILE:-1}" != 0 ]; then
 fi
 
 # -- the benchmark --------------------------------------------------------------
-bench_seconds=$(( $(left) - 15 ))
+bench_seconds=$(( $(left) - 10 ))
 if [ "${GPU_CHECK_BENCH:-1}" != 0 ] && [ "$bench_seconds" -lt 60 ]; then
   echo "benchmark: NOT RUN: ${bench_seconds} s left of GPU_CHECK_TOTAL_SECONDS" \
     | tee -a "$OUT/summary.txt"
@@ -166,9 +173,9 @@ elif [ "${GPU_CHECK_BENCH:-1}" != 0 ]; then
   echo "benchmark: started at ${SECONDS} s with ${bench_seconds} s left, on $backends" \
     | tee -a "$OUT/summary.txt"
   rm -rf "$OUT/bench" "$tmp/cases.jsonl"
-  # No case starts in the last 25 s (the case under way, the report).
+  # No case starts in the last 20 s (the case under way, the report).
   # shellcheck disable=SC2086
-  NNBACKEND_BENCH_DEADLINE=$(( $(date +%s) + bench_seconds - 25 )) \
+  NNBACKEND_BENCH_DEADLINE=$(( $(date +%s) + bench_seconds - 20 )) \
   NNBACKEND_BENCH_CASE_LOG="$tmp/cases.jsonl" \
   NNBACKEND_BENCH_SECONDS=${NNBACKEND_BENCH_SECONDS:-0.5} \
   NNBACKEND_BENCH_RATIO_ROUNDS=${NNBACKEND_BENCH_RATIO_ROUNDS:-5} \
@@ -176,7 +183,7 @@ elif [ "${GPU_CHECK_BENCH:-1}" != 0 ]; then
   timeout "$bench_seconds" \
   python3 -m nnbackend.cli bench --backends "$backends" --out "$OUT/bench" --ratios gpu \
     --target-n 0 \
-    ${GPU_CHECK_BENCH_ARGS:---models small,mid,mnist --sizes 1e3,1e4,1e5 --sgd-max 1e3 --mid-sizes 1e3,1e4 --mnist-sizes 1e4 --mnist-cpu-max 1e4 --mode-sizes small:minibatch=1e5;mid:minibatch=1e4;mid:sgd=1e3} \
+    ${GPU_CHECK_BENCH_ARGS:---models small,mid,mnist --sizes 1e3,1e4,1e5 --sgd-max 1e3 --mid-sizes 1e3,1e4 --mnist-sizes 1e4 --mnist-cpu-max 1e4 --mode-sizes small:minibatch=1e5;mid:minibatch=1e4;mid:sgd=1e3 --gpu-peers} \
     > "$tmp/bench.log" 2>&1
   bench_status=$?
   [ "$bench_status" = 124 ] && echo "benchmark: CUT OFF after $bench_seconds s" \

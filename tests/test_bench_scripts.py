@@ -150,8 +150,12 @@ def test_the_gpu_checks_cases_cover_every_model_and_pytorch_eager_on_the_gpu():
     impls = {c[1] for c in by_model["mid"]}
     assert "nnbackend-reference" in impls and "cupy-eager" not in impls
     assert {(c[3], c[4]) for c in by_model["mnist"]} == {("batch", 10000), ("minibatch", 10000)}
-    # The peers on the CPU alone come last (a cut-off costs the GPU figures nothing),
-    # and --gpu-peers leaves them out.
+    # nnbackend's cases first, then PyTorch eager on the GPU, ..., the peers on the
+    # CPU alone last (a cut-off costs the GPU figures least); --gpu-peers leaves
+    # those out.
+    kinds = [("nnbackend" if c[1].startswith("nnbackend") else f"{c[1]}-{c[2]}") for c in cases]
+    assert kinds.index("torch-eager-cuda") == kinds.count("nnbackend") == 43
+    assert kinds.index("jax-jit-step-gpu") > kinds.index("cupy-eager-cuda")
     cpu_peers = [c for c in cases if c[1] in ("numpy-seed", "torch-eager") and c[2] == "cpu"]
     assert len(cpu_peers) == 14 and cases[-14:] == cpu_peers
     gpu_only = cases_conftest.epoch_cases(dict(GPU_CHECK_ENV, NNBACKEND_BENCH_PEERS="gpu"),

@@ -63,6 +63,10 @@ DEFAULT_SIZES = {"small": ["1e3", "1e4", "1e5", "1e6"], "small16": ["1e3", "1e4"
                  "mnist": ["1e4", "6e4", "1e6"], "mid": ["1e3", "1e4"]}
 
 
+# The peers in the order they run (after nnbackend's cases): what a GPU check
+# most needs first.
+PEER_PRIORITY = ("torch-eager", "jax-scan-hand", "cupy-eager", "jax-jit-step", "numpy-seed")
+
 _STARTED = time.monotonic()  # the suite's start, near enough: conftest loads first
 
 
@@ -186,8 +190,9 @@ def _disabled(config):
 
 def epoch_cases(env=None, smoke=False, usable=None, on_gpu=None, cuda_torch=None):
     """The epoch cases the environment asks for, in the order they run:
-    ``(model, implementation, where, mode, N)`` tuples, model by model, the
-    peers that run on the CPU alone (numpy-seed, torch-eager-cpu, ...) last.
+    ``(model, implementation, where, mode, N)`` tuples: nnbackend's, model by
+    model, then the peers' on a GPU (in :data:`PEER_PRIORITY` order), then
+    the peers' on the CPU alone (numpy-seed, torch-eager-cpu).
 
     ``env`` defaults to ``os.environ``; ``usable`` (the backends usable here),
     ``on_gpu(where) -> bool`` and ``cuda_torch() -> bool`` to what this
@@ -226,10 +231,17 @@ def epoch_cases(env=None, smoke=False, usable=None, on_gpu=None, cuda_torch=None
                     if model == "mnist" and not gpu and n > cpu_max:
                         continue
                     cases.append((model, impl, where, mode, n, gpu))
-    # The peers that run on the CPU alone last: where a time budget cuts a
-    # GPU machine's run short, it cuts what the GPU figures need least.
-    cpu_peers = [c for c in cases if not c[5] and not c[1].startswith("nnbackend")]
-    return [c[:5] for c in cases if c not in cpu_peers] + [c[:5] for c in cpu_peers]
+    # nnbackend's cases first, then the peers, PyTorch eager on a GPU first and
+    # those on the CPU alone last: where a time budget cuts a run short, it
+    # cuts what the GPU figures need least.
+    def priority(i):
+        model, impl, where, mode, n, gpu = cases[i]
+        if impl.startswith("nnbackend"):
+            return (0, i)
+        rank = PEER_PRIORITY.index(impl) if impl in PEER_PRIORITY else len(PEER_PRIORITY)
+        return (1 if gpu else 2, rank, i)
+
+    return [cases[i][:5] for i in sorted(range(len(cases)), key=priority)]
 
 
 def pytest_generate_tests(metafunc):
