@@ -339,11 +339,11 @@ def table(rows, device_name):
     lines = [f"fused CuPy epoch kernel, where a step goes ({device_name}, float32, CUDA events, "
              f"median of the launches after a warm-up; µs per step; a phase = the "
              f"kernel with it - the kernel without it)"]
-    lines.append(f"  {'config':26s} {'layout':22s} {'thr':>5s} {'shmem B':>8s} "
+    lines.append(f"  {'config':26s} {'layout':27s} {'thr':>5s} {'shmem B':>8s} "
                  f"{'sync':>4s} {'regs':>4s} {'spill':>5s} {'launch us':>9s}")
     for r in rows:
         place = f"params {r['params_in']}, work {r['acts_in']}"
-        lines.append(f"  {r['config']:26s} {place:22s} {r['threads']:5d} {r['shared_bytes']:8d} "
+        lines.append(f"  {r['config']:26s} {place:27s} {r['threads']:5d} {r['shared_bytes']:8d} "
                      f"{r['syncs']['full']:4d} {str(r.get('registers', '?')):>4s} "
                      f"{str(r.get('local_bytes', '?')):>5s} "
                      f"{r['times'].get('launch', float('nan')) * 1e6:9.1f}")

@@ -116,6 +116,59 @@ def test_every_variant_builds_and_runs_on_the_host_and_full_is_the_kernel(profil
         np.testing.assert_array_equal(a, p)
 
 
+def _fake_cupy():
+    """NumPy dressed as CuPy for the profile's GPU path: arrays, events, devices, kernels."""
+    import time
+    import types
+
+    fake = types.ModuleType("cupy")
+    fake.__dict__.update({k: getattr(np, k) for k in dir(np) if not k.startswith("__")})
+
+    class Event:
+        def record(self):
+            self.at = time.perf_counter()
+
+        def synchronize(self):
+            pass
+
+    class Kernel:
+        def __init__(self, source, name, options=()):
+            self.attributes = {"num_regs": 32, "local_size_bytes": 0}
+
+    fake.cuda = types.SimpleNamespace(
+        Event=Event, get_elapsed_time=lambda a, b: (b.at - a.at) * 1e3,
+        Device=lambda *a: types.SimpleNamespace(synchronize=lambda: None))
+    fake.RawKernel = Kernel
+    return fake
+
+
+@needs_cxx
+def test_the_profiles_gpu_path_runs_with_the_host_build_standing_in(profile, monkeypatch):
+    """gpu_profile and its table, every line of them, with NumPy as CuPy and the
+    host build as the CUDA launcher: what the GPU run does but the timing."""
+    import contextlib
+    import types
+
+    from nnbackend.backends.cupy import fused as F
+
+    monkeypatch.setitem(sys.modules, "cupy", _fake_cupy())
+    monkeypatch.setattr(F, "cuda_launcher", F.host_launcher)
+    backend = types.SimpleNamespace(device=contextlib.nullcontext())
+    monkeypatch.setattr(F, "shared_limit", lambda dev: 232448)
+    # A few steps each (the host build is one thread): sgd over 3 rows, mini-batches over 130.
+    configs = [c[:7] + ((3 if c[6] == 1 else 130),) + c[8:] for c in profile.CONFIGS]
+    rows = profile.gpu_profile(backend, configs=configs, rounds=1)
+    assert [r["config"] for r in rows] == [c[0] for c in profile.CONFIGS]
+    for r in rows:
+        assert set(r["times"]) == set(profile.VARIANTS) | {"launch"}
+        assert r["registers"] == 32 and r["syncs"]["full"] >= 7 and r["syncs"]["no sync"] == 0
+        assert set(r["per_step"]) == {"full"} | {p for p, _, _ in profile.PHASES}
+    assert rows[2]["params_in"] == "global" and rows[2]["threads"] == 1024
+    lines = profile.table(rows, "NumPy standing in")
+    assert len(lines) == 2 + 2 * len(rows) + 1
+    json.dumps(rows, default=float)  # what --json writes
+
+
 @needs_cxx
 def test_without_a_gpu_the_profile_says_so_and_exits_0(profile, capsys, tmp_path):
     try:
