@@ -161,7 +161,8 @@ def test_jax_cpu_arrays_cross_and_come_back_without_a_copy_where_aligned():
     jnp = pytest.importorskip("jax.numpy")
     log = _Log()
     ordering = B.JaxOrdering(fake_jax(log, jax), fake_cupy(log), 0)
-    a = jnp.arange(12.0, dtype=jnp.float32).reshape(3, 4)
+    # On the host whatever JAX's default device (NumPy stands in for CuPy).
+    a = jax.device_put(jnp.arange(12.0, dtype=jnp.float32).reshape(3, 4), jax.devices("cpu")[0])
     (k,) = ordering.take([a])
     assert isinstance(k, np.ndarray) and B.data_address(k) == a.unsafe_buffer_pointer()
     np.testing.assert_array_equal(k, np.arange(12.0).reshape(3, 4))
@@ -275,9 +276,11 @@ def _run_jax_epoch(ordering_class=B.JaxOrdering):
     log = _Log()
     ordering = ordering_class(fake_jax(log, jax), fake_cupy(log), 0)
     log.clear()
-    params = [jnp.ones((2, 3)), jnp.zeros(3)]
-    state = AdamState(4, [jnp.zeros((2, 3)), jnp.zeros(3)], [jnp.zeros((2, 3)), jnp.zeros(3)])
-    out = B.bridged_epoch(_recording_inner(log), ordering)(params, state, None)
+    # On the host whatever JAX's default device (NumPy stands in for CuPy).
+    with jax.default_device(jax.devices("cpu")[0]):
+        params = [jnp.ones((2, 3)), jnp.zeros(3)]
+        state = AdamState(4, [jnp.zeros((2, 3)), jnp.zeros(3)], [jnp.zeros((2, 3)), jnp.zeros(3)])
+        out = B.bridged_epoch(_recording_inner(log), ordering)(params, state, None)
     return log, out, jax
 
 
@@ -384,7 +387,7 @@ def test_the_bridge_runs_the_host_kernel_and_equals_the_reference(host_bridge, b
     runs = {}
     for executor in ("reference", "auto"):
         model = nb.MLP([5, 7, 1], hidden_activation="tanh", loss="bce", backend=backend,
-                       dtype="float64", seed=1)
+                       device="cpu", dtype="float64", seed=1)
         given = [a for pair in model.params for a in pair]  # the caller's own arrays
         start = _flat(model)
         hist = model.fit(X, y, epochs=3, lr=0.05, batch_size=8, optimizer=optimizer, seed=4,
@@ -454,12 +457,12 @@ def test_torch_cpu_fits_say_why_each_executor_declined():
 def test_jax_cpu_fits_take_the_scan_and_say_why_not_the_kernel():
     pytest.importorskip("jax")
     X, y = _data()
-    hist = nb.MLP([5, 1], backend="jax").fit(X, y, epochs=1, batch_size=8)
+    hist = nb.MLP([5, 1], backend="jax", device="cpu").fit(X, y, epochs=1, batch_size=8)
     assert hist.executor == "jax-scan"
     assert hist.executor_reason.startswith(
         "jax-scan: the first of the jax backend's executors that supports this fit; "
         "cupy-fused declined: the jax arrays are on cpu")
-    hist = nb.MLP([5, 1], backend="jax").fit(X, y, epochs=1, mode="batch")
+    hist = nb.MLP([5, 1], backend="jax", device="cpu").fit(X, y, epochs=1, mode="batch")
     assert hist.executor == "jax-batch"
     assert "jax-scan declined: batch mode is one step per epoch" in hist.executor_reason
 

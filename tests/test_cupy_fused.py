@@ -372,7 +372,7 @@ def test_cupy_fused_fit_equals_reference(hidden, output, loss, k, mode, batch_si
         np.testing.assert_allclose(hist.loss, ref_hist.loss, rtol=rtol)
 
 
-def test_cupy_auto_picks_the_fused_kernel_for_small_batches():
+def test_cupy_auto_picks_the_fused_kernel_for_small_batches_and_the_batch_kernels_for_batch():
     backend = _cupy()
     model = nb.MLP([5, 7, 1], backend=backend, dtype="float32")
     X, Y = model._features(np.zeros((100, 5))), model._targets(np.zeros(100), 100)
@@ -381,8 +381,10 @@ def test_cupy_auto_picks_the_fused_kernel_for_small_batches():
         return EpochTask(backend, model.spec, get_optimizer("sgd", 0.1), plan, X, Y, 2048,
                          index_dtype=backend.index_dtype(), layer_sizes=model.layer_sizes)
 
-    assert epoch_runner("auto", task(make_plan("sgd", 100, 1))) is not None
-    assert epoch_runner("auto", task(make_plan("batch", 100))) is None
+    from nnbackend.engine import choose_executor
+
+    assert choose_executor("auto", task(make_plan("sgd", 100, 1))).name == "cupy-fused"
+    assert choose_executor("auto", task(make_plan("batch", 100))).name == "cupy-batch"
     with pytest.raises(ValueError, match="does not apply here: batch mode"):
         model.fit(np.zeros((100, 5)), np.zeros(100), mode="batch", executor="cupy-fused")
 

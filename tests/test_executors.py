@@ -108,7 +108,8 @@ def test_jax_scan_reuses_its_compilation_across_fits():
     jax_scan._COMPILED.clear()
     results = []
     for _ in range(2):
-        model = nb.MLP([5, 7, 1], hidden_activation="tanh", loss="bce", backend="jax", seed=1)
+        model = nb.MLP([5, 7, 1], hidden_activation="tanh", loss="bce", backend="jax", device="cpu",
+                       seed=1)
         model.fit(X, y, epochs=2, lr=0.05, seed=4, batch_size=16)
         results.append([np.asarray(a) for pair in model.params for a in pair])
     # One compiled epoch served both fits, with the same result.

@@ -27,10 +27,10 @@ def test_jax_scan_compiles_once_across_epochs_and_fits(optimizer):
 
     X, y = _data()
     jax_scan._COMPILED.clear()
-    model = nb.MLP([5, 7, 1], loss="bce", backend="jax", seed=1)
+    model = nb.MLP([5, 7, 1], loss="bce", backend="jax", device="cpu", seed=1)
     model.fit(X, y, epochs=3, optimizer=optimizer, lr=0.01, batch_size=16)
     model.fit(X, y, epochs=3, optimizer=optimizer, lr=0.01, batch_size=16, resume=True)
-    nb.MLP([5, 7, 1], loss="bce", backend="jax", seed=2).fit(
+    nb.MLP([5, 7, 1], loss="bce", backend="jax", device="cpu", seed=2).fit(
         X, y, epochs=2, optimizer=optimizer, lr=0.01, batch_size=16)
     (compiled,) = jax_scan._COMPILED.values()
     assert compiled._cache_size() == 1
