@@ -1,10 +1,14 @@
-"""The full-batch epoch of the small model [32,64,1] on CuPy: kernels, epoch, PyTorch eager.
+"""The full-batch epoch of the small model [32,64,1] on the GPU: kernels, epochs, PyTorch eager.
 
-For each N: the ``cupy-batch`` executor's epoch as a fit runs it (the
-epoch's loss read back, so the epoch is done), its kernels alone (many
-epochs queued with no host read between them, then one synchronisation),
+First the gradient kernel's phases at N = 1e6 (the kernel with a phase left
+out; the update kernel alone). Then for each N: the ``cupy-batch``
+executor's kernels alone (many epochs queued with no host read between
+them, then one synchronisation), the batch epoch as a fit runs it (the
+epoch's loss read back, so the epoch is done) on cupy, torch:cuda and
+jax:gpu (the last two through the DLPack bridge where CuPy is installed),
 the eager chunked loop (``executor="reference"``: cuBLAS over chunks), and
-PyTorch eager's one-shot full-batch step on the same GPU. The float32 floor
+PyTorch eager's one-shot full-batch step on the same GPU, on the
+benchmark's data (``nnbackend.bench.synthetic.data_for``). The float32 floor
 of the forward and backward passes is 8.6 kFLOP a row at 67 TFLOP/s (an
 H100/H200's plain float32 rate). Also checks that the kernels' float64 fit
 equals the reference loop to 1e-9 after 3 epochs.
@@ -12,7 +16,7 @@ equals the reference loop to 1e-9 after 3 epochs.
     python benchmarks/batch_kernel_time.py                 # N = 1e3 .. 1e7
     python benchmarks/batch_kernel_time.py 1e3,1e5         # chosen sizes
 
-Without CuPy on a GPU it says so and exits 0. About 40 s on an H200.
+Without CuPy on a GPU it says so and exits 0. About a minute on an H200.
 """
 
 from __future__ import annotations
@@ -41,26 +45,34 @@ def _median_seconds(step, rounds, sync):
     return float(np.median(times))
 
 
+def _grad_task(n):
+    """A batch EpochTask for the small model on CuPy, the benchmark's data of ``n`` rows."""
+    import cupy
+
+    from nnbackend.bench.synthetic import data_for
+    from nnbackend.data import make_plan
+    from nnbackend.engine import EpochTask
+    from nnbackend.optim import get_optimizer
+
+    backend = nb.get_backend("cupy")
+    model = nb.MLP([32, 64, 1], backend=backend, dtype="float32", seed=0)
+    X, y = data_for("small", n)
+    X, Y = cupy.asarray(X, dtype=cupy.float32), cupy.asarray(y, dtype=cupy.float32).reshape(n, -1)
+    opt = get_optimizer("sgd", 0.1)
+    task = EpochTask(backend, model.spec, opt, make_plan("batch", n, None), X, Y, n,
+                     layer_sizes=[32, 64, 1])
+    return task, model.flat_params, opt
+
+
 def _kernel_seconds(n, rounds):
     """Seconds per epoch with ``rounds`` epochs queued back to back (no host read)."""
     import cupy
 
     from nnbackend.backends.cupy.batch import CupyBatch
-    from nnbackend.engine import EpochTask
-    from nnbackend.data import make_plan
-    from nnbackend.optim import get_optimizer
 
-    backend = nb.get_backend("cupy")
-    model = nb.MLP([32, 64, 1], backend=backend, dtype="float32", seed=0)
-    rng = np.random.default_rng(0)
-    X = cupy.asarray(rng.normal(size=(n, 32)), dtype=cupy.float32)
-    Y = cupy.asarray(rng.random(size=(n, 1)) > 0.5, dtype=cupy.float32)
-    opt = get_optimizer("sgd", 0.1)
-    task = EpochTask(backend, model.spec, opt, make_plan("batch", n, None), X, Y, n,
-                     layer_sizes=[32, 64, 1])
+    task, params, opt = _grad_task(n)
     epoch = CupyBatch().make_epoch(task)
-    params, state = model.flat_params, opt.init(model.flat_params)
-    params, state, _, _ = epoch(params, state)
+    params, state, _, _ = epoch(params, opt.init(params))
     cupy.cuda.get_current_stream().synchronize()
     start, stop = cupy.cuda.Event(), cupy.cuda.Event()
     start.record()
@@ -69,6 +81,57 @@ def _kernel_seconds(n, rounds):
     stop.record()
     stop.synchronize()
     return cupy.cuda.get_elapsed_time(start, stop) / 1e3 / rounds
+
+
+def _phases(n, rounds=20):
+    """Microseconds of the gradient kernel with each phase left out, and of the update."""
+    import cupy
+
+    from nnbackend.backends.cupy import batch as B
+
+    task, params, _ = _grad_task(n)
+    device = task.backend.device
+    layout = B.choose_layout([32, 64, 1], "float32", n, B._sm_count(device),
+                             B.shared_limit(device))
+    per_sm = int(device.attributes["MaxSharedMemoryPerMultiprocessor"])
+    blocks = layout.grid(n, B._sm_count(device), max(1, min(8, per_sm // (layout.shared_bytes() + 1024))))
+    flat = cupy.concatenate([p.reshape(-1) for p in params])
+    partials = cupy.zeros((blocks, layout.n_params + 2), dtype=cupy.float32)
+    out = cupy.zeros(2, dtype=cupy.float32)
+    times = {}
+    for name, parts in (("full", ("rows", "reduction")), ("rows only", ("rows",)),
+                        ("reduction only", ("reduction",)), ("neither", ())):
+        source = B.kernel_source(layout, task.spec, "sgd", "float32", None, parts)
+        grad, update = B.cuda_launcher(source, layout, "float32")
+        grad(task.X, task.Y, n, flat, partials, blocks)
+        update(partials, blocks, flat.copy(), out, out, 0, 0.0, 0.0, 0.0, 0.0, out)
+        for label, run in ((name, lambda: grad(task.X, task.Y, n, flat, partials, blocks)),
+                           ("update", lambda: update(partials, blocks, flat.copy(), out, out, 0,
+                                                     0.0, 0.0, 0.0, 0.0, out))):
+            start, stop = cupy.cuda.Event(), cupy.cuda.Event()
+            start.record()
+            for _ in range(rounds):
+                run()
+            stop.record()
+            stop.synchronize()
+            times[label] = cupy.cuda.get_elapsed_time(start, stop) * 1e3 / rounds
+    return layout, blocks, times
+
+
+def _usable(name):
+    try:
+        backend, _, device = name.partition(":")
+        nb.get_backend(backend, device or None)
+    except Exception:
+        return False
+    return True
+
+
+def _sync():
+    """Wait for every GPU library's work (the epoch's loss read already waited for its own)."""
+    import cupy
+
+    cupy.cuda.runtime.deviceSynchronize()
 
 
 def _float64_check():
@@ -90,32 +153,40 @@ def main(argv):
     except Exception as exc:
         print(f"batch_kernel_time: no CuPy GPU here ({exc}); nothing timed")
         return 0
-    import cupy
-
     sizes = [int(float(s)) for s in (argv[0] if argv else "1e3,1e4,1e5,1e6,1e7").split(",")]
-    sync = cupy.cuda.get_current_stream().synchronize
     err, loss_a, loss_b = _float64_check()
     print(f"float64 fit, 3 Adam epochs, cupy-batch vs reference: max |dW| = {err:.2e} "
           f"(losses {loss_a:.12g} / {loss_b:.12g}){'' if err <= 1e-9 else '  NOT within 1e-9'}")
-    print(f"{'N':>9} {'floor':>9} {'kernels':>9} {'epoch':>9} {'reference':>10} {'torch eager':>11}"
-          "  (ms per epoch, medians)")
+    layout, blocks, phases = _phases(10**6)
+    print(f"gradient kernel at N=1e6 ({blocks} blocks of {layout.threads} threads, tiles of "
+          f"{layout.rows} rows, {layout.shared_bytes()} B shared), us: "
+          + ", ".join(f"{k} {v:.1f}" for k, v in phases.items()))
+    gpu_backends = [b for b in ("cupy", "torch:cuda", "jax:gpu") if _usable(b)]
+    print(f"{'N':>9} {'floor':>8} {'kernels':>8} " + " ".join(f"{b:>10}" for b in gpu_backends)
+          + f" {'reference':>9} {'torch eager':>11}  (ms per epoch, medians; ratio: / torch eager)")
     for n in sizes:
         rounds = 20 if n <= 10**6 else 5
         kernels = _kernel_seconds(n, rounds)
-        epoch = _median_seconds(nnbackend_epoch("cupy", None, "batch", n)[0], rounds, sync)
+        epochs = {}
+        for b in gpu_backends:
+            name, _, device = b.partition(":")
+            epochs[b] = _median_seconds(nnbackend_epoch(name, device or None, "batch", n)[0],
+                                        rounds, _sync)
         reference = _median_seconds(nnbackend_epoch("cupy", None, "batch", n, executor="reference")[0],
-                                    min(rounds, 5), sync)
+                                    min(rounds, 5), _sync)
+        eager = float("nan")
         try:
             import torch
 
             torch_step = torch_eager_epoch("batch", n, device="cuda")[0]
-            eager = _median_seconds(torch_step, rounds, torch.cuda.synchronize)
+            eager = _median_seconds(torch_step, rounds, _sync)
         except Exception as exc:  # no torch with CUDA here
-            eager, why = float("nan"), exc
+            print(f"  (no PyTorch eager on the GPU: {exc})")
         floor = n * FLOP_PER_ROW / FP32_RATE
-        print(f"{n:>9.0e} {floor * 1e3:9.4f} {kernels * 1e3:9.4f} {epoch * 1e3:9.4f} "
-              f"{reference * 1e3:10.4f} {eager * 1e3:11.4f}   kernels/eager {kernels / eager:.3f}"
-              f"  epoch/eager {epoch / eager:.3f}")
+        print(f"{n:>9.0e} {floor * 1e3:8.4f} {kernels * 1e3:8.4f} "
+              + " ".join(f"{epochs[b] * 1e3:10.4f}" for b in gpu_backends)
+              + f" {reference * 1e3:9.4f} {eager * 1e3:11.4f}  "
+              + " ".join(f"{b} {epochs[b] / eager:.3f}" for b in gpu_backends))
     del backend
     return 0
 

@@ -48,6 +48,8 @@ __all__ = ["BatchLayout", "CupyBatch", "MAX_ROW_WIDTH", "cuda_launcher", "host_l
 MAX_ROW_WIDTH = 192
 # Gradient blocks per thread: 16 accumulators each, kept in registers.
 MAX_ITEMS_PER_THREAD = 8
+# Threads per block at least: a warp or two alone waits on every global load.
+MIN_THREADS = 128
 UPDATE_THREADS = 256
 _ITEM = {"float32": 4, "float64": 8}
 
@@ -68,7 +70,11 @@ class BatchLayout:
         Layer sizes, inputs first.
     dtype_name : {"float32", "float64"}
     rows : int
-        Rows per tile, and threads per block (one row each).
+        Rows per tile: one thread each runs a row's forward and backward passes.
+    threads : int, optional
+        Threads per block, at least ``rows`` (default: ``max(rows, 128)``): the
+        others help stage the tile and add its gradient, which on a small tile
+        keep a lone warp waiting on memory.
 
     Attributes
     ----------
@@ -82,10 +88,13 @@ class BatchLayout:
         The parameter gradient's 4x4 blocks, in the order threads take them.
     """
 
-    def __init__(self, sizes, dtype_name="float32", rows=128):
+    def __init__(self, sizes, dtype_name="float32", rows=128, threads=None):
         self.sizes = [int(s) for s in sizes]
         self.dtype_name = dtype_name
         self.rows = R = int(rows)
+        self.threads = max(R, MIN_THREADS) if threads is None else int(threads)
+        if self.threads < R:
+            raise ValueError(f"BatchLayout: {self.threads} threads for tiles of {R} rows")
         self.n_layers = len(self.sizes) - 1
         self.w_offsets, self.shapes = [], []
         offset = 0
@@ -104,7 +113,7 @@ class BatchLayout:
             self.dz_strides.append(_stride(fan_out))
             offset += R * self.dz_strides[-1]
         self.loss_offset = offset
-        self.n_shared = offset + 2 * R
+        self.n_shared = offset + 2 * self.threads
         # Consecutive threads take consecutive column blocks of one row block, so
         # a warp's input loads are one broadcast and its dz loads contiguous.
         self.items = []
@@ -116,7 +125,7 @@ class BatchLayout:
                                        self.w_offsets[l] + i0 * fan_out + j0, fan_out,
                                        min(4, fan_in + 1 - i0), min(4, fan_out - j0)))
         self.n_items = len(self.items)
-        self.items_per_thread = -(-self.n_items // R)
+        self.items_per_thread = -(-self.n_items // self.threads)
 
     def shared_bytes(self, dtype_name=None):
         """Dynamic shared memory one block takes, in bytes."""
@@ -184,7 +193,7 @@ def cuda_launcher(source, layout, dtype_name, device=None):
         grad_kernel.max_dynamic_shared_size_bytes = shared
 
     def grad(X, Y, n, params, partials, n_blocks):
-        grad_kernel((n_blocks,), (layout.rows,), (X, Y, np.int64(n), params, partials),
+        grad_kernel((n_blocks,), (layout.threads,), (X, Y, np.int64(n), params, partials),
                     shared_mem=shared)
 
     def update(partials, n_blocks, params, s1, s2, count0, lr, h1, h2, h3, out):
