@@ -320,7 +320,7 @@ def host_launcher(source, layout, dtype_name, compiler="c++"):
         with open(src, "w") as fh:
             fh.write(source)
         partial = f"{library}.{os.getpid()}"
-        subprocess.run([compiler, "-O1", "-std=c++14", "-shared", "-fPIC", "-o", partial, src],
+        subprocess.run([compiler, "-O1", "-std=c++14", "-Wno-unknown-pragmas", "-shared", "-fPIC", "-o", partial, src],
                        check=True, capture_output=True, text=True)
         os.replace(partial, library)
     fn = ctypes.CDLL(library).nnb_fused_epoch

@@ -220,14 +220,21 @@ def update_loop(layout, l, dz, update):
     iterations: consecutive units j of one input i, so a warp's loads coalesce)."""
     fan_in, fan_out = layout.sizes[l], layout.sizes[l + 1]
     w, x, A = layout.w_offsets[l], layout.acts[l], work_name(layout)
+    # Unrolled: each thread's parameters (and a parameter's rows) are independent
+    # loads, so several go in flight at once instead of one round trip each (the
+    # update was 45% of a [32,64,1] sgd step on an H200, and 80% on [784,256,256,10]).
+    # The sums keep their order.
     return f"""
+        #pragma unroll 4
         for (int t = tid; t < {fan_in * fan_out + fan_out}; t += nt) {{
             T g = (T)0;
             if (t < {fan_in * fan_out}) {{
                 const int i = t / {fan_out}, j = t - i * {fan_out};
+                #pragma unroll 8
                 for (int r = 0; r < nb; ++r) g += {A}[{x} + r * {fan_in} + i] * {A}[{dz} + r * {fan_out} + j];
             }} else {{
                 const int j = t - {fan_in * fan_out};
+                #pragma unroll 8
                 for (int r = 0; r < nb; ++r) g += {A}[{dz} + r * {fan_out} + j];
             }}
             const int p = {w} + t;
