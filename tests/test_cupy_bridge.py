@@ -11,6 +11,7 @@ the bridge and equal the reference loop.
 """
 
 import contextlib
+import importlib
 import json
 import re
 import shutil
@@ -478,6 +479,15 @@ def test_a_cupy_executor_is_refused_off_its_backends():
 @pytest.fixture
 def cuda_without_cupy(monkeypatch):
     """Every array on CUDA device 0, and CuPy missing (whatever this machine has)."""
+    # The frameworks first: a first `import torch` with CuPy blanked out of
+    # sys.modules can fail half-way (a lookup of cupy's module spec raises), and a
+    # half-imported torch then fails every later import in this process (seen in a
+    # GPU run's pytest-xdist worker, 2026-12-04: "partially initialized module 'torch'").
+    for name in ("torch", "jax"):
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            pass
     monkeypatch.setattr(B, "cuda_index", lambda a: 0)
     monkeypatch.setitem(sys.modules, "cupy", None)  # `import cupy` raises ModuleNotFoundError
 
