@@ -325,12 +325,18 @@ def test_unsupported_says_why():
 @pytest.mark.parametrize("sizes", [[32, 64, 1], [784, 64, 10], [784, 128, 10], [784, 256, 256, 10]])
 def test_the_fused_kernel_takes_every_network_up_to_784_256_256_10(sizes, mode, batch_size,
                                                                     dtype):
+    # Every placement and optimizer, up to the step work where the eager loop wins
+    # (measured on an H200: [784,256,256,10] in mini-batches of 64 is 3.6x slower fused).
     spec = NetSpec("relu", "softmax", "cross_entropy", "mean")
+    n_params = sum(a * b + b for a, b in zip(sizes, sizes[1:]))
+    fits = batch_size * n_params <= F.MAX_STEP_WORK
+    assert fits or batch_size > 1  # sgd takes them all
     for optimizer in ("sgd", "momentum", "adam"):
         opt = get_optimizer(optimizer, 0.1)
         for limit in (F.SHARED_BYTES, 227 * 1024):
-            assert F.unsupported(spec, make_plan(mode, 1000, batch_size), opt, sizes, dtype,
-                                 shared_limit=limit) is None
+            why = F.unsupported(spec, make_plan(mode, 1000, batch_size), opt, sizes, dtype,
+                                shared_limit=limit)
+            assert why is None if fits else "multiply-adds" in why
 
 
 def test_the_fused_executor_is_refused_off_cupy():
