@@ -467,13 +467,17 @@ class MLP(ClassLabels):
             Continue the model's previous fit (also one loaded from a
             checkpoint): its optimizer state and shuffling stream carry on, so
             3 + 3 resumed epochs equal 6 in one go.
-        executor : {'auto', 'reference', 'jax-scan', 'cupy-fused', 'dask-chunks'}
-            ``'auto'`` runs each epoch through the backend's fast path where the
-            plan allows (on jax: one compiled ``lax.scan`` per epoch for
-            minibatch and sgd; on cupy: one fused kernel launch per epoch for
-            sgd and mini-batches of up to 64 rows on small networks; on dask,
-            always: the data's row chunks, see the README);
-            ``'reference'`` always runs the plain loop (not on dask).
+        executor : {'auto', 'reference', 'cupy-fused', 'cupy-batch', 'torch-graphs', 'jax-scan', 'jax-batch', 'dask-chunks'}
+            ``'auto'`` runs each epoch through the backend's first fast path
+            that takes the plan: on cupy, and on torch:cuda and jax:gpu where
+            CuPy is installed, one fused kernel launch per epoch for sgd and
+            mini-batches of up to 64 rows (``cupy-fused``) and two for batch
+            mode (``cupy-batch``); on torch:cuda without CuPy, each step
+            replayed as a CUDA graph; on jax, one compiled epoch (``lax.scan``
+            of steps, or the chunked full batch); on dask, always the data's row
+            chunks (see the README). ``'reference'`` always runs the plain
+            loop (not on dask). The history's ``executor`` and
+            ``executor_reason`` say which ran and why.
 
         Returns
         -------
