@@ -98,16 +98,17 @@ def _phases(n, rounds=20):
     flat = cupy.concatenate([p.reshape(-1) for p in params])
     partials = cupy.zeros((blocks, layout.n_params + 2), dtype=cupy.float32)
     out = cupy.zeros(2, dtype=cupy.float32)
+    scratch = cupy.empty_like(flat)  # the update's new parameters (the kernel leaves flat as it is)
     times = {}
     for name, parts in (("full", ("rows", "reduction")), ("rows only", ("rows",)),
                         ("reduction only", ("reduction",)), ("neither", ())):
         source = B.kernel_source(layout, task.spec, "sgd", "float32", None, parts)
         grad, update = B.cuda_launcher(source, layout, "float32")
         grad(task.X, task.Y, n, flat, partials, blocks)
-        update(partials, blocks, flat.copy(), out, out, 0, 0.0, 0.0, 0.0, 0.0, out)
+        update(partials, blocks, flat, scratch, out, out, 0, 0.0, 0.0, 0.0, 0.0, out)
         for label, run in ((name, lambda: grad(task.X, task.Y, n, flat, partials, blocks)),
-                           ("update", lambda: update(partials, blocks, flat.copy(), out, out, 0,
-                                                     0.0, 0.0, 0.0, 0.0, out))):
+                           ("update", lambda: update(partials, blocks, flat, scratch, out, out,
+                                                     0, 0.0, 0.0, 0.0, 0.0, out))):
             start, stop = cupy.cuda.Event(), cupy.cuda.Event()
             start.record()
             for _ in range(rounds):

@@ -185,3 +185,28 @@ def test_cupy_batch_fit_equals_reference(dtype, rtol, optimizer):
     model.fit(X, y, mode="batch", epochs=5, lr=0.05, optimizer=optimizer, executor="cupy-batch")
     for got, want in zip(model.flat_params, runs["cupy-batch"][0]):
         assert nb.get_backend("cupy").to_host(got).tobytes() == want.tobytes()
+
+
+@needs_cxx
+def test_an_epoch_reads_its_own_last_buffer_and_never_writes_a_returned_one(monkeypatch):
+    model, X, Y, multiclass = _problem("tanh", "sigmoid", "bce", 1, "float64", n=N)
+    opt = get_optimizer("adam", 0.05)
+    plan = make_plan("batch", N, None)
+    layout = B.BatchLayout(model.layer_sizes, "float64", 32)
+    epoch = B.make_epoch(np, model.spec, opt, plan, X, Y, multiclass, layout, 3, B.host_launcher)
+    params, state, _, _ = epoch(model.flat_params, opt.init(model.flat_params))
+    kept = [p.copy() for p in params]
+    # Handed back the views it returned, the epoch flattens nothing (a counted concatenate).
+    calls = []
+    real = np.concatenate
+    monkeypatch.setattr(np, "concatenate", lambda *a, **k: calls.append(1) or real(*a, **k))
+    second, state, _, _ = epoch(params, state)
+    assert len(calls) == 2  # Adam's two moments only
+    # The first epoch's parameters are as they were, and the second's are new.
+    for a, b, c in zip(params, kept, second):
+        np.testing.assert_array_equal(a, b)
+        assert not np.shares_memory(a, c)
+    # Other arrays than its own are flattened into a new buffer.
+    calls.clear()
+    epoch([p.copy() for p in second], state)
+    assert len(calls) == 3

@@ -347,12 +347,20 @@ extern "C" __global__ void __launch_bounds__({layout.threads}) nnb_batch_grad(
 """
 
 
+def _update_from(opt_name, fn):
+    """The optimizer's update of ``params[p]`` from ``params_in[p]`` and the gradient ``g``."""
+    statement = update_statement(opt_name, fn, P="params")
+    assert "params[p] = params[p]" in statement
+    return statement.replace("params[p] = params[p]", "params[p] = params_in[p]")
+
+
 def _update_kernel(layout, spec, opt_name, fn):
     P = layout.n_params
     loss = "(T)0.5 * g" if spec.loss == "mse" else "g"
     return f"""
 extern "C" __global__ void nnb_batch_update(
-    const T* __restrict__ partials, const long long n_blocks, T* __restrict__ params,
+    const T* __restrict__ partials, const long long n_blocks,
+    const T* __restrict__ params_in, T* __restrict__ params,
     T* __restrict__ s1, T* __restrict__ s2, const long long count0, const double lr,
     const double h1, const double h2, const double h3, T* __restrict__ out)
 {{
@@ -368,7 +376,7 @@ extern "C" __global__ void nnb_batch_update(
         #pragma unroll 8
         for (long long blk = 0; blk < n_blocks; ++blk) g += partials[blk * {P + 2} + p];
         if (p < {P}) {{
-            {update_statement(opt_name, fn, P="params")}
+            {_update_from(opt_name, fn)}
         }} else if (p == {P}) {{
             out[0] = {loss};
         }} else {{
@@ -385,8 +393,10 @@ def kernel_source(layout, spec, opt_name, dtype_name, multiclass, parts=("rows",
     ``nnb_batch_grad(X, Y, n, params, partials)``: ``X`` (n, sizes[0]) and
     ``Y`` (n, sizes[-1]) row-major, ``params`` the flat parameters (read
     only), ``partials`` (G, P + 2) written whole, one row per block.
-    ``nnb_batch_update(partials, G, params, s1, s2, count0, lr, h1, h2, h3,
-    out)``: the step, as the fused epoch kernel's optimizer arguments
+    ``nnb_batch_update(partials, G, params_in, params, s1, s2, count0, lr,
+    h1, h2, h3, out)``: the step from ``params_in`` into ``params`` (another
+    buffer: the caller's parameters stay as they were), the state updated in
+    place, as the fused epoch kernel's optimizer arguments
     (:func:`.source.kernel_source`); ``out`` (2,) gets the summed loss and
     hits.
 
