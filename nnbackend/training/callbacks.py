@@ -100,18 +100,24 @@ class DivergenceGuard:
     def check(self, epoch, loss_value, params_finite, epoch_start):
         """``(message, params to keep)`` if epoch ``epoch`` diverged, else None.
 
-        ``epoch_start`` gave this epoch's first loss; if even that was not
-        finite, the epoch before's start is the last sure finite point.
+        ``epoch_start`` gave this epoch's first loss; if the epoch's loss was
+        not finite, the epoch before's start is the last sure finite point.
         """
         if math.isfinite(loss_value) and params_finite:
             self.previous = epoch_start
             return None
-        keep = epoch_start if params_finite or epoch == 1 else self.previous
-        what = ("the loss became NaN or infinite" if not math.isfinite(loss_value)
+        # A finite loss was earned by weights no later than ``epoch_start``
+        # (exactly them in batch mode); a non-finite one may have been
+        # (batch mode: was) earned by ``epoch_start`` itself, so the start of
+        # the epoch before, whose loss was finite, is the last sure point.
+        loss_finite = math.isfinite(loss_value)
+        keep_from = epoch if loss_finite or epoch == 1 else epoch - 1
+        keep = epoch_start if keep_from == epoch else self.previous
+        what = ("the loss became NaN or infinite" if not loss_finite
                 else "the parameters overflowed to NaN or infinity")
         message = (
             f"training diverged at epoch {epoch}: {what} (lr={self.lr!r} may be too "
-            f"large); stopped and kept the parameters from before epoch {epoch}"
+            f"large); stopped and kept the parameters from before epoch {keep_from}"
         )
         # The user's call: check <- _loop <- train <- MLP.fit <- the caller.
         warnings.warn(message, DivergenceWarning, stacklevel=5)

@@ -1,0 +1,504 @@
+"""Direct tests of the training plumbing (issue 23), on the NumPy backend alone.
+
+Each test asserts the value that matters, measured independently of the code
+under test: losses, gradients and accuracies are recomputed here in plain
+NumPy (``_np_*`` below), never through nnbackend's kernels or network
+functions, and what ``fit`` does inside an epoch (its steps, their rows, the
+split it trains on) is observed through an :class:`nnbackend.optim.Optimizer`
+written here, which sees every step's gradients and parameters.
+
+Each test names the single-line bug (mutation) it was shown to catch; the
+issue's list, M1-M5 from the audit that the whole suite missed and M6-M8
+caught only by tests built for something else:
+
+M1  EarlyStopping keeps the weights after the best epoch, not those the best
+    training loss was measured on (``callbacks.py``: ``best_params = params``).
+M2  the divergence guard keeps weights whose loss is infinite (batch mode).
+M3  ``fit(validation_split=...)`` splits at random, unstratified
+    (``loop._split``: ``stratify=False``).
+M4  the gather block is not a whole number of batches, so an epoch over more
+    than ``GATHER_ROWS`` rows takes an extra step (``engine.py``:
+    ``block = GATHER_ROWS``).
+M5  multi-output sigmoid accuracy divided by rows, not elements
+    (``loop._record``: ``per_row = 1``).
+M6  minibatch never shuffles (``data.make_plan``: ``BatchPlan(n, size, False)``).
+M7  the epoch's last, smaller batch is dropped (``engine._one_chunk_steps``:
+    ``if False and full < rows``).
+M8  a chunk's BCE / cross-entropy gradient divided by the chunk's rows, not
+    the batch's (``kernels.loss_and_backward``: ``_logits_grad(..., None)``).
+"""
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+
+import nnbackend as nb
+from nnbackend.engine import GATHER_ROWS
+from nnbackend.optim import Optimizer
+from nnbackend.training import DivergenceWarning
+
+
+# -- plain NumPy references (share no code with nnbackend) ----------------------------------
+
+
+def _np_act(name, z):
+    if name == "sigmoid":
+        return 1.0 / (1.0 + np.exp(-z))
+    if name == "tanh":
+        return np.tanh(z)
+    if name == "relu":
+        return np.maximum(z, 0.0)
+    if name == "identity":
+        return z
+    if name == "softmax":
+        e = np.exp(z - z.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+    raise AssertionError(name)
+
+
+def _np_forward(params, X, hidden, output):
+    """Each layer's input and the output, for ``params`` = [(W, b), ...] (float64)."""
+    inputs, a = [], np.asarray(X, dtype=np.float64)
+    for i, (W, b) in enumerate(params):
+        inputs.append(a)
+        z = a @ np.asarray(W, np.float64) + np.asarray(b, np.float64)
+        a = _np_act(output if i == len(params) - 1 else hidden, z)
+    return inputs, a
+
+
+def _np_loss_sum(loss, a, Y):
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        if loss == "mse":
+            return float(0.5 * np.sum((a - Y) ** 2))
+        if loss == "bce":
+            return float(-np.sum(Y * np.log(a) + (1 - Y) * np.log(1 - a)))
+        return float(-np.sum(Y * np.log(a)))
+
+
+def _np_loss(params, X, Y, hidden="sigmoid", output="sigmoid", loss="mse", reduction="mean"):
+    """The model's loss (with its reduction) at ``params``, in plain NumPy."""
+    Y = np.asarray(Y, np.float64).reshape(len(X), -1)
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = _np_loss_sum(loss, _np_forward(params, X, hidden, output)[1], Y)
+    return total / len(X) if reduction == "mean" else total
+
+
+def _np_grads(params, X, Y, hidden, output, loss, reduction):
+    """Plain backpropagation, one shot over all rows: [(dW, db), ...]."""
+    inputs, a = _np_forward(params, X, hidden, output)
+    if loss == "mse":
+        dz = a - Y
+        if output == "sigmoid":
+            dz = dz * a * (1 - a)
+    else:  # bce with sigmoid, cross_entropy with softmax
+        dz = a - Y
+    if reduction == "mean":
+        dz = dz / len(X)
+    grads = [None] * len(params)
+    for i in reversed(range(len(params))):
+        W = np.asarray(params[i][0], np.float64)
+        grads[i] = (inputs[i].T @ dz, dz.sum(axis=0))
+        if i:
+            dx = dz @ W.T
+            h = inputs[i]
+            dz = {"tanh": dx * (1 - h * h), "sigmoid": dx * h * (1 - h),
+                  "relu": dx * (h > 0), "identity": dx}[hidden]
+    return grads
+
+
+def _host_params(model):
+    return [(np.array(W, dtype=np.float64), np.array(b, dtype=np.float64))
+            for W, b in model.params]
+
+
+def _pairs(flat):
+    return [(np.array(flat[i], np.float64), np.array(flat[i + 1], np.float64))
+            for i in range(0, len(flat), 2)]
+
+
+class Recorder:
+    """An Optimizer that records each step's parameters (before it) and
+    gradients, then takes a plain SGD step (or none, ``lr=0``)."""
+
+    def __init__(self, lr=0.0):
+        self.lr, self.before, self.grads = lr, [], []
+
+    @property
+    def optimizer(self):
+        def init(params):
+            return ()
+
+        def update(grads, state, params):
+            self.before.append([np.array(p, dtype=np.float64) for p in params])
+            self.grads.append([np.array(g, dtype=np.float64) for g in grads])
+            if self.lr == 0:
+                return list(params), state
+            return [p - self.lr * g for p, g in zip(params, grads)], state
+
+        return Optimizer(init, update)
+
+    @property
+    def steps(self):
+        return len(self.grads)
+
+
+def _blobs(n, seed=0, p_one=0.5):
+    rng = np.random.default_rng(seed)
+    y = (rng.random(n) < p_one).astype(np.float64)
+    X = rng.normal(size=(n, 2)) + 2.0 * y[:, None]
+    return X, y
+
+
+# -- early stopping on the training loss -------------------------------------------------
+
+
+def test_early_stopping_on_training_loss_keeps_the_weights_of_the_best_loss():
+    """Catches M1. Batch mode: an epoch's training loss is exactly that of its
+    start weights, so the weights kept must give the history's best loss.
+    (With M1 the kept weights give the next epoch's loss, 0.61 against 0.47.)"""
+    X, y = _blobs(200, seed=1)
+    model = nb.MLP([2, 16, 1], loss="bce", dtype="float64", seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        hist = model.fit(X, y, mode="batch", epochs=300, lr=3.0, optimizer="sgd", patience=3)
+    assert hist.stopped_early and hist.epochs < 300
+    best = min(hist.loss)
+    assert hist.best_epoch == hist.loss.index(best) + 1 < hist.epochs
+    kept = _np_loss(_host_params(model), X, y, loss="bce")
+    assert kept == pytest.approx(best, rel=1e-9, abs=1e-12)
+    # and the weights after the best epoch are measurably worse (the test has teeth)
+    assert hist.loss[hist.best_epoch] > best * (1 + 1e-6)
+
+
+def test_early_stopping_without_restoring_keeps_the_last_weights():
+    """The other side of M1's rule: restore_best_weights=False keeps the
+    weights after the last epoch, whose loss is not the best."""
+    X, y = _blobs(200, seed=1)
+    model = nb.MLP([2, 16, 1], loss="bce", dtype="float64", seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        hist = model.fit(X, y, mode="batch", epochs=300, lr=3.0, patience=3,
+                         restore_best_weights=False)
+    assert hist.stopped_early
+    kept = _np_loss(_host_params(model), X, y, loss="bce")
+    assert kept != pytest.approx(min(hist.loss), rel=1e-6)
+
+
+# -- divergence --------------------------------------------------------------------------
+
+
+def _diverge(mode, lr, batch_size=4, dtype="float64"):
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, size=40).astype(np.float64) * 1e4
+    X = rng.normal(size=(40, 2)) * 100
+    model = nb.MLP([2, 8, 1], output_activation="identity", dtype=dtype, seed=0)
+    rec = Recorder(lr)
+    with pytest.warns(DivergenceWarning, match="diverged at epoch"):
+        hist = model.fit(X, y, mode=mode, batch_size=batch_size, epochs=200,
+                         optimizer=rec.optimizer)
+    return model, hist, rec, X, y
+
+
+@pytest.mark.parametrize("lr", [1e30, 1e3, 1e6])
+def test_batch_divergence_keeps_the_start_of_the_last_good_epoch(lr):
+    """Catches M2 (lr=1e3 and 1e6: the loss overflows while the weights are
+    still finite; the guard kept those weights, whose loss is infinite).
+
+    Batch mode: one step per epoch, so the recorder's step ``e`` saw epoch
+    ``e``'s start weights. The kept weights must be those of the last
+    recorded epoch's start, and their loss (plain NumPy) that epoch's loss."""
+    model, hist, rec, X, y = _diverge("batch", lr)
+    assert hist.diverged and 1 <= hist.epochs < 200
+    assert "the loss became NaN or infinite" in hist.diverged
+    kept = [p for pair in _host_params(model) for p in pair]
+    start = rec.before[hist.epochs - 1]  # the start of the last epoch in the history
+    for a, b in zip(kept, start):
+        np.testing.assert_array_equal(a, b)
+    loss = _np_loss(_host_params(model), X, y, output="identity")
+    assert math.isfinite(loss)
+    assert loss == pytest.approx(hist.loss[-1], rel=1e-9)
+    assert hist.diverged.endswith(f"kept the parameters from before epoch {hist.epochs}")
+
+
+def test_batch_divergence_of_the_weights_alone_keeps_the_epoch_start():
+    """The guard's other case: the loss is finite but the step overflows the
+    weights (float32, a huge step from modest weights). The epoch's start
+    earned that finite loss, so those weights are kept."""
+    X = np.array([[1.0, 2.0], [3.0, -1.0]])
+    y = np.array([100.0, -100.0])
+    rec = Recorder(1e38)
+    model = nb.MLP([2, 1], output_activation="identity", seed=0)
+    with pytest.warns(DivergenceWarning, match="the parameters overflowed"):
+        hist = model.fit(X, y, mode="batch", epochs=5, optimizer=rec.optimizer)
+    assert hist.epochs == 0 and hist.loss == []
+    for a, b in zip([p for pair in _host_params(model) for p in pair], rec.before[0]):
+        np.testing.assert_array_equal(a, b)
+    assert hist.diverged.endswith("kept the parameters from before epoch 1")
+
+
+@pytest.mark.parametrize("mode", ["minibatch", "sgd"])
+@pytest.mark.parametrize("lr", [1e30, 1e3])
+def test_stepwise_divergence_keeps_an_epoch_start_with_a_finite_loss(mode, lr):
+    """Catches M2 in minibatch/sgd mode where the overflow shows first in the loss:
+    the kept weights are one of the epochs' start weights and give a finite
+    loss (plain NumPy)."""
+    model, hist, rec, X, y = _diverge(mode, lr)
+    steps = math.ceil(40 / (4 if mode == "minibatch" else 1))
+    starts = rec.before[::steps]
+    kept = [p for pair in _host_params(model) for p in pair]
+    assert any(all(np.array_equal(a, b) for a, b in zip(kept, s)) for s in starts)
+    assert math.isfinite(_np_loss(_host_params(model), X, y, output="identity"))
+
+
+# -- the split fit makes -----------------------------------------------------------------
+
+
+def _class_counts_seen_by_fit(y_labels, n_classes, fraction, seed):
+    """Class counts of the rows ``fit(validation_split=fraction)`` trained on,
+    read from its first step's gradients: with zero weights and biases
+    ``b0`` the output is the same row ``p`` for every input, and the mean
+    gradient of the output bias is ``p - (class fractions)``."""
+    n = len(y_labels)
+    X = np.random.default_rng(seed).normal(size=(n, 3))
+    if n_classes == 2:
+        b0 = np.array([0.3])
+        model = nb.MLP([3, 1], loss="bce", dtype="float64",
+                       params=[(np.zeros((3, 1)), b0)])
+        p = 1 / (1 + np.exp(-b0))
+        targets = y_labels.astype(np.float64)
+    else:
+        b0 = np.linspace(-0.5, 0.5, n_classes)
+        model = nb.MLP([3, n_classes], output_activation="softmax", loss="cross_entropy",
+                       dtype="float64", params=[(np.zeros((3, n_classes)), b0)])
+        p = np.exp(b0) / np.exp(b0).sum()
+        targets = y_labels
+    rec = Recorder(0.0)
+    hist = model.fit(X, targets, mode="batch", epochs=1, optimizer=rec.optimizer,
+                     validation_split=fraction, seed=seed)
+    n_train = hist.n_samples
+    fractions = p - rec.grads[0][1]
+    if n_classes == 2:
+        train = np.array([1 - fractions[0], fractions[0]]) * n_train
+    else:
+        train = fractions * n_train
+    train = np.round(train).astype(int)
+    total = np.bincount(y_labels, minlength=n_classes)
+    return train, total - train, n_train, hist
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_fit_validation_split_is_stratified(n_classes, seed):
+    """Catches M3: the split that fit itself makes holds each class out in
+    proportion (its quota floor(n_c * n_val / n) or one more), observed through
+    what fit trained on, not by calling the split helper."""
+    rng = np.random.default_rng(100 + seed)
+    weights = [0.75, 0.25] if n_classes == 2 else [0.6, 0.3, 0.1]
+    y = rng.choice(n_classes, size=203, p=weights)
+    train, val, n_train, hist = _class_counts_seen_by_fit(y, n_classes, 0.3, seed)
+    n_val = 203 - n_train
+    assert n_val == round(203 * 0.3) and train.sum() == n_train and (train >= 0).all()
+    total = np.bincount(y, minlength=n_classes)
+    quota = total * n_val / 203
+    assert np.all(val >= np.floor(quota)) and np.all(val <= np.ceil(quota)), (val, quota)
+    assert len(hist.val_loss) == 1
+
+
+# -- steps per epoch across the gather block ---------------------------------------------
+
+
+def _counted_steps(n, mode, batch_size, shuffle, chunk_size="auto"):
+    X = np.random.default_rng(0).normal(size=(n, 2)).astype(np.float32)
+    y = X[:, :1] - X[:, 1:]
+    rec_steps = []
+
+    def update(grads, state, params):
+        rec_steps.append(1)
+        return list(params), state
+
+    model = nb.MLP([2, 1], output_activation="identity", seed=0)
+    hist = model.fit(X, y, mode=mode, batch_size=batch_size, epochs=2, shuffle=shuffle,
+                     optimizer=Optimizer(lambda p: (), update), chunk_size=chunk_size)
+    # The epoch's loss with fixed weights is the full-data loss: every row once.
+    loss = _np_loss(_host_params(model), X, y, output="identity")
+    assert hist.loss[0] == pytest.approx(loss, rel=1e-4)
+    return len(rec_steps) // 2
+
+
+@pytest.mark.parametrize("n", [GATHER_ROWS - 37, GATHER_ROWS, GATHER_ROWS + 1,
+                               GATHER_ROWS + 3663, 2 * GATHER_ROWS + 99])
+@pytest.mark.parametrize("batch_size", [100, 1000, 64])
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_minibatch_epoch_takes_ceil_n_over_batch_steps(n, batch_size, shuffle):
+    """Catches M4 (20047 rows of 100: 201 steps) and M7 (the last partial batch
+    dropped: one step short where batch_size does not divide N)."""
+    assert _counted_steps(n, "minibatch", batch_size, shuffle) == math.ceil(n / batch_size)
+
+
+@pytest.mark.parametrize("n", [GATHER_ROWS - 37, GATHER_ROWS + 3663])
+def test_chunked_minibatch_epoch_takes_ceil_n_over_batch_steps(n):
+    """M4 and M7 where each batch is pushed through in chunks (batch > chunk)."""
+    assert _counted_steps(n, "minibatch", 300, True, chunk_size=64) == math.ceil(n / 300)
+
+
+@pytest.mark.parametrize("n", [GATHER_ROWS - 1, GATHER_ROWS + 5])
+def test_sgd_and_batch_epochs_take_n_and_one_steps(n):
+    assert _counted_steps(n, "sgd", None, True) == n
+    assert _counted_steps(n, "batch", None, False) == 1
+
+
+# -- accuracy --------------------------------------------------------------------------
+
+
+def _np_hits(a, Y, multiclass):
+    if multiclass:
+        return int(np.sum(np.argmax(a, axis=1) == np.argmax(Y, axis=1)))
+    return int(np.sum((a > 0.5) == (Y > 0.5)))
+
+
+@pytest.mark.parametrize("head", ["binary", "multi-sigmoid", "softmax"])
+def test_accuracy_matches_a_hand_count(head):
+    """Catches M5 (multi-output sigmoid: 1.5-3.0 against a hand count of
+    about 0.6). Batch mode: an epoch's accuracy is that of its start weights;
+    validation accuracy is that of the weights after the epoch."""
+    rng = np.random.default_rng(3)
+    X, Xv = rng.normal(size=(90, 4)), rng.normal(size=(40, 4))
+    k = {"binary": 1, "multi-sigmoid": 3, "softmax": 4}[head]
+    if head == "softmax":
+        Y = np.eye(k)[rng.integers(0, k, size=90)]
+        Yv = np.eye(k)[rng.integers(0, k, size=40)]
+        kwargs = dict(output_activation="softmax", loss="cross_entropy")
+    else:
+        Y = (rng.random((90, k)) < 0.5).astype(np.float64)
+        Yv = (rng.random((40, k)) < 0.5).astype(np.float64)
+        kwargs = dict(output_activation="sigmoid", loss="bce")
+    model = nb.MLP([4, 5, k], hidden_activation="tanh", dtype="float64", seed=1, **kwargs)
+    multiclass = head == "softmax"
+    per_row = 1 if multiclass else k
+    for epoch in range(3):
+        before = _np_forward(_host_params(model), X, "tanh", kwargs["output_activation"])[1]
+        hist = model.fit(X, Y, mode="batch", epochs=1, lr=0.5, validation_data=(Xv, Yv))
+        after = _np_forward(_host_params(model), Xv, "tanh", kwargs["output_activation"])[1]
+        assert 0.0 <= hist.accuracy[0] <= 1.0 and 0.0 <= hist.val_accuracy[0] <= 1.0
+        assert hist.accuracy[0] == pytest.approx(_np_hits(before, Y, multiclass) / (90 * per_row),
+                                                 abs=1e-12)
+        assert hist.val_accuracy[0] == pytest.approx(
+            _np_hits(after, Yv, multiclass) / (40 * per_row), abs=1e-12)
+
+
+def test_minibatch_multi_output_accuracy_is_a_fraction_of_elements():
+    """M5 in minibatch mode: with weights held fixed every step sees the same
+    weights, so the epoch's accuracy is the hand count at those weights."""
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(70, 3))
+    Y = (rng.random((70, 2)) < 0.5).astype(np.float64)
+    model = nb.MLP([3, 2], loss="bce", dtype="float64", seed=2)
+    a = _np_forward(_host_params(model), X, "sigmoid", "sigmoid")[1]
+    hist = model.fit(X, Y, batch_size=16, epochs=2, optimizer=Recorder(0.0).optimizer)
+    assert hist.accuracy == [pytest.approx(_np_hits(a, Y, False) / 140, abs=1e-12)] * 2
+
+
+# -- batch orders ----------------------------------------------------------------------
+
+
+def _orders(mode, seed, n=40, batch_size=6, epochs=3, shuffle=True):
+    """Each step's rows, per epoch, as fit visits them. X is the identity, the
+    weights zero and held fixed, y = 1: the mean gradient of W is -1/rows at
+    exactly the batch's rows."""
+    X = np.eye(n)
+    model = nb.MLP([n, 1], output_activation="identity", dtype="float64",
+                   params=[(np.zeros((n, 1)), np.zeros(1))])
+    rec = Recorder(0.0)
+    model.fit(X, np.ones(n), mode=mode, batch_size=batch_size, epochs=epochs, seed=seed,
+              shuffle=shuffle, optimizer=rec.optimizer)
+    batches = [tuple(np.flatnonzero(g[0][:, 0])) for g in rec.grads]
+    for g, rows in zip(rec.grads, batches):
+        np.testing.assert_allclose(g[0][list(rows), 0], -1.0 / len(rows), rtol=1e-12)
+    per_epoch = len(batches) // epochs
+    return [batches[e * per_epoch:(e + 1) * per_epoch] for e in range(epochs)]
+
+
+@pytest.mark.parametrize("mode", ["minibatch", "sgd"])
+def test_orders_change_each_epoch_and_repeat_with_the_seed(mode):
+    """Catches M6 (minibatch in row order every epoch) and M7 (the last partial
+    batch of 40 mod 6 = 4 rows dropped: rows never visited)."""
+    size = 6 if mode == "minibatch" else 1
+    epochs = _orders(mode, seed=7)
+    for batches in epochs:
+        assert [len(b) for b in batches] == [size] * (40 // size) + ([40 % size] if 40 % size else [])
+        assert sorted(r for b in batches for r in b) == list(range(40))  # each row once
+    flat = [[r for b in batches for r in b] for batches in epochs]
+    assert flat[0] != list(range(40))
+    assert flat[0] != flat[1] and flat[1] != flat[2] and flat[0] != flat[2]
+    assert _orders(mode, seed=7) == epochs
+    assert _orders(mode, seed=8) != epochs
+
+
+def test_unshuffled_minibatch_visits_rows_in_order():
+    epochs = _orders("minibatch", seed=7, shuffle=False)
+    assert epochs[0] == epochs[1] and [r for b in epochs[0] for r in b] == list(range(40))
+
+
+# -- chunked exact batch ---------------------------------------------------------------
+
+
+HEADS = {"mse": ["identity", "sigmoid"], "bce": ["sigmoid"], "cross_entropy": ["softmax"]}
+
+
+@pytest.mark.parametrize("loss,output", [(l, o) for l, outs in HEADS.items() for o in outs])
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("chunk_size", [7, 16, 50])
+def test_chunked_batch_step_equals_a_one_shot_numpy_step(loss, output, reduction, chunk_size):
+    """Catches M8 (bce and cross_entropy, mean, chunks of 7 and 16: the step
+    is several times too large). Batch mode, one epoch: the loss is the
+    one-shot loss of the start weights and the weights after it are one SGD
+    step on the one-shot gradient, both from plain NumPy."""
+    rng = np.random.default_rng(5)
+    n, k = 50, (3 if output == "softmax" else 2)
+    X = rng.normal(size=(n, 4))
+    if loss == "cross_entropy":
+        Y = np.eye(k)[rng.integers(0, k, size=n)]
+    elif loss == "bce":
+        Y = (rng.random((n, k)) < 0.5).astype(np.float64)
+    else:
+        Y = rng.normal(size=(n, k)) if output == "identity" else rng.random((n, k))
+    model = nb.MLP([4, 6, 5, k], hidden_activation="tanh", output_activation=output,
+                   loss=loss, reduction=reduction, dtype="float64", seed=3)
+    p0 = _host_params(model)
+    lr = 0.05 if reduction == "mean" else 0.002
+    hist = model.fit(X, Y, mode="batch", epochs=1, lr=lr, chunk_size=chunk_size)
+    assert hist.loss[0] == pytest.approx(_np_loss(p0, X, Y, "tanh", output, loss, reduction),
+                                         rel=1e-12)
+    grads = _np_grads(p0, X, Y, "tanh", output, loss, reduction)
+    for (W0, b0), (dW, db), (W1, b1) in zip(p0, grads, _host_params(model)):
+        np.testing.assert_allclose(W1, W0 - lr * dW, rtol=1e-10, atol=1e-13)
+        np.testing.assert_allclose(b1, b0 - lr * db, rtol=1e-10, atol=1e-13)
+
+
+@pytest.mark.parametrize("loss,output", [(l, o) for l, outs in HEADS.items() for o in outs])
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_chunked_loss_and_grads_equal_one_shot(loss, output, reduction):
+    """The same through MLP.loss_and_grads, chunked (chunk_size=7 fit) against
+    one chunk, and both against the NumPy reference."""
+    rng = np.random.default_rng(6)
+    n, k = 45, (3 if output == "softmax" else 1)
+    X = rng.normal(size=(n, 3))
+    if loss == "cross_entropy":
+        Y = np.eye(k)[rng.integers(0, k, size=n)]
+    else:
+        Y = (rng.random((n, k)) < 0.5).astype(np.float64)
+    p0 = None
+    steps = {}
+    for chunk_size in (7, 45):
+        rec = Recorder(0.0)
+        model = nb.MLP([3, 4, k], hidden_activation="relu", output_activation=output,
+                       loss=loss, reduction=reduction, dtype="float64", seed=4)
+        p0 = _host_params(model)
+        model.fit(X, Y, mode="batch", epochs=1, chunk_size=chunk_size, optimizer=rec.optimizer)
+        steps[chunk_size] = rec.grads[0]
+    reference = [g for pair in _np_grads(p0, X, Y, "relu", output, loss, reduction) for g in pair]
+    for chunked, whole, ref in zip(steps[7], steps[45], reference):
+        np.testing.assert_allclose(chunked, whole, rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(whole, ref, rtol=1e-12, atol=1e-14)
