@@ -7,13 +7,16 @@ functions, and what ``fit`` does inside an epoch (its steps, their rows, the
 split it trains on) is observed through an :class:`nnbackend.optim.Optimizer`
 written here, which sees every step's gradients and parameters.
 
-Each test names the single-line bug (mutation) it was shown to catch; the
-issue's list, M1-M5 from the audit that the whole suite missed and M6-M8
+Each test names the single-line bug (mutation) it was shown to catch
+(``python benchmarks/hand_mutations.py`` applies each to a copy of the tree
+and lists the tests that fail); the issue's list, M1-M5 from the audit that the whole suite missed and M6-M8
 caught only by tests built for something else:
 
 M1  EarlyStopping keeps the weights after the best epoch, not those the best
     training loss was measured on (``callbacks.py``: ``best_params = params``).
-M2  the divergence guard keeps weights whose loss is infinite (batch mode).
+M2  the divergence guard keeps weights whose loss is infinite (batch mode):
+    the guard's code before issue 23, ``keep = epoch_start if params_finite
+    or epoch == 1 else previous``, fixed with these tests.
 M3  ``fit(validation_split=...)`` splits at random, unstratified
     (``loop._split``: ``stratify=False``).
 M4  the gather block is not a whole number of batches, so an epoch over more
@@ -203,8 +206,9 @@ def _diverge(mode, lr, batch_size=4, dtype="float64"):
 
 @pytest.mark.parametrize("lr", [1e30, 1e3, 1e6])
 def test_batch_divergence_keeps_the_start_of_the_last_good_epoch(lr):
-    """Catches M2 (lr=1e3 and 1e6: the loss overflows while the weights are
-    still finite; the guard kept those weights, whose loss is infinite).
+    """Catches M2 (lr=1e6: the loss overflows while the weights are still
+    finite; the guard kept those weights, whose loss is infinite; lr=1e30
+    and 1e3 overflow the weights too, a case M2 handles right).
 
     Batch mode: one step per epoch, so the recorder's step ``e`` saw epoch
     ``e``'s start weights. The kept weights must be those of the last
