@@ -41,14 +41,12 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import hashlib
-import os
-import subprocess
 
 import numpy as np
 
 from .batch_source import kernel_source
-from .fused import _HOST_CACHE, OPTIMIZERS, SHARED_BYTES, _hyper, shared_limit
+from .flat import build_host_library, flat_views, hyper, state_buffers, state_from_buffers
+from .fused import OPTIMIZERS, SHARED_BYTES, shared_limit
 
 __all__ = ["BatchLayout", "CupyBatch", "MAX_ROW_WIDTH", "cuda_launcher", "host_launcher",
            "make_epoch", "unsupported"]
@@ -218,17 +216,7 @@ def cuda_launcher(source, layout, dtype_name, device=None):
 def host_launcher(source, layout, dtype_name, device=None, compiler="c++"):
     """``(grad, update)`` running the same source compiled for the host: one
     thread, the grid's blocks one after another. For the tests (NumPy arrays)."""
-    os.makedirs(_HOST_CACHE, exist_ok=True)
-    digest = hashlib.sha256(source.encode()).hexdigest()[:16]
-    library = os.path.join(_HOST_CACHE, f"batch_{digest}.so")
-    if not os.path.exists(library):
-        src = os.path.join(_HOST_CACHE, f"batch_{digest}.cpp")
-        with open(src, "w") as fh:
-            fh.write(source)
-        partial = f"{library}.{os.getpid()}"
-        subprocess.run([compiler, "-O1", "-std=c++14", "-Wno-unknown-pragmas", "-shared", "-fPIC",
-                        "-o", partial, src], check=True, capture_output=True, text=True)
-        os.replace(partial, library)
+    library = build_host_library(source, "batch", compiler)
     lib = ctypes.CDLL(library)
     pointer, i64, f64 = ctypes.c_void_p, ctypes.c_longlong, ctypes.c_double
     lib.nnb_batch_grad.argtypes = [pointer, pointer, i64, pointer, pointer]
@@ -277,22 +265,11 @@ def make_epoch(am, spec, opt, plan, X, Y, multiclass, layout, n_blocks, launcher
                             layout, dtype_name)
     X, Y = am.ascontiguousarray(X), am.ascontiguousarray(Y)
     n, dtype = plan.n_samples, X.dtype
-    lr, h1, h2, h3 = _hyper(opt)
-    sizes_flat = [int(np.prod(shape)) for shape in layout.shapes]
+    lr, h1, h2, h3 = hyper(opt)
     # Once per fit: every block writes its whole row each epoch.
     partials = am.zeros((n_blocks, layout.n_params + 2), dtype=dtype)
     dummy = am.zeros(1, dtype=dtype)
-
-    def flat(arrays):
-        # A fresh buffer: the update writes it in place, the caller's arrays stay.
-        return am.concatenate([am.reshape(a, (-1,)) for a in arrays]).astype(dtype, copy=False)
-
-    def unflat(buffer):
-        out, offset = [], 0
-        for shape, size in zip(layout.shapes, sizes_flat):
-            out.append(buffer[offset:offset + size].reshape(shape))
-            offset += size
-        return out
+    flat, unflat = flat_views(am, layout.shapes, dtype)
 
     # The flat buffer behind the parameters the last epoch returned: handed them
     # back (the training loop does), the next epoch reads it as it is instead of
@@ -311,19 +288,11 @@ def make_epoch(am, spec, opt, plan, X, Y, multiclass, layout, n_blocks, launcher
         with device if device is not None else contextlib.nullcontext():
             p_in = params_in(params)
             p = am.empty(layout.n_params, dtype=dtype)
-            if opt.name == "momentum":
-                s1, s2, count0 = flat(state.velocity), dummy, 0
-            elif opt.name == "adam":
-                s1, s2, count0 = flat(state.mu), flat(state.nu), int(state.count)
-            else:
-                s1, s2, count0 = dummy, dummy, 0
+            s1, s2, count0 = state_buffers(opt.name, state, flat, dummy)
             out = am.empty(2, dtype=dtype)
             grad(X, Y, n, p_in, partials, n_blocks)
             update(partials, n_blocks, p_in, p, s1, s2, count0, lr, h1, h2, h3, out)
-            if opt.name == "momentum":
-                state = state._replace(velocity=unflat(s1))
-            elif opt.name == "adam":
-                state = state._replace(count=count0 + 1, mu=unflat(s1), nu=unflat(s2))
+            state = state_from_buffers(opt.name, state, s1, s2, count0 + 1, unflat)
             views = unflat(p)
             last["views"], last["buffer"] = tuple(views), p
             return views, state, out[0], (None if multiclass is None else out[1])

@@ -68,14 +68,11 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import hashlib
-import os
-import subprocess
-import tempfile
 
 import numpy as np
 
 from . import source, tiled
+from .flat import build_host_library, flat_views, hyper, state_buffers, state_from_buffers
 
 __all__ = ["CupyFused", "MAX_BATCH", "MAX_PARAMS", "MAX_STEP_WORK", "SHARED_BYTES", "GLOBAL_THREADS", "shared_limit",
            "unsupported", "Layout", "kernel_source", "make_epoch", "cuda_launcher", "host_launcher"]
@@ -276,16 +273,6 @@ def shared_limit(device):
         return SHARED_BYTES
 
 
-def _hyper(opt):
-    """``(lr, h1, h2, h3)`` as the kernel takes them."""
-    h = opt.hyper
-    if opt.name == "sgd":
-        return h["lr"], 0.0, 0.0, 0.0
-    if opt.name == "momentum":
-        return h["lr"], h["beta"], float(h["nesterov"]), 0.0
-    return h["lr"], h["b1"], h["b2"], h["eps"]
-
-
 def cuda_launcher(source, layout, dtype_name):
     """``launch(*args)`` running the kernel on the current CUDA device (compiled once)."""
     import cupy
@@ -305,28 +292,13 @@ def cuda_launcher(source, layout, dtype_name):
     return launch
 
 
-# Per user: a library another user left in a shared /tmp is not loaded.
-_HOST_CACHE = os.path.join(tempfile.gettempdir(),
-                           f"nnbackend-fused-{getattr(os, 'getuid', lambda: 'user')()}")
-
-
 def host_launcher(source, layout, dtype_name, compiler="c++"):
     """``launch(*args)`` running the same source compiled for the host, one thread.
 
     For the tests: it checks the kernel's arithmetic against the reference
     loop on a machine without a GPU. The arrays are NumPy arrays.
     """
-    os.makedirs(_HOST_CACHE, exist_ok=True)
-    digest = hashlib.sha256(source.encode()).hexdigest()[:16]
-    library = os.path.join(_HOST_CACHE, f"fused_{digest}.so")
-    if not os.path.exists(library):
-        src = os.path.join(_HOST_CACHE, f"fused_{digest}.cpp")
-        with open(src, "w") as fh:
-            fh.write(source)
-        partial = f"{library}.{os.getpid()}"
-        subprocess.run([compiler, "-O1", "-std=c++14", "-Wno-unknown-pragmas", "-shared", "-fPIC", "-o", partial, src],
-                       check=True, capture_output=True, text=True)
-        os.replace(partial, library)
+    library = build_host_library(source, "fused", compiler)
     fn = ctypes.CDLL(library).nnb_fused_epoch
     pointer, i64, f64 = ctypes.c_void_p, ctypes.c_longlong, ctypes.c_double
     extra = layout.params_in == "global"
@@ -370,23 +342,12 @@ def make_epoch(am, spec, opt, plan, X, Y, multiclass, sizes, dtype_name, launche
     X, Y = am.ascontiguousarray(X), am.ascontiguousarray(Y)
     n = plan.n_samples
     dtype = X.dtype
-    lr, h1, h2, h3 = _hyper(opt)
+    lr, h1, h2, h3 = hyper(opt)
     in_order = am.arange(n, dtype=am.int64)
-    sizes_flat = [int(np.prod(shape)) for shape in layout.shapes]
     n_steps = -(-n // plan.batch_size)
     # Once per fit: the kernel zeroes it at the start of each epoch.
     work = am.zeros(max(1, layout.work_elements()), dtype=dtype)
-
-    def flat(arrays):
-        # A fresh buffer: the kernel updates it in place, the caller's arrays stay.
-        return am.concatenate([am.reshape(a, (-1,)) for a in arrays]).astype(dtype, copy=False)
-
-    def unflat(buffer):
-        out, offset = [], 0
-        for shape, size in zip(layout.shapes, sizes_flat):
-            out.append(buffer[offset:offset + size].reshape(shape))
-            offset += size
-        return out
+    flat, unflat = flat_views(am, layout.shapes, dtype)
 
     def epoch(params, state, order):
         with device if device is not None else contextlib.nullcontext():
@@ -395,20 +356,10 @@ def make_epoch(am, spec, opt, plan, X, Y, multiclass, sizes, dtype_name, launche
     def run(params, state, order):
         order = in_order if order is None else am.asarray(order, dtype=am.int64)
         p = flat(params)
-        dummy = am.zeros(1, dtype=dtype)
-        if opt.name == "momentum":
-            s1, s2, count0 = flat(state.velocity), dummy, 0
-        elif opt.name == "adam":
-            s1, s2, count0 = flat(state.mu), flat(state.nu), int(state.count)
-        else:
-            s1, s2, count0 = dummy, dummy, 0
+        s1, s2, count0 = state_buffers(opt.name, state, flat, am.zeros(1, dtype=dtype))
         out = am.zeros(2, dtype=dtype)
         launch(X, Y, order, n, p, s1, s2, count0, lr, h1, h2, h3, out, work)
-        # The optimizer's own state type, rebuilt field by field (optim.py).
-        if opt.name == "momentum":
-            state = state._replace(velocity=unflat(s1))
-        elif opt.name == "adam":
-            state = state._replace(count=count0 + n_steps, mu=unflat(s1), nu=unflat(s2))
+        state = state_from_buffers(opt.name, state, s1, s2, count0 + n_steps, unflat)
         return unflat(p), state, out[0], (None if multiclass is None else out[1])
 
     return epoch
