@@ -506,3 +506,117 @@ def test_chunked_loss_and_grads_equal_one_shot(loss, output, reduction):
     for chunked, whole, ref in zip(steps[7], steps[45], reference):
         np.testing.assert_allclose(chunked, whole, rtol=1e-12, atol=1e-14)
         np.testing.assert_allclose(whole, ref, rtol=1e-12, atol=1e-14)
+
+
+# -- survivors of the mutation run (benchmarks/mutation_survivors.md) --------------------
+
+
+@pytest.mark.parametrize("which", range(6))
+@pytest.mark.parametrize("bad", [np.inf, np.nan])
+def test_divergence_guard_checks_every_parameter(which, bad):
+    """The guard's finite flag covers every parameter array, each alone
+    (mutants of ``loop._finite_flag`` that skip one array survived before)."""
+    X, y = _blobs(30)
+
+    def update(grads, state, params):
+        out = [p - 0.01 * g for p, g in zip(params, grads)]
+        if state == 2:  # the third step breaks one parameter array
+            out[which] = out[which] + bad
+        return out, state + 1
+
+    model = nb.MLP([2, 3, 2, 1], loss="bce", dtype="float64", seed=0)
+    with pytest.warns(DivergenceWarning, match="the parameters overflowed"):
+        hist = model.fit(X, y, mode="batch", epochs=6, optimizer=Optimizer(lambda p: 0, update))
+    assert hist.epochs == 2 and len(hist.loss) == 2
+    assert all(np.isfinite(p).all() for pair in _host_params(model) for p in pair)
+
+
+def _np_minibatch_epoch(params, X, Y, batch_size, lr, hidden, output, loss, reduction):
+    """One unshuffled minibatch SGD epoch in plain NumPy: (params, loss sum)."""
+    total = 0.0
+    for start in range(0, len(X), batch_size):
+        Xb, Yb = X[start:start + batch_size], Y[start:start + batch_size]
+        total += _np_loss_sum(loss, _np_forward(params, Xb, hidden, output)[1], Yb)
+        grads = _np_grads(params, Xb, Yb, hidden, output, loss, reduction)
+        params = [(W - lr * dW, b - lr * db) for (W, b), (dW, db) in zip(params, grads)]
+    return params, total
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("chunk_size", [7, 20, 64])
+def test_chunked_minibatch_epoch_equals_a_numpy_epoch(reduction, chunk_size):
+    """Batches larger than a chunk (20 rows in chunks of 7) go through
+    ``run_epoch``'s chunked path; its last batch (10 rows) divides a mean by
+    its own rows, and its correct counts add up. Mutants of that path
+    (``n_batch = min(size, rows - start)``, the correct-count sum) survived
+    before."""
+    rng = np.random.default_rng(8)
+    X = rng.normal(size=(50, 3))
+    Y = (rng.random((50, 2)) < 0.5).astype(np.float64)
+    model = nb.MLP([3, 4, 2], hidden_activation="tanh", loss="bce", reduction=reduction,
+                   dtype="float64", seed=6)
+    p0 = _host_params(model)
+    lr = 0.3 if reduction == "mean" else 0.02
+    hist = model.fit(X, Y, batch_size=20, epochs=1, lr=lr, shuffle=False, chunk_size=chunk_size)
+    expected, total = _np_minibatch_epoch(p0, X, Y, 20, lr, "tanh", "sigmoid", "bce", reduction)
+    assert hist.loss[0] == pytest.approx(total / 50 if reduction == "mean" else total, rel=1e-12)
+    for (W, b), (We, be) in zip(_host_params(model), expected):
+        np.testing.assert_allclose(W, We, rtol=1e-11, atol=1e-14)
+        np.testing.assert_allclose(b, be, rtol=1e-11, atol=1e-14)
+    # accuracy over the chunked batches, weights held fixed: the hand count
+    frozen = nb.MLP([3, 4, 2], hidden_activation="tanh", loss="bce", reduction=reduction,
+                    dtype="float64", seed=6)
+    hist = frozen.fit(X, Y, batch_size=20, epochs=1, chunk_size=chunk_size,
+                      optimizer=Recorder(0.0).optimizer)
+    a = _np_forward(p0, X, "tanh", "sigmoid")[1]
+    assert hist.accuracy == [pytest.approx(_np_hits(a, Y, False) / 100, abs=1e-12)]
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("head", ["binary", "softmax"])
+def test_validation_figures_match_numpy(reduction, head):
+    """val_loss (with the model's reduction) and val_accuracy are those of the
+    weights after each epoch, by plain NumPy; the sum reduction's val_loss
+    was untested before (a mutant scaling it survived)."""
+    rng = np.random.default_rng(9)
+    X, Xv = rng.normal(size=(60, 3)), rng.normal(size=(25, 3))
+    if head == "softmax":
+        Y, Yv = np.eye(3)[rng.integers(0, 3, 60)], np.eye(3)[rng.integers(0, 3, 25)]
+        kw = dict(output_activation="softmax", loss="cross_entropy")
+        sizes = [3, 5, 3]
+    else:
+        Y, Yv = (rng.random((60, 1)) < .5) * 1.0, (rng.random((25, 1)) < .5) * 1.0
+        kw = dict(output_activation="sigmoid", loss="bce")
+        sizes = [3, 5, 1]
+    model = nb.MLP(sizes, reduction=reduction, dtype="float64", seed=2, **kw)
+    for _ in range(2):
+        hist = model.fit(X, Y, batch_size=16, epochs=1, lr=0.05, validation_data=(Xv, Yv))
+        p = _host_params(model)
+        expected = _np_loss(p, Xv, Yv, "sigmoid", kw["output_activation"], kw["loss"], reduction)
+        assert hist.val_loss[0] == pytest.approx(expected, rel=1e-12)
+        a = _np_forward(p, Xv, "sigmoid", kw["output_activation"])[1]
+        per_row = 1 if head == "softmax" else Yv.shape[1]
+        assert hist.val_accuracy[0] == _np_hits(a, Yv, head == "softmax") / (25 * per_row)
+
+
+def test_run_epoch_finds_the_namespace_itself():
+    """``engine.run_epoch`` without ``xp``: the namespace comes from X."""
+    from nnbackend.data import make_plan
+    from nnbackend.engine import run_epoch
+    from nnbackend.network import NetSpec
+    from nnbackend.optim import sgd
+
+    rng = np.random.default_rng(10)
+    X, Y = rng.normal(size=(30, 2)), rng.normal(size=(30, 1))
+    p0 = [(rng.normal(size=(2, 1)), np.zeros(1))]
+    spec = NetSpec("sigmoid", "identity", "mse", "mean")
+    for chunk_size in (4, 8):  # the chunked path and the one-chunk path
+        params, _, loss, correct = run_epoch(
+            [p0[0][0], p0[0][1]], (), sgd(0.1), spec, X, Y, make_plan("minibatch", 30, 8, True),
+            np.random.default_rng(11), np.int64, chunk_size)
+        order = np.random.default_rng(11).permutation(30)
+        expected, total = _np_minibatch_epoch(p0, X[order], Y[order], 8, 0.1, "sigmoid",
+                                              "identity", "mse", "mean")
+        assert float(loss) == pytest.approx(total, rel=1e-12) and correct is None
+        np.testing.assert_allclose(params[0], expected[0][0], rtol=1e-12)
+        np.testing.assert_allclose(params[1], expected[0][1], rtol=1e-12)
