@@ -6,7 +6,12 @@ NumPy, CuPy, PyTorch, JAX, Dask or array-api-strict, chosen by name.
 Layers, bottom to top (a module imports only from layers below its own;
 ``tests/test_layering.py`` holds it): ``checks``, ``kernels`` -> ``backends/``
 -> ``network`` -> ``optim`` -> ``data``, ``datasets``, ``scaling`` -> ``engine`` ->
-``training/`` -> ``model``, ``classifier``, ``checkpoint`` -> ``cli``, ``plot``, ``bench/``.
+``training/`` -> ``model``, ``classifier``, ``checkpoint`` -> ``estimators`` ->
+``cli``, ``plot``, ``bench/``.
+
+``MLPClassifier`` and ``MLPRegressor`` (scikit-learn estimators, the
+``sklearn`` extra) are imported on first use, so ``import nnbackend`` never
+imports scikit-learn.
 """
 
 from . import kernels
@@ -25,6 +30,24 @@ from .training import DivergenceWarning, History
 
 __version__ = "0.1.0"
 
+_ESTIMATORS = ("MLPClassifier", "MLPRegressor")
+
+
+def __getattr__(name):
+    """``MLPClassifier`` / ``MLPRegressor`` from :mod:`nnbackend.estimators`, imported
+    on first use; without scikit-learn, an ``ImportError`` that says how to install it."""
+    if name in _ESTIMATORS:
+        try:
+            import sklearn  # noqa: F401
+        except ImportError as e:
+            raise ImportError(
+                f"nnbackend.{name} needs scikit-learn: pip install 'nnbackend[sklearn]'"
+            ) from e
+        from . import estimators
+
+        return getattr(estimators, name)
+    raise AttributeError(f"module 'nnbackend' has no attribute {name!r}")
+
 __all__ = [
     "BACKEND_NAMES",
     "Backend",
@@ -32,6 +55,8 @@ __all__ = [
     "DivergenceWarning",
     "History",
     "MLP",
+    "MLPClassifier",
+    "MLPRegressor",
     "Optimizer",
     "StandardScaler",
     "adam",

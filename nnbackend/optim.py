@@ -18,6 +18,18 @@ parameter, or one multi-tensor kernel per operation for all parameters) in
 ``"adam_update"``; :func:`on_namespace` binds an optimizer to them once per
 fit. They compute the formulas below in the same order (see each factory's
 ``_fused_*`` for the signature), so the results are the same.
+
+Wrappers add what scikit-learn's MLP has on top of a plain optimizer:
+:func:`l2_penalty` (its ``alpha``) and :func:`scheduled` with
+:func:`inverse_scaling` (its ``learning_rate``; ``'adaptive'`` is
+``scheduled(..., scale=...)`` rebuilt with a smaller scale by the host
+between epochs, see :mod:`nnbackend.estimators`). They are optimizers like
+the others, pure and on the device: their scalars are host numbers, so no
+step reads a device value. A wrapped optimizer has no ``name``: the fused
+executors (``cupy-fused``, ``cupy-batch``, ``torch-graphs``), which
+re-implement the built-in updates only, decline it with that reason and the
+epochs run through the reference loop, or through an executor that calls
+``update`` itself (``jax-scan``, ``jax-batch``, ``dask-chunks``).
 """
 
 from __future__ import annotations
@@ -31,6 +43,7 @@ from .checks import check_fraction, check_positive
 __all__ = [
     "Optimizer", "sgd", "momentum", "adam", "get_optimizer", "OPTIMIZERS",
     "state_fields", "state_from_fields", "on_namespace",
+    "l2_penalty", "scheduled", "ScheduledState", "inverse_scaling",
 ]
 
 
@@ -240,3 +253,120 @@ def state_from_fields(template, scalars, array_lists):
         else:
             values[name] = scalars[name]
     return type(template)(**values) if names else template
+
+
+# -- wrappers: L2 penalty and learning-rate schedules ------------------------------
+
+def l2_penalty(opt: Optimizer, coef: float, mask=None) -> Optimizer:
+    """``opt`` run on the gradients of the loss plus ``coef/2·‖p‖²``: ``g ← g + coef·p``.
+
+    Parameters
+    ----------
+    opt : Optimizer
+        The optimizer that takes the penalized gradients.
+    coef : float
+        The penalty's coefficient per step, ``>= 0``. scikit-learn's MLP adds
+        ``alpha/2·‖W‖²`` over the batch's ``n`` rows to a mean loss, so its
+        gradient is ``mean_grad + (alpha / n)·W``: pass ``alpha / batch_size``.
+    mask : sequence of bool, optional
+        Which parameters (of the flat list ``[W0, b0, W1, b1, ...]``) are
+        penalized; default all. scikit-learn penalizes the weights alone:
+        ``[True, False] * n_layers``.
+
+    Returns
+    -------
+    Optimizer
+        The same ``init`` and state as ``opt``; no ``name`` (so the fused
+        executors, which know the built-in updates only, decline it).
+    """
+    coef = _nonnegative("coef", coef)
+    if coef == 0:
+        return opt
+    keep = None if mask is None else [bool(m) for m in mask]
+
+    def update(grads, state, params):
+        which = keep if keep is not None else [True] * len(params)
+        grads = [g + coef * p if m else g for g, p, m in zip(grads, params, which)]
+        return opt.update(grads, state, params)
+
+    return Optimizer(opt.init, update)
+
+
+class ScheduledState(NamedTuple):
+    count: int  # steps taken, a host integer (a compiled epoch adds its steps on the host)
+    inner: list  # [the wrapped optimizer's state]: a list, so executors carry it as arrays
+
+
+def inverse_scaling(power_t: float, n_samples: int, steps_per_epoch: int) -> Callable:
+    """scikit-learn's ``learning_rate='invscaling'`` as a schedule of the step count.
+
+    ``lr_t = lr / (t + 1) ** power_t``, ``t`` the samples seen before the
+    current epoch (scikit-learn updates it once per epoch). Returns
+    ``factor(count) -> lr_t / lr`` for :func:`scheduled`; ``count`` may be a
+    host int or a device scalar (in a compiled epoch).
+    """
+    power_t = _nonnegative("power_t", power_t)
+
+    def factor(count):
+        seen = (count // steps_per_epoch) * n_samples
+        return (seen + 1) ** (-power_t)
+
+    return factor
+
+
+def scheduled(opt: Optimizer, schedule: Callable | None = None, scale: float = 1.0,
+              on: str | None = None) -> Optimizer:
+    """``opt`` with its learning rate multiplied by ``scale · schedule(count)`` at each step.
+
+    Parameters
+    ----------
+    opt : Optimizer
+        Built with the initial learning rate.
+    schedule : callable, optional
+        ``schedule(count) -> factor``, ``count`` the steps taken before this
+        one (e.g. :func:`inverse_scaling`); None is a constant 1.
+    scale : float
+        A constant factor: scikit-learn's ``'adaptive'`` divides the
+        learning rate by 5 on a plateau, which the caller does by rebuilding
+        the optimizer with ``scale / 5`` and keeping its state.
+    on : {'grads', 'updates'}, optional
+        Where the factor goes. ``'grads'`` (the default for sgd and
+        momentum) multiplies the gradients: for momentum that puts the
+        learning rate inside the velocity, as scikit-learn's SGD does
+        (``v ← μ·v - lr_t·g``). ``'updates'`` (the default otherwise, Adam)
+        multiplies the step ``p_new - p``.
+
+    Returns
+    -------
+    Optimizer
+        State :class:`ScheduledState`; no ``name`` (see :func:`l2_penalty`).
+    """
+    scale = check_positive("scale", scale)
+    on = on or ("grads" if opt.name in ("sgd", "momentum") else "updates")
+    if on not in ("grads", "updates"):
+        raise ValueError(f"on must be 'grads' or 'updates'; got {on!r}")
+
+    def init(params):
+        return ScheduledState(0, [opt.init(params)])
+
+    def update(grads, state, params):
+        f = scale if schedule is None else scale * schedule(state.count)
+        if on == "grads":
+            new_params, inner = opt.update([f * g for g in grads], state.inner[0], params)
+        else:
+            stepped, inner = opt.update(grads, state.inner[0], params)
+            new_params = [p + f * (q - p) for p, q in zip(params, stepped)]
+        return new_params, ScheduledState(state.count + 1, [inner])
+
+    return Optimizer(init, update)
+
+
+def _nonnegative(name, value):
+    """``value`` as a float if it is a finite number ``>= 0``, else a ``ValueError`` naming it."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a number; got {value!r}") from None
+    if not (number >= 0 and number != float("inf")):
+        raise ValueError(f"{name} must be a finite number >= 0; got {value!r}")
+    return number

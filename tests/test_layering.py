@@ -24,7 +24,8 @@ LAYERS = [
     ("engine",),                                # 6. one epoch: reference loop, executor choice
     ("training",),                              # 7. fit in parts: options, state, callbacks, loop
     ("model", "classifier", "checkpoint"),      # 8. the MLP front end, its labels, its files
-    ("cli", "cli_data", "plot", "bench", "__main__", ""),  # 9. user-facing; "" is nnbackend/__init__
+    ("estimators",),                            # 9. scikit-learn's MLPClassifier / MLPRegressor
+    ("cli", "cli_data", "plot", "bench", "__main__", ""),  # 10. user-facing; "" is nnbackend/__init__
 ]
 
 # Layers whose modules import no array library: they use the namespace of

@@ -1,0 +1,478 @@
+"""The estimators' shared part: hyperparameters, the fit loop, pickling, helpers."""
+
+
+from __future__ import annotations
+
+import numbers
+import warnings
+
+import numpy as np
+from array_api_compat import is_array_api_obj
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, is_classifier
+from sklearn.exceptions import ConvergenceWarning, DataConversionWarning
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import LabelBinarizer
+from sklearn.utils import check_random_state
+from sklearn.utils.multiclass import check_classification_targets, type_of_target, unique_labels
+from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+
+from ..backends import backend_of
+from ..data import host_rng, is_host, make_plan, n_rows
+from ..engine import EpochTask, choose_executor, run_epoch
+from ..model import MLP
+from ..network import chunk_rows, predict_rows
+from ..optim import adam, inverse_scaling, l2_penalty, momentum, scheduled, sgd
+
+__all__ = ["_BaseMLP"]
+
+_ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu"}
+_SOLVERS = ("sgd", "adam")
+_SCHEDULES = ("constant", "invscaling", "adaptive")
+
+
+def _is_numpy(a) -> bool:
+    return is_host(a)
+
+
+def _is_device_array(a) -> bool:
+    """An array of a namespace other than NumPy (torch, JAX, CuPy, array-api-strict...)."""
+    return is_array_api_obj(a) and not _is_numpy(a)
+
+
+def _where(X):
+    """``(backend name, device)`` of an array, ``('numpy', 'cpu')`` for host data."""
+    if not _is_device_array(X):
+        return ("numpy", "cpu")
+    other = backend_of(X)
+    return (other.name, str(other.device))
+
+
+class _BaseMLP(BaseEstimator):
+    """What the classifier and the regressor share: hyperparameters, the fit loop, predict."""
+
+    _out_head = None  # set per fit: 'softmax', 'logistic' or 'identity'
+
+    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
+                 alpha=0.0001, batch_size="auto", learning_rate="constant",
+                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
+                 random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
+                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10,
+                 backend=None, device=None, dtype="float32", mode="minibatch"):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.backend = backend
+        self.device = device
+        self.dtype = dtype
+        self.mode = mode
+
+    # -- checks ----------------------------------------------------------------------
+    def _check_params(self):
+        """Refuse a wrong hyperparameter by name (``ValueError``), as scikit-learn does at fit."""
+        sizes = self.hidden_layer_sizes
+        sizes = [sizes] if isinstance(sizes, numbers.Integral) else list(sizes)
+        if not all(isinstance(s, numbers.Integral) and s > 0 for s in sizes):
+            raise ValueError(f"hidden_layer_sizes must be positive integers, got {sizes}.")
+        choices = (("activation", _ACTIVATIONS), ("solver", _SOLVERS),
+                   ("learning_rate", _SCHEDULES), ("mode", ("batch", "minibatch", "sgd")))
+        for name, allowed in choices:
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"The '{name}' parameter must be one of {list(allowed)}; "
+                                 f"got {getattr(self, name)!r}.")
+        ranges = (("alpha", 0, None, True), ("learning_rate_init", 0, None, False),
+                  ("power_t", 0, None, True), ("tol", 0, None, True),
+                  ("momentum", 0, 1, True), ("validation_fraction", 0, 1, False),
+                  ("beta_1", 0, 1, True), ("beta_2", 0, 1, True), ("epsilon", 0, None, False))
+        for name, low, high, closed in ranges:
+            value = getattr(self, name)
+            ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and (
+                value >= low if closed else value > low) and (high is None or value < high)
+            if not ok:
+                raise ValueError(f"The '{name}' parameter must be a number "
+                                 f"{'>=' if closed else '>'} {low}"
+                                 f"{f' and < {high}' if high is not None else ''}; got {value!r}.")
+        for name in ("max_iter", "n_iter_no_change"):
+            value = getattr(self, name)
+            if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"The '{name}' parameter must be an int >= 1; got {value!r}.")
+        bs = self.batch_size
+        if not (bs == "auto" or (isinstance(bs, numbers.Integral) and bs >= 1)):
+            raise ValueError(f"The 'batch_size' parameter must be 'auto' or an int >= 1; got {bs!r}.")
+        return sizes
+
+    def _validate_X(self, X, reset):
+        return validate_data(self, X, dtype=_float_dtypes(X), reset=reset)
+
+    # -- fitting -----------------------------------------------------------------------
+    def fit(self, X, y):
+        """Fit the model to ``X``, ``y`` with up to ``max_iter`` epochs.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            NumPy arrays, lists, DataFrames, or (under
+            ``sklearn.config_context(array_api_dispatch=True)``) arrays of an
+            nnbackend backend's namespace, which stay on their device.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Class labels (classifier) or targets (regressor).
+
+        Returns
+        -------
+        self
+        """
+        return self._fit(X, y, incremental=False)
+
+    def _fit(self, X, y, incremental):
+        sizes = self._check_params()
+        if self.early_stopping and incremental:
+            raise ValueError("partial_fit does not support early_stopping=True")
+        first = not hasattr(self, "model_") or (not self.warm_start and not incremental)
+        X, y = validate_data(self, X, y, multi_output=True, dtype=_float_dtypes(X),
+                             y_numeric=not is_classifier(self) and _is_numpy(y), reset=first)
+        self._fit_input = _where(X)
+        Y = self._encode_targets(y, n_rows(X), incremental, first)
+        n_outputs = Y.shape[1]
+        if first:
+            self._initialize(sizes, X, n_outputs)
+        elif self.model_.layer_sizes[-1] != n_outputs:
+            raise ValueError(f"y has {n_outputs} output columns; this model was fitted with "
+                             f"{self.model_.layer_sizes[-1]}")
+        model = self.model_
+        Xd, Yd = model._features(X), model._targets(Y, n_rows(X))
+        if not incremental or getattr(self, "_opt_state", None) is None:
+            self._lr_scale = 1.0
+            self._opt_state = None
+        validation = None
+        if self.early_stopping:
+            Xd, Yd, validation = self._split(Xd, Yd)
+        self._run(Xd, Yd, validation, incremental)
+        del self._train_labels
+        return self
+
+    def _initialize(self, sizes, X, n_outputs):
+        """A fresh network, drawn as scikit-learn draws it, and the fit's records."""
+        self._random_state = check_random_state(self.random_state)
+        layer_sizes = [X.shape[1], *sizes, n_outputs]
+        factor = 2.0 if self.activation == "logistic" else 6.0
+        params = []
+        for fan_in, fan_out in zip(layer_sizes[:-1], layer_sizes[1:]):
+            bound = np.sqrt(factor / (fan_in + fan_out))
+            params.append((self._random_state.uniform(-bound, bound, (fan_in, fan_out)),
+                           self._random_state.uniform(-bound, bound, fan_out)))
+        head = self._head(n_outputs)
+        output, loss = {"softmax": ("softmax", "cross_entropy"), "logistic": ("sigmoid", "bce"),
+                        "identity": ("identity", "mse")}[head]
+        backend = self.backend
+        if backend is None and self.device is None and not _is_numpy(X):
+            backend = backend_of(X)
+        self.model_ = MLP(layer_sizes, hidden_activation=_ACTIVATIONS[self.activation],
+                          output_activation=output, loss=loss, backend=backend,
+                          device=self.device, dtype=self.dtype,
+                          seed=int(self._random_state.randint(2**31 - 1)), params=params)
+        self.out_activation_ = head
+        self.n_outputs_ = n_outputs
+        self.n_layers_ = len(layer_sizes)
+        self.n_iter_, self.t_ = 0, 0
+        self.loss_curve_, self._no_improvement_count = [], 0
+        self._shuffle_rng = host_rng(self.model_.seed)
+        if self.early_stopping:
+            self.validation_scores_, self.best_validation_score_, self.best_loss_ = [], -np.inf, None
+        else:
+            self.validation_scores_, self.best_validation_score_, self.best_loss_ = None, None, np.inf
+        self._opt_state = None
+
+    def _split(self, Xd, Yd):
+        """Hold out ``validation_fraction`` of the rows (stratified for one label
+        column), drawn on the host from ``random_state``; the rows are taken on the device."""
+        model = self.model_
+        n = n_rows(Xd)
+        # As scikit-learn: stratified for one label column (binary) only.
+        stratify = self._train_labels if is_classifier(self) and self.n_outputs_ == 1 else None
+        train_idx, val_idx = train_test_split(np.arange(n), random_state=self._random_state,
+                                              test_size=self.validation_fraction,
+                                              stratify=stratify)
+        if val_idx.shape[0] < 2:
+            raise ValueError("The validation set is too small. Increase 'validation_fraction' "
+                             "or the size of your dataset.")
+        xp, backend = model.backend.xp, model.backend
+        dtype = backend.index_dtype()
+        ti, vi = backend.asarray(train_idx, dtype=dtype), backend.asarray(val_idx, dtype=dtype)
+        take = lambda A, i: xp.take(A, i, axis=0)  # noqa: E731
+        return take(Xd, ti), take(Yd, ti), (take(Xd, vi), take(Yd, vi))
+
+    def _optimizer(self, plan):
+        """The update scikit-learn's solver makes: the base optimizer, the learning-rate
+        schedule (sgd only, as scikit-learn), the L2 penalty on the weights."""
+        lr = float(self.learning_rate_init)
+        if self.solver == "adam":
+            opt = adam(lr, self.beta_1, self.beta_2, self.epsilon)
+        elif self.momentum > 0:
+            opt = momentum(lr, self.momentum, bool(self.nesterovs_momentum))
+        else:
+            opt = sgd(lr)
+        if self.solver == "sgd" and (self.learning_rate != "constant" or self._lr_scale != 1.0):
+            schedule = None
+            if self.learning_rate == "invscaling":
+                steps = -(-plan.n_samples // plan.batch_size)
+                schedule = inverse_scaling(self.power_t, plan.n_samples, steps)
+            opt = scheduled(opt, schedule, scale=self._lr_scale, on="grads")
+        n_layers = len(self.model_.layer_sizes) - 1
+        return l2_penalty(opt, float(self.alpha) / plan.batch_size, [True, False] * n_layers)
+
+    def _plan(self, n):
+        if self.batch_size == "auto":
+            batch_size = min(200, n)
+        else:
+            if self.batch_size > n and self.mode == "minibatch":
+                warnings.warn("Got `batch_size` less than 1 or larger than sample size. "
+                              "It is going to be clipped")
+            batch_size = int(np.clip(self.batch_size, 1, n))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return make_plan(self.mode, n, batch_size, bool(self.shuffle))
+
+    def _task(self, Xd, Yd, plan):
+        model = self.model_
+        opt = self._optimizer(plan)
+        rows = chunk_rows("auto", model.backend, model.layer_sizes, Xd.dtype)
+        task = EpochTask(model.backend, model.spec, opt, plan, Xd, Yd, rows, None,
+                         model.backend.index_dtype(), model.layer_sizes)
+        choice = choose_executor("auto", task)
+        self.fit_executor_ = choice.reason
+        return task, choice
+
+    def _run(self, Xd, Yd, validation, incremental):
+        """The epochs, each followed by scikit-learn's host-side rules."""
+        model = self.model_
+        backend, xp = model.backend, model.backend.xp
+        plan = self._plan(n_rows(Xd))
+        task, choice = self._task(Xd, Yd, plan)
+        params = model.flat_params
+        state = self._opt_state if self._opt_state is not None else task.optimizer.init(params)
+        n_batches = -(-plan.n_samples // plan.batch_size)
+        best = None
+        with backend.loop_context():
+            for _ in range(1 if incremental else self.max_iter):
+                if choice.epoch is not None:
+                    params, state, loss_sum, _c = choice.epoch(
+                        params, state, plan.order(self._shuffle_rng))
+                else:
+                    params, state, loss_sum, _c = run_epoch(
+                        params, state, task.optimizer, task.spec, Xd, Yd, plan,
+                        self._shuffle_rng, task.index_dtype, task.chunk_size, None, xp)
+                host = self._epoch_figures(params, loss_sum, validation, task.chunk_size)
+                if not host[2]:
+                    model.flat_params = backend.export(params)
+                    raise ValueError("Solver produced non-finite parameter weights. The input "
+                                     "data may contain large values and need to be preprocessed.")
+                self.n_iter_ += 1
+                self.t_ += plan.n_samples
+                self.loss_ = (float(host[0]) / plan.n_samples / self._loss_divisor()
+                              + 0.5 * float(self.alpha) * float(host[1]) * n_batches
+                              / plan.n_samples)
+                self.loss_curve_.append(self.loss_)
+                if self.verbose:
+                    print(f"Iteration {self.n_iter_}, loss = {self.loss_:.8f}")
+                if self._improvement(host, validation):
+                    best = params
+                if self._no_improvement_count > self.n_iter_no_change:
+                    if self._stop():
+                        break
+                    self._no_improvement_count = 0
+                    task, choice = self._task(Xd, Yd, plan)
+                if incremental:
+                    break
+                if self.n_iter_ == self.max_iter:
+                    warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) "
+                                  "reached and the optimization hasn't converged yet.",
+                                  ConvergenceWarning)
+        if self.early_stopping and best is not None:
+            params = best
+        self._opt_state = state
+        model.flat_params = backend.export(params)
+
+    def _stop(self) -> bool:
+        """scikit-learn's ``trigger_stopping``: stop, unless the learning rate is
+        'adaptive' (sgd) and still above 1e-6, which then divides it by 5."""
+        what = "Validation score" if self.early_stopping else "Training loss"
+        msg = (f"{what} did not improve more than tol={self.tol:f} for "
+               f"{self.n_iter_no_change} consecutive epochs.")
+        if self.solver != "sgd" or self.learning_rate != "adaptive" \
+                or self.learning_rate_init * self._lr_scale <= 1e-6:
+            if self.verbose:
+                print(msg + " Stopping.")
+            return True
+        self._lr_scale /= 5.0
+        if self.verbose:
+            print(msg + f" Setting learning rate to {self.learning_rate_init * self._lr_scale:f}")
+        return False
+
+    def _improvement(self, host, validation) -> bool:
+        """scikit-learn's ``_update_no_improvement_count``; True where the
+        validation score is the best so far (those weights are kept)."""
+        if validation is not None:
+            score = self._validation_score(host[3:], n_rows(validation[0]))
+            self.validation_scores_.append(score)
+            if self.verbose:
+                print(f"Validation score: {score:f}")
+            if score < self.best_validation_score_ + self.tol:
+                self._no_improvement_count += 1
+            else:
+                self._no_improvement_count = 0
+            if score > self.best_validation_score_:
+                self.best_validation_score_ = score
+                return True
+            return False
+        if self.loss_curve_[-1] > self.best_loss_ - self.tol:
+            self._no_improvement_count += 1
+        else:
+            self._no_improvement_count = 0
+        self.best_loss_ = min(self.best_loss_, self.loss_curve_[-1])
+        return False
+
+    def _epoch_figures(self, params, loss_sum, validation, chunk_size):
+        """One transfer: ``[loss_sum, ‖W‖², finite, *validation parts]`` as float64."""
+        xp = self.model_.backend.xp
+        dtype = params[0].dtype
+        weights = params[0::2]
+        penalty = xp.sum(xp.stack([xp.sum(W * W) for W in weights]))
+        finite = xp.all(xp.stack([xp.all(xp.isfinite(p)) for p in params]))
+        parts = [xp.reshape(xp.astype(s, dtype), (1,)) for s in (loss_sum, penalty, finite)]
+        if validation is not None:
+            X_val, Y_val = validation
+            out = predict_rows(params, self.model_.spec, X_val, n_rows(X_val), chunk_size, xp)
+            parts += [xp.astype(p, dtype) for p in self._score_parts(out, Y_val, xp)]
+        return self.model_.backend.to_host(xp.concat(parts)).astype(np.float64)
+
+    # -- predicting ----------------------------------------------------------------------
+    def _forward(self, X, method="predict"):
+        """``(network output, X)``: X checked; the output in the model's namespace."""
+        check_is_fitted(self, "model_")
+        X = self._validate_X(X, reset=False)
+        _check_same_namespace(X, self, method)
+        return self.model_.predict(X), X
+
+    def _to_caller(self, out, X):
+        """``out`` as the caller's array type: NumPy for host ``X``, else ``X``'s namespace."""
+        if not _is_device_array(X):
+            return self.model_.backend.to_host(out)
+        return out
+
+    @property
+    def coefs_(self):
+        """list of ndarray, shape (n_features_l, n_features_l+1): the weights, on the host."""
+        check_is_fitted(self, "model_")
+        return [self.model_.backend.to_host(W) for W in self.model_.flat_params[0::2]]
+
+    @property
+    def intercepts_(self):
+        """list of ndarray, shape (n_features_l+1,): the biases, on the host."""
+        check_is_fitted(self, "model_")
+        return [self.model_.backend.to_host(b) for b in self.model_.flat_params[1::2]]
+
+    def save(self, path):
+        """Write the fitted network to ``path`` in nnbackend's checkpoint format (.npz);
+        :meth:`nnbackend.MLP.load` reads it back as an :class:`~nnbackend.MLP`."""
+        check_is_fitted(self, "model_")
+        self.model_.save(path)
+
+    # -- pickling: the network as host arrays, rebuilt on its backend on load ------------
+    def __getstate__(self):
+        state = super().__getstate__() if hasattr(super(), "__getstate__") else dict(self.__dict__)
+        state = dict(state)
+        model = state.pop("model_", None)
+        if model is not None:
+            to_host = model.backend.to_host
+            state["_pickled_model"] = {
+                "config": model.config(), "backend": model.backend.name,
+                "params": [to_host(p) for p in model.flat_params]}
+            state["_opt_state"] = _tree(state.get("_opt_state"), to_host)
+        return state
+
+    def __setstate__(self, state):
+        state = dict(state)
+        saved = state.pop("_pickled_model", None)
+        if hasattr(super(), "__setstate__"):
+            super().__setstate__(state)
+        else:
+            self.__dict__.update(state)
+        if saved is not None:
+            flat = saved["params"]
+            config = dict(saved["config"])
+            config.pop("standardize", None)
+            self.model_ = MLP(**config, backend=saved["backend"], device=self.device,
+                              params=[(flat[i], flat[i + 1]) for i in range(0, len(flat), 2)])
+            backend = self.model_.backend
+            self._opt_state = _tree(self._opt_state, lambda a: backend.asarray(a))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.array_api_support = True
+        tags.non_deterministic = self.random_state is None
+        return tags
+
+
+def _check_same_namespace(X, estimator, method):
+    """Under ``array_api_dispatch``, refuse ``X`` of another namespace or device than
+    the fitted network's (scikit-learn's ``check_same_namespace``); a host ``X`` of a
+    network on a device is moved there, as without dispatch."""
+    from sklearn import get_config
+
+    if not get_config().get("array_api_dispatch"):
+        return
+    fitted, given = estimator._fit_input, _where(X)
+    if fitted != given:
+        raise ValueError(
+            f"Inputs passed to {type(estimator).__name__}.{method}() must use the same namespace "
+            f"and the same device as those passed to fit(): fitted on "
+            f"{fitted[0]} ({fitted[1]}), got {given[0]} ({given[1]}).")
+
+
+def _float_dtypes(X):
+    """validate_data's dtype: NumPy's floats for host data; for an array of another
+    namespace (kept as it is under ``array_api_dispatch``), any numeric dtype (the
+    network casts it to ``dtype`` on its device)."""
+    if _is_device_array(X):
+        return "numeric"
+    return (np.float64, np.float32)
+
+
+def _tree(state, fn):
+    """``state`` (an optimizer state: NamedTuples, lists, host numbers, arrays) with
+    ``fn`` applied to each array."""
+    if state is None or isinstance(state, (numbers.Number, str)):
+        return state
+    if isinstance(state, tuple) and hasattr(state, "_fields"):
+        return type(state)(*(_tree(v, fn) for v in state))
+    if isinstance(state, (list, tuple)):
+        return type(state)(_tree(v, fn) for v in state)
+    return fn(state)
+
+
+def _host_labels(y):
+    """Labels as a NumPy array (copied from a device where they were there: labels are small)."""
+    if _is_device_array(y):
+        return backend_of(y).to_host(y)
+    if hasattr(y, "to_numpy"):  # pandas
+        return y.to_numpy()
+    return np.asarray(y)
