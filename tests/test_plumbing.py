@@ -620,3 +620,41 @@ def test_run_epoch_finds_the_namespace_itself():
         assert float(loss) == pytest.approx(total, rel=1e-12) and correct is None
         np.testing.assert_allclose(params[0], expected[0][0], rtol=1e-12)
         np.testing.assert_allclose(params[1], expected[0][1], rtol=1e-12)
+
+
+def test_early_stopping_needs_a_strict_improvement():
+    """A loss that stays exactly equal is no improvement (min_delta=0): with
+    the weights held fixed the run stops after ``patience`` more epochs and
+    the best epoch is the first (a ``<=`` mutant never stopped)."""
+    X, y = _blobs(40)
+    model = nb.MLP([2, 3, 1], loss="bce", dtype="float64", seed=0)
+    hist = model.fit(X, y, mode="batch", epochs=20, patience=2, optimizer=Recorder(0.0).optimizer)
+    assert len(set(hist.loss)) == 1
+    assert hist.stopped_early and hist.epochs == 3 and hist.best_epoch == 1
+
+
+def test_divergence_warning_points_at_the_callers_line():
+    """The DivergenceWarning is attributed to the line that called fit."""
+    X, y = _blobs(40)
+    model = nb.MLP([2, 8, 1], output_activation="identity", seed=0)
+    with pytest.warns(DivergenceWarning) as caught:
+        model.fit(X * 100, y * 1e4, epochs=50, lr=1e30)
+    assert [w.filename for w in caught] == [__file__]
+
+
+def test_epoch_stepper_defaults_are_fits():
+    """``training.epoch_stepper``'s defaults (the benchmarks' epoch) are
+    fit's: minibatch of 32, lr 0.1, sgd, shuffled, seeded by the model."""
+    from nnbackend.training import epoch_stepper
+
+    rng = np.random.default_rng(12)
+    X, y = rng.normal(size=(100, 3)), rng.normal(size=(100, 1))
+    a = nb.MLP([3, 4, 1], output_activation="identity", dtype="float64", seed=5)
+    b = nb.MLP([3, 4, 1], output_activation="identity", dtype="float64", seed=5)
+    hist = a.fit(X, y, epochs=2)
+    step = epoch_stepper(b._network(), b._features(X), b._targets(y, 100))
+    assert step.plan.batch_size == 32 and step.plan.shuffle and step.executor == "reference"
+    outs = [step() for _ in range(2)]
+    assert [loss / 100 for _, loss in outs] == pytest.approx(hist.loss, rel=1e-12)
+    for p, q in zip(outs[-1][0], [p for pair in _host_params(a) for p in pair]):
+        np.testing.assert_allclose(p, q, rtol=1e-12)
