@@ -658,3 +658,65 @@ def test_epoch_stepper_defaults_are_fits():
     assert [loss / 100 for _, loss in outs] == pytest.approx(hist.loss, rel=1e-12)
     for p, q in zip(outs[-1][0], [p for pair in _host_params(a) for p in pair]):
         np.testing.assert_allclose(p, q, rtol=1e-12)
+
+
+class _FakeExecutor:
+    def __init__(self, name, why_not, description=None):
+        self.name, self.why_not = name, why_not
+        if description is not None:
+            self.describe = lambda task: description
+
+    def supports(self, task):
+        return self.why_not
+
+    def make_epoch(self, task):
+        return f"epoch of {self.name}"
+
+
+class _FakeBackend:
+    name = "fake"
+
+    def __init__(self, executors, no_reference_loop=None):
+        self._executors, self.no_reference_loop = executors, no_reference_loop
+        self.executor_names = tuple(e.name for e in executors)
+
+    def executors(self):
+        return tuple(self._executors)
+
+
+def test_choose_executor_picks_and_explains():
+    """``engine.choose_executor``'s choice and its reason, with executors made
+    here (NumPy has none, so its mutants survived the NumPy-only run)."""
+    from types import SimpleNamespace
+
+    from nnbackend.engine import choose_executor
+
+    def task(*executors, no_reference_loop=None):
+        return SimpleNamespace(backend=_FakeBackend(executors, no_reference_loop))
+
+    a, b = _FakeExecutor("jax-scan", "too big"), _FakeExecutor("jax-batch", None, "one kernel")
+    choice = choose_executor("auto", task(a, b))
+    assert (choice.epoch, choice.name) == ("epoch of jax-batch", "jax-batch")
+    assert choice.reason == ("jax-batch: one kernel; the first of the fake backend's executors "
+                             "that supports this fit; jax-scan declined: too big")
+    choice = choose_executor("jax-batch", task(a, _FakeExecutor("jax-batch", None)))
+    assert choice.reason == "jax-batch: asked for (executor='jax-batch')"
+    with pytest.raises(ValueError, match="executor 'jax-scan' does not apply here: too big"):
+        choose_executor("jax-scan", task(a, b))
+    # the reference loop: no executors, or none that supports the fit
+    assert choose_executor("auto", task()).reason == \
+        "reference: the fake backend has no fast executor"
+    choice = choose_executor("auto", task(a, _FakeExecutor("jax-batch", "no")))
+    assert (choice.epoch, choice.name) == (None, "reference")
+    assert choice.reason == ("reference: no executor supports this fit: jax-scan: too big; "
+                             "jax-batch: no")
+    # a backend without a reference loop refuses it by name, and only it
+    with pytest.raises(ValueError, match="^no loop here$"):
+        choose_executor("reference", task(b, no_reference_loop="no loop here"))
+    assert choose_executor("auto", task(b, no_reference_loop="no loop here")).name == "jax-batch"
+    # another backend's executor, named with where else it runs
+    with pytest.raises(ValueError, match=r"^executor 'jax-scan' needs the jax backend, not 'fake'$"):
+        choose_executor("jax-scan", task(b))
+    with pytest.raises(ValueError, match=r"needs the cupy backend \(or torch or jax, where its "
+                                         r"arrays are on a CUDA GPU\), not 'fake'$"):
+        choose_executor("cupy-fused", task(b))
