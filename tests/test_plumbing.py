@@ -720,3 +720,36 @@ def test_choose_executor_picks_and_explains():
     with pytest.raises(ValueError, match=r"needs the cupy backend \(or torch or jax, where its "
                                          r"arrays are on a CUDA GPU\), not 'fake'$"):
         choose_executor("cupy-fused", task(b))
+
+
+@pytest.mark.parametrize("hidden,factor", [("sigmoid", 2.0), ("tanh", 6.0), ("relu", 6.0)])
+def test_initial_weights_are_glorot_uniform_draws_of_the_seed(hidden, factor):
+    """The initial weights, drawn in plain NumPy from the seed: uniform in
+    ±sqrt(factor / (fan_in + fan_out)), factor 2 for sigmoid networks and 6
+    otherwise, biases 0 (mutants of the factor survived the data.py run)."""
+    rng = np.random.default_rng(7)
+    model = nb.MLP([3, 5, 2], hidden_activation=hidden, dtype="float64", seed=7)
+    for (W, b), (fan_in, fan_out) in zip(_host_params(model), [(3, 5), (5, 2)]):
+        bound = math.sqrt(factor / (fan_in + fan_out))
+        np.testing.assert_array_equal(W, rng.uniform(-bound, bound, size=(fan_in, fan_out)))
+        np.testing.assert_array_equal(b, np.zeros(fan_out))
+
+
+def test_make_plan_modes_and_defaults():
+    """``data.make_plan``: batch takes all rows unshuffled, sgd one row,
+    minibatch 32 shuffled by default; a batch_size of exactly N is no clip."""
+    from nnbackend.data import BatchPlan, make_plan
+
+    assert make_plan("batch", 10, 3, True) == BatchPlan(10, 10, False)
+    assert make_plan("sgd", 10, 3, True) == BatchPlan(10, 1, True)
+    assert make_plan("minibatch", 100) == BatchPlan(100, 32, True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert make_plan("minibatch", 10, 10) == BatchPlan(10, 10, True)
+
+
+def test_batch_size_clip_warning_points_at_the_callers_line():
+    X, y = _blobs(10)
+    with pytest.warns(UserWarning, match="batch_size=32 is larger than the 10 samples") as caught:
+        nb.MLP([2, 1], loss="bce").fit(X, y, epochs=1)
+    assert [w.filename for w in caught] == [__file__]
