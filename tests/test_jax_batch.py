@@ -11,38 +11,14 @@ from nnbackend.data import host_rng, make_plan  # noqa: E402
 from nnbackend.engine import EpochTask, run_epoch  # noqa: E402
 from nnbackend.optim import get_optimizer, on_namespace  # noqa: E402
 
+# Every loss, output and hidden activation; every optimizer (the fused kernel's cases).
+from test_cupy_fused import NETWORKS, OPTIMIZERS, _host_data  # noqa: E402
+
 N = 101  # prime: no chunk size below divides it, so every epoch ends on a shorter chunk
 CHUNK = 16  # several chunks (6 whole ones and a tail of 5)
 
-# (hidden activation, output activation, loss, outputs): every loss, every
-# output and every hidden activation at least once (as tests/test_cupy_fused.py).
-NETWORKS = [
-    ("tanh", "sigmoid", "bce", 1),
-    ("relu", "softmax", "cross_entropy", 3),
-    ("sigmoid", "identity", "mse", 2),
-    ("identity", "softmax", "mse", 3),
-    ("sigmoid", "sigmoid", "mse", 1),
-]
-OPTIMIZERS = [("sgd", {}), ("momentum", {"beta": 0.8}), ("momentum", {"nesterov": True}),
-              ("adam", {})]
-
-
-def _host_data(output, loss, k, n, n_in=5, seed=0):
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(n, n_in))
-    if loss == "cross_entropy":
-        y = rng.integers(0, k, n)
-    elif output == "softmax":
-        y = np.eye(k)[rng.integers(0, k, n)]
-    elif output == "sigmoid":
-        y = (X[:, :k] > 0).astype(np.float64)
-    else:
-        y = rng.normal(size=(n, k))
-    return X, y
-
-
 def _problem(hidden, output, loss, k, dtype, reduction="mean", n=N):
-    X, y = _host_data(output, loss, k, n)
+    X, y = _host_data(output, loss, k, n=n)
     model = nb.MLP([5, 7, 6, k], hidden_activation=hidden, output_activation=output, loss=loss,
                    reduction=reduction, backend="jax", dtype=dtype, seed=1)
     multiclass = {"softmax": True, "sigmoid": False}.get(output)

@@ -75,7 +75,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from .scan import _host_counts, _opt_key, _own
+from .scan import _host_counts, _opt_key, _own, cached
 
 __all__ = ["JaxBatch"]
 
@@ -117,7 +117,6 @@ class JaxBatch:
 
 # Compiled epochs by what they bake in (see scan.py's _COMPILED).
 _COMPILED = collections.OrderedDict()
-_CACHE_SIZE = 32
 
 
 def _chunk_rows(task):
@@ -131,16 +130,7 @@ def _compiled(task, gather):
     if key is not None:
         key = (task.spec, key, task.plan.n_samples, _chunk_rows(task), task.multiclass,
                task.loss_and_grads, bool(gather))
-    compiled = _COMPILED.get(key) if key is not None else None
-    if compiled is None:
-        compiled = _compile(task, gather)
-        if key is not None:
-            _COMPILED[key] = compiled
-            while len(_COMPILED) > _CACHE_SIZE:
-                _COMPILED.popitem(last=False)
-    else:
-        _COMPILED.move_to_end(key)
-    return compiled
+    return cached(_COMPILED, key, lambda: _compile(task, gather))
 
 
 def make_epoch(task):

@@ -59,6 +59,21 @@ _COMPILED = collections.OrderedDict()
 _CACHE_SIZE = 32
 
 
+def cached(cache, key, make):
+    """``cache[key]``, made by ``make()`` on a miss; None keys are never cached.
+    Least recently used entries go beyond :data:`_CACHE_SIZE`."""
+    compiled = cache.get(key) if key is not None else None
+    if compiled is None:
+        compiled = make()
+        if key is not None:
+            cache[key] = compiled
+            while len(cache) > _CACHE_SIZE:
+                cache.popitem(last=False)
+    else:
+        cache.move_to_end(key)
+    return compiled
+
+
 def _opt_key(opt):
     """What identifies an optimizer's update, or None for a custom one (not cached)."""
     if getattr(opt, "name", None) is None or opt.hyper is None:
@@ -74,15 +89,7 @@ def make_epoch(task):
     key = _opt_key(opt)
     if key is not None:
         key = (spec, key, plan.batch_size, n, multiclass)
-    compiled = _COMPILED.get(key) if key is not None else None
-    if compiled is None:
-        compiled = _compile(task)
-        if key is not None:
-            _COMPILED[key] = compiled
-            while len(_COMPILED) > _CACHE_SIZE:
-                _COMPILED.popitem(last=False)
-    else:
-        _COMPILED.move_to_end(key)
+    compiled = cached(_COMPILED, key, lambda: _compile(task))
 
     n_steps = -(-n // plan.batch_size)
     made = {"state": None}  # the state this executor returned last (its own buffers)
