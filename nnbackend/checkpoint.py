@@ -65,6 +65,7 @@ def save(model, path):
             "state_fields": {k: len(v) for k, v in state.state_arrays.items()},
             "rng": state.rng,
             "epochs_done": state.epochs_done,
+            "lr_scale": state.lr_scale,
         }
         for name, values in state.state_arrays.items():
             for i, a in enumerate(values):
@@ -142,6 +143,8 @@ def load(cls, path, backend=None, device=None):
                 train = {k: train[k] for k in ("optimizer", "state_scalars", "state_fields",
                                                "rng", "epochs_done")}
                 train["epochs_done"] = int(train["epochs_done"])
+                # Written since lr_schedule='adaptive'; older files had none (1).
+                train["lr_scale"] = float(header["train_state"].get("lr_scale", 1.0))
                 for name, count in train["state_fields"].items():
                     opt_arrays[name] = [f[f"opt_{name}_{i}"] for i in range(count)]
     except ValueError as exc:
@@ -182,6 +185,7 @@ def load(cls, path, backend=None, device=None):
                           for k, v in opt_arrays.items()},
             rng=train["rng"],
             epochs_done=int(train["epochs_done"]),
+            lr_scale=train["lr_scale"],
         )
     return model
 

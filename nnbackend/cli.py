@@ -41,6 +41,7 @@ from .kernels import HIDDEN_ACTIVATIONS
 from .model import MLP
 from .optim import OPTIMIZERS
 from .training import DivergenceWarning, EpochProgress
+from .training.options import LR_SCHEDULES
 
 TASKS = ("binary", "multiclass", "regression")
 
@@ -94,6 +95,16 @@ def _positive_float(text):
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}")
     if not (math.isfinite(value) and value > 0):
         raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
+    return value
+
+
+def _nonnegative_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}")
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
     return value
 
 
@@ -183,6 +194,12 @@ def _add_train(commands, backend_flags):
         ("--lr", {"type": _positive_float},
          "learning rate (default: 1.0 for xor/and, else 0.1; 0.01 in sgd mode)"),
         ("--optimizer", {"choices": list(OPTIMIZERS)}, "default: sgd"),
+        ("--alpha", {"type": _nonnegative_float},
+         "L2 penalty on the weights, as scikit-learn's MLP alpha (default: 0; above 0 the "
+         "fused GPU kernels decline and the plain loop runs)"),
+        ("--lr-schedule", {"choices": list(LR_SCHEDULES)},
+         "constant; invscaling: lr/(t+1)^0.5, t the samples seen; adaptive: lr/5 after 10 "
+         "epochs without improvement (default: constant)"),
         ("--patience", {"type": _positive_int},
          "stop after this many epochs without improvement (default: never)"),
         ("--dtype", {"choices": ["float32", "float64"]}, "default: float32"),
@@ -316,8 +333,8 @@ def _train(args):
     model.classes_ = task["classes"]  # the labels predict and predict_labels give back
     model.metadata = {"task": task["kind"], "classes": task["classes"], "target": args.target,
                       "source": data.source,
-                      "training": {k: settings[k] for k in ("mode", "batch_size", "lr",
-                                                            "epochs", "seed")}}
+                      "training": {k: settings[k] for k in ("mode", "batch_size", "lr", "epochs",
+                                                            "seed", "alpha", "lr_schedule")}}
 
     # A tqdm bar on a terminal; piped or logged, about 20 plain lines.
     progress = None if args.quiet else EpochProgress(settings["epochs"], sys.stderr, max_lines=20)
@@ -330,13 +347,16 @@ def _train(args):
                              lr=settings["lr"], optimizer=settings["optimizer"],
                              seed=settings["seed"], validation_data=validation,
                              patience=args.patience, resume=bool(args.resume),
+                             alpha=settings["alpha"], lr_schedule=settings["lr_schedule"],
                              callback=None if progress is None else progress.update)
         finally:
             if progress is not None:
                 progress.close()
     seconds = time.perf_counter() - start
     for w in caught:
-        if not issubclass(w.category, DivergenceWarning):
+        # A stopped run's divergence is reported with the summary; a finite
+        # but growing loss only by its warning.
+        if not (issubclass(w.category, DivergenceWarning) and hist.diverged):
             print(f"nnbackend: warning: {w.message}", file=sys.stderr)
     summary = _summary(args, model, hist, settings, data.source, task,
                        (X_train, y_train), validation, seconds)
@@ -350,7 +370,8 @@ def _summary(args, model, hist, settings, source, task, train, validation, secon
         "device": str(model.backend.device), "dtype": model.dtype,
         "layer_sizes": model.layer_sizes, "activation": model.hidden_activation,
         "mode": settings["mode"], "batch_size": hist.batch_size,
-        "optimizer": settings["optimizer"], "lr": settings["lr"], "seed": settings["seed"],
+        "optimizer": settings["optimizer"], "lr": settings["lr"], "alpha": settings["alpha"],
+        "lr_schedule": settings["lr_schedule"], "lr_drops": hist.lr_drops, "seed": settings["seed"],
         "standardize": bool(model.standardize), "epochs": settings["epochs"],
         "epochs_run": hist.epochs,
         "epochs_done": model.train_state.epochs_done if model.train_state else hist.epochs,

@@ -33,7 +33,8 @@ class Refusal(Exception):
 # points: full-batch steps with a large rate learn them in a second.
 _TINY = {"hidden": [4], "activation": "tanh", "mode": "batch", "epochs": 1000, "lr": 1.0}
 _GENERAL = {"hidden": [64], "activation": "relu", "mode": "minibatch", "epochs": 50, "lr": 0.1}
-_COMMON = {"batch_size": 32, "optimizer": "sgd", "dtype": "float32", "seed": 0}
+_COMMON = {"batch_size": 32, "optimizer": "sgd", "dtype": "float32", "seed": 0, "alpha": 0.0,
+           "lr_schedule": "constant"}
 DEFAULTS = {"xor": _TINY, "and": _TINY, None: _GENERAL}
 # One sample per step takes a smaller rate: at 0.1 the synthetic regression
 # diverges in its first sgd epoch; at 0.01 every built-in dataset learns.
@@ -41,7 +42,7 @@ _GENERAL_SGD_LR = 0.01
 
 # What a checkpoint's "training" metadata carries into a --resume run: flags
 # given anyway replace them (the schedule may change), with a note.
-_CARRIED = ("mode", "batch_size", "lr", "epochs", "seed")
+_CARRIED = ("mode", "batch_size", "lr", "epochs", "seed", "alpha", "lr_schedule")
 # What the saved model fixes: a flag that differs is refused.
 _FIXED = ("hidden", "activation", "dtype", "optimizer")
 
@@ -62,7 +63,7 @@ def training_settings(args, dataset, resumed=None):
     -------
     dict
         ``hidden, activation, mode, batch_size, epochs, lr, optimizer, dtype,
-        seed, standardize``.
+        seed, alpha, lr_schedule, standardize``.
     """
     settings = {**_COMMON, **DEFAULTS.get(dataset, _GENERAL), "standardize": True}
     lr_given = args.lr is not None

@@ -405,7 +405,7 @@ class MLP(ClassLabels):
             optimizer="sgd", shuffle=True, seed=None, progress=False, chunk_size=DEFAULT_CHUNK_SIZE,
             optimizer_options=None, validation_split=None, validation_data=None,
             patience=None, min_delta=0.0, restore_best_weights=True, callback=None,
-            resume=False, executor="auto"):
+            resume=False, executor="auto", alpha=0.0, lr_schedule="constant", power_t=0.5):
         """Train in place with gradient descent.
 
         Parameters
@@ -478,6 +478,23 @@ class MLP(ClassLabels):
             chunks (see the README). ``'reference'`` always runs the plain
             loop (not on dask). The history's ``executor`` and
             ``executor_reason`` say which ran and why.
+        alpha : float
+            L2 penalty, as scikit-learn's MLP has it: ``alpha/2·‖W‖²`` added
+            to each batch's loss, over the batch's rows under
+            ``reduction="mean"``; biases are not penalised. ``History.loss``
+            reports the data term alone.
+        lr_schedule : {'constant', 'invscaling', 'adaptive'} or callable
+            ``'invscaling'``: ``lr / (t + 1) ** power_t``, ``t`` the samples
+            seen before the epoch. ``'adaptive'``: ``lr`` divided by 5 each
+            time more than 10 epochs in a row have not brought the monitored
+            loss (as ``patience``'s) ``1e-4`` below its best, while it stays
+            above 1e-6 (``History.lr_drops`` lists when). A callable
+            ``factor(count)`` multiplies ``lr`` at each step, ``count`` the
+            steps taken before it. The fused and compiled executors run the
+            built-in optimizers alone: with ``alpha > 0`` or a schedule they
+            may decline, and ``History.executor_reason`` says so.
+        power_t : float
+            The exponent of ``'invscaling'``.
 
         Returns
         -------
@@ -488,7 +505,8 @@ class MLP(ClassLabels):
         When the loss turns NaN or infinite, training stops with a
         :class:`~nnbackend.training.DivergenceWarning`; the model keeps the
         last parameters that were finite, and ``History.diverged`` says what
-        happened.
+        happened. A fit that stays finite but ends with a loss more than 100
+        times its starting loss warns with the same category.
         """
         options = FitOptions.check(
             mode=mode, batch_size=batch_size, epochs=epochs, lr=lr, optimizer=optimizer,
@@ -496,7 +514,8 @@ class MLP(ClassLabels):
             optimizer_options=optimizer_options, validation_split=validation_split,
             has_validation_data=validation_data is not None, patience=patience,
             min_delta=min_delta, restore_best_weights=restore_best_weights, callback=callback,
-            resume=resume, executor=executor)
+            resume=resume, executor=executor, alpha=alpha, lr_schedule=lr_schedule,
+            power_t=power_t)
         X = self._features(X, fit_scaling=True)
         Y = self._targets(y, n_rows(X), fit_scaling=True)
         check_classes(self.backend, Y, self.loss)

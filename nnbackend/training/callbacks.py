@@ -19,7 +19,12 @@ __all__ = ["Callback", "DivergenceGuard", "DivergenceWarning", "EarlyStopping", 
 
 
 class DivergenceWarning(RuntimeWarning):
-    """Training stopped because the loss or the parameters stopped being finite."""
+    """Training stopped because the loss or the parameters stopped being
+    finite, or it ended with a loss orders of magnitude above its start."""
+
+# How many times its start a fit's last loss may be before the fit warns:
+# two orders of magnitude is no noisy epoch; it is a learning rate too large.
+GROWTH_LIMIT = 100.0
 
 
 class Callback:
@@ -122,3 +127,14 @@ class DivergenceGuard:
         # The user's call: check <- _loop <- train <- MLP.fit <- the caller.
         warnings.warn(message, DivergenceWarning, stacklevel=5)
         return message, keep
+
+    def check_growth(self, first_loss, last_loss) -> bool:
+        """Warn (and return True) when a fit that stayed finite ends with a loss
+        more than :data:`GROWTH_LIMIT` times the loss it started from."""
+        if not (first_loss > 0 and last_loss > GROWTH_LIMIT * first_loss):
+            return False
+        warnings.warn(
+            f"training ended with a loss of {last_loss:.3g}, {last_loss / first_loss:.3g} times "
+            f"the {first_loss:.3g} it started from: it is diverging while staying finite "
+            f"(lr={self.lr!r} may be too large)", DivergenceWarning, stacklevel=5)
+        return True

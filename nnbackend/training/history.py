@@ -36,6 +36,9 @@ class History:
     executor : str
         The executor that ran the epochs (``"cupy-fused"``, ``"jax-scan"``,
         ...), or ``"reference"`` for the reference loop.
+    lr_drops : list of int
+        With ``lr_schedule='adaptive'``, the epochs after which the learning
+        rate was divided by 5.
     executor_reason : str
         Why, starting with that name: asked for, or the first of the
         backend's executors that supports the fit (with how it runs and the
@@ -56,6 +59,7 @@ class History:
     diverged: str | None = None
     executor: str = "reference"
     executor_reason: str = ""
+    lr_drops: list = field(default_factory=list)
 
     def last(self) -> dict:
         """The last epoch's figures, by name (absent ones left out)."""

@@ -18,10 +18,11 @@ from ..data import host_rng, make_plan, n_rows
 from ..datasets import split_indices
 from ..engine import EpochTask, choose_executor, run_epoch
 from ..network import NetSpec, chunk_rows, evaluate_rows, multiclass_of, slice_rows
-from ..optim import on_namespace
+from ..optim import ScheduledState, on_namespace
 from .callbacks import DivergenceGuard, EarlyStopping, Progress, UserCallback
 from .history import History
 from .options import FitOptions
+from .schedule import AdaptiveRate, fit_optimizer
 from .state import TrainState
 
 __all__ = ["Network", "epoch_stepper", "train"]
@@ -76,17 +77,34 @@ def _split(net: Network, X, Y, fraction, rng):
 class _Epochs:
     """Runs epochs and brings each one's figures to the host in one transfer."""
 
-    def __init__(self, net: Network, X, Y, validation, options: FitOptions, plan, count_correct=True):
+    def __init__(self, net: Network, X, Y, validation, options: FitOptions, plan, count_correct=True,
+                 lr_scale=1.0):
         self.net, self.X, self.Y, self.plan, self.options = net, X, Y, plan, options
         self.validation = validation
         self.multiclass = multiclass_of(net.spec) if count_correct else None
-        self.task = _epoch_task(net, X, Y, plan, options.optimizer, options.chunk_size,
-                                self.multiclass)
-        # Which executor runs the epochs, and why (History.executor, .executor_reason).
-        self.choice = choose_executor(options.executor, self.task)
-        self.fast = self.choice.epoch
+        self.set_lr_scale(lr_scale)
         if validation is not None:
             self.val_rows_per_pass = net.backend.rows_per_pass(validation[0], self.task.chunk_size)
+
+    def set_lr_scale(self, lr_scale):
+        """Build the optimizer (schedule and penalty included) for this factor
+        of the learning rate, and the executor that runs it."""
+        net = self.net
+        self.lr_scale = lr_scale
+        self.optimizer = fit_optimizer(self.options, self.plan, len(net.layer_sizes) - 1,
+                                       net.spec.reduction, lr_scale)
+        self.task = _epoch_task(net, self.X, self.Y, self.plan, self.optimizer,
+                                self.options.chunk_size, self.multiclass)
+        # Which executor runs the epochs, and why (History.executor, .executor_reason).
+        self.choice = choose_executor(self.options.executor, self.task)
+        self.fast = self.choice.epoch
+
+    def loss_sum(self, params):
+        """The training loss of ``params`` summed over the rows (a device scalar)."""
+        rows = self.net.backend.rows_per_pass(self.X, self.task.chunk_size)
+        loss, _ = evaluate_rows(params, self.net.spec, slice_rows(self.X, self.Y), n_rows(self.X),
+                                rows, None, self.net.backend.xp)
+        return loss
 
     def run(self, params, state, rng):
         if self.fast is not None:
@@ -174,16 +192,21 @@ def train(net: Network, X, Y, options: FitOptions, validation=None, resume: Trai
 
     n_samples = n_rows(X)
     plan = make_plan(options.mode, n_samples, options.batch_size, options.shuffle)
-    epochs = _Epochs(net, X, Y, validation, options, plan)
+    epochs = _Epochs(net, X, Y, validation, options, plan,
+                     lr_scale=saved.lr_scale if saved is not None else 1.0)
     params = net.params
-    state = opt.init(params)
+    state = epochs.optimizer.init(params)
     if saved is not None:
-        state = saved.optimizer_state(state)
+        inner = saved.optimizer_state(opt.init(params))
+        # A schedule counts steps: the resumed fit's count goes on from the saved epochs'.
+        state = (ScheduledState(saved.epochs_done * -(-n_samples // plan.batch_size), [inner])
+                 if isinstance(state, ScheduledState) else inner)
     hist = History(mode=options.mode, batch_size=plan.batch_size, n_samples=n_samples,
                    executor=epochs.choice.name, executor_reason=epochs.choice.reason)
-    params, state = _loop(net, epochs, params, state, rng, hist, options)
+    params, state, lr_scale = _loop(net, epochs, params, state, rng, hist, options)
+    inner = state.inner[0] if isinstance(state, ScheduledState) else state
     new_state = None if opt_name is None or hist.diverged else TrainState.capture(
-        opt_name, state, rng, (saved.epochs_done if saved else 0) + hist.epochs)
+        opt_name, inner, rng, (saved.epochs_done if saved else 0) + hist.epochs, lr_scale)
     return params, hist, new_state
 
 
@@ -204,7 +227,13 @@ def _loop(net: Network, epochs: _Epochs, params, state, rng, hist: History, opti
     """The epochs of one fit; returns the parameters to keep and the optimizer state."""
     callbacks, stopping = _callbacks(options, params)
     guard = DivergenceGuard(options.lr)
+    rate = (AdaptiveRate(float(options.lr), scale=epochs.lr_scale)
+            if options.lr_schedule == "adaptive" else None)
     n_val = None if epochs.validation is None else n_rows(epochs.validation[0])
+    scale = 1.0 / hist.n_samples if net.spec.reduction == "mean" else 1.0
+    # Where the loss started, for the growth warning: a batch epoch measures it
+    # itself; the others measure each batch after earlier steps, so one pass here.
+    start_loss = None if options.mode == "batch" else epochs.loss_sum(params)
     # No per-operation overflow warnings (divergence is reported once, by
     # the guard) and no autograd bookkeeping: see Backend.loop_context.
     try:
@@ -215,7 +244,6 @@ def _loop(net: Network, epochs: _Epochs, params, state, rng, hist: History, opti
                 # The epoch's one device-to-host transfer; ``host`` is a NumPy
                 # array, so the float() and bool() below read host memory.
                 host = epochs.figures(params, epoch_loss, epoch_correct)
-                scale = 1.0 / hist.n_samples if net.spec.reduction == "mean" else 1.0
                 diverged = guard.check(epoch, float(host[0]) * scale, bool(host[1]), epoch_start)
                 if diverged is not None:
                     hist.diverged, params = diverged
@@ -227,14 +255,21 @@ def _loop(net: Network, epochs: _Epochs, params, state, rng, hist: History, opti
                 if any(stop):
                     hist.stopped_early = True
                     break
+                if rate is not None and rate.after_epoch(figures):
+                    epochs.set_lr_scale(rate.scale)
+                    hist.lr_drops.append(epoch)
     finally:  # a progress bar ends even when an epoch raised (Ctrl-C included)
         for cb in callbacks:
             cb.on_train_end()
+    if hist.loss and not hist.diverged:
+        first = hist.loss[0] if start_loss is None else float(
+            net.backend.to_host(start_loss)) * scale
+        guard.check_growth(first, hist.loss[-1])
     if stopping is not None and stopping.best_epoch is not None:
         hist.best_epoch = stopping.best_epoch
         if options.restore_best_weights:
             params = stopping.best_params
-    return net.backend.export(params), state
+    return net.backend.export(params), state, epochs.lr_scale
 
 
 def epoch_stepper(net: Network, X, Y, mode="minibatch", batch_size=32, lr=0.1, optimizer="sgd",
@@ -253,7 +288,7 @@ def epoch_stepper(net: Network, X, Y, mode="minibatch", batch_size=32, lr=0.1, o
     rng = host_rng(net.seed if seed is None else seed)
     # Benchmarks time the steps: no correct counts.
     epochs = _Epochs(net, X, Y, None, options, plan, count_correct=False)
-    carry = {"params": net.params, "state": options.optimizer.init(net.params)}
+    carry = {"params": net.params, "state": epochs.optimizer.init(net.params)}
 
     def step():
         with net.backend.loop_context():

@@ -12,7 +12,10 @@ from ..data import MODES
 from ..network import DEFAULT_CHUNK_SIZE, check_chunk_size
 from ..optim import OPTIMIZERS, Optimizer, get_optimizer
 
-__all__ = ["FitOptions"]
+__all__ = ["FitOptions", "LR_SCHEDULES"]
+
+# scikit-learn's names (MLPClassifier's learning_rate): see training.schedule.
+LR_SCHEDULES = ("constant", "invscaling", "adaptive")
 
 
 @dataclass(frozen=True)
@@ -41,13 +44,17 @@ class FitOptions:
     callback: Callable | None = None
     resume: bool = False
     executor: str = "auto"
+    alpha: float = 0.0
+    lr_schedule: Any = "constant"  # one of LR_SCHEDULES, or a callable (see training.schedule)
+    power_t: float = 0.5
 
     @classmethod
     def check(cls, mode="minibatch", batch_size=32, epochs=100, lr=0.1, optimizer="sgd",
               shuffle=True, seed=None, progress=False, chunk_size=DEFAULT_CHUNK_SIZE,
               optimizer_options=None, validation_split=None, has_validation_data=False,
               patience=None, min_delta=0.0, restore_best_weights=True, callback=None,
-              resume=False, executor="auto") -> "FitOptions":
+              resume=False, executor="auto", alpha=0.0, lr_schedule="constant",
+              power_t=0.5) -> "FitOptions":
         """The options, each checked; raises ``TypeError``/``ValueError`` naming the first wrong one."""
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; choose one of {list(MODES)}")
@@ -68,6 +75,11 @@ class FitOptions:
         if validation_split is not None and has_validation_data:
             raise ValueError("give validation_split or validation_data, not both")
         opt = get_optimizer(optimizer, lr, **_optimizer_options(optimizer, optimizer_options))
+        alpha = check_number("alpha", alpha, 0)
+        power_t = check_number("power_t", power_t, 0)
+        if not (callable(lr_schedule) or lr_schedule in LR_SCHEDULES):
+            raise ValueError(f"unknown lr_schedule {lr_schedule!r}; choose one of "
+                             f"{list(LR_SCHEDULES)} or give a function of the step count")
         if validation_split is not None:
             validation_split = check_number("validation_split", validation_split, 0, 1,
                                             low_open=True)
@@ -75,7 +87,7 @@ class FitOptions:
                    optimizer_name=None if isinstance(optimizer, Optimizer) else optimizer,
                    seed=seed, chunk_size=chunk_size, validation_split=validation_split,
                    patience=patience, min_delta=min_delta, callback=callback, executor=executor,
-                   **flags)
+                   alpha=alpha, lr_schedule=lr_schedule, power_t=power_t, **flags)
 
 
 def _optimizer_options(optimizer, options):

@@ -29,6 +29,9 @@ class TrainState:
         The host generator's ``bit_generator.state``: the next epoch's order.
     epochs_done : int
         Epochs trained so far, over all resumed fits.
+    lr_scale : float
+        The factor ``lr_schedule='adaptive'`` had brought the learning rate
+        to (1 otherwise).
     """
 
     optimizer: str
@@ -36,14 +39,17 @@ class TrainState:
     state_arrays: dict = field(default_factory=dict)
     rng: dict = field(default_factory=dict)
     epochs_done: int = 0
+    lr_scale: float = 1.0
 
     @classmethod
-    def capture(cls, optimizer: str, opt_state, rng, epochs_done: int) -> "TrainState":
+    def capture(cls, optimizer: str, opt_state, rng, epochs_done: int,
+                lr_scale: float = 1.0) -> "TrainState":
         """The state to resume from after a fit's last epoch."""
         scalars, arrays = state_fields(opt_state)
         # A compiled epoch leaves scalars (Adam's count) as device scalars.
         scalars = {k: v if isinstance(v, (int, float)) else int(v) for k, v in scalars.items()}
-        return cls(optimizer, scalars, arrays, rng.bit_generator.state, epochs_done)
+        return cls(optimizer, scalars, arrays, rng.bit_generator.state, epochs_done,
+                   float(lr_scale))
 
     def optimizer_state(self, template):
         """The optimizer state, rebuilt like ``template`` (the optimizer's ``init``)."""
