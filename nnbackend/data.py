@@ -31,7 +31,8 @@ from .backends import Backend, backend_of
 from .checks import check_int
 
 __all__ = ["MODES", "BatchPlan", "array_backend", "as_features", "as_targets", "check_classes",
-           "host_rng", "init_params", "is_host", "make_plan", "n_rows"]
+           "frame_columns", "host_rng", "init_params", "is_frame", "is_host", "make_plan",
+           "n_rows"]
 
 MODES = ("batch", "minibatch", "sgd")
 
@@ -108,8 +109,23 @@ def make_plan(mode: str, n_samples: int, batch_size: int | None = 32, shuffle: b
 
 
 def is_host(a) -> bool:
-    """Whether ``a`` is host data (NumPy, a list or a number) rather than a backend's array."""
-    return isinstance(a, (np.ndarray, list, tuple, numbers.Number))
+    """Whether ``a`` is host data (NumPy, a list, a number, a pandas DataFrame
+    or Series) rather than a backend's array."""
+    return isinstance(a, (np.ndarray, list, tuple, numbers.Number)) or is_frame(a)
+
+
+def is_frame(a) -> bool:
+    """Whether ``a`` is a pandas DataFrame or Series (pandas is not imported)."""
+    return type(a).__module__.partition(".")[0] == "pandas" and hasattr(a, "to_numpy")
+
+
+def frame_columns(a) -> list | None:
+    """A DataFrame's column names as strings where every one is a string (as
+    scikit-learn's ``feature_names_in_``), else None."""
+    columns = getattr(a, "columns", None) if is_frame(a) else None
+    if columns is None or not all(isinstance(c, str) for c in columns):
+        return None
+    return list(columns)
 
 
 def array_backend(name, a) -> Backend:
@@ -160,6 +176,8 @@ def _host_array(name, a) -> np.ndarray:
             f"{name} is a masked array with masked entries; fill them "
             f"({name}.filled(value)) or drop those rows first"
         )
+    if is_frame(a):
+        return _frame_array(name, a)
     try:
         arr = np.asarray(a)
     except (ValueError, TypeError) as exc:
@@ -169,6 +187,21 @@ def _host_array(name, a) -> np.ndarray:
             f"{name} must hold real numbers (bool, int or float); got dtype {arr.dtype}"
         )
     return arr
+
+
+def _frame_array(name, a) -> np.ndarray:
+    """A pandas DataFrame's or Series' values as a NumPy array of numbers;
+    text columns are refused by name, and nullable numbers' NA become NaN
+    (which the finite check then refuses)."""
+    arr = a.to_numpy()
+    if arr.dtype.kind in "biuf":
+        return arr
+    columns = [a[c] for c in a.columns] if hasattr(a, "columns") else [a]
+    bad = [str(c.name) for c in columns if np.asarray(c.to_numpy()).dtype.kind not in "biuf"]
+    if bad:
+        raise TypeError(f"{name} must hold real numbers (bool, int or float); the columns "
+                        f"{bad} do not: encode text as numbers first")
+    return a.to_numpy(dtype=np.float64, na_value=np.nan)
 
 
 def as_features(backend: Backend, X, dtype, name: str = "X"):

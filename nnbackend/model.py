@@ -17,6 +17,7 @@ from .backends import Backend, backend_of, get_backend
 from .checks import check_int
 from .classifier import ClassLabels
 from .data import (
+    frame_columns,
     array_backend,
     as_features,
     as_targets,
@@ -97,8 +98,11 @@ class MLP(ClassLabels):
     ----------
     feature_names_in_ : list of str or None
         The names of the features, in the order of ``X``'s columns, where
-        known (the command line sets them from a CSV header); kept in
-        checkpoints, and ``nnbackend predict`` matches CSV columns by them.
+        known: the first fit on a pandas DataFrame with string column names
+        learns them (the command line sets them from a CSV header); a later
+        DataFrame with other columns, or the same in another order, is
+        refused. Kept in checkpoints; ``nnbackend predict`` matches CSV
+        columns by them.
     feature_scaler, target_scaler : StandardScaler or None
         The standardization applied to ``X`` and to regression targets; set
         by the first ``fit`` of a model with ``standardize``, or by hand.
@@ -256,6 +260,7 @@ class MLP(ClassLabels):
         self.flat_params = [other.asarray(p, dtype=self.array_dtype) for p in host]
 
     def _features(self, X, fit_scaling=False):
+        self._check_feature_names(frame_columns(X), learn=fit_scaling)
         self._follow(X)
         # The input checks compute on lazy data (one pass): on the backend's scheduler.
         with self.backend.compute_context():
@@ -265,6 +270,24 @@ class MLP(ClassLabels):
                 f"X has {X.shape[1]} features but the network expects {self.layer_sizes[0]}"
             )
         return self._scaled(X, "feature_scaler", fit_scaling and bool(self.standardize))
+
+    def _check_feature_names(self, names, learn):
+        """A DataFrame's columns against :attr:`feature_names_in_`, which the
+        first fit on a DataFrame learns; a mismatch is refused by name."""
+        known = self.feature_names_in_
+        if names is None or names == known:
+            return
+        if known is None:
+            if learn:
+                self.feature_names_in_ = names
+            return
+        unseen = [n for n in names if n not in known]
+        missing = [n for n in known if n not in names]
+        if unseen or missing:
+            raise ValueError(f"X's columns are not the features the model was fitted on: "
+                             f"unseen {unseen}, missing {missing}")
+        raise ValueError(f"X's columns are those the model was fitted on in another order; "
+                         f"select them as X[{known}]")
 
     def _targets(self, y, n_samples, fit_scaling=False):
         y = self._class_ids(y, learn=fit_scaling)
