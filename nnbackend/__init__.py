@@ -23,6 +23,7 @@ from .backends import (
     backend_of,
     get_backend,
 )
+from .data import FeatureScaleWarning
 from .model import MLP, fit
 from .optim import Optimizer, adam, momentum, sgd
 from .scaling import StandardScaler
@@ -53,6 +54,7 @@ __all__ = [
     "Backend",
     "BackendUnavailableError",
     "DivergenceWarning",
+    "FeatureScaleWarning",
     "History",
     "MLP",
     "MLPClassifier",

@@ -31,7 +31,7 @@ from .backends import Backend, backend_of
 from .checks import check_int
 
 __all__ = ["MODES", "BatchPlan", "array_backend", "as_features", "as_targets", "check_classes",
-           "frame_columns", "host_rng", "init_params", "is_frame", "is_host", "make_plan",
+           "FeatureScaleWarning", "feature_scale_problem", "frame_columns", "host_rng", "init_params", "is_frame", "is_host", "make_plan",
            "n_rows"]
 
 MODES = ("batch", "minibatch", "sgd")
@@ -187,6 +187,29 @@ def _host_array(name, a) -> np.ndarray:
             f"{name} must hold real numbers (bool, int or float); got dtype {arr.dtype}"
         )
     return arr
+
+
+class FeatureScaleWarning(UserWarning):
+    """Unstandardized features whose scales would stall or saturate training."""
+
+
+def feature_scale_problem(backend: Backend, X) -> str | None:
+    """What is wrong with the scales of ``X``'s columns for an unstandardized
+    network, or None: columns whose largest magnitudes differ by more than
+    100 times (the small ones barely move the units the big ones saturate),
+    or magnitudes above 1000 (sigmoid and tanh units saturate at once).
+    One reduction over ``X`` and one transfer of its column maxima."""
+    xp = backend.xp
+    biggest = backend.to_host(xp.max(xp.abs(X), axis=0)).astype(np.float64)
+    nonzero = biggest[biggest > 0]
+    if nonzero.size == 0:
+        return None
+    low, high = float(nonzero.min()), float(nonzero.max())
+    if high > 100 * low:
+        return f"X's columns range from {low:.3g} to {high:.3g} in magnitude"
+    if high > 1000:
+        return f"X holds values up to {high:.3g} in magnitude"
+    return None
 
 
 def _frame_array(name, a) -> np.ndarray:

@@ -9,6 +9,7 @@ the training to :mod:`nnbackend.training`. Nothing below imports it.
 from __future__ import annotations
 
 import numbers
+import warnings
 
 import numpy as np
 
@@ -17,6 +18,8 @@ from .backends import Backend, backend_of, get_backend
 from .checks import check_int
 from .classifier import ClassLabels
 from .data import (
+    FeatureScaleWarning,
+    feature_scale_problem,
     frame_columns,
     array_backend,
     as_features,
@@ -540,6 +543,13 @@ class MLP(ClassLabels):
             resume=resume, executor=executor, alpha=alpha, lr_schedule=lr_schedule,
             power_t=power_t)
         X = self._features(X, fit_scaling=True)
+        if not self.standardize:
+            with self.backend.compute_context():
+                problem = feature_scale_problem(self.backend, X)
+            if problem is not None:
+                warnings.warn(f"{problem}: unscaled, they stall or saturate training; build "
+                              "the model with standardize=True (or scale X first)",
+                              FeatureScaleWarning, stacklevel=2)
         Y = self._targets(y, n_rows(X), fit_scaling=True)
         check_classes(self.backend, Y, self.loss)
         validation = None

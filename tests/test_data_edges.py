@@ -106,3 +106,33 @@ def test_a_library_error_becomes_a_one_line_refusal_with_its_first_line():
     message = str(data._library_refusal("X", NUMPY, RuntimeError(long_line)))
     assert f"(RuntimeError: {'x' * 200})" in message
     assert str(data._library_refusal("X", NUMPY, RuntimeError())).count("(RuntimeError: )") == 1
+
+
+@pytest.mark.parametrize("columns, problem", [
+    ([1.0, 50.0], None),
+    ([1.0, 101.0], "range from 1 to 101"),
+    ([0.0, 2e3, 1.5e3], "values up to 2e\\+03"),
+    ([0.0, 0.0], None),
+    ([-3e-3, 0.4], "range from 0.003 to 0.4"),
+    ([-3e-3, 0.2], None),
+])
+def test_feature_scale_problems(columns, problem):
+    X = np.array([columns, [c / 2 for c in columns]])
+    found = data.feature_scale_problem(NUMPY, X)
+    assert (found is None) if problem is None else (found is not None and
+                                                    __import__("re").search(problem, found))
+
+
+def test_unscaled_features_of_very_different_scales_warn_at_fit():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 2)) * np.array([1.0, 1e3])
+    y = (X[:, 0] > 0).astype(float)
+    with pytest.warns(nb.FeatureScaleWarning, match="standardize=True") as caught:
+        nb.MLP([2, 3, 1]).fit(X, y, epochs=1)
+    assert caught[0].filename == __file__
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", nb.FeatureScaleWarning)
+        nb.MLP([2, 3, 1], standardize=True).fit(X, y, epochs=1)
+        nb.MLP([2, 3, 1]).fit(X / np.array([1.0, 1e3]), y, epochs=1)
