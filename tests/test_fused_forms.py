@@ -261,3 +261,39 @@ def test_cupy_fused_kernels_equal_the_generic_ones_on_cupy():
         rtol = 1e-5 if dtype == "float32" else 1e-12
         np.testing.assert_allclose(host(K.sum_rows(dz, xp=fused)),
                                    host(plain.sum(dz, axis=0)), rtol=rtol, atol=rtol)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_the_bound_kernels_take_the_fused_table_as_the_kernels_do(dtype):
+    # nnbackend.bound looks the fused forms up once; through CuPy's table (as
+    # twins) each bound function must call them and give the kernels' bits.
+    from nnbackend import bound
+
+    rng = np.random.default_rng(4)
+    calls = []
+    xp, dt = twin_namespace(NUMPY, calls), np.dtype(dtype)
+    x, W, b, z = _data(rng, dtype)
+    da = rng.normal(size=z.shape).astype(dtype)
+    y = rng.uniform(0, 1, size=z.shape).astype(dtype)
+    same = np.testing.assert_array_equal
+    for name in ("sigmoid", "tanh", "relu", "identity"):
+        fwd, bwd = K.activation(name)
+        a = fwd(z, xp=NUMPY)
+        same(bound.bind_activation_forward(name, xp, dt)(z), a)
+        same(bound.bind_activation_backward(name, xp, dt)(z, a, da), bwd(z, a, da, xp=NUMPY))
+        got = bound.bind_dense_activation(name, xp, dt)(x, W, b)
+        want = K.dense_activation_forward(x, W, b, name, xp=NUMPY)
+        same(got[0], want[0])
+        same(got[1], want[1])
+    for output in ("sigmoid", "identity"):
+        a = K.activation_forward(output, z, xp=NUMPY)
+        for reduction in ("mean", "sum"):
+            got = bound.bind_loss_and_backward("mse", output, reduction, xp, dt)(z, a, y, 7)
+            want = K.loss_and_backward("mse", output, z, a, y, reduction, 7, xp=NUMPY)
+            same(got[0], want[0])
+            same(got[1], want[1])
+    labels = (y > 0.5).astype(dtype)
+    a = K.activation_forward("sigmoid", z, xp=NUMPY)
+    same(bound.bind_n_correct(None, xp)(a, labels), K.n_correct(a, labels, None, xp=NUMPY))
+    assert {"sigmoid", "relu", "sigmoid_backward", "relu_backward", "tanh_backward",
+            "bias_sigmoid", "bias_tanh", "bias_relu", "mse", "mse_sigmoid"} <= set(calls)
