@@ -234,3 +234,91 @@ def test_cli_takes_alpha_and_the_schedule_and_a_resume_carries_them(tmp_path, ca
     summary = json.loads(capsys.readouterr().out)
     assert (summary["alpha"], summary["lr_schedule"], summary["epochs_done"]) == (
         0.01, "invscaling", 5)
+
+
+# -- the optimizer wrappers themselves (nnbackend.optim), on NumPy arrays -------------
+
+
+def test_l2_penalty_without_a_mask_penalises_every_parameter():
+    from nnbackend.optim import l2_penalty, sgd
+
+    params, grads = [np.array([2.0, -4.0]), np.array([1.0])], [np.zeros(2), np.zeros(1)]
+    opt = l2_penalty(sgd(0.5), 0.1)
+    new, _ = opt.update(grads, opt.init(params), params)
+    np.testing.assert_allclose(new[0], params[0] * (1 - 0.5 * 0.1))
+    np.testing.assert_allclose(new[1], params[1] * (1 - 0.5 * 0.1))
+    new, _ = l2_penalty(sgd(0.5), 0.1, [True, False]).update(grads, (), params)
+    np.testing.assert_array_equal(new[1], params[1])
+
+
+def test_scheduled_momentum_puts_the_factor_inside_the_velocity():
+    # scikit-learn's SGD: v <- beta·v - lr_t·g, so a changing rate stays in v.
+    from nnbackend.optim import momentum, scheduled
+
+    lr, beta, g = 0.1, 0.9, np.array([1.0, -2.0])
+    opt = scheduled(momentum(lr, beta), lambda count: 0.5 ** count)
+    params = [np.array([0.0, 0.0])]
+    state = opt.init(params)
+    for _ in range(3):
+        params, state = opt.update([g], state, params)
+    v1 = 1.0 * g
+    v2 = beta * v1 + 0.5 * g
+    v3 = beta * v2 + 0.25 * g
+    np.testing.assert_allclose(params[0], -lr * (v1 + v2 + v3), rtol=1e-14)
+    assert state.count == 3
+
+
+def test_a_scheduled_adam_scales_its_steps():
+    from nnbackend.optim import adam, scheduled
+
+    # Adam's step at half the rate is half its step (scaling its gradients
+    # instead would change nothing: Adam is invariant to their scale).
+    g = [np.array([0.3, -1.0])]
+    halved = scheduled(adam(0.01), lambda count: 0.5)
+    q = [np.array([1.0, 2.0])]
+    t = halved.init(q)
+    want = [np.array([1.0, 2.0])]
+    state = adam(0.005).init(want)
+    for _ in range(3):
+        q, t = halved.update(g, t, q)
+        want, state = adam(0.005).update(g, state, want)
+    np.testing.assert_allclose(q[0], want[0], rtol=1e-13)
+    assert not np.allclose(q[0], [1.0, 2.0])
+
+
+def test_scheduled_defaults_to_the_plain_rate():
+    from nnbackend.optim import scheduled, sgd
+
+    params, g = [np.array([1.0])], [np.array([2.0])]
+    opt = scheduled(sgd(0.1))
+    new, state = opt.update(g, opt.init(params), params)
+    np.testing.assert_allclose(new[0], [0.8], rtol=1e-15)
+    assert state.count == 1
+
+
+def test_invscaling_holds_the_rate_within_an_epoch():
+    from nnbackend.optim import inverse_scaling
+
+    factor = inverse_scaling(0.5, n_samples=10, steps_per_epoch=4)
+    assert [factor(c) for c in range(5)] == [1.0] * 4 + [11 ** -0.5]
+
+
+def test_an_optimizer_state_that_does_not_fit_is_refused_by_field():
+    from nnbackend.optim import momentum, state_from_fields
+
+    template = momentum(0.1).init([np.zeros(2)])
+    with pytest.raises(ValueError, match=r"optimizer state has fields \['mu', 'velocity'\], "
+                                         r"expected \['velocity'\]"):
+        state_from_fields(template, {"mu": 0}, {"velocity": [np.zeros(2)]})
+    with pytest.raises(ValueError, match="field 'velocity' does not match the parameters"):
+        state_from_fields(template, {"velocity": 0}, {})
+
+
+@pytest.mark.parametrize("bad", [-0.5, float("inf"), float("nan")])
+def test_the_wrappers_refuse_a_bad_coefficient(bad):
+    from nnbackend.optim import inverse_scaling, l2_penalty, sgd
+
+    with pytest.raises(ValueError, match="coef must be a finite number >= 0"):
+        l2_penalty(sgd(0.1), bad)
+    with pytest.raises(ValueError, match="power_t must be a finite number >= 0"):
+        inverse_scaling(bad, 10, 2)
