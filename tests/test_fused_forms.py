@@ -297,3 +297,15 @@ def test_the_bound_kernels_take_the_fused_table_as_the_kernels_do(dtype):
     same(bound.bind_n_correct(None, xp)(a, labels), K.n_correct(a, labels, None, xp=NUMPY))
     assert {"sigmoid", "relu", "sigmoid_backward", "relu_backward", "tanh_backward",
             "bias_sigmoid", "bias_tanh", "bias_relu", "mse", "mse_sigmoid"} <= set(calls)
+
+
+@pytest.mark.parametrize("name", ["sigmoid", "tanh", "relu"])
+def test_a_bias_of_another_dtype_is_added_by_the_generic_formula(name):
+    # NumPy's table fuses bias + activation for one dtype; a float64 bias on
+    # float32 data takes the generic z = xW + b (promoted), never the fused form.
+    x = np.array([[1.0, -2.0, 0.5]], dtype=np.float32)
+    W = np.ones((3, 2), dtype=np.float32)
+    b = np.array([0.25, -0.75])
+    z, a = K.dense_activation_forward(x, W, b, name, xp=NUMPY)
+    np.testing.assert_array_equal(z, x @ W + b)
+    np.testing.assert_array_equal(a, K.activation(name)[0](x @ W + b, xp=NUMPY))
