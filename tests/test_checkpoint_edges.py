@@ -1,0 +1,58 @@
+"""Edges of ``nnbackend.checkpoint`` that a mutation of it moved without
+another test noticing (``benchmarks/mutation_survivors.md``)."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+import nnbackend as nb
+
+UNPICKLED = []
+
+
+def _unpickled():
+    UNPICKLED.append("unpickled")
+
+
+class _Trap:
+    """Records being unpickled: a checkpoint must never unpickle anything."""
+
+    def __reduce__(self):
+        return (_unpickled, ())
+
+
+def test_an_unfitted_standardizing_model_keeps_its_setting(tmp_path):
+    model = nb.MLP([2, 3, 1], standardize=True)
+    model.save(tmp_path / "m.npz")
+    assert nb.MLP.load(tmp_path / "m.npz").standardize is True
+
+
+def test_a_write_error_names_the_system_reason(tmp_path):
+    with pytest.raises(ValueError, match=r"cannot write checkpoint .*: No such file or directory$"):
+        nb.MLP([2, 3, 1]).save(tmp_path / "missing" / "m.npz")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
+def test_a_read_error_names_the_system_reason(tmp_path):
+    path = tmp_path / "m.npz"
+    nb.MLP([2, 3, 1]).save(path)
+    path.chmod(0)
+    with pytest.raises(ValueError, match=r"not a usable nnbackend checkpoint: Permission denied$"):
+        nb.MLP.load(path)
+
+
+def test_a_checkpoint_holding_a_pickle_is_refused_without_unpickling_it(tmp_path):
+    good = tmp_path / "good.npz"
+    nb.MLP([2, 3, 1]).save(good)
+    with np.load(good) as f:
+        members = {k: f[k] for k in f.files}
+    members["param_0"] = np.array([_Trap()], dtype=object)
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, **members)
+    UNPICKLED.clear()
+    with pytest.raises(ValueError, match="not a usable nnbackend checkpoint"):
+        nb.MLP.load(bad)
+    assert UNPICKLED == []
+    assert json.loads(str(members["header"]))["config"]["layer_sizes"] == [2, 3, 1]
