@@ -30,9 +30,9 @@ import numpy as np
 from .backends import Backend, backend_of
 from .checks import check_int
 
-__all__ = ["MODES", "BatchPlan", "array_backend", "as_features", "as_targets", "check_classes",
-           "FeatureScaleWarning", "feature_scale_problem", "frame_columns", "host_rng", "init_params", "is_frame", "is_host", "make_plan",
-           "n_rows"]
+__all__ = ["MODES", "BatchPlan", "FeatureScaleWarning", "array_backend", "as_features",
+           "as_targets", "check_classes", "feature_scale_problem", "frame_columns", "host_rng",
+           "init_params", "is_frame", "is_host", "make_plan", "n_rows"]
 
 MODES = ("batch", "minibatch", "sgd")
 
