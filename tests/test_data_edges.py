@@ -7,6 +7,9 @@ dtype's limit, one feature, class ids in a column, two rows of one class,
 an unknown number of rows, and the wording of a refusal.
 """
 
+import re
+import warnings
+
 import numpy as np
 import pytest
 
@@ -119,8 +122,10 @@ def test_a_library_error_becomes_a_one_line_refusal_with_its_first_line():
 def test_feature_scale_problems(columns, problem):
     X = np.array([columns, [c / 2 for c in columns]])
     found = data.feature_scale_problem(NUMPY, X)
-    assert (found is None) if problem is None else (found is not None and
-                                                    __import__("re").search(problem, found))
+    if problem is None:
+        assert found is None
+    else:
+        assert found is not None and re.search(problem, found), found
 
 
 def test_unscaled_features_of_very_different_scales_warn_at_fit():
@@ -130,8 +135,6 @@ def test_unscaled_features_of_very_different_scales_warn_at_fit():
     with pytest.warns(nb.FeatureScaleWarning, match="standardize=True") as caught:
         nb.MLP([2, 3, 1]).fit(X, y, epochs=1)
     assert caught[0].filename == __file__
-    import warnings
-
     with warnings.catch_warnings():
         warnings.simplefilter("error", nb.FeatureScaleWarning)
         nb.MLP([2, 3, 1], standardize=True).fit(X, y, epochs=1)
