@@ -27,26 +27,27 @@ class FitOptions:
     ``optimizer_name`` its name, None for an Optimizer object).
     """
 
-    mode: str = "minibatch"
-    batch_size: int | None = 32
-    epochs: int = 100
-    lr: Any = 0.1
-    optimizer: Optimizer | None = None
-    optimizer_name: str | None = "sgd"
-    shuffle: bool = True
-    seed: int | None = None
-    progress: bool = False
-    chunk_size: int | str = DEFAULT_CHUNK_SIZE  # rows, or 'auto' (resolved per fit from the budget)
-    validation_split: float | None = None
-    patience: int | None = None
-    min_delta: float = 0.0
-    restore_best_weights: bool = True
-    callback: Callable | None = None
-    resume: bool = False
-    executor: str = "auto"
-    alpha: float = 0.0
-    lr_schedule: Any = "constant"  # one of LR_SCHEDULES, or a callable (see training.schedule)
-    power_t: float = 0.5
+    # No defaults here: check() is the one builder and holds them, as MLP.fit does.
+    mode: str
+    batch_size: int | None
+    epochs: int
+    lr: Any
+    optimizer: Optimizer
+    optimizer_name: str | None
+    shuffle: bool
+    seed: int | None
+    progress: bool
+    chunk_size: int | str  # rows, or 'auto' (resolved per fit from the budget)
+    validation_split: float | None
+    patience: int | None
+    min_delta: float
+    restore_best_weights: bool
+    callback: Callable | None
+    resume: bool
+    executor: str
+    alpha: float
+    lr_schedule: Any  # one of LR_SCHEDULES, or a callable (see training.schedule)
+    power_t: float
 
     @classmethod
     def check(cls, mode="minibatch", batch_size=32, epochs=100, lr=0.1, optimizer="sgd",
