@@ -50,8 +50,8 @@ def bind_activation_forward(name, xp, dtype):
         return lambda z: 1 / (1 + xp.exp(-xp.maximum(z, floor)))
     if name == "tanh":
         return xp.tanh
-    if name == "relu" and fused_form(xp, "relu") is not None:
-        return fused_form(xp, "relu")
+    if name in ("relu", "softmax") and fused_form(xp, name) is not None:
+        return fused_form(xp, name)
     return functools.partial(forward, xp=xp)
 
 

@@ -191,10 +191,15 @@ def on_namespace(opt: Optimizer, xp) -> Optimizer:
 
     Called once per fit (the training loop does); a custom optimizer, or a
     namespace without ``xp.nnbackend_fused[NAME + "_update"]``, gets ``opt``
-    back unchanged. ``init``, ``name`` and ``hyper`` stay the same, and so
-    does the state's layout, so checkpoints and the fused executors (which
-    judge an optimizer by its name) see no difference.
+    back unchanged; :func:`l2_penalty` and :func:`scheduled` come back
+    rewrapped around the optimizer they wrap, bound. ``init``, ``name`` and
+    ``hyper`` stay the same, and so does the state's layout, so checkpoints
+    and the fused executors (which judge an optimizer by its name) see no
+    difference.
     """
+    rebind = getattr(opt.update, "rebind", None)
+    if rebind is not None:  # a wrapper (l2_penalty, scheduled): bind the optimizer it wraps
+        return rebind(xp)
     make = _FUSED.get(opt.name) if opt.hyper is not None else None
     if make is None:
         return opt
@@ -289,6 +294,7 @@ def l2_penalty(opt: Optimizer, coef: float, mask=None) -> Optimizer:
         grads = [g + coef * p if m else g for g, p, m in zip(grads, params, which)]
         return opt.update(grads, state, params)
 
+    update.rebind = lambda xp: l2_penalty(on_namespace(opt, xp), coef, mask)
     return Optimizer(opt.init, update)
 
 
@@ -358,6 +364,7 @@ def scheduled(opt: Optimizer, schedule: Callable | None = None, scale: float = 1
             new_params = [p + f * (q - p) for p, q in zip(params, stepped)]
         return new_params, ScheduledState(state.count + 1, [inner])
 
+    update.rebind = lambda xp: scheduled(on_namespace(opt, xp), schedule, scale, on)
     return Optimizer(init, update)
 
 

@@ -284,6 +284,63 @@ def test_the_bias_forms_are_the_formula_bit_for_bit(dtype, shape, name):
     assert a.tobytes() == want_a.tobytes()
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("shape", [(9, 5), (4096, 32)])
+def test_the_relu_forms_are_the_formula_bit_for_bit_at_special_values(dtype, shape):
+    """NumPy's relu is fmax(z, 0) + 0: NaN must give 0 and -0 must give +0,
+    as ``where(z > 0, z, 0)`` does."""
+    rng = np.random.default_rng(14)
+    xw = (rng.normal(size=shape) * 5).astype(dtype)
+    b = rng.normal(size=shape[1]).astype(dtype)
+    b[:2] = -0.0
+    xw[0, :2] = [-0.0, np.nan]
+    xw[1, :2] = [np.inf, -np.inf]
+    xw[2, :2] = [0.0, -0.0]
+    want_z = xw + b
+    want_a = K.activation_forward("relu", want_z, xp=PLAIN_NUMPY)
+    z, a = _numpy_fused()["bias_relu"](xw.copy(), b, -80.0)
+    assert z.tobytes() == want_z.tobytes()
+    assert a.tobytes() == want_a.tobytes()
+    assert np.signbit(a).sum() == 0 and a[0, 0] == 0 and a[0, 1] == 0
+    assert _numpy_fused()["relu"](want_z).tobytes() == want_a.tobytes()
+    # The gradient: da where z > 0, else +0, whatever da holds there.
+    da = rng.normal(size=shape).astype(dtype)
+    da[:3, :2] = [[-0.0, np.nan], [np.inf, -np.inf], [-0.0, np.nan]]
+    da[3, :] = -0.0
+    want_da = K.activation_backward("relu", want_z, want_a, da, xp=PLAIN_NUMPY)
+    got = _numpy_fused()["relu_backward"](want_z, da)
+    assert got.tobytes() == want_da.tobytes() and got.dtype == want_da.dtype
+    view = da[:, ::2]  # strided
+    assert _numpy_fused()["relu_backward"](want_z[:, ::2], view).tobytes() == \
+        K.activation_backward("relu", want_z[:, ::2], None, view, xp=PLAIN_NUMPY).tobytes()
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("reduction, n_samples", [("mean", None), ("mean", 1000), ("sum", None)])
+def test_the_softmax_and_cross_entropy_forms_are_the_formula_bit_for_bit(dtype, reduction,
+                                                                         n_samples):
+    assert K.fused_form(nb.get_backend("numpy").xp, "cross_entropy") is not None
+    rng = np.random.default_rng(15)
+    z = (rng.normal(size=(200, 10)) * 20).astype(dtype)
+    z[0, :3] = [np.inf, -np.inf, 1.0]
+    z[1, :] = np.nan
+    z[2, :] = 1e30 if dtype == "float64" else 3e38
+    y = np.eye(10, dtype=dtype)[rng.integers(0, 10, size=200)]
+    kept = z.copy(), y.copy()
+    with np.errstate(all="ignore"):
+        want_a = K.softmax_forward(z, xp=PLAIN_NUMPY)
+        got_a = K.softmax_forward(z, xp=nb.get_backend("numpy").xp)
+        assert got_a.tobytes() == want_a.tobytes() and got_a.dtype == want_a.dtype
+        want = K.loss_and_backward("cross_entropy", "softmax", z, want_a, y, reduction,
+                                   n_samples, xp=PLAIN_NUMPY)
+        got = K.loss_and_backward("cross_entropy", "softmax", z, got_a, y, reduction,
+                                  n_samples, xp=nb.get_backend("numpy").xp)
+    assert np.asarray(got[0]).tobytes() == np.asarray(want[0]).tobytes()
+    assert got[1].tobytes() == want[1].tobytes()
+    np.testing.assert_array_equal(z, kept[0])
+    np.testing.assert_array_equal(y, kept[1])
+
+
 def test_the_bias_form_leaves_what_it_does_not_own_alone():
     """Mixed dtypes and views that are not C-contiguous get a new array, the
     input unchanged; a chunk's own product is written in place."""

@@ -12,6 +12,7 @@ import functools
 import numpy as np
 
 from .base import Backend, import_or_refuse, make_namespace, quiet_numpy
+from .numpy_optim import FUSED_UPDATES
 
 __all__ = ["NumpyBackend"]
 
@@ -70,6 +71,12 @@ def _sum_rows(a):
             and a.dtype.kind == "f" and a.flags.c_contiguous:
         return np.einsum("ij->j", a)
     return np.add.reduce(a, axis=0)
+
+
+# Unsigned integers as wide as each float dtype: relu's gradient masks the bits.
+_SAME_WIDTH_UINT = {np.dtype(np.float16): np.dtype(np.uint16),
+                    np.dtype(np.float32): np.dtype(np.uint32),
+                    np.dtype(np.float64): np.dtype(np.uint64)}
 
 
 def _repeated(b, reps, xw):
@@ -247,6 +254,48 @@ def _sigmoid_forms(consts, const):
             "bias_sigmoid": bias_sigmoid, "bias_sigmoid_no_z": bias_sigmoid_no_z}
 
 
+def _relu_backward(z, da):
+    bits = _SAME_WIDTH_UINT.get(da.dtype)
+    if bits is None or z.dtype != da.dtype:
+        return np.where(z > 0, da, np.zeros_like(da))  # the kernels' formula
+    # where(z > 0, da, 0) bit for bit in a third of the time: da's bits
+    # times 1 or 0 as integers are da's bits or +0's.
+    return np.multiply(da.view(bits), np.greater(z, 0), dtype=bits).view(da.dtype)
+
+
+def _softmax(z):
+    # The kernels' softmax, its intermediates reused in place (np.max and
+    # np.sum are these reductions, behind a Python wrapper).
+    if z.dtype.kind != "f":
+        e = np.exp(z - np.max(z, axis=1, keepdims=True))
+        return e / np.sum(e, axis=1, keepdims=True)
+    e = np.subtract(z, np.maximum.reduce(z, axis=1, keepdims=True))
+    np.exp(e, out=e)
+    e /= np.add.reduce(e, axis=1, keepdims=True)
+    return e
+
+
+def _cross_entropy(z, a, y, count):
+    """Softmax cross-entropy's per-element loss ``y·((m - z) + log Σ exp(z - m))``
+    and its logits' gradient ``(a - y) / count``, the kernels' formulas."""
+    if not (z.dtype == a.dtype == y.dtype and z.dtype.kind == "f"):
+        m = np.max(z, axis=1, keepdims=True)
+        log_norm = np.log(np.sum(np.exp(z - m), axis=1, keepdims=True))
+        d = a - y
+        return y * ((m - z) + log_norm), (d if count == 1 else d / count)
+    m = np.maximum.reduce(z, axis=1, keepdims=True)
+    e = np.subtract(z, m)
+    np.exp(e, out=e)
+    log_norm = np.log(np.add.reduce(e, axis=1, keepdims=True))
+    per_element = np.subtract(m, z)
+    per_element += log_norm
+    per_element *= y
+    d = np.subtract(a, y)
+    if count != 1:
+        d /= count
+    return per_element, d
+
+
 def _numpy_fused():
     """The kernels' elementwise chains for NumPy, by name (see ``kernels.fused_form``).
 
@@ -290,9 +339,20 @@ def _numpy_fused():
         z = xw + b if xw.size < _BIAS_IN_PLACE_MIN else _add_bias(xw, b)
         return z, np.tanh(z)
 
+    def relu(z):
+        if z.dtype.kind != "f":
+            return np.where(z > 0, z, np.zeros_like(z))  # the kernels' formula
+        # The same bits as where(z > 0, z, 0) in a third of the time: fmax
+        # returns the number where z is NaN, and adding +0 turns the -0 it may
+        # return for z = -0 into +0.
+        zero = const(0, z.dtype)
+        a = np.fmax(z, zero)
+        a += zero
+        return a
+
     def bias_relu(xw, b, floor):
         z = xw + b if xw.size < _BIAS_IN_PLACE_MIN else _add_bias(xw, b)
-        return z, np.where(z > 0, z, np.zeros_like(z))  # the kernels' formula
+        return z, relu(z)
 
     def tanh_backward(a, da):
         if a.dtype.kind != "f" or a.dtype != da.dtype:
@@ -328,8 +388,10 @@ def _numpy_fused():
     return {**sigmoid_forms,
             "tanh_backward": tanh_backward, "mse_sigmoid": mse_sigmoid, "half_sum": half_sum,
             "n_correct_binary": _n_correct_binary, "bias_tanh": bias_tanh, "bias_relu": bias_relu,
+            "relu": relu, "relu_backward": _relu_backward,
+            "softmax": _softmax, "cross_entropy": _cross_entropy,
             "matmul": _dot, "sum_rows": _sum_rows,
-            "sgd_update": sgd_update, "momentum_update": momentum_update}
+            "sgd_update": sgd_update, "momentum_update": momentum_update, **FUSED_UPDATES}
 
 
 # One namespace module per process, as for CuPy and Dask: the kernels key

@@ -19,7 +19,7 @@ from ..data import host_rng, is_host, make_plan, n_rows
 from ..engine import EpochTask, choose_executor, run_epoch
 from ..model import MLP
 from ..network import chunk_rows, predict_rows
-from ..optim import adam, inverse_scaling, l2_penalty, momentum, scheduled, sgd
+from ..optim import adam, inverse_scaling, l2_penalty, momentum, on_namespace, scheduled, sgd
 
 __all__ = ["_BaseMLP"]
 
@@ -251,7 +251,8 @@ class _BaseMLP(BaseEstimator):
 
     def _task(self, Xd, Yd, plan):
         model = self.model_
-        opt = self._optimizer(plan)
+        # The backend's fused update where its namespace has one (same results).
+        opt = on_namespace(self._optimizer(plan), model.backend.xp)
         rows = chunk_rows("auto", model.backend, model.layer_sizes, Xd.dtype)
         task = EpochTask(model.backend, model.spec, opt, plan, Xd, Yd, rows, None,
                          model.backend.index_dtype(), model.layer_sizes)
