@@ -446,3 +446,49 @@ def test_evaluation_passes_one_chunk_at_a_time(dask_backend):
     for (dW, db), (rW, rb) in zip(grads, ref_grads):
         np.testing.assert_allclose(np.asarray(dW), rW, rtol=1e-10, atol=1e-14)
         np.testing.assert_allclose(np.asarray(db), rb, rtol=1e-10, atol=1e-14)
+
+
+@pytest.mark.parametrize("output, loss", [("sigmoid", "mse"), ("sigmoid", "bce"),
+                                          ("softmax", "cross_entropy"), ("identity", "mse")])
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_dask_epochs_equal_plain_numpy_backprop(dask_backend, output, loss, reduction):
+    """Against a hand-written NumPy reference that shares no code with
+    nnbackend (tests/test_plumbing.py's), not against nnbackend's NumPy
+    backend: a bug in a helper both backends use would cancel out there.
+    One batch epoch and one unshuffled minibatch epoch across chunk edges."""
+    from test_plumbing import (_host_params, _np_forward, _np_grads, _np_loss_sum,
+                               _np_minibatch_epoch)
+
+    rng = np.random.default_rng(21)
+    n, k = 230, 3 if output == "softmax" else 2
+    X = rng.normal(size=(n, 4))
+    if output == "softmax":
+        Y = np.eye(k)[rng.integers(0, k, size=n)]
+    elif output == "sigmoid":
+        Y = (rng.random((n, k)) < 0.5).astype(np.float64)
+    else:
+        Y = rng.normal(size=(n, k))
+    Xd, Yd = da.from_array(X, chunks=(64, -1)), da.from_array(Y, chunks=(64, -1))
+    lr = 0.4 if reduction == "mean" else 0.004
+    make = lambda: nb.MLP([4, 6, k], hidden_activation="tanh", output_activation=output,  # noqa: E731
+                          loss=loss, reduction=reduction, backend=dask_backend,
+                          dtype="float64", seed=9)
+    model = make()
+    p0 = _host_params(model)
+    hist = model.fit(Xd, Yd, mode="batch", epochs=1, lr=lr, optimizer="sgd", chunk_size=50)
+    grads = _np_grads(p0, X, Y, "tanh", output, loss, reduction)
+    want = [(W - lr * dW, b - lr * db) for (W, b), (dW, db) in zip(p0, grads)]
+    total = _np_loss_sum(loss, _np_forward(p0, X, "tanh", output)[1], Y)
+    assert hist.loss[0] == pytest.approx(total / n if reduction == "mean" else total, rel=1e-12)
+    for (W, b), (We, be) in zip(_host_params(model), want):
+        np.testing.assert_allclose(W, We, rtol=1e-11, atol=1e-14)
+        np.testing.assert_allclose(b, be, rtol=1e-11, atol=1e-14)
+
+    model = make()
+    hist = model.fit(Xd, Yd, mode="minibatch", batch_size=40, epochs=1, lr=lr, shuffle=False,
+                     optimizer="sgd")
+    want, total = _np_minibatch_epoch(p0, X, Y, 40, lr, "tanh", output, loss, reduction)
+    assert hist.loss[0] == pytest.approx(total / n if reduction == "mean" else total, rel=1e-12)
+    for (W, b), (We, be) in zip(_host_params(model), want):
+        np.testing.assert_allclose(W, We, rtol=1e-11, atol=1e-14)
+        np.testing.assert_allclose(b, be, rtol=1e-11, atol=1e-14)

@@ -176,3 +176,48 @@ def test_a_terminal_that_reports_no_size_gets_80_by_24():
 
 def test_a_stream_that_is_no_terminal_follows_the_width():
     assert progress._fixed_size(io.StringIO()) == {"dynamic_ncols": True}
+
+
+def test_options_once_checked_cannot_be_changed():
+    import dataclasses
+
+    options = FitOptions.check()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        options.epochs = 5
+
+
+def test_a_stream_without_isatty_gets_plain_lines():
+    class Writer:  # a file-like object with write and flush only
+        def __init__(self):
+            self.parts = []
+
+        def write(self, text):
+            self.parts.append(text)
+
+        def flush(self):
+            pass
+
+    stream = Writer()
+    bar = EpochProgress(2, stream)
+    assert bar.bar is None
+    bar.update(2, {"loss": 0.5})
+    assert "".join(stream.parts).startswith("epoch 2/2  loss 0.5")
+
+
+def test_the_bar_is_not_redrawn_for_every_fast_epoch():
+    # The figures go in without a redraw; tqdm redraws at most every 0.1 s,
+    # so 200 epochs done in a few milliseconds draw a handful of frames.
+    pytest.importorskip("tqdm.auto", reason="tqdm is not installed (a dependency of nnbackend)")
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    stream = Terminal()
+    bar = EpochProgress(200, stream)
+    for epoch in range(1, 201):
+        bar.update(epoch, {"loss": 1.0 / epoch})
+    bar.close()
+    frames = stream.getvalue().count("\r")
+    assert 1 <= frames < 50, frames
+    assert "200/200" in stream.getvalue()
