@@ -34,3 +34,21 @@ def test_quick_run_reports_both_datasets_and_implementations(tmp_path):
                 assert run["fit_seconds"] > 0 and run["seconds_per_epoch"] > 0, (name, impl)
         assert math.isfinite(res["time_ratio"]) and res["time_ratio"] > 0
         assert set(res["targets"]) >= {"score_ok", "time_ok"}
+
+
+def test_cli_defaults_benchmark_scores_both_on_every_dataset(tmp_path):
+    pytest.importorskip("sklearn", reason="the benchmark compares against scikit-learn")
+    script = ROOT / "benchmarks" / "cli_defaults_vs_sklearn.py"
+    out = tmp_path / "cli.json"
+    done = subprocess.run([sys.executable, str(script), "--quick", "--out", str(out)],
+                          capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    report = json.loads(out.read_text())
+    assert set(report["results"]) == {"wine", "diabetes"}
+    wine, diabetes = report["results"]["wine"], report["results"]["diabetes"]
+    assert wine["metric"] == "accuracy" and diabetes["metric"] == "r2"
+    # Real predictions scored: accuracy is a fraction, and a default fit on
+    # wine is far better than chance (1/3).
+    assert 0.6 < wine["mean"]["nnbackend"] <= 1.0 and 0.6 < wine["mean"]["sklearn"] <= 1.0
+    assert math.isfinite(diabetes["mean"]["nnbackend"]) and diabetes["mean"]["nnbackend"] > 0
+    assert isinstance(report["all_at_least_as_good"], bool)
