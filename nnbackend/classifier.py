@@ -116,7 +116,13 @@ class ClassLabels:
     def predict_labels(self, X, chunk_size=DEFAULT_CHUNK_SIZE):
         """The predicted class of each row of ``X``: what scikit-learn's
         classifiers return from ``predict`` (here :meth:`predict` stays the
-        network's output). ``X`` and ``chunk_size`` are as in :meth:`predict_proba`.
+        network's output).
+
+        Parameters
+        ----------
+        X : array-like, shape (n_samples, n_features)
+        chunk_size : 'auto' or int
+            See :meth:`predict`.
 
         Returns
         -------

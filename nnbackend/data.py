@@ -190,7 +190,15 @@ def _host_array(name, a) -> np.ndarray:
 
 
 class FeatureScaleWarning(UserWarning):
-    """Unstandardized features whose scales would stall or saturate training."""
+    """Unstandardized features whose scales would stall or saturate training.
+
+    ``MLP.fit`` warns with it when the model does not standardize
+    (``standardize=False``, the default) and the columns of ``X`` (shape
+    (n_samples, n_features)) have largest magnitudes that differ by more than
+    100 times, or exceed 1000. ``MLP(..., standardize=True)`` (or scaling the
+    data first) avoids it; ``warnings.simplefilter("ignore", FeatureScaleWarning)``
+    silences it.
+    """
 
 
 def feature_scale_problem(backend: Backend, X) -> str | None:

@@ -253,7 +253,7 @@ BIAS_FUSED = {"sigmoid": "bias_sigmoid", "tanh": "bias_tanh", "relu": "bias_relu
 
 
 def sigmoid_forward(z, *, xp=None):
-    """Logistic sigmoid ``1 / (1 + exp(-z))``, shape of ``z``.
+    """Logistic sigmoid ``1 / (1 + exp(-z))`` of ``z`` (e.g. (n, fan_out)), shape of ``z``.
 
     ``z`` is raised to a floor a unit short of where ``exp(-z)`` would
     overflow: there the result is below the dtype's smallest normal number
@@ -282,7 +282,7 @@ _EXP_FLOORS = {}
 
 
 def sigmoid_backward(z, a, da, *, xp=None):
-    """``da · a(1 - a)``, shape of ``z``."""
+    """Sigmoid's gradient ``dz = da · a(1 - a)``; z, a, da and dz of shape (n, fan_out)."""
     fused = fused_form(xp, "sigmoid_backward")
     if fused is not None and a.dtype == da.dtype:
         return fused(a, da)
@@ -290,12 +290,12 @@ def sigmoid_backward(z, a, da, *, xp=None):
 
 
 def tanh_forward(z, *, xp=None):
-    """Hyperbolic tangent, shape of ``z``."""
+    """Hyperbolic tangent of ``z`` (e.g. (n, fan_out)), element by element, shape of ``z``."""
     return _ns(xp, z).tanh(z)
 
 
 def tanh_backward(z, a, da, *, xp=None):
-    """``da · (1 - a²)``, shape of ``z``."""
+    """Tanh's gradient ``dz = da · (1 - a²)``; z, a, da and dz of shape (n, fan_out)."""
     fused = fused_form(xp, "tanh_backward")
     if fused is not None and a.dtype == da.dtype:
         return fused(a, da)
@@ -303,7 +303,7 @@ def tanh_backward(z, a, da, *, xp=None):
 
 
 def relu_forward(z, *, xp=None):
-    """``max(z, 0)``, shape of ``z``."""
+    """Rectified linear unit ``max(z, 0)`` of ``z`` (e.g. (n, fan_out)), shape of ``z``."""
     xp = _ns(xp, z)
     fused = fused_form(xp, "relu")
     if fused is not None:
@@ -312,7 +312,7 @@ def relu_forward(z, *, xp=None):
 
 
 def relu_backward(z, a, da, *, xp=None):
-    """``da`` where ``z > 0``, else 0 (the subgradient at 0 is taken as 0)."""
+    """ReLU's gradient: ``da`` where ``z > 0``, else 0 (0 at 0); all of shape (n, fan_out)."""
     xp = _ns(xp, z, da)
     fused = fused_form(xp, "relu_backward")
     if fused is not None and z.dtype == da.dtype:
@@ -321,12 +321,12 @@ def relu_backward(z, a, da, *, xp=None):
 
 
 def identity_forward(z, *, xp=None):
-    """``z`` itself."""
+    """The identity: ``z`` itself, of any shape (e.g. (n, fan_out))."""
     return z
 
 
 def identity_backward(z, a, da, *, xp=None):
-    """``da`` itself."""
+    """The identity's gradient: ``da`` itself, of shape (n, fan_out)."""
     return da
 
 
@@ -350,7 +350,7 @@ def softmax_forward(z, *, xp=None):
 
 
 def softmax_backward(z, a, da, *, xp=None):
-    """Vector-Jacobian product of the row-wise softmax, shape (n, k)."""
+    """Softmax's gradient, row by row: ``dz = a · (da - Σ_k da·a)``; all of shape (n, k)."""
     xp = _ns(xp, a, da)
     return a * (da - xp.sum(da * a, axis=1, keepdims=True))
 
@@ -367,7 +367,19 @@ OUTPUT_ACTIVATIONS = ("sigmoid", "softmax", "identity")
 
 
 def activation(name):
-    """``(forward, backward)`` of the activation called ``name``."""
+    """``(forward, backward)`` of the activation called ``name``.
+
+    Parameters
+    ----------
+    name : {'sigmoid', 'tanh', 'relu', 'identity', 'softmax'}
+
+    Returns
+    -------
+    forward : callable
+        ``forward(z, *, xp=None) -> a``, ``a`` of ``z``'s shape (n, fan_out).
+    backward : callable
+        ``backward(z, a, da, *, xp=None) -> dz``, each of shape (n, fan_out).
+    """
     try:
         return ACTIVATION_PAIRS[name]
     except (KeyError, TypeError):
@@ -377,12 +389,12 @@ def activation(name):
 
 
 def activation_forward(name, z, *, xp=None):
-    """Apply the activation called ``name`` to ``z``."""
+    """The activation called ``name`` of ``z``, shape (n, fan_out); see :func:`activation`."""
     return activation(name)[0](z, xp=xp)
 
 
 def activation_backward(name, z, a, da, *, xp=None):
-    """Gradient with respect to ``z`` of the activation called ``name``."""
+    """Gradient ``dz`` of the activation ``name``; z, a, da and dz of shape (n, fan_out)."""
     return activation(name)[1](z, a, da, xp=xp)
 
 
@@ -412,10 +424,20 @@ def _scale(dz, reduction, n_samples):
 
 
 def mse_forward(a, y, reduction="mean", n_samples=None, *, xp=None):
-    """½·squared error between outputs ``a`` and targets ``y``, both shape (n, k).
+    """½·squared error between outputs ``a`` and targets ``y``.
 
-    Returns a 0-D array: the sum over samples of ½·Σ_k (a - y)², divided by
-    ``n_samples`` when ``reduction="mean"``.
+    Parameters
+    ----------
+    a, y : array, shape (n, k)
+    reduction : {'mean', 'sum'}
+    n_samples : int, optional
+        The divisor of ``'mean'`` (default: the rows given; see the module's conventions).
+
+    Returns
+    -------
+    0-D array
+        The sum over samples of ½·Σ_k (a - y)², divided by ``n_samples``
+        when ``reduction="mean"``.
     """
     xp = _ns(xp, a, y)
     d = a - y
@@ -423,15 +445,27 @@ def mse_forward(a, y, reduction="mean", n_samples=None, *, xp=None):
 
 
 def mse_backward(a, y, reduction="mean", n_samples=None):
-    """Gradient of :func:`mse_forward` with respect to ``a``, shape (n, k)."""
+    """Gradient of :func:`mse_forward` with respect to ``a``: ``a - y`` (scaled), shape (n, k)."""
     return _scale(a - y, reduction, n_samples)
 
 
 def bce_with_logits_forward(z, y, reduction="mean", n_samples=None, *, xp=None):
-    """Binary cross-entropy of ``sigmoid(z)`` against ``y`` in [0, 1], shapes (n, k).
+    """Binary cross-entropy of ``sigmoid(z)`` against ``y`` in [0, 1].
 
     Computed from the logits as ``max(z, 0) - z·y + log(1 + exp(-|z|))``,
-    which neither overflows nor takes the log of 0. Returns a 0-D array.
+    which neither overflows nor takes the log of 0.
+
+    Parameters
+    ----------
+    z, y : array, shape (n, k)
+        Logits, and 0/1 labels or probabilities.
+    reduction : {'mean', 'sum'}
+    n_samples : int, optional
+        The divisor of ``'mean'`` (default: the rows given; see the module's conventions).
+
+    Returns
+    -------
+    0-D array
     """
     xp = _ns(xp, z, y)
     per_element = xp.where(z > 0, z, xp.zeros_like(z)) - z * y + xp.log1p(xp.exp(-xp.abs(z)))
@@ -441,7 +475,8 @@ def bce_with_logits_forward(z, y, reduction="mean", n_samples=None, *, xp=None):
 def bce_with_logits_backward(z, y, reduction="mean", n_samples=None, a=None):
     """Gradient of :func:`bce_with_logits_forward` with respect to ``z``: ``sigmoid(z) - y``.
 
-    ``a``, if given, is ``sigmoid(z)`` already computed by the forward pass.
+    ``z``, ``y``, ``a`` (``sigmoid(z)``, if the forward pass computed it) and
+    the result are of shape (n, k).
     """
     if a is None:
         a = sigmoid_forward(z)
@@ -449,11 +484,21 @@ def bce_with_logits_backward(z, y, reduction="mean", n_samples=None, a=None):
 
 
 def softmax_cross_entropy_forward(z, y, reduction="mean", n_samples=None, *, xp=None):
-    """Cross-entropy of ``softmax(z)`` against ``y``, shapes (n, k).
+    """Cross-entropy of ``softmax(z)`` against ``y``.
 
-    ``y`` holds one-hot rows (or probability rows summing to 1). Computed as
-    ``Σ_k y·(logsumexp(z) - z)`` with the row maximum shifted out.
-    Returns a 0-D array.
+    Computed as ``Σ_k y·(logsumexp(z) - z)`` with the row maximum shifted out.
+
+    Parameters
+    ----------
+    z, y : array, shape (n, k)
+        Logits, and one-hot rows (or probability rows summing to 1).
+    reduction : {'mean', 'sum'}
+    n_samples : int, optional
+        The divisor of ``'mean'`` (default: the rows given; see the module's conventions).
+
+    Returns
+    -------
+    0-D array
     """
     xp = _ns(xp, z, y)
     m = xp.max(z, axis=1, keepdims=True)
@@ -517,7 +562,8 @@ def loss_forward(loss, output_activation, z, a, y, reduction="mean", n_samples=N
 
 
 def loss_backward(loss, output_activation, z, a, y, reduction="mean", n_samples=None, *, xp=None):
-    """Gradient of :func:`loss_forward` with respect to the logits ``z``, shape (n, k)."""
+    """Gradient of :func:`loss_forward` with respect to the logits ``z``; arguments as
+    :func:`loss_forward`, ``z``, ``a``, ``y`` and the result of shape (n, k)."""
     check_loss(loss, output_activation)
     if loss == "mse":
         da = mse_backward(a, y, reduction, n_samples)
@@ -550,6 +596,7 @@ def loss_and_backward(loss, output_activation, z, a, y, reduction="mean", n_samp
     gradient with respect to ``z`` (with ``reduction``) share ``a - y``,
     which the training loop would otherwise compute twice per step. The
     names are not checked here (the model checked them when it was built).
+    Arguments as :func:`loss_forward`; returns a 0-D array and shape (n, k).
     """
     xp = _ns(xp, a, y)
     if loss != "mse":

@@ -50,10 +50,28 @@ __all__ = [
 class Optimizer(NamedTuple):
     """An optimizer: ``init(params) -> state``, ``update(grads, state, params) -> (params, state)``.
 
+    Both are pure functions: ``update`` returns new arrays and a new state,
+    never changing its inputs, so it works on immutable arrays (JAX) and
+    inside ``jax.jit``. ``params`` and ``grads`` are flat lists
+    ``[W0, b0, W1, b1, ...]`` of the backend's arrays, each ``W`` of shape
+    (fan_in, fan_out) and each ``b`` of shape (fan_out,); the state holds
+    arrays of the same shapes (or none).
+
     ``name`` and ``hyper`` (its hyperparameters by name) describe the built-in
     optimizers, so that a fused executor can re-implement the same update;
     an optimizer made of other functions leaves them None and always runs
     through ``update``.
+
+    Attributes
+    ----------
+    init : callable
+        ``init(params) -> state``.
+    update : callable
+        ``update(grads, state, params) -> (params, state)``: one step.
+    name : str or None
+        ``'sgd'``, ``'momentum'`` or ``'adam'`` for the built-in ones.
+    hyper : dict or None
+        Their hyperparameters, e.g. ``{"lr": 0.1}``.
     """
 
     init: Callable[[list], Any]
@@ -63,7 +81,19 @@ class Optimizer(NamedTuple):
 
 
 def sgd(lr: float) -> Optimizer:
-    """Plain gradient descent: ``p ← p - lr·g``."""
+    """Plain gradient descent: ``p ← p - lr·g``.
+
+    Parameters
+    ----------
+    lr : float
+        The learning rate, finite and > 0.
+
+    Returns
+    -------
+    Optimizer
+        Its state is empty; ``update`` takes and returns the flat lists of
+        parameters (``W`` of shape (fan_in, fan_out), ``b`` of (fan_out,)).
+    """
     lr = check_positive("lr", lr)
 
     def init(params):
@@ -84,6 +114,19 @@ def momentum(lr: float, beta: float = 0.9, nesterov: bool = False) -> Optimizer:
 
     ``v ← beta·v + g``; ``p ← p - lr·v``, or ``p ← p - lr·(g + beta·v)`` with
     Nesterov's look-ahead.
+
+    Parameters
+    ----------
+    lr : float
+        The learning rate, finite and > 0.
+    beta : float, default 0.9
+        The momentum, in [0, 1).
+    nesterov : bool, default False
+
+    Returns
+    -------
+    Optimizer
+        Its state is one velocity per parameter, of the parameter's shape.
     """
     lr = check_positive("lr", lr)
     beta = check_fraction("beta", beta)
@@ -109,7 +152,23 @@ class AdamState(NamedTuple):
 
 
 def adam(lr: float, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> Optimizer:
-    """Adam (Kingma & Ba, 2015) with bias correction, as ``torch.optim.Adam``."""
+    """Adam (Kingma & Ba, 2015) with bias correction, as ``torch.optim.Adam``.
+
+    Parameters
+    ----------
+    lr : float
+        The learning rate, finite and > 0.
+    b1, b2 : float, default 0.9 and 0.999
+        The decay rates of the first and second moment estimates, in [0, 1).
+    eps : float, default 1e-8
+        Added to the second moment's square root, > 0.
+
+    Returns
+    -------
+    Optimizer
+        Its state is the step count and two moment estimates per parameter,
+        each of the parameter's shape.
+    """
     lr = check_positive("lr", lr)
     b1 = check_fraction("b1", b1)
     b2 = check_fraction("b2", b2)

@@ -53,6 +53,7 @@ class StandardScaler:
 
     @property
     def n_features_in_(self):
+        """The number of columns the scaler was fitted on (int), or None before ``fit``."""
         return None if self.mean_ is None else int(self.mean_.shape[0])
 
     def __repr__(self):
@@ -93,22 +94,75 @@ class StandardScaler:
         return asarray(self.mean_), asarray(self.scale_)
 
     def transform(self, X, backend=None):
-        """``(X - mean_) / scale_``, in ``X``'s namespace, dtype and device."""
+        """Standardize ``X``: ``(X - mean_) / scale_``, column by column.
+
+        Parameters
+        ----------
+        X : array, shape (n_samples, n_columns)
+            Host data or an array of any array-API namespace.
+        backend : nnbackend.Backend, optional
+            ``X``'s backend; found from ``X`` if not given.
+
+        Returns
+        -------
+        array, shape (n_samples, n_columns)
+            In ``X``'s namespace, dtype and device.
+
+        Raises
+        ------
+        ValueError
+            The scaler is not fitted, or ``X`` has another number of columns.
+        """
         mean, scale = self._stats(X, backend)
         return (X - mean) / scale
 
     def inverse_transform(self, X, backend=None):
-        """``X * scale_ + mean_``: back to the original units."""
+        """Undo :meth:`transform`: ``X * scale_ + mean_``, back to the original units.
+
+        Parameters
+        ----------
+        X : array, shape (n_samples, n_columns)
+            Standardized values, host data or an array of any array-API namespace.
+        backend : nnbackend.Backend, optional
+            ``X``'s backend; found from ``X`` if not given.
+
+        Returns
+        -------
+        array, shape (n_samples, n_columns)
+            In ``X``'s namespace, dtype and device.
+        """
         mean, scale = self._stats(X, backend)
         return X * scale + mean
 
     def to_dict(self):
-        """The statistics as plain lists (JSON), for checkpoints."""
+        """The statistics as plain lists, for checkpoints and JSON.
+
+        Returns
+        -------
+        dict
+            ``{"mean": [...], "scale": [...]}``, each a list of n_columns floats.
+        """
         return {"mean": self.mean_.tolist(), "scale": self.scale_.tolist()}
 
     @classmethod
     def from_dict(cls, d):
-        """The scaler :meth:`to_dict` described."""
+        """The scaler that :meth:`to_dict` described.
+
+        Parameters
+        ----------
+        d : dict
+            ``{"mean": [...], "scale": [...]}``, two lists of one length.
+
+        Returns
+        -------
+        StandardScaler
+
+        Raises
+        ------
+        ValueError
+            ``d`` is not such a dict, or its statistics are not finite (or a
+            scale not > 0).
+        """
         if not isinstance(d, dict) or set(d) != {"mean", "scale"}:
             raise ValueError(f"a scaler is a dict with 'mean' and 'scale'; got {d!r:.80}")
         return cls(d["mean"], d["scale"])
