@@ -231,3 +231,31 @@ def test_torch_fused_update_launch_count_does_not_grow_with_the_parameters(name,
         # Multi-tensor operations only: as many for 8 arrays as for 2.
         assert len(ops) == OPTIMIZER_LAUNCHES[kernel], count.calls
         assert len(count.calls) == len(ops), count.calls
+
+
+@pytest.mark.parametrize("wrap", ["l2", "scheduled", "l2-of-scheduled"])
+def test_wrapped_optimizers_run_the_namespaces_fused_update_inside(wrap):
+    # The penalty and the schedules wrap the update; the update they wrap
+    # must still be the namespace's fused one, with the generic results.
+    from nnbackend.optim import l2_penalty, scheduled
+
+    calls = []
+
+    def run(name, arrays, scalars):
+        calls.append(name)
+        return _numpy_twin(name, arrays, scalars)
+
+    namespace = types.SimpleNamespace(nnbackend_fused=_twin_kernels(run))
+    base = get_optimizer("adam", 0.05)
+    opt = {"l2": lambda: l2_penalty(base, 0.1),
+           "scheduled": lambda: scheduled(base, lambda count: 1.0 / (1 + count), 0.5),
+           "l2-of-scheduled": lambda: l2_penalty(scheduled(base, None, 0.5), 0.1)}[wrap]()
+    bound = on_namespace(opt, namespace)
+    params, grads = _problem("float64")
+    ref_params, ref_state = _run(opt, params, grads)
+    assert calls == []
+    got_params, got_state = _run(bound, params, grads)
+    assert calls and set(calls) == {"adam"}
+    assert type(got_state) is type(ref_state)
+    for a, b in zip(got_params, ref_params):
+        np.testing.assert_array_equal(a, b)
