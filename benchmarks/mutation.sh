@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Mutation testing of nnbackend's core modules (issue 23), with mutmut 2.x.
 # Not part of CI: slow. Each group of modules is mutated in its own scratch
-# copy of the tracked tree (the working tree is never touched) and each
+# copy of the last commit (the working tree is never read or touched) and each
 # mutant runs only the tests that cover that group, on the NumPy backend,
 # stopping at the first failure.
 #
@@ -90,7 +90,9 @@ run_group() {
     done
   else
     rm -rf "$tree" && mkdir -p "$tree"
-    (cd "$ROOT" && git ls-files -z | xargs -0 cp --parents -t "$tree" 2>/dev/null)
+    # The committed tree (HEAD), not the working tree: uncommitted edits
+    # (someone else's, half done) must not break the baseline run.
+    git -C "$ROOT" archive HEAD | tar -x -C "$tree"
     cd "$tree" || return 1
     # NumPy alone; -x: the first failing test kills the mutant.
     NNBACKEND_TEST_BACKENDS=numpy PYTHONPATH=$tree mutmut run "${args[@]}" \
