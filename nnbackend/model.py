@@ -191,10 +191,14 @@ class MLP(ClassLabels):
             self.flat_params = self._check_params(params)
 
     # -- configuration --------------------------------------------------------------
-    hidden_activation = property(lambda self: self.spec.hidden_activation)
-    output_activation = property(lambda self: self.spec.output_activation)
-    loss = property(lambda self: self.spec.loss)
-    reduction = property(lambda self: self.spec.reduction)
+    hidden_activation = property(lambda self: self.spec.hidden_activation,
+                                 doc="The hidden layers' activation name (str).")
+    output_activation = property(lambda self: self.spec.output_activation,
+                                 doc="The output layer's activation name (str).")
+    loss = property(lambda self: self.spec.loss, doc="The loss name: 'mse', 'bce' or "
+                    "'cross_entropy' (str).")
+    reduction = property(lambda self: self.spec.reduction,
+                         doc="How the gradient reduces over rows: 'mean' or 'sum' (str).")
 
     @property
     def params(self):
@@ -501,7 +505,7 @@ class MLP(ClassLabels):
             mode (``cupy-batch``); on torch:cuda without CuPy, each step
             replayed as a CUDA graph; on jax, one compiled epoch (``lax.scan``
             of steps, or the chunked full batch); on dask, always the data's row
-            chunks (see the README). ``'reference'`` always runs the plain
+            chunks (see the docs' Descent modes page). ``'reference'`` always runs the plain
             loop (not on dask). The history's ``executor`` and
             ``executor_reason`` say which ran and why.
         alpha : float
