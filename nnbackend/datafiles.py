@@ -6,20 +6,59 @@ names are also importable from :mod:`nnbackend.datasets`.
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
 import math
 import os
 import zipfile
+from dataclasses import dataclass
 
 import numpy as np
 
 from .tasks import encode_labels
 
-__all__ = ["load_data_file", "load_features_file", "read_data_file"]
+__all__ = ["load_data_file", "load_features_file", "read_data_file", "read_labelled_file",
+           "data_file_columns", "parse_delimiter", "SNIFFED_DELIMITERS", "DELIMITER_NAMES"]
 
 # What the refusal of a header-less file says to do.
 _NO_HEADER_HINT = ("give the file a header row of column names, or say it has none "
                    "(header=False; on the command line --no-header)")
+
+# The delimiters csv.Sniffer chooses among, and the one taken where it cannot
+# tell (a single column, rows of unequal width): every error about the
+# file's columns then says so and names --delimiter.
+SNIFFED_DELIMITERS = ",;\t|"
+ASSUMED_DELIMITER = ","
+# Names a delimiter may be given by (a tab is awkward to type in a shell).
+DELIMITER_NAMES = {"comma": ",", "semicolon": ";", "tab": "\t", "\\t": "\t", "pipe": "|",
+                   "space": " "}
+_SHOWN = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe", " ": "space"}
+# The start of the file the Sniffer reads (its quote search is quadratic in
+# the worst case: a bounded sample keeps it quick on any file).
+_SNIFF_CHARS = 16384
+
+
+def parse_delimiter(text):
+    """The delimiter ``text`` names: one character, or one of the names in
+    ``DELIMITER_NAMES`` (comma, semicolon, tab or ``\\t``, pipe, space).
+
+    Raises ``ValueError`` for anything else, and for a character that cannot
+    separate numbers: a quote, a line break, a letter or digit, ``.``, ``-``
+    or ``+``.
+    """
+    value = DELIMITER_NAMES.get(text.lower(), text) if isinstance(text, str) else text
+    if (not isinstance(value, str) or len(value) != 1 or value in "\"'\r\n.-+"
+            or value.isalnum()):
+        raise ValueError(f"a delimiter is one character other than a quote, a letter, a "
+                         f"digit, '.', '-' or '+' (or: comma, semicolon, tab, pipe, space); "
+                         f"got {text!r}")
+    return value
+
+
+def _shown(delimiter):
+    name = _SHOWN.get(delimiter)
+    return f"{name} ({delimiter!r})" if name else repr(delimiter)
 
 
 def _data_path(path):
@@ -33,7 +72,7 @@ def _data_path(path):
 
 
 def load_data_file(path, target: str | int | None = None, return_classes: bool = False,
-                   header: bool = True):
+                   header: bool = True, delimiter: str | None = None):
     """Features and labels from a ``.npz`` or ``.csv`` file.
 
     ``.npz``: arrays ``X`` (2-D, numeric) and ``y`` (1-D or 2-D, same rows;
@@ -45,7 +84,12 @@ def load_data_file(path, target: str | int | None = None, return_classes: bool =
     numeric feature. Blank lines are skipped. A first row of numbers alone
     is refused as a header (it is data: reading it as names would drop a
     sample); with ``header=False`` every row is data and ``target`` is the
-    label column's index (0-based; -1 the last).
+    label column's index (0-based; -1 the last). Fields may be quoted
+    (``"Smith, J"``; a quote inside one is doubled). The delimiter is
+    detected with :class:`csv.Sniffer` among comma, semicolon, tab and pipe
+    (``SNIFFED_DELIMITERS``), or given as ``delimiter``; where it cannot be
+    detected a comma is taken, and an error about the file's columns says
+    so. Numbers take a decimal point (``1.5``, not ``1,5``).
 
     Labels: numeric labels stay numbers (from a csv: int64 if all whole,
     else float64; from an npz: int64 for integer/bool arrays, float64 for
@@ -60,6 +104,10 @@ def load_data_file(path, target: str | int | None = None, return_classes: bool =
         Also return the class names of string labels (None for numeric ones).
     header : bool
         Whether a ``.csv`` starts with a row of column names.
+    delimiter : str, optional
+        The ``.csv``'s delimiter: one character, or a name of
+        ``DELIMITER_NAMES`` (``"tab"``, ``"semicolon"``...). Default:
+        detected. Ignored for other files.
 
     Returns
     -------
@@ -73,13 +121,15 @@ def load_data_file(path, target: str | int | None = None, return_classes: bool =
     ValueError
         For every problem with the file, its name included: missing file,
         unknown extension, unreadable or empty file, missing arrays or
-        columns, bad shapes, non-numeric or non-finite values.
+        columns, bad shapes, non-numeric or non-finite values, a bad
+        ``delimiter``.
     """
-    X, y, classes, _ = read_data_file(path, target, header)
+    X, y, classes, _ = read_data_file(path, target, header, delimiter)
     return (X, y, classes) if return_classes else (X, y)
 
 
-def read_data_file(path, target: str | int | None = None, header: bool = True):
+def read_data_file(path, target: str | int | None = None, header: bool = True,
+                   delimiter: str | None = None):
     """:func:`load_data_file` with the feature names too.
 
     Returns
@@ -95,12 +145,77 @@ def read_data_file(path, target: str | int | None = None, header: bool = True):
         X, y, classes = _load_npz(path, "y" if target is None else str(target))
         return X, y, classes, None
     if ext == ".csv":
+        table = _csv_table(path, header, delimiter)
         if target is None:
-            names = _csv_rows(path, header)[0]
-            what = f"its columns are {names}" if names else "give the label column's index"
-            raise ValueError(f"reading {path} needs a target (label) column; {what}")
-        return _load_csv(path, target, header)
+            what = (f"its columns are {table.names}" if table.names
+                    else "give the label column's index")
+            with table.about_columns():
+                raise ValueError(f"reading {path} needs a target (label) column; {what}")
+        return _load_csv(table, target)
     raise ValueError(f"unsupported file type {ext or '(none)'!r} for {path}; use .npz or .csv")
+
+
+def read_labelled_file(path, target: str | int | None, header: bool = True,
+                       feature_names=None, delimiter: str | None = None):
+    """Features and labels as the file writes them, to score a model against.
+
+    ``.csv``: the features as :func:`load_features_file` takes them
+    (columns matched by name to ``feature_names`` where both are known) and
+    the ``target`` column's cells as text (stripped), for the caller to
+    compare with the model's classes or targets. ``.npz``: ``X`` and the
+    label array ``target`` (default ``y``) as stored, text labels as text.
+
+    Returns
+    -------
+    X : ndarray of float64, shape (n_samples, n_features)
+    labels : ndarray of str (a ``.csv``), or of numbers or str (an ``.npz``)
+
+    Raises ``ValueError`` naming the file for every problem, as
+    :func:`load_data_file` does (a ``.csv`` without the target column
+    included).
+    """
+    path, ext = _data_path(path)
+    if ext == ".npz":
+        X, y, classes = _load_npz(path, "y" if target is None else str(target))
+        return X, (y if classes is None else np.asarray(classes)[y])
+    if ext != ".csv":
+        raise ValueError(f"unsupported file type {ext or '(none)'!r} for {path}; "
+                         f"use .npz or .csv")
+    table = _csv_table(path, header, delimiter)
+    if target is None:
+        with table.about_columns():
+            raise ValueError(f"{path}: name the label column"
+                             + (f"; its columns are {table.names}" if table.names else ""))
+    if table.names is not None and feature_names is not None:
+        with table.about_columns():
+            t = table.names[_target_index(path, target, table.names, len(table.names))]
+            _check_names(path, [n for n in table.names if n != t], [str(n) for n in feature_names])
+    X, labels, _, columns = _load_csv(table, target, raw_labels=True)
+    if table.names is not None and feature_names is not None:
+        X = X[:, [columns.index(str(n)) for n in feature_names]]
+    return X, labels
+
+
+def data_file_columns(path, header: bool = True, delimiter: str | None = None):
+    """The column names of a ``.csv`` with a header (its first row only is
+    parsed), the array names of an ``.npz``; None for any other file, a
+    header-less ``.csv``, or a file that cannot be read (its loader says why)."""
+    path = os.fspath(path)
+    ext = os.path.splitext(path)[1].lower()
+    try:
+        if ext == ".npz":
+            with np.load(path, allow_pickle=False) as archive:
+                return list(archive.files)
+        if ext == ".csv" and header:
+            with open(path, newline="", encoding="utf-8-sig") as f:
+                sample = f.read(_SNIFF_CHARS + 1)  # what _csv_table sniffs, and one more
+            options, _ = _dialect(sample, delimiter)
+            for row in csv.reader(io.StringIO(sample, newline=""), **options):
+                if row and any(c.strip() for c in row):
+                    return [c.strip() for c in row]
+    except (OSError, ValueError, EOFError, UnicodeDecodeError, csv.Error, zipfile.BadZipFile):
+        pass
+    return None
 
 
 def _load_npz(path, key):
@@ -162,7 +277,7 @@ def _load_npz(path, key):
 
 
 def load_features_file(path, drop: str | None = None, header: bool = True,
-                       feature_names=None):
+                       feature_names=None, delimiter: str | None = None):
     """Features alone, for prediction: array ``X`` of an ``.npz``, the array
     of a ``.npy``, or the columns of a ``.csv``.
 
@@ -180,6 +295,9 @@ def load_features_file(path, drop: str | None = None, header: bool = True,
         order, whatever their order in the file; a missing or unknown column
         is refused with the names. Without it, or for files without names,
         columns are taken in the file's order.
+    delimiter : str, optional
+        The ``.csv``'s delimiter, as in :func:`load_data_file` (default:
+        detected).
 
     Returns
     -------
@@ -196,15 +314,17 @@ def load_features_file(path, drop: str | None = None, header: bool = True,
     if ext != ".csv":
         raise ValueError(f"unsupported file type {ext or '(none)'!r} for {path}; "
                          f"use .npz, .npy or .csv")
-    names, _ = _csv_rows(path, header)
+    table = _csv_table(path, header, delimiter)
+    names = table.names
     if names is None:
-        return _load_csv(path, None, header=False)[0]
+        return _load_csv(table, None)[0]
     if drop is not None and drop not in names:
         drop = None
     if feature_names is not None:
         # Names first: a column the model does not know is named, not parsed.
-        _check_names(path, [n for n in names if n != drop], [str(n) for n in feature_names])
-    X, _, _, columns = _load_csv(path, drop, header=True, features_only=True)
+        with table.about_columns():
+            _check_names(path, [n for n in names if n != drop], [str(n) for n in feature_names])
+    X, _, _, columns = _load_csv(table, drop, features_only=True)
     if feature_names is None:
         return X
     return X[:, [columns.index(str(n)) for n in feature_names]]
@@ -245,20 +365,85 @@ def _load_npy(path):
     return X
 
 
-def _csv_rows(path, header=True):
-    """(header, [(line number, cells), ...]) of a csv file; header None where
-    ``header`` is False. A first row of numbers alone is refused as a header."""
+@dataclass(frozen=True)
+class _Table:
+    """A csv file's rows: ``names`` (None without a header), ``body``
+    (``[(line number, cells)]``), and how its delimiter was chosen."""
+
+    path: str
+    names: list | None
+    body: list
+    delimiter: str
+    how: str  # "given", "detected" or "assumed"
+
+    def note(self):
+        """What an error about the file's columns adds: the delimiter read."""
+        shown = _shown(self.delimiter)
+        if self.how == "given":
+            return f"(delimiter: {shown}, as given)"
+        if self.how == "detected":
+            return (f"(delimiter: {shown}, as detected; if the file has another, name it: "
+                    f"--delimiter on the command line, delimiter= in Python)")
+        return (f"(delimiter: {shown}, assumed: none could be detected; name the file's "
+                f"delimiter: --delimiter on the command line, e.g. --delimiter ';', or "
+                f"delimiter= in Python)")
+
+    @contextlib.contextmanager
+    def about_columns(self):
+        """Errors raised inside end with :meth:`note`."""
+        try:
+            yield
+        except ValueError as exc:
+            raise ValueError(f"{exc} {self.note()}") from None
+
+
+def _dialect(text, delimiter):
+    """``(csv.reader keyword arguments, how)`` for a file that starts with
+    ``text``: the ``delimiter`` given, else the one csv.Sniffer detects in
+    its first ``_SNIFF_CHARS`` characters, else a comma."""
+    options = {"quotechar": '"', "doublequote": True, "skipinitialspace": True}
+    if delimiter is not None:
+        return {**options, "delimiter": parse_delimiter(delimiter)}, "given"
+    sample = text[:_SNIFF_CHARS]
+    if len(text) > _SNIFF_CHARS and "\n" in sample:
+        sample = sample[:sample.rindex("\n")]  # a cut line would look ragged
+    sniffed = _sniff(sample)
+    if sniffed is None:
+        # A row of another width (an error the rows' check names by line)
+        # defeats the Sniffer: the header line alone may still tell.
+        first = next((line for line in sample.splitlines() if line.strip()), "")
+        sniffed = _sniff(first)
+    if sniffed is None:
+        return {**options, "delimiter": ASSUMED_DELIMITER}, "assumed"
+    if sniffed.quotechar in ("'", '"'):
+        options["quotechar"] = sniffed.quotechar
+    return {**options, "delimiter": sniffed.delimiter}, "detected"
+
+
+def _sniff(sample):
+    """csv.Sniffer's dialect of ``sample`` among ``SNIFFED_DELIMITERS``, or None."""
+    try:
+        return csv.Sniffer().sniff(sample, delimiters=SNIFFED_DELIMITERS)
+    except csv.Error:
+        return None
+
+
+def _csv_table(path, header=True, delimiter=None):
+    """The rows of a csv file (rows of blank cells skipped). A first row of
+    numbers alone is refused as a header."""
     try:
         # utf-8-sig drops the byte-order mark spreadsheet programs write.
         with open(path, newline="", encoding="utf-8-sig") as f:
-            reader = csv.reader(f)
-            rows = [(reader.line_num, row) for row in reader if row and any(c.strip() for c in row)]
+            text = f.read()
+        options, how = _dialect(text, delimiter)
+        reader = csv.reader(io.StringIO(text, newline=""), **options)
+        rows = [(reader.line_num, row) for row in reader if row and any(c.strip() for c in row)]
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise ValueError(f"could not read {path} as csv: {exc}") from None
     if not rows:
         raise ValueError(f"{path} is empty")
     if not header:
-        return None, rows
+        return _Table(path, None, rows, options["delimiter"], how)
     names = [c.strip() for c in rows[0][1]]
     if all(_is_number(c) for c in names):
         shown = names if len(names) <= 4 else [*names[:4], "..."]
@@ -267,7 +452,7 @@ def _csv_rows(path, header=True):
     body = rows[1:]
     if not body:
         raise ValueError(f"{path} has a header but no data rows")
-    return names, body
+    return _Table(path, names, body, options["delimiter"], how)
 
 
 def _is_number(text):
@@ -296,10 +481,15 @@ def _target_index(path, target, header, width):
     return t % width
 
 
-def _load_csv(path, target, header=True, features_only=False):
-    """X, y, class names and feature names from a csv; ``target`` None reads
-    features only (y None)."""
-    names, body = _csv_rows(path, header)
+def _load_csv(table, target, features_only=False, raw_labels=False):
+    """X, y, class names and feature names of a csv table; ``target`` None
+    reads features only (y None); ``raw_labels``: y is the label cells' text."""
+    with table.about_columns():
+        return _parse_table(table, target, features_only, raw_labels)
+
+
+def _parse_table(table, target, features_only, raw_labels):
+    path, names, body = table.path, table.names, table.body
     width = len(names) if names is not None else len(body[0][1])
     t = None if target is None else _target_index(path, target, names, width)
     feature_cols = [j for j in range(width) if j != t]
@@ -320,9 +510,8 @@ def _load_csv(path, target, header=True, features_only=False):
             except ValueError:
                 value = None
             if value is None or not math.isfinite(value):
-                raise ValueError(
-                    f"{path} line {line}, column {label(j)}: {cell!r} is not a finite number"
-                )
+                raise ValueError(f"{path} line {line}, column {label(j)}: {cell!r} is not a "
+                                 f"finite number{_decimal_comma_hint(cell)}")
             X[i, k] = value
         if t is None or features_only:
             continue
@@ -333,8 +522,17 @@ def _load_csv(path, target, header=True, features_only=False):
     feature_names = None if names is None else [names[j] for j in feature_cols]
     if t is None or features_only:
         return X, None, None, feature_names
+    if raw_labels:
+        return X, np.array([text for _, text in labels]), None, feature_names
     y, classes = _parse_labels(path, label(t), labels)
     return X, y, classes, feature_names
+
+
+def _decimal_comma_hint(cell):
+    """A hint for ``1,5``: numbers are read with a decimal point."""
+    if "," in cell and _is_number(cell.replace(",", ".", 1)):
+        return "; numbers take a decimal point (1.5, not 1,5)"
+    return ""
 
 
 def _parse_labels(path, target, labels):
