@@ -1,4 +1,4 @@
-"""The command line: ``nnbackend train``, ``nnbackend predict``, ``nnbackend info``.
+"""The command line: ``nnbackend train``, ``predict``, ``evaluate``, ``bench``, ``info``.
 
 Every refusal (bad argument, unknown name, missing or malformed file,
 unusable backend) ends with one line ``nnbackend: error: ...`` on stderr and
@@ -28,13 +28,9 @@ from .bench.suite import (
     pytest_command,
     suite_dir,
 )
-from .cli_data import (
-    Refusal as _Refusal,
-    load_training_data,
-    predict_command,
-    task_for,
-    training_settings,
-)
+from .cli_data import Refusal as _Refusal, add_delimiter_flag, load_training_data, predict_command
+from .cli_data import task_for, training_settings
+from .cli_evaluate import add_evaluate, evaluate_command
 from .data import MODES, make_plan
 from .datasets import DATASETS, DatasetUnavailableError, train_val_split
 from .kernels import HIDDEN_ACTIVATIONS
@@ -133,6 +129,7 @@ def _parser():
 
     _add_train(commands, backend_flags)
     _add_predict(commands, backend_flags)
+    add_evaluate(commands, backend_flags)
 
     bench = commands.add_parser("bench", help="time an epoch of each descent mode as N grows; write a report")
     add_bench_arguments(bench)
@@ -168,6 +165,7 @@ def _add_train(commands, backend_flags):
     data.add_argument("--no-header", action="store_true",
                       help="the .csv has no header row: every row is data (a first row of "
                            "numbers is refused as a header otherwise)")
+    add_delimiter_flag(data)
     data.add_argument("--task", choices=TASKS, default=None,
                       help="override the task read off the labels (default: strings and few "
                            "whole numbers are classes, other numbers a regression target)")
@@ -225,13 +223,15 @@ def _add_predict(commands, backend_flags):
         "predict", help="predict with a saved model",
         description="Predict with a saved model. The columns of a .csv are matched by name to "
                     "the features the model was trained on (any order; a missing or unknown "
-                    "column is refused); the label column is skipped if present.")
+                    "column is refused); the label column is left out, with a note on stderr "
+                    "(nnbackend evaluate scores the model against it).")
     backend_flags(predict)
     predict.add_argument("--model", required=True, metavar="MODEL.npz")
     predict.add_argument("--data", required=True, metavar="FILE",
                          help="a .csv with a header row, a .npz with X, or a .npy")
     predict.add_argument("--no-header", action="store_true",
                          help="the .csv has no header row: columns are taken in order")
+    add_delimiter_flag(predict)
     predict.add_argument("--out", default=None, metavar="PREDS.csv",
                          help=".csv or .npz (default: csv on stdout)")
 
@@ -662,7 +662,8 @@ def _info(args):
     return 0
 
 
-_COMMANDS = {"train": _train, "predict": _predict, "info": _info, "bench": _bench}
+_COMMANDS = {"train": _train, "predict": _predict, "evaluate": lambda args: evaluate_command(
+    args, _backend_arg(args)), "info": _info, "bench": _bench}
 
 
 def main(argv=None):

@@ -1,5 +1,6 @@
 """The command line's data side: the training settings (defaults per dataset,
-carried over by ``--resume``), the training data and its task, and ``predict``.
+carried over by ``--resume``), the training data and its task, the
+``--delimiter`` flag of every command that reads a ``.csv``, and ``predict``.
 
 Everything here refuses bad input with :class:`Refusal`, which ``nnbackend``
 prints as one line ``nnbackend: error: ...`` with exit status 2.
@@ -7,6 +8,7 @@ prints as one line ``nnbackend: error: ...`` with exit status 2.
 
 from __future__ import annotations
 
+import argparse
 import csv
 import io
 import os
@@ -16,13 +18,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from .backends import get_backend
-from .datafiles import load_features_file, read_data_file
+from .datafiles import data_file_columns, load_features_file, parse_delimiter, read_data_file
 from .datasets import make_dataset
 from .model import MLP
 from .tasks import MANY_CLASSES, encode_labels, infer_task
 
 __all__ = ["Refusal", "DEFAULTS", "training_settings", "load_training_data", "task_for",
-           "predict_command", "OUTPUT_FORMATS"]
+           "predict_command", "OUTPUT_FORMATS", "add_delimiter_flag", "check_delimiter",
+           "class_probabilities"]
 
 
 class Refusal(Exception):
@@ -100,6 +103,31 @@ def training_settings(args, dataset, resumed=None):
     return settings
 
 
+def _delimiter(text):
+    """An argparse type: a delimiter (see nnbackend.datafiles.parse_delimiter)."""
+    try:
+        return parse_delimiter(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_delimiter_flag(group):
+    """``--delimiter`` on a command (or argument group) that reads a ``.csv``."""
+    group.add_argument(
+        "--delimiter", type=_delimiter, default=None, metavar="CHAR",
+        help="the .csv's delimiter: one character, or comma, semicolon, tab, pipe, space "
+             "(default: detected by csv.Sniffer among comma, semicolon, tab and pipe; a "
+             "comma where it cannot tell, which an error about the columns then says). "
+             "Fields may be quoted")
+
+
+def check_delimiter(args, flag="--data"):
+    """Refuse ``--delimiter`` for a file that is not a ``.csv``."""
+    if getattr(args, "delimiter", None) is not None and not (
+            args.data and args.data.lower().endswith(".csv")):
+        raise Refusal(f"--delimiter is for a {flag} .csv file")
+
+
 @dataclass
 class TrainingData:
     X: object
@@ -115,11 +143,13 @@ def load_training_data(args, backend, seed):
         raise Refusal("give --data or --dataset, not both")
     if args.no_header and not (args.data and args.data.lower().endswith(".csv")):
         raise Refusal("--no-header is for a --data .csv file")
+    check_delimiter(args)
     if args.data and args.data.endswith(".npy"):
         return _npy_training_data(args, backend)
     if args.data:
         X, y, names, features = read_data_file(args.data, target=args.target,
-                                               header=not args.no_header)
+                                               header=not args.no_header,
+                                               delimiter=getattr(args, "delimiter", None))
         return TrainingData(X, y, names, features, os.path.basename(args.data))
     if args.target:
         raise Refusal("--target names a column of a --data .csv file")
@@ -209,20 +239,21 @@ def predict_command(args, backend):
     if args.out and os.path.splitext(args.out)[1].lower() not in OUTPUT_FORMATS:
         raise Refusal(f"--out {args.out}: predictions are written as .csv or .npz; "
                       f"name the file so")
+    check_delimiter(args)
     model = MLP.load(args.model, backend=backend, device=args.device)
+    delimiter = getattr(args, "delimiter", None)
     X = load_features_file(args.data, drop=model.metadata.get("target"),
-                           header=not args.no_header, feature_names=model.feature_names_in_)
+                           header=not args.no_header, feature_names=model.feature_names_in_,
+                           delimiter=delimiter)
     if X.shape[1] != model.layer_sizes[0]:
+        extra = ("; if one of its columns is the target, nnbackend evaluate --target scores "
+                 "the model against it" if X.shape[1] == model.layer_sizes[0] + 1 else "")
         raise Refusal(f"{args.data} has {X.shape[1]} features but the model expects "
-                      f"{model.layer_sizes[0]}")
+                      f"{model.layer_sizes[0]}{extra}")
+    _note_target(args, model, delimiter)
     out = model.backend.to_host(model.predict(X)).astype(np.float64)
-    # The model's labels (a checkpoint from before classes_ was saved has
-    # them from the command line's metadata: see nnbackend.checkpoint).
-    classes = None if model.classes_ is None else model.classes_.tolist()
-    probabilities = None
-    if model.output_activation == "softmax" or (model.output_activation == "sigmoid" and classes):
-        probabilities = np.concatenate([1 - out, out], axis=1) if out.shape[1] == 1 else out
-        classes = classes or list(range(probabilities.shape[1]))
+    probabilities, classes = class_probabilities(model, out)
+    if probabilities is not None:
         labels = [classes[int(i)] for i in np.argmax(probabilities, axis=1)]
     if args.out and args.out.lower().endswith(".npz"):
         arrays = {"prediction": out} if probabilities is None else {
@@ -238,6 +269,35 @@ def predict_command(args, backend):
         _write(args.out, lambda f: f.write(text), "w")
     print(f"{len(out)} predictions written to {args.out}", file=sys.stderr)
     return 0
+
+
+def class_probabilities(model, out):
+    """``(probabilities, classes)`` of a classifier's outputs ``out`` (host,
+    one column per class: a single sigmoid unit's ``p`` becomes ``1 - p, p``),
+    or ``(None, None)`` for a model whose outputs are not class scores. The
+    predicted class of a row is its ``argmax`` (a tie: the first class)."""
+    # The model's labels (a checkpoint from before classes_ was saved has
+    # them from the command line's metadata: see nnbackend.checkpoint).
+    classes = None if model.classes_ is None else model.classes_.tolist()
+    if not (model.output_activation == "softmax"
+            or (model.output_activation == "sigmoid" and classes)):
+        return None, None
+    probabilities = np.concatenate([1 - out, out], axis=1) if out.shape[1] == 1 else out
+    return probabilities, classes or list(range(probabilities.shape[1]))
+
+
+def _note_target(args, model, delimiter):
+    """Say on stderr where the input holds the labels predict leaves out."""
+    names = data_file_columns(args.data, header=not args.no_header, delimiter=delimiter)
+    target = model.metadata.get("target")
+    if args.data.lower().endswith(".npz"):
+        target = target if target in (names or ()) else "y"
+    if names is None or target is None or target not in names:
+        return
+    what = "array" if args.data.lower().endswith(".npz") else "column"
+    print(f"nnbackend: note: {args.data} holds the target {what} {target!r}, which predict "
+          f"leaves out; to score the model against it, run nnbackend evaluate --model "
+          f"{args.model} --data {args.data}", file=sys.stderr)
 
 
 def _csv_text(out, probabilities, labels, classes):

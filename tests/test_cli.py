@@ -229,7 +229,7 @@ BAD = [
     (("bench", "--mnist-cpu-max", "1e4,2e4"), r"--mnist-cpu-max: expected one number; got"),
     (("bench", "--ratios", "tpu"), r"argument --ratios: invalid choice: 'tpu'"),
     (("bench-nothing",), r"argument COMMAND: invalid choice: 'bench-nothing'"),
-    ((), r"choose a command: train, predict, info, bench \(nnbackend COMMAND --help"),
+    ((), r"choose a command: train, predict, evaluate, info, bench \(nnbackend COMMAND --help"),
 ]
 
 

@@ -25,7 +25,7 @@ LAYERS = [
     ("training",),                              # 7. fit in parts: options, state, callbacks, loop
     ("model", "classifier", "checkpoint"),      # 8. the MLP front end, its labels, its files
     ("estimators",),                            # 9. scikit-learn's MLPClassifier / MLPRegressor
-    ("cli", "cli_data", "plot", "bench", "__main__", ""),  # 10. user-facing; "" is nnbackend/__init__
+    ("cli", "cli_data", "cli_evaluate", "plot", "bench", "__main__", ""),  # 10. user-facing; "" is nnbackend/__init__
 ]
 
 # Layers whose modules import no array library: they use the namespace of
