@@ -10,7 +10,9 @@ import math
 
 import pytest
 
-from nnbackend.bench.report import load_results, main, scaling_exponents, write_report
+from nnbackend.bench.report import (exponent_fits, load_results, main, noise_notes,
+                                    scaling_exponents, write_report)
+from nnbackend.bench.report.analysis import epoch_points
 from nnbackend.plot import require_matplotlib
 
 
@@ -158,12 +160,21 @@ def test_exponents(tmp_path):
         assert exps[("nnbackend-numpy-cpu", mode)] == pytest.approx(1.0, abs=0.01)
         assert exps[("numpy-seed", mode)] == pytest.approx(1.0, abs=0.01)
         assert exps[("torch-eager-cpu", mode)] == pytest.approx(1.5, abs=0.01)
-    # Only N in [lo, hi] count; with fewer than two there, the two largest N do.
+        # 2 ms + 10 ns per row follows no single power of N over 1e4..1e6 (R² 0.89):
+        # not a finding, so not among the exponents.
+        assert ("nnbackend-cupy-cuda", mode) not in exps
+    # Only N in [lo, hi] count where there are 3 or more; else every measured N.
     narrow = scaling_exponents(load_results(path), lo=1e5, hi=1e5)
     assert narrow[("numpy-seed", "batch")] == pytest.approx(1.0, abs=0.01)
     assert narrow[("torch-eager-cpu", "batch")] == pytest.approx(1.5, abs=0.01)
-    narrow = scaling_exponents(load_results(path), lo=1e2, hi=1e3)
-    assert narrow[("nnbackend-cupy-cuda", "batch")] < 0.1  # launch overhead dominates
+    points = epoch_points(load_results(path))
+    fits = exponent_fits(points, lo=1e5, hi=1e5)
+    assert fits[("numpy-seed", "batch")]["sizes"] == NS + [2_000_000]
+    assert fits[("numpy-seed", "batch")]["outside_range"] is True
+    fits = exponent_fits(points, lo=1e2, hi=1e3)  # launch overhead dominates: flat
+    cupy = fits[("nnbackend-cupy-cuda", "batch")]
+    assert cupy["sizes"] == [100, 300, 1_000] and cupy["outside_range"] is False
+    assert cupy["slope"] == pytest.approx(0.0, abs=0.01)
 
 
 @needs_matplotlib
@@ -254,8 +265,11 @@ def test_markdown_contents(linear_report):
     assert md.index("## batch") < md.index("## mini-batch") < md.index("## stochastic")
     header = "| N | nnbackend-numpy-cpu | nnbackend-cupy-cuda | numpy-seed | torch-eager-cpu |"
     assert header in md
-    # Time to target.
-    assert "| nnbackend-cupy-cuda | 10,000 | 0.0500 | **no** | 50 | 3.00 | 0.200 |" in md
+    # Time to target: these made-up runs record no budget, and the report says so.
+    assert ("| nnbackend-cupy-cuda | 10,000 | 0.0500 | **no**: not within an unrecorded "
+            "budget (50 epochs run) | 50 | 3.00 | — | 0.200 | the runs of this mode that "
+            "reached it took 12 epochs |") in md
+    assert "Budget: not recorded for these runs" in md
     # The row with no time at all is "—", the row with only extra_info is used.
     assert "| 2,000,000 | — | — | 2400 | — |" in md
 
@@ -273,12 +287,19 @@ def test_no_gpu_and_partial_data(tmp_path):
     summary = write_report(path, tmp_path / "o")
     assert summary["speedup_plot"] == {"small": "peers"}
     assert summary["crossovers"] == []
-    # Measured only below the fitting range: fitted over the two largest N.
+    # Measured only below the fitting range: fitted over the 4 measured N, and said so.
     assert summary["exponents"]["small"]["nnbackend-numpy-cpu"]["sgd"] == pytest.approx(1.0)
+    assert summary["exponent_fits"]["small"]["nnbackend-numpy-cpu"]["sgd"]["sizes"] == NS[:4]
+    # torch-eager-cpu was timed at one N: no exponent, and why.
+    assert summary["exponent_fits"]["small"]["torch-eager-cpu"]["sgd"]["reason"] == \
+        "1 size measured (N = 1,000); an exponent needs at least 3"
+    assert "torch-eager-cpu" not in summary["exponents"]["small"]
     assert (tmp_path / "o" / "speedup.png").read_bytes()[:8] == PNG
     md = (tmp_path / "o" / "report.md").read_text()
     assert "No GPU was measured." in md
-    assert "so its exponent is fitted over N" in md
+    assert ("| nnbackend-numpy-cpu | sgd | 100..3,000 (4) | 1.00 | 1.000 | finding; fitted on "
+            "N outside 10,000..1,000,000, where fewer than 3 were measured") in md
+    assert "one Python step per row" not in md
 
 
 @needs_matplotlib
@@ -410,6 +431,9 @@ def test_the_report_groups_by_model(tmp_path):
     assert not any(s["model"] == "small" and s["baseline"] == "cupy-eager-cuda"
                    for s in summary["speedups"])
     assert summary["exponents"]["mnist"]["nnbackend-cupy-cuda"]["batch"] == pytest.approx(1.0)
+    # 1 ms + 10 ns per row over 1e4..1e6: sublinear, and a power of N fits it well enough.
+    small_cupy = summary["exponent_fits"]["small"]["nnbackend-cupy-cuda"]["batch"]
+    assert small_cupy["r2"] == pytest.approx(0.927, abs=0.001) and not small_cupy["flags"]
     assert summary["exponents"]["small"]["nnbackend-cupy-cuda"]["batch"] < 0.9
     assert {(c["model"], c["label"]) for c in summary["crossovers"]} == {
         ("small", "nnbackend-cupy-cuda"), ("mnist", "nnbackend-cupy-cuda"),

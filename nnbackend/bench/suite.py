@@ -55,6 +55,19 @@ def add_bench_arguments(parser):
     parser.add_argument("--sgd-max", default=None, help="largest N for sgd mode (default 1e4)")
     parser.add_argument("--target-n", default=None,
                         help="N of the time-to-target runs (default 1e4; 0 skips them)")
+    parser.add_argument("--target-seconds", default=None, metavar="SECONDS",
+                        help="the time-to-target runs' budget in seconds of training, the same "
+                             "for every backend (default 30; --quick: 5)")
+    parser.add_argument("--target-epochs", default=None, metavar="EPOCHS",
+                        help="a budget in epochs instead, the same for every backend, with no "
+                             "time limit (not with --target-seconds)")
+    parser.add_argument("--rerun-seconds", default=None, metavar="SECONDS",
+                        help="a case whose rounds' IQR exceeds half their median is timed "
+                             "again while it stays so, for at most this many extra seconds "
+                             "(default 4; 0: no re-runs); the report says how many re-runs")
+    parser.add_argument("--rerun-total", default=None, metavar="SECONDS",
+                        help="at most this many extra seconds of re-runs in the whole run "
+                             "(default 60)")
     parser.add_argument("--no-peers", action="store_true",
                         help="skip the hand-written peers (numpy-seed, torch-eager, "
                              "cupy-eager, the JAX loops)")
@@ -117,6 +130,17 @@ def _one_number(text, flag):
     return value
 
 
+def _one_seconds(text, flag):
+    """A number of seconds >= 0 (fractions allowed), as text; ValueError naming ``flag``."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0 or value == float("inf"):
+        raise ValueError(f"{flag}: expected a number of seconds >= 0; got {text!r}")
+    return f"{value:g}"
+
+
 def bench_environment(args, base):
     """The suite's environment (``nnbackend/bench/cases/conftest.py`` reads it): ``base``
     (a mapping, the caller's environment) with the flags' settings added.
@@ -165,8 +189,22 @@ def bench_environment(args, base):
     target_n = args.target_n or ("2e3" if args.quick else None)
     if target_n:
         env["NNBACKEND_BENCH_TARGET_N"] = number_list(target_n, "--target-n")
-    if args.quick:
+    if args.target_seconds and args.target_epochs:
+        raise ValueError("--target-seconds and --target-epochs: choose one budget, the same "
+                         "for every backend")
+    if args.target_epochs:
+        env["NNBACKEND_BENCH_TARGET_EPOCHS"] = _one_number(args.target_epochs, "--target-epochs")
+        env.pop("NNBACKEND_BENCH_TARGET_SECONDS", None)
+    elif args.target_seconds:
+        env["NNBACKEND_BENCH_TARGET_SECONDS"] = _one_seconds(args.target_seconds,
+                                                             "--target-seconds")
+        env.pop("NNBACKEND_BENCH_TARGET_EPOCHS", None)
+    elif args.quick:
         env.setdefault("NNBACKEND_BENCH_TARGET_SECONDS", "5")
+    for flag, name in (("rerun_seconds", "RERUN_SECONDS"), ("rerun_total", "RERUN_TOTAL")):
+        if getattr(args, flag):
+            env[f"NNBACKEND_BENCH_{name}"] = _one_seconds(getattr(args, flag),
+                                                          "--" + flag.replace("_", "-"))
     env["NNBACKEND_BENCH_PEERS"] = "0" if args.no_peers else "gpu" if args.gpu_peers else "1"
     if args.ratios:
         env["NNBACKEND_BENCH_RATIOS"] = args.ratios

@@ -26,6 +26,7 @@ from ..model import MLP, epoch_function
 from .models import label_for, workload
 from .peers import (SEED_RECORDS, cupy_eager_epoch, jax_scan_epoch, jax_step_loop_epoch,
                     numpy_seed_epoch, torch_eager_epoch)
+from .stability import spread
 from .synthetic import batch_size_of, data_for, initial_params, synthetic, synthetic_mnist
 
 __all__ = ["nnbackend_epoch", "make_epoch", "device_kind", "time_to_target", "synthetic",
@@ -125,19 +126,43 @@ def make_epoch(implementation, where, mode, n_samples, model="small", seed=0):
                      f"{', '.join(IMPLEMENTATIONS)}")
 
 
-def time_to_target(make_step, target_loss, n_samples, max_seconds=20.0, max_epochs=10_000):
-    """Train epoch after epoch until the mean epoch loss is at most ``target_loss``.
+def time_to_target(make_step, target_loss, n_samples, max_seconds=None, max_epochs=None):
+    """Train epoch after epoch until the mean epoch loss is at most ``target_loss``,
+    or the budget is spent: ``max_seconds`` of training (checked at each
+    epoch's end: the run stops at the first epoch that ends past it) or
+    ``max_epochs`` epochs. Give one of them, the same for every backend
+    compared, so that "not reached" means the same everywhere.
 
     Returns a dict: ``reached``, ``epochs``, ``seconds`` (wall time, set-up
-    excluded), ``final_loss``.
+    excluded), ``final_loss``, ``budget_kind`` (``"seconds"`` or
+    ``"epochs"``; ``"seconds or epochs"`` when both were given), ``budget``
+    (the figure of that kind; ``[seconds, epochs]`` for both),
+    ``first_epoch_seconds`` (it holds any compilation) and the spread of the
+    epochs' times: ``epoch_median``, ``epoch_q1``, ``epoch_q3``.
     """
+    if max_seconds is None and max_epochs is None:
+        raise ValueError("time_to_target needs a budget: max_seconds or max_epochs")
     step = make_step()
     start = time.perf_counter()
-    loss, epochs = float("inf"), 0
-    while epochs < max_epochs:
+    loss, times = float("inf"), []
+    while max_epochs is None or len(times) < max_epochs:
+        began = time.perf_counter()
         loss = step() / n_samples
-        epochs += 1
-        if loss <= target_loss or time.perf_counter() - start > max_seconds:
+        times.append(time.perf_counter() - began)
+        if loss <= target_loss or (max_seconds is not None
+                                   and time.perf_counter() - start > max_seconds):
             break
-    return {"reached": loss <= target_loss, "epochs": epochs,
-            "seconds": time.perf_counter() - start, "final_loss": loss}
+    seconds = time.perf_counter() - start
+    if max_epochs is None:
+        kind, budget = "seconds", max_seconds
+    elif max_seconds is None:
+        kind, budget = "epochs", max_epochs
+    else:
+        kind, budget = "seconds or epochs", [max_seconds, max_epochs]
+    out = {"reached": loss <= target_loss, "epochs": len(times), "seconds": seconds,
+           "final_loss": loss, "budget_kind": kind, "budget": budget,
+           "first_epoch_seconds": times[0] if times else None}
+    if times:
+        s = spread(times)
+        out.update(epoch_median=s["median"], epoch_q1=s["q1"], epoch_q3=s["q3"])
+    return out

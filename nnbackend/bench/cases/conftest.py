@@ -26,9 +26,18 @@ NNBACKEND_BENCH_MODE_SIZES  N lists for one model and mode, replacing the lists 
 NNBACKEND_BENCH_PEERS      1 (default) to time the hand-written peers, 0 not to, gpu for
                            those that run on a GPU only (the GPU check's)
 NNBACKEND_BENCH_TARGET_N   N of the time-to-target runs (default 10000; 0 skips them)
-NNBACKEND_BENCH_TARGET_SECONDS  give up a time-to-target run after this long (default 30)
+NNBACKEND_BENCH_TARGET_SECONDS  the time-to-target runs' budget: give up after this many seconds
+                           of training (default 30), the same for every backend
+NNBACKEND_BENCH_TARGET_EPOCHS  a budget in epochs instead (no time limit), the same for every
+                           backend: where set, the seconds above do not apply
 NNBACKEND_BENCH_SECONDS    seconds of timed rounds per epoch benchmark (default 2; at most
-                           NNBACKEND_BENCH_MAX_ROUNDS rounds (default 10), at least 1)
+                           NNBACKEND_BENCH_MAX_ROUNDS rounds (default 10), at least
+                           NNBACKEND_BENCH_MIN_ROUNDS (default 3: a spread needs quartiles))
+NNBACKEND_BENCH_RERUN_SECONDS  a case whose rounds' IQR exceeds half their median is timed
+                           again (a fresh set of rounds) while it stays so, for at most this
+                           many extra seconds (default 4; 0: no re-runs); every attempt is in
+                           its extra_info and the report (nnbackend/bench/stability.py)
+NNBACKEND_BENCH_RERUN_TOTAL  the same bound for the whole run (default 60)
 NNBACKEND_BENCH_BUDGET_SECONDS  once the run is this old, every case not yet started skips
                            (its reason says so) and the run ends normally, its JSON written:
                            how `nnbackend bench --time-budget` fits a device lease
@@ -52,6 +61,7 @@ import pytest
 
 import nnbackend as nb
 from nnbackend.bench.caselog import CaseLog, entry_from_reports
+from nnbackend.bench.stability import machine_load, session_budget
 from nnbackend.bench.models import DEFAULT_MODELS, MODEL_ORDER, workload
 from nnbackend.bench.suite import mode_sizes
 
@@ -91,8 +101,12 @@ _REPORTS = {}
 _CONFIG = []
 
 
+_LOAD = {}  # the machine's load and thread pools at the start and the end
+
+
 def pytest_configure(config):
     _CONFIG[:] = [config]
+    _never_fail(_LOAD.setdefault, "start", machine_load())
 
 
 def pytest_collection_finish(session):
@@ -140,6 +154,12 @@ def _benchmark_record(nodeid):
 @pytest.hookimpl(optionalhook=True)
 def pytest_benchmark_update_json(config, benchmarks, output_json):
     output_json["cases"] = list(_CASE_LOG.entries)
+    # The report's header: how busy the machine was and with how many threads
+    # the libraries ran; and what the re-runs of noisy cases spent.
+    budget = session_budget()
+    output_json["bench_environment"] = {
+        "start": _LOAD.get("start"), "end": machine_load(),
+        "reruns": {"per_case": budget.per_case, "total": budget.total, "spent": budget.spent}}
 
 
 # Pools holding less than this after a case keep it for the next (a full
@@ -260,10 +280,21 @@ def pytest_generate_tests(metafunc):
         target_n = int(float(os.environ.get("NNBACKEND_BENCH_TARGET_N", "1e4")))
         if smoke:
             target_n = min(target_n, 300) if target_n else 0
-        seconds = float(os.environ.get("NNBACKEND_BENCH_TARGET_SECONDS", "1" if smoke else "30"))
-        params = [(b, m, target_n, seconds) for b in backends for m in modes
+        budget = target_budget(smoke=smoke)
+        params = [(b, m, target_n, budget) for b in backends for m in modes
                   if "small" in models] if target_n else []
         metafunc.parametrize("target_case", params, ids=[f"{b}-{m}-{n}" for b, m, n, _ in params])
+
+
+def target_budget(env=None, smoke=False):
+    """The time-to-target runs' budget, one for every backend: ``("epochs", E)``
+    where NNBACKEND_BENCH_TARGET_EPOCHS is set (above 0), else ``("seconds", S)``
+    (NNBACKEND_BENCH_TARGET_SECONDS; default 30, or 1 under --benchmark-disable)."""
+    env = os.environ if env is None else env
+    epochs = int(float(env.get("NNBACKEND_BENCH_TARGET_EPOCHS") or 0))
+    if epochs > 0:
+        return ("epochs", epochs)
+    return ("seconds", float(env.get("NNBACKEND_BENCH_TARGET_SECONDS", "1" if smoke else "30")))
 
 
 def _implementations(model, backends, usable, peers, on_gpu=None, cuda_torch=None):

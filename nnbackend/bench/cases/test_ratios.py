@@ -6,7 +6,8 @@ sides of each target alternate epoch by epoch (A, B, A, B, ...), and the
 ratio is of their medians: a slow spell slows both.
 
 Each case records ``kind="ratio"`` with both medians and minima, the ratio
-``a / b`` of the medians, the target the issue sets and whether it was met;
+``a / b`` of the medians, each side's quartiles (its spread), the target the
+issue sets and whether it was met;
 ``nnbackend bench`` puts them in a table. Nothing here fails on a missed
 target (the machine's noise is not a bug); the report says it. A case whose
 side cannot run here (no GPU, no CuPy) skips with the reason.
@@ -30,6 +31,7 @@ import pytest
 import nnbackend as nb
 from nnbackend.bench import workloads as W
 from nnbackend.bench.models import workload
+from nnbackend.bench.stability import spread
 
 
 class Case(NamedTuple):
@@ -154,6 +156,7 @@ def test_ratio(benchmark, case):
     benchmark.pedantic(pair, rounds=rounds, iterations=1)
     assert len(times_a) == len(times_b) == rounds
     ratio = statistics.median(times_a) / statistics.median(times_b)
+    side_a, side_b = spread(times_a), spread(times_b)
     met = None if target is None else (ratio <= target if sense == "max" else ratio >= target)
     steps = -(-n_samples // W.batch_size_of(mode, workload(model).batch_size, n_samples))
     benchmark.extra_info.update(
@@ -164,5 +167,7 @@ def test_ratio(benchmark, case):
         device_a=info_a["device"], device_b=info_b["device"],
         median_a=statistics.median(times_a), median_b=statistics.median(times_b),
         min_a=min(times_a), min_b=min(times_b), ratio=ratio,
+        q1_a=side_a["q1"], q3_a=side_a["q3"], q1_b=side_b["q1"], q3_b=side_b["q3"],
+        max_a=max(times_a), max_b=max(times_b),
         target=target, sense=sense, met=met,
     )

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import math
 
-from .formatting import fmt_n
+from ..stability import MIN_SPREAD_ROUNDS, NOISY_IQR, too_wide
+from .formatting import fmt_n, fmt_ms
 from .load import positive
 
 __all__ = ["MODE_ORDER", "CPU_BASELINE", "PEER_ORDER", "NNBACKEND_ORDER", "LINEAR_RANGE",
            "mode_key", "label_key", "sorted_modes", "sorted_labels", "is_nnbackend", "is_peer",
-           "epoch_points", "scaling_exponents", "fit_sizes", "common_times", "gpu_labels",
-           "gpu_crossovers", "speedup_rows", "time_to_target_rows"]
+           "epoch_points", "scaling_exponents", "exponent_fits", "fit_sizes", "common_times",
+           "gpu_labels", "gpu_crossovers", "speedup_rows", "time_to_target_rows",
+           "interval", "noise_notes", "MIN_FIT_SIZES", "MIN_R2", "STEEPEST_EXPONENT",
+           "NOISY_IQR", "MIN_SPREAD_ROUNDS"]
 
 MODE_ORDER = ("batch", "minibatch", "sgd")
 CPU_BASELINE = "nnbackend-numpy-cpu"
@@ -21,6 +24,13 @@ NNBACKEND_ORDER = ("nnbackend-numpy-cpu", "nnbackend-torch-cpu", "nnbackend-torc
                    "nnbackend-jax-cpu", "nnbackend-jax-gpu", "nnbackend-cupy-cuda",
                    "nnbackend-cupy-cuda-reference")
 LINEAR_RANGE = (0.9, 1.1)
+#: An exponent is fitted on at least this many sizes...
+MIN_FIT_SIZES = 3
+#: ...and is flagged, not a finding, when the log-log fit's R² is below this.
+MIN_R2 = 0.9
+#: Neighbouring N whose times grow faster than N to this power, even at the
+#: edges of their spreads, disagree: an epoch's work is linear in N.
+STEEPEST_EXPONENT = 2.0
 
 
 def mode_key(mode):
@@ -68,46 +78,149 @@ def epoch_points(rows):
     return table
 
 
-def _slope(ns, ts):
+def interval(row):
+    """``(low, high)`` of a timing's spread: its quartiles, else its min and max
+    (records made before quartiles were kept), else its time alone."""
+    t = row["seconds_per_epoch"]
+    for lo_key, hi_key in (("q1", "q3"), ("min", "max")):
+        lo, hi = positive(row.get(lo_key)), positive(row.get(hi_key))
+        if lo is not None and hi is not None and lo <= t <= hi:
+            return lo, hi
+    return t, t
+
+
+def _own_noise(row):
+    """Why a timing is noisy by its own rounds, or None (quartiles, else min-max)."""
+    stats = {"median": row["seconds_per_epoch"], "rounds": row.get("rounds") or 0,
+             "iqr": row.get("iqr")}
+    if stats["iqr"] is None and positive(row.get("min")) and positive(row.get("max")):
+        # No quartiles recorded: the whole range stands in, judged against the median.
+        if stats["rounds"] >= MIN_SPREAD_ROUNDS and row["max"] - row["min"] > stats["median"]:
+            return (f"min–max {fmt_ms(row['min'])}–{fmt_ms(row['max'])} ms wider than the "
+                    f"median over {stats['rounds']} rounds")
+        return None
+    return too_wide(stats)
+
+
+def noise_notes(points):
+    """``{(label, mode, N): [reason, ...]}`` for every timing flagged noisy.
+
+    A timing is noisy when its own rounds' IQR exceeds :data:`NOISY_IQR` of its
+    median (:func:`nnbackend.bench.stability.too_wide`), or when it and its
+    neighbour in N disagree beyond both spreads: the larger N is faster even at
+    the edges of the two spreads (an epoch's work only grows with N), or
+    slower by more than (N ratio) ** :data:`STEEPEST_EXPONENT`. Both neighbours
+    are flagged, each reason naming the other N.
+    """
+    out = {}
+    for (label, mode), cell in points.items():
+        ns = sorted(cell)
+        for n in ns:
+            why = _own_noise(cell[n])
+            if why:
+                out.setdefault((label, mode, n), []).append(why)
+        for a, b in zip(ns, ns[1:]):
+            ra, rb = cell[a], cell[b]
+            (lo_a, hi_a), (lo_b, hi_b) = interval(ra), interval(rb)
+            ta, tb = ra["seconds_per_epoch"], rb["seconds_per_epoch"]
+            steep = (b / a) ** STEEPEST_EXPONENT
+            if hi_b < lo_a:
+                what = (f"the time falls from {fmt_ms(ta)} ms at N = {fmt_n(a)} to "
+                        f"{fmt_ms(tb)} ms at N = {fmt_n(b)}, beyond both spreads")
+            elif lo_b > hi_a * steep:
+                what = (f"the time grows {tb / ta:,.0f}× from N = {fmt_n(a)} to "
+                        f"N = {fmt_n(b)} ({b / a:g}× the rows), beyond both spreads "
+                        f"and faster than N^{STEEPEST_EXPONENT:g}")
+            else:
+                continue
+            out.setdefault((label, mode, a), []).append(what)
+            out.setdefault((label, mode, b), []).append(what)
+    return out
+
+
+def _fit(ns, ts):
+    """Least-squares slope of log t against log N, and the fit's R²."""
     xs = [math.log(n) for n in ns]
     ys = [math.log(t) for t in ts]
     mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
     sxx = sum((x - mx) ** 2 for x in xs)
     if sxx == 0:
-        return None
-    return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sxx
+        return None, None
+    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sxx
+    syy = sum((y - my) ** 2 for y in ys)
+    resid = sum((y - my - slope * (x - mx)) ** 2 for x, y in zip(xs, ys))
+    return slope, (1.0 - resid / syy) if syy > 0 else 1.0
 
 
-def scaling_exponents(rows, lo=1e4, hi=1e6):
-    """Least-squares slope of log(seconds per epoch) against log(N), per (label, mode).
+def exponent_fits(points, noise=None, lo=1e4, hi=1e6):
+    """The scaling exponent of each (label, mode), with its fit and its verdict.
 
-    Only epoch rows with ``lo <= n_samples <= hi`` and a positive time count.
-    A (label, mode) with fewer than two distinct N in that range (sgd, whose
-    default sizes stop at 10^4) is fitted over its two largest measured N
-    instead; :func:`fit_sizes` tells which. A slope of 1 means the epoch cost
-    grows linearly with N.
+    Fitted on the measured N in [lo, hi] where there are at least
+    :data:`MIN_FIT_SIZES`, else on every measured N where there are that
+    many; with fewer there is no exponent. An exponent is a finding only
+    when it is not negative, its R² is at least :data:`MIN_R2` and no timing
+    it was fitted on is noisy (``noise``: :func:`noise_notes`).
 
     Returns
     -------
     dict
-        ``{(label, mode): slope}``, ordered by label then mode.
+        ``{(label, mode): fit}``, ordered by label then mode; each fit has
+        ``slope`` and ``r2`` (None without an exponent), ``sizes`` (the N
+        fitted, or all measured where too few), ``measured``, ``reason`` (why
+        there is no exponent, else None), ``flags`` (why it is not a finding;
+        empty for a finding) and ``outside_range`` (fitted on N outside
+        [lo, hi], too few being inside).
     """
+    noise = noise or {}
     out = {}
-    points = epoch_points(rows)
     for key in sorted(points, key=lambda k: (label_key(k[0]), mode_key(k[1]))):
-        chosen = fit_sizes(points[key], lo, hi)
-        if len(chosen) < 2:
+        cell = points[key]
+        measured = sorted(cell)
+        chosen = fit_sizes(measured, lo, hi)
+        fit = {"slope": None, "r2": None, "sizes": chosen, "measured": measured,
+               "reason": None, "flags": [], "outside_range": False}
+        if len(chosen) < MIN_FIT_SIZES:
+            listed = ", ".join(fmt_n(n) for n in measured)
+            fit["reason"] = (f"{len(measured)} size{'' if len(measured) == 1 else 's'} "
+                             f"measured (N = {listed}); an exponent needs at least "
+                             f"{MIN_FIT_SIZES}")
+            out[key] = fit
             continue
-        slope = _slope(chosen, [points[key][n]["seconds_per_epoch"] for n in chosen])
-        if slope is not None:
-            out[key] = slope
+        slope, r2 = _fit(chosen, [cell[n]["seconds_per_epoch"] for n in chosen])
+        fit.update(slope=slope, r2=r2, outside_range=any(n < lo or n > hi for n in chosen))
+        if slope < 0:
+            fit["flags"].append("negative: the time falls as N grows, which no epoch's "
+                                "work does (noise, or a warm-up in the timing)")
+        if r2 < MIN_R2:
+            fit["flags"].append(f"poor fit: R² {r2:.2f} is below {MIN_R2:g}, the times "
+                                "follow no single power of N over these sizes")
+        noisy = [n for n in chosen if (key[0], key[1], n) in noise]
+        if noisy:
+            fit["flags"].append("fitted on timings flagged noisy (N = "
+                                + ", ".join(fmt_n(n) for n in noisy) + ")")
+        out[key] = fit
     return out
 
 
+def scaling_exponents(rows, lo=1e4, hi=1e6):
+    """The exponents that are findings: ``{(label, mode): slope}``.
+
+    The least-squares slope of log(seconds per epoch) against log(N), over
+    at least :data:`MIN_FIT_SIZES` measured N (:func:`exponent_fits`), left
+    out where it is negative, poorly fitted or fitted on noisy timings. A
+    slope of 1 means the epoch cost grows linearly with N.
+    """
+    points = epoch_points(rows)
+    fits = exponent_fits(points, noise_notes(points), lo, hi)
+    return {k: f["slope"] for k, f in fits.items() if f["slope"] is not None and not f["flags"]}
+
+
 def fit_sizes(sizes, lo=1e4, hi=1e6):
-    """The N an exponent is fitted over: those in [lo, hi], or else the two largest."""
+    """The N an exponent is fitted over: those in [lo, hi] where there are at
+    least :data:`MIN_FIT_SIZES`, else all of them (too few for a fit where
+    fewer than that were measured)."""
     chosen = sorted(n for n in sizes if lo <= n <= hi)
-    return chosen if len(chosen) >= 2 else sorted(sizes)[-2:]
+    return chosen if len(chosen) >= MIN_FIT_SIZES else sorted(sizes)
 
 
 def common_times(points, a, b, mode):
@@ -163,7 +276,10 @@ def gpu_labels(rows):
     return sorted_labels(r["label"] for r in rows if r.get("gpu") and r.get("kind") == "epoch")
 
 
-def gpu_crossovers(rows, points, modes):
+def gpu_crossovers(rows, points, modes, noise=None):
+    """Where each GPU label's epoch becomes faster than :data:`CPU_BASELINE`'s,
+    per mode; ``noisy_n`` lists the N compared where either timing is noisy."""
+    noise = noise or {}
     out = []
     for mode in modes:
         for label in gpu_labels(rows):
@@ -174,14 +290,18 @@ def gpu_crossovers(rows, points, modes):
                 continue
             res = _crossover(ns, tg, tc)
             res.update(mode=mode, label=label, cpu_label=CPU_BASELINE,
-                       n_measured=[int(n) for n in ns])
+                       n_measured=[int(n) for n in ns],
+                       noisy_n=[int(n) for n in ns if (label, mode, n) in noise
+                                or (CPU_BASELINE, mode, n) in noise])
             res["text"] = _crossover_text(res)
             out.append(res)
     return out
 
 
-def speedup_rows(points, labels, modes):
-    """Speedup of every nnbackend label over nnbackend-numpy and each peer: t_baseline / t_label."""
+def speedup_rows(points, labels, modes, noise=None):
+    """Speedup of every nnbackend label over nnbackend-numpy and each peer:
+    t_baseline / t_label; ``noisy`` where either timing is flagged noisy."""
+    noise = noise or {}
     baselines = [b for b in labels if b == CPU_BASELINE or is_peer(b)]
     out = []
     for mode in modes:
@@ -194,7 +314,8 @@ def speedup_rows(points, labels, modes):
                 ns, t_x, t_y = common_times(points, label, base, mode)
                 for n, tx, ty in zip(ns, t_x, t_y):
                     out.append({"mode": mode, "label": label, "baseline": base,
-                                "n_samples": int(n), "speedup": ty / tx})
+                                "n_samples": int(n), "speedup": ty / tx,
+                                "noisy": (label, mode, n) in noise or (base, mode, n) in noise})
     return out, baselines
 
 

@@ -1,10 +1,11 @@
-"""Numbers as the report writes them: three significant digits, rates, sample counts, speedups."""
+"""Numbers as the report writes them: three significant digits, rates, sample counts,
+speedups, durations; and its Markdown tables."""
 
 from __future__ import annotations
 
 import math
 
-__all__ = ["sig3", "fmt_rate", "fmt_n", "fmt_speedup"]
+__all__ = ["sig3", "fmt_rate", "fmt_n", "fmt_speedup", "fmt_ms", "fmt_seconds", "md_table"]
 
 
 def sig3(value):
@@ -42,3 +43,30 @@ def fmt_n(n):
 
 def fmt_speedup(value):
     return "—" if value is None else f"{sig3(value)}×"
+
+
+def fmt_ms(seconds):
+    """Seconds as milliseconds, three significant digits (no unit)."""
+    return "—" if seconds is None else sig3(seconds * 1e3)
+
+
+def fmt_seconds(seconds):
+    """A duration with its unit: ``12.3 ms``, ``4.50 s``, ``85.0 µs``."""
+    if seconds is None or not math.isfinite(seconds):
+        return "—"
+    if seconds >= 1:
+        return f"{sig3(seconds)} s"
+    if seconds >= 1e-3:
+        return f"{sig3(seconds * 1e3)} ms"
+    return f"{sig3(seconds * 1e6)} µs"
+
+
+def md_table(header_cells, body, text_columns=1, text_last=False):
+    """A Markdown table; the first text_columns columns (and the last, where
+    ``text_last``: a notes column) are left-aligned, the rest right."""
+    last = len(header_cells) - 1
+    lines = ["| " + " | ".join(header_cells) + " |",
+             "|" + "|".join("---" if i < text_columns or (text_last and i == last) else "---:"
+                            for i in range(len(header_cells))) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in body]
+    return "\n".join(lines)

@@ -95,6 +95,11 @@ def load_results(json_path):
     rest of the report can rely on them:
 
     * ``kind`` is ``"epoch"`` or ``"time_to_target"`` (inferred when absent);
+    * the spread: ``q1``, ``q3``, ``iqr`` (None in records without them),
+      ``reruns`` and ``rerun_seconds`` (None before re-runs existed) and
+      ``attempts`` (each attempt's spread; ``[]`` when not recorded);
+    * time-to-target rows have ``budget_kind`` (``"seconds"``, ``"epochs"``
+      or None) and ``budget``, and the spread of their epochs' times;
     * ``model`` is the benchmark model's name (``"small"`` for records made
       before there were several);
     * ``label`` is always a string naming the device kind (derived from
@@ -144,9 +149,15 @@ def rows_from_data(data):
         stats = bench.get("stats") if isinstance(bench.get("stats"), dict) else {}
         row["name"] = bench.get("name")
         row["group"] = bench.get("group")
-        for key in ("median", "min", "max", "mean", "stddev"):
+        for key in ("median", "min", "max", "mean", "stddev", "q1", "q3", "iqr"):
             row[key] = _num(stats.get(key))
         row["rounds"] = _int(stats.get("rounds"))
+        if row["iqr"] is None and row["q1"] is not None and row["q3"] is not None:
+            row["iqr"] = row["q3"] - row["q1"]
+        row["reruns"] = _int(row.get("reruns"))
+        row["rerun_seconds"] = _num(row.get("rerun_seconds"))
+        if not isinstance(row.get("attempts"), list):
+            row["attempts"] = []
 
         kind = row.get("kind")
         if kind not in ("epoch", "time_to_target"):
@@ -189,6 +200,7 @@ def rows_from_data(data):
             if row["seconds"] is not None and row["seconds"] < 0:
                 row["seconds"] = None
             row["final_loss"] = _num(row.get("final_loss"))
+            _target_budget(row)
         rows.append(row)
 
     # One label measured on both a GPU and a CPU would mix two curves: split it.
@@ -202,6 +214,25 @@ def rows_from_data(data):
     return rows
 
 
+def _target_budget(row):
+    """``budget_kind`` (``"seconds"``, ``"epochs"`` or None when unknown) and
+    ``budget`` of a time-to-target row; a record made before budgets were
+    recorded gave up after ``max_seconds`` or 10,000 epochs, whichever came
+    first (``legacy_budget`` True)."""
+    kind, budget = row.get("budget_kind"), row.get("budget")
+    if kind == "seconds" or kind == "epochs":
+        row["budget"] = _num(budget)
+        if kind == "epochs" and row["budget"] is not None:
+            row["budget"] = int(row["budget"])
+    elif kind is None and _num(row.get("max_seconds")) is not None:
+        kind, row["budget"], row["legacy_budget"] = "seconds", _num(row["max_seconds"]), True
+    else:
+        kind, row["budget"] = None, None
+    row["budget_kind"] = kind if row["budget"] is not None else None
+    for key in ("first_epoch_seconds", "epoch_median", "epoch_q1", "epoch_q3"):
+        row[key] = positive(row.get(key))
+
+
 def ratio_rows(data):
     """The interleaved pairs of ``nnbackend/bench/cases/test_ratios.py``, as dicts.
 
@@ -209,7 +240,9 @@ def ratio_rows(data):
     recorded), ``mode``, ``n_samples``, ``median_a``,
     ``median_b`` (seconds per epoch), ``ratio`` (``median_a / median_b``),
     ``target``, ``sense`` (``"max"``: met when ratio <= target; ``"min"``:
-    met when ratio >= target) and ``met`` (None without a target).
+    met when ratio >= target), ``met`` (None without a target), ``rounds``,
+    each side's quartiles ``q1_a``, ``q3_a``, ``q1_b``, ``q3_b`` (None in
+    records made before they were kept) and ``reruns``.
     """
     benchmarks = data.get("benchmarks") if isinstance(data, dict) else None
     rows = []
@@ -229,5 +262,8 @@ def ratio_rows(data):
             "sense": info.get("sense") if info.get("sense") in ("max", "min") else None,
             "met": None if info.get("met") is None else _bool(info.get("met")),
             "rounds": _int(info.get("rounds")),
+            "q1_a": positive(info.get("q1_a")), "q3_a": positive(info.get("q3_a")),
+            "q1_b": positive(info.get("q1_b")), "q3_b": positive(info.get("q3_b")),
+            "reruns": _int(info.get("reruns")), "stable": info.get("stable"),
         })
     return rows

@@ -1,63 +1,27 @@
-"""``report.md``: the header, the summary and one section of Markdown tables per concern."""
+"""``report.md``: the header, the summary and one section of Markdown tables per concern.
+
+Every note is made from the timings it is about and stands on the row it
+concerns: a noisy timing's reason on that timing's row of the spread table,
+an exponent's verdict on that exponent's row, a budget on each
+time-to-target row that missed it.
+"""
 
 from __future__ import annotations
 
-import datetime as _dt
 import os
 
-from .analysis import (CPU_BASELINE, LINEAR_RANGE, fit_sizes, gpu_labels, label_key, mode_key,
-                       sorted_labels, sorted_modes)
 from ..caselog import not_measured
 from ..models import describe
-from .formatting import fmt_n, fmt_rate, fmt_speedup, sig3
+from ..stability import MIN_SPREAD_ROUNDS, NOISY_IQR
+from .analysis import CPU_BASELINE, LINEAR_RANGE, MIN_FIT_SIZES, gpu_labels, label_key
+from .formatting import fmt_ms, fmt_n, fmt_rate, fmt_speedup, md_table, sig3
+from .header import header
+from .targets import ratio_markdown, time_to_target_tables
 
-__all__ = ["report_markdown"]
+__all__ = ["report_markdown", "mark", "row_notes", "NOISY_MARK", "UNKNOWN_MARK"]
 
-
-def _md_table(header, body, text_columns=1):
-    """A Markdown table; the first text_columns columns are left-aligned, the rest right."""
-    lines = ["| " + " | ".join(header) + " |",
-             "|" + "|".join("---" if i < text_columns else "---:"
-                            for i in range(len(header))) + "|"]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in body]
-    return "\n".join(lines)
-
-
-def _machine_text(data):
-    ours = data.get("nnbackend") if isinstance(data.get("nnbackend"), dict) else {}
-    info = data.get("machine_info") if isinstance(data.get("machine_info"), dict) else {}
-    if ours.get("machine"):
-        return str(ours["machine"])
-    parts = []
-    cpu = info.get("cpu") if isinstance(info.get("cpu"), dict) else {}
-    if cpu.get("brand_raw"):
-        brand = str(cpu["brand_raw"])
-        if cpu.get("count"):
-            brand += f" ({cpu['count']} logical CPUs)"
-        parts.append(brand)
-    elif info.get("processor"):
-        parts.append(str(info["processor"]))
-    if info.get("system"):
-        parts.append(" ".join(str(info[k]) for k in ("system", "release") if info.get(k)))
-    if info.get("python_version"):
-        impl = info.get("python_implementation") or "Python"
-        parts.append(f"{impl} {info['python_version']}")
-    return ", ".join(parts) if parts else "unknown machine"
-
-
-def _date_text(data, json_path):
-    stamp = data.get("datetime")
-    if isinstance(stamp, str) and stamp:
-        try:
-            when = _dt.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-            return when.strftime("%Y-%m-%d %H:%M %Z").strip()
-        except ValueError:
-            return stamp
-    try:
-        when = _dt.datetime.fromtimestamp(os.path.getmtime(json_path), _dt.timezone.utc)
-        return when.strftime("%Y-%m-%d %H:%M UTC") + " (results file time)"
-    except OSError:
-        return "unknown"
+NOISY_MARK = "⚠"  # a timing flagged noisy
+UNKNOWN_MARK = "†"  # fewer rounds than a spread needs
 
 
 def _mode_heading(mode, rows):
@@ -75,35 +39,18 @@ def _mode_heading(mode, rows):
     return name
 
 
-def _ratio_markdown(ratios):
-    if not ratios:
-        return ["No interleaved ratio runs in the results.", ""]
-    out = ["Each pair alternates epoch by epoch (A, B, A, B, ...) in one process; the "
-           "ratio is of the two medians, so a slow spell of the machine slows both sides.", ""]
-    body = []
-    for r in ratios:
-        target = "—" if r["target"] is None else ("≤ " if r["sense"] == "max" else "≥ ") + \
-            f"{r['target']:g}"
-        met = "—" if r["met"] is None else ("yes" if r["met"] else "**no**")
-        body.append([r["label_a"], r["label_b"], r["model"], r["mode"], fmt_n(r["n_samples"]),
-                     sig3(r["median_a"]), sig3(r["median_b"]), f"{r['ratio']:.3g}", target,
-                     met])
-    header = ["A", "B", "model", "mode", "N", "A s/epoch", "B s/epoch", "A / B", "target", "met"]
-    return [_md_table(header, body, text_columns=4), ""]
-
-
 def report_markdown(data, json_path, rows, sections, ratios):
     """The text of ``report.md``: the header, then per model (``sections``, as
     :func:`.write._model_section` makes them) key findings first and one
     section per concern, then the interleaved ratios."""
-    out = _header(data, json_path, rows, [s["model"] for s in sections])
+    out = header(data, json_path, rows, [s["model"] for s in sections], sections)
     several = len(sections) > 1
     for s in sections:
         if several:
             out += [f"# Model {s['model']}: {describe(s['model'])}", ""]
         out += _model_markdown(s)
     out += ["## Ratios, measured interleaved", ""]
-    out += _ratio_markdown(ratios)
+    out += ratio_markdown(ratios)
     out += _not_measured(data)
     return "\n".join(out)
 
@@ -115,52 +62,20 @@ def _model_markdown(s):
     if not points:
         out += ["No epoch timings were found in the results.", ""]
     out += _summary(modes, s["exps"], s["numpy_linear"], s["crossovers"])
-    out += _epoch_tables(rows, points, labels, modes)
+    for mode in modes:
+        out += _epoch_tables(rows, points, labels, mode, s["noise"])
+        out += _spread_table(points, labels, mode, s["noise"])
     out += _speedup_tables(modes, s["speedups"], s["baselines"])
-    out += _scaling(points, labels, s["exps"], s["range"], s["numpy_linear"])
+    out += _scaling(labels, s["fits"], s["exps"], s["range"], s["numpy_linear"])
     out += _crossover_table(rows, s["crossovers"])
-    out += _time_to_target_tables(rows, s["ttt_modes"])
+    out += time_to_target_tables(rows, s["ttt_modes"])
     out += _plot_links(s["paths"])
     return out
 
 
-def _header(data, json_path, rows, models):
-    """Machine, GPU, date, command, commit and model, as a list."""
-    ours = data.get("nnbackend") if isinstance(data.get("nnbackend"), dict) else {}
-    commit = data.get("commit_info") if isinstance(data.get("commit_info"), dict) else {}
-    out = ["# nnbackend benchmark report", ""]
-    if ours.get("failed"):
-        out += [f"**Incomplete:** {ours['failed']}.", ""]
-    missing = not_measured(data)
-    if missing:
-        out += [f"**Not measured:** {len(missing)} case(s), listed at the end "
-                "(\"Cases not measured\").", ""]
-    out.append(f"- **Machine:** {_machine_text(data)}")
-    gpus = sorted({str(r.get("device")) for r in rows if r.get("gpu") and r.get("device")})
-    if not gpus and any(r.get("gpu") for r in rows):
-        gpus = ["measured (device name not recorded)"]
-    out.append(f"- **GPU:** {', '.join(gpus) if gpus else 'none measured'}")
-    out.append(f"- **Date:** {_date_text(data, json_path)}")
-    command = ours.get("command")
-    out.append(f"- **Command:** `{command}`" if command else "- **Command:** not recorded")
-    if commit.get("id"):
-        dirty = " (uncommitted changes)" if commit.get("dirty") else ""
-        branch = f" on {commit['branch']}" if commit.get("branch") else ""
-        out.append(f"- **Commit:** `{str(commit['id'])[:12]}`{branch}{dirty}")
-    if len(models) == 1:
-        out.append(f"- **Model:** {models[0]}: {describe(models[0])}; one training epoch per "
-                   "timing (median over rounds)")
-    else:
-        out.append("- **Models:** " + "; ".join(f"{m}: {describe(m)}" for m in models)
-                   + "; one training epoch per timing (median over rounds)")
-    out.append("- **Labels** name the implementation and the kind of device it ran on "
-               "(`nnbackend-torch-cuda`, `torch-eager-cpu`, ...).")
-    out.append("")
-    return out
-
-
 def _summary(modes, exps, numpy_linear, crossovers):
-    """Key findings: whether the NumPy epoch cost is linear in N, and the crossovers."""
+    """Key findings: whether the NumPy epoch cost is linear in N (from an
+    exponent that is a finding only), and the crossovers."""
     findings = []
     for mode in modes:
         if mode in numpy_linear:
@@ -168,36 +83,142 @@ def _summary(modes, exps, numpy_linear, crossovers):
             sentence = _linearity_sentence(mode, slope, numpy_linear[mode])
             findings.append(sentence if numpy_linear[mode] else f"**Warning:** {sentence}.")
     for c in crossovers:
-        findings.append(f"{c['label']} vs {c['cpu_label']}, {c['mode']}: {c['text']}.")
+        findings.append(f"{c['label']} vs {c['cpu_label']}, {c['mode']}: {c['text']}"
+                        f"{_noisy_crossover(c)}.")
     if findings:
         return ["## Summary", ""] + [f"- {f}" for f in findings] + [""]
     return []
 
 
-def _epoch_tables(rows, points, labels, modes):
-    """Per mode: time per epoch and throughput at each N."""
-    out = []
-    for mode in modes:
-        mode_labels = [lab for lab in labels if (lab, mode) in points]
-        ns = sorted({n for lab in mode_labels for n in points[(lab, mode)]})
-        out += [f"## {_mode_heading(mode, rows)}", ""]
-        out += ["Time per epoch (ms):", ""]
-        body = [[fmt_n(n)] + [sig3(points[(lab, mode)][n]["seconds_per_epoch"] * 1e3)
-                              if n in points[(lab, mode)] else "—" for lab in mode_labels]
+def _noisy_crossover(c):
+    if not c.get("noisy_n"):
+        return ""
+    return (f" ({NOISY_MARK} from timings flagged noisy at N = "
+            + ", ".join(fmt_n(n) for n in c["noisy_n"]) + ")")
+
+
+def mark(label, mode, n, row, noise):
+    """`` ⚠`` for a noisy timing, `` †`` for one with too few rounds for a spread."""
+    if (label, mode, n) in noise:
+        return f" {NOISY_MARK}"
+    if row.get("rounds") is not None and row["rounds"] < MIN_SPREAD_ROUNDS:
+        return f" {UNKNOWN_MARK}"
+    return ""
+
+
+def _epoch_tables(rows, points, labels, mode, noise):
+    """One mode: time per epoch (marked where noisy), per step and throughput at each N."""
+    mode_labels = [lab for lab in labels if (lab, mode) in points]
+    ns = sorted({n for lab in mode_labels for n in points[(lab, mode)]})
+    out = [f"## {_mode_heading(mode, rows)}", "", "Time per epoch (ms; median of its rounds):",
+           ""]
+
+    def cell(lab, n):
+        row = points[(lab, mode)].get(n)
+        if row is None:
+            return "—"
+        return fmt_ms(row["seconds_per_epoch"]) + mark(lab, mode, n, row, noise)
+
+    out += [md_table(["N"] + mode_labels, [[fmt_n(n)] + [cell(lab, n) for lab in mode_labels]
+                                          for n in ns]), ""]
+    out += _mark_legend(points, mode_labels, mode, noise)
+    if any((points[(lab, mode)][n].get("steps") or 1) > 1
+           for lab in mode_labels for n in points[(lab, mode)]):
+        out += ["Time per step (µs):", ""]
+        body = [[fmt_n(n)] + [_per_step(points[(lab, mode)].get(n)) for lab in mode_labels]
                 for n in ns]
-        out += [_md_table(["N"] + mode_labels, body), ""]
-        if any((points[(lab, mode)][n].get("steps") or 1) > 1
-               for lab in mode_labels for n in points[(lab, mode)]):
-            out += ["Time per step (µs):", ""]
-            body = [[fmt_n(n)] + [_per_step(points[(lab, mode)].get(n)) for lab in mode_labels]
-                    for n in ns]
-            out += [_md_table(["N"] + mode_labels, body), ""]
-        out += ["Throughput (samples/s):", ""]
-        body = [[fmt_n(n)] + [fmt_rate(points[(lab, mode)][n]["samples_per_s"])
-                              if n in points[(lab, mode)] else "—" for lab in mode_labels]
-                for n in ns]
-        out += [_md_table(["N"] + mode_labels, body), ""]
+        out += [md_table(["N"] + mode_labels, body), ""]
+    out += ["Throughput (samples/s):", ""]
+    body = [[fmt_n(n)] + [fmt_rate(points[(lab, mode)][n]["samples_per_s"])
+                          if n in points[(lab, mode)] else "—" for lab in mode_labels]
+            for n in ns]
+    out += [md_table(["N"] + mode_labels, body), ""]
     return out
+
+
+def _mark_legend(points, labels, mode, noise):
+    """What the marks in a time table mean, naming the timings that carry them."""
+    noisy = [(lab, n) for lab in labels for n in sorted(points[(lab, mode)])
+             if (lab, mode, n) in noise]
+    few = [(lab, n) for lab in labels for n, r in sorted(points[(lab, mode)].items())
+           if (lab, mode, n) not in noise and r.get("rounds") is not None
+           and r["rounds"] < MIN_SPREAD_ROUNDS]
+    out = []
+    if noisy:
+        out.append(f"{NOISY_MARK} flagged noisy: " + _cells(noisy)
+                   + " (why: the spread table below).")
+    if few:
+        out.append(f"{UNKNOWN_MARK} fewer than {MIN_SPREAD_ROUNDS} rounds, spread unknown: "
+                   + _cells(few) + ".")
+    return [" ".join(out), ""] if out else []
+
+
+def _cells(pairs):
+    by_label = {}
+    for lab, n in pairs:
+        by_label.setdefault(lab, []).append(fmt_n(n))
+    return "; ".join(f"{lab} at N = {', '.join(ns)}" for lab, ns in by_label.items())
+
+
+def _spread_table(points, labels, mode, noise):
+    """One mode: every timing's median, quartiles, min–max, rounds, re-runs and notes."""
+    body = []
+    cells = [r for lab in labels for r in points.get((lab, mode), {}).values()]
+    # Said once above the table where no timing has quartiles, else on the rows without.
+    none_have_quartiles = not any(r.get("q1") is not None for r in cells)
+    for lab in labels:
+        for n, row in sorted(points.get((lab, mode), {}).items()):
+            q = (f"{fmt_ms(row['q1'])}–{fmt_ms(row['q3'])}"
+                 if row.get("q1") is not None and row.get("q3") is not None else "—")
+            mm = (f"{fmt_ms(row['min'])}–{fmt_ms(row['max'])}"
+                  if row.get("min") is not None and row.get("max") is not None else "—")
+            reruns = "—" if row.get("reruns") is None else str(row["reruns"])
+            notes = "; ".join(row_notes(lab, mode, n, row, noise,
+                                        quartile_note=not none_have_quartiles))
+            body.append([lab + mark(lab, mode, n, row, noise), fmt_n(n),
+                         fmt_ms(row["seconds_per_epoch"]), q, mm,
+                         "—" if row.get("rounds") is None else row["rounds"], reruns,
+                         notes or "—"])
+    if not body:
+        return []
+    head = ["label", "N", "median ms", "Q1–Q3 ms", "min–max ms", "rounds", "re-runs", "notes"]
+    intro = (f"Spread of each timing ({mode}): the middle half of its rounds (Q1–Q3), all of "
+             "them (min–max), how many, and the re-runs a too-wide spread cost.")
+    if none_have_quartiles:
+        intro += (" These results record no quartiles (made before they were kept): min–max "
+                  "stands in for the spread.")
+    return [intro, "",
+            md_table(head, body, text_columns=2, text_last=True), ""]
+
+
+def row_notes(label, mode, n, row, noise, quartile_note=True):
+    """The notes of one timing's row, from its own record: why it is noisy, its
+    rounds when too few for a spread, and what its re-runs did."""
+    notes = [f"noisy: {why}" for why in noise.get((label, mode, n), [])]
+    rounds = row.get("rounds")
+    if rounds is not None and rounds < MIN_SPREAD_ROUNDS:
+        notes.append(f"{rounds} round{'' if rounds == 1 else 's'}: no quartiles, so its "
+                     "spread is unknown")
+    if quartile_note and row.get("q1") is None and row.get("min") is not None and rounds:
+        notes.append("no quartiles recorded: min–max stands in for the spread")
+    reruns = row.get("reruns")
+    earlier = [a for a in row.get("attempts") or [] if isinstance(a, dict)][:-1]
+    if reruns:
+        iqrs = ", ".join(f"{a['iqr'] / a['median']:.0%}" for a in earlier
+                         if a.get("median") and a.get("iqr") is not None)
+        took = f"{sig3(row['rerun_seconds'])} s" if row.get("rerun_seconds") is not None \
+            else "time not recorded"
+        text = (f"re-run {reruns}× ({took}; earlier attempts' IQR {iqrs} of their medians); "
+                "these figures are the last attempt's")
+        if row.get("stable") is False:
+            text += f", still too wide: {row.get('stopped') or 'the budget ran out'}"
+        notes.append(text)
+    elif row.get("stable") is False and row.get("stopped"):
+        notes.append(f"not re-run: {row['stopped']}")
+    if (label, mode, n) in noise and isinstance(row.get("load_average"), list) \
+            and row["load_average"]:
+        notes.append(f"1-min load {row['load_average'][0]:.2f} as it started")
+    return [note.replace("|", "\\|") for note in notes]
 
 
 def _per_step(row):
@@ -214,7 +235,7 @@ def _not_measured(data):
            f"{len(missing)} case(s) of this run have no timing above:", ""]
     body = [[f"`{name}`", outcome, reason.replace("|", "\\|")]
             for name, outcome, reason in missing]
-    return out + [_md_table(["case", "outcome", "reason"], body, text_columns=3), ""]
+    return out + [md_table(["case", "outcome", "reason"], body, text_columns=3), ""]
 
 
 def _speedup_tables(modes, speedups, baselines):
@@ -223,39 +244,44 @@ def _speedup_tables(modes, speedups, baselines):
         return []
     out = ["## Speedups", "",
            "Speedup of X over Y = epoch time of Y / epoch time of X "
-           "(above 1: X is faster).", ""]
+           f"(above 1: X is faster). {NOISY_MARK}: either timing is flagged noisy.", ""]
     for mode in modes:
         sub = [s for s in speedups if s["mode"] == mode]
         if not sub:
             continue
         cols = [b for b in baselines if any(s["baseline"] == b for s in sub)]
-        index = {(s["label"], s["n_samples"], s["baseline"]): s["speedup"] for s in sub}
+        index = {(s["label"], s["n_samples"], s["baseline"]): s for s in sub}
         keys = sorted({(s["label"], s["n_samples"]) for s in sub},
                       key=lambda k: (label_key(k[0]), k[1]))
-        body = [[lab, fmt_n(n)] + [fmt_speedup(index.get((lab, n, b))) for b in cols]
-                for lab, n in keys]
-        header = ["nnbackend", "N"] + [f"over {b}" for b in cols]
-        out += [f"### {mode}", "", _md_table(header, body), ""]
+
+        def cell(key):
+            s = index.get(key)
+            if s is None:
+                return "—"
+            return fmt_speedup(s["speedup"]) + (f" {NOISY_MARK}" if s.get("noisy") else "")
+
+        body = [[lab, fmt_n(n)] + [cell((lab, n, b)) for b in cols] for lab, n in keys]
+        header_cells = ["nnbackend", "N"] + [f"over {b}" for b in cols]
+        out += [f"### {mode}", "", md_table(header_cells, body), ""]
     return out
 
 
-def _scaling(points, labels, exps, rng, numpy_linear):
-    """The scaling exponents, the modes fitted outside the range, and the NumPy linearity check."""
+def _scaling(labels, fits, exps, rng, numpy_linear):
+    """The exponents, each with its sizes, fit and verdict; the NumPy linearity check."""
     lo, hi = rng
-    out = ["## Scaling of the epoch cost with N", ""]
-    out.append(f"Least-squares slope of log(epoch time) against log(N) for "
-               f"{fmt_n(int(lo))} ≤ N ≤ {fmt_n(int(hi))}; 1 means the epoch cost grows "
-               f"linearly with N, below 1 that fixed per-step costs (such as GPU kernel "
-               f"launches) still dominate.")
-    out.append("")
-    if exps:
-        out += _exponent_table(points, exps, lo, hi)
-    else:
-        out += [f"No label has two or more measured N in {fmt_n(int(lo))}..{fmt_n(int(hi))}, "
-                "so no exponent was fitted.", ""]
+    out = ["## Scaling of the epoch cost with N", "",
+           f"Least-squares slope of log(epoch time) against log(N) over the measured N in "
+           f"{fmt_n(int(lo))}..{fmt_n(int(hi))} (all measured N where fewer than "
+           f"{MIN_FIT_SIZES} lie there), with the fit's R². 1 means the epoch cost grows "
+           f"linearly with N, below 1 that fixed per-step costs (such as GPU kernel "
+           f"launches) still dominate. An exponent needs at least {MIN_FIT_SIZES} sizes; "
+           "one that is negative, poorly fitted or fitted on noisy timings is not a "
+           "finding, and its row says why.", ""]
+    if fits:
+        out += _exponent_table(fits, lo, hi)
     if numpy_linear:
         lo_ok, hi_ok = LINEAR_RANGE
-        for mode in sorted_modes(numpy_linear):
+        for mode in [m for m in numpy_linear]:
             slope = exps[(CPU_BASELINE, mode)]
             sentence = _linearity_sentence(mode, slope, numpy_linear[mode])
             if numpy_linear[mode]:
@@ -264,28 +290,30 @@ def _scaling(points, labels, exps, rng, numpy_linear):
                 out.append(f"- **Warning:** {sentence} (expected {lo_ok}..{hi_ok}).")
         out.append("")
     elif CPU_BASELINE in labels:
-        out += [f"- {CPU_BASELINE}: not enough measurements in the range to judge whether "
-                "the epoch cost grows linearly.", ""]
+        out += [f"- {CPU_BASELINE}: no exponent that is a finding, so whether its epoch cost "
+                "grows linearly is not judged (its rows above say why).", ""]
     return out
 
 
-def _exponent_table(points, exps, lo, hi):
-    """The exponents by label and mode, and a note per mode fitted below ``lo``."""
-    exp_labels = sorted_labels(lab for lab, _ in exps)
-    exp_modes = sorted_modes(m for _, m in exps)
-    body = [[lab] + [f"{exps[(lab, m)]:.2f}" if (lab, m) in exps else "—" for m in exp_modes]
-            for lab in exp_labels]
-    out = [_md_table(["label"] + exp_modes, body), ""]
-    outside = sorted({(m, tuple(fit_sizes(points[(lab, m)], lo, hi))) for lab, m in exps
-                      if fit_sizes(points[(lab, m)], lo, hi)[0] < lo},
-                     key=lambda item: mode_key(item[0]))
-    for mode, ns in outside:
-        out += [f"- {mode} was measured only up to N = {fmt_n(int(ns[-1]))} (one Python "
-                f"step per row), so its exponent is fitted over N = "
-                f"{fmt_n(int(ns[0]))}..{fmt_n(int(ns[-1]))}, where fixed costs weigh more."]
-    if outside:
-        out.append("")
-    return out
+def _exponent_table(fits, lo, hi):
+    """One row per (label, mode): the N fitted, the exponent, R² and the verdict."""
+    body = []
+    for (lab, mode), fit in fits.items():
+        sizes = fit["sizes"]
+        span = f"{fmt_n(sizes[0])}..{fmt_n(sizes[-1])} ({len(sizes)})" if sizes else "—"
+        if fit["slope"] is None:
+            body.append([lab, mode, span, "—", "—", f"no exponent: {fit['reason']}"])
+            continue
+        verdict = "finding" if not fit["flags"] else \
+            "**not a finding**: " + "; ".join(fit["flags"])
+        if fit["outside_range"]:
+            verdict += (f"; fitted on N outside {fmt_n(int(lo))}..{fmt_n(int(hi))}, where "
+                        f"fewer than {MIN_FIT_SIZES} were measured (fixed per-epoch costs "
+                        "weigh more at small N)")
+        slope = f"{fit['slope']:.2f}" if not fit["flags"] else f"({fit['slope']:.2f})"
+        body.append([lab, mode, span, slope, f"{fit['r2']:.3f}", verdict])
+    head = ["label", "mode", "N fitted (sizes)", "exponent", "R²", "verdict"]
+    return [md_table(head, body, text_columns=2, text_last=True), ""]
 
 
 def _crossover_table(rows, crossovers):
@@ -294,9 +322,10 @@ def _crossover_table(rows, crossovers):
     if crossovers:
         out += [f"Smallest N at which the GPU epoch is faster than {CPU_BASELINE} "
                 "(interpolated log-linearly between measured N).", ""]
-        body = [[c["mode"], c["label"], fmt_n(c["n"]) if c["n"] else "—", c["text"]]
-                for c in crossovers]
-        out += [_md_table(["mode", "GPU label", "crossover N", "result"], body, text_columns=2), ""]
+        body = [[c["mode"], c["label"], fmt_n(c["n"]) if c["n"] else "—",
+                 c["text"] + _noisy_crossover(c)] for c in crossovers]
+        out += [md_table(["mode", "GPU label", "crossover N", "result"], body, text_columns=2,
+                         text_last=True), ""]
     elif gpu_labels(rows):
         out += [f"No GPU label was measured at the same N as {CPU_BASELINE}.", ""]
     else:
@@ -304,30 +333,11 @@ def _crossover_table(rows, crossovers):
     return out
 
 
-def _time_to_target_tables(rows, ttt_modes):
-    """Per mode: every time-to-target run (all N, unlike the plot)."""
-    ttt_rows = [r for r in rows if r.get("kind") == "time_to_target" and r.get("mode")]
-    out = ["## Time to target loss", ""]
-    if not ttt_rows:
-        return out + ["No time-to-target runs in the results.", ""]
-    for mode in ttt_modes:
-        sub = sorted((r for r in ttt_rows if r["mode"] == mode),
-                     key=lambda r: (r.get("n_samples") or 0, label_key(r["label"])))
-        body = [[r["label"], fmt_n(r["n_samples"]),
-                 sig3(r["target_loss"]) if r["target_loss"] is not None else "—",
-                 "yes" if r["reached"] else "**no**",
-                 r["epochs"] if r["epochs"] is not None else "—",
-                 sig3(r["seconds"]) if r["seconds"] is not None else "—",
-                 sig3(r["final_loss"]) if r["final_loss"] is not None else "—"]
-                for r in sub]
-        header = ["label", "N", "target", "reached", "epochs", "seconds", "final loss"]
-        out += [f"### {mode}", "", _md_table(header, body), ""]
-    return out
-
-
 def _plot_links(paths):
     """The plots, embedded (by file name: they sit beside report.md)."""
-    out = ["## Plots", ""]
+    out = ["## Plots", "",
+           f"Error bars span each timing's Q1–Q3; a red ring marks a timing flagged noisy "
+           f"(IQR above {NOISY_IQR:.0%} of the median, or neighbours that disagree).", ""]
     out.append(f"![Time per epoch]({os.path.basename(paths['epoch_time'])})")
     out.append("")
     out.append(f"![Speedup]({os.path.basename(paths['speedup'])})")

@@ -9,8 +9,9 @@ import os
 import sys
 
 from ..models import model_key
-from .analysis import (CPU_BASELINE, LINEAR_RANGE, epoch_points, gpu_crossovers, scaling_exponents,
-                       sorted_labels, sorted_modes, speedup_rows, time_to_target_rows)
+from .analysis import (CPU_BASELINE, LINEAR_RANGE, epoch_points, exponent_fits, gpu_crossovers,
+                       noise_notes, sorted_labels, sorted_modes, speedup_rows,
+                       time_to_target_rows)
 from .load import ratio_rows, rows_from_data
 from .plots import plot_epoch_time, plot_speedup, plot_styles, plot_time_to_target
 from .tables import report_markdown
@@ -38,8 +39,13 @@ def write_report(json_path, out_dir):
     -------
     dict
         What ``summary.json`` holds: ``models`` (in report order),
-        ``exponents`` (``{model: {label: {mode: slope}}}``),
-        ``exponent_range``, ``numpy_linear`` (``{model: {mode: bool}}``),
+        ``exponents`` (``{model: {label: {mode: slope}}}``: the findings
+        only), ``exponent_fits`` (every (label, mode): ``slope``, ``r2``,
+        ``sizes``, ``measured``, ``reason`` when there is no exponent,
+        ``flags`` when it is not a finding), ``exponent_range``, ``noisy``
+        (one dict per timing flagged noisy: ``model``, ``label``, ``mode``,
+        ``n_samples``, ``reasons``), ``bench_environment`` (the load and
+        thread pools the suite recorded, or None), ``numpy_linear`` (``{model: {mode: bool}}``),
         ``crossovers`` (one dict per model, GPU label and mode: ``model``,
         ``label``, ``mode``, ``status``, ``n`` (the interpolated N, or None),
         ``text``), ``speedups`` (``model``, ``label``, ``baseline``, ``mode``,
@@ -81,7 +87,14 @@ def write_report(json_path, out_dir):
         "labels": sorted_labels(lab for s in sections for lab in s["labels"]),
         "modes": sorted_modes(m for s in sections for m in s["modes"]),
         "exponents": {s["model"]: _nested(s["exps"]) for s in sections},
+        "exponent_fits": {s["model"]: _nested(s["fits"]) for s in sections},
         "exponent_range": list(EXPONENT_RANGE),
+        "noisy": [{"model": s["model"], "label": lab, "mode": mode, "n_samples": n,
+                   "reasons": why} for s in sections
+                  for (lab, mode, n), why in sorted(s["noise"].items(),
+                                                    key=lambda kv: (kv[0][0], kv[0][1],
+                                                                    kv[0][2]))],
+        "bench_environment": data.get("bench_environment"),
         "numpy_linear": {s["model"]: s["numpy_linear"] for s in sections},
         "crossovers": [dict(c, model=s["model"]) for s in sections for c in s["crossovers"]],
         "speedups": [dict(x, model=s["model"]) for s in sections for x in s["speedups"]],
@@ -102,9 +115,13 @@ def _model_section(plt, rows, model, out_dir, suffix):
     points = epoch_points(rows)
     labels = sorted_labels(lab for lab, _ in points)
     modes = sorted_modes(m for _, m in points)
-    exps = scaling_exponents(rows, lo, hi)
-    crossovers = gpu_crossovers(rows, points, modes)
-    speedups, baselines = speedup_rows(points, labels, modes)
+    noise = noise_notes(points)
+    fits = exponent_fits(points, noise, lo, hi)
+    # Only an exponent that is a finding (3+ sizes, not negative, a good fit,
+    # no noisy timing under it) is stated as one.
+    exps = {k: f["slope"] for k, f in fits.items() if f["slope"] is not None and not f["flags"]}
+    crossovers = gpu_crossovers(rows, points, modes, noise)
+    speedups, baselines = speedup_rows(points, labels, modes, noise)
     ttt = time_to_target_rows(rows)
     ttt_labels = sorted_labels(lab for lab, _ in ttt)
     ttt_modes = sorted_modes(m for _, m in ttt)
@@ -114,9 +131,9 @@ def _model_section(plt, rows, model, out_dir, suffix):
              "time_to_target": ttt_path if ttt else None}
 
     style = plot_styles(set(labels) | set(ttt_labels))
-    plot_epoch_time(plt, paths["epoch_time"], points, labels, modes, style)
+    plot_epoch_time(plt, paths["epoch_time"], points, labels, modes, style, noise, crossovers)
     speedup_kind = plot_speedup(plt, paths["speedup"], rows, points, labels, modes, style,
-                                crossovers)
+                                crossovers, noise)
     if ttt:
         plot_time_to_target(plt, ttt_path, ttt, ttt_labels, ttt_modes, style)
     elif os.path.exists(ttt_path):
@@ -128,16 +145,17 @@ def _model_section(plt, rows, model, out_dir, suffix):
         if slope is not None:
             numpy_linear[mode] = LINEAR_RANGE[0] <= slope <= LINEAR_RANGE[1]
     return {"model": model, "rows": rows, "points": points, "labels": labels, "modes": modes,
+            "noise": noise, "fits": fits,
             "exps": exps, "range": (lo, hi), "numpy_linear": numpy_linear,
             "crossovers": crossovers, "speedups": speedups, "baselines": baselines,
             "ttt_modes": ttt_modes, "paths": paths, "speedup_kind": speedup_kind}
 
 
 def _nested(exps):
-    """``{(label, mode): slope}`` as ``{label: {mode: slope}}``."""
+    """``{(label, mode): value}`` as ``{label: {mode: value}}``."""
     out = {}
-    for (label, mode), slope in exps.items():
-        out.setdefault(label, {})[mode] = slope
+    for (label, mode), value in exps.items():
+        out.setdefault(label, {})[mode] = value
     return out
 
 

@@ -1,0 +1,150 @@
+"""``report.md``'s time-to-target section (with the budget every run had) and the
+table of interleaved ratio pairs (with each side's spread)."""
+
+from __future__ import annotations
+
+from ..stability import MIN_SPREAD_ROUNDS, too_wide
+from .analysis import label_key
+from .formatting import fmt_n, fmt_seconds, md_table, sig3
+
+__all__ = ["budget_text", "time_to_target_tables", "ratio_markdown", "FIRST_EPOCH_NOTE"]
+
+# A first epoch this many times the median epoch holds compilation or warm-up.
+FIRST_EPOCH_NOTE = 5.0
+
+
+def budget_text(kind, budget):
+    """``5 s of training``, ``2,000 epochs``; ``an unrecorded budget`` when unknown."""
+    if kind == "seconds" and budget is not None:
+        return f"{budget:g} s of training"
+    if kind == "epochs" and budget is not None:
+        return f"{int(budget):,} epochs"
+    return "an unrecorded budget"
+
+
+def _budget_sentence(ttt_rows):
+    budgets = sorted({(r.get("budget_kind"), r.get("budget")) for r in ttt_rows},
+                     key=lambda b: (str(b[0]), b[1] or 0))
+    legacy = any(r.get("legacy_budget") for r in ttt_rows)
+    if len(budgets) > 1:
+        listed = ", ".join(budget_text(*b) for b in budgets)
+        return [f"**The runs had different budgets** ({listed}): compare only rows with the "
+                "same budget (each row that missed the target names its own).", ""]
+    kind, budget = budgets[0]
+    if kind == "seconds":
+        text = (f"Budget: {budget_text(kind, budget)} per run, the same for every backend. A "
+                "run stops at the end of the first epoch past it, so its epochs are what fit "
+                "in that time on its backend (`--target-epochs` gives every backend the same "
+                "number of epochs instead).")
+        if legacy:
+            text += (" These runs were recorded before budgets were: each also stopped at "
+                     "10,000 epochs, whichever came first.")
+    elif kind == "epochs":
+        text = (f"Budget: {budget_text(kind, budget)} per run, the same for every backend, with "
+                "no time limit (`--target-epochs`).")
+    else:
+        text = ("Budget: not recorded for these runs, so a run that did not reach the target "
+                "cannot say within what.")
+    return [text, ""]
+
+
+def _missed(row):
+    """The "reached" cell of a run that missed: the budget it was not reached within."""
+    kind, budget = row.get("budget_kind"), row.get("budget")
+    epochs = f"{row['epochs']:,} epochs" if row.get("epochs") is not None else "epochs unknown"
+    if kind == "seconds":
+        return f"**no**: not within {budget:g} s ({epochs} run)"
+    if kind == "epochs":
+        return f"**no**: not within {int(budget):,} epochs ({fmt_seconds(row.get('seconds'))})"
+    return f"**no**: not within an unrecorded budget ({epochs} run)"
+
+
+def _ttt_notes(row, reached_epochs):
+    notes = []
+    first, median = row.get("first_epoch_seconds"), row.get("epoch_median")
+    if first and median and first > FIRST_EPOCH_NOTE * median:
+        notes.append(f"first epoch {fmt_seconds(first)} against a median of "
+                     f"{fmt_seconds(median)} (compilation, warm-up): counted in its seconds")
+    if not row["reached"] and reached_epochs:
+        lo, hi = min(reached_epochs), max(reached_epochs)
+        took = f"{lo:,}" if lo == hi else f"{lo:,}–{hi:,}"
+        notes.append(f"the runs of this mode that reached it took {took} epochs")
+    return notes
+
+
+def time_to_target_tables(rows, ttt_modes):
+    """The budget, then per mode every time-to-target run (all N, unlike the plot)."""
+    ttt_rows = [r for r in rows if r.get("kind") == "time_to_target" and r.get("mode")]
+    out = ["## Time to target loss", ""]
+    if not ttt_rows:
+        return out + ["No time-to-target runs in the results.", ""]
+    out += _budget_sentence(ttt_rows)
+    for mode in ttt_modes:
+        sub = sorted((r for r in ttt_rows if r["mode"] == mode),
+                     key=lambda r: (r.get("n_samples") or 0, label_key(r["label"])))
+        reached_epochs = [r["epochs"] for r in sub if r["reached"] and r["epochs"] is not None]
+        body = []
+        for r in sub:
+            per_epoch = "—"
+            if r.get("epoch_median"):
+                per_epoch = f"{fmt_seconds(r['epoch_median'])}"
+                if r.get("epoch_q1") and r.get("epoch_q3"):
+                    per_epoch += (f" ({fmt_seconds(r['epoch_q1'])}–"
+                                  f"{fmt_seconds(r['epoch_q3'])})")
+            notes = "; ".join(_ttt_notes(r, reached_epochs)) or "—"
+            body.append([r["label"], fmt_n(r["n_samples"]),
+                         sig3(r["target_loss"]) if r["target_loss"] is not None else "—",
+                         "yes" if r["reached"] else _missed(r),
+                         r["epochs"] if r["epochs"] is not None else "—",
+                         sig3(r["seconds"]) if r["seconds"] is not None else "—", per_epoch,
+                         sig3(r["final_loss"]) if r["final_loss"] is not None else "—", notes])
+        head = ["label", "N", "target", "reached", "epochs", "seconds",
+                "epoch time, median (Q1–Q3)", "final loss", "notes"]
+        out += [f"### {mode}", "", md_table(head, body, text_last=True), ""]
+    out += ["Each run is one run (its seconds have no spread); the epoch-time column is the "
+            "spread of its epochs.", ""]
+    return out
+
+
+def _side(median, q1, q3, rounds):
+    """A ratio side's median with its quartiles and a mark when too wide."""
+    text = sig3(median)
+    if q1 is None or q3 is None:
+        return text, False
+    noisy = bool(too_wide({"median": median, "iqr": q3 - q1, "rounds": rounds or 0}))
+    return f"{text} ({sig3(q1)}–{sig3(q3)}){' ⚠' if noisy else ''}", noisy
+
+
+def ratio_markdown(ratios):
+    """The interleaved pairs: each side's median and quartiles, rounds, ratio, target."""
+    if not ratios:
+        return ["No interleaved ratio runs in the results.", ""]
+    out = ["Each pair alternates epoch by epoch (A, B, A, B, ...) in one process; the "
+           "ratio is of the two medians, so a slow spell of the machine slows both sides. "
+           "Each side shows its median and, in brackets, Q1–Q3 of its rounds; pairs are not "
+           "re-run.", ""]
+    body, noisy = [], []
+    for r in ratios:
+        target = "—" if r["target"] is None else ("≤ " if r["sense"] == "max" else "≥ ") + \
+            f"{r['target']:g}"
+        met = "—" if r["met"] is None else ("yes" if r["met"] else "**no**")
+        a, wide_a = _side(r["median_a"], r.get("q1_a"), r.get("q3_a"), r.get("rounds"))
+        b, wide_b = _side(r["median_b"], r.get("q1_b"), r.get("q3_b"), r.get("rounds"))
+        if wide_a or wide_b:
+            noisy.append(f"{r['label_a']} / {r['label_b']} ({r['mode']}, N = "
+                         f"{fmt_n(r['n_samples'])})")
+        body.append([r["label_a"], r["label_b"], r["model"], r["mode"], fmt_n(r["n_samples"]),
+                     a, b, "—" if r.get("rounds") is None else r["rounds"],
+                     f"{r['ratio']:.3g}", target, met])
+    header = ["A", "B", "model", "mode", "N", "A s/epoch", "B s/epoch", "rounds", "A / B",
+              "target", "met"]
+    out += [md_table(header, body, text_columns=4), ""]
+    if noisy:
+        out += ["⚠ a side whose IQR is above half its median: the ratio is uncertain, "
+                "whatever its target says: " + "; ".join(noisy) + ".", ""]
+    few = [r for r in ratios if r.get("rounds") is not None and r["rounds"] < MIN_SPREAD_ROUNDS]
+    if few:
+        out += [f"Fewer than {MIN_SPREAD_ROUNDS} rounds, no spread: "
+                + "; ".join(f"{r['label_a']} / {r['label_b']} ({r['mode']})" for r in few)
+                + ".", ""]
+    return out
