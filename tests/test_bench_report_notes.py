@@ -300,7 +300,8 @@ LOAD = {"start": {"load_average": [1.13, 1.07, 0.9], "cpu_count": 2, "thread_poo
             {"api": "blas", "library": "openblas", "version": "0.3.31", "threads": 2},
             {"api": "openmp", "library": "openmp", "version": None, "threads": 2}]},
         "end": {"load_average": [2.61, 1.5, 1.0], "cpu_count": 2, "thread_pools": [
-            {"api": "blas", "library": "openblas", "version": "0.3.31", "threads": 1},
+            {"api": "blas", "library": "openblas", "version": "0.3.31", "threads": 1,
+             "file": "libscipy_openblas64_.so"},
             {"api": "torch", "library": "torch intra-op", "version": None, "threads": 2}]},
         "reruns": {"per_case": 4.0, "total": 60.0, "spent": 1.5}}
 
@@ -315,8 +316,8 @@ def test_the_header_says_how_busy_the_machine_was_and_with_how_many_threads(tmp_
     assert "1-min load as the cases started: 1.50 to 2.30 (median 1.90)" in load
     assert "a load above 2 means more runnable work than CPUs" in load
     threads = next(line for line in md.splitlines() if line.startswith("- **Threads:**"))
-    assert threads == ("- **Threads:** BLAS openblas 0.3.31 with 1 thread; torch intra-op with "
-                       "2 threads")
+    assert threads == ("- **Threads:** BLAS openblas 0.3.31 (libscipy_openblas64_.so) with 1 "
+                       "thread; torch intra-op with 2 threads")
     no_ctl = dict(LOAD, end=dict(LOAD["end"], thread_pools=None),
                   start=dict(LOAD["start"], thread_pools=None))
     (tmp_path / "b").mkdir()
@@ -354,6 +355,42 @@ def test_re_runs_are_reported_per_case_and_in_the_header(tmp_path):
     assert ("- **Re-runs:** 2 case(s) re-timed because their spread was too wide (3 re-run(s), "
             "3.92 s extra); 1 still too wide when the budget ran out; budget 4 s per case, "
             "60 s for the run") in md
+
+
+def test_ratio_pairs_show_each_sides_spread_and_flag_a_wide_one(tmp_path):
+    def pair(a, b, med_a, q_a, med_b, q_b):
+        return {"name": f"test_ratio[{a}-{b}]", "stats": {"median": 1.0, "rounds": 9},
+                "extra_info": {"kind": "ratio", "label_a": a, "label_b": b, "mode": "sgd",
+                               "n_samples": 2000, "median_a": med_a, "median_b": med_b,
+                               "ratio": med_a / med_b, "q1_a": q_a[0], "q3_a": q_a[1],
+                               "q1_b": q_b[0], "q3_b": q_b[1], "rounds": 9, "target": 1.2,
+                               "sense": "max", "met": med_a / med_b <= 1.2}}
+
+    benches = [pair("nnbackend-numpy-cpu", "numpy-seed", 0.010, (0.0095, 0.0105),
+                    0.009, (0.0088, 0.0093)),
+               pair("nnbackend-torch-cpu", "torch-eager-cpu", 0.010, (0.006, 0.02),
+                    0.02, (0.019, 0.021))]
+    _, md = report(tmp_path, benches)
+    ratios = section(md, "## Ratios")
+    assert table_row(ratios, "nnbackend-numpy-cpu", "numpy-seed") == (
+        "| nnbackend-numpy-cpu | numpy-seed | small | sgd | 2,000 | 0.0100 (0.00950–0.0105) | "
+        "0.00900 (0.00880–0.00930) | 9 | 1.11 | ≤ 1.2 | yes |")
+    assert "| 0.0100 (0.00600–0.0200) ⚠ | 0.0200 (0.0190–0.0210) |" in table_row(
+        ratios, "nnbackend-torch-cpu", "torch-eager-cpu")
+    assert ("⚠ a side whose IQR is above half its median: the ratio is uncertain, whatever its "
+            "target says: nnbackend-torch-cpu / torch-eager-cpu (sgd, N = 2,000).") in ratios
+
+
+def test_many_earlier_attempts_are_summed_up_not_listed():
+    from nnbackend.bench.report.tables import row_notes
+
+    attempts = [{"median": 1.0, "iqr": v} for v in (0.5, 1.5, 1.0, 0.8, 2.0)] + [
+        {"median": 1.0, "iqr": 0.1}]
+    row = {"rounds": 5, "q1": 0.95, "reruns": 5, "rerun_seconds": 3.0, "stable": True,
+           "attempts": attempts}
+    (note,) = row_notes("x", "sgd", 1_000, row, {})
+    assert note == ("re-run 5× (3.00 s; earlier attempts' IQR 50% to 200% (median 100%) of "
+                    "their medians); these figures are the last attempt's")
 
 
 # -- plots ----------------------------------------------------------------------------

@@ -51,7 +51,7 @@ def test_too_wide_is_an_iqr_above_half_the_median_over_three_rounds_or_more():
 
 
 class Clock:
-    """A clock that the fake attempts move forward by the seconds they report."""
+    """A clock that the fake rounds move forward by the seconds they report."""
 
     def __init__(self):
         self.now = 0.0
@@ -59,9 +59,12 @@ class Clock:
     def __call__(self):
         return self.now
 
-    def attempt(self, produce):
+    def attempt(self, rounds):
+        """``attempt(n)`` giving the next n of ``rounds`` (an iterable of seconds)."""
+        it = iter(rounds)
+
         def run(n):
-            times = produce(n)
+            times = [next(it) for _ in range(n)]
             self.now += sum(times)
             return times
         return run
@@ -72,9 +75,9 @@ NOISY = [1.0, 2.0, 3.0, 1.0, 3.0]  # median 2, Q1 1, Q3 3: IQR 100 % of the medi
 
 def test_a_noisy_case_is_re_timed_until_steady_and_the_last_attempt_is_kept():
     clock, budget = Clock(), S.RerunBudget(per_case=100, total=100)
-    runs = iter([[2.0, 2.1, 5.0, 2.0, 9.0], [2.0, 2.05, 2.1, 2.0, 2.0]])
-    kept, rec = S.rerun_until_stable(NOISY, clock.attempt(lambda n: next(runs)[:n]), budget,
-                                     rounds=5, clock=clock)
+    rounds = [2.0, 2.1, 5.0, 2.0, 9.0] + [2.0, 2.05, 2.1, 2.0, 2.0]
+    kept, rec = S.rerun_until_stable(NOISY, clock.attempt(rounds), budget, rounds=5,
+                                     clock=clock)
     assert kept == [2.0, 2.05, 2.1, 2.0, 2.0]
     assert rec["reruns"] == 2 and rec["stable"] is True
     assert rec["stopped"] == "stable after 2 re-run(s)"
@@ -85,8 +88,8 @@ def test_a_noisy_case_is_re_timed_until_steady_and_the_last_attempt_is_kept():
 
 def test_a_steady_case_is_not_re_run():
     clock, budget = Clock(), S.RerunBudget()
-    kept, rec = S.rerun_until_stable([2.0, 2.1, 2.0], clock.attempt(lambda n: 1 / 0), budget,
-                                     rounds=3, clock=clock)
+    kept, rec = S.rerun_until_stable([2.0, 2.1, 2.0], clock.attempt([]), budget, rounds=3,
+                                     clock=clock)
     assert kept == [2.0, 2.1, 2.0] and rec["reruns"] == 0 and rec["stable"] is True
     assert rec["stopped"] == "its spread was within bounds" and budget.spent == 0
 
@@ -100,8 +103,8 @@ def test_a_steady_case_is_not_re_run():
 ])
 def test_re_runs_stop_within_the_budget_per_case_and_per_run(per_case, total, rounds, stopped):
     clock, budget = Clock(), S.RerunBudget(per_case, total)
-    kept, rec = S.rerun_until_stable(NOISY, clock.attempt(lambda n: NOISY[:n]), budget,
-                                     rounds=5, clock=clock)
+    kept, rec = S.rerun_until_stable(NOISY, clock.attempt(NOISY * 9), budget, rounds=5,
+                                     clock=clock)
     assert rec["stable"] is False and rec["stopped"] == stopped
     assert rec["reruns"] == len(rounds)
     assert [a["rounds"] for a in rec["attempts"][1:]] == rounds
@@ -109,12 +112,27 @@ def test_re_runs_stop_within_the_budget_per_case_and_per_run(per_case, total, ro
     assert kept == NOISY[:rounds[-1]] if rounds else kept == NOISY
 
 
+def test_a_re_run_that_overruns_its_time_stops_after_the_round_that_did():
+    # Rounds of 1 s planned (5 fit in 5 s), but they take 3 s: the set stops after
+    # the second (6 s, one round over), is too short to judge and is not kept.
+    clock, budget = Clock(), S.RerunBudget(per_case=5, total=60)
+    first = [0.5, 1.0, 1.5, 0.5, 1.5]
+    kept, rec = S.rerun_until_stable(first, clock.attempt([3.0] * 9), budget, rounds=5,
+                                     clock=clock)
+    assert kept == first and rec["reruns"] == 0 and rec["stable"] is False
+    assert rec["stopped"] == ("the 5 s a case may spend on re-runs ran out during a re-run "
+                              "(2 rounds, not kept)")
+    assert rec["rerun_seconds"] == budget.spent == 6.0
+
+
 def test_the_run_wide_budget_is_shared_between_cases():
     clock, budget = Clock(), S.RerunBudget(per_case=100, total=12)
-    for _ in range(3):
-        S.rerun_until_stable(NOISY, clock.attempt(lambda n: NOISY[:n]), budget, rounds=3,
-                             clock=clock)
-    assert budget.spent == pytest.approx(12.0) and budget.left() == 0  # two 6 s re-runs
+    records = [S.rerun_until_stable(NOISY, clock.attempt(NOISY * 9), budget, rounds=3,
+                                    clock=clock)[1] for _ in range(3)]
+    # The first case's two re-runs (1+2+3 s, then 1+3+1 s) take 11 s of the 12.
+    assert [r["reruns"] for r in records] == [2, 0, 0]
+    assert budget.spent == pytest.approx(11.0)
+    assert records[1]["stopped"] == "the run's 12 s for re-runs left too little for 3 more rounds"
 
 
 def test_budget_and_machine_load_from_the_environment(monkeypatch):

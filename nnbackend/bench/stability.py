@@ -117,50 +117,64 @@ def session_budget():
 def rerun_until_stable(first, attempt, budget, rounds, clock=time.perf_counter):
     """Re-time a case while its spread is too wide, within ``budget``.
 
+    Each re-run is a fresh set of ``rounds`` rounds (fewer where the time
+    left, at the last set's mean round, allows no more; none under
+    :data:`MIN_SPREAD_ROUNDS`), timed one round at a time: a set stops once
+    the time left is spent, so the budget is overrun by one round at most,
+    and a set cut under :data:`MIN_SPREAD_ROUNDS` rounds is not kept.
+
     Parameters
     ----------
     first : list of float
         The first attempt's seconds per round.
     attempt : callable
-        ``attempt(rounds) -> list of float``: a fresh set of rounds.
+        ``attempt(rounds) -> list of float``: that many fresh rounds (called
+        with 1, round by round).
     budget : RerunBudget
         Charged with each re-run's wall time.
     rounds : int
-        Rounds per re-run (fewer, never under :data:`MIN_SPREAD_ROUNDS`,
-        where the time left allows no more).
+        Rounds per re-run at most.
 
     Returns
     -------
     (list of float, dict)
-        The rounds kept (the last attempt's) and the record: ``reruns``,
-        ``rerun_seconds``, ``stable`` (the kept attempt is not too wide),
-        ``stopped`` (why it stopped, one line) and ``attempts`` (each
-        attempt's :func:`spread`, first to last).
+        The rounds kept (the last complete attempt's) and the record:
+        ``reruns`` (attempts kept after the first), ``rerun_seconds`` (all
+        the time re-runs took), ``stable`` (the kept attempt is not too
+        wide), ``stopped`` (why it stopped, one line) and ``attempts`` (each
+        kept attempt's :func:`spread`, first to last).
     """
     times = list(first)
     attempts = [spread(times)]
     spent = 0.0
     stopped = "its spread was within bounds" if not too_wide(attempts[0]) else None
     while stopped is None:
-        left = min(budget.per_case - spent, budget.left())
-        median = attempts[-1]["median"]
-        n = min(rounds, int(left / median)) if median > 0 else rounds
+        case_left, run_left = budget.per_case - spent, budget.left()
+        left = min(case_left, run_left)
+        which = (f"the {budget.per_case:g} s a case may spend on re-runs" if case_left <= run_left
+                 else f"the run's {budget.total:g} s for re-runs")
+        per_round = sum(times) / len(times)
+        n = min(rounds, int(left / per_round)) if per_round > 0 else rounds
         if budget.per_case <= 0 or budget.total <= 0:
             stopped = "re-runs were off"
-        elif n < MIN_SPREAD_ROUNDS:
-            which = (f"the {budget.per_case:g} s a case may spend on re-runs"
-                     if budget.per_case - spent <= budget.left()
-                     else f"the run's {budget.total:g} s for re-runs")
+            break
+        if n < MIN_SPREAD_ROUNDS:
             stopped = f"{which} left too little for {MIN_SPREAD_ROUNDS} more rounds"
-        else:
-            start = clock()
-            times = list(attempt(n))
-            took = clock() - start
-            spent += took
-            budget.spent += took
-            attempts.append(spread(times))
-            if not too_wide(attempts[-1]):
-                stopped = f"stable after {len(attempts) - 1} re-run(s)"
+            break
+        fresh, start = [], clock()
+        while len(fresh) < n and clock() - start < left:
+            fresh += attempt(1)
+        took = clock() - start
+        spent += took
+        budget.spent += took
+        if len(fresh) < MIN_SPREAD_ROUNDS:
+            stopped = (f"{which} ran out during a re-run ({len(fresh)} "
+                       f"round{'' if len(fresh) == 1 else 's'}, not kept)")
+            break
+        times = fresh
+        attempts.append(spread(times))
+        if not too_wide(attempts[-1]):
+            stopped = f"stable after {len(attempts) - 1} re-run(s)"
     return times, {"reruns": len(attempts) - 1, "rerun_seconds": spent,
                    "stable": not too_wide(attempts[-1]), "stopped": stopped,
                    "attempts": attempts}
@@ -176,7 +190,7 @@ def load_average():
 
 def thread_pools():
     """The thread pools of the libraries loaded in this process, as dicts
-    (``api``, ``library``, ``version``, ``threads``): threadpoolctl's BLAS
+    (``api``, ``library``, ``version``, ``threads``, ``file``): threadpoolctl's BLAS
     and OpenMP pools, and torch's intra-op threads where torch is loaded.
     None where threadpoolctl is not installed (the count is then unknown)."""
     try:
@@ -185,7 +199,8 @@ def thread_pools():
         return None
     try:
         pools = [{"api": d.get("user_api"), "library": d.get("internal_api"),
-                  "version": d.get("version"), "threads": d.get("num_threads")}
+                  "version": d.get("version"), "threads": d.get("num_threads"),
+                  "file": os.path.basename(d.get("filepath") or "") or None}
                  for d in threadpool_info()]
     except Exception:  # a library it cannot query: the header says unknown
         return None

@@ -154,7 +154,8 @@ def threads_text(data):
         threads = pool.get("threads")
         count = f"{threads} thread{'' if threads == 1 else 's'}" if threads else "? threads"
         kind = {"blas": "BLAS", "openmp": "OpenMP"}.get(api, "")
-        named.append(f"{kind + ' ' if kind else ''}{what or api} with {count}")
+        where = f" ({pool['file']})" if pool.get("file") else ""
+        named.append(f"{kind + ' ' if kind else ''}{what or api}{where} with {count}")
     if not any(p.get("api") == "blas" for p in pools):
         named.insert(0, "BLAS: none loaded that threadpoolctl knows")
     return "; ".join(named)

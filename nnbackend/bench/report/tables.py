@@ -9,6 +9,7 @@ time-to-target row that missed it.
 from __future__ import annotations
 
 import os
+import statistics
 
 from ..caselog import not_measured
 from ..models import describe
@@ -204,8 +205,7 @@ def row_notes(label, mode, n, row, noise, quartile_note=True):
     reruns = row.get("reruns")
     earlier = [a for a in row.get("attempts") or [] if isinstance(a, dict)][:-1]
     if reruns:
-        iqrs = ", ".join(f"{a['iqr'] / a['median']:.0%}" for a in earlier
-                         if a.get("median") and a.get("iqr") is not None)
+        iqrs = _earlier_iqrs(earlier)
         took = f"{sig3(row['rerun_seconds'])} s" if row.get("rerun_seconds") is not None \
             else "time not recorded"
         text = (f"re-run {reruns}× ({took}; earlier attempts' IQR {iqrs} of their medians); "
@@ -219,6 +219,17 @@ def row_notes(label, mode, n, row, noise, quartile_note=True):
             and row["load_average"]:
         notes.append(f"1-min load {row['load_average'][0]:.2f} as it started")
     return [note.replace("|", "\\|") for note in notes]
+
+
+def _earlier_iqrs(attempts):
+    """The earlier attempts' IQR as a share of their median: listed up to three,
+    else their range and median."""
+    shares = [a["iqr"] / a["median"] for a in attempts
+              if a.get("median") and a.get("iqr") is not None]
+    if len(shares) <= 3:
+        return ", ".join(f"{v:.0%}" for v in shares)
+    return (f"{min(shares):.0%} to {max(shares):.0%} (median "
+            f"{statistics.median(shares):.0%})")
 
 
 def _per_step(row):
