@@ -26,6 +26,7 @@ from __future__ import annotations
 import functools
 import os
 
+from .auto import AUTO, auto_candidates, candidate_key, host_backend, is_auto
 from .base import Backend, BackendUnavailableError, FLOAT_DTYPES, cpu_name
 from .cupy import CupyBackend
 from .dask import DASK_SCHEDULER_ENV_VAR, DaskBackend
@@ -35,19 +36,24 @@ from .strict import StrictBackend
 from .torch import TorchBackend
 
 __all__ = [
+    "AUTO",
     "Backend",
     "BackendUnavailableError",
     "BACKEND_NAMES",
     "DASK_SCHEDULER_ENV_VAR",
     "ENV_VAR",
     "FLOAT_DTYPES",
+    "auto_candidates",
     "available_backends",
     "backend_of",
+    "candidate_key",
     "cpu_name",
     "executor_hosts",
     "executor_names",
     "executor_owner",
     "get_backend",
+    "host_backend",
+    "is_auto",
     "library_version",
 ]
 
@@ -71,7 +77,8 @@ def get_backend(name: str | None = None, device=None, *, scheduler=None) -> Back
     ----------
     name : str, Backend or None
         One of :data:`BACKEND_NAMES`. ``None`` reads ``$NNBACKEND_BACKEND``,
-        then falls back to ``"numpy"``.
+        then falls back to ``"numpy"``. ``"auto"`` is no backend of its own
+        (a model picks one at each fit) and is refused here.
     device : str, int, device object or None
         The backend's device; ``None`` for its default (the CPU, or GPU 0
         for CuPy).
@@ -100,6 +107,11 @@ def get_backend(name: str | None = None, device=None, *, scheduler=None) -> Back
     if name is None:
         name = os.environ.get(ENV_VAR) or "numpy"
     key = str(name).strip().lower()
+    if key == AUTO:
+        source = " (from $NNBACKEND_BACKEND)" if os.environ.get(ENV_VAR) == name else ""
+        raise ValueError(f"backend 'auto'{source} is chosen at each fit, not here: pass "
+                         "backend='auto' to MLP or an estimator (nnbackend.explain_backend "
+                         f"says what it would pick), or name one of {list(BACKEND_NAMES)}")
     if key not in _CLASSES:
         source = f" (from ${ENV_VAR})" if os.environ.get(ENV_VAR) == name else ""
         raise ValueError(

@@ -132,6 +132,8 @@ class Backend:
     executor_names: ClassVar[tuple[str, ...]] = ()
     #: Why the reference loop cannot train on this backend's arrays; None where it can.
     no_reference_loop: ClassVar[str | None] = None
+    #: Whether :meth:`blas_threads` sets anything (NumPy's BLAS, through threadpoolctl).
+    sets_blas_threads: ClassVar[bool] = False
     #: Whether its arrays are lazy and compute chunk by chunk already: then
     #: ``predict`` builds one forward pass over all rows instead of slicing.
     computes_by_chunk: ClassVar[bool] = False
@@ -208,6 +210,11 @@ class Backend:
     # -- running ------------------------------------------------------------------
     def loop_context(self):
         """The context the training loop runs in (nothing to set by default)."""
+        return contextlib.nullcontext()
+
+    def blas_threads(self, threads: int | None):
+        """A context that runs the backend's BLAS with ``threads`` threads for a
+        fit (None: as it is); nothing to set by default (see ``backends/blas.py``)."""
         return contextlib.nullcontext()
 
     def compute_context(self):

@@ -415,6 +415,7 @@ class NumpyBackend(Backend):
     """NumPy on the CPU."""
 
     install_hint = "pip install nnbackend"
+    sets_blas_threads = True
 
     @classmethod
     def open(cls, device):
@@ -429,6 +430,11 @@ class NumpyBackend(Backend):
 
     def loop_context(self):
         return quiet_numpy()
+
+    def blas_threads(self, threads):
+        from .blas import limit
+
+        return limit(threads)
 
 
 @functools.lru_cache(maxsize=1)
