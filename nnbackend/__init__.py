@@ -23,6 +23,7 @@ from .backends import (
     backend_of,
     get_backend,
 )
+from .autoselect import ProfileWarning, explain_backend
 from .data import FeatureScaleWarning
 from .model import MLP, fit
 from .optim import Optimizer, adam, momentum, sgd
@@ -60,10 +61,12 @@ __all__ = [
     "MLPClassifier",
     "MLPRegressor",
     "Optimizer",
+    "ProfileWarning",
     "StandardScaler",
     "adam",
     "available_backends",
     "backend_of",
+    "explain_backend",
     "fit",
     "get_backend",
     "kernels",

@@ -28,6 +28,7 @@ from .bench.suite import (
     pytest_command,
     suite_dir,
 )
+from .cli_auto import with_auto
 from .cli_data import Refusal as _Refusal, add_delimiter_flag, load_training_data, predict_command
 from .cli_data import task_for, training_settings
 from .cli_evaluate import add_evaluate, evaluate_command
@@ -664,6 +665,7 @@ def _info(args):
 
 _COMMANDS = {"train": _train, "predict": _predict, "evaluate": lambda args: evaluate_command(
     args, _backend_arg(args)), "info": _info, "bench": _bench}
+with_auto(_COMMANDS)  # backend="auto": `bench --calibrate`, and `info`'s profile and picks
 
 
 def main(argv=None):

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .backends import get_backend
+from .backends import get_backend, is_auto
 from .datafiles import data_file_columns, load_features_file, parse_delimiter, read_data_file
 from .datasets import make_dataset
 from .model import MLP
@@ -169,7 +169,7 @@ def _npy_training_data(args, backend):
             raise Refusal(f"no such file: {path}")
     try:
         y = np.load(args.target, allow_pickle=False)  # one label per row: small
-        X = get_backend(backend).lazy_rows(args.data)
+        X = None if is_auto(backend) else get_backend(backend).lazy_rows(args.data)
         if X is None:
             X = np.load(args.data, mmap_mode="r", allow_pickle=False)
     except ValueError as exc:

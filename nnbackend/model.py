@@ -14,7 +14,15 @@ import warnings
 import numpy as np
 
 from . import kernels as K
-from .backends import Backend, backend_of, get_backend
+from .autoselect import (
+    active_profile,
+    blas_threads_for,
+    choose,
+    data_decides,
+    decided_by_data,
+    workload_of,
+)
+from .backends import Backend, backend_of, candidate_key, get_backend, host_backend, is_auto
 from .checks import check_int
 from .classifier import ClassLabels
 from .data import (
@@ -166,13 +174,24 @@ class MLP(ClassLabels):
             raise ValueError(f"seed must be >= 0 (NumPy's generators take no negative seeds), got {seed}")
         self.seed = seed
 
+        # backend="auto" (or None while $NNBACKEND_BACKEND=auto): the host until
+        # each fit picks where it runs (see _choose_backend); like an unnamed
+        # backend, it follows the caller's arrays.
+        self.auto = is_auto(backend)
+        if self.auto and device is not None:
+            raise ValueError(f"device={device!r} is a device of a named backend; "
+                             "backend='auto' picks the backend and device itself")
+        backend = None if self.auto else backend
+        # The last fit's choice under "auto" (nnbackend.explain_backend's dict).
+        self.backend_choice = None
         # A model whose backend was not named follows its data (see _follow).
         self._backend_named = backend is not None or device is not None
         if backend is None and device is None and params is not None:
             arrays = [a for pair in params for a in pair]
             if arrays and not is_host(arrays[0]):
                 backend = backend_of(arrays[0])
-        self.backend: Backend = get_backend(backend, device)
+        self.backend: Backend = (host_backend() if self.auto and backend is None
+                                 else get_backend(backend, device))
         self.dtype = _dtype_name(dtype)
         # The backend's dtype object for ``dtype``.
         self.array_dtype = self.backend.dtype(self.dtype)
@@ -258,13 +277,37 @@ class MLP(ClassLabels):
         """Move to ``X``'s backend and device if the model's backend was not named."""
         if self._backend_named or is_host(X):
             return
-        other = array_backend("X", X)
+        self._move_to(array_backend("X", X))
+
+    def _move_to(self, other):
+        """The parameters onto backend ``other`` (through the host: the same values)."""
         if other.name == self.backend.name and str(other.device) == str(self.backend.device):
             return
         host = [self.backend.to_host(p) for p in self.flat_params]
         self.backend = other
         self.array_dtype = other.dtype(self.dtype)
         self.flat_params = [other.asarray(p, dtype=self.array_dtype) for p in host]
+
+    def _choose_backend(self, X, y, options):
+        """backend='auto': move to the backend predicted fastest for this fit
+        (:func:`nnbackend.explain_backend`), or to the one the caller's arrays
+        are on; :attr:`backend_choice` says which and why."""
+        decided = data_decides(X, y)
+        if decided is not None:
+            backend, self.backend_choice = decided[0], decided_by_data(*decided)
+        else:
+            n = len(X) if isinstance(X, (list, tuple)) else int(X.shape[0])
+            backend, self.backend_choice = choose(self.layer_sizes, self.spec, n, options,
+                                                  self.dtype, active_profile(announce=True))
+        self._move_to(backend)
+
+    def _blas_threads(self, n_samples, options):
+        """The BLAS threads for a fit of ``n_samples`` rows on a backend that sets
+        them (NumPy's), from the profile; None elsewhere."""
+        if not self.backend.sets_blas_threads:
+            return None
+        rows = chunk_rows(options.chunk_size, self.backend, self.layer_sizes, self.array_dtype)
+        return blas_threads_for(workload_of(self.layer_sizes, n_samples, options, self.dtype), rows)
 
     def _features(self, X, fit_scaling=False):
         self._check_feature_names(frame_columns(X), learn=fit_scaling)
@@ -546,6 +589,8 @@ class MLP(ClassLabels):
             min_delta=min_delta, restore_best_weights=restore_best_weights, callback=callback,
             resume=resume, executor=executor, alpha=alpha, lr_schedule=lr_schedule,
             power_t=power_t)
+        if self.auto and not options.resume:  # a resumed fit stays where its state is
+            self._choose_backend(X, y, options)
         X = self._features(X, fit_scaling=True)
         if not self.standardize:
             with self.backend.compute_context():
@@ -564,9 +609,13 @@ class MLP(ClassLabels):
                 raise ValueError("validation_data must be a pair (X_val, y_val)") from None
             X_val = self._features(X_val)
             validation = (X_val, self._targets(y_val, n_rows(X_val)))
-        params, history, self.train_state = train(
-            self._network(), X, Y, options, validation=validation, resume=self.train_state)
+        threads = self._blas_threads(n_rows(X), options)
+        with self.backend.blas_threads(threads):
+            params, history, self.train_state = train(
+                self._network(), X, Y, options, validation=validation, resume=self.train_state)
         self.flat_params = params
+        history.backend, history.blas_threads = candidate_key(self.backend), threads
+        history.backend_choice = self.backend_choice if self.auto else None
         return history
 
     def _network(self) -> Network:

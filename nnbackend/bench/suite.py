@@ -85,6 +85,10 @@ def add_bench_arguments(parser):
     parser.add_argument("--time-budget", default=None, metavar="SECONDS",
                         help="start no case after this many seconds: the rest skip (listed "
                              "in the log) and the report covers what ran (to fit a lease)")
+    parser.add_argument("--calibrate", action="store_true",
+                        help="measure this machine's profile for backend='auto' instead (about "
+                             "2 minutes; --backends, --modes, --quick and --time-budget apply) "
+                             "and write it to the cache directory (nnbackend/cli_auto.py)")
     parser.add_argument("--out", default="bench_results", metavar="DIR",
                         help="where the JSON, report.md and PNGs go (default: bench_results)")
 

@@ -20,6 +20,7 @@ from ..engine import EpochTask, choose_executor, run_epoch
 from ..model import MLP
 from ..network import chunk_rows, predict_rows
 from ..optim import adam, inverse_scaling, l2_penalty, momentum, on_namespace, scheduled, sgd
+from ..training import FitOptions
 
 __all__ = ["_BaseMLP"]
 
@@ -156,6 +157,9 @@ class _BaseMLP(BaseEstimator):
             raise ValueError(f"y has {n_outputs} output columns; this model was fitted with "
                              f"{self.model_.layer_sizes[-1]}")
         model = self.model_
+        options = self._fit_options(n_rows(X))
+        if first and model.auto:  # backend="auto": where this fit runs (a warm start stays)
+            model._choose_backend(X, Y, options)
         Xd, Yd = model._features(X), model._targets(Y, n_rows(X))
         if not incremental or getattr(self, "_opt_state", None) is None:
             self._lr_scale = 1.0
@@ -163,9 +167,19 @@ class _BaseMLP(BaseEstimator):
         validation = None
         if self.early_stopping:
             Xd, Yd, validation = self._split(Xd, Yd)
-        self._run(Xd, Yd, validation, incremental)
+        with model.backend.blas_threads(model._blas_threads(n_rows(Xd), options)):
+            self._run(Xd, Yd, validation, incremental)
         del self._train_labels
         return self
+
+    def _fit_options(self, n):
+        """The fit as :class:`~nnbackend.training.FitOptions` put it, for what
+        depends on its plan and optimizer: auto's choice, the BLAS threads."""
+        optimizer = "adam" if self.solver == "adam" else "momentum" if self.momentum > 0 else "sgd"
+        return FitOptions.check(mode=self.mode, batch_size=self._plan(n).batch_size,
+                                epochs=self.max_iter, optimizer=optimizer,
+                                shuffle=bool(self.shuffle), alpha=float(self.alpha),
+                                lr_schedule=self.learning_rate)
 
     def _initialize(self, sizes, X, n_outputs):
         """A fresh network, drawn as scikit-learn draws it, and the fit's records."""

@@ -44,6 +44,16 @@ class History:
         backend's executors that supports the fit (with how it runs and the
         refusals of those before it), or, for the reference loop under
         ``executor="auto"``, each executor's refusal.
+    backend : str
+        Where the fit ran: ``"NAME:cpu"`` or ``"NAME:gpu"`` ("" where the
+        loop is run without a model).
+    backend_choice : dict or None
+        Under ``backend="auto"``: the backend chosen and the predicted
+        seconds of every candidate, as :func:`nnbackend.explain_backend`
+        gives them. None for a named backend.
+    blas_threads : int or None
+        The BLAS threads the fit ran with, where its backend sets them
+        (NumPy's, from the profile); None where left as they were.
     """
 
     loss: list = field(default_factory=list)
@@ -60,6 +70,9 @@ class History:
     executor: str = "reference"
     executor_reason: str = ""
     lr_drops: list = field(default_factory=list)
+    backend: str = ""
+    backend_choice: dict | None = None
+    blas_threads: int | None = None
 
     def last(self) -> dict:
         """The last epoch's figures, by name (absent ones left out)."""

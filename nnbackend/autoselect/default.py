@@ -1,0 +1,103 @@
+"""The profile shipped with the package: auto's choice where this machine has none.
+
+Conservative on purpose. The CPU entries are a calibration of a shared
+2-core VM (``benchmarks/results/auto-cpu-2026-12-05``) with every cost
+raised by half for the libraries that compile or move data (JAX, torch),
+so that without a measured profile auto leaves NumPy only where another
+library wins clearly. The GPU entries are estimates from the H200 runs of
+2026-12-04 (``benchmarks/results/h200-2026-12-04-gpu-check``: the fused
+kernels' µs per step, the full-batch kernels' ms per epoch), raised by half,
+with compile times of seconds; they await a calibration on a GPU. A mode's
+entry may be keyed ``MODE/EXECUTOR`` for an executor other than the one the
+candidate usually runs (torch without CuPy captures CUDA graphs, say).
+"""
+
+from __future__ import annotations
+
+__all__ = ["DEFAULT_PROFILE"]
+
+
+def _terms(executor, launch=0.0, param=0.0, madd=0.0, act=0.0, epoch=0.0, setup=0.0,
+           byte=0.0, fwd=0.0, compile_=0.0, compile_layer=0.0):
+    return {"executor": executor, "launch_s": launch, "param_s": param, "madd_s": madd,
+            "act_s": act, "epoch_s": epoch, "setup_s": setup, "setup_byte_s": byte,
+            "setup_madd_s": fwd, "compile_s": compile_, "compile_layer_s": compile_layer}
+
+
+# A GPU fit's setup: the context's first use aside, a few ms of host work and
+# the data's copy at about 10 GB/s (pageable host memory).
+_GPU_SETUP = {"setup": 5e-3, "byte": 1e-10, "fwd": 1e-12}
+# The CuPy kernels (cupy's own, and torch's and jax's through DLPack): from
+# 2.4 µs per [32,64,1] sgd step, 97 µs per [784,256,256,10] one, 18 µs per
+# [32,64,1] mini-batch-64 step, 1.1 ms per 10^6-row full-batch epoch.
+_CUPY_KERNELS = {
+    "sgd": _terms("cupy-fused", launch=3e-6, param=5e-10, epoch=3e-4, compile_=1.5,
+                  **_GPU_SETUP),
+    "minibatch": _terms("cupy-fused", launch=3e-6, param=5e-10, madd=1.8e-10, epoch=3e-4,
+                        compile_=1.5, **_GPU_SETUP),
+    "batch": _terms("cupy-batch", launch=1e-4, madd=7e-13, epoch=3e-4, compile_=1.5,
+                    **_GPU_SETUP),
+}
+
+DEFAULT_PROFILE = {
+    "format": "nnbackend-auto-profile",
+    "version": 1,
+    "machine": "nnbackend's shipped default",
+    "created": "2026-12-05",
+    "libraries": {},
+    "candidates": {
+        "numpy:cpu": {
+            "sgd": _terms("reference", launch=4.5e-5, param=2e-9, madd=1e-9, act=2e-9,
+                          epoch=2e-4, setup=1e-4, byte=1e-10, fwd=1e-9),
+            "minibatch": _terms("reference", launch=5e-5, param=2e-9, madd=2e-10, act=5e-9,
+                                epoch=2e-4, setup=1e-4, byte=1e-10, fwd=1e-9),
+            "batch": _terms("reference", launch=1e-4, param=2e-9, madd=2e-10, act=5e-9,
+                            epoch=2e-4, setup=1e-4, byte=1e-10),
+        },
+        "jax:cpu": {
+            "sgd": _terms("jax-scan", launch=8e-6, madd=1e-9, act=1e-9, epoch=1e-3,
+                          setup=2e-2, byte=3e-10, fwd=2e-9, compile_=0.4, compile_layer=0.1),
+            "minibatch": _terms("jax-scan", launch=1e-5, madd=2e-10, act=2e-9, epoch=1e-3,
+                                setup=2e-2, byte=3e-10, fwd=2e-9, compile_=0.4,
+                                compile_layer=0.1),
+            "batch": _terms("jax-batch", launch=1e-4, madd=3e-10, act=5e-9, epoch=1e-3,
+                            setup=2e-2, byte=3e-10, compile_=0.4, compile_layer=0.1),
+        },
+        "torch:cpu": {
+            "sgd": _terms("reference", launch=3e-4, madd=1e-9, act=2e-9, epoch=1e-3,
+                          setup=5e-3, byte=1e-10, fwd=1e-9),
+            "minibatch": _terms("reference", launch=3e-4, madd=3e-10, act=5e-9, epoch=1e-3,
+                                setup=5e-3, byte=1e-10, fwd=1e-9),
+            "batch": _terms("reference", launch=4e-4, madd=3e-10, act=5e-9, epoch=1e-3,
+                            setup=5e-3, byte=1e-10),
+        },
+        "cupy:gpu": dict(_CUPY_KERNELS),
+        "torch:gpu": {
+            **_CUPY_KERNELS,
+            # Without CuPy: each step replayed as a CUDA graph (67.9 µs per sgd
+            # step before the kernels), batch mode the eager loop (~1.1 ms an epoch).
+            "sgd/torch-graphs": _terms("torch-graphs", launch=1e-4, param=5e-10, epoch=5e-4,
+                                       compile_=0.5, **_GPU_SETUP),
+            "minibatch/torch-graphs": _terms("torch-graphs", launch=1e-4, param=5e-10,
+                                             madd=2e-12, epoch=5e-4, compile_=0.5,
+                                             **_GPU_SETUP),
+            "batch/reference": _terms("reference", launch=1.6e-3, madd=1e-12, epoch=5e-4,
+                                      **_GPU_SETUP),
+        },
+        "jax:gpu": {
+            **_CUPY_KERNELS,
+            # Without CuPy: the compiled scan (11.7 µs per sgd step before the
+            # kernels) and the compiled full batch (1.2-2 ms an epoch).
+            "sgd/jax-scan": _terms("jax-scan", launch=2e-5, param=5e-10, epoch=1e-3,
+                                   compile_=3.0, compile_layer=0.3, **_GPU_SETUP),
+            "minibatch/jax-scan": _terms("jax-scan", launch=2e-5, param=5e-10, madd=2e-12,
+                                         epoch=1e-3, compile_=3.0, compile_layer=0.3,
+                                         **_GPU_SETUP),
+            "batch/jax-batch": _terms("jax-batch", launch=2e-3, madd=1e-12, epoch=1e-3,
+                                      compile_=3.0, compile_layer=0.3, **_GPU_SETUP),
+        },
+    },
+    # One BLAS thread below 2^25 multiply-adds in a product (a 512x256x256
+    # one), the library's own count above it, at most the idle cores.
+    "blas": {"threshold_madds": 2 ** 25, "threads": None},
+}

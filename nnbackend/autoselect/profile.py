@@ -1,0 +1,218 @@
+"""The profile auto chooses by: cost terms per candidate and mode, measured on
+this machine (``nnbackend bench --calibrate``) or the default shipped with the
+package; where it lives; reading and writing it.
+
+A profile file is JSON::
+
+    {"format": "nnbackend-auto-profile", "version": 1,
+     "machine": "...", "created": "2026-12-05T06:00:00Z", "libraries": {...},
+     "candidates": {"jax:cpu": {"sgd": {"executor": "jax-scan", "launch_s": ..., ...},
+                                "minibatch": {...}, "batch": {...}}, ...},
+     "blas": {"threshold_madds": 8388608, "threads": 2, "measured": [...]}}
+
+A measured profile's entries take the place of the default's for the same
+candidate and mode; the default fills the rest (a GPU the calibration did
+not see, say). ``$NNBACKEND_CACHE_DIR`` is where it is kept, else the user's
+cache directory (platformdirs), else ``~/.cache/nnbackend``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import warnings
+from dataclasses import dataclass, field
+
+from ..data import MODES
+from .cost import Terms
+from .default import DEFAULT_PROFILE
+
+__all__ = ["CACHE_ENV_VAR", "FORMAT", "PROFILE_NAME", "Profile", "ProfileWarning", "active_profile",
+           "cache_dir", "load_profile", "profile_path", "set_profile"]
+
+CACHE_ENV_VAR = "NNBACKEND_CACHE_DIR"
+PROFILE_NAME = "auto-profile.json"
+FORMAT = "nnbackend-auto-profile"
+VERSION = 1
+
+
+class ProfileWarning(UserWarning):
+    """Auto is choosing from the shipped default profile, or the profile file is unusable."""
+
+
+def cache_dir() -> str:
+    """Where nnbackend keeps its profile: ``$NNBACKEND_CACHE_DIR``, else the user's
+    cache directory (platformdirs, where installed), else ``~/.cache/nnbackend``."""
+    given = os.environ.get(CACHE_ENV_VAR)
+    if given:
+        return os.path.abspath(os.path.expanduser(given))
+    try:
+        from platformdirs import user_cache_dir
+    except ImportError:
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        return os.path.join(base, "nnbackend")
+    return user_cache_dir("nnbackend", appauthor=False)
+
+
+def profile_path() -> str:
+    """The profile file auto reads and ``--calibrate`` writes."""
+    return os.path.join(cache_dir(), PROFILE_NAME)
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Cost terms by candidate key and mode, BLAS thread advice, and their source."""
+
+    candidates: dict  # {key: {mode: Terms}}
+    blas: dict = field(default_factory=dict)
+    source: str = "default"  # "default", or the file's path
+    machine: str = ""
+    created: str = ""
+    libraries: dict = field(default_factory=dict)
+    measured: tuple = ()  # the (key, mode) pairs this machine's calibration measured
+
+    @property
+    def is_default(self) -> bool:
+        return self.source == "default"
+
+    def terms(self, key: str, mode: str, executor: str | None = None) -> Terms | None:
+        """The terms of candidate ``key`` for ``mode``: those kept for ``executor``
+        (``MODE/EXECUTOR``) where there are any, else the mode's own (None: none)."""
+        entries = self.candidates.get(key, {})
+        found = entries.get(f"{mode}/{executor}") if executor else None
+        return found if found is not None else entries.get(mode)
+
+    def to_dict(self) -> dict:
+        return {"format": FORMAT, "version": VERSION, "machine": self.machine,
+                "created": self.created, "libraries": self.libraries,
+                "candidates": {k: {m: t.to_dict() for m, t in modes.items()}
+                               for k, modes in self.candidates.items()},
+                "blas": self.blas}
+
+    @classmethod
+    def from_dict(cls, d: dict, source: str) -> "Profile":
+        """A profile from its JSON form; ``ValueError`` naming what is wrong."""
+        if not isinstance(d, dict) or d.get("format") != FORMAT:
+            raise ValueError(f"not an nnbackend profile (no format {FORMAT!r})")
+        if d.get("version") != VERSION:
+            raise ValueError(f"profile version {d.get('version')!r}; this nnbackend reads {VERSION}")
+        candidates = d.get("candidates")
+        if not isinstance(candidates, dict):
+            raise ValueError("'candidates' must map candidate keys to modes")
+        out = {}
+        for key, modes in candidates.items():
+            if not isinstance(key, str) or ":" not in key or not isinstance(modes, dict):
+                raise ValueError(f"bad candidate entry {key!r}")
+            bad = [m for m in modes if not isinstance(m, str) or m.partition("/")[0] not in MODES]
+            if bad:
+                raise ValueError(f"candidate {key!r}: unknown modes {bad}")
+            try:
+                out[key] = {m: Terms.from_dict(t) for m, t in modes.items()}
+            except (TypeError, ValueError, AttributeError) as exc:
+                raise ValueError(f"candidate {key!r}: {exc}") from None
+            wrong = [m for m, t in out[key].items() if "/" in m and m.partition("/")[2] != t.executor]
+            if wrong:
+                raise ValueError(f"candidate {key!r}: entries {wrong} hold another executor's terms")
+        blas = d.get("blas") or {}
+        if not isinstance(blas, dict):
+            raise ValueError("'blas' must be a mapping")
+        return cls(out, blas, source, str(d.get("machine", "")), str(d.get("created", "")),
+                   dict(d.get("libraries") or {}),
+                   tuple((k, m) for k, modes in out.items() for m in modes if source != "default"))
+
+    def over(self, base: "Profile") -> "Profile":
+        """This profile's entries, ``base``'s where this one has none."""
+        merged = {k: dict(v) for k, v in base.candidates.items()}
+        for key, modes in self.candidates.items():
+            merged.setdefault(key, {}).update(modes)
+        blas = dict(base.blas)
+        blas.update(self.blas)
+        return Profile(merged, blas, self.source, self.machine, self.created, self.libraries,
+                       self.measured)
+
+    def save(self, path: str | None = None) -> str:
+        """Write the profile as JSON to ``path`` (default :func:`profile_path`),
+        atomically; returns the path."""
+        path = path or profile_path()
+        directory = os.path.dirname(os.path.abspath(path))
+        os.makedirs(directory, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".profile-", suffix=".json.tmp", dir=directory)
+        try:
+            with os.fdopen(fd, "w") as f:
+                json.dump(self.to_dict(), f, indent=1, sort_keys=True)
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+        return path
+
+
+def default_profile() -> Profile:
+    """The conservative profile shipped with the package."""
+    return Profile.from_dict(DEFAULT_PROFILE, "default")
+
+
+# The profile set by set_profile() (calibration, tests), and the file cache:
+# {path: (mtime_ns, Profile or the error text)}.
+_OVERRIDE = {"profile": None}
+_FILES = {}
+_WARNED = set()
+
+
+def set_profile(profile: Profile | None) -> Profile | None:
+    """Use ``profile`` for every choice in this process (None: back to the file);
+    returns the one set before (None: none)."""
+    previous, _OVERRIDE["profile"] = _OVERRIDE["profile"], profile
+    return previous
+
+
+def load_profile(path: str | None = None) -> Profile:
+    """The profile at ``path`` (default :func:`profile_path`) over the shipped
+    default, or the default alone where there is no usable file. Re-read when
+    the file changes."""
+    path = path or profile_path()
+    try:
+        mtime = os.stat(path).st_mtime_ns
+    except OSError:
+        return default_profile()
+    cached = _FILES.get(path)
+    if cached is None or cached[0] != mtime:
+        try:
+            with open(path) as f:
+                loaded = Profile.from_dict(json.load(f), path).over(default_profile())
+        except (OSError, ValueError) as exc:  # json's errors are ValueErrors
+            loaded = f"{path} is not a usable profile ({exc})"
+        _FILES[path] = cached = (mtime, loaded)
+    if isinstance(cached[1], str):
+        _warn_once(cached[1], f"{cached[1]}; auto uses the shipped default (run "
+                              "`nnbackend bench --calibrate` to measure this machine)")
+        return default_profile()
+    return cached[1]
+
+
+def active_profile(announce: bool = False) -> Profile:
+    """The profile in use: :func:`set_profile`'s, else :func:`load_profile`'s.
+
+    ``announce``: where that is the shipped default, say so (a
+    :class:`ProfileWarning`, once per process and cache directory).
+    """
+    if _OVERRIDE["profile"] is not None:
+        return _OVERRIDE["profile"]
+    profile = load_profile()
+    if announce and profile.is_default:
+        path = profile_path()
+        _warn_once(("default", path),
+                   f"backend='auto' has no measured profile ({path} does not exist): it "
+                   "chooses from the conservative default shipped with nnbackend; run "
+                   "`nnbackend bench --calibrate` to measure this machine")
+    return profile
+
+
+def _warn_once(key, message):
+    if key in _WARNED:
+        return
+    _WARNED.add(key)
+    # _warn_once <- active_profile <- MLP._choose_backend <- MLP.fit <- the caller
+    warnings.warn(message, ProfileWarning, stacklevel=5)

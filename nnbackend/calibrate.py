@@ -1,0 +1,243 @@
+"""``nnbackend bench --calibrate``: measure this machine's profile for ``backend="auto"``.
+
+Each candidate (:func:`nnbackend.backends.auto_candidates`) fits a few small
+networks in each mode, twice per point: a cold fit of two epochs (it
+compiles, where the executor compiles), then a warm one of ``1 + k``; a
+callback marks each epoch's end. They give one epoch (the median of the
+epochs after each fit's first), the once-per-fit setup (moving and
+checking the data) and the compile time; the cost model's
+terms (:mod:`nnbackend.autoselect.cost`) are fitted to them per candidate and
+mode. NumPy's BLAS is timed with one thread and with its own count on
+products of growing size, for the size from which more threads pay. The
+profile is written as JSON to the cache directory; the points go round-robin
+over the groups, so a run cut short by its time budget leaves every group
+measured at a few points (a group with fewer than two keeps the default).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import sys
+import time
+import warnings
+from datetime import datetime, timezone
+
+import numpy as np
+
+from .autoselect import Profile, default_profile, set_profile
+from .autoselect.cost import COMPILE_TERMS, EPOCH_TERMS, SETUP_TERMS, Terms, Workload
+from .autoselect.cost import compile_features, epoch_features, fit_nonnegative, setup_features
+from .backends import auto_candidates, cpu_name, library_version
+from .backends import blas
+from .model import MLP
+from .network import chunk_rows
+
+__all__ = ["BUDGET_S", "POINTS", "calibrate", "measure_blas"]
+
+# The whole calibration's time budget (the issue: 2 minutes on a laptop CPU).
+BUDGET_S = 100.0
+
+# Networks: (layer sizes, hidden activation, output activation, loss).
+_NETS = {
+    "small": ([16, 32, 1], "sigmoid", "sigmoid", "mse"),
+    "wide": ([32, 256, 1], "tanh", "sigmoid", "mse"),
+    "deep": ([64, 256, 256, 10], "relu", "softmax", "cross_entropy"),
+}
+# Per mode: (network, N, batch size), first the ones a short run keeps.
+POINTS = {
+    "sgd": [("small", 512, 1), ("deep", 96, 1), ("small", 2048, 1), ("wide", 384, 1),
+            ("deep", 256, 1)],
+    "minibatch": [("small", 4096, 32), ("deep", 1024, 32), ("small", 16384, 128),
+                  ("wide", 4096, 64), ("deep", 4096, 128)],
+    "batch": [("small", 8192, 0), ("deep", 2048, 0), ("small", 65536, 0), ("wide", 16384, 0),
+              ("deep", 16384, 0)],
+}
+# A warm fit's later epochs are about this many seconds in all (2 to 5 epochs).
+_EPOCHS_SECONDS = 0.25
+# Each calibration in a process offsets every N by one more row, so that
+# compiled epochs cached by an earlier run (keyed by N) are not reused.
+_RUNS = itertools.count()
+
+
+def _data(sizes, loss, n, seed):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, sizes[0])).astype(np.float32)
+    if loss == "cross_entropy":
+        return X, rng.integers(0, sizes[-1], n)
+    return X, (rng.random((n, sizes[-1])) > 0.5).astype(np.float32)
+
+
+def _timed_fit(model, X, y, mode, batch, epochs):
+    """``(seconds to the first epoch's end, [each later epoch's seconds], seconds
+    after the last epoch, executor)`` of one fit, read off its epoch callback."""
+    marks = []
+    start = time.perf_counter()
+    hist = model.fit(X, y, mode=mode, batch_size=max(1, batch), epochs=epochs, lr=0.01,
+                     callback=lambda epoch, figures: marks.append(time.perf_counter()))
+    end = time.perf_counter()
+    return marks[0] - start, list(np.diff(marks)), end - marks[-1], hist.executor
+
+
+def measure_point(backend, mode, net, n, batch, seed=0):
+    """One point: ``{"epoch", "setup", "compile", "executor", "workload", "rows"}``,
+    seconds from two fits of one model on ``backend``: a cold one of two epochs,
+    then a warm one of ``1 + k``. An epoch is the median of the epochs after
+    each fit's first; the warm fit's first epoch less that is the setup (with
+    what follows the last epoch), the cold fit's first less the warm's the compile."""
+    sizes, hidden, output, loss = _NETS[net]
+    X, y = _data(sizes, loss, n, seed)
+    model = MLP(sizes, hidden, output, loss, backend=backend, seed=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cold_first, epochs, _, executor = _timed_fit(model, X, y, mode, batch, 2)
+        k = int(min(5, max(2, round(_EPOCHS_SECONDS / max(epochs[0], 1e-4)))))
+        warm_first, more, tail, _ = _timed_fit(model, X, y, mode, batch, 1 + k)
+    epoch = max(float(np.median(epochs + more)), 1e-7)
+    work = Workload(tuple(sizes), n, mode, {"batch": n, "sgd": 1}.get(mode, batch), 1)
+    rows = chunk_rows("auto", backend, sizes, backend.dtype("float32"))
+    return {"epoch": epoch, "setup": max(warm_first - epoch + tail, 1e-6),
+            "compile": max(cold_first - warm_first, 0.0), "executor": executor,
+            "workload": work, "rows": rows}
+
+
+def fit_terms(points) -> Terms:
+    """The cost terms of one candidate and mode from its measured points."""
+    epoch, epoch_err = fit_nonnegative(
+        [epoch_features(p["workload"], p["rows"]) for p in points], [p["epoch"] for p in points])
+    setup, _ = fit_nonnegative([setup_features(p["workload"]) for p in points],
+                               [p["setup"] for p in points])
+    compiles = [p["compile"] for p in points]
+    # A median compile below 5 ms is the noise of a busy machine: nothing compiles.
+    if float(np.median(compiles)) < 5e-3:
+        compiled = [0.0] * len(COMPILE_TERMS)
+    else:
+        compiled, _ = fit_nonnegative([compile_features(p["workload"]) for p in points],
+                                      [max(c, 1e-4) for c in compiles])
+    values = dict(zip(EPOCH_TERMS, epoch)) | dict(zip(SETUP_TERMS, setup)) \
+        | dict(zip(COMPILE_TERMS, compiled))
+    return Terms(executor=points[-1]["executor"], points=len(points),
+                 rel_error=round(epoch_err, 4), **{k: float(f"{v:.4g}") for k, v in values.items()})
+
+
+def _best_seconds(f, rounds=5, inner_seconds=0.01):
+    f()
+    start = time.perf_counter()
+    f()
+    once = max(time.perf_counter() - start, 1e-7)
+    reps = max(1, int(inner_seconds / once))
+    best = float("inf")
+    for _ in range(rounds):
+        start = time.perf_counter()
+        for _ in range(reps):
+            f()
+        best = min(best, (time.perf_counter() - start) / reps)
+    return best
+
+
+def measure_blas(progress=None, gain=1.15):
+    """The BLAS section of a profile: float32 products (rows, 256) @ (256, 256) of
+    growing rows timed with one thread and with the library's count, and the
+    smallest product (multiply-adds) from which the threads are ``gain`` times
+    faster on it and every larger one (None: never here)."""
+    threads = blas.current_threads()
+    if not blas.available() or threads is None:
+        return {"threshold_madds": 2 ** 25, "threads": None,
+                "note": "threadpoolctl is not installed: the BLAS threads are left alone"}
+    if threads <= 1:
+        return {"threshold_madds": None, "threads": 1, "measured": [],
+                "note": "the BLAS runs one thread here"}
+    rng = np.random.default_rng(0)
+    W = rng.standard_normal((256, 256)).astype(np.float32)
+    measured = []
+    for rows in (16, 64, 128, 256, 512, 1024, 2048):
+        A = rng.standard_normal((rows, 256)).astype(np.float32)
+        with blas.limit(1):
+            one = _best_seconds(lambda: A @ W)
+        with blas.limit(threads):
+            many = _best_seconds(lambda: A @ W)
+        measured.append([rows * 256 * 256, one, many])
+        if progress:
+            progress(f"BLAS {rows}x256x256: {one * 1e6:.0f} us with 1 thread, "
+                     f"{many * 1e6:.0f} us with {threads}")
+    threshold = None
+    for i, (madds, _, _) in enumerate(measured):
+        if all(one >= gain * many for _, one, many in measured[i:]):
+            threshold = madds
+            break
+    return {"threshold_madds": threshold, "threads": threads, "measured": measured}
+
+
+def _progress_line(text):
+    print(f"nnbackend calibrate: {text}", file=sys.stderr, flush=True)
+
+
+def _plan(candidates, modes, quick):
+    """``[(key, backend, mode, point), ...]`` round-robin over the groups."""
+    per_group = [[(key, backend, mode, p) for p in POINTS[mode][:3 if quick else None]]
+                 for key, backend in candidates for mode in modes]
+    return [item for row in itertools.zip_longest(*per_group) for item in row if item]
+
+
+def calibrate(budget_s=BUDGET_S, keys=None, modes=("sgd", "minibatch", "batch"), quick=False,
+              progress=_progress_line) -> Profile:
+    """Measure this machine and return its profile (not written: see :meth:`Profile.save`).
+
+    Parameters
+    ----------
+    budget_s : float
+        Start no new point after this many seconds.
+    keys : list of str, optional
+        Candidate keys (``"numpy:cpu"``, ``"jax:gpu"``, ...) or backend names to
+        measure; default every candidate here.
+    modes : the modes to measure
+    quick : bool
+        Three points per candidate and mode instead of five.
+    progress : callable(str) or None
+        Gets one line per step.
+    """
+    start = time.perf_counter()
+    say = progress or (lambda text: None)
+    candidates = [(k, b) for k, b in auto_candidates()
+                  if keys is None or k in keys or b.name in keys]
+    if not candidates:
+        raise ValueError(f"no candidate to calibrate among {keys}")
+    blas_section = measure_blas(say)
+    base = default_profile()
+    offset = next(_RUNS)
+    # The NumPy fits below run with the BLAS threads just measured.
+    previous = set_profile(Profile(base.candidates, blas_section, "calibrating"))
+    plan = _plan(candidates, modes, quick)
+    points = {}
+    try:
+        for key, backend in candidates:  # a first fit pays each library's one-time costs
+            for mode in modes:
+                measure_point(backend, mode, "small", 64 + offset, 16)
+        for i, (key, backend, mode, (net, n, batch)) in enumerate(plan, 1):
+            if time.perf_counter() - start > budget_s:
+                say(f"time budget of {budget_s:g} s spent: {len(plan) - i + 1} points left out")
+                break
+            p = measure_point(backend, mode, net, n + offset, batch, seed=i)
+            points.setdefault((key, mode), []).append(p)
+            say(f"[{i}/{len(plan)}] {key} {mode} {_NETS[net][0]} N={n}"
+                f"{f' batch {batch}' if mode == 'minibatch' else ''} ({p['executor']}): "
+                f"epoch {p['epoch'] * 1e3:.3g} ms, setup {p['setup'] * 1e3:.3g} ms, "
+                f"compile {p['compile'] * 1e3:.3g} ms ({time.perf_counter() - start:.0f} s)")
+    finally:
+        set_profile(previous)
+    measured = {}
+    for (key, mode), found in points.items():
+        if len(found) >= 2:
+            measured.setdefault(key, {})[mode] = fit_terms(found)
+    libraries = {name: library_version(name) for name in {b.name for _, b in candidates}}
+    created = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return Profile(measured, blas_section, "measured", _machine(), created, libraries,
+                   tuple((k, m) for k, modes_ in measured.items() for m in modes_))
+
+
+def _machine() -> str:
+    try:
+        load = ", load average %.2f %.2f %.2f" % os.getloadavg()
+    except OSError:
+        load = ""
+    return f"{cpu_name()}, {os.cpu_count()} cores{load}"
