@@ -390,10 +390,10 @@ def plot_time_to_target(plt, path, ttt, labels, modes, style):
     width_in = _LEFT + _RIGHT + ax_w
     ncol = max(1, min(entries, 4, int(width_in // 2.4)))
     legend_h = 0.25 + _LEGEND_ROW * _legend_rows(entries, ncol)
-    height_in = 0.6 + _PANEL_H + _BOTTOM + legend_h
+    height_in = 0.8 + _PANEL_H + _BOTTOM + legend_h
     fig, ax = plt.subplots(figsize=(width_in, height_in))
     fig.subplots_adjust(left=_LEFT / width_in, right=1 - _RIGHT / width_in,
-                        top=1 - 0.6 / height_in, bottom=(_BOTTOM + legend_h) / height_in)
+                        top=1 - 0.8 / height_in, bottom=(_BOTTOM + legend_h) / height_in)
     drawn = {}
     seconds = [r["seconds"] for r in ttt.values() if r["seconds"]]
     log = bool(seconds) and max(seconds) / min(seconds) > 100
@@ -433,11 +433,11 @@ def plot_time_to_target(plt, path, ttt, labels, modes, style):
     if len(budgets) == 1:
         (kind, budget), = budgets
         what = budget_text(kind, budget) if kind else "budget not recorded"
-        ax.set_title(f"Time to target loss (lower is better); budget: {what} per run, "
-                     "every backend", fontsize=10)
+        ax.set_title(f"Time to target loss (lower is better)\nbudget: {what} per run, the "
+                     "same for every backend", fontsize=10)
     else:
-        ax.set_title("Time to target loss (lower is better); the runs' budgets differ",
-                     fontsize=10)
+        ax.set_title("Time to target loss (lower is better)\nthe runs' budgets differ: see "
+                     "report.md", fontsize=10)
     handles = [drawn[lab] for lab in shown]
     names = list(shown)
     if any_missed:

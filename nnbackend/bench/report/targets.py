@@ -4,7 +4,7 @@ table of interleaved ratio pairs (with each side's spread)."""
 from __future__ import annotations
 
 from ..stability import MIN_SPREAD_ROUNDS, too_wide
-from .analysis import label_key
+from .analysis import epoch_points, label_key
 from .formatting import fmt_n, fmt_seconds, md_table, sig3
 
 __all__ = ["budget_text", "time_to_target_tables", "ratio_markdown", "FIRST_EPOCH_NOTE"]
@@ -59,8 +59,42 @@ def _missed(row):
     return f"**no**: not within an unrecorded budget ({epochs} run)"
 
 
-def _ttt_notes(row, reached_epochs):
+# A run's epochs whose median lies outside [t_lo / this, t_hi * this] of the epoch
+# timings at the N around it disagree with them.
+EPOCH_AGREEMENT = 2.0
+
+
+def _noisy_epochs(row, cell):
+    """Why a run's epoch times are not to be trusted, or None: their own spread
+    (:func:`too_wide` over its epochs), or a median that disagrees with the
+    same label's epoch timings at the measured N around the run's N."""
+    median, q1, q3 = row.get("epoch_median"), row.get("epoch_q1"), row.get("epoch_q3")
+    if not median:
+        return None
+    if q1 is not None and q3 is not None:
+        why = too_wide({"median": median, "iqr": q3 - q1, "rounds": row.get("epochs") or 0})
+        if why:
+            return "its epoch times are noisy: " + why.replace("rounds", "epochs")
+    n = row.get("n_samples")
+    below = [m for m in cell if n is not None and m <= n]
+    above = [m for m in cell if n is not None and m >= n]
+    if not below or not above:
+        return None
+    lo, hi = max(below), min(above)
+    t_lo, t_hi = cell[lo]["seconds_per_epoch"], cell[hi]["seconds_per_epoch"]
+    if t_lo / EPOCH_AGREEMENT <= median <= t_hi * EPOCH_AGREEMENT:
+        return None
+    around = (f"N = {fmt_n(lo)} ({fmt_seconds(t_lo)})" if lo == hi else
+              f"N = {fmt_n(lo)} ({fmt_seconds(t_lo)}) and {fmt_n(hi)} ({fmt_seconds(t_hi)})")
+    return (f"its epochs (median {fmt_seconds(median)}) disagree with this label's epoch "
+            f"timings at {around}: the machine was busier during this run")
+
+
+def _ttt_notes(row, reached_epochs, cell=None):
     notes = []
+    noisy = _noisy_epochs(row, cell or {})
+    if noisy:
+        notes.append(f"⚠ {noisy}")
     first, median = row.get("first_epoch_seconds"), row.get("epoch_median")
     if first and median and first > FIRST_EPOCH_NOTE * median:
         notes.append(f"first epoch {fmt_seconds(first)} against a median of "
@@ -79,6 +113,7 @@ def time_to_target_tables(rows, ttt_modes):
     if not ttt_rows:
         return out + ["No time-to-target runs in the results.", ""]
     out += _budget_sentence(ttt_rows)
+    points = epoch_points(rows)
     for mode in ttt_modes:
         sub = sorted((r for r in ttt_rows if r["mode"] == mode),
                      key=lambda r: (r.get("n_samples") or 0, label_key(r["label"])))
@@ -91,13 +126,15 @@ def time_to_target_tables(rows, ttt_modes):
                 if r.get("epoch_q1") and r.get("epoch_q3"):
                     per_epoch += (f" ({fmt_seconds(r['epoch_q1'])}–"
                                   f"{fmt_seconds(r['epoch_q3'])})")
-            notes = "; ".join(_ttt_notes(r, reached_epochs)) or "—"
-            body.append([r["label"], fmt_n(r["n_samples"]),
+            notes = _ttt_notes(r, reached_epochs, points.get((r["label"], mode)))
+            mark = " ⚠" if notes and notes[0].startswith("⚠") else ""
+            body.append([r["label"] + mark, fmt_n(r["n_samples"]),
                          sig3(r["target_loss"]) if r["target_loss"] is not None else "—",
                          "yes" if r["reached"] else _missed(r),
                          r["epochs"] if r["epochs"] is not None else "—",
                          sig3(r["seconds"]) if r["seconds"] is not None else "—", per_epoch,
-                         sig3(r["final_loss"]) if r["final_loss"] is not None else "—", notes])
+                         sig3(r["final_loss"]) if r["final_loss"] is not None else "—",
+                         "; ".join(notes) or "—"])
         head = ["label", "N", "target", "reached", "epochs", "seconds",
                 "epoch time, median (Q1–Q3)", "final loss", "notes"]
         out += [f"### {mode}", "", md_table(head, body, text_last=True), ""]
