@@ -8,7 +8,8 @@ epochs after each fit's first), the once-per-fit setup (moving and
 checking the data) and the compile time; the cost model's
 terms (:mod:`nnbackend.autoselect.cost`) are fitted to them per candidate and
 mode. NumPy's BLAS is timed with one thread and with its own count on
-products of growing size, for the size from which more threads pay. The
+products of growing size, for the size from which more threads pay (the
+fits themselves run with one thread: the gain is applied per fit). The
 profile is written as JSON to the cache directory; the points go round-robin
 over the groups, so a run cut short by its time budget leaves every group
 measured at a few points (a group with fewer than two keeps the default).
@@ -26,6 +27,7 @@ from datetime import datetime, timezone
 import numpy as np
 
 from .autoselect import Profile, default_profile, set_profile
+from .autoselect.choose import used_candidates
 from .autoselect.cost import COMPILE_TERMS, EPOCH_TERMS, SETUP_TERMS, Terms, Workload
 from .autoselect.cost import compile_features, epoch_features, fit_nonnegative, setup_features
 from .backends import auto_candidates, cpu_name, library_version
@@ -44,14 +46,16 @@ _NETS = {
     "wide": ([32, 256, 1], "tanh", "sigmoid", "mse"),
     "deep": ([64, 256, 256, 10], "relu", "softmax", "cross_entropy"),
 }
-# Per mode: (network, N, batch size), first the ones a short run keeps.
+# Per mode: (network, N, batch size), first the ones a short run keeps. They
+# spread the features apart: steps per epoch from 32 to 6144, rows per step
+# from 1 to 196608, three widths; a few hundred ms an epoch at most on NumPy.
 POINTS = {
     "sgd": [("small", 512, 1), ("deep", 96, 1), ("small", 2048, 1), ("wide", 384, 1),
-            ("deep", 256, 1)],
-    "minibatch": [("small", 4096, 32), ("deep", 1024, 32), ("small", 16384, 128),
-                  ("wide", 4096, 64), ("deep", 4096, 128)],
+            ("deep", 256, 1), ("small", 6144, 1)],
+    "minibatch": [("small", 4096, 32), ("deep", 1024, 32), ("small", 32768, 16),
+                  ("wide", 4096, 64), ("deep", 4096, 128), ("small", 65536, 128)],
     "batch": [("small", 8192, 0), ("deep", 2048, 0), ("small", 65536, 0), ("wide", 16384, 0),
-              ("deep", 16384, 0)],
+              ("deep", 16384, 0), ("small", 196608, 0)],
 }
 # A warm fit's later epochs are about this many seconds in all (2 to 5 epochs).
 _EPOCHS_SECONDS = 0.25
@@ -112,8 +116,14 @@ def fit_terms(points) -> Terms:
     if float(np.median(compiles)) < 5e-3:
         compiled = [0.0] * len(COMPILE_TERMS)
     else:
-        compiled, _ = fit_nonnegative([compile_features(p["workload"]) for p in points],
-                                      [max(c, 1e-4) for c in compiles])
+        # Compile times scatter widely (0.4 to 1.2 s for one executor on the busy
+        # 2-core VM): the fit scaled up to cover every point, so that auto counts
+        # on a slow compile rather than a quick one.
+        features = [compile_features(p["workload"]) for p in points]
+        compiled, _ = fit_nonnegative(features, [max(c, 1e-4) for c in compiles])
+        fitted = [max(sum(a * x for a, x in zip(compiled, f)), 1e-9) for f in features]
+        scale = max(1.0, max(c / f for c, f in zip(compiles, fitted)))
+        compiled = [a * scale for a in compiled]
     values = dict(zip(EPOCH_TERMS, epoch)) | dict(zip(SETUP_TERMS, setup)) \
         | dict(zip(COMPILE_TERMS, compiled))
     return Terms(executor=points[-1]["executor"], points=len(points),
@@ -192,7 +202,7 @@ def calibrate(budget_s=BUDGET_S, keys=None, modes=("sgd", "minibatch", "batch"),
         measure; default every candidate here.
     modes : the modes to measure
     quick : bool
-        Three points per candidate and mode instead of five.
+        Three points per candidate and mode instead of six.
     progress : callable(str) or None
         Gets one line per step.
     """
@@ -205,12 +215,21 @@ def calibrate(budget_s=BUDGET_S, keys=None, modes=("sgd", "minibatch", "batch"),
     blas_section = measure_blas(say)
     base = default_profile()
     offset = next(_RUNS)
-    # The NumPy fits below run with the BLAS threads just measured.
-    previous = set_profile(Profile(base.candidates, blas_section, "calibrating"))
+    # The NumPy fits below run with one BLAS thread, whatever the load: a choice
+    # scales the products' term by the gain measured above for the threads the
+    # fit will get (see autoselect.choose).
+    previous = set_profile(Profile(base.candidates, {"threshold_madds": None, "threads": 1},
+                                   "calibrating"))
     plan = _plan(candidates, modes, quick)
     points = {}
+    first_use = {}
     try:
         for key, backend in candidates:  # a first fit pays each library's one-time costs
+            started = key in used_candidates()
+            first = _tiny_fit_seconds(backend, 64 + offset)
+            if not started:  # the library's start, where this process had none yet
+                first_use[key] = round(max(first - _tiny_fit_seconds(backend, 80 + offset), 0.0), 4)
+                say(f"{key}: the first fit in a process takes {first_use[key]:.3g} s more")
             for mode in modes:
                 measure_point(backend, mode, "small", 64 + offset, 16)
         for i, (key, backend, mode, (net, n, batch)) in enumerate(plan, 1):
@@ -231,8 +250,29 @@ def calibrate(budget_s=BUDGET_S, keys=None, modes=("sgd", "minibatch", "batch"),
             measured.setdefault(key, {})[mode] = fit_terms(found)
     libraries = {name: library_version(name) for name in {b.name for _, b in candidates}}
     created = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    samples = {f"{key} {mode}": [_sample(p) for p in found] for (key, mode), found in points.items()}
     return Profile(measured, blas_section, "measured", _machine(), created, libraries,
-                   tuple((k, m) for k, modes_ in measured.items() for m in modes_))
+                   tuple((k, m) for k, modes_ in measured.items() for m in modes_), first_use,
+                   samples)
+
+
+def _sample(point):
+    """A measured point as the profile keeps it (to read, not to price with)."""
+    w = point["workload"]
+    return {"layer_sizes": list(w.layer_sizes), "n_samples": w.n_samples,
+            "batch_size": w.batch_size, "executor": point["executor"],
+            **{k: float(f"{point[k]:.4g}") for k in ("epoch", "setup", "compile")}}
+
+
+def _tiny_fit_seconds(backend, n):
+    """A [16,32,1] mini-batch fit of two epochs on ``n`` rows, start to end."""
+    sizes, hidden, output, loss = _NETS["small"]
+    X, y = _data(sizes, loss, n, 0)
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        MLP(sizes, hidden, output, loss, backend=backend).fit(X, y, batch_size=16, epochs=2)
+    return time.perf_counter() - start
 
 
 def _machine() -> str:

@@ -11,7 +11,7 @@ import math
 import sys
 
 from .autoselect import active_profile, explain_backend, load_profile, profile_path
-from .backends import is_auto
+from .backends import auto_candidates, is_auto
 from .data import MODES
 
 __all__ = ["TYPICAL_FITS", "auto_report", "calibrate_command", "with_auto"]
@@ -68,7 +68,8 @@ def auto_report() -> dict:
                   for key, modes in profile.candidates.items()}
     return {"profile": profile.source, "path": profile_path(), "machine": profile.machine,
             "created": profile.created, "measured": [list(m) for m in profile.measured],
-            "blas": profile.blas, "candidates": candidates,
+            "blas": profile.blas, "first_use": profile.first_use, "candidates": candidates,
+            "installed": [key for key, _ in auto_candidates()],
             "picks": [_typical(*fit, profile) for fit in TYPICAL_FITS]}
 
 
@@ -100,7 +101,13 @@ def _report_text(report) -> str:
                 f"{report['machine']})")
     lines = [head, f"           {_blas_text(report['blas'])}"]
     measured = {tuple(m) for m in report["measured"]}
+    here = set(report["installed"])
+    starts = [f"{k} {_seconds(s)}" for k, s in report["first_use"].items() if k in here and s]
+    if starts:
+        lines.append("           a library's first fit in a process takes more: " + ", ".join(starts))
     for key, modes in report["candidates"].items():
+        if key not in here:  # not installed, or no GPU: its default terms are beside the point
+            continue
         for mode in MODES:
             t = modes.get(mode)
             if t is None:

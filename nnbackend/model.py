@@ -8,6 +8,7 @@ the training to :mod:`nnbackend.training`. Nothing below imports it.
 
 from __future__ import annotations
 
+import contextlib
 import numbers
 import warnings
 
@@ -20,6 +21,7 @@ from .autoselect import (
     choose,
     data_decides,
     decided_by_data,
+    note_used,
     workload_of,
 )
 from .backends import Backend, backend_of, candidate_key, get_backend, host_backend, is_auto
@@ -296,18 +298,27 @@ class MLP(ClassLabels):
         if decided is not None:
             backend, self.backend_choice = decided[0], decided_by_data(*decided)
         else:
-            n = len(X) if isinstance(X, (list, tuple)) else int(X.shape[0])
+            try:
+                n = len(X) if isinstance(X, (list, tuple)) else int(X.shape[0])
+            except (AttributeError, TypeError, IndexError, ValueError):
+                return  # not data: the checks that follow refuse it by name
             backend, self.backend_choice = choose(self.layer_sizes, self.spec, n, options,
                                                   self.dtype, active_profile(announce=True))
         self._move_to(backend)
 
-    def _blas_threads(self, n_samples, options):
-        """The BLAS threads for a fit of ``n_samples`` rows on a backend that sets
-        them (NumPy's), from the profile; None elsewhere."""
-        if not self.backend.sets_blas_threads:
-            return None
-        rows = chunk_rows(options.chunk_size, self.backend, self.layer_sizes, self.array_dtype)
-        return blas_threads_for(workload_of(self.layer_sizes, n_samples, options, self.dtype), rows)
+    @contextlib.contextmanager
+    def _fit_context(self, n_samples, options):
+        """Around a fit of ``n_samples`` rows: the BLAS threads from the profile on a
+        backend that sets them (NumPy's; yielded, None elsewhere); after it, the
+        backend noted as started in this process (auto's ``first_use_s``)."""
+        threads = None
+        if self.backend.sets_blas_threads:
+            rows = chunk_rows(options.chunk_size, self.backend, self.layer_sizes, self.array_dtype)
+            work = workload_of(self.layer_sizes, n_samples, options, self.dtype)
+            threads = blas_threads_for(work, rows)
+        with self.backend.blas_threads(threads):
+            yield threads
+        note_used(candidate_key(self.backend))
 
     def _features(self, X, fit_scaling=False):
         self._check_feature_names(frame_columns(X), learn=fit_scaling)
@@ -609,8 +620,7 @@ class MLP(ClassLabels):
                 raise ValueError("validation_data must be a pair (X_val, y_val)") from None
             X_val = self._features(X_val)
             validation = (X_val, self._targets(y_val, n_rows(X_val)))
-        threads = self._blas_threads(n_rows(X), options)
-        with self.backend.blas_threads(threads):
+        with self._fit_context(n_rows(X), options) as threads:
             params, history, self.train_state = train(
                 self._network(), X, Y, options, validation=validation, resume=self.train_state)
         self.flat_params = params

@@ -98,6 +98,18 @@ def test_unknown_names_keep_their_errors():
         nb.MLP([2, 1], backend="auto", device="cpu")
 
 
+@pytest.mark.parametrize("X, error, match", [
+    ("abc", TypeError, "X"), (object(), TypeError, "X"), ([[1.0, np.nan]] * 4, ValueError, "NaN"),
+])
+def test_bad_data_keeps_its_own_error_under_auto(X, error, match):
+    set_profile(_forcing("numpy:cpu"))
+    with pytest.raises(error, match=match) as auto_error:
+        nb.MLP([2, 1], backend="auto").fit(X, [0, 1, 0, 1])
+    with pytest.raises(error) as named_error:
+        nb.MLP([2, 1], backend="numpy").fit(X, [0, 1, 0, 1])
+    assert str(auto_error.value) == str(named_error.value)
+
+
 def test_auto_from_the_environment_and_by_name_start_on_the_host(monkeypatch):
     model = nb.MLP([2, 3, 1], backend="auto")
     assert model.auto and model.backend.name == "numpy" and model.backend_choice is None
@@ -182,6 +194,25 @@ def test_the_callers_arrays_decide_and_stay_where_they_are():
     assert nb.explain_backend(model, Xt)["chosen"] == "torch:cpu"
 
 
+def test_an_array_of_any_backend_decides_and_keeps_its_device(backend):
+    """Every backend of the test run (cupy and torch:cuda where a GPU is at hand):
+    auto never moves the caller's array off its device."""
+    X, y = _data(n=32)
+    if backend.name == "dask":  # its asarray makes the parameters' NumPy arrays
+        import dask.array as da
+
+        Xb = da.from_array(X.astype(np.float32), chunks=16)
+    else:
+        Xb = backend.asarray(X, dtype=backend.dtype("float32"))
+    set_profile(_forcing("numpy:cpu"))
+    model = nb.MLP([3, 4, 1], backend="auto")
+    hist = model.fit(Xb, y, mode="batch", epochs=1)
+    assert model.backend.name == backend.name
+    assert str(model.backend.device) == str(backend.device)
+    assert hist.backend == candidate_key(backend)
+    assert nb.backend_of(Xb).name == backend.name  # the caller's array is where it was
+
+
 def test_a_dask_array_decides_too():
     da = pytest.importorskip("dask.array")
     X, y = _data(n=64)
@@ -222,6 +253,21 @@ def test_a_named_executor_leaves_out_the_candidates_that_lack_it():
     rows = {r["candidate"]: r for r in choice["candidates"]}
     assert choice["chosen"] == "jax:cpu"
     assert rows["numpy:cpu"]["skipped"] == "executor 'jax-scan' does not run here"
+
+
+def test_a_librarys_first_fit_in_the_process_is_counted_once(monkeypatch):
+    choose_module = sys.modules["nnbackend.autoselect.choose"]
+    monkeypatch.setattr(choose_module, "_USED", set())
+    profile = _forcing("numpy:cpu")
+    profile = Profile(profile.candidates, {}, "test", first_use={"numpy:cpu": 7.0})
+    set_profile(profile)
+    row = nb.explain_backend([3, 1], n_samples=10, profile=profile)["candidates"][0]
+    assert row["candidate"] == "numpy:cpu" and row["first_use_s"] == 7.0
+    assert row["predicted_s"] == pytest.approx(7.0 + 1e-6)
+    X, y = _data()
+    nb.MLP([3, 1], backend="numpy").fit(X, y, epochs=1)  # a fit starts the library
+    row = nb.explain_backend([3, 1], n_samples=10, profile=profile)["candidates"][0]
+    assert row["first_use_s"] == 0.0 and row["predicted_s"] == pytest.approx(1e-6)
 
 
 def test_a_profile_measured_for_another_executor_does_not_price_the_fit():
@@ -341,6 +387,25 @@ def test_blas_threads_follow_the_product_size():
     assert blas_threads_for(big, 4096, Profile({}, {}, "test")) is None
 
 
+def test_more_blas_threads_speed_up_the_numpy_prediction_by_their_measured_gain(monkeypatch):
+    choose_module = sys.modules["nnbackend.autoselect.choose"]
+    terms = Terms(executor="reference", madd_s=1e-9)
+    base = _forcing("numpy:cpu")
+    candidates = {k: dict(v) for k, v in base.candidates.items()}
+    candidates["numpy:cpu"]["batch"] = terms
+    # two threads ran the products twice as fast as one, from 1 multiply-add on
+    profile = Profile(candidates, {"threshold_madds": 1, "threads": 2,
+                                   "measured": [[1, 2e-3, 1e-3]]}, "test")
+    epochs = {}
+    for idle in (1, 2):
+        monkeypatch.setattr(choose_module, "free_cores", lambda load=None, idle=idle: idle)
+        row = nb.explain_backend([8, 8, 1], n_samples=100, mode="batch", epochs=1,
+                                 profile=profile)["candidates"][0]
+        epochs[idle] = row["epoch_s"]
+    assert epochs[1] == pytest.approx(100 * 72 * 1e-9, rel=1e-3)  # one thread: as measured
+    assert epochs[2] == pytest.approx(epochs[1] / 2, rel=1e-3)
+
+
 def test_a_numpy_fit_runs_with_the_profiles_blas_threads():
     if not blas.available() or (blas.current_threads() or 1) < 2:
         pytest.skip("threadpoolctl absent, or the BLAS runs one thread anyway")
@@ -396,6 +461,7 @@ def test_calibrate_writes_a_profile_auto_reads(tmp_path):
     assert set(saved["candidates"]) == {"numpy:cpu"}
     assert set(saved["candidates"]["numpy:cpu"]) == {"batch", "minibatch"}
     assert saved["candidates"]["numpy:cpu"]["batch"]["points"] == 3
+    assert [s["n_samples"] for s in saved["samples"]["numpy:cpu batch"]][:2] == [8192, 2048]
     assert f"profile written to {path}" in proc.stdout
 
 

@@ -13,7 +13,14 @@ devices) are :mod:`nnbackend.backends.auto`'s: nothing here names a backend.
 from __future__ import annotations
 
 from ..training import FitOptions
-from .choose import blas_threads_for, choose, data_decides, decided_by_data, workload_of
+from .choose import (
+    blas_threads_for,
+    choose,
+    data_decides,
+    decided_by_data,
+    note_used,
+    workload_of,
+)
 from .cost import Terms, Workload, predict
 from .profile import (
     CACHE_ENV_VAR,
@@ -29,8 +36,8 @@ from .profile import (
 
 __all__ = ["CACHE_ENV_VAR", "Profile", "ProfileWarning", "Terms", "Workload", "active_profile",
            "blas_threads_for", "cache_dir", "choose", "data_decides", "decided_by_data",
-           "default_profile", "explain_backend", "load_profile", "predict", "profile_path",
-           "set_profile", "workload_of"]
+           "default_profile", "explain_backend", "load_profile", "note_used", "predict",
+           "profile_path", "set_profile", "workload_of"]
 
 
 def explain_backend(model_or_layer_sizes, X=None, y=None, *, n_samples=None, mode="minibatch",
@@ -61,8 +68,9 @@ def explain_backend(model_or_layer_sizes, X=None, y=None, *, n_samples=None, mod
         ``chosen`` (``"NAME:cpu"`` or ``"NAME:gpu"``), ``backend``, ``device``,
         ``executor``, ``reason`` (one line), ``profile`` (the file, or
         ``"default"``), ``workload`` and ``candidates``: per candidate its
-        ``executor``, ``predicted_s`` (setup, compile and every epoch) with
-        ``setup_s``, ``compile_s`` and ``epoch_s``, or ``skipped`` and why.
+        ``executor``, ``predicted_s`` (setup, compile and every epoch, and
+        the library's first fit in this process) with ``setup_s``,
+        ``compile_s``, ``epoch_s`` and ``first_use_s``, or ``skipped`` and why.
         A fit's ``History.backend_choice`` holds the same.
     """
     from ..network import NetSpec

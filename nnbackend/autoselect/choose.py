@@ -24,7 +24,8 @@ from ..training.schedule import fit_optimizer
 from .cost import Workload, predict
 from .profile import active_profile
 
-__all__ = ["blas_threads_for", "choose", "data_decides", "decided_by_data", "workload_of"]
+__all__ = ["blas_threads_for", "choose", "data_decides", "decided_by_data", "note_used",
+           "used_candidates", "workload_of"]
 
 
 def workload_of(layer_sizes, n_samples, options: FitOptions, dtype: str) -> Workload:
@@ -41,11 +42,42 @@ def data_decides(X, y=None) -> tuple | None:
     there: the backend is that array's), else None for host data."""
     for name, a in (("X", X), ("y", y)):
         if a is not None and not is_host(a):
-            backend = backend_of(a)
+            try:
+                backend = backend_of(a)
+            except TypeError:  # not an array: the fit's own checks refuse it by name
+                continue
             return backend, (f"{name} is an array of the {backend.name} backend on "
                              f"{backend.device}: the data decides (auto never moves the "
                              "caller's arrays)")
     return None
+
+
+# The arrays executors are asked about, per candidate and dtype: their dtype and
+# device are what supports() reads (shapes come from the task's layer sizes),
+# so they are made once per process (a JAX array of a new shape costs a
+# compilation of its own).
+_PROBES = {}
+# The candidates a fit has run on in this process (see note_used).
+_USED = set()
+
+
+def note_used(key: str) -> None:
+    """Record that a fit ran on candidate ``key``: its library's one-time start in
+    this process (``first_use_s``) is paid, and no later choice counts it."""
+    _USED.add(key)
+
+
+def used_candidates() -> frozenset:
+    """The candidates a fit has run on in this process."""
+    return frozenset(_USED)
+
+
+def _probe_arrays(backend, dtype):
+    key = (candidate_key(backend), str(backend.device), dtype)
+    if key not in _PROBES:
+        zeros = np.zeros((1, 1))
+        _PROBES[key] = tuple(backend.asarray(zeros, dtype=backend.dtype(dtype)) for _ in "XY")
+    return _PROBES[key]
 
 
 def _executor_for(backend, options, spec, layer_sizes, plan, dtype, rows):
@@ -56,9 +88,7 @@ def _executor_for(backend, options, spec, layer_sizes, plan, dtype, rows):
         return None if backend.no_reference_loop else "reference"
     if options.executor != "auto" and options.executor not in backend.executor_names:
         return None
-    array_dtype = backend.dtype(dtype)
-    X = backend.asarray(np.zeros((1, layer_sizes[0])), dtype=array_dtype)
-    Y = backend.asarray(np.zeros((1, layer_sizes[-1])), dtype=array_dtype)
+    X, Y = _probe_arrays(backend, dtype)
     opt = on_namespace(fit_optimizer(options, plan, len(layer_sizes) - 1, spec.reduction),
                        backend.xp)
     task = EpochTask(backend, spec, opt, plan, X, Y, rows, multiclass_of(spec),
@@ -71,19 +101,70 @@ def _executor_for(backend, options, spec, layer_sizes, plan, dtype, rows):
     return "reference"
 
 
+def _cached_executor(key, backend, options, spec, work, rows):
+    """:func:`_executor_for`, remembered per candidate and everything executors
+    judge a fit by (a fit in a sweep asks once); a custom optimizer is asked anew."""
+    opt = options.optimizer
+    hyper = getattr(opt, "hyper", None)
+    schedule = options.lr_schedule if isinstance(options.lr_schedule, str) else None
+    memo = None
+    if getattr(opt, "name", None) is not None and isinstance(hyper, dict) and schedule:
+        try:
+            memo = (key, str(backend.device), spec, work.layer_sizes, work.mode, work.batch_size,
+                    work.batch_size >= work.n_samples, rows, opt.name,
+                    tuple(sorted(hyper.items())), options.alpha > 0, schedule, options.executor,
+                    options.shuffle, work.dtype)
+            hash(memo)
+        except TypeError:
+            memo = None
+    if memo is not None and memo in _EXECUTORS:
+        return _EXECUTORS[memo]
+    plan = make_plan(work.mode, work.n_samples, work.batch_size, options.shuffle)
+    executor = _executor_for(backend, options, spec, work.layer_sizes, plan, work.dtype, rows)
+    if memo is not None:
+        if len(_EXECUTORS) > 512:
+            _EXECUTORS.clear()
+        _EXECUTORS[memo] = executor
+    return executor
+
+
+_EXECUTORS = {}  # _cached_executor's answers
+_DTYPES = {}  # per candidate and device: its float dtypes
+
+
+def _blas_speedup(backend, work, rows, profile):
+    """How much faster the fit's products run with the BLAS threads it will get
+    than with one (the candidate's terms are measured with one), from the
+    profile's BLAS timings; 1 for a backend that sets no BLAS threads."""
+    if not backend.sets_blas_threads:
+        return 1.0
+    threads = blas_threads_for(work, rows, profile)
+    measured = profile.blas.get("measured") or []
+    most = profile.blas.get("threads") or 1
+    if not threads or threads <= 1 or not measured or most <= 1:
+        return 1.0
+    product = work.largest_product(rows)
+    below = [m for m in measured if m[0] <= product] or measured[:1]
+    _, one, many = below[-1]
+    gain = max(1.0, one / many) if many > 0 else 1.0
+    return 1.0 + (gain - 1.0) * (min(threads, most) - 1) / (most - 1)
+
+
 def _price(key, backend, profile, work, options, spec):
     """One candidate's row of the choice: its executor and predicted seconds, or
     why it was left out (``skipped``)."""
     row = {"candidate": key, "backend": backend.name, "device": str(backend.device),
            "executor": None, "predicted_s": None, "skipped": None}
-    if work.dtype not in backend.float_dtypes():
+    where = (key, str(backend.device))
+    if where not in _DTYPES:
+        _DTYPES[where] = backend.float_dtypes()
+    if work.dtype not in _DTYPES[where]:
         row["skipped"] = f"no {work.dtype} on {backend.device}"
         return row
     try:
         rows = chunk_rows(options.chunk_size, backend, list(work.layer_sizes),
                           backend.dtype(work.dtype))
-        plan = make_plan(work.mode, work.n_samples, work.batch_size, options.shuffle)
-        executor = _executor_for(backend, options, spec, work.layer_sizes, plan, work.dtype, rows)
+        executor = _cached_executor(key, backend, options, spec, work, rows)
     except Exception as exc:  # a backend that cannot even be asked does not run the fit
         row["skipped"] = f"cannot run this fit ({type(exc).__name__}: {exc})"
         return row
@@ -97,10 +178,18 @@ def _price(key, backend, profile, work, options, spec):
         row["skipped"] = (f"the profile measured {measured} for {work.mode} fits here, "
                           f"and this fit would run {executor}")
         return row
-    row.update({k: round(v, 6) for k, v in predict(terms, work, rows).items()})
-    row["predicted_s"] = row.pop("total_s")
+    speedup = _blas_speedup(backend, work, rows, profile)
+    row.update({k: _digits(v) for k, v in predict(terms, work, rows, speedup).items()})
+    # The library's start in this process (its first fit), until a fit has run on it.
+    row["first_use_s"] = 0.0 if key in _USED else profile.first_use.get(key, 0.0)
+    row["predicted_s"] = _digits(row.pop("total_s") + row["first_use_s"])
     row["measured"] = (key, work.mode) in profile.measured
     return row
+
+
+def _digits(seconds: float) -> float:
+    """``seconds`` to six significant digits (the explanation's figures)."""
+    return float(f"{seconds:.6g}")
 
 
 def choose(layer_sizes, spec, n_samples, options: FitOptions, dtype: str, profile=None):

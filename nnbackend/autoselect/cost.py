@@ -158,10 +158,13 @@ def _dot(terms: Terms, names, features) -> float:
     return sum(getattr(terms, k) * x for k, x in zip(names, features))
 
 
-def predict(terms: Terms, work: Workload, chunk_rows: int) -> dict:
+def predict(terms: Terms, work: Workload, chunk_rows: int, speedup: float = 1.0) -> dict:
     """The fit's predicted seconds: ``{"setup_s", "compile_s", "epoch_s", "total_s"}``
-    (``epoch_s`` is one epoch; the total counts ``work.epochs`` of them)."""
-    epoch = _dot(terms, EPOCH_TERMS, epoch_features(work, chunk_rows))
+    (``epoch_s`` is one epoch; the total counts ``work.epochs`` of them).
+    ``speedup`` divides the multiply-adds' term (more BLAS threads than measured with)."""
+    features = epoch_features(work, chunk_rows)
+    features[EPOCH_TERMS.index("madd_s")] /= speedup
+    epoch = _dot(terms, EPOCH_TERMS, features)
     setup = _dot(terms, SETUP_TERMS, setup_features(work))
     compiled = _dot(terms, COMPILE_TERMS, compile_features(work))
     return {"setup_s": setup, "compile_s": compiled, "epoch_s": epoch,
@@ -173,8 +176,11 @@ def fit_nonnegative(features, times) -> tuple[list, float]:
     numbers) in relative error, and that error's root mean square.
 
     Every subset of the columns is solved by least squares on rows divided
-    by their time; the best solution with no negative coefficient wins (the
-    columns are few: five at most). A column left out gets 0.
+    by their time, among the solutions with no negative coefficient (the
+    columns are few: five at most); of those within ``1.1 x`` the best error
+    plus 2 %, the one with the fewest columns wins (few points of a busy
+    machine fit noise as well as cost with every column). A column left out
+    gets 0.
     """
     A = np.asarray(features, dtype=np.float64)
     t = np.asarray(times, dtype=np.float64)
@@ -185,7 +191,7 @@ def fit_nonnegative(features, times) -> tuple[list, float]:
     W = A / t[:, None]  # each row divided by its time: the residuals are relative
     ones = np.ones_like(t)
     scale = np.where(np.abs(W).max(axis=0) > 0, np.abs(W).max(axis=0), 1.0)
-    best, best_err = np.zeros(A.shape[1]), float(np.sqrt(np.mean(ones ** 2)))
+    found = [(float(np.sqrt(np.mean(ones ** 2))), 0, np.zeros(A.shape[1]))]
     for k in range(1, A.shape[1] + 1):
         for cols in itertools.combinations(range(A.shape[1]), k):
             cols = list(cols)
@@ -193,9 +199,10 @@ def fit_nonnegative(features, times) -> tuple[list, float]:
             sol = sol / scale[cols]
             if np.any(sol < 0) or not np.all(np.isfinite(sol)):
                 continue
-            err = float(np.sqrt(np.mean((W[:, cols] @ sol - 1.0) ** 2)))
-            if err < best_err - 1e-12:
-                best = np.zeros(A.shape[1])
-                best[cols] = sol
-                best_err = err
-    return [float(v) for v in best], best_err
+            full = np.zeros(A.shape[1])
+            full[cols] = sol
+            found.append((float(np.sqrt(np.mean((W[:, cols] @ sol - 1.0) ** 2))), k, full))
+    best_err = min(err for err, _, _ in found)
+    err, _, coef = min((f for f in found if f[0] <= 1.1 * best_err + 0.02),
+                       key=lambda f: (f[1], f[0]))
+    return [float(v) for v in coef], err

@@ -24,9 +24,9 @@ import tempfile
 import warnings
 from dataclasses import dataclass, field
 
+from ..backends.auto_costs import DEFAULT_PROFILE
 from ..data import MODES
 from .cost import Terms
-from .default import DEFAULT_PROFILE
 
 __all__ = ["CACHE_ENV_VAR", "FORMAT", "PROFILE_NAME", "Profile", "ProfileWarning", "active_profile",
            "cache_dir", "load_profile", "profile_path", "set_profile"]
@@ -71,6 +71,8 @@ class Profile:
     created: str = ""
     libraries: dict = field(default_factory=dict)
     measured: tuple = ()  # the (key, mode) pairs this machine's calibration measured
+    first_use: dict = field(default_factory=dict)  # {key: seconds of a library's first fit}
+    samples: dict = field(default_factory=dict)  # the calibration's timed points, to read
 
     @property
     def is_default(self) -> bool:
@@ -88,7 +90,7 @@ class Profile:
                 "created": self.created, "libraries": self.libraries,
                 "candidates": {k: {m: t.to_dict() for m, t in modes.items()}
                                for k, modes in self.candidates.items()},
-                "blas": self.blas}
+                "blas": self.blas, "first_use": self.first_use, "samples": self.samples}
 
     @classmethod
     def from_dict(cls, d: dict, source: str) -> "Profile":
@@ -117,9 +119,15 @@ class Profile:
         blas = d.get("blas") or {}
         if not isinstance(blas, dict):
             raise ValueError("'blas' must be a mapping")
+        first_use = d.get("first_use") or {}
+        if not isinstance(first_use, dict) or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0
+                for v in first_use.values()):
+            raise ValueError("'first_use' must map candidate keys to seconds >= 0")
         return cls(out, blas, source, str(d.get("machine", "")), str(d.get("created", "")),
                    dict(d.get("libraries") or {}),
-                   tuple((k, m) for k, modes in out.items() for m in modes if source != "default"))
+                   tuple((k, m) for k, modes in out.items() for m in modes if source != "default"),
+                   dict(first_use), dict(d.get("samples") or {}))
 
     def over(self, base: "Profile") -> "Profile":
         """This profile's entries, ``base``'s where this one has none."""
@@ -129,7 +137,7 @@ class Profile:
         blas = dict(base.blas)
         blas.update(self.blas)
         return Profile(merged, blas, self.source, self.machine, self.created, self.libraries,
-                       self.measured)
+                       self.measured, {**base.first_use, **self.first_use}, self.samples)
 
     def save(self, path: str | None = None) -> str:
         """Write the profile as JSON to ``path`` (default :func:`profile_path`),

@@ -65,8 +65,13 @@ def auto_candidates() -> tuple:
     """``((key, Backend), ...)``: the candidates installed and working here, in
     :data:`AUTO_CANDIDATES` order; those that cannot load (not installed, no
     GPU, a broken install) are left out. Cached for the process: loading
-    imports the libraries (a second or two for torch and jax, once)."""
+    imports the libraries (a second or two for torch and jax, once), and
+    sets ``XLA_PYTHON_CLIENT_PREALLOCATE=false`` where it is unset."""
     found, seen = [], set()
+    # JAX takes 75% of a GPU's memory when its GPU client starts, which listing
+    # its GPU does: auto shares the GPU with the other libraries it may pick
+    # (unless the caller has set this already).
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     for name, device, cls in AUTO_CANDIDATES:
         try:
             backend = cls.load(name, device)

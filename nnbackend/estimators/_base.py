@@ -167,7 +167,7 @@ class _BaseMLP(BaseEstimator):
         validation = None
         if self.early_stopping:
             Xd, Yd, validation = self._split(Xd, Yd)
-        with model.backend.blas_threads(model._blas_threads(n_rows(Xd), options)):
+        with model._fit_context(n_rows(Xd), options):
             self._run(Xd, Yd, validation, incremental)
         del self._train_labels
         return self
@@ -176,7 +176,8 @@ class _BaseMLP(BaseEstimator):
         """The fit as :class:`~nnbackend.training.FitOptions` put it, for what
         depends on its plan and optimizer: auto's choice, the BLAS threads."""
         optimizer = "adam" if self.solver == "adam" else "momentum" if self.momentum > 0 else "sgd"
-        return FitOptions.check(mode=self.mode, batch_size=self._plan(n).batch_size,
+        size = min(200, n) if self.batch_size == "auto" else int(np.clip(self.batch_size, 1, n))
+        return FitOptions.check(mode=self.mode, batch_size=size,
                                 epochs=self.max_iter, optimizer=optimizer,
                                 shuffle=bool(self.shuffle), alpha=float(self.alpha),
                                 lr_schedule=self.learning_rate)

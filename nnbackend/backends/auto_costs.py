@@ -1,4 +1,6 @@
-"""The profile shipped with the package: auto's choice where this machine has none.
+"""The profile shipped with the package: ``backend="auto"``'s cost terms per
+candidate where this machine has none measured (``nnbackend.autoselect``
+reads it; it lives here, with the candidates, because it names backends).
 
 Conservative on purpose. The CPU entries are a calibration of a shared
 2-core VM (``benchmarks/results/auto-cpu-2026-12-05``) with every cost
@@ -97,6 +99,10 @@ DEFAULT_PROFILE = {
                                       compile_=3.0, compile_layer=0.3, **_GPU_SETUP),
         },
     },
+    # A library's first fit in a process, over its later ones: JAX compiles its
+    # eager operations (2.5 s on the 2-core VM), a GPU library makes its context.
+    "first_use": {"jax:cpu": 2.5, "torch:cpu": 0.3, "cupy:gpu": 3.0, "torch:gpu": 3.0,
+                  "jax:gpu": 5.0},
     # One BLAS thread below 2^25 multiply-adds in a product (a 512x256x256
     # one), the library's own count above it, at most the idle cores.
     "blas": {"threshold_madds": 2 ** 25, "threads": None},
