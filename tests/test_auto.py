@@ -377,13 +377,13 @@ def test_the_fit_finds_nonnegative_terms():
 def test_blas_threads_follow_the_product_size():
     work = Workload((256, 256, 1), 10_000, "minibatch", 128, 1)  # 128x256x256: 2^23
     profile = Profile({}, {"threshold_madds": 2 ** 24, "threads": 8}, "test")
-    assert blas_threads_for(work, 4096, profile, load=0.0) == 1
+    assert blas_threads_for(work, 4096, profile, idle=os.cpu_count()) == 1
     big = Workload((256, 256, 1), 10_000, "minibatch", 1024, 1)
-    assert blas_threads_for(big, 4096, profile, load=0.0) == min(8, os.cpu_count())
+    assert blas_threads_for(big, 4096, profile, idle=os.cpu_count()) == min(8, os.cpu_count())
     # a busy machine: no more threads than idle cores
-    assert blas_threads_for(big, 4096, profile, load=float(os.cpu_count())) == 1
+    assert blas_threads_for(big, 4096, profile, idle=1) == 1
     never = Profile({}, {"threshold_madds": None, "threads": 8}, "test")
-    assert blas_threads_for(big, 4096, never, load=0.0) == 1
+    assert blas_threads_for(big, 4096, never, idle=8) == 1
     assert blas_threads_for(big, 4096, Profile({}, {}, "test")) is None
 
 
@@ -398,7 +398,7 @@ def test_more_blas_threads_speed_up_the_numpy_prediction_by_their_measured_gain(
                                    "measured": [[1, 2e-3, 1e-3]]}, "test")
     epochs = {}
     for idle in (1, 2):
-        monkeypatch.setattr(choose_module, "free_cores", lambda load=None, idle=idle: idle)
+        monkeypatch.setattr(choose_module, "free_cores", lambda idle=idle: idle)
         row = nb.explain_backend([8, 8, 1], n_samples=100, mode="batch", epochs=1,
                                  profile=profile)["candidates"][0]
         epochs[idle] = row["epoch_s"]
@@ -420,10 +420,13 @@ def test_a_numpy_fit_runs_with_the_profiles_blas_threads():
 
 
 def test_free_cores_counts_this_process():
-    assert blas.free_cores(load=0.0, cores=4) == 4
-    assert blas.free_cores(load=1.0, cores=4) == 4
-    assert blas.free_cores(load=2.5, cores=4) == 2
-    assert blas.free_cores(load=9.0, cores=4) == 1
+    assert blas.free_cores(load=0.0, cores=4, running=1) == 4
+    assert blas.free_cores(load=1.0, cores=4, running=1) == 4
+    assert blas.free_cores(load=2.5, cores=4, running=1) == 2
+    assert blas.free_cores(load=9.0, cores=4, running=1) == 1
+    # a load that has just started: the average has not seen it, the run queue has
+    assert blas.free_cores(load=0.0, cores=4, running=4) == 1
+    assert blas.free_cores(load=0.0, cores=4, running=3) == 2
 
 
 # -- the command line -----------------------------------------------------------------

@@ -11,6 +11,8 @@ itself: auto never moves the caller's arrays. No backend is named here.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from ..backends import auto_candidates, backend_of, candidate_key
@@ -110,7 +112,10 @@ def _cached_executor(key, backend, options, spec, work, rows):
     memo = None
     if getattr(opt, "name", None) is not None and isinstance(hyper, dict) and schedule:
         try:
-            memo = (key, str(backend.device), spec, work.layer_sizes, work.mode, work.batch_size,
+            # Executors judge a plan by its batch size against N and the chunk;
+            # a full batch's size is N itself, which a sweep changes every fit.
+            size = work.batch_size if work.mode != "batch" else None
+            memo = (key, str(backend.device), spec, work.layer_sizes, work.mode, size,
                     work.batch_size >= work.n_samples, rows, opt.name,
                     tuple(sorted(hyper.items())), options.alpha > 0, schedule, options.executor,
                     options.shuffle, work.dtype)
@@ -229,7 +234,7 @@ def decided_by_data(backend, why) -> dict:
             "workload": None, "candidates": []}
 
 
-def blas_threads_for(work: Workload, rows: int, profile=None, load=None) -> int | None:
+def blas_threads_for(work: Workload, rows: int, profile=None, idle=None) -> int | None:
     """The BLAS threads for a CPU fit of ``work`` with ``rows`` rows per chunk:
     1 where its largest product is below the profile's threshold (a second
     thread costs more than it brings there, and far more on a busy machine),
@@ -242,5 +247,5 @@ def blas_threads_for(work: Workload, rows: int, profile=None, load=None) -> int 
     threshold = blas["threshold_madds"]
     if threshold is None or work.largest_product(rows) < threshold:
         return 1
-    threads = blas.get("threads") or free_cores(0)
-    return max(1, min(int(threads), free_cores(load)))
+    threads = blas.get("threads") or os.cpu_count() or 1
+    return max(1, min(int(threads), free_cores() if idle is None else idle))

@@ -48,30 +48,28 @@ DEFAULT_PROFILE = {
     "created": "2026-12-05",
     "libraries": {},
     "candidates": {
+        # From the VM's calibration of 2026-12-05 07:39 (load average 1.2-1.9),
+        # JAX's and torch's terms raised by half.
         "numpy:cpu": {
-            "sgd": _terms("reference", launch=4.5e-5, param=2e-9, madd=1e-9, act=2e-9,
-                          epoch=2e-4, setup=1e-4, byte=1e-10, fwd=1e-9),
-            "minibatch": _terms("reference", launch=5e-5, param=2e-9, madd=2e-10, act=5e-9,
-                                epoch=2e-4, setup=1e-4, byte=1e-10, fwd=1e-9),
-            "batch": _terms("reference", launch=1e-4, param=2e-9, madd=2e-10, act=5e-9,
-                            epoch=2e-4, setup=1e-4, byte=1e-10),
+            "sgd": _terms("reference", launch=2.3e-05, madd=8.7e-10, byte=7.1e-10, fwd=4.8e-11,
+                          setup=0.00059),
+            "minibatch": _terms("reference", launch=3e-05, madd=8.8e-11, byte=1.2e-09,
+                                fwd=2.7e-11, setup=0.00053),
+            "batch": _terms("reference", act=1.9e-09, madd=5.8e-11, byte=3.7e-10, setup=0.0004),
         },
         "jax:cpu": {
-            "sgd": _terms("jax-scan", launch=8e-6, madd=1e-9, act=1e-9, epoch=1e-3,
-                          setup=2e-2, byte=3e-10, fwd=2e-9, compile_=0.4, compile_layer=0.1),
-            "minibatch": _terms("jax-scan", launch=1e-5, madd=2e-10, act=2e-9, epoch=1e-3,
-                                setup=2e-2, byte=3e-10, fwd=2e-9, compile_=0.4,
-                                compile_layer=0.1),
-            "batch": _terms("jax-batch", launch=1e-4, madd=3e-10, act=5e-9, epoch=1e-3,
-                            setup=2e-2, byte=3e-10, compile_=0.4, compile_layer=0.1),
+            "sgd": _terms("jax-scan", compile_=1.4, epoch=0.00063, launch=8.1e-07, madd=4.8e-10,
+                          byte=7.2e-09, fwd=6.9e-11, setup=0.0025),
+            "minibatch": _terms("jax-scan", act=3.1e-09, compile_layer=0.62, launch=4.7e-06,
+                                madd=5.8e-11, param=1.8e-09, byte=4.5e-09, fwd=1.1e-10,
+                                setup=0.0023),
+            "batch": _terms("jax-batch", act=1.4e-09, compile_layer=0.44, epoch=0.0012,
+                            madd=5.7e-11, byte=1.4e-09, setup=0.0038),
         },
         "torch:cpu": {
-            "sgd": _terms("reference", launch=3e-4, madd=1e-9, act=2e-9, epoch=1e-3,
-                          setup=5e-3, byte=1e-10, fwd=1e-9),
-            "minibatch": _terms("reference", launch=3e-4, madd=3e-10, act=5e-9, epoch=1e-3,
-                                setup=5e-3, byte=1e-10, fwd=1e-9),
-            "batch": _terms("reference", launch=4e-4, madd=3e-10, act=5e-9, epoch=1e-3,
-                            setup=5e-3, byte=1e-10),
+            "sgd": _terms("reference", launch=0.00014, madd=1.7e-09),
+            "minibatch": _terms("reference", launch=0.00019, madd=1.8e-10),
+            "batch": _terms("reference", act=3.3e-09, epoch=0.00031, madd=9.3e-11),
         },
         "cupy:gpu": dict(_CUPY_KERNELS),
         "torch:gpu": {
@@ -99,9 +97,10 @@ DEFAULT_PROFILE = {
                                       compile_=3.0, compile_layer=0.3, **_GPU_SETUP),
         },
     },
-    # A library's first fit in a process, over its later ones: JAX compiles its
-    # eager operations (2.5 s on the 2-core VM), a GPU library makes its context.
-    "first_use": {"jax:cpu": 2.5, "torch:cpu": 0.3, "cupy:gpu": 3.0, "torch:gpu": 3.0,
+    # A library's first fit in a process, over its later ones (its import and
+    # device listing are paid by auto anyway): JAX compiles its eager operations
+    # (0.5-0.8 s on the 2-core VM), a GPU library makes its context and kernels.
+    "first_use": {"jax:cpu": 1.0, "torch:cpu": 0.05, "cupy:gpu": 3.0, "torch:gpu": 3.0,
                   "jax:gpu": 5.0},
     # One BLAS thread below 2^25 multiply-adds in a product (a 512x256x256
     # one), the library's own count above it, at most the idle cores.

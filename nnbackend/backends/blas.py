@@ -48,17 +48,31 @@ def current_threads() -> int | None:
     return max(counts) if counts else None
 
 
-def free_cores(load=None, cores=None) -> int:
-    """Cores not busy with other work: the cores less the one-minute load average,
-    plus the one this process runs on, at least 1 (``os.getloadavg``; all
-    cores where the load cannot be read)."""
+def free_cores(load=None, cores=None, running=None) -> int:
+    """Cores not busy with other work, at least 1: the cores less the one-minute
+    load average, plus the one this process runs on (``os.getloadavg``), and
+    no more than the cores less the other tasks runnable right now (Linux's
+    ``/proc/loadavg``: the average lags a load that has just started). All
+    cores where neither can be read."""
     cores = cores or os.cpu_count() or 1
     if load is None:
         try:
             load = os.getloadavg()[0]
         except (OSError, AttributeError):
-            return cores
-    return max(1, min(cores, int(cores - load + 1)))
+            load = 0.0
+    if running is None:
+        running = _running_now()
+    free = min(cores - load + 1, cores - max(0, running - 1))
+    return max(1, min(cores, int(free)))
+
+
+def _running_now() -> int:
+    """Tasks runnable this instant, this one included (1 where it cannot be read)."""
+    try:
+        with open("/proc/loadavg") as f:
+            return int(f.read().split()[3].split("/")[0])
+    except (OSError, ValueError, IndexError):
+        return 1
 
 
 def limit(threads: int | None):
