@@ -86,6 +86,9 @@ class MLP(ClassLabels):
         ``None`` takes ``$NNBACKEND_BACKEND`` or ``'numpy'``, or else the
         backend of the arrays in ``params``; a model built with ``None`` also
         moves to the backend of the first array-API ``X`` it is given.
+        ``'auto'``: each fit but a resumed one moves the model to the backend
+        predicted fastest for it (:func:`nnbackend.explain_backend`; an
+        array-API ``X`` decides instead); the math is the same wherever it runs.
     device : optional
         The backend's device (see :func:`nnbackend.get_backend`).
     dtype : {'float32', 'float64'} or the NumPy dtype of one
@@ -177,8 +180,7 @@ class MLP(ClassLabels):
         self.seed = seed
 
         # backend="auto" (or None while $NNBACKEND_BACKEND=auto): the host until
-        # each fit picks where it runs (see _choose_backend); like an unnamed
-        # backend, it follows the caller's arrays.
+        # each fit picks where it runs; like None, it follows the caller's arrays.
         self.auto = is_auto(backend)
         if self.auto and device is not None:
             raise ValueError(f"device={device!r} is a device of a named backend; "

@@ -447,6 +447,8 @@ def test_info_shows_the_profile_and_the_picks(tmp_path):
         assert pick["chosen"] in {r["candidate"] for r in pick["candidates"]}
     text = _cli("info", "--backend", "auto", tmp_path=tmp_path).stdout
     assert "profile: the shipped default" in text and "auto would pick:" in text
+    everything = _cli("info", tmp_path=tmp_path).stdout
+    assert everything.index("numpy ") < everything.index("auto     profile:")
 
 
 def test_train_with_auto_from_the_command_line(tmp_path):

@@ -19,7 +19,7 @@ from ..backends import auto_candidates, backend_of, candidate_key
 from ..backends.blas import free_cores
 from ..data import is_host, make_plan
 from ..engine import EpochTask
-from ..network import chunk_rows, multiclass_of
+from ..network import multiclass_of, rows_for_budget
 from ..optim import on_namespace
 from ..training import FitOptions
 from ..training.schedule import fit_optimizer
@@ -167,8 +167,10 @@ def _price(key, backend, profile, work, options, spec):
         row["skipped"] = f"no {work.dtype} on {backend.device}"
         return row
     try:
-        rows = chunk_rows(options.chunk_size, backend, list(work.layer_sizes),
-                          backend.dtype(work.dtype))
+        rows = options.chunk_size  # rows, or "auto": chunk_rows' rows, by the dtype's name
+        if isinstance(rows, str):
+            rows = rows_for_budget(list(work.layer_sizes), 8 if work.dtype == "float64" else 4,
+                                   backend.activation_budget())
         executor = _cached_executor(key, backend, options, spec, work, rows)
     except Exception as exc:  # a backend that cannot even be asked does not run the fit
         row["skipped"] = f"cannot run this fit ({type(exc).__name__}: {exc})"

@@ -32,6 +32,13 @@ _GPU_SETUP = {"setup": 5e-3, "byte": 1e-10, "fwd": 1e-12}
 # The CuPy kernels (cupy's own, and torch's and jax's through DLPack): from
 # 2.4 µs per [32,64,1] sgd step, 97 µs per [784,256,256,10] one, 18 µs per
 # [32,64,1] mini-batch-64 step, 1.1 ms per 10^6-row full-batch epoch.
+# Any GPU library's plain loop, where no kernel takes the fit (a custom
+# optimizer, a mini-batch too large for the fused kernel): launch-bound, about
+# 1 ms an eager step of a small network on an H200 (DESIGN.md).
+_GPU_EAGER = {
+    f"{mode}/reference": _terms("reference", launch=1.5e-3, madd=2e-12, epoch=5e-4, **_GPU_SETUP)
+    for mode in ("sgd", "minibatch", "batch")
+}
 _CUPY_KERNELS = {
     "sgd": _terms("cupy-fused", launch=3e-6, param=5e-10, epoch=3e-4, compile_=1.5,
                   **_GPU_SETUP),
@@ -71,9 +78,9 @@ DEFAULT_PROFILE = {
             "minibatch": _terms("reference", launch=0.00019, madd=1.8e-10),
             "batch": _terms("reference", act=3.3e-09, epoch=0.00031, madd=9.3e-11),
         },
-        "cupy:gpu": dict(_CUPY_KERNELS),
+        "cupy:gpu": {**_CUPY_KERNELS, **_GPU_EAGER},
         "torch:gpu": {
-            **_CUPY_KERNELS,
+            **_CUPY_KERNELS, **_GPU_EAGER,
             # Without CuPy: each step replayed as a CUDA graph (67.9 µs per sgd
             # step before the kernels), batch mode the eager loop (~1.1 ms an epoch).
             "sgd/torch-graphs": _terms("torch-graphs", launch=1e-4, param=5e-10, epoch=5e-4,
@@ -85,7 +92,7 @@ DEFAULT_PROFILE = {
                                       **_GPU_SETUP),
         },
         "jax:gpu": {
-            **_CUPY_KERNELS,
+            **_CUPY_KERNELS, **_GPU_EAGER,
             # Without CuPy: the compiled scan (11.7 µs per sgd step before the
             # kernels) and the compiled full batch (1.2-2 ms an epoch).
             "sgd/jax-scan": _terms("jax-scan", launch=2e-5, param=5e-10, epoch=1e-3,

@@ -42,6 +42,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     backend : str or None
         nnbackend's backend (``'numpy'``, ``'torch'``, ``'jax'``, ``'cupy'``...);
         None: the backend of an array-API ``X``, else ``$NNBACKEND_BACKEND`` or NumPy.
+        ``'auto'``: the backend predicted fastest for the first fit (see
+        :func:`nnbackend.explain_backend`; ``model_.backend_choice`` says which and why).
     device : optional
         The backend's device.
     dtype : {'float32', 'float64'}, default='float32'
