@@ -4,20 +4,21 @@
 For each cell of a grid of network x mode x N, every installed candidate
 (``nnbackend.backends.auto_candidates()``: numpy, jax and torch on the CPU,
 cupy, torch:cuda and jax:gpu where a GPU is at hand) and ``auto`` itself fit
-the same host data from the same seed, one after another in a rotating
-order, three times (up to fifteen where that takes under two seconds); every
-fit gets rows of its own count (``N`` plus fewer than ``15 * contenders``
-rows: JAX keeps what it compiled for a shape, and a contender must not find
-the last one's epoch compiled). A fit is timed whole,
-as a user waits for it: ``MLP(...)``'s data moved to the backend, compiled
-where the executor compiles (nnbackend's compiled epochs are forgotten
-before each fit, so each one compiles its epoch afresh), every epoch, and
-for ``auto`` its choice. Each library has run a fit in the process first:
-its one-time start (JAX's first fit took 2.5 s more than later ones on the
-2-core VM) is a cost of the process, not of the cell. Per cell: the
-median of each contender, the fastest backend, ``auto / fastest`` (the
-target: at most 1.2 in 90 % of the cells and never above 2) and what auto
-picked.
+the same host data from the same seed, one after another in an order drawn
+anew for each round, with a pause of 50 ms before each fit (the last fit's
+thread pools spin on a while); three rounds, up to fifteen where that takes
+under two seconds. Every fit gets rows of its own count (``N`` plus fewer
+than ``15 * contenders`` rows: JAX keeps what it compiled for a shape, and a
+contender must not find the last one's epoch compiled). A fit is timed
+whole, as a user waits for it: ``MLP(...)``'s data moved to the backend,
+compiled where the executor compiles (nnbackend's compiled epochs are
+forgotten before each fit, so each one compiles its epoch afresh), every
+epoch, and for ``auto`` its choice. Each library has run a fit in the
+process first: its one-time start (JAX's first fit took 0.5-2.5 s more than
+later ones on the 2-core VM) is a cost of the process, not of the cell. Per
+cell: the median of each contender, the fastest backend, ``auto / fastest``
+(the target: at most 1.2 in 90 % of the cells and never above 2) and what
+auto picked.
 
 A second case (``--no-contention`` leaves it out) times a NumPy fit whose
 products pay little for a second BLAS thread ([64,256,256,10], mini-batch
@@ -43,6 +44,7 @@ import argparse
 import json
 import os
 import platform
+import random
 import statistics
 import subprocess
 import sys
@@ -106,6 +108,10 @@ def time_fit(contender, net, mode, X, y, epochs):
     return time.perf_counter() - start, hist.backend
 
 
+# Before each fit: the last one's thread pools (torch's OpenMP, XLA's) spin on
+# for a while after their work, and would slow whichever fit follows (on two
+# cores, by 0.5 ms: a third of a 2 ms fit).
+PAUSE = 0.05
 # A cell whose repeats took less than this many seconds in all is repeated
 # again, up to MAX_REPEATS: a 2 ms fit's median of three is mostly noise.
 CELL_SECONDS, MAX_REPEATS = 2.0, 15
@@ -116,13 +122,15 @@ def run_cell(net, mode, n, epochs, repeats, contenders, log=print, more=True):
     (``more``: repeat a quick cell beyond ``repeats``, see CELL_SECONDS)."""
     times = {c: [] for c in contenders}
     picks = []
+    rng = random.Random(f"{net} {mode} {n}")
     start, r = time.perf_counter(), 0
     while r < repeats or (more and time.perf_counter() - start < CELL_SECONDS
                           and r < MAX_REPEATS):
         X, y = _data(net, n + (r + 1) * len(contenders), seed=r)
-        order = contenders[r % len(contenders):] + contenders[:r % len(contenders)]
+        order = rng.sample(contenders, len(contenders))
         for i, c in enumerate(order):
             rows = n + r * len(contenders) + i  # a count no fit of the run had before
+            time.sleep(PAUSE)
             seconds, ran_on = time_fit(c, net, mode, X[:rows], y[:rows], epochs)
             times[c].append(seconds)
             if c == "auto":
