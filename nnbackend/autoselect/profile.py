@@ -18,6 +18,7 @@ cache directory (platformdirs), else ``~/.cache/nnbackend``.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import tempfile
@@ -157,8 +158,9 @@ class Profile:
         return path
 
 
+@functools.lru_cache(maxsize=1)
 def default_profile() -> Profile:
-    """The conservative profile shipped with the package."""
+    """The conservative profile shipped with the package (read once: not to be changed)."""
     return Profile.from_dict(DEFAULT_PROFILE, "default")
 
 
