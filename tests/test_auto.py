@@ -329,6 +329,9 @@ def test_a_saved_profile_is_read_back_over_the_default(tmp_path):
     assert loaded.terms("numpy:cpu", "batch") == default_profile().terms("numpy:cpu", "batch")
     assert loaded.blas["threshold_madds"] == 1024
     assert json.load(open(path))["format"] == "nnbackend-auto-profile"
+    mask = os.umask(0o022)
+    os.umask(mask)
+    assert os.stat(path).st_mode & 0o777 == 0o666 & ~mask
 
 
 @pytest.mark.parametrize("text, why", [

@@ -148,6 +148,9 @@ class Profile:
         os.makedirs(directory, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".profile-", suffix=".json.tmp", dir=directory)
         try:
+            mask = os.umask(0o022)  # mkstemp makes it 0600: follow the umask, as files do
+            os.umask(mask)
+            os.fchmod(fd, 0o666 & ~mask)
             with os.fdopen(fd, "w") as f:
                 json.dump(self.to_dict(), f, indent=1, sort_keys=True)
             os.replace(tmp, path)
