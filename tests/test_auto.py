@@ -422,6 +422,13 @@ def test_a_numpy_fit_runs_with_the_profiles_blas_threads():
     assert blas.current_threads() == before
 
 
+def test_without_threadpoolctl_the_blas_threads_are_left_alone(monkeypatch):
+    monkeypatch.setattr(blas, "available", lambda: False)
+    assert not nb.get_backend("numpy").sets_blas_threads
+    X, y = _data()
+    assert nb.MLP([3, 1], backend="numpy").fit(X, y, epochs=1).blas_threads is None
+
+
 def test_free_cores_counts_this_process():
     assert blas.free_cores(load=0.0, cores=4, running=1) == 4
     assert blas.free_cores(load=1.0, cores=4, running=1) == 4

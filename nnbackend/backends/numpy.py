@@ -415,7 +415,6 @@ class NumpyBackend(Backend):
     """NumPy on the CPU."""
 
     install_hint = "pip install nnbackend"
-    sets_blas_threads = True
 
     @classmethod
     def open(cls, device):
@@ -430,6 +429,13 @@ class NumpyBackend(Backend):
 
     def loop_context(self):
         return quiet_numpy()
+
+    @property
+    def sets_blas_threads(self) -> bool:
+        """Where threadpoolctl is installed (see ``backends/blas.py``)."""
+        from .blas import available
+
+        return available()
 
     def blas_threads(self, threads):
         from .blas import limit
