@@ -306,12 +306,7 @@ def _plot_gpu_speedup(plt, path, points, modes, style, crossovers, noise, gpu, g
         ax.set_title(f"{mode}: {statuses.pop()}" if not marks and len(statuses) == 1 else mode)
         ax.set_xlabel("N, samples (log scale)")
         ax.set_ylabel("speedup, log scale (above 1×: GPU faster)")
-    names = [lab for lab in shown if lab in handles]
-    hs = [handles[lab] for lab in names]
-    if any_noisy:
-        hs, names = hs + [_noisy_handle(plt)], names + [_NOISY_NAME]
-    _figure_legend(fig, hs, names, ncol)
-    _save(plt, fig, path)
+    _finish(plt, fig, handles, shown, any_noisy, ncol, path)
 
 
 def _plot_peer_speedup(plt, path, points, labels, modes, style, noise, why):
@@ -358,12 +353,7 @@ def _plot_peer_speedup(plt, path, points, labels, modes, style, noise, why):
             ax.set_title(f"{mode}: over {peer}", fontsize=10)
             ax.set_xlabel("N, samples (log scale)")
             ax.set_ylabel("speedup, log (above 1×: faster)")
-    names = [lab for lab in shown if lab in handles]
-    hs = [handles[lab] for lab in names]
-    if any_noisy:
-        hs, names = hs + [_noisy_handle(plt)], names + [_NOISY_NAME]
-    _figure_legend(fig, hs, names, ncol)
-    _save(plt, fig, path)
+    _finish(plt, fig, handles, shown, any_noisy, ncol, path)
 
 
 def _budget_tag(row):
@@ -444,4 +434,15 @@ def plot_time_to_target(plt, path, ttt, labels, modes, style):
         handles.append(Patch(facecolor="white", edgecolor="black", hatch="///"))
         names.append("not reached: time until its budget ran out")
     _figure_legend(fig, handles, names, ncol)
+    _save(plt, fig, path)
+
+
+def _finish(plt, fig, handles, shown, any_noisy, ncol, path):
+    """One legend for the figure (the labels shown, in order, and the noisy
+    ring where one was drawn), then the file."""
+    names = [lab for lab in shown if lab in handles]
+    hs = [handles[lab] for lab in names]
+    if any_noisy:
+        hs, names = hs + [_noisy_handle(plt)], names + [_NOISY_NAME]
+    _figure_legend(fig, hs, names, ncol)
     _save(plt, fig, path)
