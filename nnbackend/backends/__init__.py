@@ -89,6 +89,13 @@ def get_backend(name: str | None = None, device=None, *, scheduler=None) -> Back
         ``None`` reads ``$NNBACKEND_DASK_SCHEDULER``, then leaves Dask's
         default (its threaded scheduler, or a Client the caller opened).
 
+    Returns
+    -------
+    Backend
+        The backend (a :class:`Backend` subclass) with its namespace ``xp``
+        and resolved ``device``. A :class:`Backend` given as ``name`` with no
+        ``device`` or ``scheduler`` is returned as it is.
+
     Raises
     ------
     ValueError
@@ -134,6 +141,11 @@ def available_backends() -> list[str]:
 
     A backend is listed when it imports; ``cupy`` also needs a GPU. The answer
     is cached for the process.
+
+    Returns
+    -------
+    list of str
+        Backend names, e.g. ``['numpy', 'strict', 'torch', 'jax', 'dask']``.
     """
     return [name for name in BACKEND_NAMES if _usable(name)]
 
@@ -141,7 +153,20 @@ def available_backends() -> list[str]:
 def backend_of(a) -> Backend:
     """The backend an array belongs to (its namespace and device).
 
-    Raises ``TypeError`` for objects that are not arrays of a known backend.
+    Parameters
+    ----------
+    a : array of any shape
+        An array of one of the backends' libraries.
+
+    Returns
+    -------
+    Backend
+        The backend of ``a``'s library, on the device ``a`` lives on.
+
+    Raises
+    ------
+    TypeError
+        ``a`` is not an array of a known backend (lists included).
     """
     for cls in _CLASSES.values():
         backend = cls.of_array(a)

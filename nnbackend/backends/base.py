@@ -104,7 +104,20 @@ def quiet_numpy():
 class Backend:
     """An array namespace and the device arrays are placed on.
 
-    Made by :func:`nnbackend.get_backend`; each backend is a subclass.
+    Made by :func:`nnbackend.get_backend` (or :meth:`load`), not directly;
+    each backend is a subclass. A frozen dataclass: two backends are equal
+    when their name, namespace and device are (``scheduler`` is not compared).
+
+    Parameters
+    ----------
+    name : str
+        One of :data:`nnbackend.BACKEND_NAMES`.
+    xp : module
+        The Array API namespace.
+    device : object
+        The namespace's device object.
+    scheduler : object, default=None
+        dask only: where its lazy arrays compute (see the dask backend).
 
     Attributes
     ----------
@@ -116,7 +129,8 @@ class Backend:
         The namespace's device object (``None`` never appears: the default
         device is resolved when the backend is made).
     scheduler : object
-        dask only: where its lazy arrays compute (see the dask backend).
+        dask only: where its lazy arrays compute (see the dask backend);
+        None elsewhere.
     """
 
     name: str
@@ -144,7 +158,31 @@ class Backend:
     # -- making one ---------------------------------------------------------------
     @classmethod
     def load(cls, name: str, device=None, scheduler=None) -> "Backend":
-        """The backend on ``device`` (``None``: its default device)."""
+        """The backend on ``device`` (``None``: its default device).
+
+        Parameters
+        ----------
+        name : str
+            The backend's name, stored as :attr:`name`.
+        device : str or device object, default=None
+            The device, as :func:`nnbackend.get_backend` takes it; None for
+            the backend's default device.
+        scheduler : str or distributed.Client, default=None
+            dask only; any other backend refuses one.
+
+        Returns
+        -------
+        Backend
+            An instance of this class.
+
+        Raises
+        ------
+        BackendUnavailableError
+            The library or the device cannot be used on this machine.
+        ValueError
+            The device is unknown to the backend, or a scheduler was given
+            to a backend other than dask.
+        """
         if scheduler is not None:
             raise ValueError(f"scheduler= applies to the dask backend only, not {name!r}")
         xp, dev = cls.open(device)
@@ -152,22 +190,68 @@ class Backend:
 
     @classmethod
     def open(cls, device):
-        """``(xp, device)`` for the requested device; raises
-        :class:`BackendUnavailableError` or ``ValueError``, never a library's
-        own import or driver error."""
+        """The namespace and the resolved device for a requested device.
+
+        Each backend subclass implements it.
+
+        Parameters
+        ----------
+        device : str, device object or None
+            The requested device; None for the backend's default.
+
+        Returns
+        -------
+        xp : module
+            The Array API namespace.
+        device : object
+            The namespace's device object.
+
+        Raises
+        ------
+        BackendUnavailableError
+            The library or the device cannot be used (never the library's
+            own import or driver error).
+        ValueError
+            The device is not one the backend knows.
+        """
         raise NotImplementedError
 
     @classmethod
     def of_array(cls, a) -> "Backend | None":
-        """The backend ``a`` belongs to, if it is an array of this library; else None."""
+        """The backend an array belongs to.
+
+        Parameters
+        ----------
+        a : object
+            Any object; typically an array.
+
+        Returns
+        -------
+        Backend or None
+            The backend of ``a``'s library, on ``a``'s device, where ``a`` is
+            an array of this backend's library; None otherwise.
+        """
         return None
 
     # -- dtypes ---------------------------------------------------------------
     def dtype(self, name: str):
-        """The namespace's floating dtype for ``name`` ('float32' or 'float64').
+        """The namespace's floating dtype for a dtype name.
 
-        Raises ``ValueError`` for other names and for float64 on a device
-        that has none (e.g. array-api-strict's ``no_float64`` device).
+        Parameters
+        ----------
+        name : str
+            ``'float32'`` or ``'float64'`` (anything whose ``str`` is one).
+
+        Returns
+        -------
+        dtype
+            ``xp.float32`` or ``xp.float64``.
+
+        Raises
+        ------
+        ValueError
+            For other names, and for float64 on a device that has none
+            (e.g. array-api-strict's ``no_float64`` device).
         """
         name = str(name)
         if name not in FLOAT_DTYPES:
@@ -180,59 +264,164 @@ class Backend:
         return getattr(self.xp, name)
 
     def float_dtypes(self) -> tuple[str, ...]:
-        """Names of the floating dtypes this backend's device supports."""
+        """Names of the floating dtypes this backend's device supports.
+
+        Returns
+        -------
+        tuple of str
+            A subset of ``('float32', 'float64')``, in that order.
+        """
         info = self.xp.__array_namespace_info__()
         supported = info.dtypes(device=self.device, kind="real floating")
         return tuple(n for n in FLOAT_DTYPES if n in supported)
 
     def index_dtype(self):
-        """The namespace's default indexing dtype on this device."""
+        """The namespace's default indexing dtype on this device.
+
+        Returns
+        -------
+        dtype
+            The integer dtype of the namespace's indices (e.g. ``int64``).
+        """
         return self.xp.__array_namespace_info__().default_dtypes(device=self.device)["indexing"]
 
     # -- moving arrays ----------------------------------------------------------
     def asarray(self, a, dtype=None):
-        """``a`` (host data or an array of this namespace) on this backend's device."""
+        """Data as an array of this namespace on this backend's device.
+
+        Parameters
+        ----------
+        a : array-like of any shape
+            Host data (NumPy array, list, scalar) or an array of this namespace.
+        dtype : dtype, default=None
+            The namespace's dtype to convert to; None keeps the inferred one.
+
+        Returns
+        -------
+        array of the same shape as ``a``
+            An array of :attr:`xp` on :attr:`device`.
+        """
         return self.xp.asarray(a, dtype=dtype, device=self.device)
 
     def to_host(self, a) -> np.ndarray:
-        """A NumPy copy of an array of this backend (a device-to-host sync)."""
+        """A NumPy copy of an array of this backend (a device-to-host sync).
+
+        Parameters
+        ----------
+        a : array of any shape
+            An array of this backend (a lazy one is computed).
+
+        Returns
+        -------
+        numpy.ndarray of the same shape as ``a``
+        """
         return np.asarray(a)
 
     def export(self, arrays):
-        """Arrays made inside :meth:`loop_context`, made fit for any later use."""
+        """Arrays made inside :meth:`loop_context`, made fit for any later use.
+
+        The default returns them as they are; torch copies them out of
+        inference mode.
+
+        Parameters
+        ----------
+        arrays : iterable of arrays
+            Arrays of this backend, of any shapes.
+
+        Returns
+        -------
+        list of arrays
+            The same arrays (or copies), in order, shapes unchanged.
+        """
         return list(arrays)
 
     def lazy_rows(self, path):
-        """A ``.npy`` file's rows as a lazy array that reads them chunk by chunk
-        (out of core), or None where the backend has no lazy arrays."""
+        """A ``.npy`` file's rows as a lazy array read chunk by chunk (out of core).
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            A ``.npy`` file holding an array of shape (n_rows, ...).
+
+        Returns
+        -------
+        array of shape (n_rows, ...) or None
+            A lazy array of this backend (dask:
+            :func:`nnbackend.backends.dask.chunks.open_npy`); None where the
+            backend has no lazy arrays (every backend but dask).
+        """
         return None
 
     # -- running ------------------------------------------------------------------
     def loop_context(self):
-        """The context the training loop runs in (nothing to set by default)."""
+        """The context the training loop runs in.
+
+        Returns
+        -------
+        context manager
+            Nothing to set by default; NumPy-based backends silence NumPy's
+            overflow warnings in it, dask computes on its scheduler in it.
+        """
         return contextlib.nullcontext()
 
     def blas_threads(self, threads: int | None):
-        """A context that runs the backend's BLAS with ``threads`` threads for a
-        fit (None: as it is); nothing to set by default (see ``backends/blas.py``)."""
+        """A context that runs the backend's BLAS with a given number of threads.
+
+        Parameters
+        ----------
+        threads : int or None
+            BLAS threads for the fit inside the context; None leaves BLAS as
+            it is.
+
+        Returns
+        -------
+        context manager
+            Nothing to set by default; NumPy limits its BLAS through
+            threadpoolctl where it is installed (see :attr:`sets_blas_threads`
+            and ``backends/blas.py``).
+        """
         return contextlib.nullcontext()
 
     def compute_context(self):
-        """Where lazy arrays compute inside it (only dask has any)."""
+        """A context inside which lazy arrays compute on the backend's scheduler.
+
+        Returns
+        -------
+        context manager
+            Nothing to set by default (only dask has lazy arrays).
+        """
         return contextlib.nullcontext()
 
     def rows_per_pass(self, X, chunk_size: int) -> int:
-        """How many rows of ``X`` to push through the network at once, given
-        ``chunk_size`` rows per chunk (an int, already resolved from the budget)."""
+        """How many rows of ``X`` to push through the network at once.
+
+        Parameters
+        ----------
+        X : array of shape (n_samples, n_features)
+            The inputs about to be evaluated.
+        chunk_size : int
+            Rows per chunk, already resolved from :meth:`activation_budget`.
+
+        Returns
+        -------
+        int
+            ``chunk_size`` by default; dask returns at least the largest row
+            chunk of ``X``, so that no chunk is sliced.
+        """
         return chunk_size
 
     def activation_budget(self) -> int:
         """Bytes that one chunk's activations (forward and backward) may take.
 
-        :data:`CPU_ACTIVATION_BUDGET` on a CPU; on a GPU a share of its free
-        memory (:func:`gpu_budget` of :meth:`free_memory`), asked anew on
-        each call. ``chunk_size="auto"`` turns it into rows
+        ``chunk_size="auto"`` turns it into rows
         (:func:`nnbackend.network.chunk_rows`).
+
+        Returns
+        -------
+        int
+            :data:`CPU_ACTIVATION_BUDGET` on a CPU; on a GPU a share of its
+            free memory (:func:`gpu_budget` of :meth:`free_memory`), asked
+            anew on each call.
         """
         if not self.is_gpu():
             return CPU_ACTIVATION_BUDGET
@@ -243,13 +432,25 @@ class Backend:
         return gpu_budget(free)
 
     def free_memory(self) -> int | None:
-        """Free bytes on the device for new arrays (including blocks the
-        library's allocator holds unused); None where unknown."""
+        """Free bytes on the device for new arrays.
+
+        Returns
+        -------
+        int or None
+            Free bytes, including blocks the library's allocator holds
+            unused; None where unknown (the default, and on CPUs).
+        """
         return None
 
     def executors(self) -> tuple:
-        """This backend's fast epoch executors, in order of preference
-        (see :mod:`nnbackend.engine` for their contract)."""
+        """This backend's fast epoch executors, in order of preference.
+
+        Returns
+        -------
+        tuple of executors
+            New executor objects (see :mod:`nnbackend.engine` for their
+            contract); empty by default.
+        """
         return ()
 
     def synchronize(self) -> None:
@@ -257,7 +458,14 @@ class Backend:
 
     # -- the device ---------------------------------------------------------------
     def device_name(self) -> str:
-        """A human name for the device: the GPU's model, or the CPU's."""
+        """A human name for the device.
+
+        Returns
+        -------
+        str
+            The accelerator's model (:meth:`accelerator_name`), or the CPU's
+            model name where there is none or the query fails.
+        """
         try:
             name = self.accelerator_name()
         except Exception:  # a driver query that fails leaves the CPU's name
@@ -266,8 +474,20 @@ class Backend:
 
     @classmethod
     def version(cls, name: str) -> str | None:
-        """The installed version of the backend's library (its distribution's
-        metadata, without importing it), or None where it is not installed."""
+        """The installed version of the backend's library, without importing it.
+
+        Parameters
+        ----------
+        name : str
+            The backend's name, the distribution to look up where the class
+            names no :attr:`distribution`.
+
+        Returns
+        -------
+        str or None
+            The distribution's version from its metadata; None where it is
+            not installed.
+        """
         try:
             from importlib.metadata import version
 
@@ -276,13 +496,31 @@ class Backend:
             return None
 
     def gpus(self) -> list:
-        """``[(device, GPU name, memory in GiB or None)]`` this library sees; [] on a CPU library."""
+        """The GPUs this backend's library sees.
+
+        Returns
+        -------
+        list of tuple
+            One ``(device, GPU name, memory in GiB or None)`` per GPU; empty
+            for a CPU-only library or where it sees none.
+        """
         return []
 
     def accelerator_name(self) -> str | None:
-        """The model of the accelerator the arrays live on; None on the CPU."""
+        """The model of the accelerator the arrays live on.
+
+        Returns
+        -------
+        str or None
+            The GPU's model name; None on the CPU.
+        """
         return None
 
     def is_gpu(self) -> bool:
-        """Whether arrays of this backend live on a GPU."""
+        """Whether arrays of this backend live on a GPU.
+
+        Returns
+        -------
+        bool
+        """
         return False
