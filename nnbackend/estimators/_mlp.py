@@ -160,7 +160,18 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return self._to_caller(out, X)
 
     def predict_log_proba(self, X):
-        """``log(predict_proba(X))``, shape (n_samples, n_classes), same array type."""
+        """Log of the probability of each class: ``log(predict_proba(X))``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        array of shape (n_samples, n_classes)
+            Columns in the order of ``classes_``; ``-inf`` where a probability
+            is 0. The same array type as :meth:`predict_proba` returns.
+        """
         proba = self._proba(X, "predict_log_proba")
         if _is_numpy(proba):
             with np.errstate(divide="ignore"):

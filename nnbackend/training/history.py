@@ -75,6 +75,13 @@ class History:
     blas_threads: int | None = None
 
     def last(self) -> dict:
-        """The last epoch's figures, by name (absent ones left out)."""
+        """The last epoch's figures, by name.
+
+        Returns
+        -------
+        dict of str to float
+            The last entry of each of ``loss``, ``accuracy``, ``val_loss``
+            and ``val_accuracy`` that has any (empty ones left out).
+        """
         names = ("loss", "accuracy", "val_loss", "val_accuracy")
         return {n: getattr(self, n)[-1] for n in names if getattr(self, n)}
