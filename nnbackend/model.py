@@ -30,15 +30,13 @@ from .classifier import ClassLabels
 from .data import (
     FeatureScaleWarning,
     feature_scale_problem,
-    frame_columns,
     array_backend,
-    as_features,
-    as_targets,
     check_classes,
     init_params,
     is_host,
     n_rows,
 )
+from .model_inputs import ModelInputs
 from .network import (
     DEFAULT_CHUNK_SIZE,
     NetSpec,
@@ -51,7 +49,6 @@ from .network import (
     predict_rows,
     slice_rows,
 )
-from .scaling import StandardScaler
 from .training import FitOptions, Network, epoch_stepper, train
 
 __all__ = ["MLP", "epoch_function", "fit"]
@@ -67,7 +64,7 @@ def _dtype_name(dtype) -> str:
     return str(dtype)
 
 
-class MLP(ClassLabels):
+class MLP(ModelInputs, ClassLabels):
     """A fully connected network trained with hand-written backprop on any backend.
 
     Parameters
@@ -214,19 +211,34 @@ class MLP(ClassLabels):
             self.flat_params = self._check_params(params)
 
     # -- configuration --------------------------------------------------------------
-    hidden_activation = property(lambda self: self.spec.hidden_activation,
-                                 doc="The hidden layers' activation name (str).")
-    output_activation = property(lambda self: self.spec.output_activation,
-                                 doc="The output layer's activation name (str).")
-    loss = property(lambda self: self.spec.loss, doc="The loss name: 'mse', 'bce' or "
-                    "'cross_entropy' (str).")
-    reduction = property(lambda self: self.spec.reduction,
-                         doc="How the gradient reduces over rows: 'mean' or 'sum' (str).")
+    @property
+    def hidden_activation(self):
+        """The hidden layers' activation: 'sigmoid', 'tanh', 'relu' or 'identity' (str)."""
+        return self.spec.hidden_activation
+
+    @property
+    def output_activation(self):
+        """The output layer's activation: 'sigmoid', 'softmax' or 'identity' (str)."""
+        return self.spec.output_activation
+
+    @property
+    def loss(self):
+        """The loss: 'mse', 'bce' or 'cross_entropy' (str)."""
+        return self.spec.loss
+
+    @property
+    def reduction(self):
+        """How per-sample losses combine over a batch: 'mean' or 'sum' (str)."""
+        return self.spec.reduction
 
     @property
     def params(self):
-        """``[(W, b), ...]``: arrays of the backend, on its device (``flat_params``
-        holds them as one list ``[W0, b0, W1, b1, ...]``)."""
+        """The parameters, a list of ``(W, b)`` per layer: ``W`` an array of shape
+        (fan_in, fan_out), ``b`` of shape (fan_out,).
+
+        Arrays of the backend, on its device; ``flat_params`` holds the same
+        arrays as one list ``[W0, b0, W1, b1, ...]``.
+        """
         return [(self.flat_params[i], self.flat_params[i + 1]) for i in range(0, len(self.flat_params), 2)]
 
     def __repr__(self):
@@ -236,46 +248,6 @@ class MLP(ClassLabels):
             f"reduction={self.reduction!r}, backend={self.backend.name!r}, "
             f"device={self.backend.device!r}, dtype={self.dtype!r})"
         )
-
-    def _check_params(self, params):
-        params = list(params)
-        n_layers = len(self.layer_sizes) - 1
-        if len(params) != n_layers:
-            raise ValueError(
-                f"params must hold {n_layers} (W, b) pairs for layer_sizes "
-                f"{self.layer_sizes}; got {len(params)}"
-            )
-        flat = []
-        for i, pair in enumerate(params):
-            try:
-                W, b = pair
-            except (TypeError, ValueError):
-                raise ValueError(f"params[{i}] must be a (W, b) pair") from None
-            fan_in, fan_out = self.layer_sizes[i], self.layer_sizes[i + 1]
-            for name, a, shape in (("W", W, (fan_in, fan_out)), ("b", b, (fan_out,))):
-                label = f"params[{i}] {name}"
-                if is_host(a):
-                    a = np.asarray(a)
-                    if a.dtype.kind not in "biuf":
-                        raise TypeError(f"{label} must hold real numbers; got dtype {a.dtype}")
-                    if not np.all(np.isfinite(a)):
-                        raise ValueError(f"{label} contains NaN or infinity")
-                else:
-                    source = array_backend(label, a)
-                    if not source.xp.isdtype(a.dtype, ("real floating", "integral", "bool")):
-                        raise TypeError(f"{label} must hold real numbers; got dtype {a.dtype}")
-                    if source.name != self.backend.name:
-                        a = source.to_host(a)
-                if tuple(a.shape) != shape:
-                    raise ValueError(f"{label} must have shape {shape}; got {tuple(a.shape)}")
-                # A copy: the model never shares (and so never changes) the caller's arrays.
-                a = self.backend.xp.asarray(a, dtype=self.array_dtype, device=self.backend.device, copy=True)
-                # Arrays of a backend skipped the host check above; one sync
-                # per array at construction is cheap.
-                if not bool(self.backend.xp.all(self.backend.xp.isfinite(a))):
-                    raise ValueError(f"{label} contains NaN or infinity (in dtype {self.dtype})")
-                flat.append(a)
-        return flat
 
     def _follow(self, X):
         """Move to ``X``'s backend and device if the model's backend was not named."""
@@ -321,69 +293,6 @@ class MLP(ClassLabels):
         with self.backend.blas_threads(threads):
             yield threads
         note_used(candidate_key(self.backend))
-
-    def _features(self, X, fit_scaling=False):
-        self._check_feature_names(frame_columns(X), learn=fit_scaling)
-        self._follow(X)
-        # The input checks compute on lazy data (one pass): on the backend's scheduler.
-        with self.backend.compute_context():
-            X = as_features(self.backend, X, self.array_dtype)
-        if X.shape[1] != self.layer_sizes[0]:
-            raise ValueError(
-                f"X has {X.shape[1]} features but the network expects {self.layer_sizes[0]}"
-            )
-        return self._scaled(X, "feature_scaler", fit_scaling and bool(self.standardize))
-
-    def _check_feature_names(self, names, learn):
-        """A DataFrame's columns against :attr:`feature_names_in_`, which the
-        first fit on a DataFrame learns; a mismatch is refused by name."""
-        known = self.feature_names_in_
-        if names is None or names == known:
-            return
-        if known is None:
-            if learn:
-                self.feature_names_in_ = names
-            return
-        unseen = [n for n in names if n not in known]
-        missing = [n for n in known if n not in names]
-        if unseen or missing:
-            raise ValueError(f"X's columns are not the features the model was fitted on: "
-                             f"unseen {unseen}, missing {missing}")
-        raise ValueError(f"X's columns are those the model was fitted on in another order; "
-                         f"select them as X[{known}]")
-
-    def _targets(self, y, n_samples, fit_scaling=False):
-        y = self._class_ids(y, learn=fit_scaling)
-        with self.backend.compute_context():
-            Y = as_targets(
-                self.backend, y, self.loss, self.layer_sizes[-1], n_samples, self.array_dtype
-            )
-        return self._scaled(Y, "target_scaler", fit_scaling and self._scales_targets())
-
-    # -- standardization -----------------------------------------------------------
-    def _init_scaling(self, standardize):
-        if standardize not in (False, True, "features"):
-            raise ValueError(f"standardize must be False, True or 'features'; got {standardize!r}")
-        self.standardize = standardize
-        self.feature_names_in_ = None
-        self.feature_scaler = None
-        self.target_scaler = None
-        self._classes = None
-
-    def _scales_targets(self) -> bool:
-        # Only an unbounded regression head: a sigmoid or softmax output's
-        # targets are probabilities, which scaling would push out of range.
-        return (self.standardize is True and self.output_activation == "identity"
-                and self.loss == "mse")
-
-    def _scaled(self, A, attr, fit):
-        """``A`` through the scaler ``attr``, which ``fit`` first learns from ``A``
-        where it has none yet (a later fit keeps it: the weights are fitted to it)."""
-        if fit and getattr(self, attr) is None:
-            with self.backend.compute_context():
-                setattr(self, attr, StandardScaler().fit(A, backend=self.backend))
-        scaler = getattr(self, attr)
-        return A if scaler is None else scaler.transform(A, backend=self.backend)
 
     # -- math ----------------------------------------------------------------------
     def _rows_per_pass(self, X, chunk_size) -> int:
@@ -635,7 +544,15 @@ class MLP(ClassLabels):
 
     # -- checkpoints ---------------------------------------------------------------
     def config(self):
-        """The constructor arguments that rebuild this architecture."""
+        """The constructor arguments that rebuild this architecture.
+
+        Returns
+        -------
+        dict
+            ``layer_sizes``, ``hidden_activation``, ``output_activation``,
+            ``loss``, ``reduction``, ``dtype``, ``seed`` and ``standardize``,
+            by name (not the backend, device or parameters).
+        """
         return {
             "layer_sizes": self.layer_sizes,
             "hidden_activation": self.hidden_activation,
@@ -648,10 +565,21 @@ class MLP(ClassLabels):
         }
 
     def save(self, path):
-        """Write architecture, parameters, metadata and optimizer state to ``path`` (.npz).
+        """Write architecture, parameters, metadata and optimizer state to an .npz file.
 
         Written to a temporary file beside ``path`` and renamed over it, so a
-        crash never leaves a half-written file where a good one was.
+        crash never leaves a half-written file where a good one was. Scalers,
+        feature names and ``classes_`` are saved with it.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The file to write (replaced if it exists; no suffix is added).
+
+        Raises
+        ------
+        ValueError
+            The file cannot be written (the message names it).
         """
         from .checkpoint import save
 
@@ -659,10 +587,31 @@ class MLP(ClassLabels):
 
     @classmethod
     def load(cls, path, backend=None, device=None):
-        """A model from a file written by :meth:`save`, on ``backend`` / ``device``.
+        """A model from a file written by :meth:`save`, on a backend and device.
 
-        Raises ``ValueError`` naming the file for a missing, corrupt or
-        foreign file; never executes code from it.
+        Never executes code from the file (no pickles).
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            A checkpoint written by :meth:`save`.
+        backend : str, Backend or None, default=None
+            Where the model's arrays go, as in :class:`MLP`.
+        device : optional
+            The backend's device (see :func:`nnbackend.get_backend`).
+
+        Returns
+        -------
+        MLP
+            The saved architecture with its parameters, metadata, scalers,
+            feature names, classes and optimizer state (so that
+            ``fit(resume=True)`` continues).
+
+        Raises
+        ------
+        ValueError
+            The file is missing, corrupt or not an nnbackend checkpoint (the
+            message names it).
         """
         from .checkpoint import load
 
@@ -670,7 +619,25 @@ class MLP(ClassLabels):
 
 
 def fit(model: MLP, X, y, **options):
-    """Train ``model`` in place; the same as ``model.fit(X, y, **options)``."""
+    """Train ``model`` in place; the same as ``model.fit(X, y, **options)``.
+
+    Parameters
+    ----------
+    model : MLP
+        The model to train.
+    X : array-like, shape (n_samples, n_features)
+        NumPy array, list, or array of the model's namespace and device.
+    y : array-like, shape (n_samples, n_outputs) or (n_samples,)
+        Targets, as :meth:`MLP.fit` takes them.
+    **options
+        Any keyword argument of :meth:`MLP.fit` (``mode``, ``batch_size``,
+        ``epochs``, ``lr``, ``optimizer``, ...).
+
+    Returns
+    -------
+    History
+        The per-epoch losses and how the fit ran.
+    """
     return model.fit(X, y, **options)
 
 

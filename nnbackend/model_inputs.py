@@ -1,0 +1,124 @@
+"""The data an :class:`nnbackend.MLP` is given: initial parameters, features
+and targets checked and moved to its backend, feature names, standardization.
+
+A mixin of :class:`nnbackend.MLP` (its own module to keep ``model.py``
+short, as :mod:`nnbackend.classifier` is); it relies on the model's
+``layer_sizes``, ``backend``, ``dtype``, ``array_dtype``, ``loss``,
+``output_activation``, ``_follow`` and ``_class_ids``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .data import array_backend, as_features, as_targets, frame_columns, is_host
+from .scaling import StandardScaler
+
+__all__ = ["ModelInputs"]
+
+
+class ModelInputs:
+    """Checks of ``params``, ``X`` and ``y`` and their standardization, for :class:`nnbackend.MLP`."""
+
+    def _check_params(self, params):
+        params = list(params)
+        n_layers = len(self.layer_sizes) - 1
+        if len(params) != n_layers:
+            raise ValueError(
+                f"params must hold {n_layers} (W, b) pairs for layer_sizes "
+                f"{self.layer_sizes}; got {len(params)}"
+            )
+        flat = []
+        for i, pair in enumerate(params):
+            try:
+                W, b = pair
+            except (TypeError, ValueError):
+                raise ValueError(f"params[{i}] must be a (W, b) pair") from None
+            fan_in, fan_out = self.layer_sizes[i], self.layer_sizes[i + 1]
+            for name, a, shape in (("W", W, (fan_in, fan_out)), ("b", b, (fan_out,))):
+                label = f"params[{i}] {name}"
+                if is_host(a):
+                    a = np.asarray(a)
+                    if a.dtype.kind not in "biuf":
+                        raise TypeError(f"{label} must hold real numbers; got dtype {a.dtype}")
+                    if not np.all(np.isfinite(a)):
+                        raise ValueError(f"{label} contains NaN or infinity")
+                else:
+                    source = array_backend(label, a)
+                    if not source.xp.isdtype(a.dtype, ("real floating", "integral", "bool")):
+                        raise TypeError(f"{label} must hold real numbers; got dtype {a.dtype}")
+                    if source.name != self.backend.name:
+                        a = source.to_host(a)
+                if tuple(a.shape) != shape:
+                    raise ValueError(f"{label} must have shape {shape}; got {tuple(a.shape)}")
+                # A copy: the model never shares (and so never changes) the caller's arrays.
+                a = self.backend.xp.asarray(a, dtype=self.array_dtype, device=self.backend.device, copy=True)
+                # Arrays of a backend skipped the host check above; one sync
+                # per array at construction is cheap.
+                if not bool(self.backend.xp.all(self.backend.xp.isfinite(a))):
+                    raise ValueError(f"{label} contains NaN or infinity (in dtype {self.dtype})")
+                flat.append(a)
+        return flat
+
+    def _features(self, X, fit_scaling=False):
+        self._check_feature_names(frame_columns(X), learn=fit_scaling)
+        self._follow(X)
+        # The input checks compute on lazy data (one pass): on the backend's scheduler.
+        with self.backend.compute_context():
+            X = as_features(self.backend, X, self.array_dtype)
+        if X.shape[1] != self.layer_sizes[0]:
+            raise ValueError(
+                f"X has {X.shape[1]} features but the network expects {self.layer_sizes[0]}"
+            )
+        return self._scaled(X, "feature_scaler", fit_scaling and bool(self.standardize))
+
+    def _check_feature_names(self, names, learn):
+        """A DataFrame's columns against :attr:`feature_names_in_`, which the
+        first fit on a DataFrame learns; a mismatch is refused by name."""
+        known = self.feature_names_in_
+        if names is None or names == known:
+            return
+        if known is None:
+            if learn:
+                self.feature_names_in_ = names
+            return
+        unseen = [n for n in names if n not in known]
+        missing = [n for n in known if n not in names]
+        if unseen or missing:
+            raise ValueError(f"X's columns are not the features the model was fitted on: "
+                             f"unseen {unseen}, missing {missing}")
+        raise ValueError(f"X's columns are those the model was fitted on in another order; "
+                         f"select them as X[{known}]")
+
+    def _targets(self, y, n_samples, fit_scaling=False):
+        y = self._class_ids(y, learn=fit_scaling)
+        with self.backend.compute_context():
+            Y = as_targets(
+                self.backend, y, self.loss, self.layer_sizes[-1], n_samples, self.array_dtype
+            )
+        return self._scaled(Y, "target_scaler", fit_scaling and self._scales_targets())
+
+    # -- standardization -----------------------------------------------------------
+    def _init_scaling(self, standardize):
+        if standardize not in (False, True, "features"):
+            raise ValueError(f"standardize must be False, True or 'features'; got {standardize!r}")
+        self.standardize = standardize
+        self.feature_names_in_ = None
+        self.feature_scaler = None
+        self.target_scaler = None
+        self._classes = None
+
+    def _scales_targets(self) -> bool:
+        # Only an unbounded regression head: a sigmoid or softmax output's
+        # targets are probabilities, which scaling would push out of range.
+        return (self.standardize is True and self.output_activation == "identity"
+                and self.loss == "mse")
+
+    def _scaled(self, A, attr, fit):
+        """``A`` through the scaler ``attr``, which ``fit`` first learns from ``A``
+        where it has none yet (a later fit keeps it: the weights are fitted to it)."""
+        if fit and getattr(self, attr) is None:
+            with self.backend.compute_context():
+                setattr(self, attr, StandardScaler().fit(A, backend=self.backend))
+        scaler = getattr(self, attr)
+        return A if scaler is None else scaler.transform(A, backend=self.backend)
