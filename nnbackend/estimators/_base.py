@@ -405,8 +405,23 @@ class _BaseMLP(BaseEstimator):
         return [self.model_.backend.to_host(b) for b in self.model_.flat_params[1::2]]
 
     def save(self, path):
-        """Write the fitted network to ``path`` in nnbackend's checkpoint format (.npz);
-        :meth:`nnbackend.MLP.load` reads it back as an :class:`~nnbackend.MLP`."""
+        """Write the fitted network in nnbackend's checkpoint format (.npz).
+
+        :meth:`nnbackend.MLP.load` reads it back as an :class:`~nnbackend.MLP`
+        (the network, not the estimator).
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The file to write, as :meth:`nnbackend.MLP.save` writes it.
+
+        Raises
+        ------
+        sklearn.exceptions.NotFittedError
+            The estimator is not fitted.
+        ValueError
+            The file cannot be written.
+        """
         check_is_fitted(self, "model_")
         self.model_.save(path)
 
