@@ -402,7 +402,13 @@ def activation_backward(name, z, a, da, *, xp=None):
 
 
 def check_reduction(reduction):
-    """Refuse a reduction other than 'mean' or 'sum'."""
+    """Refuse a reduction other than 'mean' or 'sum'.
+
+    Raises
+    ------
+    ValueError
+        Naming the reduction given and the two there are.
+    """
     if reduction not in REDUCTIONS:
         raise ValueError(f"reduction must be one of {list(REDUCTIONS)}, got {reduction!r}")
 
@@ -523,7 +529,14 @@ LOSS_OUTPUT = {"bce": "sigmoid", "cross_entropy": "softmax"}
 
 
 def check_loss(loss, output_activation):
-    """Refuse an unknown loss, or a logits-based loss without its output activation."""
+    """Refuse an unknown loss, or a logits-based loss without its output activation.
+
+    Raises
+    ------
+    ValueError
+        An unknown ``loss`` (naming :data:`LOSSES`), or ``bce`` without
+        ``output_activation='sigmoid'`` or ``cross_entropy`` without ``'softmax'``.
+    """
     if loss not in LOSSES:
         raise ValueError(f"unknown loss {loss!r}; choose one of {list(LOSSES)}")
     need = LOSS_OUTPUT.get(loss)
