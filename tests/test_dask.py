@@ -311,8 +311,9 @@ def test_refusals(dask_backend):
         nb.MLP([5, 1]).fit(X, y, executor="dask-chunks")
     with pytest.raises(ValueError, match="scheduler= applies to the dask backend only"):
         nb.get_backend("numpy", scheduler="threads")
-    with pytest.raises(ValueError, match="has only the device 'cpu'"):
-        nb.get_backend("dask", device="cuda:0")
+    # 'cuda' / 'cuda:N' are devices now (CuPy chunks): see tests/test_dask_cupy.py.
+    with pytest.raises(ValueError, match="has the devices 'cpu' .* and 'cuda' or 'cuda:N'"):
+        nb.get_backend("dask", device="tpu")
     with pytest.raises(ValueError, match="scheduler must be an address"):
         nb.get_backend("dask", scheduler=42)
 

@@ -2,7 +2,20 @@
 
 ``X`` (n_samples, n_features) and ``Y`` (n_samples, n_outputs) are Dask arrays
 split into row chunks (every chunk holds all columns); the parameters are
-in-memory arrays of the chunks' library (NumPy) held by the client.
+in-memory arrays of the chunks' library held by the client: NumPy arrays
+for NumPy chunks, CuPy arrays on the client's GPU for CuPy chunks (the
+backend's ``params_backend``).
+
+Chunks of any library
+    A task computes in its chunk's namespace (:func:`chunk_namespace`:
+    nnbackend's own for the libraries it knows, so CuPy chunks get the CuPy
+    backend's fused kernels) and first takes the parameters there
+    (:func:`params_for_chunk`: no copy where they already are; a copy to the
+    chunk's device where not, e.g. from the client's GPU to a worker's). The
+    partial sums stay in the chunks' library and Dask adds them where they
+    are; the client takes the total into the parameters' namespace
+    (``DaskBackend.from_chunks``, nothing to do where it already is) before
+    its optimizer step.
 
 Batch mode
     One task per row chunk computes that chunk's summed loss, correct count
@@ -18,7 +31,8 @@ Batch mode
 
 Mini-batch and sgd modes
     The chunks are fetched to the client one at a time (the next one is
-    computed while the steps run on the current one), and the reference step
+    computed while the steps run on the current one; taken to the parameters' device
+    where they are not on it), and the reference step
     (the task's ``loss_and_grads`` and the optimizer's ``update``) runs on their
     rows in their namespace. The row order of an epoch is derived from the
     permutation ``pi`` of ``0..n_samples-1`` that every backend draws for that
@@ -35,12 +49,14 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import uuid
 
 import numpy as np
 
 from ..numpy import numpy_namespace
 
-__all__ = ["DaskChunks", "make_epoch", "row_order", "row_chunks", "chunk_bounds", "open_npy"]
+__all__ = ["DaskChunks", "make_epoch", "row_order", "row_chunks", "chunk_bounds", "open_npy",
+           "on_library", "chunk_namespace", "params_for_chunk"]
 
 # Rows per chunk of open_npy by default: about this many bytes.
 NPY_CHUNK_BYTES = 64 * 2**20
@@ -92,6 +108,22 @@ def open_npy(path, chunk_rows=None):
                               shape=(min(a + rows, shape[0]) - a, *shape[1:]), dtype=dtype)
               for a in range(0, shape[0], rows)]
     return da.concatenate(blocks, axis=0) if len(blocks) > 1 else blocks[0]
+
+
+def _to_library_of(block, like):
+    """``block`` (a NumPy chunk) as an array of ``like``'s library, on the
+    task's current device (a dask-cuda worker's own GPU)."""
+    return chunk_namespace(like).asarray(block)
+
+
+def on_library(rows, xp):
+    """Dask array ``rows`` with each chunk made an array of namespace ``xp``
+    inside its task (``open_npy(path)`` read straight onto each worker's GPU
+    with nnbackend's CuPy namespace); chunks already of ``xp``'s library pass."""
+    like = xp.empty((0,) * rows.ndim, dtype=rows.dtype)
+    if type(like) is type(rows._meta):
+        return rows
+    return rows.map_blocks(_to_library_of, like=like, dtype=rows.dtype, meta=like)
 
 
 class DaskChunks:
@@ -171,14 +203,67 @@ def row_order(order, chunks):
     return [(c, grouped[bounds[c]: bounds[c + 1]] - bounds[c]) for c in visit]
 
 
-def _chunk_namespace(a):
+def chunk_namespace(a):
     """The namespace of a chunk: nnbackend's NumPy namespace (its fast paths)
-    for NumPy chunks, array-api-compat's for others (CuPy on GPU workers)."""
+    for NumPy chunks; for others the namespace of the backend the chunk
+    belongs to (CuPy chunks on GPU workers: the CuPy backend's, with its fused
+    kernels), else array-api-compat's."""
     if isinstance(a, np.ndarray):
         return numpy_namespace()
+    backend = known_backend(a)
+    if backend is not None:
+        return backend.xp
     from array_api_compat import array_namespace
 
     return array_namespace(a)
+
+
+def known_backend(a):
+    """The nnbackend backend of array ``a`` of a non-NumPy library nnbackend
+    knows (CuPy, torch, JAX, array-api-strict), on ``a``'s device; else None."""
+    from ..cupy import CupyBackend
+    from ..jax import JaxBackend
+    from ..strict import StrictBackend
+    from ..torch import TorchBackend
+
+    for cls in (CupyBackend, TorchBackend, JaxBackend, StrictBackend):
+        backend = cls.of_array(a)
+        if backend is not None:
+            return backend
+    return None
+
+
+
+def _host(p):
+    """A NumPy view or copy of array ``p`` of another library (CuPy: a copy)."""
+    if hasattr(p, "get") and not isinstance(p, np.ndarray):  # CuPy
+        return p.get()
+    try:
+        return np.from_dlpack(p)
+    except Exception:  # no DLPack to the CPU: the library's own conversion
+        return np.asarray(p)
+
+
+def params_for_chunk(params, X, xp):
+    """The parameters in chunk ``X``'s namespace ``xp`` and on its device.
+
+    NumPy chunks take them with ``xp.asarray`` (NumPy parameters as they are,
+    as ever). For other chunks, a parameter of the chunk's library on the
+    chunk's device is used as it is; one on another device is copied to it
+    (CuPy: GPU to GPU); one of another library goes through the host.
+    """
+    if isinstance(X, np.ndarray):
+        return [xp.asarray(p if isinstance(p, np.ndarray) else _host(p)) for p in params]
+    from array_api_compat import device
+
+    where = device(X)
+    out = []
+    for p in params:
+        if type(p) is type(X):
+            out.append(p if device(p) == where else xp.asarray(p, device=where, copy=True))
+        else:
+            out.append(xp.asarray(p if isinstance(p, np.ndarray) else _host(p), device=where))
+    return out
 
 
 def _quiet(xp):
@@ -210,8 +295,8 @@ def _chunk_sums(params, X, Y, spec, n_total, chunk_size, multiclass, loss_and_gr
         0-D summed loss, gradients shaped like ``params``, 0-D correct count
         (None when ``multiclass`` is None).
     """
-    xp = _chunk_namespace(X)
-    params = [xp.asarray(p) for p in params]
+    xp = chunk_namespace(X)
+    params = params_for_chunk(params, X, xp)
     with _quiet(xp):
         return loss_and_grads(params, spec, rows(X, Y), X.shape[0], chunk_size, multiclass, xp,
                               n_samples=n_total)
@@ -256,13 +341,21 @@ def _batch_epoch(task, X, Y):
     backend, spec, opt, n = task.backend, task.spec, task.optimizer, task.plan.n_samples
     chunk_size, multiclass = task.chunk_size, task.multiclass
 
+    on_host = backend.params_backend is None  # NumPy parameters
+
     def epoch(params, state, order):
         # The parameters enter the graph once, as one key every task reads.
-        shared = delayed(list(params), pure=True, traverse=False)
+        # Off the host they get a key of their own: hashing them for a pure
+        # key would copy them to the host.
+        shared = (delayed(list(params), pure=True, traverse=False) if on_host else
+                  delayed(list(params), name=f"params-{uuid.uuid4().hex}", traverse=False))
         parts = [chunk(shared, xb, yb, spec, n, chunk_size, multiclass, task.loss_and_grads,
                        task.rows) for xb, yb in zip(x_blocks, y_blocks)]
         # The epoch's one compute: the chunks' sums, summed.
         (loss_sum, grads, correct), = dask.compute(_tree_sum(parts), scheduler=backend.scheduler)
+        if not on_host:  # into the parameters' namespace and device (mostly as they are)
+            loss_sum, grads = backend.from_chunks(loss_sum), [backend.from_chunks(g) for g in grads]
+            correct = None if correct is None else backend.from_chunks(correct)
         params, state = opt.update(list(grads), state, params)
         return params, state, loss_sum, correct
 
@@ -278,7 +371,12 @@ def _step_epoch(task, X, Y):
     x_blocks, y_blocks = X.blocks, Y.blocks
 
     def fetch(c):
-        return dask.compute(x_blocks[c], y_blocks[c], scheduler=backend.scheduler)
+        Xc, Yc = dask.compute(x_blocks[c], y_blocks[c], scheduler=backend.scheduler)
+        if backend.params_backend is None:  # NumPy chunks for NumPy parameters
+            return Xc, Yc
+        # Where the steps run: the parameters' device (CuPy chunks on the
+        # client's GPU stay as they are).
+        return backend.from_chunks(Xc), backend.from_chunks(Yc)
 
     def epoch(params, state, order):
         visits = row_order(order, X.chunks[0])
@@ -291,7 +389,7 @@ def _step_epoch(task, X, Y):
                 Xc, Yc = pending.result()
                 if k + 1 < len(visits):  # the next chunk loads while this one trains
                     pending = prefetch.submit(fetch, visits[k + 1][0])
-                xp = _chunk_namespace(Xc)
+                xp = chunk_namespace(Xc)
                 if rows is not None:
                     idx = xp.asarray(rows)
                     Xc, Yc = xp.take(Xc, idx, axis=0), xp.take(Yc, idx, axis=0)
