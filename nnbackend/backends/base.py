@@ -382,6 +382,26 @@ class Backend:
         """
         return contextlib.nullcontext()
 
+    def compiled(self, fn):
+        """``fn`` as one dispatch, where the library compiles functions of its arrays.
+
+        The training loop's per-epoch figures (a dozen small reductions) go
+        through this: run eagerly, each reduction is a dispatch of its own.
+
+        Parameters
+        ----------
+        fn : callable
+            A pure function of this backend's arrays (and of None and
+            tuples of them), called with arrays of the same shapes each time.
+
+        Returns
+        -------
+        callable
+            ``fn`` itself here (each operation runs as it is called); JAX:
+            ``jax.jit(fn)``.
+        """
+        return fn
+
     def compute_context(self):
         """A context inside which lazy arrays compute on the backend's scheduler.
 

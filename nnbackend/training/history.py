@@ -54,6 +54,11 @@ class History:
     blas_threads : int or None
         The BLAS threads the fit ran with, where its backend sets them
         (NumPy's, from the profile); None where left as they were.
+    window : int
+        Epochs run between two reads of their figures to the host: 1 where
+        a callback, early stopping, a progress bar or the adaptive rate reads
+        every epoch, else up to 8 (the figures are judged epoch by epoch all
+        the same; only when the host waits for the device changes).
     """
 
     loss: list = field(default_factory=list)
@@ -73,6 +78,7 @@ class History:
     backend: str = ""
     backend_choice: dict | None = None
     blas_threads: int | None = None
+    window: int = 1
 
     def last(self) -> dict:
         """The last epoch's figures, by name.

@@ -2,15 +2,22 @@
 
 Per fit: the data is on the device already (the front end moved it once).
 Per epoch: one host permutation (and its index array) when shuffling, and
-one device-to-host transfer of the epoch's few scalars (loss, correct
-predictions, validation loss), which is what lets a diverging run stop and
-early stopping decide. Per step: a gather or slice of the batch, the chunked
-loss and gradients, and the optimizer update, all on the device: no step
-ever waits for the device.
+the epoch's few scalars (loss, finite flag, correct predictions, validation
+loss) computed on the device. They cross to the host, which is what lets a
+diverging run stop and early stopping decide, once per *window* of epochs:
+one epoch where something on the host reads each epoch's figures before the
+next (a callback, early stopping, a progress bar, the adaptive rate), else
+up to :data:`WINDOW_EPOCHS` epochs, so that the host queues the next epoch
+while the device runs this one instead of waiting for it. The figures are
+then judged epoch by epoch as if each had been read alone: a window changes
+when the host waits, never the result. Per step: a gather or slice of the
+batch, the chunked loss and gradients, and the optimizer update, all on the
+device: no step ever waits for the device.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +32,14 @@ from .options import FitOptions
 from .schedule import AdaptiveRate, fit_optimizer
 from .state import TrainState
 
-__all__ = ["Network", "epoch_stepper", "train"]
+__all__ = ["Network", "WINDOW_BYTES", "WINDOW_EPOCHS", "epoch_stepper", "train"]
+
+# Epochs run between two reads of their figures where nothing on the host
+# needs them sooner. A window keeps each of its epochs' starting parameters
+# (references: updates make new arrays) for the divergence guard, so it is
+# also bounded by their bytes.
+WINDOW_EPOCHS = 8
+WINDOW_BYTES = 64 * 2**20
 
 
 @dataclass(frozen=True)
@@ -46,6 +60,30 @@ def _finite_flag(xp, arrays):
     for f in flags[1:]:
         out = xp.logical_and(out, f)
     return out
+
+
+@functools.lru_cache(maxsize=64)
+def _figures_function(backend, spec: NetSpec, multiclass, val_rows):
+    """The function of ``(params, epoch_loss, epoch_correct, validation)`` that
+    :meth:`_Epochs.figures` calls, compiled by the backend where it can
+    (:meth:`Backend.compiled`): made once per backend and network kind, so a
+    compiled one is reused from fit to fit."""
+    xp = backend.xp
+
+    def figures(params, epoch_loss, epoch_correct, validation):
+        scalars = [epoch_loss, _finite_flag(xp, params)]
+        if epoch_correct is not None:
+            scalars.append(epoch_correct)
+        if validation is not None:
+            X_val, Y_val = validation
+            val_loss, val_correct = evaluate_rows(params, spec, slice_rows(X_val, Y_val),
+                                                  n_rows(X_val), val_rows, multiclass, xp)
+            scalars.append(val_loss)
+            if val_correct is not None:
+                scalars.append(val_correct)
+        return xp.stack([xp.astype(s, params[0].dtype) for s in scalars])
+
+    return backend.compiled(figures)
 
 
 def _epoch_task(net: Network, X, Y, plan, opt, chunk_size, multiclass):
@@ -114,25 +152,29 @@ class _Epochs:
                          task.index_dtype, task.chunk_size, self.multiclass, self.net.backend.xp)
 
     def figures(self, params, epoch_loss, epoch_correct):
-        """The epoch's scalars on the host (float64): loss sum, params finite
-        flag, then correct count and validation loss and correct count where
-        there are any."""
-        xp, spec = self.net.backend.xp, self.net.spec
-        scalars = [epoch_loss, _finite_flag(xp, params)]
-        if epoch_correct is not None:
-            scalars.append(epoch_correct)
-        if self.validation is not None:
-            X_val, Y_val = self.validation
-            val_loss, val_correct = evaluate_rows(
-                params, spec, slice_rows(X_val, Y_val), n_rows(X_val), self.val_rows_per_pass,
-                self.multiclass, xp,
-            )
-            scalars.append(val_loss)
-            if val_correct is not None:
-                scalars.append(val_correct)
-        # The one device-to-host transfer of this epoch.
-        stacked = xp.stack([xp.astype(s, self.X.dtype) for s in scalars])
-        return self.net.backend.to_host(stacked).astype("float64")
+        """The epoch's scalars, as a 1-D array on the device: loss sum, params
+        finite flag, then correct count and validation loss and correct count
+        where there are any (:meth:`read` brings them to the host)."""
+        figures = _figures_function(self.net.backend, self.net.spec, self.multiclass,
+                                    getattr(self, "val_rows_per_pass", None))
+        return figures(params, epoch_loss, epoch_correct, self.validation)
+
+    def read(self, figures):
+        """The figures of a window's epochs (from :meth:`figures`) on the host:
+        a float64 NumPy array of shape (n_epochs, n_figures), in one transfer."""
+        backend = self.net.backend
+        if len(figures) == 1:  # no stack: an eager op costs more than the epoch on small data
+            return backend.to_host(figures[0]).astype("float64")[None, :]
+        return backend.to_host(backend.xp.stack(figures)).astype("float64")
+
+    def window(self, options: FitOptions, host_reads_each_epoch: bool) -> int:
+        """Epochs to run between two reads of their figures (see the module's docstring)."""
+        if host_reads_each_epoch:
+            return 1
+        sizes = self.net.layer_sizes
+        n_params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+        nbytes = n_params * (self.net.backend.xp.finfo(self.X.dtype).bits // 8)
+        return int(max(1, min(WINDOW_EPOCHS, WINDOW_BYTES // max(1, nbytes), options.epochs)))
 
 
 def _record(hist: History, host, net: Network, n_samples, n_val, has_correct):
@@ -234,30 +276,40 @@ def _loop(net: Network, epochs: _Epochs, params, state, rng, hist: History, opti
     # Where the loss started, for the growth warning: a batch epoch measures it
     # itself; the others measure each batch after earlier steps, so one pass here.
     start_loss = None if options.mode == "batch" else epochs.loss_sum(params)
+    hist.window = epochs.window(options, bool(callbacks) or rate is not None)
     # No per-operation overflow warnings (divergence is reported once, by
     # the guard) and no autograd bookkeeping: see Backend.loop_context.
     try:
         with net.backend.loop_context():
-            for epoch in range(1, options.epochs + 1):
-                epoch_start = params
-                params, state, epoch_loss, epoch_correct = epochs.run(params, state, rng)
-                # The epoch's one device-to-host transfer; ``host`` is a NumPy
+            epoch, done = 0, False
+            while epoch < options.epochs and not done:
+                starts, ends, on_device = [], [], []
+                for _ in range(min(hist.window, options.epochs - epoch)):
+                    starts.append(params)
+                    params, state, epoch_loss, epoch_correct = epochs.run(params, state, rng)
+                    ends.append(params)
+                    on_device.append(epochs.figures(params, epoch_loss, epoch_correct))
+                # The window's one device-to-host transfer; ``host`` is a NumPy
                 # array, so the float() and bool() below read host memory.
-                host = epochs.figures(params, epoch_loss, epoch_correct)
-                diverged = guard.check(epoch, float(host[0]) * scale, bool(host[1]), epoch_start)
-                if diverged is not None:
-                    hist.diverged, params = diverged
-                    break
-                hist.epochs = epoch
-                _record(hist, host, net, hist.n_samples, n_val, epoch_correct is not None)
-                figures = hist.last()
-                stop = [cb.on_epoch_end(epoch, figures, params, epoch_start) for cb in callbacks]
-                if any(stop):
-                    hist.stopped_early = True
-                    break
-                if rate is not None and rate.after_epoch(figures):
-                    epochs.set_lr_scale(rate.scale)
-                    hist.lr_drops.append(epoch)
+                for epoch_start, params, host in zip(starts, ends, epochs.read(on_device)):
+                    epoch += 1
+                    diverged = guard.check(epoch, float(host[0]) * scale, bool(host[1]),
+                                           epoch_start)
+                    if diverged is not None:
+                        hist.diverged, params = diverged
+                        done = True
+                        break
+                    hist.epochs = epoch
+                    _record(hist, host, net, hist.n_samples, n_val, epoch_correct is not None)
+                    figures = hist.last()
+                    stop = [cb.on_epoch_end(epoch, figures, params, epoch_start)
+                            for cb in callbacks]
+                    if any(stop):
+                        hist.stopped_early = done = True
+                        break
+                    if rate is not None and rate.after_epoch(figures):
+                        epochs.set_lr_scale(rate.scale)
+                        hist.lr_drops.append(epoch)
     finally:  # a progress bar ends even when an epoch raised (Ctrl-C included)
         for cb in callbacks:
             cb.on_train_end()

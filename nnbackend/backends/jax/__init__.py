@@ -103,6 +103,12 @@ class JaxBackend(Backend):
             _enable_x64()
         return super().dtype(name)
 
+    def compiled(self, fn):
+        """``jax.jit(fn)``: one dispatch instead of one per operation."""
+        import jax
+
+        return jax.jit(fn)
+
     def float_dtypes(self) -> tuple[str, ...]:
         import jax
 

@@ -1,0 +1,139 @@
+"""Epochs in windows: the figures of several epochs cross to the host in one go.
+
+Where nothing on the host reads an epoch's figures before the next epoch (no
+callback, early stopping, progress bar or adaptive rate), the loop runs up to
+``WINDOW_EPOCHS`` epochs before reading their figures, then judges them
+epoch by epoch. That changes when the host waits for the device, never the
+result: a windowed fit equals, bit for bit, the same fit read every epoch (a
+callback that does nothing forces that), divergence inside a window
+included. The figures are computed by one compiled function where the
+backend compiles (JAX), and equal the eager ones.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+
+import nnbackend as nb
+from nnbackend.training import loop
+
+from conftest import own_array, to_numpy
+
+
+def _data(n=96, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 3))
+    y = (X[:, :1] + X[:, 1:2] ** 2 > 0.5).astype(float)
+    return X, y
+
+
+def _fit(backend, read_every_epoch, net=None, **kw):
+    X, y = _data()
+    model = nb.MLP([3, 5, 1], backend=backend, dtype="float64", seed=3,
+                   **(net or dict(loss="bce")))
+    callback = (lambda epoch, figures: None) if read_every_epoch else None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # DivergenceWarning where asked for
+        hist = model.fit(own_array(backend, X), own_array(backend, y), callback=callback, **kw)
+    return hist, [to_numpy(backend, p) for p in model.flat_params]
+
+
+@pytest.mark.parametrize("kw", [
+    dict(mode="minibatch", batch_size=16, epochs=19, lr=0.5),
+    dict(mode="batch", epochs=11, lr=1.0, optimizer="adam"),
+    dict(mode="sgd", epochs=3, lr=0.1, optimizer="momentum", validation_split=0.25),
+    dict(mode="minibatch", batch_size=32, epochs=10, lr=0.3, alpha=0.01,
+         lr_schedule="invscaling"),
+], ids=["minibatch", "batch-adam", "sgd-validation", "l2-invscaling"])
+def test_a_windowed_fit_equals_one_read_every_epoch(backend, kw):
+    windowed, params = _fit(backend, False, **kw)
+    each, params_each = _fit(backend, True, **kw)
+    assert windowed.window == min(loop.WINDOW_EPOCHS, kw["epochs"]) and each.window == 1
+    for name in ("loss", "accuracy", "val_loss", "val_accuracy"):
+        assert getattr(windowed, name) == getattr(each, name), name
+    assert windowed.epochs == each.epochs == kw["epochs"]
+    for a, b in zip(params, params_each):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("mode, hidden, lr", [("batch", "relu", 5.0), ("minibatch", "tanh", 2.0)])
+def test_divergence_inside_a_window_keeps_what_one_read_every_epoch_keeps(mode, hidden, lr):
+    net = dict(hidden_activation=hidden, output_activation="identity")
+    kw = dict(mode=mode, batch_size=16, epochs=40, lr=lr, net=net)
+    numpy = nb.get_backend("numpy")
+    windowed, params = _fit(numpy, False, **kw)
+    each, params_each = _fit(numpy, True, **kw)
+    assert windowed.diverged and windowed.diverged == each.diverged
+    assert windowed.epochs > 1 and (windowed.epochs + 1) % loop.WINDOW_EPOCHS != 0, (
+        "the divergence should fall inside a window, with epochs after it run")
+    assert windowed.loss == each.loss
+    for a, b in zip(params, params_each):
+        np.testing.assert_array_equal(a, b)
+    assert all(np.isfinite(p).all() for p in params)
+
+
+def test_one_transfer_per_window(monkeypatch):
+    backend = nb.get_backend("numpy")
+    calls = []
+    real = type(backend).to_host
+    monkeypatch.setattr(type(backend), "to_host", lambda self, a: calls.append(1) or real(self, a))
+    X, y = _data()
+
+    def transfers(epochs):
+        calls.clear()
+        hist = nb.MLP([3, 5, 1], seed=0).fit(X, y, mode="minibatch", batch_size=16, epochs=epochs)
+        assert hist.window == min(epochs, loop.WINDOW_EPOCHS)
+        return len(calls)
+
+    # One epoch: one window. 20 epochs: ceil(20 / 8) windows, nothing else more.
+    assert transfers(20) - transfers(1) == math.ceil(20 / loop.WINDOW_EPOCHS) - 1
+
+
+@pytest.mark.parametrize("kw", [
+    dict(callback=lambda epoch, figures: None),
+    dict(patience=3),
+    dict(progress=True),
+    dict(lr_schedule="adaptive"),
+], ids=["callback", "early-stopping", "progress", "adaptive"])
+def test_the_figures_are_read_every_epoch_where_the_host_needs_them(kw, capsys):
+    X, y = _data()
+    hist = nb.MLP([3, 5, 1], seed=0).fit(X, y, epochs=4, **kw)
+    assert hist.window == 1
+
+
+def test_the_window_is_bounded_by_the_parameters_bytes(monkeypatch):
+    X, y = _data()
+    # [3, 5, 1] in float64: 26 parameters, 208 bytes.
+    monkeypatch.setattr(loop, "WINDOW_BYTES", 3 * 208)
+    hist = nb.MLP([3, 5, 1], dtype="float64", seed=0).fit(X, y, epochs=20)
+    assert hist.window == 3
+    monkeypatch.setattr(loop, "WINDOW_BYTES", 1)
+    assert nb.MLP([3, 5, 1], dtype="float64", seed=0).fit(X, y, epochs=20).window == 1
+    monkeypatch.undo()
+    assert nb.MLP([3, 5, 1], seed=0).fit(X, y, epochs=2).window == 2  # no more than the fit's
+
+
+def test_compiled_figures_equal_the_eager_ones():
+    jax_backend = pytest.importorskip("jax") and nb.get_backend("jax", "cpu")
+    X, y = _data()
+    model = nb.MLP([3, 5, 2], backend=jax_backend, output_activation="softmax",
+                   loss="cross_entropy", seed=0)
+    Xd, Yd = jax_backend.asarray(X, dtype=model.backend.dtype("float32")), None
+    Yd = jax_backend.asarray(np.eye(2)[(y[:, 0] > 0).astype(int)],
+                             dtype=model.backend.dtype("float32"))
+    params = model.flat_params
+    xp = jax_backend.xp
+    loss_sum, correct = xp.asarray(1.5, dtype=Xd.dtype), xp.asarray(7.0, dtype=Xd.dtype)
+    compiled = loop._figures_function(jax_backend, model.spec, True, 32)
+    assert compiled is loop._figures_function(jax_backend, model.spec, True, 32)  # cached
+    assert hasattr(compiled, "lower"), "JAX's figures are not jit-compiled"
+    eager = loop._figures_function.__wrapped__  # the factory, uncompiled below
+    monkey = type("Eager", (), {"xp": xp, "compiled": staticmethod(lambda fn: fn)})()
+    want = eager(monkey, model.spec, True, 32)(params, loss_sum, correct, (Xd, Yd))
+    got = compiled(params, loss_sum, correct, (Xd, Yd))
+    np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-6)
+    assert np.asarray(got).shape == (5,)  # loss, finite, correct, val loss, val correct
