@@ -233,7 +233,6 @@ def known_backend(a):
     return None
 
 
-
 def _host(p):
     """A NumPy view or copy of array ``p`` of another library (CuPy: a copy)."""
     if hasattr(p, "get") and not isinstance(p, np.ndarray):  # CuPy
