@@ -147,7 +147,8 @@ def _check_same_backend(name, a, backend: Backend):
     if str(other.device) != str(backend.device):
         raise ValueError(
             f"{name} is on device {other.device!r} but the model is on "
-            f"{backend.device!r}; move it there first"
+            f"{backend.device!r}; move it there first, or build the model on "
+            f"{name}'s device"
         )
 
 

@@ -18,7 +18,8 @@ Names
 ``torch``   PyTorch; devices ``cpu``, ``cuda``, ``cuda:N``.
 ``jax``     ``jax.numpy``; devices ``cpu``, ``gpu``, ``gpu:N``.
 ``cupy``    CuPy; devices ``N`` or ``cuda:N``. Needs an NVIDIA GPU.
-``dask``    Dask arrays chunked by rows; device ``cpu``, ``scheduler=``.
+``dask``    Dask arrays chunked by rows (NumPy or CuPy chunks); device ``cpu``, or
+            ``cuda``/``cuda:N`` for CuPy chunks; ``scheduler=``.
 """
 
 from __future__ import annotations
