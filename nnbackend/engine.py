@@ -35,7 +35,7 @@ from array_api_compat import array_namespace, device
 
 from .backends import executor_hosts, executor_names
 from .network import bind_loss_and_grads, loss_and_grads_rows, slice_rows
-from .optim import on_namespace
+from .optim import on_namespace, update_key
 
 __all__ = ["EXECUTORS", "Choice", "EpochTask", "Executor", "GATHER_ROWS", "choose_executor",
            "epoch_runner", "run_epoch"]
@@ -60,7 +60,9 @@ class EpochTask:
     another namespace's fused updates (``optim.on_namespace``), for an
     executor that runs the task's math in another namespace (the CuPy
     bridge: a torch task's optimizer is bound to torch's multi-tensor
-    kernels, which take no CuPy arrays).
+    kernels, which take no CuPy arrays); ``optimizer_key(optimizer)`` gives
+    what identifies the optimizer's update (``optim.update_key``), for
+    executors that cache what they compile around it.
     """
 
     backend: Any  # the Backend
@@ -76,6 +78,7 @@ class EpochTask:
     loss_and_grads: Callable = loss_and_grads_rows
     rows: Callable = slice_rows
     bind_optimizer: Callable = on_namespace
+    optimizer_key: Callable = update_key
 
 
 class Executor(Protocol):

@@ -43,7 +43,7 @@ from .checks import check_fraction, check_positive
 __all__ = [
     "Optimizer", "sgd", "momentum", "adam", "get_optimizer", "OPTIMIZERS",
     "state_fields", "state_from_fields", "on_namespace",
-    "l2_penalty", "scheduled", "ScheduledState", "inverse_scaling",
+    "l2_penalty", "scheduled", "ScheduledState", "inverse_scaling", "update_key",
 ]
 
 
@@ -354,6 +354,9 @@ def l2_penalty(opt: Optimizer, coef: float, mask=None) -> Optimizer:
         return opt.update(grads, state, params)
 
     update.rebind = lambda xp: l2_penalty(on_namespace(opt, xp), coef, mask)
+    inner = update_key(opt)
+    update.key = None if inner is None else ("l2_penalty", coef, None if keep is None
+                                             else tuple(keep), inner)
     return Optimizer(opt.init, update)
 
 
@@ -376,6 +379,7 @@ def inverse_scaling(power_t: float, n_samples: int, steps_per_epoch: int) -> Cal
         seen = (count // steps_per_epoch) * n_samples
         return (seen + 1) ** (-power_t)
 
+    factor.key = ("inverse_scaling", power_t, int(n_samples), int(steps_per_epoch))
     return factor
 
 
@@ -424,7 +428,36 @@ def scheduled(opt: Optimizer, schedule: Callable | None = None, scale: float = 1
         return new_params, ScheduledState(state.count + 1, [inner])
 
     update.rebind = lambda xp: scheduled(on_namespace(opt, xp), schedule, scale, on)
+    inner = update_key(opt)
+    how = None if schedule is None else getattr(schedule, "key", None)
+    update.key = (None if inner is None or (schedule is not None and how is None)
+                  else ("scheduled", how, scale, on, inner))
     return Optimizer(init, update)
+
+
+def update_key(opt: Optimizer):
+    """What identifies ``opt``'s update, for caches of compiled epochs; None if unknown.
+
+    Two optimizers with the same key make the same updates, so an epoch
+    compiled around one (JAX's executors) can serve the other: a built-in
+    gives its name and hyperparameters, :func:`l2_penalty` and
+    :func:`scheduled` their own settings and the key of what they wrap (a
+    schedule function counts where it carries a ``key``, as
+    :func:`inverse_scaling`'s does); anything else gives None and is
+    compiled afresh each fit.
+
+    Parameters
+    ----------
+    opt : Optimizer
+
+    Returns
+    -------
+    tuple or None
+        A hashable description of the update.
+    """
+    if opt.name is not None and opt.hyper is not None:
+        return opt.name, tuple(sorted(opt.hyper.items()))
+    return getattr(opt.update, "key", None)
 
 
 def _nonnegative(name, value):

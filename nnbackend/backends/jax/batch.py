@@ -75,7 +75,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from .scan import _host_counts, _opt_key, _own, cached
+from .scan import _host_counts, _own, cached
 
 __all__ = ["JaxBatch"]
 
@@ -126,7 +126,7 @@ def _chunk_rows(task):
 
 def _compiled(task, gather):
     """The jitted epoch for ``task`` (cached), with or without a row order."""
-    key = _opt_key(task.optimizer)
+    key = task.optimizer_key(task.optimizer)
     if key is not None:
         key = (task.spec, key, task.plan.n_samples, _chunk_rows(task), task.multiclass,
                task.loss_and_grads, bool(gather))

@@ -74,19 +74,13 @@ def cached(cache, key, make):
     return compiled
 
 
-def _opt_key(opt):
-    """What identifies an optimizer's update, or None for a custom one (not cached)."""
-    if getattr(opt, "name", None) is None or opt.hyper is None:
-        return None
-    return opt.name, tuple(sorted(opt.hyper.items()))
-
-
 def make_epoch(task):
     """``epoch(params, state, order) -> (params, state, loss_sum, correct)`` for ``task.plan``."""
     backend, spec, opt, plan = task.backend, task.spec, task.optimizer, task.plan
     X, Y, multiclass, index_dtype = task.X, task.Y, task.multiclass, task.index_dtype
     n = plan.n_samples
-    key = _opt_key(opt)
+    # The update's identity (None for a custom optimizer: not cached).
+    key = task.optimizer_key(opt)
     if key is not None:
         key = (spec, key, plan.batch_size, n, multiclass)
     compiled = cached(_COMPILED, key, lambda: _compile(task))
