@@ -40,14 +40,14 @@ SH
 # group -> "paths to mutate|tests that cover them" (plumbing tests first: they
 # are fast and kill most mutants of the training code at once).
 declare -A GROUPS_=(
-  [training]="nnbackend/training/loop.py,nnbackend/training/callbacks.py,nnbackend/training/state.py|tests/test_plumbing.py tests/test_training.py tests/test_fit.py tests/test_numpy_steps.py tests/test_chunked.py tests/test_checkpoint_kill.py"
+  [training]="nnbackend/training/loop.py,nnbackend/training/callbacks.py,nnbackend/training/state.py|tests/test_plumbing.py tests/test_window.py tests/test_training.py tests/test_fit.py tests/test_numpy_steps.py tests/test_chunked.py tests/test_checkpoint_kill.py"
   [training-options]="nnbackend/training/options.py,nnbackend/training/history.py,nnbackend/training/progress.py|tests/test_options_edges.py tests/test_plumbing.py tests/test_training.py tests/test_fit.py tests/test_progress.py tests/test_bad_input.py"
   [engine]="nnbackend/engine.py|tests/test_plumbing.py tests/test_fit.py tests/test_chunked.py tests/test_bad_input.py tests/test_executors.py tests/test_numpy_steps.py -k 'not jax_scan'"
   [data]="nnbackend/data.py|tests/test_plumbing.py tests/test_data_edges.py tests/test_bad_input.py tests/test_fit.py tests/test_labels.py"
   [kernels]="nnbackend/kernels.py|tests/test_kernels.py tests/test_plumbing.py tests/test_fused_forms.py tests/test_numpy_steps.py tests/test_gradients.py tests/test_properties.py tests/test_bad_input.py tests/test_fused_optim.py tests/test_precision.py"
   [bound]="nnbackend/bound.py|tests/test_numpy_steps.py tests/test_fused_forms.py tests/test_plumbing.py tests/test_kernels.py tests/test_gradients.py"
   [network]="nnbackend/network.py|tests/test_plumbing.py tests/test_network_edges.py tests/test_numpy_steps.py tests/test_executors.py tests/test_fused_forms.py tests/test_chunked.py tests/test_gradients.py tests/test_fit.py"
-  [optim]="nnbackend/optim.py|tests/test_optim.py tests/test_schedule.py tests/test_fused_optim.py tests/test_training.py"
+  [optim]="nnbackend/optim.py|tests/test_optim.py tests/test_update_key.py tests/test_schedule.py tests/test_fused_optim.py tests/test_training.py"
   [datafiles]="nnbackend/datafiles.py|tests/test_datafiles_edges.py tests/test_datasets.py tests/test_cli.py"
   [classifier]="nnbackend/classifier.py|tests/test_classifier_edges.py tests/test_labels.py tests/test_fit.py tests/test_cli.py"
   [checkpoint]="nnbackend/checkpoint.py|tests/test_checkpoint_edges.py tests/test_checkpoint_kill.py tests/test_labels.py tests/test_scaling.py tests/test_training.py tests/test_fit.py tests/test_cli.py"
