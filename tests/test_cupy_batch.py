@@ -196,17 +196,28 @@ def test_an_epoch_reads_its_own_last_buffer_and_never_writes_a_returned_one(monk
     epoch = B.make_epoch(np, model.spec, opt, plan, X, Y, multiclass, layout, 3, B.host_launcher)
     params, state, _, _ = epoch(model.flat_params, opt.init(model.flat_params))
     kept = [p.copy() for p in params]
-    # Handed back the views it returned, the epoch flattens nothing (a counted concatenate).
+    # Handed back the parameters and the state it returned, the epoch flattens
+    # nothing (a counted concatenate): Adam's moments are updated in place.
     calls = []
     real = np.concatenate
     monkeypatch.setattr(np, "concatenate", lambda *a, **k: calls.append(1) or real(*a, **k))
+    moments = state.mu[0]
     second, state, _, _ = epoch(params, state)
-    assert len(calls) == 2  # Adam's two moments only
+    assert len(calls) == 0
+    assert np.shares_memory(state.mu[0], moments)
     # The first epoch's parameters are as they were, and the second's are new.
     for a, b, c in zip(params, kept, second):
         np.testing.assert_array_equal(a, b)
         assert not np.shares_memory(a, c)
-    # Other arrays than its own are flattened into a new buffer.
+    # Other arrays than its own are flattened into new buffers: parameters...
     calls.clear()
     epoch([p.copy() for p in second], state)
+    assert len(calls) == 1
+    # ...and a state it did not return (init's, a checkpoint's), never written.
+    calls.clear()
+    fresh = opt.init(model.flat_params)
+    before = [m.copy() for m in fresh.mu]
+    epoch(second, fresh)
     assert len(calls) == 3
+    for a, b in zip(fresh.mu, before):
+        np.testing.assert_array_equal(a, b)

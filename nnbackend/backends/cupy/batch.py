@@ -11,8 +11,8 @@ and keeps its partial gradient in registers), then adds the blocks'
 partials in a fixed order and applies the optimizer in a second kernel.
 
 Launches per epoch: 2, whatever N; around them a flattening copy of the
-optimizer state (and of the parameters, unless they are the views of the
-buffer the last epoch returned).
+parameters and of the optimizer state, each unless it is what the last
+epoch returned (:class:`.flat.OwnState`).
 
 Measured on an H200 (2026-12-04, [32,64,1] float32,
 ``benchmarks/batch_kernel_time.py``): 10.0 ms an epoch at N = 1e7 (0.89x
@@ -45,7 +45,7 @@ import ctypes
 import numpy as np
 
 from .batch_source import kernel_source
-from .flat import build_host_library, flat_views, hyper, state_buffers, state_from_buffers
+from .flat import OwnState, build_host_library, flat_views, hyper
 from .fused import OPTIMIZERS, SHARED_BYTES, shared_limit
 
 __all__ = ["BatchLayout", "CupyBatch", "MAX_ROW_WIDTH", "cuda_launcher", "host_launcher",
@@ -270,6 +270,7 @@ def make_epoch(am, spec, opt, plan, X, Y, multiclass, layout, n_blocks, launcher
     partials = am.zeros((n_blocks, layout.n_params + 2), dtype=dtype)
     dummy = am.zeros(1, dtype=dtype)
     flat, unflat = flat_views(am, layout.shapes, dtype)
+    own_state = OwnState(opt.name, flat, unflat, dummy)
 
     # The flat buffer behind the parameters the last epoch returned: handed them
     # back (the training loop does), the next epoch reads it as it is instead of
@@ -288,11 +289,11 @@ def make_epoch(am, spec, opt, plan, X, Y, multiclass, layout, n_blocks, launcher
         with device if device is not None else contextlib.nullcontext():
             p_in = params_in(params)
             p = am.empty(layout.n_params, dtype=dtype)
-            s1, s2, count0 = state_buffers(opt.name, state, flat, dummy)
+            s1, s2, count0 = own_state.buffers(state)
             out = am.empty(2, dtype=dtype)
             grad(X, Y, n, p_in, partials, n_blocks)
             update(partials, n_blocks, p_in, p, s1, s2, count0, lr, h1, h2, h3, out)
-            state = state_from_buffers(opt.name, state, s1, s2, count0 + 1, unflat)
+            state = own_state.state(state, s1, s2, count0 + 1)
             views = unflat(p)
             last["views"], last["buffer"] = tuple(views), p
             return views, state, out[0], (None if multiclass is None else out[1])

@@ -16,7 +16,7 @@ import tempfile
 
 import numpy as np
 
-__all__ = ["HOST_CACHE", "build_host_library", "flat_views", "hyper", "state_buffers",
+__all__ = ["HOST_CACHE", "OwnState", "build_host_library", "flat_views", "hyper", "state_buffers",
            "state_from_buffers"]
 
 # Per user: a library another user left in a shared /tmp is not loaded.
@@ -71,6 +71,47 @@ def state_from_buffers(opt_name, state, s1, s2, count, unflat):
     if opt_name == "adam":
         return state._replace(count=count, mu=unflat(s1), nu=unflat(s2))
     return state
+
+
+class OwnState:
+    """The optimizer state's flat buffers, kept from one epoch to the next.
+
+    The kernels update the state's buffers in place. Handed back the state
+    an epoch returned (views of those buffers), the next epoch takes the
+    buffers as they are instead of flattening them into new ones: the
+    previous state is consumed, as JAX's executors donate theirs (nothing
+    keeps an optimizer state across epochs; the training loop keeps
+    parameters only). Any other state (``init``'s, a checkpoint's, one of
+    another library) is copied into new buffers first, so a caller's arrays
+    are never written.
+
+    Parameters
+    ----------
+    opt_name : {'sgd', 'momentum', 'adam'}
+    flat, unflat : callable
+        From :func:`flat_views`.
+    dummy : array, shape (1,)
+        The buffer for a state the optimizer does not have.
+    """
+
+    def __init__(self, opt_name, flat, unflat, dummy):
+        self.opt_name, self.flat, self.unflat, self.dummy = opt_name, flat, unflat, dummy
+        self.returned, self.s1, self.s2 = None, None, None
+
+    def buffers(self, state):
+        """``(s1, s2, count0)`` for the kernels (see :func:`state_buffers`)."""
+        if state is not None and state is self.returned:
+            count0 = int(state.count) if self.opt_name == "adam" else 0
+            return self.s1, self.s2, count0
+        return state_buffers(self.opt_name, state, self.flat, self.dummy)
+
+    def state(self, state, s1, s2, count):
+        """The optimizer's state over ``s1`` and ``s2`` after the epoch (see
+        :func:`state_from_buffers`), remembered as this executor's own."""
+        new = state_from_buffers(self.opt_name, state, s1, s2, count, self.unflat)
+        if self.opt_name in ("momentum", "adam"):
+            self.returned, self.s1, self.s2 = new, s1, s2
+        return new
 
 
 def build_host_library(source, prefix, compiler="c++"):

@@ -10,8 +10,9 @@ epoch's permutation, and nothing returns to the host until the epoch's
 loss and hit count.
 
 Launches: one kernel per epoch, whatever the number of steps; around it,
-once per epoch, a few CuPy copies that flatten the parameters and the
-optimizer state into the kernel's buffers (views split them back).
+once per epoch, a few CuPy copies that flatten the parameters (and the
+optimizer state, unless it is the one the last epoch returned:
+:class:`.flat.OwnState`) into the kernel's buffers (views split them back).
 
 Two placements (:class:`Layout`), chosen per network, batch size, dtype
 and device:
@@ -72,7 +73,7 @@ import ctypes
 import numpy as np
 
 from . import source, tiled
-from .flat import build_host_library, flat_views, hyper, state_buffers, state_from_buffers
+from .flat import OwnState, build_host_library, flat_views, hyper
 
 __all__ = ["CupyFused", "MAX_BATCH", "MAX_PARAMS", "MAX_STEP_WORK", "SHARED_BYTES", "GLOBAL_THREADS", "shared_limit",
            "unsupported", "Layout", "kernel_source", "make_epoch", "cuda_launcher", "host_launcher"]
@@ -348,6 +349,7 @@ def make_epoch(am, spec, opt, plan, X, Y, multiclass, sizes, dtype_name, launche
     # Once per fit: the kernel zeroes it at the start of each epoch.
     work = am.zeros(max(1, layout.work_elements()), dtype=dtype)
     flat, unflat = flat_views(am, layout.shapes, dtype)
+    own_state = OwnState(opt.name, flat, unflat, am.zeros(1, dtype=dtype))
 
     def epoch(params, state, order):
         with device if device is not None else contextlib.nullcontext():
@@ -356,10 +358,10 @@ def make_epoch(am, spec, opt, plan, X, Y, multiclass, sizes, dtype_name, launche
     def run(params, state, order):
         order = in_order if order is None else am.asarray(order, dtype=am.int64)
         p = flat(params)
-        s1, s2, count0 = state_buffers(opt.name, state, flat, am.zeros(1, dtype=dtype))
+        s1, s2, count0 = own_state.buffers(state)
         out = am.zeros(2, dtype=dtype)
         launch(X, Y, order, n, p, s1, s2, count0, lr, h1, h2, h3, out, work)
-        state = state_from_buffers(opt.name, state, s1, s2, count0 + n_steps, unflat)
+        state = own_state.state(state, s1, s2, count0 + n_steps)
         return unflat(p), state, out[0], (None if multiclass is None else out[1])
 
     return epoch
