@@ -137,3 +137,12 @@ def test_compiled_figures_equal_the_eager_ones():
     got = compiled(params, loss_sum, correct, (Xd, Yd))
     np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-6)
     assert np.asarray(got).shape == (5,)  # loss, finite, correct, val loss, val correct
+
+
+def test_the_default_bound_is_64_mib_of_starting_parameters():
+    # [1000, 1200, 1] in float64: 1,202,401 parameters, 9,619,208 bytes; 64 MiB
+    # holds 6.98 of them (65 MiB would hold 7, 128 MiB 13).
+    X = np.ones((2, 1000))
+    model = nb.MLP([1000, 1200, 1], dtype="float64", seed=0)
+    hist = model.fit(X, [[0.0], [1.0]], mode="batch", epochs=8, lr=1e-3)
+    assert hist.window == 6 and hist.epochs == 8
