@@ -32,6 +32,7 @@ Run::
 
     python benchmarks/auto_choice.py --size full --out benchmarks/results/auto-cpu-DATE
     python benchmarks/auto_choice.py --size small          # a smoke run, seconds
+    python benchmarks/auto_choice.py --size gpu            # 8 cells, for a GPU lease
 
 (``benchmarks/test_auto.py`` runs the small size under pytest.) It writes
 ``grid.json`` (every time) and ``grid.md`` (the tables) to ``--out``; it is a
@@ -72,6 +73,11 @@ SIZES = {
     "small": ({"sgd": [64], "minibatch": [256], "batch": [256]}, 1, 1, ["small"]),
     "full": ({"sgd": [500, 2000, 8000], "minibatch": [2000, 20000, 200000],
               "batch": [2000, 20000, 200000]}, 5, 3, ["small", "deep"]),
+    # For a GPU machine's short lease (benchmarks/gpu_auto.sh): six candidates,
+    # so 8 cells of 3 epochs, 2 rounds; batch also at 2e5 rows, where the GPU
+    # should win.
+    "gpu": ({"sgd": [2000], "minibatch": [20000], "batch": [20000, 200000]},
+            3, 2, ["small", "deep"]),
 }
 TARGET_RATIO, TARGET_SHARE, LIMIT_RATIO = 1.2, 0.9, 2.0
 
