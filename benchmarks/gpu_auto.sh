@@ -9,21 +9,15 @@
 #
 # Leaves in $OUT: calibrate.txt (the calibration's progress and the profile
 # `nnbackend info` shows), profile.json, grid.md and grid.json, load.txt.
-# Wheels in .whl/ (benchmarks/gpu_wheels.sh) are installed into /tmp/site,
-# as benchmarks/gpu_check.sh does.
+# Wheels in .whl/ (benchmarks/gpu_wheels.sh) are installed into /tmp/site
+# (benchmarks/gpu_env.sh, as for benchmarks/gpu_check.sh).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-gpu_auto_results}
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
-if compgen -G ".whl/*.whl" >/dev/null; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-    --target /tmp/site .whl/*.whl || exit 1
-  export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
-fi
-export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
-export PYTHONUNBUFFERED=1
-export XLA_PYTHON_CLIENT_PREALLOCATE=${XLA_PYTHON_CLIENT_PREALLOCATE:-false}
+# shellcheck source=benchmarks/gpu_env.sh
+. benchmarks/gpu_env.sh  # the wheels, PYTHONPATH, JAX's memory
 export NNBACKEND_CACHE_DIR="$OUT/cache"
 uptime > "$OUT/load.txt"
 timeout "${GPU_AUTO_CALIBRATE_SECONDS:-170}" python3 -m nnbackend.cli bench --calibrate \

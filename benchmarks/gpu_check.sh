@@ -118,16 +118,8 @@ total=${GPU_CHECK_TOTAL_SECONDS:-475}
 left() { echo $((total - SECONDS)); }
 tmp=$(mktemp -d)
 
-if compgen -G ".whl/*.whl" >/dev/null; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-    --target /tmp/site .whl/*.whl || exit 1
-  export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
-fi
-export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
-export PYTHONUNBUFFERED=1
-# JAX would take 75% of the GPU's memory at first use; CuPy and torch share
-# the process (DESIGN.md, pitfalls).
-export XLA_PYTHON_CLIENT_PREALLOCATE=${XLA_PYTHON_CLIENT_PREALLOCATE:-false}
+# shellcheck source=benchmarks/gpu_env.sh
+. benchmarks/gpu_env.sh  # the wheels, PYTHONPATH, JAX's memory
 summary() { timeout 120 python3 benchmarks/gpu_check_summary.py "$@" 2>&1 | tee -a "$OUT/summary.txt"; }
 
 : > "$OUT/summary.txt"

@@ -159,3 +159,13 @@ def load_script(name):
 
 def to_numpy(backend, a):
     return backend.to_host(a).astype(np.float64)
+
+
+def max_rel_diff(a_params, b_params):
+    """The largest difference between two parameter lists, relative to each
+    array's largest magnitude (host or device arrays)."""
+    out = 0.0
+    for a, b in zip(a_params, b_params):
+        a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+        out = max(out, float(np.max(np.abs(a - b)) / max(np.max(np.abs(a)), 1e-300)))
+    return out

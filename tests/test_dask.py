@@ -15,6 +15,8 @@ import pytest
 import nnbackend as nb
 from nnbackend.backends import BackendUnavailableError
 
+from conftest import max_rel_diff
+
 dask = pytest.importorskip("dask", reason="the dask backend needs: pip install 'nnbackend[dask]'")
 da = pytest.importorskip("dask.array", reason="the dask backend needs: pip install 'nnbackend[dask]'")
 
@@ -55,14 +57,6 @@ def _chunked(X, y, rows):
     return da.from_array(X, chunks=(rows, -1)), da.from_array(y, chunks=rows)
 
 
-def _max_rel(a_params, b_params):
-    out = 0.0
-    for a, b in zip(a_params, b_params):
-        a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-        out = max(out, float(np.max(np.abs(a - b)) / max(np.max(np.abs(a)), 1e-300)))
-    return out
-
-
 class _TaskSizes(dask.callbacks.Callback):
     """Counts graph computations and the largest row count of any task's result."""
 
@@ -93,7 +87,7 @@ def test_batch_mode_equals_numpy(dask_backend, dtype, tol, task):
     hist = model.fit(Xd, yd, mode="batch", epochs=4, lr=0.5, optimizer="adam", shuffle=False,
                      chunk_size=128)
     assert all(isinstance(p, np.ndarray) for p in model.flat_params)
-    assert _max_rel(ref.flat_params, model.flat_params) < tol
+    assert max_rel_diff(ref.flat_params, model.flat_params) < tol
     np.testing.assert_allclose(hist.loss, h_ref.loss, rtol=tol)
     np.testing.assert_allclose(hist.accuracy, h_ref.accuracy, rtol=tol)
 
@@ -130,7 +124,7 @@ def test_unshuffled_minibatch_and_sgd_equal_numpy_across_chunk_boundaries(dask_b
             hist = model.fit(Xd, yd, mode=mode, batch_size=64, epochs=2, lr=0.2,
                              optimizer="momentum", shuffle=False)
         assert seen.max_rows <= 300
-        assert _max_rel(ref.flat_params, model.flat_params) < 1e-12
+        assert max_rel_diff(ref.flat_params, model.flat_params) < 1e-12
         np.testing.assert_allclose(hist.loss, h_ref.loss, rtol=1e-12)
 
 
@@ -209,7 +203,7 @@ def test_every_head_and_reduction_matches_numpy_on_dask_arrays(dask_backend, out
                 assert h_ref.loss[-1] != h_ref.loss[0], (what, mode)  # the steps moved
                 np.testing.assert_allclose(hist.loss, h_ref.loss, rtol=1e-10,
                                            err_msg=f"{what} {mode}")
-                assert _max_rel(ref.flat_params, model.flat_params) < 1e-10, (what, mode)
+                assert max_rel_diff(ref.flat_params, model.flat_params) < 1e-10, (what, mode)
 
 
 def _documented_order(pi, chunks):
@@ -241,7 +235,7 @@ def test_shuffled_minibatch_follows_the_documented_order(dask_backend):
     ref.fit(X[sigma], y[sigma], mode="minibatch", batch_size=64, epochs=1, lr=0.2, shuffle=False)
     model = nb.MLP([5, 6, 1], backend=dask_backend, dtype="float64", seed=1)
     model.fit(Xd, yd, mode="minibatch", batch_size=64, epochs=1, lr=0.2, shuffle=True, seed=7)
-    assert _max_rel(ref.flat_params, model.flat_params) < 1e-12
+    assert max_rel_diff(ref.flat_params, model.flat_params) < 1e-12
 
     from nnbackend.backends.dask.chunks import row_order
 
@@ -255,7 +249,7 @@ def test_one_chunk_shuffles_exactly_as_numpy(dask_backend):
     ref.fit(X, y, mode="sgd", epochs=2, lr=0.1, seed=11)
     model = nb.MLP([5, 6, 1], backend=dask_backend, dtype="float64", seed=2)
     model.fit(*_chunked(X, y, 500), mode="sgd", epochs=2, lr=0.1, seed=11)
-    assert _max_rel(ref.flat_params, model.flat_params) < 1e-12
+    assert max_rel_diff(ref.flat_params, model.flat_params) < 1e-12
 
 
 def test_predict_and_evaluate_stay_lazy_and_chunked(dask_backend):
@@ -290,7 +284,7 @@ def test_out_of_core_npy_trains_in_batch_mode(dask_backend, tmp_path):
     with _TaskSizes() as seen:
         model.fit(Xd, yd, mode="batch", epochs=3, lr=0.5)
     assert seen.max_rows <= 400
-    assert _max_rel(ref.flat_params, model.flat_params) < 2e-5
+    assert max_rel_diff(ref.flat_params, model.flat_params) < 2e-5
 
 
 def test_model_follows_dask_data_and_params_stay_numpy():
@@ -358,7 +352,7 @@ def test_local_cluster_trains_like_numpy(cluster, monkeypatch):
     ref.fit(X, y, mode="batch", epochs=3, lr=0.5, shuffle=False)
     model = nb.MLP([5, 6, 1], backend=backend, dtype="float64", seed=4)
     model.fit(Xd, yd, mode="batch", epochs=3, lr=0.5, shuffle=False)
-    assert _max_rel(ref.flat_params, model.flat_params) < 1e-10
+    assert max_rel_diff(ref.flat_params, model.flat_params) < 1e-10
     # The epoch's chunk tasks ran on the cluster's workers, not on local
     # threads; which worker took which chunk is the scheduler's choice, not
     # pinned here.
@@ -381,7 +375,7 @@ def test_local_cluster_trains_like_numpy(cluster, monkeypatch):
     local.fit(Xd, yd, mode="minibatch", batch_size=32, epochs=1, lr=0.1, seed=5)
     remote = nb.MLP([5, 6, 1], backend=backend, dtype="float64", seed=4)
     remote.fit(Xd, yd, mode="minibatch", batch_size=32, epochs=1, lr=0.1, seed=5)
-    assert _max_rel(local.flat_params, remote.flat_params) < 1e-12
+    assert max_rel_diff(local.flat_params, remote.flat_params) < 1e-12
 
     # The environment variable reaches the same cluster (and the same client).
     monkeypatch.setenv("NNBACKEND_DASK_SCHEDULER", cluster.scheduler_address)
@@ -402,7 +396,7 @@ def test_validation_split_in_batch_mode_equals_numpy(dask_backend):
     np.testing.assert_allclose(got.val_loss, want.val_loss, rtol=1e-10)
     np.testing.assert_allclose(got.val_accuracy, want.val_accuracy, rtol=1e-12)
     assert got.n_samples == want.n_samples == 900
-    assert _max_rel(*params) < 1e-10
+    assert max_rel_diff(*params) < 1e-10
 
 
 class _TaskCount(dask.callbacks.Callback):

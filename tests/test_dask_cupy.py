@@ -23,6 +23,8 @@ import pytest
 import nnbackend as nb
 from nnbackend.backends import BackendUnavailableError
 
+from conftest import max_rel_diff
+
 dask = pytest.importorskip("dask", reason="the dask backend needs: pip install 'nnbackend[dask]'")
 da = pytest.importorskip("dask.array", reason="the dask backend needs: pip install 'nnbackend[dask]'")
 
@@ -52,14 +54,6 @@ def _data(n=1100, features=5, seed=0):
     X = rng.normal(size=(n, features))
     y = (X[:, 0] * X[:, 1] > 0).astype(np.float64)
     return X, y
-
-
-def _max_rel(a_params, b_params):
-    out = 0.0
-    for a, b in zip(a_params, b_params):
-        a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-        out = max(out, float(np.max(np.abs(a - b)) / max(np.max(np.abs(a)), 1e-300)))
-    return out
 
 
 # -- on the CPU: the chunk namespace and the per-chunk sums ----------------------------
@@ -201,7 +195,7 @@ def test_parameters_off_numpy_train_like_numpy_parameters(mode):
     assert all(jb.of_array(p) is not None for p in params)
     got, losses = _epochs(backend, params, Xd, Yd, mode, opt)
     assert all(jb.of_array(p) is not None for p in got), [type(p) for p in got]
-    assert _max_rel(ref, [backend.to_host(p) for p in got]) < 1e-12
+    assert max_rel_diff(ref, [backend.to_host(p) for p in got]) < 1e-12
     np.testing.assert_allclose(losses, ref_losses, rtol=1e-12)
 
 
@@ -301,7 +295,7 @@ def test_cupy_chunks_fit_equals_numpy_chunks(mode, monkeypatch):
         assert seen and all(x.startswith("cupy") and p.startswith("cupy") for x, p in seen), seen
     assert types.types == {"cupy"}, types.types  # X's chunks never became NumPy
     got = [cupy.asnumpy(p) for p in model.flat_params]
-    assert _max_rel(ref.flat_params, got) < 1e-9
+    assert max_rel_diff(ref.flat_params, got) < 1e-9
     np.testing.assert_allclose(hist.loss, h_ref.loss, rtol=1e-9)
     # predict stays lazy, in CuPy chunks; its values are the NumPy model's.
     out = model.predict(Xd)
@@ -345,4 +339,4 @@ def test_local_cuda_cluster_trains_like_numpy_chunks():
     model = nb.MLP([5, 6, 1], backend=backend, dtype="float64", seed=4)
     model.fit(*_cupy_chunked(X, y, 300), **fit)
     assert all(isinstance(p, cupy.ndarray) for p in model.flat_params)
-    assert _max_rel(ref.flat_params, [cupy.asnumpy(p) for p in model.flat_params]) < 1e-9
+    assert max_rel_diff(ref.flat_params, [cupy.asnumpy(p) for p in model.flat_params]) < 1e-9
