@@ -221,3 +221,43 @@ def test_an_epoch_reads_its_own_last_buffer_and_never_writes_a_returned_one(monk
     assert len(calls) == 3
     for a, b in zip(fresh.mu, before):
         np.testing.assert_array_equal(a, b)
+
+
+@needs_cxx
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])
+def test_several_epochs_in_one_call_are_the_same_bits(optimizer):
+    """``epoch.epochs``: k epochs back to back (two launches each, nothing else)
+    equal k epochs called one by one, bit for bit; the epoch after them goes on
+    from its parameters and state as from any epoch's."""
+    model, X, Y, multiclass = _problem("tanh", "softmax", "cross_entropy", 3, "float64", n=N)
+    opt = get_optimizer(optimizer, 0.05)
+    plan = make_plan("batch", N, None)
+    layout = B.BatchLayout(model.layer_sizes, "float64", 32)
+
+    def fresh():
+        return B.make_epoch(np, model.spec, opt, plan, X, Y, multiclass, layout, 3,
+                            B.host_launcher)
+
+    one = fresh()
+    params, state = model.flat_params, opt.init(model.flat_params)
+    losses, hits = [], []
+    for _ in range(4):
+        params, state, loss, hit = one(params, state)
+        losses.append(float(loss))
+        hits.append(float(hit))
+    many = fresh()
+    start = [p.copy() for p in model.flat_params]
+    got, got_state, got_losses, got_hits = many.epochs(model.flat_params,
+                                                      opt.init(model.flat_params), [None] * 4)
+    assert got_losses.shape == (4,) and got_hits.shape == (4,)
+    assert got_losses.tolist() == losses and got_hits.tolist() == hits
+    for a, b in zip(got, params):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(model.flat_params, start):  # the caller's arrays untouched
+        np.testing.assert_array_equal(a, b)
+    # One more epoch each: the same again.
+    after_one = one(params, state)
+    after_many = many(got, got_state)
+    for a, b in zip(after_one[0], after_many[0]):
+        np.testing.assert_array_equal(a, b)
+    assert float(after_one[2]) == float(after_many[2])

@@ -146,3 +146,79 @@ def test_the_default_bound_is_64_mib_of_starting_parameters():
     model = nb.MLP([1000, 1200, 1], dtype="float64", seed=0)
     hist = model.fit(X, [[0.0], [1.0]], mode="batch", epochs=8, lr=1e-3)
     assert hist.window == 6 and hist.epochs == 8
+
+
+def _batch_kernels_on_the_host(monkeypatch, calls):
+    """NumPy fits run by CuPy's batch kernels built for the host, whose epoch
+    offers ``epochs`` (several epochs in one call); ``calls`` counts those calls."""
+    import shutil
+
+    if shutil.which("c++") is None:
+        pytest.skip("no C++ compiler (c++) here for the kernels' host build")
+    from nnbackend.backends.cupy import batch as B
+    from nnbackend.engine import Choice
+
+    def choose(executor, task):
+        layout = B.BatchLayout(task.layer_sizes, str(task.X.dtype), 32)
+        epoch = B.make_epoch(np, task.spec, task.optimizer, task.plan, task.X, task.Y,
+                             task.multiclass, layout, 3, B.host_launcher)
+        several = epoch.epochs
+        epoch.epochs = lambda *a: calls.append(len(a[2])) or several(*a)
+        return Choice(epoch, "cupy-batch (host build)", "cupy-batch: the test's")
+
+    monkeypatch.setattr(loop, "choose_executor", choose)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_several_epochs_in_one_call_give_the_same_fit(monkeypatch, optimizer):
+    calls = []
+    _batch_kernels_on_the_host(monkeypatch, calls)
+    X, y = _data()
+    numpy = nb.get_backend("numpy")
+
+    def fit(read_every_epoch, **more):
+        model = nb.MLP([3, 5, 2], backend=numpy, dtype="float64", seed=3,
+                       output_activation="softmax", loss="cross_entropy")
+        callback = (lambda epoch, figures: None) if read_every_epoch else None
+        hist = model.fit(X, (y[:, 0] > 0).astype(int), mode="batch", epochs=19, lr=0.5,
+                         optimizer=optimizer, callback=callback, **more)
+        return hist, model.flat_params
+
+    windowed, params = fit(False)
+    assert calls == [7, 7, 2], "windows of 8, 8 and 3 epochs: all but each one's last in one call"
+    calls.clear()
+    each, params_each = fit(True)
+    assert calls == []
+    assert windowed.loss == each.loss and windowed.accuracy == each.accuracy
+    for a, b in zip(params, params_each):
+        np.testing.assert_array_equal(a, b)
+    # Validation needs each epoch's parameters: epoch by epoch.
+    fit(False, validation_split=0.25)
+    assert calls == []
+
+
+@pytest.mark.parametrize("optimizer, lr", [("sgd", 5.0), ("momentum", 2.0)])
+def test_a_divergence_inside_one_call_is_judged_epoch_by_epoch(monkeypatch, optimizer, lr):
+    calls = []
+    _batch_kernels_on_the_host(monkeypatch, calls)
+    X, y = _data()
+
+    def fit(read_every_epoch):
+        model = nb.MLP([3, 5, 1], dtype="float64", seed=3, hidden_activation="relu",
+                       output_activation="identity")
+        callback = (lambda epoch, figures: None) if read_every_epoch else None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            hist = model.fit(X, y, mode="batch", epochs=40, lr=lr, optimizer=optimizer,
+                             callback=callback)
+        return hist, model.flat_params
+
+    windowed, params = fit(False)
+    assert calls, "the window's first epochs did not run in one call"
+    each, params_each = fit(True)
+    assert windowed.diverged and windowed.diverged == each.diverged
+    assert windowed.epochs % loop.WINDOW_EPOCHS != loop.WINDOW_EPOCHS - 1, (
+        "the divergence should fall among the epochs of one call, not the window's last")
+    assert windowed.epochs == each.epochs and windowed.loss == each.loss
+    for a, b in zip(params, params_each):
+        np.testing.assert_array_equal(a, b)

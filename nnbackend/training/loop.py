@@ -10,7 +10,9 @@ next (a callback, early stopping, a progress bar, the adaptive rate), else
 up to :data:`WINDOW_EPOCHS` epochs, so that the host queues the next epoch
 while the device runs this one instead of waiting for it. The figures are
 then judged epoch by epoch as if each had been read alone: a window changes
-when the host waits, never the result. Per step: a gather or slice of the
+when the host waits, never the result. Where the executor runs several
+epochs in one call (``epoch.epochs``), a window's epochs but its last run in
+that call (:meth:`_Epochs.run_window`). Per step: a gather or slice of the
 batch, the chunked loss and gradients, and the optimizer update, all on the
 device: no step ever waits for the device.
 """
@@ -18,6 +20,7 @@ device: no step ever waits for the device.
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,6 +87,17 @@ def _figures_function(backend, spec: NetSpec, multiclass, val_rows):
         return xp.stack([xp.astype(s, params[0].dtype) for s in scalars])
 
     return backend.compiled(figures)
+
+
+def _copied(xp, state):
+    """A copy of an optimizer state's arrays (its host numbers as they are): what
+    an executor that consumes its own state cannot write."""
+    if isinstance(state, (list, tuple)):
+        items = [_copied(xp, v) for v in state]
+        return type(state)(*items) if hasattr(state, "_fields") else type(state)(items)
+    if hasattr(state, "shape") and hasattr(state, "dtype"):
+        return xp.asarray(state, copy=True)
+    return state
 
 
 def _epoch_task(net: Network, X, Y, plan, opt, chunk_size, multiclass):
@@ -160,12 +174,67 @@ class _Epochs:
         return figures(params, epoch_loss, epoch_correct, self.validation)
 
     def read(self, figures):
-        """The figures of a window's epochs (from :meth:`figures`) on the host:
-        a float64 NumPy array of shape (n_epochs, n_figures), in one transfer."""
-        backend = self.net.backend
-        if len(figures) == 1:  # no stack: an eager op costs more than the epoch on small data
+        """The figures of a window's epochs on the host: a float64 NumPy array of
+        shape (n_epochs, n_figures), in one transfer. ``figures`` holds 1-D rows
+        (:meth:`figures`) or 2-D blocks of rows (:meth:`run_window`)."""
+        backend, xp = self.net.backend, self.net.backend.xp
+        if len(figures) == 1 and figures[0].ndim == 1:
+            # No stack: an eager op costs more than the epoch on small data.
             return backend.to_host(figures[0]).astype("float64")[None, :]
-        return backend.to_host(backend.xp.stack(figures)).astype("float64")
+        if all(f.ndim == 1 for f in figures):
+            return backend.to_host(xp.stack(figures)).astype("float64")
+        rows = [f if f.ndim == 2 else xp.reshape(f, (1, -1)) for f in figures]
+        return backend.to_host(xp.concat(rows)).astype("float64")
+
+    def run_window(self, params, state, rng, k):
+        """``k`` epochs: ``(starts, ends, figures, state, replay)``.
+
+        Epoch by epoch, ``starts`` and ``ends`` hold each epoch's first and
+        last parameters and ``figures`` a row each, and ``replay`` is None.
+        Where the executor runs several epochs in one call (``epoch.epochs``,
+        e.g. CuPy's batch kernels: no host work between epochs) and no
+        validation needs each epoch's parameters, the first ``k - 1`` epochs
+        run in that call (their starts and ends are None; their figures a
+        block of rows whose finite flag is that of the parameters they ended
+        with, since a non-finite value stays non-finite under every update)
+        and the last alone, so that the next window's divergence guard knows
+        where the epoch before it started. ``replay()`` then runs the window
+        again epoch by epoch from its start (same row orders, the optimizer
+        state copied before the call consumed it) and returns the first four:
+        the loop calls it where an epoch of the window was not finite, so
+        that each epoch is judged with its own parameters.
+        """
+        many = getattr(self.fast, "epochs", None)
+        if many is None or k < 2 or self.validation is not None:
+            return (*self._each(params, state, rng, k), None)
+        xp = self.net.backend.xp
+        first, kept, rng_state = params, _copied(xp, state), rng.bit_generator.state
+        params, state, losses, corrects = many(params, state,
+                                               [self.plan.order(rng) for _ in range(k - 1)])
+        dtype = params[0].dtype
+        losses = xp.astype(losses, dtype)
+        columns = [losses, xp.astype(_finite_flag(xp, params), dtype) * xp.ones_like(losses)]
+        if corrects is not None:
+            columns.append(xp.astype(corrects, dtype))
+        last_start = params
+        params, state, loss, correct = self.run(params, state, rng)
+        figures = [xp.stack(columns, axis=1), self.figures(params, loss, correct)]
+
+        def replay():
+            rng.bit_generator.state = rng_state
+            return self._each(first, kept, rng, k)
+
+        return [None] * (k - 1) + [last_start], [None] * (k - 1) + [params], figures, state, replay
+
+    def _each(self, params, state, rng, k):
+        """``k`` epochs one by one: ``(starts, ends, figures, state)``."""
+        starts, ends, figures = [], [], []
+        for _ in range(k):
+            starts.append(params)
+            params, state, loss, correct = self.run(params, state, rng)
+            ends.append(params)
+            figures.append(self.figures(params, loss, correct))
+        return starts, ends, figures, state
 
     def window(self, options: FitOptions, host_reads_each_epoch: bool) -> int:
         """Epochs to run between two reads of their figures (see the module's docstring)."""
@@ -283,15 +352,16 @@ def _loop(net: Network, epochs: _Epochs, params, state, rng, hist: History, opti
         with net.backend.loop_context():
             epoch, done = 0, False
             while epoch < options.epochs and not done:
-                starts, ends, on_device = [], [], []
-                for _ in range(min(hist.window, options.epochs - epoch)):
-                    starts.append(params)
-                    params, state, epoch_loss, epoch_correct = epochs.run(params, state, rng)
-                    ends.append(params)
-                    on_device.append(epochs.figures(params, epoch_loss, epoch_correct))
-                # The window's one device-to-host transfer; ``host`` is a NumPy
+                starts, ends, on_device, state, replay = epochs.run_window(
+                    params, state, rng, min(hist.window, options.epochs - epoch))
+                # The window's one device-to-host transfer; ``rows`` is a NumPy
                 # array, so the float() and bool() below read host memory.
-                for epoch_start, params, host in zip(starts, ends, epochs.read(on_device)):
+                rows = epochs.read(on_device)
+                if replay is not None and not all(math.isfinite(r[0]) and r[1] for r in rows):
+                    # Judge each epoch with its own parameters: run them one by one.
+                    starts, ends, on_device, state = replay()
+                    rows = epochs.read(on_device)
+                for epoch_start, params, host in zip(starts, ends, rows):
                     epoch += 1
                     diverged = guard.check(epoch, float(host[0]) * scale, bool(host[1]),
                                            epoch_start)
@@ -300,7 +370,7 @@ def _loop(net: Network, epochs: _Epochs, params, state, rng, hist: History, opti
                         done = True
                         break
                     hist.epochs = epoch
-                    _record(hist, host, net, hist.n_samples, n_val, epoch_correct is not None)
+                    _record(hist, host, net, hist.n_samples, n_val, epochs.multiclass is not None)
                     figures = hist.last()
                     stop = [cb.on_epoch_end(epoch, figures, params, epoch_start)
                             for cb in callbacks]
