@@ -468,3 +468,44 @@ def test_cupy_fit_784_256_256_10_takes_the_fused_kernel(mode, batch_size, optimi
     (ref, ref_hist), (got, hist) = results["float32", "reference"], results["float32", "cupy-fused"]
     _float32_agree(got, ref, optimizer, lr, steps=-(-rows32 // batch_size))
     np.testing.assert_allclose(hist.loss, ref_hist.loss, rtol=1e-4)
+
+
+@needs_cxx
+@pytest.mark.parametrize("shuffle", [True, False])
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])
+def test_several_epochs_in_one_call_are_the_same_bits(optimizer, shuffle):
+    """``epoch.epochs``: k epochs launched back to back (the orders crossing in
+    one copy) equal k epochs called one by one, bit for bit, Adam's count
+    included; the caller's arrays are left as they were."""
+    model, X, Y, multiclass = _problem("tanh", "softmax", "cross_entropy", 3, "float64")
+    opt = get_optimizer(optimizer, 0.05)
+    plan = make_plan("minibatch", N, 8, shuffle=shuffle)
+
+    def fresh():
+        return F.make_epoch(np, model.spec, opt, plan, X, Y, multiclass, model.layer_sizes,
+                            "float64", F.host_launcher)
+
+    rng = host_rng(3)
+    orders = [plan.order(rng) for _ in range(3)]
+    one = fresh()
+    params, state = model.flat_params, opt.init(model.flat_params)
+    losses, hits = [], []
+    for order in orders:
+        params, state, loss, hit = one(params, state, order)
+        losses.append(float(loss))
+        hits.append(float(hit))
+    start = [p.copy() for p in model.flat_params]
+    many = fresh()
+    got, got_state, got_losses, got_hits = many.epochs(model.flat_params,
+                                                      opt.init(model.flat_params), orders)
+    assert got_losses.tolist() == losses and got_hits.tolist() == hits
+    for a, b in zip(got, params):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(model.flat_params, start):
+        np.testing.assert_array_equal(a, b)
+    if optimizer == "adam":
+        assert got_state.count == state.count == 3 * -(-N // 8)
+    order = plan.order(rng)
+    after_one, after_many = one(params, state, order), many(got, got_state, order)
+    for a, b in zip(after_one[0], after_many[0]):
+        np.testing.assert_array_equal(a, b)

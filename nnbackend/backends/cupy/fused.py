@@ -9,7 +9,9 @@ of the epoch: each batch is gathered from the device arrays through the
 epoch's permutation, and nothing returns to the host until the epoch's
 loss and hit count.
 
-Launches: one kernel per epoch, whatever the number of steps; around it,
+Launches: one kernel per epoch, whatever the number of steps (and for a
+window of epochs that nothing reads between, ``epoch.epochs`` launches
+them back to back with nothing else between); around it,
 once per epoch, a few CuPy copies that flatten the parameters (and the
 optimizer state, unless it is the one the last epoch returned:
 :class:`.flat.OwnState`) into the kernel's buffers (views split them back).
@@ -364,6 +366,29 @@ def make_epoch(am, spec, opt, plan, X, Y, multiclass, sizes, dtype_name, launche
         state = own_state.state(state, s1, s2, count0 + n_steps)
         return unflat(p), state, out[0], (None if multiclass is None else out[1])
 
+    def epochs(params, state, orders):
+        """``len(orders)`` epochs back to back, one launch each and no other host
+        work between them (the orders cross in one copy; the parameters are
+        flattened once and updated in place): ``(params, state, loss_sums,
+        corrects)``, the last two of shape (len(orders),). The same bits as
+        that many epochs."""
+        k = len(orders)
+        with device if device is not None else contextlib.nullcontext():
+            if any(o is None for o in orders):
+                rows = [in_order if o is None else am.asarray(o, dtype=am.int64) for o in orders]
+            else:
+                stacked = am.asarray(np.stack([np.asarray(o) for o in orders]), dtype=am.int64)
+                rows = [stacked[i] for i in range(k)]
+            p = flat(params)
+            s1, s2, count0 = own_state.buffers(state)
+            out = am.zeros((k, 2), dtype=dtype)
+            for i in range(k):
+                launch(X, Y, rows[i], n, p, s1, s2, count0 + i * n_steps, lr, h1, h2, h3, out[i],
+                       work)
+            state = own_state.state(state, s1, s2, count0 + k * n_steps)
+            return unflat(p), state, out[:, 0], (None if multiclass is None else out[:, 1])
+
+    epoch.epochs = epochs
     return epoch
 
 
