@@ -302,6 +302,50 @@ def test_jax_inputs_are_ready_and_outputs_synchronized():
     np.testing.assert_array_equal(np.asarray(state.nu[0]), np.ones((2, 3)))
 
 
+def test_several_epochs_cross_once_each_way_in_the_same_order():
+    """A CuPy epoch's ``epochs`` (several epochs in one call) is bridged too: one
+    crossing each way for the call, on torch's stream (JAX: ready inputs, one
+    sync), its 1-D loss sums handed back as the caller's arrays."""
+    torch = pytest.importorskip("torch")
+    jax = pytest.importorskip("jax")
+    log = _Log()
+    inner = _recording_inner(log)
+
+    def several(params, state, orders):
+        log.append(("launch", log.stream))
+        new_state = B.with_state_arrays(state, [a + len(orders) for a in B.state_arrays(state)])
+        return [p - len(orders) for p in params], new_state, np.arange(len(orders)) * 1.0, None
+
+    inner.epochs = several
+    ordering = B.TorchOrdering(fake_torch(log, torch), fake_cupy(log), 0)
+    epoch = B.bridged_epoch(inner, ordering)
+    params = [torch.ones(2, 3, dtype=torch.float64), torch.zeros(3, dtype=torch.float64)]
+    state = MomentumState([torch.zeros(2, 3, dtype=torch.float64),
+                           torch.zeros(3, dtype=torch.float64)])
+    log.clear()
+    out_params, out_state, losses, correct = epoch.epochs(params, state, [None] * 3)
+    check_torch_order(log)
+    assert [e for e, _ in log].count("launch") == 1
+    assert isinstance(losses, torch.Tensor) and losses.tolist() == [0.0, 1.0, 2.0]
+    np.testing.assert_array_equal(out_params[0].numpy(), -2 * np.ones((2, 3)))
+    np.testing.assert_array_equal(out_state.velocity[1].numpy(), 3 * np.ones(3))
+    assert correct is None
+    jax_log = _Log()
+    jax_inner = _recording_inner(jax_log)
+    jax_inner.epochs = lambda p, s, o: (jax_log.append(("launch", jax_log.stream))
+                                        or ([a - 1.0 for a in p], s, np.zeros(len(o)), None))
+    jax_ordering = B.JaxOrdering(fake_jax(jax_log, jax), fake_cupy(jax_log), 0)
+    jax_log.clear()
+    with jax.default_device(jax.devices("cpu")[0]):
+        jnp = jax.numpy
+        out = B.bridged_epoch(jax_inner, jax_ordering).epochs(
+            [jnp.ones((2, 3)), jnp.zeros(3)], (), [None] * 2)
+    check_jax_order(jax_log)
+    assert isinstance(out[2], jax.Array) and out[2].shape == (2,)
+    # An inner epoch without ``epochs`` gives a bridged one without it.
+    assert not hasattr(B.bridged_epoch(_recording_inner(_Log()), ordering), "epochs")
+
+
 class _NoStreamTorch(B.TorchOrdering):
     """The ordering dropped: the stream is never entered."""
 

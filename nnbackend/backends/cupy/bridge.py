@@ -315,12 +315,12 @@ def bridged_epoch(inner_epoch: Callable, ordering) -> Callable:
         arrays, ``loss_sum`` and ``correct`` as 0-D arrays (``correct``
         None where the CuPy epoch gives none).
     """
-    def epoch(params, state, order):
+    def crossed(run, params, state, order):
         n_params = len(params)
         with ordering.on_stream():
-            # One take and one hand_back per epoch: constant work, whatever the steps.
+            # One take and one hand_back per call: constant work, whatever the steps.
             given = ordering.take([*params, *state_arrays(state)])
-            params_k, state_k, loss, correct = inner_epoch(
+            params_k, state_k, loss, correct = run(
                 given[:n_params], with_state_arrays(state, given[n_params:]), order)
             figures = [loss] if correct is None else [loss, correct]
             back = ordering.hand_back([*params_k, *state_arrays(state_k), *figures])
@@ -329,6 +329,14 @@ def bridged_epoch(inner_epoch: Callable, ordering) -> Callable:
         out_correct = None if correct is None else back[-1]
         return back[:n_params], out_state, back[n_params + n_state], out_correct
 
+    def epoch(params, state, order):
+        return crossed(inner_epoch, params, state, order)
+
+    inner_epochs = getattr(inner_epoch, "epochs", None)
+    if inner_epochs is not None:
+        # Several epochs in one call (see engine's contract): one crossing each
+        # way for all of them; the loss sums and correct counts come back 1-D.
+        epoch.epochs = lambda params, state, orders: crossed(inner_epochs, params, state, orders)
     return epoch
 
 
