@@ -111,6 +111,122 @@ def test_same_bits_every_run_and_inputs_untouched():
         np.testing.assert_array_equal(before, original)
 
 
+def _persistent_against_epochs(model, X, Y, multiclass, opt, n_blocks, k, persistent):
+    """``k`` epochs through ``epoch.epochs`` (the persistent kernel's host build,
+    or what ``persistent`` makes) and one by one: both results."""
+    plan = make_plan("batch", X.shape[0], None)
+    layout = B.BatchLayout(model.layer_sizes, str(X.dtype), 32)
+    one = B.make_epoch(np, model.spec, opt, plan, X, Y, multiclass, layout, n_blocks,
+                       B.host_launcher)
+    many = B.make_epoch(np, model.spec, opt, plan, X, Y, multiclass, layout, n_blocks,
+                        B.host_launcher, persistent=persistent)
+    params = model.flat_params
+    got = many.epochs(params, opt.init(params), [None] * k)
+    carry, losses, hits = (params, opt.init(params)), [], []
+    for _ in range(k):
+        *carry, loss, hit = one(*carry)
+        losses.append(float(loss))
+        hits.append(None if hit is None else float(hit))
+    return many, got, (*carry, losses, hits)
+
+
+def _same_bits(got, want):
+    params, state, losses, hits = got
+    ref_params, ref_state, ref_losses, ref_hits = want
+    for a, b in zip(params, ref_params):
+        assert a.tobytes() == b.tobytes()
+    for a, b in zip(state, ref_state):
+        if isinstance(b, list):
+            assert all(x.tobytes() == y.tobytes() for x, y in zip(a, b))
+        else:
+            assert a == b
+    assert [float(v) for v in losses] == ref_losses
+    assert (hits is None) == (ref_hits[0] is None)
+    if hits is not None:
+        assert [float(v) for v in hits] == ref_hits
+
+
+@needs_cxx
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])
+@pytest.mark.parametrize("n_blocks", [1, 3, 10])
+def test_persistent_kernel_equals_epoch_by_epoch(optimizer, n_blocks):
+    # k epochs in one launch, the grid's blocks (host threads) meeting at the
+    # grid barrier: the same bits as k epochs of the two kernels.
+    model, X, Y, multiclass = _problem("tanh", "softmax", "cross_entropy", 3, "float64",
+                                       hidden_sizes=(13, 6), n_in=9, n=N)
+    opt = get_optimizer(optimizer, 0.05)
+    many, got, want = _persistent_against_epochs(model, X, Y, multiclass, opt, n_blocks, 5,
+                                                 B.host_persistent)
+    assert "one launch of the persistent kernel" in many.path and f"{n_blocks} blocks" in many.path
+    _same_bits(got, want)
+
+
+@needs_cxx
+def test_persistent_kernel_float32_and_its_barrier_across_launches():
+    model, X, Y, multiclass = _problem("relu", "identity", "mse", 2, "float32", n=N)
+    opt = get_optimizer("adam", 0.01)
+    many, got, want = _persistent_against_epochs(model, X, Y, multiclass, opt, 4, 3,
+                                                 B.host_persistent)
+    _same_bits(got, want)
+    # A second launch goes on from the counters the first left (nothing reset
+    # between launches), and from the state the first returned.
+    params, state, *_ = got
+    again = many.epochs(params, state, [None] * 2)
+    one = B.make_epoch(np, model.spec, opt, make_plan("batch", N, None), X, Y, multiclass,
+                       B.BatchLayout(model.layer_sizes, "float32", 32), 4, B.host_launcher)
+    carry = (want[0], want[1])
+    for _ in range(2):
+        *carry, _, _ = one(*carry)
+    for a, b in zip(again[0], carry[0]):
+        assert a.tobytes() == b.tobytes()
+
+
+@needs_cxx
+def test_persistent_kernel_needs_its_grid_barrier():
+    # Without the barrier, block 0 (first on the host's fixed schedule) adds the
+    # partials before the other blocks have written theirs: wrong numbers.
+    model, X, Y, multiclass = _problem("tanh", "sigmoid", "mse", 1, "float64", n=N)
+    opt = get_optimizer("sgd", 0.1)
+
+    def without_barrier(source, layout, dtype_name, n_blocks):
+        source = kernel_source(layout, model.spec, "sgd", dtype_name, multiclass,
+                               grid_barrier=False)
+        return B.host_persistent(source, layout, dtype_name, n_blocks)
+
+    _, got, want = _persistent_against_epochs(model, X, Y, multiclass, opt, 3, 3,
+                                              without_barrier)
+    assert [float(v) for v in got[2]] != want[2]
+    _, got, want = _persistent_against_epochs(model, X, Y, multiclass, opt, 1, 3,
+                                              without_barrier)
+    _same_bits(got, want)  # one block needs no grid barrier
+
+
+@needs_cxx
+def test_persistent_kernel_whose_barrier_never_opens_raises():
+    # Block 0 skipping the barriers leaves the others waiting: the host build
+    # says so instead of hanging.
+    model, X, Y, multiclass = _problem("tanh", "sigmoid", "mse", 1, "float64", n=N)
+    opt = get_optimizer("sgd", 0.1)
+
+    def block0_skips(source, layout, dtype_name, n_blocks):
+        source = source.replace("nnb_grid_sync(barrier, opened);",
+                                "if (blockIdx.x != 0) nnb_grid_sync(barrier, opened);")
+        return B.host_persistent(source, layout, dtype_name, n_blocks)
+
+    with pytest.raises(RuntimeError, match="grid barrier never opened"):
+        _persistent_against_epochs(model, X, Y, multiclass, opt, 3, 2, block0_skips)
+
+
+def test_persistent_path_says_why_not():
+    model, X, Y, multiclass = _problem("tanh", "sigmoid", "mse", 1, "float64", n=40)
+    opt = get_optimizer("sgd", 0.1)
+    layout = B.BatchLayout(model.layer_sizes, "float64", 32)
+    epoch = B.make_epoch(np, model.spec, opt, make_plan("batch", 40, None), X, Y, multiclass,
+                         layout, 2, lambda *a: (None, None),
+                         persistent=lambda *a: (None, "a reason of the test's"))
+    assert epoch.path == "two launches an epoch (a reason of the test's)"
+
+
 def test_unsupported_says_why():
     spec = nb.MLP([4, 3, 1], backend="numpy").spec
     sgd = get_optimizer("sgd", 0.1)

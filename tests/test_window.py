@@ -148,9 +148,11 @@ def test_the_default_bound_is_64_mib_of_starting_parameters():
     assert hist.window == 6 and hist.epochs == 8
 
 
-def _batch_kernels_on_the_host(monkeypatch, calls):
+def _batch_kernels_on_the_host(monkeypatch, calls, persistent=None):
     """NumPy fits run by CuPy's batch kernels built for the host, whose epoch
-    offers ``epochs`` (several epochs in one call); ``calls`` counts those calls."""
+    offers ``epochs`` (several epochs in one call: the persistent kernel's one
+    launch where ``persistent`` is ``B.host_persistent``, else two launches an
+    epoch); ``calls`` counts those calls."""
     import shutil
 
     if shutil.which("c++") is None:
@@ -161,7 +163,8 @@ def _batch_kernels_on_the_host(monkeypatch, calls):
     def choose(executor, task):
         layout = B.BatchLayout(task.layer_sizes, str(task.X.dtype), 32)
         epoch = B.make_epoch(np, task.spec, task.optimizer, task.plan, task.X, task.Y,
-                             task.multiclass, layout, 3, B.host_launcher)
+                             task.multiclass, layout, 3, B.host_launcher,
+                             persistent=persistent and getattr(B, persistent))
         several = epoch.epochs
         epoch.epochs = lambda *a: calls.append(len(a[2])) or several(*a)
         return Choice(epoch, "cupy-batch (host build)", "cupy-batch: the test's")
@@ -169,10 +172,11 @@ def _batch_kernels_on_the_host(monkeypatch, calls):
     monkeypatch.setattr(loop, "choose_executor", choose)
 
 
+@pytest.mark.parametrize("persistent", [None, "host_persistent"])
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
-def test_several_epochs_in_one_call_give_the_same_fit(monkeypatch, optimizer):
+def test_several_epochs_in_one_call_give_the_same_fit(monkeypatch, optimizer, persistent):
     calls = []
-    _batch_kernels_on_the_host(monkeypatch, calls)
+    _batch_kernels_on_the_host(monkeypatch, calls, persistent)
     X, y = _data()
     numpy = nb.get_backend("numpy")
 
@@ -180,12 +184,13 @@ def test_several_epochs_in_one_call_give_the_same_fit(monkeypatch, optimizer):
         model = nb.MLP([3, 5, 2], backend=numpy, dtype="float64", seed=3,
                        output_activation="softmax", loss="cross_entropy")
         callback = (lambda epoch, figures: None) if read_every_epoch else None
-        hist = model.fit(X, (y[:, 0] > 0).astype(int), mode="batch", epochs=19, lr=0.5,
+        hist = model.fit(X, (y[:, 0] > 0).astype(int), mode="batch", epochs=140, lr=0.5,
                          optimizer=optimizer, callback=callback, **more)
         return hist, model.flat_params
 
     windowed, params = fit(False)
-    assert calls == [7, 7, 2], "windows of 8, 8 and 3 epochs: all but each one's last in one call"
+    assert loop.WINDOW_EPOCHS_IN_ONE_CALL == 64 and windowed.window == 64
+    assert calls == [63, 63, 11], "windows of 64, 64 and 12: all but each one's last in one call"
     calls.clear()
     each, params_each = fit(True)
     assert calls == []
@@ -197,10 +202,12 @@ def test_several_epochs_in_one_call_give_the_same_fit(monkeypatch, optimizer):
     assert calls == []
 
 
+@pytest.mark.parametrize("persistent", [None, "host_persistent"])
 @pytest.mark.parametrize("optimizer, lr", [("sgd", 5.0), ("momentum", 2.0)])
-def test_a_divergence_inside_one_call_is_judged_epoch_by_epoch(monkeypatch, optimizer, lr):
+def test_a_divergence_inside_one_call_is_judged_epoch_by_epoch(monkeypatch, optimizer, lr,
+                                                               persistent):
     calls = []
-    _batch_kernels_on_the_host(monkeypatch, calls)
+    _batch_kernels_on_the_host(monkeypatch, calls, persistent)
     X, y = _data()
 
     def fit(read_every_epoch):
@@ -217,8 +224,36 @@ def test_a_divergence_inside_one_call_is_judged_epoch_by_epoch(monkeypatch, opti
     assert calls, "the window's first epochs did not run in one call"
     each, params_each = fit(True)
     assert windowed.diverged and windowed.diverged == each.diverged
-    assert windowed.epochs % loop.WINDOW_EPOCHS != loop.WINDOW_EPOCHS - 1, (
+    assert windowed.epochs % windowed.window != windowed.window - 1, (
         "the divergence should fall among the epochs of one call, not the window's last")
     assert windowed.epochs == each.epochs and windowed.loss == each.loss
     for a, b in zip(params, params_each):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("shuffle, window", [(True, 5), (False, 64)])
+def test_a_window_in_one_call_holds_its_row_orders_within_the_bound(monkeypatch, shuffle,
+                                                                     window):
+    # One call takes every epoch's row order (8 bytes a row) at once: a
+    # shuffled fit's window holds no more of them than WINDOW_BYTES.
+    from nnbackend.engine import Choice
+
+    calls = []
+
+    def epoch(params, state, order):
+        return params, state, np.asarray(1.0), None
+
+    def several(params, state, orders):
+        calls.append(len(orders))
+        assert all((o is None) != shuffle for o in orders)
+        return params, state, np.ones(len(orders)), None
+
+    epoch.epochs = several
+    monkeypatch.setattr(loop, "choose_executor",
+                        lambda executor, task: Choice(epoch, "stand-in", "the test's"))
+    X, y = _data(n=96)
+    monkeypatch.setattr(loop, "WINDOW_BYTES", 8 * 96 * 5 + 7)
+    model = nb.MLP([3, 5, 1], dtype="float64", seed=0, output_activation="identity", loss="mse")
+    hist = model.fit(X, y, mode="sgd", epochs=200, shuffle=shuffle, lr=0.1)
+    assert hist.window == window and hist.epochs == 200
+    assert calls[0] == window - 1 and sum(calls) + len(calls) <= 200

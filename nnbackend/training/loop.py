@@ -7,7 +7,8 @@ loss) computed on the device. They cross to the host, which is what lets a
 diverging run stop and early stopping decide, once per *window* of epochs:
 one epoch where something on the host reads each epoch's figures before the
 next (a callback, early stopping, a progress bar, the adaptive rate), else
-up to :data:`WINDOW_EPOCHS` epochs, so that the host queues the next epoch
+up to :data:`WINDOW_EPOCHS` epochs (:data:`WINDOW_EPOCHS_IN_ONE_CALL` where
+the executor runs them in one call), so that the host queues the next epoch
 while the device runs this one instead of waiting for it. The figures are
 then judged epoch by epoch as if each had been read alone: a window changes
 when the host waits, never the result. Where the executor runs several
@@ -35,7 +36,8 @@ from .options import FitOptions
 from .schedule import AdaptiveRate, fit_optimizer
 from .state import TrainState
 
-__all__ = ["Network", "WINDOW_BYTES", "WINDOW_EPOCHS", "epoch_stepper", "train"]
+__all__ = ["Network", "WINDOW_BYTES", "WINDOW_EPOCHS", "WINDOW_EPOCHS_IN_ONE_CALL",
+           "epoch_stepper", "train"]
 
 # Epochs run between two reads of their figures where nothing on the host
 # needs them sooner. A window keeps each of its epochs' starting parameters
@@ -43,6 +45,12 @@ __all__ = ["Network", "WINDOW_BYTES", "WINDOW_EPOCHS", "epoch_stepper", "train"]
 # also bounded by their bytes.
 WINDOW_EPOCHS = 8
 WINDOW_BYTES = 64 * 2**20
+# Where the executor runs a window's epochs in one call (``epoch.epochs``), the
+# window keeps two parameter sets whatever its length (and, shuffling, every
+# epoch's row order: WINDOW_BYTES bounds those), and the host's work per
+# window (the call, the window's last epoch alone, the read) is spread over
+# this many epochs: at small N it, not the device, sets an epoch's time.
+WINDOW_EPOCHS_IN_ONE_CALL = 64
 
 
 @dataclass(frozen=True)
@@ -240,6 +248,11 @@ class _Epochs:
         """Epochs to run between two reads of their figures (see the module's docstring)."""
         if host_reads_each_epoch:
             return 1
+        if getattr(self.fast, "epochs", None) is not None and self.validation is None:
+            # The call takes every epoch's row order at once: bounded by their bytes.
+            orders = (WINDOW_BYTES // (8 * self.plan.n_samples) if self.plan.shuffle
+                      else WINDOW_EPOCHS_IN_ONE_CALL)
+            return int(max(1, min(WINDOW_EPOCHS_IN_ONE_CALL, orders, options.epochs)))
         sizes = self.net.layer_sizes
         n_params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
         nbytes = n_params * (self.net.backend.xp.finfo(self.X.dtype).bits // 8)

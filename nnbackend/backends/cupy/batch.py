@@ -50,8 +50,8 @@ from .batch_source import kernel_source
 from .flat import OwnState, build_host_library, flat_views, hyper
 from .fused import OPTIMIZERS, SHARED_BYTES, shared_limit
 
-__all__ = ["BatchLayout", "CupyBatch", "MAX_ROW_WIDTH", "cuda_launcher", "host_launcher",
-           "make_epoch", "unsupported"]
+__all__ = ["BatchLayout", "CupyBatch", "MAX_ROW_WIDTH", "cuda_launcher", "cuda_persistent",
+           "host_launcher", "host_persistent", "make_epoch", "resident_blocks", "unsupported"]
 
 # A thread holds one row's layer input and output in registers (fully
 # unrolled loops); past this many values they spill to local memory.
@@ -245,7 +245,99 @@ def host_launcher(source, layout, dtype_name, device=None, compiler="c++"):
     return grad, update
 
 
-def make_epoch(am, spec, opt, plan, X, Y, multiclass, layout, n_blocks, launcher, device=None):
+def _epochs_args(X, Y, n, params0, buf_a, buf_b, params_last, partials, s1, s2, count0, k, lr,
+                 h1, h2, h3, out, barrier):
+    """``nnb_batch_epochs``'s arguments in order, the integers and floats typed."""
+    return (X, Y, np.int64(n), params0, buf_a, buf_b, params_last, partials, s1, s2,
+            np.int64(count0), np.int64(k), np.float64(lr), np.float64(h1), np.float64(h2),
+            np.float64(h3), out, barrier)
+
+
+def _persistent_kernel(source, layout, dtype_name):
+    """``(kernel, shared bytes, blocks an SM holds)`` for ``nnb_batch_epochs`` on the
+    current device; raises where it does not compile or the driver cannot say."""
+    import cupy
+    from cupy.cuda import driver
+
+    kernel = cupy.RawKernel(source, "nnb_batch_epochs", options=("--std=c++14",))
+    shared = layout.shared_bytes(dtype_name)
+    if shared > SHARED_BYTES:
+        kernel.max_dynamic_shared_size_bytes = shared
+    per_sm = driver.occupancyMaxActiveBlocksPerMultiprocessor(kernel.kernel.ptr, layout.threads,
+                                                              shared)
+    return kernel, shared, int(per_sm)
+
+
+def resident_blocks(source, layout, dtype_name, device):
+    """Blocks of the persistent kernel that ``device`` holds at once (0: none, or it
+    cannot say)."""
+    try:
+        with device:
+            if not int(device.attributes.get("CooperativeLaunch", 1)):
+                return 0
+            return _persistent_kernel(source, layout, dtype_name)[2] * _sm_count(device)
+    except Exception:  # compilation, or a driver that refuses the query
+        return 0
+
+
+def cuda_persistent(source, layout, dtype_name, n_blocks, device=None):
+    """``(run, None)``: ``run(X, Y, n, params0, buf_a, buf_b, params_last, partials,
+    s1, s2, count0, k, lr, h1, h2, h3, out, barrier)`` launches ``nnb_batch_epochs``
+    (k epochs, one launch) on ``n_blocks`` blocks, cooperatively; or ``(None, why)``
+    where this device cannot hold them all at once.
+
+    A cooperative launch is what guarantees that every block of the grid is
+    resident (the kernel's own barrier would wait forever on one that is
+    not); the kernel does not use CUDA's cooperative groups, so it compiles
+    without ``-rdc`` or the device runtime library.
+    """
+    import cupy
+
+    dev = cupy.cuda.Device()
+    try:
+        if not int(dev.attributes.get("CooperativeLaunch", 1)):
+            return None, "this device has no cooperative launch"
+        kernel, shared, per_sm = _persistent_kernel(source, layout, dtype_name)
+    except Exception as exc:  # compilation, or a driver that refuses the query
+        return None, f"the persistent kernel is not available ({type(exc).__name__}: {exc})"
+    resident = per_sm * _sm_count(dev)
+    if n_blocks > resident:
+        return None, (f"{n_blocks} blocks, more than the {resident} this device holds at once "
+                      f"({per_sm} an SM)")
+
+    def run(*args):
+        kernel.kernel((n_blocks,), (layout.threads,), _epochs_args(*args), shared_mem=shared,
+                      enable_cooperative_groups=True)
+
+    return run, None
+
+
+def host_persistent(source, layout, dtype_name, n_blocks, device=None, compiler="c++"):
+    """``(run, None)``: :func:`cuda_persistent`'s ``run`` on the host build, a thread a
+    block, one running at a time (the kernel's barrier hands over). For the tests."""
+    library = build_host_library(source, "batch", compiler)
+    lib = ctypes.CDLL(library)
+    pointer, i64, f64 = ctypes.c_void_p, ctypes.c_longlong, ctypes.c_double
+    lib.nnb_host_batch_epochs.argtypes = [ctypes.c_uint, pointer, pointer, i64] + [pointer] * 7 + \
+        [i64, i64, f64, f64, f64, f64, pointer, pointer]
+    lib.nnb_host_batch_epochs.restype = ctypes.c_int
+
+    def run(X, Y, n, params0, buf_a, buf_b, params_last, partials, s1, s2, count0, k, lr, h1,
+            h2, h3, out, barrier):
+        arrays = (X, Y, params0, buf_a, buf_b, params_last, partials, s1, s2, out, barrier)
+        assert all(a.flags.c_contiguous for a in arrays)
+        failed = lib.nnb_host_batch_epochs(
+            n_blocks, X.ctypes.data, Y.ctypes.data, n, *(a.ctypes.data for a in arrays[2:9]),
+            count0, k, lr, h1, h2, h3, out.ctypes.data, barrier.ctypes.data)
+        if failed:
+            barrier[:] = 0
+            raise RuntimeError("nnb_batch_epochs: a grid barrier never opened")
+
+    return run, None
+
+
+def make_epoch(am, spec, opt, plan, X, Y, multiclass, layout, n_blocks, launcher, device=None,
+               persistent=None):
     """``epoch(params, state, order) -> (params, state, loss_sum, correct)``: one
     full-batch step over ``X``, ``Y`` (the ``order`` is not needed: see above).
 
@@ -261,15 +353,27 @@ def make_epoch(am, spec, opt, plan, X, Y, multiclass, layout, n_blocks, launcher
         ``launcher(source, layout, dtype_name) -> (grad, update)``.
     device : context manager, optional
         Entered around each epoch (the CuPy device the arrays live on).
+    persistent : callable, optional
+        ``persistent(source, layout, dtype_name, n_blocks) -> (run, why)``
+        (:func:`cuda_persistent`, :func:`host_persistent`): ``epoch.epochs``
+        then runs its epochs in one launch; where ``run`` is None (``why``
+        says why), or without it, two launches an epoch.
+
+    The returned ``epoch`` has ``epoch.epochs`` (see below) and
+    ``epoch.path``, which says how ``epoch.epochs`` runs, in words.
     """
     dtype_name = str(X.dtype)
-    grad, update = launcher(kernel_source(layout, spec, opt.name, dtype_name, multiclass),
-                            layout, dtype_name)
+    source = kernel_source(layout, spec, opt.name, dtype_name, multiclass)
+    grad, update = launcher(source, layout, dtype_name)
+    run_many, why = (None, "no persistent kernel asked for") if persistent is None else \
+        persistent(source, layout, dtype_name, n_blocks)
     X, Y = am.ascontiguousarray(X), am.ascontiguousarray(Y)
     n, dtype = plan.n_samples, X.dtype
     lr, h1, h2, h3 = hyper(opt)
     # Once per fit: every block writes its whole row each epoch.
     partials = am.zeros((n_blocks, layout.n_params + 2), dtype=dtype)
+    # The persistent kernel's barrier counters: zeros once, consistent after every launch.
+    barrier = am.zeros(2, dtype=am.uint32)
     dummy = am.zeros(1, dtype=dtype)
     flat, unflat = flat_views(am, layout.shapes, dtype)
     own_state = OwnState(opt.name, flat, unflat, dummy)
@@ -301,28 +405,39 @@ def make_epoch(am, spec, opt, plan, X, Y, multiclass, layout, n_blocks, launcher
             return views, state, out[0], (None if multiclass is None else out[1])
 
     def epochs(params, state, orders):
-        """``len(orders)`` epochs back to back, with no host work between them
-        but their two launches: ``(params, state, loss_sums, corrects)``, the
-        last two of shape (len(orders),). The parameters between epochs
-        alternate between two buffers of this call; the last epoch's go to a
-        new one, as :func:`epoch`'s do. The same bits as that many epochs."""
+        """``len(orders)`` epochs with no host work between them: one launch of
+        the persistent kernel, else two launches an epoch back to back.
+        ``(params, state, loss_sums, corrects)``, the last two of shape
+        (len(orders),). The parameters between epochs alternate between two
+        buffers of this call; the last epoch's go to a new one, as
+        :func:`epoch`'s do. The same bits as that many epochs."""
         k = len(orders)
         with device if device is not None else contextlib.nullcontext():
             p_in = params_in(params)
             between = [am.empty(layout.n_params, dtype=dtype) for _ in range(min(2, k - 1))]
             s1, s2, count0 = own_state.buffers(state)
             out = am.empty((k, 2), dtype=dtype)
-            for i in range(k):
-                p = am.empty(layout.n_params, dtype=dtype) if i == k - 1 else between[i % 2]
-                grad(X, Y, n, p_in, partials, n_blocks)
-                update(partials, n_blocks, p_in, p, s1, s2, count0 + i, lr, h1, h2, h3, out[i])
-                p_in = p
+            p = am.empty(layout.n_params, dtype=dtype)
+            if run_many is not None and k > 1:
+                buf_b = between[1] if k > 2 else between[0]
+                run_many(X, Y, n, p_in, between[0], buf_b, p, partials, s1, s2, count0, k, lr, h1,
+                         h2, h3, out, barrier)
+            else:
+                for i in range(k):
+                    p_out = p if i == k - 1 else between[i % 2]
+                    grad(X, Y, n, p_in, partials, n_blocks)
+                    update(partials, n_blocks, p_in, p_out, s1, s2, count0 + i, lr, h1, h2, h3,
+                           out[i])
+                    p_in = p_out
             state = own_state.state(state, s1, s2, count0 + k)
             views = unflat(p)
             last["views"], last["buffer"] = tuple(views), p
             return views, state, out[:, 0], (None if multiclass is None else out[:, 1])
 
     epoch.epochs = epochs
+    epoch.path = (f"a window's epochs in one launch of the persistent kernel ({n_blocks} blocks, "
+                  "a grid barrier between phases)" if run_many is not None else
+                  f"two launches an epoch ({why})")
     return epoch
 
 
@@ -352,9 +467,27 @@ class CupyBatch:
             per_sm = limit
         blocks_per_sm = max(1, min(8, per_sm // (layout.shared_bytes() + 1024)))
         n_blocks = layout.grid(task.plan.n_samples, n_sms, blocks_per_sm)
+        # No more than the persistent kernel's blocks resident at once (registers
+        # may hold fewer than shared memory allows), so that a window's epochs in
+        # one launch and an epoch alone add the same partials: the same bits.
+        source = kernel_source(layout, task.spec, task.optimizer.name, dtype_name, task.multiclass)
+        resident = resident_blocks(source, layout, dtype_name, device)
+        if resident:
+            n_blocks = min(n_blocks, resident)
         with device:
-            return make_epoch(cupy, task.spec, task.optimizer, task.plan, task.X, task.Y,
-                              task.multiclass, layout, n_blocks, cuda_launcher, device)
+            epoch = make_epoch(cupy, task.spec, task.optimizer, task.plan, task.X, task.Y,
+                               task.multiclass, layout, n_blocks, cuda_launcher, device,
+                               persistent=cuda_persistent)
+        self._last = (task, epoch.path)
+        return epoch
+
+    def describe(self, task):
+        """How the epochs run, in words (for ``History.executor_reason``)."""
+        text = "the full-batch gradient kernel, then the update kernel"
+        last = getattr(self, "_last", None)
+        if last is not None and last[0] is task:
+            text += f"; a window of epochs: {last[1]}"
+        return text
 
     def launches(self, task):
         """Kernel launches: two per epoch (gradient, update), plus the flattening copies."""

@@ -65,19 +65,44 @@ def _head(layout, spec, opt_name, dtype_name, T):
 // {spec.hidden_activation}/{spec.output_activation}/{spec.loss}/{spec.reduction}, {opt_name}, {dtype_name}.
 #ifndef __CUDACC__
 #include <math.h>
+#include <condition_variable>
+#include <mutex>
+#include <stdexcept>
+#include <thread>
+#include <vector>
 #define __global__
 #define __device__
+#define __forceinline__ inline
 #define __syncthreads()
 #define __launch_bounds__(n)
 struct nnb_dim {{ unsigned x; }};
 static const nnb_dim threadIdx = {{0}}, blockDim = {{1}};
-static nnb_dim blockIdx = {{0}}, gridDim = {{1}};
+// A block is one host thread: its index is the thread's own.
+static thread_local nnb_dim blockIdx = {{0}};
+static nnb_dim gridDim = {{1}};
 // The host build runs the grid's blocks one after another.
 extern "C" void nnb_set_grid(unsigned block, unsigned grid) {{ blockIdx.x = block; gridDim.x = grid; }}
 #define NNB_LOAD4(dst, src) {{ dst[0] = (src)[0]; dst[1] = (src)[1]; dst[2] = (src)[2]; dst[3] = (src)[3]; }}
 #define NNB_K {layout.n_items}
 #define NNB_LDS4(dst, src) NNB_LOAD4(dst, src)
+#define NNB_SHARED alignas(16) static thread_local unsigned char nnb_shared[{layout.shared_bytes()}];
+#define NNB_LDCG(p) (*(p))
+#define NNB_FENCE() __atomic_thread_fence(__ATOMIC_SEQ_CST)
+#define NNB_ATOMIC_ADD(p, v) __atomic_fetch_add(p, v, __ATOMIC_SEQ_CST)
+#define NNB_STORE(p, v) __atomic_store_n(p, v, __ATOMIC_SEQ_CST)
+#define NNB_LOAD(p) __atomic_load_n(p, __ATOMIC_SEQ_CST)
+static void nnb_host_wait(long long spins);
+#define NNB_SPIN(spins) nnb_host_wait(spins)
 #else
+#define NNB_SHARED extern __shared__ __align__(16) unsigned char nnb_shared[];
+// Written by other blocks during this launch (the persistent kernel): read
+// through L2, never the read-only or L1 caches, which are not kept coherent.
+#define NNB_LDCG(p) __ldcg(p)
+#define NNB_FENCE() __threadfence()
+#define NNB_ATOMIC_ADD(p, v) atomicAdd(p, v)
+#define NNB_STORE(p, v) atomicExch(p, v)
+#define NNB_LOAD(p) (*(volatile const unsigned int*)(p))
+#define NNB_SPIN(spins) ((void)(spins))
 // One 16-byte ({vec}) access: the offsets are multiples of 4 elements.
 #define NNB_LOAD4(dst, src) {load4}
 // W at a compile-time address: NVRTC would split a plain 16-byte load into four.
@@ -274,15 +299,12 @@ def _grad_kernel(layout, spec, fn, multiclass, parts=("rows", "reduction")):
     body = "\n".join(_forward(layout, spec, fn) + _output(layout, spec, fn, multiclass)
                      + _backward(layout, spec))
     return f"""
-extern "C" __global__ void __launch_bounds__({layout.threads}) nnb_batch_grad(
+// One epoch's gradient, this block's share: its partial into its row of partials.
+static __device__ __forceinline__ void nnb_grad_phase(
     const T* __restrict__ X, const T* __restrict__ Y, const long long n,
     const T* __restrict__ params, T* __restrict__ partials)
 {{
-#ifdef __CUDACC__
-    extern __shared__ __align__(16) unsigned char nnb_shared[];
-#else
-    alignas(16) static unsigned char nnb_shared[{layout.shared_bytes()}];
-#endif
+    NNB_SHARED
     T* sh = (T*)nnb_shared;
     const int tid = threadIdx.x, nt = blockDim.x;
     // Zero everything once: the padding columns are read (times zero) and never written.
@@ -291,7 +313,7 @@ extern "C" __global__ void __launch_bounds__({layout.threads}) nnb_batch_grad(
     __syncthreads();
     // Unrolled: a few global loads in flight per thread, not one round trip each.
     #pragma unroll 8
-    for (int t = tid; t < {P}; t += nt) sh[t] = params[t];
+    for (int t = tid; t < {P}; t += nt) sh[t] = NNB_LDCG(params + t);
 {ones}
     // This thread's gradient blocks, and their accumulators (registers on the GPU).
     int a_off[NNB_K], a_st[NNB_K], d_off[NNB_K], d_st[NNB_K];
@@ -344,6 +366,13 @@ extern "C" __global__ void __launch_bounds__({layout.threads}) nnb_batch_grad(
         part[{P + 1}] = block_hits;
     }}
 }}
+
+extern "C" __global__ void __launch_bounds__({layout.threads}) nnb_batch_grad(
+    const T* __restrict__ X, const T* __restrict__ Y, const long long n,
+    const T* __restrict__ params, T* __restrict__ partials)
+{{
+    nnb_grad_phase(X, Y, n, params, partials);
+}}
 """
 
 
@@ -351,14 +380,17 @@ def _update_from(opt_name, fn):
     """The optimizer's update of ``params[p]`` from ``params_in[p]`` and the gradient ``g``."""
     statement = update_statement(opt_name, fn, P="params")
     assert "params[p] = params[p]" in statement
-    return statement.replace("params[p] = params[p]", "params[p] = params_in[p]")
+    # Through L2: in the persistent kernel, params_in is what an earlier epoch of
+    # the same launch wrote.
+    return statement.replace("params[p] = params[p]", "params[p] = NNB_LDCG(params_in + p)")
 
 
 def _update_kernel(layout, spec, opt_name, fn):
     P = layout.n_params
     loss = "(T)0.5 * g" if spec.loss == "mse" else "g"
     return f"""
-extern "C" __global__ void nnb_batch_update(
+// The blocks' partials added and the optimizer's step, one parameter per thread of the grid.
+static __device__ __forceinline__ void nnb_update_phase(
     const T* __restrict__ partials, const long long n_blocks,
     const T* __restrict__ params_in, T* __restrict__ params,
     T* __restrict__ s1, T* __restrict__ s2, const long long count0, const double lr,
@@ -374,7 +406,7 @@ extern "C" __global__ void nnb_batch_update(
         // The blocks' partials in block order: the same sum, bit for bit, every run.
         T g = (T)0;
         #pragma unroll 8
-        for (long long blk = 0; blk < n_blocks; ++blk) g += partials[blk * {P + 2} + p];
+        for (long long blk = 0; blk < n_blocks; ++blk) g += NNB_LDCG(partials + blk * {P + 2} + p);
         if (p < {P}) {{
             {_update_from(opt_name, fn)}
         }} else if (p == {P}) {{
@@ -384,10 +416,168 @@ extern "C" __global__ void nnb_batch_update(
         }}
     }}
 }}
+
+extern "C" __global__ void nnb_batch_update(
+    const T* __restrict__ partials, const long long n_blocks,
+    const T* __restrict__ params_in, T* __restrict__ params,
+    T* __restrict__ s1, T* __restrict__ s2, const long long count0, const double lr,
+    const double h1, const double h2, const double h3, T* __restrict__ out)
+{{
+    nnb_update_phase(partials, n_blocks, params_in, params, s1, s2, count0, lr, h1, h2, h3, out);
+}}
 """
 
 
-def kernel_source(layout, spec, opt_name, dtype_name, multiclass, parts=("rows", "reduction")):
+def _barrier(enabled=True):
+    """``nnb_grid_sync``: every block of the grid waits there until all have arrived.
+
+    ``barrier`` is two counters that outlive the launch (zeros when first
+    allocated): [0] the blocks arrived at the current barrier (back to 0
+    when it opens), [1] the barriers opened so far, ever. A block reads [1]
+    when it starts, before its first arrival, and the count cannot move
+    until every block has arrived, so each block knows which value opens
+    its next barrier without resetting anything between launches. The
+    grid's blocks must all be resident at once, or the first ones to arrive
+    wait forever: the CUDA build is launched cooperatively (the launch fails
+    instead of hanging where the grid does not fit). On the host each block
+    is a thread, and a block that waits lets the next one run.
+
+    ``enabled=False`` leaves the barrier out, for the test that shows the
+    persistent kernel's results depend on it.
+    """
+    if not enabled:
+        return """
+static __device__ __forceinline__ unsigned int nnb_barrier_base(unsigned int* barrier) {
+    (void)barrier; return 0u;
+}
+static __device__ __forceinline__ void nnb_grid_sync(unsigned int* barrier, unsigned int& opened) {
+    (void)barrier; (void)opened;  // left out: the blocks run on unordered
+    __syncthreads();
+}
+"""
+    return """
+static __device__ __forceinline__ unsigned int nnb_barrier_base(unsigned int* barrier) {
+    return NNB_LOAD(barrier + 1);
+}
+static __device__ __forceinline__ void nnb_grid_sync(unsigned int* barrier, unsigned int& opened) {
+    __syncthreads();
+    opened += 1u;  // the value of barrier[1] once this barrier opens
+    if (threadIdx.x == 0) {
+        NNB_FENCE();  // the block's writes before its arrival, for every other block
+        const unsigned int arrived = NNB_ATOMIC_ADD(barrier, 1u) + 1u;
+        if (arrived == gridDim.x) {
+            NNB_STORE(barrier, 0u);
+            NNB_FENCE();
+            NNB_STORE(barrier + 1, opened);
+        } else {
+            long long spins = 0;
+            // Wrapping compare: [1] only ever counts up.
+            while ((int)(NNB_LOAD(barrier + 1) - opened) < 0) NNB_SPIN(++spins);
+        }
+        NNB_FENCE();
+    }
+    __syncthreads();
+}
+"""
+
+
+def _epochs_kernel(layout):
+    """``nnb_batch_epochs``: ``k`` epochs in one launch, the grid barrier between phases."""
+    return f"""
+// k epochs in one launch: each epoch the gradient phase, a grid barrier, the
+// update phase (the same arithmetic as the two kernels, so the same bits),
+// and a barrier before the next epoch reads the parameters. Epoch e reads
+// params0 (e = 0) or what epoch e - 1 wrote, and writes params_last (the last
+// epoch) or buf_a and buf_b in turn, never the buffer it reads.
+extern "C" __global__ void __launch_bounds__({layout.threads}) nnb_batch_epochs(
+    const T* __restrict__ X, const T* __restrict__ Y, const long long n,
+    const T* params0, T* buf_a, T* buf_b, T* params_last, T* partials,
+    T* s1, T* s2, const long long count0, const long long k, const double lr,
+    const double h1, const double h2, const double h3, T* out, unsigned int* barrier)
+{{
+    unsigned int opened = nnb_barrier_base(barrier);
+    const T* p_in = params0;
+    for (long long e = 0; e < k; ++e) {{
+        T* p_out = e == k - 1 ? params_last : (e % 2 == 0 ? buf_a : buf_b);
+        nnb_grad_phase(X, Y, n, p_in, partials);
+        nnb_grid_sync(barrier, opened);
+        nnb_update_phase(partials, gridDim.x, p_in, p_out, s1, s2, count0 + e, lr, h1, h2, h3,
+                         out + 2 * e);
+        if (e < k - 1) nnb_grid_sync(barrier, opened);
+        p_in = p_out;
+    }}
+}}
+"""
+
+
+# The host build of the persistent kernel: one thread per block, one running
+# at a time in block order, a block waiting at the barrier handing over to the
+# next. The schedule is fixed, so a dropped barrier gives the same wrong
+# numbers every time (block 0 would add partials no other block has written).
+_HOST_RUNNER = """
+#ifndef __CUDACC__
+static std::mutex nnb_mu;
+static std::condition_variable nnb_cv;
+static unsigned nnb_turn = 0;
+static std::vector<char> nnb_done;
+// A barrier that has not opened after this many hand-overs never will.
+static const long long NNB_MAX_SPINS = 10000;
+
+static void nnb_hand_over() {  // with nnb_mu held: the next block still running
+    for (unsigned i = 0; i < gridDim.x; ++i) {
+        nnb_turn = (nnb_turn + 1) % gridDim.x;
+        if (!nnb_done[nnb_turn]) break;
+    }
+    nnb_cv.notify_all();
+}
+
+static void nnb_host_wait(long long spins) {
+    std::unique_lock<std::mutex> lock(nnb_mu);
+    if (spins > NNB_MAX_SPINS) throw std::runtime_error("a grid barrier never opened");
+    nnb_hand_over();
+    const unsigned me = blockIdx.x;
+    nnb_cv.wait(lock, [me] { return nnb_turn == me; });
+}
+
+// 0, or 1 if a barrier never opened (a block stopped early).
+extern "C" int nnb_host_batch_epochs(
+    unsigned grid, const T* X, const T* Y, long long n, const T* params0, T* buf_a, T* buf_b,
+    T* params_last, T* partials, T* s1, T* s2, long long count0, long long k, double lr,
+    double h1, double h2, double h3, T* out, unsigned int* barrier)
+{
+    gridDim.x = grid;
+    nnb_turn = 0;
+    nnb_done.assign(grid, 0);
+    int failed = 0;
+    std::vector<std::thread> blocks;
+    for (unsigned b = 0; b < grid; ++b) {
+        blocks.emplace_back([&, b] {
+            blockIdx.x = b;
+            {
+                std::unique_lock<std::mutex> lock(nnb_mu);
+                nnb_cv.wait(lock, [b] { return nnb_turn == b; });
+            }
+            try {
+                nnb_batch_epochs(X, Y, n, params0, buf_a, buf_b, params_last, partials, s1, s2,
+                                 count0, k, lr, h1, h2, h3, out, barrier);
+            } catch (const std::runtime_error&) {
+                std::lock_guard<std::mutex> lock(nnb_mu);
+                failed = 1;
+            }
+            std::lock_guard<std::mutex> lock(nnb_mu);
+            nnb_done[b] = 1;
+            nnb_hand_over();
+        });
+    }
+    for (auto& t : blocks) t.join();
+    return failed;
+}
+#endif
+"""
+
+
+def kernel_source(layout, spec, opt_name, dtype_name, multiclass, parts=("rows", "reduction"),
+                  grid_barrier=True):
     """CUDA C++ source of ``nnb_batch_grad`` and ``nnb_batch_update`` (also valid host C++).
 
     ``nnb_batch_grad(X, Y, n, params, partials)``: ``X`` (n, sizes[0]) and
@@ -400,11 +590,21 @@ def kernel_source(layout, spec, opt_name, dtype_name, multiclass, parts=("rows",
     (:func:`.source.kernel_source`); ``out`` (2,) gets the summed loss and
     hits.
 
+    ``nnb_batch_epochs(X, Y, n, params0, buf_a, buf_b, params_last,
+    partials, s1, s2, count0, k, lr, h1, h2, h3, out, barrier)``: ``k``
+    epochs in one launch of G blocks that must all be resident (a
+    cooperative launch), the two kernels' phases separated by a grid
+    barrier (:func:`_barrier`); ``out`` (k, 2), ``barrier`` two uint32
+    counters kept from launch to launch. The host build adds
+    ``nnb_host_batch_epochs(G, ...)``, which runs it with a thread a block.
+
     ``parts`` leaves a phase of the gradient kernel out (``"rows"``: each
     row's forward and backward; ``"reduction"``: the tile's gradient) for
     timing the rest (``benchmarks/batch_kernel_time.py``); the results are
-    then wrong.
+    then wrong. ``grid_barrier=False`` leaves the persistent kernel's
+    barrier out (for the test that it matters).
     """
     fn = _math_names(dtype_name)
     return (_head(layout, spec, opt_name, dtype_name, fn.T) + _items_table(layout)
-            + _grad_kernel(layout, spec, fn, multiclass, parts) + _update_kernel(layout, spec, opt_name, fn))
+            + _grad_kernel(layout, spec, fn, multiclass, parts) + _update_kernel(layout, spec, opt_name, fn)
+            + _barrier(grid_barrier) + _epochs_kernel(layout) + _HOST_RUNNER)

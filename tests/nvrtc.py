@@ -1,0 +1,69 @@
+"""NVRTC, the compiler CuPy's RawKernel uses, called through ctypes: the
+generated CUDA sources compile for a GPU on a machine without one.
+
+The library comes from the ``nvidia-cuda-nvrtc-cu12`` wheel (the test extra,
+Linux) or a CUDA toolkit; :data:`MISSING` says why it is not here otherwise.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import glob
+import os
+
+__all__ = ["MISSING", "compile_for_gpu"]
+
+
+def _find():
+    try:
+        import nvidia.cuda_nvrtc as wheel  # the nvidia-cuda-nvrtc-cu12 wheel
+
+        for folder in wheel.__path__:
+            for path in sorted(glob.glob(os.path.join(folder, "lib", "libnvrtc.so*"))):
+                if "builtins" not in path and ".alt." not in path:
+                    return path
+    except ImportError:
+        pass
+    return ctypes.util.find_library("nvrtc")
+
+
+def _load():
+    path = _find()
+    if path is None:
+        return None, ("NVRTC is not installed (pip install nvidia-cuda-nvrtc-cu12, or a CUDA "
+                      "toolkit)")
+    try:
+        return ctypes.CDLL(path), None
+    except OSError as exc:
+        return None, f"NVRTC ({path}) does not load: {exc}"
+
+
+_LIB, MISSING = _load()
+
+
+def compile_for_gpu(source: str, arch: str = "sm_90", name: str = "kernel.cu"):
+    """``(ok, log, ptx)``: ``source`` compiled by NVRTC as CuPy compiles it
+    (``--std=c++14``) for ``arch``; with an ``sm_`` arch NVRTC also runs ptxas."""
+    lib = _LIB
+    program = ctypes.c_void_p()
+    status = lib.nvrtcCreateProgram(ctypes.byref(program), source.encode(), name.encode(), 0,
+                                    None, None)
+    if status:
+        return False, f"nvrtcCreateProgram: status {status}", ""
+    try:
+        options = [b"--std=c++14", f"-arch={arch}".encode()]
+        status = lib.nvrtcCompileProgram(program, len(options),
+                                         (ctypes.c_char_p * len(options))(*options))
+        size = ctypes.c_size_t()
+        lib.nvrtcGetProgramLogSize(program, ctypes.byref(size))
+        log = ctypes.create_string_buffer(size.value)
+        lib.nvrtcGetProgramLog(program, log)
+        if status:
+            return False, log.value.decode(errors="replace"), ""
+        lib.nvrtcGetPTXSize(program, ctypes.byref(size))
+        ptx = ctypes.create_string_buffer(size.value)
+        lib.nvrtcGetPTX(program, ptx)
+        return True, log.value.decode(errors="replace"), ptx.value.decode(errors="replace")
+    finally:
+        lib.nvrtcDestroyProgram(ctypes.byref(program))

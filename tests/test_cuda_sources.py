@@ -1,0 +1,82 @@
+"""Every generated CUDA kernel compiled for a GPU by NVRTC, on a machine without one.
+
+CuPy compiles these sources with NVRTC at a fit's first epoch; a source
+that NVRTC rejects would fail only there, on a GPU. Here NVRTC (the
+``nvidia-cuda-nvrtc-cu12`` wheel of the test extra) compiles each for an
+H100 (sm_90, ptxas included) and the PTX is checked for what the kernels'
+correctness rests on: the barriers, the persistent kernel's grid barrier
+atomics, and its reads through L2 of what other blocks wrote.
+"""
+
+import re
+
+import pytest
+
+from nnbackend.backends.cupy import batch as B
+from nnbackend.backends.cupy import fused as F
+from nnbackend.backends.cupy.batch_source import kernel_source as batch_source
+from nnbackend.network import NetSpec, multiclass_of
+
+from nvrtc import MISSING, compile_for_gpu
+
+pytestmark = pytest.mark.skipif(MISSING is not None, reason=str(MISSING))
+
+NETWORKS = [("tanh", "sigmoid", "bce", 1), ("relu", "softmax", "cross_entropy", 3),
+            ("sigmoid", "identity", "mse", 2)]
+
+
+def _entry(ptx, name):
+    """The PTX body of kernel ``name``."""
+    start = ptx.index(f".entry {name}(")
+    following = ptx.find(".entry ", start + 1)
+    return ptx[start:following if following != -1 else len(ptx)]
+
+
+def _compiled(source):
+    ok, log, ptx = compile_for_gpu(source)
+    assert ok, log
+    return ptx
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])
+@pytest.mark.parametrize("hidden, output, loss, k", NETWORKS)
+def test_batch_kernels_compile(hidden, output, loss, k, optimizer, dtype):
+    spec = NetSpec(hidden, output, loss, "mean")
+    sizes = [32, 64, k] if k > 1 else [13, 6, 5, k]  # one odd-width network
+    layout = B.choose_layout(sizes, dtype, 10**6, limit=227 * 1024)
+    ptx = _compiled(batch_source(layout, spec, optimizer, dtype, multiclass_of(spec)))
+    grad, update = _entry(ptx, "nnb_batch_grad"), _entry(ptx, "nnb_batch_update")
+    epochs = _entry(ptx, "nnb_batch_epochs")
+    assert "bar.sync" in grad and "bar.sync" in epochs
+    # The grid barrier: arrivals counted atomically, fenced on both sides.
+    assert "atom.global.add.u32" in epochs and "membar.gl" in epochs
+    # Parameters and partials other blocks wrote during the launch: through L2,
+    # never the read-only cache (not coherent within a launch).
+    assert len(re.findall(r"ld\.global\.cg", epochs)) >= 2
+    assert "ld.global.cg" in update and "atom" not in grad
+
+
+def test_persistent_kernel_without_the_barrier_has_no_atomics():
+    # What the test above checks is there because of the barrier.
+    spec = NetSpec("tanh", "sigmoid", "mse", "mean")
+    layout = B.choose_layout([32, 64, 1], "float32", 10**6, limit=227 * 1024)
+    ptx = _compiled(batch_source(layout, spec, "sgd", "float32", False, grid_barrier=False))
+    assert "atom.global" not in _entry(ptx, "nnb_batch_epochs")
+
+
+@pytest.mark.parametrize("sizes, batch_size", [([32, 24, 16, 3], 16), ([32, 64, 1], 1),
+                                               ([784, 256, 256, 10], 1),
+                                               ([784, 256, 256, 10], 64)])
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_fused_epoch_kernel_compiles(sizes, batch_size, optimizer):
+    spec = NetSpec("relu", "softmax", "cross_entropy", "mean") if sizes[-1] > 1 else \
+        NetSpec("sigmoid", "sigmoid", "mse", "sum")
+    layout = F.Layout(sizes, batch_size)
+    ptx = _compiled(F.kernel_source(layout, spec, optimizer, "float32", multiclass_of(spec)))
+    assert "bar.sync" in _entry(ptx, "nnb_fused_epoch")
+
+
+def test_a_source_nvrtc_rejects_says_why():
+    ok, log, _ = compile_for_gpu('extern "C" __global__ void k() { undeclared(); }')
+    assert not ok and "undeclared" in log
