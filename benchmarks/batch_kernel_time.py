@@ -7,7 +7,10 @@ them, then one synchronisation), the batch epoch as a fit runs it (the
 epoch's loss read back, so the epoch is done) on cupy, torch:cuda and
 jax:gpu (the last two through the DLPack bridge where CuPy is installed),
 the eager chunked loop (``executor="reference"``: cuBLAS over chunks), and
-PyTorch eager's one-shot full-batch step on the same GPU, on the
+PyTorch eager's one-shot full-batch step on the same GPU; and up to
+N = 1e6, epochs with nothing read between them: ``epoch.epochs`` over 64
+epochs (one launch of the persistent kernel) and a whole batch fit per
+epoch on each GPU backend (windows of 64 epochs), on the
 benchmark's data (``nnbackend.bench.synthetic.data_for``). The float32 floor
 of the forward and backward passes is 8.6 kFLOP a row at 67 TFLOP/s (an
 H100/H200's plain float32 rate). Also checks that the kernels' float64 fit
@@ -128,6 +131,49 @@ def _usable(name):
     return True
 
 
+def _persistent_seconds(n, k=64, rounds=3):
+    """Seconds per epoch of ``epoch.epochs`` over ``k`` epochs (the persistent kernel's
+    one launch where the device takes it), and the path it took."""
+    import cupy
+
+    from nnbackend.backends.cupy.batch import CupyBatch
+
+    task, params, opt = _grad_task(n)
+    epoch = CupyBatch().make_epoch(task)
+    params, state, _, _ = epoch.epochs(params, opt.init(params), [None] * k)
+    cupy.cuda.get_current_stream().synchronize()
+    start, stop = cupy.cuda.Event(), cupy.cuda.Event()
+    start.record()
+    for _ in range(rounds):
+        params, state, _, _ = epoch.epochs(params, state, [None] * k)
+    stop.record()
+    stop.synchronize()
+    return cupy.cuda.get_elapsed_time(start, stop) / 1e3 / (rounds * k), epoch.path
+
+
+def _fit_seconds(backend_name, n, short=64, long=192):
+    """Seconds per epoch of a batch fit with nothing read between epochs (windows of
+    64): the difference of a ``long`` and a ``short`` fit over their epochs, so the
+    data's crossing to the device and the set-up cancel."""
+    from nnbackend.bench.synthetic import data_for
+
+    name, _, device = backend_name.partition(":")
+    X, y = data_for("small", n)
+    X, y = X.astype(np.float32), y.astype(np.float32).reshape(n, -1)
+
+    def fit(epochs):
+        model = nb.MLP([32, 64, 1], backend=name, device=device or None, dtype="float32",
+                       seed=0)
+        t0 = time.perf_counter()
+        hist = model.fit(X, y, mode="batch", epochs=epochs, lr=0.1)
+        _sync()
+        return time.perf_counter() - t0, hist
+
+    fit(short)  # warm-up: compilation
+    (t_short, _), (t_long, hist) = fit(short), fit(long)
+    return (t_long - t_short) / (long - short), hist.window
+
+
 def _sync():
     """Wait for every GPU library's work (the epoch's loss read already waited for its own)."""
     import cupy
@@ -168,6 +214,13 @@ def main(argv):
     for n in sizes:
         rounds = 20 if n <= 10**6 else 5
         kernels = _kernel_seconds(n, rounds)
+        if n <= 10**6:
+            persistent, path = _persistent_seconds(n)
+            fits = {b: _fit_seconds(b, n) for b in gpu_backends}
+            # Nothing read between epochs (targets: <= 15 us at 1e3 and 1e4, 40 at 1e5).
+            print(f"{n:>9.0e} unread epochs: persistent {persistent * 1e6:.2f} us ({path}); fit "
+                  + ", ".join(f"{b} {t * 1e6:.2f} us (window {w})" for b, (t, w) in fits.items()),
+                  flush=True)
         epochs = {}
         for b in gpu_backends:
             name, _, device = b.partition(":")
@@ -187,7 +240,7 @@ def main(argv):
         print(f"{n:>9.0e} {floor * 1e3:8.4f} {kernels * 1e3:8.4f} "
               + " ".join(f"{epochs[b] * 1e3:10.4f}" for b in gpu_backends)
               + f" {reference * 1e3:9.4f} {eager * 1e3:11.4f}  "
-              + " ".join(f"{b} {epochs[b] / eager:.3f}" for b in gpu_backends))
+              + " ".join(f"{b} {epochs[b] / eager:.3f}" for b in gpu_backends), flush=True)
     del backend
     return 0
 

@@ -217,6 +217,25 @@ def test_persistent_kernel_whose_barrier_never_opens_raises():
         _persistent_against_epochs(model, X, Y, multiclass, opt, 3, 2, block0_skips)
 
 
+@needs_cxx
+def test_a_refused_persistent_launch_falls_back_to_two_launches_an_epoch():
+    model, X, Y, multiclass = _problem("tanh", "sigmoid", "mse", 1, "float64", n=N)
+    opt = get_optimizer("momentum", 0.1)
+    tries = []
+
+    def refused(source, layout, dtype_name, n_blocks):
+        def run(*args):
+            tries.append(1)
+            raise RuntimeError("cudaErrorCooperativeLaunchTooLarge (the test's)")
+        return run, None
+
+    many, got, want = _persistent_against_epochs(model, X, Y, multiclass, opt, 3, 4, refused)
+    _same_bits(got, want)
+    assert "launch failed" in many.path and "CooperativeLaunchTooLarge" in many.path
+    many.epochs(got[0], got[1], [None] * 2)
+    assert tries == [1]  # not tried again
+
+
 def test_persistent_path_says_why_not():
     model, X, Y, multiclass = _problem("tanh", "sigmoid", "mse", 1, "float64", n=40)
     opt = get_optimizer("sgd", 0.1)
@@ -301,6 +320,30 @@ def test_cupy_batch_fit_equals_reference(dtype, rtol, optimizer):
     model.fit(X, y, mode="batch", epochs=5, lr=0.05, optimizer=optimizer, executor="cupy-batch")
     for got, want in zip(model.flat_params, runs["cupy-batch"][0]):
         assert nb.get_backend("cupy").to_host(got).tobytes() == want.tobytes()
+
+
+@pytest.mark.skipif(_cupy_gpu() is not None, reason=f"needs CuPy on a GPU: {_cupy_gpu()}")
+@pytest.mark.parametrize("n_samples", [1000, 200_000])
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_cupy_persistent_window_equals_epoch_by_epoch(n_samples, optimizer):
+    # A window's epochs in one cooperative launch, its blocks meeting at the
+    # kernel's grid barrier: the same bits as the same fit read every epoch.
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(n_samples, 32)).astype(np.float32)
+    y = (X[:, :1] + X[:, 1:2] > 0).astype(np.float32)
+    runs = []
+    for callback in (None, lambda epoch, figures: None):
+        model = nb.MLP([32, 64, 1], backend="cupy", dtype="float32", seed=0, loss="bce")
+        hist = model.fit(X, y, mode="batch", epochs=70, lr=0.05, optimizer=optimizer,
+                         callback=callback)
+        runs.append((hist, [nb.get_backend("cupy").to_host(p) for p in model.flat_params]))
+    (windowed, params), (each, params_each) = runs
+    assert windowed.window == 64 and each.window == 1
+    assert "one launch of the persistent kernel" in windowed.executor_reason, \
+        windowed.executor_reason
+    assert windowed.loss == each.loss
+    for a, b in zip(params, params_each):
+        assert a.tobytes() == b.tobytes()
 
 
 @needs_cxx

@@ -14,7 +14,14 @@ Launches per epoch: 2, whatever N; around them a flattening copy of the
 parameters and of the optimizer state, each unless it is what the last
 epoch returned (:class:`.flat.OwnState`). Where the training loop runs a
 window of epochs with nothing to read between them, ``epoch.epochs`` runs
-them back to back: two launches an epoch and no other host work.
+them in **one launch** of ``nnb_batch_epochs``: the same two phases per
+epoch with a grid barrier of the kernel's own between them, so that a
+small-N epoch costs its GPU work, not two launches and their Python. The
+barrier needs every block resident at once, which a cooperative launch
+guarantees (or refuses); the grid is capped at what the device holds
+(:func:`resident_blocks`), so both paths add the same partials: the same
+bits. Where the device refuses, the window's epochs are two launches each,
+back to back. ``epoch.path`` says which.
 
 Measured on an H200 (2026-12-04, [32,64,1] float32,
 ``benchmarks/batch_kernel_time.py``): 10.0 ms an epoch at N = 1e7 (0.89x
@@ -23,7 +30,8 @@ PyTorch eager's one-shot step, 8x the float32 floor) and 1.1 ms at 1e6. A
 two phases, 37 and 278 µs alone, cost 661 together: too few warps (2 blocks
 of 4 an SM, ~200 registers a thread) to hide the loads. Below 1e5 rows an
 epoch is ~150-250 µs of host work (the Python and CuPy calls around the two
-launches), not GPU time.
+launches), not GPU time. The persistent kernel and the 64-epoch windows
+that remove that work await a GPU run.
 Memory: ``partials`` is (G, P + 2) for G blocks, nothing N-sized.
 Determinism: block b always takes tiles b, b + G, ...; its sums run in that
 order, and the blocks' partials are added in block order, so a fit gives
@@ -367,6 +375,7 @@ def make_epoch(am, spec, opt, plan, X, Y, multiclass, layout, n_blocks, launcher
     grad, update = launcher(source, layout, dtype_name)
     run_many, why = (None, "no persistent kernel asked for") if persistent is None else \
         persistent(source, layout, dtype_name, n_blocks)
+    persistent_run = {"run": run_many}
     X, Y = am.ascontiguousarray(X), am.ascontiguousarray(Y)
     n, dtype = plan.n_samples, X.dtype
     lr, h1, h2, h3 = hyper(opt)
@@ -418,11 +427,22 @@ def make_epoch(am, spec, opt, plan, X, Y, multiclass, layout, n_blocks, launcher
             s1, s2, count0 = own_state.buffers(state)
             out = am.empty((k, 2), dtype=dtype)
             p = am.empty(layout.n_params, dtype=dtype)
-            if run_many is not None and k > 1:
+            launched = False
+            if persistent_run["run"] is not None and k > 1:
                 buf_b = between[1] if k > 2 else between[0]
-                run_many(X, Y, n, p_in, between[0], buf_b, p, partials, s1, s2, count0, k, lr, h1,
-                         h2, h3, out, barrier)
-            else:
+                try:
+                    persistent_run["run"](X, Y, n, p_in, between[0], buf_b, p, partials, s1, s2,
+                                          count0, k, lr, h1, h2, h3, out, barrier)
+                    launched = True
+                except (RuntimeError, ValueError) as exc:
+                    # A refused launch ran nothing (it fails before the kernel
+                    # starts): two launches an epoch from here on.
+                    if "barrier never opened" in str(exc):
+                        raise
+                    persistent_run["run"] = None
+                    epoch.path = (f"two launches an epoch (the persistent kernel's launch "
+                                  f"failed: {type(exc).__name__}: {exc})")
+            if not launched:
                 for i in range(k):
                     p_out = p if i == k - 1 else between[i % 2]
                     grad(X, Y, n, p_in, partials, n_blocks)
