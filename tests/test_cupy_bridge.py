@@ -394,6 +394,7 @@ class _HostFused:
             params, state, loss, correct = epoch(params, state, order)
             return params, state, np.asarray(loss), None if correct is None else np.asarray(correct)
 
+        zero_d.path = epoch.path
         return zero_d
 
 
@@ -445,6 +446,10 @@ def test_the_bridge_runs_the_host_kernel_and_equals_the_reference(host_bridge, b
     assert hist.executor == "cupy-fused" and ref_hist.executor == "reference"
     assert hist.executor_reason.startswith("cupy-fused: CuPy's cupy-fused kernel on cuda:0")
     assert "crossed by DLPack" in hist.executor_reason
+    # ...and how a window's epochs run, as the CuPy executor's epoch says.
+    assert hist.executor_reason.endswith("; a window of epochs: a window's epochs launched back "
+                                         "to back, one launch an epoch; the first of the "
+                                         f"{backend} backend's executors that supports this fit")
     for a, b in zip(_flat(got), _flat(ref)):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(hist.loss, ref_hist.loss, rtol=1e-12)

@@ -388,6 +388,7 @@ class CupyBridge:
             raise ValueError(f"executor {self.name!r} does not apply here: {crossed}")
         with crossed.ordering.on_stream():  # its buffers made, and kernel compiled, on that stream
             inner = crossed.inner.make_epoch(crossed.task)
+        self._inner_path = (task, getattr(inner, "path", None))
         return bridged_epoch(inner, crossed.ordering)
 
     def describe(self, task) -> str:
@@ -395,8 +396,12 @@ class CupyBridge:
         crossed = self._cross(task)
         if isinstance(crossed, str):
             return f"{self.label}: {crossed}"
-        return (f"CuPy's {self.name} kernel on cuda:{crossed.index}, the {self.framework} "
+        text = (f"CuPy's {self.name} kernel on cuda:{crossed.index}, the {self.framework} "
                 f"arrays crossed by DLPack without a copy and {crossed.ordering.description}")
+        made = getattr(self, "_inner_path", None)
+        if made is not None and made[0] is task and made[1]:
+            text += f"; a window of epochs: {made[1]}"
+        return text
 
     def _cross(self, task):
         """``_Crossed`` for ``task``, or the reason there is none; the last one kept,

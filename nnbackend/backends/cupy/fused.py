@@ -389,6 +389,7 @@ def make_epoch(am, spec, opt, plan, X, Y, multiclass, sizes, dtype_name, launche
             return unflat(p), state, out[:, 0], (None if multiclass is None else out[:, 1])
 
     epoch.epochs = epochs
+    epoch.path = "a window's epochs launched back to back, one launch an epoch"
     return epoch
 
 
