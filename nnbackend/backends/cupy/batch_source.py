@@ -34,6 +34,7 @@ the same arithmetic; the tests run that build against the reference loop.
 
 from __future__ import annotations
 
+from .barrier import SYNC_MACROS, barrier_functions, host_runner
 from .source import _act, _act_backward, _math_names, _output_activation, _loss_terms, \
     kernel_setup, update_statement
 
@@ -65,11 +66,6 @@ def _head(layout, spec, opt_name, dtype_name, T):
 // {spec.hidden_activation}/{spec.output_activation}/{spec.loss}/{spec.reduction}, {opt_name}, {dtype_name}.
 #ifndef __CUDACC__
 #include <math.h>
-#include <condition_variable>
-#include <mutex>
-#include <stdexcept>
-#include <thread>
-#include <vector>
 #define __global__
 #define __device__
 #define __forceinline__ inline
@@ -87,22 +83,11 @@ extern "C" void nnb_set_grid(unsigned block, unsigned grid) {{ blockIdx.x = bloc
 #define NNB_LDS4(dst, src) NNB_LOAD4(dst, src)
 #define NNB_SHARED alignas(16) static thread_local unsigned char nnb_shared[{layout.shared_bytes()}];
 #define NNB_LDCG(p) (*(p))
-#define NNB_FENCE() __atomic_thread_fence(__ATOMIC_SEQ_CST)
-#define NNB_ATOMIC_ADD(p, v) __atomic_fetch_add(p, v, __ATOMIC_SEQ_CST)
-#define NNB_STORE(p, v) __atomic_store_n(p, v, __ATOMIC_SEQ_CST)
-#define NNB_LOAD(p) __atomic_load_n(p, __ATOMIC_SEQ_CST)
-static void nnb_host_wait(long long spins);
-#define NNB_SPIN(spins) nnb_host_wait(spins)
 #else
 #define NNB_SHARED extern __shared__ __align__(16) unsigned char nnb_shared[];
 // Written by other blocks during this launch (the persistent kernel): read
 // through L2, never the read-only or L1 caches, which are not kept coherent.
 #define NNB_LDCG(p) __ldcg(p)
-#define NNB_FENCE() __threadfence()
-#define NNB_ATOMIC_ADD(p, v) atomicAdd(p, v)
-#define NNB_STORE(p, v) atomicExch(p, v)
-#define NNB_LOAD(p) (*(volatile const unsigned int*)(p))
-#define NNB_SPIN(spins) ((void)(spins))
 // One 16-byte ({vec}) access: the offsets are multiples of 4 elements.
 #define NNB_LOAD4(dst, src) {load4}
 // W at a compile-time address: NVRTC would split a plain 16-byte load into four.
@@ -428,59 +413,6 @@ extern "C" __global__ void nnb_batch_update(
 """
 
 
-def _barrier(enabled=True):
-    """``nnb_grid_sync``: every block of the grid waits there until all have arrived.
-
-    ``barrier`` is two counters that outlive the launch (zeros when first
-    allocated): [0] the blocks arrived at the current barrier (back to 0
-    when it opens), [1] the barriers opened so far, ever. A block reads [1]
-    when it starts, before its first arrival, and the count cannot move
-    until every block has arrived, so each block knows which value opens
-    its next barrier without resetting anything between launches. The
-    grid's blocks must all be resident at once, or the first ones to arrive
-    wait forever: the CUDA build is launched cooperatively (the launch fails
-    instead of hanging where the grid does not fit). On the host each block
-    is a thread, and a block that waits lets the next one run.
-
-    ``enabled=False`` leaves the barrier out, for the test that shows the
-    persistent kernel's results depend on it.
-    """
-    if not enabled:
-        return """
-static __device__ __forceinline__ unsigned int nnb_barrier_base(unsigned int* barrier) {
-    (void)barrier; return 0u;
-}
-static __device__ __forceinline__ void nnb_grid_sync(unsigned int* barrier, unsigned int& opened) {
-    (void)barrier; (void)opened;  // left out: the blocks run on unordered
-    __syncthreads();
-}
-"""
-    return """
-static __device__ __forceinline__ unsigned int nnb_barrier_base(unsigned int* barrier) {
-    return NNB_LOAD(barrier + 1);
-}
-static __device__ __forceinline__ void nnb_grid_sync(unsigned int* barrier, unsigned int& opened) {
-    __syncthreads();
-    opened += 1u;  // the value of barrier[1] once this barrier opens
-    if (threadIdx.x == 0) {
-        NNB_FENCE();  // the block's writes before its arrival, for every other block
-        const unsigned int arrived = NNB_ATOMIC_ADD(barrier, 1u) + 1u;
-        if (arrived == gridDim.x) {
-            NNB_STORE(barrier, 0u);
-            NNB_FENCE();
-            NNB_STORE(barrier + 1, opened);
-        } else {
-            long long spins = 0;
-            // Wrapping compare: [1] only ever counts up.
-            while ((int)(NNB_LOAD(barrier + 1) - opened) < 0) NNB_SPIN(++spins);
-        }
-        NNB_FENCE();
-    }
-    __syncthreads();
-}
-"""
-
-
 def _epochs_kernel(layout):
     """``nnb_batch_epochs``: ``k`` epochs in one launch, the grid barrier between phases."""
     return f"""
@@ -510,70 +442,13 @@ extern "C" __global__ void __launch_bounds__({layout.threads}) nnb_batch_epochs(
 """
 
 
-# The host build of the persistent kernel: one thread per block, one running
-# at a time in block order, a block waiting at the barrier handing over to the
-# next. The schedule is fixed, so a dropped barrier gives the same wrong
-# numbers every time (block 0 would add partials no other block has written).
-_HOST_RUNNER = """
-#ifndef __CUDACC__
-static std::mutex nnb_mu;
-static std::condition_variable nnb_cv;
-static unsigned nnb_turn = 0;
-static std::vector<char> nnb_done;
-// A barrier that has not opened after this many hand-overs never will.
-static const long long NNB_MAX_SPINS = 10000;
-
-static void nnb_hand_over() {  // with nnb_mu held: the next block still running
-    for (unsigned i = 0; i < gridDim.x; ++i) {
-        nnb_turn = (nnb_turn + 1) % gridDim.x;
-        if (!nnb_done[nnb_turn]) break;
-    }
-    nnb_cv.notify_all();
-}
-
-static void nnb_host_wait(long long spins) {
-    std::unique_lock<std::mutex> lock(nnb_mu);
-    if (spins > NNB_MAX_SPINS) throw std::runtime_error("a grid barrier never opened");
-    nnb_hand_over();
-    const unsigned me = blockIdx.x;
-    nnb_cv.wait(lock, [me] { return nnb_turn == me; });
-}
-
-// 0, or 1 if a barrier never opened (a block stopped early).
-extern "C" int nnb_host_batch_epochs(
-    unsigned grid, const T* X, const T* Y, long long n, const T* params0, T* buf_a, T* buf_b,
-    T* params_last, T* partials, T* s1, T* s2, long long count0, long long k, double lr,
-    double h1, double h2, double h3, T* out, unsigned int* barrier)
-{
-    gridDim.x = grid;
-    nnb_turn = 0;
-    nnb_done.assign(grid, 0);
-    int failed = 0;
-    std::vector<std::thread> blocks;
-    for (unsigned b = 0; b < grid; ++b) {
-        blocks.emplace_back([&, b] {
-            blockIdx.x = b;
-            {
-                std::unique_lock<std::mutex> lock(nnb_mu);
-                nnb_cv.wait(lock, [b] { return nnb_turn == b; });
-            }
-            try {
-                nnb_batch_epochs(X, Y, n, params0, buf_a, buf_b, params_last, partials, s1, s2,
-                                 count0, k, lr, h1, h2, h3, out, barrier);
-            } catch (const std::runtime_error&) {
-                std::lock_guard<std::mutex> lock(nnb_mu);
-                failed = 1;
-            }
-            std::lock_guard<std::mutex> lock(nnb_mu);
-            nnb_done[b] = 1;
-            nnb_hand_over();
-        });
-    }
-    for (auto& t : blocks) t.join();
-    return failed;
-}
-#endif
-"""
+_HOST_RUNNER = host_runner(
+    "nnb_host_batch_epochs", "nnb_batch_epochs",
+    "const T* X, const T* Y, long long n, const T* params0, T* buf_a, T* buf_b, T* params_last, "
+    "T* partials, T* s1, T* s2, long long count0, long long k, double lr, double h1, double h2, "
+    "double h3, T* out, unsigned int* barrier",
+    "X, Y, n, params0, buf_a, buf_b, params_last, partials, s1, s2, count0, k, lr, h1, h2, h3, "
+    "out, barrier")
 
 
 def kernel_source(layout, spec, opt_name, dtype_name, multiclass, parts=("rows", "reduction"),
@@ -594,7 +469,7 @@ def kernel_source(layout, spec, opt_name, dtype_name, multiclass, parts=("rows",
     partials, s1, s2, count0, k, lr, h1, h2, h3, out, barrier)``: ``k``
     epochs in one launch of G blocks that must all be resident (a
     cooperative launch), the two kernels' phases separated by a grid
-    barrier (:func:`_barrier`); ``out`` (k, 2), ``barrier`` two uint32
+    barrier (:func:`.barrier.barrier_functions`); ``out`` (k, 2), ``barrier`` two uint32
     counters kept from launch to launch. The host build adds
     ``nnb_host_batch_epochs(G, ...)``, which runs it with a thread a block.
 
@@ -607,4 +482,5 @@ def kernel_source(layout, spec, opt_name, dtype_name, multiclass, parts=("rows",
     fn = _math_names(dtype_name)
     return (_head(layout, spec, opt_name, dtype_name, fn.T) + _items_table(layout)
             + _grad_kernel(layout, spec, fn, multiclass, parts) + _update_kernel(layout, spec, opt_name, fn)
-            + _barrier(grid_barrier) + _epochs_kernel(layout) + _HOST_RUNNER)
+            + SYNC_MACROS + barrier_functions(grid_barrier) + _epochs_kernel(layout)
+            + _HOST_RUNNER)
