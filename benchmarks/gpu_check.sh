@@ -47,6 +47,8 @@
 #                                       data: ~10 s at 1e7; at 1e3 and 1e5 the
 #                                       persistent kernel and 320-epoch fits on each
 #                                       GPU backend, a guess), cut off at 60 s
+#   grid fused kernel          20 s     grid_fused_time.py: 3 configurations x 3
+#                                       variants (a guess), cut off at 40 s
 #   fused kernel profile       25 s     21 NVRTC builds (~0.5-1 s each) + 21 x 6
 #                                       launches of 20-120 ms (fused_profile.py)
 #   benchmark                 275 s     below (the deadline leaves it 300 s)
@@ -101,8 +103,9 @@
 # GPU_CHECK_WORKERS the pytest-xdist workers (default 6; 0 for one process;
 # only around the tests, never the benchmark); GPU_CHECK_BENCH=0 skips the
 # benchmark and GPU_CHECK_BENCH_ARGS replaces its size flags; GPU_CHECK_PROFILE=0
-# skips the profile; GPU_CHECK_REQUIRE_GPU=0 runs every step without a GPU
-# (a dry run of this script: CuPy's tests skip, the benchmark runs on numpy).
+# skips the profile and GPU_CHECK_GRID=0 the grid kernel's timing;
+# GPU_CHECK_REQUIRE_GPU=0 runs every step without a GPU (a dry run of this
+# script: CuPy's tests skip, the benchmark runs on numpy).
 #
 # Packages the GPU machine lacks (array-api-compat, array-api-strict) may
 # travel as wheels in .whl/ (benchmarks/gpu_wheels.sh fetches them); they are installed
@@ -137,7 +140,7 @@ status=0
 
 # -- the tests ------------------------------------------------------------------
 export NNBACKEND_TEST_BACKENDS=${NNBACKEND_TEST_BACKENDS:-numpy,cupy,torch:cuda,jax:gpu,strict}
-tests=${GPU_CHECK_TESTS:-tests/test_cupy_fused.py tests/test_cupy_batch.py tests/test_cupy_bridge.py tests/test_jax_batch.py tests/test_kernels.py tests/test_fused_forms.py tests/test_precision.py tests/test_gradients.py tests/test_backend.py tests/test_fit.py tests/test_training.py tests/test_chunked.py tests/test_executors.py tests/test_reproducibility.py tests/test_fused_optim.py tests/test_torch_graphs.py tests/test_launches.py tests/test_estimators_devices.py tests/test_auto.py::test_an_array_of_any_backend_decides_and_keeps_its_device tests/test_dask_cupy.py tests/test_window.py tests/test_cuda_sources.py}
+tests=${GPU_CHECK_TESTS:-tests/test_cupy_fused.py tests/test_cupy_batch.py tests/test_cupy_bridge.py tests/test_jax_batch.py tests/test_kernels.py tests/test_fused_forms.py tests/test_precision.py tests/test_gradients.py tests/test_backend.py tests/test_fit.py tests/test_training.py tests/test_chunked.py tests/test_executors.py tests/test_reproducibility.py tests/test_fused_optim.py tests/test_torch_graphs.py tests/test_launches.py tests/test_estimators_devices.py tests/test_auto.py::test_an_array_of_any_backend_decides_and_keeps_its_device tests/test_dask_cupy.py tests/test_window.py tests/test_cuda_sources.py tests/test_cupy_grid.py}
 workers=()
 if [ "${GPU_CHECK_WORKERS:-6}" != 0 ] && python3 -c "import xdist" 2>/dev/null; then
   workers=(-n "${GPU_CHECK_WORKERS:-6}")  # the test run only: never around a benchmark
@@ -164,6 +167,14 @@ if [ "${GPU_CHECK_PROFILE:-1}" != 0 ]; then
   profile_status=${PIPESTATUS[0]}
   [ "$profile_status" = 0 ] || echo "profile: FAILED or cut off (status $profile_status)" \
     | tee -a "$OUT/summary.txt"
+fi
+
+# -- the fused kernel on one block against the same kernel over the grid (issue 25)
+if [ "${GPU_CHECK_GRID:-1}" != 0 ]; then
+  echo "grid fused kernel: started at ${SECONDS} s" | tee -a "$OUT/summary.txt"
+  timeout "${GPU_CHECK_GRID_SECONDS:-40}" python3 benchmarks/grid_fused_time.py \
+    --json "$OUT/grid_fused_time.json" 2>&1 | tail -n 6 | tee -a "$OUT/summary.txt"
+  [ "${PIPESTATUS[0]}" = 0 ] || echo "grid fused kernel: FAILED or cut off" | tee -a "$OUT/summary.txt"
 fi
 
 # -- the full-batch kernels against the floor and PyTorch eager (issue 26) ------

@@ -392,3 +392,32 @@ def test_the_gpu_check_runs_end_to_end_without_a_gpu(tmp_path):
     assert "gpu_check: done in" in text
     # No GPU here: the GPU ratios skip, so the check reports failure-free but incomplete.
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+
+# -- the grid-wide fused kernel's timing script ------------------------------------
+
+
+@needs_cxx
+def test_the_grid_timing_says_no_gpu_and_checks_the_host_builds(capsys, tmp_path):
+    try:
+        import cupy  # noqa: F401
+
+        pytest.skip("CuPy is installed here: the script would time the GPU")
+    except ImportError:
+        pass
+    script = load_script("grid_fused_time")
+    assert script.main(["--json", str(tmp_path / "g.json")]) == 0
+    assert "not measured, no GPU for CuPy here" in capsys.readouterr().out
+    assert json.loads((tmp_path / "g.json").read_text()) == {"rows": [], "host_check": True}
+
+
+@needs_cxx
+def test_the_grid_timing_catches_a_grid_kernel_that_differs():
+    from nnbackend.backends.cupy import fused as F
+    from nnbackend.backends.cupy import grid as G
+
+    script = load_script("grid_fused_time")
+    broken = G.host_grid_launcher(3, transform=lambda s: G.grid_source(s, grid_barrier=False))
+    times, same = script.run_config(np, script.CONFIGS[0], {"one block, global": F.host_launcher,
+                                                            "grid": broken}, rounds=1, n=9)
+    assert not same and set(times) == {"one block, global", "grid"}

@@ -80,3 +80,16 @@ def test_fused_epoch_kernel_compiles(sizes, batch_size, optimizer):
 def test_a_source_nvrtc_rejects_says_why():
     ok, log, _ = compile_for_gpu('extern "C" __global__ void k() { undeclared(); }')
     assert not ok and "undeclared" in log
+
+
+@pytest.mark.parametrize("sizes, batch_size", [([784, 256, 256, 10], 1), ([32, 64, 1], 64)])
+@pytest.mark.parametrize("dtype, optimizer", [("float32", "sgd"), ("float64", "adam")])
+def test_grid_fused_kernel_compiles(sizes, batch_size, dtype, optimizer):
+    from nnbackend.backends.cupy.grid import grid_source
+
+    spec = NetSpec("relu", "softmax", "cross_entropy", "mean") if sizes[-1] > 1 else \
+        NetSpec("sigmoid", "sigmoid", "mse", "sum")
+    layout = F.Layout(sizes, batch_size, dtype, params_in="global", acts_in="global")
+    source = grid_source(F.kernel_source(layout, spec, optimizer, dtype, multiclass_of(spec)))
+    kernel = _entry(_compiled(source), "nnb_grid_epoch")
+    assert "atom.global.add.u32" in kernel and "membar.gl" in kernel and "bar.sync" in kernel

@@ -44,13 +44,13 @@ the update is 72-79 µs (``benchmarks/fused_profile.py``). [32,64,1] takes
 2.4 µs an sgd step there, 1.1 µs of it the update.
 
 Why one block and not the whole GPU: a step is a chain of dependent
-phases, so several blocks would need a grid-wide barrier between phases,
-that is a cooperative launch (CuPy compiles those with ``-rdc`` and links
-the CUDA device runtime, not shipped with every CuPy install) or a
-hand-made spin barrier (which hangs if the blocks are not all resident).
-One block keeps ``__syncthreads()`` as the only barrier and the source
-identical to the host build's; :data:`MAX_PARAMS` and
-:data:`MAX_STEP_WORK` bound what it takes.
+phases, so several blocks need a grid-wide barrier between phases. One
+block keeps ``__syncthreads()`` as the only barrier; :data:`MAX_PARAMS` and
+:data:`MAX_STEP_WORK` bound what it takes. :mod:`.grid` spreads the
+global-placement kernel over the whole GPU with the barrier of
+:mod:`.barrier` (launched cooperatively, so that every block is resident);
+it gives this kernel's bits, and no executor uses it until a GPU run shows
+where it is faster (``benchmarks/grid_fused_time.py``).
 
 The source is generated for one network shape, dtype, loss and optimizer,
 and compiled once by NVRTC (``cupy.RawModule``). It is written in phases
