@@ -32,6 +32,16 @@ def _entry(ptx, name):
     return ptx[start:following if following != -1 else len(ptx)]
 
 
+def _assert_barriers(kernel, sites):
+    """Each of a kernel's ``sites`` grid barriers, whole in its PTX: one atomic
+    arrival, the count's reset and the opening (two exchanges), and three fences
+    (before the arrival, between the reset and the opening, after the wait)."""
+    arrivals = kernel.count("atom.global.add.u32")
+    assert arrivals == sites > 0
+    assert kernel.count("atom.global.exch.b32") == 2 * arrivals
+    assert kernel.count("membar.gl") == 3 * arrivals
+
+
 def _compiled(source):
     ok, log, ptx = compile_for_gpu(source)
     assert ok, log
@@ -49,8 +59,7 @@ def test_batch_kernels_compile(hidden, output, loss, k, optimizer, dtype):
     grad, update = _entry(ptx, "nnb_batch_grad"), _entry(ptx, "nnb_batch_update")
     epochs = _entry(ptx, "nnb_batch_epochs")
     assert "bar.sync" in grad and "bar.sync" in epochs
-    # The grid barrier: arrivals counted atomically, fenced on both sides.
-    assert "atom.global.add.u32" in epochs and "membar.gl" in epochs
+    _assert_barriers(epochs, 2)
     # Parameters and partials other blocks wrote during the launch: through L2,
     # never the read-only cache (not coherent within a launch).
     assert len(re.findall(r"ld\.global\.cg", epochs)) >= 2
@@ -92,4 +101,5 @@ def test_grid_fused_kernel_compiles(sizes, batch_size, dtype, optimizer):
     layout = F.Layout(sizes, batch_size, dtype, params_in="global", acts_in="global")
     source = grid_source(F.kernel_source(layout, spec, optimizer, dtype, multiclass_of(spec)))
     kernel = _entry(_compiled(source), "nnb_grid_epoch")
-    assert "atom.global.add.u32" in kernel and "membar.gl" in kernel and "bar.sync" in kernel
+    assert "bar.sync" in kernel
+    _assert_barriers(kernel, source.count("nnb_grid_sync(barrier, nnb_opened);"))
