@@ -11,8 +11,9 @@ import ctypes
 import ctypes.util
 import glob
 import os
+import struct
 
-__all__ = ["MISSING", "compile_for_gpu"]
+__all__ = ["MISSING", "compile_for_gpu", "registers"]
 
 
 def _find():
@@ -67,3 +68,52 @@ def compile_for_gpu(source: str, arch: str = "sm_90", name: str = "kernel.cu"):
         return True, log.value.decode(errors="replace"), ptx.value.decode(errors="replace")
     finally:
         lib.nvrtcDestroyProgram(ctypes.byref(program))
+
+
+def registers(source: str, arch: str = "sm_90") -> dict:
+    """``{kernel: registers a thread}`` of ``source`` built for ``arch`` by NVRTC (its
+    cubin's EIATTR_REGCOUNT entries: ptxas's own count, as the driver sees it)."""
+    lib = _LIB
+    program = ctypes.c_void_p()
+    lib.nvrtcCreateProgram(ctypes.byref(program), source.encode(), b"kernel.cu", 0, None, None)
+    try:
+        options = [b"--std=c++14", f"-arch={arch}".encode()]
+        status = lib.nvrtcCompileProgram(program, len(options),
+                                         (ctypes.c_char_p * len(options))(*options))
+        if status:
+            raise RuntimeError(f"NVRTC could not compile the source (status {status})")
+        size = ctypes.c_size_t()
+        lib.nvrtcGetCUBINSize(program, ctypes.byref(size))
+        buf = ctypes.create_string_buffer(size.value)
+        lib.nvrtcGetCUBIN(program, buf)
+        elf = buf.raw
+    finally:
+        lib.nvrtcDestroyProgram(ctypes.byref(program))
+    shoff, = struct.unpack_from("<Q", elf, 0x28)
+    shentsize, shnum, shstrndx = struct.unpack_from("<HHH", elf, 0x3A)
+    sections = [struct.unpack_from("<IIQQQQIIQQ", elf, shoff + i * shentsize)
+                for i in range(shnum)]
+
+    def text(table, offset):
+        start = sections[table][4] + offset
+        return elf[start:elf.index(b"\0", start)].decode()
+
+    symbols = {}
+    for sec in sections:
+        if sec[1] == 2:  # SHT_SYMTAB: 24-byte entries, names in the linked string table
+            for j in range(sec[5] // 24):
+                st_name = struct.unpack_from("<I", elf, sec[4] + 24 * j)[0]
+                symbols[j] = text(sec[6], st_name)
+    counts = {}
+    for sec in sections:
+        if text(shstrndx, sec[0]) != ".nv.info":
+            continue
+        data, i = elf[sec[4]:sec[4] + sec[5]], 0
+        while i < len(data):
+            fmt, attr = data[i], data[i + 1]
+            size = struct.unpack_from("<H", data, i + 2)[0] if fmt == 0x04 else 0
+            if attr == 0x2F:  # EIATTR_REGCOUNT: (symbol, registers)
+                symbol, count = struct.unpack_from("<II", data, i + 4)
+                counts[symbols[symbol]] = count
+            i += 4 + size
+    return counts

@@ -103,3 +103,27 @@ def test_grid_fused_kernel_compiles(sizes, batch_size, dtype, optimizer):
     kernel = _entry(_compiled(source), "nnb_grid_epoch")
     assert "bar.sync" in kernel
     _assert_barriers(kernel, source.count("nnb_grid_sync(barrier, nnb_opened);"))
+
+
+def _blocks_per_sm(regs, threads, shared, sm_regs=65536, sm_shared=233472):
+    """Blocks an H100 SM holds: registers (a warp's rounded up to 8 a thread) and
+    shared memory (1 KiB reserved a block) each bound it."""
+    by_regs = sm_regs // (-(-threads // 32) * (-(-regs // 8) * 8) * 32)
+    return min(by_regs, sm_shared // (shared + 1024))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_the_persistent_kernel_holds_as_many_blocks_as_the_gradient_kernel(dtype, optimizer):
+    # CupyBatch caps the grid at the persistent kernel's resident blocks (so both
+    # paths add the same partials): that cap must not cost the gradient kernel
+    # blocks at large N, where it is what runs an epoch read on its own.
+    from nvrtc import registers
+
+    spec = NetSpec("sigmoid", "sigmoid", "mse", "mean")
+    layout = B.choose_layout([32, 64, 1], dtype, 10**7, limit=227 * 1024)
+    regs = registers(batch_source(layout, spec, optimizer, dtype, None))
+    shared = layout.shared_bytes()
+    persistent = _blocks_per_sm(regs["nnb_batch_epochs"], layout.threads, shared)
+    assert persistent >= 1
+    assert persistent == _blocks_per_sm(regs["nnb_batch_grad"], layout.threads, shared), regs
