@@ -129,7 +129,9 @@ def build_host_library(source, prefix, compiler="c++"):
             fh.write(source)
         partial = f"{library}.{os.getpid()}"
         # The GPU's #pragma unroll means nothing to the host compiler.
-        subprocess.run([compiler, "-O1", "-std=c++14", "-pthread", "-Wno-unknown-pragmas", "-shared", "-fPIC",
-                        "-o", partial, src], check=True, capture_output=True, text=True)
+        # -pthread: the grid barrier's host build runs each block as a thread.
+        subprocess.run([compiler, "-O1", "-std=c++14", "-pthread", "-Wno-unknown-pragmas",
+                        "-shared", "-fPIC", "-o", partial, src],
+                       check=True, capture_output=True, text=True)
         os.replace(partial, library)
     return library
