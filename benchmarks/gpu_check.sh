@@ -181,7 +181,7 @@ fi
 if [ "${GPU_CHECK_BATCH:-1}" != 0 ]; then
   echo "batch kernels: started at ${SECONDS} s" | tee -a "$OUT/summary.txt"
   timeout "${GPU_CHECK_BATCH_SECONDS:-60}" python3 benchmarks/batch_kernel_time.py \
-    "${GPU_CHECK_BATCH_SIZES:-1e3,1e5,1e7}" 2>&1 | tail -n 16 | tee -a "$OUT/summary.txt"
+    "${GPU_CHECK_BATCH_SIZES:-1e3,1e5,1e7}" 2>&1 | tail -n 24 | tee -a "$OUT/summary.txt"
   [ "${PIPESTATUS[0]}" = 0 ] || echo "batch kernels: FAILED or cut off" | tee -a "$OUT/summary.txt"
 fi
 
