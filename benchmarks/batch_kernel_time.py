@@ -69,23 +69,29 @@ def _grad_task(n):
     return task, model.flat_params, opt
 
 
-def _kernel_seconds(n, rounds):
-    """Seconds per epoch with ``rounds`` epochs queued back to back (no host read)."""
+def _queued_seconds(run, carry, rounds):
+    """Seconds per call of ``carry = run(*carry)``, ``rounds`` calls queued back to
+    back after a synchronisation, timed with CUDA events (no host read between)."""
     import cupy
 
-    from nnbackend.backends.cupy.batch import CupyBatch
-
-    task, params, opt = _grad_task(n)
-    epoch = CupyBatch().make_epoch(task)
-    params, state, _, _ = epoch(params, opt.init(params))
     cupy.cuda.get_current_stream().synchronize()
     start, stop = cupy.cuda.Event(), cupy.cuda.Event()
     start.record()
     for _ in range(rounds):
-        params, state, _, _ = epoch(params, state)
+        carry = run(*carry)
     stop.record()
     stop.synchronize()
     return cupy.cuda.get_elapsed_time(start, stop) / 1e3 / rounds
+
+
+def _kernel_seconds(n, rounds):
+    """Seconds per epoch with ``rounds`` epochs queued back to back (no host read)."""
+    from nnbackend.backends.cupy.batch import CupyBatch
+
+    task, params, opt = _grad_task(n)
+    epoch = CupyBatch().make_epoch(task)
+    return _queued_seconds(lambda p, s: epoch(p, s)[:2], epoch(params, opt.init(params))[:2],
+                           rounds)
 
 
 def _tile_sweep(n, rounds=5):
@@ -115,16 +121,9 @@ def _tile_sweep(n, rounds=5):
         with device:
             epoch = B.make_epoch(cupy, task.spec, opt, task.plan, task.X, task.Y, None, layout,
                                  blocks, B.cuda_launcher, device)
-        p, state, _, _ = epoch(params, opt.init(params))
-        cupy.cuda.get_current_stream().synchronize()
-        start, stop = cupy.cuda.Event(), cupy.cuda.Event()
-        start.record()
-        for _ in range(rounds):
-            p, state, _, _ = epoch(p, state)
-        stop.record()
-        stop.synchronize()
-        out.append((rows, blocks, per_sm, kernel.num_regs,
-                    cupy.cuda.get_elapsed_time(start, stop) / rounds))
+        seconds = _queued_seconds(lambda p, s: epoch(p, s)[:2],
+                                  epoch(params, opt.init(params))[:2], rounds)
+        out.append((rows, blocks, per_sm, kernel.num_regs, seconds * 1e3))
     return out
 
 
@@ -176,21 +175,15 @@ def _usable(name):
 def _persistent_seconds(n, k=64, rounds=3):
     """Seconds per epoch of ``epoch.epochs`` over ``k`` epochs (the persistent kernel's
     one launch where the device takes it), and the path it took."""
-    import cupy
-
     from nnbackend.backends.cupy.batch import CupyBatch
 
     task, params, opt = _grad_task(n)
     epoch = CupyBatch().make_epoch(task)
-    params, state, _, _ = epoch.epochs(params, opt.init(params), [None] * k)
-    cupy.cuda.get_current_stream().synchronize()
-    start, stop = cupy.cuda.Event(), cupy.cuda.Event()
-    start.record()
-    for _ in range(rounds):
-        params, state, _, _ = epoch.epochs(params, state, [None] * k)
-    stop.record()
-    stop.synchronize()
-    return cupy.cuda.get_elapsed_time(start, stop) / 1e3 / (rounds * k), epoch.path
+
+    def window(p, s):
+        return epoch.epochs(p, s, [None] * k)[:2]
+
+    return _queued_seconds(window, window(params, opt.init(params)), rounds) / k, epoch.path
 
 
 def _fit_seconds(backend_name, n, short=64, long=192):

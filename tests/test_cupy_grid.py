@@ -18,6 +18,7 @@ from nnbackend.backends.cupy import grid as G
 from nnbackend.data import host_rng, make_plan
 from nnbackend.optim import get_optimizer
 
+from test_cupy_batch import _cupy_gpu
 from test_cupy_fused import NETWORKS, _problem
 
 needs_cxx = pytest.mark.skipif(shutil.which("c++") is None, reason="no C++ compiler (c++) here")
@@ -80,14 +81,6 @@ def test_grid_source_takes_only_the_global_work_region():
     source = F.kernel_source(shared, model.spec, "sgd", "float64", multiclass)
     with pytest.raises(ValueError, match="work in global memory"):
         G.grid_source(source)
-
-
-def _cupy_gpu():
-    try:
-        nb.get_backend("cupy")
-    except Exception as exc:  # no CuPy, or no GPU
-        return str(exc)
-    return None
 
 
 @pytest.mark.skipif(_cupy_gpu() is not None, reason=f"needs CuPy on a GPU: {_cupy_gpu()}")
