@@ -1,6 +1,7 @@
 """The CUDA C++ source of the full-batch gradient kernels (``cupy-batch``).
 
-Two kernels make a batch-mode epoch (one optimizer step over all N rows):
+Two kernels make a batch-mode epoch (one optimizer step over all N rows),
+and a third runs several:
 
 ``nnb_batch_grad``, a grid of blocks of ``R`` threads
     Each block takes tiles of ``R`` consecutive rows (tile ``b``, ``b + G``,
@@ -15,6 +16,11 @@ Two kernels make a batch-mode epoch (one optimizer step over all N rows):
 ``nnb_batch_update``, one thread per parameter
     Adds the G partials in block order (a fixed order: the same bits run to
     run) and applies the optimizer's update; the loss and hits go to ``out``.
+``nnb_batch_epochs``, k epochs in one launch
+    The two kernels' bodies (device functions both call), epoch after
+    epoch, with the grid barrier of :mod:`.barrier` between the phases: the
+    same arithmetic, so the same bits. Its blocks must all be resident (a
+    cooperative launch).
 
 The bias is the weight of a constant-1 input: each layer's input buffer
 has a column of ones after its last unit, so ``[W_l; b_l]`` (the flat
