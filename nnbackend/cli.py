@@ -8,7 +8,6 @@ exit status 2; no traceback reaches the user (``NNBACKEND_DEBUG=1`` shows it).
 from __future__ import annotations
 
 import argparse
-import csv
 import io
 import json
 import math
@@ -21,6 +20,7 @@ import numpy as np
 
 from . import __version__
 from .backends import BACKEND_NAMES, BackendUnavailableError, get_backend, library_version
+from .backends.precision import PRECISIONS
 from .bench.suite import (
     add_bench_arguments,
     bench_environment,
@@ -32,7 +32,8 @@ from .cli_auto import with_auto
 from .cli_data import Refusal as _Refusal, add_delimiter_flag, load_training_data, predict_command
 from .cli_data import task_for, training_settings
 from .cli_evaluate import add_evaluate, evaluate_command
-from .data import MODES, make_plan
+from .cli_info import info_command
+from .data import MODES
 from .datasets import DATASETS, DatasetUnavailableError, train_val_split
 from .kernels import HIDDEN_ACTIVATIONS
 from .model import MLP
@@ -202,6 +203,10 @@ def _add_train(commands, backend_flags):
         ("--patience", {"type": _positive_int},
          "stop after this many epochs without improvement (default: never)"),
         ("--dtype", {"choices": ["float32", "float64"]}, "default: float32"),
+        ("--precision", {"choices": list(PRECISIONS)},
+         "float32 matmuls on a CUDA GPU: highest (full float32) or tf32 (tensor cores, about "
+         "1e-3 relative error a product); CPUs and the fused CuPy kernels ignore it (default: "
+         "the array library's setting, full float32 unless changed)"),
         ("--seed", {"type": _seed}, "seeds the data, weights, split and shuffling (default: 0)"),
     ):
         net.add_argument(flag, default=None, help=text, **parse)
@@ -349,7 +354,7 @@ def _train(args):
                              seed=settings["seed"], validation_data=validation,
                              patience=args.patience, resume=bool(args.resume),
                              alpha=settings["alpha"], lr_schedule=settings["lr_schedule"],
-                             callback=None if progress is None else progress.update)
+                             precision=args.precision, callback=None if progress is None else progress.update)
         finally:
             if progress is not None:
                 progress.close()
@@ -381,7 +386,7 @@ def _summary(args, model, hist, settings, source, task, train, validation, secon
         "seconds": seconds, "seconds_per_epoch": seconds / max(hist.epochs, 1),
         "samples_per_second": hist.epochs * train[0].shape[0] / seconds if seconds > 0 else None,
         "stopped_early": hist.stopped_early, "best_epoch": hist.best_epoch,
-        "diverged": hist.diverged,
+        "diverged": hist.diverged, "executor": hist.executor, "precision": hist.precision,
     }
     # Final figures of the kept weights, measured after training.
     for prefix, data in (("train", train), ("val", validation)):
@@ -442,7 +447,8 @@ def _print_summary(s):
           f"{s['seconds_per_epoch'] * 1e3:.2f} ms/epoch{rate}")
     if s["diverged"]:
         print(s["diverged"] + ("" if s["saved"] else "; the model was not saved"))
-    print(f"backend {s['backend']} on {s['device']}, {s['dtype']}")
+    matmuls = "" if s["precision"] == "highest" else f", {s['precision']} matmuls"
+    print(f"backend {s['backend']} on {s['device']}, {s['dtype']}{matmuls}")
     if s["saved"]:
         print(f"model saved to {s['saved']}")
     if "plot" in s:
@@ -558,113 +564,8 @@ def _one_blas(info):
     return f"{name} with {threads} thread{'' if threads == 1 else 's'}"
 
 
-# -- info --------------------------------------------------------------------------
-
-
-def _gpus(backend):
-    """``[(device, GPU name, memory in GiB)]`` the backend's library sees; [] if it cannot say."""
-    try:
-        return backend.gpus()
-    except Exception:  # a driver query that fails: the row says no GPU
-        return []
-
-
-# The fits `nnbackend info` asks each executor about: small, float32, sgd, in
-# mini-batches of 8 rows of 64 and in batch mode; what an executor refuses for
-# both is about this machine and device (no CUDA, no CuPy), not someone's data.
-_PROBE_ROWS, _PROBE_BATCH, _PROBE_SIZES = 64, 8, [2, 4, 1]
-_PROBE_FITS = {"mini-batch": ("minibatch", _PROBE_BATCH), "batch": ("batch", None)}
-
-
-def _probe_task(backend, mode, batch_size):
-    """A small :class:`~nnbackend.engine.EpochTask` (``_PROBE_*``) on ``backend``."""
-    from .engine import EpochTask
-    from .network import NetSpec
-    from .optim import on_namespace, sgd
-
-    dtype = backend.dtype("float32")
-    X = backend.asarray(np.zeros((_PROBE_ROWS, _PROBE_SIZES[0]), np.float32), dtype=dtype)
-    Y = backend.asarray(np.zeros((_PROBE_ROWS, _PROBE_SIZES[-1]), np.float32), dtype=dtype)
-    plan = make_plan(mode, _PROBE_ROWS, batch_size)
-    return EpochTask(backend, NetSpec("tanh", "sigmoid", "bce", "mean"),
-                     on_namespace(sgd(0.1), backend.xp), plan, X, Y, _PROBE_ROWS, False,
-                     backend.index_dtype(), list(_PROBE_SIZES))
-
-
-def _executors(backend):
-    """``[{name, label, usable, fits, reason}]``: the backend's executors in the order
-    ``executor="auto"`` tries them, then the reference loop. ``fits``: which of
-    the small probe fits (``_PROBE_FITS``) each runs here; ``usable``: any;
-    ``reason``: why not, where none (its refusal of the first)."""
-    try:
-        executors = backend.executors()
-        tasks = {kind: _probe_task(backend, *fit) for kind, fit in _PROBE_FITS.items()}
-    except Exception as exc:  # a backend that cannot even be asked: say so, never fail info
-        why = f"could not be asked ({type(exc).__name__}: {exc})"
-        executors, tasks = [], {}
-        rows = [{"name": name, "label": name, "usable": False, "fits": [], "reason": why}
-                for name in backend.executor_names]
-    else:
-        rows = []
-    for executor in executors:
-        fits, refusals = [], []
-        for kind, task in tasks.items():
-            try:
-                why = executor.supports(task)
-            except Exception as exc:
-                why = f"could not be asked ({type(exc).__name__}: {exc})"
-            (refusals if why else fits).append(why or kind)
-        rows.append({"name": executor.name, "label": getattr(executor, "label", executor.name),
-                     "usable": bool(fits), "fits": fits,
-                     "reason": None if fits else refusals[0]})
-    ok = backend.no_reference_loop is None
-    rows.append({"name": "reference", "label": "reference", "usable": ok,
-                 "fits": list(_PROBE_FITS) if ok else [], "reason": backend.no_reference_loop})
-    return rows
-
-
-def _info(args):
-    names = [args.backend] if args.backend else list(BACKEND_NAMES)
-    rows = []
-    for name in names:
-        row = {"backend": name, "version": library_version(name)}
-        try:
-            b = get_backend(name, args.device, **(
-                {"scheduler": args.scheduler} if args.scheduler and name == "dask" else {}))
-        except BackendUnavailableError as exc:
-            if args.backend:
-                raise
-            row.update(available=False, reason=str(exc))
-        else:
-            row.update(available=True, device=str(b.device),
-                       float64="float64" in b.float_dtypes(),
-                       gpus=[{"device": d, "name": n, "memory_gib": m} for d, n, m in _gpus(b)],
-                       executors=_executors(b))
-        rows.append(row)
-    if args.json:
-        print(json.dumps(rows))
-        return 0
-    for row in rows:
-        if row["available"]:
-            extra = "".join(
-                f"\n           GPU {g['device']}: {g['name']}"
-                + (f", {g['memory_gib']:.1f} GiB" if g["memory_gib"] else "")
-                for g in row["gpus"]
-            )
-            print(f"{row['backend']:8s} {row['version'] or '':10s} installed  default device "
-                  f"{row['device']}  float64 {'yes' if row['float64'] else 'no'}{extra}")
-            print("           executors, in the order auto tries them:")
-            for e in row["executors"]:
-                print(f"             {e['label']}: " + (
-                    f"runs {' and '.join(e['fits'])} fits" if e["usable"] else
-                    f"not here: {e['reason']}"))
-        else:
-            print(f"{row['backend']:8s} {row['version'] or '-':10s} not usable: {row['reason']}")
-    return 0
-
-
 _COMMANDS = {"train": _train, "predict": _predict, "evaluate": lambda args: evaluate_command(
-    args, _backend_arg(args)), "info": _info, "bench": _bench}
+    args, _backend_arg(args)), "info": info_command, "bench": _bench}
 with_auto(_COMMANDS)  # backend="auto": `bench --calibrate`, and `info`'s profile and picks
 
 

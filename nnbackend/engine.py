@@ -17,6 +17,10 @@ one contract:
 ``executor.describe(task) -> str`` (optional)
     How it runs ``task``, in words, for :attr:`Choice.reason` (and so
     ``History.executor_reason``).
+``executor.own_matmuls`` (optional, default False)
+    True where its own kernels compute the matrix products (the CuPy
+    kernels), so that the array library's matmul precision (a fit's
+    ``precision``, TF32) does not reach them.
 
 :func:`choose_executor` picks one and says why (:func:`epoch_runner` is its
 epoch alone). A new executor is a class in its backend's module
@@ -191,6 +195,7 @@ class Choice:
     epoch: Callable | None  # epoch(params, state, order) -> ...; None: the reference loop
     name: str  # the executor's name, or "reference"
     reason: str  # "NAME: why", e.g. each refusal that led to the reference loop
+    own_matmuls: bool = False  # its own kernels compute the products (see the module docstring)
 
 
 def choose_executor(executor: str, task: EpochTask) -> Choice:
@@ -235,7 +240,8 @@ def choose_executor(executor: str, task: EpochTask) -> Choice:
                          f"the first of the {backend.name} backend's executors that supports "
                          "this fit")
             parts += [f"{name} declined: {why}" for name, why in declined]
-            return Choice(epoch, candidate.name, f"{candidate.name}: " + "; ".join(parts))
+            return Choice(epoch, candidate.name, f"{candidate.name}: " + "; ".join(parts),
+                          own_matmuls=getattr(candidate, "own_matmuls", False))
         if executor == candidate.name:
             raise ValueError(f"executor {executor!r} does not apply here: {why_not}")
         declined.append((candidate.name, why_not))

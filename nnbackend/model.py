@@ -400,7 +400,8 @@ class MLP(ModelInputs, ClassLabels):
             optimizer="sgd", shuffle=True, seed=None, progress=False, chunk_size=DEFAULT_CHUNK_SIZE,
             optimizer_options=None, validation_split=None, validation_data=None,
             patience=None, min_delta=0.0, restore_best_weights=True, callback=None,
-            resume=False, executor="auto", alpha=0.0, lr_schedule="constant", power_t=0.5):
+            resume=False, executor="auto", alpha=0.0, lr_schedule="constant", power_t=0.5,
+            precision=None):
         """Train in place with gradient descent.
 
         Parameters
@@ -490,6 +491,15 @@ class MLP(ModelInputs, ClassLabels):
             may decline, and ``History.executor_reason`` says so.
         power_t : float
             The exponent of ``'invscaling'``.
+        precision : {None, 'highest', 'tf32'}
+            Float32 matmuls on a CUDA GPU (cupy, torch:cuda, jax:gpu): None
+            leaves the array library's setting (full float32 unless you
+            turned TF32 on in it), ``'highest'`` computes them in full
+            float32, ``'tf32'`` on tensor cores with TF32 operands (about 1e-3
+            relative error per product; see the docs' Precision section).
+            Set for the fit and put back after. CPUs, float64 and the CuPy
+            kernels (``cupy-fused``, ``cupy-batch``) always compute in full
+            precision; ``History.precision`` says what ran.
 
         Returns
         -------
@@ -510,7 +520,7 @@ class MLP(ModelInputs, ClassLabels):
             has_validation_data=validation_data is not None, patience=patience,
             min_delta=min_delta, restore_best_weights=restore_best_weights, callback=callback,
             resume=resume, executor=executor, alpha=alpha, lr_schedule=lr_schedule,
-            power_t=power_t)
+            power_t=power_t, precision=precision)
         if self.auto and not options.resume:  # a resumed fit stays where its state is
             self._choose_backend(X, y, options)
         X = self._features(X, fit_scaling=True)
@@ -642,23 +652,26 @@ def fit(model: MLP, X, y, **options):
 
 
 def epoch_function(model: MLP, X, y, mode="minibatch", batch_size=32, lr=0.1, optimizer="sgd",
-                   shuffle=True, seed=None, chunk_size=DEFAULT_CHUNK_SIZE, executor="auto"):
+                   shuffle=True, seed=None, chunk_size=DEFAULT_CHUNK_SIZE, executor="auto",
+                   precision=None):
     """Set up a fit once and return ``step()``, which trains ``model`` one more
     epoch per call with the same code as :meth:`MLP.fit` and returns that
     epoch's loss as a float (reading it waits for the device, so the epoch
     is done).
 
     For benchmarks: the data moves to the device here, not in ``step``.
+    ``step.precision`` is the precision the float32 matmuls run at (as
+    ``History.precision``).
     """
     X = model._features(X)
     Y = model._targets(y, n_rows(X))
     stepper = epoch_stepper(model._network(), X, Y, mode=mode, batch_size=batch_size, lr=lr,
                             optimizer=optimizer, shuffle=shuffle, seed=seed,
-                            chunk_size=chunk_size, executor=executor)
+                            chunk_size=chunk_size, executor=executor, precision=precision)
 
     def step():
         model.flat_params, loss = stepper()
         return loss
 
-    step.plan = stepper.plan
+    step.plan, step.precision = stepper.plan, stepper.precision
     return step

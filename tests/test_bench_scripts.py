@@ -421,3 +421,38 @@ def test_the_grid_timing_catches_a_grid_kernel_that_differs():
     times, same = script.run_config(np, script.CONFIGS[0], {"one block, global": F.host_launcher,
                                                             "grid": broken}, rounds=1, n=9)
     assert not same and set(times) == {"one block, global", "grid"}
+
+
+def test_tf32_emulation_keeps_ten_mantissa_bits():
+    script = load_script("tf32_error")
+    one_ulp = np.float32(2.0 ** -10)  # TF32's step at 1
+    x = np.array([1 + 2.0 ** -11, 1 + 2.0 ** -11 - 2.0 ** -23, 1 + one_ulp, -(1 + 2.0 ** -11),
+                  np.inf, np.nan, 0.0], np.float32)
+    nearest, truncated = script.tf32(x, "nearest"), script.tf32(x, "truncate")
+    np.testing.assert_array_equal(nearest[:5], np.float32([1 + one_ulp, 1, 1 + one_ulp,
+                                                           -(1 + one_ulp), np.inf]))
+    np.testing.assert_array_equal(truncated[:5], np.float32([1, 1, 1 + one_ulp, -1, np.inf]))
+    assert np.isnan(nearest[5]) and np.isnan(truncated[5]) and nearest[6] == 0
+    # Every result is a TF32 number: its 13 low mantissa bits are zero.
+    values = np.random.default_rng(0).normal(size=1000).astype(np.float32)
+    for rounding in ("nearest", "truncate"):
+        assert not (script.tf32(values, rounding).view(np.uint32) & 0x1FFF).any()
+        # within half a step (nearest) or a step (truncate) of the value, relatively
+        error = np.abs(script.tf32(values, rounding) / values - 1)
+        assert error.max() <= 2.0 ** (-11 if rounding == "nearest" else -10)
+    with pytest.raises(ValueError, match="unknown rounding 'up'"):
+        script.tf32(x, "up")
+
+
+def test_the_tf32_figures_sit_between_float32_and_a_rough_bound(capsys):
+    """The emulated namespace reaches the kernels' matmuls: TF32's gradient error is
+    far above float32's, and within a few TF32 steps."""
+    script = load_script("tf32_error")
+    found = script.gradient_errors("small")
+    _, float32 = found["float32"]
+    for rounding in ("nearest", "truncate"):
+        _, tf32 = found[f"tf32 ({rounding})"]
+        assert 20 * float32 < tf32 < 2.0 ** -6, found
+    assert script.main(["--models", "small", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert set(rows["small"]["training_gap"]) == {"nearest", "truncate"}

@@ -25,7 +25,7 @@ LAYERS = [
     ("training",),                              # 7. fit in parts: options, state, callbacks, loop
     ("model", "model_inputs", "classifier", "checkpoint", "autoselect"),  # 8. the MLP front end, its inputs, labels, files, auto's choice
     ("estimators",),                            # 9. scikit-learn's MLPClassifier / MLPRegressor
-    ("cli", "cli_data", "cli_evaluate", "cli_auto", "calibrate", "plot", "bench", "__main__", ""),  # 10. user-facing; "" is nnbackend/__init__
+    ("cli", "cli_data", "cli_evaluate", "cli_info", "cli_auto", "calibrate", "plot", "bench", "__main__", ""),  # 10. user-facing; "" is nnbackend/__init__
 ]
 
 # Layers whose modules import no array library: they use the namespace of

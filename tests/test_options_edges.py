@@ -19,7 +19,7 @@ FIT_DEFAULTS = {
     "shuffle": True, "seed": None, "progress": False, "chunk_size": "auto",
     "optimizer_options": None, "validation_split": None, "patience": None, "min_delta": 0.0,
     "restore_best_weights": True, "callback": None, "resume": False, "executor": "auto",
-    "alpha": 0.0, "lr_schedule": "constant", "power_t": 0.5,
+    "alpha": 0.0, "lr_schedule": "constant", "power_t": 0.5, "precision": None,
 }
 
 

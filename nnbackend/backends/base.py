@@ -382,6 +382,25 @@ class Backend:
         """
         return contextlib.nullcontext()
 
+    def matmul_precision(self, precision, dtype):
+        """A context that runs float32 matmuls at ``precision`` (see
+        :mod:`nnbackend.backends.precision`), yielding the precision they run at.
+
+        Parameters
+        ----------
+        precision : {None, 'highest', 'tf32'}
+            None leaves the library's own setting.
+        dtype : dtype
+            The fit's arrays' dtype: only float32 matmuls have a TF32 form.
+
+        Returns
+        -------
+        context manager
+            Yields ``"highest"`` here: a CPU has no TF32, and nothing is set.
+            CuPy, torch on CUDA and JAX on a GPU set their library's switch.
+        """
+        return contextlib.nullcontext("highest")
+
     def compiled(self, fn):
         """``fn`` as one dispatch, where the library compiles functions of its arrays.
 

@@ -54,6 +54,12 @@ class History:
     blas_threads : int or None
         The BLAS threads the fit ran with, where its backend sets them
         (NumPy's, from the profile); None where left as they were.
+    precision : str
+        The precision the fit's float32 matmuls ran at: ``"highest"`` (full
+        float32: every CPU backend, float64, and the CuPy kernels, which
+        compute in float32 FMAs whatever was asked), ``"tf32"`` (tensor
+        cores, ``precision="tf32"`` or the library's own TF32 switch), or
+        the library's name for another setting (``"bfloat16"``).
     window : int
         Epochs run between two reads of their figures to the host: 1 where
         a callback, early stopping, a progress bar or the adaptive rate reads
@@ -79,6 +85,7 @@ class History:
     backend_choice: dict | None = None
     blas_threads: int | None = None
     window: int = 1
+    precision: str = "highest"
 
     def last(self) -> dict:
         """The last epoch's figures, by name.

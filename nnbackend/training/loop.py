@@ -316,18 +316,21 @@ def train(net: Network, X, Y, options: FitOptions, validation=None, resume: Trai
 
     n_samples = n_rows(X)
     plan = make_plan(options.mode, n_samples, options.batch_size, options.shuffle)
-    epochs = _Epochs(net, X, Y, validation, options, plan,
-                     lr_scale=saved.lr_scale if saved is not None else 1.0)
-    params = net.params
-    state = epochs.optimizer.init(params)
-    if saved is not None:
-        inner = saved.optimizer_state(opt.init(params))
-        # A schedule counts steps: the resumed fit's count goes on from the saved epochs'.
-        state = (ScheduledState(saved.epochs_done * -(-n_samples // plan.batch_size), [inner])
-                 if isinstance(state, ScheduledState) else inner)
-    hist = History(mode=options.mode, batch_size=plan.batch_size, n_samples=n_samples,
-                   executor=epochs.choice.name, executor_reason=epochs.choice.reason)
-    params, state, lr_scale = _loop(net, epochs, params, state, rng, hist, options)
+    # The executor is made (a graph captured, a scan traced) inside it too.
+    with net.backend.matmul_precision(options.precision, X.dtype) as precision:
+        epochs = _Epochs(net, X, Y, validation, options, plan,
+                         lr_scale=saved.lr_scale if saved is not None else 1.0)
+        params = net.params
+        state = epochs.optimizer.init(params)
+        if saved is not None:
+            inner = saved.optimizer_state(opt.init(params))
+            # A schedule counts steps: the resumed fit's count goes on from the saved epochs'.
+            state = (ScheduledState(saved.epochs_done * -(-n_samples // plan.batch_size), [inner])
+                     if isinstance(state, ScheduledState) else inner)
+        hist = History(mode=options.mode, batch_size=plan.batch_size, n_samples=n_samples,
+                       executor=epochs.choice.name, executor_reason=epochs.choice.reason,
+                       precision="highest" if epochs.choice.own_matmuls else precision)
+        params, state, lr_scale = _loop(net, epochs, params, state, rng, hist, options)
     inner = state.inner[0] if isinstance(state, ScheduledState) else state
     new_state = None if opt_name is None or hist.diverged else TrainState.capture(
         opt_name, inner, rng, (saved.epochs_done if saved else 0) + hist.epochs, lr_scale)
@@ -408,29 +411,38 @@ def _loop(net: Network, epochs: _Epochs, params, state, rng, hist: History, opti
 
 
 def epoch_stepper(net: Network, X, Y, mode="minibatch", batch_size=32, lr=0.1, optimizer="sgd",
-                  shuffle=True, seed=None, chunk_size=None, executor="auto"):
+                  shuffle=True, seed=None, chunk_size=None, executor="auto", precision=None):
     """Set up a fit once and return ``step()``, which trains one more epoch per
     call with the same code as :func:`train` and returns ``(params, loss)``,
     the loss a float (reading it waits for the device, so the epoch is done).
 
     For benchmarks: ``X`` and ``Y`` are on the device already. ``step.executor``
-    and ``step.executor_reason`` name the executor that runs the epochs and why.
+    and ``step.executor_reason`` name the executor that runs the epochs and why,
+    ``step.precision`` the precision its float32 matmuls run at (as
+    ``History.precision``).
     """
     options = FitOptions.check(mode=mode, batch_size=batch_size, lr=lr, optimizer=optimizer,
-                               shuffle=shuffle, seed=seed, executor=executor,
+                               shuffle=shuffle, seed=seed, executor=executor, precision=precision,
                                **({} if chunk_size is None else {"chunk_size": chunk_size}))
     plan = make_plan(mode, n_rows(X), batch_size, shuffle)
     rng = host_rng(net.seed if seed is None else seed)
-    # Benchmarks time the steps: no correct counts.
-    epochs = _Epochs(net, X, Y, None, options, plan, count_correct=False)
+
+    def in_precision():
+        # The library's switch is process-wide: set for each step, put back after.
+        return net.backend.matmul_precision(options.precision, X.dtype)
+
+    with in_precision() as precision:
+        # Benchmarks time the steps: no correct counts.
+        epochs = _Epochs(net, X, Y, None, options, plan, count_correct=False)
     carry = {"params": net.params, "state": epochs.optimizer.init(net.params)}
 
     def step():
-        with net.backend.loop_context():
+        with in_precision(), net.backend.loop_context():
             params, state, loss_sum, _ = epochs.run(carry["params"], carry["state"], rng)
         carry["params"], carry["state"] = params, state
         return net.backend.export(params), float(net.backend.to_host(loss_sum))
 
     step.plan = plan
     step.executor, step.executor_reason = epochs.choice.name, epochs.choice.reason
+    step.precision = "highest" if epochs.choice.own_matmuls else precision
     return step

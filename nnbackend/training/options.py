@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from ..backends.precision import check_precision
 from ..checks import check_flag, check_int, check_number
 from ..data import MODES
 from ..network import DEFAULT_CHUNK_SIZE, check_chunk_size
@@ -48,6 +49,7 @@ class FitOptions:
     alpha: float
     lr_schedule: Any  # one of LR_SCHEDULES, or a callable (see training.schedule)
     power_t: float
+    precision: str | None  # None, or one of backends.precision.PRECISIONS
 
     @classmethod
     def check(cls, mode="minibatch", batch_size=32, epochs=100, lr=0.1, optimizer="sgd",
@@ -55,7 +57,7 @@ class FitOptions:
               optimizer_options=None, validation_split=None, has_validation_data=False,
               patience=None, min_delta=0.0, restore_best_weights=True, callback=None,
               resume=False, executor="auto", alpha=0.0, lr_schedule="constant",
-              power_t=0.5) -> "FitOptions":
+              power_t=0.5, precision=None) -> "FitOptions":
         """The options, each checked; raises ``TypeError``/``ValueError`` naming the first wrong one."""
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; choose one of {list(MODES)}")
@@ -81,6 +83,7 @@ class FitOptions:
         if not (callable(lr_schedule) or lr_schedule in LR_SCHEDULES):
             raise ValueError(f"unknown lr_schedule {lr_schedule!r}; choose one of "
                              f"{list(LR_SCHEDULES)} or give a function of the step count")
+        check_precision(precision)
         if validation_split is not None:
             validation_split = check_number("validation_split", validation_split, 0, 1,
                                             low_open=True)
@@ -88,7 +91,8 @@ class FitOptions:
                    optimizer_name=None if isinstance(optimizer, Optimizer) else optimizer,
                    seed=seed, chunk_size=chunk_size, validation_split=validation_split,
                    patience=patience, min_delta=min_delta, callback=callback, executor=executor,
-                   alpha=alpha, lr_schedule=lr_schedule, power_t=power_t, **flags)
+                   alpha=alpha, lr_schedule=lr_schedule, power_t=power_t, precision=precision,
+                   **flags)
 
 
 def _optimizer_options(optimizer, options):

@@ -6,7 +6,9 @@ The executors run a whole sgd or small-batch epoch as one kernel launch
 (:mod:`.fused`) and a full-batch epoch as two (:mod:`.batch`).
 
 TF32: CuPy computes float32 matmuls in full float32 unless the user sets
-``CUPY_TF32=1`` before importing it; nnbackend never sets it.
+``CUPY_TF32=1`` before importing it; nnbackend sets it only for a fit with
+``precision="tf32"`` (:meth:`CupyBackend.matmul_precision`). The kernels of
+its own executors compute in float32 whatever the precision.
 """
 
 from __future__ import annotations
@@ -101,6 +103,17 @@ class CupyBackend(Backend):
 
     def to_host(self, a):
         return a.get()
+
+    def matmul_precision(self, precision, dtype):
+        import cupy
+
+        if dtype != cupy.float32:
+            return super().matmul_precision(precision, dtype)
+        from cupy._core import _routines_linalg
+
+        from ..precision import cupy_precision
+
+        return cupy_precision(_routines_linalg, cupy.float32, precision)
 
     def executors(self) -> tuple:
         from .batch import CupyBatch

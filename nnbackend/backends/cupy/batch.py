@@ -465,6 +465,7 @@ class CupyBatch:
     """The ``"cupy-batch"`` executor (see :mod:`nnbackend.engine` for the contract)."""
 
     name = "cupy-batch"
+    own_matmuls = True  # float32 FMAs in the kernel: a fit's precision does not reach them
 
     def supports(self, task):
         """Why the batch kernels cannot run ``task`` (a string), or None if they can."""

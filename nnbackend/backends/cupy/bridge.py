@@ -365,6 +365,9 @@ class CupyBridge:
         The caller's array library.
     """
 
+    #: CuPy's kernels compute the products: a fit's precision does not reach them.
+    own_matmuls = True
+
     def __init__(self, name: str, framework: str):
         if framework not in FRAMEWORKS:
             raise ValueError(f"CupyBridge: framework must be one of {list(FRAMEWORKS)}, "

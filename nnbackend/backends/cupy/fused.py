@@ -397,6 +397,7 @@ class CupyFused:
     """The ``"cupy-fused"`` executor (see :mod:`nnbackend.engine` for the contract)."""
 
     name = "cupy-fused"
+    own_matmuls = True  # float32 FMAs in the kernel: a fit's precision does not reach them
 
     def supports(self, task):
         """Why the fused kernel cannot run ``task`` (a string), or None if it can."""

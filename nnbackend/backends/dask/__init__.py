@@ -331,6 +331,20 @@ class DaskBackend(Backend):
             return max(chunk_size, max(X.chunks[0]))
         return chunk_size
 
+    def matmul_precision(self, precision, dtype):
+        """Nothing is set: the chunks' matmuls run on Dask's workers, which may
+        be other processes, and a library's TF32 switch is per process. With
+        CuPy chunks, set ``CUPY_TF32=1`` in the workers' environment instead."""
+        if self.params_backend is None or not self.params_backend.is_gpu():
+            return super().matmul_precision(precision, dtype)
+        if precision is not None:
+            raise ValueError(
+                f"backend 'dask': precision={precision!r} cannot be set for a fit on CuPy "
+                "chunks: their matmuls run on Dask's workers, which may be other processes; "
+                "set CUPY_TF32=1 (or leave it unset) in the workers' environment instead, "
+                "and precision=None")
+        return contextlib.nullcontext("CuPy's own setting on the workers")
+
     def executors(self) -> tuple:
         from .chunks import DaskChunks
 

@@ -13,7 +13,8 @@ Precision: on a GPU, JAX computes float32 matmuls in TF32 by default (about
 backend and in users' own JAX code alike, ask for full float32 precision
 (``Precision.HIGHEST``) instead, through the fix registered below, unless
 the user has chosen a precision (``jax_default_matmul_precision``, set in
-``jax.config`` or by the ``jax.default_matmul_precision`` context manager).
+``jax.config`` or by the ``jax.default_matmul_precision`` context manager),
+or the fit has (``precision="tf32"``: :meth:`JaxBackend.matmul_precision`).
 """
 
 from __future__ import annotations
@@ -116,6 +117,17 @@ class JaxBackend(Backend):
             # x64 is switched on when float64 is asked for (see dtype()).
             return FLOAT_DTYPES
         return super().float_dtypes()
+
+    def matmul_precision(self, precision, dtype):
+        """On a GPU, ``jax_default_matmul_precision`` for the block (XLA's CPU
+        matmuls have no TF32)."""
+        import jax
+
+        if not self.is_gpu() or dtype != jax.numpy.float32:
+            return super().matmul_precision(precision, dtype)
+        from ..precision import jax_precision
+
+        return jax_precision(jax, precision)
 
     def executors(self) -> tuple:
         """The CuPy kernels by DLPack first (on a GPU, where CuPy is installed;

@@ -120,6 +120,17 @@ class TorchBackend(Backend):
         take part in autograd later."""
         return [a.clone() for a in arrays]
 
+    def matmul_precision(self, precision, dtype):
+        """On CUDA, torch's float32 matmul precision for the block (on a CPU
+        nothing is set: torch's CPU matmuls have no TF32)."""
+        import torch
+
+        if self.device.type != "cuda" or dtype != torch.float32:
+            return super().matmul_precision(precision, dtype)
+        from ..precision import torch_precision
+
+        return torch_precision(torch, precision)
+
     def executors(self) -> tuple:
         """The CuPy kernels by DLPack first (the fastest, where CuPy is
         installed), then the CUDA-graph executor (where it is not, or where

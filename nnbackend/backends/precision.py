@@ -1,0 +1,121 @@
+"""Float32 matmul precision: each GPU library's TF32 switch, set for one fit.
+
+A fit's ``precision`` (see :meth:`nnbackend.MLP.fit`):
+
+``None``
+    Leave the library as it is: full float32 (nnbackend never turns TF32
+    on by itself; on ``jax.numpy`` the kernels ask for ``HIGHEST``) unless
+    the user turned TF32 on in the library.
+``"highest"``
+    Full float32 matmuls for the fit, whatever the library is set to.
+``"tf32"``
+    Float32 matmuls on tensor cores with TF32 operands (10 mantissa bits;
+    products summed in float32), where the device has them.
+
+Each library keeps the switch process-wide, so every context here sets it
+on entry and puts back what it found on exit. It yields the precision the
+library's matmuls then run at, by nnbackend's names: ``"highest"``,
+``"tf32"``, or the library's own name for anything else (``"bfloat16"``).
+The library is passed in (the module, or CuPy's linear-algebra module), so
+that these import nothing and the tests can hand in a stand-in.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+__all__ = ["PRECISIONS", "check_precision", "cupy_precision", "jax_precision", "torch_precision"]
+
+#: The values a fit's ``precision`` takes besides None (the library's own setting).
+PRECISIONS = ("highest", "tf32")
+
+
+def check_precision(precision):
+    """``precision`` if it is one of None and :data:`PRECISIONS`, else ``ValueError``."""
+    if precision is not None and precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; choose None (the array library's "
+                         f"own setting, full float32 unless changed) or one of {list(PRECISIONS)}")
+    return precision
+
+
+# torch.get_float32_matmul_precision()'s values on CUDA, by nnbackend's names.
+_TORCH_NAMES = {"highest": "highest", "high": "tf32", "medium": "bfloat16"}
+_TORCH_SETTING = {"highest": "highest", "tf32": "high"}
+
+
+@contextlib.contextmanager
+def torch_precision(torch, precision):
+    """Set torch's float32 matmul precision for the block (CUDA devices).
+
+    Through ``torch.set_float32_matmul_precision``, which sets cuBLAS's TF32
+    switch (``torch.backends.cuda.matmul``) with it.
+    """
+    try:
+        before = torch.get_float32_matmul_precision()
+    except RuntimeError:
+        # The user set TF32 through both of torch's APIs, which it refuses to
+        # read back: their setting stands, and cannot be named.
+        if precision is not None:
+            raise ValueError(f"precision={precision!r}: torch's TF32 switches were set through "
+                             "both its legacy and new APIs, so they cannot be set back after the "
+                             "fit; use one of them, or leave precision=None") from None
+        yield "torch's own setting"
+        return
+    wanted = before if precision is None else _TORCH_SETTING[precision]
+    if wanted != before:
+        torch.set_float32_matmul_precision(wanted)
+    try:
+        yield _TORCH_NAMES.get(wanted, wanted)
+    finally:
+        if wanted != before:
+            torch.set_float32_matmul_precision(before)
+
+
+# CuPy's compute types (cupy/_core/_routines_linalg.pxd), where the module
+# does not name them.
+_CUPY_TYPES = {"COMPUTE_TYPE_DEFAULT": 1, "COMPUTE_TYPE_FP16": 3, "COMPUTE_TYPE_BF16": 6,
+               "COMPUTE_TYPE_TF32": 7}
+
+
+@contextlib.contextmanager
+def cupy_precision(linalg, float32, precision):
+    """Set CuPy's compute type for float32 matmuls for the block.
+
+    ``linalg`` is ``cupy._core._routines_linalg``: its ``get_compute_type``
+    (which reads ``CUPY_TF32`` the first time) and ``set_compute_type`` are
+    what ``CUPY_TF32=1`` sets, for one dtype, at any time.
+    """
+    types = {name: getattr(linalg, name, value) for name, value in _CUPY_TYPES.items()}
+    before = linalg.get_compute_type(float32)
+    wanted = {None: before, "highest": types["COMPUTE_TYPE_DEFAULT"],
+              "tf32": types["COMPUTE_TYPE_TF32"]}[precision]
+    if wanted != before:
+        linalg.set_compute_type(float32, wanted)
+    try:
+        # set_compute_type falls back to the default below compute capability 8.0.
+        now = linalg.get_compute_type(float32)
+        yield {types["COMPUTE_TYPE_TF32"]: "tf32", types["COMPUTE_TYPE_BF16"]: "bfloat16",
+               types["COMPUTE_TYPE_FP16"]: "float16"}.get(now, "highest")
+    finally:
+        if wanted != before:
+            linalg.set_compute_type(float32, before)
+
+
+# jax_default_matmul_precision's values, by nnbackend's names. None is the
+# kernels' HIGHEST (see nnbackend.backends.jax.jax_numpy_fixes).
+_JAX_NAMES = {None: "highest", "highest": "highest", "float32": "highest",
+              "tensorfloat32": "tf32", "bfloat16": "bfloat16"}
+_JAX_SETTING = {"highest": "highest", "tf32": "tensorfloat32"}
+
+
+@contextlib.contextmanager
+def jax_precision(jax, precision):
+    """Set ``jax_default_matmul_precision`` for the block (JAX keys its compile
+    cache on it, so a jitted epoch compiles once per precision)."""
+    before = getattr(jax.config, "jax_default_matmul_precision", None)
+    wanted = before if precision is None else _JAX_SETTING[precision]
+    if _JAX_NAMES.get(wanted, wanted) == _JAX_NAMES.get(before, before):
+        yield _JAX_NAMES.get(before, before)
+        return
+    with jax.default_matmul_precision(wanted):
+        yield _JAX_NAMES[wanted]
