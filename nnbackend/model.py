@@ -661,7 +661,7 @@ def epoch_function(model: MLP, X, y, mode="minibatch", batch_size=32, lr=0.1, op
 
     For benchmarks: the data moves to the device here, not in ``step``.
     ``step.precision`` is the precision the float32 matmuls run at (as
-    ``History.precision``).
+    ``History.precision``), ``step.executor`` the executor that runs the epochs.
     """
     X = model._features(X)
     Y = model._targets(y, n_rows(X))
@@ -673,5 +673,5 @@ def epoch_function(model: MLP, X, y, mode="minibatch", batch_size=32, lr=0.1, op
         model.flat_params, loss = stepper()
         return loss
 
-    step.plan, step.precision = stepper.plan, stepper.precision
+    step.plan, step.precision, step.executor = stepper.plan, stepper.precision, stepper.executor
     return step

@@ -456,3 +456,18 @@ def test_the_tf32_figures_sit_between_float32_and_a_rough_bound(capsys):
     assert script.main(["--models", "small", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert set(rows["small"]["training_gap"]) == {"nearest", "truncate"}
+
+
+def test_the_tf32_timing_runs_on_the_cpu_and_names_what_it_could_not_measure(capsys):
+    script = load_script("tf32_time")
+    assert script.main(["64", "--backends", "numpy,cupy:7", "--rounds", "1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    numpy_lines = [line for line in lines if line.startswith("tf32 numpy mnist ")]
+    assert [line.split(" N=")[0] for line in numpy_lines] == [
+        "tf32 numpy mnist batch", "tf32 numpy mnist mini-batch 256"]
+    # A CPU has no TF32: both runs full float32, the same losses.
+    for line in numpy_lines:
+        assert "reference, its matmuls at highest); loss gap 0.0e+00" in line, line
+    assert any(line.startswith("tf32 cupy:7: not here (") for line in lines), lines
+    assert script.main(["64", "--backends", "cupy:7"]) == 0
+    assert "every TF32 figure awaits a GPU run" in capsys.readouterr().out
