@@ -129,6 +129,14 @@ def test_cupy_compute_type_is_set_for_the_block_and_put_back():
             assert now == "highest" and linalg.types["f"] == 1
             raise KeyError("an epoch that failed")
         assert linalg.types["f"] == start
+    # A CuPy without the switch (it is not public API): None runs as it is, a
+    # precision is refused by name rather than silently not set.
+    for missing in (None, types.SimpleNamespace()):
+        with P.cupy_precision(missing, np.float32, None) as now:
+            assert now == "CuPy's own setting"
+        with pytest.raises(ValueError, match="no compute-type switch.*CUPY_TF32=1"), \
+                P.cupy_precision(missing, np.float32, "tf32"):
+            pass
     # A GPU without TF32 (compute capability < 8.0): the fit says what ran.
     linalg = _Linalg(capability=75)
     with P.cupy_precision(linalg, np.float32, "tf32") as now:

@@ -83,8 +83,19 @@ def cupy_precision(linalg, float32, precision):
 
     ``linalg`` is ``cupy._core._routines_linalg``: its ``get_compute_type``
     (which reads ``CUPY_TF32`` the first time) and ``set_compute_type`` are
-    what ``CUPY_TF32=1`` sets, for one dtype, at any time.
+    what ``CUPY_TF32=1`` sets, for one dtype, at any time. None where this
+    CuPy has no such module (it is not public API): then nothing can be set
+    or read.
     """
+    if linalg is None or not all(hasattr(linalg, f) for f in ("get_compute_type",
+                                                               "set_compute_type")):
+        if precision is not None:
+            raise ValueError(f"precision={precision!r}: this CuPy has no compute-type switch "
+                             "(cupy._core._routines_linalg.set_compute_type) to set it with; "
+                             "leave precision=None, and set CUPY_TF32=1 before importing CuPy "
+                             "for TF32")
+        yield "CuPy's own setting"
+        return
     types = {name: getattr(linalg, name, value) for name, value in _CUPY_TYPES.items()}
     before = linalg.get_compute_type(float32)
     wanted = {None: before, "highest": types["COMPUTE_TYPE_DEFAULT"],

@@ -109,11 +109,13 @@ class CupyBackend(Backend):
 
         if dtype != cupy.float32:
             return super().matmul_precision(precision, dtype)
-        from cupy._core import _routines_linalg
-
         from ..precision import cupy_precision
 
-        return cupy_precision(_routines_linalg, cupy.float32, precision)
+        try:
+            from cupy._core import _routines_linalg as linalg
+        except ImportError:  # not public API: a CuPy that moved it
+            linalg = None
+        return cupy_precision(linalg, cupy.float32, precision)
 
     def executors(self) -> tuple:
         from .batch import CupyBatch
