@@ -354,7 +354,8 @@ def _train(args):
                              seed=settings["seed"], validation_data=validation,
                              patience=args.patience, resume=bool(args.resume),
                              alpha=settings["alpha"], lr_schedule=settings["lr_schedule"],
-                             precision=args.precision, callback=None if progress is None else progress.update)
+                             precision=args.precision,
+                             callback=None if progress is None else progress.update)
         finally:
             if progress is not None:
                 progress.close()

@@ -20,6 +20,7 @@ device: no step ever waits for the device.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 from dataclasses import dataclass
@@ -428,16 +429,18 @@ def epoch_stepper(net: Network, X, Y, mode="minibatch", batch_size=32, lr=0.1, o
     rng = host_rng(net.seed if seed is None else seed)
 
     def in_precision():
-        # The library's switch is process-wide: set for each step, put back after.
         return net.backend.matmul_precision(options.precision, X.dtype)
 
     with in_precision() as precision:
         # Benchmarks time the steps: no correct counts.
         epochs = _Epochs(net, X, Y, None, options, plan, count_correct=False)
     carry = {"params": net.params, "state": epochs.optimizer.init(net.params)}
+    # The library's switch is process-wide: set for each step and put back
+    # after, where there is one to set (None sets nothing: no cost per step).
+    step_precision = contextlib.nullcontext if options.precision is None else in_precision
 
     def step():
-        with in_precision(), net.backend.loop_context():
+        with step_precision(), net.backend.loop_context():
             params, state, loss_sum, _ = epochs.run(carry["params"], carry["state"], rng)
         carry["params"], carry["state"] = params, state
         return net.backend.export(params), float(net.backend.to_host(loss_sum))
