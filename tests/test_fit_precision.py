@@ -8,6 +8,7 @@ full precision. The TF32 numbers themselves need a GPU (the last test).
 """
 
 import contextlib
+import sys
 import types
 
 import numpy as np
@@ -215,6 +216,36 @@ def _recording(matmul, torch, seen):
     return recorded
 
 
+@pytest.mark.parametrize("executor, mode", [("jax-batch", "batch"), ("jax-scan", "minibatch")])
+def test_jax_epochs_are_traced_again_under_tf32(monkeypatch, executor, mode):
+    """The compiled epochs are cached across fits: a tf32 fit must trace them
+    again (JAX keys jit's cache on the precision), its matmuls asking JAX for
+    TF32 rather than HIGHEST. jax:cpu given jax:gpu's context."""
+    jax = pytest.importorskip("jax", reason="needs jax")
+    from nnbackend.backends.jax import JaxBackend
+
+    monkeypatch.setattr(JaxBackend, "matmul_precision",
+                        lambda self, precision, dtype: P.jax_precision(jax, precision))
+    traced = []
+    matmul = jax.numpy.matmul
+
+    def spy(x1, x2, precision=None, **kwargs):
+        traced.append((precision, jax.config.jax_default_matmul_precision))
+        return matmul(x1, x2, precision=precision, **kwargs)
+
+    monkeypatch.setattr(jax.numpy, "matmul", spy)
+    X, y = _data()
+    for precision in ("highest", "tf32", "highest"):
+        model = nb.MLP([3, 4, 1], backend="jax", dtype="float32", seed=0)
+        hist = model.fit(X, y, mode=mode, batch_size=16, epochs=2, precision=precision,
+                         executor=executor)
+        assert (hist.executor, hist.precision) == (executor, precision)
+    highest = jax.lax.Precision.HIGHEST
+    assert (None, "tensorfloat32") in traced, traced
+    assert {p for p, config in traced if config is None} <= {highest}, traced
+    assert jax.config.jax_default_matmul_precision is None
+
+
 def test_float64_and_the_cupy_kernels_report_full_precision(monkeypatch):
     """What ran is what is reported: float64 has no TF32, and an executor whose own
     kernels compute the products (``own_matmuls``) is not reached by the switch."""
@@ -294,25 +325,39 @@ def _gpu_backends():
 
 
 def test_tf32_on_a_gpu_changes_the_products_within_its_bound():
-    """On a GPU with tensor cores: the reference loop's float32 matmuls in TF32
+    """On a GPU with tensor cores: the library executors' float32 matmuls in TF32
     differ from full float32, within TF32's rounding (10 mantissa bits), and
     every switch is put back after the fit."""
     backends = _gpu_backends()
     if not backends:
         pytest.skip("needs a CUDA GPU with cupy, torch:cuda or jax:gpu")
+    # The executors whose matmuls are the library's, a CUDA graph and XLA's included.
+    # (executor, mode): torch-graphs replays steps, so mini-batches of 128 rows.
+    library_executors = {
+        "cupy": (("reference", "batch"),),
+        "torch": (("reference", "batch"), ("torch-graphs", "minibatch")),
+        "jax": (("reference", "batch"), ("jax-batch", "batch"), ("jax-scan", "minibatch"))}
     rng = np.random.default_rng(0)
     X = rng.normal(size=(512, 256)).astype(np.float32)
     y = rng.integers(0, 10, 512)
     for backend in backends:
-        outs = {}
-        for precision in ("highest", "tf32"):
-            model = nb.MLP([256, 256, 10], output_activation="softmax", loss="cross_entropy",
-                           backend=backend.name, device=str(backend.device), seed=0)
-            hist = model.fit(X, y, mode="batch", epochs=1, precision=precision,
-                             executor="reference")
-            outs[precision] = (hist, np.asarray(model.backend.to_host(model.predict(X))))
-        (h0, p0), (h1, p1) = outs["highest"], outs["tf32"]
-        assert (h0.precision, h1.precision) == ("highest", "tf32"), backend
-        # 256-term products of N(0,1) data: TF32 moves them by ~1e-3 relative.
-        assert not np.array_equal(p0, p1), backend
-        np.testing.assert_allclose(p1, p0, rtol=2e-2, atol=2e-3, err_msg=str(backend))
+        for executor, mode in library_executors[backend.name]:
+            where = f"{backend.name} {executor} {mode}"
+            outs = {}
+            for precision in ("highest", "tf32"):
+                model = nb.MLP([256, 256, 10], output_activation="softmax",
+                               loss="cross_entropy", backend=backend.name,
+                               device=backend.device, seed=0)
+                hist = model.fit(X, y, mode=mode, batch_size=128, epochs=1,
+                                 precision=precision, executor=executor)
+                outs[precision] = (hist, np.asarray(model.backend.to_host(model.predict(X))))
+            (h0, p0), (h1, p1) = outs["highest"], outs["tf32"]
+            assert (h0.precision, h1.precision) == ("highest", "tf32"), where
+            assert h1.executor == executor, where
+            # 256-term products of N(0,1) data: TF32 moves them by ~1e-3 relative.
+            assert not np.array_equal(p0, p1), where
+            np.testing.assert_allclose(p1, p0, rtol=2e-2, atol=2e-3, err_msg=where)
+    if "torch" in sys.modules:
+        assert sys.modules["torch"].get_float32_matmul_precision() == "highest"
+    if "jax" in sys.modules:
+        assert sys.modules["jax"].config.jax_default_matmul_precision is None
