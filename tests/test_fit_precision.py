@@ -84,14 +84,14 @@ def test_torch_switch_is_set_for_the_block_and_put_back():
 
 
 def test_a_torch_switch_set_through_both_its_apis_is_refused_not_overwritten():
-    torch = pytest.importorskip("torch", reason="needs torch")
+    # A stand-in torch whose setting cannot be read back, as torch's is after a
+    # mix of its legacy and new TF32 APIs; setting it would raise a TypeError.
     fake = types.SimpleNamespace(get_float32_matmul_precision=lambda: (_ for _ in ()).throw(
         RuntimeError("mix of the legacy and new APIs")), set_float32_matmul_precision=None)
     with P.torch_precision(fake, None) as now:
         assert now == "torch's own setting"
     with pytest.raises(ValueError, match="legacy and new APIs"), P.torch_precision(fake, "tf32"):
         pass
-    assert torch.get_float32_matmul_precision() == "highest"
 
 
 class _Linalg:
