@@ -84,8 +84,9 @@ def test_defaults_are_scikit_learns():
     ours, theirs = nb.MLPClassifier().get_params(), SkClassifier().get_params()
     shared = set(theirs) - {"max_fun"}  # lbfgs's, which nnbackend does not offer
     assert {k: ours[k] for k in shared} == {k: theirs[k] for k in shared}
-    assert {k: ours[k] for k in ("backend", "device", "dtype", "mode")} == {
-        "backend": None, "device": None, "dtype": "float32", "mode": "minibatch"}
+    assert {k: ours[k] for k in ("backend", "device", "dtype", "mode", "precision")} == {
+        "backend": None, "device": None, "dtype": "float32", "mode": "minibatch",
+        "precision": None}
 
 
 def test_fitted_attributes_and_heads():

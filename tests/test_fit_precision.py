@@ -314,6 +314,71 @@ def test_dask_on_gpu_chunks_refuses_a_precision_it_cannot_set():
         assert now == "highest"
 
 
+
+# -- the scikit-learn estimators' precision ----------------------------------------------
+
+def test_estimators_refuse_an_unknown_precision_by_name():
+    pytest.importorskip("sklearn", reason="needs scikit-learn")
+    X, y = _data()
+    for bad in ("tf16", 32, ["tf32"]):
+        with pytest.raises(ValueError, match=r"The 'precision' parameter must be None or one "
+                                             r"of \['highest', 'tf32'\]; got"):
+            nb.MLPRegressor(max_iter=1, precision=bad).fit(X, y[:, 0])
+
+
+@pytest.mark.parametrize("asked", [None, "highest", "tf32"])
+def test_estimator_cpu_fits_run_full_precision_and_say_so(asked):
+    pytest.importorskip("sklearn", reason="needs scikit-learn")
+    X, y = _data()
+    fits = [nb.MLPClassifier(hidden_layer_sizes=(4,), max_iter=3, random_state=0,
+                             precision=p).fit(X, y[:, 0]) for p in (None, asked)]
+    assert [f.fit_precision_ for f in fits] == ["highest", "highest"]
+    assert fits[0].loss_curve_ == fits[1].loss_curve_
+    np.testing.assert_array_equal(fits[0].coefs_[0], fits[1].coefs_[0])
+
+
+def test_estimator_fit_runs_inside_the_precision_and_puts_it_back(monkeypatch):
+    """torch:cpu given torch:cuda's context: the epochs' matmuls (and the
+    executor's making) run under TF32, the switch is put back after the fit
+    (also one that raises), and an executor with its own kernels reports
+    full precision."""
+    pytest.importorskip("sklearn", reason="needs scikit-learn")
+    torch, entered = _torch_backend_with_tf32(monkeypatch)
+    from nnbackend import engine
+    from nnbackend.estimators import _base
+
+    X, y = _data()
+    seen = []
+    monkeypatch.setattr(torch, "matmul", _recording(torch.matmul, torch, seen))
+    made = []
+    chosen = engine.choose_executor
+
+    def recording_choice(executor, task):
+        made.append(torch.get_float32_matmul_precision())
+        return chosen(executor, task)
+
+    monkeypatch.setattr(_base, "choose_executor", recording_choice)
+    est = nb.MLPRegressor(hidden_layer_sizes=(4,), max_iter=2, random_state=0, backend="torch",
+                          precision="tf32").fit(X, y[:, 0])
+    assert entered == ["tf32"] and made == ["high"]
+    assert seen and set(seen) == {"high"}
+    assert est.fit_precision_ == "tf32" and torch.get_float32_matmul_precision() == "highest"
+    est.set_params(precision=None).fit(X, y[:, 0])
+    assert est.fit_precision_ == "highest" and entered == ["tf32", None]
+    # A fit that raises (a non-finite solver) puts it back too.
+    with pytest.raises(ValueError, match="non-finite"):
+        est.set_params(precision="tf32", learning_rate_init=1e30).fit(X * 1e30, y[:, 0] * 1e30)
+    assert torch.get_float32_matmul_precision() == "highest"
+
+    def own_kernels(executor, task):
+        choice = chosen(executor, task)
+        return engine.Choice(choice.epoch, choice.name, choice.reason, own_matmuls=True)
+
+    monkeypatch.setattr(_base, "choose_executor", own_kernels)
+    est.set_params(learning_rate_init=1e-3).fit(X, y[:, 0])
+    assert est.fit_precision_ == "highest"
+
+
 def _gpu_backends():
     found = []
     for name, device in (("cupy", None), ("torch", "cuda"), ("jax", "gpu")):

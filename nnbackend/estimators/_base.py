@@ -15,6 +15,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ..backends import backend_of
+from ..backends.precision import PRECISIONS
 from ..data import host_rng, is_host, make_plan, n_rows
 from ..engine import EpochTask, choose_executor, run_epoch
 from ..model import MLP
@@ -57,7 +58,8 @@ class _BaseMLP(BaseEstimator):
                  random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10,
-                 backend=None, device=None, dtype="float32", mode="minibatch"):
+                 backend=None, device=None, dtype="float32", mode="minibatch",
+                 precision=None):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -84,6 +86,7 @@ class _BaseMLP(BaseEstimator):
         self.device = device
         self.dtype = dtype
         self.mode = mode
+        self.precision = precision
 
     # -- checks ----------------------------------------------------------------------
     def _check_params(self):
@@ -117,6 +120,10 @@ class _BaseMLP(BaseEstimator):
         bs = self.batch_size
         if not (bs == "auto" or (isinstance(bs, numbers.Integral) and bs >= 1)):
             raise ValueError(f"The 'batch_size' parameter must be 'auto' or an int >= 1; got {bs!r}.")
+        if self.precision is not None and not (isinstance(self.precision, str)
+                                               and self.precision in PRECISIONS):
+            raise ValueError(f"The 'precision' parameter must be None or one of "
+                             f"{list(PRECISIONS)}; got {self.precision!r}.")
         return sizes
 
     def _validate_X(self, X, reset):
@@ -167,8 +174,10 @@ class _BaseMLP(BaseEstimator):
         validation = None
         if self.early_stopping:
             Xd, Yd, validation = self._split(Xd, Yd)
-        with model._fit_context(n_rows(Xd), options):
-            self._run(Xd, Yd, validation, incremental)
+        # The executor is made (a graph captured, a scan traced) inside the precision too.
+        with model._fit_context(n_rows(Xd), options), \
+                model.backend.matmul_precision(self.precision, Xd.dtype) as precision:
+            self._run(Xd, Yd, validation, incremental, precision)
         del self._train_labels
         return self
 
@@ -180,7 +189,7 @@ class _BaseMLP(BaseEstimator):
         return FitOptions.check(mode=self.mode, batch_size=size,
                                 epochs=self.max_iter, optimizer=optimizer,
                                 shuffle=bool(self.shuffle), alpha=float(self.alpha),
-                                lr_schedule=self.learning_rate)
+                                lr_schedule=self.learning_rate, precision=self.precision)
 
     def _initialize(self, sizes, X, n_outputs):
         """A fresh network, drawn as scikit-learn draws it, and the fit's records."""
@@ -264,7 +273,7 @@ class _BaseMLP(BaseEstimator):
             warnings.simplefilter("ignore")
             return make_plan(self.mode, n, batch_size, bool(self.shuffle))
 
-    def _task(self, Xd, Yd, plan):
+    def _task(self, Xd, Yd, plan, precision):
         model = self.model_
         # The backend's fused update where its namespace has one (same results).
         opt = on_namespace(self._optimizer(plan), model.backend.xp)
@@ -273,14 +282,17 @@ class _BaseMLP(BaseEstimator):
                          model.backend.index_dtype(), model.layer_sizes)
         choice = choose_executor("auto", task)
         self.fit_executor_ = choice.reason
+        # Kernels of the library's own compute their products in float32 whatever the switch.
+        self.fit_precision_ = "highest" if choice.own_matmuls else precision
         return task, choice
 
-    def _run(self, Xd, Yd, validation, incremental):
-        """The epochs, each followed by scikit-learn's host-side rules."""
+    def _run(self, Xd, Yd, validation, incremental, precision):
+        """The epochs, each followed by scikit-learn's host-side rules; ``precision``
+        is the one the float32 matmuls run at (the fit's context is entered)."""
         model = self.model_
         backend, xp = model.backend, model.backend.xp
         plan = self._plan(n_rows(Xd))
-        task, choice = self._task(Xd, Yd, plan)
+        task, choice = self._task(Xd, Yd, plan, precision)
         params = model.flat_params
         state = self._opt_state if self._opt_state is not None else task.optimizer.init(params)
         n_batches = -(-plan.n_samples // plan.batch_size)
@@ -313,7 +325,7 @@ class _BaseMLP(BaseEstimator):
                     if self._stop():
                         break
                     self._no_improvement_count = 0
-                    task, choice = self._task(Xd, Yd, plan)
+                    task, choice = self._task(Xd, Yd, plan, precision)
                 if incremental:
                     break
                 if self.n_iter_ == self.max_iter:

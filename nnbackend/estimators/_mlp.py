@@ -48,6 +48,12 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         The backend's device.
     dtype : {'float32', 'float64'}, default='float32'
     mode : {'batch', 'minibatch', 'sgd'}, default='minibatch'
+    precision : {None, 'highest', 'tf32'}, default=None
+        The float32 matmuls' precision during fit, as :meth:`nnbackend.MLP.fit`'s:
+        None leaves the array library's own setting (full float32 unless
+        changed there), ``'highest'`` is full float32, ``'tf32'`` TF32 tensor
+        cores where the GPU has them (faster, about 1e-3 relative error in
+        the products). ``predict`` runs at the library's own setting.
 
     Attributes
     ----------
@@ -69,6 +75,10 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         The network, on its backend and device.
     fit_executor_ : str
         Which epoch executor ran the last fit, and why.
+    fit_precision_ : str
+        The precision the last fit's float32 matmuls ran at: ``'highest'``
+        on CPUs, in float64 and under nnbackend's own CUDA kernels,
+        ``'tf32'`` where TF32 ran.
     """
 
     def _head(self, n_outputs):
