@@ -9,7 +9,7 @@
 #   bash benchmarks/gpu_check.sh            # results in ./gpu_check_results
 #   OUT=/some/dir bash benchmarks/gpu_check.sh
 #
-# What it leaves in $OUT (7 files, for a device tool that brings back 8, 2
+# What it leaves in $OUT (8 files, for a device tool that brings back 8, 2
 # folders deep):
 #   summary.txt         machine, tests by backend and every test skipped or failed
 #                       by name, the fused kernel's profile, the benchmark's crossovers,
@@ -17,6 +17,7 @@
 #                       not measured by name with its reason
 #   tests.log, tests.xml  the test run (JUnit XML: each test's time, for sizing)
 #   fused_profile.json  the profile's numbers
+#   grid_fused_time.json  the grid-wide fused kernel against the one-block one
 #   bench.log           the benchmark's log (its last 400 lines)
 #   bench/results.json  every timing; "cases" holds each case's outcome and wall time
 #   bench/report.md     the report. Its plots and summary.json are left out (the
@@ -87,6 +88,11 @@
 #       ratios' sides, measured above)                                   28 s
 #   start-up 20 s, data 15 s, report 10 s                                45 s
 #   total: 69 epoch cases and 17 ratios                  ~275 s (270-305 s)
+#
+# Every case runs its float32 matmuls in full float32 (--precision highest,
+# GPU_CHECK_PRECISION): the targets are against exact float32, and the
+# hand-written JAX peers would otherwise run at JAX's default, which lets XLA
+# use TF32 (the report's "Float32 matmuls" line says what ran).
 #
 # nnbackend runs on numpy, cupy, torch:cuda and jax:gpu; the peers are those
 # on the GPU (--gpu-peers: PyTorch eager, plain CuPy, the JAX loops). The
@@ -222,7 +228,7 @@ elif [ "${GPU_CHECK_BENCH:-1}" != 0 ]; then
   NNBACKEND_BENCH_RERUN_TOTAL=${NNBACKEND_BENCH_RERUN_TOTAL:-15} \
   timeout "$bench_seconds" \
   python3 -m nnbackend.cli bench --backends "$backends" --out "$OUT/bench" --ratios gpu \
-    --target-n 0 \
+    --target-n 0 --precision "${GPU_CHECK_PRECISION:-highest}" \
     ${GPU_CHECK_BENCH_ARGS:---models small,mid,mnist --sizes 1e3,1e4,1e5 --sgd-max 1e3 --mid-sizes 1e3,1e4 --mnist-sizes 1e4 --mnist-cpu-max 1e4 --mode-sizes small:minibatch=1e5;mid:minibatch=1e4;mid:sgd=1e3 --gpu-peers} \
     > "$tmp/bench.log" 2>&1
   bench_status=$?

@@ -390,6 +390,9 @@ def test_the_gpu_check_runs_end_to_end_without_a_gpu(tmp_path):
     assert "benchmark backends: numpy" in text and "host check passed" in text
     assert "mid: per step" in text and "benchmark cases NOT measured" in text
     assert "gpu_check: done in" in text
+    # Every case in full float32, the peers' too: what the targets are against.
+    assert "- **Float32 matmuls:** full float32 in every case" in \
+        (out / "bench" / "report.md").read_text()
     # No GPU here: the GPU ratios skip, so the check reports failure-free but incomplete.
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 

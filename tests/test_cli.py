@@ -291,10 +291,12 @@ def test_bench_writes_a_report(tmp_path):
     needs_matplotlib()
     proc = run("bench", "--backends", "numpy", "--modes", "batch,minibatch,sgd", "--sizes",
                "256,512", "--sgd-max", "256", "--models", "small,mnist", "--mnist-sizes", "64,128",
-               "--target-n", "0", "--no-peers", "--out", tmp_path / "b")
+               "--target-n", "0", "--no-peers", "--precision", "tf32", "--out", tmp_path / "b")
     assert proc.returncode == 0, proc.stderr[-2000:]
     report = (tmp_path / "b" / "report.md").read_text()
     assert "nnbackend-numpy-cpu" in report and "| 512 |" in report
+    # TF32 asked for; a CPU has none, and the report says what ran.
+    assert "- **Float32 matmuls:** full float32 in every case" in report
     assert "# Model mnist: MLP 784 → 1024 → 1024 → 10" in report
     results = json.loads((tmp_path / "b" / "results.json").read_text())
     infos = [b["extra_info"] for b in results["benchmarks"]]
@@ -307,6 +309,7 @@ def test_bench_writes_a_report(tmp_path):
         assert i["seconds_per_epoch"] > 0 and i["samples_per_s"] > 0 and i["dtype"] == "float32"
         assert i["device"].startswith("CPU") and i["backend"] == "numpy"
         assert i["label"] == "nnbackend-numpy-cpu" and i["device_kind"] == "cpu"
+        assert i["precision"] == "highest"
     for png in ("epoch_time.png", "speedup.png", "epoch_time-mnist.png", "speedup-mnist.png"):
         assert (tmp_path / "b" / png).read_bytes()[:4] == b"\x89PNG"
 

@@ -31,7 +31,7 @@ from .models import label_for, workload
 from .synthetic import batch_size_of, data_for, initial_params, one_hot
 
 __all__ = ["SEED_RECORDS", "numpy_seed_epoch", "torch_eager_epoch", "cupy_eager_epoch", "plain_epoch",
-           "jax_scan_epoch", "jax_step_loop_epoch"]
+           "jax_scan_epoch", "jax_step_loop_epoch", "jax_default_precision"]
 
 
 def _small_only(name, model):
@@ -115,7 +115,8 @@ def torch_eager_epoch(mode, n_samples, batch_size=None, seed=0, lr=None, device=
     ``small``: sigmoid layers, ½·squared error, ``optim.SGD``. ``mnist``: relu
     layers, ``F.cross_entropy`` on the logits (the softmax inside it),
     ``optim.Adam``; ``mid`` the same with ``optim.SGD``. TF32 stays as torch
-    leaves it (off for matmuls).
+    is set (off for matmuls unless changed; the benchmark's ``precision``
+    sets it around each epoch).
     """
     import torch
 
@@ -294,6 +295,18 @@ def _jax_setup(mode, n_samples, batch_size, seed, lr, device):
         return [p - lr * g for p, g in zip(params, grads)], value * Xb.shape[0]
 
     return jax, jnp, dev, X, y, params, size, step
+
+
+def jax_default_precision(named):
+    """What a jitted ``@`` that asks for no precision runs at on a JAX GPU:
+    ``named`` (the backend's name for ``jax_default_matmul_precision``) where
+    that is set; unset, JAX's default, which lets XLA use TF32 on GPUs that
+    have it (nnbackend's own matmuls ask for HIGHEST instead)."""
+    import jax
+
+    if jax.config.jax_default_matmul_precision is None:
+        return "JAX's default (TF32 on GPUs that have it)"
+    return named
 
 
 def _jax_info(implementation, dev):

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from ..backends import get_backend
+from ..backends.precision import PRECISIONS, check_precision
 from ..data import MODES
 from .models import MODEL_ORDER
 
@@ -68,6 +69,10 @@ def add_bench_arguments(parser):
     parser.add_argument("--rerun-total", default=None, metavar="SECONDS",
                         help="at most this many extra seconds of re-runs in the whole run "
                              "(default 60)")
+    parser.add_argument("--precision", default=None, choices=PRECISIONS,
+                        help="the float32 matmuls' precision in every case, the peers' "
+                             "included: highest (full float32) or tf32 (tensor cores on a "
+                             "GPU); default: each library as it is set")
     parser.add_argument("--no-peers", action="store_true",
                         help="skip the hand-written peers (numpy-seed, torch-eager, "
                              "cupy-eager, the JAX loops)")
@@ -209,6 +214,8 @@ def bench_environment(args, base):
         if getattr(args, flag):
             env[f"NNBACKEND_BENCH_{name}"] = _one_seconds(getattr(args, flag),
                                                           "--" + flag.replace("_", "-"))
+    if args.precision:
+        env["NNBACKEND_BENCH_PRECISION"] = check_precision(args.precision)
     env["NNBACKEND_BENCH_PEERS"] = "0" if args.no_peers else "gpu" if args.gpu_peers else "1"
     if args.ratios:
         env["NNBACKEND_BENCH_RATIOS"] = args.ratios

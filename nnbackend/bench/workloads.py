@@ -24,8 +24,9 @@ import time
 from ..backends import get_backend
 from ..model import MLP, epoch_function
 from .models import label_for, workload
-from .peers import (SEED_RECORDS, cupy_eager_epoch, jax_scan_epoch, jax_step_loop_epoch,
-                    numpy_seed_epoch, torch_eager_epoch)
+from ..backends.precision import check_precision
+from .peers import (SEED_RECORDS, cupy_eager_epoch, jax_default_precision, jax_scan_epoch,
+                    jax_step_loop_epoch, numpy_seed_epoch, torch_eager_epoch)
 from .stability import spread
 from .synthetic import batch_size_of, data_for, initial_params, synthetic, synthetic_mnist
 
@@ -62,12 +63,13 @@ def device_kind(backend) -> str:
 
 
 def nnbackend_epoch(backend, device, mode, n_samples, batch_size=None, seed=0, lr=None,
-                    executor="auto", model="small"):
+                    executor="auto", model="small", precision=None):
     """``(step, info)``: one nnbackend epoch per ``step()`` call.
 
     ``batch_size`` and ``lr`` default to the model's. ``executor="reference"``
     times the plain loop where ``"auto"`` would take the backend's fast path
-    (labelled ``nnbackend-<name>-<kind>-reference``).
+    (labelled ``nnbackend-<name>-<kind>-reference``). ``precision`` is
+    ``fit``'s; ``info["precision"]`` says what the float32 matmuls run at.
     """
     w = workload(model)
     b = get_backend(backend, device)
@@ -82,21 +84,24 @@ def nnbackend_epoch(backend, device, mode, n_samples, batch_size=None, seed=0, l
     step = epoch_function(net, X, y, mode=mode,
                           batch_size=min(batch_size or w.batch_size, n_samples),
                           lr=w.lr if lr is None else lr, optimizer=w.optimizer, seed=seed,
-                          executor=executor)
+                          executor=executor, precision=precision)
     kind = device_kind(b)
     info = {"implementation": "nnbackend", "label": label_for("nnbackend", kind, b.name, executor),
             "backend": b.name, "device": b.device_name(), "device_kind": kind, "gpu": b.is_gpu(),
-            "model": w.name, "executor": executor}
+            "model": w.name, "executor": executor, "precision": step.precision}
     return step, info
 
 
-def make_epoch(implementation, where, mode, n_samples, model="small", seed=0):
+def make_epoch(implementation, where, mode, n_samples, model="small", seed=0, precision=None):
     """``(step, info)`` for one implementation of :data:`IMPLEMENTATIONS`.
 
     ``where``: for nnbackend a backend as ``name`` or ``name:device``; for the
     torch peer a torch device (``cpu``, ``cuda``); for the JAX peers a JAX
     platform (``cpu``, ``gpu``; ``default`` or empty for JAX's default); the
     other peers ignore it. Batch size and learning rate are the model's.
+    ``precision`` (None, ``"highest"``, ``"tf32"``) is set for every epoch,
+    the peers' included, through the same switch as a fit's (its library's);
+    ``info["precision"]`` says what the float32 matmuls run at.
 
     Raises
     ------
@@ -110,20 +115,49 @@ def make_epoch(implementation, where, mode, n_samples, model="small", seed=0):
         name, _, device = where.partition(":")
         executor = "reference" if implementation == "nnbackend-reference" else "auto"
         return nnbackend_epoch(name, device or None, mode, n_samples, seed=seed,
-                               executor=executor, model=model)
+                               executor=executor, model=model, precision=precision)
+    check_precision(precision)
     if implementation in SEED_RECORDS:
-        return numpy_seed_epoch(mode, n_samples, w.batch_size, seed, w.lr, model=model,
-                                implementation=implementation)
+        step, info = numpy_seed_epoch(mode, n_samples, w.batch_size, seed, w.lr, model=model,
+                                      implementation=implementation)
+        info["precision"] = "highest"  # NumPy on the CPU: no TF32
+        return step, info
     if implementation == "torch-eager":
-        return torch_eager_epoch(mode, n_samples, seed=seed, device=where or "cpu", model=model)
+        step, info = torch_eager_epoch(mode, n_samples, seed=seed, device=where or "cpu",
+                                       model=model)
+        return _at_precision(step, info, get_backend("torch", where or "cpu"), precision)
     if implementation == "cupy-eager":
-        return cupy_eager_epoch(mode, n_samples, seed=seed, model=model)
+        step, info = cupy_eager_epoch(mode, n_samples, seed=seed, model=model)
+        return _at_precision(step, info, get_backend("cupy"), precision)
     if implementation in ("jax-scan-hand", "jax-jit-step"):
         make = jax_scan_epoch if implementation == "jax-scan-hand" else jax_step_loop_epoch
         device = None if where in (None, "", "default") else where
-        return make(mode, n_samples, w.batch_size, seed, w.lr, device=device, model=model)
+        step, info = make(mode, n_samples, w.batch_size, seed, w.lr, device=device, model=model)
+        step, info = _at_precision(step, info, get_backend("jax", device), precision)
+        if precision is None and info["gpu"]:
+            # The hand-written epochs' ``@`` asks for no precision (nnbackend's asks
+            # for HIGHEST): JAX's own default is theirs.
+            info["precision"] = jax_default_precision(info["precision"])
+        return step, info
     raise ValueError(f"unknown benchmark implementation {implementation!r}; choose from "
                      f"{', '.join(IMPLEMENTATIONS)}")
+
+
+def _at_precision(step, info, backend, precision):
+    """A peer's ``(step, info)`` with each epoch run inside ``backend``'s
+    float32 matmul precision (the switch a fit on it sets: torch's, CuPy's,
+    JAX's); ``info["precision"]`` what its matmuls run at."""
+    dtype = backend.dtype("float32")
+    with backend.matmul_precision(precision, dtype) as now:
+        info["precision"] = now
+    if precision is None:
+        return step, info  # nothing to set: the library as it is
+
+    def stepped():
+        with backend.matmul_precision(precision, dtype):
+            return step()
+
+    return stepped, info
 
 
 def time_to_target(make_step, target_loss, n_samples, max_seconds=None, max_epochs=None):

@@ -23,6 +23,9 @@ NNBACKEND_BENCH_MID_SIZES  comma list of N for the mid model (default 1000,10000
 NNBACKEND_BENCH_MODE_SIZES  N lists for one model and mode, replacing the lists above (and
                            the sgd maximum) there: ``[model:]mode=N,N;...``, e.g.
                            ``small:minibatch=100000;mid:sgd=1000`` (no model: every model)
+NNBACKEND_BENCH_PRECISION  highest or tf32: the float32 matmuls' precision in every case, the
+                           peers' included (as a fit's ``precision``); unset, each library
+                           runs as it is set. Each case records what ran as ``precision``
 NNBACKEND_BENCH_PEERS      1 (default) to time the hand-written peers, 0 not to, gpu for
                            those that run on a GPU only (the GPU check's)
 NNBACKEND_BENCH_TARGET_N   N of the time-to-target runs (default 10000; 0 skips them)

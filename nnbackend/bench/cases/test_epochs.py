@@ -27,11 +27,14 @@ MIN_ROUNDS = max(1, min(MAX_ROUNDS, int(os.environ.get("NNBACKEND_BENCH_MIN_ROUN
                                                        str(MIN_SPREAD_ROUNDS)))))
 # The time-to-target runs stop at this mean ½·squared error.
 TARGET_LOSS = 0.0075
+# The float32 matmuls' precision for every case, peers included (None: as each library is set).
+PRECISION = os.environ.get("NNBACKEND_BENCH_PRECISION") or None
 
 
 def _make(model, implementation, where, mode, n_samples):
     try:
-        return W.make_epoch(implementation, where, mode, n_samples, model=model)
+        return W.make_epoch(implementation, where, mode, n_samples, model=model,
+                            precision=PRECISION)
     except (nb.BackendUnavailableError, ImportError) as exc:
         pytest.skip(str(exc))
 
@@ -97,7 +100,8 @@ def test_time_to_target(benchmark, target_case):
 
     def make_step():
         try:
-            return W.nnbackend_epoch(name, device or None, mode, n_samples, BATCH_SIZE)[0]
+            return W.nnbackend_epoch(name, device or None, mode, n_samples, BATCH_SIZE,
+                                     precision=PRECISION)[0]
         except nb.BackendUnavailableError as exc:
             pytest.skip(str(exc))
 
@@ -105,7 +109,9 @@ def test_time_to_target(benchmark, target_case):
         b = nb.get_backend(name, device or None)
     except nb.BackendUnavailableError as exc:
         pytest.skip(str(exc))
-    W.nnbackend_epoch(name, device or None, mode, min(n_samples, 256), BATCH_SIZE)[0]()  # warm-up
+    warm, made = W.nnbackend_epoch(name, device or None, mode, min(n_samples, 256), BATCH_SIZE,
+                                   precision=PRECISION)
+    warm()
     result = {}
 
     def run():
@@ -121,5 +127,6 @@ def test_time_to_target(benchmark, target_case):
         label=label_for("nnbackend", kind, b.name), backend=b.name, device=b.device_name(),
         device_kind=kind, gpu=b.is_gpu(), mode=mode, batch_size=size,
         n_samples=n_samples, steps=-(-n_samples // size), dtype="float32",
-        target_loss=TARGET_LOSS, lr=W.LR, load_average=load_average(), **result,
+        target_loss=TARGET_LOSS, lr=W.LR, load_average=load_average(),
+        precision=made["precision"], **result,
     )

@@ -111,7 +111,8 @@ CASES = _selected()
 
 def _make(implementation, where, mode, n_samples, model):
     try:
-        return W.make_epoch(implementation, where, mode, n_samples, model=model)
+        return W.make_epoch(implementation, where, mode, n_samples, model=model,
+                            precision=os.environ.get("NNBACKEND_BENCH_PRECISION") or None)
     except (nb.BackendUnavailableError, ImportError) as exc:
         pytest.skip(str(exc))
 
@@ -165,6 +166,7 @@ def test_ratio(benchmark, case):
         label=f"{info_a['label']} / {info_b['label']}",
         label_a=info_a["label"], label_b=info_b["label"],
         device_a=info_a["device"], device_b=info_b["device"],
+        precision_a=info_a.get("precision"), precision_b=info_b.get("precision"),
         median_a=statistics.median(times_a), median_b=statistics.median(times_b),
         min_a=min(times_a), min_b=min(times_b), ratio=ratio,
         q1_a=side_a["q1"], q3_a=side_a["q3"], q1_b=side_b["q1"], q3_b=side_b["q3"],

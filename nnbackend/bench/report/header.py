@@ -14,7 +14,7 @@ from ..stability import NOISY_IQR
 from .analysis import STEEPEST_EXPONENT
 from .formatting import sig3
 
-__all__ = ["header", "load_text", "threads_text"]
+__all__ = ["header", "load_text", "precision_text", "threads_text"]
 
 
 def _machine_text(data):
@@ -72,6 +72,9 @@ def header(data, json_path, rows, models, sections):
     if not gpus and any(r.get("gpu") for r in rows):
         gpus = ["measured (device name not recorded)"]
     out.append(f"- **GPU:** {', '.join(gpus) if gpus else 'none measured'}")
+    matmuls = precision_text(rows)
+    if matmuls:
+        out.append(f"- **Float32 matmuls:** {matmuls}")
     out.append(f"- **Date:** {_date_text(data, json_path)}")
     command = ours.get("command")
     out.append(f"- **Command:** `{command}`" if command else "- **Command:** not recorded")
@@ -90,6 +93,23 @@ def header(data, json_path, rows, models, sections):
     out += _noise_lines(data, sections)
     out.append("")
     return out
+
+
+def precision_text(rows):
+    """What the cases' float32 matmuls ran at (``nnbackend bench --precision``,
+    or each library as it was set), by label; None where no case recorded it
+    (results made before the suite did)."""
+    ran = {}
+    for row in rows:
+        if row.get("precision"):
+            ran.setdefault(str(row["precision"]), set()).add(str(row.get("label")))
+    if not ran:
+        return None
+    if set(ran) == {"highest"}:
+        return "full float32 in every case"
+    others = "; ".join(f"{name} in {', '.join(sorted(labels))}"
+                       for name, labels in sorted(ran.items()) if name != "highest")
+    return f"full float32, except {others}" if "highest" in ran else others
 
 
 def _environment(data):
