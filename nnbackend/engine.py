@@ -14,6 +14,10 @@ one contract:
     ``epoch(params, state, order) -> (params, state, loss_sum, correct)``:
     one pass over ``task.X`` in the host-drawn row ``order`` (None: in
     order), with the same batches, math and optimizer as :func:`run_epoch`.
+    Optionally ``epoch.epochs(params, state, orders) -> (params, state,
+    loss_sums, corrects)``: ``len(orders)`` epochs in one call with no host
+    work between them (the training loop's windows), the same bits as that
+    many ``epoch`` calls; and ``epoch.path``, how it runs them, in words.
 ``executor.describe(task) -> str`` (optional)
     How it runs ``task``, in words, for :attr:`Choice.reason` (and so
     ``History.executor_reason``).

@@ -34,7 +34,7 @@ _GPU_SETUP = {"setup": 5e-3, "byte": 1e-10, "fwd": 1e-12}
 # [32,64,1] mini-batch-64 step, 1.1 ms per 10^6-row full-batch epoch.
 # Any GPU library's plain loop, where no kernel takes the fit (a custom
 # optimizer, a mini-batch too large for the fused kernel): launch-bound, about
-# 1 ms an eager step of a small network on an H200 (DESIGN.md).
+# 1 ms an eager step of a small network on an H200 (torch eager, benchmarks/results/h200-*).
 _GPU_EAGER = {
     f"{mode}/reference": _terms("reference", launch=1.5e-3, madd=2e-12, epoch=5e-4, **_GPU_SETUP)
     for mode in ("sgd", "minibatch", "batch")

@@ -16,7 +16,9 @@ weights nnbackend draws (:func:`.synthetic.initial_params`) on the same rows.
   backward by hand: one shot in batch mode, an eager loop of mini-batches
   otherwise. Plain means CuPy's own idioms, ``dz.sum(axis=0)`` for a bias
   gradient included, so it shows what CuPy gives a user who writes the
-  obvious code (that sum is CuPy's slow path over axis 0: see DESIGN.md).
+  obvious code (CuPy reduces over axis 0 of a C-contiguous array without
+  CUB, its slow path; nnbackend's kernels sum a bias gradient as a product
+  with a vector of ones instead).
 * ``jax-scan-hand`` / ``jax-jit-step`` (``small`` only): a jitted
   ``lax.scan`` epoch of ``jax.grad`` steps, and a jitted step called from a
   Python loop, on the JAX device asked for.

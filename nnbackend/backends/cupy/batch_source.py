@@ -3,7 +3,7 @@
 Two kernels make a batch-mode epoch (one optimizer step over all N rows),
 and a third runs several:
 
-``nnb_batch_grad``, a grid of blocks of ``R`` threads
+``nnb_batch_grad``, a grid of blocks of ``layout.threads`` threads (at least ``R``)
     Each block takes tiles of ``R`` consecutive rows (tile ``b``, ``b + G``,
     ``b + 2G``, ... for block ``b`` of ``G``). Per tile: the block stages the
     tile's X rows in shared memory; each thread runs one row's forward pass,
@@ -30,7 +30,7 @@ parameters' own row-major layout) is one ``(fan_in + 1, fan_out)`` gradient
 Shared memory per block (elements): the parameters, then per layer its
 input (R, AS_l) and its dL/dz (R, DS_l), row-major with row strides padded
 to 4 mod 8 elements so that 16-byte accesses by the rows of a quarter-warp
-fall on distinct banks, then 2R for the threads' loss and hit sums.
+fall on distinct banks, then 2 x threads for the threads' loss and hit sums.
 
 Like the fused epoch kernel (:mod:`.source`), every phase is a loop
 ``for (t = tid; t < work; t += nt)``, so the same source compiled as C++

@@ -44,7 +44,8 @@ one), because DLPack shares memory, not the order of the work on it:
 
 Memory: CuPy's pool and torch's caching allocator (or JAX's) both hold GPU
 memory; with JAX, set ``XLA_PYTHON_CLIENT_PREALLOCATE=false`` so that CuPy
-finds any (DESIGN.md).
+finds any (JAX otherwise takes 75% of the GPU when its client starts;
+``backend="auto"`` sets it where unset, :func:`..auto.auto_candidates`).
 
 The tests replace :func:`cuda_index`, :func:`load_kernel_backend` and
 :func:`make_ordering` to run the bridge on the CPU, with NumPy standing in
