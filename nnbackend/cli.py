@@ -195,8 +195,7 @@ def _add_train(commands, backend_flags):
          "learning rate (default: 1.0 for xor/and, else 0.1; 0.01 in sgd mode)"),
         ("--optimizer", {"choices": list(OPTIMIZERS)}, "default: sgd"),
         ("--alpha", {"type": _nonnegative_float},
-         "L2 penalty on the weights, as scikit-learn's MLP alpha (default: 0; above 0 the "
-         "fused GPU kernels decline and the plain loop runs)"),
+         "L2 penalty on the weights, as scikit-learn's MLP alpha (default: 0)"),
         ("--lr-schedule", {"choices": list(LR_SCHEDULES)},
          "constant; invscaling: lr/(t+1)^0.5, t the samples seen; adaptive: lr/5 after 10 "
          "epochs without improvement (default: constant)"),

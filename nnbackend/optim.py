@@ -25,11 +25,15 @@ Wrappers add what scikit-learn's MLP has on top of a plain optimizer:
 ``scheduled(..., scale=...)`` rebuilt with a smaller scale by the host
 between epochs, see :mod:`nnbackend.estimators`). They are optimizers like
 the others, pure and on the device: their scalars are host numbers, so no
-step reads a device value. A wrapped optimizer has no ``name``: the fused
-executors (``cupy-fused``, ``cupy-batch``, ``torch-graphs``), which
-re-implement the built-in updates only, decline it with that reason and the
-epochs run through the reference loop, or through an executor that calls
-``update`` itself (``jax-scan``, ``jax-batch``, ``dask-chunks``).
+step reads a device value. A wrapped optimizer has no ``name``; its
+``update`` says what it wraps (:func:`wrapped_parts`). The CuPy kernels
+(``cupy-fused``, ``cupy-batch``) read that and carry the penalty and the
+``'invscaling'`` and ``'adaptive'`` factors on sgd's and momentum's
+gradients (:mod:`nnbackend.backends.cupy.kernel_update`); ``torch-graphs``
+declines any wrapper, and so do the kernels for what they cannot carry; the
+epochs then run through the reference loop. The executors that call
+``update`` themselves (``jax-scan``, ``jax-batch``, ``dask-chunks``) run
+every wrapper.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ __all__ = [
     "Optimizer", "sgd", "momentum", "adam", "get_optimizer", "OPTIMIZERS",
     "state_fields", "state_from_fields", "on_namespace",
     "l2_penalty", "scheduled", "ScheduledState", "inverse_scaling", "update_key",
+    "wrapped_parts",
 ]
 
 
@@ -340,8 +345,8 @@ def l2_penalty(opt: Optimizer, coef: float, mask=None) -> Optimizer:
     Returns
     -------
     Optimizer
-        The same ``init`` and state as ``opt``; no ``name`` (so the fused
-        executors, which know the built-in updates only, decline it).
+        The same ``init`` and state as ``opt``; no ``name``, and
+        :func:`wrapped_parts` says what it wraps (for the CuPy kernels).
     """
     coef = _nonnegative("coef", coef)
     if coef == 0:
@@ -354,6 +359,8 @@ def l2_penalty(opt: Optimizer, coef: float, mask=None) -> Optimizer:
         return opt.update(grads, state, params)
 
     update.rebind = lambda xp: l2_penalty(on_namespace(opt, xp), coef, mask)
+    # What it is made of, for executors that re-implement it (wrapped_parts).
+    update.parts = ("l2_penalty", opt, coef, None if keep is None else tuple(keep))
     inner = update_key(opt)
     update.key = None if inner is None else ("l2_penalty", coef, None if keep is None
                                              else tuple(keep), inner)
@@ -428,11 +435,28 @@ def scheduled(opt: Optimizer, schedule: Callable | None = None, scale: float = 1
         return new_params, ScheduledState(state.count + 1, [inner])
 
     update.rebind = lambda xp: scheduled(on_namespace(opt, xp), schedule, scale, on)
+    update.parts = ("scheduled", opt, schedule, scale, on)
     inner = update_key(opt)
     how = None if schedule is None else getattr(schedule, "key", None)
     update.key = (None if inner is None or (schedule is not None and how is None)
                   else ("scheduled", how, scale, on, inner))
     return Optimizer(init, update)
+
+
+def wrapped_parts(opt: Optimizer):
+    """What a wrapper made ``opt`` of, or None for any other optimizer.
+
+    Returns
+    -------
+    tuple or None
+        ``("l2_penalty", inner, coef, mask)`` for :func:`l2_penalty`'s
+        (``mask`` a tuple of bools, or None for every parameter),
+        ``("scheduled", inner, schedule, scale, on)`` for :func:`scheduled`'s;
+        None for a built-in optimizer or one of the caller's own. An
+        executor that re-implements the built-in updates (a fused kernel)
+        reads the wrappers' settings from it.
+    """
+    return getattr(opt.update, "parts", None)
 
 
 def update_key(opt: Optimizer):

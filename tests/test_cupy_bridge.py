@@ -27,7 +27,7 @@ from nnbackend.backends.cupy import CupyBackend
 from nnbackend.backends.cupy import bridge as B
 from nnbackend.backends.cupy import fused as F
 from nnbackend.engine import EXECUTORS
-from nnbackend.optim import AdamState, MomentumState
+from nnbackend.optim import AdamState, MomentumState, ScheduledState
 
 needs_cxx = pytest.mark.skipif(shutil.which("c++") is None, reason="no C++ compiler (c++) here")
 
@@ -189,10 +189,15 @@ def test_jax_cpu_arrays_cross_and_come_back_without_a_copy_where_aligned():
     (),
     MomentumState([np.ones(2), np.zeros((2, 3))]),
     AdamState(7, [np.ones(2), np.ones(3)], [np.zeros(2), np.zeros(3)]),
+    # A schedule's state holds the optimizer's own (fit(lr_schedule=...), the estimators').
+    ScheduledState(26, [MomentumState([np.ones(2), np.zeros((2, 3))])]),
+    ScheduledState(26, [()]),
 ])
 def test_an_optimizer_state_flattens_and_rebuilds(state):
     arrays = B.state_arrays(state)
-    assert len(arrays) == sum(len(v) for v in state if isinstance(v, list))
+    inner = state.inner[0] if isinstance(state, ScheduledState) else state
+    assert len(arrays) == sum(len(v) for v in inner if isinstance(v, list))
+    assert all(isinstance(a, np.ndarray) for a in arrays)
     again = B.with_state_arrays(state, [a + 1 for a in arrays])
     assert type(again) is type(state)
     if state == ():
@@ -202,6 +207,8 @@ def test_an_optimizer_state_flattens_and_rebuilds(state):
         np.testing.assert_array_equal(new, old + 1)
     if isinstance(state, AdamState):
         assert again.count == 7
+    if isinstance(state, ScheduledState):
+        assert again.count == 26 and type(again.inner[0]) is type(state.inner[0])
 
 
 def test_cuda_index_reads_the_dlpack_device():

@@ -13,9 +13,9 @@ the L2 penalty on the weights, as scikit-learn's MLP has them.
   ``factor(count)`` of the steps taken.
 
 With neither (``alpha=0``, ``'constant'``) the optimizer is the named one,
-and the fused and compiled executors run it. The wrapped optimizer has no
-name, so executors that know only the built-in updates decline it and the
-fit says why in ``History.executor_reason``.
+and every executor runs it. The CuPy kernels carry the penalty, and
+``'invscaling'`` and ``'adaptive'`` on sgd and momentum; ``torch-graphs``
+declines any wrapper, and the fit says why in ``History.executor_reason``.
 """
 
 from __future__ import annotations

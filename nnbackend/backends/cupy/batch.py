@@ -55,8 +55,9 @@ import ctypes
 import numpy as np
 
 from .batch_source import kernel_source
-from .flat import OwnState, build_host_library, flat_views, hyper
-from .fused import OPTIMIZERS, SHARED_BYTES, shared_limit
+from .flat import OwnState, build_host_library, flat_views
+from .fused import SHARED_BYTES, shared_limit
+from .kernel_update import kernel_update
 
 __all__ = ["BatchLayout", "CupyBatch", "MAX_ROW_WIDTH", "cuda_launcher", "cuda_persistent",
            "host_launcher", "host_persistent", "make_epoch", "resident_blocks", "unsupported"]
@@ -176,12 +177,13 @@ def unsupported(spec, plan, opt, sizes, dtype_name, limit=SHARED_BYTES):
     """Why the batch kernels cannot run this fit (a string), or None if they can."""
     if plan.batch_size < plan.n_samples:
         return "not batch mode (the fused epoch kernel takes mini-batches)"
-    if getattr(opt, "name", None) not in OPTIMIZERS:
-        return "a custom optimizer (only the built-in sgd, momentum and adam are fused)"
     if dtype_name not in _ITEM:
         return f"dtype {dtype_name!r}"
     if sizes is None:
         return "the layer sizes are unknown"
+    why = kernel_update(opt, plan, sizes)[1]
+    if why is not None:
+        return why
     widest = max(a + b for a, b in zip(sizes, sizes[1:]))
     if widest > MAX_ROW_WIDTH:
         return (f"a layer's fan_in + fan_out is {widest}, more than the {MAX_ROW_WIDTH} values "
@@ -371,21 +373,28 @@ def make_epoch(am, spec, opt, plan, X, Y, multiclass, layout, n_blocks, launcher
     ``epoch.path``, which says how ``epoch.epochs`` runs, in words.
     """
     dtype_name = str(X.dtype)
-    source = kernel_source(layout, spec, opt.name, dtype_name, multiclass)
+    form, why = kernel_update(opt, plan, layout.sizes)
+    if form is None:
+        raise ValueError(f"the batch kernels cannot run this optimizer: {why}")
+    source = kernel_source(layout, spec, form, dtype_name, multiclass)
     grad, update = launcher(source, layout, dtype_name)
-    run_many, why = (None, "no persistent kernel asked for") if persistent is None else \
-        persistent(source, layout, dtype_name, n_blocks)
+    if persistent is None:
+        run_many, why = None, "no persistent kernel asked for"
+    elif not form.constant:
+        # One launch takes one learning-rate factor; 'invscaling' has one an epoch.
+        run_many, why = None, "an 'invscaling' schedule changes the rate every epoch"
+    else:
+        run_many, why = persistent(source, layout, dtype_name, n_blocks)
     persistent_run = {"run": run_many}
     X, Y = am.ascontiguousarray(X), am.ascontiguousarray(Y)
     n, dtype = plan.n_samples, X.dtype
-    lr, h1, h2, h3 = hyper(opt)
     # Once per fit: every block writes its whole row each epoch.
     partials = am.zeros((n_blocks, layout.n_params + 2), dtype=dtype)
     # The persistent kernel's barrier counters: zeros once, consistent after every launch.
     barrier = am.zeros(2, dtype=am.uint32)
     dummy = am.zeros(1, dtype=dtype)
     flat, unflat = flat_views(am, layout.shapes, dtype)
-    own_state = OwnState(opt.name, flat, unflat, dummy)
+    own_state = OwnState(form.name, flat, unflat, dummy)
 
     # The flat buffer behind the parameters the last epoch returned: handed them
     # back (the training loop does), the next epoch reads it as it is instead of
@@ -404,11 +413,12 @@ def make_epoch(am, spec, opt, plan, X, Y, multiclass, layout, n_blocks, launcher
         with device if device is not None else contextlib.nullcontext():
             p_in = params_in(params)
             p = am.empty(layout.n_params, dtype=dtype)
-            s1, s2, count0 = own_state.buffers(state)
+            s1, s2, count0 = own_state.buffers(form.inner(state))
             out = am.empty(2, dtype=dtype)
+            lr, h1, h2, h3 = form.hyper(form.count(state), 1)
             grad(X, Y, n, p_in, partials, n_blocks)
             update(partials, n_blocks, p_in, p, s1, s2, count0, lr, h1, h2, h3, out)
-            state = own_state.state(state, s1, s2, count0 + 1)
+            state = form.outer(state, own_state.state(form.inner(state), s1, s2, count0 + 1), 1)
             views = unflat(p)
             last["views"], last["buffer"] = tuple(views), p
             return views, state, out[0], (None if multiclass is None else out[1])
@@ -424,11 +434,13 @@ def make_epoch(am, spec, opt, plan, X, Y, multiclass, layout, n_blocks, launcher
         with device if device is not None else contextlib.nullcontext():
             p_in = params_in(params)
             between = [am.empty(layout.n_params, dtype=dtype) for _ in range(min(2, k - 1))]
-            s1, s2, count0 = own_state.buffers(state)
+            s1, s2, count0 = own_state.buffers(form.inner(state))
             out = am.empty((k, 2), dtype=dtype)
             p = am.empty(layout.n_params, dtype=dtype)
             launched = False
+            step0 = form.count(state)
             if persistent_run["run"] is not None and k > 1:
+                lr, h1, h2, h3 = form.hyper(step0, k)  # one factor for all k (form.constant)
                 buf_b = between[1] if k > 2 else between[0]
                 try:
                     persistent_run["run"](X, Y, n, p_in, between[0], buf_b, p, partials, s1, s2,
@@ -445,11 +457,12 @@ def make_epoch(am, spec, opt, plan, X, Y, multiclass, layout, n_blocks, launcher
             if not launched:
                 for i in range(k):
                     p_out = p if i == k - 1 else between[i % 2]
+                    lr, h1, h2, h3 = form.hyper(step0 + i, 1)
                     grad(X, Y, n, p_in, partials, n_blocks)
                     update(partials, n_blocks, p_in, p_out, s1, s2, count0 + i, lr, h1, h2, h3,
                            out[i])
                     p_in = p_out
-            state = own_state.state(state, s1, s2, count0 + k)
+            state = form.outer(state, own_state.state(form.inner(state), s1, s2, count0 + k), k)
             views = unflat(p)
             last["views"], last["buffer"] = tuple(views), p
             return views, state, out[:, 0], (None if multiclass is None else out[:, 1])

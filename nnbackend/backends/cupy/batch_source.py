@@ -367,13 +367,11 @@ extern "C" __global__ void __launch_bounds__({layout.threads}) nnb_batch_grad(
 """
 
 
-def _update_from(opt_name, fn):
+def _update_from(opt, fn):
     """The optimizer's update of ``params[p]`` from ``params_in[p]`` and the gradient ``g``."""
-    statement = update_statement(opt_name, fn, P="params")
-    assert "params[p] = params[p]" in statement
     # Through L2: in the persistent kernel, params_in is what an earlier epoch of
     # the same launch wrote.
-    return statement.replace("params[p] = params[p]", "params[p] = NNB_LDCG(params_in + p)")
+    return update_statement(opt, fn, P="params", read="NNB_LDCG(params_in + p)")
 
 
 def _update_kernel(layout, spec, opt_name, fn):

@@ -100,16 +100,20 @@ def state_arrays(state) -> list:
     ----------
     state : NamedTuple or ()
         An optimizer state (``nnbackend.optim``): fields that are lists of
-        arrays (one per parameter) or host numbers (Adam's count).
+        arrays (one per parameter), lists of inner states (a
+        ``ScheduledState``'s wrapped optimizer's) or host numbers (Adam's count).
 
     Returns
     -------
     list of arrays
-        Every element of every list field; [] for a stateless ``()``.
+        Every array of every list field, inner states' in turn; [] for a
+        stateless ``()``.
     """
     if not hasattr(state, "_fields"):
         return []
-    return [a for value in state if isinstance(value, list) for a in value]
+    # States are tuples (NamedTuples, sgd's ()); arrays never are.
+    return [a for value in state if isinstance(value, list)
+            for item in value for a in (state_arrays(item) if isinstance(item, tuple) else [item])]
 
 
 def with_state_arrays(state, arrays):
@@ -118,10 +122,14 @@ def with_state_arrays(state, arrays):
     The inverse of :func:`state_arrays`: ``with_state_arrays(s,
     state_arrays(s))`` equals ``s``; host numbers (Adam's count) are kept.
     """
+    return _refilled(state, iter(arrays))
+
+
+def _refilled(state, it):
     if not hasattr(state, "_fields"):
         return state
-    it = iter(arrays)
-    return type(state)(*[[next(it) for _ in value] if isinstance(value, list) else value
+    return type(state)(*[[_refilled(item, it) if isinstance(item, tuple) else next(it)
+                          for item in value] if isinstance(value, list) else value
                          for value in state])
 
 

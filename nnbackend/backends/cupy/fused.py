@@ -60,7 +60,9 @@ same source compiled as C++ for the host, with one "thread", runs the same
 arithmetic serially. The tests run that host build against the reference
 loop on the CPU; the GPU check runs the CUDA build against it on a GPU.
 
-It takes the built-in optimizers (sgd, momentum, adam), batches of at most
+It takes the built-in optimizers (sgd, momentum, adam), with a fit's L2
+penalty and its 'invscaling' and 'adaptive' factors where they apply
+(:mod:`.kernel_update`), batches of at most
 :data:`MAX_BATCH` rows, float32 and float64, and networks of at most
 :data:`MAX_PARAMS` parameters with at most :data:`MAX_STEP_WORK`
 batch-rows times parameters; :func:`unsupported` says why anything else
@@ -75,7 +77,8 @@ import ctypes
 import numpy as np
 
 from . import source, tiled
-from .flat import OwnState, build_host_library, flat_views, hyper
+from .flat import OwnState, build_host_library, flat_views
+from .kernel_update import kernel_update
 
 __all__ = ["CupyFused", "MAX_BATCH", "MAX_PARAMS", "MAX_STEP_WORK", "SHARED_BYTES", "GLOBAL_THREADS", "shared_limit",
            "unsupported", "Layout", "kernel_source", "make_epoch", "cuda_launcher", "host_launcher"]
@@ -104,7 +107,6 @@ MAX_PARAMS = 1 << 22
 # batch-parameter, so past 2**22 (~0.8 ms) the eager loop's launches of
 # whole-GPU work cost less.
 MAX_STEP_WORK = 1 << 22
-OPTIMIZERS = ("sgd", "momentum", "adam")
 _ITEM = {"float32": 4, "float64": 8}
 
 
@@ -240,12 +242,13 @@ def unsupported(spec, plan, opt, sizes, dtype_name, shared_limit=SHARED_BYTES):
         return "batch mode is one step per epoch; there are no launches to save"
     if plan.batch_size > MAX_BATCH:
         return f"batches of {plan.batch_size} rows exceed the fused kernel's {MAX_BATCH}"
-    if getattr(opt, "name", None) not in OPTIMIZERS:
-        return "a custom optimizer (only the built-in sgd, momentum and adam are fused)"
     if dtype_name not in _ITEM:
         return f"dtype {dtype_name!r}"
     if sizes is None:
         return "the layer sizes are unknown"
+    why = kernel_update(opt, plan, sizes)[1]
+    if why is not None:
+        return why
     n_params = sum(a * b + b for a, b in zip(sizes, sizes[1:]))
     if n_params > MAX_PARAMS:
         return (f"the network has {n_params} parameters, more than the {MAX_PARAMS} the fused "
@@ -340,18 +343,20 @@ def make_epoch(am, spec, opt, plan, X, Y, multiclass, sizes, dtype_name, launche
         for a block of :data:`SHARED_BYTES`.
     """
     layout = layout or Layout(sizes, plan.batch_size, dtype_name)
-    source = kernel_source(layout, spec, opt.name, dtype_name, multiclass)
+    update, why = kernel_update(opt, plan, sizes)
+    if update is None:
+        raise ValueError(f"the fused kernel cannot run this optimizer: {why}")
+    source = kernel_source(layout, spec, update, dtype_name, multiclass)
     launch = launcher(source, layout, dtype_name)
     X, Y = am.ascontiguousarray(X), am.ascontiguousarray(Y)
     n = plan.n_samples
     dtype = X.dtype
-    lr, h1, h2, h3 = hyper(opt)
     in_order = am.arange(n, dtype=am.int64)
     n_steps = -(-n // plan.batch_size)
     # Once per fit: the kernel zeroes it at the start of each epoch.
     work = am.zeros(max(1, layout.work_elements()), dtype=dtype)
     flat, unflat = flat_views(am, layout.shapes, dtype)
-    own_state = OwnState(opt.name, flat, unflat, am.zeros(1, dtype=dtype))
+    own_state = OwnState(update.name, flat, unflat, am.zeros(1, dtype=dtype))
 
     def epoch(params, state, order):
         with device if device is not None else contextlib.nullcontext():
@@ -360,10 +365,12 @@ def make_epoch(am, spec, opt, plan, X, Y, multiclass, sizes, dtype_name, launche
     def run(params, state, order):
         order = in_order if order is None else am.asarray(order, dtype=am.int64)
         p = flat(params)
-        s1, s2, count0 = own_state.buffers(state)
+        s1, s2, count0 = own_state.buffers(update.inner(state))
         out = am.zeros(2, dtype=dtype)
+        lr, h1, h2, h3 = update.hyper(update.count(state), n_steps)
         launch(X, Y, order, n, p, s1, s2, count0, lr, h1, h2, h3, out, work)
-        state = own_state.state(state, s1, s2, count0 + n_steps)
+        inner = own_state.state(update.inner(state), s1, s2, count0 + n_steps)
+        state = update.outer(state, inner, n_steps)
         return unflat(p), state, out[0], (None if multiclass is None else out[1])
 
     def epochs(params, state, orders):
@@ -380,12 +387,14 @@ def make_epoch(am, spec, opt, plan, X, Y, multiclass, sizes, dtype_name, launche
                 stacked = am.asarray(np.stack([np.asarray(o) for o in orders]), dtype=am.int64)
                 rows = [stacked[i] for i in range(k)]
             p = flat(params)
-            s1, s2, count0 = own_state.buffers(state)
+            s1, s2, count0 = own_state.buffers(update.inner(state))
             out = am.zeros((k, 2), dtype=dtype)
             for i in range(k):
+                lr, h1, h2, h3 = update.hyper(update.count(state) + i * n_steps, n_steps)
                 launch(X, Y, rows[i], n, p, s1, s2, count0 + i * n_steps, lr, h1, h2, h3, out[i],
                        work)
-            state = own_state.state(state, s1, s2, count0 + k * n_steps)
+            inner = own_state.state(update.inner(state), s1, s2, count0 + k * n_steps)
+            state = update.outer(state, inner, k * n_steps)
             return unflat(p), state, out[:, 0], (None if multiclass is None else out[:, 1])
 
     epoch.epochs = epochs

@@ -183,19 +183,33 @@ def param_name(layout):
     return "sh" if layout.params_in == "shared" else "params"
 
 
-def update_statement(opt_name, fn, P="sh"):
-    """The optimizer's update of parameter ``P[p]`` from its gradient ``g``."""
-    return {
-        "sgd": "sh[p] = sh[p] - lr_t * g;",
-        "momentum": """const T v = h1_t * s1[p] + g;
+def update_statement(opt, fn, P="sh", read=None):
+    """The optimizer's update of parameter ``P[p]`` from its gradient ``g``.
+
+    ``opt`` is the optimizer's name or a :class:`.kernel_update.KernelUpdate`,
+    whose L2 penalty is added to ``g`` first (``g + l2·p`` where its condition
+    on ``p`` holds) and whose factor ``h3`` multiplies sgd's and momentum's
+    gradients, in the reference's order. ``read`` is where the parameter's
+    current value is read (default ``P[p]``).
+    """
+    name = getattr(opt, "name", opt)
+    g = "(h3_t * g)" if getattr(opt, "scaled", False) else "g"
+    body = {
+        "sgd": f"DST = CUR - lr_t * {g};",
+        "momentum": f"""const T v = h1_t * s1[p] + {g};
             s1[p] = v;
-            sh[p] = sh[p] - lr_t * (nesterov ? g + h1_t * v : v);""",
+            DST = CUR - lr_t * (nesterov ? {g} + h1_t * v : v);""",
         "adam": """const T m1 = h1_t * s1[p] + one_minus_h1 * g;
             const T m2 = h2_t * s2[p] + one_minus_h2 * (g * g);
             s1[p] = m1;
             s2[p] = m2;
-            sh[p] = sh[p] - adam_step * m1 / ({SQRT}(m2) + adam_eps);""".replace("{SQRT}", fn.SQRT),
-    }[opt_name].replace("sh[p]", f"{P}[p]")
+            DST = CUR - adam_step * m1 / ({SQRT}(m2) + adam_eps);""".replace("{SQRT}", fn.SQRT),
+    }[name]
+    penalized = getattr(opt, "penalized", None)
+    if penalized is not None:
+        # As the reference: a Python float meets the parameter as its dtype.
+        body = f"if ({penalized}) g = g + (T){opt.l2!r} * CUR;\n            " + body
+    return body.replace("DST", f"{P}[p]").replace("CUR", read or f"{P}[p]")
 
 
 def _dx_loop(layout, spec, l, dz, dnext):
@@ -295,10 +309,11 @@ def kernel_setup():
     """The optimizer's constants, as every kernel's first statements after its memory."""
     return """    const int tid = threadIdx.x, nt = blockDim.x;
     // Python floats meet arrays as the array's dtype in the reference.
-    const T lr_t = (T)lr, h1_t = (T)h1, h2_t = (T)h2;
+    const T lr_t = (T)lr, h1_t = (T)h1, h2_t = (T)h2, h3_t = (T)h3;
     const T one_minus_h1 = (T)(1.0 - h1), one_minus_h2 = (T)(1.0 - h2);
     const bool nesterov = h2 != 0.0;
-    (void)lr_t; (void)h1_t; (void)h2_t; (void)one_minus_h1; (void)one_minus_h2; (void)nesterov; (void)h3;"""
+    (void)lr_t; (void)h1_t; (void)h2_t; (void)h3_t; (void)one_minus_h1; (void)one_minus_h2;
+    (void)nesterov;"""
 
 
 def batch_loop(layout, A, body):
