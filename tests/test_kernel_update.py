@@ -131,6 +131,27 @@ def test_batch_kernels_carry_the_penalty_and_schedules(name, options, l2, schedu
 
 
 @needs_cxx
+@pytest.mark.parametrize("name, options, schedule", [("sgd", {}, "invscaling"),
+                                                     ("momentum", {}, "adaptive"),
+                                                     ("adam", {}, None)])
+def test_float32_kernels_with_the_penalty_stay_within_float32_rounding(name, options, schedule):
+    model, X, Y, multiclass = _problem("tanh", "sigmoid", "bce", 1, "float32")
+    plan = make_plan("minibatch", N, 8, shuffle=True)
+    opt = _wrapped(name, plan, 3, 0.3, schedule, 0.2, **options)
+
+    def make():
+        return F.make_epoch(np, model.spec, opt, plan, X, Y, multiclass, model.layer_sizes,
+                            "float32", F.host_launcher)
+
+    (params, _), (ref_params, _), loss, ref_loss = _run(make, opt, model, X, Y, plan,
+                                                         multiclass, 2)
+    for got, want in zip(params, ref_params):
+        assert got.dtype == np.float32
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(float(loss), float(ref_loss), rtol=1e-5)
+
+
+@needs_cxx
 def test_the_penalty_and_the_factor_change_the_result():
     """Each of them reaches the kernel: without it, the kernel's run differs."""
     model, X, Y, multiclass = _problem("tanh", "sigmoid", "bce", 1, "float64")
