@@ -30,10 +30,12 @@ step reads a device value. A wrapped optimizer has no ``name``; its
 (``cupy-fused``, ``cupy-batch``) read that and carry the penalty and the
 ``'invscaling'`` and ``'adaptive'`` factors on sgd's and momentum's
 gradients (:mod:`nnbackend.backends.cupy.kernel_update`); ``torch-graphs``
-declines any wrapper, and so do the kernels for what they cannot carry; the
-epochs then run through the reference loop. The executors that call
-``update`` themselves (``jax-scan``, ``jax-batch``, ``dask-chunks``) run
-every wrapper.
+captures the penalty and the ``'invscaling'`` and ``'adaptive'`` schedules
+(the step count a device scalar). What they cannot carry (a schedule
+function of the caller's own; on the kernels, a schedule on Adam) they
+decline, and the epochs run through the reference loop. The executors that
+call ``update`` themselves (``jax-scan``, ``jax-batch``, ``dask-chunks``)
+run every wrapper.
 """
 
 from __future__ import annotations

@@ -243,3 +243,89 @@ def test_cuda_graphs_equal_the_reference_loop(optimizer):
 def test_auto_picks_the_graphs_on_cuda():
     assert epoch_runner("auto", _task(make_plan("minibatch", 203, 16), device="cuda")) is not None
     assert epoch_runner("auto", _task(make_plan("batch", 203), device="cuda")) is None
+
+
+# -- the fit's wrappers: L2 penalty and learning-rate schedules ------------------------
+
+def _wrapped_fit(executor, optimizer, alpha, lr_schedule, device="cpu"):
+    X, y = _data()
+    model = nb.MLP([5, 7, 1], hidden_activation="tanh", loss="bce", backend="torch",
+                   device=device, dtype="float64", seed=1)
+    kwargs = dict(epochs=2, lr=0.05, seed=4, batch_size=16, optimizer=optimizer, alpha=alpha,
+                  lr_schedule=lr_schedule, executor=executor)
+    hists = [model.fit(X, y, **kwargs), model.fit(X, y, resume=True, **kwargs)]
+    params = [np.asarray(a.cpu(), dtype=np.float64) for pair in model.params for a in pair]
+    return params, hists, model.train_state
+
+
+@pytest.mark.parametrize("optimizer, alpha, lr_schedule", [
+    ("sgd", 0.01, "invscaling"), ("momentum", 0.01, "adaptive"), ("momentum", 0.0, "invscaling"),
+    ("adam", 0.01, "constant"), ("adam", 0.0, "invscaling")])
+def test_graph_logic_with_the_fits_wrappers_equals_the_reference_loop(
+        optimizer, alpha, lr_schedule, monkeypatch):
+    """alpha and lr_schedule (a ScheduledState around the optimizer's, its count a
+    device scalar in the graph) and a resumed fit, run eagerly, as the reference."""
+    monkeypatch.setattr(TorchBackend, "executors",
+                        lambda self: (graphs.TorchGraphs(graphs.eager_capture),))
+    ref, ref_hists, ref_state = _wrapped_fit("reference", optimizer, alpha, lr_schedule)
+    got, hists, state = _wrapped_fit("torch-graphs", optimizer, alpha, lr_schedule)
+    assert [h.executor for h in hists] == ["torch-graphs"] * 2
+    rtol = 1e-12  # the factor and Adam's corrections from a float64 device count
+    for a, b in zip(got, ref):
+        np.testing.assert_allclose(a, b, rtol=rtol, atol=1e-15)
+    for h, r in zip(hists, ref_hists):
+        np.testing.assert_allclose(h.loss, r.loss, rtol=rtol)
+    assert state.state_scalars == ref_state.state_scalars
+
+
+def test_a_schedule_of_the_callers_own_is_declined():
+    eager = graphs.TorchGraphs(graphs.eager_capture)
+    plan = make_plan("minibatch", 203, 16)
+    own = nb.optim.scheduled(nb.sgd(0.1), lambda count: 0.5 if count < 10 else 0.1, on="grads")
+    assert "schedule of the caller's own" in eager.supports(_task(plan, own))
+    wrapped = nb.optim.l2_penalty(nb.optim.scheduled(
+        nb.sgd(0.1), nb.optim.inverse_scaling(0.5, 203, 13), on="grads"), 1e-3)
+    assert eager.supports(_task(plan, wrapped)) is None
+    # Its host operations per epoch: Adam's count and the schedule's.
+    assert graphs.TorchGraphs().launches(_task(plan, wrapped))["per_epoch"] == \
+        graphs.TorchGraphs().launches(_task(plan, nb.sgd(0.1)))["per_epoch"] + 1
+
+
+@pytest.mark.parametrize("lr_schedule", ["invscaling", "adaptive"])
+def test_a_wrapped_step_reads_nothing_back_to_the_host(lr_schedule):
+    from torch.profiler import profile
+
+    from nnbackend.optim import inverse_scaling, l2_penalty, scheduled
+
+    names = []
+
+    def capture(step, reset, device):
+        def replay():
+            with profile() as prof:
+                step()
+            names.extend(e.name for e in prof.events())
+        return replay
+
+    xp = TorchBackend.open("cpu")[0]
+    plan = make_plan("minibatch", 203, 16)
+    schedule = inverse_scaling(0.5, 203, 13) if lr_schedule == "invscaling" else None
+    opt = l2_penalty(scheduled(get_optimizer("momentum", 0.01), schedule, 0.5, on="grads"),
+                     1e-3, [True, False])
+    task = _task(plan, on_namespace(opt, xp))
+    epoch = graphs.TorchGraphs(capture).make_epoch(task)
+    params = [xp.asarray(p) for p in (np.zeros((5, 1)), np.zeros(1))]
+    _, state, _, _ = epoch(params, task.optimizer.init(params), None)
+    assert state.count == 13 and isinstance(state.count, int)
+    assert names and not {"aten::item", "aten::_local_scalar_dense"} & set(names)
+
+
+@cuda
+@pytest.mark.parametrize("optimizer, alpha, lr_schedule", [
+    ("sgd", 0.01, "invscaling"), ("momentum", 0.01, "adaptive"), ("adam", 0.01, "constant")])
+def test_cuda_graphs_with_the_fits_wrappers_equal_the_reference_loop(optimizer, alpha,
+                                                                     lr_schedule):
+    ref, ref_hists, _ = _wrapped_fit("reference", optimizer, alpha, lr_schedule, "cuda")
+    got, hists, _ = _wrapped_fit("torch-graphs", optimizer, alpha, lr_schedule, "cuda")
+    assert [h.executor for h in hists] == ["torch-graphs"] * 2
+    for a, b in zip(got, ref):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)

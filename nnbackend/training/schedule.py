@@ -15,7 +15,8 @@ the L2 penalty on the weights, as scikit-learn's MLP has them.
 With neither (``alpha=0``, ``'constant'``) the optimizer is the named one,
 and every executor runs it. The CuPy kernels carry the penalty, and
 ``'invscaling'`` and ``'adaptive'`` on sgd and momentum; ``torch-graphs``
-declines any wrapper, and the fit says why in ``History.executor_reason``.
+both schedules on every optimizer. A schedule function of the caller's own
+is declined by both, and the fit says why in ``History.executor_reason``.
 """
 
 from __future__ import annotations

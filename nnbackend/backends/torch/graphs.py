@@ -10,7 +10,9 @@ The step reads its batch's rows as ``order[counter·B + arange(B)]`` and
 advances the counter itself, so a replay needs no host input and nothing
 is copied per step. Adam's step count rides along as a device scalar
 (float64), from which the update computes its bias corrections on the
-device. An epoch copies the parameters, state and order in, replays the
+device, and so does a fit's ``'invscaling'`` schedule's (its factor); an L2
+penalty and ``'adaptive'``'s factor are constants of the optimizer, which a
+plateau replaces (and the graphs are captured again). An epoch copies the parameters, state and order in, replays the
 full-batch graph ``N // B`` times and the last, shorter batch's own graph
 once, and copies the results out: one launch per step, a few per epoch.
 
@@ -78,10 +80,78 @@ def unsupported(task, need_cuda=True):
         return "batch mode is one step per epoch; there is no step to replay"
     if plan.batch_size > task.chunk_size:
         return f"batches of {plan.batch_size} rows exceed chunk_size={task.chunk_size}"
-    if getattr(task.optimizer, "name", None) not in OPTIMIZERS:
+    return _unsupported_optimizer(task.optimizer)
+
+
+def _unsupported_optimizer(opt):
+    """Why the graphs cannot capture ``opt``'s update, or None.
+
+    The built-in updates, and the fit's wrappers around them (an L2 penalty,
+    a constant factor, ``'invscaling'``): their numbers are constants of the
+    fit (a new factor is a new optimizer, captured again) or computed on the
+    device from the step count, which rides along as a device scalar.
+    """
+    parts = getattr(opt.update, "parts", None)  # nnbackend.optim.wrapped_parts
+    while parts is not None:
+        if parts[0] == "scheduled":
+            schedule = parts[2]
+            key = getattr(schedule, "key", None) if schedule is not None else None
+            if schedule is not None and (not key or key[0] != "inverse_scaling"):
+                # A host function of the count: frozen at capture, or reading the device.
+                return ("a learning-rate schedule of the caller's own (the graphs take "
+                        "'invscaling' and 'adaptive')")
+        opt = parts[1]
+        parts = getattr(opt.update, "parts", None)
+    if getattr(opt, "name", None) not in OPTIMIZERS or opt.hyper is None:
         # Its host-side numbers would be frozen into the graph at capture.
         return "a custom optimizer (only the built-in sgd, momentum and adam are captured)"
     return None
+
+
+def _base_name(opt):
+    """``(name, wrappers)``: the built-in optimizer inside the fit's wrappers, and theirs."""
+    wrappers = []
+    while getattr(opt.update, "parts", None) is not None:
+        wrappers.append(opt.update.parts[0])
+        opt = opt.update.parts[1]
+    return opt.name, wrappers
+
+
+def _leaves(state):
+    """An optimizer state's arrays and step counts, in order: its fields, and
+    the fields of a state it holds (a ``ScheduledState``'s optimizer's)."""
+    out = []
+    for value in state if hasattr(state, "_fields") else ():
+        if isinstance(value, list):
+            for item in value:
+                out += _leaves(item) if isinstance(item, tuple) else [item]
+        elif isinstance(value, int):
+            out.append(value)
+        else:
+            raise TypeError(f"an optimizer state field is neither a list nor a count: {value!r}")
+    return out
+
+
+def _leaves_of_step(state):
+    """A step's new state's leaves (its counts are device scalars by then)."""
+    out = []
+    for value in state if hasattr(state, "_fields") else ():
+        if isinstance(value, list):
+            for item in value:
+                out += _leaves_of_step(item) if isinstance(item, tuple) else [item]
+        else:
+            out.append(value)
+    return out
+
+
+def _with_leaves(state, leaves):
+    """``state`` with its :func:`_leaves` replaced, in order, from the iterator ``leaves``."""
+    if not hasattr(state, "_fields"):
+        return state
+    return type(state)(*[
+        [_with_leaves(item, leaves) if isinstance(item, tuple) else next(leaves)
+         for item in value] if isinstance(value, list) else next(leaves)
+        for value in state])
 
 
 def cuda_capture(step, reset, device):
@@ -146,9 +216,11 @@ class TorchGraphs:
         each parameter and state array, the count) and out, and three resets.
         """
         n_arrays = len(task.layer_sizes) - 1 if task.layer_sizes else 0
-        per_state = {"sgd": 0, "momentum": 1, "adam": 2}[task.optimizer.name]
+        name, wrappers = _base_name(task.optimizer)
+        per_state = {"sgd": 0, "momentum": 1, "adam": 2}[name]
         arrays = 2 * n_arrays * (1 + per_state)
-        count = 1 if task.optimizer.name == "adam" else 0
+        # The step counts: Adam's, and a schedule's.
+        count = (name == "adam") + ("scheduled" in wrappers)
         # copies in + copies out + order + resets + accumulators out
         return {"per_step": 1, "per_epoch": 2 * arrays + count + 1 + 3 + 2}
 
@@ -168,18 +240,11 @@ class GraphEpoch:
         task = self.task
         dev = task.X.device
         self.params = [p.clone() for p in params]
-        fields = getattr(state, "_fields", ())
-        static = {}
-        for name, value in zip(fields, state):
-            if isinstance(value, list):
-                static[name] = [a.clone() for a in value]
-            elif isinstance(value, int):
-                # A step count (Adam's): on the device, in float64 as the
-                # host computes its bias corrections.
-                static[name] = torch.zeros((), dtype=torch.float64, device=dev)
-            else:
-                raise TypeError(f"optimizer state field {name!r} is neither a list nor a count")
-        self.state = state._replace(**static) if fields else state
+        # The state's arrays cloned; its step counts (Adam's, a schedule's) on the
+        # device, in float64 as the host computes the bias corrections and factors.
+        self.leaves = [torch.zeros((), dtype=torch.float64, device=dev) if isinstance(leaf, int)
+                       else leaf.clone() for leaf in _leaves(state)]
+        self.state = _with_leaves(state, iter(self.leaves))
         n = task.plan.n_samples
         self.order = torch.arange(n, dtype=torch.int64, device=dev)
         self.counter = torch.zeros((), dtype=torch.int64, device=dev)
@@ -219,12 +284,8 @@ class GraphEpoch:
             params, state = task.optimizer.update(grads, self.state, self.params)
             for static, new in zip(self.params, params):
                 static.copy_(new)
-            for static, new in zip(self.state, state):
-                if isinstance(static, list):
-                    for s, a in zip(static, new):
-                        s.copy_(a)
-                else:
-                    static.copy_(new)
+            for static, new in zip(self.leaves, _leaves_of_step(state)):
+                static.copy_(new)
             self.loss.add_(loss)
             if correct is not None:
                 self.correct.add_(correct)
@@ -238,14 +299,12 @@ class GraphEpoch:
             self._build(params, state)
         for static, p in zip(self.params, params):
             static.copy_(p)
-        counts = {}
-        for name, static, value in zip(getattr(state, "_fields", ()), self.state, state):
-            if isinstance(static, list):
-                for s, a in zip(static, value):
-                    s.copy_(a)
+        given = _leaves(state)
+        for static, value in zip(self.leaves, given):
+            if isinstance(value, int):
+                static.fill_(value)
             else:
-                counts[name] = int(value)
-                static.fill_(counts[name])
+                static.copy_(value)
         if order is not None:
             self.order.copy_(torch.from_numpy(order))
         else:
@@ -259,11 +318,9 @@ class GraphEpoch:
                 replay()
             n_steps += steps
         self.replayed += n_steps
-        new_state = state
-        if counts or getattr(state, "_fields", ()):
-            new_state = state._replace(**{
-                name: (counts[name] + n_steps if name in counts else [a.clone() for a in static])
-                for name, static in zip(state._fields, self.state)
-            })
+        # Each count went up by one a step; the arrays are copied out of the graph's.
+        new_state = _with_leaves(state, iter([
+            value + n_steps if isinstance(value, int) else static.clone()
+            for static, value in zip(self.leaves, given)]))
         correct = None if self.task.multiclass is None else self.correct.clone()
         return [p.clone() for p in self.params], new_state, self.loss.clone(), correct
