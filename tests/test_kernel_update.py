@@ -9,6 +9,7 @@ where there is a GPU. What they cannot carry they decline, saying why.
 """
 
 import shutil
+import sys
 
 import numpy as np
 import pytest
@@ -22,6 +23,7 @@ from nnbackend.engine import run_epoch
 from nnbackend.optim import ScheduledState, get_optimizer, inverse_scaling, l2_penalty, scheduled
 from nnbackend.network import NetSpec
 
+from test_cooperative_launch import fake_cupy  # noqa: F401 (a fixture)
 from test_cupy_bridge import _data, _flat, host_bridge  # noqa: F401 (a fixture)
 from test_cupy_fused import _problem
 
@@ -284,3 +286,37 @@ def test_cupy_fits_with_alpha_and_schedules_take_the_kernels(mode, batch_size, e
     for a, b in zip(p_kernel, p_ref):
         np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(h_kernel.loss, h_ref.loss, rtol=1e-9)
+
+
+def test_the_executors_build_their_kernels_for_a_wrapped_optimizer(fake_cupy):
+    """CuPy's own executors, as on a GPU (a stand-in CuPy records the kernels): the
+    sources they compile, the persistent kernel's included, carry the penalty."""
+    from types import SimpleNamespace
+
+    from nnbackend.engine import EpochTask
+
+    model, X, Y, multiclass = _problem("tanh", "sigmoid", "bce", 1, "float32", n=301)
+    backend = SimpleNamespace(device=fake_cupy.Device(), name="cupy")
+    for plan, executor in ((make_plan("minibatch", 301, 8), F.CupyFused()),
+                           (make_plan("batch", 301, None), B.CupyBatch())):
+        opt = _wrapped("momentum", plan, 3, 0.25, "adaptive", 0.5)
+        task = EpochTask(backend, model.spec, opt, plan, X, Y, 2048, multiclass, np.int64,
+                         model.layer_sizes)
+        assert executor.supports(task) is None
+        sources = []
+        real = sys.modules["cupy"].RawKernel
+
+        class Recording(real):
+            def __init__(self, source, name, options=()):
+                super().__init__(source, name, options)
+                sources.append((name, source))
+
+        sys.modules["cupy"].RawKernel = Recording
+        try:
+            epoch = executor.make_epoch(task)
+        finally:
+            sys.modules["cupy"].RawKernel = real
+        assert callable(epoch) and sources
+        for name, source in sources:
+            assert "momentum + L2 0.25 + gradients times h3" in source, name
+            assert "g = g + (T)0.25 * " in source and "(h3_t * g)" in source, name

@@ -504,7 +504,8 @@ class CupyBatch:
         # No more than the persistent kernel's blocks resident at once (registers
         # may hold fewer than shared memory allows), so that a window's epochs in
         # one launch and an epoch alone add the same partials: the same bits.
-        source = kernel_source(layout, task.spec, task.optimizer.name, dtype_name, task.multiclass)
+        form = kernel_update(task.optimizer, task.plan, task.layer_sizes)[0]
+        source = kernel_source(layout, task.spec, form, dtype_name, task.multiclass)
         resident = resident_blocks(source, layout, dtype_name, device)
         if resident:
             n_blocks = min(n_blocks, resident)
