@@ -25,7 +25,7 @@ from nnbackend.network import NetSpec
 
 from test_cooperative_launch import fake_cupy  # noqa: F401 (a fixture)
 from test_cupy_bridge import _data, _flat, host_bridge  # noqa: F401 (a fixture)
-from test_cupy_fused import _problem
+from test_cupy_fused import _assert_same_run, _problem
 
 needs_cxx = pytest.mark.skipif(shutil.which("c++") is None, reason="no C++ compiler (c++) here")
 N = 101
@@ -76,20 +76,15 @@ def _run(make, opt, model, X, Y, plan, multiclass, epochs, windows=False):
 
 
 def _assert_same(a, b, loss_a, loss_b, rtol=1e-12, atol=1e-14):
+    """The kernel's run ``a`` equals the reference's ``b``: parameters, the optimizer
+    state (a schedule's count and the state it holds), the loss."""
     (params, state), (ref_params, ref_state) = a, b
-    for got, want in zip(params, ref_params):
-        np.testing.assert_allclose(got, want, rtol=rtol, atol=atol)
     assert type(state) is type(ref_state)
     if isinstance(ref_state, ScheduledState):
         assert state.count == ref_state.count
         state, ref_state = state.inner[0], ref_state.inner[0]
-    for got, want in zip(state, ref_state):
-        if isinstance(want, list):
-            for g, w in zip(got, want):
-                np.testing.assert_allclose(g, w, rtol=10 * rtol, atol=atol)
-        else:
-            assert got == want
-    np.testing.assert_allclose(float(loss_a), float(loss_b), rtol=rtol)
+    _assert_same_run(((params, state), (loss_a, None)), ((ref_params, ref_state), (loss_b, None)),
+                     rtol, atol)
 
 
 @needs_cxx

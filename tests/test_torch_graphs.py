@@ -199,14 +199,10 @@ def test_a_failed_capture_says_what_failed_and_what_to_use_instead():
         epoch(params, task.optimizer.init(params), None)
 
 
-@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])
-def test_a_step_reads_nothing_back_to_the_host(optimizer):
-    # A CUDA graph's capture refuses a host sync (the first GPU run: torch
-    # read Adam's device epsilon with .item() inside _foreach_add). The CPU
-    # profiler sees the same reads: aten::item / aten::_local_scalar_dense.
+def _profiled_capture(names):
+    """A ``capture`` whose replays run the step under torch's CPU profiler, the
+    names of what ran added to ``names``."""
     from torch.profiler import profile
-
-    names = []
 
     def capture(step, reset, device):
         def replay():
@@ -215,6 +211,16 @@ def test_a_step_reads_nothing_back_to_the_host(optimizer):
             names.extend(e.name for e in prof.events())
         return replay
 
+    return capture
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])
+def test_a_step_reads_nothing_back_to_the_host(optimizer):
+    # A CUDA graph's capture refuses a host sync (the first GPU run: torch
+    # read Adam's device epsilon with .item() inside _foreach_add). The CPU
+    # profiler sees the same reads: aten::item / aten::_local_scalar_dense.
+    names = []
+    capture = _profiled_capture(names)
     xp = TorchBackend.open("cpu")[0]
     # The fused (multi-tensor) update, as a fit binds it (training.loop).
     task = _task(make_plan("minibatch", 203, 16), on_namespace(get_optimizer(optimizer, 0.01), xp))
@@ -293,19 +299,10 @@ def test_a_schedule_of_the_callers_own_is_declined():
 
 @pytest.mark.parametrize("lr_schedule", ["invscaling", "adaptive"])
 def test_a_wrapped_step_reads_nothing_back_to_the_host(lr_schedule):
-    from torch.profiler import profile
-
     from nnbackend.optim import inverse_scaling, l2_penalty, scheduled
 
     names = []
-
-    def capture(step, reset, device):
-        def replay():
-            with profile() as prof:
-                step()
-            names.extend(e.name for e in prof.events())
-        return replay
-
+    capture = _profiled_capture(names)
     xp = TorchBackend.open("cpu")[0]
     plan = make_plan("minibatch", 203, 16)
     schedule = inverse_scaling(0.5, 203, 13) if lr_schedule == "invscaling" else None
