@@ -28,12 +28,10 @@ the others, pure and on the device: their scalars are host numbers, so no
 step reads a device value. A wrapped optimizer has no ``name``; its
 ``update`` says what it wraps (:func:`wrapped_parts`). The CuPy kernels
 (``cupy-fused``, ``cupy-batch``) read that and carry the penalty and the
-``'invscaling'`` and ``'adaptive'`` factors on sgd's and momentum's
-gradients (:mod:`nnbackend.backends.cupy.kernel_update`); ``torch-graphs``
-captures the penalty and the ``'invscaling'`` and ``'adaptive'`` schedules
-(the step count a device scalar). What they cannot carry (a schedule
-function of the caller's own; on the kernels, a schedule on Adam) they
-decline, and the epochs run through the reference loop. The executors that
+``'invscaling'`` and ``'adaptive'`` factors
+(:mod:`nnbackend.backends.cupy.kernel_update`); ``torch-graphs`` captures
+them too (the step count a device scalar). A schedule function of the
+caller's own they decline, and the epochs run through the reference loop. The executors that
 call ``update`` themselves (``jax-scan``, ``jax-batch``, ``dask-chunks``)
 run every wrapper.
 """

@@ -13,10 +13,9 @@ the L2 penalty on the weights, as scikit-learn's MLP has them.
   ``factor(count)`` of the steps taken.
 
 With neither (``alpha=0``, ``'constant'``) the optimizer is the named one,
-and every executor runs it. The CuPy kernels carry the penalty, and
-``'invscaling'`` and ``'adaptive'`` on sgd and momentum; ``torch-graphs``
-both schedules on every optimizer. A schedule function of the caller's own
-is declined by both, and the fit says why in ``History.executor_reason``.
+and every executor runs it. The CuPy kernels and ``torch-graphs`` carry the
+penalty, ``'invscaling'`` and ``'adaptive'``; a schedule function of the
+caller's own they decline, and the fit says why in ``History.executor_reason``.
 """
 
 from __future__ import annotations

@@ -61,8 +61,8 @@ arithmetic serially. The tests run that host build against the reference
 loop on the CPU; the GPU check runs the CUDA build against it on a GPU.
 
 It takes the built-in optimizers (sgd, momentum, adam), with a fit's L2
-penalty and its 'invscaling' and 'adaptive' factors where they apply
-(:mod:`.kernel_update`), batches of at most
+penalty and its 'invscaling' and 'adaptive' factors (:mod:`.kernel_update`),
+batches of at most
 :data:`MAX_BATCH` rows, float32 and float64, and networks of at most
 :data:`MAX_PARAMS` parameters with at most :data:`MAX_STEP_WORK`
 batch-rows times parameters; :func:`unsupported` says why anything else

@@ -9,15 +9,17 @@ optimizer wrapped by :func:`nnbackend.optim.l2_penalty` and
 - the L2 penalty's gradient ``g + coef·p`` on the penalized parameters
   (scikit-learn's: the weights), added before the optimizer sees ``g``, as
   the reference does;
-- a factor on sgd's and momentum's gradients (``scheduled(..., on="grads")``,
-  scikit-learn's and ``fit``'s default for them): ``'adaptive'``'s constant
+- the learning-rate factor of :func:`~nnbackend.optim.scheduled`, on the
+  gradients (``on="grads"``, sgd's and momentum's default) or on the step
+  (``on="updates"``, Adam's: ``p + f·(q - p)``): ``'adaptive'``'s constant
   ``scale`` and ``'invscaling'``'s :func:`~nnbackend.optim.inverse_scaling`,
   which changes once per epoch only, so one figure serves a whole launch.
-  It goes to the kernels in ``h3``, which sgd and momentum leave unused.
+  It goes to the kernels in ``h3``; Adam's epsilon, which ``h3`` otherwise
+  carries, then becomes a constant of the source.
 
-Anything else (a schedule on Adam's updates, a schedule function of the
-caller's own, wrappers nested another way) is declined with the reason, and
-the fit takes the reference loop.
+Anything else (a schedule function of the caller's own, wrappers nested
+another way) is declined with the reason, and the fit takes the reference
+loop.
 """
 
 from __future__ import annotations
@@ -44,14 +46,17 @@ class KernelUpdate:
         A C expression of the flat index ``p`` that is true for the
         penalized parameters; None without a penalty.
     scaled : bool
-        Whether the gradients are multiplied by :meth:`factor` (``h3``): a
-        ``scheduled`` wrapper is there, and its state is a ``ScheduledState``.
+        Whether :meth:`factor` (``h3``) scales the update: a ``scheduled``
+        wrapper is there, and its state is a ``ScheduledState``.
+    on : {'grads', 'updates'} or None
+        What the factor multiplies (None where nothing is scaled).
     """
 
-    def __init__(self, opt, l2=0.0, penalized=None, schedule=None, scale=1.0, scaled=False):
+    def __init__(self, opt, l2=0.0, penalized=None, schedule=None, scale=1.0, on=None):
         self.name, self.opt = opt.name, opt
         self.l2, self.penalized = float(l2), penalized
-        self.schedule, self.scale, self.scaled = schedule, float(scale), scaled
+        self.schedule, self.scale, self.on = schedule, float(scale), on
+        self.scaled = on is not None
 
     def __str__(self):
         # Written into the kernels' sources: nothing that changes from fit to fit
@@ -60,7 +65,7 @@ class KernelUpdate:
         if self.penalized is not None:
             parts.append(f"L2 {self.l2!r}")
         if self.scaled:
-            parts.append("gradients times h3")
+            parts.append(f"{'gradients' if self.on == 'grads' else 'steps'} times h3")
         return " + ".join(parts)
 
     @property
@@ -145,17 +150,13 @@ def kernel_update(opt, plan, sizes):
     sizes : sequence of int
         The network's layer sizes (the penalty's parameters are located by them).
     """
-    l2, mask, scaled, schedule, scale = 0.0, None, False, None, 1.0
+    l2, mask, on, schedule, scale = 0.0, None, None, None, 1.0
     parts = wrapped_parts(opt)
     if parts is not None and parts[0] == "l2_penalty":
         _, opt, l2, mask = parts
         parts = wrapped_parts(opt)
     if parts is not None and parts[0] == "scheduled":
         _, opt, schedule, scale, on = parts
-        scaled = True
-        if on != "grads" or getattr(opt, "name", None) == "adam":
-            return None, ("a learning-rate schedule on Adam or on the updates (the kernels "
-                          "scale sgd's and momentum's gradients only)")
         key = getattr(schedule, "key", None) if schedule is not None else None
         if schedule is not None and (not key or key[0] != "inverse_scaling"):
             return None, ("a learning-rate schedule of the caller's own (the kernels take "
@@ -176,4 +177,4 @@ def kernel_update(opt, plan, sizes):
         if mask is not None and len(mask) != n_tensors:
             return None, f"an L2 mask of {len(mask)} entries for {n_tensors} parameters"
         penalized = _penalized(mask, sizes)
-    return KernelUpdate(opt, l2 if penalized else 0.0, penalized, schedule, scale, scaled), None
+    return KernelUpdate(opt, l2 if penalized else 0.0, penalized, schedule, scale, on), None

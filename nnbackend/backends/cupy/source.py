@@ -188,27 +188,41 @@ def update_statement(opt, fn, P="sh", read=None):
 
     ``opt`` is the optimizer's name or a :class:`.kernel_update.KernelUpdate`,
     whose L2 penalty is added to ``g`` first (``g + l2·p`` where its condition
-    on ``p`` holds) and whose factor ``h3`` multiplies sgd's and momentum's
-    gradients, in the reference's order. ``read`` is where the parameter's
-    current value is read (default ``P[p]``).
+    on ``p`` holds) and whose factor ``h3`` multiplies the gradient or the
+    step (``p + h3·(q - p)``), in the reference's order. ``read`` is where the
+    parameter's current value is read (default ``P[p]``).
     """
     name = getattr(opt, "name", opt)
-    g = "(h3_t * g)" if getattr(opt, "scaled", False) else "g"
-    body = {
-        "sgd": f"DST = CUR - lr_t * {g};",
-        "momentum": f"""const T v = h1_t * s1[p] + {g};
+    scaled, on = getattr(opt, "scaled", False), getattr(opt, "on", None)
+    eps = "adam_eps"
+    if scaled and name == "adam":
+        # h3 carries the factor: Adam's epsilon is a constant of the source.
+        eps = f"(T)({opt.opt.hyper['eps']!r} * root)"
+    # The state's update, then the step: the parameter becomes CUR - step.
+    before, step = {
+        "sgd": ("", "lr_t * g"),
+        "momentum": ("""const T v = h1_t * s1[p] + g;
             s1[p] = v;
-            DST = CUR - lr_t * (nesterov ? {g} + h1_t * v : v);""",
-        "adam": """const T m1 = h1_t * s1[p] + one_minus_h1 * g;
+            """, "lr_t * (nesterov ? g + h1_t * v : v)"),
+        "adam": (f"""const T m1 = h1_t * s1[p] + one_minus_h1 * g;
             const T m2 = h2_t * s2[p] + one_minus_h2 * (g * g);
             s1[p] = m1;
             s2[p] = m2;
-            DST = CUR - adam_step * m1 / ({SQRT}(m2) + adam_eps);""".replace("{SQRT}", fn.SQRT),
+            """, f"adam_step * m1 / ({fn.SQRT}(m2) + {eps})"),
     }[name]
+    lines = []
     penalized = getattr(opt, "penalized", None)
     if penalized is not None:
         # As the reference: a Python float meets the parameter as its dtype.
-        body = f"if ({penalized}) g = g + (T){opt.l2!r} * CUR;\n            " + body
+        lines.append(f"if ({penalized}) g = g + (T){opt.l2!r} * CUR;")
+    if scaled and on == "grads":
+        lines.append("g = h3_t * g;")
+    if scaled and on == "updates":
+        # The reference's p + f·(q - p), q the optimizer's own step.
+        lines.append(f"{before}const T cur = CUR;\n            DST = cur + h3_t * ((cur - {step}) - cur);")
+    else:
+        lines.append(f"{before}DST = CUR - {step};")
+    body = "\n            ".join(lines)
     return body.replace("DST", f"{P}[p]").replace("CUR", read or f"{P}[p]")
 
 
