@@ -290,11 +290,20 @@ def get_optimizer(optimizer, lr: float, **options) -> Optimizer:
 def state_fields(state):
     """A state's fields split into ``(scalars, array_lists)`` dicts, for checkpoints.
 
-    Every optimizer state here is a NamedTuple whose fields are host numbers
-    or lists of arrays (one per parameter); ``()`` for stateless ones.
+    The built-in optimizers' states are NamedTuples whose fields are host
+    numbers or lists of arrays (one per parameter); ``()`` for stateless
+    ones. A wrapper's state holds another state, not arrays: pass the
+    wrapped one (``state.inner[0]`` of a :class:`ScheduledState`), as the
+    training loop does; the wrapper's own count follows from the epochs.
+
+    Raises ``TypeError`` for a state that holds another state.
     """
     scalars, array_lists = {}, {}
     for name, value in zip(getattr(state, "_fields", ()), state):
+        if isinstance(value, list) and any(isinstance(v, tuple) for v in value):
+            raise TypeError(
+                f"state_fields: field {name!r} of {type(state).__name__} holds an optimizer "
+                "state, not arrays; pass the wrapped state (state.inner[0])")
         (array_lists if isinstance(value, list) else scalars)[name] = value
     return scalars, array_lists
 

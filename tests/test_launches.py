@@ -20,21 +20,30 @@ def _data(n=203, seed=0):
     return X, (X[:, 0] * X[:, 1] > 0).astype(np.float64)
 
 
-@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
-def test_jax_scan_compiles_once_across_epochs_and_fits(optimizer):
+# A schedule's state holds the wrapped optimizer's (Adam's count) one level down.
+WRAPPED = {"lr_schedule": "invscaling", "alpha": 1e-3}
+
+
+@pytest.mark.parametrize("optimizer,wrapped", [("sgd", False), ("adam", False), ("sgd", True),
+                                               ("adam", True)])
+@pytest.mark.parametrize("mode", ["minibatch", "batch"])
+def test_jax_scan_compiles_once_across_epochs_and_fits(optimizer, wrapped, mode):
     pytest.importorskip("jax")
+    from nnbackend.backends.jax import batch as jax_batch
     from nnbackend.backends.jax import scan as jax_scan
 
     X, y = _data()
-    jax_scan._COMPILED.clear()
+    cache = (jax_scan if mode == "minibatch" else jax_batch)._COMPILED
+    cache.clear()
+    kw = dict(optimizer=optimizer, lr=0.01, batch_size=16, mode=mode, **(WRAPPED if wrapped else {}))
     model = nb.MLP([5, 7, 1], loss="bce", backend="jax", device="cpu", seed=1)
-    model.fit(X, y, epochs=3, optimizer=optimizer, lr=0.01, batch_size=16)
-    model.fit(X, y, epochs=3, optimizer=optimizer, lr=0.01, batch_size=16, resume=True)
-    nb.MLP([5, 7, 1], loss="bce", backend="jax", device="cpu", seed=2).fit(
-        X, y, epochs=2, optimizer=optimizer, lr=0.01, batch_size=16)
-    (compiled,) = jax_scan._COMPILED.values()
+    hist = model.fit(X, y, epochs=3, **kw)
+    assert hist.executor == ("jax-scan" if mode == "minibatch" else "jax-batch")
+    model.fit(X, y, epochs=3, resume=True, **kw)
+    nb.MLP([5, 7, 1], loss="bce", backend="jax", device="cpu", seed=2).fit(X, y, epochs=2, **kw)
+    (compiled,) = cache.values()
     assert compiled._cache_size() == 1
-    if optimizer == "adam":
+    if optimizer == "adam" and mode == "minibatch":
         assert model.train_state.state_scalars["count"] == 6 * 13
         assert isinstance(model.train_state.state_scalars["count"], int)
 

@@ -322,3 +322,14 @@ def test_the_wrappers_refuse_a_bad_coefficient(bad):
         l2_penalty(sgd(0.1), bad)
     with pytest.raises(ValueError, match="power_t must be a finite number >= 0"):
         inverse_scaling(bad, 10, 2)
+
+
+def test_state_fields_refuses_a_wrapper_state_and_takes_the_wrapped_one():
+    params = [np.ones((2, 3)), np.zeros(3)]
+    state = nb.optim.scheduled(nb.optim.adam(0.01)).init(params)
+    with pytest.raises(TypeError, match=r"'inner' of ScheduledState.*state\.inner\[0\]"):
+        nb.optim.state_fields(state)
+    scalars, arrays = nb.optim.state_fields(state.inner[0])
+    assert scalars == {"count": 0} and [a.shape for a in arrays["mu"]] == [(2, 3), (3,)]
+    rebuilt = nb.optim.state_from_fields(state.inner[0], scalars, arrays)
+    assert rebuilt.count == 0 and rebuilt.nu[0].shape == (2, 3)

@@ -25,11 +25,11 @@ Differences from scikit-learn's MLP, each small:
 - the arithmetic is in ``dtype`` (float32 by default) whatever ``X``'s dtype.
 
 With L2 (``alpha > 0``) or a learning-rate schedule the optimizer is a
-wrapped one (:func:`nnbackend.optim.l2_penalty`, :func:`~nnbackend.optim.scheduled`):
-the fused GPU executors (``cupy-fused``, ``cupy-batch``, ``torch-graphs``)
-re-implement the plain built-in updates only and decline it with that
-reason, and the epochs run through the reference loop (or ``jax-scan``,
-``jax-batch``, ``dask-chunks``, which call the optimizer's ``update``).
+wrapped one (:func:`nnbackend.optim.l2_penalty`, :func:`~nnbackend.optim.scheduled`).
+Every executor runs it: the fused GPU executors (``cupy-fused``,
+``cupy-batch``, ``torch-graphs``) carry the penalty and the schedule's
+factor in their own update, and the others (``jax-scan``, ``jax-batch``,
+``dask-chunks``, the reference loop) call the optimizer's ``update``.
 ``fit_executor_`` says which ran and why.
 """
 

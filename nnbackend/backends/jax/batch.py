@@ -75,7 +75,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from .scan import _host_counts, _own, cached
+from .scan import _advanced, _host_counts, _own, cached
 
 __all__ = ["JaxBatch"]
 
@@ -148,9 +148,7 @@ def make_epoch(task):
         if state is not made["state"]:
             # Someone else's arrays (init, a checkpoint): donate a copy.
             state = jax.tree_util.tree_map(_own, state)
-        counts = _host_counts(state)
-        if counts:
-            state = state._replace(**counts)
+        before = state = _host_counts(state)
         if gather:
             order = jnp.asarray(order, dtype=index_dtype, device=backend.device)
             if order.shape != (n,):
@@ -158,8 +156,7 @@ def make_epoch(task):
             params, state, loss_sum, correct = compiled[gather](params, state, X, Y, order)
         else:
             params, state, loss_sum, correct = compiled[gather](params, state, X, Y)
-        if counts:
-            state = state._replace(**{k: v + 1 for k, v in counts.items()})
+        state = _advanced(state, before, 1)
         made["state"] = state
         return params, state, loss_sum, (None if multiclass is None else correct)
 

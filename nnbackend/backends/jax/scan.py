@@ -96,12 +96,9 @@ def make_epoch(task):
         if state is not made["state"]:
             # Someone else's arrays (init, a checkpoint): donate a copy.
             state = jax.tree_util.tree_map(_own, state)
-        counts = _host_counts(state)
-        if counts:
-            state = state._replace(**counts)
+        before = state = _host_counts(state)
         params, state, loss_sum, correct = compiled(params, state, order, X, Y)
-        if counts:
-            state = state._replace(**{k: v + n_steps for k, v in counts.items()})
+        state = _advanced(state, before, n_steps)
         made["state"] = state
         return params, state, loss_sum, (None if multiclass is None else correct)
 
@@ -113,18 +110,32 @@ def _own(leaf):
 
 
 def _host_counts(state):
-    """The state's integer fields (Adam's step count) as host ints, by name.
+    """The state with its integer fields (Adam's step count, a schedule's) as host
+    ints, at any depth: a wrapper's state holds the wrapped one's in a list.
 
     Passed to the compiled epoch as Python ints every epoch, they keep its
     signature (a weakly typed integer) the same; handed back as the
     device scalars the scan returns, they would make the second epoch
     compile again.
     """
-    counts = {}
-    for name, value in zip(getattr(state, "_fields", ()), state):
-        if not isinstance(value, list):
-            counts[name] = int(value)  # a host int already, but for a resumed device scalar
-    return counts
+    fields = getattr(state, "_fields", None)
+    if not fields:
+        return state
+    # int(): a host int already, but for a resumed device scalar.
+    return state._replace(**{
+        name: [_host_counts(v) for v in value] if isinstance(value, list) else int(value)
+        for name, value in zip(fields, state)})
+
+
+def _advanced(out, before, steps):
+    """``out`` (the compiled epoch's state) with ``before``'s host counts plus ``steps``."""
+    fields = getattr(before, "_fields", None)
+    if not fields:
+        return out
+    return out._replace(**{
+        name: ([_advanced(o, b, steps) for o, b in zip(new, value)] if isinstance(value, list)
+               else value + steps)
+        for name, value, new in zip(fields, before, out)})
 
 
 def _compile(task):
