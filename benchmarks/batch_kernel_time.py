@@ -13,7 +13,8 @@ epochs (one launch of the persistent kernel) and a whole batch fit per
 epoch on each GPU backend (windows of 64 epochs), on the
 benchmark's data (``nnbackend.bench.synthetic.data_for``). Last, for N >= 1e6,
 each tile size's epoch (kernels back to back) with its blocks an SM and
-registers. The float32 floor
+registers, with and without the next tile of X prefetched into registers
+(the phases at 1e6 also time the full kernel without it). The float32 floor
 of the forward and backward passes is 8.6 kFLOP a row at 67 TFLOP/s (an
 H100/H200's plain float32 rate). Also checks that the kernels' float64 fit
 equals the reference loop to 1e-9 after 3 epochs.
@@ -95,9 +96,11 @@ def _kernel_seconds(n, rounds):
 
 
 def _tile_sweep(n, rounds=5):
-    """``[(rows, blocks, blocks an SM, registers, ms an epoch)]``: the gradient and update
-    kernels back to back for each tile size the block's budget allows, so that a GPU
-    run shows which tile size wins at ``n`` rows (the executor picks 128 at large N)."""
+    """``[(rows, prefetch, blocks, blocks an SM, registers, ms an epoch)]``: the gradient
+    and update kernels back to back for each tile size the block's budget allows, with
+    and without the next tile of X prefetched into registers, so that a GPU run shows
+    which wins at ``n`` rows (the executor picks 128 rows, prefetched, at large N).
+    The 128-row tiles go first: a run cut off still has them."""
     import cupy
     from cupy.cuda import driver
 
@@ -107,23 +110,24 @@ def _tile_sweep(n, rounds=5):
     device = task.backend.device
     limit, n_sms = B.shared_limit(device), B._sm_count(device)
     out = []
-    for rows in (32, 64, 128):
-        layout = B.BatchLayout([32, 64, 1], "float32", rows)
-        if layout.shared_bytes() > limit or layout.items_per_thread > B.MAX_ITEMS_PER_THREAD:
-            continue
-        source = B.kernel_source(layout, task.spec, "sgd", "float32", None)
-        kernel = cupy.RawKernel(source, "nnb_batch_grad", options=("--std=c++14",))
-        if layout.shared_bytes() > B.SHARED_BYTES:
-            kernel.max_dynamic_shared_size_bytes = layout.shared_bytes()
-        per_sm = int(driver.occupancyMaxActiveBlocksPerMultiprocessor(
-            kernel.kernel.ptr, layout.threads, layout.shared_bytes()))
-        blocks = layout.grid(n, n_sms, max(1, per_sm))
-        with device:
-            epoch = B.make_epoch(cupy, task.spec, opt, task.plan, task.X, task.Y, None, layout,
-                                 blocks, B.cuda_launcher, device)
-        seconds = _queued_seconds(lambda p, s: epoch(p, s)[:2],
-                                  epoch(params, opt.init(params))[:2], rounds)
-        out.append((rows, blocks, per_sm, kernel.num_regs, seconds * 1e3))
+    for rows in (128, 64, 32):
+        for prefetch in (False, True):
+            layout = B.BatchLayout([32, 64, 1], "float32", rows, prefetch=prefetch)
+            if layout.shared_bytes() > limit or layout.items_per_thread > B.MAX_ITEMS_PER_THREAD:
+                continue
+            source = B.kernel_source(layout, task.spec, "sgd", "float32", None)
+            kernel = cupy.RawKernel(source, "nnb_batch_grad", options=("--std=c++14",))
+            if layout.shared_bytes() > B.SHARED_BYTES:
+                kernel.max_dynamic_shared_size_bytes = layout.shared_bytes()
+            per_sm = int(driver.occupancyMaxActiveBlocksPerMultiprocessor(
+                kernel.kernel.ptr, layout.threads, layout.shared_bytes()))
+            blocks = layout.grid(n, n_sms, max(1, per_sm))
+            with device:
+                epoch = B.make_epoch(cupy, task.spec, opt, task.plan, task.X, task.Y, None,
+                                     layout, blocks, B.cuda_launcher, device)
+            seconds = _queued_seconds(lambda p, s: epoch(p, s)[:2],
+                                      epoch(params, opt.init(params))[:2], rounds)
+            out.append((rows, prefetch, blocks, per_sm, kernel.num_regs, seconds * 1e3))
     return out
 
 
@@ -144,10 +148,15 @@ def _phases(n, rounds=20):
     out = cupy.zeros(2, dtype=cupy.float32)
     scratch = cupy.empty_like(flat)  # the update's new parameters (the kernel leaves flat as it is)
     times = {}
-    for name, parts in (("full", ("rows", "reduction")), ("rows only", ("rows",)),
-                        ("reduction only", ("reduction",)), ("neither", ())):
-        source = B.kernel_source(layout, task.spec, "sgd", "float32", None, parts)
-        grad, update = B.cuda_launcher(source, layout, "float32")
+    # The layout the executor picks (X prefetched at this N), and the full kernel
+    # without the prefetch: what carrying the next tile in registers saves.
+    plain = layout.without_prefetch()
+    for name, parts, used in (("full", ("rows", "reduction"), layout),
+                              ("full, X not prefetched", ("rows", "reduction"), plain),
+                              ("rows only", ("rows",), layout),
+                              ("reduction only", ("reduction",), layout), ("neither", (), layout)):
+        source = B.kernel_source(used, task.spec, "sgd", "float32", None, parts)
+        grad, update = B.cuda_launcher(source, used, "float32")
         grad(task.X, task.Y, n, flat, partials, blocks)
         update(partials, blocks, flat, scratch, out, out, 0, 0.0, 0.0, 0.0, 0.0, out)
         for label, run in ((name, lambda: grad(task.X, task.Y, n, flat, partials, blocks)),
@@ -241,7 +250,8 @@ def main(argv):
           f"(losses {loss_a:.12g} / {loss_b:.12g}){'' if err <= 1e-9 else '  NOT within 1e-9'}")
     layout, blocks, phases = _phases(10**6)
     print(f"gradient kernel at N=1e6 ({blocks} blocks of {layout.threads} threads, tiles of "
-          f"{layout.rows} rows, {layout.shared_bytes()} B shared), us: "
+          f"{layout.rows} rows{', X prefetched' if layout.prefetch else ''}, "
+          f"{layout.shared_bytes()} B shared), us: "
           + ", ".join(f"{k} {v:.1f}" for k, v in phases.items()))
     gpu_backends = [b for b in ("cupy", "torch:cuda", "jax:gpu") if _usable(b)]
     print(f"{'N':>9} {'floor':>8} {'kernels':>8} " + " ".join(f"{b:>10}" for b in gpu_backends)
@@ -287,9 +297,10 @@ def main(argv):
         except Exception as exc:  # the figures above stand without it
             print(f"tile sweep at N={n:.0e} failed: {type(exc).__name__}: {exc}")
             continue
-        for rows, blocks, per_sm, regs, ms in sweep:
-            print(f"tiles of {rows:3d} rows at N={n:.0e}: {blocks} blocks ({per_sm} an SM, "
-                  f"{regs} registers), {ms:.3f} ms an epoch (kernels back to back)", flush=True)
+        for rows, prefetch, blocks, per_sm, regs, ms in sweep:
+            print(f"tiles of {rows:3d} rows{', X prefetched' if prefetch else ''} at N={n:.0e}: "
+                  f"{blocks} blocks ({per_sm} an SM, {regs} registers), {ms:.3f} ms an epoch "
+                  "(kernels back to back)", flush=True)
     del backend
     return 0
 

@@ -11,9 +11,10 @@ import ctypes
 import ctypes.util
 import glob
 import os
+import re
 import struct
 
-__all__ = ["MISSING", "compile_for_gpu", "registers"]
+__all__ = ["MISSING", "compile_for_gpu", "registers", "spilled_bytes"]
 
 
 def _find():
@@ -43,9 +44,10 @@ def _load():
 _LIB, MISSING = _load()
 
 
-def compile_for_gpu(source: str, arch: str = "sm_90", name: str = "kernel.cu"):
+def compile_for_gpu(source: str, arch: str = "sm_90", name: str = "kernel.cu", extra=()):
     """``(ok, log, ptx)``: ``source`` compiled by NVRTC as CuPy compiles it
-    (``--std=c++14``) for ``arch``; with an ``sm_`` arch NVRTC also runs ptxas."""
+    (``--std=c++14``, and ``extra`` options) for ``arch``; with an ``sm_`` arch
+    NVRTC also runs ptxas."""
     lib = _LIB
     program = ctypes.c_void_p()
     status = lib.nvrtcCreateProgram(ctypes.byref(program), source.encode(), name.encode(), 0,
@@ -53,7 +55,7 @@ def compile_for_gpu(source: str, arch: str = "sm_90", name: str = "kernel.cu"):
     if status:
         return False, f"nvrtcCreateProgram: status {status}", ""
     try:
-        options = [b"--std=c++14", f"-arch={arch}".encode()]
+        options = [b"--std=c++14", f"-arch={arch}".encode()] + [o.encode() for o in extra]
         status = lib.nvrtcCompileProgram(program, len(options),
                                          (ctypes.c_char_p * len(options))(*options))
         size = ctypes.c_size_t()
@@ -117,3 +119,20 @@ def registers(source: str, arch: str = "sm_90") -> dict:
                 counts[symbols[symbol]] = count
             i += 4 + size
     return counts
+
+
+def spilled_bytes(source: str, arch: str = "sm_90") -> dict:
+    """``{kernel: bytes}`` that ptxas spills to local memory (stores plus loads) in
+    ``source`` built for ``arch``, from its verbose report."""
+    ok, log, _ = compile_for_gpu(source, arch, extra=("-Xptxas", "-v"))
+    if not ok:
+        raise RuntimeError(f"NVRTC could not compile the source: {log}")
+    spilled, kernel = {}, None
+    for line in log.splitlines():
+        named = re.search(r"Function properties for (\w+)", line)
+        if named:
+            kernel = named.group(1)
+        counts = re.search(r"(\d+) bytes spill stores, (\d+) bytes spill loads", line)
+        if counts and kernel is not None:
+            spilled[kernel] = int(counts.group(1)) + int(counts.group(2))
+    return spilled

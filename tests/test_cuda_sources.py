@@ -66,6 +66,30 @@ def test_batch_kernels_compile(hidden, output, loss, k, optimizer, dtype):
     assert "ld.global.cg" in update and "atom" not in grad
 
 
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_prefetched_tiles_load_16_bytes_spill_nothing_and_keep_the_blocks(optimizer):
+    # The large-N layout carries the next tile of X in registers: 16-byte
+    # global loads, no spills to local memory, and as many resident blocks
+    # as the layout without it (both are bound by shared memory to 2 an SM).
+    from nvrtc import registers, spilled_bytes
+
+    spec = NetSpec("sigmoid", "sigmoid", "mse", "mean")
+    layout = B.choose_layout([32, 64, 1], "float32", 10**7, limit=227 * 1024)
+    assert layout.prefetch and layout.prefetch_per_thread == 8
+    source = batch_source(layout, spec, optimizer, "float32", None)
+    plain = batch_source(layout.without_prefetch(), spec, optimizer, "float32", None)
+    grad = _entry(_compiled(source), "nnb_batch_grad")
+    assert len(re.findall(r"ld\.global(\.nc)?\.v4\.f32", grad)) >= 1
+    assert not re.search(r"ld\.global(\.nc)?\.v4\.f32", _entry(_compiled(plain), "nnb_batch_grad"))
+    assert set(spilled_bytes(source).values()) == {0}
+    shared = layout.shared_bytes()
+    with_regs, without_regs = registers(source), registers(plain)
+    for kernel in ("nnb_batch_grad", "nnb_batch_epochs"):
+        assert (_blocks_per_sm(with_regs[kernel], layout.threads, shared)
+                == _blocks_per_sm(without_regs[kernel], layout.threads, shared) == 2), \
+            (with_regs, without_regs)
+
+
 def test_persistent_kernel_without_the_barrier_has_no_atomics():
     # What the test above checks is there because of the barrier.
     spec = NetSpec("tanh", "sigmoid", "mse", "mean")

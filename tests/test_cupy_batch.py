@@ -111,6 +111,76 @@ def test_same_bits_every_run_and_inputs_untouched():
         np.testing.assert_array_equal(before, original)
 
 
+def _epochs_bits(model, X, Y, multiclass, opt, layout, n_blocks, epochs, persistent=None):
+    """The parameters' and losses' bytes after ``epochs`` host-build epochs (through
+    ``epoch.epochs`` where ``persistent`` is given), and the layout the epoch ran."""
+    plan = make_plan("batch", X.shape[0], None)
+    epoch = B.make_epoch(np, model.spec, opt, plan, X, Y, multiclass, layout, n_blocks,
+                         B.host_launcher, persistent=persistent)
+    params = model.flat_params
+    if persistent is not None:
+        params, _, losses, _ = epoch.epochs(params, opt.init(params), [None] * epochs)
+    else:
+        carry, losses = (params, opt.init(params)), []
+        for _ in range(epochs):
+            *carry, loss, _ = epoch(*carry)
+            losses.append(loss)
+        params = carry[0]
+    return [np.asarray(p).tobytes() for p in params] + [np.asarray(losses).tobytes()]
+
+
+@needs_cxx
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("rows, n_blocks", [(32, 3), (64, 2), (128, 1)])
+@pytest.mark.parametrize("persistent", [None, B.host_persistent])
+def test_prefetched_tiles_give_the_same_bits(dtype, rows, n_blocks, persistent):
+    # Rows of 8 values: whole 16-byte vectors. Several tiles a block, the last one
+    # short: each tile's X arrives from the registers loaded during the tile before.
+    model, X, Y, multiclass = _problem("tanh", "softmax", "cross_entropy", 3, dtype,
+                                       hidden_sizes=(13,), n_in=8, n=N)
+    # NaN after the last row: a read past N would reach the gradient (NaN times a zero dz).
+    padded = np.full(X.size + 128 * 8, np.nan, X.dtype)
+    padded[:X.size] = X.ravel()
+    X = padded[:X.size].reshape(X.shape)
+    opt = get_optimizer("adam", 0.01)
+    plain = B.BatchLayout(model.layer_sizes, dtype, rows, prefetch=False)
+    prefetched = B.BatchLayout(model.layer_sizes, dtype, rows)
+    assert prefetched.prefetch and not plain.prefetch
+    assert prefetched.prefetch_vectors == rows * 8 // 4
+    want = _epochs_bits(model, X, Y, multiclass, opt, plain, n_blocks, 3, persistent)
+    assert _epochs_bits(model, X, Y, multiclass, opt, prefetched, n_blocks, 3, persistent) == want
+    # And the reference loop's numbers.
+    a, b, outs, ref_outs = _run_both(model, X, Y, multiclass, opt, 3, rows, n_blocks)
+    if dtype == "float64":
+        _assert_close(a, b, (outs, ref_outs), rtol=1e-9, atol=1e-12)
+
+
+@needs_cxx
+def test_an_x_off_a_16_byte_boundary_is_staged_element_by_element():
+    model, X, Y, multiclass = _problem("relu", "identity", "mse", 2, "float32", n_in=8, n=N)
+    shifted = np.empty(X.size + 1, X.dtype)[1:].reshape(X.shape)  # 4 bytes past the buffer's start
+    shifted[...] = X
+    layout = B.BatchLayout(model.layer_sizes, "float32", 32)
+    assert layout.prefetch
+    assert B.staging_for(layout, shifted).prefetch is False
+    assert B.staging_for(layout, X) is layout
+    opt = get_optimizer("sgd", 0.05)
+    assert (_epochs_bits(model, shifted, Y, multiclass, opt, layout, 3, 2)
+            == _epochs_bits(model, X, Y, multiclass, opt, layout, 3, 2))
+
+
+def test_prefetch_only_where_the_rows_are_whole_vectors_and_blocks_take_many_tiles():
+    assert not B.BatchLayout([9, 4, 1], "float32", 32).prefetch  # 9 values: no 16-byte rows
+    assert B.BatchLayout([8, 4, 1], "float64", 32).prefetch
+    with pytest.raises(ValueError, match="no prefetch for rows of 9 float32"):
+        B.BatchLayout([9, 4, 1], "float32", 32, prefetch=True)
+    # A thread carries at most 128 bytes of the next tile.
+    assert not B.BatchLayout([128, 8, 1], "float32", 128).prefetch
+    assert B.choose_layout([32, 64, 1], "float32", 10**7, limit=227 * 1024).prefetch
+    assert not B.choose_layout([32, 64, 1], "float32", 10**4, limit=227 * 1024).prefetch
+    assert not B.choose_layout([32, 64, 1], "float32", 30_000, limit=227 * 1024).prefetch
+
+
 def _persistent_against_epochs(model, X, Y, multiclass, opt, n_blocks, k, persistent):
     """``k`` epochs through ``epoch.epochs`` (the persistent kernel's host build,
     or what ``persistent`` makes) and one by one: both results."""
@@ -320,6 +390,35 @@ def test_cupy_batch_fit_equals_reference(dtype, rtol, optimizer):
     model.fit(X, y, mode="batch", epochs=5, lr=0.05, optimizer=optimizer, executor="cupy-batch")
     for got, want in zip(model.flat_params, runs["cupy-batch"][0]):
         assert nb.get_backend("cupy").to_host(got).tobytes() == want.tobytes()
+
+
+@pytest.mark.skipif(_cupy_gpu() is not None, reason=f"needs CuPy on a GPU: {_cupy_gpu()}")
+def test_cupy_prefetched_tiles_equal_the_plain_ones_bit_for_bit():
+    # 200,000 rows: enough tiles of 128 a block for the executor's layout to
+    # prefetch, the GPU's threads each carrying their share of the next tile.
+    import cupy
+
+    n, dtype = 200_000, "float32"
+    rng = np.random.default_rng(2)
+    X = cupy.asarray(rng.normal(size=(n + 1, 32)).astype(dtype))
+    X[n] = cupy.nan  # past the last row: a read there would reach the gradient
+    X = X[:n]
+    y = (X[:, :1] + X[:, 1:2] > 0).astype(dtype)
+    model = nb.MLP([32, 64, 1], backend="cupy", dtype=dtype, seed=0, loss="bce")
+    plan = make_plan("batch", n, None)
+    opt = get_optimizer("adam", 0.01)
+    limit = B.shared_limit(cupy.cuda.Device())
+    layout = B.choose_layout([32, 64, 1], dtype, n, B._sm_count(cupy.cuda.Device()), limit)
+    assert layout.prefetch
+    runs = []
+    for used in (layout, layout.without_prefetch()):
+        epoch = B.make_epoch(cupy, model.spec, opt, plan, X, y, False, used, 100, B.cuda_launcher)
+        carry = (model.flat_params, opt.init(model.flat_params))
+        for _ in range(3):
+            *carry, loss, _ = epoch(*carry)
+        runs.append([cupy.asnumpy(p).tobytes() for p in carry[0]] + [float(loss)])
+    assert runs[0] == runs[1]
+    assert np.isfinite(runs[0][-1])
 
 
 @pytest.mark.skipif(_cupy_gpu() is not None, reason=f"needs CuPy on a GPU: {_cupy_gpu()}")

@@ -26,9 +26,13 @@ back to back. ``epoch.path`` says which.
 Measured on an H200 (2026-12-04, [32,64,1] float32,
 ``benchmarks/batch_kernel_time.py``): 10.0 ms an epoch at N = 1e7 (0.89x
 PyTorch eager's one-shot step, 8x the float32 floor) and 1.1 ms at 1e6. A
-1e6-row gradient kernel spends 323 µs staging tiles with no compute, and its
+1e6-row gradient kernel spent 323 µs staging tiles with no compute, and its
 two phases, 37 and 278 µs alone, cost 661 together: too few warps (2 blocks
-of 4 an SM, ~200 registers a thread) to hide the loads. Below 1e5 rows an
+of 4 an SM, ~200 registers a thread) to hide the loads. Since then, at large
+N each block loads its next tile of X into registers (16-byte reads) while it
+computes the current one (:class:`BatchLayout`'s ``prefetch``; 237 registers
+a thread instead of 167 on sm_90, still 2 blocks an SM, no spills); what that
+saves awaits a GPU run. Below 1e5 rows an
 epoch is ~150-250 µs of host work (the Python and CuPy calls around the two
 launches), not GPU time. The persistent kernel and the 64-epoch windows
 that remove that work await a GPU run.
@@ -60,7 +64,8 @@ from .fused import SHARED_BYTES, shared_limit
 from .kernel_update import kernel_update
 
 __all__ = ["BatchLayout", "CupyBatch", "MAX_ROW_WIDTH", "cuda_launcher", "cuda_persistent",
-           "host_launcher", "host_persistent", "make_epoch", "resident_blocks", "unsupported"]
+           "host_launcher", "host_persistent", "make_epoch", "resident_blocks", "staging_for",
+           "unsupported"]
 
 # A thread holds one row's layer input and output in registers (fully
 # unrolled loops); past this many values they spill to local memory.
@@ -69,6 +74,8 @@ MAX_ROW_WIDTH = 192
 MAX_ITEMS_PER_THREAD = 8
 # Threads per block at least: a warp or two alone waits on every global load.
 MIN_THREADS = 128
+# A thread's share of the next tile of X, carried in registers (32 of them).
+MAX_PREFETCH_BYTES = 128
 UPDATE_THREADS = 256
 _ITEM = {"float32": 4, "float64": 8}
 
@@ -94,6 +101,15 @@ class BatchLayout:
         Threads per block, at least ``rows`` (default: ``max(rows, 128)``): the
         others help stage the tile and add its gradient, which on a small tile
         keep a lone warp waiting on memory.
+    prefetch : bool, optional
+        Carry the block's next tile of X in registers while it computes the
+        current one (16-byte loads, issued before the tile's compute and
+        stored to shared memory after it), instead of loading each tile at
+        its start with nothing else to do. Default: where the rows are
+        whole 16-byte vectors (``sizes[0]`` a multiple of 4 float32 or 2
+        float64) and a thread's share is at most :data:`MAX_PREFETCH_BYTES`.
+        X must then be 16-byte aligned (:func:`staging_for`). The same
+        values reach shared memory either way: the same bits.
 
     Attributes
     ----------
@@ -105,9 +121,11 @@ class BatchLayout:
         dL/dz of layer l's outputs (rows, fan_out) in shared memory.
     items : list of tuple
         The parameter gradient's 4x4 blocks, in the order threads take them.
+    prefetch_vectors : int
+        4-element vectors of X in a tile (0 without ``prefetch``).
     """
 
-    def __init__(self, sizes, dtype_name="float32", rows=128, threads=None):
+    def __init__(self, sizes, dtype_name="float32", rows=128, threads=None, prefetch=None):
         self.sizes = [int(s) for s in sizes]
         self.dtype_name = dtype_name
         self.rows = R = int(rows)
@@ -145,6 +163,22 @@ class BatchLayout:
                                        min(4, fan_in + 1 - i0), min(4, fan_out - j0)))
         self.n_items = len(self.items)
         self.items_per_thread = -(-self.n_items // self.threads)
+        n_in = self.sizes[0]
+        vectors = R * n_in // 4
+        fits = (n_in % 4 == 0
+                and -(-vectors // self.threads) * 4 * _ITEM[dtype_name] <= MAX_PREFETCH_BYTES)
+        if prefetch is None:
+            prefetch = fits
+        elif prefetch and not fits:
+            raise ValueError(f"BatchLayout: no prefetch for rows of {n_in} {dtype_name} values "
+                             f"in tiles of {R} on {self.threads} threads")
+        self.prefetch = bool(prefetch)
+        self.prefetch_vectors = vectors if self.prefetch else 0
+        self.prefetch_per_thread = -(-vectors // self.threads) if self.prefetch else 0
+
+    def without_prefetch(self):
+        """This layout, its tiles of X loaded at each tile's start (any alignment)."""
+        return BatchLayout(self.sizes, self.dtype_name, self.rows, self.threads, prefetch=False)
 
     def shared_bytes(self, dtype_name=None):
         """Dynamic shared memory one block takes, in bytes."""
@@ -157,19 +191,43 @@ class BatchLayout:
         return max(1, min(tiles, n_sms * blocks_per_sm))
 
 
+def _address(a):
+    """The device (CuPy) or host (NumPy) address of ``a``'s first element."""
+    pointer = getattr(a.data, "ptr", None)
+    return int(pointer) if pointer is not None else int(a.ctypes.data)
+
+
+def staging_for(layout, X):
+    """``layout``, or its form without ``prefetch`` where ``X`` (C-contiguous) does not
+    start on a 16-byte boundary (a view that begins inside another array)."""
+    if layout.prefetch and _address(X) % 16:
+        return layout.without_prefetch()
+    return layout
+
+
 def choose_layout(sizes, dtype_name, n_samples, n_sms=132, limit=SHARED_BYTES):
     """The layout for ``n_samples`` rows: tiles of 128 rows where the data fills
     the GPU with them, smaller tiles (more blocks) for small N; None if no tile
-    size fits ``limit`` bytes of shared memory and the register budget."""
+    size fits ``limit`` bytes of shared memory and the register budget.
+
+    X is prefetched (:class:`BatchLayout`'s ``prefetch``) where the blocks take
+    several tiles each, which is where a tile's loads can wait behind the
+    previous tile's compute; with a tile or two a block, the registers it
+    takes (70 a thread for [32,64,1] in float32) could cost resident blocks
+    for nothing.
+    """
     for rows in (128, 64, 32):
-        layout = BatchLayout(sizes, dtype_name, rows)
+        layout = BatchLayout(sizes, dtype_name, rows, prefetch=False)
         if layout.shared_bytes() > limit or layout.items_per_thread > MAX_ITEMS_PER_THREAD:
             continue
-        if rows == 32 or -(-n_samples // rows) >= 2 * n_sms:
-            return layout
-        smaller = BatchLayout(sizes, dtype_name, rows // 2)
-        if smaller.items_per_thread > MAX_ITEMS_PER_THREAD or smaller.shared_bytes() > limit:
-            return layout
+        tiles = -(-n_samples // rows)
+        if not (rows == 32 or tiles >= 2 * n_sms):
+            smaller = BatchLayout(sizes, dtype_name, rows // 2)
+            if smaller.items_per_thread <= MAX_ITEMS_PER_THREAD and smaller.shared_bytes() <= limit:
+                continue
+        if tiles > 4 * n_sms:
+            layout = BatchLayout(sizes, dtype_name, rows)
+        return layout
     return None
 
 
@@ -376,7 +434,8 @@ def make_epoch(am, spec, opt, plan, X, Y, multiclass, layout, n_blocks, launcher
     form, why = kernel_update(opt, plan, layout.sizes)
     if form is None:
         raise ValueError(f"the batch kernels cannot run this optimizer: {why}")
-    source = kernel_source(layout, spec, form, dtype_name, multiclass)
+    X, Y = am.ascontiguousarray(X), am.ascontiguousarray(Y)
+    source = kernel_source(layout := staging_for(layout, X), spec, form, dtype_name, multiclass)
     grad, update = launcher(source, layout, dtype_name)
     if persistent is None:
         run_many, why = None, "no persistent kernel asked for"
@@ -386,7 +445,6 @@ def make_epoch(am, spec, opt, plan, X, Y, multiclass, layout, n_blocks, launcher
     else:
         run_many, why = persistent(source, layout, dtype_name, n_blocks)
     persistent_run = {"run": run_many}
-    X, Y = am.ascontiguousarray(X), am.ascontiguousarray(Y)
     n, dtype = plan.n_samples, X.dtype
     # Once per fit: every block writes its whole row each epoch.
     partials = am.zeros((n_blocks, layout.n_params + 2), dtype=dtype)
@@ -505,6 +563,10 @@ class CupyBatch:
         # may hold fewer than shared memory allows), so that a window's epochs in
         # one launch and an epoch alone add the same partials: the same bits.
         form = kernel_update(task.optimizer, task.plan, task.layer_sizes)[0]
+        # The source make_epoch compiles: the same staging for X as it will choose
+        # (a non-contiguous X becomes a new array there, which is aligned).
+        if task.X.flags.c_contiguous:
+            layout = staging_for(layout, task.X)
         source = kernel_source(layout, task.spec, form, dtype_name, task.multiclass)
         resident = resident_blocks(source, layout, dtype_name, device)
         if resident:

@@ -6,7 +6,9 @@ and a third runs several:
 ``nnb_batch_grad``, a grid of blocks of ``layout.threads`` threads (at least ``R``)
     Each block takes tiles of ``R`` consecutive rows (tile ``b``, ``b + G``,
     ``b + 2G``, ... for block ``b`` of ``G``). Per tile: the block stages the
-    tile's X rows in shared memory; each thread runs one row's forward pass,
+    tile's X rows in shared memory (with ``layout.prefetch``, from registers
+    its threads loaded during the tile before, 16 bytes a load, so that the
+    loads overlap that tile's compute); each thread runs one row's forward pass,
     loss gradient and backward pass, its layer inputs in registers and every
     layer's activations and dL/dz in shared memory; then the block adds the
     tile's gradient ``A_l^T dZ_l`` to accumulators that stay in registers
@@ -57,6 +59,11 @@ def _head(layout, spec, opt_name, dtype_name, T):
         "{ const double2 u_ = reinterpret_cast<const double2*>(src)[0], "
         "w_ = reinterpret_cast<const double2*>(src)[1]; "
         "dst[0] = u_.x; dst[1] = u_.y; dst[2] = w_.x; dst[3] = w_.y; }")
+    store4 = (
+        "{ *reinterpret_cast<float4*>(dst) = make_float4(src[0], src[1], src[2], src[3]); }"
+        if T == "float" else
+        "{ reinterpret_cast<double2*>(dst)[0] = make_double2(src[0], src[1]); "
+        "reinterpret_cast<double2*>(dst)[1] = make_double2(src[2], src[3]); }")
     shared = "(unsigned)__cvta_generic_to_shared(src)"
     lds4 = (
         "{ float a_, b_, c_, d_; asm volatile(\"ld.shared.v4.f32 {%0, %1, %2, %3}, [%4];\" "
@@ -87,6 +94,8 @@ extern "C" void nnb_set_grid(unsigned block, unsigned grid) {{ blockIdx.x = bloc
 #define NNB_LOAD4(dst, src) {{ dst[0] = (src)[0]; dst[1] = (src)[1]; dst[2] = (src)[2]; dst[3] = (src)[3]; }}
 #define NNB_K {layout.n_items}
 #define NNB_LDS4(dst, src) NNB_LOAD4(dst, src)
+#define NNB_STORE4(dst, src) {{ (dst)[0] = src[0]; (dst)[1] = src[1]; (dst)[2] = src[2]; (dst)[3] = src[3]; }}
+#define NNB_PF {max(1, layout.prefetch_vectors)}
 #define NNB_SHARED alignas(16) static thread_local unsigned char nnb_shared[{layout.shared_bytes()}];
 #define NNB_LDCG(p) (*(p))
 #else
@@ -99,6 +108,8 @@ extern "C" void nnb_set_grid(unsigned block, unsigned grid) {{ blockIdx.x = bloc
 // W at a compile-time address: NVRTC would split a plain 16-byte load into four.
 #define NNB_LDS4(dst, src) {lds4}
 #define NNB_K {layout.items_per_thread}
+#define NNB_STORE4(dst, src) {store4}
+#define NNB_PF {max(1, layout.prefetch_per_thread)}
 #endif
 
 typedef {T} T;
@@ -280,15 +291,60 @@ def _write_partials(layout):
     }}"""
 
 
+def _vectors(layout, body):
+    """``body`` for each 4-element vector ``v`` of a tile's X that this thread carries
+    (row ``r``, column ``c``)."""
+    per_row = layout.sizes[0] // 4
+    return f"""        #pragma unroll
+        for (int k = 0; k < NNB_PF; ++k) {{
+            const int v = tid + k * nt;
+            const int r = v / {per_row}, c = (v - r * {per_row}) * 4;
+            if (v < {layout.prefetch_vectors}) {{ {body} }}
+        }}"""
+
+
+def _staging(layout):
+    """``(before the tiles, at a tile's start, after its X is in shared memory)``:
+    how a tile's X rows reach shared memory (rows past N: zeros)."""
+    R, n_in = layout.rows, layout.sizes[0]
+    x_sh = f"sh + {layout.act_offsets[0]} + r * {layout.act_strides[0]}"
+    if not layout.prefetch:
+        return "", f"""        // The tile's X rows, read coalesced.
+        #pragma unroll 8
+        for (int t = tid; t < {R * n_in}; t += nt) {{
+            const int r = t / {n_in}, i = t - r * {n_in};
+            sh[{layout.act_offsets[0]} + r * {layout.act_strides[0]} + i] =
+                r < rows ? X[row0 * {n_in} + t] : (T)0;
+        }}""", ""
+
+    def fetch(tile):
+        return _vectors(layout, f"""const long long row = ({tile}) * {R} + r;
+                if (row < n) {{ NNB_LOAD4(pf[k], X + row * {n_in} + c); }}
+                else {{ pf[k][0] = pf[k][1] = pf[k][2] = pf[k][3] = (T)0; }}""")
+
+    before = f"""    // The block's next tile of X, in registers: its loads are in flight while
+    // the block computes the tile before it (and, for the first, while it sets up).
+    T pf[NNB_PF][4];
+    if ((long long)blockIdx.x * {R} < n) {{
+{fetch("(long long)blockIdx.x")}
+    }}"""
+    start = f"""        // The tile's X rows, fetched during the last tile (16-byte stores).
+{_vectors(layout, f"NNB_STORE4({x_sh} + c, pf[k]);")}"""
+    after = f"""        if (tile + gridDim.x < n_tiles) {{
+{fetch("tile + gridDim.x")}
+        }}"""
+    return before, start, after
+
+
 def _grad_kernel(layout, spec, fn, multiclass, parts=("rows", "reduction")):
     L, R, P = layout.n_layers, layout.rows, layout.n_params
-    n_in = layout.sizes[0]
     registers = "\n".join(f"            T d{l}[{layout.sizes[l + 1]}];" for l in range(L))
     ones = "\n".join(
         f"    for (int r = tid; r < {R}; r += nt) sh[{layout.act_offsets[l]} + r * "
         f"{layout.act_strides[l]} + {layout.sizes[l]}] = (T)1;" for l in range(L))
     body = "\n".join(_forward(layout, spec, fn) + _output(layout, spec, fn, multiclass)
                      + _backward(layout, spec))
+    before, start, after = _staging(layout)
     return f"""
 // One epoch's gradient, this block's share: its partial into its row of partials.
 static __device__ __forceinline__ void nnb_grad_phase(
@@ -298,6 +354,7 @@ static __device__ __forceinline__ void nnb_grad_phase(
     NNB_SHARED
     T* sh = (T*)nnb_shared;
     const int tid = threadIdx.x, nt = blockDim.x;
+{before}
     // Zero everything once: the padding columns are read (times zero) and never written.
     #pragma unroll 4
     for (int t = tid; t < {layout.n_shared}; t += nt) sh[t] = (T)0;
@@ -323,14 +380,10 @@ static __device__ __forceinline__ void nnb_grad_phase(
     for (long long tile = blockIdx.x; tile < n_tiles; tile += gridDim.x) {{
         const long long row0 = tile * {R};
         const int rows = n - row0 < {R} ? (int)(n - row0) : {R};
-        // The tile's X rows, read coalesced (rows past N: zeros).
-        #pragma unroll 8
-        for (int t = tid; t < {R * n_in}; t += nt) {{
-            const int r = t / {n_in}, i = t - r * {n_in};
-            sh[{layout.act_offsets[0]} + r * {layout.act_strides[0]} + i] =
-                r < rows ? X[row0 * {n_in} + t] : (T)0;
-        }}
+        (void)rows;
+{start}
         __syncthreads();
+{after}
         for (int r = tid; r < {R}; r += nt) {{
             const bool valid = r < rows;
             const long long nb = n;  // "mean" divides by the whole batch

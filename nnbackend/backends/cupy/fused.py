@@ -138,7 +138,7 @@ class Layout:
     def __init__(self, sizes, batch_size, dtype_name="float32", shared_limit=SHARED_BYTES,
                  params_in=None, acts_in=None):
         self.sizes = [int(s) for s in sizes]
-        self.batch_size = B = int(batch_size)
+        self.batch_size = int(batch_size)
         self.dtype_name = dtype_name
         self.n_layers = len(self.sizes) - 1
         # Parameters flat as [W0, b0, W1, b1, ...], W row-major (fan_in, fan_out).

@@ -204,7 +204,7 @@ def update_statement(opt, fn, P="sh", read=None):
         "momentum": ("""const T v = h1_t * s1[p] + g;
             s1[p] = v;
             """, "lr_t * (nesterov ? g + h1_t * v : v)"),
-        "adam": (f"""const T m1 = h1_t * s1[p] + one_minus_h1 * g;
+        "adam": ("""const T m1 = h1_t * s1[p] + one_minus_h1 * g;
             const T m2 = h2_t * s2[p] + one_minus_h2 * (g * g);
             s1[p] = m1;
             s2[p] = m2;
