@@ -11,9 +11,12 @@ runs code from the file.
 Versions: 1 holds no feature names, no scaling and no class labels; 2 adds
 them (``classes``, the model's ``classes_`` as a JSON list, came later within
 version 2: a reader that knows no ``classes`` key ignores it and predicts the
-same outputs). A model without any of them is still written as version 1,
-which every release reads; one with them is version 2, which a version-1
-reader refuses instead of predicting from unscaled inputs. A file without
+same outputs). A model with ``standardize`` off and none of them is still
+written as version 1 (its config without the ``standardize`` key), which
+every release reads. Any of them, or ``standardize`` on (even before a fit
+has learned the statistics), makes it version 2, which a version-1 reader
+refuses instead of predicting from unscaled inputs. A version-1 file loads
+with ``standardize`` off. A file without
 ``classes`` whose metadata holds the command line's ``classes`` (written
 before the key existed) gets its ``classes_`` from there.
 """

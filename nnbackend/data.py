@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .backends import Backend, backend_of
+from .backends import BACKEND_NAMES, Backend, backend_of
 from .checks import check_int
 
 __all__ = ["MODES", "BatchPlan", "FeatureScaleWarning", "array_backend", "as_features",
@@ -129,11 +129,18 @@ def frame_columns(a) -> list | None:
 
 
 def array_backend(name, a) -> Backend:
-    """:func:`backend_of` ``a``, with a refusal that names the argument."""
+    """:func:`backend_of` ``a``, with a refusal that names the argument.
+
+    For arguments that take host data too (``X``, ``y``, ``params``): the
+    refusal names lists among what they take, which ``backend_of`` does not.
+    """
     try:
         return backend_of(a)
-    except TypeError as exc:
-        raise TypeError(f"{name}: {exc}") from None
+    except TypeError:
+        raise TypeError(
+            f"{name}: expected a NumPy array, a list, or an array of one of "
+            f"{list(BACKEND_NAMES)}; got {type(a).__module__}.{type(a).__qualname__}"
+        ) from None
 
 
 def _check_same_backend(name, a, backend: Backend):
@@ -326,9 +333,56 @@ def _check_features_shape(name, shape):
 def as_targets(backend: Backend, y, loss: str, n_outputs: int, n_samples: int, dtype, name: str = "y"):
     """Targets as a (n_samples, n_outputs) floating array on the backend's device.
 
-    For ``loss="cross_entropy"``, 1-D integer class ids in ``[0, n_outputs)``
-    become one-hot rows; 2-D targets must already be one-hot. For the other
-    losses a 1-D ``y`` is taken as one output column.
+    How ``y`` is read:
+
+    * ``loss="cross_entropy"``: a 1-D ``y``, or a 2-D ``y`` of one column,
+      holds class ids, made one-hot rows here. They must be whole numbers
+      (ints, bools, or floats with no fraction) in ``[0, n_outputs)``. A
+      2-D ``y`` of ``n_outputs`` columns holds rows of class probabilities,
+      one-hot or soft: every value in [0, 1] and every row summing to 1
+      (to within 1e-3, for rounding). A softmax has at least two outputs,
+      so one column is never a row of probabilities.
+    * ``loss="bce"``: 0/1 labels or probabilities (soft targets), every
+      value in [0, 1].
+    * ``loss="mse"``: any finite numbers.
+    * For ``bce`` and ``mse``, a 1-D ``y`` is one output column (the
+      network must have one output); a 2-D ``y`` must have ``n_outputs``
+      columns.
+
+    Parameters
+    ----------
+    backend : Backend
+        Where the result goes.
+    y : array-like, shape (n_samples,) or (n_samples, n_outputs)
+        Real numbers (bool, int or float): host data (NumPy, a list, a
+        pandas object) or an array of ``backend`` on its device. Text labels
+        are not read here: :class:`nnbackend.MLP` turns them into class ids
+        first (see its ``classes_``).
+    loss : {'mse', 'bce', 'cross_entropy'}
+    n_outputs : int
+        The network's output units.
+    n_samples : int
+        The rows of ``X``; ``y`` must have as many.
+    dtype : floating dtype of ``backend.xp``
+        The result's dtype.
+    name : str
+        The argument's name in refusals.
+
+    Returns
+    -------
+    array, shape (n_samples, n_outputs)
+        Of ``dtype``, on the backend's device.
+
+    Raises
+    ------
+    TypeError
+        ``y`` does not hold real numbers, or is an array of another backend.
+    ValueError
+        A shape or row count that does not fit, NaN or infinity, values the
+        cast to ``dtype`` would overflow, class ids that are not whole or
+        not in ``[0, n_outputs)``, values outside [0, 1] for ``bce`` or
+        ``cross_entropy``, ``cross_entropy`` rows that do not sum to 1, or
+        an array on another device.
     """
     xp = backend.xp
     if is_host(y):

@@ -18,8 +18,11 @@ digits      1797        64        int64 0..9          multiclass (needs scikit-l
 synthetic   1000        32        float64             regression
 ==========  ==========  ========  ==================  ===========================
 
-Every generated set draws from ``np.random.default_rng(seed)`` alone, so a
-seed gives the same arrays on every machine and backend.
+Every generated set draws its random values from
+``np.random.default_rng(seed)``, so a seed gives the same arrays on every
+machine and backend. ``synthetic``'s target function is the exception: its
+weights come from a fixed seed (with ``n_features``), whatever ``seed`` is;
+``seed`` draws its rows and their noise.
 """
 
 from __future__ import annotations
@@ -90,9 +93,13 @@ def make_dataset(
         number gives the first ``n_samples`` rows of a permutation drawn from
         ``seed`` (a subsample, not stratified, so a small one may miss a class).
     seed : int
-        Seed of the NumPy Generator every random draw comes from. The same
+        Seed of the NumPy Generator the random draws come from. The same
         seed gives identical arrays; ``xor``/``and`` without ``n_samples``
-        and ``digits`` without ``n_samples`` ignore it.
+        and ``digits`` without ``n_samples`` ignore it. ``synthetic`` draws
+        ``X`` and the noise added to ``y`` from it, but not its target
+        function: its weights come from the module's own fixed seed and
+        ``n_features``, so every ``seed`` samples the same task (a set drawn
+        with one seed can validate a model trained on another).
     n_features : int, optional
         Feature count of ``synthetic`` (default 32). The other sets have a
         fixed count; passing it for them is allowed only if it matches.

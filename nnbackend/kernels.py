@@ -1,10 +1,16 @@
 """Forward and backward kernels written once against the Array API standard.
 
-Every function finds its namespace ``xp`` from its input arrays (or takes
-it as the keyword ``xp=``, which saves the look-up in hot loops), returns
-arrays of that namespace on the same device, and never mutates its inputs,
-so the same code runs eagerly on NumPy, CuPy, PyTorch and array-api-strict
-and traces under ``jax.jit``. No array library is imported here.
+Every kernel (each public function that takes arrays) works in the
+namespace ``xp`` of its input arrays, returns arrays of that namespace on
+the same device, and never mutates its inputs, so the same code runs
+eagerly on NumPy, CuPy, PyTorch and array-api-strict and traces under
+``jax.jit``. All but three also take the namespace as the keyword ``xp=``,
+which saves the look-up in hot loops. The three loss backward functions,
+:func:`mse_backward`, :func:`bce_with_logits_backward` and
+:func:`softmax_cross_entropy_backward`, take no ``xp=``: they compute with
+array operators, and the last two look the namespace up from ``z`` only
+where they compute the activation themselves (``a`` not given). No array
+library is imported here.
 
 Shapes: ``n`` rows (samples) of ``fan_in`` features enter a dense layer of
 ``fan_out`` units; ``k`` is the number of network outputs.
@@ -560,11 +566,27 @@ def loss_forward(loss, output_activation, z, a, y, reduction="mean", n_samples=N
     a : array, shape (n, k)
         ``activation_forward(output_activation, z)``.
     y : array, shape (n, k)
-        Targets (one-hot rows for ``cross_entropy``).
+        Targets: for ``cross_entropy`` rows of class probabilities (one-hot
+        or soft), for ``bce`` values in [0, 1].
+    reduction : {'mean', 'sum'}
+    n_samples : int, optional
+        The divisor of ``'mean'`` (default: the rows given; see the module's
+        conventions).
+    xp : namespace, optional
+        The arrays' namespace (found from ``a`` and ``y``, or ``z`` and
+        ``y``, if not given).
 
     Returns
     -------
     0-D array
+        The per-sample losses summed over the ``n`` rows, divided by
+        ``n_samples`` when ``reduction="mean"``.
+
+    Raises
+    ------
+    ValueError
+        An unknown ``loss``, or one without its output activation
+        (:func:`check_loss`).
     """
     check_loss(loss, output_activation)
     if loss == "mse":

@@ -81,8 +81,11 @@ class MLP(ModelInputs, ClassLabels):
         tutorial's update, ``'mean'`` divides it by the batch's rows.
     backend : str, Backend or None
         ``None`` takes ``$NNBACKEND_BACKEND`` or ``'numpy'``, or else the
-        backend of the arrays in ``params``; a model built with ``None`` also
-        moves to the backend of the first array-API ``X`` it is given.
+        backend of the arrays in ``params``. A model built with ``None`` (and
+        no ``device``) then follows its data: each array-API ``X`` given to
+        ``fit``, ``predict``, ``evaluate`` or ``loss_and_grads``, not only
+        the first, moves it (parameters included) to that ``X``'s backend
+        and device; host data (NumPy, lists, DataFrames) leaves it where it is.
         ``'auto'``: each fit but a resumed one moves the model to the backend
         predicted fastest for it (:func:`nnbackend.explain_backend`; an
         array-API ``X`` decides instead); the math is the same wherever it runs.
@@ -427,7 +430,8 @@ class MLP(ModelInputs, ClassLabels):
             Visit the rows in a fresh random order each epoch (minibatch, sgd).
         seed : int or None
             Seeds the shuffling and the validation split; ``None`` takes the
-            model's ``seed``.
+            model's ``seed``. Ignored with ``resume=True``: the resumed fit's
+            generator state draws them instead.
         progress : bool
             Show each epoch's figures on stderr: a tqdm bar with the rate and
             the time left on a terminal or in a notebook (a widget there),
@@ -462,7 +466,7 @@ class MLP(ModelInputs, ClassLabels):
         resume : bool
             Continue the model's previous fit (also one loaded from a
             checkpoint): its optimizer state and shuffling stream carry on, so
-            3 + 3 resumed epochs equal 6 in one go.
+            3 + 3 resumed epochs equal 6 in one go. ``seed`` is then ignored.
         executor : {'auto', 'reference', 'cupy-fused', 'cupy-batch', 'torch-graphs', 'jax-scan', 'jax-batch', 'dask-chunks'}
             ``'auto'`` runs each epoch through the backend's first fast path
             that takes the plan: on cupy, and on torch:cuda and jax:gpu where
@@ -507,10 +511,10 @@ class MLP(ModelInputs, ClassLabels):
 
         Notes
         -----
-        When the loss turns NaN or infinite, training stops with a
-        :class:`~nnbackend.training.DivergenceWarning`; the model keeps the
-        last parameters that were finite, and ``History.diverged`` says what
-        happened. A fit that stays finite but ends with a loss more than 100
+        When the loss or the parameters turn NaN or infinite, training stops
+        with a :class:`~nnbackend.training.DivergenceWarning`; the model keeps
+        the last parameters that were finite, and ``History.diverged`` says
+        what happened. A fit that stays finite but ends with a loss more than 100
         times its starting loss warns with the same category.
         """
         options = FitOptions.check(
@@ -655,9 +659,14 @@ def epoch_function(model: MLP, X, y, mode="minibatch", batch_size=32, lr=0.1, op
                    shuffle=True, seed=None, chunk_size=DEFAULT_CHUNK_SIZE, executor="auto",
                    precision=None):
     """Set up a fit once and return ``step()``, which trains ``model`` one more
-    epoch per call with the same code as :meth:`MLP.fit` and returns that
-    epoch's loss as a float (reading it waits for the device, so the epoch
-    is done).
+    epoch per call with the same code as :meth:`MLP.fit`.
+
+    ``step()`` returns a Python float: the epoch's per-sample losses summed
+    over its ``n_samples`` rows, each batch's measured before its update. That
+    is ``History.loss × n_samples`` under ``reduction="mean"`` and
+    ``History.loss`` itself under ``"sum"``. Reading it waits for the device,
+    so the epoch is done when ``step`` returns; ``model.flat_params`` then
+    holds the epoch's parameters.
 
     For benchmarks: the data moves to the device here, not in ``step``.
     ``step.precision`` is the precision the float32 matmuls run at (as

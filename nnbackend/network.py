@@ -170,15 +170,22 @@ def forward(params, X, spec: NetSpec, xp=None):
     Parameters
     ----------
     params : list of arrays
-        ``[W0, b0, W1, b1, ...]``, ``Wi`` of shape (fan_in, fan_out).
+        ``[W0, b0, W1, b1, ...]``: ``Wi`` of shape (fan_in_i, fan_out_i),
+        ``bi`` of shape (fan_out_i,).
     X : array, shape (n, n_features)
+    spec : NetSpec
+        Its ``hidden_activation`` and ``output_activation`` are used.
+    xp : namespace, optional
+        The arrays' namespace (found from the arrays if not given).
 
     Returns
     -------
     xs : list of arrays
-        ``xs[i]`` is layer i's input, shape (n, fan_in_i); ``xs[0]`` is ``X``.
+        One per layer: ``xs[i]`` is layer i's input, shape (n, fan_in_i);
+        ``xs[0]`` is ``X``.
     zs : list of arrays
-        ``zs[i]`` is layer i's pre-activation, shape (n, fan_out_i).
+        One per layer: ``zs[i]`` is layer i's pre-activation, shape
+        (n, fan_out_i); the last is the output logits, shape (n, n_outputs).
     a : array, shape (n, n_outputs)
         The network's output (after the output activation).
     """
@@ -216,13 +223,22 @@ def loss_and_grads_rows(params, spec: NetSpec, rows, n_batch: int, chunk_size: i
 
     Parameters
     ----------
+    params : list of arrays
+        ``[W0, b0, W1, b1, ...]``: ``Wi`` of shape (fan_in_i, fan_out_i),
+        ``bi`` of shape (fan_out_i,).
+    spec : NetSpec
+        The activations, loss and reduction.
     rows : callable
         ``rows(start, stop) -> (X, Y)``, the batch's rows ``start:stop`` as
         arrays of shapes (stop - start, n_features) and (stop - start, n_outputs).
     n_batch : int
         Rows in the batch.
+    chunk_size : int
+        The most rows pushed through the network at once.
     multiclass : bool or None
         If not None, also count correct predictions (see ``kernels.n_correct``).
+    xp : namespace, optional
+        The arrays' namespace (found from the arrays if not given).
     n_samples : int, optional
         What ``"mean"`` gradients divide by: ``n_batch`` unless these rows
         are one part of a larger batch (a Dask row chunk).
@@ -234,7 +250,7 @@ def loss_and_grads_rows(params, spec: NetSpec, rows, n_batch: int, chunk_size: i
         (the caller divides for the mean), left on the device.
     grads : list of arrays
         Gradients of the batch loss (with the model's reduction) in the
-        layout of ``params``. One chunk gives exactly the one-shot result;
+        layout of ``params``, each of its parameter's shape. One chunk gives exactly the one-shot result;
         several give the same sum, accumulated in a different order.
     correct : 0-D array or None
         Correct predictions in the batch, when ``multiclass`` is not None.

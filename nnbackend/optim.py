@@ -63,9 +63,15 @@ class Optimizer(NamedTuple):
     arrays of the same shapes (or none).
 
     ``name`` and ``hyper`` (its hyperparameters by name) describe the built-in
-    optimizers, so that a fused executor can re-implement the same update;
-    an optimizer made of other functions leaves them None and always runs
-    through ``update``.
+    optimizers, so that an executor that re-implements them (the CuPy
+    kernels) can run the same update without calling ``update``, and
+    :func:`on_namespace` can swap in a fused form. The wrappers
+    (:func:`l2_penalty`, :func:`scheduled`) leave them None too, but the
+    CuPy kernels read what they wrap through :func:`wrapped_parts` and
+    re-implement them as well. An optimizer of the caller's own functions
+    is declined by the CuPy kernels and by torch's CUDA graphs, so its
+    steps always compute its ``update``: called at each step, or traced
+    once into a compiled epoch (the JAX executors).
 
     Attributes
     ----------
@@ -354,8 +360,17 @@ def l2_penalty(opt: Optimizer, coef: float, mask=None) -> Optimizer:
     Returns
     -------
     Optimizer
-        The same ``init`` and state as ``opt``; no ``name``, and
-        :func:`wrapped_parts` says what it wraps (for the CuPy kernels).
+        ``opt`` itself where ``coef == 0`` (no penalty, nothing to wrap).
+        Else a wrapper with the same ``init`` and state as ``opt``; no
+        ``name``, and :func:`wrapped_parts` says what it wraps (for the CuPy
+        kernels).
+
+    Raises
+    ------
+    TypeError
+        ``coef`` is not a number.
+    ValueError
+        ``coef`` is negative, NaN or infinite.
     """
     coef = _nonnegative("coef", coef)
     if coef == 0:
@@ -494,7 +509,9 @@ def update_key(opt: Optimizer):
 
 
 def _nonnegative(name, value):
-    """``value`` as a float if it is a finite number ``>= 0``, else a ``ValueError`` naming it."""
+    """``value`` as a float if it is a finite number ``>= 0``. Else a refusal
+    naming it: ``TypeError`` where ``float(value)`` fails, ``ValueError``
+    where the number is negative, NaN or infinite."""
     try:
         number = float(value)
     except (TypeError, ValueError):

@@ -487,3 +487,10 @@ def test_dask_epochs_equal_plain_numpy_backprop(dask_backend, output, loss, redu
     for (W, b), (We, be) in zip(_host_params(model), want):
         np.testing.assert_allclose(W, We, rtol=1e-11, atol=1e-14)
         np.testing.assert_allclose(b, be, rtol=1e-11, atol=1e-14)
+
+
+def test_the_namespace_is_named_for_what_it_is():
+    # Its name says which eager library runs the host arrays (a loop once overwrote it).
+    import nnbackend as nb
+
+    assert nb.get_backend("dask").xp.__name__ == "nnbackend.dask"

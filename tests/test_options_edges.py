@@ -72,6 +72,18 @@ def test_empty_optimizer_options_go_with_an_optimizer_object():
         FitOptions.check(optimizer=opt, optimizer_options={"beta": 0.9})
 
 
+def test_a_callback_that_cannot_be_called_is_refused_before_any_data_moves():
+    assert FitOptions.check(callback=print).callback is print
+    with pytest.raises(TypeError, match="callback must be a function callback"):
+        FitOptions.check(callback="print")
+    # fit refuses it with the other options, not after the first epoch.
+    model = nb.MLP([2, 1])
+    before = [np.array(p) for p in model.flat_params]
+    with pytest.raises(TypeError, match="callback must be a function.*got int 3"):
+        model.fit(np.zeros((4, 2)), np.zeros(4), epochs=1, callback=3)
+    assert all(np.array_equal(a, b) for a, b in zip(before, model.flat_params))
+
+
 def test_a_new_history_is_an_empty_record():
     hist = History()
     assert (hist.loss, hist.accuracy, hist.val_loss, hist.val_accuracy, hist.lr_drops) \

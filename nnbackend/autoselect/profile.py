@@ -12,8 +12,9 @@ A profile file is JSON::
 
 A measured profile's entries take the place of the default's for the same
 candidate and mode; the default fills the rest (a GPU the calibration did
-not see, say). ``$NNBACKEND_CACHE_DIR`` is where it is kept, else the user's
-cache directory (platformdirs), else ``~/.cache/nnbackend``.
+not see, say). It is kept in :func:`cache_dir`: ``$NNBACKEND_CACHE_DIR``,
+else the user's cache directory, which honours ``$XDG_CACHE_HOME``
+(``$XDG_CACHE_HOME/nnbackend``, else ``~/.cache/nnbackend`` on Linux).
 """
 
 from __future__ import annotations
@@ -43,8 +44,18 @@ class ProfileWarning(UserWarning):
 
 
 def cache_dir() -> str:
-    """Where nnbackend keeps its profile: ``$NNBACKEND_CACHE_DIR``, else the user's
-    cache directory (platformdirs, where installed), else ``~/.cache/nnbackend``."""
+    """Where nnbackend keeps its profile (:data:`PROFILE_NAME` in it).
+
+    ``$NNBACKEND_CACHE_DIR`` where set (``~`` expanded, made absolute). Else,
+    where platformdirs is installed, its user cache directory for
+    ``nnbackend``: on Linux and other Unixes ``$XDG_CACHE_HOME/nnbackend``
+    where that is set (to an absolute path, in recent platformdirs), else
+    ``~/.cache/nnbackend``; on macOS and Windows the
+    system's cache folder (platformdirs decides whether ``$XDG_CACHE_HOME``
+    overrides it there; recent versions let it). Without platformdirs,
+    ``$XDG_CACHE_HOME/nnbackend`` where that is set and not empty, else
+    ``~/.cache/nnbackend``, on every system.
+    """
     given = os.environ.get(CACHE_ENV_VAR)
     if given:
         return os.path.abspath(os.path.expanduser(given))

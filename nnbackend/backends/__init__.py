@@ -81,8 +81,12 @@ def get_backend(name: str | None = None, device=None, *, scheduler=None) -> Back
         then falls back to ``"numpy"``. ``"auto"`` is no backend of its own
         (a model picks one at each fit) and is refused here.
     device : str, int, device object or None
-        The backend's device; ``None`` for its default (the CPU, or GPU 0
-        for CuPy).
+        The backend's device; ``None`` for its default: the CPU for numpy,
+        strict, torch and dask (dask: unless the scheduler, given or from
+        ``$NNBACKEND_DASK_SCHEDULER``, is ``"cuda"``, which implies
+        ``"cuda"``), GPU 0 for CuPy, and for jax JAX's default
+        device, ``jax.devices()[0]``: its first GPU where jaxlib has one,
+        else the CPU.
     scheduler : str, distributed.Client or None
         dask only. A dask.distributed scheduler address (``tcp://host:8786``;
         a Client is opened and becomes Dask's default), a local scheduler's
@@ -167,14 +171,15 @@ def backend_of(a) -> Backend:
     Raises
     ------
     TypeError
-        ``a`` is not an array of a known backend (lists included).
+        ``a`` is not an array of a known backend: lists, tuples, numbers
+        and NumPy scalars are refused too.
     """
     for cls in _CLASSES.values():
         backend = cls.of_array(a)
         if backend is not None:
             return backend
     raise TypeError(
-        f"expected a NumPy array, a list, or an array of one of {list(BACKEND_NAMES)}; "
+        f"expected a NumPy array or an array of one of {list(BACKEND_NAMES)}; "
         f"got {type(a).__module__}.{type(a).__qualname__}"
     )
 

@@ -304,7 +304,15 @@ class Backend:
         return self.xp.asarray(a, dtype=dtype, device=self.device)
 
     def to_host(self, a) -> np.ndarray:
-        """A NumPy copy of an array of this backend (a device-to-host sync).
+        """The values of an array of this backend as a NumPy array (a
+        device-to-host sync).
+
+        Not always a copy: where ``a``'s memory is already on the host, the
+        result may be ``a`` itself or share its memory. A NumPy array (the
+        numpy backend, dask's parameters) comes back as it is, and torch and
+        array-api-strict on the CPU give a view of it, so writing to the
+        result changes ``a``; JAX on the CPU gives a read-only view. Copy it
+        before changing it. From a GPU it is a copy.
 
         Parameters
         ----------

@@ -76,9 +76,16 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     fit_executor_ : str
         Which epoch executor ran the last fit, and why.
     fit_precision_ : str
-        The precision the last fit's float32 matmuls ran at: ``'highest'``
-        on CPUs, in float64 and under nnbackend's own CUDA kernels,
-        ``'tf32'`` where TF32 ran.
+        The precision the last fit's float32 matmuls ran at, as
+        ``History.precision`` names it: ``'highest'`` (full float32: on
+        CPUs, in float64, under nnbackend's own CUDA kernels, and on a GPU
+        set to it); ``'tf32'`` where TF32 ran. With ``precision=None`` on a
+        GPU, whatever the library was set to: ``'bfloat16'`` (torch's
+        ``'medium'``, JAX's ``'bfloat16'``, CuPy's BF16 compute type),
+        ``'float16'`` (CuPy's FP16 compute type), JAX's own name for any
+        other ``jax_default_matmul_precision``, or ``"torch's own
+        setting"`` / ``"CuPy's own setting"`` where the library's switch
+        cannot be read.
     """
 
     def _head(self, n_outputs):

@@ -20,8 +20,13 @@ class History:
     accuracy : list of float
         Training accuracy, counted the same way (sigmoid and softmax outputs
         only; empty otherwise).
-    val_loss, val_accuracy : list of float
-        On the validation data after each epoch (empty without one).
+    val_loss : list of float
+        Loss on the validation data after each epoch (empty without
+        validation data).
+    val_accuracy : list of float
+        Accuracy on the validation data after each epoch, for sigmoid and
+        softmax outputs only: empty without validation data, and empty for
+        an identity output (regression) even with it.
     mode, batch_size, n_samples
         The plan that was run (``batch_size`` after ``mode`` resolved it;
         ``n_samples`` counts the training rows).
@@ -32,7 +37,9 @@ class History:
         With early stopping, the 1-based epoch whose weights were kept.
     stopped_early : bool
     diverged : str or None
-        Why training stopped on a non-finite loss, or None.
+        Why training stopped: the divergence guard's message when an
+        epoch's loss or its parameters became NaN or infinite (the message
+        says which); None when training stayed finite.
     executor : str
         The executor that ran the epochs (``"cupy-fused"``, ``"jax-scan"``,
         ...), or ``"reference"`` for the reference loop.
@@ -61,10 +68,16 @@ class History:
         cores, ``precision="tf32"`` or the library's own TF32 switch), or
         the library's name for another setting (``"bfloat16"``).
     window : int
-        Epochs run between two reads of their figures to the host: 1 where
+        Epochs run between two reads of their figures to the host. 1 where
         a callback, early stopping, a progress bar or the adaptive rate reads
-        every epoch, else up to 8 (the figures are judged epoch by epoch all
-        the same; only when the host waits for the device changes).
+        every epoch. Else up to 8 (``WINDOW_EPOCHS``), or up to 64
+        (``WINDOW_EPOCHS_IN_ONE_CALL``) where the executor runs a window's
+        epochs in one call and there is no validation data; never more than
+        the fit's epochs, and fewer where what the window keeps (each
+        epoch's parameters, or in one call each epoch's row order) would
+        pass ``WINDOW_BYTES`` (see :mod:`nnbackend.training.loop`). The
+        figures are judged epoch by epoch all the same; only when the host
+        waits for the device changes.
     """
 
     loss: list = field(default_factory=list)

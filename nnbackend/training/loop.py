@@ -414,8 +414,14 @@ def _loop(net: Network, epochs: _Epochs, params, state, rng, hist: History, opti
 def epoch_stepper(net: Network, X, Y, mode="minibatch", batch_size=32, lr=0.1, optimizer="sgd",
                   shuffle=True, seed=None, chunk_size=None, executor="auto", precision=None):
     """Set up a fit once and return ``step()``, which trains one more epoch per
-    call with the same code as :func:`train` and returns ``(params, loss)``,
-    the loss a float (reading it waits for the device, so the epoch is done).
+    call with the same code as :func:`train` and returns ``(params, loss)``.
+
+    ``params`` is the flat list of parameter arrays after the epoch, on the
+    device. ``loss`` is a Python float: the per-sample losses summed over the
+    epoch's ``n_samples`` rows, each batch's measured before its update. That
+    is ``History.loss × n_samples`` under ``reduction="mean"`` and
+    ``History.loss`` itself under ``"sum"``. Reading it waits for the device,
+    so the epoch is done when ``step`` returns.
 
     For benchmarks: ``X`` and ``Y`` are on the device already. ``step.executor``
     and ``step.executor_reason`` name the executor that runs the epochs and why,

@@ -25,7 +25,9 @@ class FitOptions:
 
     Build it with :meth:`check`, which refuses a wrong value by name. The
     optimizer is built here (``optimizer`` holds the :class:`Optimizer`;
-    ``optimizer_name`` its name, None for an Optimizer object).
+    ``optimizer_name`` its name, None for an Optimizer object). ``seed``
+    seeds the shuffling and the validation split, except with ``resume``:
+    the resumed fit's generator state draws them, and ``seed`` is ignored.
     """
 
     # No defaults here: check() is the one builder and holds them, as MLP.fit does.
@@ -58,7 +60,17 @@ class FitOptions:
               patience=None, min_delta=0.0, restore_best_weights=True, callback=None,
               resume=False, executor="auto", alpha=0.0, lr_schedule="constant",
               power_t=0.5, precision=None) -> "FitOptions":
-        """The options, each checked; raises ``TypeError``/``ValueError`` naming the first wrong one."""
+        """The options, checked; raises ``TypeError``/``ValueError`` naming the first wrong one.
+
+        Not everything is checked here. ``executor`` needs the fit's backend
+        and plan: :func:`nnbackend.engine.choose_executor` refuses an unknown
+        name, or one that cannot run the fit, with a ``ValueError`` when the
+        fit sets up its epochs (after the data has moved to the device).
+        ``lr`` is checked by the named optimizer's factory; with an
+        :class:`Optimizer` object it is taken as given, as are that object
+        and a callable ``lr_schedule``. ``callback`` is checked to be
+        callable (or None), not called.
+        """
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; choose one of {list(MODES)}")
         epochs = check_int("epochs", epochs)
@@ -84,6 +96,9 @@ class FitOptions:
             raise ValueError(f"unknown lr_schedule {lr_schedule!r}; choose one of "
                              f"{list(LR_SCHEDULES)} or give a function of the step count")
         check_precision(precision)
+        if callback is not None and not callable(callback):
+            raise TypeError(f"callback must be a function callback(epoch, figures) or None, "
+                            f"got {type(callback).__name__} {callback!r}")
         if validation_split is not None:
             validation_split = check_number("validation_split", validation_split, 0, 1,
                                             low_open=True)

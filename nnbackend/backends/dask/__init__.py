@@ -50,27 +50,43 @@ _CLIENTS: dict = {}
 
 @functools.lru_cache(maxsize=None)
 def dask_namespace(eager=None):
-    """array-api-compat's Dask namespace, which hands calls without a Dask
-    array among their arguments to NumPy (or to ``eager``).
-
-    ``eager`` is the namespace of the parameters where they are not NumPy
-    (nnbackend's CuPy namespace for CuPy chunks); it must take NumPy's dtype
-    objects, as CuPy does, since the dtypes are Dask's.
+    """A new namespace module built on array-api-compat's Dask namespace, which
+    hands calls without a Dask array among their arguments to NumPy (or to
+    ``eager``).
 
     The parameters of a dask-backend model are NumPy arrays (they are small
     and every chunk's task needs them), while ``X`` and ``y`` are Dask arrays.
     With this namespace the training loop's per-epoch work on parameters
-    (finiteness checks, stacking the epoch's scalars) stays eager NumPy
-    instead of becoming a graph that needs a second compute, and creation
-    functions (``asarray`` of host data, ``zeros``) make NumPy arrays; any
-    call that touches a Dask array stays lazy.
+    (finiteness checks, stacking the epoch's scalars) stays eager instead of
+    becoming a graph that needs a second compute, and creation functions
+    (``asarray`` of host data, ``zeros``) make ``eager``'s arrays; any call
+    that touches a Dask array stays lazy.
+
+    Parameters
+    ----------
+    eager : namespace, optional
+        The namespace of the parameters where they are not NumPy (nnbackend's
+        CuPy namespace for CuPy chunks); it must take NumPy's dtype objects,
+        as CuPy does, since the dtypes are Dask's. None: nnbackend's NumPy
+        namespace.
+
+    Returns
+    -------
+    module
+        Everything in ``array_api_compat.dask.array``, except that each of
+        its public functions that ``eager`` also has as a function calls
+        Dask's where an argument (or an item of a list or tuple argument) is
+        a Dask array and ``eager``'s otherwise, and
+        ``__array_namespace_info__`` is ``eager``'s. Made once per ``eager``
+        and cached: every call with the same ``eager`` returns the same module.
     """
     dask_xp = import_or_refuse("dask", "array_api_compat.dask.array", _HINT)
     import_or_refuse("dask", "dask.array", _HINT)
     import dask.array as da
 
     eager = numpy_namespace() if eager is None else eager
-    name = "nnbackend.dask" if eager is numpy_namespace() else f"nnbackend.dask+{eager.__name__}"
+    module_name = ("nnbackend.dask" if eager is numpy_namespace()
+                   else f"nnbackend.dask+{eager.__name__}")
 
     def has_dask(args, kwargs):
         for a in (*args, *kwargs.values()):
@@ -94,7 +110,7 @@ def dask_namespace(eager=None):
                 or eager_f is None or isinstance(eager_f, type) or not callable(eager_f)):
             continue
         overrides[name] = dispatch(name, lazy_f, eager_f)
-    return make_namespace(name, dask_xp, dask_namespace.__doc__, **overrides)
+    return make_namespace(module_name, dask_xp, dask_namespace.__doc__, **overrides)
 
 
 def _client(address: str, source: str):
@@ -286,8 +302,9 @@ class DaskBackend(Backend):
         return inner.xp.asarray(a, device=inner.device, copy=True)
 
     def to_host(self, a) -> np.ndarray:
-        """A NumPy copy: a lazy array is computed (on :attr:`scheduler`); the
-        parameters, already NumPy, are returned as they are (CuPy ones copied)."""
+        """A NumPy array: a lazy array is computed (on :attr:`scheduler`); the
+        parameters, already NumPy, are returned as they are, not copied (CuPy
+        ones are copied to the host)."""
         import dask.array as da
 
         if isinstance(a, da.Array):
