@@ -122,6 +122,10 @@
 # GPU_CHECK_REQUIRE_GPU=0 runs every step without a GPU (a dry run of this
 # script: CuPy's tests skip, the benchmark runs on numpy).
 #
+# Where a kernel's time goes by hardware counters (stall reasons, pipes,
+# occupancy) is benchmarks/kernel_ncu.sh's business: a call of its own after
+# this one, where the device has time left.
+#
 # Packages the GPU machine lacks (array-api-compat, array-api-strict) may
 # travel as wheels in .whl/ (benchmarks/gpu_wheels.sh fetches them); they are installed
 # into /tmp/site, never into the system. The project is imported from this

@@ -474,3 +474,40 @@ def test_the_tf32_timing_runs_on_the_cpu_and_names_what_it_could_not_measure(cap
     assert any(line.startswith("tf32 cupy:7: not here (") for line in lines), lines
     assert script.main(["64", "--backends", "cupy:7"]) == 0
     assert "every TF32 figure awaits a GPU run" in capsys.readouterr().out
+
+
+# ncu --page raw --csv: a header, a row of units, one row per kernel launch.
+NCU_RAW = '''"ID","Process ID","Process Name","Host Name","Kernel Name","Context","Stream","gpu__time_duration.sum","sm__throughput.avg.pct_of_peak_sustained_elapsed","launch__grid_size","launch__block_size","launch__registers_per_thread","smsp__average_warps_issue_stalled_barrier_per_issue_active.ratio","smsp__average_warps_issue_stalled_long_scoreboard_per_issue_active.ratio","smsp__average_warps_issue_stalled_short_scoreboard_per_issue_active.ratio","l1tex__data_bank_conflicts_pipe_lsu_mem_shared.sum"
+"","","","","","","","nsecond","%","","","register/thread","inst","inst","inst",""
+"0","4242","python3","gpu","nnb_batch_grad","1","7","1,012,345","41.5","264","128","237","0.8","12.25","3.5","1,024"
+"1","4242","python3","gpu","nnb_batch_update","1","7","30,100","5.2","9","256","29","0","0.4","0.1","0"
+'''
+
+
+def test_kernel_ncu_reads_ncus_raw_page_and_names_each_launchs_stalls(tmp_path):
+    ncu = load_script("kernel_ncu")
+    (tmp_path / "batch-small-1e6.csv").write_text(NCU_RAW)
+    launches = ncu.read_raw(tmp_path / "batch-small-1e6.csv")
+    assert [launch["Kernel Name"] for launch in launches] == ["nnb_batch_grad", "nnb_batch_update"]
+    text = ncu.report(str(tmp_path))
+    grad = text.split("kernel nnb_batch_update")[0]
+    assert "batch-small-1e6: the full-batch kernels" in text and "2 kernel launch(es)" in text
+    assert "duration us                  1012" in grad  # ns to us, thousands grouped
+    assert "blocks, threads              264, 128" in grad
+    assert "registers a thread           237" in grad
+    assert "shared bank conflicts        1024" in grad
+    assert "memory throughput %          n/a" in grad  # not in this report
+    # Stall reasons by cycles, largest first.
+    assert "long_scoreboard 12.2, short_scoreboard 3.5, barrier 0.8" in grad
+    # Every other configuration is named as not profiled.
+    for name in ncu.CONFIGS:
+        if name != "batch-small-1e6":
+            assert f"{name}: not profiled" in text
+
+
+def test_kernel_ncu_without_ncu_says_so_and_exits_0(tmp_path):
+    env = {**os.environ, "OUT": str(tmp_path), "NCU": "no-such-ncu"}
+    done = subprocess.run(["bash", str(ROOT / "benchmarks" / "kernel_ncu.sh")], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "is not installed here; nothing profiled" in (tmp_path / "summary.txt").read_text()

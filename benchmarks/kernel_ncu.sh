@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Nsight Compute on the CuPy kernels (issues 25 and 26): each configuration of
+# benchmarks/kernel_ncu.py launched once under `ncu --set full`, its raw page
+# kept as CSV, and a summary of every launch: duration, the SMs' and
+# memory's share of their peaks, issue slots, pipes, occupancy, registers,
+# shared-memory bank conflicts and each warp's top stall reasons.
+#
+#   bash benchmarks/kernel_ncu.sh           # results in ./kernel_ncu_results
+#   OUT=/some/dir bash benchmarks/kernel_ncu.sh
+#
+# Run it as its own device call after benchmarks/gpu_check.sh (about 1-2
+# minutes: a Python start and NVRTC builds per configuration, then ~40
+# replays of each kernel). The clocks are left alone (--clock-control none).
+# ncu reads hardware counters on the Firecracker machines, not on gVisor
+# (.library/device/KINDS.md): there the report says the counters could not
+# be read. Without ncu it says so and exits 0.
+#
+# It leaves in $OUT: summary.txt, ncu.log, and NAME.csv for each configuration
+# (the .ncu-rep files are removed: the CSV holds every metric).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-kernel_ncu_results}
+mkdir -p "$OUT"
+# shellcheck source=benchmarks/gpu_env.sh
+. benchmarks/gpu_env.sh  # the wheels, PYTHONPATH, JAX's memory
+
+NCU=${NCU:-ncu}
+if ! command -v "$NCU" >/dev/null 2>&1; then
+  echo "kernel_ncu: Nsight Compute ($NCU) is not installed here; nothing profiled" \
+    | tee "$OUT/summary.txt"
+  exit 0
+fi
+: > "$OUT/ncu.log"
+status=0
+for name in $(python3 benchmarks/kernel_ncu.py list); do
+  echo "kernel_ncu: $name started at ${SECONDS} s" | tee -a "$OUT/ncu.log"
+  timeout "${KERNEL_NCU_SECONDS:-120}" "$NCU" --clock-control none --set full \
+    --import-source no --kernel-name regex:^nnb_ -f -o "$OUT/$name" \
+    python3 benchmarks/kernel_ncu.py launch "$name" >> "$OUT/ncu.log" 2>&1 || status=1
+  if [ -f "$OUT/$name.ncu-rep" ]; then
+    "$NCU" -i "$OUT/$name.ncu-rep" --page raw --csv > "$OUT/$name.csv" 2>> "$OUT/ncu.log" \
+      || status=1
+    rm -f "$OUT/$name.ncu-rep"
+  fi
+done
+python3 benchmarks/kernel_ncu.py report "$OUT" | tee "$OUT/summary.txt"
+tail -n 5 "$OUT/ncu.log"
+echo "kernel_ncu: done in ${SECONDS} s (status $status)" | tee -a "$OUT/summary.txt"
+exit $status
