@@ -10,6 +10,7 @@ backend is a pass on that backend's arrays.
 """
 
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -17,6 +18,15 @@ import pytest
 import nnbackend as nb
 
 DEFAULT_BACKENDS = "numpy,strict,strict:device1,torch,jax,cupy,dask"
+
+
+def needs_cxx(test):
+    """Mark ``test`` as one of a CUDA kernel's host build (C++, one thread): it
+    skips without a C++ compiler, and the GPU check, whose machine is for the GPU
+    tests, deselects it (``-m "not host_build"``; CI runs it on the CPU)."""
+    test = pytest.mark.host_build(test)
+    return pytest.mark.skipif(shutil.which("c++") is None,
+                              reason="no C++ compiler (c++) here")(test)
 
 
 def _backend_specs():

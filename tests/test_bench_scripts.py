@@ -5,22 +5,23 @@ benchmark that keeps going past a failed case and survives being cut off.
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import textwrap
+import types
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import load_script
+from conftest import load_script, needs_cxx
 from nnbackend.bench.caselog import not_measured, results_from_log
 from nnbackend.bench.cases import conftest as cases_conftest
 from nnbackend.bench.suite import mode_sizes
 
 ROOT = Path(__file__).resolve().parent.parent
-needs_cxx = pytest.mark.skipif(shutil.which("c++") is None, reason="no C++ compiler (c++) here")
 # A GPU machine's backends, as the check asks for them.
 GPU = {"numpy": False, "cupy": True, "torch:cuda": True, "jax:gpu": True}
 USABLE = ["numpy", "strict", "torch", "jax", "cupy"]
@@ -395,6 +396,29 @@ def test_the_gpu_check_runs_end_to_end_without_a_gpu(tmp_path):
         (out / "bench" / "report.md").read_text()
     # No GPU here: the GPU ratios skip, so the check reports failure-free but incomplete.
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+
+def test_the_gpu_check_leaves_the_host_builds_to_ci(tmp_path):
+    # Its machine is for the GPU: the kernels' C++ host builds are deselected there.
+    out = tmp_path / "out"
+    env = _bench_env(tmp_path, OUT=str(out), GPU_CHECK_REQUIRE_GPU="0", GPU_CHECK_WORKERS="0",
+                     GPU_CHECK_TESTS="tests/test_cupy_grid.py", GPU_CHECK_BENCH="0",
+                     GPU_CHECK_PROFILE="0", GPU_CHECK_GRID="0", GPU_CHECK_BATCH="0",
+                     GPU_CHECK_TF32="0")
+    subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_check.sh")], env=env,
+                   capture_output=True, text=True, timeout=600)
+    ran = re.findall(r'testcase classname="[^"]*" name="([^"]+)"', (out / "tests.xml").read_text())
+    host = [item.name for item in _collected("tests/test_cupy_grid.py", "-m", "host_build")]
+    assert ran and host and not set(ran) & set(host), (ran, host)
+
+
+def _collected(*args):
+    """The tests pytest collects for ``args``, as ``(nodeid, name)`` pairs."""
+    done = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q",
+                           "-p", "no:cacheprovider", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+    ids = [line for line in done.stdout.splitlines() if "::" in line]
+    return [types.SimpleNamespace(nodeid=i, name=i.split("::")[-1]) for i in ids]
 
 
 # -- the grid-wide fused kernel's timing script ------------------------------------

@@ -21,8 +21,8 @@ from nnbackend.engine import run_epoch
 from nnbackend.optim import get_optimizer
 
 from test_cupy_fused import NETWORKS, OPTIMIZERS, _problem
+from conftest import needs_cxx
 
-needs_cxx = pytest.mark.skipif(shutil.which("c++") is None, reason="no C++ compiler (c++) here")
 N = 301  # several tiles of 32, 64 and 128 rows, the last one short
 
 

@@ -14,7 +14,6 @@ import contextlib
 import importlib
 import json
 import re
-import shutil
 import sys
 from types import SimpleNamespace
 
@@ -28,8 +27,8 @@ from nnbackend.backends.cupy import bridge as B
 from nnbackend.backends.cupy import fused as F
 from nnbackend.engine import EXECUTORS
 from nnbackend.optim import AdamState, MomentumState, ScheduledState
+from conftest import needs_cxx
 
-needs_cxx = pytest.mark.skipif(shutil.which("c++") is None, reason="no C++ compiler (c++) here")
 
 
 def _data(n=101, seed=0):

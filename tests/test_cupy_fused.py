@@ -20,6 +20,7 @@ from nnbackend.engine import EpochTask, epoch_runner
 from nnbackend.network import NetSpec, multiclass_of
 from nnbackend.optim import get_optimizer
 from nnbackend.engine import run_epoch
+from conftest import needs_cxx
 
 N = 101  # not a multiple of any batch size below: every epoch ends on a short batch
 
@@ -35,7 +36,6 @@ NETWORKS = [
 OPTIMIZERS = [("sgd", {}), ("momentum", {"beta": 0.8}), ("momentum", {"nesterov": True}),
               ("adam", {})]
 
-needs_cxx = pytest.mark.skipif(shutil.which("c++") is None, reason="no C++ compiler (c++) here")
 
 
 def _host_data(output, loss, k, seed=0, n_in=5, n=N):

@@ -7,7 +7,6 @@ threads, one at a time, the grid barrier handing over); with CuPy on a GPU,
 the CUDA builds are compared the same way.
 """
 
-import shutil
 
 import numpy as np
 import pytest
@@ -20,8 +19,8 @@ from nnbackend.optim import get_optimizer
 
 from test_cupy_batch import _cupy_gpu
 from test_cupy_fused import NETWORKS, _problem
+from conftest import needs_cxx
 
-needs_cxx = pytest.mark.skipif(shutil.which("c++") is None, reason="no C++ compiler (c++) here")
 
 
 def _epochs(am, model, X, Y, multiclass, opt, batch_size, launcher, epochs=2):

@@ -8,7 +8,6 @@ running the same wrapped optimizer: on the host build here, through CuPy
 where there is a GPU. What they cannot carry they decline, saying why.
 """
 
-import shutil
 import sys
 
 import numpy as np
@@ -26,8 +25,8 @@ from nnbackend.network import NetSpec
 from test_cooperative_launch import fake_cupy  # noqa: F401 (a fixture)
 from test_cupy_bridge import _data, _flat, host_bridge  # noqa: F401 (a fixture)
 from test_cupy_fused import _assert_same_run, _problem
+from conftest import needs_cxx
 
-needs_cxx = pytest.mark.skipif(shutil.which("c++") is None, reason="no C++ compiler (c++) here")
 N = 101
 
 
