@@ -147,24 +147,26 @@ def classify(stmts):
     """Each statement's kind: ``setup``, ``sync``, ``gather``, ``forward``, ``loss``,
     ``input grad`` or ``update``.
 
-    The gather reads ``X``; the output phase reads ``Y`` or adds to ``loss_sum``;
-    an update writes parameters with the learning rate (``lr_t``, ``adam_step``);
-    what lies between the gather and the output phase is the forward pass, what
-    follows it and updates nothing the input gradient. Statements before the
-    gather are the step's set-up (its size and Adam constants).
+    The gather reads ``X`` (or, prefetched, stores the rows a step brought in
+    registers, ``gx``, and then reads the next step's ``X``); the output phase
+    reads ``Y`` or adds to ``loss_sum``; an update writes parameters with the
+    learning rate (``lr_t``, ``adam_step``); what lies between the gather and
+    the output phase is the forward pass, what follows it and updates nothing
+    the input gradient. Statements before the gather are the step's set-up
+    (its size and Adam constants).
     """
     kinds = []
-    gather = next((i for i, s in enumerate(stmts) if re.search(r"\bX\s*\[", s)), None)
+    gathers = [i for i, s in enumerate(stmts) if re.search(r"\b(X|gx)\s*\[", s)]
     output = [i for i, s in enumerate(stmts) if re.search(r"\bY\s*[\[+]|loss_sum", s)]
-    if gather is None or not output:
+    if not gathers or not output:
         raise ValueError("the batch loop has no gather (reads X) or no output phase "
                          "(reads Y): the source is not laid out as this script expects")
     for i, s in enumerate(stmts):
         if s == SYNC:
             kinds.append("sync")
-        elif i < gather:
+        elif i < gathers[0]:
             kinds.append("setup")
-        elif i == gather:
+        elif i in gathers:
             kinds.append("gather")
         elif i < output[0]:
             kinds.append("forward")
@@ -318,6 +320,21 @@ def gpu_profile(backend, configs=CONFIGS, variants=VARIANTS, rounds=5):
                     empty_args = args[:3] + (np.int64(0),) + args[4:]
                     row["times"]["launch"] = _time_launch(cupy, seen["launch"], empty_args,
                                                           rounds)
+            row["gather_slots"] = layout.gather_slots()
+            if layout.gather_slots():
+                # The same kernel with each step's gather at its start: what the
+                # gather a step ahead saves.
+                seen = {}
+                plain = F.Layout(sizes, plan.batch_size, "float32", F.shared_limit(device),
+                                 prefetch=False)
+                epoch = F.make_epoch(cupy, model.spec, opt, plan, Xd, Yd, multiclass, sizes,
+                                     "float32", capture_launcher(F.cuda_launcher, (), seen),
+                                     device, plain)
+                params = [cupy.asarray(p) for p in model.flat_params]
+                epoch(params, opt.init(params), order)
+                cupy.cuda.Device().synchronize()
+                row["times"]["full, gather at each step"] = _time_launch(
+                    cupy, seen["launch"], seen["args"], rounds)
         row["per_step"] = attribute(row["times"], steps)
         rows.append(row)
     return rows
@@ -326,6 +343,8 @@ def gpu_profile(backend, configs=CONFIGS, variants=VARIANTS, rounds=5):
 def attribute(times, steps):
     """Seconds per step of each phase (:data:`PHASES`) from the variants' launch times."""
     out = {"full": times["full"] / steps}
+    if "full, gather at each step" in times:
+        out["unprefetched"] = times["full, gather at each step"] / steps
     base = times.get("launch", 0.0)
     for phase, with_it, without in PHASES:
         if with_it in times and (without is None or without in times):
@@ -335,10 +354,11 @@ def attribute(times, steps):
 
 def table(rows, device_name):
     """The profile as text lines (µs per step)."""
-    cols = ["full"] + [p for p, _, _ in PHASES]
+    cols = ["full"] + [p for p, _, _ in PHASES] + ["unprefetched"]
     lines = [f"fused CuPy epoch kernel, where a step goes ({device_name}, float32, CUDA events, "
              f"median of the launches after a warm-up; µs per step; a phase = the "
-             f"kernel with it - the kernel without it)"]
+             f"kernel with it - the kernel without it; unprefetched = the full kernel with "
+             f"each step's gather at its start)"]
     lines.append(f"  {'config':26s} {'layout':27s} {'thr':>5s} {'shmem B':>8s} "
                  f"{'sync':>4s} {'regs':>4s} {'spill':>5s} {'launch us':>9s}")
     for r in rows:

@@ -111,6 +111,23 @@ def test_fused_epoch_kernel_compiles(sizes, batch_size, optimizer):
     assert "bar.sync" in _entry(ptx, "nnb_fused_epoch")
 
 
+@pytest.mark.parametrize("sizes, batch_size, slots", [([32, 64, 1], 1, 1), ([32, 64, 1], 64, 8),
+                                                      ([784, 256, 256, 10], 1, 1)])
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_the_prefetched_gather_spills_nothing(sizes, batch_size, slots, optimizer):
+    # The benchmark's fused steps carry the next step's rows in registers: the
+    # 1024-thread global kernel has 64 a thread, which one slot more would spill.
+    from nvrtc import spilled_bytes
+
+    spec = NetSpec("relu", "softmax", "cross_entropy", "mean") if sizes[-1] > 1 else \
+        NetSpec("sigmoid", "sigmoid", "mse", "sum")
+    layout = F.Layout(sizes, batch_size, "float32", 227 * 1024)
+    assert layout.gather_slots() == slots
+    source = F.kernel_source(layout, spec, optimizer, "float32", multiclass_of(spec))
+    assert "gx[k] = X[gi[k]" in source
+    assert set(spilled_bytes(source).values()) == {0}
+
+
 def test_a_source_nvrtc_rejects_says_why():
     ok, log, _ = compile_for_gpu('extern "C" __global__ void k() { undeclared(); }')
     assert not ok and "undeclared" in log

@@ -224,6 +224,47 @@ def test_host_build_784_256_256_10_equals_reference(dtype, mode, batch_size, opt
     _assert_same_run((a, fused_out), (b, ref_out), rtol, atol, hits_slack=int(dtype == "float32"))
 
 
+def _epoch_bits(model, X, Y, multiclass, opt, plan, layout, epochs=2):
+    """Parameters' and losses' bytes after ``epochs`` shuffled host-build epochs."""
+    epoch = F.make_epoch(np, model.spec, opt, plan, X, Y, multiclass, model.layer_sizes,
+                         str(X.dtype), F.host_launcher, layout=layout)
+    rng = host_rng(5)
+    carry, losses = (model.flat_params, opt.init(model.flat_params)), []
+    for _ in range(epochs):
+        *carry, loss, _ = epoch(*carry, plan.order(rng))
+        losses.append(float(loss))
+    return [np.asarray(p).tobytes() for p in carry[0]], losses
+
+
+@needs_cxx
+@pytest.mark.parametrize("n, batch_size", [(101, 8), (8, 8), (9, 8), (5, 8), (17, 8), (37, 1)])
+@pytest.mark.parametrize("params_in", ["shared", "global"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_prefetched_gather_gives_the_same_bits(n, batch_size, params_in, dtype):
+    # Each step's rows gathered during the step before, their indices a step
+    # earlier still: every epoch length against the batch (one step, a short
+    # last step, two steps, fewer rows than a batch), shuffled.
+    model, X, Y, multiclass = _problem("tanh", "softmax", "cross_entropy", 3, dtype, n=n)
+    opt = get_optimizer("adam", 0.05)
+    plan = make_plan("minibatch", n, batch_size, shuffle=True)
+    layouts = [F.Layout(model.layer_sizes, batch_size, dtype, params_in=params_in,
+                        prefetch=prefetch) for prefetch in (False, None)]
+    assert layouts[0].gather_slots() == 0 and layouts[1].gather_slots() >= 1
+    assert (_epoch_bits(model, X, Y, multiclass, opt, plan, layouts[1])
+            == _epoch_bits(model, X, Y, multiclass, opt, plan, layouts[0]))
+
+
+def test_the_gather_is_prefetched_where_a_threads_share_fits_its_registers():
+    small = F.Layout([32, 64, 1], 64, "float32", 227 * 1024)
+    assert small.params_in == "shared" and small.gather_slots() == 8  # 2048 values, 256 threads
+    assert F.Layout([32, 64, 1], 1, "float32").gather_slots() == 1
+    mid = F.Layout([784, 256, 256, 10], 1, "float32", 227 * 1024)
+    assert mid.params_in == "global" and mid.gather_slots() == 1
+    assert F.Layout([784, 256, 256, 10], 4, "float32", 227 * 1024).gather_slots() == 0
+    with pytest.raises(ValueError, match="more than the 1 a prefetched gather keeps"):
+        F.Layout([784, 256, 256, 10], 4, "float32", 227 * 1024, prefetch=True).gather_slots()
+
+
 def test_layout_places_parameters_by_what_fits():
     # One row of [32,64,1]: all of it in the 48 KiB every GPU gives a block.
     small = F.Layout([32, 64, 1], 1, "float32")

@@ -330,10 +330,63 @@ def kernel_setup():
     (void)nesterov;"""
 
 
-def batch_loop(layout, A, body):
-    """The loop over the epoch's batches: Adam's step constants, the gather, then ``body``."""
+def _gather_slots(n_in, body):
+    """``body`` for each of this thread's gather slots ``k``: element ``t`` of the
+    batch's X rows (row ``r``, column ``i``)."""
+    return f"""for (int k = 0; k < NNB_GATHER; ++k) {{
+            const int t = tid + k * nt, r = t / {n_in}, i = t - r * {n_in};
+            (void)r; (void)i;
+            {body}
+        }}"""
+
+
+def _prefetched_loop(layout, A, body, head):
+    """:func:`batch_loop` with the gather a step ahead: each step's X rows reach
+    registers during the step before, their order indices a step before that, so
+    no step waits on the gather's two dependent loads (an index, then its row)."""
     B, n_in = layout.batch_size, layout.sizes[0]
-    return f"""    T loss_sum = (T)0, hit_sum = (T)0;
+
+    def rows_at(start):
+        return f"({start} < n ? (n - ({start}) < {B} ? (int)(n - ({start})) : {B}) : 0)"
+
+    fetch_rows = _gather_slots(n_in, f"if (t < nb1 * {n_in}) gx[k] = X[gi[k] * {n_in} + i];")
+    fetch_index = _gather_slots(n_in, f"if (t < nb2 * {n_in}) gi[k] = order[start2 + r];")
+    return f"""#ifdef __CUDACC__
+#define NNB_GATHER {layout.gather_slots()}
+#else
+#define NNB_GATHER {B * n_in}
+#endif
+    // This thread's share of the next step's X rows, and of the order indices
+    // of the step after: loaded while a step computes, used by the next.
+    T gx[NNB_GATHER];
+    long long gi[NNB_GATHER];
+    {{
+        const int nb1 = {rows_at("0")};
+        {_gather_slots(n_in, f"if (t < nb1 * {n_in}) gi[k] = order[r];")}
+        {fetch_rows}
+        const long long start2 = {B};
+        const int nb2 = {rows_at("start2")};
+        {fetch_index}
+    }}
+{head}
+        {_gather_slots(n_in, f"if (t < nb * {n_in}) {A}[{layout.acts[0]} + t] = gx[k];")}
+        __syncthreads();
+        {{
+            const int nb1 = {rows_at(f"start + {B}")};
+            {fetch_rows}
+            const long long start2 = start + {2 * B};
+            const int nb2 = {rows_at("start2")};
+            {fetch_index}
+        }}
+{body}
+    }}"""
+
+
+def batch_loop(layout, A, body):
+    """The loop over the epoch's batches: Adam's step constants, the gather, then ``body``
+    (with ``layout.gather_slots()``, the gather a step ahead: :func:`_prefetched_loop`)."""
+    B, n_in = layout.batch_size, layout.sizes[0]
+    head = f"""    T loss_sum = (T)0, hit_sum = (T)0;
     long long step = 0;
     for (long long start = 0; start < n; start += {B}, ++step) {{
         const long long left = n - start;
@@ -342,7 +395,10 @@ def batch_loop(layout, A, body):
         const double root = sqrt(1.0 - pow(h2, (double)(count0 + step + 1)));
         const T adam_step = (T)(lr * root / (1.0 - pow(h1, (double)(count0 + step + 1))));
         const T adam_eps = (T)(h3 * root);
-        (void)adam_step; (void)adam_eps;
+        (void)adam_step; (void)adam_eps;"""
+    if layout.gather_slots():
+        return _prefetched_loop(layout, A, body, head)
+    return f"""{head}
         for (int t = tid; t < nb * {n_in}; t += nt) {{
             const int r = t / {n_in}, i = t - r * {n_in};
             {A}[{layout.acts[0]} + t] = X[order[start + r] * {n_in} + i];
