@@ -125,6 +125,8 @@ def test_the_prefetched_gather_spills_nothing(sizes, batch_size, slots, optimize
     assert layout.gather_slots() == slots
     source = F.kernel_source(layout, spec, optimizer, "float32", multiclass_of(spec))
     assert "gx[k] = X[gi[k]" in source
+    # The targets a step ahead too, where the parameters are in shared memory.
+    assert ("gy[q][j] = Y[yi[q]" in source) == (layout.params_in == "shared")
     assert set(spilled_bytes(source).values()) == {0}
 
 

@@ -250,6 +250,8 @@ def test_prefetched_gather_gives_the_same_bits(n, batch_size, params_in, dtype):
     layouts = [F.Layout(model.layer_sizes, batch_size, dtype, params_in=params_in,
                         prefetch=prefetch) for prefetch in (False, None)]
     assert layouts[0].gather_slots() == 0 and layouts[1].gather_slots() >= 1
+    assert not layouts[0].prefetches_targets()
+    assert layouts[1].prefetches_targets() == (params_in == "shared")
     assert (_epoch_bits(model, X, Y, multiclass, opt, plan, layouts[1])
             == _epoch_bits(model, X, Y, multiclass, opt, plan, layouts[0]))
 

@@ -10,9 +10,13 @@ epoch's permutation, and nothing returns to the host until the epoch's
 loss and hit count. The gather runs a step ahead (:meth:`Layout.gather_slots`):
 each thread loads its share of the next step's rows into registers while
 the step computes, and the order indices of the step after that, so that a
-step does not wait on an index load and then on the row it points to
-(0.29 µs of a 2.35 µs [32,64,1] sgd step, and 2.5 of 17 µs at mini-batch 64,
-on an H200 before this change; what it saves awaits a GPU run).
+step does not wait on an index load and then on the row it points to; with
+the parameters in shared memory, the targets' rows too
+(:meth:`Layout.prefetches_targets`), which the output phase would otherwise
+wait on the same way. On an H200 before this change the gather took 0.29 µs
+of a 2.35 µs [32,64,1] sgd step and 2.5 of 17 µs at mini-batch 64, and the
+output phase (with its target load) 0.35 and 0.74; what the change saves
+awaits a GPU run.
 
 Launches: one kernel per epoch, whatever the number of steps (and for a
 window of epochs that nothing reads between, ``epoch.epochs`` launches
@@ -114,6 +118,8 @@ MAX_PARAMS = 1 << 22
 MAX_STEP_WORK = 1 << 22
 # X values (and as many row indices) a thread carries from one step to the next.
 MAX_GATHER_SLOTS = 8
+# Outputs of a row whose targets a thread carries from one step to the next.
+MAX_PREFETCHED_OUTPUTS = 16
 _ITEM = {"float32": 4, "float64": 8}
 
 
@@ -230,6 +236,15 @@ class Layout:
     def shared_bytes(self, dtype_name=None):
         """Dynamic shared memory the kernel takes, in bytes."""
         return self.n_shared * _ITEM[dtype_name or self.dtype_name]
+
+    def prefetches_targets(self):
+        """Whether each step's target rows also reach registers during the step before
+        (the shared placement, where the gather does, for up to
+        :data:`MAX_PREFETCHED_OUTPUTS` outputs: a thread holds a row's targets)."""
+        # One row a thread: the GPU build keeps one row of targets in registers.
+        return (self.params_in == "shared" and self.gather_slots() > 0
+                and self.sizes[-1] <= MAX_PREFETCHED_OUTPUTS
+                and self.batch_size <= self.threads())
 
     def gather_slots(self):
         """X values of a batch each GPU thread gathers a step ahead, in registers (0:

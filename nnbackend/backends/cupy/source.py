@@ -147,12 +147,27 @@ def _hits(k, layout, multiclass):
 def output_phase(layout, spec, fn, multiclass):
     """Output layer: one row per iteration (activation, loss, dL/dz, hits), then the batch's sums."""
     k, A = layout.sizes[-1], work_name(layout)
+    if getattr(layout, "prefetches_targets", lambda: False)():
+        # The row's targets came during the last step; the next step's are loaded
+        # now (their indices came then too), and this step does not wait on them.
+        B = layout.batch_size
+        y = f"""const int q = NNB_YROWS == 1 ? 0 : r;
+            T y[{k}];
+            for (int j = 0; j < {k}; ++j) y[j] = gy[q][j];
+            {{
+                const int nb1 = {_rows_at(f"start + {B}", B)};
+                if (r < nb1) {{ for (int j = 0; j < {k}; ++j) gy[q][j] = Y[yi[q] * {k} + j]; }}
+                const long long start2 = start + {2 * B};
+                if (r < {_rows_at("start2", B)}) yi[q] = order[start2 + r];
+            }}"""
+    else:
+        y = f"const T* y = Y + order[start + r] * {k};"
     code = [f"""
         for (int r = tid; r < nb; r += nt) {{
             const T* z = {A} + {layout.out_z} + r * {k};
             T* a = {A} + {layout.out_a} + r * {k};
             T* dz = {A} + {layout.grads[0]} + r * {k};
-            const T* y = Y + order[start + r] * {k};
+            {y}
             T loss = (T)0;"""]
     code += _output_activation(k, spec.output_activation, fn)
     code += _loss_terms(k, spec, fn)
@@ -340,6 +355,30 @@ def _gather_slots(n_in, body):
         }}"""
 
 
+def _rows_at(start, B):
+    """The rows of the batch that starts at row ``start`` (0 past the epoch's end)."""
+    return f"({start} < n ? (n - ({start}) < {B} ? (int)(n - ({start})) : {B}) : 0)"
+
+
+def _target_prologue(layout):
+    """The first step's target rows and the second step's indices, for
+    :func:`output_phase`'s targets a step ahead (one row a thread on the GPU)."""
+    B, k = layout.batch_size, layout.sizes[-1]
+    return f"""#ifdef __CUDACC__
+#define NNB_YROWS 1
+#else
+#define NNB_YROWS {B}
+#endif
+    T gy[NNB_YROWS][{k}];
+    long long yi[NNB_YROWS];
+    for (int r = tid; r < {_rows_at("0", B)}; r += nt) {{
+        const int q = NNB_YROWS == 1 ? 0 : r;
+        yi[q] = order[r];
+        for (int j = 0; j < {k}; ++j) gy[q][j] = Y[yi[q] * {k} + j];
+    }}
+    for (int r = tid; r < {_rows_at(str(B), B)}; r += nt) yi[NNB_YROWS == 1 ? 0 : r] = order[{B} + r];"""
+
+
 def _prefetched_loop(layout, A, body, head):
     """:func:`batch_loop` with the gather a step ahead: each step's X rows reach
     registers during the step before, their order indices a step before that, so
@@ -347,7 +386,7 @@ def _prefetched_loop(layout, A, body, head):
     B, n_in = layout.batch_size, layout.sizes[0]
 
     def rows_at(start):
-        return f"({start} < n ? (n - ({start}) < {B} ? (int)(n - ({start})) : {B}) : 0)"
+        return _rows_at(start, B)
 
     fetch_rows = _gather_slots(n_in, f"if (t < nb1 * {n_in}) gx[k] = X[gi[k] * {n_in} + i];")
     fetch_index = _gather_slots(n_in, f"if (t < nb2 * {n_in}) gi[k] = order[start2 + r];")
@@ -368,6 +407,7 @@ def _prefetched_loop(layout, A, body, head):
         const int nb2 = {rows_at("start2")};
         {fetch_index}
     }}
+{_target_prologue(layout) if layout.prefetches_targets() else ""}
 {head}
         {_gather_slots(n_in, f"if (t < nb * {n_in}) {A}[{layout.acts[0]} + t] = gx[k];")}
         __syncthreads();
