@@ -267,6 +267,18 @@ def test_the_gather_is_prefetched_where_a_threads_share_fits_its_registers():
         F.Layout([784, 256, 256, 10], 4, "float32", 227 * 1024, prefetch=True).gather_slots()
 
 
+def test_a_one_row_step_has_a_constant_row_count():
+    # SGD's nb is always 1 (a step starts at a row the epoch has): a constant,
+    # so every row loop folds (sm_90: half the kernel's instructions).
+    spec = NetSpec("sigmoid", "sigmoid", "mse", "sum")
+    for sizes, batch, params_in in (([32, 64, 1], 1, "shared"), ([784, 256, 256, 10], 1, "global"),
+                                    ([32, 64, 1], 8, "shared")):
+        layout = F.Layout(sizes, batch, "float32", 227 * 1024)
+        assert layout.params_in == params_in
+        source = F.kernel_source(layout, spec, "sgd", "float32", False)
+        assert ("const int nb = 1;" in source) == (batch == 1)
+
+
 def test_layout_places_parameters_by_what_fits():
     # One row of [32,64,1]: all of it in the 48 KiB every GPU gives a block.
     small = F.Layout([32, 64, 1], 1, "float32")

@@ -430,7 +430,8 @@ def batch_loop(layout, A, body):
     long long step = 0;
     for (long long start = 0; start < n; start += {B}, ++step) {{
         const long long left = n - start;
-        const int nb = left < {B} ? (int)left : {B};
+        // A step of one row always has it (left >= 1): a constant, so the row loops fold.
+        const int nb = {"1; (void)left" if B == 1 else f"left < {B} ? (int)left : {B}"};
         // Adam's bias corrections in double, folded into the step as the reference does.
         const double root = sqrt(1.0 - pow(h2, (double)(count0 + step + 1)));
         const T adam_step = (T)(lr * root / (1.0 - pow(h1, (double)(count0 + step + 1))));
