@@ -77,6 +77,13 @@ VARIANTS = {
     "gather only": ("update", "input grad", "loss", "forward"),
     "empty": ("update", "input grad", "loss", "forward", "gather"),
 }
+# The full kernel again without one of its ways of saving time: (label, whether
+# the layout uses it, the Layout option that turns it off).
+COMPARED = [
+    ("full, gather at each step", lambda layout: layout.gather_slots() > 0, {"prefetch": False}),
+    ("full, one output or parameter an iteration", lambda layout: layout.update_blocks(),
+     {"blocks": False}),
+]
 # Phase: (variant with it, variant without it).
 PHASES = [("loop", "empty", None), ("gather", "gather only", "empty"),
           ("forward", "forward only", "gather only"), ("loss", "no backward", "forward only"),
@@ -321,20 +328,21 @@ def gpu_profile(backend, configs=CONFIGS, variants=VARIANTS, rounds=5):
                     row["times"]["launch"] = _time_launch(cupy, seen["launch"], empty_args,
                                                           rounds)
             row["gather_slots"] = layout.gather_slots()
-            if layout.gather_slots():
-                # The same kernel with each step's gather at its start: what the
-                # gather a step ahead saves.
+            row["update_blocks"] = layout.update_blocks()
+            # The same kernel without one of its ways of saving time: what each saves.
+            for label, applies, option in COMPARED:
+                if not applies(layout):
+                    continue
                 seen = {}
                 plain = F.Layout(sizes, plan.batch_size, "float32", F.shared_limit(device),
-                                 prefetch=False)
+                                 **option)
                 epoch = F.make_epoch(cupy, model.spec, opt, plan, Xd, Yd, multiclass, sizes,
                                      "float32", capture_launcher(F.cuda_launcher, (), seen),
                                      device, plain)
                 params = [cupy.asarray(p) for p in model.flat_params]
                 epoch(params, opt.init(params), order)
                 cupy.cuda.Device().synchronize()
-                row["times"]["full, gather at each step"] = _time_launch(
-                    cupy, seen["launch"], seen["args"], rounds)
+                row["times"][label] = _time_launch(cupy, seen["launch"], seen["args"], rounds)
         row["per_step"] = attribute(row["times"], steps)
         rows.append(row)
     return rows
@@ -343,8 +351,10 @@ def gpu_profile(backend, configs=CONFIGS, variants=VARIANTS, rounds=5):
 def attribute(times, steps):
     """Seconds per step of each phase (:data:`PHASES`) from the variants' launch times."""
     out = {"full": times["full"] / steps}
-    if "full, gather at each step" in times:
-        out["unprefetched"] = times["full, gather at each step"] / steps
+    for label, column in (("full, gather at each step", "unprefetched"),
+                          ("full, one output or parameter an iteration", "unblocked")):
+        if label in times:
+            out[column] = times[label] / steps
     base = times.get("launch", 0.0)
     for phase, with_it, without in PHASES:
         if with_it in times and (without is None or without in times):
@@ -354,11 +364,12 @@ def attribute(times, steps):
 
 def table(rows, device_name):
     """The profile as text lines (µs per step)."""
-    cols = ["full"] + [p for p, _, _ in PHASES] + ["unprefetched"]
+    cols = ["full"] + [p for p, _, _ in PHASES] + ["unprefetched", "unblocked"]
     lines = [f"fused CuPy epoch kernel, where a step goes ({device_name}, float32, CUDA events, "
              f"median of the launches after a warm-up; µs per step; a phase = the "
              f"kernel with it - the kernel without it; unprefetched = the full kernel with "
-             f"each step's gather at its start)"]
+             f"each step's gather at its start; unblocked = with one output or parameter "
+             f"an iteration)"]
     lines.append(f"  {'config':26s} {'layout':27s} {'thr':>5s} {'shmem B':>8s} "
                  f"{'sync':>4s} {'regs':>4s} {'spill':>5s} {'launch us':>9s}")
     for r in rows:

@@ -54,7 +54,7 @@
 #                                       builds: a guess), cut off at 75 s
 #   grid fused kernel          20 s     grid_fused_time.py: 3 configurations x 3
 #                                       variants (a guess), cut off at 40 s
-#   fused kernel profile       28 s     24 NVRTC builds (~0.5-1 s each) + 24 x 6
+#   fused kernel profile       30 s     25 NVRTC builds (~0.5-1 s each) + 25 x 6
 #                                       launches of 20-120 ms (fused_profile.py)
 #   tf32                       15 s     tf32_time.py: the mnist model's batch and
 #                                       mini-batch-256 epochs at N=1e4, full float32

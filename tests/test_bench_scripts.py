@@ -161,11 +161,15 @@ def test_the_profiles_gpu_path_runs_with_the_host_build_standing_in(profile, mon
     rows = profile.gpu_profile(backend, configs=configs, rounds=1)
     assert [r["config"] for r in rows] == [c[0] for c in profile.CONFIGS]
     for r in rows:
-        # Each config's gather runs a step ahead: the full kernel is timed without that too.
-        assert r["gather_slots"] >= 1
-        assert set(r["times"]) == set(profile.VARIANTS) | {"launch", "full, gather at each step"}
+        # Each config's gather runs a step ahead, and the mini-batch's update in blocks:
+        # the full kernel is timed without them too.
+        blocked = r["config"] == "[32,64,1] mini-batch 64"
+        assert r["gather_slots"] >= 1 and r["update_blocks"] == blocked
+        assert set(r["times"]) == set(profile.VARIANTS) | {"launch", "full, gather at each step"} \
+            | ({"full, one output or parameter an iteration"} if blocked else set())
         assert r["registers"] == 32 and r["syncs"]["full"] >= 7 and r["syncs"]["no sync"] == 0
-        assert set(r["per_step"]) == {"full", "unprefetched"} | {p for p, _, _ in profile.PHASES}
+        assert set(r["per_step"]) == ({"full", "unprefetched"} | {p for p, _, _ in profile.PHASES}
+                                      | ({"unblocked"} if blocked else set()))
     assert rows[2]["params_in"] == "global" and rows[2]["threads"] == 1024
     lines = profile.table(rows, "NumPy standing in")
     assert len(lines) == 2 + 2 * len(rows) + 1

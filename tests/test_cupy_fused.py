@@ -256,6 +256,30 @@ def test_prefetched_gather_gives_the_same_bits(n, batch_size, params_in, dtype):
             == _epoch_bits(model, X, Y, multiclass, opt, plan, layouts[0]))
 
 
+@needs_cxx
+@pytest.mark.parametrize("batch_size", [4, 8, 12, 6])
+@pytest.mark.parametrize("optimizer, options", [("sgd", {}), ("adam", {})])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_blocks_of_outputs_and_parameters_give_the_same_bits(batch_size, optimizer, options,
+                                                             dtype):
+    # Layers of 20 and 17 units (blocks of 4 with empty columns), inputs of 9 (a
+    # row block past the bias row), an epoch ending on a short batch.
+    model, X, Y, multiclass = _problem("tanh", "softmax", "cross_entropy", 3, dtype,
+                                       hidden_sizes=(20, 17), n_in=9, n=N)
+    opt = get_optimizer(optimizer, 0.05, **options)
+    plan = make_plan("minibatch", N, batch_size, shuffle=True)
+    blocked, plain = (F.Layout(model.layer_sizes, batch_size, dtype, blocks=b) for b in (None, False))
+    assert blocked.update_blocks() and not plain.update_blocks()
+    assert [blocked.forward_blocks(l) for l in range(3)] == [batch_size % 4 == 0] * 2 + [False]
+    assert (_epoch_bits(model, X, Y, multiclass, opt, plan, blocked, epochs=3)
+            == _epoch_bits(model, X, Y, multiclass, opt, plan, plain, epochs=3))
+    if dtype == "float64":  # and the reference loop's numbers
+        a, b, outs, ref_outs = _run_both(model, X, Y, multiclass, opt, plan, 2, dtype,
+                                         layout=blocked)
+        for got, want in zip(a[0], b[0]):
+            np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
+
+
 def test_the_gather_is_prefetched_where_a_threads_share_fits_its_registers():
     small = F.Layout([32, 64, 1], 64, "float32", 227 * 1024)
     assert small.params_in == "shared" and small.gather_slots() == 8  # 2048 values, 256 threads
