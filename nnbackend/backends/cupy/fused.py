@@ -22,7 +22,12 @@ blocks of outputs or parameters an iteration (:meth:`Layout.forward_blocks`,
 values from shared memory for each multiply-add, which set the pace of a
 [32,64,1] mini-batch-64 step (its forward pass and update, about 5 and 7-8 µs
 of 17 on an H200, each read about 270,000 values a step; in blocks, about
-70,000). The sums keep their order, so the numbers are the same.
+70,000). The sums keep their order, so the numbers are the same. With the
+parameters in global memory, the update reads and writes 4 of a row at a time,
+16 bytes a load (:meth:`Layout.update_vectors`): the update, 72-79 µs of a
+[784,256,256,10] sgd step's 91-97 on an H200, streams every parameter through
+the block's SM, and 4-byte loads kept too few bytes in flight for the L2's
+latency. What each of these saves awaits a GPU run.
 
 Launches: one kernel per epoch, whatever the number of steps (and for a
 window of epochs that nothing reads between, ``epoch.epochs`` launches
@@ -160,8 +165,9 @@ class Layout:
         placement, whose 1024 threads have 64 registers each).
     blocks : bool, optional
         ``False``: every forward and update iteration computes one output or
-        one parameter, as before :meth:`forward_blocks` and
-        :meth:`update_blocks` (for the tests and timings that compare them).
+        one parameter, as before :meth:`forward_blocks`,
+        :meth:`update_blocks` and :meth:`update_vectors` (for the tests and
+        timings that compare them).
     """
 
     def __init__(self, sizes, batch_size, dtype_name="float32", shared_limit=SHARED_BYTES,
@@ -253,6 +259,14 @@ class Layout:
         shared-memory reads a row for sixteen sums (mini-batches with the parameters
         in shared memory), instead of one parameter's two reads a row."""
         return self._blocks is not False and self.params_in == "shared" and self.batch_size > 1
+
+    def update_vectors(self, l):
+        """Whether layer ``l``'s update reads and writes its parameters in global memory
+        16 bytes at a time (the global placement, where ``fan_out`` and W's offset are
+        multiples of 4: every 4 consecutive parameters share a row and an aligned
+        address)."""
+        return (self._blocks is not False and self.params_in == "global"
+                and self.sizes[l + 1] % 4 == 0 and self.w_offsets[l] % 4 == 0)
 
     def forward_blocks(self, l):
         """Whether layer ``l``'s forward pass computes 4 rows x 4 units an iteration
