@@ -130,6 +130,26 @@ def test_the_prefetched_gather_spills_nothing(sizes, batch_size, slots, optimize
     assert set(spilled_bytes(source).values()) == {0}
 
 
+@pytest.mark.parametrize("optimizer, arrays", [("sgd", 1), ("momentum", 2), ("adam", 3)])
+def test_the_global_update_loads_16_bytes_and_asks_l1_ahead(optimizer, arrays):
+    # [784,256,256,10]'s update streams its parameters (and state) through the
+    # block's SM: 16-byte loads and stores, and an L1 prefetch of a later
+    # iteration's (a load cannot pass the store before it), within 64 registers.
+    from nvrtc import spilled_bytes
+
+    spec = NetSpec("relu", "softmax", "cross_entropy", "mean")
+    layout = F.Layout([784, 256, 256, 10], 1, "float32", 227 * 1024)
+    assert [layout.update_vectors(l) for l in range(3)] == [True, True, False]
+    source = F.kernel_source(layout, spec, optimizer, "float32", True)
+    kernel = _entry(_compiled(source), "nnb_fused_epoch")
+    # Two layers (unrolled: a prefetch of each array for each copy of the body).
+    prefetches = kernel.count("prefetch.global.L1")
+    assert prefetches >= 2 * arrays and prefetches % arrays == 0
+    assert len(re.findall(r"ld\.global(\.nc)?\.v4\.f32", kernel)) >= 2
+    assert len(re.findall(r"st\.global\.v4\.f32", kernel)) >= 2
+    assert set(spilled_bytes(source).values()) == {0}
+
+
 def test_a_source_nvrtc_rejects_says_why():
     ok, log, _ = compile_for_gpu('extern "C" __global__ void k() { undeclared(); }')
     assert not ok and "undeclared" in log

@@ -27,7 +27,11 @@ parameters in global memory, the update reads and writes 4 of a row at a time,
 16 bytes a load (:meth:`Layout.update_vectors`): the update, 72-79 µs of a
 [784,256,256,10] sgd step's 91-97 on an H200, streams every parameter through
 the block's SM, and 4-byte loads kept too few bytes in flight for the L2's
-latency. What each of these saves awaits a GPU run.
+latency: a load cannot pass the store before it, so each thread had one in
+flight. It also asks L1 for the parameters (and optimizer state) of the
+iteration 4 ahead (``prefetch.global.L1``), which takes no register: the
+kernel's 1024 threads have 64 each, and loading two groups before storing
+either spilled. What each of these saves awaits a GPU run.
 
 Launches: one kernel per epoch, whatever the number of steps (and for a
 window of epochs that nothing reads between, ``epoch.epochs`` launches
