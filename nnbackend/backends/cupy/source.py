@@ -452,7 +452,9 @@ def _update_vectors(layout, l, dz, update):
 def update_loop(layout, l, dz, update):
     """The ``update`` of layer l's W and b, one parameter per iteration (consecutive
     iterations: consecutive units j of one input i, so a warp's loads coalesce);
-    with ``layout.update_blocks()``, a block of 16 an iteration (:func:`_update_blocks`)."""
+    with ``layout.update_blocks()``, a block of 16 an iteration (:func:`_update_blocks`);
+    with ``layout.update_vectors(l)``, 4 of a row, 16 bytes at a time
+    (:func:`_update_vectors`)."""
     if getattr(layout, "update_blocks", lambda: False)():
         return _update_blocks(layout, l, dz, update)
     if getattr(layout, "update_vectors", lambda l: False)(l) and "params[p]" in update:

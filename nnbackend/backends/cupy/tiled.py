@@ -21,7 +21,10 @@ the splits, see :class:`~.fused.Layout`):
 - input gradient: one iteration per (row, input, lane); ``lanes``
   consecutive iterations read consecutive entries of one W row (one 32-byte
   sector), each summing every lanes-th unit; a second loop adds the lanes.
-- update: one iteration per parameter, as in the shared-memory kernel.
+- update: 4 consecutive parameters of a row an iteration, read and written
+  16 bytes at a time, with an L1 prefetch of the parameters 4 iterations
+  ahead, where the layer's ``fan_out`` is a multiple of 4
+  (:func:`.source.update_loop`); else one parameter an iteration.
 
 Every phase is a loop ``for (t = tid; t < work; t += nt)`` whose iterations
 write disjoint elements, so the host build (one thread) runs the same
