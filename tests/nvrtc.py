@@ -14,7 +14,7 @@ import os
 import re
 import struct
 
-__all__ = ["MISSING", "compile_for_gpu", "registers", "spilled_bytes"]
+__all__ = ["MISSING", "compile_for_gpu", "cubin", "registers", "spilled_bytes"]
 
 
 def _find():
@@ -72,9 +72,8 @@ def compile_for_gpu(source: str, arch: str = "sm_90", name: str = "kernel.cu", e
         lib.nvrtcDestroyProgram(ctypes.byref(program))
 
 
-def registers(source: str, arch: str = "sm_90") -> dict:
-    """``{kernel: registers a thread}`` of ``source`` built for ``arch`` by NVRTC (its
-    cubin's EIATTR_REGCOUNT entries: ptxas's own count, as the driver sees it)."""
+def cubin(source: str, arch: str = "sm_90") -> bytes:
+    """``source`` built by NVRTC for ``arch`` (an ``sm_`` arch), as the cubin (ELF) bytes."""
     lib = _LIB
     program = ctypes.c_void_p()
     lib.nvrtcCreateProgram(ctypes.byref(program), source.encode(), b"kernel.cu", 0, None, None)
@@ -88,9 +87,15 @@ def registers(source: str, arch: str = "sm_90") -> dict:
         lib.nvrtcGetCUBINSize(program, ctypes.byref(size))
         buf = ctypes.create_string_buffer(size.value)
         lib.nvrtcGetCUBIN(program, buf)
-        elf = buf.raw
+        return buf.raw
     finally:
         lib.nvrtcDestroyProgram(ctypes.byref(program))
+
+
+def registers(source: str, arch: str = "sm_90") -> dict:
+    """``{kernel: registers a thread}`` of ``source`` built for ``arch`` by NVRTC (its
+    cubin's EIATTR_REGCOUNT entries: ptxas's own count, as the driver sees it)."""
+    elf = cubin(source, arch)
     shoff, = struct.unpack_from("<Q", elf, 0x28)
     shentsize, shnum, shstrndx = struct.unpack_from("<HHH", elf, 0x3A)
     sections = [struct.unpack_from("<IIQQQQIIQQ", elf, shoff + i * shentsize)

@@ -541,3 +541,18 @@ def test_kernel_ncu_without_ncu_says_so_and_exits_0(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "is not installed here; nothing profiled" in (tmp_path / "summary.txt").read_text()
+
+
+def test_kernel_static_builds_the_kernels_the_benchmarks_time():
+    static = load_script("kernel_static")
+    found = static.kernels()
+    assert [name for name, _, _ in found] == [
+        "fused [32,64,1] sgd", "fused [32,64,1] mini-batch 64", "fused [784,256,256,10] sgd",
+        "batch [32,64,1] 1e6 rows", "batch [32,64,1] 1e6 rows, X not prefetched"]
+    sources = {name: (entry, source) for name, entry, source in found}
+    assert all(f" {entry}(" in source for entry, source in sources.values())
+    # The fused kernels gather a step ahead; the two batch kernels differ by the prefetch of X.
+    assert all("gx[k] = X[gi[k]" in sources[name][1] for name in sources if name.startswith("fused"))
+    assert "NNB_STORE4" in sources["batch [32,64,1] 1e6 rows"][1].split("nnb_grad_phase")[1]
+    assert "NNB_STORE4" not in \
+        sources["batch [32,64,1] 1e6 rows, X not prefetched"][1].split("nnb_grad_phase")[1]
