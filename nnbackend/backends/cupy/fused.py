@@ -46,7 +46,8 @@ and device:
 - **shared** (:mod:`.source`): the parameters and one batch's work region
   fit the block's shared memory (48 KiB anywhere, up to 227 KiB where the
   GPU lets a kernel opt in). They are copied in once per epoch and out at
-  its end; at most 256 threads, each (row, unit) dot product serial.
+  its end; at most 256 threads, each (row, unit) dot product serial (for
+  mini-batches, a thread's 4x4 block of them, each still serial).
 - **global** (:mod:`.tiled`): anything larger. The parameters stay in
   global memory, read and updated in place (the GPU's L2, 50-60 MB on an
   H100/H200, holds them); the work region (activations, gradients, partial
