@@ -116,3 +116,34 @@ def test_eager_torch_step_operations_do_not_grow(optimizer):
     n_opt = len(count.names) - n_math
     assert n_opt == OPTIMIZER_LAUNCHES[optimizer]
     assert len(count.names) <= EAGER_STEP_OPS[optimizer], count.names
+
+
+def test_jax_leaves_a_callers_own_state_fields_as_its_update_makes_them():
+    # Only step counts go through the host: a float field, or an int that is not
+    # a count, comes back as the caller's update left it.
+    jnp = pytest.importorskip("jax.numpy")
+    from typing import NamedTuple
+
+    class DecayState(NamedTuple):
+        count: int
+        scale: float
+        every: int
+
+    def init(params):
+        return DecayState(0, 1.0, 3)
+
+    def update(grads, state, params):
+        new = [p - 0.05 * state.scale * g for p, g in zip(params, grads)]
+        return new, DecayState(state.count + 1, state.scale * 0.5, state.every)
+
+    X, y = _data()
+    for mode in ("minibatch", "batch"):
+        model = nb.MLP([5, 4, 1], loss="bce", backend="jax", device="cpu", seed=1)
+        opt = nb.optim.Optimizer(init, update)
+        hist = model.fit(X, y, epochs=2, optimizer=opt, mode=mode, batch_size=64)
+        assert hist.executor == ("jax-scan" if mode == "minibatch" else "jax-batch")
+        reference = nb.MLP([5, 4, 1], loss="bce", backend="numpy", seed=1)
+        reference.fit(X, y, epochs=2, optimizer=nb.optim.Optimizer(init, update), mode=mode,
+                      batch_size=64)
+        for got, want in zip(model.flat_params, reference.flat_params):
+            np.testing.assert_allclose(np.asarray(got), want, rtol=1e-5, atol=1e-6)

@@ -109,21 +109,33 @@ def _own(leaf):
     return jnp.copy(leaf) if isinstance(leaf, jax.Array) else leaf
 
 
+def _is_count(name, value):
+    """A step count: a ``count`` field holding an integer (the built-in states' and
+    :class:`~nnbackend.optim.ScheduledState`'s), not a float, which a caller's own
+    state may hold under any name."""
+    if name != "count" or isinstance(value, (bool, float)):
+        return False
+    dtype = getattr(value, "dtype", None)
+    return isinstance(value, int) or (dtype is not None and getattr(value, "ndim", 1) == 0
+                                      and jnp.issubdtype(dtype, jnp.integer))
+
+
 def _host_counts(state):
-    """The state with its integer fields (Adam's step count, a schedule's) as host
-    ints, at any depth: a wrapper's state holds the wrapped one's in a list.
+    """The state with its step counts (Adam's, a schedule's) as host ints, at any
+    depth: a wrapper's state holds the wrapped one's in a list.
 
     Passed to the compiled epoch as Python ints every epoch, they keep its
     signature (a weakly typed integer) the same; handed back as the
     device scalars the scan returns, they would make the second epoch
-    compile again.
+    compile again. Other fields are left as they are.
     """
     fields = getattr(state, "_fields", None)
     if not fields:
         return state
     # int(): a host int already, but for a resumed device scalar.
     return state._replace(**{
-        name: [_host_counts(v) for v in value] if isinstance(value, list) else int(value)
+        name: ([_host_counts(v) for v in value] if isinstance(value, list)
+               else int(value) if _is_count(name, value) else value)
         for name, value in zip(fields, state)})
 
 
@@ -134,7 +146,7 @@ def _advanced(out, before, steps):
         return out
     return out._replace(**{
         name: ([_advanced(o, b, steps) for o, b in zip(new, value)] if isinstance(value, list)
-               else value + steps)
+               else value + steps if _is_count(name, value) else new)
         for name, value, new in zip(fields, before, out)})
 
 
