@@ -30,8 +30,8 @@ PyTorch eager's one-shot step, 8x the float32 floor) and 1.1 ms at 1e6. A
 two phases, 37 and 278 µs alone, cost 661 together: too few warps (2 blocks
 of 4 an SM, ~200 registers a thread) to hide the loads. Since then, at large
 N each block loads its next tile of X into registers (16-byte reads) while it
-computes the current one (:class:`BatchLayout`'s ``prefetch``; 237 registers
-a thread instead of 167 on sm_90, still 2 blocks an SM, no spills); what that
+computes the current one (:class:`BatchLayout`'s ``prefetch``; about 235
+registers a thread instead of 167 on sm_90, still 2 blocks an SM, no spills); what that
 saves awaits a GPU run. Below 1e5 rows an
 epoch is ~150-250 µs of host work (the Python and CuPy calls around the two
 launches), not GPU time. The persistent kernel and the 64-epoch windows
@@ -106,8 +106,9 @@ class BatchLayout:
         current one (16-byte loads, issued before the tile's compute and
         stored to shared memory after it), instead of loading each tile at
         its start with nothing else to do. Default: where the rows are
-        whole 16-byte vectors (``sizes[0]`` a multiple of 4 float32 or 2
-        float64) and a thread's share is at most :data:`MAX_PREFETCH_BYTES`.
+        whole 4-element vectors (``sizes[0]`` a multiple of 4: 16 bytes in
+        float32, 32 in float64) and a thread's share is at most
+        :data:`MAX_PREFETCH_BYTES`.
         X must then be 16-byte aligned (:func:`staging_for`). The same
         values reach shared memory either way: the same bits.
 
