@@ -54,6 +54,9 @@
 #                                       builds: a guess), cut off at 75 s
 #   grid fused kernel          20 s     grid_fused_time.py: 3 configurations x 3
 #                                       variants (a guess), cut off at 40 s
+#   barrier probe              10 s     barrier_probe.py: 6 barriers x 10,000 rounds
+#                                       of ~1-5 us and 6 NVRTC builds (a guess), cut
+#                                       off at 20 s
 #   fused kernel profile       30 s     25 NVRTC builds (~0.5-1 s each) + 25 x 6
 #                                       launches of 20-120 ms (fused_profile.py)
 #   tf32                       15 s     tf32_time.py: the mnist model's batch and
@@ -121,7 +124,8 @@
 # GPU_CHECK_WORKERS the pytest-xdist workers (default 6; 0 for one process;
 # only around the tests, never the benchmark); GPU_CHECK_BENCH=0 skips the
 # benchmark and GPU_CHECK_BENCH_ARGS replaces its size flags; GPU_CHECK_PROFILE=0
-# skips the profile and GPU_CHECK_GRID=0 the grid kernel's timing;
+# skips the profile, GPU_CHECK_GRID=0 the grid kernel's timing and
+# GPU_CHECK_BARRIERS=0 the barrier probe;
 # GPU_CHECK_REQUIRE_GPU=0 runs every step without a GPU (a dry run of this
 # script: CuPy's tests skip, the benchmark runs on numpy).
 #
@@ -199,6 +203,14 @@ if [ "${GPU_CHECK_GRID:-1}" != 0 ]; then
   timeout "${GPU_CHECK_GRID_SECONDS:-40}" python3 benchmarks/grid_fused_time.py \
     --json "$OUT/grid_fused_time.json" 2>&1 | tail -n 6 | tee -a "$OUT/summary.txt"
   [ "${PIPESTATUS[0]}" = 0 ] || echo "grid fused kernel: FAILED or cut off" | tee -a "$OUT/summary.txt"
+fi
+
+# -- what a barrier costs: one block, a cluster of blocks, the grid (issue 25) ---
+if [ "${GPU_CHECK_BARRIERS:-1}" != 0 ]; then
+  echo "barrier probe: started at ${SECONDS} s" | tee -a "$OUT/summary.txt"
+  timeout "${GPU_CHECK_BARRIERS_SECONDS:-20}" python3 benchmarks/barrier_probe.py 2>&1 \
+    | tail -n 8 | tee -a "$OUT/summary.txt"
+  [ "${PIPESTATUS[0]}" = 0 ] || echo "barrier probe: FAILED or cut off" | tee -a "$OUT/summary.txt"
 fi
 
 # -- the full-batch kernels against the floor and PyTorch eager (issue 26) ------

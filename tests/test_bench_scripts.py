@@ -410,7 +410,7 @@ def test_the_gpu_check_leaves_the_host_builds_to_ci(tmp_path):
     env = _bench_env(tmp_path, OUT=str(out), GPU_CHECK_REQUIRE_GPU="0", GPU_CHECK_WORKERS="0",
                      GPU_CHECK_TESTS="tests/test_cupy_grid.py", GPU_CHECK_BENCH="0",
                      GPU_CHECK_PROFILE="0", GPU_CHECK_GRID="0", GPU_CHECK_BATCH="0",
-                     GPU_CHECK_TF32="0")
+                     GPU_CHECK_TF32="0", GPU_CHECK_BARRIERS="0")
     subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_check.sh")], env=env,
                    capture_output=True, text=True, timeout=600)
     ran = re.findall(r'testcase classname="[^"]*" name="([^"]+)"', (out / "tests.xml").read_text())
@@ -556,3 +556,24 @@ def test_kernel_static_builds_the_kernels_the_benchmarks_time():
     assert "NNB_STORE4" in sources["batch [32,64,1] 1e6 rows"][1].split("nnb_grad_phase")[1]
     assert "NNB_STORE4" not in \
         sources["batch [32,64,1] 1e6 rows, X not prefetched"][1].split("nnb_grad_phase")[1]
+
+
+@needs_cxx
+def test_the_barrier_probe_says_no_gpu_and_builds_its_kernels(capsys):
+    # NVRTC on the CPU: the cluster barrier and distributed shared memory PTX too.
+    try:
+        import cupy  # noqa: F401
+
+        pytest.skip("CuPy is installed here: the probe would time the GPU")
+    except ImportError:
+        pass
+    probe = load_script("barrier_probe")
+    assert set(probe.sources()) == {"block", "grid", "cluster 2", "cluster 4", "cluster 8"}
+    assert "__cluster_dims__(8, 1, 1)" in probe.sources()["cluster 8"]
+    assert probe.main(["--rounds", "10"]) == 0
+    out = capsys.readouterr().out
+    assert "not measured, no GPU for CuPy here" in out
+    from nvrtc import MISSING
+
+    if MISSING is None:
+        assert "the sources build for sm_90" in out
