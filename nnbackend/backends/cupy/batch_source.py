@@ -22,7 +22,8 @@ and a third runs several:
     The two kernels' bodies (device functions both call), epoch after
     epoch, with the grid barrier of :mod:`.barrier` between the phases: the
     same arithmetic, so the same bits. Its blocks must all be resident (a
-    cooperative launch).
+    cooperative launch). A block sets up its shared memory (zeros, the
+    ones columns) at its first epoch only: later epochs find it as it was.
 
 The bias is the weight of a constant-1 input: each layer's input buffer
 has a column of ones after its last unit, so ``[W_l; b_l]`` (the flat
@@ -347,22 +348,27 @@ def _grad_kernel(layout, spec, fn, multiclass, parts=("rows", "reduction")):
     before, start, after = _staging(layout)
     return f"""
 // One epoch's gradient, this block's share: its partial into its row of partials.
+// ``fresh``: the block's first epoch of the launch, whose shared memory is set up.
 static __device__ __forceinline__ void nnb_grad_phase(
     const T* __restrict__ X, const T* __restrict__ Y, const long long n,
-    const T* __restrict__ params, T* __restrict__ partials)
+    const T* __restrict__ params, T* __restrict__ partials, const bool fresh)
 {{
     NNB_SHARED
     T* sh = (T*)nnb_shared;
     const int tid = threadIdx.x, nt = blockDim.x;
 {before}
-    // Zero everything once: the padding columns are read (times zero) and never written.
-    #pragma unroll 4
-    for (int t = tid; t < {layout.n_shared}; t += nt) sh[t] = (T)0;
-    __syncthreads();
+    if (fresh) {{
+        // Zero everything, once a launch: the padding columns are read (times zero)
+        // and never written, and the ones columns are never overwritten, so the
+        // persistent kernel's later epochs find them as they are.
+        #pragma unroll 4
+        for (int t = tid; t < {layout.n_shared}; t += nt) sh[t] = (T)0;
+        __syncthreads();
+{ones}
+    }}
     // Unrolled: a few global loads in flight per thread, not one round trip each.
     #pragma unroll 8
     for (int t = tid; t < {P}; t += nt) sh[t] = NNB_LDCG(params + t);
-{ones}
     // This thread's gradient blocks, and their accumulators (registers on the GPU).
     int a_off[NNB_K], a_st[NNB_K], d_off[NNB_K], d_st[NNB_K];
     T acc[NNB_K][16];
@@ -415,7 +421,7 @@ extern "C" __global__ void __launch_bounds__({layout.threads}) nnb_batch_grad(
     const T* __restrict__ X, const T* __restrict__ Y, const long long n,
     const T* __restrict__ params, T* __restrict__ partials)
 {{
-    nnb_grad_phase(X, Y, n, params, partials);
+    nnb_grad_phase(X, Y, n, params, partials, true);
 }}
 """
 
@@ -488,7 +494,7 @@ extern "C" __global__ void __launch_bounds__({layout.threads}) nnb_batch_epochs(
     const T* p_in = params0;
     for (long long e = 0; e < k; ++e) {{
         T* p_out = e == k - 1 ? params_last : (e % 2 == 0 ? buf_a : buf_b);
-        nnb_grad_phase(X, Y, n, p_in, partials);
+        nnb_grad_phase(X, Y, n, p_in, partials, e == 0);
         nnb_grid_sync(barrier, opened);
         nnb_update_phase(partials, gridDim.x, p_in, p_out, s1, s2, count0 + e, lr, h1, h2, h3,
                          out + 2 * e);
