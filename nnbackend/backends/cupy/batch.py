@@ -25,14 +25,14 @@ back to back. ``epoch.path`` says which.
 
 Measured on an H200 (2026-12-04, [32,64,1] float32,
 ``benchmarks/batch_kernel_time.py``): 10.0 ms an epoch at N = 1e7 (0.89x
-PyTorch eager's one-shot step, 8x the float32 floor) and 1.1 ms at 1e6. A
+PyTorch eager's one-shot step, 8x the float32 floor) and 1.1 ms at 1e6. That
 1e6-row gradient kernel spent 323 µs staging tiles with no compute, and its
 two phases, 37 and 278 µs alone, cost 661 together: too few warps (2 blocks
-of 4 an SM, ~200 registers a thread) to hide the loads. Since then, at large
-N each block loads its next tile of X into registers (16-byte reads) while it
+of 4 an SM, ~200 registers a thread) to hide the loads. So at large N each
+block loads its next tile of X into registers (16-byte reads) while it
 computes the current one (:class:`BatchLayout`'s ``prefetch``; about 235
-registers a thread instead of 167 on sm_90, still 2 blocks an SM, no spills); what that
-saves awaits a GPU run. Below 1e5 rows an
+registers a thread instead of 167 on sm_90, still 2 blocks an SM, no
+spills); what that saves awaits a GPU run. Below 1e5 rows an
 epoch is ~150-250 µs of host work (the Python and CuPy calls around the two
 launches), not GPU time. The persistent kernel and the 64-epoch windows
 that remove that work await a GPU run.

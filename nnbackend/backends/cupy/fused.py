@@ -7,31 +7,31 @@ This executor writes the reference step (forward, loss, backward, optimizer
 update) as one CUDA kernel that a single thread block runs for every step
 of the epoch: each batch is gathered from the device arrays through the
 epoch's permutation, and nothing returns to the host until the epoch's
-loss and hit count. The gather runs a step ahead (:meth:`Layout.gather_slots`):
-each thread loads its share of the next step's rows into registers while
-the step computes, and the order indices of the step after that, so that a
-step does not wait on an index load and then on the row it points to; with
-the parameters in shared memory, the targets' rows too
-(:meth:`Layout.prefetches_targets`), which the output phase would otherwise
-wait on the same way. On an H200 before this change the gather took 0.29 µs
-of a 2.35 µs [32,64,1] sgd step and 2.5 of 17 µs at mini-batch 64, and the
-output phase (with its target load) 0.35 and 0.74; what the change saves
-awaits a GPU run. For mini-batches the forward pass and the update compute 4x4
-blocks of outputs or parameters an iteration (:meth:`Layout.forward_blocks`,
-:meth:`Layout.update_blocks`): one output or parameter an iteration reads two
-values from shared memory for each multiply-add, which set the pace of a
-[32,64,1] mini-batch-64 step (its forward pass and update, about 5 and 7-8 µs
-of 17 on an H200, each read about 270,000 values a step; in blocks, about
-70,000). The sums keep their order, so the numbers are the same. With the
-parameters in global memory, the update reads and writes 4 of a row at a time,
-16 bytes a load (:meth:`Layout.update_vectors`): the update, 72-79 µs of a
-[784,256,256,10] sgd step's 91-97 on an H200, streams every parameter through
-the block's SM, and 4-byte loads kept too few bytes in flight for the L2's
-latency: a load cannot pass the store before it, so each thread had one in
-flight. It also asks L1 for the parameters (and optimizer state) of the
-iteration 4 ahead (``prefetch.global.L1``), which takes no register: the
-kernel's 1024 threads have 64 each, and loading two groups before storing
-either spilled. What each of these saves awaits a GPU run.
+loss and hit count.
+
+Where a step waits, and what the kernel does about it (the waits as the
+H200 profile of 2026-12-04 measured them, ``benchmarks/results/
+h200-2026-12-04-gpu-check``; what each answer saves awaits a GPU run):
+
+- **The gather** (0.29 µs of a 2.35 µs [32,64,1] sgd step, 2.5 of 17 at
+  mini-batch 64): an order index, then the row it points to. Each thread
+  loads its share of the next step's rows into registers while a step
+  computes, and the indices of the step after that
+  (:meth:`Layout.gather_slots`); with the parameters in shared memory, the
+  targets' rows too (:meth:`Layout.prefetches_targets`).
+- **Shared-memory reads** (the forward pass and update of a [32,64,1]
+  mini-batch-64 step, about 5 and 7-8 of its 17 µs, each about 270,000 reads a
+  step): mini-batches compute 4x4 blocks of outputs or parameters an
+  iteration, 8 reads for 16 multiply-adds (:meth:`Layout.forward_blocks`,
+  :meth:`Layout.update_blocks`), about 70,000 reads a step. The sums keep
+  their order, so the numbers are the same.
+- **The L2's latency** (the update, 72-79 µs of a [784,256,256,10] sgd step's
+  91-97): with the parameters in global memory, a load cannot pass the store
+  before it, so one 4-byte load a thread was in flight. The update reads and
+  writes 4 parameters of a row at a time, 16 bytes a load
+  (:meth:`Layout.update_vectors`), and asks L1 for those of the iteration 4
+  ahead (``prefetch.global.L1``, which takes no register: the kernel's 1024
+  threads have 64 each, and two groups loaded before either is stored spill).
 
 Launches: one kernel per epoch, whatever the number of steps (and for a
 window of epochs that nothing reads between, ``epoch.epochs`` launches
