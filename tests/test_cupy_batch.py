@@ -84,6 +84,18 @@ def test_host_build_tiles_and_blocks(rows, n_blocks, reduction):
 
 
 @needs_cxx
+@pytest.mark.parametrize("n_blocks", [16, 17, 35])
+def test_more_than_16_blocks_add_every_partial(n_blocks):
+    # The update loads its partials 16 blocks at a time: a group and a part of
+    # one, every block with rows of its own.
+    model, X, Y, multiclass = _problem("tanh", "sigmoid", "bce", 1, "float64",
+                                       hidden_sizes=(6,), n_in=4, n=32 * n_blocks + 5)
+    opt = get_optimizer("momentum", 0.05)
+    a, b, outs, ref_outs = _run_both(model, X, Y, multiclass, opt, 2, 32, n_blocks)
+    _assert_close(a, b, (outs, ref_outs), rtol=1e-9, atol=1e-12)
+
+
+@needs_cxx
 def test_host_build_float32_and_one_layer():
     # The seed's network: one sigmoid unit, no hidden layer.
     model, X, Y, multiclass = _problem("sigmoid", "sigmoid", "mse", 1, "float32", "sum",
