@@ -150,6 +150,20 @@ def test_the_global_update_loads_16_bytes_and_asks_l1_ahead(optimizer, arrays):
     assert set(spilled_bytes(source).values()) == {0}
 
 
+@pytest.mark.parametrize("n_samples", [1000, 10**7])
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_the_benchmarks_batch_kernels_spill_nothing(n_samples, optimizer):
+    # The small model's full-batch kernels, as the executor lays them out at
+    # small and large N: a change that tips ptxas into spilling shows here
+    # (loading the partials in predicated groups of 8 or 16 did: 64 bytes).
+    from nvrtc import spilled_bytes
+
+    spec = NetSpec("sigmoid", "sigmoid", "mse", "mean")
+    layout = B.choose_layout([32, 64, 1], "float32", n_samples, limit=227 * 1024)
+    source = batch_source(layout, spec, optimizer, "float32", None)
+    assert set(spilled_bytes(source).values()) == {0}
+
+
 def test_a_source_nvrtc_rejects_says_why():
     ok, log, _ = compile_for_gpu('extern "C" __global__ void k() { undeclared(); }')
     assert not ok and "undeclared" in log

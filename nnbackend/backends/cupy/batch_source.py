@@ -452,17 +452,9 @@ static __device__ __forceinline__ void nnb_update_phase(
     (void)adam_step; (void)adam_eps;
     for (long long p = (long long)blockIdx.x * nt + tid; p < {P + 2}; p += (long long)gridDim.x * nt) {{
         // The blocks' partials in block order: the same sum, bit for bit, every run.
-        // 16 blocks' loads in flight before their adds (also for the last, partial
-        // group): a window's small-N epoch waits on this sum's L2 round trips.
         T g = (T)0;
-        for (long long blk0 = 0; blk0 < n_blocks; blk0 += 16) {{
-            T v[16];
-            #pragma unroll
-            for (int u = 0; u < 16; ++u)
-                v[u] = blk0 + u < n_blocks ? NNB_LDCG(partials + (blk0 + u) * {P + 2} + p) : (T)0;
-            #pragma unroll
-            for (int u = 0; u < 16; ++u) if (blk0 + u < n_blocks) g += v[u];
-        }}
+        #pragma unroll 8
+        for (long long blk = 0; blk < n_blocks; ++blk) g += NNB_LDCG(partials + blk * {P + 2} + p);
         if (p < {P}) {{
             {_update_from(opt_name, fn)}
         }} else if (p == {P}) {{
