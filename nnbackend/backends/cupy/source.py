@@ -71,7 +71,7 @@ def forward_phase(layout, spec, fn):
         last = l == L - 1
         dst = layout.out_z if last else layout.acts[l + 1]
         value = "z" if last else _act(fn, spec.hidden_activation, "z")
-        if getattr(layout, "forward_blocks", lambda l: False)(l):
+        if layout.forward_blocks(l):
             code.append(_forward_blocks(layout, l, dst, value))
             continue
         code.append(f"""
@@ -206,7 +206,7 @@ def _hits(k, layout, multiclass):
 def output_phase(layout, spec, fn, multiclass):
     """Output layer: one row per iteration (activation, loss, dL/dz, hits), then the batch's sums."""
     k, A = layout.sizes[-1], work_name(layout)
-    if getattr(layout, "prefetches_targets", lambda: False)():
+    if layout.prefetches_targets():
         # The row's targets came during the last step; the next step's are loaded
         # now (their indices came then too), and this step does not wait on them.
         B = layout.batch_size
@@ -455,9 +455,9 @@ def update_loop(layout, l, dz, update):
     with ``layout.update_blocks()``, a block of 16 an iteration (:func:`_update_blocks`);
     with ``layout.update_vectors(l)``, 4 of a row, 16 bytes at a time
     (:func:`_update_vectors`)."""
-    if getattr(layout, "update_blocks", lambda: False)():
+    if layout.update_blocks():
         return _update_blocks(layout, l, dz, update)
-    if getattr(layout, "update_vectors", lambda l: False)(l) and "params[p]" in update:
+    if layout.update_vectors(l) and "params[p]" in update:
         return _update_vectors(layout, l, dz, update)
     fan_in, fan_out = layout.sizes[l], layout.sizes[l + 1]
     w, x, A = layout.w_offsets[l], layout.acts[l], work_name(layout)
@@ -583,9 +583,6 @@ def _prefetched_loop(layout, A, body, head):
     no step waits on the gather's two dependent loads (an index, then its row)."""
     B, n_in = layout.batch_size, layout.sizes[0]
 
-    def rows_at(start):
-        return _rows_at(start, B)
-
     fetch_rows = _gather_slots(n_in, f"if (t < nb1 * {n_in}) gx[k] = X[gi[k] * {n_in} + i];")
     fetch_index = _gather_slots(n_in, f"if (t < nb2 * {n_in}) gi[k] = order[start2 + r];")
     return f"""#ifdef __CUDACC__
@@ -598,11 +595,11 @@ def _prefetched_loop(layout, A, body, head):
     T gx[NNB_GATHER];
     long long gi[NNB_GATHER];
     {{
-        const int nb1 = {rows_at("0")};
+        const int nb1 = {_rows_at("0", B)};
         {_gather_slots(n_in, f"if (t < nb1 * {n_in}) gi[k] = order[r];")}
         {fetch_rows}
         const long long start2 = {B};
-        const int nb2 = {rows_at("start2")};
+        const int nb2 = {_rows_at("start2", B)};
         {fetch_index}
     }}
 {_target_prologue(layout) if layout.prefetches_targets() else ""}
@@ -610,10 +607,10 @@ def _prefetched_loop(layout, A, body, head):
         {_gather_slots(n_in, f"if (t < nb * {n_in}) {A}[{layout.acts[0]} + t] = gx[k];")}
         __syncthreads();
         {{
-            const int nb1 = {rows_at(f"start + {B}")};
+            const int nb1 = {_rows_at(f"start + {B}", B)};
             {fetch_rows}
             const long long start2 = start + {2 * B};
-            const int nb2 = {rows_at("start2")};
+            const int nb2 = {_rows_at("start2", B)};
             {fetch_index}
         }}
 {body}
