@@ -17,7 +17,7 @@
 #                       not measured by name with its reason
 #   tests.log, tests.xml  the test run (JUnit XML: each test's time, for sizing)
 #   fused_profile.json  the profile's numbers
-#   grid_fused_time.json  the grid-wide fused kernel against the one-block one
+#   grid_fused_time.json  the grid-wide and cluster fused kernels against one block
 #   bench.log           the benchmark's log (its last 400 lines)
 #   bench/results.json  every timing; "cases" holds each case's outcome and wall time
 #   bench/report.md     the report. Its plots and summary.json are left out (the
@@ -52,8 +52,10 @@
 #                                       persistent kernel and 320-epoch fits on each
 #                                       GPU backend; the tile sweep at 1e7, 6 NVRTC
 #                                       builds: a guess), cut off at 75 s
-#   grid fused kernel          20 s     grid_fused_time.py: 3 configurations x 3
-#                                       variants (a guess), cut off at 40 s
+#   grid fused kernel          25 s     grid_fused_time.py: 3 configurations x 5
+#                                       variants (one block twice, the grid, the
+#                                       cluster and one block of its layout; a
+#                                       guess), cut off at 40 s
 #   barrier probe              10 s     barrier_probe.py: 6 barriers x 10,000 rounds
 #                                       of ~1-5 us and 6 NVRTC builds (a guess), cut
 #                                       off at 20 s
@@ -197,7 +199,7 @@ if [ "${GPU_CHECK_PROFILE:-1}" != 0 ]; then
     | tee -a "$OUT/summary.txt"
 fi
 
-# -- the fused kernel on one block against the same kernel over the grid (issue 25)
+# -- the fused kernel on one block against the same kernel over the grid and a cluster (issue 25)
 if [ "${GPU_CHECK_GRID:-1}" != 0 ]; then
   echo "grid fused kernel: started at ${SECONDS} s" | tee -a "$OUT/summary.txt"
   timeout "${GPU_CHECK_GRID_SECONDS:-40}" python3 benchmarks/grid_fused_time.py \

@@ -1,7 +1,8 @@
 """The CuPy kernels as NVRTC builds them for a GPU, on a machine without one.
 
 For each kernel the benchmarks time (the fused epoch kernel of the small
-model's SGD and mini-batch-64 steps and of the mid model's SGD step; the
+model's SGD and mini-batch-64 steps and of the mid model's SGD step, on one
+block and as the cluster of eight blocks that runs it on sm_90; the
 full-batch gradient kernel of the small model at 1e6 rows, with and without
 its prefetch of X): registers a thread and bytes spilled (ptxas, through
 NVRTC as CuPy compiles), and, where ``nvdisasm`` is found (a CUDA toolkit,
@@ -30,6 +31,7 @@ from nvrtc import MISSING, cubin, registers, spilled_bytes  # noqa: E402  (tests
 
 from nnbackend.backends.cupy import batch as B  # noqa: E402
 from nnbackend.backends.cupy import fused as F  # noqa: E402
+from nnbackend.backends.cupy.grid import CLUSTER_BLOCKS, grid_source  # noqa: E402
 from nnbackend.network import NetSpec  # noqa: E402
 
 SMALL = NetSpec("sigmoid", "sigmoid", "mse", "sum")
@@ -46,6 +48,11 @@ def kernels():
         layout = F.Layout(sizes, batch, "float32", HOPPER_SHARED)
         out.append((name, "nnb_fused_epoch",
                     F.kernel_source(layout, spec, "sgd", "float32", sizes[-1] > 1)))
+    # The mid model's SGD as cupy-fused runs it on sm_90: one cluster of 8 blocks.
+    layout = F.choose_layout([784, 256, 256, 10], 1, "float32", HOPPER_SHARED, 90)[0]
+    out.append(("fused [784,256,256,10] sgd, cluster of 8", "nnb_grid_epoch",
+                grid_source(F.kernel_source(layout, MID, "sgd", "float32", True),
+                            cluster=CLUSTER_BLOCKS)))
     layout = B.choose_layout([32, 64, 1], "float32", 10**6, limit=HOPPER_SHARED)
     for name, used in (("batch [32,64,1] 1e6 rows", layout),
                        ("batch [32,64,1] 1e6 rows, X not prefetched", layout.without_prefetch())):

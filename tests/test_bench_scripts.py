@@ -456,6 +456,38 @@ def test_the_grid_timing_catches_a_grid_kernel_that_differs():
     assert not same and set(times) == {"one block, global", "grid"}
 
 
+@needs_cxx
+def test_the_grid_timing_checks_the_cluster_against_its_own_layout():
+    from nnbackend.backends.cupy import fused as F
+    from nnbackend.backends.cupy import grid as G
+
+    script = load_script("grid_fused_time")
+    config = script.CONFIGS[1]  # [784,256,256,10] sgd
+    good = {"one block, cluster layout": F.host_launcher, "cluster": G.host_cluster_launcher(2)}
+    times, same = script.run_config(np, config, good, rounds=1, n=3)
+    assert same and all(isinstance(t, float) for t in times.values())
+    # Against the one-block global layout (split for one block) it would differ:
+    # the comparison is with the kernel of the cluster's own layout.
+    broken = G.host_grid_launcher(2, transform=lambda s: G.grid_source(s, grid_barrier=False,
+                                                                        cluster=2))
+    times, same = script.run_config(np, config, {"one block, cluster layout": F.host_launcher,
+                                                 "cluster": broken}, rounds=1, n=3)
+    assert not same
+
+
+def test_the_grid_timing_reports_a_variant_that_cannot_launch():
+    script = load_script("grid_fused_time")
+
+    def refusing(source, layout, dtype_name):
+        def launch(*args):
+            raise RuntimeError("cluster launch refused")
+        return launch
+
+    times, same = script.run_config(np, script.CONFIGS[0], {"cluster": refusing}, rounds=1, n=9)
+    assert times == {"cluster": "RuntimeError: cluster launch refused"} and same
+    assert script._shown(times["cluster"]) == "failed (RuntimeError: cluster launch refused)"
+
+
 def test_tf32_emulation_keeps_ten_mantissa_bits():
     script = load_script("tf32_error")
     one_ulp = np.float32(2.0 ** -10)  # TF32's step at 1
@@ -548,11 +580,13 @@ def test_kernel_static_builds_the_kernels_the_benchmarks_time():
     found = static.kernels()
     assert [name for name, _, _ in found] == [
         "fused [32,64,1] sgd", "fused [32,64,1] mini-batch 64", "fused [784,256,256,10] sgd",
+        "fused [784,256,256,10] sgd, cluster of 8",
         "batch [32,64,1] 1e6 rows", "batch [32,64,1] 1e6 rows, X not prefetched"]
     sources = {name: (entry, source) for name, entry, source in found}
     assert all(f" {entry}(" in source for entry, source in sources.values())
     # The fused kernels gather a step ahead; the two batch kernels differ by the prefetch of X.
     assert all("gx[k] = X[gi[k]" in sources[name][1] for name in sources if name.startswith("fused"))
+    assert "__cluster_dims__(8, 1, 1)" in sources["fused [784,256,256,10] sgd, cluster of 8"][1]
     assert "NNB_STORE4" in sources["batch [32,64,1] 1e6 rows"][1].split("nnb_grad_phase")[1]
     assert "NNB_STORE4" not in \
         sources["batch [32,64,1] 1e6 rows, X not prefetched"][1].split("nnb_grad_phase")[1]

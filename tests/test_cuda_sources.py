@@ -183,6 +183,35 @@ def test_grid_fused_kernel_compiles(sizes, batch_size, dtype, optimizer):
     _assert_barriers(kernel, source.count("nnb_grid_sync(barrier, nnb_opened);"))
 
 
+@pytest.mark.parametrize("dtype, optimizer, batch_size", [("float32", "sgd", 1),
+                                                        ("float32", "adam", 1),
+                                                        ("float32", "momentum", 8),
+                                                        ("float64", "sgd", 1)])
+def test_the_cluster_kernel_is_one_cluster_of_8_with_its_hardware_barrier(dtype, optimizer,
+                                                                           batch_size):
+    # The executor's kernel for [784,256,256,10] on sm_90: the cluster's size
+    # in the PTX (a launch of any other grid fails), each grid barrier the
+    # cluster's arrive (release) and wait (acquire), no atomics, and the float32
+    # kernels within 64 registers with nothing spilled.
+    from nnbackend.backends.cupy.grid import CLUSTER_BLOCKS, grid_source
+    from nvrtc import spilled_bytes
+
+    spec = NetSpec("relu", "softmax", "cross_entropy", "mean")
+    layout, on_cluster = F.choose_layout([784, 256, 256, 10], batch_size, dtype, 227 * 1024, 90)
+    assert on_cluster
+    source = grid_source(F.kernel_source(layout, spec, optimizer, dtype, True),
+                         cluster=CLUSTER_BLOCKS)
+    kernel = _entry(_compiled(source), "nnb_grid_epoch")
+    sites = source.count("nnb_grid_sync(barrier, nnb_opened);")
+    assert sites > 0
+    assert ".explicitcluster" in kernel and ".reqnctapercluster 8, 1, 1" in kernel
+    assert kernel.count("barrier.cluster.arrive.release.aligned") == sites
+    assert kernel.count("barrier.cluster.wait.acquire.aligned") == sites
+    assert "atom." not in kernel and "membar.gl" not in kernel
+    if dtype == "float32":
+        assert set(spilled_bytes(source).values()) == {0}
+
+
 def _blocks_per_sm(regs, threads, shared, sm_regs=65536, sm_shared=233472):
     """Blocks an H100 SM holds: registers (a warp's rounded up to 8 a thread) and
     shared memory (1 KiB reserved a block) each bound it."""

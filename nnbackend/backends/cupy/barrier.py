@@ -45,7 +45,7 @@ static void nnb_host_wait(long long spins);
 """
 
 
-def barrier_functions(enabled=True):
+def barrier_functions(enabled=True, cluster=False):
     """``nnb_grid_sync``: every block of the grid waits there until all have arrived.
 
     ``barrier`` is two counters that outlive the launch (zeros when first
@@ -60,7 +60,10 @@ def barrier_functions(enabled=True):
     is a thread, and a block that waits lets the next one run.
 
     ``enabled=False`` leaves the barrier out, for the tests that show a
-    kernel's results depend on it. Needs :data:`SYNC_MACROS` before it.
+    kernel's results depend on it. ``cluster=True``: the grid is one
+    thread-block cluster (sm_90), and the CUDA build waits at the cluster's
+    hardware barrier instead (the counters go unused); the host build keeps
+    the counters, the same schedule. Needs :data:`SYNC_MACROS` before it.
     """
     if not enabled:
         return """
@@ -72,12 +75,7 @@ static __device__ __forceinline__ void nnb_grid_sync(unsigned int* barrier, unsi
     __syncthreads();
 }
 """
-    return """
-static __device__ __forceinline__ unsigned int nnb_barrier_base(unsigned int* barrier) {
-    return NNB_LOAD(barrier + 1);
-}
-static __device__ __forceinline__ void nnb_grid_sync(unsigned int* barrier, unsigned int& opened) {
-    __syncthreads();
+    counters = """    __syncthreads();
     opened += 1u;  // the value of barrier[1] once this barrier opens
     if (threadIdx.x == 0) {
         NNB_FENCE();  // the block's writes before its arrival, for every other block
@@ -94,8 +92,23 @@ static __device__ __forceinline__ void nnb_grid_sync(unsigned int* barrier, unsi
         NNB_FENCE();
     }
     __syncthreads();
-}
 """
+    if cluster:
+        counters = """#ifdef __CUDACC__
+    (void)barrier; (void)opened;
+    // Release before, acquire after, at cluster scope: every block's writes
+    // before the barrier (global memory included) are seen by every block
+    // of the cluster after it. No fence or atomic: the SMs' barrier unit.
+    asm volatile("barrier.cluster.arrive.release.aligned;\\n\\t"
+                 "barrier.cluster.wait.acquire.aligned;" ::: "memory");
+#else
+""" + counters + "#endif\n"
+    return """
+static __device__ __forceinline__ unsigned int nnb_barrier_base(unsigned int* barrier) {
+    return NNB_LOAD(barrier + 1);
+}
+static __device__ __forceinline__ void nnb_grid_sync(unsigned int* barrier, unsigned int& opened) {
+""" + counters + "}\n"
 
 
 def host_runner(runner_name, kernel_name, params, args):

@@ -72,10 +72,11 @@ Why one block and not the whole GPU: a step is a chain of dependent
 phases, so several blocks need a grid-wide barrier between phases. One
 block keeps ``__syncthreads()`` as the only barrier; :data:`MAX_PARAMS` and
 :data:`MAX_STEP_WORK` bound what it takes. :mod:`.grid` spreads the
-global-placement kernel over the whole GPU with the barrier of
-:mod:`.barrier` (launched cooperatively, so that every block is resident);
-it gives this kernel's bits, and no executor uses it until a GPU run shows
-where it is faster (``benchmarks/grid_fused_time.py``).
+global-placement kernel over several blocks: on sm_90 the executor runs it
+as one cluster of eight blocks with the cluster's hardware barrier
+(:func:`choose_layout`); over the whole GPU, with the grid barrier of
+:mod:`.barrier`, no executor uses it. What each saves awaits a GPU run
+(``benchmarks/grid_fused_time.py``).
 
 The source is generated for one network shape, dtype, loss and optimizer,
 and compiled once by NVRTC (``cupy.RawModule``). It is written in phases
@@ -103,9 +104,10 @@ import numpy as np
 
 from . import source, tiled
 from .flat import OwnState, build_host_library, flat_views
+from .grid import CLUSTER_BLOCKS, cuda_cluster_launcher
 from .kernel_update import kernel_update
 
-__all__ = ["CupyFused", "MAX_BATCH", "MAX_PARAMS", "MAX_STEP_WORK", "SHARED_BYTES", "GLOBAL_THREADS", "shared_limit",
+__all__ = ["CupyFused", "choose_layout", "cluster_layout", "MAX_BATCH", "MAX_PARAMS", "MAX_STEP_WORK", "SHARED_BYTES", "GLOBAL_THREADS", "shared_limit",
            "unsupported", "Layout", "kernel_source", "make_epoch", "cuda_launcher", "host_launcher"]
 
 # Beyond a few dozen rows a step has enough parallel work for cuBLAS and the
@@ -173,16 +175,26 @@ class Layout:
         one parameter, as before :meth:`forward_blocks`,
         :meth:`update_blocks` and :meth:`update_vectors` (for the tests and
         timings that compare them).
+    split_for : int, optional
+        The global placement's threads that share a phase's iterations, which
+        :meth:`_split` cuts the phases for: :data:`GLOBAL_THREADS` (one block,
+        the default), or all the threads of a cluster or grid that runs the
+        same source (:mod:`.grid`). It decides the order of the split sums,
+        so kernels built from one layout give the same bits whatever runs them.
     """
 
     def __init__(self, sizes, batch_size, dtype_name="float32", shared_limit=SHARED_BYTES,
-                 params_in=None, acts_in=None, prefetch=None, blocks=None):
+                 params_in=None, acts_in=None, prefetch=None, blocks=None,
+                 split_for=GLOBAL_THREADS):
         self.sizes = [int(s) for s in sizes]
         self.batch_size = int(batch_size)
         self.dtype_name = dtype_name
         self.n_layers = len(self.sizes) - 1
         self._prefetch = prefetch
         self._blocks = blocks
+        if int(split_for) < 1:
+            raise ValueError(f"Layout: split_for={split_for!r}, expected a positive thread count")
+        self.split_for = int(split_for)
         # Parameters flat as [W0, b0, W1, b1, ...], W row-major (fan_in, fan_out).
         self.w_offsets, self.shapes = [], []
         offset = 0
@@ -228,8 +240,8 @@ class Layout:
         return offset + n_scratch
 
     def _split(self):
-        """The global kernel's tiling: enough iterations per phase for the block's
-        threads without chunks shorter than :data:`MIN_CHUNK` inputs.
+        """The global kernel's tiling: enough iterations per phase for
+        ``split_for`` threads without chunks shorter than :data:`MIN_CHUNK` inputs.
 
         ``rows_per_thread`` (R, dividing the batch): rows one forward
         iteration sums, reusing each W load R times. ``forward_split[l]``:
@@ -237,7 +249,7 @@ class Layout:
         iterations sharing one row of layer l's input gradient, reading
         consecutive W entries (one 32-byte sector), or 1.
         """
-        B, nt = self.batch_size, GLOBAL_THREADS
+        B, nt = self.batch_size, self.split_for
         self.rows_per_thread = R = next(r for r in (4, 2, 1) if B % r == 0)
         lanes = 32 // _ITEM[self.dtype_name]
         self.forward_split, self.dx_lanes, scratch = [], [], 0
@@ -454,6 +466,7 @@ def make_epoch(am, spec, opt, plan, X, Y, multiclass, sizes, dtype_name, launche
         out = am.zeros(2, dtype=dtype)
         lr, h1, h2, h3 = update.hyper(update.count(state), n_steps)
         launch(X, Y, order, n, p, s1, s2, count0, lr, h1, h2, h3, out, work)
+        note_path()
         inner = own_state.state(update.inner(state), s1, s2, count0 + n_steps)
         state = update.outer(state, inner, n_steps)
         return unflat(p), state, out[0], (None if multiclass is None else out[1])
@@ -478,12 +491,18 @@ def make_epoch(am, spec, opt, plan, X, Y, multiclass, sizes, dtype_name, launche
                 lr, h1, h2, h3 = update.hyper(update.count(state) + i * n_steps, n_steps)
                 launch(X, Y, rows[i], n, p, s1, s2, count0 + i * n_steps, lr, h1, h2, h3, out[i],
                        work)
+            note_path()
             inner = own_state.state(update.inner(state), s1, s2, count0 + k * n_steps)
             state = update.outer(state, inner, k * n_steps)
             return unflat(p), state, out[:, 0], (None if multiclass is None else out[:, 1])
 
+    def note_path():
+        # A launcher that falls back says so at its first launch.
+        epoch.path = ("a window's epochs launched back to back, one launch an epoch"
+                      + (f": {launch.description}" if getattr(launch, "description", "") else ""))
+
     epoch.epochs = epochs
-    epoch.path = "a window's epochs launched back to back, one launch an epoch"
+    note_path()
     return epoch
 
 
@@ -501,10 +520,58 @@ class CupyFused:
     def make_epoch(self, task):
         import cupy
 
+        device = task.backend.device
         dtype_name = str(task.X.dtype)
-        layout = Layout(task.layer_sizes, task.plan.batch_size, dtype_name,
-                        shared_limit(task.backend.device))
-        with task.backend.device:
-            return make_epoch(cupy, task.spec, task.optimizer, task.plan, task.X, task.Y,
-                              task.multiclass, task.layer_sizes, dtype_name, cuda_launcher,
-                              task.backend.device, layout)
+        layout, on_cluster = choose_layout(task.layer_sizes, task.plan.batch_size, dtype_name,
+                                           shared_limit(device), _capability(device))
+        launcher = cuda_cluster_launcher(fallback=cuda_launcher) if on_cluster else cuda_launcher
+        with device:
+            epoch = make_epoch(cupy, task.spec, task.optimizer, task.plan, task.X, task.Y,
+                               task.multiclass, task.layer_sizes, dtype_name, launcher, device,
+                               layout)
+        self._last = (task, epoch)
+        return epoch
+
+    def describe(self, task):
+        """How the epochs run, in words (for ``History.executor_reason``)."""
+        text = "the fused epoch kernel, one launch an epoch"
+        last = getattr(self, "_last", None)
+        if last is not None and last[0] is task:
+            text += f"; a window of epochs: {last[1].path}"
+        return text
+
+
+def _capability(device):
+    """A CuPy device's compute capability as an int (90 for 9.0), 0 if unknown."""
+    try:
+        return int(device.compute_capability)
+    except (AttributeError, TypeError, ValueError):
+        return 0
+
+
+def choose_layout(sizes, batch_size, dtype_name, limit=SHARED_BYTES, capability=0):
+    """``(layout, on_cluster)``: where the executor's kernel keeps what, and whether it
+    runs as one cluster of :data:`.grid.CLUSTER_BLOCKS` blocks (:func:`cluster_layout`).
+
+    A network whose parameters fit the block's shared memory (``limit``
+    bytes) runs on one block. One that does not streams them through global
+    memory each step; on one SM that took 91-97 µs a [784,256,256,10] SGD
+    step on an H200 (2026-12-04), 72-79 of them the update. On sm_90 and later
+    (``capability`` >= 90) it runs as one cluster instead: eight SMs share each
+    phase, the cluster's hardware barrier between phases; where the cluster
+    does not launch, one block runs the same layout (the same bits). What the
+    cluster saves awaits a GPU run (``benchmarks/grid_fused_time.py``).
+    """
+    layout = Layout(sizes, batch_size, dtype_name, limit)
+    if layout.params_in == "global" and capability >= 90:
+        return cluster_layout(sizes, batch_size, dtype_name), True
+    return layout, False
+
+
+def cluster_layout(sizes, batch_size, dtype_name, blocks=CLUSTER_BLOCKS):
+    """The global placement with its work region in global memory, its phases split
+    for ``blocks`` blocks of :data:`GLOBAL_THREADS` (a :class:`Layout`): the layout
+    of the cluster kernel (:mod:`.grid`), whose bits the one-block kernel built
+    from it gives."""
+    return Layout(sizes, batch_size, dtype_name, params_in="global", acts_in="global",
+                  split_for=blocks * GLOBAL_THREADS)
