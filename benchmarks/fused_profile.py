@@ -50,6 +50,7 @@ import numpy as np
 
 import nnbackend as nb
 from nnbackend.backends.cupy import fused as F
+from nnbackend.backends.cupy import grid as G
 from nnbackend.bench.synthetic import data_for
 from nnbackend.data import host_rng, make_plan
 from nnbackend.network import multiclass_of
@@ -62,7 +63,12 @@ CONFIGS = [
      "small"),
     ("[784,256,256,10] sgd", (784, 256, 256, 10), "relu", "softmax", "cross_entropy", 0.01, 1,
      2_000, "mid"),
+    ("[784,256,256,10] sgd, cluster", (784, 256, 256, 10), "relu", "softmax", "cross_entropy",
+     0.01, 1, 2_000, "mid"),
 ]
+# Configs run as cupy-fused runs them on sm_90: one cluster of CLUSTER_BLOCKS blocks
+# (nnbackend.backends.cupy.grid); the others on one block.
+CLUSTERED = {"[784,256,256,10] sgd, cluster"}
 # The shared memory a block may opt in to on an H100/H200: the host check
 # builds the layouts the GPU gets there.
 HOPPER_SHARED = 227 * 1024
@@ -228,6 +234,19 @@ def problem(config):
     return name, model, X, Y, multiclass_of(model.spec), opt, plan
 
 
+def setup(name, sizes, batch_size, limit, on_gpu, **options):
+    """``(layout, base launcher, kernel name, source transform)`` of a config: one
+    block, or for :data:`CLUSTERED` one cluster (its host build on the host).
+    ``options``: :class:`~nnbackend.backends.cupy.fused.Layout` options."""
+    if name in CLUSTERED:
+        layout = F.cluster_layout(sizes, batch_size, "float32", **options)
+        base = G.cuda_cluster_launcher() if on_gpu else G.host_cluster_launcher()
+        return layout, base, "nnb_grid_epoch", \
+            (lambda text: G.grid_source(text, cluster=G.CLUSTER_BLOCKS))
+    return (F.Layout(sizes, batch_size, "float32", limit, **options),
+            F.cuda_launcher if on_gpu else F.host_launcher, "nnb_fused_epoch", lambda text: text)
+
+
 def capture_launcher(base, drop, seen):
     """A ``launcher`` for ``fused.make_epoch``: ``base``'s (cuda_launcher or
     host_launcher) on the variant's source; ``seen`` gets the source, the raw
@@ -256,12 +275,12 @@ def host_check(configs=CONFIGS, variants=VARIANTS, n_rows=4, out=print):
         sizes = model.layer_sizes
         small = make_plan("sgd" if plan.batch_size == 1 else "minibatch", n_rows,
                           min(plan.batch_size, n_rows - 1), shuffle=True)
-        layout = F.Layout(sizes, small.batch_size, "float32", HOPPER_SHARED)
+        layout, base, _, _ = setup(name, sizes, small.batch_size, HOPPER_SHARED, False)
         result[name] = {}
         for variant, drop in variants.items():
             seen = {}
             epoch = F.make_epoch(np, model.spec, opt, small, X[:n_rows], Y[:n_rows], multiclass,
-                                 sizes, "float32", capture_launcher(F.host_launcher, drop, seen),
+                                 sizes, "float32", capture_launcher(base, drop, seen),
                                  layout=layout)
             params = model.flat_params
             epoch(params, opt.init(params), small.order(host_rng(0)))
@@ -285,10 +304,10 @@ def _time_launch(cupy, launch, args, rounds):
     return statistics.median(times)
 
 
-def _kernel_attributes(cupy, source):
+def _kernel_attributes(cupy, source, kernel="nnb_fused_epoch"):
     """Registers and local (spilled) bytes per thread of the compiled kernel, where CuPy says."""
     try:
-        attrs = cupy.RawKernel(source, "nnb_fused_epoch", options=("--std=c++14",)).attributes
+        attrs = cupy.RawKernel(source, kernel, options=("--std=c++14",)).attributes
         return {"registers": attrs.get("num_regs"), "local_bytes": attrs.get("local_size_bytes")}
     except Exception as exc:  # informative only
         return {"error": f"{type(exc).__name__}: {exc}"}
@@ -305,7 +324,8 @@ def gpu_profile(backend, configs=CONFIGS, variants=VARIANTS, rounds=5):
         sizes = model.layer_sizes
         with device:
             Xd, Yd = cupy.asarray(X), cupy.asarray(Y)
-            layout = F.Layout(sizes, plan.batch_size, "float32", F.shared_limit(device))
+            limit = F.shared_limit(device)
+            layout, base, kernel, transform = setup(name, sizes, plan.batch_size, limit, True)
             order = plan.order(host_rng(0))
             steps = -(-plan.n_samples // plan.batch_size)
             row = {"config": name, "steps": steps, "batch": plan.batch_size,
@@ -315,7 +335,7 @@ def gpu_profile(backend, configs=CONFIGS, variants=VARIANTS, rounds=5):
             for variant, drop in variants.items():
                 seen = {}
                 epoch = F.make_epoch(cupy, model.spec, opt, plan, Xd, Yd, multiclass, sizes,
-                                     "float32", capture_launcher(F.cuda_launcher, drop, seen),
+                                     "float32", capture_launcher(base, drop, seen),
                                      device, layout)
                 params = [cupy.asarray(p) for p in model.flat_params]
                 epoch(params, opt.init(params), order)  # compiles; records the arguments
@@ -324,7 +344,7 @@ def gpu_profile(backend, configs=CONFIGS, variants=VARIANTS, rounds=5):
                 row["times"][variant] = _time_launch(cupy, seen["launch"], args, rounds)
                 row["syncs"][variant] = seen["syncs"]
                 if variant == "full":
-                    row.update(_kernel_attributes(cupy, seen["source"]))
+                    row.update(_kernel_attributes(cupy, transform(seen["source"]), kernel))
                     # n = 0: the launch, the set-up and the parameters in and out.
                     empty_args = args[:3] + (np.int64(0),) + args[4:]
                     row["times"]["launch"] = _time_launch(cupy, seen["launch"], empty_args,
@@ -336,10 +356,9 @@ def gpu_profile(backend, configs=CONFIGS, variants=VARIANTS, rounds=5):
                 if not applies(layout):
                     continue
                 seen = {}
-                plain = F.Layout(sizes, plan.batch_size, "float32", F.shared_limit(device),
-                                 **option)
+                plain = setup(name, sizes, plan.batch_size, limit, True, **option)[0]
                 epoch = F.make_epoch(cupy, model.spec, opt, plan, Xd, Yd, multiclass, sizes,
-                                     "float32", capture_launcher(F.cuda_launcher, (), seen),
+                                     "float32", capture_launcher(base, (), seen),
                                      device, plain)
                 params = [cupy.asarray(p) for p in model.flat_params]
                 epoch(params, opt.init(params), order)
@@ -372,18 +391,18 @@ def table(rows, device_name):
              f"kernel with it - the kernel without it; unprefetched = the full kernel with "
              f"each step's gather at its start; unblocked = with one output or parameter "
              f"an iteration)"]
-    lines.append(f"  {'config':26s} {'layout':27s} {'thr':>5s} {'shmem B':>8s} "
+    lines.append(f"  {'config':30s} {'layout':27s} {'thr':>5s} {'shmem B':>8s} "
                  f"{'sync':>4s} {'regs':>4s} {'spill':>5s} {'launch us':>9s}")
     for r in rows:
         place = f"params {r['params_in']}, work {r['acts_in']}"
-        lines.append(f"  {r['config']:26s} {place:27s} {r['threads']:5d} {r['shared_bytes']:8d} "
+        lines.append(f"  {r['config']:30s} {place:27s} {r['threads']:5d} {r['shared_bytes']:8d} "
                      f"{r['syncs']['full']:4d} {str(r.get('registers', '?')):>4s} "
                      f"{str(r.get('local_bytes', '?')):>5s} "
                      f"{r['times'].get('launch', float('nan')) * 1e6:9.1f}")
-    lines.append("  " + f"{'config':26s}" + "".join(f"{c:>11s}" for c in cols))
+    lines.append("  " + f"{'config':30s}" + "".join(f"{c:>11s}" for c in cols))
     for r in rows:
         cells = "".join(f"{r['per_step'].get(c, float('nan')) * 1e6:11.3f}" for c in cols)
-        lines.append(f"  {r['config']:26s}{cells}")
+        lines.append(f"  {r['config']:30s}{cells}")
     return lines
 
 

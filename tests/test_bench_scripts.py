@@ -151,9 +151,11 @@ def test_the_profiles_gpu_path_runs_with_the_host_build_standing_in(profile, mon
     import types
 
     from nnbackend.backends.cupy import fused as F
+    from nnbackend.backends.cupy import grid as G
 
     monkeypatch.setitem(sys.modules, "cupy", _fake_cupy())
     monkeypatch.setattr(F, "cuda_launcher", F.host_launcher)
+    monkeypatch.setattr(G, "cuda_cluster_launcher", lambda: G.host_cluster_launcher(3))
     backend = types.SimpleNamespace(device=contextlib.nullcontext())
     monkeypatch.setattr(F, "shared_limit", lambda dev: 232448)
     # A few steps each (the host build is one thread): sgd over 3 rows, mini-batches over 130.
@@ -171,6 +173,9 @@ def test_the_profiles_gpu_path_runs_with_the_host_build_standing_in(profile, mon
         assert set(r["per_step"]) == ({"full", "unprefetched"} | {p for p, _, _ in profile.PHASES}
                                       | ({"unblocked"} if blocked else set()))
     assert rows[2]["params_in"] == "global" and rows[2]["threads"] == 1024
+    # The mid model again as cupy-fused runs it on sm_90: a cluster, its work in global memory.
+    assert rows[3]["config"] in profile.CLUSTERED and rows[3]["acts_in"] == "global"
+    assert rows[3]["syncs"]["full"] == rows[2]["syncs"]["full"]
     lines = profile.table(rows, "NumPy standing in")
     assert len(lines) == 2 + 2 * len(rows) + 1
     json.dumps(rows, default=float)  # what --json writes

@@ -47,7 +47,7 @@ def _bits(am, model, X, Y, multiclass, opt, plan, layout, launcher, epochs=2):
 def test_cluster_kernel_equals_one_block_of_its_layout(hidden, output, loss, k, optimizer):
     model, X, Y, multiclass = _problem(hidden, output, loss, k, "float64", n=37)
     opt, plan = get_optimizer(optimizer, 0.05), make_plan("minibatch", 37, 8)
-    layout = F.cluster_layout(model.layer_sizes, 8, "float64", blocks=3)
+    layout = F.cluster_layout(model.layer_sizes, 8, "float64", n_blocks=3)
     one = _bits(np, model, X, Y, multiclass, opt, plan, layout, F.host_launcher)
     cluster = _bits(np, model, X, Y, multiclass, opt, plan, layout, G.host_cluster_launcher(3))
     assert cluster[:2] == one[:2]
@@ -150,7 +150,7 @@ def test_a_cluster_that_launches_keeps_running_and_builds_no_fallback():
 @needs_cxx
 def test_epoch_path_names_what_the_launch_ran():
     model, X, Y, multiclass = _problem("relu", "softmax", "cross_entropy", 3, "float64", n=20)
-    layout = F.cluster_layout(model.layer_sizes, 4, "float64", blocks=2)
+    layout = F.cluster_layout(model.layer_sizes, 4, "float64", n_blocks=2)
     calls = []
 
     def launcher(source, layout_, dtype_name):

@@ -568,10 +568,10 @@ def choose_layout(sizes, batch_size, dtype_name, limit=SHARED_BYTES, capability=
     return layout, False
 
 
-def cluster_layout(sizes, batch_size, dtype_name, blocks=CLUSTER_BLOCKS):
+def cluster_layout(sizes, batch_size, dtype_name, n_blocks=CLUSTER_BLOCKS, **options):
     """The global placement with its work region in global memory, its phases split
-    for ``blocks`` blocks of :data:`GLOBAL_THREADS` (a :class:`Layout`): the layout
-    of the cluster kernel (:mod:`.grid`), whose bits the one-block kernel built
-    from it gives."""
+    for ``n_blocks`` blocks of :data:`GLOBAL_THREADS` (a :class:`Layout`; ``options``:
+    its ``prefetch`` and ``blocks``): the layout of the cluster kernel
+    (:mod:`.grid`), whose bits the one-block kernel built from it gives."""
     return Layout(sizes, batch_size, dtype_name, params_in="global", acts_in="global",
-                  split_for=blocks * GLOBAL_THREADS)
+                  split_for=n_blocks * GLOBAL_THREADS, **options)
