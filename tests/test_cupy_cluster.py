@@ -206,6 +206,12 @@ def test_cuda_cluster_kernel_equals_one_block_of_its_layout(dtype, batch_size):
     cluster = _bits(cupy, model, Xd, Yd, multiclass, opt, plan, layout,
                     G.cuda_cluster_launcher())
     assert cluster[:2] == one[:2]
+    # As the executor launches it (falling back to one block if refused): no fallback here.
+    with_fallback = _bits(cupy, model, Xd, Yd, multiclass, opt, plan, layout,
+                          G.cuda_cluster_launcher(fallback=F.cuda_launcher))
+    assert with_fallback[:2] == one[:2]
+    assert with_fallback[2].path.endswith("one cluster of 8 blocks (8 SMs), the cluster barrier "
+                                          "between phases"), with_fallback[2].path
 
 
 @pytest.mark.skipif(_sm90_gpu() is not None, reason=f"needs CuPy on an sm_90 GPU: {_sm90_gpu()}")
