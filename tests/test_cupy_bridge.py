@@ -477,12 +477,16 @@ def test_executor_names_are_shared_and_owned_by_cupy():
     from nnbackend.backends.jax import JaxBackend
     from nnbackend.backends.torch import TorchBackend
 
-    assert TorchBackend.executor_names == (*CupyBackend.executor_names, "torch-graphs")
-    assert JaxBackend.executor_names == (*CupyBackend.executor_names, "jax-scan", "jax-batch")
+    # The kernels are bridged; CuPy's graphs are not (torch's graphs and JAX's scan
+    # take those fits on their own arrays).
+    assert CupyBackend.executor_names == ("cupy-fused", "cupy-batch", "cupy-graphs")
+    assert TorchBackend.executor_names == (*CupyBackend.bridged_names, "torch-graphs")
+    assert JaxBackend.executor_names == (*CupyBackend.bridged_names, "jax-scan", "jax-batch")
     assert len(EXECUTORS) == len(set(EXECUTORS))
-    for name in CupyBackend.executor_names:
+    for name in CupyBackend.bridged_names:
         assert executor_owner(name) == "cupy"
         assert executor_hosts(name) == ("cupy", "torch", "jax")
+    assert executor_owner("cupy-graphs") == "cupy" and executor_hosts("cupy-graphs") == ("cupy",)
     assert executor_owner("torch-graphs") == "torch" and executor_hosts("jax-scan") == ("jax",)
     assert executor_owner("jax-batch") == "jax"
 
@@ -594,7 +598,7 @@ def test_info_lists_each_backends_executors_in_order(capsys):
     rows = {r["backend"]: r for r in json.loads(_info(capsys, "--json"))}
     assert [e["name"] for e in rows["numpy"]["executors"]] == ["reference"]
     torch_rows = rows["torch"]["executors"]
-    assert [e["name"] for e in torch_rows] == [*CupyBackend.executor_names, "torch-graphs",
+    assert [e["name"] for e in torch_rows] == [*CupyBackend.bridged_names, "torch-graphs",
                                                "reference"]
     assert torch_rows[0]["label"] == "cupy-fused via DLPack"
     if rows["torch"]["device"] == "cpu":

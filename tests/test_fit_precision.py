@@ -397,9 +397,9 @@ def test_tf32_on_a_gpu_changes_the_products_within_its_bound():
     if not backends:
         pytest.skip("needs a CUDA GPU with cupy, torch:cuda or jax:gpu")
     # The executors whose matmuls are the library's, a CUDA graph and XLA's included.
-    # (executor, mode): torch-graphs replays steps, so mini-batches of 128 rows.
+    # (executor, mode): the graphs replay steps, so mini-batches of 128 rows.
     library_executors = {
-        "cupy": (("reference", "batch"),),
+        "cupy": (("reference", "batch"), ("cupy-graphs", "minibatch")),
         "torch": (("reference", "batch"), ("torch-graphs", "minibatch")),
         "jax": (("reference", "batch"), ("jax-batch", "batch"), ("jax-scan", "minibatch"))}
     rng = np.random.default_rng(0)

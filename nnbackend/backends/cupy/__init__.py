@@ -3,7 +3,9 @@
 The namespace adds the kernels' elementwise chains as single CuPy kernels
 and a fast sum over rows (``nnbackend_fused``, from :mod:`.elementwise`).
 The executors run a whole sgd or small-batch epoch as one kernel launch
-(:mod:`.fused`) and a full-batch epoch as two (:mod:`.batch`).
+(:mod:`.fused`), a full-batch epoch as two (:mod:`.batch`), and the
+mini-batch steps the fused kernel declines as one CUDA graph replay each
+(:mod:`.graphs`).
 
 TF32: CuPy computes float32 matmuls in full float32 unless the user sets
 ``CUPY_TF32=1`` before importing it; nnbackend sets it only for a fit with
@@ -70,7 +72,10 @@ class CupyBackend(Backend):
     """CuPy arrays on one CUDA GPU."""
 
     install_hint = _HINT
-    executor_names = ("cupy-fused", "cupy-batch")
+    # The kernels torch:cuda and jax:gpu fits borrow by DLPack (bridge.py); their
+    # own captured or compiled steps beat CuPy's graphs where no kernel applies.
+    bridged_names = ("cupy-fused", "cupy-batch")
+    executor_names = (*bridged_names, "cupy-graphs")
 
     @classmethod
     def open(cls, device):
@@ -120,8 +125,9 @@ class CupyBackend(Backend):
     def executors(self) -> tuple:
         from .batch import CupyBatch
         from .fused import CupyFused
+        from .graphs import CupyGraphs
 
-        return (CupyFused(), CupyBatch())
+        return (CupyFused(), CupyBatch(), CupyGraphs())
 
     def gpus(self) -> list:
         import cupy

@@ -85,10 +85,11 @@ def bridges(framework: str) -> tuple:
     Returns
     -------
     tuple of CupyBridge
-        One per name in ``CupyBackend.executor_names``, so that a CuPy
-        executor added there is bridged with nothing changed here.
+        One per name in ``CupyBackend.bridged_names`` (the CuPy kernels; not
+        ``cupy-graphs``, where torch's graphs and JAX's scan do better), so that
+        a kernel executor added there is bridged with nothing changed here.
     """
-    return tuple(CupyBridge(name, framework) for name in CupyBackend.executor_names)
+    return tuple(CupyBridge(name, framework) for name in CupyBackend.bridged_names)
 
 
 # -- the optimizer state's arrays ---------------------------------------------------
@@ -369,7 +370,7 @@ class CupyBridge:
     Parameters
     ----------
     name : str
-        The CuPy executor's name (one of ``CupyBackend.executor_names``).
+        The CuPy executor's name (one of ``CupyBackend.bridged_names``).
     framework : {"torch", "jax"}
         The caller's array library.
     """

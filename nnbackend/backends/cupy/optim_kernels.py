@@ -124,7 +124,11 @@ def fused_updates(cupy):
                for name in FORMULAS}
 
     def scalar(p, x):
-        # As the eager update rounds a Python float to the array's dtype.
+        # As the eager update rounds a Python float to the array's dtype. A factor
+        # computed on the device from a device count (a captured step's Adam
+        # corrections, a schedule's) is rounded there: no read back to the host.
+        if isinstance(x, cupy.ndarray):
+            return x.astype(p.dtype)
         return p.dtype.type(x)
 
     def sgd_update(params, grads, lr):

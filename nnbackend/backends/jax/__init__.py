@@ -64,7 +64,7 @@ class JaxBackend(Backend):
     """``jax.numpy`` arrays on one JAX device."""
 
     #: The CuPy backend's executors, run on JAX's GPU arrays (not JAX's own).
-    bridged_executor_names = CupyBackend.executor_names
+    bridged_executor_names = CupyBackend.bridged_names
     executor_names = (*bridged_executor_names, "jax-scan", "jax-batch")
     install_hint = "pip install 'nnbackend[jax]'"
 

@@ -57,7 +57,7 @@ class TorchBackend(Backend):
 
     install_hint = "pip install 'nnbackend[torch]'"
     #: The CuPy backend's executors, run on torch's CUDA tensors (not torch's own).
-    bridged_executor_names = CupyBackend.executor_names
+    bridged_executor_names = CupyBackend.bridged_names
     executor_names = (*bridged_executor_names, "torch-graphs")
 
     @classmethod
