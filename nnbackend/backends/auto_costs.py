@@ -78,7 +78,16 @@ DEFAULT_PROFILE = {
             "minibatch": _terms("reference", launch=0.00019, madd=1.8e-10),
             "batch": _terms("reference", act=3.3e-09, epoch=0.00031, madd=9.3e-11),
         },
-        "cupy:gpu": {**_CUPY_KERNELS, **_GPU_EAGER},
+        "cupy:gpu": {
+            **_CUPY_KERNELS, **_GPU_EAGER,
+            # Steps the fused kernel declines, each a replayed CUDA graph: torch's
+            # graphs' terms, as a guess (CuPy's have no GPU figure yet).
+            "sgd/cupy-graphs": _terms("cupy-graphs", launch=1e-4, param=5e-10, epoch=5e-4,
+                                      compile_=0.5, **_GPU_SETUP),
+            "minibatch/cupy-graphs": _terms("cupy-graphs", launch=1e-4, param=5e-10,
+                                            madd=2e-12, epoch=5e-4, compile_=0.5,
+                                            **_GPU_SETUP),
+        },
         "torch:gpu": {
             **_CUPY_KERNELS, **_GPU_EAGER,
             # Without CuPy: each step replayed as a CUDA graph (67.9 µs per sgd

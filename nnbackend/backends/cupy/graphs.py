@@ -10,11 +10,13 @@ torch:cuda's graphs run too): one launch a step.
 
 The capture (:func:`cuda_capture`) follows CuPy's recipe: warm-up steps, then
 ``Stream.begin_capture`` / ``end_capture`` on a non-blocking stream of its
-own, and ``Graph.launch`` on the current stream for each replay. Everything
-the warm-up and the capture allocate comes from a memory pool of the
-graph's own (``cupy.cuda.using_allocator``): a replay writes where the
-capture's temporaries were, so no other array may be given that memory
-afterwards. The pool lives as long as the replay.
+own, and ``Graph.launch`` on the current stream for each replay. What the
+capture allocates comes from a memory pool of the graph's own
+(``cupy.cuda.using_allocator``): a replay writes where the capture's
+temporaries were, so no other array may be given that memory afterwards.
+The pool lives as long as the replay. The first warm-up step runs from the
+default pool, so that what a step creates once and keeps (a cached row of
+ones, cuBLAS's workspace) is not in the graph's pool.
 
 A step that a capture cannot hold (a read of a device value on the host,
 which CuPy's capture refuses) does not stop the fit: that batch shape's
@@ -44,8 +46,14 @@ def cuda_capture(step, reset, device):
     side.wait_event(current.record())
     pool = cupy.cuda.MemoryPool()
     collecting = gc.isenabled()
+    with side:
+        # The first warm-up step from the default pool: what a step creates once
+        # and keeps (compiled kernels, cuBLAS's workspace, a cached row of ones)
+        # must not live in the graph's pool, which goes with the graph.
+        reset()
+        step()
     with cupy.cuda.using_allocator(pool.malloc), side:
-        for _ in range(WARMUP_STEPS):
+        for _ in range(WARMUP_STEPS - 1):
             reset()
             step()
         reset()
