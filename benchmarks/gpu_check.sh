@@ -65,6 +65,8 @@
 #                                       mini-batch-256 epochs at N=1e4, full float32
 #                                       and TF32, on each GPU backend (a guess: 4 x 6
 #                                       epochs and JAX's compiles), cut off at 30 s
+#   cupy graphs                10 s     graph_step_time.py: 3 mini-batch fits, eager and
+#                                       captured, 4 epochs each (a guess), cut off at 20 s
 #   benchmark                 275 s     below (the deadline leaves it what is left:
 #                                       run1 of 2026-12-04 used 188 s of its 266 s)
 #   summary                     5 s
@@ -127,7 +129,8 @@
 # only around the tests, never the benchmark); GPU_CHECK_BENCH=0 skips the
 # benchmark and GPU_CHECK_BENCH_ARGS replaces its size flags; GPU_CHECK_PROFILE=0
 # skips the profile, GPU_CHECK_GRID=0 the grid kernel's timing and
-# GPU_CHECK_BARRIERS=0 the barrier probe;
+# GPU_CHECK_BARRIERS=0 the barrier probe, GPU_CHECK_GRAPHS=0 the timing of CuPy's
+# captured steps;
 # GPU_CHECK_REQUIRE_GPU=0 runs every step without a GPU (a dry run of this
 # script: CuPy's tests skip, the benchmark runs on numpy).
 #
@@ -229,6 +232,14 @@ if [ "${GPU_CHECK_TF32:-1}" != 0 ]; then
   timeout "${GPU_CHECK_TF32_SECONDS:-30}" python3 benchmarks/tf32_time.py 1e4 2>&1 \
     | tail -n 8 | tee -a "$OUT/summary.txt"
   [ "${PIPESTATUS[0]}" = 0 ] || echo "tf32: FAILED or cut off" | tee -a "$OUT/summary.txt"
+fi
+
+# -- the steps the fused kernel declines: captured CUDA graphs against the eager loop (issue 25)
+if [ "${GPU_CHECK_GRAPHS:-1}" != 0 ]; then
+  echo "cupy graphs: started at ${SECONDS} s" | tee -a "$OUT/summary.txt"
+  timeout "${GPU_CHECK_GRAPHS_SECONDS:-20}" python3 benchmarks/graph_step_time.py 2>&1 \
+    | tail -n 5 | tee -a "$OUT/summary.txt"
+  [ "${PIPESTATUS[0]}" = 0 ] || echo "cupy graphs: FAILED or cut off" | tee -a "$OUT/summary.txt"
 fi
 
 # -- the benchmark --------------------------------------------------------------

@@ -616,3 +616,40 @@ def test_the_barrier_probe_says_no_gpu_and_builds_its_kernels(capsys):
 
     if MISSING is None:
         assert "the sources build for sm_90" in out
+
+
+# -- CuPy's captured steps against the eager loop ---------------------------------------
+
+
+def test_the_graph_timing_says_no_gpu_and_exits_0(capsys):
+    try:
+        import cupy  # noqa: F401
+
+        pytest.skip("CuPy is installed here: the script would time the GPU")
+    except ImportError:
+        pass
+    script = load_script("graph_step_time")
+    assert script.main([]) == 0
+    assert "not measured, no GPU for CuPy here" in capsys.readouterr().out
+
+
+def test_the_graph_timing_times_both_executors_and_reads_the_path(monkeypatch):
+    """step_times with NumPy standing in for CuPy and the captured steps run eagerly."""
+    import nnbackend as nb
+    from nnbackend.backends import graph_epoch
+    from nnbackend.backends.cupy.graphs import CupyGraphs
+    from nnbackend.backends.numpy import NumpyBackend
+
+    made = []
+
+    def executors(self):
+        made.append(CupyGraphs(graph_epoch.eager_capture))
+        return (made[-1],)
+
+    monkeypatch.setattr(NumpyBackend, "executors", executors)
+    monkeypatch.setattr(NumpyBackend, "executor_names", ("cupy-graphs",))
+    script = load_script("graph_step_time")
+    config = script.CONFIGS[2][:-1] + (1_000,)  # the small model, 1,000 rows
+    times, path = script.step_times(nb.get_backend("numpy"), config, rounds=1, recorded=made)
+    assert set(times) == set(script.EXECUTORS) and all(t > 0 for t in times.values())
+    assert path == "each step one replay of its captured CUDA graph"
