@@ -5,8 +5,9 @@ its work bound) ran the eager loop on CuPy, launch-bound: about 1.2 ms a
 [784,1024,1024,10] Adam step of 256 rows on an H200 (2026-12-04), where JAX's
 compiled scan took 0.16 ms. ``cupy-graphs`` replays each step as one CUDA
 graph. For each configuration this times one epoch of each executor (the best
-of three, after one that compiles and captures), and says whether the graphs
-were kept or the steps ran eagerly (``epoch.path``).
+of three, after one that compiles and captures; ``nnbackend.epoch_function``,
+as the benchmark does), and says whether the graphs were kept or the steps
+ran eagerly (``epoch.path``).
 
     python benchmarks/graph_step_time.py [--json out.json]
 
@@ -23,6 +24,7 @@ import time
 import numpy as np
 
 import nnbackend as nb
+from nnbackend.model import epoch_function
 
 # name, layers, hidden, output, loss, optimizer, lr, batch size, rows
 CONFIGS = [
@@ -44,27 +46,26 @@ def _data(layers, n):
 
 
 def step_times(backend, config, rounds=3, recorded=None):
-    """``({executor: seconds per step}, path)``: the best of ``rounds`` epochs each,
-    and how cupy-graphs ran them (``recorded``: the executors the fits made)."""
+    """``({executor: seconds per step}, path)``: the best of ``rounds`` epochs each
+    (``nnbackend.epoch_function``: one executor, captured once, as the benchmark
+    times it), and how cupy-graphs ran them (``recorded``: the executors made)."""
     name, layers, hidden, output, loss, optimizer, lr, batch_size, n = config
     X, y = _data(layers, n)
     times, path = {}, None
     for executor in EXECUTORS:
         model = nb.MLP(layers, hidden_activation=hidden, output_activation=output, loss=loss,
                        backend=backend, dtype="float32", seed=1)
-        fit = dict(mode="minibatch", batch_size=batch_size, epochs=1, lr=lr,
-                   optimizer=optimizer, seed=4, executor=executor)
-        hist = model.fit(X, y, **fit)  # compiles, and captures
-        if hist.executor != executor:
-            raise RuntimeError(f"{name}: {executor} did not run ({hist.executor_reason})")
+        step = epoch_function(model, X, y, mode="minibatch", batch_size=batch_size, lr=lr,
+                              optimizer=optimizer, seed=4, executor=executor)
+        if step.executor != executor:
+            raise RuntimeError(f"{name}: {executor} did not run ({step.executor})")
+        step()  # compiles, and captures
         if executor == "cupy-graphs" and recorded:
             path = next(e for e in reversed(recorded) if e.name == executor)._last[1].path
         best = float("inf")
         for _ in range(rounds):
-            backend.synchronize()
             start = time.perf_counter()
-            model.fit(X, y, **fit)
-            backend.synchronize()
+            step()  # returns the epoch's loss: the device is done
             best = min(best, time.perf_counter() - start)
         times[executor] = best / -(-n // batch_size)
     return times, path

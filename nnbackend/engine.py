@@ -200,6 +200,10 @@ class Choice:
     name: str  # the executor's name, or "reference"
     reason: str  # "NAME: why", e.g. each refusal that led to the reference loop
     own_matmuls: bool = False  # its own kernels compute the products (see the module docstring)
+    # The reason asked again (None: it cannot change): an executor whose epochs
+    # find out how they run only when they run (a CUDA graph that could not be
+    # captured) describes them anew after the fit.
+    reason_now: Callable[[], str] | None = None
 
 
 def choose_executor(executor: str, task: EpochTask) -> Choice:
@@ -239,13 +243,17 @@ def choose_executor(executor: str, task: EpochTask) -> Choice:
         if why_not is None:
             epoch = candidate.make_epoch(task)
             how = getattr(candidate, "describe", None)
-            parts = [how(task)] if how is not None else []
-            parts.append(f"asked for (executor={executor!r})" if executor != "auto" else
-                         f"the first of the {backend.name} backend's executors that supports "
-                         "this fit")
-            parts += [f"{name} declined: {why}" for name, why in declined]
-            return Choice(epoch, candidate.name, f"{candidate.name}: " + "; ".join(parts),
-                          own_matmuls=getattr(candidate, "own_matmuls", False))
+            why = (f"asked for (executor={executor!r})" if executor != "auto" else
+                   f"the first of the {backend.name} backend's executors that supports this fit")
+            refusals = [f"{name} declined: {why_not}" for name, why_not in declined]
+
+            def reason(candidate=candidate, how=how, why=why, refusals=refusals):
+                parts = [how(task)] if how is not None else []
+                return f"{candidate.name}: " + "; ".join([*parts, why, *refusals])
+
+            return Choice(epoch, candidate.name, reason(),
+                          own_matmuls=getattr(candidate, "own_matmuls", False),
+                          reason_now=reason if how is not None else None)
         if executor == candidate.name:
             raise ValueError(f"executor {executor!r} does not apply here: {why_not}")
         declined.append((candidate.name, why_not))

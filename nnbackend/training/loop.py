@@ -332,6 +332,8 @@ def train(net: Network, X, Y, options: FitOptions, validation=None, resume: Trai
                        executor=epochs.choice.name, executor_reason=epochs.choice.reason,
                        precision="highest" if epochs.choice.own_matmuls else precision)
         params, state, lr_scale = _loop(net, epochs, params, state, rng, hist, options)
+        if epochs.choice.reason_now is not None:  # how the epochs ran, now that they have
+            hist.executor_reason = epochs.choice.reason_now()
     inner = state.inner[0] if isinstance(state, ScheduledState) else state
     new_state = None if opt_name is None or hist.diverged else TrainState.capture(
         opt_name, inner, rng, (saved.epochs_done if saved else 0) + hist.epochs, lr_scale)
