@@ -401,7 +401,7 @@ class CupyBridge:
             raise ValueError(f"executor {self.name!r} does not apply here: {crossed}")
         with crossed.ordering.on_stream():  # its buffers made, and kernel compiled, on that stream
             inner = crossed.inner.make_epoch(crossed.task)
-        self._inner_path = (task, getattr(inner, "path", None))
+        self._inner_path = (task, inner)  # its path read when described: it may change
         return bridged_epoch(inner, crossed.ordering)
 
     def describe(self, task) -> str:
@@ -412,8 +412,9 @@ class CupyBridge:
         text = (f"CuPy's {self.name} kernel on cuda:{crossed.index}, the {self.framework} "
                 f"arrays crossed by DLPack without a copy and {crossed.ordering.description}")
         made = getattr(self, "_inner_path", None)
-        if made is not None and made[0] is task and made[1]:
-            text += f"; a window of epochs: {made[1]}"
+        path = getattr(made[1], "path", None) if made is not None and made[0] is task else None
+        if path:
+            text += f"; a window of epochs: {path}"
         return text
 
     def _cross(self, task):

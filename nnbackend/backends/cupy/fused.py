@@ -392,6 +392,7 @@ def cuda_launcher(source, layout, dtype_name):
                 np.float64(lr), np.float64(h1), np.float64(h2), np.float64(h3), out)
         kernel((1,), (threads,), args + (work,) if extra else args, shared_mem=shared)
 
+    launch.description = f"one block of {threads} threads"
     return launch
 
 
