@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The GPU check: on a machine with an NVIDIA GPU, in one call of at most
 # 8 minutes, run the GPU tests (CuPy, torch:cuda and jax:gpu beside NumPy
-# and array-api-strict), profile the fused CuPy kernel's step
-# (benchmarks/fused_profile.py), then the whole CPU-vs-GPU benchmark (numpy on
-# this machine's CPU; cupy, torch:cuda and jax:gpu on its GPU, in one run),
-# and print a summary that names everything skipped, with the reason.
+# and array-api-strict), then the whole CPU-vs-GPU benchmark (numpy on this
+# machine's CPU; cupy, torch:cuda and jax:gpu on its GPU, in one run), then,
+# in the time left, the diagnostics of benchmarks/gpu_diagnostics.sh (where
+# the kernels' time goes), and print a summary that names everything skipped
+# or not run, with the reason.
 #
 #   bash benchmarks/gpu_check.sh            # results in ./gpu_check_results
 #   OUT=/some/dir bash benchmarks/gpu_check.sh
@@ -12,11 +13,11 @@
 # What it leaves in $OUT (8 files, for a device tool that brings back 8, 2
 # folders deep):
 #   summary.txt         machine, tests by backend and every test skipped or failed
-#                       by name, the fused kernel's profile, the benchmark's crossovers,
-#                       ratios, per-step tables, issue 25/26 targets, and every case
-#                       not measured by name with its reason
+#                       by name, the benchmark's crossovers, ratios, per-step
+#                       tables, issue 25/26 targets, every case not measured by
+#                       name with its reason, and the diagnostics that ran
 #   tests.log, tests.xml  the test run (JUnit XML: each test's time, for sizing)
-#   fused_profile.json  the profile's numbers
+#   fused_profile.json  the profile's numbers (where the diagnostics got to it)
 #   grid_fused_time.json  the grid-wide and cluster fused kernels against one block
 #   bench.log           the benchmark's log (its last 400 lines)
 #   bench/results.json  every timing; "cases" holds each case's outcome and wall time
@@ -26,8 +27,8 @@
 #
 # Time. The call starts no work after GPU_CHECK_TOTAL_SECONDS (default 475)
 # from its start: the tests are cut off after GPU_CHECK_TEST_SECONDS (default
-# 200), the profile after GPU_CHECK_PROFILE_SECONDS (default 60), and the
-# benchmark gets what is left less 10 s for the summary; it starts no case in
+# 200), and the benchmark gets what is left less 10 s for the summary and the
+# diagnostics' 60 (GPU_CHECK_DIAGNOSTICS_SECONDS); it starts no case in
 # its last 20 s (NNBACKEND_BENCH_DEADLINE), so it ends with its report
 # written, and a run cut off anyway is rebuilt from its case log
 # (NNBACKEND_BENCH_CASE_LOG). A case that fails does not stop the others: the
@@ -47,34 +48,23 @@
 #                                       (~45 s more, a guess), less the 280 host-build
 #                                       and NVRTC tests, deselected (-m "not
 #                                       host_build": CI runs them on the CPU)
-#   batch kernels              60 s     batch_kernel_time.py at 1e3, 1e5, 1e7 (its
-#                                       data: ~10 s at 1e7; at 1e3 and 1e5 the
-#                                       persistent kernel and 320-epoch fits on each
-#                                       GPU backend; the tile sweep at 1e7, 6 NVRTC
-#                                       builds: a guess), cut off at 75 s
-#   grid fused kernel          25 s     grid_fused_time.py: 3 configurations x 5
-#                                       variants (one block twice, the grid, the
-#                                       cluster and one block of its layout; a
-#                                       guess), cut off at 40 s
-#   barrier probe              10 s     barrier_probe.py: 6 barriers x 10,000 rounds
-#                                       of ~1-5 us and 6 NVRTC builds (a guess), cut
-#                                       off at 20 s
-#   fused kernel profile       30 s     25 NVRTC builds (~0.5-1 s each) + 25 x 6
-#                                       launches of 20-120 ms (fused_profile.py)
-#   tf32                       15 s     tf32_time.py: the mnist model's batch and
-#                                       mini-batch-256 epochs at N=1e4, full float32
-#                                       and TF32, on each GPU backend (a guess: 4 x 6
-#                                       epochs and JAX's compiles), cut off at 30 s
-#   cupy graphs                10 s     graph_step_time.py: 3 mini-batch fits, eager and
-#                                       captured, 4 epochs each (a guess), cut off at 20 s
-#   benchmark                 275 s     below (the deadline leaves it what is left:
-#                                       run1 of 2026-12-04 used 188 s of its 266 s)
+#   benchmark                 275 s     below (its deadline leaves it what the tests
+#                                       leave less 10 s and less the diagnostics' 60:
+#                                       ~240 s; run1 of 2026-12-04 used 188 s of 266)
+#   diagnostics            what is left  gpu_diagnostics.sh, its steps in order while
+#                                       their cutoffs fit (cluster and grid 40 s,
+#                                       graphs 20, profile 60, barriers 20, batch
+#                                       kernels 75, tf32 30); the summary names each
+#                                       step not run, and `bash
+#                                       benchmarks/gpu_diagnostics.sh` runs them all
+#                                       in a call of its own (~4 minutes)
 #   summary                     5 s
-#   total                   <=475 s     the benchmark gets what the steps before it
-#                                       leave, less 10 s, and starts no case past its
-#                                       deadline, so the call ends under the 480 s
-#                                       limit however long they take (it loses its
-#                                       last cases instead: the summary names them)
+#   total                   <=475 s     the benchmark starts no case past its
+#                                       deadline, and no diagnostic starts that its
+#                                       cutoff would carry past the 475 s, so the
+#                                       call ends under the 480 s limit however long
+#                                       the tests take (the benchmark loses its last
+#                                       cases instead: the summary names them)
 #
 # The benchmark. run2 started 70 cases in its 240 s budget (16 ratios, 54
 # epochs) and skipped 42: their timed rounds took 35.7 s and their warm-up
@@ -127,10 +117,11 @@
 # Settings: GPU_CHECK_TESTS lists the test files ("none" skips the tests);
 # GPU_CHECK_WORKERS the pytest-xdist workers (default 6; 0 for one process;
 # only around the tests, never the benchmark); GPU_CHECK_BENCH=0 skips the
-# benchmark and GPU_CHECK_BENCH_ARGS replaces its size flags; GPU_CHECK_PROFILE=0
-# skips the profile, GPU_CHECK_GRID=0 the grid kernel's timing and
-# GPU_CHECK_BARRIERS=0 the barrier probe, GPU_CHECK_GRAPHS=0 the timing of CuPy's
-# captured steps;
+# benchmark and GPU_CHECK_BENCH_ARGS replaces its size flags;
+# GPU_CHECK_DIAGNOSTICS=0 skips the diagnostics and GPU_CHECK_DIAGNOSTICS_SECONDS
+# (default 60) is what the benchmark leaves them at least; GPU_CHECK_PROFILE=0,
+# GPU_CHECK_GRID=0, GPU_CHECK_BARRIERS=0, GPU_CHECK_BATCH=0, GPU_CHECK_TF32=0
+# and GPU_CHECK_GRAPHS=0 leave one diagnostic out;
 # GPU_CHECK_REQUIRE_GPU=0 runs every step without a GPU (a dry run of this
 # script: CuPy's tests skip, the benchmark runs on numpy).
 #
@@ -171,7 +162,7 @@ status=0
 
 # -- the tests ------------------------------------------------------------------
 export NNBACKEND_TEST_BACKENDS=${NNBACKEND_TEST_BACKENDS:-numpy,cupy,torch:cuda,jax:gpu,strict}
-tests=${GPU_CHECK_TESTS:-tests/test_cupy_fused.py tests/test_cupy_batch.py tests/test_cupy_bridge.py tests/test_jax_batch.py tests/test_kernels.py tests/test_fused_forms.py tests/test_precision.py tests/test_gradients.py tests/test_backend.py tests/test_fit.py tests/test_training.py tests/test_chunked.py tests/test_executors.py tests/test_reproducibility.py tests/test_fused_optim.py tests/test_torch_graphs.py tests/test_launches.py tests/test_estimators_devices.py tests/test_auto.py::test_an_array_of_any_backend_decides_and_keeps_its_device tests/test_dask_cupy.py tests/test_window.py tests/test_cupy_grid.py tests/test_fit_precision.py tests/test_kernel_update.py}
+tests=${GPU_CHECK_TESTS:-tests/test_cupy_fused.py tests/test_cupy_batch.py tests/test_cupy_bridge.py tests/test_jax_batch.py tests/test_kernels.py tests/test_fused_forms.py tests/test_precision.py tests/test_gradients.py tests/test_backend.py tests/test_fit.py tests/test_training.py tests/test_chunked.py tests/test_executors.py tests/test_reproducibility.py tests/test_fused_optim.py tests/test_torch_graphs.py tests/test_launches.py tests/test_estimators_devices.py tests/test_auto.py::test_an_array_of_any_backend_decides_and_keeps_its_device tests/test_dask_cupy.py tests/test_window.py tests/test_cupy_grid.py tests/test_fit_precision.py tests/test_kernel_update.py tests/test_cupy_cluster.py tests/test_cupy_graphs.py}
 workers=()
 if [ "${GPU_CHECK_WORKERS:-6}" != 0 ] && python3 -c "import xdist" 2>/dev/null; then
   workers=(-n "${GPU_CHECK_WORKERS:-6}")  # the test run only: never around a benchmark
@@ -192,58 +183,10 @@ if [ "$tests" != none ]; then
   [ "$test_status" = 0 ] || status=$test_status
 fi
 
-# -- the fused kernel's profile (issue 25) --------------------------------------
-if [ "${GPU_CHECK_PROFILE:-1}" != 0 ]; then
-  echo "profile: started at ${SECONDS} s" | tee -a "$OUT/summary.txt"
-  timeout "${GPU_CHECK_PROFILE_SECONDS:-60}" python3 benchmarks/fused_profile.py \
-    --json "$OUT/fused_profile.json" 2>&1 | tail -n 40 | tee -a "$OUT/summary.txt"
-  profile_status=${PIPESTATUS[0]}
-  [ "$profile_status" = 0 ] || echo "profile: FAILED or cut off (status $profile_status)" \
-    | tee -a "$OUT/summary.txt"
-fi
-
-# -- the fused kernel on one block against the same kernel over the grid and a cluster (issue 25)
-if [ "${GPU_CHECK_GRID:-1}" != 0 ]; then
-  echo "grid fused kernel: started at ${SECONDS} s" | tee -a "$OUT/summary.txt"
-  timeout "${GPU_CHECK_GRID_SECONDS:-40}" python3 benchmarks/grid_fused_time.py \
-    --json "$OUT/grid_fused_time.json" 2>&1 | tail -n 6 | tee -a "$OUT/summary.txt"
-  [ "${PIPESTATUS[0]}" = 0 ] || echo "grid fused kernel: FAILED or cut off" | tee -a "$OUT/summary.txt"
-fi
-
-# -- what a barrier costs: one block, a cluster of blocks, the grid (issue 25) ---
-if [ "${GPU_CHECK_BARRIERS:-1}" != 0 ]; then
-  echo "barrier probe: started at ${SECONDS} s" | tee -a "$OUT/summary.txt"
-  timeout "${GPU_CHECK_BARRIERS_SECONDS:-20}" python3 benchmarks/barrier_probe.py 2>&1 \
-    | tail -n 8 | tee -a "$OUT/summary.txt"
-  [ "${PIPESTATUS[0]}" = 0 ] || echo "barrier probe: FAILED or cut off" | tee -a "$OUT/summary.txt"
-fi
-
-# -- the full-batch kernels against the floor and PyTorch eager (issue 26) ------
-if [ "${GPU_CHECK_BATCH:-1}" != 0 ]; then
-  echo "batch kernels: started at ${SECONDS} s" | tee -a "$OUT/summary.txt"
-  timeout "${GPU_CHECK_BATCH_SECONDS:-75}" python3 benchmarks/batch_kernel_time.py \
-    "${GPU_CHECK_BATCH_SIZES:-1e3,1e5,1e7}" 2>&1 | tail -n 24 | tee -a "$OUT/summary.txt"
-  [ "${PIPESTATUS[0]}" = 0 ] || echo "batch kernels: FAILED or cut off" | tee -a "$OUT/summary.txt"
-fi
-
-# -- what precision="tf32" buys: the mnist model's epochs, full float32 against TF32
-if [ "${GPU_CHECK_TF32:-1}" != 0 ]; then
-  echo "tf32: started at ${SECONDS} s" | tee -a "$OUT/summary.txt"
-  timeout "${GPU_CHECK_TF32_SECONDS:-30}" python3 benchmarks/tf32_time.py 1e4 2>&1 \
-    | tail -n 8 | tee -a "$OUT/summary.txt"
-  [ "${PIPESTATUS[0]}" = 0 ] || echo "tf32: FAILED or cut off" | tee -a "$OUT/summary.txt"
-fi
-
-# -- the steps the fused kernel declines: captured CUDA graphs against the eager loop (issue 25)
-if [ "${GPU_CHECK_GRAPHS:-1}" != 0 ]; then
-  echo "cupy graphs: started at ${SECONDS} s" | tee -a "$OUT/summary.txt"
-  timeout "${GPU_CHECK_GRAPHS_SECONDS:-20}" python3 benchmarks/graph_step_time.py 2>&1 \
-    | tail -n 5 | tee -a "$OUT/summary.txt"
-  [ "${PIPESTATUS[0]}" = 0 ] || echo "cupy graphs: FAILED or cut off" | tee -a "$OUT/summary.txt"
-fi
-
 # -- the benchmark --------------------------------------------------------------
-bench_seconds=$(( $(left) - 10 ))
+# The diagnostics after it get at least GPU_CHECK_DIAGNOSTICS_SECONDS (default 60)
+# of the call: the benchmark, the issues' measure, comes first.
+bench_seconds=$(( $(left) - 10 - ${GPU_CHECK_DIAGNOSTICS_SECONDS:-60} ))
 if [ "${GPU_CHECK_BENCH:-1}" != 0 ] && [ "$bench_seconds" -lt 60 ]; then
   echo "benchmark: NOT RUN: ${bench_seconds} s left of GPU_CHECK_TOTAL_SECONDS" \
     | tee -a "$OUT/summary.txt"
@@ -275,6 +218,11 @@ elif [ "${GPU_CHECK_BENCH:-1}" != 0 ]; then
   # The device tool brings back 8 files: the plots and summary.json stay here.
   rm -f "$OUT"/bench/*.png "$OUT/bench/summary.json"
   [ "$bench_status" = 0 ] || status=$bench_status
+fi
+# -- the diagnostics: where the kernels' time goes, in the time left ------------
+if [ "${GPU_CHECK_DIAGNOSTICS:-1}" != 0 ]; then
+  GPU_DIAG_SECONDS=$(( $(left) - 5 )) GPU_DIAG_APPEND=1 OUT="$OUT" \
+    bash benchmarks/gpu_diagnostics.sh
 fi
 echo "gpu_check: done in ${SECONDS} s (status $status)" | tee -a "$OUT/summary.txt"
 rm -rf "$tmp"

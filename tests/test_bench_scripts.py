@@ -653,3 +653,39 @@ def test_the_graph_timing_times_both_executors_and_reads_the_path(monkeypatch):
     times, path = script.step_times(nb.get_backend("numpy"), config, rounds=1, recorded=made)
     assert set(times) == set(script.EXECUTORS) and all(t > 0 for t in times.values())
     assert path == "each step one replay of its captured CUDA graph"
+
+
+@pytest.mark.skipif(shutil.which("bash") is None or shutil.which("timeout") is None,
+                    reason="the diagnostics are a bash script that needs timeout (coreutils)")
+def test_the_diagnostics_name_each_step_their_budget_leaves_out(tmp_path):
+    # A budget below every cutoff: nothing starts, each step is named with how to run it.
+    env = {**os.environ, "OUT": str(tmp_path), "GPU_DIAG_SECONDS": "15", "GPU_CHECK_TF32": "0"}
+    done = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_diagnostics.sh")], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    text = (tmp_path / "summary.txt").read_text()
+    names = ["cluster and grid fused kernels", "cupy graphs", "profile", "barrier probe",
+             "batch kernels"]
+    lines = [line for line in text.splitlines() if "not run" in line]
+    assert [line.split(":")[0] for line in lines] == names  # in priority order
+    assert all("bash benchmarks/gpu_diagnostics.sh runs it in a call of its own" in line
+               for line in lines)
+    assert "tf32" not in text and "started" not in text  # left out, and nothing started
+    assert "gpu_diagnostics: done in" in text
+
+
+@pytest.mark.skipif(shutil.which("bash") is None or shutil.which("timeout") is None,
+                    reason="the diagnostics are a bash script that needs timeout (coreutils)")
+def test_the_diagnostics_run_a_step_that_fits(tmp_path):
+    env = {**os.environ, "OUT": str(tmp_path), "GPU_DIAG_SECONDS": "100"}
+    for step in ("GRID", "PROFILE", "BARRIERS", "BATCH", "TF32"):
+        env[f"GPU_CHECK_{step}"] = "0"
+    done = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_diagnostics.sh")], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    text = (tmp_path / "summary.txt").read_text()
+    assert "cupy graphs: started at" in text and "not run" not in text
+    try:
+        import cupy  # noqa: F401
+    except ImportError:
+        assert "graph_step_time: not measured, no GPU for CuPy here" in text
