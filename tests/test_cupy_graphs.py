@@ -133,6 +133,20 @@ def test_a_failed_capture_leaves_those_steps_eager_and_says_why():
     assert executor.describe(task) == epoch.path
 
 
+def test_a_capture_refused_with_any_error_leaves_the_steps_eager():
+    task = _task(nb.sgd(0.1), make_plan("minibatch", N, 16))
+
+    def capture(step, reset, device):
+        raise TypeError("a device value read on the host during a capture")
+
+    epoch = graphs.CupyGraphs(capture).make_epoch(task)
+    ref = _run(graphs.CupyGraphs(graph_epoch.eager_capture).make_epoch(task), task)
+    got = _run(epoch, task)
+    assert "16 rows: TypeError: a device value read on the host" in epoch.path
+    for a, b in zip(got[0], ref[0]):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_a_replay_that_differs_from_the_step_is_not_kept():
     # A stand-in for a graph whose memory another array was given: each replay
     # leaves garbage in the first weight matrix. The check at capture time sees

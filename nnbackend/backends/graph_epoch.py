@@ -264,10 +264,12 @@ class GraphEpoch:
             try:
                 replay = self.capture(step, lambda f=first: ops.assign(self.counter, f),
                                       task.backend.device)
-            except RuntimeError as exc:  # torch.AcceleratorError, CUDARuntimeError among them
+            except Exception as exc:  # noqa: BLE001 - a refused capture, of any library's kind
                 first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
                 if self.on_failure != "eager":
                     self.replays = None  # never a partial set of graphs: a later call rebuilds
+                    if not isinstance(exc, RuntimeError):  # torch's capture errors are these
+                        raise
                     raise RuntimeError(
                         f"executor {self.name!r}: capturing a training step of {rows} rows as "
                         f"a CUDA graph failed ({first_line}); fit(..., executor='reference') "
