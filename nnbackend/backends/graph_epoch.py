@@ -31,8 +31,9 @@ indices (a device-side assert on the first GPU run, 2026-11-27).
 
 from __future__ import annotations
 
-__all__ = ["GraphEpoch", "OPTIMIZERS", "VERIFY_ULPS", "WARMUP_STEPS", "XpOps", "base_name", "batch_shapes",
-           "eager_capture", "epoch_launches", "leaves", "step_rows", "unsupported"]
+__all__ = ["GraphEpoch", "OPTIMIZERS", "VERIFY_ULPS", "WARMUP_STEPS", "XpOps", "base_name",
+           "batch_shapes", "eager_capture", "epoch_launches", "leaves", "step_rows",
+           "unsupported"]
 
 # A captured replay and the same step run eagerly launch the same kernels; the
 # BLAS may pick another algorithm inside a capture (no workspace to allocate),

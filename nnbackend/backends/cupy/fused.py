@@ -107,8 +107,9 @@ from .flat import OwnState, build_host_library, flat_views
 from .grid import CLUSTER_BLOCKS, cuda_cluster_launcher
 from .kernel_update import kernel_update
 
-__all__ = ["CupyFused", "choose_layout", "cluster_layout", "MAX_BATCH", "MAX_PARAMS", "MAX_STEP_WORK", "SHARED_BYTES", "GLOBAL_THREADS", "shared_limit",
-           "unsupported", "Layout", "kernel_source", "make_epoch", "cuda_launcher", "host_launcher"]
+__all__ = ["CupyFused", "MAX_BATCH", "MAX_PARAMS", "MAX_STEP_WORK", "SHARED_BYTES",
+           "GLOBAL_THREADS", "shared_limit", "unsupported", "Layout", "choose_layout",
+           "cluster_layout", "kernel_source", "make_epoch", "cuda_launcher", "host_launcher"]
 
 # Beyond a few dozen rows a step has enough parallel work for cuBLAS and the
 # eager loop, and one thread block would idle most of the GPU.

@@ -89,7 +89,8 @@ def grid_source(source, grid_barrier=True, cluster=0):
     body = body.replace(_BLOCK_IDS, "const int tid = blockIdx.x * blockDim.x + threadIdx.x, "
                         "nt = gridDim.x * blockDim.x;", 1)
     typedef_end = body.index("\n", body.index("typedef ")) + 1
-    return (head + shim + body[:typedef_end] + SYNC_MACROS + barrier_functions(grid_barrier, cluster=bool(cluster))
+    return (head + shim + body[:typedef_end] + SYNC_MACROS
+            + barrier_functions(grid_barrier, cluster=bool(cluster))
             + body[typedef_end:] + host_runner("nnb_host_grid_epoch", "nnb_grid_epoch", _PARAMS,
                                                _ARGS))
 
