@@ -230,3 +230,21 @@ def test_cupy_fit_of_the_mid_model_runs_on_a_cluster():
     for a, b in zip(fast.flat_params, ref.flat_params):
         np.testing.assert_allclose(np.asarray(a.get()), np.asarray(b.get()), rtol=1e-4,
                                    atol=1e-5)
+
+
+def test_a_kernel_executors_reason_reads_the_epochs_path_when_asked():
+    # The reason is asked again after the fit: a launch that fell back at the first
+    # epoch changed the epoch's path since make_epoch, and the reason must say so.
+    from types import SimpleNamespace
+
+    from nnbackend.backends.cupy.flat import with_window_path
+
+    task, other = object(), object()
+    epoch = SimpleNamespace(path="one cluster of 8 blocks")
+    assert with_window_path("kernel", (task, epoch), task) == \
+        "kernel; a window of epochs: one cluster of 8 blocks"
+    epoch.path = "one block (the cluster kernel did not launch: RuntimeError: no)"
+    assert with_window_path("kernel", (task, epoch), task).endswith("did not launch: "
+                                                                     "RuntimeError: no)")
+    assert with_window_path("kernel", (other, epoch), task) == "kernel"
+    assert with_window_path("kernel", None, task) == "kernel"

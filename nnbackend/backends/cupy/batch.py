@@ -59,7 +59,7 @@ import ctypes
 import numpy as np
 
 from .batch_source import kernel_source
-from .flat import OwnState, build_host_library, flat_views
+from .flat import OwnState, build_host_library, flat_views, with_window_path
 from .fused import SHARED_BYTES, shared_limit
 from .kernel_update import kernel_update
 
@@ -576,16 +576,13 @@ class CupyBatch:
             epoch = make_epoch(cupy, task.spec, task.optimizer, task.plan, task.X, task.Y,
                                task.multiclass, layout, n_blocks, cuda_launcher, device,
                                persistent=cuda_persistent)
-        self._last = (task, epoch.path)
+        self._last = (task, epoch)
         return epoch
 
     def describe(self, task):
         """How the epochs run, in words (for ``History.executor_reason``)."""
-        text = "the full-batch gradient kernel, then the update kernel"
-        last = getattr(self, "_last", None)
-        if last is not None and last[0] is task:
-            text += f"; a window of epochs: {last[1]}"
-        return text
+        return with_window_path("the full-batch gradient kernel, then the update kernel",
+                                getattr(self, "_last", None), task)
 
     def launches(self, task):
         """Kernel launches: two per epoch (gradient, update), plus the flattening copies."""

@@ -61,6 +61,7 @@ from typing import Any, Callable
 
 from ..base import BackendUnavailableError
 from . import CupyBackend
+from .flat import with_window_path
 
 __all__ = ["CupyBridge", "JAX_ALIGNMENT", "JaxOrdering", "KDL_CUDA", "TorchOrdering", "aligned",
            "bridged_epoch", "bridges", "cuda_index", "data_address", "load_kernel_backend",
@@ -411,11 +412,7 @@ class CupyBridge:
             return f"{self.label}: {crossed}"
         text = (f"CuPy's {self.name} kernel on cuda:{crossed.index}, the {self.framework} "
                 f"arrays crossed by DLPack without a copy and {crossed.ordering.description}")
-        made = getattr(self, "_inner_path", None)
-        path = getattr(made[1], "path", None) if made is not None and made[0] is task else None
-        if path:
-            text += f"; a window of epochs: {path}"
-        return text
+        return with_window_path(text, getattr(self, "_inner_path", None), task)
 
     def _cross(self, task):
         """``_Crossed`` for ``task``, or the reason there is none; the last one kept,

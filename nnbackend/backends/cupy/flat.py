@@ -17,7 +17,7 @@ import tempfile
 import numpy as np
 
 __all__ = ["HOST_CACHE", "OwnState", "build_host_library", "flat_views", "hyper", "state_buffers",
-           "state_from_buffers"]
+           "state_from_buffers", "with_window_path"]
 
 # Per user: a library another user left in a shared /tmp is not loaded.
 HOST_CACHE = os.path.join(tempfile.gettempdir(),
@@ -135,3 +135,13 @@ def build_host_library(source, prefix, compiler="c++"):
                        check=True, capture_output=True, text=True)
         os.replace(partial, library)
     return library
+
+
+def with_window_path(text, last, task):
+    """``text`` and how a window's epochs run, for an executor's ``describe``:
+    ``last`` is its ``(task, epoch)`` of the last ``make_epoch``. The epoch's
+    ``path`` is read now, not when it was made: a launch that falls back at
+    the first epoch (a refused persistent or cluster launch) changes it."""
+    if last is not None and last[0] is task and getattr(last[1], "path", None):
+        return f"{text}; a window of epochs: {last[1].path}"
+    return text

@@ -103,7 +103,7 @@ import ctypes
 import numpy as np
 
 from . import source, tiled
-from .flat import OwnState, build_host_library, flat_views
+from .flat import OwnState, build_host_library, flat_views, with_window_path
 from .grid import CLUSTER_BLOCKS, cuda_cluster_launcher
 from .kernel_update import kernel_update
 
@@ -536,11 +536,8 @@ class CupyFused:
 
     def describe(self, task):
         """How the epochs run, in words (for ``History.executor_reason``)."""
-        text = "the fused epoch kernel, one launch an epoch"
-        last = getattr(self, "_last", None)
-        if last is not None and last[0] is task:
-            text += f"; a window of epochs: {last[1].path}"
-        return text
+        return with_window_path("the fused epoch kernel, one launch an epoch",
+                                getattr(self, "_last", None), task)
 
 
 def _capability(device):
