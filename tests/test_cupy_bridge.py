@@ -352,6 +352,70 @@ def test_several_epochs_cross_once_each_way_in_the_same_order():
     assert not hasattr(B.bridged_epoch(_recording_inner(_Log()), ordering), "epochs")
 
 
+def _keeping_inner(log, seen):
+    """``_recording_inner`` that also keeps what each call was given and returned."""
+    inner = _recording_inner(log)
+
+    def epoch(params, state, order):
+        out = inner(params, state, order)
+        seen.append(((params, state), out[:2]))
+        return out
+
+    return epoch
+
+
+@pytest.mark.parametrize("framework", ["torch", "jax"])
+def test_an_epoch_handed_the_last_results_takes_their_cupy_arrays_without_crossing(framework):
+    """The training loop hands an epoch the last one's results: they do not cross
+    again (no DLPack import, no wait for JAX), and the CuPy epoch is given the
+    very arrays, and the very state, that it returned (so that it takes its state
+    buffers as they are). Anything else crosses."""
+    lib = pytest.importorskip(framework)
+    log, seen = _Log(), []
+    if framework == "torch":
+        ordering = B.TorchOrdering(fake_torch(log, lib), fake_cupy(log), 0)
+        make = lambda *shape: lib.zeros(*shape, dtype=lib.float64)  # noqa: E731
+    else:
+        ordering = B.JaxOrdering(fake_jax(log, lib), fake_cupy(log), 0)
+        make = lambda *shape: lib.numpy.zeros(shape)  # noqa: E731
+    epoch = B.bridged_epoch(_keeping_inner(log, seen), ordering)
+    with contextlib.ExitStack() as stack:
+        if framework == "jax":
+            stack.enter_context(lib.default_device(lib.devices("cpu")[0]))
+        params = [make(2, 3), make(3)]
+        state = MomentumState([make(2, 3), make(3)])
+        log.clear()
+        params, state, _, _ = epoch(params, state, None)
+        assert [e for e, _ in log].count("to_kernel") == 4
+        for _ in range(2):
+            log.clear()
+            params, state, _, _ = epoch(params, state, None)
+            events = [e for e, _ in log]
+            assert "to_kernel" not in events and "block_until_ready" not in events, log
+            assert events.count("launch") == 1 and events.count("to_caller") == 5
+            (given_params, given_state), _ = seen[-1]
+            (_, _), (returned_params, returned_state) = seen[-2]
+            assert all(a is b for a, b in zip(given_params, returned_params))
+            assert given_state is returned_state
+        # Three epochs of -1 on the parameters and +1 on the velocity.
+        np.testing.assert_array_equal(np.asarray(params[0]), -3 * np.ones((2, 3)))
+        np.testing.assert_array_equal(np.asarray(state.velocity[1]), 3 * np.ones(3))
+        # The same arrays in a new state (a checkpoint's, a copy): the arrays need
+        # no crossing, but the CuPy epoch gets a state of its own, not its last.
+        log.clear()
+        epoch(params, MomentumState(list(state.velocity)), None)
+        assert "to_kernel" not in [e for e, _ in log]
+        assert seen[-1][0][1] is not seen[-2][1][1]
+        # Other arrays (earlier parameters, the divergence guard's) cross.
+        log.clear()
+        epoch([make(2, 3), params[1]], state, None)
+        assert [e for e, _ in log].count("to_kernel") == 4
+        if framework == "jax":
+            assert "block_until_ready" in [e for e, _ in log]
+        check = check_torch_order if framework == "torch" else check_jax_order
+        check(log)
+
+
 class _NoStreamTorch(B.TorchOrdering):
     """The ordering dropped: the stream is never entered."""
 
@@ -449,6 +513,10 @@ def test_the_bridge_runs_the_host_kernel_and_equals_the_reference(host_bridge, b
         for a, b in zip(given, start):
             np.testing.assert_array_equal(np.asarray(model.backend.to_host(a)), b)
     (ref, ref_hist), (got, hist) = runs["reference"], runs["auto"]
+    # X and Y crossed once, and the parameters and state at the first epoch
+    # only: each later epoch was handed the last one's results.
+    n_state = {"sgd": 0, "adam": 8}[optimizer]
+    assert [e for e, _ in host_bridge].count("to_kernel") == 2 + 4 + n_state
     assert hist.executor == "cupy-fused" and ref_hist.executor == "reference"
     assert hist.executor_reason.startswith("cupy-fused: CuPy's cupy-fused kernel on cuda:0")
     assert "crossed by DLPack" in hist.executor_reason

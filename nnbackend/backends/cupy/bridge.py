@@ -14,7 +14,11 @@ builds its epoch (compiles its kernel) for the equivalent CuPy task
 same GPU). Per epoch: the parameters and the optimizer state's arrays
 cross in, the CuPy epoch runs, and its results (parameters, state, loss
 sum and correct count, 0-D arrays included) cross out: a few DLPack calls
-per array, whatever the number of steps; nothing per step.
+per array, whatever the number of steps; nothing per step. Handed back the
+very arrays the last epoch handed out (what the training loop does), an
+epoch takes the CuPy arrays they came from instead of crossing them again,
+and the CuPy epoch gets back its own optimizer state, whose buffers it then
+takes as they are (:class:`.flat.OwnState`) instead of copying them.
 
 Stream ordering is explicit, behind a small seam (an *ordering* object:
 :class:`TorchOrdering`, :class:`JaxOrdering`; :func:`make_ordering` picks
@@ -324,21 +328,46 @@ def bridged_epoch(inner_epoch: Callable, ordering) -> Callable:
         optimizer's NamedTuple of lists of arrays (or ``()``), ``order``
         the host row order (n_samples,) or None; it returns the caller's
         arrays, ``loss_sum`` and ``correct`` as 0-D arrays (``correct``
-        None where the CuPy epoch gives none).
+        None where the CuPy epoch gives none). Handed the arrays (and
+        state) that its last call returned, it gives the CuPy epoch the
+        CuPy arrays (and state) they came from, with no crossing.
     """
+    # What the last call handed back: the caller's arrays and state, and the
+    # CuPy ones they share memory with. The training loop hands an epoch the
+    # previous one's results, and those need not cross again.
+    last = None
+
+    def taken(params, state):
+        arrays = [*params, *state_arrays(state)]
+        if last is not None and len(arrays) == len(last.caller) and all(
+                a is b for a, b in zip(arrays, last.caller)):
+            # The same objects: no crossing and no wait (they were complete when
+            # handed back, and neither side has written them since). The state the
+            # CuPy epoch returned goes back to it as that object, so that its
+            # buffers are taken as they are (flat.OwnState) instead of copied.
+            if state is last.caller_state:
+                return last.kernel[:len(params)], last.kernel_state
+            return last.kernel[:len(params)], with_state_arrays(state, last.kernel[len(params):])
+        given = ordering.take(arrays)
+        return given[:len(params)], with_state_arrays(state, given[len(params):])
+
     def crossed(run, params, state, order):
+        nonlocal last
         n_params = len(params)
         with ordering.on_stream():
-            # One take and one hand_back per call: constant work, whatever the steps.
-            given = ordering.take([*params, *state_arrays(state)])
-            params_k, state_k, loss, correct = run(
-                given[:n_params], with_state_arrays(state, given[n_params:]), order)
+            # At most one take and one hand_back per call: constant work, whatever the steps.
+            params_in, state_in = taken(params, state)
+            params_k, state_k, loss, correct = run(params_in, state_in, order)
             figures = [loss] if correct is None else [loss, correct]
-            back = ordering.hand_back([*params_k, *state_arrays(state_k), *figures])
-        n_state = len(back) - n_params - len(figures)
-        out_state = with_state_arrays(state_k, back[n_params:n_params + n_state])
+            kernel = [*params_k, *state_arrays(state_k)]
+            back = ordering.hand_back([*kernel, *figures])
+        n_state = len(kernel) - n_params
+        out_params = back[:n_params]
+        out_state = with_state_arrays(state_k, back[n_params:len(kernel)])
         out_correct = None if correct is None else back[-1]
-        return back[:n_params], out_state, back[n_params + n_state], out_correct
+        last = _HandedBack(caller=[*out_params, *state_arrays(out_state)], caller_state=out_state,
+                           kernel=kernel, kernel_state=state_k)
+        return out_params, out_state, back[n_params + n_state], out_correct
 
     def epoch(params, state, order):
         return crossed(inner_epoch, params, state, order)
@@ -349,6 +378,17 @@ def bridged_epoch(inner_epoch: Callable, ordering) -> Callable:
         # way for all of them; the loss sums and correct counts come back 1-D.
         epoch.epochs = lambda params, state, orders: crossed(inner_epochs, params, state, orders)
     return epoch
+
+
+@dataclasses.dataclass(frozen=True)
+class _HandedBack:
+    """What a bridged call handed back: the caller's arrays (parameters, then the
+    state's), its state, and the CuPy arrays and state they came from."""
+
+    caller: list
+    caller_state: Any
+    kernel: list
+    kernel_state: Any
 
 
 @dataclasses.dataclass(frozen=True)
