@@ -52,12 +52,12 @@
 #                                       leave less 10 s and less the diagnostics' 60:
 #                                       ~240 s; run1 of 2026-12-04 used 188 s of 266)
 #   diagnostics            what is left  gpu_diagnostics.sh, its steps in order while
-#                                       their cutoffs fit (cluster and grid 40 s,
-#                                       graphs 20, profile 60, barriers 20, batch
-#                                       kernels 75, tf32 30); the summary names each
-#                                       step not run, and `bash
+#                                       their cutoffs fit (bridge 20 s, cluster and
+#                                       grid 40, graphs 20, gemm floor 40, profile 60,
+#                                       barriers 20, batch kernels 75, tf32 30); the
+#                                       summary names each step not run, and `bash
 #                                       benchmarks/gpu_diagnostics.sh` runs them all
-#                                       in a call of its own (~4 minutes)
+#                                       in a call of its own (~4-5 minutes)
 #   summary                     5 s
 #   total                   <=475 s     the benchmark starts no case past its
 #                                       deadline, and no diagnostic starts that its

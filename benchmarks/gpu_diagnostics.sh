@@ -4,29 +4,34 @@
 # still fits the budget:
 #
 #   step                 cutoff  script
+#   bridge                 20 s  bridge_time.py: a torch:cuda or jax:gpu epoch on CuPy's
+#                                kernels, its DLPack crossings timed apart
 #   cluster and grid       40 s  grid_fused_time.py: the mid model's step on one
 #                                block, one cluster of 8 and the whole grid, bits checked
 #   cupy graphs            20 s  graph_step_time.py: captured steps against the eager loop
+#   gemm floor             40 s  gemm_floor.py: the mnist batch epoch's matmuls alone at
+#                                1e6 rows, against PyTorch eager's epoch
 #   profile                60 s  fused_profile.py: the fused step's phases, left out in turn
 #   barrier probe          20 s  barrier_probe.py: block, cluster and grid barriers
 #   batch kernels          75 s  batch_kernel_time.py 1e3,1e5,1e7: the full-batch kernels
 #   tf32                   30 s  tf32_time.py 1e4: the mnist model, float32 against TF32
 #
-#   bash benchmarks/gpu_diagnostics.sh        # a call of its own: ~4 minutes
+#   bash benchmarks/gpu_diagnostics.sh        # a call of its own: ~4-5 minutes
 #   GPU_DIAG_SECONDS=120 bash benchmarks/gpu_diagnostics.sh
 #
 # benchmarks/gpu_check.sh runs it after its benchmark with the time the call
 # has left (GPU_DIAG_APPEND=1: onto its summary.txt); a step that does not fit
 # is named, and this script, in a call of its own, runs it. The budget is
-# GPU_DIAG_SECONDS (default 250); GPU_CHECK_<STEP>=0 leaves a step out
-# (PROFILE, GRID, BARRIERS, BATCH, TF32, GRAPHS) and GPU_CHECK_<STEP>_SECONDS
-# changes its cutoff. It leaves in $OUT: summary.txt, fused_profile.json,
-# grid_fused_time.json.
+# GPU_DIAG_SECONDS (default 310); GPU_CHECK_<STEP>=0 leaves a step out
+# (BRIDGE, GRID, GRAPHS, GEMM, PROFILE, BARRIERS, BATCH, TF32) and
+# GPU_CHECK_<STEP>_SECONDS changes its cutoff. It leaves in $OUT: summary.txt,
+# grid_fused_time.json, fused_profile.json, and in a call of its own
+# bridge_time.json and gemm_floor.json.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-gpu_diagnostics_results}
 mkdir -p "$OUT"
-budget=${GPU_DIAG_SECONDS:-250}
+budget=${GPU_DIAG_SECONDS:-310}
 started=$SECONDS
 left() { echo $((budget - (SECONDS - started))); }
 if [ "${GPU_DIAG_APPEND:-0}" = 0 ]; then
@@ -52,10 +57,21 @@ step() {
   [ "$code" = 0 ] || echo "$name: FAILED or cut off (status $code)" | tee -a "$OUT/summary.txt"
 }
 
+# Inside the GPU check (GPU_DIAG_APPEND=1) its $OUT already holds the 8 files a
+# device call brings back: the bridge's and the floor's figures go to the summary only.
+bridge_json=() gemm_json=()
+if [ "${GPU_DIAG_APPEND:-0}" = 0 ]; then
+  bridge_json=(--json "$OUT/bridge_time.json") gemm_json=(--json "$OUT/gemm_floor.json")
+fi
+
+step "bridge" "${GPU_CHECK_BRIDGE:-1}" "${GPU_CHECK_BRIDGE_SECONDS:-20}" 10 \
+  python3 benchmarks/bridge_time.py ${bridge_json[@]+"${bridge_json[@]}"}
 step "cluster and grid fused kernels" "${GPU_CHECK_GRID:-1}" "${GPU_CHECK_GRID_SECONDS:-40}" 6 \
   python3 benchmarks/grid_fused_time.py --json "$OUT/grid_fused_time.json"
 step "cupy graphs" "${GPU_CHECK_GRAPHS:-1}" "${GPU_CHECK_GRAPHS_SECONDS:-20}" 5 \
   python3 benchmarks/graph_step_time.py
+step "gemm floor" "${GPU_CHECK_GEMM:-1}" "${GPU_CHECK_GEMM_SECONDS:-40}" 7 \
+  python3 benchmarks/gemm_floor.py ${gemm_json[@]+"${gemm_json[@]}"}
 step "profile" "${GPU_CHECK_PROFILE:-1}" "${GPU_CHECK_PROFILE_SECONDS:-60}" 40 \
   python3 benchmarks/fused_profile.py --json "$OUT/fused_profile.json"
 step "barrier probe" "${GPU_CHECK_BARRIERS:-1}" "${GPU_CHECK_BARRIERS_SECONDS:-20}" 8 \

@@ -664,8 +664,8 @@ def test_the_diagnostics_name_each_step_their_budget_leaves_out(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     text = (tmp_path / "summary.txt").read_text()
-    names = ["cluster and grid fused kernels", "cupy graphs", "profile", "barrier probe",
-             "batch kernels"]
+    names = ["bridge", "cluster and grid fused kernels", "cupy graphs", "gemm floor", "profile",
+             "barrier probe", "batch kernels"]
     lines = [line for line in text.splitlines() if "not run" in line]
     assert [line.split(":")[0] for line in lines] == names  # in priority order
     assert all("bash benchmarks/gpu_diagnostics.sh runs it in a call of its own" in line
@@ -678,7 +678,7 @@ def test_the_diagnostics_name_each_step_their_budget_leaves_out(tmp_path):
                     reason="the diagnostics are a bash script that needs timeout (coreutils)")
 def test_the_diagnostics_run_a_step_that_fits(tmp_path):
     env = {**os.environ, "OUT": str(tmp_path), "GPU_DIAG_SECONDS": "100"}
-    for step in ("GRID", "PROFILE", "BARRIERS", "BATCH", "TF32"):
+    for step in ("BRIDGE", "GRID", "GEMM", "PROFILE", "BARRIERS", "BATCH", "TF32"):
         env[f"GPU_CHECK_{step}"] = "0"
     done = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_diagnostics.sh")], env=env,
                           capture_output=True, text=True, timeout=300)
@@ -689,3 +689,60 @@ def test_the_diagnostics_run_a_step_that_fits(tmp_path):
         import cupy  # noqa: F401
     except ImportError:
         assert "graph_step_time: not measured, no GPU for CuPy here" in text
+
+
+# -- the mnist batch epoch's matmul floor --------------------------------------------
+
+
+def test_the_gemm_floor_counts_the_epochs_eight_products():
+    script = load_script("gemm_floor")
+    shapes = script.gemm_shapes([784, 1024, 1024, 10], 10**6)
+    assert len(shapes) == 8  # 3 forward, 3 weight gradients, 2 input gradients
+    forward = 784 * 1024 + 1024 * 1024 + 1024 * 10
+    # Forward and weight gradients: every weight once each a row; input
+    # gradients: every weight but the first layer's.
+    assert script.flop(shapes) == 2 * 10**6 * (2 * forward + forward - 784 * 1024)
+    assert script.flop(shapes) / 1e12 == pytest.approx(9.57, abs=0.01)
+
+
+def test_the_gemm_floors_products_are_the_epochs():
+    torch = pytest.importorskip("torch")
+    script = load_script("gemm_floor")
+    X = torch.randn(37, 5, dtype=torch.float64)
+    run = script.matmul_epoch(torch, [5, 7, 6, 3], X)
+    b = {k: [a.clone() for a in v] if isinstance(v, list) else v.clone()
+         for k, v in run.buffers.items()}
+    run()
+    got = run.buffers
+    torch.testing.assert_close(got["A"][1], X @ b["W"][0])
+    torch.testing.assert_close(got["A"][2], got["A"][1] @ b["W"][1])
+    torch.testing.assert_close(got["out"], got["A"][2] @ b["W"][2])
+    torch.testing.assert_close(got["dW"][2], got["A"][2].T @ b["dZ"][2])
+    torch.testing.assert_close(got["dZ"][1], b["dZ"][2] @ b["W"][2].T)
+    torch.testing.assert_close(got["dW"][1], got["A"][1].T @ got["dZ"][1])
+    torch.testing.assert_close(got["dZ"][0], got["dZ"][1] @ b["W"][1].T)
+    torch.testing.assert_close(got["dW"][0], X.T @ got["dZ"][0])
+
+
+def test_the_gemm_floor_runs_on_the_cpu_and_gives_a_verdict(capsys, tmp_path):
+    pytest.importorskip("torch")
+    script = load_script("gemm_floor")
+    out = tmp_path / "floor.json"
+    assert script.main(["--device", "cpu", "--rows", "300", "--rounds", "1",
+                        "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    figures = json.loads(out.read_text())
+    assert all(figures[k] > 0 for k in ("matmuls", "matmuls_tf32", "torch_eager",
+                                        "nnbackend_torch"))
+    assert figures["peak_tflops"] is None and figures["device"] == "cpu"
+    below = 0.8 * figures["torch_eager"] < figures["matmuls"]
+    assert ("is below the matmuls alone" in text) == below
+    assert ("is above the matmuls alone" in text) == (not below)
+
+
+def test_the_gemm_floor_says_no_gpu_and_exits_0(capsys):
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA GPU is here: the script would time it")
+    assert load_script("gemm_floor").main([]) == 0
+    assert "gemm_floor: not measured, no CUDA GPU for torch here" in capsys.readouterr().out

@@ -757,3 +757,39 @@ def test_torch_fit_on_a_side_stream_equals_the_default_stream():
         flats.append(_flat(model))
     for a, b in zip(*flats):
         np.testing.assert_array_equal(a, b)
+
+
+# -- benchmarks/bridge_time.py: the bridge's pieces, timed ----------------------------
+
+@needs_cxx
+@pytest.mark.parametrize("framework", ["torch", "jax"])
+def test_the_bridge_timing_splits_an_epoch_and_sees_the_reuse(host_bridge, framework):
+    """With the host build as the kernel: every piece timed, the arrays crossed at the
+    first epoch only (the untimed one), and a crossing timed alone."""
+    pytest.importorskip(framework)
+    from conftest import load_script
+
+    script = load_script("bridge_time")
+    device = "cpu"
+    got = script.epoch_pieces(framework, device, "small", "sgd", 40, rounds=3)
+    assert got["executor"] == "cupy-fused"
+    assert all(got[k] > 0 for k in ("epoch", "take_alone", "kernel", "hand_back"))
+    assert got["take"] == 0 and got["crossed"] == 0  # the timed epochs reused the last results
+    assert got["kernel"] + got["hand_back"] < got["epoch"]
+    line = script._line("small sgd 40", f"{framework}:cpu", got, 3)
+    assert "crossed in 0 of 3 epochs, a crossing alone" in line
+    # Left as it was.
+    assert script.B.bridged_epoch.__name__ == "bridged_epoch"
+
+
+def test_the_bridge_timing_says_no_gpu_and_exits_0(capsys):
+    try:
+        import cupy  # noqa: F401
+
+        pytest.skip("CuPy is installed here: the script would time the GPU")
+    except ImportError:
+        pass
+    from conftest import load_script
+
+    assert load_script("bridge_time").main([]) == 0
+    assert "bridge_time: not measured, no GPU for CuPy here" in capsys.readouterr().out

@@ -111,14 +111,16 @@ def numpy_seed_epoch(mode, n_samples, batch_size=64, seed=0, lr=0.1, model="smal
 
 
 def torch_eager_epoch(mode, n_samples, batch_size=None, seed=0, lr=None, device="cpu",
-                      model="small"):
+                      model="small", data=None):
     """``(step, info)``: PyTorch eager with ``nn.Linear``, autograd and ``torch.optim``.
 
     ``small``: sigmoid layers, ½·squared error, ``optim.SGD``. ``mnist``: relu
     layers, ``F.cross_entropy`` on the logits (the softmax inside it),
     ``optim.Adam``; ``mid`` the same with ``optim.SGD``. TF32 stays as torch
     is set (off for matmuls unless changed; the benchmark's ``precision``
-    sets it around each epoch).
+    sets it around each epoch). ``data``: ``(X, y)`` as torch tensors, used
+    as they are (X (n_samples, n_features) float32, y the model's targets),
+    instead of the model's synthetic data.
     """
     import torch
 
@@ -141,8 +143,11 @@ def torch_eager_epoch(mode, n_samples, batch_size=None, seed=0, lr=None, device=
         for layer, W, b in zip(linears, params[0::2], params[1::2]):
             layer.weight.copy_(torch.from_numpy(W.T.copy()))
             layer.bias.copy_(torch.from_numpy(b))
-    X, y = data_for(model, n_samples, seed)
-    X, y = torch.from_numpy(X).to(dev), torch.from_numpy(y).to(dev)
+    if data is None:
+        X, y = data_for(model, n_samples, seed)
+        X, y = torch.from_numpy(X).to(dev), torch.from_numpy(y).to(dev)
+    else:
+        X, y = data
     if w.loss == "cross_entropy":
         def loss_fn(out, target):
             return torch.nn.functional.cross_entropy(out, target)
