@@ -182,7 +182,8 @@ def summary(f):
     eager, floor = f["torch_eager"], f["matmuls"]
     rate = f["tflop"] / floor
     peak = "" if f["peak_tflops"] is None else (
-        f", {rate / f['peak_tflops']:.0%} of the card's {f['peak_tflops']:.1f} TFLOP/s float32 peak")
+        f", {rate / f['peak_tflops']:.0%} of the card's {f['peak_tflops']:.1f} TFLOP/s "
+        "float32 peak")
     target = TARGET * eager
     verdict = ("below the matmuls alone: no float32 epoch built on these GEMMs meets it"
                if target < floor else
