@@ -90,6 +90,12 @@
 #   start-up 20 s, data 15 s, report 10 s                                45 s
 #   total: 69 epoch cases and 17 ratios                  ~275 s (270-305 s)
 #
+# Short epochs are timed in calls of several, their losses read once (at most
+# 64 epochs and about 20 ms a call: nnbackend/bench/cases/test_epochs.py), so
+# their rounds cost what they did; a call of several cupy-batch epochs builds
+# the persistent kernel in its untimed first window (about a second a layout,
+# a guess: not in the model above).
+#
 # Every case runs its float32 matmuls in full float32 (--precision highest,
 # GPU_CHECK_PRECISION): the targets are against exact float32, and the
 # hand-written JAX peers would otherwise run at JAX's default, which lets XLA

@@ -668,6 +668,11 @@ def epoch_function(model: MLP, X, y, mode="minibatch", batch_size=32, lr=0.1, op
     so the epoch is done when ``step`` returns; ``model.flat_params`` then
     holds the epoch's parameters.
 
+    ``step.window(k)`` trains ``k`` more epochs as one window of a fit (no
+    host work between them, their figures read once at the end) and returns
+    the ``k`` epochs' loss sums, a list of floats; ``step.fit_window`` is
+    the ``k`` a long fit with no callback would use.
+
     For benchmarks: the data moves to the device here, not in ``step``.
     ``step.precision`` is the precision the float32 matmuls run at (as
     ``History.precision``), ``step.executor`` the executor that runs the epochs.
@@ -682,5 +687,10 @@ def epoch_function(model: MLP, X, y, mode="minibatch", batch_size=32, lr=0.1, op
         model.flat_params, loss = stepper()
         return loss
 
+    def window(k):
+        model.flat_params, losses = stepper.window(k)
+        return losses
+
+    step.window, step.fit_window = window, stepper.fit_window
     step.plan, step.precision, step.executor = stepper.plan, stepper.precision, stepper.executor
     return step

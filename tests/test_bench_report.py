@@ -153,6 +153,28 @@ def test_median_fallback_when_extra_info_lacks_times(tmp_path):
     assert row["seconds_per_step"] == pytest.approx(0.5)
 
 
+def test_a_case_timed_in_windows_has_its_statistics_per_epoch(tmp_path):
+    """A case whose calls ran 8 epochs each: its statistics (a call's) are divided by
+    8, so its spread and its fallback time are per epoch, like one timed alone."""
+    bench = _bench("nnbackend-cupy-cuda", "batch", 1000, 8e-4, extra=False)
+    bench["stats"].update(q1=7e-4, q3=9e-4)
+    bench["extra_info"]["epochs_per_call"] = 8
+    alone = _bench("numpy-seed", "batch", 1000, 1e-4, extra=False)
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps({"benchmarks": [bench, alone]}))
+    windowed, single = load_results(path)
+    assert windowed["epochs_per_call"] == 8 and single["epochs_per_call"] == 1
+    assert windowed["seconds_per_epoch"] == pytest.approx(1e-4)
+    assert (windowed["median"], windowed["q1"], windowed["q3"], windowed["min"]) == \
+        pytest.approx((1e-4, 7e-4 / 8, 9e-4 / 8, 0.9e-4))
+    assert single["median"] == pytest.approx(1e-4)
+    out = tmp_path / "out"
+    write_report(path, out)
+    text = (out / "report.md").read_text()
+    assert "short epochs timed in calls of up to 8 epochs" in text
+    assert "one training epoch per timing" not in text
+
+
 def test_exponents(tmp_path):
     path = _write(tmp_path, lambda n: 1e-6 * n)
     exps = scaling_exponents(load_results(path))

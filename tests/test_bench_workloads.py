@@ -168,3 +168,58 @@ def test_the_fused_step_script_times_an_executor_and_says_when_it_cannot(capsys)
         assert module.main([]) == 0
         assert capsys.readouterr().out == (
             f"fused cupy sgd step, [784, 256, 256, 10] float32: not measured ({exc})\n")
+
+
+# -- short epochs timed a window at a time ------------------------------------------
+
+@pytest.mark.parametrize("implementation, where", [
+    ("nnbackend", "numpy"), ("nnbackend", "jax"), ("numpy-seed", ""), ("numpy-seed-record", ""),
+    ("torch-eager", "cpu"), ("jax-scan-hand", "cpu"), ("jax-jit-step", "cpu")])
+@pytest.mark.parametrize("precision", [None, "highest"])
+def test_every_implementations_window_trains_the_epochs_its_steps_would(implementation, where,
+                                                                       precision):
+    """``step.window(k)``: k epochs, their losses read once at the end, the same
+    losses as k calls of ``step()`` from the same start (the precision's wrapper
+    keeps the window)."""
+    if implementation.startswith(("torch", "jax")):
+        pytest.importorskip(implementation.split("-")[0])
+    if where in ("jax", "torch"):
+        pytest.importorskip(where)
+    runs = []
+    for windowed in (False, True):
+        step, _ = W.make_epoch(implementation, where, "minibatch", 96, precision=precision)
+        runs.append(step.window(3) + step.window(2) if windowed else [step() for _ in range(5)])
+    assert all(isinstance(v, float) for v in runs[1]) and len(runs[1]) == 5
+    np.testing.assert_allclose(runs[1], runs[0], rtol=1e-6)
+    assert runs[0][-1] < runs[0][0]  # it trained
+
+
+def test_the_plain_peers_window_reads_its_losses_in_one_stack():
+    n = 40
+    each, window = (peers.plain_epoch(np, "batch", n) for _ in range(2))
+    assert window.window(3) == [each() for _ in range(3)]
+
+
+def _epoch_cases():
+    from nnbackend.bench.cases import test_epochs as E
+
+    return E
+
+
+def test_epochs_per_call_fills_a_call_within_the_window_and_the_fits(monkeypatch):
+    E = _epoch_cases()
+    monkeypatch.setattr(E, "WINDOW", 64)
+    monkeypatch.setattr(E, "CALL_SECONDS", 0.02)
+    assert E.epochs_per_call(lambda: 0.0, 1e-5) == 1  # no window: an epoch a call
+    peer = types.SimpleNamespace(window=None)
+    assert E.epochs_per_call(peer, 1e-5) == 64  # the benchmark's window
+    assert E.epochs_per_call(peer, 0.001) == 20  # as many as fill 20 ms
+    assert E.epochs_per_call(peer, 0.05) == 1  # a long epoch: alone
+    ours = types.SimpleNamespace(window=None, fit_window=8)
+    assert E.epochs_per_call(ours, 1e-5) == 8  # never more than a fit runs between reads
+    monkeypatch.setattr(E, "WINDOW", 1)
+    assert E.epochs_per_call(peer, 1e-5) == 1  # NNBACKEND_BENCH_WINDOW=1: every epoch read
+    calls = []
+    peer = types.SimpleNamespace(window=lambda k: calls.append(k))
+    E.timed_call(peer, 5)()
+    assert calls == [5] and E.timed_call(peer, 1) is peer

@@ -257,3 +257,45 @@ def test_a_window_in_one_call_holds_its_row_orders_within_the_bound(monkeypatch,
     hist = model.fit(X, y, mode="sgd", epochs=200, shuffle=shuffle, lr=0.1)
     assert hist.window == window and hist.epochs == 200
     assert calls[0] == window - 1 and sum(calls) + len(calls) <= 200
+
+
+# -- epoch_function's window: what the benchmark times for short epochs -------------
+
+@pytest.mark.parametrize("backend", ["numpy", "strict", "torch", "jax"])
+@pytest.mark.parametrize("mode", ["batch", "minibatch"])
+def test_epoch_functions_window_trains_the_epochs_one_step_at_a_time_would(backend, mode):
+    pytest.importorskip({"strict": "array_api_strict"}.get(backend, backend))
+    from nnbackend.model import epoch_function
+
+    X, y = _data()
+    runs = []
+    for windowed in (False, True):
+        model = nb.MLP([3, 5, 1], backend=backend, dtype="float64", seed=3)
+        step = epoch_function(model, X, (y[:, 0] > 0).astype(float), mode=mode, batch_size=16,
+                              lr=0.3, optimizer="adam", seed=5)
+        losses = step.window(4) + step.window(3) if windowed else [step() for _ in range(7)]
+        runs.append((losses, [np.asarray(model.backend.to_host(a)) for a in model.flat_params]))
+    (each, params_each), (window, params_window) = runs
+    assert len(window) == 7 and all(isinstance(v, float) for v in window)
+    np.testing.assert_allclose(window, each, rtol=1e-13)
+    for a, b in zip(params_window, params_each):
+        np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-15)
+    assert step.fit_window == loop.WINDOW_EPOCHS  # the reference loop: 8 epochs a read
+
+
+def test_epoch_functions_window_runs_an_executors_several_epochs_in_one_call(monkeypatch):
+    calls = []
+    _batch_kernels_on_the_host(monkeypatch, calls, "host_persistent")
+    from nnbackend.model import epoch_function
+
+    X, y = _data()
+    runs = []
+    for windowed in (False, True):
+        model = nb.MLP([3, 5, 2], backend="numpy", dtype="float64", seed=3,
+                       output_activation="softmax", loss="cross_entropy")
+        step = epoch_function(model, X, (y[:, 0] > 0).astype(int), mode="batch", lr=0.5,
+                              optimizer="sgd")
+        runs.append(step.window(10) if windowed else [step() for _ in range(10)])
+    assert calls == [9], "nine epochs in one call, the tenth alone"
+    assert runs[0] == runs[1]
+    assert step.fit_window == loop.WINDOW_EPOCHS_IN_ONE_CALL

@@ -2,7 +2,10 @@
 
 Each ``*_epoch`` function returns ``(step, info)``: ``step()`` trains one
 epoch on data already on the device, waits for the device and returns the
-epoch's summed loss; ``info`` is what the benchmark records (``label``,
+epoch's summed loss; ``step.window(k)`` trains ``k`` epochs with nothing
+read between them and returns their ``k`` losses, read in one transfer at
+the end (as a user's loop that logs the loss now and then would); ``info``
+is what the benchmark records (``label``,
 ``device``, ``device_kind``, ``gpu``, ``model``...). Every peer starts from the
 weights nnbackend draws (:func:`.synthetic.initial_params`) on the same rows.
 
@@ -32,8 +35,24 @@ from ..backends import cpu_name, get_backend
 from .models import label_for, workload
 from .synthetic import batch_size_of, data_for, initial_params, one_hot
 
-__all__ = ["SEED_RECORDS", "numpy_seed_epoch", "torch_eager_epoch", "cupy_eager_epoch", "plain_epoch",
-           "jax_scan_epoch", "jax_step_loop_epoch", "jax_default_precision"]
+__all__ = ["SEED_RECORDS", "numpy_seed_epoch", "torch_eager_epoch", "cupy_eager_epoch",
+           "plain_epoch", "jax_scan_epoch", "jax_step_loop_epoch", "jax_default_precision",
+           "windowed"]
+
+
+def windowed(run_epoch, read):
+    """``step`` (one epoch, its loss read) and ``step.window(k)`` (``k`` epochs queued
+    one after another, their losses read together) from ``run_epoch()``, which
+    trains one epoch and returns its loss on the device without waiting, and
+    ``read(losses)``, which brings a list of them to the host as floats."""
+    def step():
+        return read([run_epoch()])[0]
+
+    def window(k):
+        return read([run_epoch() for _ in range(k)])
+
+    step.window = window
+    return step
 
 
 def _small_only(name, model):
@@ -79,7 +98,7 @@ def numpy_seed_epoch(mode, n_samples, batch_size=64, seed=0, lr=0.1, model="smal
     def sigmoid(x):
         return 1 / (1 + np.exp(-x))
 
-    def step():
+    def epoch():
         nonlocal W1, b1, W2, b2
         if size < n_samples:
             indices = rng.permutation(n_samples)
@@ -102,7 +121,9 @@ def numpy_seed_epoch(mode, n_samples, batch_size=64, seed=0, lr=0.1, model="smal
             b2 += np.sum(d_out, axis=0) * lr
             W1 += np.dot(X_batch.T, d_hidden) * lr
             b1 += np.sum(d_hidden, axis=0) * lr
-        return float(total)
+        return total
+
+    step = windowed(epoch, lambda totals: [float(t) for t in totals])
 
     info = {"implementation": implementation, "label": label_for(implementation, "cpu"),
             "backend": "numpy", "device": cpu_name(), "device_kind": "cpu", "gpu": False,
@@ -158,7 +179,7 @@ def torch_eager_epoch(mode, n_samples, batch_size=None, seed=0, lr=None, device=
     opt = make_opt(net.parameters(), lr=lr)
     gen = torch.Generator(device=dev).manual_seed(seed)
 
-    def step():
+    def epoch():
         order = torch.randperm(n_samples, device=dev, generator=gen) if size < n_samples else None
         total = torch.zeros((), device=dev)
         for i in range(0, n_samples, size):
@@ -169,7 +190,10 @@ def torch_eager_epoch(mode, n_samples, batch_size=None, seed=0, lr=None, device=
             loss.backward()
             opt.step()
             total += loss.detach() * out.shape[0]
-        return float(total)  # waits for the device
+        return total
+
+    # Reading the losses waits for the device.
+    step = windowed(epoch, lambda totals: torch.stack(totals).tolist())
 
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else cpu_name()
     info = {"implementation": "torch-eager", "label": label_for("torch-eager", dev.type),
@@ -240,7 +264,7 @@ def plain_epoch(cp, mode, n_samples, batch_size=None, seed=0, lr=None, model="sm
             m_hat, v_hat = m / (1 - b1 ** count), v / (1 - b2 ** count)
             params[j] -= lr * m_hat / (cp.sqrt(v_hat) + eps)
 
-    def step():
+    def epoch():
         order = rs.permutation(n_samples) if size < n_samples else None
         total = cp.zeros((), dtype=cp.float32)
         for i in range(0, n_samples, size):
@@ -272,8 +296,10 @@ def plain_epoch(cp, mode, n_samples, batch_size=None, seed=0, lr=None, model="sm
                 if k:
                     dz = (dz @ params[2 * k].T) * act_grad(acts[k])
             update(grads)
-        return float(total)  # waits for the device
+        return total
 
+    # Reading the losses (one transfer) waits for the device.
+    step = windowed(epoch, lambda totals: cp.stack(totals).tolist())
     step.params = params
     return step
 
@@ -316,6 +342,13 @@ def jax_default_precision(named):
     return named
 
 
+def _jax_read(totals):
+    """JAX device scalars as floats, in one transfer (waits for the device)."""
+    import jax.numpy as jnp
+
+    return [float(t) for t in np.asarray(jnp.stack(totals))]
+
+
 def _jax_info(implementation, dev):
     gpu = dev.platform != "cpu"
     return {"implementation": implementation, "label": label_for(implementation, dev.platform),
@@ -346,12 +379,12 @@ def jax_scan_epoch(mode, n_samples, batch_size=64, seed=0, lr=0.1, device=None, 
 
     state = {"params": params}
 
-    def step():
+    def run_epoch():
         order = rng.permutation(n_samples) if size < n_samples else np.arange(n_samples)
         state["params"], total = epoch(state["params"], jax.device_put(order, dev))
-        return float(total)
+        return total
 
-    return step, _jax_info("jax-scan-hand", dev)
+    return windowed(run_epoch, _jax_read), _jax_info("jax-scan-hand", dev)
 
 
 def jax_step_loop_epoch(mode, n_samples, batch_size=64, seed=0, lr=0.1, device=None,
@@ -364,7 +397,7 @@ def jax_step_loop_epoch(mode, n_samples, batch_size=64, seed=0, lr=0.1, device=N
     rng = np.random.default_rng(seed)
     state = {"params": params}
 
-    def step():
+    def run_epoch():
         order = rng.permutation(n_samples) if size < n_samples else np.arange(n_samples)
         order = jax.device_put(order, dev)
         Xs, ys = X[order], y[order]
@@ -374,6 +407,6 @@ def jax_step_loop_epoch(mode, n_samples, batch_size=64, seed=0, lr=0.1, device=N
             params, value = jit_step(params, Xs[i:i + size], ys[i:i + size])
             total = total + value
         state["params"] = params
-        return float(total)
+        return total
 
-    return step, _jax_info("jax-jit-step", dev)
+    return windowed(run_epoch, _jax_read), _jax_info("jax-jit-step", dev)

@@ -157,6 +157,11 @@ def _at_precision(step, info, backend, precision):
         with backend.matmul_precision(precision, dtype):
             return step()
 
+    def window(k):
+        with backend.matmul_precision(precision, dtype):
+            return step.window(k)
+
+    stepped.window = window
     return stepped, info
 
 

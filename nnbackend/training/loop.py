@@ -23,7 +23,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ..data import host_rng, make_plan, n_rows
@@ -425,6 +425,13 @@ def epoch_stepper(net: Network, X, Y, mode="minibatch", batch_size=32, lr=0.1, o
     ``History.loss`` itself under ``"sum"``. Reading it waits for the device,
     so the epoch is done when ``step`` returns.
 
+    ``step.window(k)`` trains ``k`` more epochs as a fit's window of ``k``
+    does: no host work between them (one call of the executor's
+    ``epoch.epochs`` where it has one) and their figures read in one transfer
+    at the end. It returns ``(params, losses)``, ``losses`` a list of ``k``
+    Python floats, each as ``step`` returns it. ``step.fit_window`` is the
+    ``k`` a long fit with no callback would use.
+
     For benchmarks: ``X`` and ``Y`` are on the device already. ``step.executor``
     and ``step.executor_reason`` name the executor that runs the epochs and why,
     ``step.precision`` the precision its float32 matmuls run at (as
@@ -453,6 +460,19 @@ def epoch_stepper(net: Network, X, Y, mode="minibatch", batch_size=32, lr=0.1, o
         carry["params"], carry["state"] = params, state
         return net.backend.export(params), float(net.backend.to_host(loss_sum))
 
+    def window(k):
+        # k epochs as a fit's window runs them (with epoch.epochs where the
+        # executor offers it), their figures read in one transfer at the end.
+        with step_precision(), net.backend.loop_context():
+            _, ends, figures, state, _ = epochs.run_window(carry["params"], carry["state"],
+                                                           rng, k)
+            rows = epochs.read(figures)
+        carry["params"], carry["state"] = ends[-1], state
+        return net.backend.export(ends[-1]), [float(loss) for loss in rows[:, 0]]
+
+    step.window = window
+    # The window a long fit with no callback would run these epochs in.
+    step.fit_window = epochs.window(replace(options, epochs=WINDOW_EPOCHS_IN_ONE_CALL), False)
     step.plan = plan
     step.executor, step.executor_reason = epochs.choice.name, epochs.choice.reason
     step.precision = "highest" if epochs.choice.own_matmuls else precision

@@ -82,17 +82,28 @@ def header(data, json_path, rows, models, sections):
         dirty = " (uncommitted changes)" if commit.get("dirty") else ""
         branch = f" on {commit['branch']}" if commit.get("branch") else ""
         out.append(f"- **Commit:** `{str(commit['id'])[:12]}`{branch}{dirty}")
+    per_timing = _per_timing_text(rows)
     if len(models) == 1:
-        out.append(f"- **Model:** {models[0]}: {describe(models[0])}; one training epoch per "
-                   "timing (median over rounds)")
+        out.append(f"- **Model:** {models[0]}: {describe(models[0])}; {per_timing}")
     else:
         out.append("- **Models:** " + "; ".join(f"{m}: {describe(m)}" for m in models)
-                   + "; one training epoch per timing (median over rounds)")
+                   + f"; {per_timing}")
     out.append("- **Labels** name the implementation and the kind of device it ran on "
                "(`nnbackend-torch-cuda`, `torch-eager-cpu`, ...).")
     out += _noise_lines(data, sections)
     out.append("")
     return out
+
+
+def _per_timing_text(rows):
+    """How the epochs were timed: one a call, or several (a window) for short ones."""
+    windows = [r.get("epochs_per_call") or 1 for r in rows if r.get("kind") == "epoch"]
+    if max(windows, default=1) <= 1:
+        return "one training epoch per timing (median over rounds)"
+    return (f"times per epoch (median over rounds); short epochs timed in calls of up to "
+            f"{max(windows)} epochs with their losses read once at the end, as a loop that "
+            "reads the loss now and then runs them (nnbackend: at most its fit's window; "
+            "the `epochs_per_call` of each case in results.json), longer epochs one a call")
 
 
 def precision_text(rows):

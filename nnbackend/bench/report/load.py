@@ -109,9 +109,12 @@ def load_results(json_path):
       ``-gpu``/``-cpu`` when one label was still measured on both kinds of
       device; the original kept in ``raw_label`` whenever it changed);
     * ``mode`` is a string or None, ``gpu`` a bool, ``n_samples`` an int or None;
-    * for epoch rows ``seconds_per_epoch`` falls back to the stats median, and
-      ``samples_per_s`` / ``seconds_per_step`` are filled in from it when absent;
-      a time that is missing, zero or not finite is None.
+    * for epoch rows the timing statistics are per epoch: a case timed in
+      calls of several epochs (``epochs_per_call``, 1 where not recorded)
+      has them divided by that count; ``seconds_per_epoch`` falls back to
+      the stats median, and ``samples_per_s`` / ``seconds_per_step`` are
+      filled in from it when absent; a time that is missing, zero or not
+      finite is None.
 
     Parameters
     ----------
@@ -180,6 +183,12 @@ def rows_from_data(data):
         row["steps"] = _int(row.get("steps"))
 
         if kind == "epoch":
+            per_call = _int(row.get("epochs_per_call"))
+            row["epochs_per_call"] = per_call if per_call and per_call > 0 else 1
+            if row["epochs_per_call"] > 1:
+                for key in ("median", "min", "max", "mean", "stddev", "q1", "q3", "iqr"):
+                    if row[key] is not None:
+                        row[key] /= row["epochs_per_call"]
             spe = positive(row.get("seconds_per_epoch"))
             if spe is None:
                 spe = positive(row["median"])
