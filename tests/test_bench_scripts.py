@@ -287,6 +287,21 @@ def test_the_summary_names_every_test_skipped_or_failed(tmp_path, capsys):
     assert "no test report" in capsys.readouterr().out
 
 
+def test_the_summarys_targets_say_how_many_epochs_a_timed_call_ran(capsys):
+    summary = load_script("gpu_check_summary")
+    data = {"benchmarks": [
+        {"extra_info": {"kind": "epoch", "model": "small", "mode": "batch", "n_samples": 1000,
+                        "label": "nnbackend-cupy-cuda", "seconds_per_step": 12e-6,
+                        "seconds_per_epoch": 12e-6, "epochs_per_call": 64}},
+        {"extra_info": {"kind": "epoch", "model": "small", "mode": "batch", "n_samples": 1000,
+                        "label": "nnbackend-jax-gpu", "seconds_per_step": 30e-6,
+                        "seconds_per_epoch": 30e-6}}]}
+    summary._targets(summary._points(data))
+    out = capsys.readouterr().out
+    assert "cupy           12.00 µs per epoch (target 15, 64 epochs a timed call): met" in out
+    assert "jax:gpu        30.00 µs per epoch (target 15): NOT met" in out
+
+
 def _bench_env(tmp_path, **extra):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "NNBACKEND_"))}
     env.update(PYTHONPATH=str(ROOT) + os.pathsep + env.get("PYTHONPATH", ""),
