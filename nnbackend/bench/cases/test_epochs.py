@@ -80,9 +80,9 @@ def test_epoch(benchmark, model, implementation, where, mode, n_samples):
     if CALL_SECONDS < first < ESTIMATE_BELOW and hasattr(step, "window"):
         # The first epoch's time may be mostly compilation: the next one's is
         # the epoch's own.
-        start = time.perf_counter()
+        again = time.perf_counter()
         step()
-        epoch = time.perf_counter() - start
+        epoch = time.perf_counter() - again
     k = epochs_per_call(step, epoch)
     call = timed_call(step, k)
     if k > 1:
