@@ -92,9 +92,10 @@
 #
 # Short epochs are timed in calls of several, their losses read once (at most
 # 64 epochs and about 20 ms a call: nnbackend/bench/cases/test_epochs.py), so
-# their rounds cost what they did; a call of several cupy-batch epochs builds
-# the persistent kernel in its untimed first window (about a second a layout,
-# a guess: not in the model above).
+# their rounds cost what they did. Not in the model above (guesses): a call
+# of several cupy-batch epochs builds the persistent kernel in its untimed
+# first window (about a second a layout), and a case whose first epoch took
+# 20 ms to 2 s runs one more, untimed, to size its window (5-10 s in all).
 #
 # Every case runs its float32 matmuls in full float32 (--precision highest,
 # GPU_CHECK_PRECISION): the targets are against exact float32, and the
