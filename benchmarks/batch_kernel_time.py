@@ -1,7 +1,8 @@
 """The full-batch epoch of the small model [32,64,1] on the GPU: kernels, epochs, PyTorch eager.
 
 First the gradient kernel's phases at N = 1e6 (the kernel with a phase left
-out; the update kernel alone). Then for each N: the ``cupy-batch``
+out; the update kernel alone; the whole kernel and its reduction with the
+gradient in 4x4 blocks only, no strips, to time against). Then for each N: the ``cupy-batch``
 executor's kernels alone (many epochs queued with no host read between
 them, then one synchronisation), the batch epoch as a fit runs it (the
 epoch's loss read back, so the epoch is done) on cupy, torch:cuda and
@@ -113,7 +114,7 @@ def _tile_sweep(n, rounds=5):
     for rows in (128, 64, 32):
         for prefetch in (False, True):
             layout = B.BatchLayout([32, 64, 1], "float32", rows, prefetch=prefetch)
-            if layout.shared_bytes() > limit or layout.items_per_thread > B.MAX_ITEMS_PER_THREAD:
+            if not layout.fits(limit):
                 continue
             source = B.kernel_source(layout, task.spec, "sgd", "float32", None)
             kernel = cupy.RawKernel(source, "nnb_batch_grad", options=("--std=c++14",))
@@ -148,13 +149,19 @@ def _phases(n, rounds=20):
     out = cupy.zeros(2, dtype=cupy.float32)
     scratch = cupy.empty_like(flat)  # the update's new parameters (the kernel leaves flat as it is)
     times = {}
-    # The layout the executor picks (X prefetched at this N), and the full kernel
-    # without the prefetch: what carrying the next tile in registers saves.
+    # The layout the executor picks (X prefetched at this N), the full kernel
+    # without the prefetch (what carrying the next tile in registers saves), and
+    # the gradient in 4x4 blocks only, none in strips (what the strips save).
     plain = layout.without_prefetch()
+    blocks_only = B.BatchLayout(layout.sizes, "float32", layout.rows, layout.threads,
+                                layout.prefetch, strips=False)
     for name, parts, used in (("full", ("rows", "reduction"), layout),
                               ("full, X not prefetched", ("rows", "reduction"), plain),
+                              ("full, 4x4 blocks only", ("rows", "reduction"), blocks_only),
                               ("rows only", ("rows",), layout),
-                              ("reduction only", ("reduction",), layout), ("neither", (), layout)):
+                              ("reduction only", ("reduction",), layout),
+                              ("reduction only, 4x4 blocks only", ("reduction",), blocks_only),
+                              ("neither", (), layout)):
         source = B.kernel_source(used, task.spec, "sgd", "float32", None, parts)
         grad, update = B.cuda_launcher(source, used, "float32")
         grad(task.X, task.Y, n, flat, partials, blocks)

@@ -4,11 +4,12 @@ For each kernel the benchmarks time (the fused epoch kernel of the small
 model's SGD and mini-batch-64 steps and of the mid model's SGD step, on one
 block and as the cluster of eight blocks that runs it on sm_90; the
 full-batch gradient kernel of the small model at 1e6 rows, with and without
-its prefetch of X): registers a thread and bytes spilled (ptxas, through
-NVRTC as CuPy compiles), and, where ``nvdisasm`` is found (a CUDA toolkit,
-or the one in the ``triton`` wheel), the machine code's instruction counts:
-all, shared-memory loads, and 16-byte global loads and stores. These count
-the code, not what runs; what a change saves in time needs a GPU.
+its prefetch of X, and with its gradient in 4x4 blocks only): registers a
+thread and bytes spilled (ptxas, through NVRTC as CuPy compiles), and,
+where ``nvdisasm`` is found (a CUDA toolkit, or the one in the ``triton``
+wheel), the machine code's instruction counts: all, shared-memory loads,
+and 16-byte global loads and stores. These count the code, not what runs;
+what a change saves in time needs a GPU.
 
     python benchmarks/kernel_static.py              # sm_90 (H100/H200)
     python benchmarks/kernel_static.py --arch sm_80
@@ -54,8 +55,11 @@ def kernels():
                 grid_source(F.kernel_source(layout, MID, "sgd", "float32", True),
                             cluster=CLUSTER_BLOCKS)))
     layout = B.choose_layout([32, 64, 1], "float32", 10**6, limit=HOPPER_SHARED)
+    blocks_only = B.BatchLayout(layout.sizes, "float32", layout.rows, layout.threads,
+                                layout.prefetch, strips=False)
     for name, used in (("batch [32,64,1] 1e6 rows", layout),
-                       ("batch [32,64,1] 1e6 rows, X not prefetched", layout.without_prefetch())):
+                       ("batch [32,64,1] 1e6 rows, X not prefetched", layout.without_prefetch()),
+                       ("batch [32,64,1] 1e6 rows, 4x4 blocks only", blocks_only)):
         out.append((name, "nnb_batch_grad",
                     B.kernel_source(used, SMALL, "sgd", "float32", False)))
     return out

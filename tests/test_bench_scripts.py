@@ -601,15 +601,20 @@ def test_kernel_static_builds_the_kernels_the_benchmarks_time():
     assert [name for name, _, _ in found] == [
         "fused [32,64,1] sgd", "fused [32,64,1] mini-batch 64", "fused [784,256,256,10] sgd",
         "fused [784,256,256,10] sgd, cluster of 8",
-        "batch [32,64,1] 1e6 rows", "batch [32,64,1] 1e6 rows, X not prefetched"]
+        "batch [32,64,1] 1e6 rows", "batch [32,64,1] 1e6 rows, X not prefetched",
+        "batch [32,64,1] 1e6 rows, 4x4 blocks only"]
     sources = {name: (entry, source) for name, entry, source in found}
     assert all(f" {entry}(" in source for entry, source in sources.values())
-    # The fused kernels gather a step ahead; the two batch kernels differ by the prefetch of X.
+    # The fused kernels gather a step ahead; the batch kernels differ by the prefetch of X
+    # and by the gradient's edges in strips or in 4x4 blocks.
     assert all("gx[k] = X[gi[k]" in sources[name][1] for name in sources if name.startswith("fused"))
     assert "__cluster_dims__(8, 1, 1)" in sources["fused [784,256,256,10] sgd, cluster of 8"][1]
     assert "NNB_STORE4" in sources["batch [32,64,1] 1e6 rows"][1].split("nnb_grad_phase")[1]
     assert "NNB_STORE4" not in \
         sources["batch [32,64,1] 1e6 rows, X not prefetched"][1].split("nnb_grad_phase")[1]
+    assert "{1, " in sources["batch [32,64,1] 1e6 rows"][1].split("nnb_strips")[1]
+    assert "{1, " not in \
+        sources["batch [32,64,1] 1e6 rows, 4x4 blocks only"][1].split("nnb_strips")[1]
 
 
 @needs_cxx

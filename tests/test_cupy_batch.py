@@ -353,12 +353,69 @@ def test_layout_allocates_nothing_n_sized_and_picks_tiles():
     assert small.grid(1000, 132, 4) == -(-1000 // 32)
     # Row strides are 4 mod 8 elements (16-byte accesses of a quarter-warp's rows on distinct banks).
     assert all(s % 8 == 4 for s in large.act_strides + large.dz_strides)
-    # Every parameter is in exactly one gradient block.
-    covered = np.zeros(large.n_params, int)
-    for *_, p0, fan_out, i_left, j_left in large.items:
-        for qi in range(i_left):
-            covered[p0 + qi * fan_out: p0 + qi * fan_out + j_left] += 1
-    assert np.all(covered == 1)
+    assert _coverage(large).tolist() == [1] * large.n_params
+
+
+def _coverage(layout):
+    """How many of the layout's gradient items hold each parameter."""
+    covered = np.zeros(layout.n_params, int)
+    for *_, p0, fan_out, i_used, j_used in layout.blocks:
+        for qi in range(i_used):
+            covered[p0 + qi * fan_out: p0 + qi * fan_out + j_used] += 1
+    for kind, *_, p0, step in layout.strip_table:
+        for q in range({0: 0, 1: 4, 2: 4, 3: 1}[kind]):
+            covered[p0 + q * step] += 1
+    return covered
+
+
+@pytest.mark.parametrize("sizes", [[32, 64, 1], [9, 13, 6, 3], [2, 1], [3, 5], [64, 32, 10],
+                                   [31, 7, 7, 2], [16, 128, 4]])
+@pytest.mark.parametrize("rows", [32, 128])
+@pytest.mark.parametrize("strips", [True, False])
+def test_every_parameter_in_one_gradient_item_and_a_warp_takes_one_kind(sizes, rows, strips):
+    layout = B.BatchLayout(sizes, "float32", rows, strips=strips)
+    assert _coverage(layout).tolist() == [1] * layout.n_params
+    assert len(layout.strip_table) == layout.strip_slots * layout.threads
+    # Strips read 4 values at once from 16-byte aligned offsets (a row's start and stride
+    # are multiples of 4), and a warp's 32 entries of a slot are all of one kind.
+    for kind, a_off, a_st, d_off, d_st, *_ in layout.strip_table:
+        vector = {1: d_off, 2: a_off}.get(kind)
+        assert vector is None or (vector % 4 == 0 and a_st % 4 == 0 and d_st % 4 == 0)
+    for start in range(0, len(layout.strip_table), 32):
+        assert len({entry[0] for entry in layout.strip_table[start:start + 32]} - {0}) <= 1
+    if strips:
+        assert all(i_used == j_used == 4 for *_, i_used, j_used in layout.blocks)
+
+
+def test_strips_spread_the_edges_over_the_warps():
+    # [32,64,1] on 128 threads: 128 whole blocks of layer 0 (its 32 inputs), then the
+    # bias row (16 strips of 4) and layer 1's one column (16 strips of 4 rows and
+    # the bias). As 4x4 blocks throughout, 33 threads took two blocks, 17 of them
+    # three-quarters empty: warps 0 and 1 did twice the others' work per row.
+    with_strips = B.BatchLayout([32, 64, 1], "float32", 128)
+    blocks_only = B.BatchLayout([32, 64, 1], "float32", 128, strips=False)
+    assert (len(with_strips.blocks), with_strips.strip_slots) == (128, 1)
+    assert with_strips.fma_per_row() == [20, 20, 17, 16]
+    assert blocks_only.fma_per_row() == [32, 32, 16, 16]
+    assert (with_strips.accumulators, blocks_only.accumulators) == (20, 36)
+    # 136 blocks leave warp 0 a block more: the strips (34 + 68 + 2) go to the others.
+    wide = B.BatchLayout([16, 136, 2], "float32", 128)
+    assert wide.fma_per_row() == [32, 24, 24, 21]
+
+
+@needs_cxx
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("sizes, k", [([32, 64, 1], 1), ([9, 13, 6, 3], 3), ([2, 1], 1)])
+def test_strips_add_the_same_bits_as_blocks(dtype, sizes, k):
+    # Each parameter sums its rows in the same order in a strip or a block.
+    output, loss = ("softmax", "cross_entropy") if k > 1 else ("sigmoid", "mse")
+    model, X, Y, multiclass = _problem("tanh", output, loss, k, dtype, hidden_sizes=sizes[1:-1],
+                                       n_in=sizes[0], n=N)
+    opt = get_optimizer("adam", 0.01)
+    runs = [_epochs_bits(model, X, Y, multiclass, opt,
+                         B.BatchLayout(sizes, dtype, 32, strips=strips), 3, 2)
+            for strips in (True, False)]
+    assert runs[0] == runs[1]
 
 
 @pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc is not installed here")
@@ -405,9 +462,10 @@ def test_cupy_batch_fit_equals_reference(dtype, rtol, optimizer):
 
 
 @pytest.mark.skipif(_cupy_gpu() is not None, reason=f"needs CuPy on a GPU: {_cupy_gpu()}")
-def test_cupy_prefetched_tiles_equal_the_plain_ones_bit_for_bit():
+def test_cupy_prefetched_tiles_and_strips_equal_the_plain_ones_bit_for_bit():
     # 200,000 rows: enough tiles of 128 a block for the executor's layout to
-    # prefetch, the GPU's threads each carrying their share of the next tile.
+    # prefetch, the GPU's threads each carrying their share of the next tile;
+    # and the gradient in 4x4 blocks only, the edges' parameters in blocks, not strips.
     import cupy
 
     n, dtype = 200_000, "float32"
@@ -422,14 +480,16 @@ def test_cupy_prefetched_tiles_equal_the_plain_ones_bit_for_bit():
     limit = B.shared_limit(cupy.cuda.Device())
     layout = B.choose_layout([32, 64, 1], dtype, n, B._sm_count(cupy.cuda.Device()), limit)
     assert layout.prefetch
+    blocks_only = B.BatchLayout(layout.sizes, dtype, layout.rows, layout.threads, True,
+                                strips=False)
     runs = []
-    for used in (layout, layout.without_prefetch()):
+    for used in (layout, layout.without_prefetch(), blocks_only):
         epoch = B.make_epoch(cupy, model.spec, opt, plan, X, y, False, used, 100, B.cuda_launcher)
         carry = (model.flat_params, opt.init(model.flat_params))
         for _ in range(3):
             *carry, loss, _ = epoch(*carry)
         runs.append([cupy.asnumpy(p).tobytes() for p in carry[0]] + [float(loss)])
-    assert runs[0] == runs[1]
+    assert runs[0] == runs[1] == runs[2]
     assert np.isfinite(runs[0][-1])
 
 

@@ -30,9 +30,14 @@ PyTorch eager's one-shot step, 8x the float32 floor) and 1.1 ms at 1e6. That
 two phases, 37 and 278 µs alone, cost 661 together: too few warps (2 blocks
 of 4 an SM, ~200 registers a thread) to hide the loads. So at large N each
 block loads its next tile of X into registers (16-byte reads) while it
-computes the current one (:class:`BatchLayout`'s ``prefetch``; about 235
+computes the current one (:class:`BatchLayout`'s ``prefetch``; about 210
 registers a thread instead of 167 on sm_90, still 2 blocks an SM, no
-spills); what that saves awaits a GPU run. Below 1e5 rows an
+spills); what that saves awaits a GPU run. In the reduction each thread adds
+whole 4x4 blocks of the gradient, and the parameters at a layer's edges (the
+bias row, a one-unit output layer) go in 1x4, 4x1 and 1x1 strips spread
+over the warps (``strips``): for [32,64,1] the busiest warp issues 20
+multiply-adds a row where 4x4 blocks throughout give it 32; what that
+saves also awaits a GPU run. Below 1e5 rows an
 epoch is ~150-250 µs of host work (the Python and CuPy calls around the two
 launches), not GPU time. The persistent kernel and the 64-epoch windows
 that remove that work await a GPU run.
@@ -70,8 +75,8 @@ __all__ = ["BatchLayout", "CupyBatch", "MAX_ROW_WIDTH", "cuda_launcher", "cuda_p
 # A thread holds one row's layer input and output in registers (fully
 # unrolled loops); past this many values they spill to local memory.
 MAX_ROW_WIDTH = 192
-# Gradient blocks per thread: 16 accumulators each, kept in registers.
-MAX_ITEMS_PER_THREAD = 8
+# Gradient accumulators per thread, kept in registers (16 a 4x4 block, 4 a strip).
+MAX_ACCUMULATORS = 128
 # Threads per block at least: a warp or two alone waits on every global load.
 MIN_THREADS = 128
 # A thread's share of the next tile of X, carried in registers (32 of them).
@@ -111,6 +116,14 @@ class BatchLayout:
         :data:`MAX_PREFETCH_BYTES`.
         X must then be 16-byte aligned (:func:`staging_for`). The same
         values reach shared memory either way: the same bits.
+    strips : bool, optional
+        Split the gradient into whole 4x4 blocks and, for what is left at a
+        layer's edges (its last rows, the ones row among them, and its last
+        columns), 1x4, 4x1 and 1x1 strips (default). False: 4x4 blocks
+        throughout, partly empty at the edges, which leaves threads that
+        take two blocks where a strip would do (kept for timing against).
+        Each parameter sums its rows in the same order either way: the same
+        bits.
 
     Attributes
     ----------
@@ -120,13 +133,26 @@ class BatchLayout:
         Layer l's input (rows, fan_in + 1: the last column is ones) in shared memory.
     dz_offsets, dz_strides : list of int
         dL/dz of layer l's outputs (rows, fan_out) in shared memory.
-    items : list of tuple
-        The parameter gradient's 4x4 blocks, in the order threads take them.
+    blocks : list of tuple
+        The gradient's 4x4 blocks, in the order threads take them (thread
+        ``t`` takes ``t``, ``t + threads``, ...): input offset and stride,
+        dz offset and stride, parameter offset, fan_out, rows and columns
+        used (4 and 4 but with ``strips=False``).
+    strip_table : list of tuple
+        Thread ``t``'s strips are entries ``t``, ``t + threads``, ...: kind
+        (0 none, 1 one input unit by 4 outputs, 2 four input units by one
+        output, 3 one parameter), input offset and stride, dz offset and
+        stride, first parameter and the step to the next. A warp's
+        entries are all of one kind (its loop takes one branch), and the
+        strips go first to the warps that take fewer blocks.
+    accumulators : int
+        Gradient sums a thread keeps in registers (at most :data:`MAX_ACCUMULATORS`).
     prefetch_vectors : int
         4-element vectors of X in a tile (0 without ``prefetch``).
     """
 
-    def __init__(self, sizes, dtype_name="float32", rows=128, threads=None, prefetch=None):
+    def __init__(self, sizes, dtype_name="float32", rows=128, threads=None, prefetch=None,
+                 strips=True):
         self.sizes = [int(s) for s in sizes]
         self.dtype_name = dtype_name
         self.rows = R = int(rows)
@@ -152,18 +178,11 @@ class BatchLayout:
             offset += R * self.dz_strides[-1]
         self.loss_offset = offset
         self.n_shared = offset + 2 * self.threads
-        # Consecutive threads take consecutive column blocks of one row block, so
-        # a warp's input loads are one broadcast and its dz loads contiguous.
-        self.items = []
-        for l, (fan_in, fan_out) in enumerate(zip(self.sizes, self.sizes[1:])):
-            for i0 in range(0, fan_in + 1, 4):
-                for j0 in range(0, fan_out, 4):
-                    self.items.append((self.act_offsets[l] + i0, self.act_strides[l],
-                                       self.dz_offsets[l] + j0, self.dz_strides[l],
-                                       self.w_offsets[l] + i0 * fan_out + j0, fan_out,
-                                       min(4, fan_in + 1 - i0), min(4, fan_out - j0)))
-        self.n_items = len(self.items)
-        self.items_per_thread = -(-self.n_items // self.threads)
+        self.strips = bool(strips)
+        self.blocks, self.strip_table = self._gradient_items()
+        self.block_slots = -(-len(self.blocks) // self.threads)
+        self.strip_slots = len(self.strip_table) // self.threads
+        self.accumulators = 16 * self.block_slots + 4 * self.strip_slots
         n_in = self.sizes[0]
         vectors = R * n_in // 4
         fits = (n_in % 4 == 0
@@ -177,9 +196,82 @@ class BatchLayout:
         self.prefetch_vectors = vectors if self.prefetch else 0
         self.prefetch_per_thread = -(-vectors // self.threads) if self.prefetch else 0
 
+    def _gradient_items(self):
+        """``(blocks, strip_table)``: who adds which parameters' gradient (see the class)."""
+        blocks, strips = [], {1: [], 2: [], 3: []}
+        for l, (fan_in, fan_out) in enumerate(zip(self.sizes, self.sizes[1:])):
+            a, a_st = self.act_offsets[l], self.act_strides[l]
+            d, d_st, w = self.dz_offsets[l], self.dz_strides[l], self.w_offsets[l]
+            n_rows = fan_in + 1  # the ones row: the bias
+            if self.strips:
+                rows_b, cols_b = n_rows // 4 * 4, fan_out // 4 * 4
+            else:
+                rows_b, cols_b = -(-n_rows // 4) * 4, -(-fan_out // 4) * 4
+            # Consecutive threads take consecutive column blocks of one row block, so
+            # a warp's input loads are one broadcast and its dz loads contiguous.
+            for i0 in range(0, rows_b, 4):
+                for j0 in range(0, cols_b, 4):
+                    blocks.append((a + i0, a_st, d + j0, d_st, w + i0 * fan_out + j0, fan_out,
+                                   min(4, n_rows - i0), min(4, fan_out - j0)))
+            for i in range(rows_b, n_rows):
+                for j0 in range(0, cols_b, 4):
+                    strips[1].append((1, a + i, a_st, d + j0, d_st, w + i * fan_out + j0, 1))
+            for j in range(cols_b, fan_out):
+                for i0 in range(0, rows_b, 4):
+                    strips[2].append((2, a + i0, a_st, d + j, d_st, w + i0 * fan_out + j,
+                                      fan_out))
+            for i in range(rows_b, n_rows):
+                for j in range(cols_b, fan_out):
+                    strips[3].append((3, a + i, a_st, d + j, d_st, w + i * fan_out + j, 0))
+        # Warps of 32 threads (the whole block where it is not a multiple of 32):
+        # each takes a chunk of one kind per strip slot, so that its loop never
+        # runs two kinds' code one after the other. The 4-wide chunks first, each
+        # to the warp with the least work so far (per tile row: 16 multiply-adds
+        # a block, 4 a strip, 1 a single parameter).
+        lanes = 32 if self.threads % 32 == 0 else self.threads
+        n_warps = self.threads // lanes
+        chunks = [items[i:i + lanes] for kind in (1, 2, 3)
+                  for items in [strips[kind]] for i in range(0, len(items), lanes)]
+        work = [16 * sum(1 for k in range(-(-len(blocks) // self.threads))
+                         if k * self.threads + w * lanes < len(blocks)) for w in range(n_warps)]
+        placed = [[] for _ in range(n_warps)]
+        for chunk in chunks:
+            w = min(range(n_warps), key=lambda v: (work[v], v))
+            placed[w].append(chunk)
+            work[w] += 4 if chunk[0][0] < 3 else 1
+        slots = max(1, max(len(p) for p in placed))
+        table = [(0, 0, 0, 0, 0, 0, 0)] * (slots * self.threads)
+        for w, mine in enumerate(placed):
+            for k, chunk in enumerate(mine):
+                start = k * self.threads + w * lanes
+                table[start:start + len(chunk)] = chunk
+        return blocks, table
+
+    def fma_per_row(self):
+        """Multiply-adds each warp issues per tile row to add the tile's gradient:
+        the most over its threads, slot by slot (a warp runs a slot if any thread has it)."""
+        lanes = 32 if self.threads % 32 == 0 else self.threads
+        cost = {0: 0, 1: 4, 2: 4, 3: 1}
+        out = []
+        for w in range(self.threads // lanes):
+            threads = range(w * lanes, (w + 1) * lanes)
+            total = 0
+            for k in range(self.block_slots):
+                total += 16 if any(t + k * self.threads < len(self.blocks) for t in threads) else 0
+            for k in range(self.strip_slots):
+                total += max(cost[self.strip_table[t + k * self.threads][0]] for t in threads)
+            out.append(total)
+        return out
+
+    def fits(self, limit=SHARED_BYTES):
+        """Whether a block's shared memory (at most ``limit`` bytes) and a thread's
+        registers hold this layout."""
+        return self.shared_bytes() <= limit and self.accumulators <= MAX_ACCUMULATORS
+
     def without_prefetch(self):
         """This layout, its tiles of X loaded at each tile's start (any alignment)."""
-        return BatchLayout(self.sizes, self.dtype_name, self.rows, self.threads, prefetch=False)
+        return BatchLayout(self.sizes, self.dtype_name, self.rows, self.threads, prefetch=False,
+                           strips=self.strips)
 
     def shared_bytes(self, dtype_name=None):
         """Dynamic shared memory one block takes, in bytes."""
@@ -214,17 +306,16 @@ def choose_layout(sizes, dtype_name, n_samples, n_sms=132, limit=SHARED_BYTES):
     X is prefetched (:class:`BatchLayout`'s ``prefetch``) where the blocks take
     several tiles each, which is where a tile's loads can wait behind the
     previous tile's compute; with a tile or two a block, the registers it
-    takes (70 a thread for [32,64,1] in float32) could cost resident blocks
+    takes (about 45 a thread for [32,64,1] in float32) could cost resident blocks
     for nothing.
     """
     for rows in (128, 64, 32):
         layout = BatchLayout(sizes, dtype_name, rows, prefetch=False)
-        if layout.shared_bytes() > limit or layout.items_per_thread > MAX_ITEMS_PER_THREAD:
+        if not layout.fits(limit):
             continue
         tiles = -(-n_samples // rows)
         if not (rows == 32 or tiles >= 2 * n_sms):
-            smaller = BatchLayout(sizes, dtype_name, rows // 2)
-            if smaller.items_per_thread <= MAX_ITEMS_PER_THREAD and smaller.shared_bytes() <= limit:
+            if BatchLayout(sizes, dtype_name, rows // 2).fits(limit):
                 continue
         if tiles > 4 * n_sms:
             layout = BatchLayout(sizes, dtype_name, rows)

@@ -12,7 +12,8 @@ and a third runs several:
     loss gradient and backward pass, its layer inputs in registers and every
     layer's activations and dL/dz in shared memory; then the block adds the
     tile's gradient ``A_l^T dZ_l`` to accumulators that stay in registers
-    across all its tiles (each thread owns 4x4 blocks of the parameters).
+    across all its tiles (each thread owns 4x4 blocks of the parameters, and
+    strips of those left at a layer's edges).
     At the end each block writes its partial gradient, loss and hit count to
     its own row of ``partials`` (G, P + 2). Nothing N-sized is written.
 ``nnb_batch_update``, one thread per parameter
@@ -93,7 +94,8 @@ static nnb_dim gridDim = {{1}};
 // The host build runs the grid's blocks one after another.
 extern "C" void nnb_set_grid(unsigned block, unsigned grid) {{ blockIdx.x = block; gridDim.x = grid; }}
 #define NNB_LOAD4(dst, src) {{ dst[0] = (src)[0]; dst[1] = (src)[1]; dst[2] = (src)[2]; dst[3] = (src)[3]; }}
-#define NNB_K {layout.n_items}
+#define NNB_KB {max(1, len(layout.blocks))}
+#define NNB_KS {len(layout.strip_table)}
 #define NNB_LDS4(dst, src) NNB_LOAD4(dst, src)
 #define NNB_STORE4(dst, src) {{ (dst)[0] = src[0]; (dst)[1] = src[1]; (dst)[2] = src[2]; (dst)[3] = src[3]; }}
 #define NNB_PF {max(1, layout.prefetch_vectors)}
@@ -108,7 +110,8 @@ extern "C" void nnb_set_grid(unsigned block, unsigned grid) {{ blockIdx.x = bloc
 #define NNB_LOAD4(dst, src) {load4}
 // W at a compile-time address: NVRTC would split a plain 16-byte load into four.
 #define NNB_LDS4(dst, src) {lds4}
-#define NNB_K {layout.items_per_thread}
+#define NNB_KB {max(1, layout.block_slots)}
+#define NNB_KS {layout.strip_slots}
 #define NNB_STORE4(dst, src) {store4}
 #define NNB_PF {max(1, layout.prefetch_per_thread)}
 #endif
@@ -118,12 +121,19 @@ typedef {T} T;
 
 
 def _items_table(layout):
-    """The gradient's 4x4 blocks: (input offset, input stride, dz offset, dz stride,
-    parameter offset, fan_out, rows left, columns left) each."""
-    rows = ",\n    ".join("{" + ", ".join(str(v) for v in item) + "}" for item in layout.items)
+    """The gradient's 4x4 blocks (input offset, input stride, dz offset, dz stride,
+    parameter offset, fan_out, rows used, columns used) and the strips (kind,
+    input offset, input stride, dz offset, dz stride, parameter offset, step)."""
+    blocks = layout.blocks or [(0,) * 8]
+    rows = ",\n    ".join("{" + ", ".join(str(v) for v in item) + "}" for item in blocks)
+    strips = ",\n    ".join("{" + ", ".join(str(v) for v in item) + "}"
+                            for item in layout.strip_table)
     return f"""
-__device__ static const int nnb_items[{layout.n_items}][8] = {{
+__device__ static const int nnb_blocks[{len(blocks)}][8] = {{
     {rows}
+}};
+__device__ static const int nnb_strips[{len(layout.strip_table)}][7] = {{
+    {strips}
 }};
 """
 
@@ -251,13 +261,14 @@ def _backward(layout, spec):
 
 def _reduction(layout):
     """The tile's gradient added to the thread's accumulators: ``[A_l, 1]^T dZ_l``
-    over the tile's rows, one 4x4 block of a layer's parameters per item."""
+    over the tile's rows, a 4x4 block or a strip of a layer's parameters per item."""
     R = layout.rows
-    return f"""        // The tile's gradient: acc += [A_l, 1]^T dZ_l over its rows, 4x4 blocks.
+    return f"""        // The tile's gradient: acc += [A_l, 1]^T dZ_l over its rows, row by row
+        // (each parameter's sum in row order, whichever item holds it).
         for (int r = 0; r < {R}; ++r) {{
             #pragma unroll
-            for (int k = 0; k < NNB_K; ++k) {{
-                if (tid + k * nt < {layout.n_items}) {{
+            for (int k = 0; k < NNB_KB; ++k) {{
+                if (tid + k * nt < {len(layout.blocks)}) {{
                     T av[4], dv[4];
                     NNB_LOAD4(av, sh + a_off[k] + r * a_st[k]);
                     NNB_LOAD4(dv, sh + d_off[k] + r * d_st[k]);
@@ -268,6 +279,27 @@ def _reduction(layout):
                     }}
                 }}
             }}
+            // A warp's strips are of one kind: one branch each.
+            #pragma unroll
+            for (int k = 0; k < NNB_KS; ++k) {{
+                const T* as = sh + s_a_off[k] + r * s_a_st[k];
+                const T* ds = sh + s_d_off[k] + r * s_d_st[k];
+                if (s_kind[k] == 1) {{
+                    T dv[4];
+                    NNB_LOAD4(dv, ds);
+                    const T a = as[0];
+                    #pragma unroll
+                    for (int q = 0; q < 4; ++q) s_acc[k][q] += a * dv[q];
+                }} else if (s_kind[k] == 2) {{
+                    T av[4];
+                    NNB_LOAD4(av, as);
+                    const T d = ds[0];
+                    #pragma unroll
+                    for (int q = 0; q < 4; ++q) s_acc[k][q] += av[q] * d;
+                }} else if (s_kind[k] == 3) {{
+                    s_acc[k][0] += as[0] * ds[0];
+                }}
+            }}
         }}"""
 
 
@@ -276,18 +308,28 @@ def _write_partials(layout):
     P = layout.n_params
     return f"""    T* part = partials + (long long)blockIdx.x * {P + 2};
     #pragma unroll
-    for (int k = 0; k < NNB_K; ++k) {{
+    for (int k = 0; k < NNB_KB; ++k) {{
         const int it = tid + k * nt;
-        if (it < {layout.n_items}) {{
-            const int p0 = nnb_items[it][4], fan_out = nnb_items[it][5];
-            const int i_left = nnb_items[it][6], j_left = nnb_items[it][7];
+        if (it < {len(layout.blocks)}) {{
+            const int p0 = nnb_blocks[it][4], fan_out = nnb_blocks[it][5];
+            const int i_used = nnb_blocks[it][6], j_used = nnb_blocks[it][7];
             #pragma unroll
             for (int qi = 0; qi < 4; ++qi) {{
                 #pragma unroll
                 for (int qj = 0; qj < 4; ++qj) {{
-                    if (qi < i_left && qj < j_left) part[p0 + qi * fan_out + qj] = acc[k][qi * 4 + qj];
+                    if (qi < i_used && qj < j_used)
+                        part[p0 + qi * fan_out + qj] = acc[k][qi * 4 + qj];
                 }}
             }}
+        }}
+    }}
+    #pragma unroll
+    for (int k = 0; k < NNB_KS; ++k) {{
+        const int* st = nnb_strips[tid + k * nt];
+        const int used = s_kind[k] == 3 ? 1 : s_kind[k] == 0 ? 0 : 4;
+        #pragma unroll
+        for (int q = 0; q < 4; ++q) {{
+            if (q < used) part[st[5] + q * st[6]] = s_acc[k][q];
         }}
     }}"""
 
@@ -369,16 +411,26 @@ static __device__ __forceinline__ void nnb_grad_phase(
     // Unrolled: a few global loads in flight per thread, not one round trip each.
     #pragma unroll 8
     for (int t = tid; t < {P}; t += nt) sh[t] = NNB_LDCG(params + t);
-    // This thread's gradient blocks, and their accumulators (registers on the GPU).
-    int a_off[NNB_K], a_st[NNB_K], d_off[NNB_K], d_st[NNB_K];
-    T acc[NNB_K][16];
+    // This thread's gradient blocks and strips, and their accumulators (registers on the GPU).
+    int a_off[NNB_KB], a_st[NNB_KB], d_off[NNB_KB], d_st[NNB_KB];
+    T acc[NNB_KB][16];
     #pragma unroll
-    for (int k = 0; k < NNB_K; ++k) {{
-        const int it = tid + k * nt < {layout.n_items} ? tid + k * nt : 0;
-        a_off[k] = nnb_items[it][0]; a_st[k] = nnb_items[it][1];
-        d_off[k] = nnb_items[it][2]; d_st[k] = nnb_items[it][3];
+    for (int k = 0; k < NNB_KB; ++k) {{
+        const int it = tid + k * nt < {len(layout.blocks)} ? tid + k * nt : 0;
+        a_off[k] = nnb_blocks[it][0]; a_st[k] = nnb_blocks[it][1];
+        d_off[k] = nnb_blocks[it][2]; d_st[k] = nnb_blocks[it][3];
         #pragma unroll
         for (int q = 0; q < 16; ++q) acc[k][q] = (T)0;
+    }}
+    int s_kind[NNB_KS], s_a_off[NNB_KS], s_a_st[NNB_KS], s_d_off[NNB_KS], s_d_st[NNB_KS];
+    T s_acc[NNB_KS][4];
+    #pragma unroll
+    for (int k = 0; k < NNB_KS; ++k) {{
+        const int* st = nnb_strips[tid + k * nt];
+        s_kind[k] = st[0]; s_a_off[k] = st[1]; s_a_st[k] = st[2];
+        s_d_off[k] = st[3]; s_d_st[k] = st[4];
+        #pragma unroll
+        for (int q = 0; q < 4; ++q) s_acc[k][q] = (T)0;
     }}
     T loss_acc = (T)0, hit_acc = (T)0;
     __syncthreads();
