@@ -48,7 +48,7 @@
 #                                       (~45 s more, a guess), less the 280 host-build
 #                                       and NVRTC tests, deselected (-m "not
 #                                       host_build": CI runs them on the CPU)
-#   benchmark                 275 s     below (its deadline leaves it what the tests
+#   benchmark                 293 s     below (its deadline leaves it what the tests
 #                                       leave less 10 s and less the diagnostics' 60:
 #                                       ~240 s; run1 of 2026-12-04 used 188 s of 266)
 #   diagnostics            what is left  gpu_diagnostics.sh, its steps in order while
@@ -80,15 +80,16 @@
 #
 #   ratios, 17 (issues 12, 25, 26's GPU pairs; 5 rounds a side, 3
 #       for a pair slower than 0.4 s: NNBACKEND_BENCH_RATIO_SECONDS)   71 s
-#   small [32,64,1], 9 implementations x 5 cases: batch at
-#       1e3, 1e4, 1e5; mini-batch 64 at 1e5; sgd at 1e3                106 s
+#   small [32,64,1], 9 implementations x 6 cases: batch at 1e2
+#       (where issue 26's crossover should be), 1e3, 1e4, 1e5;
+#       mini-batch 64 at 1e5; sgd at 1e3                               124 s
 #   mid [784,256,256,10], 6 implementations x 2: sgd at 1e3,
 #       mini-batch 64 at 1e4                                             25 s
 #   mnist [784,1024,1024,10], 6 implementations x 2: batch and
 #       mini-batch 256 at 1e4 (its 6e4 and 1e6 figures are the
 #       ratios' sides, measured above)                                   28 s
 #   start-up 20 s, data 15 s, report 10 s                                45 s
-#   total: 69 epoch cases and 17 ratios                  ~275 s (270-305 s)
+#   total: 78 epoch cases and 17 ratios                  ~293 s (288-323 s)
 #
 # Short epochs are timed in calls of several, their losses read once (at most
 # 64 epochs and about 20 ms a call: nnbackend/bench/cases/test_epochs.py), so
@@ -104,7 +105,7 @@
 #
 # nnbackend runs on numpy, cupy, torch:cuda and jax:gpu; the peers are those
 # on the GPU (--gpu-peers: PyTorch eager, plain CuPy, the JAX loops). The
-# peers on the CPU alone (numpy-seed, torch-eager-cpu: 14 cases, ~28 s more)
+# peers on the CPU alone (numpy-seed, torch-eager-cpu: 16 cases, ~32 s more)
 # are the CPU runs' business (benchmarks/results/cpu-ratios-*); a
 # GPU_CHECK_BENCH_ARGS without --gpu-peers times them, last. The same model puts
 # run2's whole plan (without mid) at ~355 s. This one fits by: 0.5 s of timed
@@ -214,7 +215,7 @@ elif [ "${GPU_CHECK_BENCH:-1}" != 0 ]; then
   timeout "$bench_seconds" \
   python3 -m nnbackend.cli bench --backends "$backends" --out "$OUT/bench" --ratios gpu \
     --target-n 0 --precision "${GPU_CHECK_PRECISION:-highest}" \
-    ${GPU_CHECK_BENCH_ARGS:---models small,mid,mnist --sizes 1e3,1e4,1e5 --sgd-max 1e3 --mid-sizes 1e3,1e4 --mnist-sizes 1e4 --mnist-cpu-max 1e4 --mode-sizes small:minibatch=1e5;mid:minibatch=1e4;mid:sgd=1e3 --gpu-peers} \
+    ${GPU_CHECK_BENCH_ARGS:---models small,mid,mnist --sizes 1e3,1e4,1e5 --sgd-max 1e3 --mid-sizes 1e3,1e4 --mnist-sizes 1e4 --mnist-cpu-max 1e4 --mode-sizes small:batch=1e2,1e3,1e4,1e5;small:minibatch=1e5;mid:minibatch=1e4;mid:sgd=1e3 --gpu-peers} \
     > "$tmp/bench.log" 2>&1
   bench_status=$?
   [ "$bench_status" = 124 ] && echo "benchmark: CUT OFF after $bench_seconds s" \

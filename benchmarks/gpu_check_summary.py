@@ -29,6 +29,9 @@ TARGETS = [("small", "sgd", None, 2e-6), ("small", "minibatch", None, 10e-6),
            ("small", "batch", 1_000, 15e-6), ("small", "batch", 10_000, 15e-6),
            ("small", "batch", 100_000, 40e-6)]
 TARGET_LABELS = ("nnbackend-cupy-cuda", "nnbackend-torch-cuda", "nnbackend-jax-gpu")
+# Issue 26's crossover: each GPU backend's batch epoch faster than NumPy's from
+# "a few hundred rows" at most, as (model, mode, largest N).
+CROSSOVER_TARGET = ("small", "batch", 500)
 # Columns of the per-step table, when measured.
 STEP_LABELS = ("nnbackend-cupy-cuda", "nnbackend-torch-cuda", "nnbackend-jax-gpu",
                "nnbackend-numpy-cpu", "nnbackend-cupy-cuda-reference", "torch-eager-cuda",
@@ -163,11 +166,43 @@ def bench(out_dir):
         print(f"  {c.get('model', 'small'):5s} {c['mode']:9s} {c['label']:28s} {c.get('text', '')}")
     if not summary.get("crossovers"):
         print("  none: no GPU result in the benchmark")
+    _crossover_targets(summary.get("crossovers", []))
     _ratios(summary.get("ratios", []))
     points = _points(data)
     _step_tables(points)
     _targets(points)
     _cases(data)
+
+
+def crossover_met(c, largest):
+    """Whether crossover ``c`` (the report's, from summary.json) puts the GPU ahead from
+    ``largest`` rows or fewer: one crossover, at most there, or the GPU faster at every
+    N measured, the smallest at most there. None where the run cannot tell (the GPU
+    faster at every N, all above ``largest``); a mixed result is not met."""
+    if c.get("status") == "crossover":
+        return c["n"] <= largest
+    if c.get("status") == "gpu_faster_everywhere":
+        measured = c.get("n_measured") or []
+        return True if measured and min(measured) <= largest else None
+    return False if c.get("status") in ("cpu_faster_everywhere", "mixed") else None
+
+
+def _crossover_targets(crossovers):
+    model, mode, largest = CROSSOVER_TARGET
+    lines = []
+    for c in crossovers:
+        if (c.get("model", "small"), c["mode"]) != (model, mode) or \
+                c["label"] not in TARGET_LABELS:
+            continue
+        met = crossover_met(c, largest)
+        smallest = min(c.get("n_measured") or [0])
+        verdict = {True: "met", False: "NOT met"}.get(
+            met, f"not measured (smallest N {smallest}: GPU faster there)")
+        lines.append(f"  {model:5s} {mode:9s} {SHORT[c['label']]:10s} {c.get('text', '')} "
+                     f"(target: GPU faster from N <= {largest}): {verdict}")
+    if lines:
+        print("issue 26 crossover target (against nnbackend-numpy-cpu):")
+        print("\n".join(lines))
 
 
 def _ratios(ratios):

@@ -20,8 +20,9 @@ prints one block per kernel launch::
 
 The configurations are the small model's fused step (SGD at N=1e3,
 mini-batch 64 at N=1e4), the mid model's SGD step, and the small model's
-full-batch epoch at N=1e6 with the layout the executor picks and with that
-layout's tiles of X loaded without the prefetch.
+full-batch epoch at N=1e6 with the layout the executor picks, with that
+layout's tiles of X loaded without the prefetch, and with its gradient in
+4x4 blocks only (no strips at the layers' edges).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ CONFIGS = {
     "fused-mid-sgd": "the fused epoch kernel, [784,256,256,10] SGD, N=500",
     "batch-small-1e6": "the full-batch kernels, [32,64,1], N=1e6 (the executor's layout)",
     "batch-small-1e6-plain": "the full-batch kernels, [32,64,1], N=1e6, X not prefetched",
+    "batch-small-1e6-blocks": "the full-batch kernels, [32,64,1], N=1e6, 4x4 blocks only",
 }
 
 # (label, metric names to try in order, scale): the raw page's names; the
@@ -133,8 +135,8 @@ def report(folder):
     return "\n".join(out)
 
 
-def _batch_plain():
-    """The full-batch epoch at 1e6 rows with the executor's layout, X not prefetched."""
+def _batch_variant(change):
+    """The full-batch epoch at 1e6 rows with the executor's layout as ``change`` leaves it."""
     import cupy
 
     from batch_kernel_time import _grad_task
@@ -143,8 +145,8 @@ def _batch_plain():
     n = 10**6
     task, params, opt = _grad_task(n)
     device = task.backend.device
-    layout = B.choose_layout([32, 64, 1], "float32", n, B._sm_count(device),
-                             B.shared_limit(device)).without_prefetch()
+    layout = change(B.choose_layout([32, 64, 1], "float32", n, B._sm_count(device),
+                                    B.shared_limit(device)))
     per_sm = int(device.attributes["MaxSharedMemoryPerMultiprocessor"])
     blocks = layout.grid(n, B._sm_count(device), max(1, min(8, per_sm // (layout.shared_bytes()
                                                                           + 1024))))
@@ -152,6 +154,13 @@ def _batch_plain():
         epoch = B.make_epoch(cupy, task.spec, opt, task.plan, task.X, task.Y, None, layout,
                              blocks, B.cuda_launcher, device)
     return lambda: epoch(params, opt.init(params))
+
+
+def _blocks_only(layout):
+    from nnbackend.backends.cupy import batch as B
+
+    return B.BatchLayout(layout.sizes, layout.dtype_name, layout.rows, layout.threads,
+                         layout.prefetch, strips=False)
 
 
 def launch(name):
@@ -165,7 +174,8 @@ def launch(name):
         "fused-small-mb64": lambda: nnbackend_epoch("cupy", None, "minibatch", 10_000)[0],
         "fused-mid-sgd": lambda: nnbackend_epoch("cupy", None, "sgd", 500, model="mid")[0],
         "batch-small-1e6": lambda: nnbackend_epoch("cupy", None, "batch", 10**6)[0],
-        "batch-small-1e6-plain": _batch_plain,
+        "batch-small-1e6-plain": lambda: _batch_variant(lambda layout: layout.without_prefetch()),
+        "batch-small-1e6-blocks": lambda: _batch_variant(_blocks_only),
     }
     step = makers[name]()
     step()

@@ -30,7 +30,9 @@ GPU_CHECK_ENV = {
     "NNBACKEND_BENCH_MODELS": "small,mid,mnist", "NNBACKEND_BENCH_SIZES": "1000,10000,100000",
     "NNBACKEND_BENCH_SGD_MAX": "1000", "NNBACKEND_BENCH_MID_SIZES": "1000,10000",
     "NNBACKEND_BENCH_MNIST_SIZES": "10000", "NNBACKEND_BENCH_MNIST_CPU_MAX": "10000",
-    "NNBACKEND_BENCH_MODE_SIZES": "small:minibatch=1e5;mid:minibatch=1e4;mid:sgd=1e3",
+    # The script's own: the batch epochs from 1e2 rows, for issue 26's crossover.
+    "NNBACKEND_BENCH_MODE_SIZES": re.search(
+        r"--mode-sizes (\S+)", (ROOT / "benchmarks" / "gpu_check.sh").read_text()).group(1),
 }
 
 
@@ -202,14 +204,14 @@ def test_the_gpu_checks_cases_cover_every_model_and_pytorch_eager_on_the_gpu():
     cases = cases_conftest.epoch_cases(GPU_CHECK_ENV, usable=USABLE, on_gpu=GPU.get,
                                        cuda_torch=lambda: True)
     by_model = {m: [c for c in cases if c[0] == m] for m in ("small", "mid", "mnist")}
-    assert [len(v) for v in by_model.values()] == [55, 14, 14]  # the header's arithmetic
+    assert [len(v) for v in by_model.values()] == [66, 14, 14]  # the header's arithmetic
     for model, mine in by_model.items():
         assert ("torch-eager", "cuda") in {(c[1], c[2]) for c in mine}, model
         assert {c[2] for c in mine if c[1] == "nnbackend"} == set(GPU)
-    # small: batch at three N; mini-batch at 1e5 only; sgd at 1e3 (per --mode-sizes).
+    # small: batch at four N; mini-batch at 1e5 only; sgd at 1e3 (per --mode-sizes).
     assert {(c[3], c[4]) for c in by_model["small"]} == {
-        ("batch", 1000), ("batch", 10000), ("batch", 100000), ("minibatch", 100000),
-        ("sgd", 1000)}
+        ("batch", 100), ("batch", 1000), ("batch", 10000), ("batch", 100000),
+        ("minibatch", 100000), ("sgd", 1000)}
     # mid: per step only; the fused kernel beside its eager loop; no plain-CuPy peer.
     assert {(c[3], c[4]) for c in by_model["mid"]} == {("minibatch", 10000), ("sgd", 1000)}
     impls = {c[1] for c in by_model["mid"]}
@@ -219,13 +221,13 @@ def test_the_gpu_checks_cases_cover_every_model_and_pytorch_eager_on_the_gpu():
     # CPU alone last (a cut-off costs the GPU figures least); --gpu-peers leaves
     # those out.
     kinds = [("nnbackend" if c[1].startswith("nnbackend") else f"{c[1]}-{c[2]}") for c in cases]
-    assert kinds.index("torch-eager-cuda") == kinds.count("nnbackend") == 43
+    assert kinds.index("torch-eager-cuda") == kinds.count("nnbackend") == 48
     assert kinds.index("jax-jit-step-gpu") > kinds.index("cupy-eager-cuda")
     cpu_peers = [c for c in cases if c[1] in ("numpy-seed", "torch-eager") and c[2] == "cpu"]
-    assert len(cpu_peers) == 14 and cases[-14:] == cpu_peers
+    assert len(cpu_peers) == 16 and cases[-16:] == cpu_peers
     gpu_only = cases_conftest.epoch_cases(dict(GPU_CHECK_ENV, NNBACKEND_BENCH_PEERS="gpu"),
                                           usable=USABLE, on_gpu=GPU.get, cuda_torch=lambda: True)
-    assert gpu_only == cases[:-14]
+    assert gpu_only == cases[:-16]
 
 
 def test_mode_sizes_replace_a_models_sizes_and_the_sgd_maximum():
@@ -302,7 +304,31 @@ def test_the_summarys_targets_say_how_many_epochs_a_timed_call_ran(capsys):
     assert "jax:gpu        30.00 µs per epoch (target 15): NOT met" in out
 
 
+@pytest.mark.parametrize("crossover, verdict", [
+    ({"status": "crossover", "n": 310.0, "n_measured": [100, 1000]}, "met"),
+    ({"status": "crossover", "n": 1500.0, "n_measured": [100, 1000, 10000]}, "NOT met"),
+    ({"status": "gpu_faster_everywhere", "n": None, "n_measured": [100, 1000]}, "met"),
+    ({"status": "gpu_faster_everywhere", "n": None, "n_measured": [1000, 10000]},
+     "not measured (smallest N 1000: GPU faster there)"),
+    ({"status": "cpu_faster_everywhere", "n": None, "n_measured": [100, 1000]}, "NOT met"),
+    ({"status": "mixed", "n": 200.0, "n_measured": [100, 1000, 10000]}, "NOT met"),
+])
+def test_the_summary_says_whether_the_batch_crossover_is_a_few_hundred_rows(crossover, verdict,
+                                                                              capsys):
+    summary = load_script("gpu_check_summary")
+    rows = [dict(crossover, model="small", mode="batch", label="nnbackend-cupy-cuda",
+                 text="GPU faster from N ≈ ..."),
+            dict(crossover, model="small", mode="sgd", label="nnbackend-cupy-cuda"),
+            dict(crossover, model="small", mode="batch", label="nnbackend-cupy-cuda-reference")]
+    summary._crossover_targets(rows)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("issue 26 crossover target") and len(lines) == 2
+    assert lines[1].endswith(f"(target: GPU faster from N <= 500): {verdict}")
+    assert " cupy " in lines[1]
+
+
 def _bench_env(tmp_path, **extra):
+
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "NNBACKEND_"))}
     env.update(PYTHONPATH=str(ROOT) + os.pathsep + env.get("PYTHONPATH", ""),
                NNBACKEND_BENCH_SECONDS="0.01", **extra)
