@@ -234,3 +234,20 @@ def test_the_persistent_kernel_holds_as_many_blocks_as_the_gradient_kernel(dtype
     persistent = _blocks_per_sm(regs["nnb_batch_epochs"], layout.threads, shared)
     assert persistent >= 1
     assert persistent == _blocks_per_sm(regs["nnb_batch_grad"], layout.threads, shared), regs
+
+
+@pytest.mark.parametrize("n_samples", [1000, 10**4])
+def test_the_benchmarks_small_n_persistent_kernel_holds_three_blocks_an_sm(n_samples):
+    # Below ~3e4 rows the tiles are 32 rows (32 KB of shared memory: 7 blocks an
+    # SM) and the grid is what the persistent kernel holds. With the gradient's
+    # edges in strips its SGD build takes 167 registers a thread (3 blocks an SM,
+    # as the gradient kernel); in 4x4 blocks throughout it took 213 (2).
+    from nvrtc import registers
+
+    spec = NetSpec("sigmoid", "sigmoid", "mse", "mean")
+    layout = B.choose_layout([32, 64, 1], "float32", n_samples, limit=227 * 1024)
+    assert layout.rows == 32 and not layout.prefetch
+    regs = registers(batch_source(layout, spec, "sgd", "float32", None))
+    shared = layout.shared_bytes()
+    for kernel in ("nnb_batch_grad", "nnb_batch_epochs"):
+        assert _blocks_per_sm(regs[kernel], layout.threads, shared) == 3, regs
