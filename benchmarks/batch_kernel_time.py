@@ -3,9 +3,9 @@
 First the gradient kernel's phases at N = 1e6 (the kernel with a phase left
 out; the update kernel alone; the whole kernel and its reduction with the
 gradient in 4x4 blocks only, no strips, to time against). Then for each N:
-the ``cupy-batch`` executor's kernels alone (many epochs queued with no host read between
-them, then one synchronisation), the batch epoch as a fit runs it (the
-epoch's loss read back, so the epoch is done) on cupy, torch:cuda and
+the ``cupy-batch`` executor's kernels alone (many epochs queued with no host
+read between them, then one synchronisation), the batch epoch as a fit runs
+it (the epoch's loss read back, so the epoch is done) on cupy, torch:cuda and
 jax:gpu (the last two through the DLPack bridge where CuPy is installed),
 the eager chunked loop (``executor="reference"``: cuBLAS over chunks), and
 PyTorch eager's one-shot full-batch step on the same GPU; and up to
