@@ -179,6 +179,8 @@ class BatchLayout:
         self.loss_offset = offset
         self.n_shared = offset + 2 * self.threads
         self.strips = bool(strips)
+        # Warps of 32 threads (the whole block where it is not a multiple of 32).
+        self.lanes = 32 if self.threads % 32 == 0 else self.threads
         self.blocks, self.strip_table = self._gradient_items()
         self.block_slots = -(-len(self.blocks) // self.threads)
         self.strip_slots = len(self.strip_table) // self.threads
@@ -223,12 +225,11 @@ class BatchLayout:
             for i in range(rows_b, n_rows):
                 for j in range(cols_b, fan_out):
                     strips[3].append((3, a + i, a_st, d + j, d_st, w + i * fan_out + j, 0))
-        # Warps of 32 threads (the whole block where it is not a multiple of 32):
-        # each takes a chunk of one kind per strip slot, so that its loop never
+        # Each warp takes a chunk of one kind per strip slot, so that its loop never
         # runs two kinds' code one after the other. The 4-wide chunks first, each
         # to the warp with the least work so far (per tile row: 16 multiply-adds
         # a block, 4 a strip, 1 a single parameter).
-        lanes = 32 if self.threads % 32 == 0 else self.threads
+        lanes = self.lanes
         n_warps = self.threads // lanes
         chunks = [items[i:i + lanes] for kind in (1, 2, 3)
                   for items in [strips[kind]] for i in range(0, len(items), lanes)]
@@ -250,7 +251,7 @@ class BatchLayout:
     def fma_per_row(self):
         """Multiply-adds each warp issues per tile row to add the tile's gradient:
         the most over its threads, slot by slot (a warp runs a slot if any thread has it)."""
-        lanes = 32 if self.threads % 32 == 0 else self.threads
+        lanes = self.lanes
         cost = {0: 0, 1: 4, 2: 4, 3: 1}
         out = []
         for w in range(self.threads // lanes):
