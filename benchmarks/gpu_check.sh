@@ -36,21 +36,21 @@
 # run nnbackend's first, then PyTorch eager on the GPU and the other peers, so
 # that a run cut short loses what the GPU figures need least.
 #
-# Expected seconds on an H200, from the last run there
-# (benchmarks/results/h200-2026-11-27-gpu-check/run2-5827357: results.json's
-# rounds and medians, gpu-tests.log, gpu_check-summary.txt):
+# Expected seconds on an H200, from the last whole check there
+# (benchmarks/results/h200-2026-12-04-gpu-check/run1: summary.txt, tests.xml,
+# and results.json's "cases", each case's wall time):
 #
 #   part                     expected   from
 #   wheels, machine, probes    15 s     imports of torch, jax and CuPy, once
-#   tests (-n 6)              150 s     2026-12-04 run1: 141 s; since then
+#   tests (-n 6)              150 s     run1: 141 s; since then
 #                                       test_estimators_devices, test_dask_cupy,
 #                                       test_window and the kernel-update GPU tests
 #                                       (~45 s more, a guess), less the 280 host-build
 #                                       and NVRTC tests, deselected (-m "not
 #                                       host_build": CI runs them on the CPU)
-#   benchmark                 293 s     below (its deadline leaves it what the tests
+#   benchmark                ~205 s     below (its deadline leaves it what the tests
 #                                       leave less 10 s and less the diagnostics' 60:
-#                                       ~240 s; run1 of 2026-12-04 used 188 s of 266)
+#                                       ~240 s)
 #   diagnostics            what is left  gpu_diagnostics.sh, its steps in order while
 #                                       their cutoffs fit (bridge 20 s, cluster and
 #                                       grid 40, graphs 20, gemm floor 40, profile 60,
@@ -66,37 +66,38 @@
 #                                       the tests take (the benchmark loses its last
 #                                       cases instead: the summary names them)
 #
-# The benchmark. run2 started 70 cases in its 240 s budget (16 ratios, 54
-# epochs) and skipped 42: their timed rounds took 35.7 s and their warm-up
-# epochs 7.7 s, so about 200 s went to start-up (~20 s), data (~15 s: 1e7 rows
-# of the small model, 1e6 of mnist, and their copies to the GPU) and each
-# case's set-up and clean-up. A model that spends 1.5 s on each case, 4 s
-# more on each nnbackend jax:gpu batch case and 1 s on any other JAX case
-# (compilation) reproduces run2 (210 s + start-up; models that put more on JAX
-# compilation, 0.5 s a case and 10 s a JAX batch case, give 232 s); for the
-# cases below it expects (epoch times from run2, run1 and the first H200 run;
-# the mid model's from issue 25's figures: fused ~30-40 us a step, eager
-# ~1.1 ms):
+# The benchmark. run1 measured all of its 86 cases (the plan below but the
+# small model's batch epochs at 1e2) in 177 s of pytest, ~183 s with start-up
+# and report; its cases' wall times, summed by group:
 #
 #   ratios, 17 (issues 12, 25, 26's GPU pairs; 5 rounds a side, 3
-#       for a pair slower than 0.4 s: NNBACKEND_BENCH_RATIO_SECONDS)   71 s
-#   small [32,64,1], 9 implementations x 6 cases: batch at 1e2
-#       (where issue 26's crossover should be), 1e3, 1e4, 1e5;
-#       mini-batch 64 at 1e5; sgd at 1e3                               124 s
+#       for a pair slower than 0.4 s: NNBACKEND_BENCH_RATIO_SECONDS):
+#       mnist 78 s (its two jax:gpu pairs 53 s, compilation),
+#       small 30 s                                                     107 s
+#   small [32,64,1], 9 implementations x 5 cases: batch at 1e3,
+#       1e4, 1e5; mini-batch 64 at 1e5; sgd at 1e3                      29 s
 #   mid [784,256,256,10], 6 implementations x 2: sgd at 1e3,
-#       mini-batch 64 at 1e4                                             25 s
+#       mini-batch 64 at 1e4                                             13 s
 #   mnist [784,1024,1024,10], 6 implementations x 2: batch and
 #       mini-batch 256 at 1e4 (its 6e4 and 1e6 figures are the
-#       ratios' sides, measured above)                                   28 s
-#   start-up 20 s, data 15 s, report 10 s                                45 s
-#   total: 78 epoch cases and 17 ratios                  ~293 s (288-323 s)
+#       ratios' sides, measured above; nnbackend jax:gpu's batch 15 s)   23 s
+#   start-up, data (1e7 rows of the small model, 1e6 of mnist, and
+#       their copies to the GPU) and report                             12 s
+#   run1's total: 69 epoch cases and 17 ratios                          183 s
 #
-# Short epochs are timed in calls of several, their losses read once (at most
-# 64 epochs and about 20 ms a call: nnbackend/bench/cases/test_epochs.py), so
-# their rounds cost what they did. Not in the model above (guesses): a call
-# of several cupy-batch epochs builds the persistent kernel in its untimed
-# first window (about a second a layout), and a case whose first epoch took
-# 20 ms to 2 s runs one more, untimed, to size its window (5-10 s in all).
+# Since run1 (guesses, each from run1's figures where it has one):
+#
+#   the small model's batch epochs at 1e2 (issue 26's crossover),
+#       9 cases, as its batch epochs at 1e3 cost                          4 s
+#   noisy cases re-timed (at most 2 s each, 15 s in all:
+#       NNBACKEND_BENCH_RERUN_SECONDS, NNBACKEND_BENCH_RERUN_TOTAL)    0-15 s
+#   short epochs timed in calls of several, their losses read once
+#       (at most 64 epochs and about 20 ms a call:
+#       nnbackend/bench/cases/test_epochs.py): a case whose first
+#       epoch took 20 ms to 2 s runs one more, untimed, to size its
+#       window; a call of several cupy-batch epochs builds the
+#       persistent kernel in its untimed first window (~1 s a layout)  5-15 s
+#   total: 78 epoch cases and 17 ratios                  ~205 s (192-217 s)
 #
 # Every case runs its float32 matmuls in full float32 (--precision highest,
 # GPU_CHECK_PRECISION): the targets are against exact float32, and the
@@ -107,20 +108,18 @@
 # on the GPU (--gpu-peers: PyTorch eager, plain CuPy, the JAX loops). The
 # peers on the CPU alone (numpy-seed, torch-eager-cpu: 16 cases, ~32 s more)
 # are the CPU runs' business (benchmarks/results/cpu-ratios-*); a
-# GPU_CHECK_BENCH_ARGS without --gpu-peers times them, last. The same model puts
-# run2's whole plan (without mid) at ~355 s. This one fits by: 0.5 s of timed
-# rounds a case (NNBACKEND_BENCH_SECONDS; 1 before; at least 3 rounds, and
-# noisy cases re-timed within 2 s each and 15 s in all:
-# NNBACKEND_BENCH_RERUN_SECONDS, NNBACKEND_BENCH_RERUN_TOTAL), mini-batch epochs at one
-# N (1e5 for small, where a step's time is the epoch's over 1,563 steps), the
-# mnist epochs at 1e4 (a NumPy epoch at 6e4 takes 3.2 s in batch mode and
-# 5.1 s in mini-batches; the GPU's 6e4 and 1e6 epochs are in the ratios), no
-# CPU-only peers, no fused_step_time.py (the mid model's cases time that
-# kernel now), and GPU pools emptied (a full garbage collection) only after a
-# case that left more than 1 GiB in them (not in the model: a few tenths of a
-# second a case saved). Every case records its wall time (results.json,
-# "cases"; extra_info's setup_seconds and warmup_seconds), and the summary
-# names the slowest: size the next run from those.
+# GPU_CHECK_BENCH_ARGS without --gpu-peers times them, last. The plan fits by:
+# 0.5 s of timed rounds a case (NNBACKEND_BENCH_SECONDS; at least 3 rounds, and
+# noisy cases re-timed as above), mini-batch epochs at one N (1e5 for small,
+# where a step's time is the epoch's over 1,563 steps), the mnist epochs at 1e4
+# (a NumPy epoch at 6e4 takes 3.2 s in batch mode and 5.1 s in mini-batches; the
+# GPU's 6e4 and 1e6 epochs are in the ratios), no CPU-only peers, no
+# fused_step_time.py (the mid model's cases time that kernel now), and GPU pools
+# emptied (a full garbage collection) only after a case that left more than 1
+# GiB in them (not in the model: a few tenths of a second a case saved). Every
+# case records its wall time (results.json, "cases"; extra_info's setup_seconds
+# and warmup_seconds), and the summary names the slowest: size the next run from
+# those.
 #
 # Settings: GPU_CHECK_TESTS lists the test files ("none" skips the tests);
 # GPU_CHECK_WORKERS the pytest-xdist workers (default 6; 0 for one process;
