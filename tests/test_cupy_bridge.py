@@ -182,6 +182,15 @@ def test_jax_cpu_arrays_cross_and_come_back_without_a_copy_where_aligned():
     assert B.aligned(good, B.JAX_ALIGNMENT) is good
     (back,) = ordering.hand_back([odd])
     np.testing.assert_array_equal(np.asarray(back), np.arange(5.0))
+    # A column of an aligned buffer (a window's losses, out[:, 0]) starts aligned
+    # but is strided, which JAX refuses to import: it is copied too.
+    column = _aligned_numpy(10).reshape(5, 2)[:, 0]
+    column[:] = np.arange(5.0)
+    assert B.data_address(column) % B.JAX_ALIGNMENT == 0 and not column.flags.c_contiguous
+    crossed = B.aligned(column, B.JAX_ALIGNMENT)
+    assert crossed is not column and crossed.flags.c_contiguous
+    (back,) = ordering.hand_back([column])
+    np.testing.assert_array_equal(np.asarray(back), np.arange(5.0))
 
 
 @pytest.mark.parametrize("state", [
@@ -465,6 +474,8 @@ class _HostFused:
             return params, state, np.asarray(loss), None if correct is None else np.asarray(correct)
 
         zero_d.path = epoch.path
+        # A window's epochs in one call, as on a GPU: its losses a strided column.
+        zero_d.epochs = epoch.epochs
         return zero_d
 
 

@@ -200,9 +200,13 @@ def data_address(a) -> int:
 
 
 def aligned(a, alignment: int):
-    """``a`` itself where its data is aligned to ``alignment`` bytes, else a copy
-    (made on the current stream: a new allocation, which is aligned)."""
-    return a if data_address(a) % alignment == 0 else a.copy()
+    """``a`` itself where its data is aligned to ``alignment`` bytes and C-contiguous,
+    else a C-contiguous copy (made on the current stream: a new allocation, which
+    is aligned). JAX imports compact strides only: a window's losses, a column
+    ``out[:, 0]`` of the kernel's output, start aligned but step two elements."""
+    if data_address(a) % alignment == 0 and a.flags.c_contiguous:
+        return a
+    return a.copy()
 
 
 # -- the orderings (the seam) -------------------------------------------------------
