@@ -313,7 +313,9 @@ def test_cupy_capture_ends_a_capture_the_step_broke(monkeypatch):
 
     with pytest.raises(RuntimeError, match="StreamCaptureUnsupported"):
         graphs.cuda_capture(step, lambda: None, None)
-    assert fake.events[-4:] == ["begin capture", "end capture", "exit side", "default pool"]
+    # ...and the current stream waits for what the side stream ran.
+    assert fake.events[-6:] == ["begin capture", "end capture", "exit side", "default pool",
+                                "record side", "current waits for side"]
     assert gc.isenabled()
 
 

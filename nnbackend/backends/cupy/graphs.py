@@ -46,29 +46,34 @@ def cuda_capture(step, reset, device):
     side.wait_event(current.record())
     pool = cupy.cuda.MemoryPool()
     collecting = gc.isenabled()
-    with side:
-        # The first warm-up step from the default pool: what a step creates once
-        # and keeps (compiled kernels, cuBLAS's workspace, a cached row of ones)
-        # must not live in the graph's pool, which goes with the graph.
-        reset()
-        step()
-    with cupy.cuda.using_allocator(pool.malloc), side:
-        for _ in range(WARMUP_STEPS - 1):
+    try:
+        with side:
+            # The first warm-up step from the default pool: what a step creates once
+            # and keeps (compiled kernels, cuBLAS's workspace, a cached row of ones)
+            # must not live in the graph's pool, which goes with the graph.
             reset()
             step()
-        reset()
-        # No finalizer may free (and so synchronise) GPU memory mid-capture.
-        gc.disable()
-        try:
-            side.begin_capture()
-            try:
+        with cupy.cuda.using_allocator(pool.malloc), side:
+            for _ in range(WARMUP_STEPS - 1):
+                reset()
                 step()
+            reset()
+            # No finalizer may free (and so synchronise) GPU memory mid-capture.
+            gc.disable()
+            try:
+                side.begin_capture()
+                try:
+                    step()
+                finally:
+                    graph = side.end_capture()  # ends the capture even where the step raised
             finally:
-                graph = side.end_capture()  # ends the capture even where the step raised
-        finally:
-            if collecting:
-                gc.enable()
-    current.wait_event(side.record())
+                if collecting:
+                    gc.enable()
+    finally:
+        # Whatever the side stream ran (warm-up steps too, where the capture
+        # failed) is done before the current stream's next work: the eager
+        # steps that replace a refused capture write the same buffers.
+        current.wait_event(side.record())
 
     def replay():
         graph.launch(cupy.cuda.get_current_stream())
