@@ -346,3 +346,44 @@ def test_cuda_graphs_equal_the_reference_loop(optimizer, dtype, rtol):
     for a, b in zip(got.flat_params, ref.flat_params):
         np.testing.assert_allclose(a.get(), b.get(), rtol=rtol, atol=rtol * 1e-2)
     np.testing.assert_allclose(hist.loss, ref_hist.loss, rtol=rtol)
+
+
+@pytest.mark.skipif(_cupy_gpu() is not None, reason=f"needs CuPy on a GPU: {_cupy_gpu()}")
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_cuda_direct_products_equal_cupys_and_are_captured(dtype):
+    # CuPy refuses its own cuBLAS calls inside a capture; the captured steps'
+    # products go to cuBLAS directly (cublas_direct), in every layout a step has.
+    import cupy
+
+    from nnbackend.backends.cupy import cublas_direct as D
+
+    rng = np.random.default_rng(0)
+    x = cupy.asarray(rng.standard_normal((128, 20)), dtype=dtype)
+    W = cupy.asarray(rng.standard_normal((20, 32)), dtype=dtype)
+    dz = cupy.asarray(rng.standard_normal((128, 32)), dtype=dtype)
+    ones = cupy.ones((1, 200), dtype=dtype)
+    pairs = [(x, W), (x.T, dz), (dz, W.T), (ones[:, :128], dz), (x[::2], W)]
+    rtol = 1e-5 if dtype == "float32" else 1e-12
+    for a, b in pairs:
+        np.testing.assert_allclose(D.matmul(a, b).get(), cupy.matmul(a, b).get(), rtol=rtol,
+                                   atol=rtol)
+    assert D._DIRECT.broken is None
+    with pytest.raises(NotImplementedError, match="cuBLAS"):  # why the direct path is there
+        side = cupy.cuda.Stream(non_blocking=True)
+        with side:
+            side.begin_capture()
+            try:
+                cupy.matmul(x, W)
+            finally:
+                side.end_capture()
+    # Captured: a replay computes from what the inputs hold then.
+    side = cupy.cuda.Stream(non_blocking=True)
+    with side:
+        D.matmul(x.T, dz)  # shape checked outside the capture
+        side.begin_capture()
+        out = D.matmul(x.T, dz)
+        graph = side.end_capture()
+    x[...] = 2 * x
+    graph.launch(cupy.cuda.get_current_stream())
+    np.testing.assert_allclose(out.get(), cupy.matmul(x.T, dz).get(), rtol=rtol, atol=rtol)
+    assert D._DIRECT.broken is None

@@ -232,10 +232,15 @@ class GraphEpoch:
         place): a capture that froze a value the step reads from the host,
         or lost memory it reads, shows here, and that shape's steps then run
         eagerly. One host read per shape, at the first epoch.
+    xp : namespace, optional
+        The namespace the steps compute in: the backend's (the default), or
+        one of the same library whose operations a capture can hold (CuPy's
+        with cuBLAS called directly).
     """
 
-    def __init__(self, task, capture, ops, name, on_failure="raise", verify=False):
+    def __init__(self, task, capture, ops, name, on_failure="raise", verify=False, xp=None):
         self.task, self.capture, self.ops, self.name = task, capture, ops, name
+        self.xp = task.backend.xp if xp is None else xp
         self.on_failure, self.verify = on_failure, verify
         self.shapes = batch_shapes(task.plan.n_samples, task.plan.batch_size)
         self.replays = None
@@ -319,7 +324,7 @@ class GraphEpoch:
         return out
 
     def _step(self, rows, base):
-        task, ops, xp = self.task, self.ops, self.task.backend.xp
+        task, ops, xp = self.task, self.ops, self.xp
         size = task.plan.batch_size
 
         def step():

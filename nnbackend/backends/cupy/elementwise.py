@@ -86,7 +86,7 @@ KERNELS = {
 }
 
 
-def sum_rows_by_matmul(xp, a, ones=None):
+def sum_rows_by_matmul(xp, a, ones=None, matmul=None):
     """Sum over the rows of ``a`` as ``ones (1, n) @ a``.
 
     Parameters
@@ -96,6 +96,9 @@ def sum_rows_by_matmul(xp, a, ones=None):
     a : array, shape (n, k)
     ones : array, shape (1, n) of ones, optional
         Made here when not given.
+    matmul : callable, optional
+        The product (default ``xp.matmul``; a captured step's is
+        :func:`.cublas_direct.matmul`).
 
     Returns
     -------
@@ -104,7 +107,7 @@ def sum_rows_by_matmul(xp, a, ones=None):
     n, k = a.shape
     if ones is None:
         ones = xp.ones((1, n), dtype=a.dtype, device=a.device)
-    return xp.reshape(xp.matmul(ones, a), (k,))
+    return xp.reshape((matmul or xp.matmul)(ones, a), (k,))
 
 
 class RowSums:
@@ -116,8 +119,8 @@ class RowSums:
     every sum.
     """
 
-    def __init__(self, xp):
-        self.xp = xp
+    def __init__(self, xp, matmul=None):
+        self.xp, self.matmul = xp, matmul
         self._ones = {}
 
     def __call__(self, a):
@@ -127,7 +130,8 @@ class RowSums:
         ones = self._ones.get(key)
         if ones is None or ones.shape[1] < n:
             ones = self._ones[key] = self.xp.ones((1, n), dtype=a.dtype, device=device)
-        return sum_rows_by_matmul(self.xp, a, ones if ones.shape[1] == n else ones[:, :n])
+        return sum_rows_by_matmul(self.xp, a, ones if ones.shape[1] == n else ones[:, :n],
+                                  self.matmul)
 
 
 def fused_table(make_kernel, xp):

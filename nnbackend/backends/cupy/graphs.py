@@ -10,7 +10,10 @@ torch:cuda's graphs run too): one launch a step.
 
 The capture (:func:`cuda_capture`) follows CuPy's recipe: warm-up steps, then
 ``Stream.begin_capture`` / ``end_capture`` on a non-blocking stream of its
-own, and ``Graph.launch`` on the current stream for each replay. What the
+own, and ``Graph.launch`` on the current stream for each replay. CuPy
+refuses its own cuBLAS calls on a capturing stream, so the steps compute in
+a namespace whose products (``matmul``, and ``sum_rows``'s) call cuBLAS
+directly (:mod:`.cublas_direct`); everything else is CuPy's. What the
 capture allocates comes from a memory pool of the graph's own
 (``cupy.cuda.using_allocator``): a replay writes where the capture's
 temporaries were, so no other array may be given that memory afterwards.
@@ -82,6 +85,12 @@ def cuda_capture(step, reset, device):
     return replay
 
 
+def _capture_namespace():
+    from . import cupy_capture_namespace
+
+    return cupy_capture_namespace()
+
+
 class _OnDevice(GraphEpoch):
     """The epoch with the fit's CuPy device current (its arrays' device)."""
 
@@ -108,8 +117,10 @@ class CupyGraphs:
         return unsupported(task)
 
     def make_epoch(self, task):
+        # CUDA's capture needs the steps' products off CuPy's cuBLAS calls.
+        xp = _capture_namespace() if self.capture is cuda_capture else None
         epoch = _OnDevice(task, self.capture, XpOps(task.backend.xp), self.name,
-                          on_failure="eager", verify=self.capture is not eager_capture)
+                          on_failure="eager", verify=self.capture is not eager_capture, xp=xp)
         self._last = (task, epoch)
         return epoch
 

@@ -1,0 +1,227 @@
+"""cuBLAS called directly (backends/cupy/cublas_direct.py), the products of the steps
+CuPy's graphs capture.
+
+On the CPU: the row-major-to-column-major plan, run through a column-major
+gemm written here in NumPy over the operands' own memory, for every layout a
+step's operands take (and the strided ones it may); the library found in a
+process's memory map; and the dispatch (checked once against ``cupy.matmul``,
+off for good after a failure, the reason given inside a capture) with NumPy
+standing in for CuPy. On a GPU (tests/test_cupy_graphs.py): the products
+against ``cupy.matmul``, inside a captured graph too.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import sys
+import types
+
+import numpy as np
+import pytest
+
+from nnbackend.backends.cupy import cublas_direct as D
+
+
+def _memory(x, rows, cols, ld):
+    """The column-major matrix (rows, cols) with leading dimension ``ld`` that
+    starts at ``x``'s first element, read from ``x``'s own memory."""
+    length = (cols - 1) * ld + rows if rows and cols else 0
+    kind = {4: ctypes.c_float, 8: ctypes.c_double}[x.itemsize]
+    flat = np.ctypeslib.as_array((kind * max(length, 1)).from_address(x.ctypes.data))
+    out = np.empty((rows, cols), dtype=x.dtype)
+    for j in range(cols):
+        out[:, j] = flat[j * ld:j * ld + rows]
+    return out
+
+
+def _column_major_gemm(plan, a, b):
+    """What cuBLAS's gemm computes from the plan: ``C' (n, m) = op(B') op(A')``,
+    column-major; returned as the row-major ``C (m, n)`` its memory holds."""
+    m, n, k = plan.m, plan.n, plan.k
+    # op(X) is (rows, cols); N reads X stored (rows, cols), T reads it stored (cols, rows).
+    first = (_memory(b, n, k, plan.lda) if plan.transa == 0
+             else _memory(b, k, n, plan.lda).T)
+    second = (_memory(a, k, m, plan.ldb) if plan.transb == 0
+              else _memory(a, m, k, plan.ldb).T)
+    c_col = first @ second  # (n, m), column-major: its memory is C (m, n) row-major
+    return c_col.T
+
+
+def _layouts(rng, rows, cols, dtype):
+    """The same values laid out as a step's operands come: C-contiguous, a
+    transposed C array (x.T, W.T), rows of a wider array, columns of a taller
+    one, and a single row of a longer one (RowSums' ones[:, :n])."""
+    values = rng.standard_normal((rows, cols)).astype(dtype)
+    wide = np.zeros((rows, cols + 3), dtype=dtype)
+    wide[:, :cols] = values
+    tall = np.zeros((cols, rows + 5), dtype=dtype)
+    tall[:, :rows] = values.T
+    out = {
+        "C": values.copy(),
+        "transposed": np.ascontiguousarray(values.T).T,
+        "rows of a wider": wide[:, :cols],
+        "columns of a taller": tall[:, :rows].T,
+    }
+    if rows == 1:
+        longer = np.zeros((1, cols + 7), dtype=dtype)
+        longer[0, :cols] = values[0]
+        out["front of a longer row"] = longer[:, :cols]
+    for x in out.values():
+        np.testing.assert_array_equal(x, values)
+    return out
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("m,k,n", [(5, 3, 4), (1, 6, 2), (7, 1, 3), (4, 5, 1), (1, 1, 1),
+                                   (64, 33, 17)])
+def test_the_plan_computes_a_at_b_from_the_operands_memory(dtype, m, k, n):
+    rng = np.random.default_rng(m * 100 + k * 10 + n)
+    for a_name, a in _layouts(rng, m, k, dtype).items():
+        for b_name, b in _layouts(rng, k, n, dtype).items():
+            plan = D.gemm_plan(a.shape, a.strides, b.shape, b.strides, a.itemsize)
+            assert plan is not None, (a_name, b_name)
+            assert (plan.m, plan.n, plan.k) == (m, n, k)
+            # cuBLAS's rule: each leading dimension at least its stored rows.
+            assert plan.lda >= max(1, n if plan.transa == 0 else k)
+            assert plan.ldb >= max(1, k if plan.transb == 0 else m)
+            got = _column_major_gemm(plan, a, b)
+            np.testing.assert_allclose(got, a.astype(np.float64) @ b, rtol=1e-5, atol=1e-5,
+                                       err_msg=f"a {a_name}, b {b_name}")
+
+
+def test_an_operand_neither_rows_nor_columns_contiguous_has_no_plan():
+    x = np.ones((6, 8), dtype=np.float32)
+    w = np.ones((4, 3), dtype=np.float32)
+    assert D.gemm_plan(x[::2, ::2].shape, x[::2, ::2].strides, w.shape, w.strides, 4) is None
+    assert D.gemm_plan(x[:, :4].shape, x[:, :4].strides, w.shape, w.strides, 4) is not None
+    flipped = x[::-1, :4]
+    assert D.gemm_plan(flipped.shape, flipped.strides, w.shape, w.strides, 4) is None
+    with pytest.raises(ValueError, match=r"\(6, 8\) and \(4, 3\) do not chain"):
+        D.gemm_plan(x.shape, x.strides, w.shape, w.strides, 4)
+
+
+def test_the_library_is_the_cublas_the_process_loaded():
+    maps = "\n".join([
+        "7f00-7f10 r-xp 00000000 08:01 12 /usr/lib/libc.so.6",
+        "7f20-7f30 r-xp 00000000 08:01 13 /site/nvidia/cublas/lib/libcublasLt.so.12",
+        "7f40-7f50 r-xp 00000000 08:01 14 /site/nvidia/cublas/lib/libcublas.so.12",
+        "7f60-7f70 rw-p 00000000 00:00 0",
+    ])
+    assert D.cublas_path(maps) == "/site/nvidia/cublas/lib/libcublas.so.12"
+    assert D.cublas_path(maps.replace("libcublas.so", "libfoo.so")) is None
+
+
+# -- the dispatch, NumPy standing in for CuPy ---------------------------------------------
+
+class _Stream:
+    ptr = 7
+
+
+def _fake_cupy(capturing):
+    """The little of CuPy that ``matmul`` calls, on NumPy; ``capturing[0]`` says
+    whether the current stream is capturing."""
+    cuda = types.SimpleNamespace(
+        get_current_stream=lambda: _Stream(),
+        runtime=types.SimpleNamespace(streamIsCapturing=lambda ptr: capturing[0]))
+    names = ("float32", "float64", "matmul", "abs", "max", "finfo", "empty", "zeros",
+             "ascontiguousarray")
+    return types.SimpleNamespace(cuda=cuda, **{n: getattr(np, n) for n in names})
+
+
+@pytest.fixture
+def direct(monkeypatch):
+    """``(state, gemms, capturing)``: a fresh direct path over the fake CuPy, its
+    gemm the column-major one above (``gemms`` records each plan)."""
+    capturing = [False]
+    monkeypatch.setitem(sys.modules, "cupy", _fake_cupy(capturing))
+    state = D._Direct()
+    monkeypatch.setattr(D, "_DIRECT", state)
+    gemms = []
+
+    def gemm(cupy, a, b, plan, out):
+        gemms.append(plan.key())
+        out[...] = _column_major_gemm(plan, a, b)
+        return out
+
+    monkeypatch.setattr(D, "_gemm", gemm)
+    return state, gemms, capturing
+
+
+def test_products_go_direct_checked_once_a_shape(direct, monkeypatch):
+    state, gemms, capturing = direct
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((8, 5)).astype(np.float32)
+    W = rng.standard_normal((5, 3)).astype(np.float32)
+    checks = []
+    real_check = D._check
+    monkeypatch.setattr(D, "_check", lambda *a: checks.append(a[-1]) or real_check(*a))
+    for _ in range(2):
+        np.testing.assert_allclose(D.matmul(x, W), x @ W, rtol=1e-6)
+        np.testing.assert_allclose(D.matmul(x.T, x), x.T @ x, rtol=1e-5, atol=1e-6)
+    assert len(gemms) == 4 and len(checks) == 2  # each shape checked at its first product
+    # Inside a capture nothing is checked (a check reads the host).
+    capturing[0] = True
+    np.testing.assert_allclose(D.matmul(W.T, x.T), W.T @ x.T, rtol=1e-5, atol=1e-6)
+    assert len(gemms) == 5 and len(checks) == 2 and state.broken is None
+    # An operand of neither layout is copied first; a product with no terms is zeros.
+    strided = np.asarray(rng.standard_normal((16, 5)), dtype=np.float32)[::2]
+    np.testing.assert_allclose(D.matmul(strided, W), strided @ W, rtol=1e-5, atol=1e-6)
+    assert np.all(D.matmul(np.ones((3, 0), np.float32), np.ones((0, 2), np.float32)) == 0)
+    assert D.matmul(np.ones((0, 4), np.float32), W[:4]).shape == (0, 3)
+
+
+def test_what_it_does_not_take_goes_to_cupys_matmul(direct):
+    state, gemms, _ = direct
+    a = np.arange(6.0).reshape(2, 3)
+    np.testing.assert_array_equal(D.matmul(a.astype(np.int64), a.T.astype(np.int64)),
+                                  (a @ a.T).astype(np.int64))
+    np.testing.assert_array_equal(D.matmul(a.astype(np.float32), a.T), a @ a.T)  # mixed
+    np.testing.assert_array_equal(D.matmul(np.ones((2, 2, 3)), a.T), np.ones((2, 2, 3)) @ a.T)
+    assert gemms == [] and state.broken is None
+
+
+def test_a_wrong_product_turns_the_direct_path_off_and_a_capture_says_why(direct, monkeypatch):
+    state, gemms, capturing = direct
+    a = np.arange(12.0).reshape(3, 4)
+    b = np.arange(8.0).reshape(4, 2)
+    monkeypatch.setattr(D, "_gemm", lambda cupy, a, b, plan, out: out.fill(1.0) or out)
+    # Outside a capture: CuPy's own product, and the path off.
+    np.testing.assert_array_equal(D.matmul(a, b), a @ b)
+    assert state.broken.startswith("ArithmeticError: cuBLAS called directly differs")
+    np.testing.assert_array_equal(D.matmul(a, b), a @ b)
+    # Inside one, CuPy's product would be refused: the error says why.
+    capturing[0] = True
+    with pytest.raises(RuntimeError, match="cuBLAS called directly is off .ArithmeticError"):
+        D.matmul(a, b)
+
+
+def test_a_library_that_does_not_load_turns_the_path_off(direct, monkeypatch):
+    state, _, capturing = direct
+
+    def no_library(cupy, a, b, plan, out):
+        raise OSError("cuBLAS does not load (not found)")
+
+    monkeypatch.setattr(D, "_gemm", no_library)
+    a = np.ones((2, 3))
+    np.testing.assert_array_equal(D.matmul(a, a.T), a @ a.T)
+    assert state.broken == "OSError: cuBLAS does not load (not found)"
+    state.broken = None
+    capturing[0] = True  # failing inside a capture raises at once, with the reason
+    with pytest.raises(RuntimeError, match="cuBLAS called directly failed .OSError"):
+        D.matmul(a, a.T)
+
+
+def test_row_sums_take_the_given_product():
+    from nnbackend.backends.cupy.elementwise import RowSums
+
+    calls = []
+
+    def product(a, b):
+        calls.append((a.shape, b.shape))
+        return np.matmul(a, b)
+
+    sums = RowSums(np, matmul=product)
+    a = np.arange(12.0).reshape(4, 3)
+    np.testing.assert_array_equal(sums(a), a.sum(axis=0))
+    np.testing.assert_array_equal(sums(a[:2]), a[:2].sum(axis=0))  # the front of the row
+    assert calls == [((1, 4), (4, 3)), ((1, 2), (2, 3))]
