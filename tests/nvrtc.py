@@ -42,11 +42,15 @@ def _load():
 
 
 _LIB, MISSING = _load()
+# What CuPy's RawKernel compiles with: the kernels' own option, and the one
+# CuPy's compiler adds to every build (cupy/cuda/compiler.py,
+# _compile_with_cache_cuda: float32 subnormals flushed to zero).
+CUPY_OPTIONS = (b"--std=c++14", b"-ftz=true")
 
 
 def compile_for_gpu(source: str, arch: str = "sm_90", name: str = "kernel.cu", extra=()):
     """``(ok, log, ptx)``: ``source`` compiled by NVRTC as CuPy compiles it
-    (``--std=c++14``, and ``extra`` options) for ``arch``; with an ``sm_`` arch
+    (:data:`CUPY_OPTIONS`, and ``extra`` options) for ``arch``; with an ``sm_`` arch
     NVRTC also runs ptxas."""
     lib = _LIB
     program = ctypes.c_void_p()
@@ -55,7 +59,7 @@ def compile_for_gpu(source: str, arch: str = "sm_90", name: str = "kernel.cu", e
     if status:
         return False, f"nvrtcCreateProgram: status {status}", ""
     try:
-        options = [b"--std=c++14", f"-arch={arch}".encode()] + [o.encode() for o in extra]
+        options = [*CUPY_OPTIONS, f"-arch={arch}".encode()] + [o.encode() for o in extra]
         status = lib.nvrtcCompileProgram(program, len(options),
                                          (ctypes.c_char_p * len(options))(*options))
         size = ctypes.c_size_t()
@@ -78,7 +82,7 @@ def cubin(source: str, arch: str = "sm_90") -> bytes:
     program = ctypes.c_void_p()
     lib.nvrtcCreateProgram(ctypes.byref(program), source.encode(), b"kernel.cu", 0, None, None)
     try:
-        options = [b"--std=c++14", f"-arch={arch}".encode()]
+        options = [*CUPY_OPTIONS, f"-arch={arch}".encode()]
         status = lib.nvrtcCompileProgram(program, len(options),
                                          (ctypes.c_char_p * len(options))(*options))
         if status:
