@@ -17,8 +17,9 @@ sum and correct count, 0-D arrays included) cross out: a few DLPack calls
 per array, whatever the number of steps; nothing per step. Handed back the
 very arrays the last epoch handed out (what the training loop does), an
 epoch takes the CuPy arrays they came from instead of crossing them again,
-and the CuPy epoch gets back its own optimizer state, whose buffers it then
-takes as they are (:class:`.flat.OwnState`) instead of copying them.
+and on torch the CuPy epoch gets back its own optimizer state, whose buffers
+it then takes as they are (:class:`.flat.OwnState`) instead of copying them.
+On JAX it copies them: JAX may still be reading them on its own stream.
 
 Stream ordering is explicit, behind a small seam (an *ordering* object:
 :class:`TorchOrdering`, :class:`JaxOrdering`; :func:`make_ordering` picks
@@ -230,6 +231,11 @@ class TorchOrdering:
         The CUDA device.
     """
 
+    # The CuPy epoch may update its own state's buffers in place (flat.OwnState):
+    # torch's reads of them (the loop's copy of a window's state) run on the
+    # same stream, before the next epoch's writes.
+    state_in_place = True
+
     description = ("run on torch's current CUDA stream (a CuPy ExternalStream; both DLPack "
                    "crossings name that stream), so torch's work before and after is ordered "
                    "with it on the device, with no host wait")
@@ -271,6 +277,12 @@ class JaxOrdering:
     alignment : int
         Bytes every array handed to JAX is aligned to (:func:`aligned`).
     """
+
+    # Not in place: JAX's reads of a state it was handed (the loop's copy of a
+    # window's state) run on JAX's stream, which nothing orders before the next
+    # epoch's writes on this one; JAX's arrays are immutable, too. The CuPy epoch
+    # is given a new state over the same arrays, which it copies into new buffers.
+    state_in_place = False
 
     description = ("run on a CuPy stream of its own, after jax.block_until_ready on the "
                    "arrays that cross, and synchronized once at the epoch's end before the "
@@ -348,8 +360,9 @@ def bridged_epoch(inner_epoch: Callable, ordering) -> Callable:
             # The same objects: no crossing and no wait (they were complete when
             # handed back, and neither side has written them since). The state the
             # CuPy epoch returned goes back to it as that object, so that its
-            # buffers are taken as they are (flat.OwnState) instead of copied.
-            if state is last.caller_state:
+            # buffers are taken as they are (flat.OwnState) instead of copied,
+            # where the ordering allows it.
+            if state is last.caller_state and getattr(ordering, "state_in_place", True):
                 return last.kernel[:len(params)], last.kernel_state
             return last.kernel[:len(params)], with_state_arrays(state, last.kernel[len(params):])
         given = ordering.take(arrays)
