@@ -97,12 +97,28 @@ def cuda_capture(step, reset, device):
     collecting = gc.isenabled()
     gc.disable()
     try:
-        with torch.cuda.graph(graph, capture_error_mode="thread_local"):
+        # The capture stream on the fit's device, which is current meanwhile:
+        # torch.cuda.graph's own stream is made on the current device, and a
+        # step on another device's tensors would run eagerly, not be captured.
+        with torch.cuda.device(device), torch.cuda.graph(
+                graph, stream=torch.cuda.Stream(device), capture_error_mode="thread_local"):
             step()
     finally:
         if collecting:
             gc.enable()
     return graph.replay
+
+
+class _OnDevice(GraphEpoch):
+    """The epoch with the fit's CUDA device current: a replay launches on the
+    current device's stream, which must be the graph's."""
+
+    def __call__(self, params, state, order):
+        device = self.task.backend.device
+        if getattr(device, "type", None) != "cuda":  # eager_capture's tests, on the CPU
+            return super().__call__(params, state, order)
+        with torch.cuda.device(device):
+            return super().__call__(params, state, order)
 
 
 class TorchGraphs:
@@ -121,7 +137,7 @@ class TorchGraphs:
         return unsupported(task, need_cuda=self.capture is cuda_capture)
 
     def make_epoch(self, task):
-        return GraphEpoch(task, self.capture, TorchOps, self.name)
+        return _OnDevice(task, self.capture, TorchOps, self.name)
 
     def launches(self, task):
         """Host launches of a fit's epoch (:func:`.graph_epoch.epoch_launches`)."""
