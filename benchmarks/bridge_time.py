@@ -56,6 +56,8 @@ class TimedOrdering:
     def __init__(self, ordering, times):
         self.ordering, self.times = ordering, times
         self.description = ordering.description
+        # What the bridge asks of the ordering it wraps (JAX's: the state copied).
+        self.state_in_place = getattr(ordering, "state_in_place", True)
         self.taken = None
 
     def on_stream(self):
@@ -148,8 +150,9 @@ def _line(case, spec, got, rounds):
     if "take" in got:
         pieces = ", ".join(f"{k} {got[k] * 1e3:.3f}" for k in (*PIECES, "rest"))
         alone = got["take_alone"]
-        text += (f" ({pieces}); crossed in {got['crossed']} of {rounds} epochs, a crossing "
-                 f"alone {alone * 1e3:.3f} ms" if alone is not None else ")")
+        text += f" ({pieces}); crossed in {got['crossed']} of {rounds} epochs"
+        if alone is not None:
+            text += f", a crossing alone {alone * 1e3:.3f} ms"
     return text
 
 

@@ -52,12 +52,12 @@
 #                                       leave less 10 s and less the diagnostics' 60:
 #                                       ~240 s)
 #   diagnostics            what is left  gpu_diagnostics.sh, its steps in order while
-#                                       their cutoffs fit (bridge 20 s, cluster and
+#                                       their cutoffs fit (bridge 30 s, cluster and
 #                                       grid 40, graphs 20, gemm floor 40, profile 60,
-#                                       barriers 20, batch kernels 75, tf32 30); the
+#                                       barriers 20, batch kernels 120, tf32 30); the
 #                                       summary names each step not run, and `bash
 #                                       benchmarks/gpu_diagnostics.sh` runs them all
-#                                       in a call of its own (~4-5 minutes)
+#                                       in a call of its own (~5-6 minutes)
 #   summary                     5 s
 #   total                   <=475 s     the benchmark starts no case past its
 #                                       deadline, and no diagnostic starts that its
@@ -126,9 +126,10 @@
 # only around the tests, never the benchmark); GPU_CHECK_BENCH=0 skips the
 # benchmark and GPU_CHECK_BENCH_ARGS replaces its size flags;
 # GPU_CHECK_DIAGNOSTICS=0 skips the diagnostics and GPU_CHECK_DIAGNOSTICS_SECONDS
-# (default 60) is what the benchmark leaves them at least; GPU_CHECK_PROFILE=0,
-# GPU_CHECK_GRID=0, GPU_CHECK_BARRIERS=0, GPU_CHECK_BATCH=0, GPU_CHECK_TF32=0
-# and GPU_CHECK_GRAPHS=0 leave one diagnostic out;
+# (default 60) is what the benchmark leaves them at least; GPU_CHECK_BRIDGE=0,
+# GPU_CHECK_GRID=0, GPU_CHECK_GRAPHS=0, GPU_CHECK_GEMM=0, GPU_CHECK_PROFILE=0,
+# GPU_CHECK_BARRIERS=0, GPU_CHECK_BATCH=0 and GPU_CHECK_TF32=0 leave one
+# diagnostic out;
 # GPU_CHECK_REQUIRE_GPU=0 runs every step without a GPU (a dry run of this
 # script: CuPy's tests skip, the benchmark runs on numpy).
 #
@@ -141,9 +142,10 @@
 # into /tmp/site, never into the system. The project is imported from this
 # source tree, so no build backend is needed there. tests/test_dask_cupy.py
 # (CuPy-chunked Dask arrays, issue 26 item 6) needs dask, which the GPU
-# machine lacks: carry dask, partd and locket as wheels too (distributed,
-# tornado, tblib, zict and dask-cuda for its LocalCUDACluster test); without
-# them its tests skip, saying so.
+# machine lacks: carry dask, partd and locket as wheels too; without them its
+# tests skip, saying so. Its LocalCUDACluster test skips there: dask-cuda
+# needs distributed and numba (llvmlite alone is ~40 MB of the carry's 64
+# MiB), which benchmarks/gpu_wheels.sh does not fetch.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-gpu_check_results}
@@ -157,6 +159,8 @@ tmp=$(mktemp -d)
 summary() { timeout 120 python3 benchmarks/gpu_check_summary.py "$@" 2>&1 | tee -a "$OUT/summary.txt"; }
 
 : > "$OUT/summary.txt"
+# A folder used before (a warm machine's) must not pass its files off as this call's.
+rm -f "$OUT/tests.xml" "$OUT/tests.log" "$OUT/fused_profile.json" "$OUT/grid_fused_time.json"
 summary machine "$tmp/backends"
 backends=$(cat "$tmp/backends" 2>/dev/null || echo numpy)
 # GPU_CHECK_REQUIRE_GPU=0 runs the same steps without a GPU (a dry run of
@@ -180,10 +184,12 @@ if [ "$tests" != none ]; then
   # shellcheck disable=SC2086
   # The host builds of the kernels (C++ on the CPU) and NVRTC's checks on a
   # machine without a GPU are CI's: deselected here, this machine is for the GPU.
-  timeout "$limit" python3 -m pytest $tests "${workers[@]}" -q -rs -p no:cacheprovider \
+  # SIGINT, not TERM: pytest cut off still writes its JUnit XML and its summary.
+  timeout -s INT -k 20 "$limit" python3 -m pytest $tests "${workers[@]}" -q -rs -p no:cacheprovider \
     -m "not host_build" --junitxml "$OUT/tests.xml" > "$OUT/tests.log" 2>&1
   test_status=$?
-  [ "$test_status" = 124 ] && echo "tests: CUT OFF after $limit s (GPU_CHECK_TEST_SECONDS)" \
+  [ "$test_status" = 124 ] || [ "$test_status" = 137 ] && \
+    echo "tests: CUT OFF after $limit s (GPU_CHECK_TEST_SECONDS)" \
     | tee -a "$OUT/summary.txt"
   tail -n 3 "$OUT/tests.log"
   summary tests "$OUT/tests.xml"
@@ -211,13 +217,14 @@ elif [ "${GPU_CHECK_BENCH:-1}" != 0 ]; then
   NNBACKEND_BENCH_RATIO_SECONDS=${NNBACKEND_BENCH_RATIO_SECONDS:-2} \
   NNBACKEND_BENCH_RERUN_SECONDS=${NNBACKEND_BENCH_RERUN_SECONDS:-2} \
   NNBACKEND_BENCH_RERUN_TOTAL=${NNBACKEND_BENCH_RERUN_TOTAL:-15} \
-  timeout "$bench_seconds" \
+  timeout -k 20 "$bench_seconds" \
   python3 -m nnbackend.cli bench --backends "$backends" --out "$OUT/bench" --ratios gpu \
     --target-n 0 --precision "${GPU_CHECK_PRECISION:-highest}" \
     ${GPU_CHECK_BENCH_ARGS:---models small,mid,mnist --sizes 1e3,1e4,1e5 --sgd-max 1e3 --mid-sizes 1e3,1e4 --mnist-sizes 1e4 --mnist-cpu-max 1e4 --mode-sizes small:batch=1e2,1e3,1e4,1e5;small:minibatch=1e5;mid:minibatch=1e4;mid:sgd=1e3 --gpu-peers} \
     > "$tmp/bench.log" 2>&1
   bench_status=$?
-  [ "$bench_status" = 124 ] && echo "benchmark: CUT OFF after $bench_seconds s" \
+  [ "$bench_status" = 124 ] || [ "$bench_status" = 137 ] && \
+    echo "benchmark: CUT OFF after $bench_seconds s" \
     | tee -a "$OUT/summary.txt"
   tail -n 400 "$tmp/bench.log" > "$OUT/bench.log"
   summary rebuild "$tmp/cases.jsonl" "$OUT/bench"

@@ -32,9 +32,19 @@ if ! command -v "$NCU" >/dev/null 2>&1; then
 fi
 : > "$OUT/ncu.log"
 status=0
+# Each configuration under KERNEL_NCU_SECONDS; none starts that could carry the
+# call past KERNEL_NCU_TOTAL (default 500 s: the summary is written at the end).
+per=${KERNEL_NCU_SECONDS:-120}
+total=${KERNEL_NCU_TOTAL:-500}
 for name in $(python3 benchmarks/kernel_ncu.py list); do
+  if [ $((SECONDS + per + 10)) -gt "$total" ]; then
+    echo "kernel_ncu: $name not run: ${SECONDS} s of KERNEL_NCU_TOTAL=${total} used" \
+      | tee -a "$OUT/ncu.log"
+    status=1
+    continue
+  fi
   echo "kernel_ncu: $name started at ${SECONDS} s" | tee -a "$OUT/ncu.log"
-  timeout "${KERNEL_NCU_SECONDS:-120}" "$NCU" --clock-control none --set full \
+  timeout -k 10 "$per" "$NCU" --clock-control none --set full \
     --import-source no --kernel-name regex:^nnb_ -f -o "$OUT/$name" \
     python3 benchmarks/kernel_ncu.py launch "$name" >> "$OUT/ncu.log" 2>&1 || status=1
   if [ -f "$OUT/$name.ncu-rep" ]; then

@@ -48,8 +48,8 @@ def epoch_seconds(backend, mode, batch_size, precision, n, rounds):
     w = workload("mnist")
     X, y = data_for("mnist", n)
     model = nb.MLP(list(w.layers), hidden_activation=w.hidden_activation,
-                   output_activation=w.output_activation, loss=w.loss, backend=backend.name,
-                   device=str(backend.device), dtype="float32", seed=0)
+                   output_activation=w.output_activation, loss=w.loss, backend=backend,
+                   dtype="float32", seed=0)  # the Backend itself: a CuPy device's str is no name
     step = epoch_function(model, X, y, mode=mode, batch_size=batch_size or 32, lr=w.lr,
                           optimizer=w.optimizer, shuffle=False, seed=0, precision=precision)
     step()

@@ -536,7 +536,9 @@ def _float32_agree(got, want, optimizer, lr, steps):
 
 
 @pytest.mark.parametrize("mode, batch_size, optimizer, rows32",
-                         [("sgd", 1, "sgd", 64), ("minibatch", 64, "adam", 128)])
+                         # Mini-batches of 8: the kernel declines this network's
+                         # batches past 15 rows (MAX_STEP_WORK).
+                         [("sgd", 1, "sgd", 64), ("minibatch", 8, "adam", 128)])
 def test_cupy_fit_784_256_256_10_takes_the_fused_kernel(mode, batch_size, optimizer, rows32):
     backend = _cupy()
     X, y = _host_data("softmax", "cross_entropy", 10, n_in=784, n=150)

@@ -15,7 +15,7 @@ torch = pytest.importorskip("torch")
 
 from nnbackend.backends.torch import TorchBackend, graphs  # noqa: E402
 from nnbackend.data import make_plan  # noqa: E402
-from nnbackend.engine import EpochTask, epoch_runner  # noqa: E402
+from nnbackend.engine import EpochTask, choose_executor, epoch_runner  # noqa: E402
 from nnbackend.optim import get_optimizer, on_namespace  # noqa: E402
 
 
@@ -50,7 +50,7 @@ def test_step_rows_cover_the_order_once():
 
 def _task(plan, optimizer=None, device="cpu", chunk_size=2048):
     X, y = _data()
-    model = nb.MLP([5, 1], backend="torch")
+    model = nb.MLP([5, 1], backend="torch", device=device)  # X and Y on the device
     return EpochTask(TorchBackend("torch", model.backend.xp, torch.device(device)), model.spec,
                      optimizer or nb.sgd(0.1), plan, model._features(X), model._targets(y, 203),
                      chunk_size, index_dtype=model.backend.index_dtype(), layer_sizes=[5, 1])
@@ -247,8 +247,20 @@ def test_cuda_graphs_equal_the_reference_loop(optimizer):
 
 @cuda
 def test_auto_picks_the_graphs_on_cuda():
-    assert epoch_runner("auto", _task(make_plan("minibatch", 203, 16), device="cuda")) is not None
-    assert epoch_runner("auto", _task(make_plan("batch", 203), device="cuda")) is None
+    # Where CuPy is installed its kernels come first (crossed by DLPack); the
+    # graphs take the mini-batches without it, and batch mode stays eager.
+    try:
+        import cupy  # noqa: F401
+        kernels = True
+    except ImportError:
+        kernels = False
+    minibatch = choose_executor("auto", _task(make_plan("minibatch", 203, 16), device="cuda"))
+    assert minibatch.name == ("cupy-fused" if kernels else "torch-graphs"), minibatch.reason
+    batch = choose_executor("auto", _task(make_plan("batch", 203), device="cuda"))
+    assert batch.name == ("cupy-batch" if kernels else "reference"), batch.reason
+    # The graphs themselves take the mini-batches' task on CUDA.
+    assert graphs.TorchGraphs().supports(_task(make_plan("minibatch", 203, 16),
+                                               device="cuda")) is None
 
 
 # -- the fit's wrappers: L2 penalty and learning-rate schedules ------------------------
