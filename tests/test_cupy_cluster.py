@@ -106,11 +106,11 @@ def test_layout_refuses_a_split_for_no_threads():
         F.Layout([784, 256, 10], 1, "float32", params_in="global", split_for=0)
 
 
-def _recorder(name, fails=False, calls=None):
+def _recorder(name, fails=False, calls=None, message="cudaErrorClusterOutOfResources"):
     def launch(*args):
         calls.append((name, args))
         if fails:
-            raise RuntimeError("cudaErrorClusterOutOfResources")
+            raise RuntimeError(message)
 
     launch.description = f"the {name}"
     return launch
@@ -132,6 +132,17 @@ def test_a_cluster_that_does_not_launch_hands_over_to_one_block():
     assert made == [1]
     assert launch.description.startswith("the block (the cluster kernel did not launch: ")
     assert "RuntimeError: cudaErrorClusterOutOfResources" in launch.description
+
+
+def test_a_fallbacks_reason_keeps_the_errors_first_line():
+    # A compile error carries NVRTC's whole log: the fit's reason keeps its first line.
+    log = "nvrtc: error: failed to compile\nkernel.cu(12): error: x\n" + "detail\n" * 50
+    launch = G.first_that_launches(
+        _recorder("cluster", fails=True, calls=[], message=log),
+        lambda: _recorder("block", calls=[]))
+    launch(1)
+    assert launch.description == ("the block (the cluster kernel did not launch: "
+                                  "RuntimeError: nvrtc: error: failed to compile)")
 
 
 def test_a_cluster_that_launches_keeps_running_and_builds_no_fallback():

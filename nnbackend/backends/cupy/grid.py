@@ -180,8 +180,11 @@ def first_that_launches(first, then, name="the cluster kernel"):
                 first(*args)
             except Exception as exc:  # noqa: BLE001 - any refusal: the fallback runs instead
                 chosen["run"] = then()
+                # The first line: a compile error's whole log would swamp the fit's reason.
+                first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
                 launch.description = (f"{getattr(chosen['run'], 'description', 'the fallback')} "
-                                      f"({name} did not launch: {type(exc).__name__}: {exc})")
+                                      f"({name} did not launch: {type(exc).__name__}: "
+                                      f"{first_line})")
             else:
                 chosen["run"] = first
                 return
