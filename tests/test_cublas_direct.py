@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ctypes
 import sys
+import threading
 import types
 
 import numpy as np
@@ -123,7 +124,7 @@ def _fake_cupy(capturing):
     cuda = types.SimpleNamespace(
         get_current_stream=lambda: _Stream(),
         runtime=types.SimpleNamespace(streamIsCapturing=lambda ptr: capturing[0]))
-    names = ("float32", "float64", "matmul", "abs", "max", "finfo", "empty", "zeros",
+    names = ("float32", "float64", "matmul", "abs", "all", "isfinite", "finfo", "empty", "zeros",
              "ascontiguousarray")
     return types.SimpleNamespace(cuda=cuda, **{n: getattr(np, n) for n in names})
 
@@ -195,20 +196,53 @@ def test_a_wrong_product_turns_the_direct_path_off_and_a_capture_says_why(direct
         D.matmul(a, b)
 
 
-def test_a_library_that_does_not_load_turns_the_path_off(direct, monkeypatch):
+def test_a_failure_outside_a_capture_turns_the_path_off(direct, monkeypatch):
     state, _, capturing = direct
+    failures = iter([OSError("cuBLAS does not load (not found)"), MemoryError("out of memory")])
 
-    def no_library(cupy, a, b, plan, out):
-        raise OSError("cuBLAS does not load (not found)")
+    def failing(cupy, a, b, plan, out):
+        raise next(failures)
 
-    monkeypatch.setattr(D, "_gemm", no_library)
+    monkeypatch.setattr(D, "_gemm", failing)
     a = np.ones((2, 3))
-    np.testing.assert_array_equal(D.matmul(a, a.T), a @ a.T)
+    np.testing.assert_array_equal(D.matmul(a, a.T), a @ a.T)  # CuPy's product instead
     assert state.broken == "OSError: cuBLAS does not load (not found)"
-    state.broken = None
-    capturing[0] = True  # failing inside a capture raises at once, with the reason
-    with pytest.raises(RuntimeError, match="cuBLAS called directly failed .OSError"):
+    state.broken = None  # any exception, not only the expected kinds
+    np.testing.assert_array_equal(D.matmul(a, a.T), a @ a.T)
+    assert state.broken == "MemoryError: out of memory"
+
+
+def test_a_failure_inside_a_capture_fails_that_capture_only(direct, monkeypatch):
+    # Inside a capture the error may not be cuBLAS's (an invalidated capture):
+    # the capture fails, saying why, and the path stays on for the eager step.
+    state, gemms, capturing = direct
+    real = D._gemm
+
+    def refused(cupy, a, b, plan, out):
+        raise RuntimeError("cublasSgemm_v2: cuBLAS status 14")
+
+    monkeypatch.setattr(D, "_gemm", refused)
+    capturing[0] = True
+    a = np.ones((2, 3), np.float32)
+    with pytest.raises(RuntimeError, match=r"failed inside a stream capture \(RuntimeError: "
+                                           r"cublasSgemm_v2: cuBLAS status 14\)"):
         D.matmul(a, a.T)
+    assert state.broken is None
+    monkeypatch.setattr(D, "_gemm", real)
+    capturing[0] = False
+    np.testing.assert_array_equal(D.matmul(a, a.T), a @ a.T)
+    assert gemms and state.broken is None
+
+
+def test_a_product_that_is_not_finite_leaves_its_shape_unchecked(direct):
+    state, gemms, _ = direct
+    a = np.array([[np.nan, 1.0], [2.0, 3.0]])
+    b = np.ones((2, 2))
+    got = D.matmul(a, b)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(a @ b))
+    assert state.broken is None and not state.checked  # no verdict on NaN
+    np.testing.assert_array_equal(D.matmul(np.nan_to_num(a), b), np.nan_to_num(a) @ b)
+    assert len(state.checked) == 1 and state.broken is None
 
 
 def test_row_sums_take_the_given_product():
@@ -225,3 +259,57 @@ def test_row_sums_take_the_given_product():
     np.testing.assert_array_equal(sums(a), a.sum(axis=0))
     np.testing.assert_array_equal(sums(a[:2]), a[:2].sum(axis=0))  # the front of the row
     assert calls == [((1, 4), (4, 3)), ((1, 2), (2, 3))]
+
+
+def test_each_product_sets_the_stream_then_the_workspace_then_calls_the_gemm(monkeypatch):
+    # cublasSetStream puts the library's default workspace back: ours is set after
+    # it, before every product, on the stream current then.
+    calls = []
+
+    def record(name):
+        return lambda *args: calls.append((name, args)) or 0
+
+    lib = types.SimpleNamespace(**{n: record(n) for n in (
+        "cublasSetStream_v2", "cublasSetWorkspace_v2", "cublasSetMathMode", "cublasSgemm_v2",
+        "cublasDgemm_v2")})
+    state = D._Direct()
+    state.lib = lib
+    workspace = types.SimpleNamespace(data=types.SimpleNamespace(ptr=4096),
+                                      nbytes=D.WORKSPACE_BYTES)
+    state.devices[0] = ("handle", workspace, threading.Lock())
+    monkeypatch.setattr(D, "_DIRECT", state)
+    cupy = _fake_cupy([False])
+
+    def array(ptr, dtype):
+        return types.SimpleNamespace(dtype=np.dtype(dtype), data=types.SimpleNamespace(ptr=ptr),
+                                     device=types.SimpleNamespace(id=0))
+
+    plan = D.gemm_plan((5, 3), (12, 4), (3, 4), (16, 4), 4)  # C-contiguous a (5,3), b (3,4)
+    D._gemm(cupy, array(100, np.float32), array(200, np.float32), plan, array(300, np.float32))
+    names = [name for name, _ in calls]
+    assert names == ["cublasSetStream_v2", "cublasSetWorkspace_v2", "cublasSetMathMode",
+                     "cublasSgemm_v2"]
+    assert calls[0][1] == ("handle", _Stream.ptr)
+    assert calls[1][1] == ("handle", 4096, D.WORKSPACE_BYTES)
+    assert calls[2][1] == ("handle", 0)  # float32 in full: CuPy's compute type is not TF32 here
+    handle, transa, transb, m, n, k, _, B, ldb_, A, lda_, _, C, ldc = calls[3][1]
+    # C' (4, 5) = B' (4, 3) A' (3, 5), column-major: b first, then a.
+    assert (transa, transb, m, n, k) == (0, 0, 4, 5, 3)
+    assert (B, ldb_, A, lda_, C, ldc) == (200, 4, 100, 3, 300, 4)
+    calls.clear()
+    plan = D.gemm_plan((5, 3), (24, 8), (3, 4), (32, 8), 8)
+    D._gemm(cupy, array(100, np.float64), array(200, np.float64), plan, array(300, np.float64))
+    assert [name for name, _ in calls][-1] == "cublasDgemm_v2" and calls[2][1] == ("handle", 0)
+
+
+def test_row_sums_for_captured_steps_keep_the_rows_they_replaced():
+    # A graph captured with the shorter row reads its memory at every replay.
+    from nnbackend.backends.cupy.elementwise import RowSums
+
+    sums = RowSums(np, keep=True)
+    sums(np.ones((3, 2)))
+    first = sums._ones[(np.dtype(np.float64), "cpu")]
+    sums(np.ones((5, 2)))
+    assert sums._replaced == [first] and sums._ones[(np.dtype(np.float64), "cpu")].shape == (1, 5)
+    assert RowSums(np)._replaced is None
+

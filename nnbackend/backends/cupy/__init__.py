@@ -66,7 +66,7 @@ def cupy_capture_namespace():
     captured = make_namespace("nnbackend.cupy_capture", xp,
                               "nnbackend's CuPy namespace, its products capturable.")
     captured.nnbackend_fused = {**xp.nnbackend_fused, "matmul": matmul,
-                                "sum_rows": RowSums(captured, matmul=matmul)}
+                                "sum_rows": RowSums(captured, matmul=matmul, keep=True)}
     return captured
 
 

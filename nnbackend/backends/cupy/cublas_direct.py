@@ -120,8 +120,8 @@ def _load_cublas(cupy):
     except OSError:
         path = None
     names = [path] if path else []
-    names += ["libcublas.so.13", "libcublas.so.12", "libcublas.so.11",
-              ctypes.util.find_library("cublas")]
+    major = int(cupy.cuda.runtime.runtimeGetVersion()) // 1000  # CuPy's CUDA: 12, 13
+    names += [f"libcublas.so.{major}", ctypes.util.find_library("cublas")]
     errors = []
     for name in filter(None, names):
         try:
@@ -129,11 +129,24 @@ def _load_cublas(cupy):
         except OSError as exc:
             errors.append(str(exc))
             continue
-        for fn in ("cublasCreate_v2", "cublasSetStream_v2", "cublasSetWorkspace_v2",
-                   "cublasSetMathMode", "cublasSgemm_v2", "cublasDgemm_v2"):
-            getattr(lib, fn).restype = ctypes.c_int
+        _declare(lib)
         return lib
     raise OSError("cuBLAS does not load (" + "; ".join(errors or ["not found"]) + ")")
+
+
+def _declare(lib):
+    """The C signatures of the functions called (cublas_api.h), so that ctypes
+    converts each argument to its C type or refuses it."""
+    handle, pointer, i32 = ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int
+    gemm = [handle, i32, i32, i32, i32, i32, pointer, pointer, i32, pointer, i32, pointer,
+            pointer, i32]
+    for name, args in (("cublasCreate_v2", [ctypes.POINTER(ctypes.c_void_p)]),
+                       ("cublasSetStream_v2", [handle, pointer]),
+                       ("cublasSetWorkspace_v2", [handle, pointer, ctypes.c_size_t]),
+                       ("cublasSetMathMode", [handle, i32]),
+                       ("cublasSgemm_v2", gemm), ("cublasDgemm_v2", gemm)):
+        function = getattr(lib, name)
+        function.argtypes, function.restype = args, ctypes.c_int
 
 
 class _Direct:
@@ -143,7 +156,7 @@ class _Direct:
         self.lock = threading.Lock()
         self.lib = None
         self.broken = None  # why the direct path is off, once it is
-        self.devices = {}  # device id -> (handle, workspace array)
+        self.devices = {}  # device id -> (handle, workspace array, lock)
         self.checked = set()
 
     def handle(self, cupy, device_id):
@@ -156,7 +169,9 @@ class _Direct:
                 with cupy.cuda.Device(device_id):
                     _ok(self.lib.cublasCreate_v2(ctypes.byref(handle)), "cublasCreate_v2")
                     workspace = cupy.empty(WORKSPACE_BYTES, dtype=cupy.uint8)
-                entry = self.devices[device_id] = (handle, workspace)
+                # One call at a time on a handle: its stream and workspace are
+                # set for the product that follows.
+                entry = self.devices[device_id] = (handle, workspace, threading.Lock())
         return entry
 
 
@@ -178,25 +193,25 @@ def _tf32(cupy):
 
 
 def _gemm(cupy, a, b, plan, out):
-    handle, workspace = _DIRECT.handle(cupy, out.device.id)  # loads the library once
+    handle, workspace, lock = _DIRECT.handle(cupy, out.device.id)  # loads the library once
     lib = _DIRECT.lib
-    stream = cupy.cuda.get_current_stream()
-    _ok(lib.cublasSetStream_v2(handle, ctypes.c_void_p(stream.ptr)), "cublasSetStream_v2")
-    # After the stream: setting a stream puts the default workspace back.
-    _ok(lib.cublasSetWorkspace_v2(handle, ctypes.c_void_p(workspace.data.ptr),
-                                  ctypes.c_size_t(workspace.nbytes)), "cublasSetWorkspace_v2")
     if a.dtype == cupy.float32:
         mode = _TF32_MATH if _tf32(cupy) else _DEFAULT_MATH
-        _ok(lib.cublasSetMathMode(handle, mode), "cublasSetMathMode")
         gemm, scalar, name = lib.cublasSgemm_v2, ctypes.c_float, "cublasSgemm_v2"
     else:
-        _ok(lib.cublasSetMathMode(handle, _DEFAULT_MATH), "cublasSetMathMode")
+        mode = _DEFAULT_MATH
         gemm, scalar, name = lib.cublasDgemm_v2, ctypes.c_double, "cublasDgemm_v2"
     one, zero = scalar(1.0), scalar(0.0)
     p = plan
-    _ok(gemm(handle, p.transa, p.transb, p.n, p.m, p.k, ctypes.byref(one),
-             ctypes.c_void_p(b.data.ptr), p.lda, ctypes.c_void_p(a.data.ptr), p.ldb,
-             ctypes.byref(zero), ctypes.c_void_p(out.data.ptr), p.n), name)
+    with lock:
+        stream = cupy.cuda.get_current_stream()
+        _ok(lib.cublasSetStream_v2(handle, stream.ptr), "cublasSetStream_v2")
+        # After the stream: setting a stream puts the default workspace back.
+        _ok(lib.cublasSetWorkspace_v2(handle, workspace.data.ptr, workspace.nbytes),
+            "cublasSetWorkspace_v2")
+        _ok(lib.cublasSetMathMode(handle, mode), "cublasSetMathMode")
+        _ok(gemm(handle, p.transa, p.transb, p.n, p.m, p.k, ctypes.byref(one), b.data.ptr, p.lda,
+                 a.data.ptr, p.ldb, ctypes.byref(zero), out.data.ptr, p.n), name)
     return out
 
 
@@ -205,20 +220,41 @@ def _capturing(cupy):
 
 
 def _check(cupy, a, b, out, key):
-    """Whether ``out`` is ``cupy.matmul(a, b)`` to rounding (a host read)."""
+    """Whether ``out`` is ``cupy.matmul(a, b)`` to rounding (a host read): True,
+    or None where the product is not finite (no verdict: the next one decides);
+    raises ArithmeticError where it is not."""
     ref = cupy.matmul(a, b)
-    bound = cupy.matmul(cupy.abs(a), cupy.abs(b))
-    eps = 2.0**-10 if a.dtype == cupy.float32 and _tf32(cupy) else float(cupy.finfo(a.dtype).eps)
-    # Two sums of k products each, in any order: within 2·k·eps of |a| @ |b|.
-    worst = float(cupy.max(cupy.abs(out - ref) - 2 * max(a.shape[1], 1) * eps * bound))
-    if not worst <= 0:
+    finite = cupy.isfinite(ref)
+    if not bool(cupy.all(finite)):
+        return None
+    dtype = a.dtype
+    eps = 2.0**-10 if dtype == cupy.float32 and _tf32(cupy) else float(cupy.finfo(dtype).eps)
+    k = max(a.shape[1], 1)
+    # Two sums of k products each, in any order: within 2·k·eps of |a| @ |b|, and
+    # k·tiny where the terms are subnormal (flushed to zero by one side only).
+    bound = (2 * k * eps) * cupy.matmul(cupy.abs(a), cupy.abs(b)) + k * float(
+        cupy.finfo(dtype).tiny)
+    if not bool(cupy.all(cupy.abs(out - ref) <= bound)):
         raise ArithmeticError(f"cuBLAS called directly differs from cupy.matmul for {key}")
+    return True
+
+
+def _off(cupy, a, b, exc):
+    """The direct path off for the process (why kept), and CuPy's own product."""
+    _DIRECT.broken = f"{type(exc).__name__}: {exc}"
+    return cupy.matmul(a, b)
 
 
 def matmul(a, b):
     """``a @ b`` for 2-D CuPy arrays of one float dtype, through cuBLAS called directly
     (see the module's docstring); ``cupy.matmul`` for anything else, or once the
-    direct path is off."""
+    direct path is off.
+
+    A failure outside a capture turns the direct path off (CuPy's product is
+    returned instead); one inside a capture fails that capture only (an
+    invalidated capture is not cuBLAS's fault), and the eager step that
+    replaces it runs the direct path again.
+    """
     import cupy
 
     usable = (_DIRECT.broken is None and a.ndim == 2 and b.ndim == 2 and a.dtype == b.dtype
@@ -237,17 +273,20 @@ def matmul(a, b):
     if plan is None:
         a, b = cupy.ascontiguousarray(a), cupy.ascontiguousarray(b)
         plan = gemm_plan(a.shape, a.strides, b.shape, b.strides, item)
-    m, n = plan.m, plan.n
     key = (str(a.dtype), *plan.key())
+    capturing = _capturing(cupy)
     try:
-        out = _gemm(cupy, a, b, plan, cupy.empty((m, n), dtype=a.dtype))
-        if key not in _DIRECT.checked and not _capturing(cupy):
-            _check(cupy, a, b, out, key)
+        out = _gemm(cupy, a, b, plan, cupy.empty((plan.m, plan.n), dtype=a.dtype))
+    except Exception as exc:  # noqa: BLE001 - any failure: CuPy's product, or a failed capture
+        if capturing:
+            raise RuntimeError(f"cuBLAS called directly failed inside a stream capture "
+                               f"({type(exc).__name__}: {exc})") from exc
+        return _off(cupy, a, b, exc)
+    if not capturing and key not in _DIRECT.checked:
+        try:
+            verdict = _check(cupy, a, b, out, key)
+        except Exception as exc:  # noqa: BLE001 - a product off by more than rounding
+            return _off(cupy, a, b, exc)
+        if verdict:
             _DIRECT.checked.add(key)
-    except (OSError, RuntimeError, ArithmeticError, AttributeError) as exc:
-        _DIRECT.broken = f"{type(exc).__name__}: {exc}"
-        if _capturing(cupy):
-            raise RuntimeError("CuPy refuses cuBLAS inside a stream capture, and cuBLAS called "
-                               f"directly failed ({_DIRECT.broken})") from exc
-        return cupy.matmul(a, b)
     return out

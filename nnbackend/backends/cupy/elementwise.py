@@ -116,12 +116,14 @@ class RowSums:
     One row per dtype and device, as long as the most rows summed yet
     (4 bytes a row in float32, against the 4·k bytes a row of ``a`` takes);
     shorter sums use its front. Making it anew would add a launch to
-    every sum.
+    every sum. ``keep=True`` (the captured steps' namespace) also keeps each
+    row a longer one replaced: a CUDA graph captured earlier reads it still.
     """
 
-    def __init__(self, xp, matmul=None):
+    def __init__(self, xp, matmul=None, keep=False):
         self.xp, self.matmul = xp, matmul
         self._ones = {}
+        self._replaced = [] if keep else None
 
     def __call__(self, a):
         n = a.shape[0]
@@ -129,6 +131,8 @@ class RowSums:
         key = (a.dtype, getattr(device, "id", device))
         ones = self._ones.get(key)
         if ones is None or ones.shape[1] < n:
+            if ones is not None and self._replaced is not None:
+                self._replaced.append(ones)
             ones = self._ones[key] = self.xp.ones((1, n), dtype=a.dtype, device=device)
         return sum_rows_by_matmul(self.xp, a, ones if ones.shape[1] == n else ones[:, :n],
                                   self.matmul)
