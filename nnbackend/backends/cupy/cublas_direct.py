@@ -21,10 +21,13 @@ own, the way PyTorch prepares its handles for a capture:
   leading dimension), and copied only where neither is (:func:`gemm_plan`).
 
 Each new product shape is checked once against ``cupy.matmul`` outside a
-capture (a host read, at the warm-up steps): a product that differs by more
-than rounding, or a library that does not load, turns the direct path off
-for the process, and :func:`matmul` is ``cupy.matmul`` again, whose refusal
-inside a capture then says why. What a replayed step costs awaits a GPU run.
+capture (a host read, at the warm-up steps). A product that differs by more
+than rounding, or any failure outside a capture (a library that does not
+load, no memory for the workspace), turns the direct path off for the
+process, and :func:`matmul` is ``cupy.matmul`` again, whose refusal inside a
+capture then says why. A failure inside a capture fails that capture only:
+it may not be cuBLAS's (an earlier operation invalidated the capture). What
+a replayed step costs awaits a GPU run.
 """
 
 from __future__ import annotations
