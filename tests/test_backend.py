@@ -132,3 +132,37 @@ def test_backend_of_round_trips(backend):
 def test_backend_of_refuses_non_arrays():
     with pytest.raises(TypeError, match="expected a NumPy array"):
         nb.backend_of(object())
+
+
+class _UnhashableDevice:
+    """Like CuPy's Device: compares by id, has no hash (``__eq__`` without ``__hash__``)."""
+
+    def __init__(self, id):
+        self.id = id
+
+    def __eq__(self, other):
+        return isinstance(other, _UnhashableDevice) and other.id == self.id
+
+    def __repr__(self):
+        return f"<CUDA Device {self.id}>"
+
+
+def test_a_backend_on_a_device_that_does_not_hash_still_hashes():
+    # The training loop keys its compiled figures on the backend: a CuPy fit
+    # raised "unhashable type" there while the device object took part.
+    from nnbackend.backends.cupy import CupyBackend
+    from nnbackend.backends.dask import DaskBackend
+    from nnbackend.network import NetSpec
+    from nnbackend.training import loop
+
+    with pytest.raises(TypeError):
+        hash(_UnhashableDevice(0))
+    xp = nb.get_backend("numpy").xp
+    a = CupyBackend("cupy", xp, _UnhashableDevice(0))
+    b = CupyBackend("cupy", xp, _UnhashableDevice(0))
+    assert a == b and hash(a) == hash(b)
+    assert a != CupyBackend("cupy", xp, _UnhashableDevice(1))
+    spec = NetSpec("tanh", "sigmoid", "bce", "mean")
+    assert loop._figures_function(a, spec, None, 0) is loop._figures_function(b, spec, None, 0)
+    dask = DaskBackend("dask", xp, _UnhashableDevice(0))
+    assert hash(dask) == hash(DaskBackend("dask", xp, _UnhashableDevice(0)))

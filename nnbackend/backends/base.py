@@ -155,6 +155,12 @@ class Backend:
     def __repr__(self) -> str:
         return f"Backend(name={self.name!r}, device={self.device!r})"
 
+    def __hash__(self) -> int:
+        # Backends key caches (compiled figure functions). The device enters by
+        # its text: CuPy's Device compares but does not hash (no __hash__ beside
+        # its __richcmp__), and equal devices print the same.
+        return hash((self.name, id(self.xp), str(self.device)))
+
     # -- making one ---------------------------------------------------------------
     @classmethod
     def load(cls, name: str, device=None, scheduler=None) -> "Backend":

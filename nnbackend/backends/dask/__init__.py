@@ -218,6 +218,10 @@ class DaskBackend(Backend):
 
     params_backend: Any = field(default=None, compare=False)
 
+    # Backend's, kept: the dataclass decorator would make one hashing the device
+    # object, which CuPy's is not.
+    __hash__ = Backend.__hash__
+
     install_hint = _HINT
     executor_names = ("dask-chunks",)
     no_reference_loop = ("the dask backend has no reference loop; it always runs the "
