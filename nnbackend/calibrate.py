@@ -130,6 +130,28 @@ def fit_terms(points) -> Terms:
                  rel_error=round(epoch_err, 4), **{k: float(f"{v:.4g}") for k, v in values.items()})
 
 
+def terms_by_executor(mode, points) -> dict:
+    """``{mode: Terms, "mode/EXECUTOR": Terms, ...}`` from one candidate's points of
+    ``mode``, fitted apart for each executor that ran two or more of them.
+
+    One mode's points may run different executors (on a GPU, mini-batches past
+    the fused kernel's 64 rows run captured graphs; batch layers past its row
+    width run the reference loop): one set of terms over both would price
+    neither. The executor of the most points (the first measured, on a tie)
+    keeps the mode's own entry; each other one its ``mode/EXECUTOR`` entry,
+    which a fit that runs it is priced by (:meth:`.Profile.terms`).
+    """
+    groups = {}
+    for p in points:
+        groups.setdefault(p["executor"], []).append(p)
+    fitted = [(executor, found) for executor, found in groups.items() if len(found) >= 2]
+    if not fitted:
+        return {}
+    main = max(fitted, key=lambda item: len(item[1]))[0]  # max keeps the first of a tie
+    return {(mode if executor == main else f"{mode}/{executor}"): fit_terms(found)
+            for executor, found in fitted}
+
+
 def _best_seconds(f, rounds=5, inner_seconds=0.01):
     f()
     start = time.perf_counter()
@@ -246,8 +268,9 @@ def calibrate(budget_s=BUDGET_S, keys=None, modes=("sgd", "minibatch", "batch"),
         set_profile(previous)
     measured = {}
     for (key, mode), found in points.items():
-        if len(found) >= 2:
-            measured.setdefault(key, {})[mode] = fit_terms(found)
+        measured_terms = terms_by_executor(mode, found)
+        if measured_terms:
+            measured.setdefault(key, {}).update(measured_terms)
     libraries = {name: library_version(name) for name in {b.name for _, b in candidates}}
     created = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     samples = {f"{key} {mode}": [_sample(p) for p in found] for (key, mode), found in points.items()}

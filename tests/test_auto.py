@@ -483,3 +483,32 @@ def test_calibrate_writes_a_profile_auto_reads(tmp_path):
 def test_calibrate_refuses_a_bad_flag(tmp_path):
     proc = _cli("bench", "--calibrate", "--modes", "fast", tmp_path=tmp_path)
     assert proc.returncode == 2 and "--modes: unknown mode(s) ['fast']" in proc.stderr
+
+
+def test_calibration_fits_each_executor_of_a_mode_apart():
+    # On a GPU a mode's points run two executors (mini-batches past the fused
+    # kernel's 64 rows run captured graphs): one fit over both would price
+    # neither, and auto would skip the GPU for the fits its kernel runs.
+    from nnbackend.autoselect.profile import Profile
+    from nnbackend.calibrate import terms_by_executor
+
+    def point(executor, n, batch, epoch):
+        return {"epoch": epoch, "setup": 1e-3, "compile": 0.0, "executor": executor,
+                "workload": Workload((16, 32, 1), n, "minibatch", batch, 1), "rows": 4096}
+
+    points = [point("cupy-fused", n, 16, n * 1e-7) for n in (1024, 2048, 4096, 8192)]
+    points += [point("cupy-graphs", n, 128, 1e-3 + n * 1e-8) for n in (4096, 8192)]
+    points += [point("reference", 1024, 16, 1.0)]  # one point: nothing to fit
+    terms = terms_by_executor("minibatch", points)
+    assert set(terms) == {"minibatch", "minibatch/cupy-graphs"}
+    assert terms["minibatch"].executor == "cupy-fused" and terms["minibatch"].points == 4
+    assert terms["minibatch/cupy-graphs"].executor == "cupy-graphs"
+    profile = Profile({"cupy:gpu": terms}, {}, "measured")
+    assert profile.terms("cupy:gpu", "minibatch", "cupy-fused").executor == "cupy-fused"
+    assert profile.terms("cupy:gpu", "minibatch", "cupy-graphs").executor == "cupy-graphs"
+    # A mode whose points all ran one executor keeps one entry, as before.
+    assert set(terms_by_executor("minibatch", points[:4])) == {"minibatch"}
+    assert terms_by_executor("minibatch", points[-1:]) == {}
+    # A saved profile with both entries reads back.
+    again = Profile.from_dict(json.loads(json.dumps(profile.to_dict())), "test")
+    assert again.terms("cupy:gpu", "minibatch", "cupy-graphs").points == 2
