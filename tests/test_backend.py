@@ -166,3 +166,23 @@ def test_a_backend_on_a_device_that_does_not_hash_still_hashes():
     assert loop._figures_function(a, spec, None, 0) is loop._figures_function(b, spec, None, 0)
     dask = DaskBackend("dask", xp, _UnhashableDevice(0))
     assert hash(dask) == hash(DaskBackend("dask", xp, _UnhashableDevice(0)))
+
+
+@pytest.mark.parametrize("name, device", [("numpy", None), ("strict", None), ("strict", "device1"),
+                                          ("torch", None), ("jax", "cpu"), ("dask", None)])
+def test_a_backends_device_spec_makes_the_same_backend(name, device):
+    # What a pickled estimator keeps: a name get_backend takes back.
+    try:
+        backend = nb.get_backend(name, device)
+    except nb.BackendUnavailableError as exc:
+        pytest.skip(f"backend {name} unavailable: {exc}")
+    spec = backend.device_spec()
+    assert isinstance(spec, str)
+    assert nb.get_backend(name, spec) == backend
+
+
+def test_cupys_device_spec_is_a_name_not_the_devices_text():
+    from nnbackend.backends.cupy import CupyBackend
+
+    backend = CupyBackend("cupy", nb.get_backend("numpy").xp, _UnhashableDevice(3))
+    assert str(backend.device) == "<CUDA Device 3>" and backend.device_spec() == "cuda:3"

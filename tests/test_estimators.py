@@ -253,6 +253,24 @@ def test_pickle_joblib_and_checkpoint_round_trips(tmp_path):
     np.testing.assert_allclose(model.predict(X), expected, rtol=1e-6)
 
 
+def test_a_pickle_from_a_device_this_machine_lacks_loads_on_the_default_one():
+    X, y = load_iris(return_X_y=True)
+    clf = nb.MLPClassifier(hidden_layer_sizes=(8,), max_iter=5, random_state=0).fit(X, y)
+    state = clf.__getstate__()
+    assert state["_pickled_model"]["device"] == "cpu"
+    state["_pickled_model"]["device"] = "cuda:7"  # fitted on a GPU elsewhere, say
+    again = nb.MLPClassifier.__new__(nb.MLPClassifier)
+    with pytest.warns(RuntimeWarning, match=r"fitted on numpy device 'cuda:7', which is not "
+                                            r"here .*loaded on the backend's default device"):
+        again.__setstate__(state)
+    np.testing.assert_array_equal(again.predict_proba(X), clf.predict_proba(X))
+    # Asked for a device (the estimator's own parameter), it is that or an error.
+    state["_pickled_model"]["device"] = "cpu"
+    state["device"] = "cuda:7"
+    with pytest.raises(ValueError, match="cuda:7"):
+        nb.MLPClassifier.__new__(nb.MLPClassifier).__setstate__(state)
+
+
 # -- other namespaces ----------------------------------------------------------------
 
 DISPATCH_SCRIPT = """

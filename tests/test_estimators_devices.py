@@ -92,6 +92,13 @@ out["outputs"] = [[nb.backend_of(a).name, str(nb.backend_of(a).device)]
 out["classes"] = [int(c) for c in np.asarray(clf.classes_)]
 out["coefs"] = [W.tolist() for W in clf.coefs_] + [W.tolist() for W in reg.coefs_]
 out["proba"] = backend.to_host(proba).tolist()
+# Pickled and loaded: back on X's device, where X predicts as before.
+import pickle
+with sklearn.config_context(array_api_dispatch=True):
+    again = pickle.loads(pickle.dumps(clf))
+    out["unpickled"] = [again.model_.backend.name, str(again.model_.backend.device)]
+    out["unpickled_same"] = bool(np.array_equal(backend.to_host(again.predict_proba(X)),
+                                                backend.to_host(proba)))
 print("RESULT " + json.dumps(out))
 """
 
@@ -134,6 +141,7 @@ def test_a_fit_on_device_arrays_keeps_them_there(name, device):
     assert out["moved"] < out["x_size"], (
         f"{out['moved']} elements crossed to the host in one go; X has {out['x_size']}")
     assert out["classes"] == [0, 1, 2]
+    assert out["unpickled"] == where and out["unpickled_same"], "a pickle lost the device"
     coefs, proba = _numpy_fit()
     assert len(out["coefs"]) == len(coefs)
     for got, want in zip(out["coefs"], coefs):

@@ -510,6 +510,17 @@ class Backend:
         """Wait until queued device work is done (for timing)."""
 
     # -- the device ---------------------------------------------------------------
+    def device_spec(self) -> str:
+        """The device as :func:`nnbackend.get_backend` takes it back (``"cpu"``,
+        ``"cuda:0"``): what a pickled estimator keeps. The device object's
+        own text need not be one (CuPy's reads ``<CUDA Device 0>``).
+
+        Returns
+        -------
+        str
+        """
+        return str(self.device)
+
     def device_name(self) -> str:
         """A human name for the device.
 

@@ -34,6 +34,10 @@ class StrictBackend(Backend):
             f"{['cpu'] + sorted(devices)}"
         )
 
+    def device_spec(self) -> str:
+        name = self.device._device  # array-api-strict's own names: CPU_DEVICE, device1, ...
+        return "cpu" if name == "CPU_DEVICE" else name
+
     @classmethod
     def of_array(cls, a):
         if not type(a).__module__.startswith("array_api_strict"):

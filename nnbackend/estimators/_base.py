@@ -14,7 +14,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ..backends import backend_of
+from ..backends import BackendUnavailableError, backend_of
 from ..backends.precision import PRECISIONS
 from ..data import host_rng, is_host, make_plan, n_rows
 from ..engine import EpochTask, choose_executor, run_epoch
@@ -446,6 +446,7 @@ class _BaseMLP(BaseEstimator):
             to_host = model.backend.to_host
             state["_pickled_model"] = {
                 "config": model.config(), "backend": model.backend.name,
+                "device": model.backend.device_spec(),
                 "params": [to_host(p) for p in model.flat_params]}
             state["_opt_state"] = _tree(state.get("_opt_state"), to_host)
         return state
@@ -461,8 +462,20 @@ class _BaseMLP(BaseEstimator):
             flat = saved["params"]
             config = dict(saved["config"])
             config.pop("standardize", None)
-            self.model_ = MLP(**config, backend=saved["backend"], device=self.device,
-                              params=[(flat[i], flat[i + 1]) for i in range(0, len(flat), 2)])
+            params = [(flat[i], flat[i + 1]) for i in range(0, len(flat), 2)]
+            # Back on the device it was fitted on (the data's, where it decided),
+            # or the backend's default one where this machine lacks that device.
+            device = self.device if self.device is not None else saved.get("device")
+            try:
+                self.model_ = MLP(**config, backend=saved["backend"], device=device,
+                                  params=params)
+            except (BackendUnavailableError, ValueError) as exc:
+                if self.device is not None or device is None:
+                    raise
+                warnings.warn(f"the estimator was fitted on {saved['backend']} device "
+                              f"{device!r}, which is not here ({exc}); it is loaded on the "
+                              "backend's default device", RuntimeWarning, stacklevel=2)
+                self.model_ = MLP(**config, backend=saved["backend"], params=params)
             backend = self.model_.backend
             self._opt_state = _tree(self._opt_state, lambda a: backend.asarray(a))
 

@@ -125,6 +125,9 @@ class CupyBackend(Backend):
     def to_host(self, a):
         return a.get()
 
+    def device_spec(self) -> str:
+        return f"cuda:{self.device.id}"
+
     def matmul_precision(self, precision, dtype):
         import cupy
 

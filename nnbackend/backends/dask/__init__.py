@@ -388,6 +388,10 @@ class DaskBackend(Backend):
         if self.params_backend is not None:
             self.params_backend.synchronize()
 
+    def device_spec(self) -> str:
+        # The parameters' device: "cpu" for NumPy chunks, "cuda:N" for CuPy's.
+        return "cpu" if self.params_backend is None else self.params_backend.device_spec()
+
     def device_name(self) -> str:
         scheduler = self.scheduler
         try:

@@ -91,6 +91,12 @@ class JaxBackend(Backend):
             raise BackendUnavailableError(f"backend 'jax': no device {device!r}")
         return xp, devices[i]
 
+    def device_spec(self) -> str:
+        import jax
+
+        platform = self.device.platform  # "cpu", "gpu"
+        return f"{platform}:{jax.devices(platform).index(self.device)}"
+
     @classmethod
     def of_array(cls, a):
         import array_api_compat as compat
