@@ -313,3 +313,22 @@ def test_row_sums_for_captured_steps_keep_the_rows_they_replaced():
     assert sums._replaced == [first] and sums._ones[(np.dtype(np.float64), "cpu")].shape == (1, 5)
     assert RowSums(np)._replaced is None
 
+
+def test_the_capture_namespace_is_the_namespace_with_its_products_direct():
+    from nnbackend.kernels import fused_form, matmul_form
+
+    xp = nb_numpy_namespace()
+    captured = D.capture_namespace(xp)
+    assert D.capture_namespace(xp) is captured and captured is not xp
+    assert captured.__name__ == f"{xp.__name__}_capture"
+    assert matmul_form(captured) is D.matmul
+    assert fused_form(captured, "sum_rows")._replaced == []  # keeps what it replaces
+    assert captured.exp is xp.exp and captured.take is xp.take  # the rest is the namespace's
+    assert matmul_form(xp) is not D.matmul  # the namespace itself is untouched
+
+
+def nb_numpy_namespace():
+    import nnbackend as nb
+
+    return nb.get_backend("numpy").xp
+

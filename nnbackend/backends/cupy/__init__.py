@@ -18,7 +18,7 @@ from __future__ import annotations
 import functools
 
 from ..base import Backend, BackendUnavailableError, import_or_refuse, make_namespace
-from .elementwise import OPTIONS, PREAMBLE, RowSums, fused_table
+from .elementwise import OPTIONS, PREAMBLE, fused_table
 from .optim_kernels import fused_updates
 
 __all__ = ["CupyBackend"]
@@ -52,22 +52,6 @@ def cupy_namespace():
     # Kernels compile at their first call, not here.
     xp.nnbackend_fused = _cupy_fused(cupy, xp)
     return xp
-
-
-@functools.lru_cache(maxsize=1)
-def cupy_capture_namespace():
-    """:func:`cupy_namespace` with its products (``matmul``, and ``sum_rows``'s)
-    through cuBLAS called directly (:mod:`.cublas_direct`): the namespace of the
-    steps :mod:`.graphs` captures, since CuPy refuses its own cuBLAS calls in a
-    capture. Everything else is the same functions and kernels."""
-    from .cublas_direct import matmul
-
-    xp = cupy_namespace()
-    captured = make_namespace("nnbackend.cupy_capture", xp,
-                              "nnbackend's CuPy namespace, its products capturable.")
-    captured.nnbackend_fused = {**xp.nnbackend_fused, "matmul": matmul,
-                                "sum_rows": RowSums(captured, matmul=matmul, keep=True)}
-    return captured
 
 
 def _device_index(cupy, device) -> int:

@@ -36,7 +36,11 @@ import ctypes
 import ctypes.util
 import threading
 
-__all__ = ["WORKSPACE_BYTES", "GemmPlan", "gemm_plan", "cublas_path", "matmul"]
+from ..base import make_namespace
+from .elementwise import RowSums
+
+__all__ = ["WORKSPACE_BYTES", "GemmPlan", "capture_namespace", "gemm_plan", "cublas_path",
+           "matmul"]
 
 #: The workspace a device's handle gets: cuBLAS's guide recommends 32 MiB on
 #: Hopper (sm_90) and 4 MiB before it; one size for all keeps this simple.
@@ -293,3 +297,22 @@ def matmul(a, b):
         if verdict:
             _DIRECT.checked.add(key)
     return out
+
+
+_CAPTURE_NAMESPACES = {}
+
+
+def capture_namespace(xp):
+    """``xp`` (nnbackend's CuPy namespace) with its products (``matmul``, and
+    ``sum_rows``'s) through :func:`matmul`: the namespace of the steps
+    :mod:`.graphs` captures. Everything else is the same functions and
+    kernels. One per namespace, made at its first use."""
+    entry = _CAPTURE_NAMESPACES.get(id(xp))
+    if entry is None or entry[0] is not xp:
+        captured = make_namespace(f"{xp.__name__}_capture", xp,
+                                  "nnbackend's CuPy namespace, its products capturable.")
+        captured.nnbackend_fused = {**getattr(xp, "nnbackend_fused", {}), "matmul": matmul,
+                                    "sum_rows": RowSums(captured, matmul=matmul, keep=True)}
+        entry = _CAPTURE_NAMESPACES[id(xp)] = (xp, captured)
+    return entry[1]
+

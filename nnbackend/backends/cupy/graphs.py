@@ -35,6 +35,7 @@ import gc
 
 from ..graph_epoch import (WARMUP_STEPS, GraphEpoch, XpOps, eager_capture, epoch_launches,
                            unsupported)
+from .cublas_direct import capture_namespace
 
 __all__ = ["CupyGraphs", "cuda_capture"]
 
@@ -85,12 +86,6 @@ def cuda_capture(step, reset, device):
     return replay
 
 
-def _capture_namespace():
-    from . import cupy_capture_namespace
-
-    return cupy_capture_namespace()
-
-
 class _OnDevice(GraphEpoch):
     """The epoch with the fit's CuPy device current (its arrays' device)."""
 
@@ -118,7 +113,7 @@ class CupyGraphs:
 
     def make_epoch(self, task):
         # CUDA's capture needs the steps' products off CuPy's cuBLAS calls.
-        xp = _capture_namespace() if self.capture is cuda_capture else None
+        xp = capture_namespace(task.backend.xp) if self.capture is cuda_capture else None
         epoch = _OnDevice(task, self.capture, XpOps(task.backend.xp), self.name,
                           on_failure="eager", verify=self.capture is not eager_capture, xp=xp)
         self._last = (task, epoch)
