@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .backends import get_backend, is_auto
+from .backends import Backend, get_backend, is_auto
 from .datafiles import data_file_columns, load_features_file, parse_delimiter, read_data_file
 from .datasets import make_dataset
 from .model import MLP
@@ -167,9 +167,12 @@ def _npy_training_data(args, backend):
     for path in (args.data, args.target):
         if not os.path.isfile(path):
             raise Refusal(f"no such file: {path}")
+    if not is_auto(backend) and not isinstance(backend, Backend):
+        # On --device: dask's rows go to the chunks' library there (CuPy on a GPU).
+        backend = get_backend(backend, getattr(args, "device", None))
     try:
         y = np.load(args.target, allow_pickle=False)  # one label per row: small
-        X = None if is_auto(backend) else get_backend(backend).lazy_rows(args.data)
+        X = None if is_auto(backend) else backend.lazy_rows(args.data)
         if X is None:
             X = np.load(args.data, mmap_mode="r", allow_pickle=False)
     except ValueError as exc:

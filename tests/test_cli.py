@@ -698,3 +698,31 @@ def test_a_closed_pipe_ends_quietly():
     proc.wait(timeout=120)
     assert "Broken pipe" not in err and "Traceback" not in err and err == "", err
     assert proc.returncode == 141
+
+
+def test_npy_rows_are_read_for_the_device_asked_for(tmp_path):
+    # dask's rows from a .npy go to the chunks' library on --device: CuPy's on
+    # "cuda" (here: refused by name, no GPU), NumPy's on the CPU.
+    pytest.importorskip("dask")
+    import argparse
+
+    from nnbackend.cli_data import load_training_data
+
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "X.npy", rng.normal(size=(50, 3)))
+    np.save(tmp_path / "y.npy", (rng.normal(size=50) > 0).astype(float))
+
+    def args(device):
+        return argparse.Namespace(data=str(tmp_path / "X.npy"), target=str(tmp_path / "y.npy"),
+                                  dataset=None, no_header=False, delimiter=None, device=device,
+                                  val_split=None)
+
+    data = load_training_data(args(None), "dask", 0)
+    assert type(data.X).__module__.startswith("dask") and data.X.shape == (50, 3)
+    try:
+        nb.get_backend("dask", "cuda")
+    except nb.BackendUnavailableError as exc:
+        with pytest.raises(nb.BackendUnavailableError, match=re.escape(str(exc)[:40])):
+            load_training_data(args("cuda"), "dask", 0)
+    else:
+        pytest.skip("a GPU is here: dask on cuda reads CuPy chunks (the GPU tests)")
