@@ -84,7 +84,9 @@ def info_command(args):
         try:
             b = get_backend(name, args.device, **(
                 {"scheduler": args.scheduler} if args.scheduler and name == "dask" else {}))
-        except BackendUnavailableError as exc:
+        except (BackendUnavailableError, ValueError) as exc:
+            # One backend asked for: its error. All of them: each row says why it is
+            # not usable (NumPy has no --device cuda, say).
             if args.backend:
                 raise
             row.update(available=False, reason=str(exc))

@@ -171,6 +171,15 @@ def test_info_lists_every_backend():
     if not rows["cupy"]["available"]:
         assert "nnbackend[cuda12]" in rows["cupy"]["reason"]
     assert run("info").returncode == 0
+    # A device some backends lack: each row says why, and the command goes on.
+    proc = run("info", "--json", "--device", "cuda")
+    assert proc.returncode == 0, proc.stderr
+    rows = {r["backend"]: r for r in json.loads(proc.stdout)}
+    assert not rows["numpy"]["available"]
+    assert "only the device 'cpu', got 'cuda'" in rows["numpy"]["reason"]
+    # ...but one backend asked for refuses it.
+    proc = run("info", "--backend", "numpy", "--device", "cuda")
+    assert proc.returncode == 2 and "got 'cuda'" in proc.stderr
 
 
 # Each refusal with (a regular expression for) the reason it must give: exit
