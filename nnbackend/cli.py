@@ -373,7 +373,7 @@ def _summary(args, model, hist, settings, source, task, train, validation, secon
     """Everything the run did, enough to repeat it."""
     summary = {
         "source": source, "task": task["kind"], "backend": model.backend.name,
-        "device": str(model.backend.device), "dtype": model.dtype,
+        "device": model.backend.device_spec(), "dtype": model.dtype,
         "layer_sizes": model.layer_sizes, "activation": model.hidden_activation,
         "mode": settings["mode"], "batch_size": hist.batch_size,
         "optimizer": settings["optimizer"], "lr": settings["lr"], "alpha": settings["alpha"],

@@ -91,7 +91,7 @@ def info_command(args):
                 raise
             row.update(available=False, reason=str(exc))
         else:
-            row.update(available=True, device=str(b.device),
+            row.update(available=True, device=b.device_spec(),
                        float64="float64" in b.float_dtypes(),
                        gpus=[{"device": d, "name": n, "memory_gib": m} for d, n, m in _gpus(b)],
                        executors=_executors(b))
