@@ -173,7 +173,9 @@ status=0
 
 # -- the tests ------------------------------------------------------------------
 export NNBACKEND_TEST_BACKENDS=${NNBACKEND_TEST_BACKENDS:-numpy,cupy,torch:cuda,jax:gpu,strict}
-tests=${GPU_CHECK_TESTS:-tests/test_cupy_fused.py tests/test_cupy_batch.py tests/test_cupy_bridge.py tests/test_jax_batch.py tests/test_kernels.py tests/test_fused_forms.py tests/test_precision.py tests/test_gradients.py tests/test_backend.py tests/test_fit.py tests/test_training.py tests/test_chunked.py tests/test_executors.py tests/test_reproducibility.py tests/test_fused_optim.py tests/test_torch_graphs.py tests/test_launches.py tests/test_estimators_devices.py tests/test_auto.py::test_an_array_of_any_backend_decides_and_keeps_its_device tests/test_dask_cupy.py tests/test_window.py tests/test_cupy_grid.py tests/test_fit_precision.py tests/test_kernel_update.py tests/test_cupy_cluster.py tests/test_cupy_graphs.py}
+# The GPU's own test files first (pytest-xdist deals tests out in collection
+# order): a run cut off at its limit loses the generic files' cases last.
+tests=${GPU_CHECK_TESTS:-tests/test_cupy_fused.py tests/test_cupy_batch.py tests/test_cupy_bridge.py tests/test_cupy_graphs.py tests/test_cupy_cluster.py tests/test_cupy_grid.py tests/test_kernel_update.py tests/test_window.py tests/test_torch_graphs.py tests/test_estimators_devices.py tests/test_dask_cupy.py tests/test_fit_precision.py tests/test_jax_batch.py tests/test_kernels.py tests/test_fused_forms.py tests/test_precision.py tests/test_gradients.py tests/test_backend.py tests/test_fit.py tests/test_training.py tests/test_chunked.py tests/test_executors.py tests/test_reproducibility.py tests/test_fused_optim.py tests/test_launches.py tests/test_auto.py::test_an_array_of_any_backend_decides_and_keeps_its_device}
 workers=()
 if [ "${GPU_CHECK_WORKERS:-6}" != 0 ] && python3 -c "import xdist" 2>/dev/null; then
   workers=(-n "${GPU_CHECK_WORKERS:-6}")  # the test run only: never around a benchmark
