@@ -187,8 +187,8 @@ if [ "$tests" != none ]; then
   # The host builds of the kernels (C++ on the CPU) and NVRTC's checks on a
   # machine without a GPU are CI's: deselected here, this machine is for the GPU.
   # SIGINT, not TERM: pytest cut off still writes its JUnit XML and its summary.
-  timeout -s INT -k 20 "$limit" python3 -m pytest $tests "${workers[@]}" -q -rs -p no:cacheprovider \
-    -m "not host_build" --junitxml "$OUT/tests.xml" > "$OUT/tests.log" 2>&1
+  timeout -s INT -k 20 "$limit" python3 -m pytest $tests "${workers[@]}" -q -rs \
+    -p no:cacheprovider -m "not host_build" --junitxml "$OUT/tests.xml" > "$OUT/tests.log" 2>&1
   test_status=$?
   [ "$test_status" = 124 ] || [ "$test_status" = 137 ] && \
     echo "tests: CUT OFF after $limit s (GPU_CHECK_TEST_SECONDS)" \
