@@ -156,11 +156,12 @@ tmp=$(mktemp -d)
 
 # shellcheck source=benchmarks/gpu_env.sh
 . benchmarks/gpu_env.sh  # the wheels, PYTHONPATH, JAX's memory
-summary() { timeout 120 python3 benchmarks/gpu_check_summary.py "$@" 2>&1 | tee -a "$OUT/summary.txt"; }
+summary() { timeout -k 5 120 python3 benchmarks/gpu_check_summary.py "$@" 2>&1 | tee -a "$OUT/summary.txt"; }
 
 : > "$OUT/summary.txt"
 # A folder used before (a warm machine's) must not pass its files off as this call's.
-rm -f "$OUT/tests.xml" "$OUT/tests.log" "$OUT/fused_profile.json" "$OUT/grid_fused_time.json"
+rm -rf "$OUT/tests.xml" "$OUT/tests.log" "$OUT/fused_profile.json" "$OUT/grid_fused_time.json" \
+  "$OUT/bench.log" "$OUT/bench"
 summary machine "$tmp/backends"
 backends=$(cat "$tmp/backends" 2>/dev/null || echo numpy)
 # GPU_CHECK_REQUIRE_GPU=0 runs the same steps without a GPU (a dry run of

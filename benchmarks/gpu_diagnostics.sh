@@ -52,7 +52,7 @@ step() {
     return 0
   fi
   echo "$name: started at $((SECONDS - started)) s of the diagnostics" | tee -a "$OUT/summary.txt"
-  timeout -k 10 "$cutoff" "$@" 2>&1 | tail -n "$lines" | tee -a "$OUT/summary.txt"
+  timeout -k 3 "$cutoff" "$@" 2>&1 | tail -n "$lines" | tee -a "$OUT/summary.txt"
   local code=${PIPESTATUS[0]}
   [ "$code" = 0 ] || echo "$name: FAILED or cut off (status $code)" | tee -a "$OUT/summary.txt"
 }

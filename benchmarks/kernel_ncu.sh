@@ -37,6 +37,7 @@ status=0
 per=${KERNEL_NCU_SECONDS:-120}
 total=${KERNEL_NCU_TOTAL:-500}
 for name in $(python3 benchmarks/kernel_ncu.py list); do
+  rm -f "$OUT/$name.csv"  # an earlier call's figures must not pass for this one's
   if [ $((SECONDS + per + 10)) -gt "$total" ]; then
     echo "kernel_ncu: $name not run: ${SECONDS} s of KERNEL_NCU_TOTAL=${total} used" \
       | tee -a "$OUT/ncu.log"

@@ -106,7 +106,8 @@ def info_command(args):
                 + (f", {g['memory_gib']:.1f} GiB" if g["memory_gib"] else "")
                 for g in row["gpus"]
             )
-            print(f"{row['backend']:8s} {row['version'] or '':10s} installed  default device "
+            which = "device" if args.device else "default device"
+            print(f"{row['backend']:8s} {row['version'] or '':10s} installed  {which} "
                   f"{row['device']}  float64 {'yes' if row['float64'] else 'no'}{extra}")
             print("           executors, in the order auto tries them:")
             for e in row["executors"]:

@@ -261,9 +261,19 @@ def test_a_pickle_from_a_device_this_machine_lacks_loads_on_the_default_one():
     state["_pickled_model"]["device"] = "cuda:7"  # fitted on a GPU elsewhere, say
     again = nb.MLPClassifier.__new__(nb.MLPClassifier)
     with pytest.warns(RuntimeWarning, match=r"fitted on numpy device 'cuda:7', which is not "
-                                            r"here .*loaded on the backend's default device"):
+                                            r"here .*; it is loaded on cpu"):
         again.__setstate__(state)
     np.testing.assert_array_equal(again.predict_proba(X), clf.predict_proba(X))
+    # A backend this machine lacks altogether: its own error, no word of devices.
+    state["_pickled_model"] = {**state["_pickled_model"], "backend": "cupy", "device": "cuda:0"}
+    try:
+        nb.get_backend("cupy")
+    except nb.BackendUnavailableError:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            with pytest.raises(nb.BackendUnavailableError, match="cupy"):
+                nb.MLPClassifier.__new__(nb.MLPClassifier).__setstate__(dict(state))
+    state["_pickled_model"] = {**state["_pickled_model"], "backend": "numpy"}
     # Asked for a device (the estimator's own parameter), it is that or an error.
     state["_pickled_model"]["device"] = "cpu"
     state["device"] = "cuda:7"

@@ -472,10 +472,13 @@ class _BaseMLP(BaseEstimator):
             except (BackendUnavailableError, ValueError) as exc:
                 if self.device is not None or device is None:
                     raise
-                warnings.warn(f"the estimator was fitted on {saved['backend']} device "
-                              f"{device!r}, which is not here ({exc}); it is loaded on the "
-                              "backend's default device", RuntimeWarning, stacklevel=2)
+                # The backend's default device, where the backend itself is here
+                # (else its own error, not a word about devices).
                 self.model_ = MLP(**config, backend=saved["backend"], params=params)
+                warnings.warn(f"the estimator was fitted on {saved['backend']} device "
+                              f"{device!r}, which is not here ({exc}); it is loaded on "
+                              f"{self.model_.backend.device_spec()}", RuntimeWarning,
+                              stacklevel=2)
             backend = self.model_.backend
             self._opt_state = _tree(self._opt_state, lambda a: backend.asarray(a))
 

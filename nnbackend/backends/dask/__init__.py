@@ -389,8 +389,10 @@ class DaskBackend(Backend):
             self.params_backend.synchronize()
 
     def device_spec(self) -> str:
-        # The parameters' device: "cpu" for NumPy chunks, "cuda:N" for CuPy's.
-        return "cpu" if self.params_backend is None else self.params_backend.device_spec()
+        # What load takes: "cuda:N" for CuPy parameters, else "cpu" (parameters
+        # of another library follow the chunks' _meta, not a device name).
+        params = self.params_backend
+        return params.device_spec() if params is not None and params.name == "cupy" else "cpu"
 
     def device_name(self) -> str:
         scheduler = self.scheduler
