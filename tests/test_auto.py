@@ -512,3 +512,23 @@ def test_calibration_fits_each_executor_of_a_mode_apart():
     # A saved profile with both entries reads back.
     again = Profile.from_dict(json.loads(json.dumps(profile.to_dict())), "test")
     assert again.terms("cupy:gpu", "minibatch", "cupy-graphs").points == 2
+
+
+def test_pricing_jax_for_a_float64_fit_leaves_jaxs_x64_as_it_was(tmp_path):
+    # JAX's float64 is a process-wide switch: pricing JAX as a candidate must not
+    # throw it for the user's own jnp code, JAX chosen or not.
+    pytest.importorskip("jax")
+    code = ("import json, jax, nnbackend as nb\n"
+            "e = nb.explain_backend([4, 8, 1], n_samples=500, dtype='float64')\n"
+            "jax_rows = [r for r in e['candidates'] if r['candidate'].startswith('jax:')]\n"
+            "print(json.dumps([bool(jax.config.jax_enable_x64),\n"
+            "                  [r.get('executor') for r in jax_rows],\n"
+            "                  [r.get('skipped') for r in jax_rows]]))\n")
+    env = {k: v for k, v in os.environ.items() if k not in (ENV_VAR, "NNBACKEND_DEBUG")}
+    env.update(NNBACKEND_CACHE_DIR=str(tmp_path), JAX_ENABLE_X64="0")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    x64, executors, skipped = json.loads(proc.stdout.splitlines()[-1])
+    assert x64 is False
+    assert executors and all(executors) and not any(skipped), (executors, skipped)

@@ -78,7 +78,7 @@ def _probe_arrays(backend, dtype):
     key = (candidate_key(backend), str(backend.device), dtype)
     if key not in _PROBES:
         zeros = np.zeros((1, 1))
-        _PROBES[key] = tuple(backend.asarray(zeros, dtype=backend.dtype(dtype)) for _ in "XY")
+        _PROBES[key] = tuple(backend.probe_array(zeros, dtype) for _ in "XY")
     return _PROBES[key]
 
 

@@ -292,6 +292,23 @@ class Backend:
         return self.xp.__array_namespace_info__().default_dtypes(device=self.device)["indexing"]
 
     # -- moving arrays ----------------------------------------------------------
+    def probe_array(self, a, dtype_name: str):
+        """``a`` as an array of the dtype named, to ask executors whether they take
+        a fit (``backend="auto"`` pricing a candidate): a backend whose dtypes
+        switch process-wide (JAX's float64) makes it without switching them.
+
+        Parameters
+        ----------
+        a : array-like
+            Host data.
+        dtype_name : {'float32', 'float64'}
+
+        Returns
+        -------
+        array
+        """
+        return self.asarray(a, dtype=self.dtype(dtype_name))
+
     def asarray(self, a, dtype=None):
         """Data as an array of this namespace on this backend's device.
 

@@ -60,6 +60,18 @@ def _enable_x64():
         jax.config.update("jax_enable_x64", True)
 
 
+def _x64_for_a_while():
+    """A context with ``jax_enable_x64`` on: ``jax.enable_x64(True)`` where it is a
+    context (newer JAX), ``jax.experimental.enable_x64()`` before."""
+    import jax
+
+    try:
+        from jax.experimental import enable_x64
+    except ImportError:
+        return jax.enable_x64(True)
+    return enable_x64()
+
+
 class JaxBackend(Backend):
     """``jax.numpy`` arrays on one JAX device."""
 
@@ -115,6 +127,16 @@ class JaxBackend(Backend):
         import jax
 
         return jax.jit(fn)
+
+    def probe_array(self, a, dtype_name: str):
+        import jax
+
+        if str(dtype_name) != "float64" or jax.config.jax_enable_x64:
+            return super().probe_array(a, dtype_name)
+        # x64 for this array only: pricing JAX for a float64 fit must not turn it
+        # on for the process (the user's own jnp code), JAX chosen or not.
+        with _x64_for_a_while():
+            return self.xp.asarray(a, dtype=self.xp.float64, device=self.device)
 
     def float_dtypes(self) -> tuple[str, ...]:
         import jax
