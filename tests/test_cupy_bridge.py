@@ -15,6 +15,7 @@ import importlib
 import json
 import re
 import sys
+import warnings
 from types import SimpleNamespace
 
 import numpy as np
@@ -64,6 +65,9 @@ class _FakeCupyCuda:
         yield
 
     def ExternalStream(self, ptr, device_id=-1):
+        # As CuPy 14 does: deprecated, but the bridge's way to torch's stream.
+        warnings.warn("ExternalStream is deprecated. Use Stream.from_external() instead",
+                      DeprecationWarning, stacklevel=2)
         return _FakeStream(self.log, ("external", ptr))
 
     def Stream(self, non_blocking=False):
@@ -273,6 +277,15 @@ def check_jax_order(log):
     for event, stream in log:
         if event in ("to_kernel", "launch"):
             assert stream == ("own", True), f"{event} ran on {stream}, not the bridge's stream"
+
+
+def test_a_torch_epoch_raises_no_deprecation_warning_of_cupys():
+    # CuPy 14 deprecates ExternalStream (the fake warns as it does): an epoch a
+    # warning would bury a fit's own warnings.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        log, out, _ = _run_torch_epoch()
+    assert ("enter", ("external", 1234)) in log  # torch's stream, entered all the same
 
 
 def _run_torch_epoch(ordering_class=B.TorchOrdering):

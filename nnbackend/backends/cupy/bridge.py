@@ -62,6 +62,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import importlib
+import warnings
 from typing import Any, Callable
 
 from ..base import BackendUnavailableError
@@ -220,6 +221,14 @@ def aligned(a, alignment: int):
 #                      read; called inside on_stream(), after the kernel side's work
 #   description        how, in words (History.executor_reason quotes it)
 
+def _external_stream(cuda, ptr: int, index: int):
+    """``cupy.cuda.ExternalStream(ptr, index)``, without CuPy 14's DeprecationWarning
+    (one an epoch otherwise): it still wraps torch's stream as the bridge needs."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "ExternalStream is deprecated", DeprecationWarning)
+        return cuda.ExternalStream(ptr, index)
+
+
 class TorchOrdering:
     """torch: the CuPy work runs on torch's current CUDA stream (see the module notes).
 
@@ -250,7 +259,7 @@ class TorchOrdering:
         ptr = self.torch.cuda.current_stream(self.index).cuda_stream
         cuda = self.cupy.cuda
         # The device first: CuPy's current stream is per device.
-        with cuda.Device(self.index), cuda.ExternalStream(ptr, self.index):
+        with cuda.Device(self.index), _external_stream(cuda, ptr, self.index):
             yield
 
     def take(self, arrays) -> list:
