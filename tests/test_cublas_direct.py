@@ -274,11 +274,19 @@ def test_each_product_sets_the_stream_then_the_workspace_then_calls_the_gemm(mon
         "cublasDgemm_v2")})
     state = D._Direct()
     state.lib = lib
-    workspace = types.SimpleNamespace(data=types.SimpleNamespace(ptr=4096),
-                                      nbytes=D.WORKSPACE_BYTES)
-    state.devices[0] = ("handle", workspace, threading.Lock())
+    state.devices[0] = ("handle", threading.Lock())
     monkeypatch.setattr(D, "_DIRECT", state)
     cupy = _fake_cupy([False])
+    # The workspace is taken for each product from CuPy's current allocator (on
+    # the current stream), so two streams never share one mid-product.
+    taken = []
+
+    def empty(size, dtype):
+        taken.append((size, dtype))
+        return types.SimpleNamespace(data=types.SimpleNamespace(ptr=4096 * len(taken)),
+                                     nbytes=size)
+
+    cupy.empty, cupy.uint8 = empty, np.uint8
 
     def array(ptr, dtype):
         return types.SimpleNamespace(dtype=np.dtype(dtype), data=types.SimpleNamespace(ptr=ptr),
@@ -291,6 +299,7 @@ def test_each_product_sets_the_stream_then_the_workspace_then_calls_the_gemm(mon
                      "cublasSgemm_v2"]
     assert calls[0][1] == ("handle", _Stream.ptr)
     assert calls[1][1] == ("handle", 4096, D.WORKSPACE_BYTES)
+    assert taken == [(D.WORKSPACE_BYTES, np.uint8)]
     assert calls[2][1] == ("handle", 0)  # float32 in full: CuPy's compute type is not TF32 here
     handle, transa, transb, m, n, k, _, B, ldb_, A, lda_, _, C, ldc = calls[3][1]
     # C' (4, 5) = B' (4, 3) A' (3, 5), column-major: b first, then a.
@@ -300,6 +309,7 @@ def test_each_product_sets_the_stream_then_the_workspace_then_calls_the_gemm(mon
     plan = D.gemm_plan((5, 3), (24, 8), (3, 4), (32, 8), 8)
     D._gemm(cupy, array(100, np.float64), array(200, np.float64), plan, array(300, np.float64))
     assert [name for name, _ in calls][-1] == "cublasDgemm_v2" and calls[2][1] == ("handle", 0)
+    assert len(taken) == 2 and calls[1][1] == ("handle", 8192, D.WORKSPACE_BYTES)
 
 
 def test_row_sums_for_captured_steps_keep_the_rows_they_replaced():

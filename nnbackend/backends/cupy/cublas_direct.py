@@ -10,9 +10,12 @@ own, the way PyTorch prepares its handles for a capture:
 
 - the handle's stream is set before each call to CuPy's current stream (the
   capturing stream inside a capture), and its workspace after that
-  (``cublasSetStream`` puts the library's default workspace back), a buffer
-  allocated once a device, outside any capture and never freed, so that
-  the captured kernels' workspace outlives every graph;
+  (``cublasSetStream`` puts the library's default workspace back): a buffer
+  taken for that call from CuPy's current allocator, on that stream. CuPy's
+  pool hands a freed buffer only to later work of the same stream, so two
+  fits on two streams never share one mid-product; inside a capture the
+  buffer comes from the graph's own pool (:mod:`.graphs`), which lives as
+  long as the graph, where its replays find it;
 - float32 products run at the precision CuPy runs them at
   (``CUBLAS_TF32_TENSOR_OP_MATH`` only where CuPy's compute type for
   float32 is TF32: a fit with ``precision="tf32"``), float64 ones in full;
@@ -42,8 +45,8 @@ from .elementwise import RowSums
 __all__ = ["WORKSPACE_BYTES", "GemmPlan", "capture_namespace", "gemm_plan", "cublas_path",
            "matmul"]
 
-#: The workspace a device's handle gets: cuBLAS's guide recommends 32 MiB on
-#: Hopper (sm_90) and 4 MiB before it; one size for all keeps this simple.
+#: The workspace a product gets: cuBLAS's guide recommends 32 MiB on Hopper
+#: (sm_90) and 4 MiB before it; one size for all keeps this simple.
 WORKSPACE_BYTES = 32 * 2**20
 
 _OP_N, _OP_T = 0, 1
@@ -157,28 +160,29 @@ def _declare(lib):
 
 
 class _Direct:
-    """The process's direct path: the library, a handle and workspace a device."""
+    """The process's direct path: the library, and a handle a device."""
 
     def __init__(self):
         self.lock = threading.Lock()
         self.lib = None
         self.broken = None  # why the direct path is off, once it is
-        self.devices = {}  # device id -> (handle, workspace array, lock)
+        self.devices = {}  # device id -> (handle, lock)
         self.checked = set()
 
     def handle(self, cupy, device_id):
         entry = self.devices.get(device_id)
         if entry is None:
             with self.lock:
-                if self.lib is None:
-                    self.lib = _load_cublas(cupy)
-                handle = ctypes.c_void_p()
-                with cupy.cuda.Device(device_id):
-                    _ok(self.lib.cublasCreate_v2(ctypes.byref(handle)), "cublasCreate_v2")
-                    workspace = cupy.empty(WORKSPACE_BYTES, dtype=cupy.uint8)
-                # One call at a time on a handle: its stream and workspace are
-                # set for the product that follows.
-                entry = self.devices[device_id] = (handle, workspace, threading.Lock())
+                entry = self.devices.get(device_id)
+                if entry is None:
+                    if self.lib is None:
+                        self.lib = _load_cublas(cupy)
+                    handle = ctypes.c_void_p()
+                    with cupy.cuda.Device(device_id):
+                        _ok(self.lib.cublasCreate_v2(ctypes.byref(handle)), "cublasCreate_v2")
+                    # One call at a time on a handle: its stream and workspace
+                    # are set for the product that follows.
+                    entry = self.devices[device_id] = (handle, threading.Lock())
         return entry
 
 
@@ -200,7 +204,8 @@ def _tf32(cupy):
 
 
 def _gemm(cupy, a, b, plan, out):
-    handle, workspace, lock = _DIRECT.handle(cupy, out.device.id)  # loads the library once
+    """``out = a @ b`` by cuBLAS on CuPy's current stream (``out``'s device current)."""
+    handle, lock = _DIRECT.handle(cupy, out.device.id)  # loads the library once
     lib = _DIRECT.lib
     if a.dtype == cupy.float32:
         mode = _TF32_MATH if _tf32(cupy) else _DEFAULT_MATH
@@ -210,6 +215,9 @@ def _gemm(cupy, a, b, plan, out):
         gemm, scalar, name = lib.cublasDgemm_v2, ctypes.c_double, "cublasDgemm_v2"
     one, zero = scalar(1.0), scalar(0.0)
     p = plan
+    # Freed when this returns, the buffer goes back to the pool for this
+    # stream's later work only, which runs after this product.
+    workspace = cupy.empty(WORKSPACE_BYTES, dtype=cupy.uint8)
     with lock:
         stream = cupy.cuda.get_current_stream()
         _ok(lib.cublasSetStream_v2(handle, stream.ptr), "cublasSetStream_v2")

@@ -17,9 +17,10 @@ directly (:mod:`.cublas_direct`); everything else is CuPy's. What the
 capture allocates comes from a memory pool of the graph's own
 (``cupy.cuda.using_allocator``): a replay writes where the capture's
 temporaries were, so no other array may be given that memory afterwards.
-The pool lives as long as the replay. The first warm-up step runs from the
+The pool lives as long as the replay, and so does the workspace each
+captured product took from it. The first warm-up step runs from the
 default pool, so that what a step creates once and keeps (a cached row of
-ones, cuBLAS's workspace) is not in the graph's pool.
+ones, the cuBLAS handle) is not in the graph's pool.
 
 A step that a capture cannot hold (a read of a device value on the host,
 which CuPy's capture refuses) does not stop the fit: that batch shape's
@@ -53,7 +54,7 @@ def cuda_capture(step, reset, device):
     try:
         with side:
             # The first warm-up step from the default pool: what a step creates once
-            # and keeps (compiled kernels, cuBLAS's workspace, a cached row of ones)
+            # and keeps (compiled kernels, the cuBLAS handle, a cached row of ones)
             # must not live in the graph's pool, which goes with the graph.
             reset()
             step()
