@@ -243,6 +243,64 @@ def test_lazy_rows_of_numpy_parameters_stay_numpy(tmp_path):
     assert C.on_library(rows, numpy_namespace()) is rows  # already NumPy: nothing added
 
 
+class _CupyDevice:
+    """A stand-in for ``cupy.cuda.Device``: a context that makes its GPU current
+    (``current[0]``) for the thread, as CuPy's does."""
+
+    __module__ = "cupy.cuda.device"
+
+    def __init__(self, id, current):
+        self.id, self.current = id, current
+
+    def __enter__(self):
+        self.saved, self.current[0] = self.current[0], self.id
+        return self
+
+    def __exit__(self, *exc):
+        self.current[0] = self.saved
+
+
+class _OnDevice:
+    """A stand-in chunk or parameter: NumPy values on a stand-in GPU."""
+
+    def __init__(self, values, device):
+        self.values, self.device = np.asarray(values), device
+        self.shape = self.values.shape
+
+    def __add__(self, other):
+        assert self.device.current[0] == self.device.id, "added off its GPU"
+        return _OnDevice(self.values + other.values, self.device)
+
+
+def test_chunk_tasks_run_with_their_chunks_gpu_current(monkeypatch):
+    # Dask's local schedulers run tasks in threads whose current GPU is 0,
+    # whatever the client's: a task on chunks of GPU 1 makes GPU 1 current.
+    current = [0]
+    gpu1 = _CupyDevice(1, current)
+    X = _OnDevice(np.ones((4, 3)), gpu1)
+    Y = _OnDevice(np.ones((4, 1)), gpu1)
+    seen = []
+    fake_xp = type("xp", (), {"asarray": staticmethod(lambda a: seen.append(
+        ("asarray", current[0])) or _OnDevice(a, gpu1))})
+    monkeypatch.setattr(C, "chunk_namespace", lambda a: fake_xp)
+    monkeypatch.setattr(C, "params_for_chunk", lambda params, X, xp: seen.append(
+        ("params", current[0])) or params)
+
+    def loss_and_grads(params, spec, rows, m, chunk_size, multiclass, xp, n_samples):
+        seen.append(("sums", current[0]))
+        return (X, [X], None)
+
+    C._chunk_sums([X], X, Y, None, 4, 2, None, loss_and_grads, lambda X, Y: (X, Y))
+    C._to_library_of(np.ones((2, 3)), _OnDevice(np.ones((0, 3)), gpu1))
+    total = C._add((X, [X], X), (X, [X], X))
+    assert seen == [("params", 1), ("sums", 1), ("asarray", 1)]
+    assert np.all(total[0].values == 2) and current == [0]  # the thread's GPU restored
+    # No such context for arrays whose library keeps no current device.
+    assert isinstance(C.on_device_of(np.ones(2)), type(C.contextlib.nullcontext()))
+    torch = pytest.importorskip("torch", reason="torch's devices: pip install 'nnbackend[torch]'")
+    assert isinstance(C.on_device_of(torch.ones(2)), type(C.contextlib.nullcontext()))
+
+
 # -- on a GPU: CuPy chunks ---------------------------------------------------------------
 
 def _cupy_chunked(X, y, rows):

@@ -325,7 +325,8 @@ class DaskBackend(Backend):
         from .chunks import on_library, open_npy
 
         rows = open_npy(path)
-        return rows if self.params_backend is None else on_library(rows, self.params_backend.xp)
+        inner = self.params_backend
+        return rows if inner is None else on_library(rows, inner.xp, inner.device)
 
     def loop_context(self):
         # The steps run on NumPy parameters on the client; every compute

@@ -110,17 +110,34 @@ def open_npy(path, chunk_rows=None):
     return da.concatenate(blocks, axis=0) if len(blocks) > 1 else blocks[0]
 
 
+def on_device_of(a):
+    """A context with array ``a``'s GPU current, where its library keeps a
+    current device per thread (CuPy); else a null context.
+
+    Dask's local schedulers run tasks in threads of their own, whose current
+    device is GPU 0 whatever the client's is: CuPy would make a task's new
+    arrays there, and refuses to compute on arrays of another GPU.
+    """
+    device = getattr(a, "device", None)
+    if type(device).__module__.startswith("cupy") and hasattr(device, "__enter__"):
+        return device
+    return contextlib.nullcontext()
+
+
 def _to_library_of(block, like):
-    """``block`` (a NumPy chunk) as an array of ``like``'s library, on the
-    task's current device (a dask-cuda worker's own GPU)."""
-    return chunk_namespace(like).asarray(block)
+    """``block`` (a NumPy chunk) as an array of ``like``'s library, on
+    ``like``'s device: the client's GPU under a local scheduler, a dask-cuda
+    worker's own GPU there (``like`` arrives on it)."""
+    with on_device_of(like):
+        return chunk_namespace(like).asarray(block)
 
 
-def on_library(rows, xp):
+def on_library(rows, xp, device=None):
     """Dask array ``rows`` with each chunk made an array of namespace ``xp``
     inside its task (``open_npy(path)`` read straight onto each worker's GPU
-    with nnbackend's CuPy namespace); chunks already of ``xp``'s library pass."""
-    like = xp.empty((0,) * rows.ndim, dtype=rows.dtype)
+    with nnbackend's CuPy namespace), on ``device`` under a local scheduler;
+    chunks already of ``xp``'s library pass."""
+    like = xp.empty((0,) * rows.ndim, dtype=rows.dtype, device=device)
     if type(like) is type(rows._meta):
         return rows
     return rows.map_blocks(_to_library_of, like=like, dtype=rows.dtype, meta=like)
@@ -295,16 +312,18 @@ def _chunk_sums(params, X, Y, spec, n_total, chunk_size, multiclass, loss_and_gr
         (None when ``multiclass`` is None).
     """
     xp = chunk_namespace(X)
-    params = params_for_chunk(params, X, xp)
-    with _quiet(xp):
-        return loss_and_grads(params, spec, rows(X, Y), X.shape[0], chunk_size, multiclass, xp,
-                              n_samples=n_total)
+    with on_device_of(X):
+        params = params_for_chunk(params, X, xp)
+        with _quiet(xp):
+            return loss_and_grads(params, spec, rows(X, Y), X.shape[0], chunk_size, multiclass,
+                                  xp, n_samples=n_total)
 
 
 def _add(a, b):
-    """The sum of two ``(loss_sum, grads, correct)`` triples."""
-    return (a[0] + b[0], [g + h for g, h in zip(a[1], b[1])],
-            None if a[2] is None else a[2] + b[2])
+    """The sum of two ``(loss_sum, grads, correct)`` triples, on their device."""
+    with on_device_of(a[0]):
+        return (a[0] + b[0], [g + h for g, h in zip(a[1], b[1])],
+                None if a[2] is None else a[2] + b[2])
 
 
 def _tree_sum(parts):
