@@ -1,11 +1,14 @@
 """``nnbackend bench --calibrate``: measure this machine's profile for ``backend="auto"``.
 
 Each candidate (:func:`nnbackend.backends.auto_candidates`) fits a few small
-networks in each mode, twice per point: a cold fit of two epochs (it
-compiles, where the executor compiles), then a warm one of ``1 + k``; a
-callback marks each epoch's end. They give one epoch (the median of the
-epochs after each fit's first), the once-per-fit setup (moving and
-checking the data) and the compile time; the cost model's
+networks in each mode, as a user's fits run: with no callback, so the
+epochs run in the windows a fit runs them in (on a GPU, many epochs a
+kernel launch and one read of their figures). Per point: a cold fit of two
+epochs (it compiles, where the executor compiles), then warm ones of one
+epoch and of ``1 + k``, each of those twice, its quicker time kept. They
+give one epoch (the two warm fits' difference over ``k``), the
+once-per-fit setup (moving and checking the data) and the compile time;
+the cost model's
 terms (:mod:`nnbackend.autoselect.cost`) are fitted to them per candidate and
 mode. NumPy's BLAS is timed with one thread and with its own count on
 products of growing size, for the size from which more threads pay (the
@@ -57,8 +60,10 @@ POINTS = {
     "batch": [("small", 8192, 0), ("deep", 2048, 0), ("small", 65536, 0), ("wide", 16384, 0),
               ("deep", 16384, 0), ("small", 196608, 0)],
 }
-# A warm fit's later epochs are about this many seconds in all (2 to 5 epochs).
-_EPOCHS_SECONDS = 0.25
+# A warm fit's later epochs (k, 2 to _MAX_EPOCHS) are about this many seconds
+# in all: enough of them that their time stands above the setup's noise.
+_EPOCHS_SECONDS = 0.15
+_MAX_EPOCHS = 32
 # Each calibration in a process offsets every N by one more row, so that
 # compiled epochs cached by an earlier run (keyed by N) are not reused.
 _RUNS = itertools.count()
@@ -73,35 +78,42 @@ def _data(sizes, loss, n, seed):
 
 
 def _timed_fit(model, X, y, mode, batch, epochs):
-    """``(seconds to the first epoch's end, [each later epoch's seconds], seconds
-    after the last epoch, executor)`` of one fit, read off its epoch callback."""
-    marks = []
+    """``(seconds, executor)`` of one fit, start to end. No callback: one would
+    read the figures back every epoch, where a fit reads them once a window."""
     start = time.perf_counter()
-    hist = model.fit(X, y, mode=mode, batch_size=max(1, batch), epochs=epochs, lr=0.01,
-                     callback=lambda epoch, figures: marks.append(time.perf_counter()))
-    end = time.perf_counter()
-    return marks[0] - start, list(np.diff(marks)), end - marks[-1], hist.executor
+    hist = model.fit(X, y, mode=mode, batch_size=max(1, batch), epochs=epochs, lr=0.01)
+    return time.perf_counter() - start, hist.executor
+
+
+def _quicker_fit(model, X, y, mode, batch, epochs, times=2):
+    # Noise only adds to a time: the quicker of two is the nearer.
+    return min(_timed_fit(model, X, y, mode, batch, epochs)[0] for _ in range(times))
 
 
 def measure_point(backend, mode, net, n, batch, seed=0):
     """One point: ``{"epoch", "setup", "compile", "executor", "workload", "rows"}``,
-    seconds from two fits of one model on ``backend``: a cold one of two epochs,
-    then a warm one of ``1 + k``. An epoch is the median of the epochs after
-    each fit's first; the warm fit's first epoch less that is the setup (with
-    what follows the last epoch), the cold fit's first less the warm's the compile."""
+    seconds from fits of one model on ``backend``: a cold one of two epochs,
+    then warm ones of one epoch and of ``1 + k`` (each the quicker of two).
+    An epoch is the warm fits' difference over ``k``; the one-epoch fit less
+    an epoch is the setup; the cold fit less the one-epoch fit and an epoch
+    is the compile."""
     sizes, hidden, output, loss = _NETS[net]
     X, y = _data(sizes, loss, n, seed)
     model = MLP(sizes, hidden, output, loss, backend=backend, seed=seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        cold_first, epochs, _, executor = _timed_fit(model, X, y, mode, batch, 2)
-        k = int(min(5, max(2, round(_EPOCHS_SECONDS / max(epochs[0], 1e-4)))))
-        warm_first, more, tail, _ = _timed_fit(model, X, y, mode, batch, 1 + k)
-    epoch = max(float(np.median(epochs + more)), 1e-7)
+        cold, executor = _timed_fit(model, X, y, mode, batch, 2)
+        one = _quicker_fit(model, X, y, mode, batch, 1)
+        # ``one`` bounds an epoch from above: k epochs take at least _EPOCHS_SECONDS
+        # where the setup is small, fewer where it is not (then it is the setup
+        # that prices the fit).
+        k = int(min(_MAX_EPOCHS, max(2, round(_EPOCHS_SECONDS / max(one, 1e-4)))))
+        more = _quicker_fit(model, X, y, mode, batch, 1 + k)
+    epoch = max((more - one) / k, 1e-7)
     work = Workload(tuple(sizes), n, mode, {"batch": n, "sgd": 1}.get(mode, batch), 1)
     rows = chunk_rows("auto", backend, sizes, backend.dtype("float32"))
-    return {"epoch": epoch, "setup": max(warm_first - epoch + tail, 1e-6),
-            "compile": max(cold_first - warm_first, 0.0), "executor": executor,
+    return {"epoch": epoch, "setup": max(one - epoch, 1e-6),
+            "compile": max(cold - one - epoch, 0.0), "executor": executor,
             "workload": work, "rows": rows}
 
 

@@ -485,6 +485,45 @@ def test_calibrate_refuses_a_bad_flag(tmp_path):
     assert proc.returncode == 2 and "--modes: unknown mode(s) ['fast']" in proc.stderr
 
 
+def test_calibration_reads_epoch_setup_and_compile_off_whole_fits(monkeypatch):
+    # Fits of 2 (cold), 1 and 1 + k epochs, timed whole: the terms come back exactly.
+    from nnbackend import calibrate as cal
+
+    epoch, setup, compiled, calls = 0.004, 0.01, 0.5, []
+
+    def timed_fit(model, X, y, mode, batch, epochs):
+        calls.append(epochs)
+        cold = compiled if len(calls) == 1 else 0.0
+        return cold + setup + epochs * epoch, "reference"
+
+    monkeypatch.setattr(cal, "_timed_fit", timed_fit)
+    point = cal.measure_point(nb.get_backend("numpy"), "minibatch", "small", 256, 16)
+    k = calls[-1] - 1
+    assert calls == [2, 1, 1, 1 + k, 1 + k] and 2 <= k <= cal._MAX_EPOCHS
+    assert point["epoch"] == pytest.approx(epoch) and point["setup"] == pytest.approx(setup)
+    assert point["compile"] == pytest.approx(compiled) and point["executor"] == "reference"
+
+
+def test_calibration_fits_run_as_a_users_do(monkeypatch):
+    # A callback would read the figures back every epoch (a window of one),
+    # which on a GPU costs what a window of many epochs a launch does not.
+    from nnbackend import calibrate as cal
+
+    seen = []
+    fit = cal.MLP.fit
+
+    def recording(self, *args, **kwargs):
+        hist = fit(self, *args, **kwargs)
+        seen.append((kwargs.get("callback"), kwargs["epochs"], hist.window))
+        return hist
+
+    monkeypatch.setattr(cal.MLP, "fit", recording)
+    point = cal.measure_point(nb.get_backend("numpy"), "minibatch", "small", 256, 16)
+    assert len(seen) == 5 and all(callback is None for callback, _, _ in seen)
+    assert all(window > 1 for _, epochs, window in seen if epochs > 1)
+    assert point["epoch"] > 0 and point["setup"] > 0
+
+
 def test_calibration_fits_each_executor_of_a_mode_apart():
     # On a GPU a mode's points run two executors (mini-batches past the fused
     # kernel's 64 rows run captured graphs): one fit over both would price
