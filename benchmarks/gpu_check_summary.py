@@ -227,7 +227,7 @@ def _points(data):
             continue
         key = (e.get("model", "small"), e.get("mode"), e.get("n_samples"))
         points[key][e.get("label")] = (e.get("seconds_per_step"), e["seconds_per_epoch"],
-                                       e.get("epochs_per_call") or 1)
+                                       e.get("epochs_per_call") or 1, e.get("executor_ran"))
     return points
 
 
@@ -244,7 +244,7 @@ def _step_tables(points):
         for key in keys:
             cells = []
             for lab in labels:
-                step, epoch, _ = points[key].get(lab, (None, None, None))
+                step, epoch, _, _ = points[key].get(lab, (None, None, None, None))
                 value = epoch if key[1] == "batch" else step
                 cells.append(f"{value * 1e6:12.2f}" if value else f"{'—':>12s}")
             print(f"  {key[1]:9s} {key[2]:8d}" + "".join(cells))
@@ -263,7 +263,8 @@ def _targets(points):
                 continue
             value = got[1] if mode == "batch" else got[0]
             unit = "per epoch" if mode == "batch" else "per step"
-            timed = "" if got[2] == 1 else f", {got[2]} epochs a timed call"
+            timed = ("" if got[2] == 1 else f", {got[2]} epochs a timed call") + (
+                f", {got[3]}" if got[3] else "")
             lines.append(f"  {model:5s} {mode:9s} N={n:<7d} {SHORT[lab]:10s} "
                          f"{value * 1e6:9.2f} µs {unit} (target {limit * 1e6:g}{timed}): "
                          + ("met" if value <= limit else "NOT met"))

@@ -693,4 +693,5 @@ def epoch_function(model: MLP, X, y, mode="minibatch", batch_size=32, lr=0.1, op
 
     step.window, step.fit_window = window, stepper.fit_window
     step.plan, step.precision, step.executor = stepper.plan, stepper.precision, stepper.executor
+    step.reason_now = stepper.reason_now
     return step

@@ -89,6 +89,36 @@ def test_the_jax_peers_name_jaxs_default_on_a_gpu():
         assert jax_default_precision("tf32") == "tf32"
 
 
+@pytest.mark.parametrize("asked, setting", [("highest", "highest"), ("tf32", "tensorfloat32")])
+def test_the_jax_peers_on_a_gpu_run_at_the_precision_asked(monkeypatch, asked, setting):
+    # nnbackend's own JAX matmuls ask for HIGHEST, so its switch sets nothing for
+    # "highest"; the hand-written `@` asks for nothing, and would run at JAX's
+    # default (TF32 on a GPU) while labelled "highest".
+    jax = pytest.importorskip("jax", reason="needs jax")
+    seen = []
+
+    def make(mode, n_samples, batch_size, seed, lr, device=None, model="small"):
+        def step():
+            seen.append(jax.config.jax_default_matmul_precision)
+            return None, 0.0
+
+        step.window = lambda k: seen.append(jax.config.jax_default_matmul_precision)
+        return step, {"gpu": True, "precision": "highest"}  # as on a GPU
+
+    monkeypatch.setattr(W, "jax_scan_epoch", make)
+    step, info = W.make_epoch("jax-scan-hand", "cpu", "minibatch", 256, precision=asked)
+    step()
+    step.window(2)
+    assert seen == [setting, setting] and info["precision"] == asked
+    assert jax.config.jax_default_matmul_precision is None  # put back after each call
+
+
+def test_a_case_records_the_executor_that_ran_and_how():
+    step, info = W.make_epoch("nnbackend", "numpy", "minibatch", 256)
+    assert info["executor"] == "auto" and info["executor_ran"] == step.executor
+    assert step.executor and isinstance(step.reason_now(), str) and step.reason_now()
+
+
 def test_the_report_says_what_the_matmuls_ran_at():
     assert precision_text([{"label": "a"}]) is None  # results from before it was recorded
     assert precision_text([{"label": "a", "precision": "highest"},

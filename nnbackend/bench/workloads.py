@@ -88,7 +88,8 @@ def nnbackend_epoch(backend, device, mode, n_samples, batch_size=None, seed=0, l
     kind = device_kind(b)
     info = {"implementation": "nnbackend", "label": label_for("nnbackend", kind, b.name, executor),
             "backend": b.name, "device": b.device_name(), "device_kind": kind, "gpu": b.is_gpu(),
-            "model": w.name, "executor": executor, "precision": step.precision}
+            "model": w.name, "executor": executor, "executor_ran": step.executor,
+            "precision": step.precision}
     return step, info
 
 
@@ -133,6 +134,15 @@ def make_epoch(implementation, where, mode, n_samples, model="small", seed=0, pr
         make = jax_scan_epoch if implementation == "jax-scan-hand" else jax_step_loop_epoch
         device = None if where in (None, "", "default") else where
         step, info = make(mode, n_samples, w.batch_size, seed, w.lr, device=device, model=model)
+        if precision is not None and info["gpu"]:
+            # jax_precision sets nothing for "highest" while JAX is at its default
+            # (nnbackend's own matmuls ask for HIGHEST); these hand-written `@` ask
+            # for nothing, so JAX's default (TF32) would run: name it for them.
+            import jax
+
+            setting = {"highest": "highest", "tf32": "tensorfloat32"}[precision]
+            info["precision"] = precision
+            return _in_context(step, lambda: jax.default_matmul_precision(setting)), info
         step, info = _at_precision(step, info, get_backend("jax", device), precision)
         if precision is None and info["gpu"]:
             # The hand-written epochs' ``@`` asks for no precision (nnbackend's asks
@@ -152,17 +162,21 @@ def _at_precision(step, info, backend, precision):
         info["precision"] = now
     if precision is None:
         return step, info  # nothing to set: the library as it is
+    return _in_context(step, lambda: backend.matmul_precision(precision, dtype)), info
 
+
+def _in_context(step, context):
+    """``step`` (and ``step.window``) with each call inside ``context()``."""
     def stepped():
-        with backend.matmul_precision(precision, dtype):
+        with context():
             return step()
 
     def window(k):
-        with backend.matmul_precision(precision, dtype):
+        with context():
             return step.window(k)
 
     stepped.window = window
-    return stepped, info
+    return stepped
 
 
 def time_to_target(make_step, target_loss, n_samples, max_seconds=None, max_epochs=None):

@@ -475,5 +475,8 @@ def epoch_stepper(net: Network, X, Y, mode="minibatch", batch_size=32, lr=0.1, o
     step.fit_window = epochs.window(replace(options, epochs=WINDOW_EPOCHS_IN_ONE_CALL), False)
     step.plan = plan
     step.executor, step.executor_reason = epochs.choice.name, epochs.choice.reason
+    # How the epochs ran, asked after they have (a graph not captured, a cluster
+    # launch that fell back): the fit's History.executor_reason.
+    step.reason_now = epochs.choice.reason_now or (lambda: epochs.choice.reason)
     step.precision = "highest" if epochs.choice.own_matmuls else precision
     return step
