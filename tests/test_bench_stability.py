@@ -277,3 +277,59 @@ def test_bench_re_times_a_noisy_case_and_the_report_says_so(tmp_path):
     assert f"| {info['reruns']} | re-run {info['reruns']}× (" in md
     assert "- **Re-runs:** 1 case(s) re-timed because their spread was too wide" in md
     assert "- **Machine load:** " in md and "- **Threads:** " in md
+
+
+def test_a_slow_cases_second_epoch_counts_as_its_first_round(tmp_path):
+    """An epoch too long to window (one a call) is timed twice before its rounds:
+    the warm-up, then an epoch that sizes the call. That second one is a warm
+    call like the rounds, so it is the first of them: 3 rounds, 4 epochs run."""
+    pytest.importorskip("pytest_benchmark", reason="nnbackend bench needs pytest-benchmark")
+    suite = tmp_path / "suite"
+    suite.mkdir()
+    calls = tmp_path / "calls.txt"
+    (suite / "conftest.py").write_text((ROOT / "benchmarks" / "conftest.py").read_text())
+    (suite / "test_epochs.py").write_text(textwrap.dedent(f"""
+        import time
+
+        import pytest
+
+        from nnbackend.bench import workloads as W
+        from nnbackend.bench.cases import test_epochs as real
+
+        _make = W.make_epoch
+
+
+        def slow_make(*args, **kwargs):
+            step, info = _make(*args, **kwargs)
+
+            def slow():  # 30 ms an epoch: more than a call's 20 ms, one a call
+                with open({str(calls)!r}, "a") as f:
+                    f.write("epoch\\n")
+                time.sleep(0.03)
+                return step()
+            slow.window = step.window
+            return slow, info
+
+
+        W.make_epoch = slow_make
+
+
+        @pytest.mark.benchmark(group="epoch")
+        def test_epoch(benchmark, model, implementation, where, mode, n_samples):
+            real.test_epoch(benchmark, model, implementation, where, mode, n_samples)
+        """))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "NNBACKEND_"))}
+    env.update(PYTHONPATH=str(ROOT) + os.pathsep + env.get("PYTHONPATH", ""),
+               NNBACKEND_BENCH_SECONDS="0.01", NNBACKEND_BENCH_SUITE=str(suite))
+    out = tmp_path / "b"
+    done = subprocess.run(
+        [sys.executable, "-m", "nnbackend.cli", "bench", "--backends", "numpy", "--modes",
+         "batch", "--sizes", "64", "--models", "small", "--target-n", "0", "--no-peers",
+         "--rerun-seconds", "0", "--out", str(out)],
+        capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (bench,) = json.loads((out / "results.json").read_text())["benchmarks"]
+    info, stats = bench["extra_info"], bench["stats"]
+    assert info["epochs_per_call"] == 1 and info["estimate_counted"] is True
+    assert stats["rounds"] == len(stats["data"]) == 3 and min(stats["data"]) >= 0.03
+    assert calls.read_text().count("epoch") == 4  # warm-up, the second epoch, 2 rounds
