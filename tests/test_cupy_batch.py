@@ -418,6 +418,9 @@ def test_strips_add_the_same_bits_as_blocks(dtype, sizes, k):
     assert runs[0] == runs[1]
 
 
+# nvcc's check of what tests/test_cuda_sources.py compiles with NVRTC for sm_90:
+# CI's business, not a lent GPU's (7 to 25 s a case there).
+@pytest.mark.host_build
 @pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc is not installed here")
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_source_compiles_for_the_gpu(tmp_path, dtype):

@@ -379,23 +379,18 @@ def test_estimator_fit_runs_inside_the_precision_and_puts_it_back(monkeypatch):
     assert est.fit_precision_ == "highest"
 
 
-def _gpu_backends():
-    found = []
-    for name, device in (("cupy", None), ("torch", "cuda"), ("jax", "gpu")):
-        try:
-            found.append(nb.get_backend(name, device))
-        except Exception:
-            continue
-    return found
-
-
-def test_tf32_on_a_gpu_changes_the_products_within_its_bound():
+# One case a backend, so that pytest-xdist spreads them (14 fits in all, each
+# executor compiled or captured twice).
+@pytest.mark.parametrize("name, device", [("cupy", None), ("torch", "cuda"), ("jax", "gpu")])
+def test_tf32_on_a_gpu_changes_the_products_within_its_bound(name, device):
     """On a GPU with tensor cores: the library executors' float32 matmuls in TF32
     differ from full float32, within TF32's rounding (10 mantissa bits), and
     every switch is put back after the fit."""
-    backends = _gpu_backends()
-    if not backends:
-        pytest.skip("needs a CUDA GPU with cupy, torch:cuda or jax:gpu")
+    try:
+        backends = [nb.get_backend(name, device)]
+    except Exception as exc:  # no library, or no GPU for it
+        pytest.skip(f"needs {name}{':' + device if device else ''} on a CUDA GPU "
+                    f"({type(exc).__name__}: {str(exc).splitlines()[0]})")
     # The executors whose matmuls are the library's, a CUDA graph and XLA's included.
     # (executor, mode): the graphs replay steps, so mini-batches of 128 rows.
     library_executors = {

@@ -161,7 +161,7 @@ def test_fit_with_a_forced_executor_when_wired():
 
     if "jax-batch" not in EXECUTORS:
         pytest.skip("jax-batch is not listed by the JAX backend's executors() yet")
-    X, y = _host_data("sigmoid", "bce", 1, N)
+    X, y = _host_data("sigmoid", "bce", 1, n=N)
     fits = {}
     for executor in ("reference", "jax-batch"):
         model = nb.MLP([5, 7, 1], hidden_activation="tanh", loss="bce", backend="jax",
