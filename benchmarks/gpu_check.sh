@@ -45,9 +45,13 @@
 #   tests (-n 6)              150 s     run1: 141 s; since then
 #                                       test_estimators_devices, test_dask_cupy,
 #                                       test_window and the kernel-update GPU tests
-#                                       (~45 s more, a guess), less the 280 host-build
-#                                       and NVRTC tests, deselected (-m "not
-#                                       host_build": CI runs them on the CPU)
+#                                       (~45 s more, a guess), the GPU cases of
+#                                       test_schedule, test_bad_input, test_labels
+#                                       and test_optim (~5 s), less the 280
+#                                       host-build and NVRTC tests, deselected (-m
+#                                       "not host_build": CI runs them on the CPU),
+#                                       and the bridge fits' eager float64 jax:gpu
+#                                       references (~60 s of run3's, now NumPy's)
 #   benchmark                ~220 s     below (its deadline leaves it what the tests
 #                                       leave less 10 s and less the diagnostics' 30:
 #                                       ~270 s, cases starting until ~250 s)
@@ -186,7 +190,7 @@ status=0
 export NNBACKEND_TEST_BACKENDS=${NNBACKEND_TEST_BACKENDS:-numpy,cupy,torch:cuda,jax:gpu,strict}
 # The GPU's own test files first (pytest-xdist deals tests out in collection
 # order): a run cut off at its limit loses the generic files' cases last.
-tests=${GPU_CHECK_TESTS:-tests/test_cupy_fused.py tests/test_cupy_batch.py tests/test_cupy_bridge.py tests/test_cupy_graphs.py tests/test_cupy_cluster.py tests/test_cupy_grid.py tests/test_kernel_update.py tests/test_window.py tests/test_torch_graphs.py tests/test_estimators_devices.py tests/test_dask_cupy.py tests/test_fit_precision.py tests/test_jax_batch.py tests/test_kernels.py tests/test_fused_forms.py tests/test_precision.py tests/test_gradients.py tests/test_backend.py tests/test_fit.py tests/test_training.py tests/test_chunked.py tests/test_executors.py tests/test_reproducibility.py tests/test_fused_optim.py tests/test_launches.py tests/test_auto.py::test_an_array_of_any_backend_decides_and_keeps_its_device}
+tests=${GPU_CHECK_TESTS:-tests/test_cupy_fused.py tests/test_cupy_batch.py tests/test_cupy_bridge.py tests/test_cupy_graphs.py tests/test_cupy_cluster.py tests/test_cupy_grid.py tests/test_kernel_update.py tests/test_window.py tests/test_torch_graphs.py tests/test_estimators_devices.py tests/test_dask_cupy.py tests/test_fit_precision.py tests/test_jax_batch.py tests/test_kernels.py tests/test_fused_forms.py tests/test_precision.py tests/test_gradients.py tests/test_backend.py tests/test_fit.py tests/test_training.py tests/test_chunked.py tests/test_executors.py tests/test_reproducibility.py tests/test_fused_optim.py tests/test_launches.py tests/test_schedule.py tests/test_bad_input.py tests/test_labels.py tests/test_optim.py tests/test_auto.py::test_an_array_of_any_backend_decides_and_keeps_its_device}
 workers=()
 if [ "${GPU_CHECK_WORKERS:-6}" != 0 ] && python3 -c "import xdist" 2>/dev/null; then
   workers=(-n "${GPU_CHECK_WORKERS:-6}")  # the test run only: never around a benchmark
