@@ -734,4 +734,4 @@ def test_npy_rows_are_read_for_the_device_asked_for(tmp_path):
         with pytest.raises(nb.BackendUnavailableError, match=re.escape(str(exc)[:40])):
             load_training_data(args("cuda"), "dask", 0)
     else:
-        pytest.skip("a GPU is here: dask on cuda reads CuPy chunks (the GPU tests)")
+        pytest.skip("a GPU is here: dask on cuda reads CuPy chunks (tests/test_dask_cupy.py)")

@@ -398,3 +398,42 @@ def test_local_cuda_cluster_trains_like_numpy_chunks():
     model.fit(*_cupy_chunked(X, y, 300), **fit)
     assert all(isinstance(p, cupy.ndarray) for p in model.flat_params)
     assert max_rel_diff(ref.flat_params, [cupy.asnumpy(p) for p in model.flat_params]) < 1e-9
+
+
+@needs_gpu
+def test_npy_rows_are_read_onto_the_gpu_and_train_like_numpy_chunks(tmp_path, monkeypatch):
+    # `train --backend dask --device cuda --data X.npy`: each chunk of the file is
+    # read in its task and made a CuPy array on the parameters' GPU.
+    import argparse
+
+    import cupy
+
+    from nnbackend.cli_data import load_training_data
+
+    X, y = _data(n=900)
+    np.save(tmp_path / "X.npy", X)
+    np.save(tmp_path / "y.npy", y)
+    monkeypatch.setattr(C, "NPY_CHUNK_BYTES", 300 * 5 * 8)  # 3 chunks of 300 rows
+    args = argparse.Namespace(data=str(tmp_path / "X.npy"), target=str(tmp_path / "y.npy"),
+                              dataset=None, no_header=False, delimiter=None, device="cuda",
+                              val_split=None)
+    data = load_training_data(args, "dask", 0)
+    assert isinstance(data.X._meta, cupy.ndarray) and data.X.chunks[0] == (300, 300, 300)
+    fit = dict(mode="batch", epochs=3, lr=0.5)
+    ref = nb.MLP([5, 6, 1], backend=nb.get_backend("dask", scheduler="threads"),
+                 dtype="float64", seed=4)
+    ref.fit(da.from_array(X, chunks=(300, -1)), da.from_array(y, chunks=300), **fit)
+    seen = []
+    chunk_sums = C._chunk_sums
+
+    def recording(params, X, *args):
+        seen.append(type(X).__module__)
+        return chunk_sums(params, X, *args)
+
+    monkeypatch.setattr(C, "_chunk_sums", recording)
+    model = nb.MLP([5, 6, 1], backend=nb.get_backend("dask", "cuda", scheduler="threads"),
+                   dtype="float64", seed=4)
+    model.fit(data.X, data.y, **fit)
+    assert len(seen) >= 9 and all(m.startswith("cupy") for m in seen), seen  # 3 an epoch
+    assert all(isinstance(p, cupy.ndarray) for p in model.flat_params)
+    assert max_rel_diff(ref.flat_params, [cupy.asnumpy(p) for p in model.flat_params]) < 1e-9
