@@ -206,47 +206,37 @@ def test_the_bench_flags_for_budgets_and_re_runs():
 
 # -- the suite, for real ---------------------------------------------------------------
 
+_SUITE_HEAD = """
+    import itertools
+    import time
 
-def test_bench_re_times_a_noisy_case_and_the_report_says_so(tmp_path):
-    """A case whose first rounds are made noisy (30 ms sleeps in alternate
-    epochs) is re-timed until steady; the JSON keeps every attempt, the
-    statistics are the last attempt's, and the report says how many re-runs."""
+    import pytest
+
+    from nnbackend.bench import workloads as W
+    from nnbackend.bench.cases import test_epochs as real
+
+    _make = W.make_epoch
+"""
+
+_SUITE_TAIL = """
+
+
+    @pytest.mark.benchmark(group="epoch")
+    def test_epoch(benchmark, model, implementation, where, mode, n_samples):
+        real.test_epoch(benchmark, model, implementation, where, mode, n_samples)
+"""
+
+
+def _bench_with(tmp_path, make_epoch, rerun_seconds):
+    """``results.json`` of ``nnbackend bench`` on one numpy batch case (its report in
+    ``tmp_path / "b"``), the suite's ``W.make_epoch`` replaced by the source
+    ``make_epoch`` (indented by 4)."""
     pytest.importorskip("pytest_benchmark", reason="nnbackend bench needs pytest-benchmark")
     suite = tmp_path / "suite"
     suite.mkdir()
     (suite / "conftest.py").write_text((ROOT / "benchmarks" / "conftest.py").read_text())
-    (suite / "test_epochs.py").write_text(textwrap.dedent("""
-        import itertools
-        import time
-
-        import pytest
-
-        from nnbackend.bench import workloads as W
-        from nnbackend.bench.cases import test_epochs as real
-
-        _make = W.make_epoch
-
-
-        def noisy_make(*args, **kwargs):
-            step, info = _make(*args, **kwargs)
-            calls = itertools.count()
-
-            def noisy():  # call 0 is the warm-up; calls 1, 3 and 5 sleep
-                i = next(calls)
-                out = step()
-                if i in (1, 3, 5):
-                    time.sleep(0.03)
-                return out
-            return noisy, info
-
-
-        W.make_epoch = noisy_make
-
-
-        @pytest.mark.benchmark(group="epoch")
-        def test_epoch(benchmark, model, implementation, where, mode, n_samples):
-            real.test_epoch(benchmark, model, implementation, where, mode, n_samples)
-        """))
+    (suite / "test_epochs.py").write_text(textwrap.dedent(_SUITE_HEAD + make_epoch
+                                                          + _SUITE_TAIL))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "NNBACKEND_"))}
     env.update(PYTHONPATH=str(ROOT) + os.pathsep + env.get("PYTHONPATH", ""),
                NNBACKEND_BENCH_SECONDS="0.01", NNBACKEND_BENCH_SUITE=str(suite))
@@ -254,10 +244,33 @@ def test_bench_re_times_a_noisy_case_and_the_report_says_so(tmp_path):
     done = subprocess.run(
         [sys.executable, "-m", "nnbackend.cli", "bench", "--backends", "numpy", "--modes",
          "batch", "--sizes", "64", "--models", "small", "--target-n", "0", "--no-peers",
-         "--rerun-seconds", "20", "--out", str(out)],
+         "--rerun-seconds", str(rerun_seconds), "--out", str(out)],
         capture_output=True, text=True, env=env, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    data = json.loads((out / "results.json").read_text())
+    return json.loads((out / "results.json").read_text())
+
+
+def test_bench_re_times_a_noisy_case_and_the_report_says_so(tmp_path):
+    """A case whose first rounds are made noisy (30 ms sleeps in alternate
+    epochs) is re-timed until steady; the JSON keeps every attempt, the
+    statistics are the last attempt's, and the report says how many re-runs."""
+    data = _bench_with(tmp_path, """
+
+    def noisy_make(*args, **kwargs):
+        step, info = _make(*args, **kwargs)
+        calls = itertools.count()
+
+        def noisy():  # call 0 is the warm-up; calls 1, 3 and 5 sleep
+            i = next(calls)
+            out = step()
+            if i in (1, 3, 5):
+                time.sleep(0.03)
+            return out
+        return noisy, info
+
+
+    W.make_epoch = noisy_make
+""", rerun_seconds=20)
     (bench,) = data["benchmarks"]
     info, stats = bench["extra_info"], bench["stats"]
     assert info["reruns"] >= 1 and info["stable"] is True
@@ -273,7 +286,7 @@ def test_bench_re_times_a_noisy_case_and_the_report_says_so(tmp_path):
     env_rec = data["bench_environment"]
     assert env_rec["reruns"]["per_case"] == 20 and env_rec["reruns"]["spent"] > 0
     assert "start" in env_rec and "end" in env_rec
-    md = (out / "report.md").read_text()
+    md = (tmp_path / "b" / "report.md").read_text()
     assert f"| {info['reruns']} | re-run {info['reruns']}× (" in md
     assert "- **Re-runs:** 1 case(s) re-timed because their spread was too wide" in md
     assert "- **Machine load:** " in md and "- **Threads:** " in md
@@ -283,52 +296,24 @@ def test_a_slow_cases_second_epoch_counts_as_its_first_round(tmp_path):
     """An epoch too long to window (one a call) is timed twice before its rounds:
     the warm-up, then an epoch that sizes the call. That second one is a warm
     call like the rounds, so it is the first of them: 3 rounds, 4 epochs run."""
-    pytest.importorskip("pytest_benchmark", reason="nnbackend bench needs pytest-benchmark")
-    suite = tmp_path / "suite"
-    suite.mkdir()
     calls = tmp_path / "calls.txt"
-    (suite / "conftest.py").write_text((ROOT / "benchmarks" / "conftest.py").read_text())
-    (suite / "test_epochs.py").write_text(textwrap.dedent(f"""
-        import time
+    data = _bench_with(tmp_path, f"""
 
-        import pytest
+    def slow_make(*args, **kwargs):
+        step, info = _make(*args, **kwargs)
 
-        from nnbackend.bench import workloads as W
-        from nnbackend.bench.cases import test_epochs as real
-
-        _make = W.make_epoch
-
-
-        def slow_make(*args, **kwargs):
-            step, info = _make(*args, **kwargs)
-
-            def slow():  # 30 ms an epoch: more than a call's 20 ms, one a call
-                with open({str(calls)!r}, "a") as f:
-                    f.write("epoch\\n")
-                time.sleep(0.03)
-                return step()
-            slow.window = step.window
-            return slow, info
+        def slow():  # 30 ms an epoch: more than a call's 20 ms, one a call
+            with open({str(calls)!r}, "a") as f:
+                f.write("epoch\\n")
+            time.sleep(0.03)
+            return step()
+        slow.window = step.window
+        return slow, info
 
 
-        W.make_epoch = slow_make
-
-
-        @pytest.mark.benchmark(group="epoch")
-        def test_epoch(benchmark, model, implementation, where, mode, n_samples):
-            real.test_epoch(benchmark, model, implementation, where, mode, n_samples)
-        """))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "NNBACKEND_"))}
-    env.update(PYTHONPATH=str(ROOT) + os.pathsep + env.get("PYTHONPATH", ""),
-               NNBACKEND_BENCH_SECONDS="0.01", NNBACKEND_BENCH_SUITE=str(suite))
-    out = tmp_path / "b"
-    done = subprocess.run(
-        [sys.executable, "-m", "nnbackend.cli", "bench", "--backends", "numpy", "--modes",
-         "batch", "--sizes", "64", "--models", "small", "--target-n", "0", "--no-peers",
-         "--rerun-seconds", "0", "--out", str(out)],
-        capture_output=True, text=True, env=env, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    (bench,) = json.loads((out / "results.json").read_text())["benchmarks"]
+    W.make_epoch = slow_make
+""", rerun_seconds=0)
+    (bench,) = data["benchmarks"]
     info, stats = bench["extra_info"], bench["stats"]
     assert info["epochs_per_call"] == 1 and info["estimate_counted"] is True
     assert stats["rounds"] == len(stats["data"]) == 3 and min(stats["data"]) >= 0.03
