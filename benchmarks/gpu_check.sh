@@ -98,8 +98,9 @@
 #   short epochs timed in calls of several, their losses read once
 #       (at most 64 epochs and about 20 ms a call:
 #       nnbackend/bench/cases/test_epochs.py): a case whose first
-#       epoch took 20 ms to 2 s runs one more, untimed, to size its
-#       window; a call of several cupy-batch epochs builds the
+#       epoch took over 20 ms (under 2 s on the CPU) runs one more to
+#       size its window, untimed where the window holds several
+#       epochs; a call of several cupy-batch epochs builds the
 #       persistent kernel in its untimed first window (~1 s a layout)  5-15 s
 #   slow cases timed in 3 rounds at least (MIN_ROUNDS; run1's 21
 #       eager loops of 0.1-1.9 s epochs ran 1), a case's second,

@@ -219,7 +219,7 @@ def _ratios(ratios):
 
 def _points(data):
     """``{(model, mode, N): {label: (seconds per step, seconds per epoch, epochs a timed
-    call)}}`` of the epoch cases."""
+    call, the executor that ran or None)}}`` of the epoch cases."""
     points = collections.defaultdict(dict)
     for b in data.get("benchmarks", []):
         e = b.get("extra_info", {})

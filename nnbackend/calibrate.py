@@ -63,7 +63,7 @@ POINTS = {
 # A warm fit's later epochs (k, 2 to _MAX_EPOCHS) are about this many seconds
 # in all: enough of them that their time stands above the setup's noise.
 _EPOCHS_SECONDS = 0.15
-_MAX_EPOCHS = 32
+_MAX_EPOCHS = 128
 # Each calibration in a process offsets every N by one more row, so that
 # compiled epochs cached by an earlier run (keyed by N) are not reused.
 _RUNS = itertools.count()
@@ -90,10 +90,16 @@ def _quicker_fit(model, X, y, mode, batch, epochs, times=2):
     return min(_timed_fit(model, X, y, mode, batch, epochs)[0] for _ in range(times))
 
 
+def _epochs_for(seconds):
+    """The later epochs of a warm fit, for epochs of at most ``seconds`` each."""
+    return int(min(_MAX_EPOCHS, max(2, round(_EPOCHS_SECONDS / max(seconds, 1e-6)))))
+
+
 def measure_point(backend, mode, net, n, batch, seed=0):
     """One point: ``{"epoch", "setup", "compile", "executor", "workload", "rows"}``,
     seconds from fits of one model on ``backend``: a cold one of two epochs,
-    then warm ones of one epoch and of ``1 + k`` (each the quicker of two).
+    then warm ones of one epoch and of ``1 + k`` (each the quicker of two; the
+    latter twice more where the first ``k`` proves too small).
     An epoch is the warm fits' difference over ``k``; the one-epoch fit less
     an epoch is the setup; the cold fit less the one-epoch fit and an epoch
     is the compile."""
@@ -104,11 +110,17 @@ def measure_point(backend, mode, net, n, batch, seed=0):
         warnings.simplefilter("ignore")
         cold, executor = _timed_fit(model, X, y, mode, batch, 2)
         one = _quicker_fit(model, X, y, mode, batch, 1)
-        # ``one`` bounds an epoch from above: k epochs take at least _EPOCHS_SECONDS
-        # where the setup is small, fewer where it is not (then it is the setup
-        # that prices the fit).
-        k = int(min(_MAX_EPOCHS, max(2, round(_EPOCHS_SECONDS / max(one, 1e-4)))))
+        # ``one`` (the setup and an epoch) bounds an epoch from above, so k epochs
+        # sized from it take at most _EPOCHS_SECONDS: about that where the setup
+        # is small. Where the k epochs take less than the setup, their own time
+        # sizes k once more, or their difference would be lost in the setup's
+        # noise (a GPU's 20 ms of setup against epochs of 100 us).
+        k = _epochs_for(one)
         more = _quicker_fit(model, X, y, mode, batch, 1 + k)
+        rough = (more - one) / k
+        if rough * k < one - rough and _epochs_for(rough) > k:  # shorter than the setup
+            k = _epochs_for(rough)
+            more = _quicker_fit(model, X, y, mode, batch, 1 + k)
     epoch = max((more - one) / k, 1e-7)
     work = Workload(tuple(sizes), n, mode, {"batch": n, "sgd": 1}.get(mode, batch), 1)
     rows = chunk_rows("auto", backend, sizes, backend.dtype("float32"))

@@ -118,12 +118,17 @@ class _Stream:
     ptr = 7
 
 
+class _OutOfMemory(MemoryError):
+    """CuPy's ``cuda.memory.OutOfMemoryError``, a MemoryError."""
+
+
 def _fake_cupy(capturing):
     """The little of CuPy that ``matmul`` calls, on NumPy; ``capturing[0]`` says
     whether the current stream is capturing."""
     cuda = types.SimpleNamespace(
         get_current_stream=lambda: _Stream(),
-        runtime=types.SimpleNamespace(streamIsCapturing=lambda ptr: capturing[0]))
+        runtime=types.SimpleNamespace(streamIsCapturing=lambda ptr: capturing[0]),
+        memory=types.SimpleNamespace(OutOfMemoryError=_OutOfMemory))
     names = ("float32", "float64", "matmul", "abs", "all", "isfinite", "finfo", "empty", "zeros",
              "ascontiguousarray")
     return types.SimpleNamespace(cuda=cuda, **{n: getattr(np, n) for n in names})
@@ -210,6 +215,28 @@ def test_a_failure_outside_a_capture_turns_the_path_off(direct, monkeypatch):
     state.broken = None  # any exception, not only the expected kinds
     np.testing.assert_array_equal(D.matmul(a, a.T), a @ a.T)
     assert state.broken == "MemoryError: out of memory"
+
+
+def test_no_memory_for_a_workspace_gives_that_product_alone_to_cupy(direct, monkeypatch):
+    # A workspace is taken for each product: a moment without 32 MiB is not
+    # cuBLAS's fault, and must not turn the path off for the process.
+    state, gemms, capturing = direct
+    real = D._gemm
+
+    def short(cupy, a, b, plan, out):
+        raise _OutOfMemory("Out of memory allocating 33,554,432 bytes")
+
+    monkeypatch.setattr(D, "_gemm", short)
+    a = np.ones((2, 3), np.float32)
+    np.testing.assert_array_equal(D.matmul(a, a.T), a @ a.T)  # CuPy's product
+    assert state.broken is None
+    capturing[0] = True  # inside a capture, that capture fails, saying why
+    with pytest.raises(RuntimeError, match="no memory for cuBLAS's workspace inside a stream"):
+        D.matmul(a, a.T)
+    assert state.broken is None
+    monkeypatch.setattr(D, "_gemm", real)
+    np.testing.assert_array_equal(D.matmul(a, a.T), a @ a.T)
+    assert gemms  # the direct path again
 
 
 def test_a_failure_inside_a_capture_fails_that_capture_only(direct, monkeypatch):

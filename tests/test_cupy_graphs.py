@@ -272,7 +272,13 @@ class _FakeCupy:
                 fake.events.append("default pool")
                 return False
 
+        class DefaultPool:
+            def free_all_blocks(self, stream=None):
+                fake.events.append(f"free {stream.name}'s blocks")
+
         current = Stream()
+        default_pool = DefaultPool()
+        self.get_default_memory_pool = lambda: default_pool
         self.cuda = types.SimpleNamespace(Stream=Stream, MemoryPool=MemoryPool,
                                           get_current_stream=lambda: current,
                                           using_allocator=UsingAllocator)
@@ -294,7 +300,8 @@ def test_cupy_capture_warms_up_then_captures_on_its_own_stream_and_pool(monkeypa
         "enter side", "reset", "step", "exit side",  # what a step keeps: the default pool
         "private pool", "enter side", *["reset", "step"] * (graph_epoch.WARMUP_STEPS - 1),
         "reset", "begin capture", "step", "end capture",
-        "exit side", "default pool", "record side", "current waits for side"]
+        "exit side", "default pool", "record side", "current waits for side",
+        "free side's blocks"]  # the first warm-up's, in the default pool
     assert seen_gc == [False] and gc.isenabled()
     # The pool the capture allocated from lives with the replay.
     assert replay.pool.malloc.__self__ is fake.allocator.__self__
@@ -314,8 +321,8 @@ def test_cupy_capture_ends_a_capture_the_step_broke(monkeypatch):
     with pytest.raises(RuntimeError, match="StreamCaptureUnsupported"):
         graphs.cuda_capture(step, lambda: None, None)
     # ...and the current stream waits for what the side stream ran.
-    assert fake.events[-6:] == ["begin capture", "end capture", "exit side", "default pool",
-                                "record side", "current waits for side"]
+    assert fake.events[-7:] == ["begin capture", "end capture", "exit side", "default pool",
+                                "record side", "current waits for side", "free side's blocks"]
     assert gc.isenabled()
 
 

@@ -301,6 +301,24 @@ def test_chunk_tasks_run_with_their_chunks_gpu_current(monkeypatch):
     assert isinstance(C.on_device_of(torch.ones(2)), type(C.contextlib.nullcontext()))
 
 
+def test_npy_rows_are_made_on_the_parameters_gpu_whatever_gpu_is_current():
+    # array-api-compat's CuPy `empty` drops `device` (CuPy makes arrays on the
+    # current GPU); the chunks follow `like`'s GPU, so `like` must be made on it.
+    current = [0]
+    made = []
+
+    def empty(shape, dtype=None, device=None):  # as array-api-compat's CuPy `empty`
+        made.append(_OnDevice(np.empty(shape, dtype), _CupyDevice(current[0], current)))
+        return made[-1]
+
+    xp = type("xp", (), {"empty": staticmethod(empty)})
+    mapped = {}
+    rows = type("rows", (), {"ndim": 2, "dtype": np.float32, "_meta": np.empty((0, 0)),
+                             "map_blocks": lambda self, f, **kw: mapped.update(kw)})()
+    C.on_library(rows, xp, _CupyDevice(1, current))
+    assert mapped["like"].device.id == 1 and current == [0]
+
+
 # -- on a GPU: CuPy chunks ---------------------------------------------------------------
 
 def _cupy_chunked(X, y, rows):

@@ -25,10 +25,11 @@ own, the way PyTorch prepares its handles for a capture:
 
 Each new product shape is checked once against ``cupy.matmul`` outside a
 capture (a host read, at the warm-up steps). A product that differs by more
-than rounding, or any failure outside a capture (a library that does not
-load, no memory for the workspace), turns the direct path off for the
-process, and :func:`matmul` is ``cupy.matmul`` again, whose refusal inside a
-capture then says why. A failure inside a capture fails that capture only:
+than rounding, or any other failure outside a capture (a library that does
+not load), turns the direct path off for the process, and :func:`matmul` is
+``cupy.matmul`` again, whose refusal inside a capture then says why; no
+memory for a product's workspace gives that product alone to
+``cupy.matmul``. A failure inside a capture fails that capture only:
 it may not be cuBLAS's (an earlier operation invalidated the capture). What
 a replayed step costs awaits a GPU run.
 """
@@ -292,6 +293,13 @@ def matmul(a, b):
     capturing = _capturing(cupy)
     try:
         out = _gemm(cupy, a, b, plan, cupy.empty((plan.m, plan.n), dtype=a.dtype))
+    except cupy.cuda.memory.OutOfMemoryError as exc:
+        # No room for this product's workspace: not cuBLAS's fault, so the path
+        # stays on for the products that follow.
+        if capturing:
+            raise RuntimeError(f"no memory for cuBLAS's workspace inside a stream capture "
+                               f"({exc})") from exc
+        return cupy.matmul(a, b)
     except Exception as exc:  # noqa: BLE001 - any failure: CuPy's product, or a failed capture
         if capturing:
             raise RuntimeError(f"cuBLAS called directly failed inside a stream capture "

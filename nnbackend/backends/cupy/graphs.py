@@ -20,7 +20,9 @@ temporaries were, so no other array may be given that memory afterwards.
 The pool lives as long as the replay, and so does the workspace each
 captured product took from it. The first warm-up step runs from the
 default pool, so that what a step creates once and keeps (a cached row of
-ones, the cuBLAS handle) is not in the graph's pool.
+ones, the cuBLAS handle) is not in the graph's pool; its temporaries, left in
+the default pool for the side stream alone, are given back to the device
+after the capture.
 
 A step that a capture cannot hold (a read of a device value on the host,
 which CuPy's capture refuses) does not stop the fit: that batch shape's
@@ -79,6 +81,10 @@ def cuda_capture(step, reset, device):
         # failed) is done before the current stream's next work: the eager
         # steps that replace a refused capture write the same buffers.
         current.wait_event(side.record())
+        # The first warm-up step's temporaries (each product's cuBLAS workspace
+        # among them) went back to the default pool for the side stream alone,
+        # which takes nothing from it again: given back to the device.
+        cupy.get_default_memory_pool().free_all_blocks(stream=side)
 
     def replay():
         graph.launch(cupy.cuda.get_current_stream())

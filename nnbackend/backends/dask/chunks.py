@@ -118,7 +118,12 @@ def on_device_of(a):
     device is GPU 0 whatever the client's is: CuPy would make a task's new
     arrays there, and refuses to compute on arrays of another GPU.
     """
-    device = getattr(a, "device", None)
+    return _current(getattr(a, "device", None))
+
+
+def _current(device):
+    """``device`` made current where it is CuPy's (a current device per thread);
+    else a null context."""
     if type(device).__module__.startswith("cupy") and hasattr(device, "__enter__"):
         return device
     return contextlib.nullcontext()
@@ -137,7 +142,10 @@ def on_library(rows, xp, device=None):
     inside its task (``open_npy(path)`` read straight onto each worker's GPU
     with nnbackend's CuPy namespace), on ``device`` under a local scheduler;
     chunks already of ``xp``'s library pass."""
-    like = xp.empty((0,) * rows.ndim, dtype=rows.dtype, device=device)
+    # array-api-compat's CuPy `empty` drops `device` (CuPy makes its arrays on
+    # the current GPU): the parameters' GPU is made current for it.
+    with _current(device):
+        like = xp.empty((0,) * rows.ndim, dtype=rows.dtype, device=device)
     if type(like) is type(rows._meta):
         return rows
     return rows.map_blocks(_to_library_of, like=like, dtype=rows.dtype, meta=like)
