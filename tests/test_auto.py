@@ -529,6 +529,26 @@ def test_calibration_fits_run_as_a_users_do(monkeypatch):
     assert point["epoch"] > 0 and point["setup"] > 0
 
 
+def test_a_point_that_fails_is_said_and_the_others_still_count(monkeypatch):
+    # On a GPU, paths that never ran before run here: one raising must not lose
+    # the whole profile.
+    from nnbackend import calibrate as cal
+
+    real = cal.measure_point
+
+    def measure(backend, mode, net, n, batch, seed=0):
+        if net == "deep":
+            raise RuntimeError("a kernel that does not launch")
+        return real(backend, mode, net, n, batch, seed)
+
+    monkeypatch.setattr(cal, "measure_point", measure)
+    said = []
+    profile = cal.calibrate(keys=["numpy"], modes=("batch",), quick=True, progress=said.append)
+    assert any("FAILED (RuntimeError: a kernel that does not launch)" in s for s in said)
+    assert "candidates: numpy:cpu" in said
+    assert profile.candidates["numpy:cpu"]["batch"].points == 2  # of 3: the deep one failed
+
+
 def test_calibration_fits_each_executor_of_a_mode_apart():
     # On a GPU a mode's points run two executors (mini-batches past the fused
     # kernel's 64 rows run captured graphs): one fit over both would price

@@ -792,3 +792,36 @@ def test_the_gemm_floor_says_no_gpu_and_exits_0(capsys):
         pytest.skip("a CUDA GPU is here: the script would time it")
     assert load_script("gemm_floor").main([]) == 0
     assert "gemm_floor: not measured, no CUDA GPU for torch here" in capsys.readouterr().out
+
+
+def test_the_auto_grid_warms_the_gpu_kernels_up_and_keeps_the_cells_a_failure_spares(
+        monkeypatch):
+    # benchmarks/auto_choice.py --size gpu: a kernel compiled per layout must not
+    # land in one contender's timed fit, and one failing cell must not lose the rest.
+    grid = load_script("auto_choice")
+    calls = []
+
+    def time_fit(contender, net, mode, X, y, epochs):
+        calls.append((contender, X.shape[0]))
+        if mode == "sgd":
+            raise RuntimeError("a GPU path that never ran")
+        return 0.01, "numpy:cpu"
+
+    monkeypatch.setattr(grid, "time_fit", time_fit)
+    monkeypatch.setitem(grid.SIZES, "tiny", ({"sgd": [100], "batch": [200]}, 1, 1, ["small"]))
+    seen = []
+    result = grid.run_grid("tiny", contenders=["numpy:cpu", "cupy:gpu"], log=lambda s: None,
+                           on_cell=lambda so_far: seen.append(len(so_far["cells"])))
+    (cell,) = result["cells"]
+    assert cell["mode"] == "batch" and seen == [0, 1]
+    assert result["summary"]["failed"] == [
+        "small sgd N=100: RuntimeError: a GPU path that never ran"]
+    assert result["summary"]["target_met"] is False
+    # Before the batch cell's timed fits: one untimed fit for the GPU and for auto,
+    # on fewer rows than any timed fit.
+    batch = calls[calls.index(("cupy:gpu", 199)):]
+    assert batch[:2] == [("cupy:gpu", 199), ("auto", 198)]
+    assert all(rows >= 200 for _, rows in batch[2:])
+    assert "- **cell FAILED**: small sgd N=100" in grid._markdown(
+        {**result, "machine": "m", "date": "d", "load_before": "", "load_after": "",
+         "profile": "p"})
