@@ -10,7 +10,8 @@ from __future__ import annotations
 import math
 import numbers
 
-__all__ = ["check_int", "check_number", "check_flag", "check_positive", "check_fraction"]
+__all__ = ["check_int", "check_number", "check_flag", "check_positive", "check_fraction",
+           "check_same_shape", "check_dense", "check_divisor"]
 
 
 def check_int(name, value, minimum=1) -> int:
@@ -71,3 +72,104 @@ def check_fraction(name, value) -> float:
     if not ok or isinstance(value, bool):
         raise ValueError(f"{name} must be a number in [0, 1), got {value!r}")
     return float(value)
+
+
+# -- array shapes (the kernels') ----------------------------------------------------
+# Cheap checks on ``.shape`` alone, so they hold under ``jax.jit`` and cost a
+# few hundred nanoseconds eagerly. A size that is not a Python integer is
+# unknown and agrees with anything: Dask's rows before compute (nan), a
+# symbolic size under tracing with dynamic shapes.
+
+
+def _known(size) -> bool:
+    return isinstance(size, numbers.Integral)
+
+
+def _agree(shape, other) -> bool:
+    return len(shape) == len(other) and all(
+        s == t for s, t in zip(shape, other) if _known(s) and _known(t))
+
+
+def _shape(a) -> tuple:
+    return tuple(a.shape)
+
+
+def check_same_shape(kernel, names, *arrays) -> None:
+    """Refuse arrays whose shapes differ: ``(n, 1)`` against ``(n,)`` would
+    otherwise broadcast to ``(n, n)`` and give a wrong loss with no error.
+
+    Parameters
+    ----------
+    kernel : str
+        The kernel's name, for the message.
+    names : tuple of str
+        The arrays' argument names, in order.
+    *arrays : arrays
+        None stands for an argument not given, and is passed over.
+
+    Raises
+    ------
+    ValueError
+        Naming the kernel, both arguments and both shapes.
+    """
+    first = None
+    for name, a in zip(names, arrays):
+        if a is None:
+            continue
+        if first is None:
+            first = (name, a.shape)
+            continue
+        if a.shape != first[1] and not _agree(_shape(a), tuple(first[1])):
+            raise ValueError(
+                f"{kernel}: {first[0]} has shape {_shape_text(first[1])} but {name} has "
+                f"shape {_shape_text(a.shape)}; they must have the same shape (n, k)")
+
+
+def check_dense(kernel, x, W, b=None, dz=None) -> None:
+    """Refuse a dense layer's operands that do not fit together.
+
+    Parameters
+    ----------
+    kernel : str
+        The kernel's name, for the message.
+    x : array, shape (n, fan_in)
+    W : array, shape (fan_in, fan_out)
+    b : array, shape (fan_out,), optional
+    dz : array, shape (n, fan_out), optional
+
+    Raises
+    ------
+    ValueError
+        Naming the kernel, the argument and the shape it should have.
+    """
+    xs, Ws = _shape(x), _shape(W)
+    if len(xs) != 2:
+        raise ValueError(f"{kernel}: x must be 2-D, shape (n, fan_in), got shape "
+                         f"{_shape_text(xs)}; one sample is a row, x[None, :]")
+    if len(Ws) != 2:
+        raise ValueError(f"{kernel}: W must be 2-D, shape (fan_in, fan_out), got shape "
+                         f"{_shape_text(Ws)}")
+    if not _agree(xs[1:], Ws[:1]):
+        raise ValueError(f"{kernel}: x has shape {_shape_text(xs)} and W {_shape_text(Ws)}: "
+                         f"x's columns must equal W's rows (fan_in)")
+    if b is not None and not _agree(_shape(b), Ws[1:]):
+        raise ValueError(f"{kernel}: b must have shape ({Ws[1]},) for W of shape "
+                         f"{_shape_text(Ws)}, got shape {_shape_text(b.shape)}")
+    if dz is not None and not _agree(_shape(dz), (xs[0], Ws[1])):
+        raise ValueError(f"{kernel}: dz must have shape ({xs[0]}, {Ws[1]}) for x of shape "
+                         f"{_shape_text(xs)} and W of shape {_shape_text(Ws)}, "
+                         f"got shape {_shape_text(dz.shape)}")
+
+
+def check_divisor(kernel, n_samples) -> None:
+    """Refuse a ``"mean"`` divisor below 1 (0 would give inf, -1 a negated
+    loss). An array divisor (a traced one, say) is passed over."""
+    if n_samples is None or not isinstance(n_samples, numbers.Real):
+        return
+    if isinstance(n_samples, bool) or not n_samples >= 1:
+        raise ValueError(f"{kernel}: n_samples must be a number >= 1 (the rows the mean "
+                         f"divides by), got {n_samples!r}")
+
+
+def _shape_text(shape) -> str:
+    return str(tuple(shape))

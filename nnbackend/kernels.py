@@ -36,6 +36,10 @@ import math
 
 from array_api_compat import array_namespace
 
+from .checks import check_dense, check_divisor, check_same_shape
+# The namespaces' own forms of the hot chains; register_namespace_fixes is public here.
+from .kernel_forms import fused_form, matmul_form, register_namespace_fixes
+
 __all__ = [
     "dense_forward",
     "dense_backward",
@@ -86,57 +90,6 @@ def _ns(xp, *arrays):
     return array_namespace(*arrays) if xp is None else xp
 
 
-# -- per-namespace fast forms and fixes ------------------------------------------------
-
-
-def fused_form(xp, name):
-    """The namespace's own form of the operation or chain ``name``, or None.
-
-    A backend can give faster versions of the hot chains as
-    ``xp.nnbackend_fused`` (CuPy: one kernel launch each instead of several;
-    NumPy: constants as 0-D arrays of the data's dtype), and fixes for a
-    namespace it does not build itself through :func:`register_namespace_fixes`
-    (JAX: matmuls at full float32 precision). Each computes the formula of
-    the code that follows its look-up, in the same order (CuPy's ``sum_rows``
-    aside: a sum in another order, equal to rounding).
-    """
-    table = _FUSED_TABLES.get(xp, _UNSEEN)
-    if table is _UNSEEN:
-        # Once per namespace: a missed attribute can cost microseconds (NumPy's
-        # module __getattr__), more than the arithmetic of a small step.
-        table = dict(getattr(xp, "nnbackend_fused", None) or {})
-        make_fixes = _NAMESPACE_FIXES.get(getattr(xp, "__name__", None))
-        if make_fixes is not None:
-            table.update(make_fixes(xp))
-        _FUSED_TABLES[xp] = table
-    return table.get(name)
-
-
-_FUSED_TABLES = {}
-_UNSEEN = object()
-# Fix makers by namespace module name (see register_namespace_fixes).
-_NAMESPACE_FIXES = {}
-
-
-def register_namespace_fixes(module_name, make_fixes):
-    """Have the kernels use ``make_fixes(xp)`` on the namespace module called ``module_name``.
-
-    For namespaces nnbackend does not build itself and that reach the kernels
-    from users' code too (``jax.numpy``, found by ``array_namespace``). The
-    backend that knows the library registers at import, without importing
-    it: ``make_fixes`` runs at the namespace's first use and returns
-    ``{name: function}``, entries of the same table as ``xp.nnbackend_fused``
-    (e.g. ``"matmul"``). Registering again replaces the maker.
-    """
-    _NAMESPACE_FIXES[module_name] = make_fixes
-    _FUSED_TABLES.clear()  # tables built before now lack the fixes
-
-
-def matmul_form(xp):
-    """The namespace's matmul, or its fix (JAX: at full float32 precision)."""
-    return fused_form(xp, "matmul") or xp.matmul
-
-
 def sum_rows(a, *, xp=None):
     """Sum over the rows (axis 0) of a 2-D array: the bias gradient's reduction.
 
@@ -178,7 +131,13 @@ def dense_forward(x, W, b, *, xp=None):
     Returns
     -------
     z : array, shape (n, fan_out)
+
+    Raises
+    ------
+    ValueError
+        Operands whose shapes do not fit together (a 1-D ``x`` among them).
     """
+    check_dense("dense_forward", x, W, b)
     xp = _ns(xp, x, W, b)
     return matmul_form(xp)(x, W) + b
 
@@ -201,7 +160,13 @@ def dense_backward(x, W, dz, *, need_dx=True, xp=None):
     dx : array, shape (n, fan_in), or None when ``need_dx`` is False
     dW : array, shape (fan_in, fan_out)
     db : array, shape (fan_out,)
+
+    Raises
+    ------
+    ValueError
+        Operands whose shapes do not fit together.
     """
+    check_dense("dense_backward", x, W, dz=dz)
     xp = _ns(xp, x, W, dz)
     # ``.T`` is the standard's transpose of a 2-D array, and an attribute
     # look-up is far cheaper than a matrix_transpose call on small arrays.
@@ -233,15 +198,21 @@ def dense_activation_forward(x, W, b, activation_name, *, xp=None):
     z : array, shape (n, fan_out)
         The pre-activation (the backward pass needs it).
     a : array, shape (n, fan_out)
+
+    Raises
+    ------
+    ValueError
+        An unknown activation, or operands whose shapes do not fit together.
     """
     forward = activation(activation_name)[0]
+    check_dense("dense_activation_forward", x, W, b)
     xp = _ns(xp, x, W, b)
     key = BIAS_FUSED.get(activation_name)
     fused = None if key is None else fused_form(xp, key)
-    if fused is None:
-        z = dense_forward(x, W, b, xp=xp)
-        return z, forward(z, xp=xp)
     xw = matmul_form(xp)(x, W)
+    if fused is None:
+        z = xw + b
+        return z, forward(z, xp=xp)
     if xw.dtype != b.dtype:
         z = xw + b
         return z, forward(z, xp=xp)
@@ -279,7 +250,13 @@ def exp_floor(xp, dtype):
     key = (type(dtype), dtype)
     floor = _EXP_FLOORS.get(key)
     if floor is None:
-        floor = _EXP_FLOORS[key] = 1 - math.log(float(xp.finfo(dtype).max))
+        try:
+            largest = float(xp.finfo(dtype).max)
+        except (TypeError, ValueError, AttributeError):
+            # Each library refuses an integer dtype in its own words, or deep inside.
+            raise TypeError(f"the kernels compute in floating point, got an array of dtype "
+                            f"{dtype}: cast it first (xp.astype(a, xp.float64))") from None
+        floor = _EXP_FLOORS[key] = 1 - math.log(largest)
     return floor
 
 
@@ -289,6 +266,7 @@ _EXP_FLOORS = {}
 
 def sigmoid_backward(z, a, da, *, xp=None):
     """Sigmoid's gradient ``dz = da · a(1 - a)``; z, a, da and dz of shape (n, fan_out)."""
+    check_same_shape("sigmoid_backward", ("a", "da"), a, da)
     fused = fused_form(xp, "sigmoid_backward")
     if fused is not None and a.dtype == da.dtype:
         return fused(a, da)
@@ -302,6 +280,7 @@ def tanh_forward(z, *, xp=None):
 
 def tanh_backward(z, a, da, *, xp=None):
     """Tanh's gradient ``dz = da · (1 - a²)``; z, a, da and dz of shape (n, fan_out)."""
+    check_same_shape("tanh_backward", ("a", "da"), a, da)
     fused = fused_form(xp, "tanh_backward")
     if fused is not None and a.dtype == da.dtype:
         return fused(a, da)
@@ -319,6 +298,7 @@ def relu_forward(z, *, xp=None):
 
 def relu_backward(z, a, da, *, xp=None):
     """ReLU's gradient: ``da`` where ``z > 0``, else 0 (0 at 0); all of shape (n, fan_out)."""
+    check_same_shape("relu_backward", ("z", "da"), z, da)
     xp = _ns(xp, z, da)
     fused = fused_form(xp, "relu_backward")
     if fused is not None and z.dtype == da.dtype:
@@ -357,6 +337,7 @@ def softmax_forward(z, *, xp=None):
 
 def softmax_backward(z, a, da, *, xp=None):
     """Softmax's gradient, row by row: ``dz = a · (da - Σ_k da·a)``; all of shape (n, k)."""
+    check_same_shape("softmax_backward", ("a", "da"), a, da)
     xp = _ns(xp, a, da)
     return a * (da - xp.sum(da * a, axis=1, keepdims=True))
 
@@ -419,6 +400,12 @@ def check_reduction(reduction):
         raise ValueError(f"reduction must be one of {list(REDUCTIONS)}, got {reduction!r}")
 
 
+def _check_loss_args(kernel, n_samples, names, *arrays):
+    """The loss kernels' arrays of one shape (n, k), and their divisor >= 1."""
+    check_same_shape(kernel, names, *arrays)
+    check_divisor(kernel, n_samples)
+
+
 def _reduce(xp, per_element, reduction, n_samples):
     """Sum ``per_element`` (shape (n, k)); divide by ``n_samples`` for the mean."""
     check_reduction(reduction)
@@ -451,6 +438,7 @@ def mse_forward(a, y, reduction="mean", n_samples=None, *, xp=None):
         The sum over samples of ½·Σ_k (a - y)², divided by ``n_samples``
         when ``reduction="mean"``.
     """
+    _check_loss_args("mse_forward", n_samples, ("a", "y"), a, y)
     xp = _ns(xp, a, y)
     d = a - y
     return _reduce(xp, 0.5 * (d * d), reduction, n_samples)
@@ -458,6 +446,7 @@ def mse_forward(a, y, reduction="mean", n_samples=None, *, xp=None):
 
 def mse_backward(a, y, reduction="mean", n_samples=None):
     """Gradient of :func:`mse_forward` with respect to ``a``: ``a - y`` (scaled), shape (n, k)."""
+    _check_loss_args("mse_backward", n_samples, ("a", "y"), a, y)
     return _scale(a - y, reduction, n_samples)
 
 
@@ -479,6 +468,7 @@ def bce_with_logits_forward(z, y, reduction="mean", n_samples=None, *, xp=None):
     -------
     0-D array
     """
+    _check_loss_args("bce_with_logits_forward", n_samples, ("z", "y"), z, y)
     xp = _ns(xp, z, y)
     per_element = xp.where(z > 0, z, xp.zeros_like(z)) - z * y + xp.log1p(xp.exp(-xp.abs(z)))
     return _reduce(xp, per_element, reduction, n_samples)
@@ -490,6 +480,7 @@ def bce_with_logits_backward(z, y, reduction="mean", n_samples=None, a=None):
     ``z``, ``y``, ``a`` (``sigmoid(z)``, if the forward pass computed it) and
     the result are of shape (n, k).
     """
+    _check_loss_args("bce_with_logits_backward", n_samples, ("z", "y", "a"), z, y, a)
     if a is None:
         a = sigmoid_forward(z)
     return _scale(a - y, reduction, n_samples)
@@ -512,6 +503,7 @@ def softmax_cross_entropy_forward(z, y, reduction="mean", n_samples=None, *, xp=
     -------
     0-D array
     """
+    _check_loss_args("softmax_cross_entropy_forward", n_samples, ("z", "y"), z, y)
     xp = _ns(xp, z, y)
     m = xp.max(z, axis=1, keepdims=True)
     log_norm = xp.log(xp.sum(xp.exp(z - m), axis=1, keepdims=True))
@@ -524,6 +516,7 @@ def softmax_cross_entropy_backward(z, y, reduction="mean", n_samples=None, a=Non
 
     ``a``, if given, is ``softmax(z)`` already computed by the forward pass.
     """
+    _check_loss_args("softmax_cross_entropy_backward", n_samples, ("z", "y", "a"), z, y, a)
     if a is None:
         a = softmax_forward(z)
     return _scale(a - y, reduction, n_samples)
@@ -589,6 +582,7 @@ def loss_forward(loss, output_activation, z, a, y, reduction="mean", n_samples=N
         (:func:`check_loss`).
     """
     check_loss(loss, output_activation)
+    _check_loss_args("loss_forward", n_samples, ("z", "a", "y"), z, a, y)
     if loss == "mse":
         return mse_forward(a, y, reduction, n_samples, xp=xp)
     if loss == "bce":
@@ -600,6 +594,7 @@ def loss_backward(loss, output_activation, z, a, y, reduction="mean", n_samples=
     """Gradient of :func:`loss_forward` with respect to the logits ``z``; arguments as
     :func:`loss_forward`, ``z``, ``a``, ``y`` and the result of shape (n, k)."""
     check_loss(loss, output_activation)
+    _check_loss_args("loss_backward", n_samples, ("z", "a", "y"), z, a, y)
     if loss == "mse":
         da = mse_backward(a, y, reduction, n_samples)
         return activation_backward(output_activation, z, a, da, xp=xp)
@@ -633,6 +628,7 @@ def loss_and_backward(loss, output_activation, z, a, y, reduction="mean", n_samp
     names are not checked here (the model checked them when it was built).
     Arguments as :func:`loss_forward`; returns a 0-D array and shape (n, k).
     """
+    _check_loss_args("loss_and_backward", n_samples, ("z", "a", "y"), z, a, y)
     xp = _ns(xp, a, y)
     if loss != "mse":
         # The fused forms (CuPy) give each chain in one kernel, formulas unchanged.
@@ -678,6 +674,7 @@ def n_correct(a, y, multiclass, *, xp=None):
     -------
     0-D array of ``a``'s dtype
     """
+    check_same_shape("n_correct", ("a", "y"), a, y)
     xp = _ns(xp, a, y)
     if multiclass:
         hit = xp.argmax(a, axis=1) == xp.argmax(y, axis=1)

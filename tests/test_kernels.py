@@ -507,6 +507,58 @@ def test_bad_names_raise_value_error():
         K.loss_forward("bce", "identity", z, z, z)
 
 
+def _mismatched_calls(backend, dtype):
+    """Kernel calls whose arrays do not fit together, each with the argument
+    its message must name. ``(n, 1)`` against ``(n,)`` is the common one: it
+    broadcasts to ``(n, n)``, and the loss would be wrong with no error."""
+    rng = np.random.default_rng(11)
+    col, flat = put(backend, rng.uniform(0, 1, (N, 1)), dtype), put(backend, rng.uniform(0, 1, N), dtype)
+    x, W = put(backend, rng.uniform(-1, 1, (N, FAN_IN)), dtype), put(backend, rng.uniform(-1, 1, (FAN_IN, FAN_OUT)), dtype)
+    b, dz = put(backend, rng.uniform(-1, 1, FAN_OUT), dtype), put(backend, rng.uniform(-1, 1, (N, FAN_OUT)), dtype)
+    yield "mse_forward", lambda: K.mse_forward(col, flat), "y has shape"
+    yield "mse_backward", lambda: K.mse_backward(col, flat), "y has shape"
+    yield "bce_with_logits_forward", lambda: K.bce_with_logits_forward(col, flat), "y has shape"
+    yield "bce_with_logits_backward", lambda: K.bce_with_logits_backward(col, flat), "y has shape"
+    yield "softmax_cross_entropy_forward", lambda: K.softmax_cross_entropy_forward(col, flat), "y has"
+    yield "softmax_cross_entropy_backward", lambda: K.softmax_cross_entropy_backward(col, flat), "y has"
+    yield "loss_forward", lambda: K.loss_forward("mse", "identity", col, col, flat), "y has shape"
+    yield "loss_backward", lambda: K.loss_backward("bce", "sigmoid", col, col, flat), "y has shape"
+    yield "loss_and_backward", lambda: K.loss_and_backward("mse", "sigmoid", col, col, flat), "y has"
+    yield "n_correct", lambda: K.n_correct(col, flat, False), "y has shape"
+    yield "sigmoid_backward", lambda: K.sigmoid_backward(col, col, flat), "da has shape"
+    yield "dense_forward", lambda: K.dense_forward(x[0, :], W, b), "x must be 2-D"
+    yield "dense_forward", lambda: K.dense_forward(x, W.T, b), "x's columns must equal W's rows"
+    yield "dense_forward", lambda: K.dense_forward(x, W, dz), f"b must have shape ({FAN_OUT},)"
+    yield "dense_activation_forward", lambda: K.dense_activation_forward(x, W, x, "tanh"), "b must"
+    yield "dense_backward", lambda: K.dense_backward(x, W, dz.T), f"dz must have shape ({N}, {FAN_OUT})"
+    yield "mse_forward", lambda: K.mse_forward(col, col, "mean", 0), "n_samples must be a number >= 1"
+
+
+def test_arrays_that_do_not_fit_together_are_refused_by_name(backend):
+    # Every namespace: refused before any array operation, so the message is
+    # the kernel's own, never one from inside the library (or none at all).
+    dtype = dtype_of(backend, "float64")
+    for kernel, call, names in _mismatched_calls(backend, dtype):
+        with pytest.raises(ValueError, match=kernel) as refused:
+            call()
+        assert names in str(refused.value), (kernel, str(refused.value))
+
+
+def test_shape_checks_pass_unknown_sizes_and_integer_dtypes_are_named():
+    class Lazy:  # a Dask array before compute: its rows are unknown (nan)
+        def __init__(self, shape):
+            self.shape = shape
+
+    from nnbackend.checks import check_dense, check_same_shape
+
+    check_same_shape("k", ("a", "y"), Lazy((math.nan, 3)), Lazy((7, 3)))
+    check_dense("k", Lazy((math.nan, 3)), Lazy((3, 2)), Lazy((2,)), Lazy((math.nan, 2)))
+    with pytest.raises(ValueError, match=r"y has shape \(nan, 2\)"):
+        check_same_shape("k", ("a", "y"), Lazy((math.nan, 3)), Lazy((math.nan, 2)))
+    with pytest.raises(TypeError, match="dtype int64: cast it first"):
+        K.sigmoid_forward(np.arange(3))
+
+
 # -- jax.jit -------------------------------------------------------------------------------
 
 

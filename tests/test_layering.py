@@ -16,7 +16,7 @@ PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "nnbackend"
 # Bottom to top, as DESIGN.md's Architecture lists them. A name matches the
 # module itself and everything below it (a package's modules).
 LAYERS = [
-    ("checks", "kernels", "bound"),             # 1. argument checks, array-API kernels (bound)
+    ("checks", "kernel_forms", "kernels", "bound"),  # 1. argument checks, array-API kernels (bound)
     ("backends",),                              # 2. namespaces, devices, fast executors
     ("network",),                               # 3. the network's math over (spec, params)
     ("optim",),                                 # 4. (init, update) optimizers
@@ -31,7 +31,7 @@ LAYERS = [
 # Layers whose modules import no array library: they use the namespace of
 # their inputs (array_api_compat) and the standard alone.
 ARRAY_LIBRARIES = {"numpy", "cupy", "torch", "jax", "dask", "array_api_strict"}
-NO_ARRAY_LIBRARY = {"checks", "kernels", "bound", "network", "optim", "engine", "training"}
+NO_ARRAY_LIBRARY = {"checks", "kernel_forms", "kernels", "bound", "network", "optim", "engine", "training"}
 # ...with no exception: host-side NumPy (initial weights, shuffles) lives in data.py.
 HOST_NUMPY = {}
 
