@@ -332,9 +332,7 @@ def load_features_file(path, drop: str | None = None, header: bool = True,
 
 def _check_names(path, columns, feature_names):
     """Refuse columns that are not exactly the model's features (in any order)."""
-    if len(set(columns)) != len(columns):
-        twice = sorted({n for n in columns if columns.count(n) > 1})
-        raise ValueError(f"{path} has more than one column named {twice[0]!r}")
+    _check_distinct(path, columns)
     missing = [n for n in feature_names if n not in columns]
     unknown = [n for n in columns if n not in feature_names]
     if missing or unknown:
@@ -495,6 +493,9 @@ def _parse_table(table, target, features_only, raw_labels):
     feature_cols = [j for j in range(width) if j != t]
     if not feature_cols:
         raise ValueError(f"{path} has no feature columns besides {target!r}")
+    if names is not None:
+        # A model's features are matched by name later: two alike could never be.
+        _check_distinct(path, [names[j] for j in feature_cols])
     label = (lambda j: repr(names[j])) if names is not None else (lambda j: str(j))
 
     X = np.empty((len(body), len(feature_cols)), dtype=np.float64)
@@ -535,19 +536,36 @@ def _decimal_comma_hint(cell):
     return ""
 
 
+def _check_distinct(path, columns):
+    """Refuse two columns of one name."""
+    if len(set(columns)) != len(columns):
+        twice = sorted({n for n in columns if columns.count(n) > 1})
+        raise ValueError(f"{path} has more than one column named {twice[0]!r}")
+
+
+# Whole numbers past this are not all representable in float64, and past
+# 2**63 they overflow int64: such labels stay float64 (a regression target).
+_EXACT_WHOLE = 2.0 ** 53
+
+
 def _parse_labels(path, target, labels):
-    values = []
+    values, numeric = [], True
     for line, text in labels:
         try:
-            values.append(float(text))
+            value = float(text)
         except ValueError:
-            # One non-number makes the whole column categorical.
-            names = [text for _, text in labels]
-            classes = sorted(set(names))
-            return encode_labels(np.array(names), classes), classes
-        if not math.isfinite(values[-1]):
-            raise ValueError(f"{path} line {line}, column {target}: {text!r} is not finite")
+            numeric = False  # one non-number makes the whole column categorical
+            continue
+        if not math.isfinite(value):
+            # Wherever it is in the column: "nan" is a missing value, not a class.
+            raise ValueError(f"{path} line {line}, column {target}: {text!r} is not finite "
+                             f"(a missing label?); drop the row or give it a value")
+        values.append(value)
+    if not numeric:
+        names = [text for _, text in labels]
+        classes = sorted(set(names))
+        return encode_labels(np.array(names), classes), classes
     y = np.array(values, dtype=np.float64)
-    if np.all(y == np.round(y)):
+    if np.all(y == np.round(y)) and np.all(np.abs(y) < _EXACT_WHOLE):
         return y.astype(np.int64), None
     return y, None

@@ -78,3 +78,27 @@ def test_a_bad_cell_of_a_file_without_header_is_named_by_column_index(tmp_path):
 def test_features_of_a_file_without_header(tmp_path):
     path = _csv(tmp_path, "1,2\n3,4\n")
     np.testing.assert_array_equal(load_features_file(path, header=False), [[1, 2], [3, 4]])
+
+
+def test_a_training_file_with_two_features_of_one_name_is_refused(tmp_path):
+    # Its model could match no file's columns by name afterwards.
+    path = _csv(tmp_path, "a,a,label\n1,2,x\n3,4,y\n")
+    with pytest.raises(ValueError, match="more than one column named 'a'"):
+        load_data_file(path, target="label")
+
+
+def test_whole_number_labels_past_2_to_the_53_stay_float(tmp_path):
+    # int64 would merge 1e19, 2e19 and 3e19 into one class (its overflow value).
+    path = _csv(tmp_path, "a,y\n1,1e19\n2,2e19\n3,3e19\n4,5\n")
+    _, y = load_data_file(path, target="y")
+    assert y.dtype == np.float64 and list(y) == [1e19, 2e19, 3e19, 5.0]
+    _, y = load_data_file(_csv(tmp_path, "a,y\n1,-7\n2,9007199254740991\n", "w.csv"), target="y")
+    assert y.dtype == np.int64 and list(y) == [-7, 2**53 - 1]
+
+
+@pytest.mark.parametrize("labels", [("nan", "yes", "no"), ("yes", "nan", "no"), ("1", "2", "NaN")])
+def test_a_nan_label_is_refused_wherever_it_is(tmp_path, labels):
+    text = "a,label\n" + "".join(f"{i},{v}\n" for i, v in enumerate(labels))
+    line = 2 + [v.lower() for v in labels].index("nan")
+    with pytest.raises(ValueError, match=f"line {line}, column 'label': .* is not finite"):
+        load_data_file(_csv(tmp_path, text), target="label")
