@@ -479,22 +479,20 @@ def _bench(args):
     except ValueError as exc:
         raise _Refusal(str(exc)) from None
     env = bench_environment(args, os.environ)
-    os.makedirs(args.out, exist_ok=True)
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise _Refusal(f"--out {args.out} is a file, not a directory")
     raw = os.path.join(args.out, "results.json")
     with tempfile.TemporaryDirectory(prefix="nnbackend-bench-") as tmp:
         ini = os.path.join(tmp, "pytest.ini")
         with open(ini, "w") as f:
             f.write("[pytest]\n")
-        command = pytest_command(suite, raw, args.ratios, ini)
+        # pytest-benchmark writes its JSON here first: a run that times
+        # nothing leaves an empty file, which must not replace the last results.
+        fresh = os.path.join(tmp, "results.json")
+        command = pytest_command(suite, fresh, args.ratios, ini)
         print("running the benchmark suite: " + " ".join(command[3:]), file=sys.stderr)
         done = subprocess.run(command, env=env)
-    # pytest's 1 is "some cases failed": the others' timings are sound and
-    # are reported, marked incomplete, and the command still fails. Any other
-    # status (interrupted, a usage error) or no results at all is a refusal.
-    if done.returncode not in (0, 1) or not os.path.isfile(raw):
-        raise _Refusal(f"the benchmark suite failed (pytest exit status {done.returncode})")
-    with open(raw) as f:
-        results = json.load(f)
+        results = _bench_results(fresh, done.returncode, args.out)
     results["nnbackend"] = {
         "machine": _machine_line(),
         "command": "nnbackend bench " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["bench"]
@@ -503,8 +501,10 @@ def _bench(args):
     if done.returncode != 0:
         results["nnbackend"]["failed"] = ("some benchmark cases failed (pytest exit status "
                                           f"{done.returncode}); this report covers the others")
-    with open(raw, "w") as f:
+    os.makedirs(args.out, exist_ok=True)
+    with open(raw + ".part", "w") as f:
         json.dump(results, f, indent=1)
+    os.replace(raw + ".part", raw)
     from .bench.report import write_report
 
     summary = write_report(raw, args.out)
@@ -514,6 +514,28 @@ def _bench(args):
               file=sys.stderr)
         return 1
     return 0 if summary is not None else 1
+
+
+def _bench_results(path, returncode, out):
+    """The suite's timings from ``path``, or a refusal that says why there are none.
+
+    pytest's 1 is "some cases failed": the others' timings are sound and are
+    reported, marked incomplete, and the command still fails. Any other
+    status (interrupted, a usage error) or no timing at all is a refusal,
+    and ``out`` is left as it was.
+    """
+    kept = f"; nothing in {out} was changed"
+    if returncode not in (0, 1) or not os.path.isfile(path):
+        raise _Refusal(f"the benchmark suite failed (pytest exit status {returncode}){kept}")
+    try:
+        with open(path) as f:
+            results = json.load(f)
+    except ValueError:
+        results = {}
+    if not results.get("benchmarks"):
+        raise _Refusal("no benchmark case was timed (every case skipped or failed: the "
+                       f"suite's output above says why){kept}")
+    return results
 
 
 def _machine_line():

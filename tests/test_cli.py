@@ -228,13 +228,13 @@ BAD = [
      r"no such checkpoint file: missing.npz"),
     (("bench", "--modes", "full"), r"--modes: unknown mode\(s\) \['full'\]"),
     (("bench", "--sizes", "1e3,big"),
-     r"--sizes: expected comma-separated numbers like 1e3,1e4; got '1e3,big'"),
+     r"--sizes: expected comma-separated finite numbers like 1e3,1e4; got '1e3,big'"),
     (("bench", "--backends", "tensorflow"), r"unknown backend 'tensorflow'; choose one of"),
     (("bench", "--models", "small,cifar"),
      r"--models: unknown model\(s\) \['cifar'\]; choose from "
      r"\['small', 'small16', 'mnist', 'mid'\]"),
     (("bench", "--mnist-sizes", "6e4,lots"),
-     r"--mnist-sizes: expected comma-separated numbers like 1e3,1e4; got '6e4,lots'"),
+     r"--mnist-sizes: expected comma-separated finite numbers like 1e3,1e4; got '6e4,lots'"),
     (("bench", "--mnist-cpu-max", "1e4,2e4"), r"--mnist-cpu-max: expected one number; got"),
     (("bench", "--ratios", "tpu"), r"argument --ratios: invalid choice: 'tpu'"),
     (("bench-nothing",), r"argument COMMAND: invalid choice: 'bench-nothing'"),
@@ -375,6 +375,46 @@ def test_bench_with_a_failed_case_reports_the_others_and_fails(tmp_path, monkeyp
     report = (tmp_path / "b" / "report.md").read_text()
     assert report.splitlines()[2].startswith("**Incomplete:** some benchmark cases failed")
     assert "nnbackend-numpy-cpu" in report
+
+
+def test_a_bench_run_that_times_nothing_leaves_the_last_results(tmp_path, capsys):
+    # Every case skipped (sgd past --sgd-max at every size): pytest-benchmark
+    # writes an empty JSON, which once replaced the last run's results.json.
+    pytest.importorskip("pytest_benchmark", reason="nnbackend bench runs the suite with "
+                        "pytest-benchmark (the 'test' extra), which is not installed")
+    out = tmp_path / "b"
+    out.mkdir()
+    (out / "results.json").write_text('{"benchmarks": [1]}')
+    with pytest.raises(SystemExit) as refused:
+        main(["bench", "--backends", "numpy", "--modes", "sgd", "--sizes", "1e4",
+              "--sgd-max", "1e3", "--target-n", "0", "--no-peers", "--out", str(out)])
+    assert refused.value.code == 2
+    err = capsys.readouterr().err
+    assert "no benchmark case was timed" in err and f"nothing in {out} was changed" in err
+    assert (out / "results.json").read_text() == '{"benchmarks": [1]}'
+    assert sorted(p.name for p in out.iterdir()) == ["results.json"]
+
+
+@pytest.mark.parametrize("flags,message", [
+    (["--sizes", "inf"], "--sizes: expected comma-separated finite numbers"),
+    (["--sizes", "0"], "--sizes: expected numbers >= 1"),
+    (["--sgd-max", "1e400"], "--sgd-max: expected comma-separated finite numbers"),
+    (["--mode-sizes", "small:batch=inf"], "--mode-sizes: expected"),
+    (["--time-budget", "inf"], "--time-budget: expected a number of seconds"),
+])
+def test_bench_numbers_out_of_range_are_refused_by_flag(tmp_path, capsys, flags, message):
+    with pytest.raises(SystemExit) as refused:
+        main(["bench", "--backends", "numpy", *flags, "--out", str(tmp_path / "b")])
+    assert refused.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()
+
+
+def test_bench_out_naming_a_file_is_refused(tmp_path, capsys):
+    (tmp_path / "f").write_text("kept")
+    with pytest.raises(SystemExit) as refused:
+        main(["bench", "--backends", "numpy", "--out", str(tmp_path / "f")])
+    assert refused.value.code == 2 and "is a file, not a directory" in capsys.readouterr().err
+    assert (tmp_path / "f").read_text() == "kept"
 
 
 def test_bench_runs_from_an_installed_package_without_a_source_checkout(tmp_path):

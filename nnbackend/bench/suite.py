@@ -98,15 +98,16 @@ def add_bench_arguments(parser):
                         help="where the JSON, report.md and PNGs go (default: bench_results)")
 
 
-def number_list(text, flag):
-    """``"1e3, 1e4"`` as ``"1000,10000"``; ValueError naming ``flag`` otherwise."""
+def number_list(text, flag, minimum=0):
+    """``"1e3, 1e4"`` as ``"1000,10000"``; ValueError naming ``flag`` otherwise
+    (a number below ``minimum``, inf or nan among them)."""
     try:
         values = [int(float(v)) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise ValueError(f"{flag}: expected comma-separated numbers like 1e3,1e4; "
+    except (ValueError, OverflowError):
+        raise ValueError(f"{flag}: expected comma-separated finite numbers like 1e3,1e4; "
                          f"got {text!r}") from None
-    if not values or any(v < 0 for v in values):
-        raise ValueError(f"{flag}: expected numbers >= 0; got {text!r}")
+    if not values or any(v < minimum for v in values):
+        raise ValueError(f"{flag}: expected numbers >= {minimum}; got {text!r}")
     return ",".join(str(v) for v in values)
 
 
@@ -121,7 +122,7 @@ def mode_sizes(text):
         model, _, mode = key.strip().rpartition(":")
         try:
             sizes = [int(float(v)) for v in values.split(",") if v.strip()]
-        except ValueError:
+        except (ValueError, OverflowError):
             sizes = []
         if not sep or mode not in MODES or not sizes or any(n <= 0 for n in sizes) \
                 or (model and model not in MODEL_ORDER):
@@ -132,8 +133,8 @@ def mode_sizes(text):
     return out
 
 
-def _one_number(text, flag):
-    value = number_list(text, flag)
+def _one_number(text, flag, minimum=0):
+    value = number_list(text, flag, minimum)
     if "," in value:
         raise ValueError(f"{flag}: expected one number; got {text!r}")
     return value
@@ -174,12 +175,12 @@ def bench_environment(args, base):
     env["NNBACKEND_BENCH_MODELS"] = ",".join(models)
     mnist_sizes = args.mnist_sizes or ("1e3,1e4" if args.quick else None)
     if mnist_sizes:
-        env["NNBACKEND_BENCH_MNIST_SIZES"] = number_list(mnist_sizes, "--mnist-sizes")
+        env["NNBACKEND_BENCH_MNIST_SIZES"] = number_list(mnist_sizes, "--mnist-sizes", minimum=1)
     if args.mnist_cpu_max:
         env["NNBACKEND_BENCH_MNIST_CPU_MAX"] = _one_number(args.mnist_cpu_max, "--mnist-cpu-max")
     mid_sizes = args.mid_sizes or ("1e3" if args.quick else None)
     if mid_sizes:
-        env["NNBACKEND_BENCH_MID_SIZES"] = number_list(mid_sizes, "--mid-sizes")
+        env["NNBACKEND_BENCH_MID_SIZES"] = number_list(mid_sizes, "--mid-sizes", minimum=1)
     if args.mode_sizes:
         mode_sizes(args.mode_sizes)  # refused here, before anything is timed
         env["NNBACKEND_BENCH_MODE_SIZES"] = args.mode_sizes
@@ -191,7 +192,7 @@ def bench_environment(args, base):
         env["NNBACKEND_BENCH_BACKENDS"] = ",".join(names)
     sizes = args.sizes or ("1e3,1e4" if args.quick else None)
     if sizes:
-        env["NNBACKEND_BENCH_SIZES"] = number_list(sizes, "--sizes")
+        env["NNBACKEND_BENCH_SIZES"] = number_list(sizes, "--sizes", minimum=1)
     sgd_max = args.sgd_max or ("1e3" if args.quick else None)
     if sgd_max:
         env["NNBACKEND_BENCH_SGD_MAX"] = number_list(sgd_max, "--sgd-max")
@@ -220,7 +221,7 @@ def bench_environment(args, base):
     if args.ratios:
         env["NNBACKEND_BENCH_RATIOS"] = args.ratios
     if args.time_budget:
-        env["NNBACKEND_BENCH_BUDGET_SECONDS"] = _one_number(args.time_budget, "--time-budget")
+        env["NNBACKEND_BENCH_BUDGET_SECONDS"] = _one_seconds(args.time_budget, "--time-budget")
     return env
 
 
