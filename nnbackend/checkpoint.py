@@ -29,6 +29,7 @@ import tempfile
 
 import numpy as np
 
+from .backends import get_backend, is_auto
 from .optim import OPTIMIZERS
 from .scaling import StandardScaler
 from .training import TrainState
@@ -167,6 +168,10 @@ def load(cls, path, backend=None, device=None):
         if a.dtype.kind != "f":
             raise _bad(path, f"an array holds dtype {a.dtype}, expected floats")
     params = [(flat[i], flat[i + 1]) for i in range(0, n_params, 2)]
+    if not is_auto(backend) and (backend is not None or device is not None):
+        # An unknown backend or a device this machine lacks is the caller's
+        # mistake, not the file's: said as get_backend says it.
+        get_backend(backend, device)
     try:
         model = cls(backend=backend, device=device, params=params, **config)
     except (TypeError, ValueError) as exc:

@@ -121,7 +121,8 @@ def _parser():
 
     def backend_flags(p):
         p.add_argument("--backend", default=None,
-                       help=f"one of {', '.join(BACKEND_NAMES)} (default: $NNBACKEND_BACKEND or numpy)")
+                       help=f"one of {', '.join(BACKEND_NAMES)}, or auto (picked from this "
+                            "machine's profile) (default: $NNBACKEND_BACKEND or numpy)")
         p.add_argument("--device", default=None, help="the backend's device, e.g. cuda:0 or device1")
         p.add_argument("--scheduler", metavar="ADDRESS", default=None,
                        help="dask backend: a dask.distributed scheduler to run on, e.g. "
@@ -266,11 +267,38 @@ def _check_writable(path, flag):
         raise _Refusal(f"{flag} {path} is a directory")
 
 
+def _check_not_inputs(output, flag, inputs):
+    """Refuse an output path that is also an input's or another output's:
+    writing it would destroy that file (a training set, a model) or output.
+
+    ``inputs`` are ``(path or None, flag)`` pairs.
+    """
+    if not output:
+        return
+    for other, other_flag in inputs:
+        if other and _same_path(output, other):
+            raise _Refusal(f"{flag} {output} is also {other_flag}: writing it would replace "
+                           "that file; choose another path")
+
+
+def _same_path(a, b):
+    a, b = os.fspath(a), os.fspath(b)
+    if os.path.exists(a) and os.path.exists(b):
+        return os.path.samefile(a, b)
+    return os.path.realpath(a) == os.path.realpath(b)
+
+
 def _check_outputs(args):
     """Refuse --save and --plot paths up front, not after minutes of training."""
     for path, flag in ((args.save, "--save"), (args.plot, "--plot")):
         if path:
             _check_writable(path, flag)
+    target = args.target if args.data and args.data.lower().endswith(".npy") else None
+    inputs = [(args.data, "--data"), (target, "--target")]
+    # --save over --resume is how a fit goes on in one file: allowed.
+    _check_not_inputs(args.save, "--save", inputs)
+    _check_not_inputs(args.plot, "--plot", [*inputs, (args.resume, "--resume"),
+                                            (args.save, "--save")])
     if args.plot:
         from .plot import plot_format, require_matplotlib
 
@@ -461,6 +489,7 @@ def _print_summary(s):
 def _predict(args):
     if args.out:
         _check_writable(args.out, "--out")
+        _check_not_inputs(args.out, "--out", [(args.model, "--model"), (args.data, "--data")])
     return predict_command(args, _backend_arg(args))
 
 
@@ -610,10 +639,12 @@ def main(argv=None):
             pass
         return 141
     except (_Refusal, ValueError, TypeError, BackendUnavailableError, DatasetUnavailableError,
-            RuntimeError, OSError) as exc:
+            RuntimeError, OSError, EOFError, MemoryError) as exc:
         if os.environ.get("NNBACKEND_DEBUG"):
             raise
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if isinstance(exc, MemoryError):
+            message = f"out of memory: {message}"
         parser.exit(2, f"nnbackend: error: {message}\n")
     except KeyboardInterrupt:
         parser.exit(130, "nnbackend: interrupted\n")

@@ -144,7 +144,7 @@ def load_training_data(args, backend, seed):
     if args.no_header and not (args.data and args.data.lower().endswith(".csv")):
         raise Refusal("--no-header is for a --data .csv file")
     check_delimiter(args)
-    if args.data and args.data.endswith(".npy"):
+    if args.data and args.data.lower().endswith(".npy"):
         return _npy_training_data(args, backend)
     if args.data:
         X, y, names, features = read_data_file(args.data, target=args.target,
@@ -161,7 +161,7 @@ def load_training_data(args, backend, seed):
 def _npy_training_data(args, backend):
     """Features from a ``.npy`` (lazily, chunk by chunk, where the backend
     reads rows lazily) and labels from the ``.npy`` named by ``--target``."""
-    if not args.target or not args.target.endswith(".npy"):
+    if not args.target or not args.target.lower().endswith(".npy"):
         raise Refusal("--data FILE.npy holds the features only; name the labels with "
                       "--target LABELS.npy (one per row)")
     for path in (args.data, args.target):
@@ -170,13 +170,15 @@ def _npy_training_data(args, backend):
     if not is_auto(backend) and not isinstance(backend, Backend):
         # On --device: dask's rows go to the chunks' library there (CuPy on a GPU).
         backend = get_backend(backend, getattr(args, "device", None))
+    path = args.target
     try:
-        y = np.load(args.target, allow_pickle=False)  # one label per row: small
-        X = None if is_auto(backend) else backend.lazy_rows(args.data)
+        y = np.load(path, allow_pickle=False)  # one label per row: small
+        path = args.data
+        X = None if is_auto(backend) else backend.lazy_rows(path)
         if X is None:
-            X = np.load(args.data, mmap_mode="r", allow_pickle=False)
-    except ValueError as exc:
-        raise Refusal(f"cannot read {args.data} or {args.target}: {exc}") from None
+            X = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, EOFError) as exc:  # EOFError: an empty file
+        raise Refusal(f"cannot read {path}: {exc or type(exc).__name__}") from None
     if len(X.shape) != 2 or y.ndim not in (1, 2) or X.shape[0] != y.shape[0]:
         raise Refusal(f"{args.data} must hold a 2-D array and {args.target} one label per "
                       f"row; got shapes {tuple(X.shape)} and {y.shape}")

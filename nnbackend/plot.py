@@ -31,6 +31,17 @@ def plot_format(path):
     if ext not in formats:
         raise ValueError(f"--plot {path}: the format follows the extension; use one of "
                          f"{', '.join('.' + f for f in sorted(formats))}")
+    if ext == "pgf":
+        # matplotlib writes .pgf through a TeX system, found only when it writes,
+        # after the training: look for it now.
+        import shutil
+
+        import matplotlib
+
+        tex = matplotlib.rcParams["pgf.texsystem"]
+        if shutil.which(tex) is None:
+            raise ValueError(f"--plot {path}: a .pgf plot needs {tex} (a TeX system), which "
+                             "is not on the PATH; use .pdf or .svg for a vector image")
     return ext
 
 

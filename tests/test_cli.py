@@ -775,3 +775,83 @@ def test_npy_rows_are_read_for_the_device_asked_for(tmp_path):
             load_training_data(args("cuda"), "dask", 0)
     else:
         pytest.skip("a GPU is here: dask on cuda reads CuPy chunks (tests/test_dask_cupy.py)")
+
+
+def _refused(argv, capsys):
+    """main's one-line refusal (status 2) for ``argv``, as text."""
+    with pytest.raises(SystemExit) as refused:
+        main([str(a) for a in argv])
+    assert refused.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("nnbackend: error: ") and err.count("\n") == 1, err
+    return err
+
+
+def test_an_output_aimed_at_an_input_is_refused_and_the_input_kept(tmp_path, capsys):
+    data = tmp_path / "d.csv"
+    data.write_text("a,b,label\n1,2,x\n3,4,y\n5,6,x\n")
+    err = _refused(["train", "--data", data, "--target", "label", "--save", data], capsys)
+    assert "--save" in err and "is also --data" in err
+    assert data.read_text().startswith("a,b,label")
+    model = tmp_path / "m.npz"
+    assert main(["train", "--epochs", "1", "--quiet", "--save", str(model)]) == 0
+    kept = model.read_bytes()
+    err = _refused(["train", "--save", model, "--plot", tmp_path / "." / "m.npz"], capsys)
+    assert "--plot" in err and "is also --save" in err
+    err = _refused(["predict", "--model", model, "--data", data, "--out", model], capsys)
+    assert "--out" in err and "is also --model" in err
+    assert model.read_bytes() == kept
+    # Going on in one file stays allowed: --resume and --save the same path.
+    assert main(["train", "--epochs", "1", "--quiet", "--resume", str(model),
+                 "--save", str(model)]) == 0
+
+
+def test_npy_files_empty_or_in_upper_case(tmp_path, capsys):
+    X, y = tmp_path / "X.NPY", tmp_path / "y.npy"
+    np.save(tmp_path / "X.npy", np.random.default_rng(0).random((8, 2)))
+    (tmp_path / "X.npy").rename(X)
+    np.save(y, np.arange(8) % 2)
+    assert main(["train", "--data", str(X), "--target", str(y), "--epochs", "1", "--quiet"]) == 0
+    capsys.readouterr()
+    empty = tmp_path / "empty.npy"
+    empty.write_bytes(b"")
+    err = _refused(["train", "--data", empty, "--target", y], capsys)
+    assert f"cannot read {empty}" in err
+    err = _refused(["train", "--data", X, "--target", empty], capsys)
+    assert f"cannot read {empty}" in err
+
+
+def test_running_out_of_memory_is_one_line(monkeypatch, capsys):
+    from nnbackend import cli
+
+    def too_big(args):
+        raise MemoryError("Unable to allocate 14.6 TiB for an array")
+
+    monkeypatch.setitem(cli._COMMANDS, "train", too_big)
+    err = _refused(["train"], capsys)
+    assert "out of memory: Unable to allocate 14.6 TiB" in err
+
+
+def test_a_pgf_plot_without_tex_is_refused_before_training(tmp_path, monkeypatch, capsys):
+    needs_matplotlib()
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    err = _refused(["train", "--plot", tmp_path / "x.pgf", "--save", tmp_path / "m.npz"], capsys)
+    assert "a .pgf plot needs" in err and "TeX" in err
+    assert not (tmp_path / "m.npz").exists()
+
+
+def test_python_dash_m_nnbackend_is_the_command_line():
+    env = {k: v for k, v in os.environ.items() if k not in ("NNBACKEND_BACKEND", "NNBACKEND_DEBUG")}
+    proc = subprocess.run([sys.executable, "-m", "nnbackend", "train", "--epochs", "1"],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0 and "on xor" in proc.stdout, proc.stderr
+
+
+def test_a_device_this_machine_lacks_is_not_blamed_on_the_checkpoint(tmp_path, capsys):
+    model = tmp_path / "m.npz"
+    assert main(["train", "--epochs", "1", "--quiet", "--save", str(model)]) == 0
+    for command in (["predict", "--model", model, "--data", model],
+                    ["train", "--resume", model]):
+        err = _refused([*command, "--device", "gpu7"], capsys)
+        assert "has only the device 'cpu', got 'gpu7'" in err
+        assert "not a usable nnbackend checkpoint" not in err
