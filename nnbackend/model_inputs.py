@@ -119,6 +119,7 @@ class ModelInputs:
         where it has none yet (a later fit keeps it: the weights are fitted to it)."""
         if fit and getattr(self, attr) is None:
             with self.backend.compute_context():
-                setattr(self, attr, StandardScaler().fit(A, backend=self.backend))
+                name = "X" if attr == "feature_scaler" else "the targets"
+                setattr(self, attr, StandardScaler().fit(A, backend=self.backend, name=name))
         scaler = getattr(self, attr)
         return A if scaler is None else scaler.transform(A, backend=self.backend)

@@ -61,7 +61,7 @@ class StandardScaler:
             return "StandardScaler()"
         return f"StandardScaler(n_columns={self.n_features_in_})"
 
-    def fit(self, X, backend=None):
+    def fit(self, X, backend=None, name="X"):
         """Learn each column's mean and standard deviation from ``X``.
 
         Parameters
@@ -71,15 +71,30 @@ class StandardScaler:
             are computed there, in ``X``'s dtype, then brought to the host).
         backend : nnbackend.Backend, optional
             ``X``'s backend; NumPy (or ``X``'s namespace) if not given.
+        name : str, default "X"
+            What ``X`` is, for the error message ("X", "the targets").
 
         Returns
         -------
         self
+
+        Raises
+        ------
+        ValueError
+            Values so large that a column's mean or spread overflows ``X``'s
+            dtype (the message names the columns).
         """
         xp, to_host, _ = _ops(X, backend)
         mean = xp.mean(X, axis=0)
         std = xp.sqrt(xp.mean((X - mean) ** 2, axis=0))  # two passes: no cancellation
         mean, std = (np.asarray(to_host(a), dtype=np.float64).reshape(-1) for a in (mean, std))
+        overflowed = np.flatnonzero(~(np.isfinite(mean) & np.isfinite(std)))
+        if overflowed.size:
+            columns = ", ".join(map(str, overflowed[:5])) + (", ..." if overflowed.size > 5 else "")
+            raise ValueError(
+                f"{name}: the values of column(s) {columns} are too large to standardize in "
+                f"{X.dtype} (their spread overflows); rescale them, use dtype='float64', or "
+                "turn standardizing off (standardize=False, --no-standardize)")
         tiny = np.finfo(np.float32).eps * np.maximum(np.abs(mean), 1.0)
         self._set(mean, np.where(std > tiny, std, 1.0))
         return self

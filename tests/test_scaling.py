@@ -196,3 +196,16 @@ def test_checkpoint_follows_the_umask(tmp_path):
     finally:
         os.umask(old)
     assert (tmp_path / "m.npz").stat().st_mode & 0o777 == 0o640
+
+
+def test_values_too_large_to_standardize_are_named_by_column():
+    # Within float32's range, but their squares overflow it: the spread is inf.
+    X = np.random.default_rng(0).normal(size=(30, 3)).astype(np.float32)
+    X[:, 2] *= np.float32(1e20)
+    with pytest.raises(ValueError, match=r"X: the values of column\(s\) 2 are too large to "
+                                         r"standardize in float32"):
+        StandardScaler().fit(X)
+    assert StandardScaler().fit(X.astype(np.float64)).scale_[2] > 1e19  # float64 holds it
+    model = nb.MLP([1, 3, 1], output_activation="identity", loss="mse", standardize=True)
+    with pytest.raises(ValueError, match=r"the targets: the values of column\(s\) 0"):
+        model.fit(X[:, :1], X[:, 2], epochs=1, batch_size=30)
