@@ -24,7 +24,7 @@ from .model import MLP
 from .tasks import MANY_CLASSES, encode_labels, infer_task
 
 __all__ = ["Refusal", "DEFAULTS", "training_settings", "load_training_data", "task_for",
-           "predict_command", "OUTPUT_FORMATS", "add_delimiter_flag", "check_delimiter",
+           "predict_command", "OUTPUT_FORMATS", "add_delimiter_flag", "check_csv_flags",
            "class_probabilities"]
 
 
@@ -98,6 +98,10 @@ def training_settings(args, dataset, resumed=None):
     for key in (*_CARRIED, *_FIXED):
         if getattr(args, key) is not None:
             settings[key] = getattr(args, key)
+    if args.batch_size is not None and settings["mode"] != "minibatch":
+        rows = "every row" if settings["mode"] == "batch" else "one row"
+        raise Refusal(f"--batch-size is the rows of a --mode minibatch step; --mode "
+                      f"{settings['mode']} takes {rows} a step (leave the flag out)")
     if settings["mode"] == "sgd" and not lr_given and dataset not in ("xor", "and"):
         settings["lr"] = _GENERAL_SGD_LR
     return settings
@@ -121,11 +125,13 @@ def add_delimiter_flag(group):
              "Fields may be quoted")
 
 
-def check_delimiter(args, flag="--data"):
-    """Refuse ``--delimiter`` for a file that is not a ``.csv``."""
-    if getattr(args, "delimiter", None) is not None and not (
-            args.data and args.data.lower().endswith(".csv")):
+def check_csv_flags(args, flag="--data"):
+    """Refuse ``--delimiter`` and ``--no-header`` for a file that is not a ``.csv``."""
+    csv_file = bool(args.data and args.data.lower().endswith(".csv"))
+    if getattr(args, "delimiter", None) is not None and not csv_file:
         raise Refusal(f"--delimiter is for a {flag} .csv file")
+    if getattr(args, "no_header", False) and not csv_file:
+        raise Refusal(f"--no-header is for a {flag} .csv file")
 
 
 @dataclass
@@ -141,9 +147,9 @@ def load_training_data(args, backend, seed):
     """The training data of ``--data`` or ``--dataset`` (xor by default)."""
     if args.data and args.dataset:
         raise Refusal("give --data or --dataset, not both")
-    if args.no_header and not (args.data and args.data.lower().endswith(".csv")):
-        raise Refusal("--no-header is for a --data .csv file")
-    check_delimiter(args)
+    if args.data and getattr(args, "n_samples", None) is not None:
+        raise Refusal("--n-samples sets the rows of a --dataset; a --data file is used whole")
+    check_csv_flags(args)
     if args.data and args.data.lower().endswith(".npy"):
         return _npy_training_data(args, backend)
     if args.data:
@@ -244,7 +250,7 @@ def predict_command(args, backend):
     if args.out and os.path.splitext(args.out)[1].lower() not in OUTPUT_FORMATS:
         raise Refusal(f"--out {args.out}: predictions are written as .csv or .npz; "
                       f"name the file so")
-    check_delimiter(args)
+    check_csv_flags(args)
     model = MLP.load(args.model, backend=backend, device=args.device)
     delimiter = getattr(args, "delimiter", None)
     X = load_features_file(args.data, drop=model.metadata.get("target"),

@@ -18,7 +18,7 @@ import os
 
 import numpy as np
 
-from .cli_data import Refusal, add_delimiter_flag, check_delimiter, class_probabilities
+from .cli_data import Refusal, add_delimiter_flag, check_csv_flags, class_probabilities
 from .datafiles import data_file_columns, load_features_file, read_labelled_file
 from .model import MLP
 
@@ -167,7 +167,7 @@ def regression_metrics(y_true, y_predicted):
 
 def evaluate_command(args, backend):
     """``nnbackend evaluate``: the model's figures on ``--data``; exit status 0."""
-    check_delimiter(args)
+    check_csv_flags(args)
     model = MLP.load(args.model, backend=backend, device=args.device)
     kind = _task_kind(model, args.model)
     X, labels, target = _labelled_data(args, model)

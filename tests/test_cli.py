@@ -855,3 +855,26 @@ def test_a_device_this_machine_lacks_is_not_blamed_on_the_checkpoint(tmp_path, c
         err = _refused([*command, "--device", "gpu7"], capsys)
         assert "has only the device 'cpu', got 'gpu7'" in err
         assert "not a usable nnbackend checkpoint" not in err
+
+
+@pytest.mark.parametrize("flags,message", [
+    (["--dataset", "moons", "--mode", "batch", "--batch-size", "64"],
+     "--batch-size is the rows of a --mode minibatch step; --mode batch takes every row"),
+    (["--dataset", "moons", "--mode", "sgd", "--batch-size", "64"], "--mode sgd takes one row"),
+    (["--data", "DATA", "--target", "label", "--n-samples", "10"],
+     "--n-samples sets the rows of a --dataset"),
+])
+def test_train_flags_that_would_be_ignored_are_refused(tmp_path, capsys, flags, message):
+    data = tmp_path / "d.csv"
+    data.write_text("a,b,label\n1,2,x\n3,4,y\n5,6,x\n")
+    err = _refused(["train", *[str(data) if f == "DATA" else f for f in flags]], capsys)
+    assert message in err
+
+
+def test_no_header_on_a_file_that_is_not_csv_is_refused_by_every_reader(tmp_path, capsys):
+    model, data = tmp_path / "m.npz", tmp_path / "d.npz"
+    assert main(["train", "--epochs", "1", "--quiet", "--save", str(model)]) == 0
+    np.savez(data, X=np.zeros((4, 2)), y=np.array([0, 1, 1, 0]))
+    for command in ("predict", "evaluate"):
+        err = _refused([command, "--model", model, "--data", data, "--no-header"], capsys)
+        assert "--no-header is for a --data .csv file" in err
