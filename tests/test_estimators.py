@@ -87,6 +87,14 @@ def test_defaults_are_scikit_learns():
     assert {k: ours[k] for k in ("backend", "device", "dtype", "mode", "precision")} == {
         "backend": None, "device": None, "dtype": "float32", "mode": "minibatch",
         "precision": None}
+    from sklearn.neural_network import MLPRegressor as SkRegressor
+
+    ours, theirs = nb.MLPRegressor().get_params(), SkRegressor().get_params()
+    shared = set(theirs) - {"max_fun"}
+    assert {k: ours[k] for k in shared} == {k: theirs[k] for k in shared}
+    assert ours["loss"] == "squared_error"
+    with pytest.raises(ValueError, match="The 'loss' parameter must be 'squared_error'"):
+        nb.MLPRegressor(loss="poisson").fit([[0.0], [1.0]], [0.0, 1.0])
 
 
 def test_fitted_attributes_and_heads():
@@ -373,3 +381,39 @@ def test_wrapped_optimizers_on_other_backends():
         if ref is None:
             ref = clf.loss_curve_
         np.testing.assert_allclose(clf.loss_curve_, ref, rtol=1e-4, err_msg=name)
+
+
+@pytest.mark.parametrize("kind", ["regressor", "classifier"])
+def test_early_stopping_holds_out_scikit_learns_rows(monkeypatch, kind):
+    # The split draws from random_state where scikit-learn's does: right after
+    # the initial weights (the network's own seed comes from a copy).
+    import sklearn.neural_network._multilayer_perceptron as sk_mlp
+    from nnbackend.estimators import _base
+
+    make = make_regression if kind == "regressor" else make_classification
+    X, y = make(n_samples=120, n_features=4, random_state=0)
+    ours, theirs = {"regressor": (nb.MLPRegressor, sk_mlp.MLPRegressor),
+                    "classifier": (nb.MLPClassifier, sk_mlp.MLPClassifier)}[kind]
+    held_out = {}
+
+    def recording(module, name):
+        real = module.train_test_split
+
+        def split(*arrays, **kwargs):
+            out = real(*arrays, **kwargs)
+            # Ours splits row numbers; scikit-learn splits X (its held-out rows: out[1]).
+            rows = out[1] if name == "ours" else [
+                int(np.flatnonzero((X == row).all(axis=1))[0]) for row in out[1]]
+            held_out[name] = np.sort(np.asarray(rows))
+            return out
+        monkeypatch.setattr(module, "train_test_split", split)
+
+    recording(_base, "ours")
+    recording(sk_mlp, "theirs")
+    settings = dict(hidden_layer_sizes=(5,), early_stopping=True, random_state=1, max_iter=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        theirs(**settings).fit(X, y)
+        ours(**settings, dtype="float64").fit(X, y)
+    assert held_out["ours"].shape == (12,)
+    np.testing.assert_array_equal(held_out["ours"], held_out["theirs"])

@@ -15,7 +15,9 @@ does not import this module until ``nnbackend.MLPClassifier`` is asked for.
 
 Differences from scikit-learn's MLP, each small:
 
-- ``solver='lbfgs'`` is not offered (nnbackend trains by gradient steps);
+- ``solver='lbfgs'`` (and its ``max_fun``) is not offered (nnbackend trains by
+  gradient steps), nor are ``sample_weight``, sparse ``X`` and
+  ``MLPRegressor(loss='poisson')``;
 - ``alpha`` adds ``alpha / batch_size · W`` to each step's gradient (the
   plan's batch size: scikit-learn divides by the rows of each batch, which
   differ for the epoch's last, smaller batch), and ``loss_`` adds the

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import copy
 import numbers
 import warnings
 
@@ -210,7 +211,7 @@ class _BaseMLP(BaseEstimator):
         self.model_ = MLP(layer_sizes, hidden_activation=_ACTIVATIONS[self.activation],
                           output_activation=output, loss=loss, backend=backend,
                           device=self.device, dtype=self.dtype,
-                          seed=int(self._random_state.randint(2**31 - 1)), params=params)
+                          seed=self._network_seed(), params=params)
         self.out_activation_ = head
         self.n_outputs_ = n_outputs
         self.n_layers_ = len(layer_sizes)
@@ -222,6 +223,12 @@ class _BaseMLP(BaseEstimator):
         else:
             self.validation_scores_, self.best_validation_score_, self.best_loss_ = None, None, np.inf
         self._opt_state = None
+
+    def _network_seed(self):
+        """The network's own seed (its shuffles), drawn from a copy of the random
+        state: the state itself goes on to the validation split as scikit-learn's
+        does, which draws nothing between the weights and the split."""
+        return int(copy.deepcopy(self._random_state).randint(2**31 - 1))
 
     def _split(self, Xd, Yd):
         """Hold out ``validation_fraction`` of the rows (stratified for one label

@@ -233,10 +233,36 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     """Multi-layer perceptron regressor, as :class:`sklearn.neural_network.MLPRegressor`,
     trained by nnbackend on any backend: identity output and (half) squared error.
 
-    Parameters and attributes are :class:`MLPClassifier`'s, less ``classes_``;
-    ``out_activation_`` is ``'identity'``. ``loss_`` is scikit-learn's half
+    Parameters and attributes are :class:`MLPClassifier`'s, less ``classes_``,
+    and ``loss``: ``'squared_error'``, the only one offered (scikit-learn's
+    ``'poisson'`` is refused). ``out_activation_`` is ``'identity'``. ``loss_`` is scikit-learn's half
     mean squared error (over samples and outputs) plus the L2 term.
     """
+
+    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, loss="squared_error",
+                 solver="adam", alpha=0.0001, batch_size="auto", learning_rate="constant",
+                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
+                 random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
+                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10,
+                 backend=None, device=None, dtype="float32", mode="minibatch",
+                 precision=None):
+        super().__init__(
+            hidden_layer_sizes, activation, solver=solver, alpha=alpha, batch_size=batch_size,
+            learning_rate=learning_rate, learning_rate_init=learning_rate_init,
+            power_t=power_t, max_iter=max_iter, shuffle=shuffle, random_state=random_state,
+            tol=tol, verbose=verbose, warm_start=warm_start, momentum=momentum,
+            nesterovs_momentum=nesterovs_momentum, early_stopping=early_stopping,
+            validation_fraction=validation_fraction, beta_1=beta_1, beta_2=beta_2,
+            epsilon=epsilon, n_iter_no_change=n_iter_no_change, backend=backend, device=device,
+            dtype=dtype, mode=mode, precision=precision)
+        self.loss = loss
+
+    def _check_params(self):
+        if self.loss != "squared_error":
+            raise ValueError(f"The 'loss' parameter must be 'squared_error' (nnbackend offers "
+                             f"no other regression loss); got {self.loss!r}.")
+        return super()._check_params()
 
     def _head(self, n_outputs):
         return "identity"
