@@ -30,6 +30,7 @@ import tempfile
 import numpy as np
 
 from .backends import get_backend, is_auto
+from .data import host_rng
 from .optim import OPTIMIZERS
 from .scaling import StandardScaler
 from .training import TrainState
@@ -76,7 +77,11 @@ def save(model, path):
                 arrays[f"opt_{name}_{i}"] = to_host(a)
     arrays["format"] = np.asarray(FORMAT)
     arrays["format_version"] = np.asarray(version)
-    arrays["header"] = np.asarray(json.dumps(header))
+    try:
+        arrays["header"] = np.asarray(json.dumps(header))
+    except (TypeError, ValueError) as exc:  # model.metadata is the caller's dict
+        raise ValueError(f"cannot write checkpoint {path}: model.metadata must hold JSON "
+                         f"values (str, numbers, lists, dicts): {exc}") from None
 
     directory = os.path.dirname(os.path.abspath(path))
     try:
@@ -147,6 +152,7 @@ def load(cls, path, backend=None, device=None):
                 train = {k: train[k] for k in ("optimizer", "state_scalars", "state_fields",
                                                "rng", "epochs_done")}
                 train["epochs_done"] = int(train["epochs_done"])
+                _check_rng(path, train["rng"])
                 # Written since lr_schedule='adaptive'; older files had none (1).
                 train["lr_scale"] = float(header["train_state"].get("lr_scale", 1.0))
                 for name, count in train["state_fields"].items():
@@ -196,6 +202,15 @@ def load(cls, path, backend=None, device=None):
             lr_scale=train["lr_scale"],
         )
     return model
+
+
+def _check_rng(path, state):
+    """Refuse a shuffling stream's state that no generator takes: resume would
+    otherwise fail deep inside NumPy."""
+    try:
+        host_rng(0).bit_generator.state = state
+    except (TypeError, ValueError, KeyError) as exc:
+        raise _bad(path, f"its shuffling generator's state is not usable ({exc})") from None
 
 
 def _load_extras(model, header, path):

@@ -424,7 +424,8 @@ class MLP(ModelInputs, ClassLabels):
         epochs : int
             Passes over the data.
         lr : float
-            Learning rate.
+            Learning rate of a named ``optimizer``. An :class:`Optimizer`
+            object carries its own, and ``lr`` is then not used.
         optimizer : {'sgd', 'momentum', 'adam'} or Optimizer
         shuffle : bool
             Visit the rows in a fresh random order each epoch (minibatch, sgd).
@@ -481,8 +482,9 @@ class MLP(ModelInputs, ClassLabels):
         alpha : float
             L2 penalty, as scikit-learn's MLP has it: ``alpha/2·‖W‖²`` added
             to each batch's loss, over the batch's rows under
-            ``reduction="mean"``; biases are not penalised. ``History.loss``
-            reports the data term alone.
+            ``reduction="mean"`` (the plan's batch size: an epoch's last,
+            shorter batch is penalised as a full one); biases are not
+            penalised. ``History.loss`` reports the data term alone.
         lr_schedule : {'constant', 'invscaling', 'adaptive'} or callable
             ``'invscaling'``: ``lr / (t + 1) ** power_t``, ``t`` the samples
             seen before the epoch. ``'adaptive'``: ``lr`` divided by 5 each
@@ -490,7 +492,8 @@ class MLP(ModelInputs, ClassLabels):
             loss (as ``patience``'s) ``1e-4`` below its best, while it stays
             above 1e-6 (``History.lr_drops`` lists when). A callable
             ``factor(count)`` multiplies ``lr`` at each step, ``count`` the
-            steps taken before it. The fused and compiled executors run the
+            steps taken before it; it is called once with 0 before the fit,
+            to check that it returns a number >= 0. The fused and compiled executors run the
             built-in optimizers alone: with ``alpha > 0`` or a schedule they
             may decline, and ``History.executor_reason`` says so.
         power_t : float

@@ -186,3 +186,14 @@ def test_cupys_device_spec_is_a_name_not_the_devices_text():
 
     backend = CupyBackend("cupy", nb.get_backend("numpy").xp, _UnhashableDevice(3))
     assert str(backend.device) == "<CUDA Device 3>" and backend.device_spec() == "cuda:3"
+
+
+def test_torch_devices_absent_or_without_data_are_refused_by_name():
+    pytest.importorskip("torch", reason="the torch backend needs torch")
+    import torch
+
+    if not getattr(getattr(torch, "xpu", None), "is_available", lambda: False)():
+        with pytest.raises(nb.BackendUnavailableError, match="device 'xpu' is not available"):
+            nb.get_backend("torch", "xpu")
+    with pytest.raises(ValueError, match="'meta' device holds no data"):
+        nb.get_backend("torch", "meta")

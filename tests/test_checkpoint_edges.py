@@ -56,3 +56,26 @@ def test_a_checkpoint_holding_a_pickle_is_refused_without_unpickling_it(tmp_path
         nb.MLP.load(bad)
     assert UNPICKLED == []
     assert json.loads(str(members["header"]))["config"]["layer_sizes"] == [2, 3, 1]
+
+
+def test_metadata_that_is_not_json_is_refused_and_nothing_written(tmp_path):
+    model = nb.MLP([2, 3, 1])
+    model.metadata = {"mean": np.arange(3)}
+    with pytest.raises(ValueError, match="model.metadata must hold JSON values"):
+        model.save(tmp_path / "m.npz")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_shuffling_state_no_generator_takes_is_refused_at_load(tmp_path):
+    model = nb.MLP([2, 3, 1])
+    model.fit(np.random.default_rng(0).random((8, 2)), np.arange(8) % 2, epochs=1)
+    model.save(tmp_path / "m.npz")
+    with np.load(tmp_path / "m.npz") as f:
+        members = {k: f[k] for k in f.files}
+    header = json.loads(str(members["header"]))
+    header["train_state"]["rng"] = {"bit_generator": "PCG64", "state": "tampered"}
+    members["header"] = np.asarray(json.dumps(header))
+    np.savez(tmp_path / "m.npz", **members)
+    with pytest.raises(ValueError, match="not a usable nnbackend checkpoint: its shuffling "
+                                         "generator's state is not usable"):
+        nb.MLP.load(tmp_path / "m.npz")

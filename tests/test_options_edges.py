@@ -233,3 +233,27 @@ def test_the_bar_is_not_redrawn_for_every_fast_epoch():
     frames = stream.getvalue().count("\r")
     assert 1 <= frames < 50, frames
     assert "200/200" in stream.getvalue()
+
+
+@pytest.mark.parametrize("schedule,message", [
+    (lambda t: "x", r"lr_schedule\(0\) raised ValueError"),
+    (lambda: 1.0, r"lr_schedule\(0\) raised TypeError"),
+    (lambda t: float("nan"), r"lr_schedule\(0\) must be a finite number >= 0 .*; got nan"),
+    (lambda t: -1.0, r"lr_schedule\(0\) must be a finite number >= 0 .*; got -1.0"),
+])
+def test_a_schedule_function_is_checked_once_before_the_fit(schedule, message):
+    X, y = np.random.default_rng(0).random((8, 2)), np.arange(8) % 2
+    model = nb.MLP([2, 1])
+    before = [np.array(p) for pair in model.params for p in pair]
+    with pytest.raises(ValueError, match=message):
+        model.fit(X, y, epochs=1, lr_schedule=schedule)
+    assert all(np.array_equal(a, np.array(p))
+               for a, p in zip(before, [p for pair in model.params for p in pair]))
+
+
+def test_divergence_names_the_rate_of_the_optimizer_that_ran():
+    X = np.random.default_rng(0).random((16, 2)) * 10
+    y = (np.arange(16) % 2) * 1e4
+    model = nb.MLP([2, 4, 1], output_activation="identity", loss="mse")
+    with pytest.warns(nb.DivergenceWarning, match=r"\(lr=5.0 may be too large\)"):
+        model.fit(X, y, mode="batch", epochs=20, optimizer=nb.optim.sgd(5.0), lr=0.001)

@@ -99,8 +99,12 @@ class DivergenceGuard:
     """
 
     def __init__(self, lr):
-        self.lr = lr
+        self.lr = lr  # None: an optimizer of the caller's own, whose rate is unknown here
         self.previous = None  # the start of the epoch before the current one
+
+    @property
+    def _rate(self):
+        return ("the optimizer's learning rate" if self.lr is None else f"lr={self.lr!r}")
 
     def check(self, epoch, loss_value, params_finite, epoch_start):
         """``(message, params to keep)`` if epoch ``epoch`` diverged, else None.
@@ -121,7 +125,7 @@ class DivergenceGuard:
         what = ("the loss became NaN or infinite" if not loss_finite
                 else "the parameters overflowed to NaN or infinity")
         message = (
-            f"training diverged at epoch {epoch}: {what} (lr={self.lr!r} may be too "
+            f"training diverged at epoch {epoch}: {what} ({self._rate} may be too "
             f"large); stopped and kept the parameters from before epoch {keep_from}"
         )
         # The user's call: check <- _loop <- train <- MLP.fit <- the caller.
@@ -136,5 +140,5 @@ class DivergenceGuard:
         warnings.warn(
             f"training ended with a loss of {last_loss:.3g}, {last_loss / first_loss:.3g} times "
             f"the {first_loss:.3g} it started from: it is diverging while staying finite "
-            f"(lr={self.lr!r} may be too large)", DivergenceWarning, stacklevel=5)
+            f"({self._rate} may be too large)", DivergenceWarning, stacklevel=5)
         return True

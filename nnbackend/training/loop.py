@@ -356,7 +356,9 @@ def _callbacks(options: FitOptions, params):
 def _loop(net: Network, epochs: _Epochs, params, state, rng, hist: History, options: FitOptions):
     """The epochs of one fit; returns the parameters to keep and the optimizer state."""
     callbacks, stopping = _callbacks(options, params)
-    guard = DivergenceGuard(options.lr)
+    # An Optimizer object carries its own rate, and options.lr is unused then.
+    named = options.optimizer_name is not None
+    guard = DivergenceGuard(options.lr if named else (options.optimizer.hyper or {}).get("lr"))
     rate = (AdaptiveRate(float(options.lr), scale=epochs.lr_scale)
             if options.lr_schedule == "adaptive" else None)
     n_val = None if epochs.validation is None else n_rows(epochs.validation[0])

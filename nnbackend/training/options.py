@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -95,6 +96,8 @@ class FitOptions:
         if not (callable(lr_schedule) or lr_schedule in LR_SCHEDULES):
             raise ValueError(f"unknown lr_schedule {lr_schedule!r}; choose one of "
                              f"{list(LR_SCHEDULES)} or give a function of the step count")
+        if callable(lr_schedule):
+            _check_schedule(lr_schedule)
         check_precision(precision)
         if callback is not None and not callable(callback):
             raise TypeError(f"callback must be a function callback(epoch, figures) or None, "
@@ -130,3 +133,18 @@ def _optimizer_options(optimizer, options):
             f"it takes {accepted or 'none'} (lr is fit's own argument)"
         )
     return dict(options)
+
+
+def _check_schedule(schedule):
+    """Refuse a schedule function whose first factor is not a number >= 0, once,
+    on the host: inside the fit its mistake would surface deep in an update
+    (a string), stop the fit (NaN) or climb the loss (a negative factor)."""
+    try:
+        factor = float(schedule(0))
+    except Exception as exc:  # any failure of the caller's function, named as theirs
+        raise ValueError(f"lr_schedule must be a function factor(count) of the steps taken, "
+                         f"returning a number >= 0; lr_schedule(0) raised "
+                         f"{type(exc).__name__}: {exc}") from None
+    if not (math.isfinite(factor) and factor >= 0):
+        raise ValueError(f"lr_schedule(0) must be a finite number >= 0 (the learning rate's "
+                         f"factor); got {factor!r}")

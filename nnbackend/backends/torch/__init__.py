@@ -73,6 +73,17 @@ class TorchBackend(Backend):
             dev = cls._cuda_device(torch, device, dev)
         elif dev.type == "mps" and not torch.backends.mps.is_available():
             raise BackendUnavailableError("backend 'torch': the MPS device is not available")
+        elif dev.type == "meta":
+            # Shapes without data: a fit or a prediction there computes nothing.
+            raise ValueError("backend 'torch': the 'meta' device holds no data; use 'cpu' or "
+                             "a GPU")
+        elif dev.type != "cpu":
+            module = getattr(torch, dev.type, None)
+            available = getattr(module, "is_available", None)
+            if available is None or not available():
+                raise BackendUnavailableError(
+                    f"backend 'torch': device {device!r} is not available here (torch "
+                    f"{torch.__version__}); use 'cpu', 'cuda' or 'mps'")
         return xp, dev
 
     @staticmethod
