@@ -260,6 +260,8 @@ def _load_npz(path, key):
     if y is None:
         return X, None, None
     if y.dtype.kind in "US":
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = y[:, 0]  # a column of labels, as a column of numbers is taken
         if y.ndim != 1:
             raise ValueError(f"string labels {key} in {path} must be 1-D; got shape {y.shape}")
         names = y.astype(str)

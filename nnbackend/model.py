@@ -528,6 +528,7 @@ class MLP(ModelInputs, ClassLabels):
             min_delta=min_delta, restore_best_weights=restore_best_weights, callback=callback,
             resume=resume, executor=executor, alpha=alpha, lr_schedule=lr_schedule,
             power_t=power_t, precision=precision)
+        _check_in_dtype(options, self.dtype)
         if self.auto and not options.resume:  # a resumed fit stays where its state is
             self._choose_backend(X, y, options)
         X = self._features(X, fit_scaling=True)
@@ -633,6 +634,18 @@ class MLP(ModelInputs, ClassLabels):
         from .checkpoint import load
 
         return load(cls, path, backend=backend, device=device)
+
+
+def _check_in_dtype(options, dtype):
+    """Refuse an ``lr`` that is 0 in the model's dtype (the fit would not move)
+    and an ``alpha`` past its largest number (the penalty would be inf)."""
+    info = np.finfo(dtype)
+    if options.optimizer_name is not None and options.lr < info.smallest_subnormal:
+        raise ValueError(f"lr={options.lr!r} is 0 in {dtype}, the model's dtype: the fit would "
+                         f"not move; its smallest rate is {info.smallest_subnormal:.3g}")
+    if options.alpha > info.max:
+        raise ValueError(f"alpha={options.alpha!r} is past {dtype}'s largest number "
+                         f"({info.max:.3g}): the penalty would be infinite")
 
 
 def fit(model: MLP, X, y, **options):

@@ -102,3 +102,10 @@ def test_a_nan_label_is_refused_wherever_it_is(tmp_path, labels):
     line = 2 + [v.lower() for v in labels].index("nan")
     with pytest.raises(ValueError, match=f"line {line}, column 'label': .* is not finite"):
         load_data_file(_csv(tmp_path, text), target="label")
+
+
+def test_a_column_of_string_labels_in_an_npz_is_taken_as_a_column_of_numbers_is(tmp_path):
+    path = tmp_path / "s.npz"
+    np.savez(path, X=np.zeros((4, 2)), y=np.array([["b"], ["a"], ["b"], ["c"]]))
+    _, y = load_data_file(path)
+    assert list(y) == [1, 0, 1, 2]

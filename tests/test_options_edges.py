@@ -257,3 +257,18 @@ def test_divergence_names_the_rate_of_the_optimizer_that_ran():
     model = nb.MLP([2, 4, 1], output_activation="identity", loss="mse")
     with pytest.warns(nb.DivergenceWarning, match=r"\(lr=5.0 may be too large\)"):
         model.fit(X, y, mode="batch", epochs=20, optimizer=nb.optim.sgd(5.0), lr=0.001)
+
+
+def test_rates_the_model_dtype_cannot_hold_are_refused():
+    X, y = np.random.default_rng(0).random((8, 2)), np.arange(8) % 2
+    with pytest.raises(ValueError, match=r"lr=1e-320 is 0 in float32"):
+        nb.MLP([2, 1]).fit(X, y, epochs=1, lr=1e-320)
+    with pytest.raises(ValueError, match=r"alpha=1e\+300 is past float32's largest number"):
+        nb.MLP([2, 1]).fit(X, y, epochs=1, alpha=1e300)
+    nb.MLP([2, 1], dtype="float64").fit(X, y, epochs=1, lr=1e-320)  # float64 holds it
+
+
+def test_divergence_with_a_penalty_names_alpha_too():
+    X, y = np.random.default_rng(0).random((16, 2)), np.arange(16) % 2
+    with pytest.warns(nb.DivergenceWarning, match=r"\(lr=0.1, or alpha=1e\+36, may be too large\)"):
+        nb.MLP([2, 4, 1]).fit(X, y, mode="batch", epochs=30, alpha=1e36)

@@ -98,13 +98,15 @@ class DivergenceGuard:
     are: keeping them costs references, not copies.
     """
 
-    def __init__(self, lr):
+    def __init__(self, lr, alpha=0.0):
         self.lr = lr  # None: an optimizer of the caller's own, whose rate is unknown here
+        self.alpha = alpha  # the L2 penalty's, which a large value makes diverge too
         self.previous = None  # the start of the epoch before the current one
 
     @property
     def _rate(self):
-        return ("the optimizer's learning rate" if self.lr is None else f"lr={self.lr!r}")
+        rate = "the optimizer's learning rate" if self.lr is None else f"lr={self.lr!r}"
+        return f"{rate}, or alpha={self.alpha!r}," if self.alpha > 0 else rate
 
     def check(self, epoch, loss_value, params_finite, epoch_start):
         """``(message, params to keep)`` if epoch ``epoch`` diverged, else None.

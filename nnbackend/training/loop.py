@@ -358,7 +358,8 @@ def _loop(net: Network, epochs: _Epochs, params, state, rng, hist: History, opti
     callbacks, stopping = _callbacks(options, params)
     # An Optimizer object carries its own rate, and options.lr is unused then.
     named = options.optimizer_name is not None
-    guard = DivergenceGuard(options.lr if named else (options.optimizer.hyper or {}).get("lr"))
+    guard = DivergenceGuard(options.lr if named else (options.optimizer.hyper or {}).get("lr"),
+                            options.alpha)
     rate = (AdaptiveRate(float(options.lr), scale=epochs.lr_scale)
             if options.lr_schedule == "adaptive" else None)
     n_val = None if epochs.validation is None else n_rows(epochs.validation[0])
