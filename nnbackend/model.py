@@ -191,9 +191,9 @@ class MLP(ModelInputs, ClassLabels):
         # A model whose backend was not named follows its data (see _follow).
         self._backend_named = backend is not None or device is not None
         if backend is None and device is None and params is not None:
-            arrays = [a for pair in params for a in pair]
-            if arrays and not is_host(arrays[0]):
-                backend = backend_of(arrays[0])
+            first = _first_param(params)
+            if first is not None and not is_host(first):
+                backend = backend_of(first)
         self.backend: Backend = (host_backend() if self.auto and backend is None
                                  else get_backend(backend, device))
         self.dtype = _dtype_name(dtype)
@@ -634,6 +634,15 @@ class MLP(ModelInputs, ClassLabels):
         from .checkpoint import load
 
         return load(cls, path, backend=backend, device=device)
+
+
+def _first_param(params):
+    """``params[0][0]`` where ``params`` is a list of (W, b) pairs, else None: the
+    parameter checks then say what is wrong with it, by name."""
+    if not isinstance(params, (list, tuple)) or not params:
+        return None
+    pair = params[0]
+    return pair[0] if isinstance(pair, (list, tuple)) and pair else None
 
 
 def _check_in_dtype(options, dtype):

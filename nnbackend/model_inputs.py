@@ -21,6 +21,9 @@ class ModelInputs:
     """Checks of ``params``, ``X`` and ``y`` and their standardization, for :class:`nnbackend.MLP`."""
 
     def _check_params(self, params):
+        if not isinstance(params, (list, tuple)):
+            raise TypeError(f"params must be a list of (W, b) pairs, one per layer; got "
+                            f"{type(params).__name__}")
         params = list(params)
         n_layers = len(self.layer_sizes) - 1
         if len(params) != n_layers:

@@ -65,3 +65,13 @@ def test_chunked_evaluation_counts_as_one_pass(output, loss, k):
         chunked = model.evaluate(X, y, chunk_size=rows)
         assert chunked["accuracy"] == whole["accuracy"]
         assert chunked["loss"] == pytest.approx(whole["loss"], rel=1e-12)
+
+
+@pytest.mark.parametrize("params,message", [
+    ({"W": 1}, "params must be a list of \\(W, b\\) pairs, one per layer; got dict"),
+    ("abc", "got str"),
+    ([1], r"params\[0\] must be a \(W, b\) pair"),
+])
+def test_params_of_the_wrong_form_are_named_before_their_backend_is_guessed(params, message):
+    with pytest.raises((TypeError, ValueError), match=message):
+        nb.MLP([2, 1], params=params)
