@@ -86,6 +86,8 @@ def _known(size) -> bool:
 
 
 def _agree(shape, other) -> bool:
+    if shape == other:  # the common case, before any per-size look
+        return True
     return len(shape) == len(other) and all(
         s == t for s, t in zip(shape, other) if _known(s) and _known(t))
 
