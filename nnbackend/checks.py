@@ -114,6 +114,9 @@ def check_same_shape(kernel, names, *arrays) -> None:
     ValueError
         Naming the kernel, both arguments and both shapes.
     """
+    if (len(arrays) == 2 and arrays[0] is not None and arrays[1] is not None
+            and arrays[0].shape == arrays[1].shape):
+        return  # the common case, before the loop
     first = None
     for name, a in zip(names, arrays):
         if a is None:
@@ -144,6 +147,11 @@ def check_dense(kernel, x, W, b=None, dz=None) -> None:
     ValueError
         Naming the kernel, the argument and the shape it should have.
     """
+    xs, Ws = x.shape, W.shape
+    if (len(xs) == 2 and len(Ws) == 2 and xs[1] == Ws[0]
+            and (b is None or b.shape == (Ws[1],))
+            and (dz is None or dz.shape == (xs[0], Ws[1]))):
+        return  # every size known and fitting: the common case, in one expression
     xs, Ws = _shape(x), _shape(W)
     if len(xs) != 2:
         raise ValueError(f"{kernel}: x must be 2-D, shape (n, fan_in), got shape "
@@ -166,7 +174,9 @@ def check_dense(kernel, x, W, b=None, dz=None) -> None:
 def check_divisor(kernel, n_samples) -> None:
     """Refuse a ``"mean"`` divisor below 1 (0 would give inf, -1 a negated
     loss). An array divisor (a traced one, say) is passed over."""
-    if n_samples is None or not isinstance(n_samples, numbers.Real):
+    if n_samples is None or (type(n_samples) is int and n_samples >= 1):
+        return  # the common cases, before the abstract-class look
+    if not isinstance(n_samples, numbers.Real):
         return
     if isinstance(n_samples, bool) or not n_samples >= 1:
         raise ValueError(f"{kernel}: n_samples must be a number >= 1 (the rows the mean "
