@@ -396,12 +396,38 @@ def test_ratio_pairs_show_each_sides_spread_and_flag_a_wide_one(tmp_path):
     _, md = report(tmp_path, benches)
     ratios = section(md, "## Ratios")
     assert table_row(ratios, "nnbackend-numpy-cpu", "numpy-seed") == (
-        "| nnbackend-numpy-cpu | numpy-seed | small | sgd | 2,000 | 0.0100 (0.00950–0.0105) | "
-        "0.00900 (0.00880–0.00930) | 9 | 1.11 | ≤ 1.2 | yes |")
-    assert "| 0.0100 (0.00600–0.0200) ⚠ | 0.0200 (0.0190–0.0210) |" in table_row(
+        "| nnbackend-numpy-cpu | numpy-seed | small | sgd | 2,000 | 10.0 (9.50–10.5) | "
+        "9.00 (8.80–9.30) | 9 | 1.11 | ≤ 1.2 | yes |")
+    assert "| 10.0 (6.00–20.0) ⚠ | 20.0 (19.0–21.0) |" in table_row(
         ratios, "nnbackend-torch-cpu", "torch-eager-cpu")
     assert ("⚠ a side whose IQR is above half its median: the ratio is uncertain, whatever its "
             "target says: nnbackend-torch-cpu / torch-eager-cpu (sgd, N = 2,000).") in ratios
+
+
+def test_ratio_verdicts_follow_the_ratio_with_digits_that_do_not_contradict_them(tmp_path):
+    def pair(a, ratio, met, quartiles=(0.0099, 0.0101), sense="max"):
+        return {"name": f"test_ratio[{a}]", "stats": {"median": 1.0, "rounds": 9},
+                "extra_info": {"kind": "ratio", "label_a": a, "label_b": "numpy-seed",
+                               "mode": "sgd", "n_samples": 2000, "median_a": 0.01 * ratio,
+                               "median_b": 0.01, "ratio": ratio, "q1_a": 0.0099 * ratio,
+                               "q3_a": 0.0101 * ratio, "q1_b": quartiles[0],
+                               "q3_b": quartiles[1], "rounds": 9, "target": 1.2,
+                               "sense": sense, "met": met}}
+
+    benches = [pair("just-under", 1.19987, True), pair("just-over", 1.2004, False),
+               pair("flag-wrong", 2.0, True), pair("wide", 1.1, True, (0.008, 0.012)),
+               pair("no-sense", 1.1, True, sense=None)]
+    _, md = report(tmp_path, benches)
+    ratios = section(md, "## Ratios")
+    # Within 1% of the target: the quartiles straddle it as well (‡).
+    assert "| 1.1999 | ≤ 1.2 | yes ‡ |" in table_row(ratios, "just-under", "numpy-seed")
+    assert "| 1.2004 | ≤ 1.2 | **no** ‡ |" in table_row(ratios, "just-over", "numpy-seed")
+    assert "| 2 | ≤ 1.2 | **no** |" in table_row(ratios, "flag-wrong", "numpy-seed")
+    assert ("The record's own verdict differs from its ratio and target for: flag-wrong / "
+            "numpy-seed (sgd, N = 2,000)") in ratios
+    assert "| 1.1 | ≤ 1.2 | yes ‡ |" in table_row(ratios, "wide", "numpy-seed")
+    assert "‡ the sides' quartiles allow a ratio on either side of the target" in ratios
+    assert "| 1.1 | ? 1.2 | — |" in table_row(ratios, "no-sense", "numpy-seed")
 
 
 def test_many_earlier_attempts_are_summed_up_not_listed():

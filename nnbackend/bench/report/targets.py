@@ -144,41 +144,96 @@ def time_to_target_tables(rows, ttt_modes):
 
 
 def _side(median, q1, q3, rounds):
-    """A ratio side's median with its quartiles and a mark when too wide."""
-    text = sig3(median)
-    if q1 is None or q3 is None:
+    """A ratio side's median (ms per epoch) with its quartiles and a mark when
+    too wide; no quartiles from fewer rounds than a spread needs."""
+    text = sig3(median * 1e3)
+    if q1 is None or q3 is None or (rounds or 0) < MIN_SPREAD_ROUNDS:
         return text, False
     noisy = bool(too_wide({"median": median, "iqr": q3 - q1, "rounds": rounds or 0}))
-    return f"{text} ({sig3(q1)}–{sig3(q3)}){' ⚠' if noisy else ''}", noisy
+    return f"{text} ({sig3(q1 * 1e3)}–{sig3(q3 * 1e3)}){' ⚠' if noisy else ''}", noisy
+
+
+def _met(ratio, target, sense):
+    """Whether ``ratio`` meets ``target`` in the direction ``sense`` (None: unknown)."""
+    if target is None or sense is None:
+        return None
+    return ratio <= target if sense == "max" else ratio >= target
+
+
+def _ratio_text(ratio, target, sense):
+    """The ratio with as many digits as keep its rounding from contradicting its
+    verdict (1.19987 against ≤ 1.2 is "1.19987", not "1.2")."""
+    met = _met(ratio, target, sense)
+    for digits in range(3, 9):
+        text = f"{ratio:.{digits}g}"
+        if met is None or _met(float(text), target, sense) == met and (
+                float(text) != target or ratio == target):
+            return text
+    return repr(ratio)
+
+
+def _straddles(r):
+    """True when the sides' quartiles allow the ratio on either side of its target:
+    from q1_a / q3_b to q3_a / q1_b."""
+    quartiles = [r.get(k) for k in ("q1_a", "q3_a", "q1_b", "q3_b")]
+    if r["target"] is None or None in quartiles or (r.get("rounds") or 0) < MIN_SPREAD_ROUNDS:
+        return False
+    q1_a, q3_a, q1_b, q3_b = quartiles
+    return q1_a / q3_b <= r["target"] <= q3_a / q1_b
 
 
 def ratio_markdown(ratios):
-    """The interleaved pairs: each side's median and quartiles, rounds, ratio, target."""
+    """The interleaved pairs: each side's median and quartiles, rounds, ratio, target.
+
+    The verdict is computed here from the ratio, the target and its sense (a
+    record's own ``met`` that disagrees is named); a pair whose sides'
+    quartiles allow the ratio on either side of the target is named too.
+    """
     if not ratios:
         return ["No interleaved ratio runs in the results.", ""]
+    spread = any(r.get("q1_a") is not None and (r.get("rounds") or 0) >= MIN_SPREAD_ROUNDS
+                 for r in ratios)
     out = ["Each pair alternates epoch by epoch (A, B, A, B, ...) in one process; the "
            "ratio is of the two medians, so a slow spell of the machine slows both sides. "
-           "Each side shows its median and, in brackets, Q1–Q3 of its rounds; pairs are not "
-           "re-run.", ""]
-    body, noisy = [], []
+           + ("Each side shows its median and, in brackets, Q1–Q3 of its rounds"
+              if spread else "Each side shows its median (this record kept no quartiles)")
+           + "; pairs are not re-run.", ""]
+    body, noisy, straddle, disagree = [], [], [], []
     for r in ratios:
-        target = "—" if r["target"] is None else ("≤ " if r["sense"] == "max" else "≥ ") + \
-            f"{r['target']:g}"
-        met = "—" if r["met"] is None else ("yes" if r["met"] else "**no**")
+        name = f"{r['label_a']} / {r['label_b']} ({r['mode']}, N = {fmt_n(r['n_samples'])})"
+        sense = {"max": "≤ ", "min": "≥ "}.get(r["sense"], "? ")
+        target = "—" if r["target"] is None else f"{sense}{r['target']:g}"
+        met = _met(r["ratio"], r["target"], r["sense"])
+        if r["met"] is not None and met is not None and r["met"] != met:
+            disagree.append(name)
+        verdict = "—" if met is None else ("yes" if met else "**no**")
+        if _straddles(r):
+            straddle.append(name)
+            verdict += " ‡"
         a, wide_a = _side(r["median_a"], r.get("q1_a"), r.get("q3_a"), r.get("rounds"))
         b, wide_b = _side(r["median_b"], r.get("q1_b"), r.get("q3_b"), r.get("rounds"))
         if wide_a or wide_b:
-            noisy.append(f"{r['label_a']} / {r['label_b']} ({r['mode']}, N = "
-                         f"{fmt_n(r['n_samples'])})")
+            noisy.append(name)
         body.append([r["label_a"], r["label_b"], r["model"], r["mode"], fmt_n(r["n_samples"]),
                      a, b, "—" if r.get("rounds") is None else r["rounds"],
-                     f"{r['ratio']:.3g}", target, met])
-    header = ["A", "B", "model", "mode", "N", "A s/epoch", "B s/epoch", "rounds", "A / B",
+                     _ratio_text(r["ratio"], r["target"], r["sense"]), target, verdict])
+    header = ["A", "B", "model", "mode", "N", "A ms/epoch", "B ms/epoch", "rounds", "A / B",
               "target", "met"]
     out += [md_table(header, body, text_columns=4), ""]
     if noisy:
         out += ["⚠ a side whose IQR is above half its median: the ratio is uncertain, "
                 "whatever its target says: " + "; ".join(noisy) + ".", ""]
+    if straddle:
+        out += ["‡ the sides' quartiles allow a ratio on either side of the target (from "
+                "Q1 of A over Q3 of B to Q3 of A over Q1 of B): the verdict could go the "
+                "other way in another run: " + "; ".join(straddle) + ".", ""]
+    if disagree:
+        out += ["The record's own verdict differs from its ratio and target for: "
+                + "; ".join(disagree) + " (the table's is recomputed from them).", ""]
+    unknown = [r for r in ratios if r["target"] is not None and r["sense"] is None]
+    if unknown:
+        out += ["? a target recorded without its direction (at most or at least): no "
+                "verdict.", ""]
     few = [r for r in ratios if r.get("rounds") is not None and r["rounds"] < MIN_SPREAD_ROUNDS]
     if few:
         out += [f"Fewer than {MIN_SPREAD_ROUNDS} rounds, no spread: "
