@@ -495,3 +495,29 @@ def test_per_step_times_and_the_cases_not_measured(tmp_path):
     assert "| `test_epoch[mid-nnbackend-jax:gpu-sgd-1000]` | skipped | the run's deadline" in tail
     assert "CUDA error \\| illegal address" in tail
     assert "mid-nnbackend-cupy-sgd-1000" not in tail
+
+
+def test_crossover_wording_for_one_n_and_for_ties(tmp_path):
+    for ns, gpu_time, text in (
+            ([1_000], lambda n: 1e-7 * n, "GPU faster at the one N measured (N = 1,000)"),
+            ([1_000, 10_000], lambda n: 1e-6 * n, "GPU and CPU equally fast at every measured N")):
+        benches = []
+        for n in ns:
+            benches.append(_bench("nnbackend-numpy-cpu", "batch", n, 1e-6 * n))
+            benches.append(_bench("nnbackend-cupy-cuda", "batch", n, gpu_time(n)))
+        path = tmp_path / "r.json"
+        path.write_text(json.dumps({"benchmarks": benches}))
+        (c,) = write_report(path, tmp_path / "o")["crossovers"]
+        assert c["text"] == text
+
+
+def test_neighbours_of_one_or_two_rounds_are_not_said_to_differ_beyond_their_spreads():
+    from nnbackend.bench.report.analysis import noise_notes
+
+    def row(t, rounds):
+        return {"seconds_per_epoch": t, "rounds": rounds, "q1": t, "q3": t, "iqr": 0.0}
+
+    falling = {("x", "batch"): {1_000: row(1.44e-3, 1), 10_000: row(1.39e-3, 1)}}
+    assert noise_notes(falling) == {}
+    falling = {("x", "batch"): {1_000: row(1.44e-3, 5), 10_000: row(1.39e-3, 5)}}
+    assert "beyond both spreads" in noise_notes(falling)[("x", "batch", 1_000)][0]

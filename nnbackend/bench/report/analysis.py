@@ -121,6 +121,8 @@ def noise_notes(points):
                 out.setdefault((label, mode, n), []).append(why)
         for a, b in zip(ns, ns[1:]):
             ra, rb = cell[a], cell[b]
+            if min(ra.get("rounds") or 0, rb.get("rounds") or 0) < MIN_SPREAD_ROUNDS:
+                continue  # a spread of one or two rounds is unknown: nothing to go beyond
             (lo_a, hi_a), (lo_b, hi_b) = interval(ra), interval(rb)
             ta, tb = ra["seconds_per_epoch"], rb["seconds_per_epoch"]
             steep = (b / a) ** STEEPEST_EXPONENT
@@ -235,6 +237,8 @@ def _crossover(ns, t_gpu, t_cpu):
     d = [math.log(g / c) for g, c in zip(t_gpu, t_cpu)]
     if not d:
         return {"status": "no_data", "n": None}
+    if all(v == 0 for v in d):
+        return {"status": "tied", "n": None}
     if all(v < 0 for v in d):
         return {"status": "gpu_faster_everywhere", "n": None}
     if all(v >= 0 for v in d):
@@ -244,7 +248,8 @@ def _crossover(ns, t_gpu, t_cpu):
         if (d[i] >= 0) != (d[i + 1] >= 0):
             x0, x1 = math.log(ns[i]), math.log(ns[i + 1])
             x = x0 + d[i] / (d[i] - d[i + 1]) * (x1 - x0) if d[i] != d[i + 1] else x0
-            crossings.append({"n": math.exp(x), "gpu_faster_above": d[i] >= 0})
+            crossings.append({"n": math.exp(x), "gpu_faster_above": d[i] >= 0,
+                              "between": (ns[i], ns[i + 1])})
     if d[0] >= 0:
         first = next(c for c in crossings if c["gpu_faster_above"])
         status = "crossover" if len(crossings) == 1 else "mixed"
@@ -254,22 +259,33 @@ def _crossover(ns, t_gpu, t_cpu):
 
 def _crossover_text(result):
     status = result["status"]
+    measured = result.get("n_measured") or []
+    where = (f"at the one N measured (N = {fmt_n(measured[0])})" if len(measured) == 1
+             else "at every measured N")
     if status == "gpu_faster_everywhere":
-        return "GPU faster at every measured N"
+        return f"GPU faster {where}"
     if status == "cpu_faster_everywhere":
-        return "CPU faster at every measured N"
+        return f"CPU faster {where}"
+    if status == "tied":
+        return f"GPU and CPU equally fast {where}"
     if status == "no_data":
         return "no N measured on both"
     parts = []
     for c in result.get("crossings", []):
         side = "GPU" if c["gpu_faster_above"] else "CPU"
-        parts.append(f"{side} faster above N ≈ {fmt_n(c['n'])}")
+        parts.append(f"{side} faster above N ≈ {fmt_n(c['n'])}{_between(c)}")
     text = "; ".join(parts)
     if status == "crossover":
-        return f"GPU faster from N ≈ {fmt_n(result['n'])}"
+        return f"GPU faster from N ≈ {fmt_n(result['n'])}{_between(result['crossings'][0])}"
     if result["n"] is None:
         return "GPU faster at the smallest measured N; " + text
     return text
+
+
+def _between(crossing):
+    """The measured sizes a crossing was interpolated between (log-linear)."""
+    lo, hi = crossing.get("between", (None, None))
+    return "" if lo is None else f" (between the measured {fmt_n(lo)} and {fmt_n(hi)})"
 
 
 def gpu_labels(rows):

@@ -208,10 +208,14 @@ def plot_epoch_time(plt, path, points, labels, modes, style, noise=None, crossov
                     rings_y.append(t)
         _ring(ax, rings_x, rings_y)
         _log_axes(ax, _tick_n, _tick_seconds)
-        marks = sorted((c["n"], style[c["label"]][0]) for c in crossovers
-                       if c["mode"] == mode and c.get("n") and c["label"] in style)
-        for index, (n, color) in enumerate(marks):
-            _mark_crossover(ax, n, color, index, at_parity=False)
+        # Every crossing, each with its direction: a curve that crosses back is
+        # marked where the CPU is faster again too.
+        marks = sorted((x["n"], style[c["label"]][0], x["gpu_faster_above"])
+                       for c in crossovers if c["mode"] == mode and c["label"] in style
+                       for x in c.get("crossings") or [])
+        for index, (n, color, gpu_above) in enumerate(marks):
+            _mark_crossover(ax, n, color, index, at_parity=False,
+                            side="GPU" if gpu_above else "CPU")
         ax.set_title(mode)
         ax.set_xlabel("N, samples (log scale)")
         ax.set_ylabel("time per epoch, s (log scale)")
@@ -222,9 +226,10 @@ def plot_epoch_time(plt, path, points, labels, modes, style, noise=None, crossov
     _save(plt, fig, path)
 
 
-def _mark_crossover(ax, n, color, index, at_parity=True):
+def _mark_crossover(ax, n, color, index, at_parity=True, side="GPU"):
     """A dotted line at the crossover N, labelled; at the 1× line of a speedup
-    panel, or near the bottom of an epoch-time panel."""
+    panel, or near the bottom of an epoch-time panel ("GPU faster from" or, where
+    a curve crosses back, "CPU faster from")."""
     ax.axvline(n, color=color, linestyle=":", linewidth=1.4)
     box = dict(boxstyle="round,pad=0.25", fc="white", ec=color, lw=0.6)
     if at_parity:
@@ -232,7 +237,7 @@ def _mark_crossover(ax, n, color, index, at_parity=True):
                     textcoords="offset points", fontsize=8.5, color=color, ha="left",
                     va="bottom", bbox=box)
     else:
-        ax.annotate(f"GPU faster from\nN ≈ {fmt_n(n)}", xy=(n, 0.03),
+        ax.annotate(f"{side} faster from\nN ≈ {fmt_n(n)}", xy=(n, 0.03),
                     xycoords=ax.get_xaxis_transform(), xytext=(6, 30 * index),
                     textcoords="offset points", fontsize=8.5, color=color, ha="left",
                     va="bottom", bbox=box)

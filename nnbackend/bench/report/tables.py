@@ -333,7 +333,9 @@ def _crossover_table(rows, crossovers):
     if crossovers:
         out += [f"Smallest N at which the GPU epoch is faster than {CPU_BASELINE} "
                 "(interpolated log-linearly between measured N).", ""]
-        body = [[c["mode"], c["label"], fmt_n(c["n"]) if c["n"] else "—",
+        # A mixed result has no one crossover N: its text lists each crossing.
+        body = [[c["mode"], c["label"],
+                 fmt_n(c["n"]) if c["n"] and c["status"] == "crossover" else "—",
                  c["text"] + _noisy_crossover(c)] for c in crossovers]
         out += [md_table(["mode", "GPU label", "crossover N", "result"], body, text_columns=2,
                          text_last=True), ""]
