@@ -469,8 +469,28 @@ def check_classes(backend: Backend, Y, loss: str, name: str = "y"):
 
 
 def _one_hot(backend: Backend, y, n_classes: int, dtype, name: str):
-    host = y if isinstance(y, np.ndarray) else backend.to_host(y)
-    host = host.reshape(-1)
+    """One-hot rows of class ids ``y`` (n,) in ``dtype``: built on the host for
+    host ids, on the backend for its own arrays (a Dask array stays chunked and
+    lazy, a GPU's stays there), with one read of its checks either way."""
+    if isinstance(y, np.ndarray):
+        return backend.asarray(_host_one_hot(y, n_classes, name), dtype=dtype)
+    xp = backend.xp
+    ids = xp.astype(xp.reshape(y, (-1,)), dtype)
+    # Smallest, largest and "all whole numbers" in one transfer (NaN is not whole).
+    low, high, whole = (float(v) for v in backend.to_host(xp.stack(
+        [xp.min(ids), xp.max(ids), xp.astype(xp.all(ids == xp.round(ids)), dtype)])))
+    if not whole:
+        raise ValueError(f"{name} holds class ids for cross_entropy, so they must be "
+                         "whole numbers; got non-integer values")
+    if low < 0 or high >= n_classes:
+        raise ValueError(f"{name} holds class ids outside [0, {n_classes}) for a network "
+                         f"with {n_classes} outputs (e.g. {low if low < 0 else high:g})")
+    classes = backend.asarray(np.arange(n_classes).reshape(1, -1), dtype=dtype)
+    return xp.astype(xp.reshape(ids, (-1, 1)) == classes, dtype)
+
+
+def _host_one_hot(y, n_classes, name):
+    host = y.reshape(-1)
     if host.dtype.kind == "f":
         if not _host_all_finite(host) or np.any(host != np.round(host)):
             raise ValueError(
@@ -486,7 +506,7 @@ def _one_hot(backend: Backend, y, n_classes: int, dtype, name: str):
         )
     one_hot = np.zeros((ids.shape[0], n_classes), dtype=np.float64)
     one_hot[np.arange(ids.shape[0]), ids] = 1.0
-    return backend.asarray(one_hot, dtype=dtype)
+    return one_hot
 
 
 def n_rows(a) -> int:

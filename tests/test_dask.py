@@ -494,3 +494,21 @@ def test_the_namespace_is_named_for_what_it_is():
     import nnbackend as nb
 
     assert nb.get_backend("dask").xp.__name__ == "nnbackend.dask"
+
+
+def test_class_ids_become_one_hot_rows_chunk_by_chunk_never_gathered():
+    # 1-D class ids on Dask: the one-hot rows are a lazy Dask array chunked as the
+    # ids are (it was an N x C NumPy array built on the client).
+    from nnbackend.data import as_targets
+
+    backend = nb.get_backend("dask")
+    ids = np.random.default_rng(0).integers(0, 5, 1_000)
+    y = da.from_array(ids, chunks=250)
+    Y = as_targets(backend, y, "cross_entropy", 5, 1_000, backend.dtype("float32"))
+    assert isinstance(Y, da.Array) and Y.chunks[0] == (250, 250, 250, 250)
+    np.testing.assert_array_equal(Y.compute(), np.eye(5, dtype=np.float32)[ids])
+    for bad, message in ((da.from_array(np.r_[ids[:-1], 5], chunks=250), r"outside \[0, 5\)"),
+                         (da.from_array(np.r_[ids[:-1], 0.5], chunks=250), "whole numbers"),
+                         (da.from_array(np.r_[ids[:-1], np.nan], chunks=250), "whole numbers")):
+        with pytest.raises(ValueError, match=message):
+            as_targets(backend, bad, "cross_entropy", 5, 1_000, backend.dtype("float32"))
