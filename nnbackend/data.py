@@ -257,7 +257,7 @@ def as_features(backend: Backend, X, dtype, name: str = "X"):
         return _host_to_device(backend, host, dtype, name)
     _check_same_backend(name, X, backend)
     _check_features_shape(name, tuple(X.shape))
-    return _device_checked(backend, X, dtype, name)
+    return _device_checked(backend, backend.without_empty_chunks(X), dtype, name)
 
 
 def _host_to_device(backend: Backend, host: np.ndarray, dtype, name: str):
@@ -391,6 +391,7 @@ def as_targets(backend: Backend, y, loss: str, n_outputs: int, n_samples: int, d
             raise ValueError(f"{name} must be 1-D or 2-D; got a scalar")
     else:
         _check_same_backend(name, y, backend)
+        y = backend.without_empty_chunks(y)
         if not xp.isdtype(y.dtype, ("real floating", "integral", "bool")):
             raise TypeError(f"{name} must hold real numbers (bool, int or float); got dtype {y.dtype}")
     shape = tuple(y.shape)

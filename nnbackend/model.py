@@ -36,7 +36,7 @@ from .data import (
     is_host,
     n_rows,
 )
-from .model_inputs import ModelInputs
+from .model_inputs import ModelInputs, first_param
 from .network import (
     DEFAULT_CHUNK_SIZE,
     NetSpec,
@@ -191,7 +191,7 @@ class MLP(ModelInputs, ClassLabels):
         # A model whose backend was not named follows its data (see _follow).
         self._backend_named = backend is not None or device is not None
         if backend is None and device is None and params is not None:
-            first = _first_param(params)
+            first = first_param(params)
             if first is not None and not is_host(first):
                 backend = backend_of(first)
         self.backend: Backend = (host_backend() if self.auto and backend is None
@@ -480,11 +480,10 @@ class MLP(ModelInputs, ClassLabels):
             loop (not on dask). The history's ``executor`` and
             ``executor_reason`` say which ran and why.
         alpha : float
-            L2 penalty, as scikit-learn's MLP has it: ``alpha/2·‖W‖²`` added
-            to each batch's loss, over the batch's rows under
-            ``reduction="mean"`` (the plan's batch size: an epoch's last,
-            shorter batch is penalised as a full one); biases are not
-            penalised. ``History.loss`` reports the data term alone.
+            L2 penalty, as scikit-learn's MLP has it: ``alpha/2·‖W‖²`` added to
+            each batch's loss, over ``batch_size`` rows under ``reduction="mean"``
+            (an epoch's shorter last batch too); biases are not penalised.
+            ``History.loss`` reports the data term alone.
         lr_schedule : {'constant', 'invscaling', 'adaptive'} or callable
             ``'invscaling'``: ``lr / (t + 1) ** power_t``, ``t`` the samples
             seen before the epoch. ``'adaptive'``: ``lr`` divided by 5 each
@@ -528,7 +527,7 @@ class MLP(ModelInputs, ClassLabels):
             min_delta=min_delta, restore_best_weights=restore_best_weights, callback=callback,
             resume=resume, executor=executor, alpha=alpha, lr_schedule=lr_schedule,
             power_t=power_t, precision=precision)
-        _check_in_dtype(options, self.dtype)
+        options.check_rates(self.backend.xp.finfo(self.array_dtype), self.dtype)
         if self.auto and not options.resume:  # a resumed fit stays where its state is
             self._choose_backend(X, y, options)
         X = self._features(X, fit_scaling=True)
@@ -634,27 +633,6 @@ class MLP(ModelInputs, ClassLabels):
         from .checkpoint import load
 
         return load(cls, path, backend=backend, device=device)
-
-
-def _first_param(params):
-    """``params[0][0]`` where ``params`` is a list of (W, b) pairs, else None: the
-    parameter checks then say what is wrong with it, by name."""
-    if not isinstance(params, (list, tuple)) or not params:
-        return None
-    pair = params[0]
-    return pair[0] if isinstance(pair, (list, tuple)) and pair else None
-
-
-def _check_in_dtype(options, dtype):
-    """Refuse an ``lr`` that is 0 in the model's dtype (the fit would not move)
-    and an ``alpha`` past its largest number (the penalty would be inf)."""
-    info = np.finfo(dtype)
-    if options.optimizer_name is not None and options.lr < info.smallest_subnormal:
-        raise ValueError(f"lr={options.lr!r} is 0 in {dtype}, the model's dtype: the fit would "
-                         f"not move; its smallest rate is {info.smallest_subnormal:.3g}")
-    if options.alpha > info.max:
-        raise ValueError(f"alpha={options.alpha!r} is past {dtype}'s largest number "
-                         f"({info.max:.3g}): the penalty would be infinite")
 
 
 def fit(model: MLP, X, y, **options):

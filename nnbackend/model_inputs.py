@@ -14,7 +14,7 @@ import numpy as np
 from .data import array_backend, as_features, as_targets, frame_columns, is_host
 from .scaling import StandardScaler
 
-__all__ = ["ModelInputs"]
+__all__ = ["ModelInputs", "first_param"]
 
 
 class ModelInputs:
@@ -126,3 +126,12 @@ class ModelInputs:
                 setattr(self, attr, StandardScaler().fit(A, backend=self.backend, name=name))
         scaler = getattr(self, attr)
         return A if scaler is None else scaler.transform(A, backend=self.backend)
+
+
+def first_param(params):
+    """``params[0][0]`` where ``params`` is a list of (W, b) pairs, else None: the
+    parameter checks then say what is wrong with it, by name."""
+    if not isinstance(params, (list, tuple)) or not params:
+        return None
+    pair = params[0]
+    return pair[0] if isinstance(pair, (list, tuple)) and pair else None

@@ -512,3 +512,18 @@ def test_class_ids_become_one_hot_rows_chunk_by_chunk_never_gathered():
                          (da.from_array(np.r_[ids[:-1], np.nan], chunks=250), "whole numbers")):
         with pytest.raises(ValueError, match=message):
             as_targets(backend, bad, "cross_entropy", 5, 1_000, backend.dtype("float32"))
+
+
+def test_row_chunks_of_no_rows_are_dropped_before_the_checks():
+    # A boolean mask leaves 0-row chunks, which Dask's own 2-D reductions (the
+    # input checks') refuse with an error about concatenation.
+    rng = np.random.default_rng(0)
+    X, y = rng.random((1_000, 5)), (rng.random(1_000) > 0.5).astype(float)
+    keep = np.r_[np.ones(500, bool), np.zeros(200, bool), np.ones(300, bool)]
+    Xm = da.from_array(X, chunks=(100, 5))[da.from_array(keep, chunks=100)].compute_chunk_sizes()
+    ym = da.from_array(y, chunks=100)[da.from_array(keep, chunks=100)].compute_chunk_sizes()
+    assert 0 in Xm.chunks[0]
+    got = nb.MLP([5, 6, 1], backend="dask", loss="bce", seed=0).fit(Xm, ym, mode="batch",
+                                                                    epochs=2)
+    want = nb.MLP([5, 6, 1], loss="bce", seed=0).fit(X[keep], y[keep], mode="batch", epochs=2)
+    np.testing.assert_allclose(got.loss, want.loss, rtol=1e-6)

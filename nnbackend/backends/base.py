@@ -480,6 +480,21 @@ class Backend:
         """
         return chunk_size
 
+    def without_empty_chunks(self, a):
+        """``a`` with no row chunk of 0 rows (dask: rechunked, lazily; a boolean
+        mask leaves such chunks, which Dask's own reductions refuse); others as
+        they are.
+
+        Parameters
+        ----------
+        a : array of this backend, shape (n_rows, ...)
+
+        Returns
+        -------
+        array of the same shape and values
+        """
+        return a
+
     def activation_budget(self) -> int:
         """Bytes that one chunk's activations (forward and backward) may take.
 

@@ -113,6 +113,18 @@ class FitOptions:
                    **flags)
 
 
+    def check_rates(self, finfo, dtype_name):
+        """Refuse an ``lr`` that is 0 in the model's dtype (the fit would not
+        move) and an ``alpha`` past its largest number (the penalty would be
+        infinite). ``finfo``: the namespace's ``finfo`` of that dtype."""
+        tiny, largest = float(finfo.smallest_normal) * float(finfo.eps), float(finfo.max)
+        if self.optimizer_name is not None and self.lr < tiny:
+            raise ValueError(f"lr={self.lr!r} is 0 in {dtype_name}, the model's dtype: the "
+                             f"fit would not move; its smallest rate is {tiny:.3g}")
+        if self.alpha > largest:
+            raise ValueError(f"alpha={self.alpha!r} is past {dtype_name}'s largest number "
+                             f"({largest:.3g}): the penalty would be infinite")
+
 def _optimizer_options(optimizer, options):
     """``optimizer_options`` as a dict the named optimizer accepts, or a refusal naming it."""
     if options is None:

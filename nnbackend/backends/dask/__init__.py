@@ -353,6 +353,12 @@ class DaskBackend(Backend):
             return max(chunk_size, max(X.chunks[0]))
         return chunk_size
 
+    def without_empty_chunks(self, a):
+        chunks = getattr(a, "chunks", None)
+        if not chunks or 0 not in chunks[0] or sum(chunks[0]) == 0:
+            return a
+        return a.rechunk({0: tuple(c for c in chunks[0] if c)})
+
     def matmul_precision(self, precision, dtype):
         """Nothing is set: the chunks' matmuls run on Dask's workers, which may
         be other processes, and a library's TF32 switch is per process. With
