@@ -510,6 +510,10 @@ def _bench(args):
     env = bench_environment(args, os.environ)
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         raise _Refusal(f"--out {args.out} is a file, not a directory")
+    try:  # before the run: a folder that cannot be made must not cost its timings
+        os.makedirs(args.out, exist_ok=True)
+    except OSError as exc:
+        raise _Refusal(f"--out {args.out}: {exc.strerror or exc}") from None
     raw = os.path.join(args.out, "results.json")
     with tempfile.TemporaryDirectory(prefix="nnbackend-bench-") as tmp:
         ini = os.path.join(tmp, "pytest.ini")
@@ -530,7 +534,6 @@ def _bench(args):
     if done.returncode != 0:
         results["nnbackend"]["failed"] = ("some benchmark cases failed (pytest exit status "
                                           f"{done.returncode}); this report covers the others")
-    os.makedirs(args.out, exist_ok=True)
     with open(raw + ".part", "w") as f:
         json.dump(results, f, indent=1)
     os.replace(raw + ".part", raw)

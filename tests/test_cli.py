@@ -409,6 +409,15 @@ def test_bench_numbers_out_of_range_are_refused_by_flag(tmp_path, capsys, flags,
     assert not (tmp_path / "b").exists()
 
 
+def test_bench_out_that_cannot_be_made_is_refused_before_the_run(tmp_path, capsys):
+    (tmp_path / "f").write_text("a file, not a folder")
+    with pytest.raises(SystemExit) as refused:
+        main(["bench", "--backends", "numpy", "--out", str(tmp_path / "f" / "b")])
+    err = capsys.readouterr().err
+    assert refused.value.code == 2 and f"--out {tmp_path / 'f' / 'b'}" in err
+    assert "running the benchmark suite" not in err
+
+
 def test_bench_out_naming_a_file_is_refused(tmp_path, capsys):
     (tmp_path / "f").write_text("kept")
     with pytest.raises(SystemExit) as refused:
