@@ -124,8 +124,8 @@ def bind_loss_and_backward(loss, output_activation, reduction, xp, dtype):
     K.check_reduction(reduction)
     by_sum = reduction == "sum"
     if loss != "mse":
-        return lambda z, a, y, n_samples: K.loss_and_backward(
-            loss, output_activation, z, a, y, reduction, n_samples, xp=xp)
+        return lambda z, a, y, n_samples: K._loss_and_backward(
+            loss, output_activation, z, a, y, reduction, n_samples, xp)
     sigmoid = output_activation == "sigmoid"
     fused = fused_form(xp, "mse_sigmoid" if sigmoid else "mse")
     out_backward = bind_activation_backward(output_activation, xp, dtype)
@@ -148,7 +148,7 @@ def bind_loss_and_backward(loss, output_activation, reduction, xp, dtype):
 def bind_n_correct(multiclass, xp):
     """``f(a, y)``: :func:`kernels.n_correct` with ``multiclass`` (shapes (n, k))."""
     fused = None if multiclass else fused_form(xp, "n_correct_binary")
-    return fused or functools.partial(K.n_correct, multiclass=multiclass, xp=xp)
+    return fused or (lambda a, y: K._n_correct(a, y, multiclass, xp))
 
 
 # The activations a bound form knows; the kernels' table is the reference.

@@ -75,14 +75,34 @@ def check_fraction(name, value) -> float:
 
 
 # -- array shapes (the kernels') ----------------------------------------------------
-# Cheap checks on ``.shape`` alone, so they hold under ``jax.jit`` and cost a
-# few hundred nanoseconds eagerly. A size that is not a Python integer is
-# unknown and agrees with anything: Dask's rows before compute (nan), a
-# symbolic size under tracing with dynamic shapes.
+# Cheap checks on ``.shape`` alone, so they hold under ``jax.jit`` and ``vmap``
+# and cost a few hundred nanoseconds eagerly. A size that is not a Python
+# integer is unknown and agrees with anything: Dask's rows before compute
+# (nan), a symbolic size under tracing with dynamic shapes. A Python scalar
+# has the shape ().
 
 
 def _known(size) -> bool:
     return isinstance(size, numbers.Integral)
+
+
+def _shape(a) -> tuple:
+    return tuple(getattr(a, "shape", ()))
+
+
+def _broadcast(shapes):
+    """The shape ``shapes`` broadcast to, None where they do not broadcast
+    (an unknown size agrees with anything and stays unknown)."""
+    rank = max(len(s) for s in shapes)
+    out = []
+    for i in range(-rank, 0):
+        sizes = [s[i] for s in shapes if len(s) >= -i]
+        known = {n for n in sizes if _known(n) and n != 1}
+        if len(known) > 1:
+            return None
+        unknown = [n for n in sizes if not _known(n)]
+        out.append(known.pop() if known else unknown[0] if unknown else 1)
+    return tuple(out)
 
 
 def _agree(shape, other) -> bool:
@@ -92,13 +112,13 @@ def _agree(shape, other) -> bool:
         s == t for s, t in zip(shape, other) if _known(s) and _known(t))
 
 
-def _shape(a) -> tuple:
-    return tuple(a.shape)
-
-
 def check_same_shape(kernel, names, *arrays) -> None:
-    """Refuse arrays whose shapes differ: ``(n, 1)`` against ``(n,)`` would
-    otherwise broadcast to ``(n, n)`` and give a wrong loss with no error.
+    """Refuse arrays that broadcast past the first one's shape, or not at all.
+
+    ``(n, 1)`` against ``(n,)`` broadcasts to ``(n, n)``: an outer difference
+    that gives a wrong loss with no error. The others may broadcast into the
+    first (the network's output, an activation): a scalar target, a
+    ``(1, k)`` row.
 
     Parameters
     ----------
@@ -106,28 +126,25 @@ def check_same_shape(kernel, names, *arrays) -> None:
         The kernel's name, for the message.
     names : tuple of str
         The arrays' argument names, in order.
-    *arrays : arrays
+    *arrays : arrays or scalars
         None stands for an argument not given, and is passed over.
 
     Raises
     ------
     ValueError
-        Naming the kernel, both arguments and both shapes.
+        Naming the kernel, the arguments and their shapes.
     """
     if (len(arrays) == 2 and arrays[0] is not None and arrays[1] is not None
-            and arrays[0].shape == arrays[1].shape):
+            and getattr(arrays[0], "shape", None) == getattr(arrays[1], "shape", False)):
         return  # the common case, before the loop
-    first = None
-    for name, a in zip(names, arrays):
-        if a is None:
-            continue
-        if first is None:
-            first = (name, a.shape)
-            continue
-        if a.shape != first[1] and not _agree(_shape(a), tuple(first[1])):
-            raise ValueError(
-                f"{kernel}: {first[0]} has shape {_shape_text(first[1])} but {name} has "
-                f"shape {_shape_text(a.shape)}; they must have the same shape (n, k)")
+    given = [(name, _shape(a)) for name, a in zip(names, arrays) if a is not None]
+    result = _broadcast([s for _, s in given])
+    if result is not None and _agree(result, given[0][1]):
+        return
+    listed = ", ".join(f"{name} {_shape_text(shape)}" for name, shape in given)
+    why = ("do not broadcast together" if result is None else
+           f"broadcast to {_shape_text(result)}, not {given[0][0]}'s {_shape_text(given[0][1])}")
+    raise ValueError(f"{kernel}: the shapes {listed} {why}; give them the same shape (n, k)")
 
 
 def check_dense(kernel, x, W, b=None, dz=None) -> None:
@@ -137,44 +154,47 @@ def check_dense(kernel, x, W, b=None, dz=None) -> None:
     ----------
     kernel : str
         The kernel's name, for the message.
-    x : array, shape (n, fan_in)
+    x : array, shape (n, fan_in), or (fan_in,) for the forward pass (one
+        sample: what ``vmap`` over rows hands each call)
     W : array, shape (fan_in, fan_out)
-    b : array, shape (fan_out,), optional
-    dz : array, shape (n, fan_out), optional
+    b : array, shape (fan_out,) or any that broadcasts into the output, optional
+    dz : array, shape (n, fan_out), optional (the backward pass; ``x`` 2-D)
 
     Raises
     ------
     ValueError
         Naming the kernel, the argument and the shape it should have.
     """
-    xs, Ws = x.shape, W.shape
-    if (len(xs) == 2 and len(Ws) == 2 and xs[1] == Ws[0]
-            and (b is None or b.shape == (Ws[1],))
-            and (dz is None or dz.shape == (xs[0], Ws[1]))):
-        return  # every size known and fitting: the common case, in one expression
     xs, Ws = _shape(x), _shape(W)
-    if len(xs) != 2:
-        raise ValueError(f"{kernel}: x must be 2-D, shape (n, fan_in), got shape "
-                         f"{_shape_text(xs)}; one sample is a row, x[None, :]")
+    if (len(xs) == 2 and len(Ws) == 2 and xs[1] == Ws[0]
+            and (b is None or getattr(b, "shape", None) == (Ws[1],))
+            and (dz is None or getattr(dz, "shape", None) == (xs[0], Ws[1]))):
+        return  # every size known and fitting: the common case, in one expression
     if len(Ws) != 2:
         raise ValueError(f"{kernel}: W must be 2-D, shape (fan_in, fan_out), got shape "
                          f"{_shape_text(Ws)}")
-    if not _agree(xs[1:], Ws[:1]):
+    if len(xs) != 2 and (dz is not None or len(xs) != 1):
+        raise ValueError(f"{kernel}: x must be 2-D, shape (n, fan_in)"
+                         f"{'' if dz is not None else ' (or one sample, (fan_in,))'}, got "
+                         f"shape {_shape_text(xs)}")
+    if not _agree(xs[-1:], Ws[:1]):
         raise ValueError(f"{kernel}: x has shape {_shape_text(xs)} and W {_shape_text(Ws)}: "
                          f"x's columns must equal W's rows (fan_in)")
-    if b is not None and not _agree(_shape(b), Ws[1:]):
+    out = (*xs[:-1], Ws[1])
+    if b is not None and not _agree(_broadcast([out, _shape(b)]) or (), out):
         raise ValueError(f"{kernel}: b must have shape ({Ws[1]},) for W of shape "
-                         f"{_shape_text(Ws)}, got shape {_shape_text(b.shape)}")
-    if dz is not None and not _agree(_shape(dz), (xs[0], Ws[1])):
-        raise ValueError(f"{kernel}: dz must have shape ({xs[0]}, {Ws[1]}) for x of shape "
+                         f"{_shape_text(Ws)}, got shape {_shape_text(_shape(b))}")
+    if dz is not None and not _agree(_shape(dz), out):
+        raise ValueError(f"{kernel}: dz must have shape {_shape_text(out)} for x of shape "
                          f"{_shape_text(xs)} and W of shape {_shape_text(Ws)}, "
-                         f"got shape {_shape_text(dz.shape)}")
+                         f"got shape {_shape_text(_shape(dz))}")
 
 
-def check_divisor(kernel, n_samples) -> None:
+def check_divisor(kernel, n_samples, reduction="mean") -> None:
     """Refuse a ``"mean"`` divisor below 1 (0 would give inf, -1 a negated
-    loss). An array divisor (a traced one, say) is passed over."""
-    if n_samples is None or (type(n_samples) is int and n_samples >= 1):
+    loss); ``"sum"`` divides by nothing. An array divisor (a traced one, say)
+    is passed over."""
+    if n_samples is None or reduction != "mean" or (type(n_samples) is int and n_samples >= 1):
         return  # the common cases, before the abstract-class look
     if not isinstance(n_samples, numbers.Real):
         return

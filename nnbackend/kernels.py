@@ -40,43 +40,16 @@ from .checks import check_dense, check_divisor, check_same_shape
 # The namespaces' own forms of the hot chains; register_namespace_fixes is public here.
 from .kernel_forms import fused_form, matmul_form, register_namespace_fixes
 
-__all__ = [
-    "dense_forward",
-    "dense_backward",
-    "dense_activation_forward",
-    "sum_rows",
-    "sigmoid_forward",
-    "sigmoid_backward",
-    "tanh_forward",
-    "tanh_backward",
-    "relu_forward",
-    "relu_backward",
-    "identity_forward",
-    "identity_backward",
-    "softmax_forward",
-    "softmax_backward",
-    "mse_forward",
-    "mse_backward",
-    "bce_with_logits_forward",
-    "bce_with_logits_backward",
-    "softmax_cross_entropy_forward",
-    "softmax_cross_entropy_backward",
-    "activation",
-    "activation_forward",
-    "activation_backward",
-    "check_loss",
-    "check_reduction",
-    "loss_forward",
-    "loss_backward",
-    "loss_and_backward",
-    "HIDDEN_ACTIVATIONS",
-    "OUTPUT_ACTIVATIONS",
-    "LOSSES",
-    "REDUCTIONS",
-    "LOSS_OUTPUT",
-    "n_correct",
-    "register_namespace_fixes",
-]
+__all__ = ["dense_forward", "dense_backward", "dense_activation_forward", "sum_rows",
+           "sigmoid_forward", "sigmoid_backward", "tanh_forward", "tanh_backward",
+           "relu_forward", "relu_backward", "identity_forward", "identity_backward",
+           "softmax_forward", "softmax_backward", "mse_forward", "mse_backward",
+           "bce_with_logits_forward", "bce_with_logits_backward",
+           "softmax_cross_entropy_forward", "softmax_cross_entropy_backward", "activation",
+           "activation_forward", "activation_backward", "check_loss", "check_reduction",
+           "loss_forward", "loss_backward", "loss_and_backward", "HIDDEN_ACTIVATIONS",
+           "OUTPUT_ACTIVATIONS", "LOSSES", "REDUCTIONS", "LOSS_OUTPUT", "n_correct",
+           "register_namespace_fixes"]
 
 REDUCTIONS = ("mean", "sum")
 
@@ -125,12 +98,13 @@ def dense_forward(x, W, b, *, xp=None):
     Parameters
     ----------
     x : array, shape (n, fan_in)
+        Or one sample, shape (fan_in,): what ``vmap`` over rows hands each call.
     W : array, shape (fan_in, fan_out)
     b : array, shape (fan_out,)
 
     Returns
     -------
-    z : array, shape (n, fan_out)
+    z : array, shape (n, fan_out), or (fan_out,) for one sample
 
     Raises
     ------
@@ -400,10 +374,10 @@ def check_reduction(reduction):
         raise ValueError(f"reduction must be one of {list(REDUCTIONS)}, got {reduction!r}")
 
 
-def _check_loss_args(kernel, n_samples, names, *arrays):
-    """The loss kernels' arrays of one shape (n, k), and their divisor >= 1."""
+def _check_loss_args(kernel, n_samples, reduction, names, *arrays):
+    """The loss kernels' arrays of one shape (n, k), and their mean's divisor >= 1."""
     check_same_shape(kernel, names, *arrays)
-    check_divisor(kernel, n_samples)
+    check_divisor(kernel, n_samples, reduction)
 
 
 def _reduce(xp, per_element, reduction, n_samples):
@@ -438,7 +412,11 @@ def mse_forward(a, y, reduction="mean", n_samples=None, *, xp=None):
         The sum over samples of ½·Σ_k (a - y)², divided by ``n_samples``
         when ``reduction="mean"``.
     """
-    _check_loss_args("mse_forward", n_samples, ("a", "y"), a, y)
+    _check_loss_args("mse_forward", n_samples, reduction, ("a", "y"), a, y)
+    return _mse_forward(a, y, reduction, n_samples, xp)
+
+
+def _mse_forward(a, y, reduction, n_samples, xp):
     xp = _ns(xp, a, y)
     d = a - y
     return _reduce(xp, 0.5 * (d * d), reduction, n_samples)
@@ -446,7 +424,7 @@ def mse_forward(a, y, reduction="mean", n_samples=None, *, xp=None):
 
 def mse_backward(a, y, reduction="mean", n_samples=None):
     """Gradient of :func:`mse_forward` with respect to ``a``: ``a - y`` (scaled), shape (n, k)."""
-    _check_loss_args("mse_backward", n_samples, ("a", "y"), a, y)
+    _check_loss_args("mse_backward", n_samples, reduction, ("a", "y"), a, y)
     return _scale(a - y, reduction, n_samples)
 
 
@@ -468,7 +446,11 @@ def bce_with_logits_forward(z, y, reduction="mean", n_samples=None, *, xp=None):
     -------
     0-D array
     """
-    _check_loss_args("bce_with_logits_forward", n_samples, ("z", "y"), z, y)
+    _check_loss_args("bce_with_logits_forward", n_samples, reduction, ("z", "y"), z, y)
+    return _bce_forward(z, y, reduction, n_samples, xp)
+
+
+def _bce_forward(z, y, reduction, n_samples, xp):
     xp = _ns(xp, z, y)
     per_element = xp.where(z > 0, z, xp.zeros_like(z)) - z * y + xp.log1p(xp.exp(-xp.abs(z)))
     return _reduce(xp, per_element, reduction, n_samples)
@@ -480,7 +462,7 @@ def bce_with_logits_backward(z, y, reduction="mean", n_samples=None, a=None):
     ``z``, ``y``, ``a`` (``sigmoid(z)``, if the forward pass computed it) and
     the result are of shape (n, k).
     """
-    _check_loss_args("bce_with_logits_backward", n_samples, ("z", "y", "a"), z, y, a)
+    _check_loss_args("bce_with_logits_backward", n_samples, reduction, ("z", "y", "a"), z, y, a)
     if a is None:
         a = sigmoid_forward(z)
     return _scale(a - y, reduction, n_samples)
@@ -503,7 +485,11 @@ def softmax_cross_entropy_forward(z, y, reduction="mean", n_samples=None, *, xp=
     -------
     0-D array
     """
-    _check_loss_args("softmax_cross_entropy_forward", n_samples, ("z", "y"), z, y)
+    _check_loss_args("softmax_cross_entropy_forward", n_samples, reduction, ("z", "y"), z, y)
+    return _ce_forward(z, y, reduction, n_samples, xp)
+
+
+def _ce_forward(z, y, reduction, n_samples, xp):
     xp = _ns(xp, z, y)
     m = xp.max(z, axis=1, keepdims=True)
     log_norm = xp.log(xp.sum(xp.exp(z - m), axis=1, keepdims=True))
@@ -516,7 +502,7 @@ def softmax_cross_entropy_backward(z, y, reduction="mean", n_samples=None, a=Non
 
     ``a``, if given, is ``softmax(z)`` already computed by the forward pass.
     """
-    _check_loss_args("softmax_cross_entropy_backward", n_samples, ("z", "y", "a"), z, y, a)
+    _check_loss_args("softmax_cross_entropy_backward", n_samples, reduction, ("z", "y", "a"), z, y, a)
     if a is None:
         a = softmax_forward(z)
     return _scale(a - y, reduction, n_samples)
@@ -582,19 +568,23 @@ def loss_forward(loss, output_activation, z, a, y, reduction="mean", n_samples=N
         (:func:`check_loss`).
     """
     check_loss(loss, output_activation)
-    _check_loss_args("loss_forward", n_samples, ("z", "a", "y"), z, a, y)
+    _check_loss_args("loss_forward", n_samples, reduction, ("z", "a", "y"), z, a, y)
+    return _loss_forward(loss, z, a, y, reduction, n_samples, xp)
+
+
+def _loss_forward(loss, z, a, y, reduction, n_samples, xp):
     if loss == "mse":
-        return mse_forward(a, y, reduction, n_samples, xp=xp)
+        return _mse_forward(a, y, reduction, n_samples, xp)
     if loss == "bce":
-        return bce_with_logits_forward(z, y, reduction, n_samples, xp=xp)
-    return softmax_cross_entropy_forward(z, y, reduction, n_samples, xp=xp)
+        return _bce_forward(z, y, reduction, n_samples, xp)
+    return _ce_forward(z, y, reduction, n_samples, xp)
 
 
 def loss_backward(loss, output_activation, z, a, y, reduction="mean", n_samples=None, *, xp=None):
     """Gradient of :func:`loss_forward` with respect to the logits ``z``; arguments as
     :func:`loss_forward`, ``z``, ``a``, ``y`` and the result of shape (n, k)."""
     check_loss(loss, output_activation)
-    _check_loss_args("loss_backward", n_samples, ("z", "a", "y"), z, a, y)
+    _check_loss_args("loss_backward", n_samples, reduction, ("z", "a", "y"), z, a, y)
     if loss == "mse":
         da = mse_backward(a, y, reduction, n_samples)
         return activation_backward(output_activation, z, a, da, xp=xp)
@@ -628,7 +618,13 @@ def loss_and_backward(loss, output_activation, z, a, y, reduction="mean", n_samp
     names are not checked here (the model checked them when it was built).
     Arguments as :func:`loss_forward`; returns a 0-D array and shape (n, k).
     """
-    _check_loss_args("loss_and_backward", n_samples, ("z", "a", "y"), z, a, y)
+    _check_loss_args("loss_and_backward", n_samples, reduction, ("z", "a", "y"), z, a, y)
+    return _loss_and_backward(loss, output_activation, z, a, y, reduction, n_samples, xp)
+
+
+def _loss_and_backward(loss, output_activation, z, a, y, reduction, n_samples, xp):
+    """:func:`loss_and_backward` without its checks: for a step loop whose
+    shapes were checked once (:mod:`nnbackend.bound`)."""
     xp = _ns(xp, a, y)
     if loss != "mse":
         # The fused forms (CuPy) give each chain in one kernel, formulas unchanged.
@@ -636,7 +632,7 @@ def loss_and_backward(loss, output_activation, z, a, y, reduction="mean", n_samp
         if fused is not None and z.dtype == a.dtype == y.dtype:
             per_element, dz = fused(z, a, y, _count(a, reduction, n_samples))
             return xp.sum(per_element), dz
-        total = loss_forward(loss, output_activation, z, a, y, "sum", xp=xp)
+        total = _loss_forward(loss, z, a, y, "sum", None, xp)
         return total, _logits_grad(xp, a, y, reduction, n_samples)
     sigmoid = output_activation == "sigmoid"
     fused = fused_form(xp, "mse_sigmoid" if sigmoid else "mse")
@@ -675,6 +671,11 @@ def n_correct(a, y, multiclass, *, xp=None):
     0-D array of ``a``'s dtype
     """
     check_same_shape("n_correct", ("a", "y"), a, y)
+    return _n_correct(a, y, multiclass, xp)
+
+
+def _n_correct(a, y, multiclass, xp):
+    """:func:`n_correct` without its check (see :func:`_loss_and_backward`)."""
     xp = _ns(xp, a, y)
     if multiclass:
         hit = xp.argmax(a, axis=1) == xp.argmax(y, axis=1)

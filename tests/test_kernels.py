@@ -508,29 +508,35 @@ def test_bad_names_raise_value_error():
 
 
 def _mismatched_calls(backend, dtype):
-    """Kernel calls whose arrays do not fit together, each with the argument
-    its message must name. ``(n, 1)`` against ``(n,)`` is the common one: it
-    broadcasts to ``(n, n)``, and the loss would be wrong with no error."""
+    """Kernel calls whose arrays do not fit together, each with what its message
+    must say. ``(n, 1)`` against ``(n,)`` is the common one: it broadcasts to
+    ``(n, n)``, and the loss would be wrong with no error."""
     rng = np.random.default_rng(11)
+    xp = backend.xp
     col, flat = put(backend, rng.uniform(0, 1, (N, 1)), dtype), put(backend, rng.uniform(0, 1, N), dtype)
     x, W = put(backend, rng.uniform(-1, 1, (N, FAN_IN)), dtype), put(backend, rng.uniform(-1, 1, (FAN_IN, FAN_OUT)), dtype)
     b, dz = put(backend, rng.uniform(-1, 1, FAN_OUT), dtype), put(backend, rng.uniform(-1, 1, (N, FAN_OUT)), dtype)
-    yield "mse_forward", lambda: K.mse_forward(col, flat), "y has shape"
-    yield "mse_backward", lambda: K.mse_backward(col, flat), "y has shape"
-    yield "bce_with_logits_forward", lambda: K.bce_with_logits_forward(col, flat), "y has shape"
-    yield "bce_with_logits_backward", lambda: K.bce_with_logits_backward(col, flat), "y has shape"
-    yield "softmax_cross_entropy_forward", lambda: K.softmax_cross_entropy_forward(col, flat), "y has"
-    yield "softmax_cross_entropy_backward", lambda: K.softmax_cross_entropy_backward(col, flat), "y has"
-    yield "loss_forward", lambda: K.loss_forward("mse", "identity", col, col, flat), "y has shape"
-    yield "loss_backward", lambda: K.loss_backward("bce", "sigmoid", col, col, flat), "y has shape"
-    yield "loss_and_backward", lambda: K.loss_and_backward("mse", "sigmoid", col, col, flat), "y has"
-    yield "n_correct", lambda: K.n_correct(col, flat, False), "y has shape"
-    yield "sigmoid_backward", lambda: K.sigmoid_backward(col, col, flat), "da has shape"
-    yield "dense_forward", lambda: K.dense_forward(x[0, :], W, b), "x must be 2-D"
+    outer = f"a ({N}, 1), y ({N},) broadcast to ({N}, {N}), not a's ({N}, 1)"
+    logits = f"z ({N}, 1), y ({N},) broadcast to ({N}, {N})"
+    yield "mse_forward", lambda: K.mse_forward(col, flat), outer
+    yield "mse_backward", lambda: K.mse_backward(col, flat), outer
+    yield "bce_with_logits_forward", lambda: K.bce_with_logits_forward(col, flat), logits
+    yield "bce_with_logits_backward", lambda: K.bce_with_logits_backward(col, flat), logits
+    yield "softmax_cross_entropy_forward", lambda: K.softmax_cross_entropy_forward(col, flat), logits
+    yield "softmax_cross_entropy_backward", lambda: K.softmax_cross_entropy_backward(col, flat), logits
+    yield "loss_forward", lambda: K.loss_forward("mse", "identity", col, col, flat), "y (4,)"
+    yield "loss_backward", lambda: K.loss_backward("bce", "sigmoid", col, col, flat), "y (4,)"
+    yield "loss_and_backward", lambda: K.loss_and_backward("mse", "sigmoid", col, col, flat), "y (4,)"
+    yield "n_correct", lambda: K.n_correct(col, flat, False), outer
+    yield "sigmoid_backward", lambda: K.sigmoid_backward(col, col, flat), "da (4,) broadcast to"
+    yield "mse_forward", lambda: K.mse_forward(col, x), f"broadcast to ({N}, {FAN_IN}), not a's"
+    yield "mse_forward", lambda: K.mse_forward(col, W), "do not broadcast together"
+    yield "dense_forward", lambda: K.dense_forward(xp.reshape(x, (1, N, FAN_IN)), W, b), "x must be 2-D"
     yield "dense_forward", lambda: K.dense_forward(x, W.T, b), "x's columns must equal W's rows"
-    yield "dense_forward", lambda: K.dense_forward(x, W, dz), f"b must have shape ({FAN_OUT},)"
+    yield "dense_forward", lambda: K.dense_forward(x, W, b[:-1]), f"b must have shape ({FAN_OUT},)"
     yield "dense_activation_forward", lambda: K.dense_activation_forward(x, W, x, "tanh"), "b must"
     yield "dense_backward", lambda: K.dense_backward(x, W, dz.T), f"dz must have shape ({N}, {FAN_OUT})"
+    yield "dense_backward", lambda: K.dense_backward(x[0, :], W, dz), "x must be 2-D, shape (n, fan_in), got"
     yield "mse_forward", lambda: K.mse_forward(col, col, "mean", 0), "n_samples must be a number >= 1"
 
 
@@ -538,23 +544,61 @@ def test_arrays_that_do_not_fit_together_are_refused_by_name(backend):
     # Every namespace: refused before any array operation, so the message is
     # the kernel's own, never one from inside the library (or none at all).
     dtype = dtype_of(backend, "float64")
-    for kernel, call, names in _mismatched_calls(backend, dtype):
+    for kernel, call, words in _mismatched_calls(backend, dtype):
         with pytest.raises(ValueError, match=kernel) as refused:
             call()
-        assert names in str(refused.value), (kernel, str(refused.value))
+        assert words in str(refused.value), (kernel, str(refused.value))
+
+
+def test_broadcasts_that_keep_an_operands_shape_stay_allowed(backend):
+    # A scalar or 0-D target, a (1, k) row, a bias as (1, fan_out), one sample
+    # (what vmap over rows hands each call), and n_samples ignored by "sum".
+    dtype = dtype_of(backend, "float64")
+    rng = np.random.default_rng(12)
+    a = put(backend, rng.uniform(0, 1, (N, K_OUT)), dtype)
+    x, W = put(backend, rng.uniform(-1, 1, (N, FAN_IN)), dtype), put(backend, rng.uniform(-1, 1, (FAN_IN, FAN_OUT)), dtype)
+    b = put(backend, rng.uniform(-1, 1, FAN_OUT), dtype)
+    xp = backend.xp
+    want = float(to_numpy(backend, K.mse_forward(a, xp.zeros_like(a))))
+    assert float(to_numpy(backend, K.mse_forward(a, 0.0))) == want
+    assert float(to_numpy(backend, K.mse_forward(a, xp.zeros_like(a[:1, :])))) == want
+    assert float(to_numpy(backend, K.mse_forward(a, xp.zeros_like(a), "sum", 0))) == want * N
+    one = K.dense_forward(x[0, :], W, b)
+    assert tuple(one.shape) == (FAN_OUT,)
+    np.testing.assert_allclose(to_numpy(backend, one), to_numpy(backend, K.dense_forward(x, W, b))[0])
+    row_bias = K.dense_forward(x, W, xp.reshape(b, (1, FAN_OUT)))
+    np.testing.assert_array_equal(to_numpy(backend, row_bias), to_numpy(backend, K.dense_forward(x, W, b)))
+
+
+def test_per_sample_gradients_under_jax_vmap():
+    jax = pytest.importorskip("jax", reason="jax is needed for the vmap check")
+    jnp = jax.numpy
+    rng = np.random.default_rng(13)
+    x, y = jnp.asarray(rng.uniform(-1, 1, (N, FAN_IN))), jnp.asarray(rng.uniform(0, 1, (N, K_OUT)))
+    W, b = jnp.asarray(rng.uniform(-1, 1, (FAN_IN, K_OUT))), jnp.asarray(rng.uniform(-1, 1, K_OUT))
+
+    def loss(W, b, x, y):
+        return K.mse_forward(K.sigmoid_forward(K.dense_forward(x, W, b)), y, "sum")
+
+    per_sample = jax.vmap(jax.grad(loss), in_axes=(None, None, 0, 0))(W, b, x, y)
+    assert per_sample.shape == (N, FAN_IN, K_OUT)
+    whole = jax.grad(loss)(W, b, x, y)
+    np.testing.assert_allclose(np.asarray(per_sample.sum(axis=0)), np.asarray(whole), rtol=1e-5)
 
 
 def test_shape_checks_pass_unknown_sizes_and_integer_dtypes_are_named():
-    class Lazy:  # a Dask array before compute: its rows are unknown (nan)
-        def __init__(self, shape):
-            self.shape = shape
-
+    da = pytest.importorskip("dask.array", reason="unknown sizes come from dask")
     from nnbackend.checks import check_dense, check_same_shape
 
-    check_same_shape("k", ("a", "y"), Lazy((math.nan, 3)), Lazy((7, 3)))
-    check_dense("k", Lazy((math.nan, 3)), Lazy((3, 2)), Lazy((2,)), Lazy((math.nan, 2)))
-    with pytest.raises(ValueError, match=r"y has shape \(nan, 2\)"):
-        check_same_shape("k", ("a", "y"), Lazy((math.nan, 3)), Lazy((math.nan, 2)))
+    rng = np.random.default_rng(14)
+    X = da.from_array(rng.uniform(size=(40, 3)), chunks=10)
+    keep = da.from_array(rng.uniform(size=40) > 0.5, chunks=10)
+    lazy = X[keep]  # rows unknown: (nan, 3)
+    assert np.isnan(lazy.shape[0])
+    check_same_shape("k", ("a", "y"), lazy, X)
+    check_dense("k", lazy, np.ones((3, 2)), np.ones(2), lazy[:, :2])
+    with pytest.raises(ValueError, match="do not broadcast together"):
+        check_same_shape("k", ("a", "y"), lazy, lazy[:, :2])
     with pytest.raises(TypeError, match="dtype int64: cast it first"):
         K.sigmoid_forward(np.arange(3))
 
