@@ -100,8 +100,10 @@ def training_settings(args, dataset, resumed=None):
             settings[key] = getattr(args, key)
     if args.batch_size is not None and settings["mode"] != "minibatch":
         rows = "every row" if settings["mode"] == "batch" else "one row"
+        given = "" if args.mode is not None else " (this data's default)"
         raise Refusal(f"--batch-size is the rows of a --mode minibatch step; --mode "
-                      f"{settings['mode']} takes {rows} a step (leave the flag out)")
+                      f"{settings['mode']}{given} takes {rows} a step: add --mode minibatch, "
+                      "or leave --batch-size out")
     if settings["mode"] == "sgd" and not lr_given and dataset not in ("xor", "and"):
         settings["lr"] = _GENERAL_SGD_LR
     return settings

@@ -550,19 +550,32 @@ def _check_distinct(path, columns):
 _EXACT_WHOLE = 2.0 ** 53
 
 
+# What float() reads as NaN or infinity (any case, signed): a missing label.
+_NOT_FINITE = {"nan", "inf", "infinity"}
+
+
+def _missing_label(path, line, target, text):
+    # Wherever it is in the column: "nan" is a missing value, not a class.
+    raise ValueError(f"{path} line {line}, column {target}: {text!r} is not finite "
+                     f"(a missing label?); drop the row or give it a value")
+
+
 def _parse_labels(path, target, labels):
     values, numeric = [], True
     for line, text in labels:
-        try:
-            value = float(text)
-        except ValueError:
-            numeric = False  # one non-number makes the whole column categorical
-            continue
-        if not math.isfinite(value):
-            # Wherever it is in the column: "nan" is a missing value, not a class.
-            raise ValueError(f"{path} line {line}, column {target}: {text!r} is not finite "
-                             f"(a missing label?); drop the row or give it a value")
-        values.append(value)
+        if numeric:
+            try:
+                value = float(text)
+            except ValueError:
+                numeric = False  # one non-number makes the whole column categorical
+            else:
+                if math.isfinite(value):
+                    values.append(value)
+                    continue
+                _missing_label(path, line, target, text)
+        # A text column: no float() for each row, only a look for NaN's spellings.
+        if text.strip().lstrip("+-").lower() in _NOT_FINITE:
+            _missing_label(path, line, target, text)
     if not numeric:
         names = [text for _, text in labels]
         classes = sorted(set(names))

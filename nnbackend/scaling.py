@@ -7,6 +7,8 @@ array-API namespace, on the array's own device, in the array's dtype.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from .backends import backend_of
@@ -85,16 +87,21 @@ class StandardScaler:
             dtype (the message names the columns).
         """
         xp, to_host, _ = _ops(X, backend)
-        mean = xp.mean(X, axis=0)
-        std = xp.sqrt(xp.mean((X - mean) ** 2, axis=0))  # two passes: no cancellation
+        with warnings.catch_warnings():  # an overflow is refused below, by column
+            warnings.simplefilter("ignore", RuntimeWarning)
+            mean = xp.mean(X, axis=0)
+            std = xp.sqrt(xp.mean((X - mean) ** 2, axis=0))  # two passes: no cancellation
         mean, std = (np.asarray(to_host(a), dtype=np.float64).reshape(-1) for a in (mean, std))
         overflowed = np.flatnonzero(~(np.isfinite(mean) & np.isfinite(std)))
         if overflowed.size:
             columns = ", ".join(map(str, overflowed[:5])) + (", ..." if overflowed.size > 5 else "")
+            if not np.all(np.isfinite(np.asarray(to_host(xp.max(xp.abs(X), axis=0))))):
+                raise ValueError(f"{name} contains NaN or infinity (column(s) {columns})")
+            wider = "" if "64" in str(X.dtype) else ", use dtype='float64'"
             raise ValueError(
                 f"{name}: the values of column(s) {columns} are too large to standardize in "
-                f"{X.dtype} (their spread overflows); rescale them, use dtype='float64', or "
-                "turn standardizing off (standardize=False, --no-standardize)")
+                f"{X.dtype} (their spread overflows); rescale them{wider}, or turn "
+                "standardizing off (standardize=False, --no-standardize)")
         tiny = np.finfo(np.float32).eps * np.maximum(np.abs(mean), 1.0)
         self._set(mean, np.where(std > tiny, std, 1.0))
         return self

@@ -417,3 +417,16 @@ def test_early_stopping_holds_out_scikit_learns_rows(monkeypatch, kind):
         ours(**settings, dtype="float64").fit(X, y)
     assert held_out["ours"].shape == (12,)
     np.testing.assert_array_equal(held_out["ours"], held_out["theirs"])
+
+
+def test_a_regressor_pickled_before_loss_was_a_parameter_loads_with_its_default():
+    reg = nb.MLPRegressor(hidden_layer_sizes=(3,), max_iter=2, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        reg.fit([[0.0], [1.0], [2.0]], [0.0, 1.0, 2.0])
+    state = reg.__getstate__()
+    del state["loss"]
+    old = nb.MLPRegressor.__new__(nb.MLPRegressor)
+    old.__setstate__(state)
+    assert old.get_params()["loss"] == "squared_error"
+    np.testing.assert_array_equal(old.predict([[1.5]]), reg.predict([[1.5]]))

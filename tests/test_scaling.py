@@ -209,3 +209,15 @@ def test_values_too_large_to_standardize_are_named_by_column():
     model = nb.MLP([1, 3, 1], output_activation="identity", loss="mse", standardize=True)
     with pytest.raises(ValueError, match=r"the targets: the values of column\(s\) 0"):
         model.fit(X[:, :1], X[:, 2], epochs=1, batch_size=30)
+
+
+def test_nan_is_named_as_nan_and_float64_is_not_offered_to_float64():
+    X = np.random.default_rng(0).normal(size=(10, 2))
+    X[3, 1] = np.nan
+    with pytest.raises(ValueError, match=r"X contains NaN or infinity \(column\(s\) 1\)"):
+        StandardScaler().fit(X)
+    X[3, 1] = 0.0
+    X[:, 0] *= 1e200
+    with pytest.raises(ValueError, match="too large to standardize in float64") as refused:
+        StandardScaler().fit(X)
+    assert "dtype='float64'" not in str(refused.value)

@@ -258,6 +258,10 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
             dtype=dtype, mode=mode, precision=precision)
         self.loss = loss
 
+    def __setstate__(self, state):
+        state.setdefault("loss", "squared_error")  # pickled before loss was a parameter
+        super().__setstate__(state)
+
     def _check_params(self):
         if self.loss != "squared_error":
             raise ValueError(f"The 'loss' parameter must be 'squared_error' (nnbackend offers "

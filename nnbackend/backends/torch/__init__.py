@@ -78,9 +78,10 @@ class TorchBackend(Backend):
             raise ValueError("backend 'torch': the 'meta' device holds no data; use 'cpu' or "
                              "a GPU")
         elif dev.type != "cpu":
-            module = getattr(torch, dev.type, None)
-            available = getattr(module, "is_available", None)
-            if available is None or not available():
+            # A device type torch has a module for (xpu, ...) says whether it is
+            # here; others (privateuseone, xla: a plugin's) are left to torch.
+            available = getattr(getattr(torch, dev.type, None), "is_available", None)
+            if available is not None and not available():
                 raise BackendUnavailableError(
                     f"backend 'torch': device {device!r} is not available here (torch "
                     f"{torch.__version__}); use 'cpu', 'cuda' or 'mps'")
