@@ -514,5 +514,6 @@ def n_rows(a) -> int:
     """Rows of an array whose first dimension is known."""
     n = a.shape[0]
     if n is None or (isinstance(n, float) and math.isnan(n)):
-        raise ValueError("the number of rows is unknown (a lazy array?); compute it first")
+        raise ValueError("the number of rows is unknown (a Dask array after a boolean mask, "
+                         "say): compute it first, X = X.compute_chunk_sizes()")
     return int(n)

@@ -430,3 +430,14 @@ def test_a_regressor_pickled_before_loss_was_a_parameter_loads_with_its_default(
     old.__setstate__(state)
     assert old.get_params()["loss"] == "squared_error"
     np.testing.assert_array_equal(old.predict([[1.5]]), reg.predict([[1.5]]))
+
+
+def test_a_dask_x_computed_into_memory_by_scikit_learns_checks_is_said():
+    da = pytest.importorskip("dask.array", reason="the dask backend needs dask")
+    X, y = make_classification(n_samples=40, n_features=3, n_informative=2, n_redundant=0,
+                               random_state=0)
+    clf = nb.MLPClassifier(hidden_layer_sizes=(3,), max_iter=1, backend="dask")
+    with pytest.warns(UserWarning, match="compute this Dask X into memory, whole"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            clf.fit(da.from_array(X, chunks=10), da.from_array(y, chunks=10))

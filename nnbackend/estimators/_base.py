@@ -40,6 +40,19 @@ def _is_device_array(a) -> bool:
     return is_array_api_obj(a) and not _is_numpy(a)
 
 
+def _warn_if_gathered(X):
+    """Warn that scikit-learn's input checks compute a Dask ``X`` into memory
+    (without ``array_api_dispatch`` they take NumPy arrays only)."""
+    from sklearn import get_config
+
+    if (_is_device_array(X) and backend_of(X).name == "dask"
+            and not get_config().get("array_api_dispatch")):
+        warnings.warn("scikit-learn's input checks compute this Dask X into memory, whole; "
+                      "for data that does not fit, train nnbackend.MLP(..., backend='dask') "
+                      "on it, or fit under sklearn.config_context(array_api_dispatch=True)",
+                      UserWarning, stacklevel=4)
+
+
 def _where(X):
     """``(backend name, device)`` of an array, ``('numpy', 'cpu')`` for host data."""
     if not _is_device_array(X):
@@ -154,6 +167,7 @@ class _BaseMLP(BaseEstimator):
         if self.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
         first = not hasattr(self, "model_") or (not self.warm_start and not incremental)
+        _warn_if_gathered(X)
         X, y = validate_data(self, X, y, multi_output=True, dtype=_float_dtypes(X),
                              y_numeric=not is_classifier(self) and _is_numpy(y), reset=first)
         self._fit_input = _where(X)
