@@ -442,6 +442,18 @@ def test_many_earlier_attempts_are_summed_up_not_listed():
                     "their medians); these figures are the last attempt's")
 
 
+def test_attempts_whose_medians_moved_are_named_with_their_medians():
+    from nnbackend.bench.report.tables import row_notes
+
+    row = {"rounds": 5, "q1": 0.3, "reruns": 1, "rerun_seconds": 1.0, "stable": True,
+           "attempts": [{"median": 0.00729, "iqr": 0.02}, {"median": 0.316, "iqr": 0.01}]}
+    notes = row_notes("x", "batch", 256, row, {})
+    assert notes[-1] == ("its attempts' medians differ 43.3× (0.00729, 0.316 s a call, the "
+                         "last kept): its time moved while it was timed")
+    row["attempts"][0]["median"] = 0.2  # within 2x: nothing more said
+    assert len(row_notes("x", "batch", 256, row, {})) == 1
+
+
 # -- plots ----------------------------------------------------------------------------
 
 

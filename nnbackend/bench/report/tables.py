@@ -125,7 +125,8 @@ def _epoch_tables(rows, points, labels, mode, noise):
     out += _mark_legend(points, mode_labels, mode, noise)
     if any((points[(lab, mode)][n].get("steps") or 1) > 1
            for lab in mode_labels for n in points[(lab, mode)]):
-        out += ["Time per step (µs):", ""]
+        out += ["Time per step (µs; the epoch's time over its ceil(N / batch size) steps, "
+                "the last one short where the batch size does not divide N):", ""]
         body = [[fmt_n(n)] + [_per_step(points[(lab, mode)].get(n)) for lab in mode_labels]
                 for n in ns]
         out += [md_table(["N"] + mode_labels, body), ""]
@@ -134,6 +135,9 @@ def _epoch_tables(rows, points, labels, mode, noise):
                           if n in points[(lab, mode)] else "—" for lab in mode_labels]
             for n in ns]
     out += [md_table(["N"] + mode_labels, body), ""]
+    if any(n not in points[(lab, mode)] for lab in mode_labels for n in ns):
+        out += ["— not measured at that N (see \"Cases not measured\" where the run "
+                "recorded its cases).", ""]
     return out
 
 
@@ -213,6 +217,9 @@ def row_notes(label, mode, n, row, noise, quartile_note=True):
         if row.get("stable") is False:
             text += f", still too wide: {row.get('stopped') or 'the budget ran out'}"
         notes.append(text)
+        moved = _attempts_moved(row.get("attempts") or [])
+        if moved:
+            notes.append(moved)
     elif row.get("stable") is False and row.get("stopped"):
         notes.append(f"not re-run: {row['stopped']}")
     if (label, mode, n) in noise and isinstance(row.get("load_average"), list) \
@@ -232,6 +239,17 @@ def _earlier_iqrs(attempts):
             f"{statistics.median(shares):.0%})")
 
 
+def _attempts_moved(attempts):
+    """A note where the attempts' medians differ more than 2x: the case's time
+    moved while it was timed, and the kept (last) attempt is one of them."""
+    medians = [a["median"] for a in attempts if isinstance(a, dict) and a.get("median")]
+    if len(medians) < 2 or max(medians) <= 2 * min(medians):
+        return None
+    return (f"its attempts' medians differ {max(medians) / min(medians):.3g}× "
+            f"({', '.join(sig3(m) for m in medians)} s a call, the last kept): its time "
+            "moved while it was timed")
+
+
 def _per_step(row):
     step = row.get("seconds_per_step") if row else None
     return sig3(step * 1e6) if step else "—"
@@ -240,6 +258,10 @@ def _per_step(row):
 def _not_measured(data):
     """The cases that ran no timing (skipped, failed, cut off), by name, with why."""
     missing = not_measured(data)
+    if not isinstance(data, dict) or not isinstance(data.get("cases"), list):
+        return ["## Cases not measured", "",
+                "This run did not record its cases' outcomes, so whether any planned case "
+                "is missing above is not known.", ""]
     if not missing:
         return []
     out = ["## Cases not measured", "",
