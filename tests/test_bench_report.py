@@ -526,3 +526,19 @@ def test_neighbours_of_one_or_two_rounds_are_not_said_to_differ_beyond_their_spr
     assert noise_notes(falling) == {}
     falling = {("x", "batch"): {1_000: row(1.44e-3, 5), 10_000: row(1.39e-3, 5)}}
     assert "beyond both spreads" in noise_notes(falling)[("x", "batch", 1_000)][0]
+
+
+def test_a_crossover_from_timings_of_one_round_says_so(tmp_path):
+    benches = []
+    for n in (1_000, 10_000):
+        benches.append(_bench("nnbackend-numpy-cpu", "batch", n, 1e-6 * n))
+        gpu = _bench("nnbackend-cupy-cuda", "batch", n, 1e-7 * n)
+        gpu["stats"]["rounds"] = 1
+        benches.append(gpu)
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps({"benchmarks": benches}))
+    (c,) = write_report(path, tmp_path / "o")["crossovers"]
+    assert c["few_rounds_n"] == [1_000, 10_000]
+    md = (tmp_path / "o" / "report.md").read_text()
+    assert ("GPU faster at every measured N († from timings of fewer than 3 rounds, spread "
+            "unknown, at N = 1,000, 10,000)") in md

@@ -305,10 +305,13 @@ def gpu_crossovers(rows, points, modes, noise=None):
             if not ns:
                 continue
             res = _crossover(ns, tg, tc)
+            few = [n for n in ns if min(points[(lab, mode)][n].get("rounds") or MIN_SPREAD_ROUNDS
+                                        for lab in (label, CPU_BASELINE)) < MIN_SPREAD_ROUNDS]
             res.update(mode=mode, label=label, cpu_label=CPU_BASELINE,
                        n_measured=[int(n) for n in ns],
                        noisy_n=[int(n) for n in ns if (label, mode, n) in noise
-                                or (CPU_BASELINE, mode, n) in noise])
+                                or (CPU_BASELINE, mode, n) in noise],
+                       few_rounds_n=[int(n) for n in few])
             res["text"] = _crossover_text(res)
             out.append(res)
     return out

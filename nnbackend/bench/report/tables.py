@@ -92,10 +92,17 @@ def _summary(modes, exps, numpy_linear, crossovers):
 
 
 def _noisy_crossover(c):
-    if not c.get("noisy_n"):
-        return ""
-    return (f" ({NOISY_MARK} from timings flagged noisy at N = "
-            + ", ".join(fmt_n(n) for n in c["noisy_n"]) + ")")
+    """What weakens a crossover: timings flagged noisy, or of too few rounds for
+    a spread, at the N it compared."""
+    out = ""
+    if c.get("noisy_n"):
+        out += (f" ({NOISY_MARK} from timings flagged noisy at N = "
+                + ", ".join(fmt_n(n) for n in c["noisy_n"]) + ")")
+    if c.get("few_rounds_n"):
+        out += (f" ({UNKNOWN_MARK} from timings of fewer than {MIN_SPREAD_ROUNDS} rounds, "
+                "spread unknown, at N = " + ", ".join(fmt_n(n) for n in c["few_rounds_n"])
+                + ")")
+    return out
 
 
 def mark(label, mode, n, row, noise):
