@@ -71,6 +71,7 @@ def save(model, path):
             "rng": state.rng,
             "epochs_done": state.epochs_done,
             "lr_scale": state.lr_scale,
+            "split_seed": state.split_seed,
         }
         for name, values in state.state_arrays.items():
             for i, a in enumerate(values):
@@ -155,6 +156,9 @@ def load(cls, path, backend=None, device=None):
                 _check_rng(path, train["rng"])
                 # Written since lr_schedule='adaptive'; older files had none (1).
                 train["lr_scale"] = float(header["train_state"].get("lr_scale", 1.0))
+                # Written since a resumed fit redraws the first fit's validation rows.
+                split_seed = header["train_state"].get("split_seed")
+                train["split_seed"] = None if split_seed is None else int(split_seed)
                 for name, count in train["state_fields"].items():
                     opt_arrays[name] = [f[f"opt_{name}_{i}"] for i in range(count)]
     except ValueError as exc:
@@ -200,6 +204,7 @@ def load(cls, path, backend=None, device=None):
             rng=train["rng"],
             epochs_done=int(train["epochs_done"]),
             lr_scale=train["lr_scale"],
+            split_seed=train["split_seed"],
         )
     return model
 

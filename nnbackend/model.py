@@ -36,7 +36,8 @@ from .data import (
     is_host,
     n_rows,
 )
-from .model_inputs import ModelInputs, first_param
+from .model_epochs import epoch_function
+from .model_inputs import ModelInputs, dtype_name, first_param
 from .network import (
     DEFAULT_CHUNK_SIZE,
     NetSpec,
@@ -49,19 +50,9 @@ from .network import (
     predict_rows,
     slice_rows,
 )
-from .training import FitOptions, Network, epoch_stepper, train
+from .training import FitOptions, Network, train
 
 __all__ = ["MLP", "epoch_function", "fit"]
-
-
-def _dtype_name(dtype) -> str:
-    """'float32' or 'float64' from a name or a NumPy dtype (``np.float32``);
-    anything else is passed on as text for the backend to refuse by name."""
-    if isinstance(dtype, str):
-        return dtype
-    if isinstance(dtype, np.dtype) or (isinstance(dtype, type) and issubclass(dtype, np.generic)):
-        return np.dtype(dtype).name
-    return str(dtype)
 
 
 class MLP(ModelInputs, ClassLabels):
@@ -196,7 +187,7 @@ class MLP(ModelInputs, ClassLabels):
                 backend = backend_of(first)
         self.backend: Backend = (host_backend() if self.auto and backend is None
                                  else get_backend(backend, device))
-        self.dtype = _dtype_name(dtype)
+        self.dtype = dtype_name(dtype)
         # The backend's dtype object for ``dtype``.
         self.array_dtype = self.backend.dtype(self.dtype)
 
@@ -458,9 +449,12 @@ class MLP(ModelInputs, ClassLabels):
             loss if there is validation data, else training loss) improving by
             more than ``min_delta``.
         min_delta : float
-            The smallest decrease that counts as an improvement.
+            An improvement is a decrease by more than this.
         restore_best_weights : bool
-            With ``patience``, end with the weights of the best epoch.
+            With ``patience``, end with the weights that earned the best
+            monitored loss (the training loss is measured during an epoch, so
+            its best weights are that epoch's start). ``resume`` then has no
+            state to go on from (``History.not_resumable``).
         callback : callable, optional
             ``callback(epoch, figures)`` after each epoch, ``epoch`` 1-based and
             ``figures`` the dict of :meth:`History.last`.
@@ -468,21 +462,20 @@ class MLP(ModelInputs, ClassLabels):
             Continue the model's previous fit (also one loaded from a
             checkpoint): its optimizer state and shuffling stream carry on, so
             3 + 3 resumed epochs equal 6 in one go. ``seed`` is then ignored.
-        executor : {'auto', 'reference', 'cupy-fused', 'cupy-batch', 'torch-graphs', 'jax-scan', 'jax-batch', 'dask-chunks'}
+        executor : {'auto', 'reference', 'cupy-fused', 'cupy-batch', 'cupy-graphs', 'torch-graphs', 'jax-scan', 'jax-batch', 'dask-chunks'}
             ``'auto'`` runs each epoch through the backend's first fast path
             that takes the plan: on cupy, and on torch:cuda and jax:gpu where
             CuPy is installed, one fused kernel launch per epoch for sgd and
-            mini-batches of up to 64 rows (``cupy-fused``) and two for batch
-            mode (``cupy-batch``); on torch:cuda without CuPy, each step
-            replayed as a CUDA graph; on jax, one compiled epoch (``lax.scan``
-            of steps, or the chunked full batch); on dask, always the data's row
-            chunks (see the docs' Descent modes page). ``'reference'`` always runs the plain
-            loop (not on dask). The history's ``executor`` and
-            ``executor_reason`` say which ran and why.
+            small mini-batches (``cupy-fused``) and two for batch mode
+            (``cupy-batch``), the steps they decline replayed as captured CUDA
+            graphs (``cupy-graphs``, ``torch-graphs`` on torch:cuda without
+            CuPy); on jax, one compiled epoch; on dask, the data's row chunks.
+            ``'reference'`` runs the plain loop (not on dask). The history's
+            ``executor`` and ``executor_reason`` say which ran and why.
         alpha : float
-            L2 penalty, as scikit-learn's MLP has it: ``alpha/2·‖W‖²`` added to
-            each batch's loss, over ``batch_size`` rows under ``reduction="mean"``
-            (an epoch's shorter last batch too); biases are not penalised.
+            L2 penalty: ``alpha/2·‖W‖²`` added to each batch's loss, over
+            ``batch_size`` rows under ``reduction="mean"`` (scikit-learn's, but
+            for an epoch's shorter last batch); biases are not penalised.
             ``History.loss`` reports the data term alone.
         lr_schedule : {'constant', 'invscaling', 'adaptive'} or callable
             ``'invscaling'``: ``lr / (t + 1) ** power_t``, ``t`` the samples
@@ -518,6 +511,12 @@ class MLP(ModelInputs, ClassLabels):
         the last parameters that were finite, and ``History.diverged`` says
         what happened. A fit that stays finite but ends with a loss more than 100
         times its starting loss warns with the same category.
+
+        A fit that raises (a callback's exception, Ctrl-C) leaves the model as
+        it was before the fit: its epochs, and the scalers and labels learned
+        from its data, are not kept. A resumed fit holds out the first fit's
+        ``validation_split`` rows; the ``patience`` and ``'adaptive'`` counters
+        start again (the adaptive factor reached carries on).
         """
         options = FitOptions.check(
             mode=mode, batch_size=batch_size, epochs=epochs, lr=lr, optimizer=optimizer,
@@ -528,6 +527,17 @@ class MLP(ModelInputs, ClassLabels):
             resume=resume, executor=executor, alpha=alpha, lr_schedule=lr_schedule,
             power_t=power_t, precision=precision)
         options.check_rates(self.backend.xp.finfo(self.array_dtype), self.dtype)
+        before = dict(self.__dict__)
+        try:
+            return self._fit_checked(X, y, options, validation_data)
+        except BaseException:
+            # A fit that raises (Ctrl-C included) leaves the model as it was: not
+            # the scalers, labels or backend learned from data it did not train on.
+            self.__dict__.clear()
+            self.__dict__.update(before)
+            raise
+
+    def _fit_checked(self, X, y, options, validation_data):
         if self.auto and not options.resume:  # a resumed fit stays where its state is
             self._choose_backend(X, y, options)
         X = self._features(X, fit_scaling=True)
@@ -537,7 +547,7 @@ class MLP(ModelInputs, ClassLabels):
             if problem is not None:
                 warnings.warn(f"{problem}: unscaled, they stall or saturate training; build "
                               "the model with standardize=True (or scale X first)",
-                              FeatureScaleWarning, stacklevel=2)
+                              FeatureScaleWarning, stacklevel=3)
         Y = self._targets(y, n_rows(X), fit_scaling=True)
         check_classes(self.backend, Y, self.loss)
         validation = None
@@ -550,7 +560,9 @@ class MLP(ModelInputs, ClassLabels):
             validation = (X_val, self._targets(y_val, n_rows(X_val)))
         with self._fit_context(n_rows(X), options) as threads:
             params, history, self.train_state = train(
-                self._network(), X, Y, options, validation=validation, resume=self.train_state)
+                self._network(), X, Y, options, validation=validation,
+                resume=self.train_state or getattr(self, "_not_resumable", None))
+        self._not_resumable = history.not_resumable  # what a later resume=True is told
         self.flat_params = params
         history.backend, history.blas_threads = candidate_key(self.backend), threads
         history.backend_choice = self.backend_choice if self.auto else None
@@ -656,45 +668,3 @@ def fit(model: MLP, X, y, **options):
         The per-epoch losses and how the fit ran.
     """
     return model.fit(X, y, **options)
-
-
-def epoch_function(model: MLP, X, y, mode="minibatch", batch_size=32, lr=0.1, optimizer="sgd",
-                   shuffle=True, seed=None, chunk_size=DEFAULT_CHUNK_SIZE, executor="auto",
-                   precision=None):
-    """Set up a fit once and return ``step()``, which trains ``model`` one more
-    epoch per call with the same code as :meth:`MLP.fit`.
-
-    ``step()`` returns a Python float: the epoch's per-sample losses summed
-    over its ``n_samples`` rows, each batch's measured before its update. That
-    is ``History.loss × n_samples`` under ``reduction="mean"`` and
-    ``History.loss`` itself under ``"sum"``. Reading it waits for the device,
-    so the epoch is done when ``step`` returns; ``model.flat_params`` then
-    holds the epoch's parameters.
-
-    ``step.window(k)`` trains ``k`` more epochs as one window of a fit (no
-    host work between them, their figures read once at the end) and returns
-    the ``k`` epochs' loss sums, a list of floats; ``step.fit_window`` is
-    the ``k`` a long fit with no callback would use.
-
-    For benchmarks: the data moves to the device here, not in ``step``.
-    ``step.precision`` is the precision the float32 matmuls run at (as
-    ``History.precision``), ``step.executor`` the executor that runs the epochs.
-    """
-    X = model._features(X)
-    Y = model._targets(y, n_rows(X))
-    stepper = epoch_stepper(model._network(), X, Y, mode=mode, batch_size=batch_size, lr=lr,
-                            optimizer=optimizer, shuffle=shuffle, seed=seed,
-                            chunk_size=chunk_size, executor=executor, precision=precision)
-
-    def step():
-        model.flat_params, loss = stepper()
-        return loss
-
-    def window(k):
-        model.flat_params, losses = stepper.window(k)
-        return losses
-
-    step.window, step.fit_window = window, stepper.fit_window
-    step.plan, step.precision, step.executor = stepper.plan, stepper.precision, stepper.executor
-    step.reason_now = stepper.reason_now
-    return step

@@ -14,7 +14,7 @@ import numpy as np
 from .data import array_backend, as_features, as_targets, frame_columns, is_host
 from .scaling import StandardScaler
 
-__all__ = ["ModelInputs", "first_param"]
+__all__ = ["ModelInputs", "dtype_name", "first_param"]
 
 
 class ModelInputs:
@@ -135,3 +135,13 @@ def first_param(params):
         return None
     pair = params[0]
     return pair[0] if isinstance(pair, (list, tuple)) and pair else None
+
+
+def dtype_name(dtype) -> str:
+    """'float32' or 'float64' from a name or a NumPy dtype (``np.float32``);
+    anything else is passed on as text for the backend to refuse by name."""
+    if isinstance(dtype, str):
+        return dtype
+    if isinstance(dtype, np.dtype) or (isinstance(dtype, type) and issubclass(dtype, np.generic)):
+        return np.dtype(dtype).name
+    return str(dtype)

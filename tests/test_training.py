@@ -303,3 +303,80 @@ def test_unwritable_path_is_a_clear_error_and_keeps_old_file(tmp_path):
         model.save(tmp_path)
     assert path.read_bytes() == before
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".nnbackend-")]
+
+
+def _resume_problem():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(120, 3))
+    y = (X[:, 0] * X[:, 1] + 0.3 * X[:, 2] > 0).astype(float)
+    return X, y, lambda: nb.MLP([3, 6, 1], loss="bce", dtype="float64", seed=3)
+
+
+def test_a_resumed_fit_holds_out_the_first_fits_validation_rows(tmp_path):
+    X, y, make = _resume_problem()
+    kw = dict(batch_size=16, lr=0.05, validation_split=0.25)
+    whole = make()
+    h_whole = whole.fit(X, y, epochs=6, **kw)
+    parts = make()
+    parts.fit(X, y, epochs=3, **kw)
+    parts.save(tmp_path / "m.npz")  # the split's seed goes through the checkpoint too
+    resumed = nb.MLP.load(tmp_path / "m.npz")
+    h = resumed.fit(X, y, epochs=3, resume=True, **kw)
+    assert h.val_loss == h_whole.val_loss[3:]
+    for (W, b), (W2, b2) in zip(whole.params, resumed.params):
+        np.testing.assert_array_equal(W, W2)
+        np.testing.assert_array_equal(b, b2)
+
+
+def test_an_adaptive_factor_goes_on_with_adaptive_alone():
+    X, y, make = _resume_problem()
+    m = make()
+    h = m.fit(X, y, mode="batch", epochs=15, lr=1e-5, lr_schedule="adaptive")
+    assert h.lr_drops and m.train_state.lr_scale < 1
+    start = [(np.array(W), np.array(b)) for W, b in m.params]
+    m.fit(X, y, mode="batch", epochs=1, lr=1e-3, resume=True)  # constant: lr as asked
+    fresh = nb.MLP([3, 6, 1], loss="bce", dtype="float64", seed=3, params=start)
+    fresh.fit(X, y, mode="batch", epochs=1, lr=1e-3)
+    for a, b in zip(m.params, fresh.params):
+        np.testing.assert_array_equal(a[0], b[0])
+
+
+def test_restored_best_weights_leave_nothing_to_resume_and_say_why():
+    X, y, make = _resume_problem()
+    m = make()
+    h = m.fit(X, y, batch_size=8, epochs=200, lr=2.0, optimizer="momentum", patience=4,
+              validation_split=0.3)
+    assert h.best_epoch < h.epochs and m.train_state is None
+    assert h.not_resumable.startswith(f"the weights kept are epoch {h.best_epoch}'s")
+    with pytest.raises(ValueError, match="no earlier fit to resume: the weights kept are"):
+        m.fit(X, y, batch_size=8, epochs=1, optimizer="momentum", resume=True)
+    kept = make()
+    kept.fit(X, y, batch_size=8, epochs=3, lr=0.05, optimizer="momentum")
+    assert kept.fit(X, y, batch_size=8, epochs=1, lr=0.05, optimizer="momentum",
+                    resume=True).not_resumable is None
+
+
+def test_adaptive_with_an_optimizer_object_floors_its_own_rate():
+    X, y, make = _resume_problem()
+    h = make().fit(X, y, mode="batch", epochs=40, optimizer=nb.adam(1e-7),
+                   lr_schedule="adaptive")
+    assert h.lr_drops == []  # 1e-7 is below the 1e-6 floor from the start
+
+
+def test_a_fit_that_raises_leaves_the_model_as_it_was():
+    X, y, _ = _resume_problem()
+    model = nb.MLP([3, 6, 1], loss="bce", dtype="float64", seed=3, standardize=True)
+    model.fit(X, y, epochs=2)
+    before = [(np.array(W), np.array(b)) for W, b in model.params]
+    scaler, state = model.feature_scaler, model.train_state
+
+    def interrupt(epoch, figures):
+        if epoch == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(X * 10 + 5, y, epochs=5, callback=interrupt)
+    assert model.feature_scaler is scaler and model.train_state is state
+    for (W, b), (W0, b0) in zip(model.params, before):
+        np.testing.assert_array_equal(W, W0)
+        np.testing.assert_array_equal(b, b0)

@@ -67,6 +67,10 @@ class History:
         compute in float32 FMAs whatever was asked), ``"tf32"`` (tensor
         cores, ``precision="tf32"`` or the library's own TF32 switch), or
         the library's name for another setting (``"bfloat16"``).
+    not_resumable : str or None
+        Why ``fit(resume=True)`` cannot go on from this fit (an Optimizer
+        object, a divergence, best weights restored from an earlier epoch
+        than the optimizer state's), or None where it can.
     window : int
         Epochs run between two reads of their figures to the host. 1 where
         a callback, early stopping, a progress bar or the adaptive rate reads
@@ -97,6 +101,7 @@ class History:
     backend: str = ""
     backend_choice: dict | None = None
     blas_threads: int | None = None
+    not_resumable: str | None = None
     window: int = 1
     precision: str = "highest"
 

@@ -301,26 +301,35 @@ def train(net: Network, X, Y, options: FitOptions, validation=None, resume: Trai
         Optimizer object.
     """
     opt, opt_name = options.optimizer, options.optimizer_name
-    if options.resume and resume is None:
-        raise ValueError("resume=True, but this model has no earlier fit to resume")
+    if options.resume and not isinstance(resume, TrainState):
+        why = f": {resume}" if isinstance(resume, str) else ""
+        raise ValueError(f"resume=True, but this model has no earlier fit to resume{why}")
     saved = resume if options.resume else None
     if saved is not None and saved.optimizer != opt_name:
         raise ValueError(
             f"resume=True: the earlier fit used optimizer {saved.optimizer!r}, "
             f"this one asks for {opt_name!r}"
         )
-    rng = host_rng(net.seed if options.seed is None else options.seed)
+    seed = net.seed if options.seed is None else options.seed
+    rng = host_rng(seed)
+    split_seed = seed if saved is None or saved.split_seed is None else saved.split_seed
     if saved is not None:
         rng.bit_generator.state = saved.rng
     if options.validation_split is not None:
-        X, Y, *validation = _split(net, X, Y, options.validation_split, rng)
+        # A resumed fit holds out the first fit's rows: its stream has moved on,
+        # so the rows are drawn again from a fresh one of the first fit's seed.
+        split_rng = rng if saved is None else host_rng(split_seed)
+        X, Y, *validation = _split(net, X, Y, options.validation_split, split_rng)
 
     n_samples = n_rows(X)
     plan = make_plan(options.mode, n_samples, options.batch_size, options.shuffle)
     # The executor is made (a graph captured, a scan traced) inside it too.
     with net.backend.matmul_precision(options.precision, X.dtype) as precision:
+        # The factor 'adaptive' reached goes on with 'adaptive' alone: a resumed
+        # fit with another schedule runs at the rate it asks for.
+        carried = saved is not None and options.lr_schedule == "adaptive"
         epochs = _Epochs(net, X, Y, validation, options, plan,
-                         lr_scale=saved.lr_scale if saved is not None else 1.0)
+                         lr_scale=saved.lr_scale if carried else 1.0)
         params = net.params
         state = epochs.optimizer.init(params)
         if saved is not None:
@@ -335,8 +344,17 @@ def train(net: Network, X, Y, options: FitOptions, validation=None, resume: Trai
         if epochs.choice.reason_now is not None:  # how the epochs ran, now that they have
             hist.executor_reason = epochs.choice.reason_now()
     inner = state.inner[0] if isinstance(state, ScheduledState) else state
-    new_state = None if opt_name is None or hist.diverged else TrainState.capture(
-        opt_name, inner, rng, (saved.epochs_done if saved else 0) + hist.epochs, lr_scale)
+    # No state to resume from where the optimizer is an object of the caller's,
+    # the fit diverged, or the weights kept are an earlier epoch's (the state is
+    # the last epoch's): History.not_resumable says which.
+    restored = options.restore_best_weights and hist.best_epoch not in (None, hist.epochs)
+    hist.not_resumable = ("an Optimizer object's state is not kept" if opt_name is None
+                      else "the fit diverged" if hist.diverged
+                      else f"the weights kept are epoch {hist.best_epoch}'s (restore_best_weights), "
+                           "the optimizer state the last epoch's" if restored else None)
+    new_state = None if hist.not_resumable else TrainState.capture(
+        opt_name, inner, rng, (saved.epochs_done if saved else 0) + hist.epochs, lr_scale,
+        split_seed)
     return params, hist, new_state
 
 
@@ -360,7 +378,8 @@ def _loop(net: Network, epochs: _Epochs, params, state, rng, hist: History, opti
     named = options.optimizer_name is not None
     guard = DivergenceGuard(options.lr if named else (options.optimizer.hyper or {}).get("lr"),
                             options.alpha)
-    rate = (AdaptiveRate(float(options.lr), scale=epochs.lr_scale)
+    rate = (AdaptiveRate(float(guard.lr if guard.lr is not None else options.lr),
+                         scale=epochs.lr_scale)
             if options.lr_schedule == "adaptive" else None)
     n_val = None if epochs.validation is None else n_rows(epochs.validation[0])
     scale = 1.0 / hist.n_samples if net.spec.reduction == "mean" else 1.0

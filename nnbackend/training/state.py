@@ -32,6 +32,9 @@ class TrainState:
     lr_scale : float
         The factor ``lr_schedule='adaptive'`` had brought the learning rate
         to (1 otherwise).
+    split_seed : int or None
+        The seed the first fit of the chain drew its ``validation_split``
+        from: a resumed fit draws the same rows from it (None: the model's seed).
     """
 
     optimizer: str
@@ -40,16 +43,17 @@ class TrainState:
     rng: dict = field(default_factory=dict)
     epochs_done: int = 0
     lr_scale: float = 1.0
+    split_seed: int | None = None
 
     @classmethod
     def capture(cls, optimizer: str, opt_state, rng, epochs_done: int,
-                lr_scale: float = 1.0) -> "TrainState":
+                lr_scale: float = 1.0, split_seed: int | None = None) -> "TrainState":
         """The state to resume from after a fit's last epoch."""
         scalars, arrays = state_fields(opt_state)
         # A compiled epoch leaves scalars (Adam's count) as device scalars.
         scalars = {k: v if isinstance(v, (int, float)) else int(v) for k, v in scalars.items()}
         return cls(optimizer, scalars, arrays, rng.bit_generator.state, epochs_done,
-                   float(lr_scale))
+                   float(lr_scale), split_seed)
 
     def optimizer_state(self, template):
         """The optimizer state, rebuilt like ``template`` (the optimizer's ``init``)."""

@@ -1,0 +1,51 @@
+"""One epoch of a model's fit at a time, for benchmarks: :func:`epoch_function`."""
+
+from __future__ import annotations
+
+from .data import n_rows
+from .network import DEFAULT_CHUNK_SIZE
+from .training import epoch_stepper
+
+__all__ = ["epoch_function"]
+
+
+def epoch_function(model, X, y, mode="minibatch", batch_size=32, lr=0.1, optimizer="sgd",
+                   shuffle=True, seed=None, chunk_size=DEFAULT_CHUNK_SIZE, executor="auto",
+                   precision=None):
+    """Set up a fit once and return ``step()``, which trains ``model`` one more
+    epoch per call with the same code as :meth:`MLP.fit`.
+
+    ``step()`` returns a Python float: the epoch's per-sample losses summed
+    over its ``n_samples`` rows, each batch's measured before its update. That
+    is ``History.loss × n_samples`` under ``reduction="mean"`` and
+    ``History.loss`` itself under ``"sum"``. Reading it waits for the device,
+    so the epoch is done when ``step`` returns; ``model.flat_params`` then
+    holds the epoch's parameters.
+
+    ``step.window(k)`` trains ``k`` more epochs as one window of a fit (no
+    host work between them, their figures read once at the end) and returns
+    the ``k`` epochs' loss sums, a list of floats; ``step.fit_window`` is
+    the ``k`` a long fit with no callback would use.
+
+    For benchmarks: the data moves to the device here, not in ``step``.
+    ``step.precision`` is the precision the float32 matmuls run at (as
+    ``History.precision``), ``step.executor`` the executor that runs the epochs.
+    """
+    X = model._features(X)
+    Y = model._targets(y, n_rows(X))
+    stepper = epoch_stepper(model._network(), X, Y, mode=mode, batch_size=batch_size, lr=lr,
+                            optimizer=optimizer, shuffle=shuffle, seed=seed,
+                            chunk_size=chunk_size, executor=executor, precision=precision)
+
+    def step():
+        model.flat_params, loss = stepper()
+        return loss
+
+    def window(k):
+        model.flat_params, losses = stepper.window(k)
+        return losses
+
+    step.window, step.fit_window = window, stepper.fit_window
+    step.plan, step.precision, step.executor = stepper.plan, stepper.precision, stepper.executor
+    step.reason_now = stepper.reason_now
+    return step
