@@ -178,6 +178,9 @@ def load(cls, path, backend=None, device=None):
         if a.dtype.kind != "f":
             raise _bad(path, f"an array holds dtype {a.dtype}, expected floats")
     params = [(flat[i], flat[i + 1]) for i in range(0, n_params, 2)]
+    if is_auto(backend) and device is not None:
+        raise ValueError(f"device={device!r} is a device of a named backend; backend='auto' "
+                         "picks the backend and device itself")
     if not is_auto(backend) and (backend is not None or device is not None):
         # An unknown backend or a device this machine lacks is the caller's
         # mistake, not the file's: said as get_backend says it.

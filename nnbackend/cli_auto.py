@@ -39,6 +39,9 @@ def with_auto(commands: dict) -> dict:
 
     def info_and_auto(args):
         if args.backend is not None and is_auto(args.backend):
+            if args.device is not None:
+                raise ValueError(f"--device {args.device} is a device of a named backend; "
+                                 "--backend auto picks the backend and device itself")
             report = auto_report()
             print(json.dumps(report) if args.json else _report_text(report))
             return 0
@@ -112,7 +115,9 @@ def _report_text(report) -> str:
             t = modes.get(mode)
             if t is None:
                 continue
-            source = (f"measured, {t['points']} points, {t['rel_error']:.0%} error"
+            error = ("error unknown" if t.get("rel_error") is None
+                     else f"{t['rel_error']:.0%} error")
+            source = (f"measured, {t.get('points')} points, {error}"
                       if (key, mode) in measured else "default")
             lines.append(f"           {key:10s} {mode:9s} {t['executor']:11s} "
                          f"{_seconds(t['launch_s'])}/step, {_seconds(t['madd_s'])}/multiply-add, "

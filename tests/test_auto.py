@@ -596,3 +596,34 @@ def test_pricing_jax_for_a_float64_fit_leaves_jaxs_x64_as_it_was(tmp_path):
     x64, executors, skipped = json.loads(proc.stdout.splitlines()[-1])
     assert x64 is False
     assert executors and all(executors) and not any(skipped), (executors, skipped)
+
+
+@pytest.mark.parametrize("section", [
+    {"blas": {"threshold_madds": "big"}}, {"blas": {"threads": "four"}},
+    {"blas": {"measured": [[1, 2]]}}, {"libraries": [1, 2]}, {"samples": [1]}])
+def test_a_profile_no_numpy_fit_could_read_is_refused_and_fits_go_on(tmp_path, section):
+    # Every NumPy fit reads the profile's BLAS advice, auto or not: a malformed
+    # section must fall back to the default with one warning naming the file.
+    path = tmp_path / "cache" / "auto-profile.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"format": "nnbackend-auto-profile", "version": 1,
+                                "candidates": {}, **section}))
+    X = np.random.default_rng(0).random((50, 4))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        nb.MLP([4, 1], backend="numpy").fit(X, X[:, :1], epochs=1)
+        nb.MLP([4, 1], backend="auto").fit(X, X[:, :1], epochs=1)
+    said = [str(w.message) for w in caught if "profile" in str(w.message)]
+    assert len(said) == 1 and f"{path} is not a usable profile" in said[0], said
+
+
+def test_auto_with_a_device_is_refused_by_info_and_by_load(tmp_path, capsys):
+    from nnbackend.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["info", "--backend", "auto", "--device", "cuda"])
+    assert "--device cuda is a device of a named backend" in capsys.readouterr().err
+    nb.MLP([2, 1]).save(tmp_path / "m.npz")
+    with pytest.raises(ValueError, match="is a device of a named backend") as refused:
+        nb.MLP.load(tmp_path / "m.npz", backend="auto", device="cuda")
+    assert "not a usable nnbackend checkpoint" not in str(refused.value)

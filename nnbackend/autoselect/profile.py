@@ -128,14 +128,15 @@ class Profile:
             wrong = [m for m, t in out[key].items() if "/" in m and m.partition("/")[2] != t.executor]
             if wrong:
                 raise ValueError(f"candidate {key!r}: entries {wrong} hold another executor's terms")
-        blas = d.get("blas") or {}
-        if not isinstance(blas, dict):
-            raise ValueError("'blas' must be a mapping")
+        blas = _checked_blas(d.get("blas") or {})
         first_use = d.get("first_use") or {}
         if not isinstance(first_use, dict) or not all(
                 isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0
                 for v in first_use.values()):
             raise ValueError("'first_use' must map candidate keys to seconds >= 0")
+        for name in ("libraries", "samples"):
+            if not isinstance(d.get(name) or {}, dict):
+                raise ValueError(f"'{name}' must be a mapping")
         return cls(out, blas, source, str(d.get("machine", "")), str(d.get("created", "")),
                    dict(d.get("libraries") or {}),
                    tuple((k, m) for k, modes in out.items() for m in modes if source != "default"),
@@ -172,6 +173,28 @@ class Profile:
         return path
 
 
+def _number(value, low=0):
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value >= low
+
+
+def _checked_blas(blas) -> dict:
+    """The profile's BLAS advice, refused (ValueError) where a NumPy fit could not
+    read it: every NumPy fit reads it, auto or not."""
+    if not isinstance(blas, dict):
+        raise ValueError("'blas' must be a mapping")
+    if blas.get("threshold_madds") is not None and not _number(blas["threshold_madds"]):
+        raise ValueError("'blas.threshold_madds' must be a number >= 0 or null")
+    if blas.get("threads") is not None and not (_number(blas["threads"], 1)
+                                                 and float(blas["threads"]).is_integer()):
+        raise ValueError("'blas.threads' must be a whole number >= 1 or null")
+    measured = blas.get("measured") or []
+    if not isinstance(measured, list) or not all(
+            isinstance(m, list) and len(m) == 3 and all(_number(v) for v in m) for m in measured):
+        raise ValueError("'blas.measured' must list [product, one thread's s, threads' s] "
+                         "triples of numbers >= 0")
+    return blas
+
+
 @functools.lru_cache(maxsize=1)
 def default_profile() -> Profile:
     """The conservative profile shipped with the package (read once: not to be changed)."""
@@ -206,7 +229,7 @@ def load_profile(path: str | None = None) -> Profile:
         try:
             with open(path) as f:
                 loaded = Profile.from_dict(json.load(f), path).over(default_profile())
-        except (OSError, ValueError) as exc:  # json's errors are ValueErrors
+        except (OSError, ValueError, TypeError, AttributeError) as exc:  # json's: ValueErrors
             loaded = f"{path} is not a usable profile ({exc})"
         _FILES[path] = cached = (mtime, loaded)
     if isinstance(cached[1], str):
@@ -225,8 +248,9 @@ def active_profile(announce: bool = False) -> Profile:
     if _OVERRIDE["profile"] is not None:
         return _OVERRIDE["profile"]
     profile = load_profile()
-    if announce and profile.is_default:
-        path = profile_path()
+    path = profile_path()
+    if announce and profile.is_default and not isinstance(_FILES.get(path, (0, None))[1], str):
+        # (An unusable file was said once already, by load_profile.)
         _warn_once(("default", path),
                    f"backend='auto' has no measured profile ({path} does not exist): it "
                    "chooses from the conservative default shipped with nnbackend; run "
