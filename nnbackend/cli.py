@@ -415,6 +415,7 @@ def _summary(args, model, hist, settings, source, task, train, validation, secon
         "samples_per_second": hist.epochs * train[0].shape[0] / seconds if seconds > 0 else None,
         "stopped_early": hist.stopped_early, "best_epoch": hist.best_epoch,
         "diverged": hist.diverged, "executor": hist.executor, "precision": hist.precision,
+        "backend_choice": hist.backend_choice,
     }
     # Final figures of the kept weights, measured after training.
     for prefix, data in (("train", train), ("val", validation)):
@@ -477,6 +478,11 @@ def _print_summary(s):
         print(s["diverged"] + ("" if s["saved"] else "; the model was not saved"))
     matmuls = "" if s["precision"] == "highest" else f", {s['precision']} matmuls"
     print(f"backend {s['backend']} on {s['device']}, {s['dtype']}{matmuls}")
+    choice = s.get("backend_choice")
+    if choice:
+        took = choice.get("choice_seconds")
+        took = f"; choosing took {took:.2f} s of the time above" if took is not None else ""
+        print(f"auto: {choice['reason']}{took}")
     if s["saved"]:
         print(f"model saved to {s['saved']}")
     if "plot" in s:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import numbers
+import time
 import warnings
 
 import numpy as np
@@ -270,8 +271,11 @@ class MLP(ModelInputs, ClassLabels):
                 n = len(X) if isinstance(X, (list, tuple)) else int(X.shape[0])
             except (AttributeError, TypeError, IndexError, ValueError):
                 return  # not data: the checks that follow refuse it by name
+            started = time.perf_counter()
             backend, self.backend_choice = choose(self.layer_sizes, self.spec, n, options,
                                                   self.dtype, active_profile(announce=True))
+            # Importing and probing the candidates' libraries: part of the fit's time.
+            self.backend_choice["choice_seconds"] = time.perf_counter() - started
         self._move_to(backend)
 
     @contextlib.contextmanager

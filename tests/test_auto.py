@@ -227,7 +227,9 @@ def test_explain_backend_is_what_the_fit_records():
     model = nb.MLP([3, 5, 1], backend="auto")
     hist = model.fit(X, y, mode="sgd", epochs=2, optimizer="momentum")
     again = nb.explain_backend(model, X, mode="sgd", epochs=2, optimizer="momentum")
-    assert again == hist.backend_choice
+    recorded = dict(hist.backend_choice)
+    assert recorded.pop("choice_seconds") >= 0  # what choosing took, the fit's alone
+    assert again == recorded
     assert again["workload"] == {"layer_sizes": [3, 5, 1], "n_samples": 40, "mode": "sgd",
                                  "batch_size": 1, "epochs": 2, "dtype": "float32",
                                  "optimizer": "momentum"}
@@ -627,3 +629,14 @@ def test_auto_with_a_device_is_refused_by_info_and_by_load(tmp_path, capsys):
     with pytest.raises(ValueError, match="is a device of a named backend") as refused:
         nb.MLP.load(tmp_path / "m.npz", backend="auto", device="cuda")
     assert "not a usable nnbackend checkpoint" not in str(refused.value)
+
+
+def test_train_says_what_auto_chose_and_what_choosing_took(capsys):
+    from nnbackend.cli import main
+
+    assert main(["train", "--backend", "auto", "--epochs", "2", "--json", "--quiet"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    choice = summary["backend_choice"]
+    assert choice["chosen"].startswith(summary["backend"]) and choice["choice_seconds"] >= 0
+    assert main(["train", "--backend", "auto", "--epochs", "2"]) == 0
+    assert "auto: " in capsys.readouterr().out

@@ -57,7 +57,8 @@ class History:
     backend_choice : dict or None
         Under ``backend="auto"``: the backend chosen and the predicted
         seconds of every candidate, as :func:`nnbackend.explain_backend`
-        gives them. None for a named backend.
+        gives them, and ``choice_seconds``, what choosing took (importing
+        and probing the candidates' libraries). None for a named backend.
     blas_threads : int or None
         The BLAS threads the fit ran with, where its backend sets them
         (NumPy's, from the profile); None where left as they were.
