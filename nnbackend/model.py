@@ -569,7 +569,8 @@ class MLP(ModelInputs, ClassLabels):
         self._not_resumable = history.not_resumable  # what a later resume=True is told
         self.flat_params = params
         history.backend, history.blas_threads = candidate_key(self.backend), threads
-        history.backend_choice = self.backend_choice if self.auto else None
+        history.backend_choice = None if not self.auto else self.backend_choice if not \
+            options.resume else _resumed_choice(self.backend, history.executor)
         return history
 
     def _network(self) -> Network:
@@ -649,6 +650,14 @@ class MLP(ModelInputs, ClassLabels):
         from .checkpoint import load
 
         return load(cls, path, backend=backend, device=device)
+
+
+def _resumed_choice(backend, executor):
+    """What a resumed auto fit records: no choice made, the backend its state is on."""
+    key = candidate_key(backend)
+    return {"chosen": key, "backend": backend.name, "device": backend.device_spec(),
+            "executor": executor, "reason": f"resumed: stays on {key}, where its optimizer "
+            "state is (no new choice)", "profile": None, "candidates": []}
 
 
 def fit(model: MLP, X, y, **options):

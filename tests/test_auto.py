@@ -640,3 +640,13 @@ def test_train_says_what_auto_chose_and_what_choosing_took(capsys):
     assert choice["chosen"].startswith(summary["backend"]) and choice["choice_seconds"] >= 0
     assert main(["train", "--backend", "auto", "--epochs", "2"]) == 0
     assert "auto: " in capsys.readouterr().out
+
+
+def test_a_resumed_auto_fit_records_that_it_chose_nothing():
+    X, y = _data()
+    model = nb.MLP([3, 5, 1], backend="auto")
+    first = model.fit(X, y, epochs=2)
+    resumed = model.fit(X, y, epochs=2, resume=True)
+    assert first.backend_choice["candidates"]  # a choice, with what it priced
+    assert resumed.backend_choice["reason"].startswith(f"resumed: stays on {resumed.backend}")
+    assert resumed.backend_choice["candidates"] == []
