@@ -502,7 +502,8 @@ def softmax_cross_entropy_backward(z, y, reduction="mean", n_samples=None, a=Non
 
     ``a``, if given, is ``softmax(z)`` already computed by the forward pass.
     """
-    _check_loss_args("softmax_cross_entropy_backward", n_samples, reduction, ("z", "y", "a"), z, y, a)
+    _check_loss_args("softmax_cross_entropy_backward", n_samples, reduction, ("z", "y", "a"),
+                     z, y, a)
     if a is None:
         a = softmax_forward(z)
     return _scale(a - y, reduction, n_samples)

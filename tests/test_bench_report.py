@@ -517,8 +517,6 @@ def test_crossover_wording_for_one_n_and_for_ties(tmp_path):
 
 
 def test_neighbours_of_one_or_two_rounds_are_not_said_to_differ_beyond_their_spreads():
-    from nnbackend.bench.report.analysis import noise_notes
-
     def row(t, rounds):
         return {"seconds_per_epoch": t, "rounds": rounds, "q1": t, "q3": t, "iqr": 0.0}
 

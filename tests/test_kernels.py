@@ -513,31 +513,36 @@ def _mismatched_calls(backend, dtype):
     ``(n, n)``, and the loss would be wrong with no error."""
     rng = np.random.default_rng(11)
     xp = backend.xp
-    col, flat = put(backend, rng.uniform(0, 1, (N, 1)), dtype), put(backend, rng.uniform(0, 1, N), dtype)
-    x, W = put(backend, rng.uniform(-1, 1, (N, FAN_IN)), dtype), put(backend, rng.uniform(-1, 1, (FAN_IN, FAN_OUT)), dtype)
-    b, dz = put(backend, rng.uniform(-1, 1, FAN_OUT), dtype), put(backend, rng.uniform(-1, 1, (N, FAN_OUT)), dtype)
+    def draw(low, shape):
+        return put(backend, rng.uniform(low, 1, shape), dtype)
+
+    col, flat, x = draw(0, (N, 1)), draw(0, N), draw(-1, (N, FAN_IN))
+    W, b, dz = draw(-1, (FAN_IN, FAN_OUT)), draw(-1, FAN_OUT), draw(-1, (N, FAN_OUT))
     outer = f"a ({N}, 1), y ({N},) broadcast to ({N}, {N}), not a's ({N}, 1)"
     logits = f"z ({N}, 1), y ({N},) broadcast to ({N}, {N})"
     yield "mse_forward", lambda: K.mse_forward(col, flat), outer
     yield "mse_backward", lambda: K.mse_backward(col, flat), outer
     yield "bce_with_logits_forward", lambda: K.bce_with_logits_forward(col, flat), logits
     yield "bce_with_logits_backward", lambda: K.bce_with_logits_backward(col, flat), logits
-    yield "softmax_cross_entropy_forward", lambda: K.softmax_cross_entropy_forward(col, flat), logits
-    yield "softmax_cross_entropy_backward", lambda: K.softmax_cross_entropy_backward(col, flat), logits
+    ce_forward, ce_backward = K.softmax_cross_entropy_forward, K.softmax_cross_entropy_backward
+    yield "softmax_cross_entropy_forward", lambda: ce_forward(col, flat), logits
+    yield "softmax_cross_entropy_backward", lambda: ce_backward(col, flat), logits
     yield "loss_forward", lambda: K.loss_forward("mse", "identity", col, col, flat), "y (4,)"
     yield "loss_backward", lambda: K.loss_backward("bce", "sigmoid", col, col, flat), "y (4,)"
-    yield "loss_and_backward", lambda: K.loss_and_backward("mse", "sigmoid", col, col, flat), "y (4,)"
+    yield "loss_and_backward", lambda: K.loss_and_backward("mse", "sigmoid", col, col, flat), \
+        "y (4,)"
     yield "n_correct", lambda: K.n_correct(col, flat, False), outer
     yield "sigmoid_backward", lambda: K.sigmoid_backward(col, col, flat), "da (4,) broadcast to"
     yield "mse_forward", lambda: K.mse_forward(col, x), f"broadcast to ({N}, {FAN_IN}), not a's"
     yield "mse_forward", lambda: K.mse_forward(col, W), "do not broadcast together"
-    yield "dense_forward", lambda: K.dense_forward(xp.reshape(x, (1, N, FAN_IN)), W, b), "x must be 2-D"
+    x3 = xp.reshape(x, (1, N, FAN_IN))
+    yield "dense_forward", lambda: K.dense_forward(x3, W, b), "x must be 2-D"
     yield "dense_forward", lambda: K.dense_forward(x, W.T, b), "x's columns must equal W's rows"
     yield "dense_forward", lambda: K.dense_forward(x, W, b[:-1]), f"b must have shape ({FAN_OUT},)"
     yield "dense_activation_forward", lambda: K.dense_activation_forward(x, W, x, "tanh"), "b must"
-    yield "dense_backward", lambda: K.dense_backward(x, W, dz.T), f"dz must have shape ({N}, {FAN_OUT})"
-    yield "dense_backward", lambda: K.dense_backward(x[0, :], W, dz), "x must be 2-D, shape (n, fan_in), got"
-    yield "mse_forward", lambda: K.mse_forward(col, col, "mean", 0), "n_samples must be a number >= 1"
+    yield "dense_backward", lambda: K.dense_backward(x, W, dz.T), f"dz must have shape ({N}, "
+    yield "dense_backward", lambda: K.dense_backward(x[0, :], W, dz), "x must be 2-D, shape (n,"
+    yield "mse_forward", lambda: K.mse_forward(col, col, "mean", 0), "n_samples must be a number"
 
 
 def test_arrays_that_do_not_fit_together_are_refused_by_name(backend):
@@ -556,7 +561,8 @@ def test_broadcasts_that_keep_an_operands_shape_stay_allowed(backend):
     dtype = dtype_of(backend, "float64")
     rng = np.random.default_rng(12)
     a = put(backend, rng.uniform(0, 1, (N, K_OUT)), dtype)
-    x, W = put(backend, rng.uniform(-1, 1, (N, FAN_IN)), dtype), put(backend, rng.uniform(-1, 1, (FAN_IN, FAN_OUT)), dtype)
+    x = put(backend, rng.uniform(-1, 1, (N, FAN_IN)), dtype)
+    W = put(backend, rng.uniform(-1, 1, (FAN_IN, FAN_OUT)), dtype)
     b = put(backend, rng.uniform(-1, 1, FAN_OUT), dtype)
     xp = backend.xp
     want = float(to_numpy(backend, K.mse_forward(a, xp.zeros_like(a))))
@@ -565,9 +571,10 @@ def test_broadcasts_that_keep_an_operands_shape_stay_allowed(backend):
     assert float(to_numpy(backend, K.mse_forward(a, xp.zeros_like(a), "sum", 0))) == want * N
     one = K.dense_forward(x[0, :], W, b)
     assert tuple(one.shape) == (FAN_OUT,)
-    np.testing.assert_allclose(to_numpy(backend, one), to_numpy(backend, K.dense_forward(x, W, b))[0])
+    whole = to_numpy(backend, K.dense_forward(x, W, b))
+    np.testing.assert_allclose(to_numpy(backend, one), whole[0])
     row_bias = K.dense_forward(x, W, xp.reshape(b, (1, FAN_OUT)))
-    np.testing.assert_array_equal(to_numpy(backend, row_bias), to_numpy(backend, K.dense_forward(x, W, b)))
+    np.testing.assert_array_equal(to_numpy(backend, row_bias), whole)
 
 
 def test_per_sample_gradients_under_jax_vmap():

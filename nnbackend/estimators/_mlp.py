@@ -235,8 +235,9 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     Parameters and attributes are :class:`MLPClassifier`'s, less ``classes_``,
     and ``loss``: ``'squared_error'``, the only one offered (scikit-learn's
-    ``'poisson'`` is refused). ``out_activation_`` is ``'identity'``. ``loss_`` is scikit-learn's half
-    mean squared error (over samples and outputs) plus the L2 term.
+    ``'poisson'`` is refused). ``out_activation_`` is ``'identity'``. ``loss_``
+    is scikit-learn's half mean squared error (over samples and outputs) plus
+    the L2 term.
     """
 
     def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, loss="squared_error",

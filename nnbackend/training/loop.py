@@ -348,10 +348,11 @@ def train(net: Network, X, Y, options: FitOptions, validation=None, resume: Trai
     # the fit diverged, or the weights kept are an earlier epoch's (the state is
     # the last epoch's): History.not_resumable says which.
     restored = options.restore_best_weights and hist.best_epoch not in (None, hist.epochs)
-    hist.not_resumable = ("an Optimizer object's state is not kept" if opt_name is None
-                      else "the fit diverged" if hist.diverged
-                      else f"the weights kept are epoch {hist.best_epoch}'s (restore_best_weights), "
-                           "the optimizer state the last epoch's" if restored else None)
+    hist.not_resumable = (
+        "an Optimizer object's state is not kept" if opt_name is None
+        else "the fit diverged" if hist.diverged
+        else f"the weights kept are epoch {hist.best_epoch}'s (restore_best_weights), the "
+             "optimizer state the last epoch's" if restored else None)
     new_state = None if hist.not_resumable else TrainState.capture(
         opt_name, inner, rng, (saved.epochs_done if saved else 0) + hist.epochs, lr_scale,
         split_seed)
