@@ -87,7 +87,12 @@ def _known(size) -> bool:
 
 
 def _shape(a) -> tuple:
-    return tuple(getattr(a, "shape", ()))
+    """An array's shape; a nested list's as NumPy would read it; a scalar's ()."""
+    if hasattr(a, "shape"):
+        return tuple(a.shape)
+    if isinstance(a, (list, tuple)):
+        return (len(a), *(_shape(a[0]) if a else ()))
+    return ()
 
 
 def _broadcast(shapes):
@@ -103,6 +108,13 @@ def _broadcast(shapes):
         unknown = [n for n in sizes if not _known(n)]
         out.append(known.pop() if known else unknown[0] if unknown else 1)
     return tuple(out)
+
+
+def _within(result, first) -> bool:
+    """``result`` is ``first``'s shape: each known size of ``first`` known and equal
+    in ``result`` (an unknown size against a 1 could grow it: (nan, 1) against (nan,))."""
+    return len(result) == len(first) and all(
+        not _known(f) or (_known(r) and r == f) for r, f in zip(result, first))
 
 
 def _agree(shape, other) -> bool:
@@ -138,8 +150,10 @@ def check_same_shape(kernel, names, *arrays) -> None:
             and getattr(arrays[0], "shape", None) == getattr(arrays[1], "shape", False)):
         return  # the common case, before the loop
     given = [(name, _shape(a)) for name, a in zip(names, arrays) if a is not None]
+    if len(given) < 2:
+        return
     result = _broadcast([s for _, s in given])
-    if result is not None and _agree(result, given[0][1]):
+    if result is not None and _within(result, given[0][1]):
         return
     listed = ", ".join(f"{name} {_shape_text(shape)}" for name, shape in given)
     why = ("do not broadcast together" if result is None else

@@ -31,8 +31,8 @@ from .backends import BACKEND_NAMES, Backend, backend_of
 from .checks import check_int
 
 __all__ = ["MODES", "BatchPlan", "FeatureScaleWarning", "array_backend", "as_features",
-           "as_targets", "check_classes", "feature_scale_problem", "frame_columns", "host_rng",
-           "init_params", "is_frame", "is_host", "make_plan", "n_rows"]
+           "as_targets", "check_classes", "feature_scale_problem", "frame_columns", "fresh_seed",
+           "host_rng", "init_params", "is_frame", "is_host", "make_plan", "n_rows"]
 
 MODES = ("batch", "minibatch", "sgd")
 
@@ -62,6 +62,12 @@ class BatchPlan:
 def host_rng(seed) -> np.random.Generator:
     """The host generator that draws a fit's batch orders (and validation split)."""
     return np.random.default_rng(seed)
+
+
+def fresh_seed() -> int:
+    """A seed from the operating system's entropy, for a fit given none (kept, so
+    what it drew can be drawn again)."""
+    return int(np.random.SeedSequence().generate_state(1, dtype=np.uint32)[0])
 
 
 def init_params(sizes, hidden_activation, rng: np.random.Generator):
@@ -476,10 +482,14 @@ def _one_hot(backend: Backend, y, n_classes: int, dtype, name: str):
     if isinstance(y, np.ndarray):
         return backend.asarray(_host_one_hot(y, n_classes, name), dtype=dtype)
     xp = backend.xp
-    ids = xp.astype(xp.reshape(y, (-1,)), dtype)
-    # Smallest, largest and "all whole numbers" in one transfer (NaN is not whole).
+    raw = xp.reshape(y, (-1,))
+    # Checked in the ids' own dtype (1.00000001 is no class, whatever the model's
+    # dtype rounds it to): smallest, largest and "all whole numbers" in one
+    # transfer (NaN is not whole).
+    work = raw if xp.isdtype(raw.dtype, "real floating") else xp.astype(raw, dtype)
     low, high, whole = (float(v) for v in backend.to_host(xp.stack(
-        [xp.min(ids), xp.max(ids), xp.astype(xp.all(ids == xp.round(ids)), dtype)])))
+        [xp.min(work), xp.max(work), xp.astype(xp.all(work == xp.round(work)), work.dtype)])))
+    ids = xp.astype(raw, dtype)
     if not whole:
         raise ValueError(f"{name} holds class ids for cross_entropy, so they must be "
                          "whole numbers; got non-integer values")

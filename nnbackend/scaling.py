@@ -95,8 +95,10 @@ class StandardScaler:
         overflowed = np.flatnonzero(~(np.isfinite(mean) & np.isfinite(std)))
         if overflowed.size:
             columns = ", ".join(map(str, overflowed[:5])) + (", ..." if overflowed.size > 5 else "")
-            if not np.all(np.isfinite(np.asarray(to_host(xp.max(xp.abs(X), axis=0))))):
-                raise ValueError(f"{name} contains NaN or infinity (column(s) {columns})")
+            largest = np.asarray(to_host(xp.max(xp.abs(X), axis=0))).reshape(-1)
+            if not np.all(np.isfinite(largest)):
+                bad = ", ".join(map(str, np.flatnonzero(~np.isfinite(largest))[:5]))
+                raise ValueError(f"{name} contains NaN or infinity (column(s) {bad})")
             wider = "" if "64" in str(X.dtype) else ", use dtype='float64'"
             raise ValueError(
                 f"{name}: the values of column(s) {columns} are too large to standardize in "

@@ -414,7 +414,10 @@ def test_ratio_verdicts_follow_the_ratio_with_digits_that_do_not_contradict_them
                                "q3_b": quartiles[1], "rounds": 9, "target": 1.2,
                                "sense": sense, "met": met}}
 
-    benches = [pair("just-under", 1.19987, True), pair("just-over", 1.2004, False),
+    bare = pair("no-medians", 1.1, True)
+    for key in ("median_a", "median_b"):
+        del bare["extra_info"][key]
+    benches = [bare, pair("just-under", 1.19987, True), pair("just-over", 1.2004, False),
                pair("flag-wrong", 2.0, True), pair("wide", 1.1, True, (0.008, 0.012)),
                pair("no-sense", 1.1, True, sense=None)]
     _, md = report(tmp_path, benches)
@@ -428,6 +431,7 @@ def test_ratio_verdicts_follow_the_ratio_with_digits_that_do_not_contradict_them
     assert "| 1.1 | ≤ 1.2 | yes ‡ |" in table_row(ratios, "wide", "numpy-seed")
     assert "‡ the sides' quartiles allow a ratio on either side of the target" in ratios
     assert "| 1.1 | ? 1.2 | — |" in table_row(ratios, "no-sense", "numpy-seed")
+    assert "| — | — | 9 | 1.1 | ≤ 1.2 | yes |" in table_row(ratios, "no-medians", "numpy-seed")
 
 
 def test_many_earlier_attempts_are_summed_up_not_listed():

@@ -606,6 +606,11 @@ def test_shape_checks_pass_unknown_sizes_and_integer_dtypes_are_named():
     check_dense("k", lazy, np.ones((3, 2)), np.ones(2), lazy[:, :2])
     with pytest.raises(ValueError, match="do not broadcast together"):
         check_same_shape("k", ("a", "y"), lazy, lazy[:, :2])
+    # (nan, 1) against (nan,): the unknown rows could grow the 1 into (nan, nan).
+    with pytest.raises(ValueError, match="not a's"):
+        K.mse_backward(lazy[:, :1], lazy[:, 0])
+    with pytest.raises(ValueError, match="not a's"):  # a list reads as NumPy would read it
+        K.mse_backward(np.zeros((5, 1)), [0.0, 1.0, 2.0, 3.0, 4.0])
     with pytest.raises(TypeError, match="dtype int64: cast it first"):
         K.sigmoid_forward(np.arange(3))
 

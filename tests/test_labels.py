@@ -265,3 +265,13 @@ def test_checkpoint_with_classes_is_a_plain_npz(tmp_path):
         assert all(n.endswith(".npy") for n in z.namelist())
     with np.load(tmp_path / "m.npz", allow_pickle=False) as f:
         assert f["header"].dtype.kind == "U"
+
+
+def test_backend_class_ids_are_checked_in_their_own_dtype():
+    torch = pytest.importorskip("torch", reason="a float64 torch tensor of ids")
+    from nnbackend.data import as_targets
+
+    backend = nb.get_backend("torch")
+    ids = torch.tensor([0.0, 1.00000001, 1.0], dtype=torch.float64)  # 1 in float32
+    with pytest.raises(ValueError, match="whole numbers"):
+        as_targets(backend, ids, "cross_entropy", 2, 3, backend.dtype("float32"))

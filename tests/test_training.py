@@ -347,8 +347,9 @@ def test_restored_best_weights_leave_nothing_to_resume_and_say_why():
     h = m.fit(X, y, batch_size=8, epochs=200, lr=2.0, optimizer="momentum", patience=4,
               validation_split=0.3)
     assert h.best_epoch < h.epochs and m.train_state is None
-    assert h.not_resumable.startswith(f"the weights kept are epoch {h.best_epoch}'s")
-    with pytest.raises(ValueError, match="no earlier fit to resume: the weights kept are"):
+    assert h.not_resumable.startswith(f"the weights kept (restore_best_weights, epoch "
+                                      f"{h.best_epoch}) are not the last epoch's")
+    with pytest.raises(ValueError, match=r"no earlier fit to resume: the weights kept \("):
         m.fit(X, y, batch_size=8, epochs=1, optimizer="momentum", resume=True)
     kept = make()
     kept.fit(X, y, batch_size=8, epochs=3, lr=0.05, optimizer="momentum")
@@ -380,3 +381,36 @@ def test_a_fit_that_raises_leaves_the_model_as_it_was():
     for (W, b), (W0, b0) in zip(model.params, before):
         np.testing.assert_array_equal(W, W0)
         np.testing.assert_array_equal(b, b0)
+
+
+def test_best_weights_of_the_training_loss_are_an_epochs_start_and_leave_nothing_to_resume():
+    # Without validation data the best weights are the best epoch's start, so
+    # even a best last epoch restores weights the optimizer state is not theirs.
+    X, y, make = _resume_problem()
+    m = make()
+    h = m.fit(X, y, mode="batch", epochs=3, lr=0.5, patience=10, restore_best_weights=True)
+    assert h.best_epoch == h.epochs == 3
+    assert m.train_state is None and "not the last epoch's" in h.not_resumable
+
+
+def test_a_resumed_split_is_the_same_rows_whatever_the_seed_was(monkeypatch, tmp_path):
+    from nnbackend.training import loop
+
+    held_out, real = [], loop.split_indices
+
+    def recording(*args, **kwargs):
+        train_idx, val_idx = real(*args, **kwargs)
+        held_out.append(val_idx.tolist())
+        return train_idx, val_idx
+
+    monkeypatch.setattr(loop, "split_indices", recording)
+    X, y, _ = _resume_problem()
+    kw = dict(batch_size=16, lr=0.05, validation_split=0.25)
+    for seed, fit_seed in ((None, None), (3, np.int64(5))):
+        held_out.clear()
+        model = nb.MLP([3, 6, 1], loss="bce", dtype="float64", seed=seed)
+        model.fit(X, y, epochs=2, seed=fit_seed, **kw)
+        model.fit(X, y, epochs=2, resume=True, **kw)
+        assert len(held_out) == 2 and held_out[0] == held_out[1]
+        assert isinstance(model.train_state.split_seed, int)  # a NumPy seed saves as JSON
+        model.save(tmp_path / f"m{seed}.npz")

@@ -262,7 +262,12 @@ class Backend:
         name = str(name)
         if name not in FLOAT_DTYPES:
             raise ValueError(f"dtype must be one of {list(FLOAT_DTYPES)}, got {name!r}")
-        if name not in self.float_dtypes():
+        usable = self.float_dtypes()
+        if not usable:  # no array of any float dtype could be made there
+            raise BackendUnavailableError(
+                f"backend {self.name!r}: device {self.device_spec()!r} is not usable here (no "
+                "array could be made on it); choose another device")
+        if name not in usable:
             raise ValueError(
                 f"dtype {name!r} is not supported by backend {self.name!r} on "
                 f"device {self.device!r}; use dtype='float32'"

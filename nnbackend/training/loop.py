@@ -26,7 +26,7 @@ import math
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ..data import host_rng, make_plan, n_rows
+from ..data import fresh_seed, host_rng, make_plan, n_rows
 from ..datasets import split_indices
 from ..engine import EpochTask, choose_executor, run_epoch
 from ..network import NetSpec, chunk_rows, evaluate_rows, multiclass_of, slice_rows
@@ -311,8 +311,12 @@ def train(net: Network, X, Y, options: FitOptions, validation=None, resume: Trai
             f"this one asks for {opt_name!r}"
         )
     seed = net.seed if options.seed is None else options.seed
+    if seed is None:  # a seed of its own, kept: a resumed fit draws the same validation rows
+        seed = fresh_seed()
     rng = host_rng(seed)
-    split_seed = seed if saved is None or saved.split_seed is None else saved.split_seed
+    # (A checkpoint from before split seeds were kept: the model's seed, its best guess.)
+    split_seed = seed if saved is None else (
+        saved.split_seed if saved.split_seed is not None else net.seed)
     if saved is not None:
         rng.bit_generator.state = saved.rng
     if options.validation_split is not None:
@@ -347,12 +351,8 @@ def train(net: Network, X, Y, options: FitOptions, validation=None, resume: Trai
     # No state to resume from where the optimizer is an object of the caller's,
     # the fit diverged, or the weights kept are an earlier epoch's (the state is
     # the last epoch's): History.not_resumable says which.
-    restored = options.restore_best_weights and hist.best_epoch not in (None, hist.epochs)
-    hist.not_resumable = (
-        "an Optimizer object's state is not kept" if opt_name is None
-        else "the fit diverged" if hist.diverged
-        else f"the weights kept are epoch {hist.best_epoch}'s (restore_best_weights), the "
-             "optimizer state the last epoch's" if restored else None)
+    hist.not_resumable = ("an Optimizer object's state is not kept" if opt_name is None
+                          else "the fit diverged" if hist.diverged else hist.not_resumable)
     new_state = None if hist.not_resumable else TrainState.capture(
         opt_name, inner, rng, (saved.epochs_done if saved else 0) + hist.epochs, lr_scale,
         split_seed)
@@ -431,8 +431,13 @@ def _loop(net: Network, epochs: _Epochs, params, state, rng, hist: History, opti
         guard.check_growth(first, hist.loss[-1])
     if stopping is not None and stopping.best_epoch is not None:
         hist.best_epoch = stopping.best_epoch
-        if options.restore_best_weights:
+        if options.restore_best_weights and stopping.best_params is not params:
+            # (The training loss's best weights are an epoch's start: the last
+            # epoch's too, where it was the best.)
             params = stopping.best_params
+            hist.not_resumable = (f"the weights kept (restore_best_weights, epoch "
+                                  f"{hist.best_epoch}) are not the last epoch's, whose "
+                                  "optimizer state the fit ended with")
     return net.backend.export(params), state, epochs.lr_scale
 
 

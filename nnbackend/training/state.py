@@ -53,7 +53,7 @@ class TrainState:
         # A compiled epoch leaves scalars (Adam's count) as device scalars.
         scalars = {k: v if isinstance(v, (int, float)) else int(v) for k, v in scalars.items()}
         return cls(optimizer, scalars, arrays, rng.bit_generator.state, epochs_done,
-                   float(lr_scale), split_seed)
+                   float(lr_scale), None if split_seed is None else int(split_seed))
 
     def optimizer_state(self, template):
         """The optimizer state, rebuilt like ``template`` (the optimizer's ``init``)."""

@@ -121,7 +121,8 @@ def noise_notes(points):
                 out.setdefault((label, mode, n), []).append(why)
         for a, b in zip(ns, ns[1:]):
             ra, rb = cell[a], cell[b]
-            if min(ra.get("rounds") or 0, rb.get("rounds") or 0) < MIN_SPREAD_ROUNDS:
+            if min(ra.get("rounds") or MIN_SPREAD_ROUNDS,
+                   rb.get("rounds") or MIN_SPREAD_ROUNDS) < MIN_SPREAD_ROUNDS:
                 continue  # a spread of one or two rounds is unknown: nothing to go beyond
             (lo_a, hi_a), (lo_b, hi_b) = interval(ra), interval(rb)
             ta, tb = ra["seconds_per_epoch"], rb["seconds_per_epoch"]

@@ -146,8 +146,8 @@ def time_to_target_tables(rows, ttt_modes):
 def _side(median, q1, q3, rounds):
     """A ratio side's median (ms per epoch) with its quartiles and a mark when
     too wide; no quartiles from fewer rounds than a spread needs."""
-    text = sig3(median * 1e3)
-    if q1 is None or q3 is None or (rounds or 0) < MIN_SPREAD_ROUNDS:
+    text = sig3(None if median is None else median * 1e3)
+    if median is None or q1 is None or q3 is None or (rounds or 0) < MIN_SPREAD_ROUNDS:
         return text, False
     noisy = bool(too_wide({"median": median, "iqr": q3 - q1, "rounds": rounds or 0}))
     return f"{text} ({sig3(q1 * 1e3)}–{sig3(q3 * 1e3)}){' ⚠' if noisy else ''}", noisy
