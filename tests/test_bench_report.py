@@ -237,19 +237,24 @@ def test_crossover(linear_report):
     assert "GPU faster from N ≈" in md
 
 
+def _crossover_of(tmp_path, ns, gpu_time):
+    """The report's one crossover: NumPy at 1 us a row against ``gpu_time(n)``."""
+    benches = []
+    for n in ns:
+        benches.append(_bench("nnbackend-numpy-cpu", "batch", n, 1e-6 * n))
+        benches.append(_bench("nnbackend-cupy-cuda", "batch", n, gpu_time(n)))
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps({"benchmarks": benches}))
+    (c,) = write_report(path, tmp_path / "o")["crossovers"]
+    return c
+
+
 @needs_matplotlib
 def test_crossover_absent(tmp_path):
     # GPU always slower, then always faster.
     for gpu_time, text in ((lambda n: 1e-5 * n, "CPU faster at every measured N"),
                            (lambda n: 1e-7 * n, "GPU faster at every measured N")):
-        benches = []
-        for n in NS:
-            benches.append(_bench("nnbackend-numpy-cpu", "batch", n, 1e-6 * n))
-            benches.append(_bench("nnbackend-cupy-cuda", "batch", n, gpu_time(n)))
-        path = tmp_path / "r.json"
-        path.write_text(json.dumps({"benchmarks": benches}))
-        summary = write_report(path, tmp_path / "o")
-        (c,) = summary["crossovers"]
+        c = _crossover_of(tmp_path, NS, gpu_time)
         assert c["n"] is None and c["text"] == text
         assert text in (tmp_path / "o" / "report.md").read_text()
         assert not (tmp_path / "o" / "time_to_target.png").exists()
@@ -506,14 +511,7 @@ def test_crossover_wording_for_one_n_and_for_ties(tmp_path):
     for ns, gpu_time, text in (
             ([1_000], lambda n: 1e-7 * n, "GPU faster at the one N measured (N = 1,000)"),
             ([1_000, 10_000], lambda n: 1e-6 * n, "GPU and CPU equally fast at every measured N")):
-        benches = []
-        for n in ns:
-            benches.append(_bench("nnbackend-numpy-cpu", "batch", n, 1e-6 * n))
-            benches.append(_bench("nnbackend-cupy-cuda", "batch", n, gpu_time(n)))
-        path = tmp_path / "r.json"
-        path.write_text(json.dumps({"benchmarks": benches}))
-        (c,) = write_report(path, tmp_path / "o")["crossovers"]
-        assert c["text"] == text
+        assert _crossover_of(tmp_path, ns, gpu_time)["text"] == text
 
 
 def test_neighbours_of_one_or_two_rounds_are_not_said_to_differ_beyond_their_spreads():
