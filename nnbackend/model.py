@@ -532,46 +532,43 @@ class MLP(ModelInputs, ClassLabels):
             power_t=power_t, precision=precision)
         options.check_rates(self.backend.xp.finfo(self.array_dtype), self.dtype)
         before = dict(self.__dict__)
-        try:
-            return self._fit_checked(X, y, options, validation_data)
+        try:  # the frames between the caller and train() are as the warnings count them
+            if self.auto and not options.resume:  # a resumed fit stays where its state is
+                self._choose_backend(X, y, options)
+            X = self._features(X, fit_scaling=True)
+            if not self.standardize:
+                with self.backend.compute_context():
+                    problem = feature_scale_problem(self.backend, X)
+                if problem is not None:
+                    warnings.warn(f"{problem}: unscaled, they stall or saturate training; build "
+                                  "the model with standardize=True (or scale X first)",
+                                  FeatureScaleWarning, stacklevel=2)
+            Y = self._targets(y, n_rows(X), fit_scaling=True)
+            check_classes(self.backend, Y, self.loss)
+            validation = None
+            if validation_data is not None:
+                try:
+                    X_val, y_val = validation_data
+                except (TypeError, ValueError):
+                    raise ValueError("validation_data must be a pair (X_val, y_val)") from None
+                X_val = self._features(X_val)
+                validation = (X_val, self._targets(y_val, n_rows(X_val)))
+            with self._fit_context(n_rows(X), options) as threads:
+                params, history, self.train_state = train(
+                    self._network(), X, Y, options, validation=validation,
+                    resume=self.train_state or getattr(self, "_not_resumable", None))
+            self._not_resumable = history.not_resumable  # what a later resume=True is told
+            self.flat_params = params
+            history.backend, history.blas_threads = candidate_key(self.backend), threads
+            history.backend_choice = None if not self.auto else self.backend_choice if not \
+                options.resume else _resumed_choice(self.backend, history.executor)
+            return history
         except BaseException:
             # A fit that raises (Ctrl-C included) leaves the model as it was: not
             # the scalers, labels or backend learned from data it did not train on.
             self.__dict__.clear()
             self.__dict__.update(before)
             raise
-
-    def _fit_checked(self, X, y, options, validation_data):
-        if self.auto and not options.resume:  # a resumed fit stays where its state is
-            self._choose_backend(X, y, options)
-        X = self._features(X, fit_scaling=True)
-        if not self.standardize:
-            with self.backend.compute_context():
-                problem = feature_scale_problem(self.backend, X)
-            if problem is not None:
-                warnings.warn(f"{problem}: unscaled, they stall or saturate training; build "
-                              "the model with standardize=True (or scale X first)",
-                              FeatureScaleWarning, stacklevel=3)
-        Y = self._targets(y, n_rows(X), fit_scaling=True)
-        check_classes(self.backend, Y, self.loss)
-        validation = None
-        if validation_data is not None:
-            try:
-                X_val, y_val = validation_data
-            except (TypeError, ValueError):
-                raise ValueError("validation_data must be a pair (X_val, y_val)") from None
-            X_val = self._features(X_val)
-            validation = (X_val, self._targets(y_val, n_rows(X_val)))
-        with self._fit_context(n_rows(X), options) as threads:
-            params, history, self.train_state = train(
-                self._network(), X, Y, options, validation=validation,
-                resume=self.train_state or getattr(self, "_not_resumable", None))
-        self._not_resumable = history.not_resumable  # what a later resume=True is told
-        self.flat_params = params
-        history.backend, history.blas_threads = candidate_key(self.backend), threads
-        history.backend_choice = None if not self.auto else self.backend_choice if not \
-            options.resume else _resumed_choice(self.backend, history.executor)
-        return history
 
     def _network(self) -> Network:
         return Network(self.backend, self.spec, self.layer_sizes, self.flat_params, self.seed)
