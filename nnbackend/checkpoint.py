@@ -72,6 +72,7 @@ def save(model, path):
             "epochs_done": state.epochs_done,
             "lr_scale": state.lr_scale,
             "split_seed": state.split_seed,
+            "plateau": None if state.plateau is None else list(state.plateau),
         }
         for name, values in state.state_arrays.items():
             for i, a in enumerate(values):
@@ -159,6 +160,9 @@ def load(cls, path, backend=None, device=None):
                 # Written since a resumed fit redraws the first fit's validation rows.
                 split_seed = header["train_state"].get("split_seed")
                 train["split_seed"] = None if split_seed is None else int(split_seed)
+                plateau = header["train_state"].get("plateau")
+                train["plateau"] = None if plateau is None else (
+                    None if plateau[0] is None else float(plateau[0]), int(plateau[1]))
                 for name, count in train["state_fields"].items():
                     opt_arrays[name] = [f[f"opt_{name}_{i}"] for i in range(count)]
     except ValueError as exc:
@@ -208,6 +212,7 @@ def load(cls, path, backend=None, device=None):
             epochs_done=int(train["epochs_done"]),
             lr_scale=train["lr_scale"],
             split_seed=train["split_seed"],
+            plateau=train["plateau"],
         )
     return model
 

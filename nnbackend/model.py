@@ -519,8 +519,8 @@ class MLP(ModelInputs, ClassLabels):
         A fit that raises (a callback's exception, Ctrl-C) leaves the model as
         it was before the fit: its epochs, and the scalers and labels learned
         from its data, are not kept. A resumed fit holds out the first fit's
-        ``validation_split`` rows; the ``patience`` and ``'adaptive'`` counters
-        start again (the adaptive factor reached carries on).
+        ``validation_split`` rows and goes on with ``'adaptive'``'s factor and
+        plateau count; ``patience``'s count starts again.
         """
         options = FitOptions.check(
             mode=mode, batch_size=batch_size, epochs=epochs, lr=lr, optimizer=optimizer,

@@ -414,3 +414,22 @@ def test_a_resumed_split_is_the_same_rows_whatever_the_seed_was(monkeypatch, tmp
         assert len(held_out) == 2 and held_out[0] == held_out[1]
         assert isinstance(model.train_state.split_seed, int)  # a NumPy seed saves as JSON
         model.save(tmp_path / f"m{seed}.npz")
+
+
+def test_an_adaptive_plateau_goes_on_across_a_resume_and_a_checkpoint(tmp_path):
+    # The plateau falls across the join: 8 + 12 resumed epochs drop the rate
+    # where one 20-epoch fit does, and end with its weights.
+    X, y, make = _resume_problem()
+    kw = dict(mode="batch", lr=1e-5, lr_schedule="adaptive")
+    whole = make()
+    h_whole = whole.fit(X, y, epochs=20, **kw)
+    assert h_whole.lr_drops and h_whole.lr_drops[0] > 8
+    parts = make()
+    parts.fit(X, y, epochs=8, **kw)
+    parts.save(tmp_path / "m.npz")
+    resumed = nb.MLP.load(tmp_path / "m.npz")
+    h = resumed.fit(X, y, epochs=12, resume=True, **kw)
+    assert [8 + e for e in h.lr_drops] == h_whole.lr_drops
+    for (W, b), (W2, b2) in zip(whole.params, resumed.params):
+        np.testing.assert_array_equal(W, W2)
+        np.testing.assert_array_equal(b, b2)

@@ -344,7 +344,8 @@ def train(net: Network, X, Y, options: FitOptions, validation=None, resume: Trai
         hist = History(mode=options.mode, batch_size=plan.batch_size, n_samples=n_samples,
                        executor=epochs.choice.name, executor_reason=epochs.choice.reason,
                        precision="highest" if epochs.choice.own_matmuls else precision)
-        params, state, lr_scale = _loop(net, epochs, params, state, rng, hist, options)
+        params, state, lr_scale, plateau = _loop(net, epochs, params, state, rng, hist,
+                                                 options, saved.plateau if carried else None)
         if epochs.choice.reason_now is not None:  # how the epochs ran, now that they have
             hist.executor_reason = epochs.choice.reason_now()
     inner = state.inner[0] if isinstance(state, ScheduledState) else state
@@ -355,7 +356,7 @@ def train(net: Network, X, Y, options: FitOptions, validation=None, resume: Trai
                           else "the fit diverged" if hist.diverged else hist.not_resumable)
     new_state = None if hist.not_resumable else TrainState.capture(
         opt_name, inner, rng, (saved.epochs_done if saved else 0) + hist.epochs, lr_scale,
-        split_seed)
+        split_seed, plateau)
     return params, hist, new_state
 
 
@@ -372,15 +373,17 @@ def _callbacks(options: FitOptions, params):
     return callbacks, stopping
 
 
-def _loop(net: Network, epochs: _Epochs, params, state, rng, hist: History, options: FitOptions):
-    """The epochs of one fit; returns the parameters to keep and the optimizer state."""
+def _loop(net: Network, epochs: _Epochs, params, state, rng, hist: History, options: FitOptions,
+          plateau=None):
+    """The epochs of one fit; returns the parameters to keep, the optimizer state, the
+    adaptive factor and plateau (``plateau``: the resumed fit's, to go on from)."""
     callbacks, stopping = _callbacks(options, params)
     # An Optimizer object carries its own rate, and options.lr is unused then.
     named = options.optimizer_name is not None
     guard = DivergenceGuard(options.lr if named else (options.optimizer.hyper or {}).get("lr"),
                             options.alpha)
     rate = (AdaptiveRate(float(guard.lr if guard.lr is not None else options.lr),
-                         scale=epochs.lr_scale)
+                         scale=epochs.lr_scale, plateau=plateau)
             if options.lr_schedule == "adaptive" else None)
     n_val = None if epochs.validation is None else n_rows(epochs.validation[0])
     scale = 1.0 / hist.n_samples if net.spec.reduction == "mean" else 1.0
@@ -438,7 +441,8 @@ def _loop(net: Network, epochs: _Epochs, params, state, rng, hist: History, opti
             hist.not_resumable = (f"the weights kept (restore_best_weights, epoch "
                                   f"{hist.best_epoch}) are not the last epoch's, whose "
                                   "optimizer state the fit ended with")
-    return net.backend.export(params), state, epochs.lr_scale
+    return (net.backend.export(params), state, epochs.lr_scale,
+            None if rate is None else rate.plateau)
 
 
 def epoch_stepper(net: Network, X, Y, mode="minibatch", batch_size=32, lr=0.1, optimizer="sgd",

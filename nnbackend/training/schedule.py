@@ -67,9 +67,16 @@ class AdaptiveRate:
     training loss (as early stopping's).
     """
 
-    def __init__(self, lr: float, patience: int = 10, tol: float = 1e-4, scale: float = 1.0):
+    def __init__(self, lr: float, patience: int = 10, tol: float = 1e-4, scale: float = 1.0,
+                 plateau=None):
         self.lr, self.patience, self.tol, self.scale = lr, patience, tol, scale
-        self.best, self.waited = math.inf, 0
+        best, self.waited = plateau if plateau is not None else (None, 0)
+        self.best = math.inf if best is None else float(best)
+
+    @property
+    def plateau(self) -> tuple:
+        """``(best, waited)`` for a resumed fit to go on from (best None: none yet)."""
+        return (None if math.isinf(self.best) else self.best, self.waited)
 
     def after_epoch(self, figures) -> bool:
         """True when the rate has just been divided (the optimizer must be rebuilt)."""

@@ -35,6 +35,10 @@ class TrainState:
     split_seed : int or None
         The seed the first fit of the chain drew its ``validation_split``
         from: a resumed fit draws the same rows from it (None: the model's seed).
+    plateau : tuple or None
+        ``lr_schedule='adaptive'``'s best monitored loss (None: none yet) and
+        the epochs it has waited since, which a resumed 'adaptive' fit goes on
+        counting from (None: the fit was not adaptive).
     """
 
     optimizer: str
@@ -44,16 +48,18 @@ class TrainState:
     epochs_done: int = 0
     lr_scale: float = 1.0
     split_seed: int | None = None
+    plateau: tuple | None = None
 
     @classmethod
     def capture(cls, optimizer: str, opt_state, rng, epochs_done: int,
-                lr_scale: float = 1.0, split_seed: int | None = None) -> "TrainState":
+                lr_scale: float = 1.0, split_seed: int | None = None,
+                plateau: tuple | None = None) -> "TrainState":
         """The state to resume from after a fit's last epoch."""
         scalars, arrays = state_fields(opt_state)
         # A compiled epoch leaves scalars (Adam's count) as device scalars.
         scalars = {k: v if isinstance(v, (int, float)) else int(v) for k, v in scalars.items()}
         return cls(optimizer, scalars, arrays, rng.bit_generator.state, epochs_done,
-                   float(lr_scale), None if split_seed is None else int(split_seed))
+                   float(lr_scale), None if split_seed is None else int(split_seed), plateau)
 
     def optimizer_state(self, template):
         """The optimizer state, rebuilt like ``template`` (the optimizer's ``init``)."""
