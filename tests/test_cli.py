@@ -395,6 +395,29 @@ def test_a_bench_run_that_times_nothing_leaves_the_last_results(tmp_path, capsys
     assert sorted(p.name for p in out.iterdir()) == ["results.json"]
 
 
+@pytest.mark.parametrize("written", [None, "", '{"benchmarks": []}'])
+@pytest.mark.parametrize("returncode", [0, 1, 5])
+def test_a_suite_that_wrote_no_timing_is_refused_as_timing_nothing(tmp_path, written, returncode):
+    # pytest-benchmark leaves no file, an empty one or an empty list, by
+    # version, when no case ran; each must read as "nothing timed".
+    from nnbackend.cli import _bench_results, _Refusal
+
+    path = tmp_path / "results.json"
+    if written is not None:
+        path.write_text(written)
+    with pytest.raises(_Refusal, match="no benchmark case was timed"):
+        _bench_results(str(path), returncode, "b")
+
+
+def test_a_suite_that_was_interrupted_is_refused_with_its_status(tmp_path):
+    from nnbackend.cli import _bench_results, _Refusal
+
+    path = tmp_path / "results.json"
+    path.write_text('{"benchmarks": [1]}')
+    with pytest.raises(_Refusal, match="pytest exit status 2.*nothing in b was changed"):
+        _bench_results(str(path), 2, "b")
+
+
 @pytest.mark.parametrize("flags,message", [
     (["--sizes", "inf"], "--sizes: expected comma-separated finite numbers"),
     (["--sizes", "0"], "--sizes: expected numbers >= 1"),
