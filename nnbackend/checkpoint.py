@@ -73,6 +73,7 @@ def save(model, path):
             "lr_scale": state.lr_scale,
             "split_seed": state.split_seed,
             "plateau": None if state.plateau is None else list(state.plateau),
+            "stopping": None if state.stopping is None else list(state.stopping),
         }
         for name, values in state.state_arrays.items():
             for i, a in enumerate(values):
@@ -163,6 +164,8 @@ def load(cls, path, backend=None, device=None):
                 plateau = header["train_state"].get("plateau")
                 train["plateau"] = None if plateau is None else (
                     None if plateau[0] is None else float(plateau[0]), int(plateau[1]))
+                # Written since a resumed fit goes on with patience's count.
+                train["stopping"] = _stopping(header["train_state"].get("stopping"))
                 for name, count in train["state_fields"].items():
                     opt_arrays[name] = [f[f"opt_{name}_{i}"] for i in range(count)]
     except ValueError as exc:
@@ -213,8 +216,20 @@ def load(cls, path, backend=None, device=None):
             lr_scale=train["lr_scale"],
             split_seed=train["split_seed"],
             plateau=train["plateau"],
+            stopping=train["stopping"],
         )
     return model
+
+
+def _stopping(count):
+    """Early stopping's count as the header holds it, checked (ValueError: what is wrong)."""
+    if count is None:
+        return None
+    if not (isinstance(count, list) and len(count) == 4 and count[0] in ("val_loss", "loss")
+            and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in count[1:])):
+        raise ValueError(f"early stopping's count {count!r} is not "
+                         "[monitor, best loss, epochs waited, best epoch]")
+    return str(count[0]), float(count[1]), int(count[2]), int(count[3])
 
 
 def _check_rng(path, state):

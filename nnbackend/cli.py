@@ -469,7 +469,9 @@ def _print_summary(s):
             print(line)
     stop = ""
     if s["stopped_early"]:
-        stop = f" (stopped early; kept epoch {s['best_epoch']})"
+        # (0: a resumed fit's best stayed the weights it resumed from.)
+        stop = (f" (stopped early; kept epoch {s['best_epoch']})" if s["best_epoch"] != 0
+                else " (stopped early; kept the weights it resumed from)")
     rate = s["samples_per_second"]
     rate = f", {rate:,.0f} samples/s" if rate is not None else ""
     print(f"{s['epochs_run']} of {s['epochs']} epochs in {s['seconds']:.2f} s{stop}: "

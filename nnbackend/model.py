@@ -520,7 +520,10 @@ class MLP(ModelInputs, ClassLabels):
         it was before the fit: its epochs, and the scalers and labels learned
         from its data, are not kept. A resumed fit holds out the first fit's
         ``validation_split`` rows and goes on with ``'adaptive'``'s factor and
-        plateau count; ``patience``'s count starts again.
+        plateau count and with ``patience``'s count (its best loss and epochs
+        waited, where it monitors the same loss and ``restore_best_weights``
+        asks for no weights the earlier fit did not keep): a fit that stopped
+        early stops again after its first epoch that does not improve.
         """
         options = FitOptions.check(
             mode=mode, batch_size=batch_size, epochs=epochs, lr=lr, optimizer=optimizer,

@@ -73,7 +73,7 @@ def plot_history(history, path, title=None):
     if history.accuracy:
         _curves(axes[0][1], epochs, history.accuracy, history.val_accuracy, "accuracy")
         axes[0][1].set_ylim(0, 1.02)
-    if history.stopped_early and history.best_epoch:
+    if history.stopped_early and history.best_epoch and history.best_epoch > 0:
         # Early stopping kept this epoch's weights, not the last ones drawn.
         for row in axes:
             for ax in row:

@@ -105,6 +105,18 @@ def test_patience_stops_early():
     assert s["epochs"] == 400  # as asked: with epochs_run, enough to repeat the run
 
 
+def test_a_resumed_run_that_kept_its_starting_weights_says_so(capsys):
+    from nnbackend.cli import _print_summary
+
+    s = run_json("train", "--dataset", "moons", "--n-samples", "200", "--epochs", "400",
+                 "--val-split", "0.3", "--patience", "3", "--lr", "0.5", "--optimizer", "adam",
+                 "--no-standardize")
+    _print_summary(s)
+    assert f"(stopped early; kept epoch {s['best_epoch']})" in capsys.readouterr().out
+    _print_summary({**s, "best_epoch": 0})  # a resumed fit that never beat its start
+    assert "(stopped early; kept the weights it resumed from)" in capsys.readouterr().out
+
+
 def _labelled_csv(tmp_path):
     rng = np.random.default_rng(0)
     X = rng.normal(size=(80, 3))

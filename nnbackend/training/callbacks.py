@@ -72,16 +72,48 @@ class EarlyStopping(Callback):
     training loss. Training loss is measured before each step, so the
     weights that earned epoch e's training loss are those of epoch e's start
     (exactly so in batch mode); validation loss is measured after it.
+
+    ``carried`` is an earlier fit's :attr:`count`, which a resumed fit goes on
+    from where it monitors the same loss. Its best epoch is numbered from
+    this fit's first (0 or less: an earlier fit's), and its weights are
+    ``initial_params`` where they are those (the validation loss of the epoch
+    just before), else unknown (:attr:`best_params` None). Where ``restore``
+    needs weights the earlier fit did not keep, the count starts again.
     """
 
-    def __init__(self, patience: int, min_delta: float, initial_params):
-        self.patience, self.min_delta = patience, min_delta
+    def __init__(self, patience: int, min_delta: float, initial_params, carried=None,
+                 restore: bool = False):
+        self.patience, self.min_delta, self.restore = patience, min_delta, restore
         self.best_params, self.best_loss, self.best_epoch, self.waited = (
             initial_params, math.inf, None, 0)
+        self.monitor, self._carried = None, carried
+
+    @property
+    def count(self) -> tuple | None:
+        """``(monitor, best loss, epochs waited, best epoch)`` for a resumed fit
+        (None before an epoch): the monitor ``"val_loss"`` or ``"loss"``, the
+        best epoch numbered from this fit's first."""
+        if self.best_epoch is None:
+            return None
+        return (self.monitor, self.best_loss, self.waited, self.best_epoch)
+
+    def _go_on_from(self, carried):
+        monitor, best_loss, waited, best_epoch = carried
+        if monitor != self.monitor:  # another loss: its best says nothing of this one
+            return
+        known = monitor == "val_loss" and best_epoch == 0
+        if self.restore and not known:
+            return
+        self.best_params = self.best_params if known else None
+        self.best_loss, self.waited, self.best_epoch = best_loss, waited, best_epoch
 
     def on_epoch_end(self, epoch, figures, params, epoch_start) -> bool:
         on_validation = "val_loss" in figures
-        monitored = figures["val_loss"] if on_validation else figures["loss"]
+        if self.monitor is None:
+            self.monitor = "val_loss" if on_validation else "loss"
+            if self._carried is not None:
+                self._go_on_from(self._carried)
+        monitored = figures[self.monitor]
         if monitored < self.best_loss - self.min_delta:
             self.best_params = params if on_validation else epoch_start
             self.best_loss, self.best_epoch, self.waited = monitored, epoch, 0

@@ -34,7 +34,10 @@ class History:
         Epochs run in this fit (fewer than asked after early stopping or
         divergence).
     best_epoch : int or None
-        With early stopping, the 1-based epoch whose weights were kept.
+        With early stopping, the best epoch (whose weights were kept under
+        ``restore_best_weights``), 1-based in this fit. A resumed fit whose
+        best came before it numbers it 0 or less (0: the epoch just before,
+        whose weights it started from).
     stopped_early : bool
     diverged : str or None
         Why training stopped: the divergence guard's message when an

@@ -344,8 +344,9 @@ def train(net: Network, X, Y, options: FitOptions, validation=None, resume: Trai
         hist = History(mode=options.mode, batch_size=plan.batch_size, n_samples=n_samples,
                        executor=epochs.choice.name, executor_reason=epochs.choice.reason,
                        precision="highest" if epochs.choice.own_matmuls else precision)
-        params, state, lr_scale, plateau = _loop(net, epochs, params, state, rng, hist,
-                                                 options, saved.plateau if carried else None)
+        params, state, lr_scale, plateau, stopping = _loop(
+            net, epochs, params, state, rng, hist, options, saved.plateau if carried else None,
+            _stopping_from(saved))
         if epochs.choice.reason_now is not None:  # how the epochs ran, now that they have
             hist.executor_reason = epochs.choice.reason_now()
     inner = state.inner[0] if isinstance(state, ScheduledState) else state
@@ -356,11 +357,27 @@ def train(net: Network, X, Y, options: FitOptions, validation=None, resume: Trai
                           else "the fit diverged" if hist.diverged else hist.not_resumable)
     new_state = None if hist.not_resumable else TrainState.capture(
         opt_name, inner, rng, (saved.epochs_done if saved else 0) + hist.epochs, lr_scale,
-        split_seed, plateau)
+        split_seed, plateau, _stopping_to(stopping, saved))
     return params, hist, new_state
 
 
-def _callbacks(options: FitOptions, params):
+def _stopping_from(saved):
+    """An earlier fit's early-stopping count, its best epoch numbered from this fit's first."""
+    if saved is None or saved.stopping is None:
+        return None
+    monitor, best_loss, waited, best_epoch = saved.stopping
+    return monitor, best_loss, waited, best_epoch - saved.epochs_done
+
+
+def _stopping_to(count, saved):
+    """``count`` (this fit's) for the state, its best epoch numbered over all fits."""
+    if count is None:
+        return None
+    monitor, best_loss, waited, best_epoch = count
+    return monitor, best_loss, waited, best_epoch + (saved.epochs_done if saved else 0)
+
+
+def _callbacks(options: FitOptions, params, stopping_count=None):
     callbacks = []
     if options.progress:
         callbacks.append(Progress(options.epochs))
@@ -368,16 +385,18 @@ def _callbacks(options: FitOptions, params):
         callbacks.append(UserCallback(options.callback))
     stopping = None
     if options.patience is not None:
-        stopping = EarlyStopping(options.patience, options.min_delta, params)
+        stopping = EarlyStopping(options.patience, options.min_delta, params, stopping_count,
+                                 restore=options.restore_best_weights)
         callbacks.append(stopping)
     return callbacks, stopping
 
 
 def _loop(net: Network, epochs: _Epochs, params, state, rng, hist: History, options: FitOptions,
-          plateau=None):
+          plateau=None, stopping_count=None):
     """The epochs of one fit; returns the parameters to keep, the optimizer state, the
-    adaptive factor and plateau (``plateau``: the resumed fit's, to go on from)."""
-    callbacks, stopping = _callbacks(options, params)
+    adaptive factor and plateau, and early stopping's count (``plateau`` and
+    ``stopping_count``: the resumed fit's, to go on from)."""
+    callbacks, stopping = _callbacks(options, params, stopping_count)
     # An Optimizer object carries its own rate, and options.lr is unused then.
     named = options.optimizer_name is not None
     guard = DivergenceGuard(options.lr if named else (options.optimizer.hyper or {}).get("lr"),
@@ -434,15 +453,17 @@ def _loop(net: Network, epochs: _Epochs, params, state, rng, hist: History, opti
         guard.check_growth(first, hist.loss[-1])
     if stopping is not None and stopping.best_epoch is not None:
         hist.best_epoch = stopping.best_epoch
-        if options.restore_best_weights and stopping.best_params is not params:
+        if (options.restore_best_weights and stopping.best_params is not None
+                and stopping.best_params is not params):
             # (The training loss's best weights are an epoch's start: the last
             # epoch's too, where it was the best.)
             params = stopping.best_params
-            hist.not_resumable = (f"the weights kept (restore_best_weights, epoch "
-                                  f"{hist.best_epoch}) are not the last epoch's, whose "
-                                  "optimizer state the fit ended with")
+            kept = (f"epoch {hist.best_epoch}" if hist.best_epoch > 0
+                    else "those the resumed fit started from")
+            hist.not_resumable = (f"the weights kept (restore_best_weights, {kept}) are not "
+                                  "the last epoch's, whose optimizer state the fit ended with")
     return (net.backend.export(params), state, epochs.lr_scale,
-            None if rate is None else rate.plateau)
+            None if rate is None else rate.plateau, None if stopping is None else stopping.count)
 
 
 def epoch_stepper(net: Network, X, Y, mode="minibatch", batch_size=32, lr=0.1, optimizer="sgd",

@@ -39,6 +39,11 @@ class TrainState:
         ``lr_schedule='adaptive'``'s best monitored loss (None: none yet) and
         the epochs it has waited since, which a resumed 'adaptive' fit goes on
         counting from (None: the fit was not adaptive).
+    stopping : tuple or None
+        Early stopping's count, which a resumed fit with ``patience`` goes on
+        from: ``(monitor, best loss, epochs waited, best epoch)``, the monitor
+        ``"val_loss"`` or ``"loss"`` and the best epoch counted over all
+        resumed fits (None: the fit had no ``patience``).
     """
 
     optimizer: str
@@ -49,17 +54,20 @@ class TrainState:
     lr_scale: float = 1.0
     split_seed: int | None = None
     plateau: tuple | None = None
+    stopping: tuple | None = None
 
     @classmethod
     def capture(cls, optimizer: str, opt_state, rng, epochs_done: int,
                 lr_scale: float = 1.0, split_seed: int | None = None,
-                plateau: tuple | None = None) -> "TrainState":
+                plateau: tuple | None = None, stopping: tuple | None = None) -> "TrainState":
         """The state to resume from after a fit's last epoch."""
         scalars, arrays = state_fields(opt_state)
         # A compiled epoch leaves scalars (Adam's count) as device scalars.
         scalars = {k: v if isinstance(v, (int, float)) else int(v) for k, v in scalars.items()}
         return cls(optimizer, scalars, arrays, rng.bit_generator.state, epochs_done,
-                   float(lr_scale), None if split_seed is None else int(split_seed), plateau)
+                   float(lr_scale), None if split_seed is None else int(split_seed), plateau,
+                   None if stopping is None else (
+                       str(stopping[0]), float(stopping[1]), int(stopping[2]), int(stopping[3])))
 
     def optimizer_state(self, template):
         """The optimizer state, rebuilt like ``template`` (the optimizer's ``init``)."""
