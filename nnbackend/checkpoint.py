@@ -74,6 +74,7 @@ def save(model, path):
             "split_seed": state.split_seed,
             "plateau": None if state.plateau is None else list(state.plateau),
             "stopping": None if state.stopping is None else list(state.stopping),
+            "steps_done": state.steps_done,
         }
         for name, values in state.state_arrays.items():
             for i, a in enumerate(values):
@@ -166,6 +167,9 @@ def load(cls, path, backend=None, device=None):
                     None if plateau[0] is None else float(plateau[0]), int(plateau[1]))
                 # Written since a resumed fit goes on with patience's count.
                 train["stopping"] = _stopping(header["train_state"].get("stopping"))
+                # Written since a schedule function's step count survives a new batch size.
+                steps_done = header["train_state"].get("steps_done")
+                train["steps_done"] = None if steps_done is None else int(steps_done)
                 for name, count in train["state_fields"].items():
                     opt_arrays[name] = [f[f"opt_{name}_{i}"] for i in range(count)]
     except ValueError as exc:
@@ -217,6 +221,7 @@ def load(cls, path, backend=None, device=None):
             split_seed=train["split_seed"],
             plateau=train["plateau"],
             stopping=train["stopping"],
+            steps_done=train["steps_done"],
         )
     return model
 

@@ -1,4 +1,5 @@
-"""Early stopping's count across a resume: a + b resumed epochs stop where one fit does."""
+"""What a resumed fit goes on counting: early stopping's epochs (a + b resumed
+epochs stop where one fit does) and a schedule's steps."""
 
 import json
 import warnings
@@ -145,3 +146,38 @@ def test_the_plot_marks_only_a_best_epoch_of_this_fit(tmp_path, monkeypatch, bes
     h.stopped_early, h.best_epoch = True, best_epoch
     plot_history(h, tmp_path / "h.png")
     assert sorted(set(lines)) == marked and (tmp_path / "h.png").exists()
+
+
+def test_a_schedule_function_counts_the_steps_taken_across_a_resume_with_another_batch_size(
+        tmp_path):
+    X, y, _ = _problem()
+    seen = []
+
+    def factor(count):
+        seen.append(int(count))
+        return 1.0 / (1.0 + 0.01 * count)
+
+    model = _make()
+    model.fit(X, y, epochs=3, batch_size=8, lr=0.05, lr_schedule=factor)
+    assert model.train_state.steps_done == 3 * 25
+    model.save(tmp_path / "m.npz")
+    resumed = nb.MLP.load(tmp_path / "m.npz")
+    seen.clear()
+    resumed.fit(X, y, epochs=2, batch_size=16, lr=0.05, lr_schedule=factor, resume=True)
+    steps = 2 * 13  # ceil(200 / 16) a epoch
+    counts = seen[1:]  # (the first call, with 0, checks the function before the fit)
+    assert seen[0] == 0 and min(counts) == 75 and max(counts) == 75 + steps - 1
+    assert resumed.train_state.steps_done == 75 + steps
+
+
+def test_invscaling_reads_the_epochs_done_whatever_the_batch_size():
+    # 'invscaling' counts samples seen: after 3 epochs, 600 of them, at any batch size.
+    X, y, _ = _problem()
+    kw = dict(lr=0.05, lr_schedule="invscaling", power_t=0.5)
+    model = _make()
+    model.fit(X, y, epochs=3, batch_size=8, **kw)
+    start = [(W.copy(), b.copy()) for W, b in model.params]
+    model.fit(X, y, mode="batch", epochs=1, resume=True, **kw)
+    fresh = nb.MLP([3, 8, 1], loss="bce", dtype="float64", params=start)
+    fresh.fit(X, y, mode="batch", epochs=1, lr=0.05 * 601 ** -0.5)
+    _same_params(model, fresh)

@@ -336,10 +336,11 @@ def train(net: Network, X, Y, options: FitOptions, validation=None, resume: Trai
                          lr_scale=saved.lr_scale if carried else 1.0)
         params = net.params
         state = epochs.optimizer.init(params)
+        steps_per_epoch = -(-n_samples // plan.batch_size)
+        steps_before = 0 if saved is None else _steps_before(saved, options, steps_per_epoch)
         if saved is not None:
             inner = saved.optimizer_state(opt.init(params))
-            # A schedule counts steps: the resumed fit's count goes on from the saved epochs'.
-            state = (ScheduledState(saved.epochs_done * -(-n_samples // plan.batch_size), [inner])
+            state = (ScheduledState(steps_before, [inner])
                      if isinstance(state, ScheduledState) else inner)
         hist = History(mode=options.mode, batch_size=plan.batch_size, n_samples=n_samples,
                        executor=epochs.choice.name, executor_reason=epochs.choice.reason,
@@ -357,8 +358,22 @@ def train(net: Network, X, Y, options: FitOptions, validation=None, resume: Trai
                           else "the fit diverged" if hist.diverged else hist.not_resumable)
     new_state = None if hist.not_resumable else TrainState.capture(
         opt_name, inner, rng, (saved.epochs_done if saved else 0) + hist.epochs, lr_scale,
-        split_seed, plateau, _stopping_to(stopping, saved))
+        split_seed, plateau, _stopping_to(stopping, saved),
+        steps_before + hist.epochs * steps_per_epoch)
     return params, hist, new_state
+
+
+def _steps_before(saved, options, steps_per_epoch):
+    """The step count a resumed fit's schedule goes on from.
+
+    A function of the caller's counts steps: those taken, whatever batch size
+    took them. ``'invscaling'`` reads the count as epochs of this fit's steps
+    (the samples seen), so it is rebuilt from the epochs done; so is a count
+    that a checkpoint from before step counts were kept lacks.
+    """
+    if callable(options.lr_schedule) and saved.steps_done is not None:
+        return saved.steps_done
+    return saved.epochs_done * steps_per_epoch
 
 
 def _stopping_from(saved):

@@ -44,6 +44,9 @@ class TrainState:
         from: ``(monitor, best loss, epochs waited, best epoch)``, the monitor
         ``"val_loss"`` or ``"loss"`` and the best epoch counted over all
         resumed fits (None: the fit had no ``patience``).
+    steps_done : int or None
+        Optimizer steps taken so far, over all resumed fits, which a schedule
+        function of the caller's goes on counting from (None: not recorded).
     """
 
     optimizer: str
@@ -55,11 +58,13 @@ class TrainState:
     split_seed: int | None = None
     plateau: tuple | None = None
     stopping: tuple | None = None
+    steps_done: int | None = None
 
     @classmethod
     def capture(cls, optimizer: str, opt_state, rng, epochs_done: int,
                 lr_scale: float = 1.0, split_seed: int | None = None,
-                plateau: tuple | None = None, stopping: tuple | None = None) -> "TrainState":
+                plateau: tuple | None = None, stopping: tuple | None = None,
+                steps_done: int | None = None) -> "TrainState":
         """The state to resume from after a fit's last epoch."""
         scalars, arrays = state_fields(opt_state)
         # A compiled epoch leaves scalars (Adam's count) as device scalars.
@@ -67,7 +72,8 @@ class TrainState:
         return cls(optimizer, scalars, arrays, rng.bit_generator.state, epochs_done,
                    float(lr_scale), None if split_seed is None else int(split_seed), plateau,
                    None if stopping is None else (
-                       str(stopping[0]), float(stopping[1]), int(stopping[2]), int(stopping[3])))
+                       str(stopping[0]), float(stopping[1]), int(stopping[2]), int(stopping[3])),
+                   None if steps_done is None else int(steps_done))
 
     def optimizer_state(self, template):
         """The optimizer state, rebuilt like ``template`` (the optimizer's ``init``)."""
