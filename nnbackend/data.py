@@ -31,7 +31,7 @@ from .backends import BACKEND_NAMES, Backend, backend_of
 from .checks import check_int
 
 __all__ = ["MODES", "BatchPlan", "FeatureScaleWarning", "array_backend", "as_features",
-           "as_targets", "check_classes", "feature_scale_problem", "frame_columns", "fresh_seed",
+           "as_targets", "check_classes", "checked_features", "feature_scale_problem", "frame_columns", "fresh_seed",
            "host_rng", "init_params", "is_frame", "is_host", "make_plan", "n_rows"]
 
 MODES = ("batch", "minibatch", "sgd")
@@ -215,14 +215,18 @@ class FeatureScaleWarning(UserWarning):
     """
 
 
-def feature_scale_problem(backend: Backend, X) -> str | None:
+def feature_scale_problem(backend: Backend, X, extremes=None) -> str | None:
     """What is wrong with the scales of ``X``'s columns for an unstandardized
     network, or None: columns whose largest magnitudes differ by more than
     100 times (the small ones barely move the units the big ones saturate),
     or magnitudes above 1000 (sigmoid and tanh units saturate at once).
-    One reduction over ``X`` and one transfer of its column maxima."""
-    xp = backend.xp
-    biggest = backend.to_host(xp.max(xp.abs(X), axis=0)).astype(np.float64)
+
+    ``extremes`` (shape (2, n_features): the columns' largest and smallest
+    values) are those :func:`checked_features` read; without them, one pass
+    over ``X`` reads them (and one transfer)."""
+    if extremes is None:
+        extremes = _column_extremes(backend, X)
+    biggest = np.max(np.abs(extremes), axis=0)
     nonzero = biggest[biggest > 0]
     if nonzero.size == 0:
         return None
@@ -257,13 +261,34 @@ def as_features(backend: Backend, X, dtype, name: str = "X"):
     ``dtype`` if needed). Raises on a wrong number of dimensions, non-real
     dtypes, NaN or infinity, and arrays of another backend or device.
     """
+    return checked_features(backend, X, dtype, name)[0]
+
+
+def checked_features(backend: Backend, X, dtype, name: str = "X"):
+    """:func:`as_features`, and the columns' extremes its check read.
+
+    Returns ``(X, extremes)``: ``extremes`` a host array of shape
+    (2, n_features), the columns' largest and smallest values in ``dtype``,
+    for an array of the backend (one pass over it reads them, for all the
+    checks), and None for host data (checked on the host).
+    """
     if is_host(X):
         host = _host_array(name, X)
         _check_features_shape(name, host.shape)
-        return _host_to_device(backend, host, dtype, name)
+        return _host_to_device(backend, host, dtype, name), None
     _check_same_backend(name, X, backend)
     _check_features_shape(name, tuple(X.shape))
     return _device_checked(backend, backend.without_empty_chunks(X), dtype, name)
+
+
+def _column_extremes(backend: Backend, a) -> np.ndarray:
+    """The largest and smallest value of each column of 2-D ``a``, shape (2,
+    n_columns), on the host: two reductions read in one pass and one
+    transfer, with no temporary the size of ``a`` (NaN propagates into its
+    column's; an infinity is its column's)."""
+    xp = backend.xp
+    return np.asarray(backend.to_host(xp.stack([xp.max(a, axis=0), xp.min(a, axis=0)])),
+                      dtype=np.float64)
 
 
 def _host_to_device(backend: Backend, host: np.ndarray, dtype, name: str):
@@ -285,35 +310,42 @@ def _host_to_device(backend: Backend, host: np.ndarray, dtype, name: str):
 
 
 def _device_checked(backend: Backend, a, dtype, name: str):
-    """``a`` (an array of the backend, on its device) as a finite ``dtype`` array.
+    """``a`` (a 2-D array of the backend, on its device) as a finite ``dtype``
+    array, and its columns' extremes in ``dtype`` (see :func:`_column_extremes`).
 
-    One check per fit, not per step: the sync it costs is affordable. Errors
-    of the array library itself (a sparse or meta tensor, say) become one
-    clear refusal naming the argument.
+    One check per fit, not per step, and one pass over ``a`` (on Dask, one
+    read of the data): its columns' extremes say whether it is finite, and
+    whether the cast to ``dtype`` overflows (rounding is monotonic, so the
+    cast's extremes are the extremes' cast). Errors of the array library
+    itself (a sparse or meta tensor, say) become one clear refusal naming
+    the argument.
     """
     xp = backend.xp
     if not xp.isdtype(a.dtype, ("real floating", "integral", "bool")):
         raise TypeError(f"{name} must hold real numbers (bool, int or float); got dtype {a.dtype}")
     try:
         floating = xp.isdtype(a.dtype, "real floating")
-        if floating and not bool(xp.all(xp.isfinite(a))):
-            raise ValueError(f"{name} contains NaN or infinity")
         with warnings.catch_warnings():
             # An overflowing cast is reported below, once and by name.
             warnings.simplefilter("ignore", RuntimeWarning)
             out = xp.astype(a, dtype) if a.dtype != dtype else a
-        if out is not a and floating and not bool(xp.all(xp.isfinite(out))):
-            raise ValueError(
-                f"{name} holds values beyond the range of the model's dtype {dtype}: they "
-                "would become infinity; rescale the data or use dtype='float64'"
-            )
+        # Whole numbers and bools are read cast (exact for any id or label;
+        # the standard's max takes no bools); floats as they are.
+        extremes = _column_extremes(backend, a if floating else out)
     except ValueError as exc:
-        if str(exc).startswith(name + " "):
-            raise
         raise _library_refusal(name, backend, exc) from None
     except Exception as exc:  # the library's own error types
         raise _library_refusal(name, backend, exc) from None
-    return out
+    if not np.all(np.isfinite(extremes)):
+        raise ValueError(f"{name} contains NaN or infinity")
+    with np.errstate(over="ignore"):
+        cast = extremes.astype(np.dtype(f"float{xp.finfo(dtype).bits}"))
+    if not np.all(np.isfinite(cast)):
+        raise ValueError(
+            f"{name} holds values beyond the range of the model's dtype {dtype}: they "
+            "would become infinity; rescale the data or use dtype='float64'"
+        )
+    return out, cast.astype(np.float64)
 
 
 def _library_refusal(name, backend: Backend, exc):
@@ -336,7 +368,8 @@ def _check_features_shape(name, shape):
         raise ValueError(f"{name} has 0 features")
 
 
-def as_targets(backend: Backend, y, loss: str, n_outputs: int, n_samples: int, dtype, name: str = "y"):
+def as_targets(backend: Backend, y, loss: str, n_outputs: int, n_samples: int, dtype,
+               name: str = "y", training: bool = False):
     """Targets as a (n_samples, n_outputs) floating array on the backend's device.
 
     How ``y`` is read:
@@ -373,6 +406,9 @@ def as_targets(backend: Backend, y, loss: str, n_outputs: int, n_samples: int, d
         The result's dtype.
     name : str
         The argument's name in refusals.
+    training : bool
+        Targets to train on: a classification's that hold a single class
+        are refused too (:func:`check_classes`), from the same read.
 
     Returns
     -------
@@ -387,8 +423,8 @@ def as_targets(backend: Backend, y, loss: str, n_outputs: int, n_samples: int, d
         A shape or row count that does not fit, NaN or infinity, values the
         cast to ``dtype`` would overflow, class ids that are not whole or
         not in ``[0, n_outputs)``, values outside [0, 1] for ``bce`` or
-        ``cross_entropy``, ``cross_entropy`` rows that do not sum to 1, or
-        an array on another device.
+        ``cross_entropy``, ``cross_entropy`` rows that do not sum to 1, an
+        array on another device, or (``training``) a single class.
     """
     xp = backend.xp
     if is_host(y):
@@ -410,7 +446,7 @@ def as_targets(backend: Backend, y, loss: str, n_outputs: int, n_samples: int, d
         len(shape) == 1 or (shape[1] == 1 and n_outputs > 1)
     )
     if class_ids:
-        return _one_hot(backend, y, n_outputs, dtype, name)
+        return _one_hot(backend, y, n_outputs, dtype, name, training)
     if len(shape) == 1:
         if n_outputs != 1:
             raise ValueError(
@@ -423,24 +459,34 @@ def as_targets(backend: Backend, y, loss: str, n_outputs: int, n_samples: int, d
             f"{name} has {shape[1]} columns but the network has {n_outputs} outputs"
         )
     if isinstance(y, np.ndarray):
-        y = _host_to_device(backend, y, dtype, name)
+        host, y = y, _host_to_device(backend, y, dtype, name)
+        extremes = None
+        if loss in ("bce", "cross_entropy"):  # in the model's dtype, as the device holds them
+            with np.errstate(over="ignore"):
+                extremes = np.stack([host.max(axis=0), host.min(axis=0)]).astype(
+                    np.dtype(f"float{backend.xp.finfo(dtype).bits}")).astype(np.float64)
     else:
-        y = _device_checked(backend, y, dtype, name)
-    _check_target_range(backend, y, loss, name)
+        y, extremes = _device_checked(backend, y, dtype, name)
+    _check_target_range(backend, y, loss, name, extremes)
+    if training:
+        check_classes(backend, y, loss, name, extremes)
     return y
 
 
-def _check_target_range(backend: Backend, Y, loss: str, name: str):
+def _check_target_range(backend: Backend, Y, loss: str, name: str, extremes=None):
     """Refuse targets a loss cannot mean: bce needs values in [0, 1], and 2-D
     cross_entropy targets are rows of class probabilities (one-hot or soft).
 
     Without this, labels {1, 2} under bce or a one-hot row of 5s train to
-    numbers that look fine and mean nothing. One device sync per fit.
+    numbers that look fine and mean nothing. ``extremes``: ``Y``'s columns'
+    largest and smallest values, read already (else one read here).
     """
     if loss not in ("bce", "cross_entropy"):
         return
     xp = backend.xp
-    low, high = float(backend.to_host(xp.min(Y))), float(backend.to_host(xp.max(Y)))
+    if extremes is None:
+        extremes = _column_extremes(backend, Y)
+    low, high = float(np.min(extremes[1])), float(np.max(extremes[0]))
     if low < 0 or high > 1:
         what = ("probabilities or 0/1 labels; encode two classes as 0 and 1" if loss == "bce"
                 else "one-hot rows or class probabilities (or give 1-D class ids)")
@@ -458,29 +504,40 @@ def _check_target_range(backend: Backend, Y, loss: str, name: str):
             )
 
 
-def check_classes(backend: Backend, Y, loss: str, name: str = "y"):
+def check_classes(backend: Backend, Y, loss: str, name: str = "y", extremes=None):
     """Refuse training targets of a classification loss that hold one class only.
 
     A classifier fit on one class drives its logits off to infinity and
-    learns nothing, as scikit-learn's classifiers also refuse it.
+    learns nothing, as scikit-learn's classifiers also refuse it. Every row
+    is the first where each column's largest value is its smallest:
+    ``extremes`` (shape (2, n_outputs)) where they were read already.
     """
     if loss not in ("bce", "cross_entropy") or n_rows(Y) < 2:
         return
-    xp = backend.xp
-    if bool(backend.to_host(xp.all(Y == Y[0:1, :]))):
-        row = backend.to_host(Y[0, :]).tolist()
-        raise ValueError(
-            f"{name} holds a single class (every target row is {row}); a classifier "
-            "needs at least two classes to learn from"
-        )
+    if extremes is None:
+        extremes = _column_extremes(backend, Y)
+    if np.array_equal(extremes[0], extremes[1]):
+        _single_class(name, extremes[0].tolist())
 
 
-def _one_hot(backend: Backend, y, n_classes: int, dtype, name: str):
+def _single_class(name, row):
+    raise ValueError(
+        f"{name} holds a single class (every target row is {row}); a classifier "
+        "needs at least two classes to learn from"
+    )
+
+
+def _one_hot(backend: Backend, y, n_classes: int, dtype, name: str, training: bool = False):
     """One-hot rows of class ids ``y`` (n,) in ``dtype``: built on the host for
     host ids, on the backend for its own arrays (a Dask array stays chunked and
-    lazy, a GPU's stays there), with one read of its checks either way."""
+    lazy, a GPU's stays there), with one read of its checks either way
+    (``training``: a single class refused too)."""
     if isinstance(y, np.ndarray):
-        return backend.asarray(_host_one_hot(y, n_classes, name), dtype=dtype)
+        one_hot = _host_one_hot(y, n_classes, name)
+        if training:
+            check_classes(None, one_hot, "cross_entropy", name,
+                          np.stack([one_hot.max(axis=0), one_hot.min(axis=0)]))
+        return backend.asarray(one_hot, dtype=dtype)
     xp = backend.xp
     raw = xp.reshape(y, (-1,))
     # Checked in the ids' own dtype (1.00000001 is no class, whatever the model's
@@ -496,6 +553,8 @@ def _one_hot(backend: Backend, y, n_classes: int, dtype, name: str):
     if low < 0 or high >= n_classes:
         raise ValueError(f"{name} holds class ids outside [0, {n_classes}) for a network "
                          f"with {n_classes} outputs (e.g. {low if low < 0 else high:g})")
+    if training and low == high and n_rows(raw) > 1:
+        _single_class(name, [float(c == low) for c in range(n_classes)])
     classes = backend.asarray(np.arange(n_classes).reshape(1, -1), dtype=dtype)
     return xp.astype(xp.reshape(ids, (-1, 1)) == classes, dtype)
 

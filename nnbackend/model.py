@@ -30,9 +30,7 @@ from .checks import check_int
 from .classifier import ClassLabels
 from .data import (
     FeatureScaleWarning,
-    feature_scale_problem,
     array_backend,
-    check_classes,
     init_params,
     is_host,
     n_rows,
@@ -538,16 +536,13 @@ class MLP(ModelInputs, ClassLabels):
         try:  # the frames between the caller and train() are as the warnings count them
             if self.auto and not options.resume:  # a resumed fit stays where its state is
                 self._choose_backend(X, y, options)
-            X = self._features(X, fit_scaling=True)
-            if not self.standardize:
-                with self.backend.compute_context():
-                    problem = feature_scale_problem(self.backend, X)
-                if problem is not None:
-                    warnings.warn(f"{problem}: unscaled, they stall or saturate training; build "
-                                  "the model with standardize=True (or scale X first)",
-                                  FeatureScaleWarning, stacklevel=2)
+            problems = None if self.standardize else []
+            X = self._features(X, fit_scaling=True, scale_problems=problems)
+            for problem in problems or []:
+                warnings.warn(f"{problem}: unscaled, they stall or saturate training; build "
+                              "the model with standardize=True (or scale X first)",
+                              FeatureScaleWarning, stacklevel=2)
             Y = self._targets(y, n_rows(X), fit_scaling=True)
-            check_classes(self.backend, Y, self.loss)
             validation = None
             if validation_data is not None:
                 try:

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .data import array_backend, as_features, as_targets, frame_columns, is_host
+from .data import (array_backend, as_targets, checked_features, feature_scale_problem,
+                   frame_columns, is_host)
 from .scaling import StandardScaler
 
 __all__ = ["ModelInputs", "dtype_name", "first_param"]
@@ -63,16 +64,22 @@ class ModelInputs:
                 flat.append(a)
         return flat
 
-    def _features(self, X, fit_scaling=False):
+    def _features(self, X, fit_scaling=False, scale_problems=None):
+        """``X`` checked, on the device and scaled; ``scale_problems``, a list,
+        gets what :func:`feature_scale_problem` finds in the unscaled columns."""
         self._check_feature_names(frame_columns(X), learn=fit_scaling)
         self._follow(X)
         # The input checks compute on lazy data (one pass): on the backend's scheduler.
         with self.backend.compute_context():
-            X = as_features(self.backend, X, self.array_dtype)
+            X, extremes = checked_features(self.backend, X, self.array_dtype)
         if X.shape[1] != self.layer_sizes[0]:
             raise ValueError(
                 f"X has {X.shape[1]} features but the network expects {self.layer_sizes[0]}"
             )
+        if scale_problems is not None:
+            with self.backend.compute_context():
+                problem = feature_scale_problem(self.backend, X, extremes)
+            scale_problems += [problem] if problem else []
         return self._scaled(X, "feature_scaler", fit_scaling and bool(self.standardize))
 
     def _check_feature_names(self, names, learn):
@@ -96,9 +103,9 @@ class ModelInputs:
     def _targets(self, y, n_samples, fit_scaling=False):
         y = self._class_ids(y, learn=fit_scaling)
         with self.backend.compute_context():
-            Y = as_targets(
-                self.backend, y, self.loss, self.layer_sizes[-1], n_samples, self.array_dtype
-            )
+            # Training targets: a single class is refused too, from the same read.
+            Y = as_targets(self.backend, y, self.loss, self.layer_sizes[-1], n_samples,
+                           self.array_dtype, training=fit_scaling)
         return self._scaled(Y, "target_scaler", fit_scaling and self._scales_targets())
 
     # -- standardization -----------------------------------------------------------

@@ -86,12 +86,14 @@ class StandardScaler:
             Values so large that a column's mean or spread overflows ``X``'s
             dtype (the message names the columns).
         """
-        xp, to_host, _ = _ops(X, backend)
+        xp, to_host, asarray = _ops(X, backend)
         with warnings.catch_warnings():  # an overflow is refused below, by column
             warnings.simplefilter("ignore", RuntimeWarning)
-            mean = xp.mean(X, axis=0)
-            std = xp.sqrt(xp.mean((X - mean) ** 2, axis=0))  # two passes: no cancellation
-        mean, std = (np.asarray(to_host(a), dtype=np.float64).reshape(-1) for a in (mean, std))
+            # Two passes, no cancellation. The mean goes back as the host read
+            # it (the same numbers), so lazy data is not read for it again.
+            mean = to_host(xp.mean(X, axis=0))
+            std = to_host(xp.sqrt(xp.mean((X - asarray(mean)) ** 2, axis=0)))
+        mean, std = (np.asarray(a, dtype=np.float64).reshape(-1) for a in (mean, std))
         overflowed = np.flatnonzero(~(np.isfinite(mean) & np.isfinite(std)))
         if overflowed.size:
             columns = ", ".join(map(str, overflowed[:5])) + (", ..." if overflowed.size > 5 else "")
