@@ -31,9 +31,9 @@ import numpy as np
 
 from .backends import get_backend, is_auto
 from .data import host_rng
-from .optim import OPTIMIZERS
 from .scaling import StandardScaler
 from .training import TrainState
+from .training.state import train_fields
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "READS", "save", "load"]
 
@@ -152,26 +152,13 @@ def load(cls, path, backend=None, device=None):
             train = header.get("train_state")
             opt_arrays = {}
             if train is not None:
-                # Every key now, so a header missing one is refused here.
-                train = {k: train[k] for k in ("optimizer", "state_scalars", "state_fields",
-                                               "rng", "epochs_done")}
-                train["epochs_done"] = int(train["epochs_done"])
+                train = train_fields(train, n_params)
                 _check_rng(path, train["rng"])
-                # Written since lr_schedule='adaptive'; older files had none (1).
-                train["lr_scale"] = float(header["train_state"].get("lr_scale", 1.0))
-                # Written since a resumed fit redraws the first fit's validation rows.
-                split_seed = header["train_state"].get("split_seed")
-                train["split_seed"] = None if split_seed is None else int(split_seed)
-                plateau = header["train_state"].get("plateau")
-                train["plateau"] = None if plateau is None else (
-                    None if plateau[0] is None else float(plateau[0]), int(plateau[1]))
-                # Written since a resumed fit goes on with patience's count.
-                train["stopping"] = _stopping(header["train_state"].get("stopping"))
-                # Written since a schedule function's step count survives a new batch size.
-                steps_done = header["train_state"].get("steps_done")
-                train["steps_done"] = None if steps_done is None else int(steps_done)
                 for name, count in train["state_fields"].items():
                     opt_arrays[name] = [f[f"opt_{name}_{i}"] for i in range(count)]
+            for key in ("metadata", "scaling"):
+                if not isinstance(header.get(key) or {}, dict):
+                    raise ValueError(f"its {key} is not a JSON object")
     except ValueError as exc:
         if str(exc).startswith(path):
             raise
@@ -188,6 +175,8 @@ def load(cls, path, backend=None, device=None):
             raise _bad(path, "a member that should be an array is not a .npy array")
         if a.dtype.kind != "f":
             raise _bad(path, f"an array holds dtype {a.dtype}, expected floats")
+    if not all(np.all(np.isfinite(a)) for v in opt_arrays.values() for a in v):
+        raise _bad(path, "its optimizer state holds NaN or infinity")
     params = [(flat[i], flat[i + 1]) for i in range(0, n_params, 2)]
     if is_auto(backend) and device is not None:
         raise ValueError(f"device={device!r} is a device of a named backend; backend='auto' "
@@ -203,8 +192,6 @@ def load(cls, path, backend=None, device=None):
     model.metadata = header.get("metadata") or {}
     _load_extras(model, header, path)
     if train is not None:
-        if train["optimizer"] not in OPTIMIZERS:
-            raise _bad(path, f"unknown optimizer {train['optimizer']!r}")
         shapes = [tuple(p.shape) for p in flat]
         for name, values in opt_arrays.items():
             if [tuple(a.shape) for a in values] != shapes:
@@ -224,17 +211,6 @@ def load(cls, path, backend=None, device=None):
             steps_done=train["steps_done"],
         )
     return model
-
-
-def _stopping(count):
-    """Early stopping's count as the header holds it, checked (ValueError: what is wrong)."""
-    if count is None:
-        return None
-    if not (isinstance(count, list) and len(count) == 4 and count[0] in ("val_loss", "loss")
-            and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in count[1:])):
-        raise ValueError(f"early stopping's count {count!r} is not "
-                         "[monitor, best loss, epochs waited, best epoch]")
-    return str(count[0]), float(count[1]), int(count[2]), int(count[3])
 
 
 def _check_rng(path, state):

@@ -112,23 +112,87 @@ def test_a_fit_without_patience_leaves_no_count():
     assert model.train_state.stopping is None
 
 
-@pytest.mark.parametrize("count", [[1, 2], ["accuracy", 0.5, 1, 2], ["loss", "x", 1, 2],
-                                   ["loss", 0.5, True, 2]])
-def test_a_malformed_count_in_a_checkpoint_is_refused(tmp_path, count):
+def _edited(tmp_path, edit, optimizer="adam", **fit):
     model = _make()
-    _fit(model, 2, restore=False)
+    X, y, val = _problem()
+    model.fit(X, y, epochs=4, optimizer=optimizer, lr=0.05, validation_data=val, **fit)
     path = tmp_path / "m.npz"
     model.save(path)
     with np.load(path) as f:
         arrays = dict(f)
     header = json.loads(str(arrays["header"]))
-    header["train_state"]["stopping"] = count
+    edit(header)
     arrays["header"] = np.asarray(json.dumps(header))
     bad = tmp_path / "bad.npz"
     np.savez(bad, **arrays)
     assert zipfile.is_zipfile(bad)
-    with pytest.raises(ValueError, match=r"bad\.npz.*early stopping's count"):
+    return bad
+
+
+def _set(key, value):
+    def edit(header):
+        header["train_state"][key] = value
+    return edit
+
+
+_PATIENCE = dict(patience=3, restore_best_weights=False)
+
+
+@pytest.mark.parametrize("edit, fit, message", [
+    (_set("stopping", [1, 2]), _PATIENCE, "early stopping count"),
+    (_set("stopping", ["accuracy", 0.5, 1, 2]), _PATIENCE, "early stopping count"),
+    (_set("stopping", ["loss", "x", 1, 2]), _PATIENCE, "early stopping count"),
+    (_set("stopping", ["loss", float("nan"), 1, 2]), _PATIENCE, "early stopping count"),
+    (_set("stopping", ["loss", float("-inf"), 1, 2]), _PATIENCE, "early stopping count"),
+    (_set("stopping", ["loss", 0.5, -7, 2]), _PATIENCE, "epochs waited -7 is not a whole"),
+    (_set("stopping", ["loss", 0.5, 2.9, 2]), _PATIENCE, "epochs waited 2.9 is not a whole"),
+    (_set("stopping", ["loss", 0.5, True, 2]), _PATIENCE, "epochs waited True is not a whole"),
+    (_set("stopping", ["loss", 0.5, 1, 1000]), _PATIENCE, "best epoch 1000 is not one of its 4"),
+    (_set("steps_done", -5), {}, "steps_done -5 is not a whole"),
+    (_set("steps_done", 2), {}, "steps_done 2 is fewer than its 4 epochs"),
+    (_set("epochs_done", -5), {}, "epochs_done -5 is not a whole"),
+    (_set("epochs_done", 2.5), {}, "epochs_done 2.5 is not a whole"),
+    (_set("lr_scale", -5), {}, r"lr_scale -5 is not a factor in \(0, 1\]"),
+    (_set("lr_scale", 1e30), {}, r"lr_scale 1e\+30 is not a factor"),
+    (_set("lr_scale", float("nan")), {}, "lr_scale nan is not a factor"),
+    (_set("split_seed", -5), {}, "split_seed -5 is not a whole"),
+    (_set("split_seed", 2.5), {}, "split_seed 2.5 is not a whole"),
+    (_set("plateau", [float("nan"), 1]), {}, "'adaptive' plateau"),
+    (_set("plateau", [0.5, -3]), {}, "plateau's epochs waited -3"),
+    (_set("plateau", [0.5, 1, 2]), {}, "'adaptive' plateau"),
+    (_set("optimizer", ["adam"]), {}, r"unknown optimizer \['adam'\]"),
+    (_set("state_scalars", 5), {}, "its adam state"),
+    (_set("state_scalars", {"count": -3}), {}, "optimizer's count -3 is not a whole"),
+    (_set("state_scalars", {"count": float("nan")}), {}, "optimizer's count nan"),
+    (_set("state_scalars", {"count": "x"}), {}, "optimizer's count 'x'"),
+    (_set("state_fields", {"mu": 4}), {}, "its adam state"),
+    (_set("train_state_junk", 1), {}, None),  # an unknown key is a later writer's: ignored
+    (lambda h: h.__setitem__("train_state", [1]), {}, "training state is not a JSON object"),
+    (lambda h: h.__setitem__("metadata", [1]), {}, "its metadata is not a JSON object"),
+    (lambda h: h.__setitem__("scaling", "x"), {}, "its scaling is not a JSON object"),
+])
+def test_an_edited_header_is_refused_naming_the_file(tmp_path, edit, fit, message):
+    bad = _edited(tmp_path, edit, **fit)
+    if message is None:
         nb.MLP.load(bad)
+        return
+    with pytest.raises(ValueError, match=rf"bad\.npz is not a usable nnbackend checkpoint: .*"
+                                         rf"{message}"):
+        nb.MLP.load(bad)
+
+
+def test_a_non_finite_optimizer_state_is_refused(tmp_path):
+    model = _make()
+    X, y, _ = _problem()
+    model.fit(X, y, epochs=2, optimizer="adam", lr=0.05)
+    path = tmp_path / "m.npz"
+    model.save(path)
+    with np.load(path) as f:
+        arrays = dict(f)
+    arrays["opt_mu_0"] = np.full_like(arrays["opt_mu_0"], np.nan)
+    np.savez(tmp_path / "bad.npz", **arrays)
+    with pytest.raises(ValueError, match=r"bad\.npz .*optimizer state holds NaN or infinity"):
+        nb.MLP.load(tmp_path / "bad.npz")
 
 
 @pytest.mark.parametrize("best_epoch,marked", [(2, [2]), (0, []), (-3, [])])
@@ -168,6 +232,24 @@ def test_a_schedule_function_counts_the_steps_taken_across_a_resume_with_another
     counts = seen[1:]  # (the first call, with 0, checks the function before the fit)
     assert seen[0] == 0 and min(counts) == 75 and max(counts) == 75 + steps - 1
     assert resumed.train_state.steps_done == 75 + steps
+
+
+def test_the_steps_taken_survive_a_fit_of_another_schedule_between():
+    X, y, _ = _problem()
+    seen = []
+
+    def factor(count):
+        seen.append(int(count))
+        return 1.0 / (1.0 + 0.01 * count)
+
+    model = _make()
+    model.fit(X, y, epochs=3, batch_size=8, lr=0.05, lr_schedule=factor)  # 75 steps
+    model.fit(X, y, epochs=1, batch_size=100, lr=0.05, resume=True)  # 2 more, constant
+    assert model.train_state.steps_done == 77
+    seen.clear()
+    model.fit(X, y, epochs=1, batch_size=8, lr=0.05, lr_schedule=factor, resume=True)
+    assert min(seen[1:]) == 77 and max(seen[1:]) == 77 + 24
+    assert model.train_state.steps_done == 77 + 25
 
 
 def test_invscaling_reads_the_epochs_done_whatever_the_batch_size():

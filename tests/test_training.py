@@ -278,7 +278,7 @@ def test_foreign_version_and_pickled_files_are_refused(tmp_path):
     del header["train_state"]["epochs_done"]
     np.savez(tmp_path / "nofield.npz", **(good | {"header": np.asarray(json.dumps(header))}))
     with pytest.raises(ValueError, match="nofield.npz is not a usable nnbackend checkpoint: "
-                                         "KeyError: 'epochs_done'"):
+                                         "its training state lacks 'epochs_done'"):
         nb.MLP.load(tmp_path / "nofield.npz")
     # A member that is not a .npy array at all (np.load returns its raw bytes).
     with zipfile.ZipFile(_saved(tmp_path)) as zin, \

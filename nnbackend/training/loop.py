@@ -337,10 +337,13 @@ def train(net: Network, X, Y, options: FitOptions, validation=None, resume: Trai
         params = net.params
         state = epochs.optimizer.init(params)
         steps_per_epoch = -(-n_samples // plan.batch_size)
-        steps_before = 0 if saved is None else _steps_before(saved, options, steps_per_epoch)
+        # Steps taken before (kept apart from the count the schedule reads).
+        steps_before = 0 if saved is None else (
+            saved.steps_done if saved.steps_done is not None
+            else saved.epochs_done * steps_per_epoch)
         if saved is not None:
             inner = saved.optimizer_state(opt.init(params))
-            state = (ScheduledState(steps_before, [inner])
+            state = (ScheduledState(_schedule_count(saved, options, steps_per_epoch), [inner])
                      if isinstance(state, ScheduledState) else inner)
         hist = History(mode=options.mode, batch_size=plan.batch_size, n_samples=n_samples,
                        executor=epochs.choice.name, executor_reason=epochs.choice.reason,
@@ -363,13 +366,14 @@ def train(net: Network, X, Y, options: FitOptions, validation=None, resume: Trai
     return params, hist, new_state
 
 
-def _steps_before(saved, options, steps_per_epoch):
+def _schedule_count(saved, options, steps_per_epoch):
     """The step count a resumed fit's schedule goes on from.
 
     A function of the caller's counts steps: those taken, whatever batch size
     took them. ``'invscaling'`` reads the count as epochs of this fit's steps
-    (the samples seen), so it is rebuilt from the epochs done; so is a count
-    that a checkpoint from before step counts were kept lacks.
+    times its rows (the samples seen, where every fit had these rows), so it
+    is rebuilt from the epochs done; so is a count that a checkpoint from
+    before step counts were kept lacks.
     """
     if callable(options.lr_schedule) and saved.steps_done is not None:
         return saved.steps_done
