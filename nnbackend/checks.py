@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 
 __all__ = ["check_int", "check_number", "check_flag", "check_positive", "check_fraction",
-           "check_same_shape", "check_dense", "check_divisor"]
+           "check_same_shape", "check_dense", "check_divisor", "replace_target"]
 
 
 def check_int(name, value, minimum=1) -> int:
@@ -219,3 +220,20 @@ def check_divisor(kernel, n_samples, reduction="mean") -> None:
 
 def _shape_text(shape) -> str:
     return str(tuple(shape))
+
+
+def replace_target(path, what: str = "file") -> str:
+    """The path a write that renames a finished temporary file over ``path``
+    renames it onto, for its temporary file to sit beside.
+
+    A symbolic link is written through (the link stays, its target gets the
+    new contents, as ``open`` would have written it), and anything there that
+    is not a regular file (a device such as ``/dev/null``, a FIFO, a
+    directory) is refused: renaming would replace it.
+    """
+    path = os.fspath(path)
+    real = os.path.realpath(path)
+    if os.path.lexists(real) and not os.path.isfile(real):
+        raise ValueError(f"cannot write {what} {path}: it exists and is not a regular file "
+                         "(renaming the new file over it would replace it)")
+    return real

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .backends import Backend, get_backend, is_auto
+from .checks import replace_target
 from .datafiles import data_file_columns, load_features_file, parse_delimiter, read_data_file
 from .datasets import make_dataset
 from .model import MLP
@@ -330,11 +331,12 @@ def _csv_text(out, probabilities, labels, classes):
 
 def _write(path, write, mode):
     """``write(file)`` into a temporary file renamed over ``path``."""
-    tmp = f"{path}.tmp-{os.getpid()}"
+    target = replace_target(path)
+    tmp = f"{target}.tmp-{os.getpid()}"
     try:
         with open(tmp, mode, **({"newline": ""} if mode == "w" else {})) as f:
             write(f)
-        os.replace(tmp, path)
+        os.replace(tmp, target)
     except OSError as exc:
         if os.path.exists(tmp):
             os.unlink(tmp)

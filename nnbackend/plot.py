@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+from .checks import replace_target
+
 __all__ = ["plot_format", "plot_history", "require_matplotlib"]
 
 
@@ -83,10 +85,15 @@ def plot_history(history, path, title=None):
     fig.suptitle(title or f"{history.mode} descent, batch size {history.batch_size}")
     fig.tight_layout()
     path = os.fspath(path)
-    tmp = f"{path}.tmp-{os.getpid()}"
+    try:
+        target = replace_target(path, "plot")
+    except ValueError:
+        plt.close(fig)
+        raise
+    tmp = f"{target}.tmp-{os.getpid()}"
     try:
         fig.savefig(tmp, format=fmt, dpi=100)
-        os.replace(tmp, path)
+        os.replace(tmp, target)
     except OSError as exc:
         if os.path.exists(tmp):
             os.unlink(tmp)

@@ -263,3 +263,28 @@ def test_invscaling_reads_the_epochs_done_whatever_the_batch_size():
     fresh = nb.MLP([3, 8, 1], loss="bce", dtype="float64", params=start)
     fresh.fit(X, y, mode="batch", epochs=1, lr=0.05 * 601 ** -0.5)
     _same_params(model, fresh)
+
+
+def test_saving_through_a_symlink_keeps_the_link(tmp_path):
+    model = _make()
+    (tmp_path / "run1.npz").write_bytes(b"old")
+    (tmp_path / "latest.npz").symlink_to("run1.npz")
+    model.save(tmp_path / "latest.npz")
+    assert (tmp_path / "latest.npz").is_symlink()
+    assert nb.MLP.load(tmp_path / "run1.npz").layer_sizes == [3, 8, 1]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["latest.npz", "run1.npz"]
+
+
+def test_saving_over_what_is_not_a_regular_file_is_refused(tmp_path):
+    # Renaming over a device (/dev/null, as root), a FIFO or a directory would replace it.
+    import os
+
+    fifo = tmp_path / "pipe.npz"
+    os.mkfifo(fifo)
+    (tmp_path / "dir.npz").mkdir()
+    for target in (fifo, tmp_path / "dir.npz"):
+        with pytest.raises(ValueError, match=r"cannot write checkpoint .*: it exists and is not "
+                                             "a regular file"):
+            _make().save(target)
+    assert fifo.is_fifo() and (tmp_path / "dir.npz").is_dir()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dir.npz", "pipe.npz"]

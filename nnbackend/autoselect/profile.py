@@ -27,6 +27,7 @@ import warnings
 from dataclasses import dataclass, field
 
 from ..backends.auto_costs import DEFAULT_PROFILE
+from ..checks import replace_target
 from ..data import MODES
 from .cost import Terms
 
@@ -158,6 +159,8 @@ class Profile:
         path = path or profile_path()
         directory = os.path.dirname(os.path.abspath(path))
         os.makedirs(directory, exist_ok=True)
+        target = replace_target(path, "profile")
+        directory = os.path.dirname(target)
         fd, tmp = tempfile.mkstemp(prefix=".profile-", suffix=".json.tmp", dir=directory)
         try:
             mask = os.umask(0o022)  # mkstemp makes it 0600: follow the umask, as files do
@@ -165,7 +168,7 @@ class Profile:
             os.fchmod(fd, 0o666 & ~mask)
             with os.fdopen(fd, "w") as f:
                 json.dump(self.to_dict(), f, indent=1, sort_keys=True)
-            os.replace(tmp, path)
+            os.replace(tmp, target)
         except BaseException:
             if os.path.exists(tmp):
                 os.unlink(tmp)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 
+from ...checks import replace_target
 from .analysis import (CPU_BASELINE, common_times, gpu_labels, interval, is_nnbackend, is_peer,
                        sorted_labels)
 from .formatting import fmt_n
@@ -51,10 +52,15 @@ def plot_styles(labels):
 
 
 def _save(plt, fig, path):
-    tmp = f"{path}.tmp-{os.getpid()}"
+    try:
+        target = replace_target(path, "plot")
+    except ValueError:
+        plt.close(fig)
+        raise
+    tmp = f"{target}.tmp-{os.getpid()}"
     try:
         fig.savefig(tmp, format="png", dpi=100)
-        os.replace(tmp, path)
+        os.replace(tmp, target)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

@@ -8,6 +8,7 @@ import json
 import os
 import sys
 
+from ...checks import replace_target
 from ..models import model_key
 from .analysis import (CPU_BASELINE, LINEAR_RANGE, epoch_points, exponent_fits, gpu_crossovers,
                        noise_notes, sorted_labels, sorted_modes, speedup_rows,
@@ -160,11 +161,12 @@ def _nested(exps):
 
 
 def _write_text(path, text):
-    tmp = f"{path}.tmp-{os.getpid()}"
+    target = replace_target(path, "report")
+    tmp = f"{target}.tmp-{os.getpid()}"
     try:
         with open(tmp, "w", encoding="utf-8") as fh:
             fh.write(text)
-        os.replace(tmp, path)
+        os.replace(tmp, target)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
