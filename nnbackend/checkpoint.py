@@ -77,6 +77,7 @@ def save(model, path):
             "plateau": None if state.plateau is None else list(state.plateau),
             "stopping": None if state.stopping is None else list(state.stopping),
             "steps_done": state.steps_done,
+            "samples_seen": state.samples_seen,
         }
         for name, values in state.state_arrays.items():
             for i, a in enumerate(values):
@@ -212,6 +213,7 @@ def load(cls, path, backend=None, device=None):
             plateau=train["plateau"],
             stopping=train["stopping"],
             steps_done=train["steps_done"],
+            samples_seen=train["samples_seen"],
         )
     return model
 
@@ -305,6 +307,8 @@ def _train_fields(raw, n_params: int) -> dict:
     if out["steps_done"] is not None and out["steps_done"] < out["epochs_done"]:
         raise ValueError(f"its steps_done {steps} is fewer than its {out['epochs_done']} "
                          "epochs done (an epoch takes at least one step)")
+    seen = raw.get("samples_seen")
+    out["samples_seen"] = None if seen is None else _whole(seen, "samples_seen")
     return out
 
 

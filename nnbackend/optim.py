@@ -396,21 +396,30 @@ class ScheduledState(NamedTuple):
     inner: list  # [the wrapped optimizer's state]: a list, so executors carry it as arrays
 
 
-def inverse_scaling(power_t: float, n_samples: int, steps_per_epoch: int) -> Callable:
+def inverse_scaling(power_t: float, n_samples: int, steps_per_epoch: int,
+                    samples_before: int = 0, first_epoch_initial: bool = False) -> Callable:
     """scikit-learn's ``learning_rate='invscaling'`` as a schedule of the step count.
 
     ``lr_t = lr / (t + 1) ** power_t``, ``t`` the samples seen before the
-    current epoch (scikit-learn updates it once per epoch). Returns
-    ``factor(count) -> lr_t / lr`` for :func:`scheduled`; ``count`` may be a
-    host int or a device scalar (in a compiled epoch).
+    current epoch (scikit-learn updates it once per epoch): ``samples_before``
+    (seen in earlier fits) and ``n_samples`` for each of this fit's epochs
+    before. Returns ``factor(count) -> lr_t / lr`` for :func:`scheduled`,
+    ``count`` the steps this fit has taken (a host int, or a device scalar in
+    a compiled epoch). ``first_epoch_initial`` runs the first epoch at
+    ``lr`` itself, as scikit-learn's warm start does (its optimizer is new).
     """
     power_t = _nonnegative("power_t", power_t)
+    samples_before = int(samples_before)
 
     def factor(count):
-        seen = (count // steps_per_epoch) * n_samples
+        epoch = count // steps_per_epoch
+        seen = epoch * n_samples + samples_before
+        if first_epoch_initial:  # 0 in the first epoch (whole numbers: exactly; no `if`
+            seen = seen - (epoch == 0) * samples_before  # on a device scalar)
         return (seen + 1) ** (-power_t)
 
-    factor.key = ("inverse_scaling", power_t, int(n_samples), int(steps_per_epoch))
+    factor.key = ("inverse_scaling", power_t, int(n_samples), int(steps_per_epoch),
+                  samples_before, bool(first_epoch_initial))
     return factor
 
 

@@ -150,6 +150,7 @@ _PATIENCE = dict(patience=3, restore_best_weights=False)
     (_set("stopping", ["loss", 0.5, 1, 1000]), _PATIENCE, "best epoch 1000 is not one of its 4"),
     (_set("steps_done", -5), {}, "steps_done -5 is not a whole"),
     (_set("steps_done", 2), {}, "steps_done 2 is fewer than its 4 epochs"),
+    (_set("samples_seen", -1), {}, "samples_seen -1 is not a whole"),
     (_set("epochs_done", -5), {}, "epochs_done -5 is not a whole"),
     (_set("epochs_done", 2.5), {}, "epochs_done 2.5 is not a whole"),
     (_set("lr_scale", -5), {}, r"lr_scale -5 is not a factor in \(0, 1\]"),
@@ -262,6 +263,23 @@ def test_invscaling_reads_the_epochs_done_whatever_the_batch_size():
     model.fit(X, y, mode="batch", epochs=1, resume=True, **kw)
     fresh = nb.MLP([3, 8, 1], loss="bce", dtype="float64", params=start)
     fresh.fit(X, y, mode="batch", epochs=1, lr=0.05 * 601 ** -0.5)
+    _same_params(model, fresh)
+
+
+def test_invscaling_goes_on_from_the_samples_seen_whatever_the_rows(tmp_path):
+    # 3 epochs of 200 rows, then a resumed fit on 100 of them: t = 600 samples seen.
+    X, y, _ = _problem()
+    kw = dict(lr=0.05, lr_schedule="invscaling", power_t=0.5)
+    model = _make()
+    model.fit(X, y, epochs=3, batch_size=8, **kw)
+    assert model.train_state.samples_seen == 600
+    model.save(tmp_path / "m.npz")
+    model = nb.MLP.load(tmp_path / "m.npz")
+    start = [(W.copy(), b.copy()) for W, b in model.params]
+    model.fit(X[:100], y[:100], mode="batch", epochs=1, resume=True, **kw)
+    assert model.train_state.samples_seen == 700
+    fresh = nb.MLP([3, 8, 1], loss="bce", dtype="float64", params=start)
+    fresh.fit(X[:100], y[:100], mode="batch", epochs=1, lr=0.05 * 601 ** -0.5)
     _same_params(model, fresh)
 
 

@@ -139,8 +139,9 @@ class _Epochs:
     """Runs epochs and brings each one's figures to the host in one transfer."""
 
     def __init__(self, net: Network, X, Y, validation, options: FitOptions, plan, count_correct=True,
-                 lr_scale=1.0):
+                 lr_scale=1.0, samples_before=0):
         self.net, self.X, self.Y, self.plan, self.options = net, X, Y, plan, options
+        self.samples_before = samples_before  # what earlier fits saw, for 'invscaling'
         self.validation = validation
         self.multiclass = multiclass_of(net.spec) if count_correct else None
         self.set_lr_scale(lr_scale)
@@ -153,7 +154,7 @@ class _Epochs:
         net = self.net
         self.lr_scale = lr_scale
         self.optimizer = fit_optimizer(self.options, self.plan, len(net.layer_sizes) - 1,
-                                       net.spec.reduction, lr_scale)
+                                       net.spec.reduction, lr_scale, self.samples_before)
         self.task = _epoch_task(net, self.X, self.Y, self.plan, self.optimizer,
                                 self.options.chunk_size, self.multiclass)
         # Which executor runs the epochs, and why (History.executor, .executor_reason).
@@ -332,8 +333,14 @@ def train(net: Network, X, Y, options: FitOptions, validation=None, resume: Trai
         # The factor 'adaptive' reached goes on with 'adaptive' alone: a resumed
         # fit with another schedule runs at the rate it asks for.
         carried = saved is not None and options.lr_schedule == "adaptive"
+        # The samples seen before, for 'invscaling' (a checkpoint from before
+        # they were kept: the epochs done of these rows).
+        samples_before = 0 if saved is None else (
+            saved.samples_seen if saved.samples_seen is not None
+            else saved.epochs_done * n_samples)
         epochs = _Epochs(net, X, Y, validation, options, plan,
-                         lr_scale=saved.lr_scale if carried else 1.0)
+                         lr_scale=saved.lr_scale if carried else 1.0,
+                         samples_before=samples_before)
         params = net.params
         state = epochs.optimizer.init(params)
         steps_per_epoch = -(-n_samples // plan.batch_size)
@@ -362,7 +369,7 @@ def train(net: Network, X, Y, options: FitOptions, validation=None, resume: Trai
     new_state = None if hist.not_resumable else TrainState.capture(
         opt_name, inner, rng, (saved.epochs_done if saved else 0) + hist.epochs, lr_scale,
         split_seed, plateau, _stopping_to(stopping, saved),
-        steps_before + hist.epochs * steps_per_epoch)
+        steps_before + hist.epochs * steps_per_epoch, samples_before + hist.epochs * n_samples)
     return params, hist, new_state
 
 
@@ -370,12 +377,13 @@ def _schedule_count(saved, options, steps_per_epoch):
     """The step count a resumed fit's schedule goes on from.
 
     A function of the caller's counts steps: those taken, whatever batch size
-    took them. ``'invscaling'`` reads the count as epochs of this fit's steps
-    times its rows (the samples seen, where every fit had these rows), so it
-    is rebuilt from the epochs done; so is a count that a checkpoint from
-    before step counts were kept lacks.
+    took them (a checkpoint from before they were kept: the epochs done of
+    this fit's steps). ``'invscaling'`` counts this fit's steps from 0: the
+    samples seen before are its own offset.
     """
-    if callable(options.lr_schedule) and saved.steps_done is not None:
+    if options.lr_schedule == "invscaling":
+        return 0
+    if saved.steps_done is not None:
         return saved.steps_done
     return saved.epochs_done * steps_per_epoch
 

@@ -27,7 +27,8 @@ from ..optim import Optimizer, inverse_scaling, l2_penalty, scheduled
 __all__ = ["AdaptiveRate", "fit_optimizer"]
 
 
-def fit_optimizer(options, plan, n_layers: int, reduction: str, lr_scale: float = 1.0) -> Optimizer:
+def fit_optimizer(options, plan, n_layers: int, reduction: str, lr_scale: float = 1.0,
+                  samples_before: int = 0) -> Optimizer:
     """``options.optimizer`` with ``options``' schedule and L2 penalty.
 
     Parameters
@@ -41,12 +42,15 @@ def fit_optimizer(options, plan, n_layers: int, reduction: str, lr_scale: float 
     reduction : {'mean', 'sum'}
     lr_scale : float
         The factor ``'adaptive'`` has reached (1 until the first plateau).
+    samples_before : int
+        The samples earlier fits saw, which ``'invscaling'`` goes on from.
     """
     opt = options.optimizer
     schedule = options.lr_schedule
     if schedule == "invscaling":
         steps_per_epoch = -(-plan.n_samples // plan.batch_size)
-        schedule = inverse_scaling(options.power_t, plan.n_samples, steps_per_epoch)
+        schedule = inverse_scaling(options.power_t, plan.n_samples, steps_per_epoch,
+                                   samples_before)
     elif not callable(schedule):  # 'constant' or 'adaptive': a constant factor
         schedule = None
     # 'adaptive' is wrapped from the start, so its state keeps one structure

@@ -47,6 +47,9 @@ class TrainState:
     steps_done : int or None
         Optimizer steps taken so far, over all resumed fits, which a schedule
         function of the caller's goes on counting from (None: not recorded).
+    samples_seen : int or None
+        Rows trained on so far (epochs × rows, over all resumed fits), which
+        ``'invscaling'`` goes on from (None: not recorded).
     """
 
     optimizer: str
@@ -59,12 +62,14 @@ class TrainState:
     plateau: tuple | None = None
     stopping: tuple | None = None
     steps_done: int | None = None
+    samples_seen: int | None = None
 
     @classmethod
     def capture(cls, optimizer: str, opt_state, rng, epochs_done: int,
                 lr_scale: float = 1.0, split_seed: int | None = None,
                 plateau: tuple | None = None, stopping: tuple | None = None,
-                steps_done: int | None = None) -> "TrainState":
+                steps_done: int | None = None,
+                samples_seen: int | None = None) -> "TrainState":
         """The state to resume from after a fit's last epoch."""
         scalars, arrays = state_fields(opt_state)
         # A compiled epoch leaves scalars (Adam's count) as device scalars.
@@ -73,7 +78,8 @@ class TrainState:
                    float(lr_scale), None if split_seed is None else int(split_seed), plateau,
                    None if stopping is None else (
                        str(stopping[0]), float(stopping[1]), int(stopping[2]), int(stopping[3])),
-                   None if steps_done is None else int(steps_done))
+                   None if steps_done is None else int(steps_done),
+                   None if samples_seen is None else int(samples_seen))
 
     def optimizer_state(self, template):
         """The optimizer state, rebuilt like ``template`` (the optimizer's ``init``)."""
