@@ -63,15 +63,15 @@ def check_positive(name, value) -> float:
     return float(value)
 
 
-def check_fraction(name, value) -> float:
+def check_fraction(name, value, one: bool = False) -> float:
     """``value`` as a Python float (see :func:`check_positive`), refusing
-    anything but a number in [0, 1) (decay rates)."""
+    anything but a number in [0, 1) (decay rates), or [0, 1] with ``one``."""
     try:
-        ok = 0 <= value < 1
+        ok = 0 <= value < 1 or (one and value == 1)
     except TypeError:
         ok = False
     if not ok or isinstance(value, bool):
-        raise ValueError(f"{name} must be a number in [0, 1), got {value!r}")
+        raise ValueError(f"{name} must be a number in [0, 1{']' if one else ')'}, got {value!r}")
     return float(value)
 
 

@@ -131,7 +131,7 @@ def momentum(lr: float, beta: float = 0.9, nesterov: bool = False) -> Optimizer:
     lr : float
         The learning rate, finite and > 0.
     beta : float, default 0.9
-        The momentum, in [0, 1).
+        The momentum, in [0, 1].
     nesterov : bool, default False
 
     Returns
@@ -140,7 +140,7 @@ def momentum(lr: float, beta: float = 0.9, nesterov: bool = False) -> Optimizer:
         Its state is one velocity per parameter, of the parameter's shape.
     """
     lr = check_positive("lr", lr)
-    beta = check_fraction("beta", beta)
+    beta = check_fraction("beta", beta, one=True)  # 1: a velocity that never decays
 
     def init(params):
         return MomentumState([array_namespace(p).zeros_like(p) for p in params])

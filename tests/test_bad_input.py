@@ -484,7 +484,7 @@ def test_a_model_that_follows_its_data_refuses_targets_on_another_device():
      r"optimizer_options \['beta'\] are not options of optimizer 'adam'; it takes \['b1', 'b2', 'eps'\]"),
     ({"optimizer_options": [("beta", 0.9)]}, TypeError, "optimizer_options must be a dict, got list"),
     ({"optimizer": "momentum", "optimizer_options": {"beta": 1.5}}, ValueError,
-     r"beta must be a number in \[0, 1\), got 1.5"),
+     r"beta must be a number in \[0, 1\], got 1.5"),
     ({"optimizer": None}, ValueError, "unknown optimizer None; choose one of"),
     ({"mode": None}, ValueError, "unknown mode None; choose one of"),
     ({"executor": "gpu"}, ValueError, "unknown executor 'gpu'; choose one of"),

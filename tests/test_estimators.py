@@ -164,11 +164,13 @@ def test_partial_fit_and_warm_start():
         clf.partial_fit(X, y)
     clf.partial_fit(X[:50], y[:50], classes=[0, 1, 2])
     clf.partial_fit(X[50:], y[50:])
-    assert clf.n_iter_ == 2 and list(clf.classes_) == [0, 1, 2]
+    # n_iter_ counts this call's epochs, t_ every call's samples (scikit-learn >= 1.3).
+    assert clf.n_iter_ == 1 and clf.t_ == 150 and list(clf.classes_) == [0, 1, 2]
     warm = nb.MLPClassifier(hidden_layer_sizes=(8,), max_iter=3, warm_start=True, random_state=0)
     first = warm.fit(X, y).coefs_[0].copy()
     warm.fit(X, y)
-    assert warm.n_iter_ == 6 and not np.array_equal(first, warm.coefs_[0])
+    assert warm.n_iter_ == 3 and warm.t_ == 900 and len(warm.loss_curve_) == 6
+    assert not np.array_equal(first, warm.coefs_[0])
 
 
 def test_lbfgs_and_bad_values_refused_by_name():

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import numbers
 import warnings
+from dataclasses import replace
 
 import numpy as np
 from array_api_compat import is_array_api_obj
@@ -13,6 +14,12 @@ from sklearn.base import BaseEstimator, is_classifier
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
+
+try:  # scikit-learn's own (a ValueError and a TypeError), where this version has it
+    from sklearn.utils._param_validation import InvalidParameterError
+except ImportError:  # pragma: no cover
+    class InvalidParameterError(ValueError, TypeError):
+        """A hyperparameter of the wrong type or value."""
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ..backends import BackendUnavailableError, backend_of
@@ -21,7 +28,8 @@ from ..data import host_rng, is_host, make_plan, n_rows
 from ..engine import EpochTask, choose_executor, run_epoch
 from ..model import MLP
 from ..network import chunk_rows, predict_rows
-from ..optim import adam, inverse_scaling, l2_penalty, momentum, on_namespace, scheduled, sgd
+from ..optim import (ScheduledState, adam, inverse_scaling, l2_penalty, momentum, on_namespace,
+                     scheduled, sgd)
 from ..training import FitOptions
 
 __all__ = ["_BaseMLP"]
@@ -104,39 +112,56 @@ class _BaseMLP(BaseEstimator):
 
     # -- checks ----------------------------------------------------------------------
     def _check_params(self):
-        """Refuse a wrong hyperparameter by name (``ValueError``), as scikit-learn does at fit."""
+        """Refuse a wrong hyperparameter by name, as scikit-learn does at fit (its
+        ``InvalidParameterError``, a ``ValueError`` and a ``TypeError``)."""
         sizes = self.hidden_layer_sizes
         sizes = [sizes] if isinstance(sizes, numbers.Integral) else list(sizes)
         if not all(isinstance(s, numbers.Integral) and s > 0 for s in sizes):
-            raise ValueError(f"hidden_layer_sizes must be positive integers, got {sizes}.")
+            raise InvalidParameterError(
+                f"hidden_layer_sizes must be positive integers, got {sizes}.")
         choices = (("activation", _ACTIVATIONS), ("solver", _SOLVERS),
                    ("learning_rate", _SCHEDULES), ("mode", ("batch", "minibatch", "sgd")))
         for name, allowed in choices:
             if getattr(self, name) not in allowed:
-                raise ValueError(f"The '{name}' parameter must be one of {list(allowed)}; "
-                                 f"got {getattr(self, name)!r}.")
-        ranges = (("alpha", 0, None, True), ("learning_rate_init", 0, None, False),
-                  ("power_t", 0, None, True), ("tol", 0, None, True),
-                  ("momentum", 0, 1, True), ("validation_fraction", 0, 1, False),
-                  ("beta_1", 0, 1, True), ("beta_2", 0, 1, True), ("epsilon", 0, None, False))
-        for name, low, high, closed in ranges:
+                raise InvalidParameterError(f"The '{name}' parameter must be one of "
+                                            f"{list(allowed)}; got {getattr(self, name)!r}.")
+        # (name, low, high, low closed, high closed): scikit-learn's intervals.
+        ranges = (("alpha", 0, None, True, False), ("learning_rate_init", 0, None, False, False),
+                  ("power_t", 0, None, True, False), ("tol", 0, None, True, False),
+                  ("momentum", 0, 1, True, True), ("validation_fraction", 0, 1, True, False),
+                  ("beta_1", 0, 1, True, False), ("beta_2", 0, 1, True, False),
+                  ("epsilon", 0, None, False, False))
+        for name, low, high, closed, high_closed in ranges:
             value = getattr(self, name)
             ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and (
-                value >= low if closed else value > low) and (high is None or value < high)
+                value >= low if closed else value > low) and (
+                high is None or (value <= high if high_closed else value < high))
             if not ok:
-                raise ValueError(f"The '{name}' parameter must be a number "
-                                 f"{'>=' if closed else '>'} {low}"
-                                 f"{f' and < {high}' if high is not None else ''}; got {value!r}.")
-        for name in ("max_iter", "n_iter_no_change"):
+                upper = "" if high is None else f" and {'<=' if high_closed else '<'} {high}"
+                raise InvalidParameterError(
+                    f"The '{name}' parameter must be a number {'>=' if closed else '>'} "
+                    f"{low}{upper}; got {value!r}.")
+        for name, infinite in (("max_iter", False), ("n_iter_no_change", True)):
             value = getattr(self, name)
-            if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"The '{name}' parameter must be an int >= 1; got {value!r}.")
+            whole = (isinstance(value, numbers.Integral) and not isinstance(value, bool)
+                     and value >= 1)
+            if not (whole or (infinite and value == np.inf)):
+                raise InvalidParameterError(f"The '{name}' parameter must be an int >= 1"
+                                            f"{' or np.inf' if infinite else ''}; got {value!r}.")
+        for name in ("shuffle", "verbose", "warm_start", "nesterovs_momentum", "early_stopping"):
+            value = getattr(self, name)
+            if not isinstance(value, (bool, np.bool_)):
+                if name == "verbose" and isinstance(value, numbers.Integral):
+                    continue  # scikit-learn's verbose takes an int too
+                raise InvalidParameterError(
+                    f"The '{name}' parameter must be an instance of 'bool'; got {value!r}.")
         bs = self.batch_size
         if not (bs == "auto" or (isinstance(bs, numbers.Integral) and bs >= 1)):
-            raise ValueError(f"The 'batch_size' parameter must be 'auto' or an int >= 1; got {bs!r}.")
+            raise InvalidParameterError(
+                f"The 'batch_size' parameter must be 'auto' or an int >= 1; got {bs!r}.")
         if self.precision is not None and not (isinstance(self.precision, str)
                                                and self.precision in PRECISIONS):
-            raise ValueError(f"The 'precision' parameter must be None or one of "
+            raise InvalidParameterError(f"The 'precision' parameter must be None or one of "
                              f"{list(PRECISIONS)}; got {self.precision!r}.")
         return sizes
 
@@ -163,6 +188,20 @@ class _BaseMLP(BaseEstimator):
         return self._fit(X, y, incremental=False)
 
     def _fit(self, X, y, incremental):
+        # A call that raises leaves the estimator as it was (its network included);
+        # Ctrl-C is not an error here: _run keeps the epochs done, as scikit-learn.
+        before = dict(self.__dict__)
+        network = dict(self.model_.__dict__) if hasattr(self, "model_") else None
+        try:
+            return self._fit_checked(X, y, incremental)
+        except BaseException:
+            if network is not None:
+                before["model_"].__dict__.update(network)
+            self.__dict__.clear()
+            self.__dict__.update(before)
+            raise
+
+    def _fit_checked(self, X, y, incremental):
         sizes = self._check_params()
         if self.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
@@ -179,6 +218,10 @@ class _BaseMLP(BaseEstimator):
             raise ValueError(f"y has {n_outputs} output columns; this model was fitted with "
                              f"{self.model_.layer_sizes[-1]}")
         model = self.model_
+        if model.spec.hidden_activation != _ACTIVATIONS[self.activation]:
+            # A warm start goes on from the weights with the activation asked for now,
+            # as scikit-learn's does (it reads `activation` at every pass).
+            model.spec = replace(model.spec, hidden_activation=_ACTIVATIONS[self.activation])
         options = self._fit_options(n_rows(X))
         if first and model.auto:  # backend="auto": where this fit runs (a warm start stays)
             model._choose_backend(X, Y, options)
@@ -186,6 +229,8 @@ class _BaseMLP(BaseEstimator):
         if not incremental or getattr(self, "_opt_state", None) is None:
             self._lr_scale = 1.0
             self._opt_state = None
+        else:  # the state follows the network, which follows X (another namespace, say)
+            self._opt_state = _tree(self._opt_state, model.backend.asarray)
         validation = None
         if self.early_stopping:
             Xd, Yd, validation = self._split(Xd, Yd)
@@ -233,9 +278,11 @@ class _BaseMLP(BaseEstimator):
         self.loss_curve_, self._no_improvement_count = [], 0
         self._shuffle_rng = host_rng(self.model_.seed)
         if self.early_stopping:
-            self.validation_scores_, self.best_validation_score_, self.best_loss_ = [], -np.inf, None
+            self.validation_scores_, self.best_validation_score_ = [], -np.inf
+            self.best_loss_ = None
         else:
-            self.validation_scores_, self.best_validation_score_, self.best_loss_ = None, None, np.inf
+            self.validation_scores_, self.best_validation_score_ = None, None
+            self.best_loss_ = np.inf
         self._opt_state = None
 
     def _network_seed(self):
@@ -276,8 +323,12 @@ class _BaseMLP(BaseEstimator):
         if self.solver == "sgd" and (self.learning_rate != "constant" or self._lr_scale != 1.0):
             schedule = None
             if self.learning_rate == "invscaling":
+                # scikit-learn's t_: the samples seen before this call, earlier
+                # fits' included; a new optimizer (a fit, not partial_fit) runs
+                # its first epoch at learning_rate_init.
                 steps = -(-plan.n_samples // plan.batch_size)
-                schedule = inverse_scaling(self.power_t, plan.n_samples, steps)
+                schedule = inverse_scaling(self.power_t, plan.n_samples, steps,
+                                           self._samples_before, self._new_optimizer)
             opt = scheduled(opt, schedule, scale=self._lr_scale, on="grads")
         n_layers = len(self.model_.layer_sizes) - 1
         return l2_penalty(opt, float(self.alpha) / plan.batch_size, [True, False] * n_layers)
@@ -311,52 +362,85 @@ class _BaseMLP(BaseEstimator):
         """The epochs, each followed by scikit-learn's host-side rules; ``precision``
         is the one the float32 matmuls run at (the fit's context is entered)."""
         model = self.model_
-        backend, xp = model.backend, model.backend.xp
         plan = self._plan(n_rows(Xd))
-        task, choice = self._task(Xd, Yd, plan, precision)
         params = model.flat_params
-        state = self._opt_state if self._opt_state is not None else task.optimizer.init(params)
-        n_batches = -(-plan.n_samples // plan.batch_size)
-        best = None
-        with backend.loop_context():
-            for _ in range(1 if incremental else self.max_iter):
-                if choice.epoch is not None:
-                    params, state, loss_sum, _c = choice.epoch(
-                        params, state, plan.order(self._shuffle_rng))
-                else:
-                    params, state, loss_sum, _c = run_epoch(
-                        params, state, task.optimizer, task.spec, Xd, Yd, plan,
-                        self._shuffle_rng, task.index_dtype, task.chunk_size, None, xp)
-                host = self._epoch_figures(params, loss_sum, validation, task.chunk_size)
-                if not host[2]:
-                    model.flat_params = backend.export(params)
-                    raise ValueError("Solver produced non-finite parameter weights. The input "
-                                     "data may contain large values and need to be preprocessed.")
-                self.n_iter_ += 1
-                self.t_ += plan.n_samples
-                self.loss_ = (float(host[0]) / plan.n_samples / self._loss_divisor()
-                              + 0.5 * float(self.alpha) * float(host[1]) * n_batches
-                              / plan.n_samples)
-                self.loss_curve_.append(self.loss_)
-                if self.verbose:
-                    print(f"Iteration {self.n_iter_}, loss = {self.loss_:.8f}")
-                if self._improvement(host, validation):
-                    best = params
-                if self._no_improvement_count > self.n_iter_no_change:
-                    if self._stop():
-                        break
-                    self._no_improvement_count = 0
-                    task, choice = self._task(Xd, Yd, plan, precision)
-                if incremental:
-                    break
-                if self.n_iter_ == self.max_iter:
-                    warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) "
-                                  "reached and the optimization hasn't converged yet.",
-                                  ConvergenceWarning)
+        # scikit-learn's optimizer goes on across partial_fit calls; a fit makes a
+        # new one, and so does another solver or schedule between partial_fit calls.
+        self._samples_before, self._new_optimizer, state = self.t_, True, None
+        if self._opt_state is not None and (
+                _structure(self._opt_state) == _structure(self._optimizer(plan).init(params))):
+            self._new_optimizer, state = False, self._opt_state
+            if isinstance(state, ScheduledState):  # 'invscaling' counts this call's steps
+                state = ScheduledState(0, state.inner)
+        task, choice = self._task(Xd, Yd, plan, precision)
+        if state is None:
+            state = task.optimizer.init(params)
+        self.n_iter_ = 0  # this call's epochs, as scikit-learn (since 1.3) counts them
+        try:
+            params, state, best = self._epochs(Xd, Yd, validation, incremental, precision, plan,
+                                               task, choice, params, state)
+        except _Interrupted as stopped:
+            # As scikit-learn: Ctrl-C ends the fit with the epochs done so far.
+            warnings.warn("Training interrupted by user.")
+            params, state, best = stopped.args
         if self.early_stopping and best is not None:
             params = best
         self._opt_state = state
-        model.flat_params = backend.export(params)
+        model.flat_params = model.backend.export(params)
+
+    def _epochs(self, Xd, Yd, validation, incremental, precision, plan, task, choice, params,
+                state):
+        """The loop of :meth:`_run`: ``(params, state, best)``, ``best`` the best
+        validated epoch's parameters (None without early stopping)."""
+        model = self.model_
+        backend, xp = model.backend, model.backend.xp
+        n_batches = -(-plan.n_samples // plan.batch_size)
+        best = None
+        try:
+            with backend.loop_context():
+                for _ in range(1 if incremental else self.max_iter):
+                    if choice.epoch is not None:
+                        new = choice.epoch(params, state, plan.order(self._shuffle_rng))
+                    else:
+                        new = run_epoch(params, state, task.optimizer, task.spec, Xd, Yd, plan,
+                                        self._shuffle_rng, task.index_dtype, task.chunk_size,
+                                        None, xp)
+                    host = self._epoch_figures(new[0], new[2], validation, task.chunk_size)
+                    if not host[2]:
+                        if best is None:
+                            raise ValueError("Solver produced non-finite parameter weights. The "
+                                             "input data may contain large values and need to "
+                                             "be preprocessed.")
+                        # Early stopping keeps the best validated weights, as scikit-learn's.
+                        warnings.warn(f"Solver produced non-finite parameter weights at "
+                                      f"iteration {self.n_iter_ + 1}; training stopped, the "
+                                      "best validated weights are kept.", ConvergenceWarning)
+                        break
+                    params, state = new[0], new[1]
+                    self.n_iter_ += 1
+                    self.t_ += plan.n_samples
+                    self.loss_ = (float(host[0]) / plan.n_samples / self._loss_divisor()
+                                  + 0.5 * float(self.alpha) * float(host[1]) * n_batches
+                                  / plan.n_samples)
+                    self.loss_curve_.append(self.loss_)
+                    if self.verbose:
+                        print(f"Iteration {self.n_iter_}, loss = {self.loss_:.8f}")
+                    if self._improvement(host, validation):
+                        best = params
+                    if self._no_improvement_count > self.n_iter_no_change:
+                        if self._stop():
+                            break
+                        self._no_improvement_count = 0
+                        task, choice = self._task(Xd, Yd, plan, precision)
+                    if incremental:
+                        break
+                    if self.n_iter_ == self.max_iter:
+                        warnings.warn(f"Stochastic Optimizer: Maximum iterations "
+                                      f"({self.max_iter}) reached and the optimization hasn't "
+                                      "converged yet.", ConvergenceWarning)
+        except KeyboardInterrupt:
+            raise _Interrupted(params, state, best) from None
+        return params, state, best
 
     def _stop(self) -> bool:
         """scikit-learn's ``trigger_stopping``: stop, unless the learning rate is
@@ -427,15 +511,47 @@ class _BaseMLP(BaseEstimator):
 
     @property
     def coefs_(self):
-        """list of ndarray, shape (n_features_l, n_features_l+1): the weights, on the host."""
+        """list of ndarray, shape (n_features_l, n_features_l+1): the weights, on the host.
+
+        Copies: change the network by assigning a whole list (as for
+        scikit-learn's, a warm start then trains from it)."""
         check_is_fitted(self, "model_")
-        return [self.model_.backend.to_host(W) for W in self.model_.flat_params[0::2]]
+        return [np.array(self.model_.backend.to_host(W)) for W in self.model_.flat_params[0::2]]
+
+    @coefs_.setter
+    def coefs_(self, coefs):
+        self._set_params_of(0, "coefs_", coefs)
 
     @property
     def intercepts_(self):
-        """list of ndarray, shape (n_features_l+1,): the biases, on the host."""
+        """list of ndarray, shape (n_features_l+1,): the biases, on the host (copies,
+        as :attr:`coefs_`)."""
         check_is_fitted(self, "model_")
-        return [self.model_.backend.to_host(b) for b in self.model_.flat_params[1::2]]
+        return [np.array(self.model_.backend.to_host(b)) for b in self.model_.flat_params[1::2]]
+
+    @intercepts_.setter
+    def intercepts_(self, intercepts):
+        self._set_params_of(1, "intercepts_", intercepts)
+
+    def _set_params_of(self, offset, name, values):
+        """Put ``values`` (host or backend arrays) in place of every other parameter
+        from ``offset``, in the fitted shapes (ValueError naming ``name`` otherwise)."""
+        check_is_fitted(self, "model_")
+        model = self.model_
+        flat = list(model.flat_params)
+        current = flat[offset::2]
+        values = list(values)
+        shapes = [tuple(a.shape) for a in current]
+        given = [tuple(getattr(v, "shape", np.shape(v))) for v in values]
+        if given != shapes:
+            raise ValueError(f"{name} must be {len(shapes)} arrays of shapes {shapes}; got "
+                             f"{len(given)} of shapes {given}")
+        for i, v in zip(range(offset, len(flat), 2), values):
+            host = v if is_host(v) else backend_of(v).to_host(v)
+            if not np.all(np.isfinite(np.asarray(host, dtype=np.float64))):
+                raise ValueError(f"{name} holds NaN or infinity")
+            flat[i] = model.backend.asarray(np.asarray(host), dtype=model.array_dtype)
+        model.flat_params = flat
 
     def save(self, path):
         """Write the fitted network in nnbackend's checkpoint format (.npz).
@@ -505,7 +621,8 @@ class _BaseMLP(BaseEstimator):
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.array_api_support = True
+        # A backend named outright takes its own arrays alone: no other namespace's.
+        tags.array_api_support = self.backend in (None, "auto")
         tags.non_deterministic = self.random_state is None
         return tags
 
@@ -545,6 +662,20 @@ def _tree(state, fn):
     if isinstance(state, (list, tuple)):
         return type(state)(_tree(v, fn) for v in state)
     return fn(state)
+
+
+class _Interrupted(Exception):
+    """Ctrl-C during the epochs, carrying ``(params, state, best)`` of those done."""
+
+
+def _structure(state):
+    """An optimizer state's make-up (its NamedTuples, lists, numbers and array
+    shapes), to tell whether a state fits another optimizer."""
+    if isinstance(state, (list, tuple)):
+        return type(state).__name__, tuple(_structure(v) for v in state)
+    if isinstance(state, numbers.Number):
+        return "number"
+    return tuple(state.shape)
 
 
 def _host_labels(y):

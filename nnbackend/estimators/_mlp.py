@@ -12,7 +12,8 @@ from sklearn.utils.multiclass import check_classification_targets, type_of_targe
 from sklearn.utils.validation import column_or_1d
 
 from ..backends import backend_of
-from ._base import _BaseMLP, _host_labels, _is_device_array, _is_numpy, _where
+from ._base import (InvalidParameterError, _BaseMLP, _host_labels, _is_device_array, _is_numpy,
+                    _where)
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
 
@@ -143,12 +144,14 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         -------
         self
         """
+        classes = None if classes is None else _host_labels(classes)
         if not hasattr(self, "classes_"):
             y_host = _host_labels(y)
-            if classes is None and not type_of_target(y_host).startswith("multilabel"):
+            multilabel = type_of_target(y_host).startswith("multilabel")
+            if classes is None and not multilabel:
                 raise ValueError("classes must be passed on the first call to partial_fit.")
-            self._label_binarizer = LabelBinarizer().fit(
-                y_host if classes is None else np.asarray(classes))
+            # As scikit-learn: multi-label y names its labels itself, classes or not.
+            self._label_binarizer = LabelBinarizer().fit(y_host if multilabel else classes)
             self.classes_ = self._label_binarizer.classes_
         elif classes is not None and not np.array_equal(np.unique(classes), self.classes_):
             raise ValueError(f"`classes={classes!r}` is not the same as on the first call to "
@@ -265,8 +268,9 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     def _check_params(self):
         if self.loss != "squared_error":
-            raise ValueError(f"The 'loss' parameter must be 'squared_error' (nnbackend offers "
-                             f"no other regression loss); got {self.loss!r}.")
+            raise InvalidParameterError(
+                f"The 'loss' parameter must be 'squared_error' (nnbackend offers no other "
+                f"regression loss); got {self.loss!r}.")
         return super()._check_params()
 
     def _head(self, n_outputs):
