@@ -33,7 +33,8 @@ step reads a device value. A wrapped optimizer has no ``name``; its
 them too (the step count a device scalar). A schedule function of the
 caller's own they decline, and the epochs run through the reference loop. The executors that
 call ``update`` themselves (``jax-scan``, ``jax-batch``, ``dask-chunks``)
-run every wrapper.
+run every wrapper, jax's where it can trace the schedule function (it
+declines one that needs a Python number of the count).
 """
 
 from __future__ import annotations

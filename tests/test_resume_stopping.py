@@ -306,3 +306,4 @@ def test_saving_over_what_is_not_a_regular_file_is_refused(tmp_path):
             _make().save(target)
     assert fifo.is_fifo() and (tmp_path / "dir.npz").is_dir()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dir.npz", "pipe.npz"]
+

@@ -333,3 +333,28 @@ def test_state_fields_refuses_a_wrapper_state_and_takes_the_wrapped_one():
     assert scalars == {"count": 0} and [a.shape for a in arrays["mu"]] == [(2, 3), (3,)]
     rebuilt = nb.optim.state_from_fields(state.inner[0], scalars, arrays)
     assert rebuilt.count == 0 and rebuilt.nu[0].shape == (2, 3)
+
+
+@pytest.mark.parametrize("mode", ["minibatch", "batch"])
+def test_jax_declines_a_schedule_it_cannot_trace_and_the_reference_loop_runs_it(mode):
+    import math
+
+    try:
+        nb.get_backend("jax")
+    except nb.BackendUnavailableError as exc:
+        pytest.skip(f"needs jax: {exc}")
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 3))
+    y = (X.sum(axis=1) > 0).astype(float)
+    fits = {}
+    for name, factor in (("step", lambda t: 1.0 if t < 10 else 0.1),
+                         ("math", lambda t: math.exp(-0.01 * t)),
+                         ("arithmetic", lambda t: 1.0 / (1.0 + 0.01 * t))):
+        model = nb.MLP([3, 8, 1], loss="bce", backend="jax", dtype="float32", seed=0)
+        hist = model.fit(X, y, mode=mode, epochs=2, lr=0.1, lr_schedule=factor)
+        fits[name] = hist
+    for name in ("step", "math"):
+        assert fits[name].executor == "reference"
+        assert "a learning-rate schedule of the caller's that jax cannot trace" \
+            in fits[name].executor_reason
+    assert fits["arithmetic"].executor.startswith("jax-")

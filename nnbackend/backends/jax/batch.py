@@ -75,7 +75,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from .scan import _advanced, _host_counts, _own, cached
+from .scan import _advanced, _host_counts, _own, cached, untraceable_schedule
 
 __all__ = ["JaxBatch"]
 
@@ -91,7 +91,7 @@ class JaxBatch:
         if plan.batch_size < plan.n_samples:
             return (f"not batch mode: batches of {plan.batch_size} rows of "
                     f"{plan.n_samples} (jax-scan compiles those)")
-        return None
+        return untraceable_schedule(task.optimizer)
 
     def make_epoch(self, task):
         return make_epoch(task)

@@ -25,7 +25,33 @@ import functools
 import jax
 import jax.numpy as jnp
 
+from ...optim import wrapped_parts
+
 __all__ = ["JaxScan"]
+
+
+def untraceable_schedule(opt):
+    """Why ``opt``'s learning-rate schedule cannot run inside a compiled epoch
+    (a string), or None where it can or there is none.
+
+    A schedule function of the caller's gets the step count as a traced
+    integer there: Python control flow on it (``1.0 if t < 10 else 0.1``),
+    ``math`` or NumPy functions of it cannot run. It is traced once here,
+    abstractly (no compilation), to find out.
+    """
+    parts = wrapped_parts(opt)
+    while parts is not None:
+        if parts[0] == "scheduled" and parts[2] is not None \
+                and getattr(parts[2], "key", None) is None:
+            try:
+                jax.eval_shape(parts[2], jax.ShapeDtypeStruct((), jnp.int32))
+            except Exception as exc:
+                first = (str(exc).strip().splitlines() or [""])[0][:120]
+                return ("a learning-rate schedule of the caller's that jax cannot trace "
+                        f"({type(exc).__name__}: {first}); the reference loop calls it with "
+                        "Python integers")
+        parts = wrapped_parts(parts[1])
+    return None
 
 
 class JaxScan:
@@ -40,7 +66,7 @@ class JaxScan:
             return "batch mode is one step per epoch; there is no loop to compile"
         if plan.batch_size > task.chunk_size:
             return f"batches of {plan.batch_size} rows exceed chunk_size={task.chunk_size}"
-        return None
+        return untraceable_schedule(task.optimizer)
 
     def make_epoch(self, task):
         return make_epoch(task)
