@@ -63,6 +63,9 @@ def save(model, path):
         config.pop("standardize", None)
         extras = {}
     header = {"config": config, "metadata": model.metadata, "train_state": None, **extras}
+    why = getattr(model, "_not_resumable", None)
+    if model.train_state is None and isinstance(why, str):
+        header["not_resumable"] = why  # what a resume=True of the loaded model is told
     arrays = {f"param_{i}": to_host(p) for i, p in enumerate(model.flat_params)}
     state = model.train_state
     if state is not None:
@@ -194,6 +197,8 @@ def load(cls, path, backend=None, device=None):
     except (TypeError, ValueError) as exc:
         raise _bad(path, exc) from None
     model.metadata = header.get("metadata") or {}
+    if isinstance(header.get("not_resumable"), str):
+        model._not_resumable = header["not_resumable"]
     _load_extras(model, header, path)
     if train is not None:
         shapes = [tuple(p.shape) for p in flat]
@@ -324,14 +329,17 @@ def _whole(value, what: str) -> int:
 
 
 def _plateau(plateau):
-    """``'adaptive'``'s ``(best, waited)``: best None (no epoch yet) or a finite number."""
+    """``'adaptive'``'s ``(best, waited, monitor)``: best None (no epoch yet) or a
+    finite number; the monitor absent from files of before it was kept."""
     if plateau is None:
         return None
-    if not (isinstance(plateau, list) and len(plateau) == 2
-            and (plateau[0] is None or _number(plateau[0]))):
-        raise ValueError(f"its 'adaptive' plateau {plateau!r} is not [best loss, epochs waited]")
+    if not (isinstance(plateau, list) and len(plateau) in (2, 3)
+            and (plateau[0] is None or _number(plateau[0]))
+            and (len(plateau) == 2 or plateau[2] in (None, "val_loss", "loss"))):
+        raise ValueError(f"its 'adaptive' plateau {plateau!r} is not [best loss, epochs waited, "
+                         "monitored loss]")
     return (None if plateau[0] is None else float(plateau[0]),
-            _whole(plateau[1], "'adaptive' plateau's epochs waited"))
+            _whole(plateau[1], "'adaptive' plateau's epochs waited"), *plateau[2:])
 
 
 def _stopping(count, epochs_done: int):

@@ -307,3 +307,53 @@ def test_saving_over_what_is_not_a_regular_file_is_refused(tmp_path):
     assert fifo.is_fifo() and (tmp_path / "dir.npz").is_dir()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dir.npz", "pipe.npz"]
 
+
+
+def test_why_a_fit_cannot_be_resumed_survives_a_checkpoint(tmp_path):
+    X, y, _ = _problem()
+    model = _make()
+    model.fit(X, y, epochs=2, optimizer=nb.adam(0.01))  # an Optimizer object: no state kept
+    model.save(tmp_path / "m.npz")
+    loaded = nb.MLP.load(tmp_path / "m.npz")
+    with pytest.raises(ValueError, match="no earlier fit to resume: an Optimizer object's state"):
+        loaded.fit(X, y, epochs=1, resume=True)
+
+
+def test_resuming_a_named_optimizer_with_an_optimizer_object_says_so():
+    X, y, _ = _problem()
+    model = _make()
+    model.fit(X, y, epochs=1, optimizer="adam", lr=0.01)
+    with pytest.raises(ValueError, match="used optimizer 'adam', this one asks for an Optimizer "
+                                         "object"):
+        model.fit(X, y, epochs=1, optimizer=nb.adam(0.01), resume=True)
+
+
+def test_adaptives_plateau_keeps_its_monitored_loss_across_a_checkpoint(tmp_path):
+    X, y, _ = _problem()
+    kw = dict(mode="batch", lr=1e-5, lr_schedule="adaptive")
+    model = _make()
+    model.fit(X, y, epochs=8, **kw)  # the training loss's plateau
+    assert model.train_state.plateau[1:] == (7, "loss")  # (the first epoch sets the best)
+    model.save(tmp_path / "m.npz")
+    carried = nb.MLP.load(tmp_path / "m.npz")
+    fresh = nb.MLP.load(tmp_path / "m.npz")
+    fresh.train_state.plateau = None
+    hists = [m.fit(X, y, epochs=12, validation_split=0.3, resume=True, **kw)
+             for m in (carried, fresh)]
+    assert hists[0].lr_drops == hists[1].lr_drops
+    _same_params(carried, fresh)
+    assert carried.train_state.plateau[2] == "val_loss"
+
+
+def test_a_carried_plateau_counts_on_for_its_own_loss_alone():
+    from nnbackend.training.schedule import AdaptiveRate
+
+    same = AdaptiveRate(0.1, plateau=(0.1, 7, "loss"))
+    same.after_epoch({"loss": 0.5})
+    assert (same.best, same.waited) == (0.1, 8)
+    other = AdaptiveRate(0.1, plateau=(0.1, 7, "val_loss"))
+    other.after_epoch({"loss": 0.5})  # a training loss against a validation loss's best
+    assert (other.best, other.waited, other.plateau[2]) == (0.5, 0, "loss")
+    legacy = AdaptiveRate(0.1, plateau=(0.1, 7))  # a checkpoint of before the monitor was kept
+    legacy.after_epoch({"loss": 0.5})
+    assert legacy.waited == 8

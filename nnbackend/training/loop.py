@@ -307,9 +307,10 @@ def train(net: Network, X, Y, options: FitOptions, validation=None, resume: Trai
         raise ValueError(f"resume=True, but this model has no earlier fit to resume{why}")
     saved = resume if options.resume else None
     if saved is not None and saved.optimizer != opt_name:
+        asked = "an Optimizer object" if opt_name is None else f"optimizer {opt_name!r}"
         raise ValueError(
             f"resume=True: the earlier fit used optimizer {saved.optimizer!r}, "
-            f"this one asks for {opt_name!r}"
+            f"this one asks for {asked}"
         )
     seed = net.seed if options.seed is None else options.seed
     if seed is None:  # a seed of its own, kept: a resumed fit draws the same validation rows

@@ -68,23 +68,32 @@ class AdaptiveRate:
     ``1e-6`` (scikit-learn then stops; here early stopping is ``patience``'s).
 
     The monitored loss is the validation loss where there is one, else the
-    training loss (as early stopping's).
+    training loss (as early stopping's). ``plateau`` is an earlier fit's
+    :attr:`plateau`, gone on from where this fit monitors the same loss (one
+    that names none, from a checkpoint of before the monitor was kept, is
+    taken as it is).
     """
 
     def __init__(self, lr: float, patience: int = 10, tol: float = 1e-4, scale: float = 1.0,
                  plateau=None):
         self.lr, self.patience, self.tol, self.scale = lr, patience, tol, scale
-        best, self.waited = plateau if plateau is not None else (None, 0)
+        best, self.waited, *monitor = plateau if plateau is not None else (None, 0)
         self.best = math.inf if best is None else float(best)
+        self.monitor, self._carried_monitor = None, monitor[0] if monitor else None
 
     @property
     def plateau(self) -> tuple:
-        """``(best, waited)`` for a resumed fit to go on from (best None: none yet)."""
-        return (None if math.isinf(self.best) else self.best, self.waited)
+        """``(best, waited, monitor)`` for a resumed fit to go on from (best None:
+        none yet; monitor ``"val_loss"`` or ``"loss"``, None before an epoch)."""
+        return (None if math.isinf(self.best) else self.best, self.waited, self.monitor)
 
     def after_epoch(self, figures) -> bool:
         """True when the rate has just been divided (the optimizer must be rebuilt)."""
-        monitored = figures["val_loss"] if "val_loss" in figures else figures["loss"]
+        if self.monitor is None:
+            self.monitor = "val_loss" if "val_loss" in figures else "loss"
+            if self._carried_monitor not in (None, self.monitor):
+                self.best, self.waited = math.inf, 0  # another loss's best says nothing
+        monitored = figures[self.monitor]
         if monitored > self.best - self.tol:
             self.waited += 1
         else:
