@@ -46,7 +46,7 @@ READS = (1, 2)
 
 def save(model, path):
     """Write ``model`` to ``path`` atomically (temporary file, fsync, rename)."""
-    path = os.fspath(path)
+    path = os.fsdecode(os.fspath(path))  # (a bytes path too, as open takes it)
     to_host = model.backend.to_host
     config = model.config()
     extras = {
@@ -132,7 +132,7 @@ def _bad(path, why):
 
 def load(cls, path, backend=None, device=None):
     """Read a checkpoint written by :func:`save` into a new ``cls`` model."""
-    path = os.fspath(path)
+    path = os.fsdecode(os.fspath(path))
     if not os.path.isfile(path):
         raise ValueError(f"no such checkpoint file: {path}")
     try:

@@ -520,8 +520,9 @@ class MLP(ModelInputs, ClassLabels):
         ``validation_split`` rows and goes on with ``'adaptive'``'s factor and
         plateau count and with ``patience``'s count (its best loss and epochs
         waited, where it monitors the same loss and ``restore_best_weights``
-        asks for no weights the earlier fit did not keep): a fit that stopped
-        early stops again after its first epoch that does not improve.
+        asks for no weights the earlier fit did not keep). With
+        ``restore_best_weights=True`` a fit can be resumed only where it kept
+        its last epoch's weights (see the checkpoints page).
         """
         options = FitOptions.check(
             mode=mode, batch_size=batch_size, epochs=epochs, lr=lr, optimizer=optimizer,

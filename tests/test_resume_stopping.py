@@ -357,3 +357,9 @@ def test_a_carried_plateau_counts_on_for_its_own_loss_alone():
     legacy = AdaptiveRate(0.1, plateau=(0.1, 7))  # a checkpoint of before the monitor was kept
     legacy.after_epoch({"loss": 0.5})
     assert legacy.waited == 8
+
+
+def test_a_bytes_path_saves_and_loads(tmp_path):
+    path = bytes(tmp_path / "m.npz")
+    _make().save(path)
+    assert nb.MLP.load(path).layer_sizes == [3, 8, 1]
