@@ -427,11 +427,13 @@ def inverse_scaling(power_t: float, n_samples: int, steps_per_epoch: int,
     samples_before = int(samples_before)
 
     def factor(count):
+        # Samples counted in floats: a traced count is int32 (JAX without x64),
+        # whose products wrap past 2**31; a host int's are exact either way.
         epoch = count // steps_per_epoch
-        seen = epoch * n_samples + samples_before
-        if first_epoch_initial:  # 0 in the first epoch (whole numbers: exactly; no `if`
-            seen = seen - (epoch == 0) * samples_before  # on a device scalar)
-        return (seen + 1) ** (-power_t)
+        before = float(samples_before)
+        if first_epoch_initial:  # none before in the first epoch (no `if` on a device scalar)
+            before = before - (epoch == 0) * before
+        return (epoch * float(n_samples) + before + 1.0) ** (-power_t)
 
     factor.key = ("inverse_scaling", power_t, int(n_samples), int(steps_per_epoch),
                   samples_before, bool(first_epoch_initial))

@@ -358,3 +358,16 @@ def test_jax_declines_a_schedule_it_cannot_trace_and_the_reference_loop_runs_it(
         assert "a learning-rate schedule of the caller's that jax cannot trace" \
             in fits[name].executor_reason
     assert fits["arithmetic"].executor.startswith("jax-")
+
+
+def test_invscaling_traced_past_two_to_the_31_samples():
+    # A traced count is int32 without x64: 2,200 epochs of a million rows
+    # wrapped to a negative count of samples and a NaN rate.
+    jax = pytest.importorskip("jax", reason="needs jax")
+    from nnbackend.optim import inverse_scaling
+
+    factor = inverse_scaling(0.5, 1_000_000, 31_250, samples_before=3_000_000_000)
+    host = factor(2_200 * 31_250)
+    traced = float(jax.jit(factor)(jax.numpy.int32(2_200 * 31_250)))
+    assert host == (2_200 * 1_000_000 + 3_000_000_000 + 1) ** -0.5
+    assert traced == pytest.approx(host, rel=1e-6)
