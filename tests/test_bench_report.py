@@ -510,7 +510,10 @@ def test_per_step_times_and_the_cases_not_measured(tmp_path):
 def test_crossover_wording_for_one_n_and_for_ties(tmp_path):
     for ns, gpu_time, text in (
             ([1_000], lambda n: 1e-7 * n, "GPU faster at the one N measured (N = 1,000)"),
-            ([1_000, 10_000], lambda n: 1e-6 * n, "GPU and CPU equally fast at every measured N")):
+            ([1_000, 10_000], lambda n: 1e-6 * n, "GPU and CPU equally fast at every measured N"),
+            # Equal at one N and the CPU faster at the other: not "CPU faster" at both.
+            ([1_000, 10_000], lambda n: 1e-6 * n if n == 1_000 else 1e-5 * n,
+             "CPU faster or as fast at every measured N (as fast at N = 1,000)")):
         assert _crossover_of(tmp_path, ns, gpu_time)["text"] == text
 
 

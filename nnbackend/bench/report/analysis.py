@@ -243,7 +243,9 @@ def _crossover(ns, t_gpu, t_cpu):
     if all(v < 0 for v in d):
         return {"status": "gpu_faster_everywhere", "n": None}
     if all(v >= 0 for v in d):
-        return {"status": "cpu_faster_everywhere", "n": None}
+        # Equal times at some N (not all): the CPU is not faster there.
+        tied = [n for n, v in zip(ns, d) if v == 0]
+        return {"status": "cpu_faster_everywhere", "n": None, "tied_n": tied}
     crossings = []
     for i in range(len(d) - 1):
         if (d[i] >= 0) != (d[i + 1] >= 0):
@@ -266,6 +268,10 @@ def _crossover_text(result):
     if status == "gpu_faster_everywhere":
         return f"GPU faster {where}"
     if status == "cpu_faster_everywhere":
+        tied = result.get("tied_n") or []
+        if tied:
+            return (f"CPU faster or as fast {where} (as fast at N = "
+                    f"{', '.join(fmt_n(n) for n in tied)})")
         return f"CPU faster {where}"
     if status == "tied":
         return f"GPU and CPU equally fast {where}"
