@@ -419,24 +419,31 @@ def inverse_scaling(power_t: float, n_samples: int, steps_per_epoch: int,
     current epoch (scikit-learn updates it once per epoch): ``samples_before``
     (seen in earlier fits) and ``n_samples`` for each of this fit's epochs
     before. Returns ``factor(count) -> lr_t / lr`` for :func:`scheduled`,
-    ``count`` the steps this fit has taken (a host int, or a device scalar in
-    a compiled epoch). ``first_epoch_initial`` runs the first epoch at
+    ``count`` a host int, or a device scalar in a compiled epoch.
+
+    The count starts at ``factor.start``, not 0: the whole epochs of
+    ``n_samples`` in ``samples_before``, in this fit's steps. So the samples
+    before are a value of the state, which a compiled epoch takes at run
+    time, and one compilation serves every resumed fit on the same rows;
+    only the rest (``samples_before`` modulo ``n_samples``) is in
+    ``factor.key``. ``first_epoch_initial`` runs the fit's first epoch at
     ``lr`` itself, as scikit-learn's warm start does (its optimizer is new).
     """
     power_t = _nonnegative("power_t", power_t)
-    samples_before = int(samples_before)
+    whole, rest = divmod(int(samples_before), int(n_samples))
 
     def factor(count):
         # Samples counted in floats: a traced count is int32 (JAX without x64),
         # whose products wrap past 2**31; a host int's are exact either way.
         epoch = count // steps_per_epoch
-        before = float(samples_before)
-        if first_epoch_initial:  # none before in the first epoch (no `if` on a device scalar)
-            before = before - (epoch == 0) * before
-        return (epoch * float(n_samples) + before + 1.0) ** (-power_t)
+        seen = epoch * float(n_samples) + float(rest)
+        if first_epoch_initial:  # 0 in this fit's first epoch (no `if` on a device scalar)
+            seen = seen - (epoch == whole) * seen
+        return (seen + 1.0) ** (-power_t)
 
-    factor.key = ("inverse_scaling", power_t, int(n_samples), int(steps_per_epoch),
-                  samples_before, bool(first_epoch_initial))
+    factor.start = whole * int(steps_per_epoch)
+    factor.key = ("inverse_scaling", power_t, int(n_samples), int(steps_per_epoch), rest,
+                  whole if first_epoch_initial else None)
     return factor
 
 

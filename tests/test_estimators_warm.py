@@ -237,3 +237,19 @@ def test_coefs_and_intercepts_can_be_assigned():
         clf.coefs_ = [np.zeros((3, 3))]
     clf.coefs_[0][0, 0] = 5.0  # a copy: the network is changed by assignment only
     assert clf.coefs_[0][0, 0] != 5.0
+
+
+def test_partial_fit_with_invscaling_compiles_once_on_jax():
+    # The samples seen before are the schedule's count (a value the compiled
+    # epoch takes at run time), not a constant baked into a new compilation.
+    pytest.importorskip("jax", reason="needs jax (the 'jax' extra)")
+    from nnbackend.backends.jax import scan
+
+    X, y = make_classification(200, 5, random_state=0)
+    scan._COMPILED.clear()
+    clf = nb.MLPClassifier(backend="jax", **_INVSCALING)
+    for _ in range(3):
+        clf.partial_fit(X, y, classes=[0, 1])
+    assert clf.fit_executor_.startswith("jax-scan")
+    (compiled,) = scan._COMPILED.values()
+    assert compiled._cache_size() == 1

@@ -367,7 +367,9 @@ def test_invscaling_traced_past_two_to_the_31_samples():
     from nnbackend.optim import inverse_scaling
 
     factor = inverse_scaling(0.5, 1_000_000, 31_250, samples_before=3_000_000_000)
-    host = factor(2_200 * 31_250)
-    traced = float(jax.jit(factor)(jax.numpy.int32(2_200 * 31_250)))
+    assert factor.start == 3_000 * 31_250  # the samples before, in this fit's steps
+    count = factor.start + 2_200 * 31_250
+    host = factor(count)
+    traced = float(jax.jit(factor)(jax.numpy.int32(count)))
     assert host == (2_200 * 1_000_000 + 3_000_000_000 + 1) ** -0.5
     assert traced == pytest.approx(host, rel=1e-6)

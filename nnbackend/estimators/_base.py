@@ -370,11 +370,14 @@ class _BaseMLP(BaseEstimator):
         if self._opt_state is not None and (
                 _structure(self._opt_state) == _structure(self._optimizer(plan).init(params))):
             self._new_optimizer, state = False, self._opt_state
-            if isinstance(state, ScheduledState):  # 'invscaling' counts this call's steps
-                state = ScheduledState(0, state.inner)
         task, choice = self._task(Xd, Yd, plan, precision)
         if state is None:
             state = task.optimizer.init(params)
+        if isinstance(state, ScheduledState):
+            # 'invscaling' counts from the whole epochs of these rows in t_ (its
+            # schedule's start), in this call's steps; the other schedules read no count.
+            steps = -(-plan.n_samples // plan.batch_size)
+            state = ScheduledState((self._samples_before // plan.n_samples) * steps, state.inner)
         self.n_iter_ = 0  # this call's epochs, as scikit-learn (since 1.3) counts them
         try:
             params, state, best = self._epochs(Xd, Yd, validation, incremental, precision, plan,

@@ -351,7 +351,8 @@ def train(net: Network, X, Y, options: FitOptions, validation=None, resume: Trai
             else saved.epochs_done * steps_per_epoch)
         if saved is not None:
             inner = saved.optimizer_state(opt.init(params))
-            state = (ScheduledState(_schedule_count(saved, options, steps_per_epoch), [inner])
+            count = _schedule_count(saved, options, steps_per_epoch, samples_before, n_samples)
+            state = (ScheduledState(count, [inner])
                      if isinstance(state, ScheduledState) else inner)
         hist = History(mode=options.mode, batch_size=plan.batch_size, n_samples=n_samples,
                        executor=epochs.choice.name, executor_reason=epochs.choice.reason,
@@ -374,16 +375,16 @@ def train(net: Network, X, Y, options: FitOptions, validation=None, resume: Trai
     return params, hist, new_state
 
 
-def _schedule_count(saved, options, steps_per_epoch):
+def _schedule_count(saved, options, steps_per_epoch, samples_before, n_samples):
     """The step count a resumed fit's schedule goes on from.
 
     A function of the caller's counts steps: those taken, whatever batch size
     took them (a checkpoint from before they were kept: the epochs done of
-    this fit's steps). ``'invscaling'`` counts this fit's steps from 0: the
-    samples seen before are its own offset.
+    this fit's steps). ``'invscaling'`` counts from its ``start``: the whole
+    epochs of these rows in the samples seen before, in this fit's steps.
     """
     if options.lr_schedule == "invscaling":
-        return 0
+        return (samples_before // n_samples) * steps_per_epoch
     if saved.steps_done is not None:
         return saved.steps_done
     return saved.epochs_done * steps_per_epoch

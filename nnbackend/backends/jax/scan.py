@@ -25,8 +25,6 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from ...optim import wrapped_parts
-
 __all__ = ["JaxScan"]
 
 
@@ -39,7 +37,9 @@ def untraceable_schedule(opt):
     ``math`` or NumPy functions of it cannot run. It is traced once here,
     abstractly (no compilation), to find out.
     """
-    parts = wrapped_parts(opt)
+    # (nnbackend.optim.wrapped_parts, read as the graphs read it: the optimizers
+    # are a layer above the backends.)
+    parts = getattr(opt.update, "parts", None)
     while parts is not None:
         if parts[0] == "scheduled" and parts[2] is not None \
                 and getattr(parts[2], "key", None) is None:
@@ -50,7 +50,7 @@ def untraceable_schedule(opt):
                 return ("a learning-rate schedule of the caller's that jax cannot trace "
                         f"({type(exc).__name__}: {first}); the reference loop calls it with "
                         "Python integers")
-        parts = wrapped_parts(parts[1])
+        parts = getattr(parts[1].update, "parts", None)
     return None
 
 
