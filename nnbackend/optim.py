@@ -430,7 +430,11 @@ def inverse_scaling(power_t: float, n_samples: int, steps_per_epoch: int,
     ``lr`` itself, as scikit-learn's warm start does (its optimizer is new).
     """
     power_t = _nonnegative("power_t", power_t)
+    if int(samples_before) < 0:
+        raise ValueError(f"samples_before must be >= 0; got {samples_before!r}")
     whole, rest = divmod(int(samples_before), int(n_samples))
+    # (With no samples before, the first epoch is at lr anyway: one key for both.)
+    first_epoch_initial = bool(first_epoch_initial) and samples_before > 0
 
     def factor(count):
         # Samples counted in floats: a traced count is int32 (JAX without x64),
