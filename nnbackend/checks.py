@@ -226,10 +226,11 @@ def replace_target(path, what: str = "file") -> str:
     """The path a write that renames a finished temporary file over ``path``
     renames it onto, for its temporary file to sit beside.
 
-    A symbolic link is written through (the link stays, its target gets the
-    new contents, as ``open`` would have written it), and anything there that
-    is not a regular file (a device such as ``/dev/null``, a FIFO, a
-    directory) is refused: renaming would replace it.
+    A symbolic link is written through: the link stays and its target gets
+    the new contents, as a new file renamed over it (so the target's
+    directory must be writable, and the target's own mode and owner are
+    not kept). Anything there that is not a regular file (a device such as
+    ``/dev/null``, a FIFO, a directory) is refused: renaming would replace it.
     """
     path = os.fspath(path)
     real = os.path.realpath(path)

@@ -33,6 +33,7 @@ from .cli_data import Refusal as _Refusal, add_delimiter_flag, load_training_dat
 from .cli_data import task_for, training_settings
 from .cli_evaluate import add_evaluate, evaluate_command
 from .cli_info import info_command
+from .checks import replace_target
 from .data import MODES
 from .datasets import DATASETS, DatasetUnavailableError, train_val_split
 from .kernels import HIDDEN_ACTIVATIONS
@@ -542,9 +543,10 @@ def _bench(args):
     if done.returncode != 0:
         results["nnbackend"]["failed"] = ("some benchmark cases failed (pytest exit status "
                                           f"{done.returncode}); this report covers the others")
-    with open(raw + ".part", "w") as f:
+    target = replace_target(raw, "results")
+    with open(target + ".part", "w") as f:
         json.dump(results, f, indent=1)
-    os.replace(raw + ".part", raw)
+    os.replace(target + ".part", target)
     from .bench.report import write_report
 
     summary = write_report(raw, args.out)
@@ -572,8 +574,10 @@ def _bench_results(path, returncode, out):
     try:  # pytest-benchmark writes no file, or an empty one, when nothing ran
         with open(path) as f:
             results = json.load(f)
-    except (OSError, ValueError):
+    except (FileNotFoundError, ValueError):
         results = {}
+    except OSError as exc:
+        raise _Refusal(f"cannot read the suite's timings {path}: {exc.strerror or exc}{kept}")
     if not results.get("benchmarks"):
         raise _Refusal("no benchmark case was timed (every case skipped or failed: the "
                        f"suite's output above says why){kept}")

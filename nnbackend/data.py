@@ -283,12 +283,15 @@ def checked_features(backend: Backend, X, dtype, name: str = "X"):
 
 def _column_extremes(backend: Backend, a) -> np.ndarray:
     """The largest and smallest value of each column of 2-D ``a``, shape (2,
-    n_columns), on the host: two reductions read in one pass and one
+    n_columns), on the host: two reductions (read in one pass on Dask) and one
     transfer, with no temporary the size of ``a`` (NaN propagates into its
     column's; an infinity is its column's)."""
     xp = backend.xp
-    return np.asarray(backend.to_host(xp.stack([xp.max(a, axis=0), xp.min(a, axis=0)])),
-                      dtype=np.float64)
+    extremes = xp.stack([xp.max(a, axis=0), xp.min(a, axis=0)])
+    if xp.isdtype(extremes.dtype, "real floating") and extremes.dtype not in (
+            xp.float32, getattr(xp, "float64", xp.float32)):
+        extremes = xp.astype(extremes, xp.float32)  # bfloat16, float16: exact, and readable
+    return np.asarray(backend.to_host(extremes), dtype=np.float64)
 
 
 def _host_to_device(backend: Backend, host: np.ndarray, dtype, name: str):
@@ -323,6 +326,11 @@ def _device_checked(backend: Backend, a, dtype, name: str):
     xp = backend.xp
     if not xp.isdtype(a.dtype, ("real floating", "integral", "bool")):
         raise TypeError(f"{name} must hold real numbers (bool, int or float); got dtype {a.dtype}")
+    if _unknown_rows(a):
+        # A Dask array after a mask: its chunks may be empty, which a column's
+        # reduction cannot take. Checked whole, with no extremes (a fit then
+        # stops at its unknown row count).
+        return _finite_checked(backend, a, dtype, name), None
     try:
         floating = xp.isdtype(a.dtype, "real floating")
         with warnings.catch_warnings():
@@ -346,6 +354,34 @@ def _device_checked(backend: Backend, a, dtype, name: str):
             "would become infinity; rescale the data or use dtype='float64'"
         )
     return out, cast.astype(np.float64)
+
+
+def _unknown_rows(a) -> bool:
+    n = a.shape[0]
+    return n is None or (isinstance(n, float) and math.isnan(n))
+
+
+def _finite_checked(backend: Backend, a, dtype, name: str):
+    """``a`` as a finite ``dtype`` array, checked with whole-array reductions."""
+    xp = backend.xp
+    try:
+        floating = xp.isdtype(a.dtype, "real floating")
+        if floating and not bool(xp.all(xp.isfinite(a))):
+            raise ValueError(f"{name} contains NaN or infinity")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            out = xp.astype(a, dtype) if a.dtype != dtype else a
+        if out is not a and floating and not bool(xp.all(xp.isfinite(out))):
+            raise ValueError(
+                f"{name} holds values beyond the range of the model's dtype {dtype}: they "
+                "would become infinity; rescale the data or use dtype='float64'")
+    except ValueError as exc:
+        if str(exc).startswith(name + " "):
+            raise
+        raise _library_refusal(name, backend, exc) from None
+    except Exception as exc:  # the library's own error types
+        raise _library_refusal(name, backend, exc) from None
+    return out
 
 
 def _library_refusal(name, backend: Backend, exc):

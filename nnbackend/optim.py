@@ -40,6 +40,7 @@ declines one that needs a Python number of the count).
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any, Callable, NamedTuple
 
 from array_api_compat import array_namespace
@@ -197,7 +198,7 @@ def adam(lr: float, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> Op
         nu = [b2 * v + (1 - b2) * (g * g) for v, g in zip(state.nu, grads)]
         # Inline rather than a call to _adam_scalars (the same formula): this
         # runs on every step, and NumPy's steps are microseconds.
-        if isinstance(count, int):
+        if isinstance(count, numbers.Real):
             root = (1 - b2**count) ** 0.5
             step = lr * root / (1 - b1**count)
             eps_hat = eps * root
@@ -222,7 +223,7 @@ def _adam_scalars(count, lr, b1, b2, eps):
     the first steps, always the same way. ``-expm1(count · log b)``, ``log b``
     taken on the host in float64, keeps float32's own precision.
     """
-    if isinstance(count, (int, float)):
+    if isinstance(count, numbers.Real):  # a host number (NumPy's scalars too)
         root = (1 - b2**count) ** 0.5
         return lr * root / (1 - b1**count), eps * root
     xp = array_namespace(count)

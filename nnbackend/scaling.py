@@ -90,9 +90,11 @@ class StandardScaler:
         with warnings.catch_warnings():  # an overflow is refused below, by column
             warnings.simplefilter("ignore", RuntimeWarning)
             # Two passes, no cancellation. The mean goes back as the host read
-            # it (the same numbers), so lazy data is not read for it again.
-            mean = to_host(xp.mean(X, axis=0))
-            std = to_host(xp.sqrt(xp.mean((X - asarray(mean)) ** 2, axis=0)))
+            # it (the same numbers, in its own dtype: an int X's mean is not
+            # whole), so lazy data is not read for it again.
+            on_device = xp.mean(X, axis=0)
+            mean = to_host(on_device)
+            std = to_host(xp.sqrt(xp.mean((X - asarray(mean, on_device.dtype)) ** 2, axis=0)))
         mean, std = (np.asarray(a, dtype=np.float64).reshape(-1) for a in (mean, std))
         overflowed = np.flatnonzero(~(np.isfinite(mean) & np.isfinite(std)))
         if overflowed.size:
@@ -116,8 +118,11 @@ class StandardScaler:
         if X.shape[-1] != self.mean_.shape[0]:
             raise ValueError(f"the scaler was fitted on {self.mean_.shape[0]} columns; "
                              f"got {X.shape[-1]}")
-        _, _, asarray = _ops(X, backend)
-        return asarray(self.mean_), asarray(self.scale_)
+        xp, _, asarray = _ops(X, backend)
+        # Whole numbers and bools are standardized in float64 (their mean is
+        # no whole number); floats in their own dtype.
+        X = X if xp.isdtype(X.dtype, "real floating") else xp.astype(X, xp.float64)
+        return X, asarray(self.mean_, X.dtype), asarray(self.scale_, X.dtype)
 
     def transform(self, X, backend=None):
         """Standardize ``X``: ``(X - mean_) / scale_``, column by column.
@@ -132,14 +137,15 @@ class StandardScaler:
         Returns
         -------
         array, shape (n_samples, n_columns)
-            In ``X``'s namespace, dtype and device.
+            In ``X``'s namespace, dtype (float64 for whole numbers and
+            bools) and device.
 
         Raises
         ------
         ValueError
             The scaler is not fitted, or ``X`` has another number of columns.
         """
-        mean, scale = self._stats(X, backend)
+        X, mean, scale = self._stats(X, backend)
         return (X - mean) / scale
 
     def inverse_transform(self, X, backend=None):
@@ -155,9 +161,10 @@ class StandardScaler:
         Returns
         -------
         array, shape (n_samples, n_columns)
-            In ``X``'s namespace, dtype and device.
+            In ``X``'s namespace, dtype (float64 for whole numbers and
+            bools) and device.
         """
-        mean, scale = self._stats(X, backend)
+        X, mean, scale = self._stats(X, backend)
         return X * scale + mean
 
     def to_dict(self):
@@ -195,9 +202,10 @@ class StandardScaler:
 
 
 def _ops(X, backend):
-    """(namespace, to_host, asarray in X's dtype and device) for ``X``."""
+    """(namespace, to_host, asarray(a, dtype=X's) on X's device) for ``X``."""
     if backend is not None:
-        return backend.xp, backend.to_host, lambda a: backend.asarray(a, dtype=X.dtype)
+        return (backend.xp, backend.to_host,
+                lambda a, dtype=None: backend.asarray(a, dtype=X.dtype if dtype is None else dtype))
     if isinstance(X, np.ndarray):
-        return np, np.asarray, lambda a: np.asarray(a, dtype=X.dtype)
+        return np, np.asarray, lambda a, dtype=None: np.asarray(a, dtype=dtype or X.dtype)
     return _ops(X, backend_of(X))

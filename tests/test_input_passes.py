@@ -128,3 +128,31 @@ def test_a_fit_reads_x_once_for_its_checks(dask_backend, standardize, reads):
         warnings.simplefilter("ignore", data.FeatureScaleWarning)
         model.fit(lazy, da.from_array(y, chunks=250), mode="batch", epochs=1)
     assert _passes(source, n_chunks) == reads + 1  # and the epoch's own read
+
+
+def test_a_bfloat16_torch_x_is_read_and_cast():
+    # Its extremes cannot go to the host as bfloat16 (NumPy has no such type).
+    torch = pytest.importorskip("torch", reason="needs torch (the 'torch' extra)")
+    X, y = _problem(n=64)
+    model = nb.MLP([4, 6, 1], loss="bce", backend="torch", device="cpu", seed=0)
+    Xb = torch.asarray(X, dtype=torch.bfloat16)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", data.FeatureScaleWarning)
+        model.fit(Xb, torch.asarray(y, dtype=torch.bfloat16), epochs=1)
+    assert tuple(model.predict(Xb).shape) == (64, 1)
+    Xb[3, 1] = float("nan")
+    with pytest.raises(ValueError, match="X contains NaN or infinity"):
+        model.predict(Xb)
+
+
+def test_unknown_row_counts_still_predict_and_a_fit_says_how_to_know_them():
+    X, y = _problem(n=40)
+    model = nb.MLP([4, 6, 1], loss="bce", backend="dask", seed=0)
+    lazy = da.from_array(X, chunks=10)
+    masked = lazy[lazy[:, 0] > 10]  # no row passes: empty chunks of unknown size
+    assert np.asarray(model.predict(masked)).shape == (0, 1)
+    some = lazy[lazy[:, 0] > 0]
+    np.testing.assert_allclose(np.asarray(model.predict(some)),
+                               model.predict(X[X[:, 0] > 0]), rtol=1e-6)
+    with pytest.raises(ValueError, match="compute_chunk_sizes"):
+        model.fit(some, da.from_array(y, chunks=10)[lazy[:, 0] > 0], epochs=1)

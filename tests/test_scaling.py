@@ -221,3 +221,20 @@ def test_nan_is_named_as_nan_and_float64_is_not_offered_to_float64():
     with pytest.raises(ValueError, match="too large to standardize in float64") as refused:
         StandardScaler().fit(X)
     assert "dtype='float64'" not in str(refused.value)
+
+
+def test_whole_numbers_are_standardized_about_their_true_mean():
+    # The mean of [1, 2] is 1.5: it must not go back to the data as an int.
+    from nnbackend.scaling import StandardScaler
+
+    for dtype in (np.int64, np.int32, np.bool_):
+        X = np.array([[1, 0], [0, 1], [1, 1]] if dtype is np.bool_ else [[1, 0], [2, 1], [4, 1]],
+                     dtype=dtype)
+        scaler = StandardScaler().fit(X)
+        expected = X.astype(np.float64)
+        np.testing.assert_allclose(scaler.scale_, expected.std(axis=0), rtol=1e-12)
+        out = scaler.transform(X)
+        assert out.dtype == np.float64
+        np.testing.assert_allclose(out, (expected - expected.mean(0)) / expected.std(0),
+                                   rtol=1e-12)
+        np.testing.assert_allclose(scaler.inverse_transform(out), expected, rtol=1e-12)

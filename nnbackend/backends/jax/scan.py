@@ -41,8 +41,9 @@ def untraceable_schedule(opt):
     # are a layer above the backends.)
     parts = getattr(opt.update, "parts", None)
     while parts is not None:
+        key = getattr(parts[2], "key", None) if parts[0] == "scheduled" else None
         if parts[0] == "scheduled" and parts[2] is not None \
-                and getattr(parts[2], "key", None) is None:
+                and not (key and key[0] == "inverse_scaling"):  # (this library's own traces)
             try:
                 jax.eval_shape(parts[2], jax.ShapeDtypeStruct((), jnp.int32))
             except Exception as exc:
