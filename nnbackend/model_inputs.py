@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from .data import (array_backend, as_targets, checked_features, feature_scale_problem,
-                   frame_columns, is_host)
+                   frame_columns, is_host, n_rows)
 from .scaling import StandardScaler
 
 __all__ = ["ModelInputs", "dtype_name", "first_param"]
@@ -77,6 +77,7 @@ class ModelInputs:
                 f"X has {X.shape[1]} features but the network expects {self.layer_sizes[0]}"
             )
         if scale_problems is not None:
+            n_rows(X)  # a fit's rows must be known (said before its columns are read)
             with self.backend.compute_context():
                 problem = feature_scale_problem(self.backend, X, extremes)
             scale_problems += [problem] if problem else []
