@@ -295,7 +295,7 @@ def _train_fields(raw, n_params: int) -> dict:
         raise ValueError(f"its {name} state ({scalars!r}, arrays {counts!r}) is not the "
                          f"optimizer's: {sorted(kinds)}, one array per parameter")
     for key, value in scalars.items():
-        _whole(value, f"the optimizer's {key}")
+        _whole(value, f"optimizer {key}")
     out = {"optimizer": name, "state_scalars": scalars, "state_fields": counts,
            "rng": raw["rng"], "epochs_done": _whole(raw["epochs_done"], "epochs_done")}
     scale = raw.get("lr_scale", 1.0)

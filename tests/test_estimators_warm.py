@@ -229,14 +229,21 @@ def test_coefs_and_intercepts_can_be_assigned():
         clf.intercepts_ = [np.zeros_like(b) for b in clf.intercepts_]
         probas.append(clf.predict_proba(X[:5]))
     np.testing.assert_allclose(probas[1], probas[0], rtol=1e-12)
-    clf = _both(SkClassifier, nb.MLPClassifier)[1]
+    clf = nb.MLPClassifier(backend="numpy")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         clf.set_params(max_iter=1).fit(X, y)
     with pytest.raises(ValueError, match=r"coefs_ must be 2 arrays of shapes \[\(4, 100\)"):
         clf.coefs_ = [np.zeros((3, 3))]
-    clf.coefs_[0][0, 0] = 5.0  # a copy: the network is changed by assignment only
-    assert clf.coefs_[0][0, 0] != 5.0
+    clf.coefs_[0][0, 0] = 5.0  # on NumPy the network's own array, as scikit-learn's
+    assert clf.coefs_[0][0, 0] == 5.0
+    with pytest.raises(ValueError, match=r"coefs_ holds NaN or infinity \(in the network's "
+                                         "float32\)"):
+        clf.coefs_ = [np.full((4, 100), 1e300), np.zeros((100, 1))]
+    mine = [np.zeros((4, 100)), np.zeros((100, 1))]
+    clf.coefs_ = mine
+    mine[0][0, 0] = 7.0  # the network took a copy
+    assert clf.coefs_[0][0, 0] == 0.0
 
 
 def test_partial_fit_with_invscaling_compiles_once_on_jax():
@@ -253,3 +260,84 @@ def test_partial_fit_with_invscaling_compiles_once_on_jax():
     assert clf.fit_executor_.startswith("jax-scan")
     (compiled,) = scan._COMPILED.values()
     assert compiled._cache_size() == 1
+
+
+def test_a_warm_fit_with_early_stopping_draws_its_split_as_scikit_learn():
+    X, y = make_classification(200, 5, random_state=0)
+    scores = []
+    for clf in _both(SkClassifier, nb.MLPClassifier, max_iter=4, warm_start=True,
+                     early_stopping=True, random_state=0, shuffle=False, solver="sgd",
+                     alpha=0.0):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            clf.fit(X, y)
+            clf.fit(X, y)
+        scores.append(clf.validation_scores_)
+    np.testing.assert_allclose(scores[1], scores[0], rtol=1e-9)
+
+
+def test_a_call_that_raises_takes_back_its_epochs_records(monkeypatch):
+    from nnbackend.estimators import _base
+
+    X, y = make_classification(100, 4, random_state=0)
+    clf = nb.MLPRegressor(max_iter=3, warm_start=True, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf.fit(X, y.astype(float))
+    curve, shuffles = list(clf.loss_curve_), clf._shuffle_rng.bit_generator.state
+    real = _base._BaseMLP._improvement
+
+    def failing(self, *args):
+        if self.n_iter_ == 2:
+            raise RuntimeError("a failure in the third epoch's bookkeeping")
+        return real(self, *args)
+
+    monkeypatch.setattr(_base._BaseMLP, "_improvement", failing)
+    with pytest.raises(RuntimeError, match="third epoch"):
+        clf.fit(X, y.astype(float))
+    assert clf.loss_curve_ == curve and clf._shuffle_rng.bit_generator.state == shuffles
+
+
+def test_a_first_partial_fit_that_raises_leaves_no_classes():
+    X, y = make_classification(60, 4, random_state=0)
+    clf = nb.MLPClassifier(random_state=0)
+    with pytest.raises(ValueError):
+        clf.partial_fit(X[:, :2].tolist() + [[0.0]], np.append(y, 0), classes=[0, 1])
+    assert not hasattr(clf, "classes_")
+    with pytest.raises(ValueError, match="classes must be passed"):
+        clf.partial_fit(X, y)
+    clf.partial_fit(X, y, classes=[0, 1])
+
+
+def test_multilabel_classes_must_be_the_labels():
+    X, _ = make_classification(60, 4, random_state=0)
+    Y = (np.random.default_rng(0).random((60, 3)) > 0.5).astype(int)
+    with pytest.raises(ValueError, match="is not the same as"):
+        nb.MLPClassifier(random_state=0).partial_fit(X, Y, classes=["a", "b", "c"])
+
+
+def test_a_diverged_or_interrupted_fit_leaves_a_state_that_pickles(monkeypatch):
+    # A compiled epoch (jax) consumes the state it is given: the state from
+    # before the epoch that stopped the fit is gone, and must not be kept.
+    import pickle
+
+    X, y = make_regression(300, 5, noise=5, random_state=0)
+    kw = dict(hidden_layer_sizes=(20,), solver="sgd", learning_rate_init=0.02, momentum=0.9,
+              max_iter=30, shuffle=False, early_stopping=True, random_state=0)
+    with pytest.warns(ConvergenceWarning, match="non-finite"):
+        reg = nb.MLPRegressor(**kw, **_EXACT).fit(X, y)
+    assert reg._opt_state is None
+    pickle.loads(pickle.dumps(reg)).partial_fit  # noqa: B018 (it unpickles)
+
+
+@pytest.mark.parametrize("params", [{"power_t": np.inf, "solver": "sgd"}, {"tol": np.inf},
+                                    {"verbose": -1}, {"activation": ["relu"]},
+                                    {"random_state": -1}, {"random_state": "x"}])
+def test_more_values_scikit_learn_refuses(params):
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    X, y = make_classification(60, 4, random_state=0)
+    with pytest.raises(InvalidParameterError, match=f"The '{next(iter(params))}' parameter"):
+        nb.MLPClassifier(max_iter=1, **params).fit(X, y)
+    with pytest.raises(InvalidParameterError):
+        SkClassifier(max_iter=1, **params).fit(X, y)

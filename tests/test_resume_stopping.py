@@ -163,9 +163,9 @@ _PATIENCE = dict(patience=3, restore_best_weights=False)
     (_set("plateau", [0.5, 1, 2]), {}, "'adaptive' plateau"),
     (_set("optimizer", ["adam"]), {}, r"unknown optimizer \['adam'\]"),
     (_set("state_scalars", 5), {}, "its adam state"),
-    (_set("state_scalars", {"count": -3}), {}, "optimizer's count -3 is not a whole"),
-    (_set("state_scalars", {"count": float("nan")}), {}, "optimizer's count nan"),
-    (_set("state_scalars", {"count": "x"}), {}, "optimizer's count 'x'"),
+    (_set("state_scalars", {"count": -3}), {}, "its optimizer count -3 is not a whole"),
+    (_set("state_scalars", {"count": float("nan")}), {}, "optimizer count nan"),
+    (_set("state_scalars", {"count": "x"}), {}, "optimizer count 'x'"),
     (_set("state_fields", {"mu": 4}), {}, "its adam state"),
     (_set("train_state_junk", 1), {}, None),  # an unknown key is a later writer's: ignored
     (lambda h: h.__setitem__("train_state", [1]), {}, "training state is not a JSON object"),

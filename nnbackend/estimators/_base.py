@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import copy
+import math
 import numbers
 import warnings
 from dataclasses import replace
@@ -122,7 +123,11 @@ class _BaseMLP(BaseEstimator):
         choices = (("activation", _ACTIVATIONS), ("solver", _SOLVERS),
                    ("learning_rate", _SCHEDULES), ("mode", ("batch", "minibatch", "sgd")))
         for name, allowed in choices:
-            if getattr(self, name) not in allowed:
+            try:
+                known = getattr(self, name) in allowed
+            except TypeError:  # a list, say: no hashable name at all
+                known = False
+            if not known:
                 raise InvalidParameterError(f"The '{name}' parameter must be one of "
                                             f"{list(allowed)}; got {getattr(self, name)!r}.")
         # (name, low, high, low closed, high closed): scikit-learn's intervals.
@@ -134,12 +139,12 @@ class _BaseMLP(BaseEstimator):
         for name, low, high, closed, high_closed in ranges:
             value = getattr(self, name)
             ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and (
-                value >= low if closed else value > low) and (
+                math.isfinite(value)) and (value >= low if closed else value > low) and (
                 high is None or (value <= high if high_closed else value < high))
             if not ok:
                 upper = "" if high is None else f" and {'<=' if high_closed else '<'} {high}"
                 raise InvalidParameterError(
-                    f"The '{name}' parameter must be a number {'>=' if closed else '>'} "
+                    f"The '{name}' parameter must be a finite number {'>=' if closed else '>'} "
                     f"{low}{upper}; got {value!r}.")
         for name, infinite in (("max_iter", False), ("n_iter_no_change", True)):
             value = getattr(self, name)
@@ -151,10 +156,17 @@ class _BaseMLP(BaseEstimator):
         for name in ("shuffle", "verbose", "warm_start", "nesterovs_momentum", "early_stopping"):
             value = getattr(self, name)
             if not isinstance(value, (bool, np.bool_)):
-                if name == "verbose" and isinstance(value, numbers.Integral):
-                    continue  # scikit-learn's verbose takes an int too
+                if name == "verbose" and isinstance(value, numbers.Integral) and value >= 0:
+                    continue  # scikit-learn's verbose takes an int >= 0 too
                 raise InvalidParameterError(
                     f"The '{name}' parameter must be an instance of 'bool'; got {value!r}.")
+        seed = self.random_state
+        if not (seed is None or isinstance(seed, np.random.RandomState) or (
+                isinstance(seed, numbers.Integral) and not isinstance(seed, bool)
+                and 0 <= seed < 2**32)):
+            raise InvalidParameterError(
+                f"The 'random_state' parameter must be None, an int in [0, 2**32) or a "
+                f"numpy.random.RandomState; got {seed!r}.")
         bs = self.batch_size
         if not (bs == "auto" or (isinstance(bs, numbers.Integral) and bs >= 1)):
             raise InvalidParameterError(
@@ -190,16 +202,31 @@ class _BaseMLP(BaseEstimator):
     def _fit(self, X, y, incremental):
         # A call that raises leaves the estimator as it was (its network included);
         # Ctrl-C is not an error here: _run keeps the epochs done, as scikit-learn.
-        before = dict(self.__dict__)
-        network = dict(self.model_.__dict__) if hasattr(self, "model_") else None
+        before = self._snapshot()
         try:
             return self._fit_checked(X, y, incremental)
         except BaseException:
-            if network is not None:
-                before["model_"].__dict__.update(network)
-            self.__dict__.clear()
-            self.__dict__.update(before)
+            self._restore(before)
             raise
+
+    def _snapshot(self):
+        """What :meth:`_restore` puts back: the attributes (lists and random
+        streams, which a fit changes in place, copied) and the network's."""
+        def kept(value):
+            if isinstance(value, list):
+                return list(value)
+            if isinstance(value, (np.random.Generator, np.random.RandomState)):
+                return copy.deepcopy(value)
+            return value
+        network = dict(self.model_.__dict__) if hasattr(self, "model_") else None
+        return {k: kept(v) for k, v in self.__dict__.items()}, network
+
+    def _restore(self, snapshot):
+        before, network = snapshot
+        if network is not None:
+            before["model_"].__dict__.update(network)
+        self.__dict__.clear()
+        self.__dict__.update(before)
 
     def _fit_checked(self, X, y, incremental):
         sizes = self._check_params()
@@ -210,6 +237,9 @@ class _BaseMLP(BaseEstimator):
         X, y = validate_data(self, X, y, multi_output=True, dtype=_float_dtypes(X),
                              y_numeric=not is_classifier(self) and _is_numpy(y), reset=first)
         self._fit_input = _where(X)
+        # As scikit-learn: the stream of the weights and the validation split
+        # starts again at each call (a warm fit's split is drawn from it afresh).
+        self._random_state = check_random_state(self.random_state)
         Y = self._encode_targets(y, n_rows(X), incremental, first)
         n_outputs = Y.shape[1]
         if first:
@@ -253,7 +283,6 @@ class _BaseMLP(BaseEstimator):
 
     def _initialize(self, sizes, X, n_outputs):
         """A fresh network, drawn as scikit-learn draws it, and the fit's records."""
-        self._random_state = check_random_state(self.random_state)
         layer_sizes = [X.shape[1], *sizes, n_outputs]
         factor = 2.0 if self.activation == "logistic" else 6.0
         params = []
@@ -386,6 +415,7 @@ class _BaseMLP(BaseEstimator):
             # As scikit-learn: Ctrl-C ends the fit with the epochs done so far.
             warnings.warn("Training interrupted by user.")
             params, state, best = stopped.args
+            state = None  # (a compiled epoch may have consumed it: the next call starts anew)
         if self.early_stopping and best is not None:
             params = best
         self._opt_state = state
@@ -418,6 +448,7 @@ class _BaseMLP(BaseEstimator):
                         warnings.warn(f"Solver produced non-finite parameter weights at "
                                       f"iteration {self.n_iter_ + 1}; training stopped, the "
                                       "best validated weights are kept.", ConvergenceWarning)
+                        state = None  # the epoch took it (a compiled one consumes it)
                         break
                     params, state = new[0], new[1]
                     self.n_iter_ += 1
@@ -516,10 +547,11 @@ class _BaseMLP(BaseEstimator):
     def coefs_(self):
         """list of ndarray, shape (n_features_l, n_features_l+1): the weights, on the host.
 
-        Copies: change the network by assigning a whole list (as for
-        scikit-learn's, a warm start then trains from it)."""
+        On the NumPy backend the network's own arrays (an edit in place
+        changes the network, as scikit-learn's); on the others, copies.
+        Assigning a whole list sets the network's weights on any backend."""
         check_is_fitted(self, "model_")
-        return [np.array(self.model_.backend.to_host(W)) for W in self.model_.flat_params[0::2]]
+        return [self.model_.backend.to_host(W) for W in self.model_.flat_params[0::2]]
 
     @coefs_.setter
     def coefs_(self, coefs):
@@ -527,10 +559,10 @@ class _BaseMLP(BaseEstimator):
 
     @property
     def intercepts_(self):
-        """list of ndarray, shape (n_features_l+1,): the biases, on the host (copies,
-        as :attr:`coefs_`)."""
+        """list of ndarray, shape (n_features_l+1,): the biases, on the host (the
+        network's own on NumPy, as :attr:`coefs_`)."""
         check_is_fitted(self, "model_")
-        return [np.array(self.model_.backend.to_host(b)) for b in self.model_.flat_params[1::2]]
+        return [self.model_.backend.to_host(b) for b in self.model_.flat_params[1::2]]
 
     @intercepts_.setter
     def intercepts_(self, intercepts):
@@ -550,10 +582,14 @@ class _BaseMLP(BaseEstimator):
             raise ValueError(f"{name} must be {len(shapes)} arrays of shapes {shapes}; got "
                              f"{len(given)} of shapes {given}")
         for i, v in zip(range(offset, len(flat), 2), values):
-            host = v if is_host(v) else backend_of(v).to_host(v)
-            if not np.all(np.isfinite(np.asarray(host, dtype=np.float64))):
-                raise ValueError(f"{name} holds NaN or infinity")
-            flat[i] = model.backend.asarray(np.asarray(host), dtype=model.array_dtype)
+            host = np.asarray(v if is_host(v) else backend_of(v).to_host(v))
+            if host.dtype.kind not in "biuf":
+                raise ValueError(f"{name} must hold real numbers; got dtype {host.dtype}")
+            with np.errstate(over="ignore"):  # (an overflow is refused just below)
+                cast = np.array(host, dtype=model.dtype)  # a copy, in the network's dtype
+            if not np.all(np.isfinite(cast)):
+                raise ValueError(f"{name} holds NaN or infinity (in the network's {model.dtype})")
+            flat[i] = model.backend.asarray(cast, dtype=model.array_dtype)
         model.flat_params = flat
 
     def save(self, path):

@@ -144,6 +144,15 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         -------
         self
         """
+        before = self._snapshot()  # a first call that raises leaves no classes behind
+        try:
+            self._partial_fit_classes(y, classes)
+            return self._fit(X, y, incremental=True)
+        except BaseException:
+            self._restore(before)
+            raise
+
+    def _partial_fit_classes(self, y, classes):
         classes = None if classes is None else _host_labels(classes)
         if not hasattr(self, "classes_"):
             y_host = _host_labels(y)
@@ -153,10 +162,10 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             # As scikit-learn: multi-label y names its labels itself, classes or not.
             self._label_binarizer = LabelBinarizer().fit(y_host if multilabel else classes)
             self.classes_ = self._label_binarizer.classes_
-        elif classes is not None and not np.array_equal(np.unique(classes), self.classes_):
+        if classes is not None and not np.array_equal(np.unique(classes), self.classes_):
             raise ValueError(f"`classes={classes!r}` is not the same as on the first call to "
-                             f"partial_fit; was {self.classes_!r}")
-        return self._fit(X, y, incremental=True)
+                             f"partial_fit (or, for multi-label y, its labels); was "
+                             f"{self.classes_!r}")
 
     def predict_proba(self, X):
         """Probability of each class.
