@@ -31,8 +31,9 @@ from .backends import BACKEND_NAMES, Backend, backend_of
 from .checks import check_int
 
 __all__ = ["MODES", "BatchPlan", "FeatureScaleWarning", "array_backend", "as_features",
-           "as_targets", "check_classes", "checked_features", "feature_scale_problem", "frame_columns", "fresh_seed",
-           "host_rng", "init_params", "is_frame", "is_host", "make_plan", "n_rows"]
+           "as_targets", "check_classes", "checked_features", "feature_scale_problem",
+           "frame_columns", "fresh_seed", "host_rng", "init_params", "is_frame", "is_host",
+           "make_plan", "n_rows"]
 
 MODES = ("batch", "minibatch", "sgd")
 

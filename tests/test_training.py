@@ -142,7 +142,8 @@ def test_resume_refuses_without_state_or_with_other_optimizer():
     with pytest.raises(ValueError, match="no earlier fit to resume"):
         model.fit(X, y, resume=True)
     model.fit(X, y, epochs=1, optimizer="adam")
-    with pytest.raises(ValueError, match="used optimizer 'adam', this one asks for optimizer 'sgd'"):
+    with pytest.raises(ValueError,
+                       match="used optimizer 'adam', this one asks for optimizer 'sgd'"):
         model.fit(X, y, resume=True, optimizer="sgd")
 
 
