@@ -233,7 +233,11 @@ def replace_target(path, what: str = "file") -> str:
     ``/dev/null``, a FIFO, a directory) is refused: renaming would replace it.
     """
     path = os.fspath(path)
+    if not path:
+        raise ValueError(f"cannot write {what}: the path is empty")
     real = os.path.realpath(path)
+    if os.path.islink(real):  # realpath stops at a loop of links
+        raise ValueError(f"cannot write {what} {path}: its symbolic links form a loop")
     if os.path.lexists(real) and not os.path.isfile(real):
         raise ValueError(f"cannot write {what} {path}: it exists and is not a regular file "
                          "(renaming the new file over it would replace it)")

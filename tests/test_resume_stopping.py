@@ -363,3 +363,16 @@ def test_a_bytes_path_saves_and_loads(tmp_path):
     path = bytes(tmp_path / "m.npz")
     _make().save(path)
     assert nb.MLP.load(path).layer_sizes == [3, 8, 1]
+
+
+def test_paths_no_file_can_be_written_at_are_named(tmp_path):
+    from nnbackend.checks import replace_target
+
+    (tmp_path / "a").symlink_to(tmp_path / "b")
+    (tmp_path / "b").symlink_to(tmp_path / "a")
+    with pytest.raises(ValueError, match="its symbolic links form a loop"):
+        replace_target(tmp_path / "a", "checkpoint")
+    with pytest.raises(ValueError, match="the path is empty"):
+        replace_target("", "checkpoint")
+    (tmp_path / "dangling").symlink_to(tmp_path / "new.npz")
+    assert replace_target(tmp_path / "dangling") == str(tmp_path / "new.npz")
