@@ -218,7 +218,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         -------
         array of shape (n_samples,), or (n_samples, n_labels) for multi-label
             Labels from ``classes_``. NumPy for host ``X``; in ``X``'s namespace
-            for an array-API ``X`` where the labels are numbers.
+            for an array-API ``X`` where the labels are numbers (multi-label
+            rows come back as NumPy, as scikit-learn's label binarizer makes them).
         """
         out, X = self._forward(X)
         xp, backend = self.model_.backend.xp, self.model_.backend
