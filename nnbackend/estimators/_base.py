@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import copy
-import math
 import numbers
 import warnings
 from dataclasses import replace
@@ -16,15 +15,9 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 
-try:  # scikit-learn's own (a ValueError and a TypeError), where this version has it
-    from sklearn.utils._param_validation import InvalidParameterError
-except ImportError:  # pragma: no cover
-    class InvalidParameterError(ValueError, TypeError):
-        """A hyperparameter of the wrong type or value."""
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ..backends import BackendUnavailableError, backend_of
-from ..backends.precision import PRECISIONS
 from ..data import host_rng, is_host, make_plan, n_rows
 from ..engine import EpochTask, choose_executor, run_epoch
 from ..model import MLP
@@ -32,12 +25,10 @@ from ..network import chunk_rows, predict_rows
 from ..optim import (ScheduledState, adam, inverse_scaling, l2_penalty, momentum, on_namespace,
                      scheduled, sgd)
 from ..training import FitOptions
+from ._params import _ACTIVATIONS, check_params
 
 __all__ = ["_BaseMLP"]
 
-_ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu"}
-_SOLVERS = ("sgd", "adam")
-_SCHEDULES = ("constant", "invscaling", "adaptive")
 
 
 def _is_numpy(a) -> bool:
@@ -114,68 +105,8 @@ class _BaseMLP(BaseEstimator):
     # -- checks ----------------------------------------------------------------------
     def _check_params(self):
         """Refuse a wrong hyperparameter by name, as scikit-learn does at fit (its
-        ``InvalidParameterError``, a ``ValueError`` and a ``TypeError``)."""
-        sizes = self.hidden_layer_sizes
-        sizes = [sizes] if isinstance(sizes, numbers.Integral) else list(sizes)
-        if not all(isinstance(s, numbers.Integral) and s > 0 for s in sizes):
-            raise InvalidParameterError(
-                f"hidden_layer_sizes must be positive integers, got {sizes}.")
-        choices = (("activation", _ACTIVATIONS), ("solver", _SOLVERS),
-                   ("learning_rate", _SCHEDULES), ("mode", ("batch", "minibatch", "sgd")))
-        for name, allowed in choices:
-            try:
-                known = getattr(self, name) in allowed
-            except TypeError:  # a list, say: no hashable name at all
-                known = False
-            if not known:
-                raise InvalidParameterError(f"The '{name}' parameter must be one of "
-                                            f"{list(allowed)}; got {getattr(self, name)!r}.")
-        # (name, low, high, low closed, high closed): scikit-learn's intervals.
-        ranges = (("alpha", 0, None, True, False), ("learning_rate_init", 0, None, False, False),
-                  ("power_t", 0, None, True, False), ("tol", 0, None, True, False),
-                  ("momentum", 0, 1, True, True), ("validation_fraction", 0, 1, True, False),
-                  ("beta_1", 0, 1, True, False), ("beta_2", 0, 1, True, False),
-                  ("epsilon", 0, None, False, False))
-        for name, low, high, closed, high_closed in ranges:
-            value = getattr(self, name)
-            ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and (
-                math.isfinite(value)) and (value >= low if closed else value > low) and (
-                high is None or (value <= high if high_closed else value < high))
-            if not ok:
-                upper = "" if high is None else f" and {'<=' if high_closed else '<'} {high}"
-                raise InvalidParameterError(
-                    f"The '{name}' parameter must be a finite number {'>=' if closed else '>'} "
-                    f"{low}{upper}; got {value!r}.")
-        for name, infinite in (("max_iter", False), ("n_iter_no_change", True)):
-            value = getattr(self, name)
-            whole = (isinstance(value, numbers.Integral) and not isinstance(value, bool)
-                     and value >= 1)
-            if not (whole or (infinite and value == np.inf)):
-                raise InvalidParameterError(f"The '{name}' parameter must be an int >= 1"
-                                            f"{' or np.inf' if infinite else ''}; got {value!r}.")
-        for name in ("shuffle", "verbose", "warm_start", "nesterovs_momentum", "early_stopping"):
-            value = getattr(self, name)
-            if not isinstance(value, (bool, np.bool_)):
-                if name == "verbose" and isinstance(value, numbers.Integral) and value >= 0:
-                    continue  # scikit-learn's verbose takes an int >= 0 too
-                raise InvalidParameterError(
-                    f"The '{name}' parameter must be an instance of 'bool'; got {value!r}.")
-        seed = self.random_state
-        if not (seed is None or isinstance(seed, np.random.RandomState) or (
-                isinstance(seed, numbers.Integral) and not isinstance(seed, bool)
-                and 0 <= seed < 2**32)):
-            raise InvalidParameterError(
-                f"The 'random_state' parameter must be None, an int in [0, 2**32) or a "
-                f"numpy.random.RandomState; got {seed!r}.")
-        bs = self.batch_size
-        if not (bs == "auto" or (isinstance(bs, numbers.Integral) and bs >= 1)):
-            raise InvalidParameterError(
-                f"The 'batch_size' parameter must be 'auto' or an int >= 1; got {bs!r}.")
-        if self.precision is not None and not (isinstance(self.precision, str)
-                                               and self.precision in PRECISIONS):
-            raise InvalidParameterError(f"The 'precision' parameter must be None or one of "
-                             f"{list(PRECISIONS)}; got {self.precision!r}.")
-        return sizes
+        ``InvalidParameterError``); returns the hidden layer sizes as a list."""
+        return check_params(self)
 
     def _validate_X(self, X, reset):
         return validate_data(self, X, dtype=_float_dtypes(X), reset=reset)

@@ -12,8 +12,8 @@ from sklearn.utils.multiclass import check_classification_targets, type_of_targe
 from sklearn.utils.validation import column_or_1d
 
 from ..backends import backend_of
-from ._base import (InvalidParameterError, _BaseMLP, _host_labels, _is_device_array, _is_numpy,
-                    _where)
+from ._base import _BaseMLP, _host_labels, _is_device_array, _is_numpy, _where
+from ._params import InvalidParameterError
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
 
