@@ -84,20 +84,25 @@ def plot_history(history, path, title=None):
                 ax.legend()
     fig.suptitle(title or f"{history.mode} descent, batch size {history.batch_size}")
     fig.tight_layout()
+    save_figure(plt, fig, path, fmt)
+
+
+def save_figure(plt, fig, path, fmt):
+    """Write ``fig`` to ``path`` in ``fmt`` atomically (a temporary file beside
+    the target, renamed over it; see :func:`~nnbackend.checks.replace_target`)
+    and close it, whatever happens. ValueError: the file cannot be written."""
     path = os.fspath(path)
     try:
         target = replace_target(path, "plot")
-    except ValueError:
-        plt.close(fig)
-        raise
-    tmp = f"{target}.tmp-{os.getpid()}"
-    try:
-        fig.savefig(tmp, format=fmt, dpi=100)
-        os.replace(tmp, target)
-    except OSError as exc:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise ValueError(f"cannot write plot {path}: {exc.strerror or exc}") from None
+        tmp = f"{target}.tmp-{os.getpid()}"
+        try:
+            fig.savefig(tmp, format=fmt, dpi=100)
+            os.replace(tmp, target)
+        except OSError as exc:
+            raise ValueError(f"cannot write plot {path}: {exc.strerror or exc}") from None
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
     finally:
         plt.close(fig)
 

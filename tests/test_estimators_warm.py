@@ -40,19 +40,24 @@ _INVSCALING = dict(hidden_layer_sizes=(8,), solver="sgd", learning_rate="invscal
                    batch_size=50, random_state=0)
 
 
-def test_invscaling_goes_on_from_the_samples_seen_after_a_warm_start():
-    # scikit-learn's warm fit makes a new optimizer: its first epoch runs at
-    # learning_rate_init, the next ones at the rate of every sample seen (t_).
-    X, y = make_classification(300, 5, random_state=0)
-    curves = []
-    for clf in _both(SkClassifier, nb.MLPClassifier, max_iter=3, warm_start=True,
-                     **_INVSCALING):
+def _two_warm_fits(X, y, record, **params):
+    """``record`` of scikit-learn's and nnbackend's estimators after two warm fits."""
+    out = []
+    for clf in _both(SkClassifier, nb.MLPClassifier, warm_start=True, **params):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             clf.fit(X, y)
             clf.fit(X, y)
-        curves.append(clf.loss_curve_)
-    np.testing.assert_allclose(curves[1], curves[0], rtol=1e-10)
+        out.append(getattr(clf, record))
+    return out
+
+
+def test_invscaling_goes_on_from_the_samples_seen_after_a_warm_start():
+    # scikit-learn's warm fit makes a new optimizer: its first epoch runs at
+    # learning_rate_init, the next ones at the rate of every sample seen (t_).
+    X, y = make_classification(300, 5, random_state=0)
+    want, got = _two_warm_fits(X, y, "loss_curve_", max_iter=3, **_INVSCALING)
+    np.testing.assert_allclose(got, want, rtol=1e-10)
 
 
 def test_invscaling_in_partial_fit_counts_samples_not_this_calls_steps():
@@ -264,16 +269,9 @@ def test_partial_fit_with_invscaling_compiles_once_on_jax():
 
 def test_a_warm_fit_with_early_stopping_draws_its_split_as_scikit_learn():
     X, y = make_classification(200, 5, random_state=0)
-    scores = []
-    for clf in _both(SkClassifier, nb.MLPClassifier, max_iter=4, warm_start=True,
-                     early_stopping=True, random_state=0, shuffle=False, solver="sgd",
-                     alpha=0.0):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            clf.fit(X, y)
-            clf.fit(X, y)
-        scores.append(clf.validation_scores_)
-    np.testing.assert_allclose(scores[1], scores[0], rtol=1e-9)
+    want, got = _two_warm_fits(X, y, "validation_scores_", max_iter=4, early_stopping=True,
+                               random_state=0, shuffle=False, solver="sgd", alpha=0.0)
+    np.testing.assert_allclose(got, want, rtol=1e-9)
 
 
 def test_a_call_that_raises_takes_back_its_epochs_records(monkeypatch):

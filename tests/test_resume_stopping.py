@@ -213,15 +213,21 @@ def test_the_plot_marks_only_a_best_epoch_of_this_fit(tmp_path, monkeypatch, bes
     assert sorted(set(lines)) == marked and (tmp_path / "h.png").exists()
 
 
-def test_a_schedule_function_counts_the_steps_taken_across_a_resume_with_another_batch_size(
-        tmp_path):
-    X, y, _ = _problem()
+def _counting_schedule():
+    """A schedule function that lists the counts it is called with."""
     seen = []
 
     def factor(count):
         seen.append(int(count))
         return 1.0 / (1.0 + 0.01 * count)
 
+    return factor, seen
+
+
+def test_a_schedule_function_counts_the_steps_taken_across_a_resume_with_another_batch_size(
+        tmp_path):
+    X, y, _ = _problem()
+    factor, seen = _counting_schedule()
     model = _make()
     model.fit(X, y, epochs=3, batch_size=8, lr=0.05, lr_schedule=factor)
     assert model.train_state.steps_done == 3 * 25
@@ -237,12 +243,7 @@ def test_a_schedule_function_counts_the_steps_taken_across_a_resume_with_another
 
 def test_the_steps_taken_survive_a_fit_of_another_schedule_between():
     X, y, _ = _problem()
-    seen = []
-
-    def factor(count):
-        seen.append(int(count))
-        return 1.0 / (1.0 + 0.01 * count)
-
+    factor, seen = _counting_schedule()
     model = _make()
     model.fit(X, y, epochs=3, batch_size=8, lr=0.05, lr_schedule=factor)  # 75 steps
     model.fit(X, y, epochs=1, batch_size=100, lr=0.05, resume=True)  # 2 more, constant

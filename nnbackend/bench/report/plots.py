@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import math
-import os
 
-from ...checks import replace_target
+from ...plot import save_figure
 from .analysis import (CPU_BASELINE, common_times, gpu_labels, interval, is_nnbackend, is_peer,
                        sorted_labels)
 from .formatting import fmt_n
@@ -52,19 +51,7 @@ def plot_styles(labels):
 
 
 def _save(plt, fig, path):
-    try:
-        target = replace_target(path, "plot")
-    except ValueError:
-        plt.close(fig)
-        raise
-    tmp = f"{target}.tmp-{os.getpid()}"
-    try:
-        fig.savefig(tmp, format="png", dpi=100)
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        plt.close(fig)
+    save_figure(plt, fig, path, "png")
 
 
 def _no_data(ax, text):
