@@ -271,7 +271,8 @@ def checked_features(backend: Backend, X, dtype, name: str = "X"):
     Returns ``(X, extremes)``: ``extremes`` a host array of shape
     (2, n_features), the columns' largest and smallest values in ``dtype``,
     for an array of the backend (one pass over it reads them, for all the
-    checks), and None for host data (checked on the host).
+    checks), and None for host data (checked on the host) and for a Dask
+    array of unknown row count (checked whole).
     """
     if is_host(X):
         host = _host_array(name, X)

@@ -455,8 +455,9 @@ class MLP(ModelInputs, ClassLabels):
         restore_best_weights : bool
             With ``patience``, end with the weights that earned the best
             monitored loss (the training loss is measured during an epoch, so
-            its best weights are that epoch's start). ``resume`` then has no
-            state to go on from (``History.not_resumable``).
+            its best weights are that epoch's start). Where the weights kept
+            are not the last epoch's, ``resume`` has no state to go on from
+            (``History.not_resumable``).
         callback : callable, optional
             ``callback(epoch, figures)`` after each epoch, ``epoch`` 1-based and
             ``figures`` the dict of :meth:`History.last`.
@@ -517,10 +518,12 @@ class MLP(ModelInputs, ClassLabels):
         A fit that raises (a callback's exception, Ctrl-C) leaves the model as
         it was before the fit: its epochs, and the scalers and labels learned
         from its data, are not kept. A resumed fit holds out the first fit's
-        ``validation_split`` rows and goes on with ``'adaptive'``'s factor and
-        plateau count and with ``patience``'s count (its best loss and epochs
-        waited, where it monitors the same loss and ``restore_best_weights``
-        asks for no weights the earlier fit did not keep). With
+        ``validation_split`` rows and goes on with ``'adaptive'``'s factor
+        (where it asks for ``'adaptive'``) and plateau count, and with
+        ``patience``'s count (its best loss and epochs waited), each where it
+        monitors the same loss, ``patience``'s also where
+        ``restore_best_weights`` asks for no weights the earlier fit did not
+        keep. With
         ``restore_best_weights=True`` a fit can be resumed only where it kept
         its last epoch's weights (see the checkpoints page).
         """

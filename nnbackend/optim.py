@@ -9,8 +9,9 @@ Each optimizer is an :class:`Optimizer` ``(init, update)``:
 flattens its ``[(W, b), ...]``). Nothing is mutated: every step returns new
 arrays and a new state, so the same functions run eagerly on NumPy, CuPy or
 PyTorch and trace under ``jax.jit``. No array library is imported here; the
-step count and bias corrections are host-side Python numbers, so no step
-reads a device value.
+step count and bias corrections are host-side Python numbers on the
+reference loop (device scalars inside a compiled epoch or a CUDA graph), so
+no step reads a device value.
 
 A backend's namespace may offer the built-in updates fused (one kernel per
 parameter, or one multi-tensor kernel per operation for all parameters) in
@@ -218,9 +219,9 @@ def _adam_scalars(count, lr, b1, b2, eps):
     on the device, 0-D arrays): folded into the step size, the corrections
     keep the per-step work on the device to one pass per array.
 
-    On the device the count may be float32's (JAX without x64): there
-    ``1 - b**count``, ``b`` rounded to float32, is off by ~1e-5 relative at
-    the first steps, always the same way. ``-expm1(count · log b)``, ``log b``
+    On the device, without JAX's x64, the count is an int32 and the
+    arithmetic on it float32: there ``1 - b**count``, ``b`` rounded to
+    float32, is off by ~1e-5 relative at the first steps, always the same way. ``-expm1(count · log b)``, ``log b``
     taken on the host in float64, keeps float32's own precision.
     """
     if isinstance(count, numbers.Real):  # a host number (NumPy's scalars too)
@@ -422,13 +423,16 @@ def inverse_scaling(power_t: float, n_samples: int, steps_per_epoch: int,
     before. Returns ``factor(count) -> lr_t / lr`` for :func:`scheduled`,
     ``count`` a host int, or a device scalar in a compiled epoch.
 
-    The count starts at ``factor.start``, not 0: the whole epochs of
-    ``n_samples`` in ``samples_before``, in this fit's steps. So the samples
-    before are a value of the state, which a compiled epoch takes at run
-    time, and one compilation serves every resumed fit on the same rows;
-    only the rest (``samples_before`` modulo ``n_samples``) is in
-    ``factor.key``. ``first_epoch_initial`` runs the fit's first epoch at
-    ``lr`` itself, as scikit-learn's warm start does (its optimizer is new).
+    The caller starts the count at ``factor.start`` (:func:`scheduled`'s
+    ``init`` starts it at 0: replace the state's count, as the training loop
+    and the estimators do): the whole epochs of ``n_samples`` in
+    ``samples_before``, in this fit's steps. So the samples before are a
+    value of the state, which a compiled epoch takes at run time, and one
+    compilation serves every resumed fit on the same rows: only the rest
+    (``samples_before`` modulo ``n_samples``) is in ``factor.key``.
+    ``first_epoch_initial`` runs the fit's first epoch at ``lr`` itself, as
+    scikit-learn's warm start does (its optimizer is new); its whole epochs
+    are then in the key too.
     """
     power_t = _nonnegative("power_t", power_t)
     if int(samples_before) < 0:

@@ -70,7 +70,8 @@ class StandardScaler:
         ----------
         X : array, shape (n_samples, n_columns)
             Host data or an array of any array-API namespace (the statistics
-            are computed there, in ``X``'s dtype, then brought to the host).
+            are computed there, in ``X``'s dtype, float64 for whole numbers
+            and bools, then brought to the host).
         backend : nnbackend.Backend, optional
             ``X``'s backend; NumPy (or ``X``'s namespace) if not given.
         name : str, default "X"
@@ -87,6 +88,8 @@ class StandardScaler:
             dtype (the message names the columns).
         """
         xp, to_host, asarray = _ops(X, backend)
+        if not xp.isdtype(X.dtype, "real floating"):  # (the standard's mean takes floats)
+            X = xp.astype(X, xp.float64)
         with warnings.catch_warnings():  # an overflow is refused below, by column
             warnings.simplefilter("ignore", RuntimeWarning)
             # Two passes, no cancellation. The mean goes back as the host read

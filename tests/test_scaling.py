@@ -238,3 +238,15 @@ def test_whole_numbers_are_standardized_about_their_true_mean():
         np.testing.assert_allclose(out, (expected - expected.mean(0)) / expected.std(0),
                                    rtol=1e-12)
         np.testing.assert_allclose(scaler.inverse_transform(out), expected, rtol=1e-12)
+
+
+def test_whole_numbers_of_other_namespaces_are_standardized_in_float64():
+    from nnbackend.scaling import StandardScaler
+
+    strict = pytest.importorskip("array_api_strict", reason="needs array-api-strict")
+    for X in (strict.asarray([[1], [2], [4]]), strict.asarray([[True], [False], [True]])):
+        scaler = StandardScaler().fit(X)
+        host = np.asarray([[1], [2], [4]] if X.dtype == strict.int64 else [[1], [0], [1]],
+                          dtype=np.float64)
+        np.testing.assert_allclose(scaler.scale_, host.std(axis=0), rtol=1e-12)
+        assert scaler.transform(X).dtype == strict.float64

@@ -65,7 +65,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     feature_names_in_ : ndarray of shape (n_features_in_,)
         Only for ``X`` with string column names (a DataFrame).
     n_iter_, t_ : int
-        Epochs run, and training samples seen.
+        Epochs run by the last call (fit, warm fit or ``partial_fit``), and
+        training samples seen over all calls.
     loss_, best_loss_ : float
     loss_curve_ : list of float, shape (n_iter_,)
     validation_scores_ : list of float or None

@@ -36,8 +36,9 @@ class History:
     best_epoch : int or None
         With early stopping, the best epoch (whose weights were kept under
         ``restore_best_weights``), 1-based in this fit. A resumed fit whose
-        best came before it numbers it 0 or less (0: the epoch just before,
-        whose weights it started from).
+        best came before it numbers it 0 or less (0: the earlier fit's last
+        epoch; on the validation loss, its weights are those this fit started
+        from).
     stopped_early : bool
     diverged : str or None
         Why training stopped: the divergence guard's message when an
