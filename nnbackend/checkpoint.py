@@ -31,7 +31,7 @@ import tempfile
 import numpy as np
 
 from .backends import get_backend, is_auto
-from .checks import replace_target
+from .checks import current_umask, replace_target
 from .data import host_rng
 from .scaling import StandardScaler
 from .optim import OPTIMIZERS
@@ -102,7 +102,7 @@ def save(model, path):
     try:
         # mkstemp makes the file 0600; a checkpoint follows the umask as
         # every other file the user writes does.
-        os.fchmod(fd, 0o666 & ~_umask())
+        os.fchmod(fd, 0o666 & ~current_umask())
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **arrays)
             f.flush()
@@ -114,12 +114,6 @@ def save(model, path):
         if isinstance(exc, OSError):
             raise ValueError(f"cannot write checkpoint {path}: {exc.strerror or exc}") from None
         raise
-
-
-def _umask():
-    mask = os.umask(0o022)  # reading the umask means setting it: put it back at once
-    os.umask(mask)
-    return mask
 
 
 def _scaler_dict(scaler):

@@ -12,7 +12,7 @@ import numbers
 import os
 
 __all__ = ["check_int", "check_number", "check_flag", "check_positive", "check_fraction",
-           "check_same_shape", "check_dense", "check_divisor", "replace_target"]
+           "check_same_shape", "check_dense", "check_divisor", "current_umask", "replace_target"]
 
 
 def check_int(name, value, minimum=1) -> int:
@@ -242,3 +242,22 @@ def replace_target(path, what: str = "file") -> str:
         raise ValueError(f"cannot write {what} {path}: it exists and is not a regular file "
                          "(renaming the new file over it would replace it)")
     return real
+
+
+def current_umask() -> int:
+    """The process's umask, for a file made 0600 (``mkstemp``) to follow it.
+
+    Read from ``/proc/self/status`` where the system has it: reading it with
+    ``os.umask`` means setting it for a moment, which another thread making
+    a file in that moment would get.
+    """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

@@ -377,3 +377,24 @@ def test_paths_no_file_can_be_written_at_are_named(tmp_path):
         replace_target("", "checkpoint")
     (tmp_path / "dangling").symlink_to(tmp_path / "new.npz")
     assert replace_target(tmp_path / "dangling") == str(tmp_path / "new.npz")
+
+
+def test_the_umask_is_read_without_being_set(monkeypatch):
+    # Setting it, even for a moment, would give another thread's new file that mask.
+    import os
+    import sys
+
+    from nnbackend.checks import current_umask
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("reads /proc/self/status, which Linux has")
+    old = os.umask(0o027)
+    try:
+        def refuse(mask):
+            raise AssertionError("os.umask was called")
+
+        monkeypatch.setattr(os, "umask", refuse)
+        assert current_umask() == 0o027
+    finally:
+        monkeypatch.undo()
+        os.umask(old)

@@ -27,7 +27,7 @@ import warnings
 from dataclasses import dataclass, field
 
 from ..backends.auto_costs import DEFAULT_PROFILE
-from ..checks import replace_target
+from ..checks import current_umask, replace_target
 from ..data import MODES
 from .cost import Terms
 
@@ -163,9 +163,8 @@ class Profile:
         directory = os.path.dirname(target)
         fd, tmp = tempfile.mkstemp(prefix=".profile-", suffix=".json.tmp", dir=directory)
         try:
-            mask = os.umask(0o022)  # mkstemp makes it 0600: follow the umask, as files do
-            os.umask(mask)
-            os.fchmod(fd, 0o666 & ~mask)
+            # mkstemp makes it 0600: follow the umask, as files do
+            os.fchmod(fd, 0o666 & ~current_umask())
             with os.fdopen(fd, "w") as f:
                 json.dump(self.to_dict(), f, indent=1, sort_keys=True)
             os.replace(tmp, target)
