@@ -339,3 +339,12 @@ def test_more_values_scikit_learn_refuses(params):
         nb.MLPClassifier(max_iter=1, **params).fit(X, y)
     with pytest.raises(InvalidParameterError):
         SkClassifier(max_iter=1, **params).fit(X, y)
+
+
+def test_a_call_that_raises_keeps_the_callers_random_state_object():
+    X, y = make_classification(60, 4, random_state=0)
+    stream = np.random.RandomState(0)
+    clf = nb.MLPClassifier(random_state=stream)
+    with pytest.raises(ValueError):
+        clf.fit(X, np.full(60, np.nan))
+    assert clf.random_state is stream and clf.get_params()["random_state"] is stream

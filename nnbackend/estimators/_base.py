@@ -141,16 +141,18 @@ class _BaseMLP(BaseEstimator):
             raise
 
     def _snapshot(self):
-        """What :meth:`_restore` puts back: the attributes (lists and random
-        streams, which a fit changes in place, copied) and the network's."""
-        def kept(value):
+        """What :meth:`_restore` puts back: the attributes (lists and the fit's own
+        random streams, which a fit changes in place, copied; the caller's
+        hyperparameters as they are) and the network's."""
+        def kept(name, value):
             if isinstance(value, list):
                 return list(value)
-            if isinstance(value, (np.random.Generator, np.random.RandomState)):
+            if name.startswith("_") and isinstance(
+                    value, (np.random.Generator, np.random.RandomState)):
                 return copy.deepcopy(value)
             return value
         network = dict(self.model_.__dict__) if hasattr(self, "model_") else None
-        return {k: kept(v) for k, v in self.__dict__.items()}, network
+        return {k: kept(k, v) for k, v in self.__dict__.items()}, network
 
     def _restore(self, snapshot):
         before, network = snapshot
@@ -478,9 +480,10 @@ class _BaseMLP(BaseEstimator):
     def coefs_(self):
         """list of ndarray, shape (n_features_l, n_features_l+1): the weights, on the host.
 
-        On the NumPy backend the network's own arrays (an edit in place
-        changes the network, as scikit-learn's); on the others, copies.
-        Assigning a whole list sets the network's weights on any backend."""
+        On the CPU backends the network's own arrays (an edit in place
+        changes the network, as scikit-learn's; jax's are read-only); on a
+        GPU, copies. Assigning a whole list sets the network's weights on any
+        backend."""
         check_is_fitted(self, "model_")
         return [self.model_.backend.to_host(W) for W in self.model_.flat_params[0::2]]
 
@@ -491,7 +494,7 @@ class _BaseMLP(BaseEstimator):
     @property
     def intercepts_(self):
         """list of ndarray, shape (n_features_l+1,): the biases, on the host (the
-        network's own on NumPy, as :attr:`coefs_`)."""
+        network's own on the CPU backends, as :attr:`coefs_`)."""
         check_is_fitted(self, "model_")
         return [self.model_.backend.to_host(b) for b in self.model_.flat_params[1::2]]
 
