@@ -221,8 +221,9 @@ def _adam_scalars(count, lr, b1, b2, eps):
 
     On the device, without JAX's x64, the count is an int32 and the
     arithmetic on it float32: there ``1 - b**count``, ``b`` rounded to
-    float32, is off by ~1e-5 relative at the first steps, always the same way. ``-expm1(count · log b)``, ``log b``
-    taken on the host in float64, keeps float32's own precision.
+    float32, is off by ~1e-5 relative at the first steps, always the same
+    way. ``-expm1(count · log b)``, ``log b`` taken on the host in float64,
+    keeps float32's own precision.
     """
     if isinstance(count, numbers.Real):  # a host number (NumPy's scalars too)
         root = (1 - b2**count) ** 0.5
