@@ -224,3 +224,22 @@ def test_compiled_float32_adam_keeps_float32s_precision(mode):
     assert out["auto"][1] == ("jax-batch" if mode == "batch" else "jax-scan")
     worst = max(float(np.max(np.abs(a - b))) for a, b in zip(out["auto"][0], out["reference"][0]))
     assert worst < 5e-7, worst
+
+
+@pytest.mark.parametrize("mode", ["minibatch", "batch"])
+def test_a_step_count_past_int32_is_refused_by_name_or_runs_under_x64(mode):
+    # Without x64, jax holds the counts as int32: past 2**31 - 1 it raised an
+    # OverflowError from inside jax.
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 4))
+    y = (X[:, 0] > 0).astype(float)
+    model = nb.MLP([4, 6, 1], loss="bce", backend="jax", dtype="float32", seed=1)
+    model.fit(X, y, mode=mode, epochs=1, optimizer="adam", lr=0.01, batch_size=16)
+    model.train_state.state_scalars["count"] = 2**31 - 1
+    model.train_state.steps_done = 2**31 - 1
+    kw = dict(mode=mode, epochs=1, optimizer="adam", lr=0.01, batch_size=16, resume=True)
+    if jax.config.jax_enable_x64:  # (another test's float64 jax model turned it on)
+        assert model.fit(X, y, **kw).executor.startswith("jax-")
+    else:
+        with pytest.raises(ValueError, match=r"step count reaches 2,147,48\d,\d+, past 2\*\*31 - 1"):
+            model.fit(X, y, **kw)

@@ -75,7 +75,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from .scan import _advanced, _host_counts, _own, cached, untraceable_schedule
+from .scan import _advanced, _host_counts, _own, cached, check_counts, untraceable_schedule
 
 __all__ = ["JaxBatch"]
 
@@ -149,6 +149,7 @@ def make_epoch(task):
             # Someone else's arrays (init, a checkpoint): donate a copy.
             state = jax.tree_util.tree_map(_own, state)
         before = state = _host_counts(state)
+        check_counts(before, 1)
         if gather:
             order = jnp.asarray(order, dtype=index_dtype, device=backend.device)
             if order.shape != (n,):

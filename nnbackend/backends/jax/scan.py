@@ -124,12 +124,43 @@ def make_epoch(task):
             # Someone else's arrays (init, a checkpoint): donate a copy.
             state = jax.tree_util.tree_map(_own, state)
         before = state = _host_counts(state)
+        check_counts(before, n_steps)
         params, state, loss_sum, correct = compiled(params, state, order, X, Y)
         state = _advanced(state, before, n_steps)
         made["state"] = state
         return params, state, loss_sum, (None if multiclass is None else correct)
 
     return epoch
+
+
+_INT32_MAX = 2**31 - 1
+
+
+def check_counts(state, n_steps):
+    """Refuse an epoch whose step counts (``state``'s, host ints) would pass
+    int32, which is what jax holds them in without x64: said by name, with
+    the ways out, instead of an OverflowError from inside jax."""
+    if jax.config.jax_enable_x64:
+        return
+    counts = _counts(state)
+    if counts and max(counts) + n_steps > _INT32_MAX:
+        raise ValueError(
+            f"the optimizer's step count reaches {max(counts) + n_steps:,}, past 2**31 - 1, "
+            "which jax's compiled epochs hold as int32 without x64: enable it "
+            "(jax.config.update('jax_enable_x64', True)) or fit with executor='reference'")
+
+
+def _counts(state):
+    fields = getattr(state, "_fields", None)
+    if not fields:
+        return []
+    out = []
+    for name, value in zip(fields, state):
+        if isinstance(value, list):
+            out += [c for v in value for c in _counts(v)]
+        elif _is_count(name, value):
+            out.append(int(value))
+    return out
 
 
 def _own(leaf):
