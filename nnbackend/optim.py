@@ -199,12 +199,12 @@ def adam(lr: float, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> Op
         nu = [b2 * v + (1 - b2) * (g * g) for v, g in zip(state.nu, grads)]
         # Inline rather than a call to _adam_scalars (the same formula): this
         # runs on every step, and NumPy's steps are microseconds.
-        if isinstance(count, numbers.Real):
+        if isinstance(count, int):  # the host loop's count
             root = (1 - b2**count) ** 0.5
             step = lr * root / (1 - b1**count)
             eps_hat = eps * root
         else:
-            step, eps_hat = _adam_scalars(count, lr, b1, b2, eps)
+            step, eps_hat = _adam_scalars(count, lr, b1, b2, eps, like=params[0])
         xp = array_namespace(params[0])
         new_params = [p - step * m / (xp.sqrt(v) + eps_hat) for p, m, v in zip(params, mu, nu)]
         return new_params, AdamState(count, mu, nu)
@@ -212,7 +212,7 @@ def adam(lr: float, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> Op
     return Optimizer(init, update, "adam", {"lr": lr, "b1": b1, "b2": b2, "eps": eps})
 
 
-def _adam_scalars(count, lr, b1, b2, eps):
+def _adam_scalars(count, lr, b1, b2, eps, like=None):
     """Adam's step size and epsilon at step ``count``, bias corrections folded in.
 
     Host floats (or, when a compiled epoch or a CUDA graph carries the count
@@ -223,15 +223,38 @@ def _adam_scalars(count, lr, b1, b2, eps):
     arithmetic on it float32: there ``1 - b**count``, ``b`` rounded to
     float32, is off by ~1e-5 relative at the first steps, always the same
     way. ``-expm1(count · log b)``, ``log b`` taken on the host in float64,
-    keeps float32's own precision.
+    keeps float32's own precision. Device scalars come back in the dtype of
+    ``like`` (a parameter), as :func:`_in_dtype_of` says why.
     """
     if isinstance(count, numbers.Real):  # a host number (NumPy's scalars too)
         root = (1 - b2**count) ** 0.5
-        return lr * root / (1 - b1**count), eps * root
-    xp = array_namespace(count)
-    root = xp.sqrt(-xp.expm1(count * math.log(b2))) if b2 > 0 else 1.0  # (0**count is 0)
-    first = -xp.expm1(count * math.log(b1)) if b1 > 0 else 1.0
-    return lr * root / first, eps * root
+        step, eps_hat = lr * root / (1 - b1**count), eps * root
+    else:
+        xp = array_namespace(count)
+        root = xp.sqrt(-xp.expm1(count * math.log(b2))) if b2 > 0 else 1.0  # (0**count: 0)
+        first = -xp.expm1(count * math.log(b1)) if b1 > 0 else 1.0
+        step, eps_hat = lr * root / first, eps * root
+    if like is None:
+        return step, eps_hat
+    return _in_dtype_of(step, like), _in_dtype_of(eps_hat, like)
+
+
+def _in_dtype_of(value, array):
+    """``value``, a factor the update computed from a step count, in ``array``'s dtype.
+
+    A Python number stays as it is: it is weakly typed, so the array's
+    dtype wins, and float32 parameters take it rounded to float32. A count
+    carried on the device (a CUDA graph's, a compiled epoch's) is a 0-D
+    array, often float64, and on NumPy the factors computed from it are
+    NumPy scalars. Under NumPy 2's promotion (CuPy's, the standard's)
+    neither is weak: multiplied into float32 gradients, a float64 factor
+    would make the update run in float64, and its results differ from the
+    host loop's in the last float32 bits. Cast here, the factor is the one
+    the host loop rounds.
+    """
+    if type(value) in (int, float) or value.dtype == array.dtype:
+        return value
+    return array_namespace(array).astype(value, array.dtype)
 
 
 OPTIMIZERS = {"sgd": sgd, "momentum": momentum, "adam": adam}
@@ -264,7 +287,7 @@ def _fused_adam(kernel, lr, b1, b2, eps):
     # kernel(params, grads, mu, nu, b1, b2, step, eps_hat) -> (new params, mu, nu)
     def update(grads, state, params):
         count = state.count + 1
-        step, eps_hat = _adam_scalars(count, lr, b1, b2, eps)
+        step, eps_hat = _adam_scalars(count, lr, b1, b2, eps, like=params[0])
         new_params, mu, nu = kernel(params, grads, state.mu, state.nu, b1, b2, step, eps_hat)
         return new_params, AdamState(count, mu, nu)
 
@@ -493,7 +516,7 @@ def scheduled(opt: Optimizer, schedule: Callable | None = None, scale: float = 1
         return ScheduledState(0, [opt.init(params)])
 
     def update(grads, state, params):
-        f = scale if schedule is None else scale * schedule(state.count)
+        f = scale if schedule is None else _in_dtype_of(scale * schedule(state.count), params[0])
         if on == "grads":
             new_params, inner = opt.update([f * g for g in grads], state.inner[0], params)
         else:
