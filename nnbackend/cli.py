@@ -59,8 +59,14 @@ _LINE_BREAKS = frozenset("\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
 
 
 def _sizes(text):
+    fields = [s.strip() for s in text.split(",")]
+    if fields and not fields[-1]:
+        fields.pop()  # "64," is 64
+    if "" in fields:  # "64,,32": a size left out, not a layer fewer
+        raise argparse.ArgumentTypeError(f"a hidden layer size is empty in {text!r}; "
+                                         "expected comma-separated integers like 64,32")
     try:
-        sizes = [int(s) for s in text.split(",") if s.strip()]
+        sizes = [int(s) for s in fields]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers like 64,32; got {text!r}")
     if not sizes or any(s < 1 for s in sizes):

@@ -205,6 +205,8 @@ BAD = [
      r"argument --batch-size: expected an integer >= 1, got 0"),
     (("train", "--hidden", "4,x"),
      r"argument --hidden: expected comma-separated integers like 64,32; got '4,x'"),
+    (("train", "--hidden", "4,,3"),
+     r"argument --hidden: a hidden layer size is empty in '4,,3'"),
     (("train", "--mode", "full"), r"argument --mode: invalid choice: 'full'"),
     (("train", "--optimizer", "rmsprop"),
      r"argument --optimizer: invalid choice: 'rmsprop'"),
