@@ -242,17 +242,21 @@ def _adam_scalars(count, lr, b1, b2, eps, like=None):
 def _in_dtype_of(value, array):
     """``value``, a factor the update computed from a step count, in ``array``'s dtype.
 
-    A Python number stays as it is: it is weakly typed, so the array's
-    dtype wins, and float32 parameters take it rounded to float32. A count
-    carried on the device (a CUDA graph's, a compiled epoch's) is a 0-D
-    array, often float64, and on NumPy the factors computed from it are
-    NumPy scalars. Under NumPy 2's promotion (CuPy's, the standard's)
-    neither is weak: multiplied into float32 gradients, a float64 factor
-    would make the update run in float64, and its results differ from the
-    host loop's in the last float32 bits. Cast here, the factor is the one
-    the host loop rounds.
+    A Python number is weakly typed: the array's dtype wins, and float32
+    parameters take it rounded to float32. A count carried on the device (a
+    CUDA graph's, a compiled epoch's) is a 0-D array, often float64; on
+    NumPy the factors computed from it are NumPy scalars, and so is what a
+    schedule of the caller's returns (``np.exp(-t / 100)``). Under NumPy 2's
+    promotion (CuPy's, the standard's) neither is weak: multiplied into
+    float32 gradients, a float64 factor would make the update run in
+    float64, and its results differ from the host loop's in the last
+    float32 bits. So a host number goes on as a Python float (``float()``
+    of a host scalar reads no device) and a device scalar is cast to the
+    array's dtype: either way the factor is the one the host loop rounds.
     """
-    if type(value) in (int, float) or value.dtype == array.dtype:
+    if isinstance(value, numbers.Real):
+        return value if type(value) in (int, float) else float(value)
+    if value.dtype == array.dtype:
         return value
     return array_namespace(array).astype(value, array.dtype)
 
@@ -470,8 +474,11 @@ def inverse_scaling(power_t: float, n_samples: int, steps_per_epoch: int,
         # whose products wrap past 2**31; a host int's are exact either way.
         epoch = count // steps_per_epoch
         seen = epoch * float(n_samples) + float(rest)
-        if first_epoch_initial:  # 0 in this fit's first epoch (no `if` on a device scalar)
-            seen = seen - (epoch == whole) * seen
+        if first_epoch_initial and isinstance(count, numbers.Real):
+            seen = 0.0 if epoch == whole else seen
+        elif first_epoch_initial:  # 0 in this fit's first epoch (no `if` on a device scalar)
+            # (A bool array times a float: the standard has no arithmetic on bools.)
+            seen = seen * array_namespace(seen).astype(epoch != whole, seen.dtype)
         return (seen + 1.0) ** (-power_t)
 
     factor.start = whole * int(steps_per_epoch)

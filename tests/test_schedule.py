@@ -303,6 +303,37 @@ def test_invscaling_holds_the_rate_within_an_epoch():
     assert [factor(c) for c in range(5)] == [1.0] * 4 + [11 ** -0.5]
 
 
+def test_invscaling_of_a_warm_fit_takes_a_count_of_any_kind():
+    # A CUDA graph's count is a float64 0-D array (a bool array times a float
+    # is outside the standard), a host loop's an int.
+    xp = pytest.importorskip("array_api_strict")
+    from nnbackend.optim import inverse_scaling
+
+    factor = inverse_scaling(0.5, n_samples=120, steps_per_epoch=8, samples_before=240,
+                             first_epoch_initial=True)
+    for count, want in [(factor.start, 1.0), (factor.start + 8, 361 ** -0.5)]:
+        assert factor(count) == want
+        assert float(factor(np.float64(count))) == want
+        assert float(factor(xp.asarray(float(count), dtype=xp.float64))) == want
+
+
+@pytest.mark.parametrize("backend", ["numpy", "strict", "torch"])
+def test_a_schedule_returning_numpy_scalars_keeps_the_fit_in_its_dtype(backend):
+    if backend == "torch":
+        pytest.importorskip("torch")
+    X, y = _data()
+    fits = []
+    for schedule in (lambda t: np.exp(-t / 100), lambda t: float(np.exp(-t / 100))):
+        model = nb.MLP([3, 5, 1], output_activation="identity", backend=backend,
+                       dtype="float32", seed=1)
+        model.fit(X, y, epochs=2, batch_size=8, optimizer="adam", lr=0.05,
+                  lr_schedule=schedule)
+        assert all(str(p.dtype).endswith("float32") for p in model.flat_params)
+        fits.append([to_numpy(model.backend, p) for p in model.flat_params])
+    for got, want in zip(*fits):
+        np.testing.assert_array_equal(got, want)
+
+
 def test_an_optimizer_state_that_does_not_fit_is_refused_by_field():
     from nnbackend.optim import momentum, state_from_fields
 
