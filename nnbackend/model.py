@@ -9,6 +9,7 @@ the training to :mod:`nnbackend.training`. Nothing below imports it.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import numbers
 import time
 import warnings
@@ -252,10 +253,16 @@ class MLP(ModelInputs, ClassLabels):
         """The parameters onto backend ``other`` (through the host: the same values)."""
         if other.name == self.backend.name and str(other.device) == str(self.backend.device):
             return
-        host = [self.backend.to_host(p) for p in self.flat_params]
+        old = self.backend
         self.backend = other
         self.array_dtype = other.dtype(self.dtype)
-        self.flat_params = [other.asarray(p, dtype=self.array_dtype) for p in host]
+        self.flat_params = [other.asarray(old.to_host(p), dtype=self.array_dtype)
+                            for p in self.flat_params]
+        state = self.train_state
+        if state is not None and state.state_arrays:  # a resumed fit reads them on `other`
+            self.train_state = dataclasses.replace(state, state_arrays={
+                field: [other.asarray(old.to_host(a), dtype=self.array_dtype) for a in arrays]
+                for field, arrays in state.state_arrays.items()})
 
     def _choose_backend(self, X, y, options):
         """backend='auto': move to the backend predicted fastest for this fit

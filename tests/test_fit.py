@@ -90,6 +90,21 @@ def test_model_follows_the_backend_of_its_data():
         pinned.fit(torch.asarray(X), y)
 
 
+@pytest.mark.parametrize("library", ["array_api_strict", "torch"])
+def test_a_resumed_fit_that_follows_its_data_takes_the_optimizer_state_along(library):
+    xp = pytest.importorskip(library)
+    X, y = _data()
+    whole = nb.MLP([3, 5, 1], dtype="float64", seed=0)
+    whole.fit(X, y, epochs=4, optimizer="adam", lr=0.01, seed=2)
+    model = nb.MLP([3, 5, 1], dtype="float64", seed=0)
+    model.fit(X, y, epochs=2, optimizer="adam", lr=0.01, seed=2)
+    # Adam's moments were NumPy's: they move with the parameters.
+    model.fit(xp.asarray(X), xp.asarray(y), epochs=2, optimizer="adam", lr=0.01, resume=True)
+    assert model.backend.name == ("strict" if library == "array_api_strict" else library)
+    for got, want in zip(_host_params(model), _host_params(whole)):
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-13)
+
+
 def test_lists_and_1d_targets():
     X, y = _data()
     model = nb.MLP([3, 4, 1], seed=0)
