@@ -65,11 +65,12 @@ class ClassLabels:
 
     def _class_ids(self, y, learn=False):
         """Text labels in ``y`` as class ids through :attr:`classes_`, which
-        ``learn`` (the training labels) sets where there are none yet; any
+        ``learn`` (the training labels) sets where there are none yet; numeric
+        labels through a numeric :attr:`classes_` other than ``0 .. k-1``; any
         other ``y`` as it is (numbers are class ids or targets already)."""
         labels = text_labels(y) if is_host(y) else None
         if labels is None:
-            return y
+            return self._numeric_labels(y)
         n = self._n_classes("text class labels")
         if self._classes is None:
             if not learn:
@@ -87,6 +88,26 @@ class ClassLabels:
                     "classes), or set model.classes_ to all the classes first")
             self.classes_ = classes
         return encode_labels(labels, self._classes)
+
+    def _numeric_labels(self, y):
+        """``y`` as class ids where :attr:`classes_` names the classes by
+        numbers other than their ids (``[1, 2, 3]``, as ``nnbackend train``
+        keeps them): ``predict_labels`` answers in those labels, so ``fit``
+        and ``evaluate`` take them too. Ids, one-hot rows and targets
+        otherwise, as they are."""
+        classes = self._classes
+        if (classes is None or classes.dtype.kind not in "biuf"
+                or np.array_equal(classes, np.arange(classes.shape[0]))):
+            return y
+        if not is_host(y):
+            raise ValueError(
+                f"y is an array of backend {self.backend.name!r}, but model.classes_ "
+                f"{classes.tolist()} names the classes by label: give the labels on the "
+                "host (a NumPy array or a list), or class ids with model.classes_ = None")
+        a = np.asarray(y)
+        if a.ndim == 2 and a.shape[1] > 1:
+            return y  # one-hot rows, a column per class id
+        return encode_labels(a, classes)
 
     def predict_proba(self, X, chunk_size=DEFAULT_CHUNK_SIZE):
         """Class probabilities for ``X``, as scikit-learn's ``predict_proba``.

@@ -366,6 +366,12 @@ def _train(args):
         validation = (X_val, y_val)
     else:
         X_train, y_train, validation = data.X, y, None
+    if task["classes"] is not None:
+        # The model takes labels, encoding them through the classes_ set below
+        # (the ids above drew the stratified split).
+        labels_of = np.asarray(task["classes"])
+        y_train = labels_of[y_train]
+        validation = None if validation is None else (validation[0], labels_of[validation[1]])
     if args.patience is not None and validation is None:
         print("nnbackend: note: --patience without --val-split watches the training loss",
               file=sys.stderr)

@@ -224,6 +224,8 @@ def task_for(y, override, resume=None, resumed=None):
                 print(f"nnbackend: note: the target's {distinct} distinct whole numbers are "
                       f"read as {distinct} classes; give --task regression if they are a "
                       f"quantity", file=sys.stderr)
+    if task["classes"] is not None and y.ndim == 2 and y.shape[1] == 1:
+        y = y.reshape(-1)  # a column of labels, as a 1-D array of them
     if task["classes"] is not None and y.ndim == 1:
         saved = None if resumed is None else resumed.classes_
         if saved is not None and saved.tolist() != task["classes"]:

@@ -14,6 +14,7 @@ import pytest
 
 import nnbackend as nb
 from nnbackend.checkpoint import FORMAT_VERSION
+from nnbackend.data import is_host
 
 NAMES = np.array(["cat", "dog", "emu"])
 
@@ -119,6 +120,42 @@ def test_classes_set_by_hand_define_the_ids():
     assert model.classes_.tolist() == ["emu", "dog", "cat"]
     np.testing.assert_array_equal(model.predict_labels(X),
                                   np.array(["emu", "dog", "cat"])[np.argmax(model.predict(X), 1)])
+
+
+def test_numeric_classes_name_the_labels_that_fit_and_evaluate_take(backend):
+    # classes_ [1, 2, 3] (as `nnbackend train` keeps wine-style labels):
+    # predict_labels answers in them, so fit and evaluate take them, not ids.
+    X, ids, _ = _three()
+    labels = np.array([1, 2, 3])[ids]
+    model = _softmax(backend=backend.name, device=backend.device)
+    model.classes_ = [1, 2, 3]
+    by_id = _softmax(backend=backend.name, device=backend.device)
+    assert model.fit(X, labels, epochs=3).loss == by_id.fit(X, ids, epochs=3).loss
+    two = labels != 3  # fewer classes: the ids stay
+    assert model.evaluate(X[two], labels[two]) == by_id.evaluate(X[two], ids[two])
+    with pytest.raises(ValueError, match=r"labels \[0\] are not among the classes \[1, 2, 3\]"):
+        model.evaluate(X, ids)
+    on_backend = backend.asarray(labels)
+    if not is_host(on_backend):  # labels on a device would need reading back to encode
+        with pytest.raises(ValueError, match=r"model.classes_ \[1, 2, 3\] names the classes"):
+            model.fit(backend.asarray(X), on_backend, epochs=1)
+    else:  # NumPy's, Dask's: encoded on the host
+        assert model.evaluate(X, on_backend) == by_id.evaluate(X, ids)
+
+
+def test_numeric_classes_that_are_the_ids_leave_y_as_it_is():
+    # classes_ [0, 1] (0/1 labels): soft targets and one-hot rows still go in.
+    X, labels = _binary()
+    soft = np.where(labels == "yes", 0.9, 0.1)
+    model = nb.MLP([2, 4, 1], loss="bce", seed=0)
+    model.classes_ = [0, 1]
+    assert model.fit(X, soft, epochs=2).loss == nb.MLP([2, 4, 1], loss="bce", seed=0).fit(
+        X, soft, epochs=2).loss
+    X3, ids, _ = _three()
+    multi = _softmax()
+    multi.classes_ = [10, 20, 30]
+    assert multi.fit(X3, np.eye(3)[ids], epochs=2).loss == _softmax().fit(X3, ids,
+                                                                        epochs=2).loss
 
 
 def test_text_labels_the_head_cannot_take_are_refused_by_name():
@@ -275,3 +312,24 @@ def test_backend_class_ids_are_checked_in_their_own_dtype():
     ids = torch.tensor([0.0, 1.00000001, 1.0], dtype=torch.float64)  # 1 in float32
     with pytest.raises(ValueError, match="whole numbers"):
         as_targets(backend, ids, "cross_entropy", 2, 3, backend.dtype("float32"))
+
+
+@pytest.mark.parametrize("shape", [(-1,), (-1, 1)])
+def test_cli_numeric_labels_train_predict_and_evaluate_in_python_as_labels(tmp_path, shape,
+                                                                          monkeypatch):
+    # Labels 1, 2, 3 (a row or a column): the saved model's classes_, which
+    # evaluate and a later fit in Python take as labels.
+    from nnbackend.cli import main
+
+    monkeypatch.delenv("NNBACKEND_BACKEND", raising=False)
+
+    X, ids, _ = _three()
+    labels = np.array([1, 2, 3])[ids]
+    np.savez(tmp_path / "wine.npz", X=X, y=labels.reshape(shape))
+    assert main(["train", "--data", str(tmp_path / "wine.npz"), "--epochs", "40", "--quiet",
+                 "--save", str(tmp_path / "m.npz")]) in (0, None)
+    model = nb.MLP.load(tmp_path / "m.npz")
+    assert model.classes_.tolist() == [1, 2, 3]
+    two = labels != 3
+    predicted = model.predict_labels(X[two])
+    assert model.evaluate(X[two], labels[two])["accuracy"] == np.mean(predicted == labels[two])
