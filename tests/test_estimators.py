@@ -263,6 +263,25 @@ def test_pickle_joblib_and_checkpoint_round_trips(tmp_path):
     np.testing.assert_allclose(model.predict(X), expected, rtol=1e-6)
 
 
+@pytest.mark.parametrize("labels", [np.array(["no", "yes"]), np.array([3, 5, 7])])
+def test_a_saved_estimator_keeps_its_labels_and_columns(tmp_path, labels):
+    pd = pytest.importorskip("pandas")
+    X, y = make_classification(n_samples=60, n_features=3, n_informative=3, n_redundant=0,
+                               n_classes=labels.shape[0], n_clusters_per_class=1,
+                               random_state=0)
+    frame = pd.DataFrame(X, columns=["a", "b", "c"])
+    clf = nb.MLPClassifier(hidden_layer_sizes=(8,), max_iter=20, random_state=0)
+    clf.fit(frame, labels[y])
+    clf.save(tmp_path / "clf.npz")
+    model = nb.MLP.load(tmp_path / "clf.npz")
+    assert model.classes_.tolist() == labels.tolist()
+    assert model.feature_names_in_ == ["a", "b", "c"]
+    np.testing.assert_array_equal(model.predict_labels(frame), clf.predict(frame))
+    # The estimator's own network still takes the ids it hands it.
+    assert clf.model_.classes_ is None and clf.model_.feature_names_in_ is None
+    clf.partial_fit(frame, labels[y])
+
+
 def test_a_pickle_from_a_device_this_machine_lacks_loads_on_the_default_one():
     X, y = load_iris(return_X_y=True)
     clf = nb.MLPClassifier(hidden_layer_sizes=(8,), max_iter=5, random_state=0).fit(X, y)

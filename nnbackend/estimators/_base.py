@@ -530,7 +530,10 @@ class _BaseMLP(BaseEstimator):
         """Write the fitted network in nnbackend's checkpoint format (.npz).
 
         :meth:`nnbackend.MLP.load` reads it back as an :class:`~nnbackend.MLP`
-        (the network, not the estimator).
+        (the network, not the estimator), with the estimator's ``classes_``
+        (one sigmoid unit or a softmax: its ``predict_labels`` gives what
+        :meth:`predict` gives) and ``feature_names_in_``, which
+        ``nnbackend predict`` matches a CSV's columns to.
 
         Parameters
         ----------
@@ -545,7 +548,22 @@ class _BaseMLP(BaseEstimator):
             The file cannot be written.
         """
         check_is_fitted(self, "model_")
-        self.model_.save(path)
+        model = self.model_
+        # The file carries the estimator's labels and column names, so that
+        # MLP.load and `nnbackend predict` answer in them; the network itself
+        # keeps taking the class ids the estimator hands it.
+        kept = model._classes, model.feature_names_in_
+        names = getattr(self, "feature_names_in_", None)
+        classes = getattr(self, "classes_", None)
+        try:
+            if names is not None:
+                model.feature_names_in_ = [str(name) for name in names]
+            if (classes is not None and model._label_head() in ("softmax", "binary")
+                    and len(classes) == model._n_classes("class labels")):
+                model.classes_ = classes
+            model.save(path)
+        finally:
+            model._classes, model.feature_names_in_ = kept
 
     # -- pickling: the network as host arrays, rebuilt on its backend on load ------------
     def __getstate__(self):
