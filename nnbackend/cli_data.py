@@ -278,7 +278,7 @@ def predict_command(args, backend):
         _write(args.out, lambda f: np.savez(f, **arrays), "wb")
     else:
         text = _csv_text(out, probabilities, labels if probabilities is not None else None,
-                         classes)
+                         classes, model.dtype)
         if not args.out:
             sys.stdout.write(text)
             return 0
@@ -316,7 +316,11 @@ def _note_target(args, model, delimiter):
           f"{args.model} --data {args.data}", file=sys.stderr)
 
 
-def _csv_text(out, probabilities, labels, classes):
+def _csv_text(out, probabilities, labels, classes, dtype="float64"):
+    """The predictions as CSV text: a regression output as the shortest
+    text that reads back as the model's number (its ``dtype``: 10000003.54
+    is not 10000004), probabilities to 6 digits."""
+    shortest = repr if dtype == "float64" else (lambda v: str(np.float32(v)))
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     if probabilities is not None:
@@ -327,7 +331,7 @@ def _csv_text(out, probabilities, labels, classes):
         names = ["prediction"] if out.shape[1] == 1 else [f"prediction_{j}" for j in range(out.shape[1])]
         writer.writerow(names)
         for row in out:
-            writer.writerow([f"{v:.8g}" for v in row])
+            writer.writerow([shortest(float(v)) for v in row])
     return buffer.getvalue()
 
 

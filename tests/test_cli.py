@@ -172,6 +172,23 @@ def test_npz_regression_model_predicts_the_same_on_another_backend(tmp_path):
     np.testing.assert_allclose(out["torch"], out["numpy"], rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_predicted_numbers_read_back_as_the_models_own(tmp_path, dtype):
+    # A target near 1e7: eight significant digits had written 10000003.54 as 10000004.
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(60, 2))
+    np.savez(tmp_path / "reg.npz", X=X, y=1e7 + 3 * X[:, 0])
+    assert main(["train", "--data", str(tmp_path / "reg.npz"), "--epochs", "3", "--quiet",
+                 "--dtype", dtype, "--save", str(tmp_path / "r.npz")]) in (0, None)
+    np.savez(tmp_path / "X_only.npz", X=X)
+    assert main(["predict", "--model", str(tmp_path / "r.npz"), "--data",
+                 str(tmp_path / "X_only.npz"), "--out", str(tmp_path / "p.csv")]) == 0
+    written = np.loadtxt(tmp_path / "p.csv", skiprows=1, dtype=np.float64)
+    model = nb.MLP.load(tmp_path / "r.npz")
+    expected = np.asarray(model.predict(X), dtype=np.float64).reshape(-1)
+    np.testing.assert_array_equal(written.astype(dtype), expected.astype(dtype))
+
+
 def test_info_lists_every_backend():
     proc = run("info", "--json")
     assert proc.returncode == 0, proc.stderr
