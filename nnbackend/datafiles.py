@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .tasks import encode_labels
+from .tasks import encode_labels, is_number
 
 __all__ = ["load_data_file", "load_features_file", "read_data_file", "read_labelled_file",
            "data_file_columns", "parse_delimiter", "SNIFFED_DELIMITERS", "DELIMITER_NAMES"]
@@ -81,20 +81,25 @@ def load_data_file(path, target: str | int | None = None, return_classes: bool =
 
     ``.csv``: a header row of column names, then one sample per row.
     ``target`` (required) names the label column; every other column is a
-    numeric feature. Blank lines are skipped. A first row of numbers alone
-    is refused as a header (it is data: reading it as names would drop a
-    sample); with ``header=False`` every row is data and ``target`` is the
-    label column's index (0-based; -1 the last). Fields may be quoted
-    (``"Smith, J"``; a quote inside one is doubled). The delimiter is
-    detected with :class:`csv.Sniffer` among comma, semicolon, tab and pipe
-    (``SNIFFED_DELIMITERS``), or given as ``delimiter``; where it cannot be
-    detected a comma is taken, and an error about the file's columns says
-    so. Numbers take a decimal point (``1.5``, not ``1,5``).
+    numeric feature. Blank lines are skipped; a row of empty cells
+    (``,,``) is refused by its line, as any missing value is (in a file of
+    one column such a row is a blank line, and skipped). A first row of
+    numbers alone is refused as a header (it is data: reading it as names
+    would drop a sample); with ``header=False`` every row is data and
+    ``target`` is the label column's index (0-based; -1 the last). Fields
+    may be quoted (``"Smith, J"``; a quote inside one is doubled). The
+    delimiter is detected with :class:`csv.Sniffer` among comma, semicolon,
+    tab and pipe (``SNIFFED_DELIMITERS``), or given as ``delimiter``; where
+    it cannot be detected a comma is taken, and an error about the file's
+    columns says so. Numbers take a decimal point (``1.5``, not ``1,5``).
 
     Labels: numeric labels stay numbers (from a csv: int64 if all whole,
     else float64; from an npz: int64 for integer/bool arrays, float64 for
     float arrays). String labels become int64 class ids in the sorted order
-    of the distinct strings.
+    of the distinct strings. A csv label column of numbers with a missing
+    value among them (``NA``, ``N/A``, ``null``, ``None``, ``?``, ``-``...:
+    pandas' spellings) is refused by line, not read as text; so is a NaN
+    or infinite label anywhere.
 
     Parameters
     ----------
@@ -160,7 +165,8 @@ def read_labelled_file(path, target: str | int | None, header: bool = True,
     """Features and labels as the file writes them, to score a model against.
 
     ``.csv``: the features as :func:`load_features_file` takes them
-    (columns matched by name to ``feature_names`` where both are known) and
+    (columns matched by name to ``feature_names`` where both are known; a
+    header of numbers is taken where it names them and ``target``) and
     the ``target`` column's cells as text (stripped), for the caller to
     compare with the model's classes or targets. ``.npz``: ``X`` and the
     label array ``target`` (default ``y``) as stored, text labels as text.
@@ -181,7 +187,7 @@ def read_labelled_file(path, target: str | int | None, header: bool = True,
     if ext != ".csv":
         raise ValueError(f"unsupported file type {ext or '(none)'!r} for {path}; "
                          f"use .npz or .csv")
-    table = _csv_table(path, header, delimiter)
+    table = _csv_table(path, header, delimiter, feature_names, target)
     if target is None:
         with table.about_columns():
             raise ValueError(f"{path}: name the label column"
@@ -211,8 +217,9 @@ def data_file_columns(path, header: bool = True, delimiter: str | None = None):
                 sample = f.read(_SNIFF_CHARS + 1)  # what _csv_table sniffs, and one more
             options, _ = _dialect(sample, delimiter)
             for row in csv.reader(io.StringIO(sample, newline=""), **options):
-                if row and any(c.strip() for c in row):
-                    return [c.strip() for c in row]
+                if not _is_blank(row):
+                    # A first row of empty cells names nothing (_csv_table refuses it).
+                    return [c.strip() for c in row] if any(c.strip() for c in row) else None
     except (OSError, ValueError, EOFError, UnicodeDecodeError, csv.Error, zipfile.BadZipFile):
         pass
     return None
@@ -290,7 +297,10 @@ def load_features_file(path, drop: str | None = None, header: bool = True,
         A label column of a ``.csv``, skipped if present.
     header : bool
         Whether a ``.csv`` starts with a row of column names (a first row of
-        numbers alone is refused as a header, as in :func:`load_data_file`).
+        numbers alone is refused as a header, as in :func:`load_data_file`,
+        unless its cells are exactly ``feature_names``, in any order, with
+        the ``drop`` column or without: the header of a model trained on
+        features named ``1``, ``2``...).
     feature_names : list of str, optional
         The names the model was trained on (its ``feature_names_in_``): the
         columns of a ``.csv`` with a header are then taken by name, in this
@@ -316,7 +326,7 @@ def load_features_file(path, drop: str | None = None, header: bool = True,
     if ext != ".csv":
         raise ValueError(f"unsupported file type {ext or '(none)'!r} for {path}; "
                          f"use .npz, .npy or .csv")
-    table = _csv_table(path, header, delimiter)
+    table = _csv_table(path, header, delimiter, feature_names, drop)
     names = table.names
     if names is None:
         return _load_csv(table, None)[0]
@@ -428,39 +438,57 @@ def _sniff(sample):
         return None
 
 
-def _csv_table(path, header=True, delimiter=None):
-    """The rows of a csv file (rows of blank cells skipped). A first row of
-    numbers alone is refused as a header."""
+def _csv_table(path, header=True, delimiter=None, feature_names=None, label=None):
+    """The rows of a csv file (blank lines skipped; a row of empty cells is
+    refused). A first row of numbers alone is refused as a header, unless it
+    is exactly ``feature_names`` (the model's; in any order, with the
+    ``label`` column's name or without)."""
     try:
         # utf-8-sig drops the byte-order mark spreadsheet programs write.
         with open(path, newline="", encoding="utf-8-sig") as f:
             text = f.read()
         options, how = _dialect(text, delimiter)
         reader = csv.reader(io.StringIO(text, newline=""), **options)
-        rows = [(reader.line_num, row) for row in reader if row and any(c.strip() for c in row)]
+        rows = [(reader.line_num, row) for row in reader if not _is_blank(row)]
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise ValueError(f"could not read {path} as csv: {exc}") from None
     if not rows:
         raise ValueError(f"{path} is empty")
+    for line, row in rows:
+        # ",," is a sample whose every value is missing: skipping it would
+        # shift every later prediction onto the wrong row.
+        if not any(c.strip() for c in row):
+            raise ValueError(f"{path} line {line}: every cell is empty (missing values?)")
     if not header:
         return _Table(path, None, rows, options["delimiter"], how)
     names = [c.strip() for c in rows[0][1]]
-    if all(_is_number(c) for c in names):
+    if all(is_number(c) for c in names) and not _are_names(names, feature_names, label):
         shown = names if len(names) <= 4 else [*names[:4], "..."]
-        raise ValueError(f"{path}: its first row {shown} holds numbers, not column names; "
-                         f"{_NO_HEADER_HINT}")
+        also = ("" if feature_names is None else
+                " (a header of numbers is taken where it names the model's features)")
+        raise ValueError(f"{path}: its first row {shown} holds numbers, not column names"
+                         f"{also}; {_NO_HEADER_HINT}")
     body = rows[1:]
     if not body:
         raise ValueError(f"{path} has a header but no data rows")
     return _Table(path, names, body, options["delimiter"], how)
 
 
-def _is_number(text):
-    try:
-        float(text)
-    except ValueError:
+def _is_blank(row):
+    """A line without cells: empty or whitespace alone (csv gives one blank
+    cell for the latter; a one-column file's empty cell reads the same)."""
+    return not row or (len(row) == 1 and not row[0].strip())
+
+
+def _are_names(cells, feature_names, label):
+    """Whether a first row of numbers is the header of a model's features
+    named by numbers ("1", "2"...): its cells, spelled exactly as the names,
+    are those features, each once (the label column's name may be among them)."""
+    if feature_names is None or len(set(cells)) != len(cells):
         return False
-    return True
+    features = {str(n) for n in feature_names}
+    extra = set() if label is None else {str(label)} - features
+    return set(cells) - extra == features
 
 
 def _target_index(path, target, header, width):
@@ -485,10 +513,19 @@ def _load_csv(table, target, features_only=False, raw_labels=False):
     """X, y, class names and feature names of a csv table; ``target`` None
     reads features only (y None); ``raw_labels``: y is the label cells' text."""
     with table.about_columns():
-        return _parse_table(table, target, features_only, raw_labels)
+        X, labels, column, feature_names = _parse_table(table, target, features_only)
+    if labels is None:
+        return X, None, None, feature_names
+    if raw_labels:
+        return X, np.array([text for _, text in labels]), None, feature_names
+    # Outside about_columns: a missing label is no sign of a wrong delimiter.
+    y, classes = _parse_labels(table.path, column, labels)
+    return X, y, classes, feature_names
 
 
-def _parse_table(table, target, features_only, raw_labels):
+def _parse_table(table, target, features_only):
+    """X, the label cells ``[(line, text)]`` (None without a target), the
+    label column as errors name it, and the feature names."""
     path, names, body = table.path, table.names, table.body
     width = len(names) if names is not None else len(body[0][1])
     t = None if target is None else _target_index(path, target, names, width)
@@ -525,15 +562,12 @@ def _parse_table(table, target, features_only, raw_labels):
     feature_names = None if names is None else [names[j] for j in feature_cols]
     if t is None or features_only:
         return X, None, None, feature_names
-    if raw_labels:
-        return X, np.array([text for _, text in labels]), None, feature_names
-    y, classes = _parse_labels(path, label(t), labels)
-    return X, y, classes, feature_names
+    return X, labels, label(t), feature_names
 
 
 def _decimal_comma_hint(cell):
     """A hint for ``1,5``: numbers are read with a decimal point."""
-    if "," in cell and _is_number(cell.replace(",", ".", 1)):
+    if "," in cell and is_number(cell.replace(",", ".", 1)):
         return "; numbers take a decimal point (1.5, not 1,5)"
     return ""
 
@@ -554,6 +588,13 @@ _EXACT_WHOLE = 2.0 ** 53
 _NOT_FINITE = {"nan", "inf", "infinity"}
 
 
+# What pandas reads as a missing value (read_csv's defaults, lower-cased;
+# NaN's own spellings and '' are refused before), and '?' and '-': in a
+# column of numbers they are gaps, not a class.
+_MISSING = {"#n/a", "#n/a n/a", "#na", "-1.#ind", "-1.#qnan", "1.#ind", "1.#qnan", "<na>",
+            "n/a", "na", "null", "none", "?", "-"}
+
+
 def _missing_label(path, line, target, text):
     # Wherever it is in the column: "nan" is a missing value, not a class.
     raise ValueError(f"{path} line {line}, column {target}: {text!r} is not finite "
@@ -561,12 +602,15 @@ def _missing_label(path, line, target, text):
 
 
 def _parse_labels(path, target, labels):
-    values, numeric = [], True
+    values, numeric, missing = [], True, []
     for line, text in labels:
         if numeric:
             try:
                 value = float(text)
             except ValueError:
+                if text.lower() in _MISSING:
+                    missing.append((line, text))  # a gap in numbers, or a class among words
+                    continue
                 numeric = False  # one non-number makes the whole column categorical
             else:
                 if math.isfinite(value):
@@ -576,6 +620,16 @@ def _parse_labels(path, target, labels):
         # A text column: no float() for each row, only a look for NaN's spellings.
         if text.strip().lstrip("+-").lower() in _NOT_FINITE:
             _missing_label(path, line, target, text)
+    if numeric and missing:
+        # Numbers with "NA" among them: as classes, "NA" would be one the
+        # model could predict, and prices would be a softmax of one class each.
+        (line, text), n = missing[0], len(missing)
+        rows = "the row"
+        if n > 1:
+            shown = ", ".join(str(k) for k, _ in missing[:4]) + (", ..." if n > 4 else "")
+            rows = f"the {n} rows that lack one (lines {shown})"
+        raise ValueError(f"{path} line {line}, column {target}: {text!r} is a missing label; "
+                         f"drop or fill {rows}")
     if not numeric:
         names = [text for _, text in labels]
         classes = sorted(set(names))

@@ -25,6 +25,30 @@ def _is_integral(a: np.ndarray) -> bool:
     return bool(np.all(a == np.round(a)))
 
 
+def _not_a_regression_target(y):
+    """Why text labels ``y`` are no regression target. Examples that are
+    not numbers: a column of numbers with words among them (read as text
+    because of them) is shown the words, and the row of the first."""
+    flat = y.reshape(-1).astype(str)
+    words = np.array([not is_number(text) for text in flat])
+    examples = np.unique(flat[words] if words.any() else flat)[:3].tolist()
+    where = ""
+    if words.any() and not words.all():
+        row = int(np.argmax(words)) // (y.shape[1] if y.ndim == 2 else 1)
+        where = f"; the first that is not a number is in row {row}, counting from 0"
+    return (f"task 'regression' needs numeric targets; these labels are text "
+            f"(e.g. {examples}{where}): use a classification task")
+
+
+def is_number(text):
+    """Whether ``float(text)`` reads the text (the data files' test too)."""
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def infer_task(y, task: str | None = None) -> dict:
     """The kind of learning problem labels ``y`` pose, and the head it needs.
 
@@ -95,9 +119,7 @@ def _infer(y, task):
         raise ValueError("y contains NaN or infinity")
 
     if y.dtype.kind in "US" and task == "regression":
-        examples = np.unique(y.reshape(-1))[:3].tolist()
-        raise ValueError(f"task 'regression' needs numeric targets; these labels are text "
-                         f"(e.g. {examples}): use a classification task")
+        raise ValueError(_not_a_regression_target(y))
     if task == "regression":
         return _task("regression", 1 if y.ndim == 1 else int(y.shape[1]))
     if y.ndim == 2 and y.shape[1] > 1:

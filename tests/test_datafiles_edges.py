@@ -1,10 +1,14 @@
 """Edges of the data-file loaders (``nnbackend.datafiles``) that a mutation
 of them moved without another test noticing (``benchmarks/mutation_survivors.md``)."""
 
+import re
+
 import numpy as np
 import pytest
 
-from nnbackend.datafiles import load_data_file, load_features_file
+from nnbackend.cli import main
+from nnbackend.datafiles import load_data_file, load_features_file, read_labelled_file
+from nnbackend.tasks import infer_task
 
 
 def _csv(tmp_path, text, name="d.csv"):
@@ -45,10 +49,15 @@ def test_a_1d_npy_is_refused_with_its_shape(tmp_path):
         load_features_file(path)
 
 
-def test_rows_of_empty_cells_are_skipped(tmp_path):
-    path = _csv(tmp_path, "a,b,y\n1,2,0\n,,\n3,4,1\n")
-    X, y = load_data_file(path, target="y")
+def test_blank_lines_are_skipped_and_a_row_of_empty_cells_is_refused(tmp_path):
+    # ",," is a sample with every value missing: skipped, it shifted every
+    # later prediction onto the wrong row.
+    path = _csv(tmp_path, "a,b,y\n1,2,0\n\n   \n3,4,1\n")
+    X, _ = load_data_file(path, target="y")
     np.testing.assert_array_equal(X, [[1, 2], [3, 4]])
+    path = _csv(tmp_path, "a,b,y\n1,2,0\n,,\n3,4,1\n")
+    with pytest.raises(ValueError, match=r"d\.csv line 3: every cell is empty \(missing "):
+        load_data_file(path, target="y")
 
 
 @pytest.mark.parametrize("width, shown", [
@@ -109,3 +118,149 @@ def test_a_column_of_string_labels_in_an_npz_is_taken_as_a_column_of_numbers_is(
     np.savez(path, X=np.zeros((4, 2)), y=np.array([["b"], ["a"], ["b"], ["c"]]))
     _, y = load_data_file(path)
     assert list(y) == [1, 0, 1, 2]
+
+
+def _refused(argv, capsys):
+    """The CLI's one-line refusal (status 2) for ``argv``, run in-process."""
+    with pytest.raises(SystemExit) as refused:
+        main([str(a) for a in argv])
+    assert refused.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("nnbackend: error: ") and err.count("\n") == 1, err
+    return err
+
+
+# A: a missing-value spelling among numeric labels is a gap, not a class.
+
+def _prices(tmp_path, gap="NA"):
+    """200 rows of prices, one of them (line 19) ``gap``."""
+    rows = [f"{i},{10 + 0.5 * i}" for i in range(200)]
+    rows[17] = f"17,{gap}"
+    return _csv(tmp_path, "x,price\n" + "\n".join(rows) + "\n", "price_na.csv")
+
+
+def test_one_na_among_numeric_labels_is_refused_by_line(tmp_path):
+    # It had made 200 prices a softmax of 195 classes.
+    with pytest.raises(ValueError) as info:
+        load_data_file(_prices(tmp_path), target="price")
+    assert str(info.value) == (f"{tmp_path / 'price_na.csv'} line 19, column 'price': 'NA' is a "
+                               f"missing label; drop or fill the row")
+
+
+@pytest.mark.parametrize("gap", ["NA", "N/A", "n/a", "null", "NULL", "None", "#N/A", "#NA",
+                                 "<NA>", "?", "-", "na", "1.#QNAN"])
+def test_every_missing_value_spelling_is_refused(tmp_path, gap):
+    with pytest.raises(ValueError, match=f"line 19, column 'price': '{re.escape(gap)}' is a "
+                                         f"missing label"):
+        load_data_file(_prices(tmp_path, gap), target="price")
+
+
+@pytest.mark.parametrize("gap", ["NaN", "-NaN", "nan"])
+def test_nan_spellings_stay_refused_as_not_finite(tmp_path, gap):
+    with pytest.raises(ValueError, match=r"line 19, column 'price': .* is not finite"):
+        load_data_file(_prices(tmp_path, gap), target="price")
+
+
+def test_a_binary_column_with_two_gaps_names_both_lines(tmp_path):
+    # It had become a 3-class model that could predict "NA".
+    path = _csv(tmp_path, "x,churn\n1,0\n2,1\n3,NA\n4,1\n5,0\n6,NA\n")
+    with pytest.raises(ValueError, match=r"line 4, column 'churn': 'NA' is a missing label; "
+                                         r"drop or fill the 2 rows that lack one \(lines 4, 7\)$"):
+        load_data_file(path, target="churn")
+
+
+def test_text_labels_keep_na_as_a_class(tmp_path):
+    path = _csv(tmp_path, "x,pet\n1,cat\n2,NA\n3,dog\n4,None\n5,3\n")
+    _, y, classes = load_data_file(path, target="pet", return_classes=True)
+    assert classes == ["3", "NA", "None", "cat", "dog"] and list(y) == [3, 1, 4, 2, 0]
+
+
+def test_train_refuses_a_missing_label_on_the_command_line(tmp_path, capsys):
+    err = _refused(["train", "--data", _prices(tmp_path), "--target", "price"], capsys)
+    assert err.strip().endswith("price_na.csv line 19, column 'price': 'NA' is a missing label; "
+                                "drop or fill the row"), err
+
+
+def test_task_regression_on_mixed_text_names_a_word_and_its_row(tmp_path, capsys):
+    labels = np.array(["1.5", "2", "n.a.", "3", "cat", "4"])
+    with pytest.raises(ValueError) as info:
+        infer_task(labels, "regression")
+    # The examples had been the numbers ['1.5', '2', '3'].
+    assert str(info.value) == (
+        "task 'regression' needs numeric targets; these labels are text (e.g. ['cat', 'n.a.']; "
+        "the first that is not a number is in row 2, counting from 0): use a classification "
+        "task")
+    with pytest.raises(ValueError, match=r"these labels are text \(e\.g\. \['a', 'b'\]\): use"):
+        infer_task(np.array(["a", "b"]), "regression")
+
+
+# B: a row of empty cells is a sample with every value missing, not a blank line.
+
+def test_predict_refuses_a_row_of_empty_cells(tmp_path, capsys):
+    path = _csv(tmp_path, "a,b\n1,2\n,\n3,4\n")
+    with pytest.raises(ValueError, match=r"d\.csv line 3: every cell is empty"):
+        load_features_file(path)
+    with pytest.raises(ValueError, match=r"h\.csv line 1: every cell is empty"):
+        load_features_file(_csv(tmp_path, ",,\n1,2,3\n", "h.csv"), header=False)
+    model = _model(tmp_path)
+    err = _refused(["predict", "--model", model, "--data", path, "--out", tmp_path / "p.csv"],
+                   capsys)
+    assert "d.csv line 3: every cell is empty (missing values?)" in err
+    assert not (tmp_path / "p.csv").exists()
+
+
+def test_a_one_column_file_skips_its_blank_lines(tmp_path):
+    # An empty cell there reads as a blank line: no telling them apart.
+    path = _csv(tmp_path, "a,y\n1,0\n\n2,1\n", "two.csv")
+    np.testing.assert_array_equal(load_features_file(path, drop="y"), [[1], [2]])
+    path = _csv(tmp_path, "a\n1\n\n  \n2\n")
+    np.testing.assert_array_equal(load_features_file(path), [[1], [2]])
+
+
+# C: features named by numbers: their header is a row of numbers.
+
+def _model(tmp_path):
+    """A model trained (one epoch) on features named '1', '2', '3'."""
+    rows = [f"{i % 3},{i % 5},{i % 7},{'xy'[i % 2]}" for i in range(12)]
+    _csv(tmp_path, "1,2,3,label\n" + "\n".join(rows) + "\n", "train.csv")
+    model = tmp_path / "m.npz"
+    assert main(["train", "--data", str(tmp_path / "train.csv"), "--target", "label",
+                 "--epochs", "1", "--batch-size", "4", "--quiet", "--save", str(model)]) == 0
+    return model
+
+
+def test_a_header_of_numbers_naming_the_features_is_taken(tmp_path):
+    path = _csv(tmp_path, "3,1,2\n30,10,20\n31,11,21\n")
+    X = load_features_file(path, feature_names=["1", "2", "3"])
+    np.testing.assert_array_equal(X, [[10, 20, 30], [11, 21, 31]])
+    # With the label column (named by a number too) among them, or left out.
+    path = _csv(tmp_path, "3,9,1,2\n30,0,10,20\n", "l.csv")
+    np.testing.assert_array_equal(load_features_file(path, drop="9", feature_names=[1, 2, 3]),
+                                  [[10, 20, 30]])
+    X, labels = read_labelled_file(path, "9", feature_names=["1", "2", "3"])
+    np.testing.assert_array_equal(X, [[10, 20, 30]])
+    assert labels.tolist() == ["0"]
+
+
+@pytest.mark.parametrize("first", ["1,2,4", "1,2,3,3", "1,2", "1.0,2,3"])
+def test_a_row_of_numbers_that_is_not_the_features_stays_refused(tmp_path, first):
+    path = _csv(tmp_path, f"{first}\n5,6,7\n")
+    with pytest.raises(ValueError, match=r"holds numbers, not column names \(a header of numbers "
+                                         r"is taken where it names the model's features\); "):
+        load_features_file(path, feature_names=["1", "2", "3"])
+    with pytest.raises(ValueError, match=r"holds numbers, not column names; give"):
+        load_features_file(path)
+
+
+def test_predict_takes_a_header_of_the_model_s_numeric_feature_names(tmp_path, capsys):
+    model = _model(tmp_path)
+    _csv(tmp_path, "1,2,3\n0,1,2\n1,4,6\n2,0,3\n", "in_order.csv")
+    _csv(tmp_path, "3,1,2\n2,0,1\n6,1,4\n3,2,0\n", "shuffled.csv")
+    outs = []
+    for name in ("in_order", "shuffled"):
+        out = tmp_path / f"{name}_p.csv"
+        assert main(["predict", "--model", str(model), "--data", str(tmp_path / f"{name}.csv"),
+                     "--out", str(out)]) == 0
+        outs.append(out.read_text())
+    # Three rows, three predictions: the header is no sample.
+    assert len(outs[0].strip().splitlines()) == 1 + 3 and outs[0] == outs[1]
