@@ -295,8 +295,11 @@ def class_probabilities(model, out):
     # The model's labels (a checkpoint from before classes_ was saved has
     # them from the command line's metadata: see nnbackend.checkpoint).
     classes = None if model.classes_ is None else model.classes_.tolist()
-    if not (model.output_activation == "softmax"
-            or (model.output_activation == "sigmoid" and classes)):
+    # One sigmoid unit trained with bce tells two classes apart, ids 0 and 1
+    # without classes_ (as evaluate scores it); several are multi-label.
+    binary = (model.output_activation == "sigmoid"
+              and (classes or (model.loss == "bce" and model.layer_sizes[-1] == 1)))
+    if not (model.output_activation == "softmax" or binary):
         return None, None
     probabilities = np.concatenate([1 - out, out], axis=1) if out.shape[1] == 1 else out
     return probabilities, classes or list(range(probabilities.shape[1]))

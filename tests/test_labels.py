@@ -333,3 +333,20 @@ def test_cli_numeric_labels_train_predict_and_evaluate_in_python_as_labels(tmp_p
     two = labels != 3
     predicted = model.predict_labels(X[two])
     assert model.evaluate(X[two], labels[two])["accuracy"] == np.mean(predicted == labels[two])
+
+
+def test_cli_predict_gives_a_bce_sigmoid_without_classes_as_two_classes(tmp_path):
+    # As evaluate scores it: ids 0 and 1 and their probabilities, not a bare p.
+    from nnbackend.cli import main
+
+    X, labels = _binary()
+    model = nb.MLP([2, 4, 1], loss="bce", seed=0)
+    model.fit(X, (labels == "yes").astype(float), epochs=20, lr=0.5)
+    model.save(tmp_path / "m.npz")
+    np.savez(tmp_path / "X.npz", X=X[:4])
+    assert main(["predict", "--model", str(tmp_path / "m.npz"), "--data",
+                 str(tmp_path / "X.npz"), "--out", str(tmp_path / "p.csv")]) == 0
+    lines = (tmp_path / "p.csv").read_text().splitlines()
+    assert lines[0] == "prediction,p_0,p_1"
+    p = np.asarray(model.predict(X[:4])).reshape(-1)
+    assert [int(line.split(",")[0]) for line in lines[1:]] == (p > 0.5).astype(int).tolist()
