@@ -265,7 +265,7 @@ def as_features(backend: Backend, X, dtype, name: str = "X"):
     return checked_features(backend, X, dtype, name)[0]
 
 
-def checked_features(backend: Backend, X, dtype, name: str = "X"):
+def checked_features(backend: Backend, X, dtype, name: str = "X", prescale=None):
     """:func:`as_features`, and the columns' extremes its check read.
 
     Returns ``(X, extremes)``: ``extremes`` a host array of shape
@@ -273,14 +273,20 @@ def checked_features(backend: Backend, X, dtype, name: str = "X"):
     for an array of the backend (one pass over it reads them, for all the
     checks), and None for host data (checked on the host) and for a Dask
     array of unknown row count (checked whole).
+
+    ``prescale``, a callable, standardizes the data before its cast to
+    ``dtype`` and returns it in ``dtype``: it is given the checked host NumPy
+    array, or an array of the backend wider than ``dtype`` (float64 for a
+    float32 model), and called after every check (which read the columns
+    unscaled); other arrays are cast as without it, and it is not called.
     """
     if is_host(X):
         host = _host_array(name, X)
         _check_features_shape(name, host.shape)
-        return _host_to_device(backend, host, dtype, name), None
+        return _host_to_device(backend, host, dtype, name, prescale), None
     _check_same_backend(name, X, backend)
     _check_features_shape(name, tuple(X.shape))
-    return _device_checked(backend, backend.without_empty_chunks(X), dtype, name)
+    return _device_checked(backend, backend.without_empty_chunks(X), dtype, name, prescale)
 
 
 def _column_extremes(backend: Backend, a) -> np.ndarray:
@@ -296,9 +302,10 @@ def _column_extremes(backend: Backend, a) -> np.ndarray:
     return np.asarray(backend.to_host(extremes), dtype=np.float64)
 
 
-def _host_to_device(backend: Backend, host: np.ndarray, dtype, name: str):
+def _host_to_device(backend: Backend, host: np.ndarray, dtype, name: str, prescale=None):
     """Checked host data moved to the device as ``dtype``: NaN, infinity and
-    values that the cast would overflow to infinity are refused first."""
+    values that the cast would overflow to infinity are refused first, then
+    ``prescale`` (see :func:`checked_features`) standardizes it, if given."""
     if not _host_all_finite(host):
         raise ValueError(f"{name} contains NaN or infinity")
     if host.dtype.kind == "f" and host.size:
@@ -311,12 +318,16 @@ def _host_to_device(backend: Backend, host: np.ndarray, dtype, name: str):
                     f"{limit:.3g} of the model's dtype: they would become infinity; "
                     "rescale the data or use dtype='float64'"
                 )
+    if prescale is not None:
+        host = prescale(host)
     return backend.asarray(host, dtype=dtype)
 
 
-def _device_checked(backend: Backend, a, dtype, name: str):
+def _device_checked(backend: Backend, a, dtype, name: str, prescale=None):
     """``a`` (a 2-D array of the backend, on its device) as a finite ``dtype``
-    array, and its columns' extremes in ``dtype`` (see :func:`_column_extremes`).
+    array, and its columns' extremes in ``dtype`` (see :func:`_column_extremes`);
+    ``prescale`` standardizes a wider ``a`` before the cast (see
+    :func:`checked_features`).
 
     One check per fit, not per step, and one pass over ``a`` (on Dask, one
     read of the data): its columns' extremes say whether it is finite, and
@@ -335,10 +346,14 @@ def _device_checked(backend: Backend, a, dtype, name: str):
         return _finite_checked(backend, a, dtype, name), None
     try:
         floating = xp.isdtype(a.dtype, "real floating")
+        # Cast after standardizing, not before: the cast would round away a
+        # spread that is small beside the column's offset.
+        early = (prescale is not None and floating
+                 and xp.finfo(a.dtype).bits > xp.finfo(dtype).bits)
         with warnings.catch_warnings():
             # An overflowing cast is reported below, once and by name.
             warnings.simplefilter("ignore", RuntimeWarning)
-            out = xp.astype(a, dtype) if a.dtype != dtype else a
+            out = xp.astype(a, dtype) if a.dtype != dtype and not early else a
         # Whole numbers and bools are read cast (exact for any id or label;
         # the standard's max takes no bools); floats as they are.
         extremes = _column_extremes(backend, a if floating else out)
@@ -355,7 +370,7 @@ def _device_checked(backend: Backend, a, dtype, name: str):
             f"{name} holds values beyond the range of the model's dtype {dtype}: they "
             "would become infinity; rescale the data or use dtype='float64'"
         )
-    return out, cast.astype(np.float64)
+    return (prescale(a) if early else out), cast.astype(np.float64)
 
 
 def _unknown_rows(a) -> bool:
@@ -407,7 +422,7 @@ def _check_features_shape(name, shape):
 
 
 def as_targets(backend: Backend, y, loss: str, n_outputs: int, n_samples: int, dtype,
-               name: str = "y", training: bool = False):
+               name: str = "y", training: bool = False, prescale=None):
     """Targets as a (n_samples, n_outputs) floating array on the backend's device.
 
     How ``y`` is read:
@@ -447,6 +462,9 @@ def as_targets(backend: Backend, y, loss: str, n_outputs: int, n_samples: int, d
     training : bool
         Targets to train on: a classification's that hold a single class
         are refused too (:func:`check_classes`), from the same read.
+    prescale : callable, optional
+        Standardizes targets that are not class ids before their cast to
+        ``dtype``, as :func:`checked_features`'s does.
 
     Returns
     -------
@@ -497,14 +515,14 @@ def as_targets(backend: Backend, y, loss: str, n_outputs: int, n_samples: int, d
             f"{name} has {shape[1]} columns but the network has {n_outputs} outputs"
         )
     if isinstance(y, np.ndarray):
-        host, y = y, _host_to_device(backend, y, dtype, name)
+        host, y = y, _host_to_device(backend, y, dtype, name, prescale)
         extremes = None
         if loss in ("bce", "cross_entropy"):  # in the model's dtype, as the device holds them
             with np.errstate(over="ignore"):
                 extremes = np.stack([host.max(axis=0), host.min(axis=0)]).astype(
                     np.dtype(f"float{backend.xp.finfo(dtype).bits}")).astype(np.float64)
     else:
-        y, extremes = _device_checked(backend, y, dtype, name)
+        y, extremes = _device_checked(backend, y, dtype, name, prescale)
     _check_target_range(backend, y, loss, name, extremes)
     if training:
         check_classes(backend, y, loss, name, extremes)

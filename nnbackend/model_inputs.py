@@ -69,19 +69,28 @@ class ModelInputs:
         gets what :func:`feature_scale_problem` finds in the unscaled columns."""
         self._check_feature_names(frame_columns(X), learn=fit_scaling)
         self._follow(X)
+        fit = fit_scaling and bool(self.standardize)
+        # The scale problems of host data are read from the device copy, which
+        # must then be unscaled (a fit asks for them only when it does not scale).
+        prescale = None if scale_problems is not None else self._prescaler("feature_scaler", fit)
         # The input checks compute on lazy data (one pass): on the backend's scheduler.
         with self.backend.compute_context():
-            X, extremes = checked_features(self.backend, X, self.array_dtype)
-        if X.shape[1] != self.layer_sizes[0]:
-            raise ValueError(
-                f"X has {X.shape[1]} features but the network expects {self.layer_sizes[0]}"
-            )
+            X, extremes = checked_features(self.backend, X, self.array_dtype, prescale=prescale)
+        self._check_width(X)
         if scale_problems is not None:
             n_rows(X)  # a fit's rows must be known (said before its columns are read)
             with self.backend.compute_context():
                 problem = feature_scale_problem(self.backend, X, extremes)
             scale_problems += [problem] if problem else []
-        return self._scaled(X, "feature_scaler", fit_scaling and bool(self.standardize))
+        if prescale is not None and prescale.ran:
+            return X
+        return self._scaled(X, "feature_scaler", fit)
+
+    def _check_width(self, X):
+        if X.shape[1] != self.layer_sizes[0]:
+            raise ValueError(
+                f"X has {X.shape[1]} features but the network expects {self.layer_sizes[0]}"
+            )
 
     def _check_feature_names(self, names, learn):
         """A DataFrame's columns against :attr:`feature_names_in_`, which the
@@ -103,11 +112,15 @@ class ModelInputs:
 
     def _targets(self, y, n_samples, fit_scaling=False):
         y = self._class_ids(y, learn=fit_scaling)
+        fit = fit_scaling and self._scales_targets()
+        prescale = self._prescaler("target_scaler", fit)
         with self.backend.compute_context():
             # Training targets: a single class is refused too, from the same read.
             Y = as_targets(self.backend, y, self.loss, self.layer_sizes[-1], n_samples,
-                           self.array_dtype, training=fit_scaling)
-        return self._scaled(Y, "target_scaler", fit_scaling and self._scales_targets())
+                           self.array_dtype, training=fit_scaling, prescale=prescale)
+        if prescale is not None and prescale.ran:
+            return Y
+        return self._scaled(Y, "target_scaler", fit)
 
     # -- standardization -----------------------------------------------------------
     def _init_scaling(self, standardize):
@@ -124,6 +137,39 @@ class ModelInputs:
         # targets are probabilities, which scaling would push out of range.
         return (self.standardize is True and self.output_activation == "identity"
                 and self.loss == "mse")
+
+    def _prescaler(self, attr, fit):
+        """The standardization by the scaler ``attr`` that the input checks
+        apply before the cast to a float32 model's dtype (see
+        :func:`nnbackend.data.checked_features`), or None where nothing is
+        scaled or the model is float64 (scaled after the cast, in float64, as
+        ever). Its ``ran`` says whether it was applied: data it is not given
+        are scaled after the cast (:meth:`_scaled`).
+
+        The cast first would round the data to float32, whose resolution at
+        an offset of 1e7 is 1: a feature 1e7 ± 1 would keep 8 values.
+        """
+        if self.dtype == "float64" or not (fit or getattr(self, attr) is not None):
+            return None
+
+        def prescale(A):
+            if attr == "feature_scaler":
+                self._check_width(A)  # before the scaler's own width refusal
+            name = "X" if attr == "feature_scaler" else "the targets"
+            host = isinstance(A, np.ndarray)  # host data, else a wider array of the backend
+            if fit and getattr(self, attr) is None:
+                scaler = (StandardScaler().fit_host(A, name=name) if host else
+                          StandardScaler().fit(A, backend=self.backend, name=name))
+                setattr(self, attr, scaler)
+            scaler = getattr(self, attr)
+            prescale.ran = True
+            if host:  # in float64 in row blocks, then rounded once to the model's dtype
+                return scaler.transform_host(A, np.dtype(self.dtype))
+            xp = self.backend.xp
+            return xp.astype(scaler.transform(A, backend=self.backend), self.array_dtype)
+
+        prescale.ran = False
+        return prescale
 
     def _scaled(self, A, attr, fit):
         """``A`` through the scaler ``attr``, which ``fit`` first learns from ``A``

@@ -3,6 +3,9 @@
 A :class:`StandardScaler` keeps its statistics as host float64 arrays (so
 they go into checkpoints as plain numbers) and applies them to arrays of any
 array-API namespace, on the array's own device, in the array's dtype.
+:meth:`StandardScaler.fit_host` and :meth:`StandardScaler.transform_host` do
+the same for host NumPy data in float64 whatever its dtype, for a model that
+standardizes before its cast to float32 (which would round 1e7 + 0.3 to 1e7).
 """
 
 from __future__ import annotations
@@ -98,29 +101,76 @@ class StandardScaler:
             on_device = xp.mean(X, axis=0)
             mean = to_host(on_device)
             std = to_host(xp.sqrt(xp.mean((X - asarray(mean, on_device.dtype)) ** 2, axis=0)))
+        return self._learned(mean, std, X.dtype, name,
+                             lambda: to_host(xp.max(xp.abs(X), axis=0)))
+
+    def fit_host(self, X, name="X"):
+        """:meth:`fit` for host data, computed in float64 whatever ``X``'s dtype.
+
+        The mean, then the spread about it (two passes, no cancellation), in
+        row blocks: no temporary the size of ``X``. Float64 keeps the spread
+        of a column with a large offset (1e7 + 0.3), which float32 statistics
+        (or float32 data) would round away.
+
+        Parameters
+        ----------
+        X : ndarray, shape (n_samples, n_columns)
+            Real numbers, finite (as the model's input checks leave them).
+        name : str, default "X"
+            What ``X`` is, for the error message.
+
+        Returns
+        -------
+        self
+        """
+        X = np.asarray(X)
+        n = X.shape[0]
+        with warnings.catch_warnings():  # an overflow is refused by column, as in fit
+            warnings.simplefilter("ignore", RuntimeWarning)
+            total = np.zeros(X.shape[1])
+            for block in _row_blocks(X):
+                total += np.sum(block, axis=0, dtype=np.float64)
+            mean = total / n
+            squares = np.zeros(X.shape[1])
+            for block in _row_blocks(X):
+                deviation = np.subtract(block, mean, dtype=np.float64)
+                deviation *= deviation
+                squares += np.sum(deviation, axis=0)
+        # A spread below float64's rounding of the mean is a constant column.
+        return self._learned(mean, np.sqrt(squares / n), np.dtype(np.float64), name,
+                             lambda: np.max(np.abs(X), axis=0), 16 * np.finfo(np.float64).eps)
+
+    def _learned(self, mean, std, dtype, name, largest, resolution=np.finfo(np.float32).eps):
+        """Keep the statistics ``mean`` and ``std`` (computed in ``dtype``), or
+        refuse the columns they overflowed; ``largest()`` reads the columns'
+        largest magnitudes, to tell NaN from overflow. A column whose spread
+        is within ``resolution`` of its mean is constant (scale 1)."""
         mean, std = (np.asarray(a, dtype=np.float64).reshape(-1) for a in (mean, std))
         overflowed = np.flatnonzero(~(np.isfinite(mean) & np.isfinite(std)))
         if overflowed.size:
             columns = ", ".join(map(str, overflowed[:5])) + (", ..." if overflowed.size > 5 else "")
-            largest = np.asarray(to_host(xp.max(xp.abs(X), axis=0))).reshape(-1)
+            largest = np.asarray(largest()).reshape(-1)
             if not np.all(np.isfinite(largest)):
                 bad = ", ".join(map(str, np.flatnonzero(~np.isfinite(largest))[:5]))
                 raise ValueError(f"{name} contains NaN or infinity (column(s) {bad})")
-            wider = "" if "64" in str(X.dtype) else ", use dtype='float64'"
+            wider = "" if "64" in str(dtype) else ", use dtype='float64'"
             raise ValueError(
                 f"{name}: the values of column(s) {columns} are too large to standardize in "
-                f"{X.dtype} (their spread overflows); rescale them{wider}, or turn "
+                f"{dtype} (their spread overflows); rescale them{wider}, or turn "
                 "standardizing off (standardize=False, --no-standardize)")
-        tiny = np.finfo(np.float32).eps * np.maximum(np.abs(mean), 1.0)
+        tiny = resolution * np.maximum(np.abs(mean), 1.0)
         self._set(mean, np.where(std > tiny, std, 1.0))
         return self
 
-    def _stats(self, X, backend):
+    def _check_columns(self, X):
         if self.mean_ is None:
             raise ValueError("this StandardScaler is not fitted yet; call fit(X) first")
         if X.shape[-1] != self.mean_.shape[0]:
             raise ValueError(f"the scaler was fitted on {self.mean_.shape[0]} columns; "
                              f"got {X.shape[-1]}")
+
+    def _stats(self, X, backend):
+        self._check_columns(X)
         xp, _, asarray = _ops(X, backend)
         # Whole numbers and bools are standardized in float64 (their mean is
         # no whole number); floats in their own dtype.
@@ -150,6 +200,35 @@ class StandardScaler:
         """
         X, mean, scale = self._stats(X, backend)
         return (X - mean) / scale
+
+    def transform_host(self, X, dtype=np.float64):
+        """:meth:`transform` for host data, computed in float64 and only then
+        rounded to ``dtype``.
+
+        Row block by row block, so the float64 temporary stays small whatever
+        ``X``'s size: the one array made is the result.
+
+        Parameters
+        ----------
+        X : ndarray, shape (n_samples, n_columns)
+            Real numbers, of any NumPy dtype.
+        dtype : NumPy floating dtype, default float64
+            The result's dtype (a float32 model's, say).
+
+        Returns
+        -------
+        ndarray of ``dtype``, shape (n_samples, n_columns)
+        """
+        X = np.asarray(X)
+        self._check_columns(X)
+        out = np.empty(X.shape, dtype=dtype)
+        start = 0
+        for block in _row_blocks(X):
+            scaled = np.subtract(block, self.mean_, dtype=np.float64)
+            scaled /= self.scale_
+            out[start:start + block.shape[0]] = scaled
+            start += block.shape[0]
+        return out
 
     def inverse_transform(self, X, backend=None):
         """Undo :meth:`transform`: ``X * scale_ + mean_``, back to the original units.
@@ -202,6 +281,13 @@ class StandardScaler:
         if not isinstance(d, dict) or set(d) != {"mean", "scale"}:
             raise ValueError(f"a scaler is a dict with 'mean' and 'scale'; got {d!r:.80}")
         return cls(d["mean"], d["scale"])
+
+
+def _row_blocks(X, block_bytes=8 << 20):
+    """``X``'s rows in blocks of about ``block_bytes`` bytes of float64 (at
+    least one row): the float64 temporaries of the host methods are this size."""
+    rows = max(1, block_bytes // (8 * max(1, X.shape[1])))
+    return (X[i:i + rows] for i in range(0, X.shape[0], rows))
 
 
 def _ops(X, backend):

@@ -1,0 +1,174 @@
+"""Standardization before the cast to a float32 model's dtype.
+
+float32's resolution at 1e7 is 1: cast first, a feature 1e7 ± 1 keeps 8
+values and a target 1e7 + 3·z becomes whole numbers. Host data is therefore
+standardized in float64 on the host and cast after; the input checks still
+read the unscaled columns, and a model that does not standardize (or a float64
+one) takes the path it always took.
+"""
+
+import json
+
+import numpy as np
+import pytest
+
+import nnbackend as nb
+from nnbackend.cli import main
+from nnbackend.scaling import StandardScaler
+
+
+def _backend(name):
+    try:
+        return nb.get_backend(name)
+    except nb.BackendUnavailableError as exc:
+        pytest.skip(f"needs the {name} backend: {exc}")
+
+
+def _offset_classes(n=500):
+    rng = np.random.default_rng(0)
+    x = 1e7 + rng.normal(size=n)
+    return np.c_[x, rng.normal(size=n)], np.where(x > 1e7, "hi", "lo")
+
+
+def _offset_regression(n=1000):
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(n, 2))
+    return X, 1e7 + 3 * (X[:, 0] - 0.5 * X[:, 1]) + 0.1 * rng.normal(size=n)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "strict"])
+def test_a_feature_near_1e7_is_learned_by_a_float32_model(backend):
+    _backend(backend)
+    X, y = _offset_classes()
+    model = nb.MLP([2, 16, 1], loss="bce", standardize=True, seed=0, backend=backend)
+    model.fit(X, y, epochs=10, lr=0.3)
+    # Cast first, column 0 held a few values and the fit stayed at chance (0.48).
+    assert model.evaluate(X, y)["accuracy"] > 0.95
+    np.testing.assert_allclose(model.feature_scaler.mean_, X.mean(axis=0), rtol=1e-15)
+    np.testing.assert_allclose(model.feature_scaler.scale_[1], X[:, 1].std(), rtol=1e-12)
+
+
+def test_a_float64_device_array_is_standardized_before_its_cast():
+    backend = _backend("strict")
+    X, y = _offset_classes()
+    Xd = backend.asarray(X, dtype=backend.dtype("float64"))
+    model = nb.MLP([2, 16, 1], loss="bce", standardize=True, seed=0, backend="strict")
+    model.fit(Xd, y, epochs=10, lr=0.3)
+    assert model.evaluate(Xd, y)["accuracy"] > 0.95
+    assert model.predict(Xd).dtype == backend.xp.float32
+
+
+def test_evaluate_scores_a_float32_regression_near_1e7_as_float64_does(tmp_path, capsys):
+    X, t = _offset_regression()
+    np.savez(tmp_path / "d.npz", X=X, y=t)
+    rmse, models = {}, {}
+    for dtype in ("float32", "float64"):
+        model = models[dtype] = nb.MLP([2, 16, 1], hidden_activation="tanh", standardize=True,
+                                       output_activation="identity", seed=0, dtype=dtype)
+        model.fit(X, t, epochs=15, lr=0.05)
+        model.save(tmp_path / f"{dtype}.npz")
+        assert main(["evaluate", "--model", str(tmp_path / f"{dtype}.npz"), "--data",
+                     str(tmp_path / "d.npz"), "--json"]) == 0
+        rmse[dtype] = json.loads(capsys.readouterr().out)["rmse"]
+    # Undone in float32, the predictions were whole numbers: RMSE 0.37 against 0.22.
+    assert rmse["float32"] == pytest.approx(rmse["float64"], rel=0.02)
+    # The targets were standardized in float64, not first rounded to whole numbers.
+    assert models["float32"].target_scaler.mean_[0] == pytest.approx(t.mean(), abs=1e-6)
+    # predict keeps its contract: the model's dtype.
+    assert model.predict(X[:3]).dtype == np.float64
+    loaded = nb.MLP.load(tmp_path / "float32.npz")
+    assert loaded.predict(X[:3]).dtype == np.float32
+
+
+def test_a_model_that_does_not_standardize_fits_as_on_data_cast_by_hand():
+    X, y = _offset_classes(200)
+    Xs = (X - X.mean(axis=0)) / X.std(axis=0)
+    labels = (y == "hi").astype(np.float64)
+    fits = []
+    for data in (Xs, Xs.astype(np.float32)):
+        model = nb.MLP([2, 4, 1], loss="bce", seed=0)
+        fits.append((model.fit(data, labels, epochs=3, lr=0.3).loss, model.params))
+    assert fits[0][0] == fits[1][0]
+    for (W, b), (W2, b2) in zip(fits[0][1], fits[1][1]):
+        np.testing.assert_array_equal(W, W2)
+        np.testing.assert_array_equal(b, b2)
+
+
+def test_a_float64_model_standardizes_unit_scale_data_as_before():
+    # Float64 everything: the scaler fitted on the device copy, in float64, bit for bit
+    # the scaler fitted alone and a model fed its output.
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(200, 3))
+    y = X @ [1.0, -2.0, 0.5] + 0.1 * rng.normal(size=200)
+    model = nb.MLP([3, 4, 1], hidden_activation="tanh", output_activation="identity",
+                   standardize=True, seed=0, dtype="float64")
+    loss = model.fit(X, y, epochs=3, lr=0.05).loss
+    fx, fy = StandardScaler().fit(X), StandardScaler().fit(y.reshape(-1, 1))
+    plain = nb.MLP([3, 4, 1], hidden_activation="tanh", output_activation="identity",
+                   seed=0, dtype="float64")
+    assert plain.fit(fx.transform(X), fy.transform(y.reshape(-1, 1)), epochs=3,
+                     lr=0.05).loss == loss
+    np.testing.assert_array_equal(model.feature_scaler.scale_, fx.scale_)
+    np.testing.assert_array_equal(model.predict(X), fy.inverse_transform(plain.predict(
+        fx.transform(X))))
+
+
+def test_the_checks_still_read_the_unscaled_data():
+    X, y = _offset_classes(100)
+    model = nb.MLP([2, 4, 1], loss="bce", standardize=True)
+    bad = X.copy()
+    bad[5, 1] = np.nan
+    with pytest.raises(ValueError, match="^X contains NaN or infinity$"):
+        model.fit(bad, y, epochs=1)
+    with pytest.raises(ValueError, match=r"X holds values up to 1e\+300 in magnitude, beyond "
+                                         r"the 3.4e\+38 of the model's dtype"):
+        model.fit(np.c_[X[:, :1], np.full(100, 1e300)], y, epochs=1)
+    with pytest.raises(ValueError, match="X has 3 features but the network expects 2"):
+        model.fit(np.c_[X, X[:, :1]], y, epochs=1)
+    assert model.feature_scaler is None  # nothing kept from the refused fits
+    model.fit(X, y, epochs=1)
+    with pytest.raises(ValueError, match="X has 3 features but the network expects 2"):
+        model.predict(np.c_[X, X[:, :1]])
+
+
+def test_host_statistics_and_scaling_are_float64_in_row_blocks():
+    rng = np.random.default_rng(3)
+    X = (1e6 + rng.normal(size=(3000, 2))).astype(np.float32)
+    scaler = StandardScaler().fit_host(X)
+    exact = X.astype(np.float64)
+    np.testing.assert_allclose(scaler.mean_, exact.mean(axis=0), rtol=1e-15)
+    np.testing.assert_allclose(scaler.scale_, exact.std(axis=0), rtol=1e-12)
+    out = scaler.transform_host(X, np.float32)
+    assert out.dtype == np.float32
+    np.testing.assert_array_equal(out, ((exact - scaler.mean_) / scaler.scale_).astype(np.float32))
+    wide = rng.normal(size=(5, 300000))  # a block of one row at a time
+    np.testing.assert_allclose(StandardScaler().fit_host(wide).mean_, wide.mean(axis=0),
+                               rtol=1e-12, atol=1e-15)
+
+
+def test_values_whose_float32_spread_overflows_are_standardized_in_float64_from_the_host():
+    # Squares of 1e20 overflow float32: host targets are standardized in float64 and
+    # train; a float32 array of the backend is still standardized in float32, and refused.
+    X = np.random.default_rng(0).normal(size=(30, 3)).astype(np.float32)
+    X[:, 2] *= np.float32(1e20)
+    model = nb.MLP([1, 3, 1], output_activation="identity", loss="mse", standardize=True)
+    model.fit(X[:, :1], X[:, 2], epochs=1, batch_size=30)
+    assert model.target_scaler.scale_[0] > 1e19
+    backend = _backend("strict")
+    model = nb.MLP([1, 3, 1], output_activation="identity", loss="mse", standardize=True,
+                   backend="strict")
+    with pytest.raises(ValueError, match=r"the targets: the values of column\(s\) 0 are too "
+                                         r"large to standardize in \S*float32"):
+        model.fit(backend.asarray(X[:, :1]), backend.asarray(X[:, 2]), epochs=1, batch_size=30)
+
+
+def test_a_spread_small_beside_a_large_offset_still_gets_unit_scale():
+    # 1e9 ± 0.01: below float32's resolution there, not float64's. The
+    # float32 threshold would keep such a column at scale 1 (±0.01).
+    rng = np.random.default_rng(3)
+    x = 1e9 + 0.01 * rng.normal(size=400)
+    scaler = StandardScaler().fit_host(np.c_[x, np.full(400, 5.0)])
+    assert 0.005 < scaler.scale_[0] < 0.02
+    assert scaler.scale_[1] == 1.0  # a constant column stays at scale 1
+    scaled = scaler.transform_host(np.c_[x, np.full(400, 5.0)], np.dtype(np.float32))
+    assert 0.9 < float(np.std(scaled[:, 0])) < 1.1 and not scaled[:, 1].any()
