@@ -179,3 +179,16 @@ def max_rel_diff(a_params, b_params):
         a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
         out = max(out, float(np.max(np.abs(a - b)) / max(np.max(np.abs(a)), 1e-300)))
     return out
+
+
+def cli_refusal(argv, capsys):
+    """The command line's one-line refusal (exit status 2) for ``argv``,
+    run in-process, as text."""
+    from nnbackend.cli import main
+
+    with pytest.raises(SystemExit) as refused:
+        main([str(a) for a in argv])
+    assert refused.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("nnbackend: error: ") and err.count("\n") == 1, err
+    return err

@@ -14,7 +14,7 @@ import pytest
 import nnbackend as nb
 from nnbackend.cli import main
 from nnbackend.plot import require_matplotlib
-from conftest import child_pythonpath
+from conftest import child_pythonpath, cli_refusal
 
 
 # The CLI runs in a subprocess of this interpreter with this environment, so
@@ -840,28 +840,18 @@ def test_npy_rows_are_read_for_the_device_asked_for(tmp_path):
         pytest.skip("a GPU is here: dask on cuda reads CuPy chunks (tests/test_dask_cupy.py)")
 
 
-def _refused(argv, capsys):
-    """main's one-line refusal (status 2) for ``argv``, as text."""
-    with pytest.raises(SystemExit) as refused:
-        main([str(a) for a in argv])
-    assert refused.value.code == 2
-    err = capsys.readouterr().err
-    assert err.startswith("nnbackend: error: ") and err.count("\n") == 1, err
-    return err
-
-
 def test_an_output_aimed_at_an_input_is_refused_and_the_input_kept(tmp_path, capsys):
     data = tmp_path / "d.csv"
     data.write_text("a,b,label\n1,2,x\n3,4,y\n5,6,x\n")
-    err = _refused(["train", "--data", data, "--target", "label", "--save", data], capsys)
+    err = cli_refusal(["train", "--data", data, "--target", "label", "--save", data], capsys)
     assert "--save" in err and "is also --data" in err
     assert data.read_text().startswith("a,b,label")
     model = tmp_path / "m.npz"
     assert main(["train", "--epochs", "1", "--quiet", "--save", str(model)]) == 0
     kept = model.read_bytes()
-    err = _refused(["train", "--save", model, "--plot", tmp_path / "." / "m.npz"], capsys)
+    err = cli_refusal(["train", "--save", model, "--plot", tmp_path / "." / "m.npz"], capsys)
     assert "--plot" in err and "is also --save" in err
-    err = _refused(["predict", "--model", model, "--data", data, "--out", model], capsys)
+    err = cli_refusal(["predict", "--model", model, "--data", data, "--out", model], capsys)
     assert "--out" in err and "is also --model" in err
     assert model.read_bytes() == kept
     # Going on in one file stays allowed: --resume and --save the same path.
@@ -878,9 +868,9 @@ def test_npy_files_empty_or_in_upper_case(tmp_path, capsys):
     capsys.readouterr()
     empty = tmp_path / "empty.npy"
     empty.write_bytes(b"")
-    err = _refused(["train", "--data", empty, "--target", y], capsys)
+    err = cli_refusal(["train", "--data", empty, "--target", y], capsys)
     assert f"cannot read {empty}" in err
-    err = _refused(["train", "--data", X, "--target", empty], capsys)
+    err = cli_refusal(["train", "--data", X, "--target", empty], capsys)
     assert f"cannot read {empty}" in err
 
 
@@ -891,14 +881,14 @@ def test_running_out_of_memory_is_one_line(monkeypatch, capsys):
         raise MemoryError("Unable to allocate 14.6 TiB for an array")
 
     monkeypatch.setitem(cli._COMMANDS, "train", too_big)
-    err = _refused(["train"], capsys)
+    err = cli_refusal(["train"], capsys)
     assert "out of memory: Unable to allocate 14.6 TiB" in err
 
 
 def test_a_pgf_plot_without_tex_is_refused_before_training(tmp_path, monkeypatch, capsys):
     needs_matplotlib()
     monkeypatch.setattr(shutil, "which", lambda name: None)
-    err = _refused(["train", "--plot", tmp_path / "x.pgf", "--save", tmp_path / "m.npz"], capsys)
+    err = cli_refusal(["train", "--plot", tmp_path / "x.pgf", "--save", tmp_path / "m.npz"], capsys)
     assert "a .pgf plot needs" in err and "TeX" in err
     assert not (tmp_path / "m.npz").exists()
 
@@ -915,7 +905,7 @@ def test_a_device_this_machine_lacks_is_not_blamed_on_the_checkpoint(tmp_path, c
     assert main(["train", "--epochs", "1", "--quiet", "--save", str(model)]) == 0
     for command in (["predict", "--model", model, "--data", model],
                     ["train", "--resume", model]):
-        err = _refused([*command, "--device", "gpu7"], capsys)
+        err = cli_refusal([*command, "--device", "gpu7"], capsys)
         assert "has only the device 'cpu', got 'gpu7'" in err
         assert "not a usable nnbackend checkpoint" not in err
 
@@ -930,7 +920,7 @@ def test_a_device_this_machine_lacks_is_not_blamed_on_the_checkpoint(tmp_path, c
 def test_train_flags_that_would_be_ignored_are_refused(tmp_path, capsys, flags, message):
     data = tmp_path / "d.csv"
     data.write_text("a,b,label\n1,2,x\n3,4,y\n5,6,x\n")
-    err = _refused(["train", *[str(data) if f == "DATA" else f for f in flags]], capsys)
+    err = cli_refusal(["train", *[str(data) if f == "DATA" else f for f in flags]], capsys)
     assert message in err
 
 
@@ -939,5 +929,5 @@ def test_no_header_on_a_file_that_is_not_csv_is_refused_by_every_reader(tmp_path
     assert main(["train", "--epochs", "1", "--quiet", "--save", str(model)]) == 0
     np.savez(data, X=np.zeros((4, 2)), y=np.array([0, 1, 1, 0]))
     for command in ("predict", "evaluate"):
-        err = _refused([command, "--model", model, "--data", data, "--no-header"], capsys)
+        err = cli_refusal([command, "--model", model, "--data", data, "--no-header"], capsys)
         assert "--no-header is for a --data .csv file" in err

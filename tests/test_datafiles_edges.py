@@ -9,6 +9,7 @@ import pytest
 from nnbackend.cli import main
 from nnbackend.datafiles import load_data_file, load_features_file, read_labelled_file
 from nnbackend.tasks import infer_task
+from conftest import cli_refusal
 
 
 def _csv(tmp_path, text, name="d.csv"):
@@ -120,16 +121,6 @@ def test_a_column_of_string_labels_in_an_npz_is_taken_as_a_column_of_numbers_is(
     assert list(y) == [1, 0, 1, 2]
 
 
-def _refused(argv, capsys):
-    """The CLI's one-line refusal (status 2) for ``argv``, run in-process."""
-    with pytest.raises(SystemExit) as refused:
-        main([str(a) for a in argv])
-    assert refused.value.code == 2
-    err = capsys.readouterr().err
-    assert err.startswith("nnbackend: error: ") and err.count("\n") == 1, err
-    return err
-
-
 # A: a missing-value spelling among numeric labels is a gap, not a class.
 
 def _prices(tmp_path, gap="NA"):
@@ -176,7 +167,7 @@ def test_text_labels_keep_na_as_a_class(tmp_path):
 
 
 def test_train_refuses_a_missing_label_on_the_command_line(tmp_path, capsys):
-    err = _refused(["train", "--data", _prices(tmp_path), "--target", "price"], capsys)
+    err = cli_refusal(["train", "--data", _prices(tmp_path), "--target", "price"], capsys)
     assert err.strip().endswith("price_na.csv line 19, column 'price': 'NA' is a missing label; "
                                 "drop or fill the row"), err
 
@@ -203,7 +194,7 @@ def test_predict_refuses_a_row_of_empty_cells(tmp_path, capsys):
     with pytest.raises(ValueError, match=r"h\.csv line 1: every cell is empty"):
         load_features_file(_csv(tmp_path, ",,\n1,2,3\n", "h.csv"), header=False)
     model = _model(tmp_path)
-    err = _refused(["predict", "--model", model, "--data", path, "--out", tmp_path / "p.csv"],
+    err = cli_refusal(["predict", "--model", model, "--data", path, "--out", tmp_path / "p.csv"],
                    capsys)
     assert "d.csv line 3: every cell is empty (missing values?)" in err
     assert not (tmp_path / "p.csv").exists()
