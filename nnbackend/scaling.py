@@ -93,16 +93,25 @@ class StandardScaler:
         xp, to_host, asarray = _ops(X, backend)
         if not xp.isdtype(X.dtype, "real floating"):  # (the standard's mean takes floats)
             X = xp.astype(X, xp.float64)
+        owner = backend or (None if isinstance(X, np.ndarray) else backend_of(X))
+        wide = np.float64 if owner is None else owner.wide_dtype()
+        # A spread within the data's own rounding of the mean is a constant column.
+        resolution = (16 * np.finfo(np.float64).eps if xp.finfo(X.dtype).bits == 64
+                      else np.finfo(np.float32).eps)
         with warnings.catch_warnings():  # an overflow is refused below, by column
             warnings.simplefilter("ignore", RuntimeWarning)
-            # Two passes, no cancellation. The mean goes back as the host read
-            # it (the same numbers, in its own dtype: an int X's mean is not
-            # whole), so lazy data is not read for it again.
-            on_device = xp.mean(X, axis=0)
-            mean = to_host(on_device)
-            std = to_host(xp.sqrt(xp.mean((X - asarray(mean, on_device.dtype)) ** 2, axis=0)))
-        return self._learned(mean, std, X.dtype, name,
-                             lambda: to_host(xp.max(xp.abs(X), axis=0)))
+            if wide is not None and X.dtype != wide:
+                mean, std, stats = _wide_stats(X, xp, to_host, asarray, wide)
+            else:
+                # Two passes, no cancellation. The mean goes back as the host
+                # read it (the same numbers, in its own dtype), so lazy data
+                # is not read for it again.
+                on_device = xp.mean(X, axis=0)
+                mean, stats = to_host(on_device), X.dtype
+                std = to_host(xp.sqrt(xp.mean((X - asarray(mean, on_device.dtype)) ** 2,
+                                              axis=0)))
+        return self._learned(mean, std, stats, name,
+                             lambda: to_host(xp.max(xp.abs(X), axis=0)), resolution)
 
     def fit_host(self, X, name="X"):
         """:meth:`fit` for host data, computed in float64 whatever ``X``'s dtype.
@@ -281,6 +290,33 @@ class StandardScaler:
         if not isinstance(d, dict) or set(d) != {"mean", "scale"}:
             raise ValueError(f"a scaler is a dict with 'mean' and 'scale'; got {d!r:.80}")
         return cls(d["mean"], d["scale"])
+
+
+def _wide_stats(X, xp, to_host, asarray, wide):
+    """``(mean, std, wide)`` of ``X``'s columns, summed in the ``wide`` dtype.
+
+    Summed in float32, row after row (NumPy's axis-0 sums, Dask's chunks),
+    a column around 1e5 drifts: over 1e6 rows its mean came out 1000 off.
+    The deviations from the mean rounded to ``X``'s dtype are taken in that
+    dtype (values near each other: their differences are exact), and summed
+    with their squares in ``wide``; no temporary is wider than ``X`` unless
+    the squares overflow ``X``'s dtype.
+    """
+    n = X.shape[0]
+    if n is None or n != n:  # a Dask array of unknown row count
+        n = float(to_host(xp.sum(xp.ones_like(X[:, 0]), dtype=wide)))
+    first = to_host(xp.sum(X, axis=0, dtype=wide)) / n
+    shifted = X - asarray(first)
+    sums = np.array(to_host(xp.stack([xp.sum(shifted, axis=0, dtype=wide),
+                                      xp.sum(shifted * shifted, axis=0, dtype=wide)])),
+                    dtype=np.float64)  # a copy: JAX's host arrays are read-only
+    if not np.all(np.isfinite(sums[1])):  # squares past X's dtype (1e20 in float32): wide
+        wide_shifted = xp.astype(shifted, wide)
+        sums[1] = to_host(xp.sum(wide_shifted * wide_shifted, axis=0, dtype=wide))
+    offset = sums[0] / n  # the true mean's distance from the rounded one
+    rounded = np.asarray(to_host(asarray(first)), dtype=np.float64)
+    variance = np.maximum(sums[1] / n - offset * offset, 0.0)
+    return rounded + offset, np.sqrt(variance), np.dtype(np.float64)
 
 
 def _row_blocks(X, block_bytes=8 << 20):

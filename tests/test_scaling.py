@@ -202,10 +202,12 @@ def test_values_too_large_to_standardize_are_named_by_column():
     # Within float32's range, but their squares overflow it: the spread is inf.
     X = np.random.default_rng(0).normal(size=(30, 3)).astype(np.float32)
     X[:, 2] *= np.float32(1e20)
-    with pytest.raises(ValueError, match=r"X: the values of column\(s\) 2 are too large to "
-                                         r"standardize in float32"):
-        StandardScaler().fit(X)
-    assert StandardScaler().fit(X.astype(np.float64)).scale_[2] > 1e19  # float64 holds it
+    assert StandardScaler().fit(X).scale_[2] > 1e19  # summed in float64, which holds it
+    wide = X.astype(np.float64)
+    wide[:, 1] *= 1e200  # squares past float64's range
+    with pytest.raises(ValueError, match=r"X: the values of column\(s\) 1 are too large to "
+                                         r"standardize in float64"):
+        StandardScaler().fit(wide)
     # A float32 model standardizes host targets in float64, before their cast.
     model = nb.MLP([1, 3, 1], output_activation="identity", loss="mse", standardize=True)
     model.fit(X[:, :1], X[:, 2], epochs=1, batch_size=30)

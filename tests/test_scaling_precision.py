@@ -148,7 +148,8 @@ def test_host_statistics_and_scaling_are_float64_in_row_blocks():
 
 def test_values_whose_float32_spread_overflows_are_standardized_in_float64_from_the_host():
     # Squares of 1e20 overflow float32: host targets are standardized in float64 and
-    # train; a float32 array of the backend is still standardized in float32, and refused.
+    # train, and so are a backend's float32 arrays, summed in float64; a device
+    # without float64 sums them in float32, and refuses them.
     X = np.random.default_rng(0).normal(size=(30, 3)).astype(np.float32)
     X[:, 2] *= np.float32(1e20)
     model = nb.MLP([1, 3, 1], output_activation="identity", loss="mse", standardize=True)
@@ -157,6 +158,11 @@ def test_values_whose_float32_spread_overflows_are_standardized_in_float64_from_
     backend = _backend("strict")
     model = nb.MLP([1, 3, 1], output_activation="identity", loss="mse", standardize=True,
                    backend="strict")
+    model.fit(backend.asarray(X[:, :1]), backend.asarray(X[:, 2]), epochs=1, batch_size=30)
+    assert model.target_scaler.scale_[0] > 1e19
+    backend = nb.get_backend("strict", device="no_float64")
+    model = nb.MLP([1, 3, 1], output_activation="identity", loss="mse", standardize=True,
+                   backend="strict", device="no_float64")
     with pytest.raises(ValueError, match=r"the targets: the values of column\(s\) 0 are too "
                                          r"large to standardize in \S*float32"):
         model.fit(backend.asarray(X[:, :1]), backend.asarray(X[:, 2]), epochs=1, batch_size=30)
@@ -172,3 +178,29 @@ def test_a_spread_small_beside_a_large_offset_still_gets_unit_scale():
     assert scaler.scale_[1] == 1.0  # a constant column stays at scale 1
     scaled = scaler.transform_host(np.c_[x, np.full(400, 5.0)], np.dtype(np.float32))
     assert 0.9 < float(np.std(scaled[:, 0])) < 1.1 and not scaled[:, 1].any()
+
+
+@pytest.mark.parametrize("library", ["numpy", "dask", "torch", "array_api_strict"])
+def test_float32_statistics_are_summed_in_float64_on_every_backend(library):
+    # 1e5 ± 10 over many rows in one chunk: float32 sums, row after row, had put
+    # Dask's mean 1000 off and its scale 100 times too large.
+    rng = np.random.default_rng(0)
+    n = 200_000
+    X = np.stack([rng.normal(size=n), 1e5 + 10 * rng.normal(size=n)], 1).astype(np.float32)
+    want = StandardScaler().fit_host(X)
+    if library == "dask":
+        da = pytest.importorskip("dask.array")
+        got = StandardScaler().fit(da.from_array(X, chunks=(n, -1)),
+                                   backend=nb.get_backend("dask"))
+    else:
+        xp = pytest.importorskip(library)
+        got = StandardScaler().fit(xp.asarray(X))
+    np.testing.assert_allclose(got.mean_, want.mean_, rtol=1e-12, atol=1e-7)
+    np.testing.assert_allclose(got.scale_, want.scale_, rtol=1e-9)
+
+
+def test_a_float64_spread_below_float32s_resolution_is_no_constant_column():
+    # 1e10 ± 500: float32 could not tell it from constant; float64 statistics can.
+    rng = np.random.default_rng(1)
+    X = np.c_[rng.normal(size=500), 1e10 + 500 * rng.normal(size=500)]
+    assert 400 < StandardScaler().fit(X).scale_[1] < 600

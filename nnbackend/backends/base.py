@@ -286,6 +286,11 @@ class Backend:
         supported = info.dtypes(device=self.device, kind="real floating")
         return tuple(n for n in FLOAT_DTYPES if n in supported)
 
+    def wide_dtype(self):
+        """The dtype that sums over many rows accumulate in: ``xp.float64``
+        where this device holds it now, else None (the data's own dtype)."""
+        return self.xp.float64 if "float64" in self.float_dtypes() else None
+
     def index_dtype(self):
         """The namespace's default indexing dtype on this device.
 

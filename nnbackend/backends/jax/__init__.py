@@ -146,6 +146,12 @@ class JaxBackend(Backend):
             return FLOAT_DTYPES
         return super().float_dtypes()
 
+    def wide_dtype(self):
+        import jax
+
+        # Without x64 a float64 sum is a float32 one, with a warning each time.
+        return super().wide_dtype() if jax.config.jax_enable_x64 else None
+
     def matmul_precision(self, precision, dtype):
         """On a GPU, ``jax_default_matmul_precision`` for the block (XLA's CPU
         matmuls have no TF32)."""
