@@ -405,8 +405,14 @@ def _train(args):
         # but growing loss only by its warning.
         if not (issubclass(w.category, DivergenceWarning) and hist.diverged):
             print(f"nnbackend: warning: {w.message}", file=sys.stderr)
+    # Saved before the summary's passes over the data: a failure there (out
+    # of memory on a large file, say) loses no trained model.
+    saved = args.save if args.save and not hist.diverged else None
+    if saved:
+        model.save(saved)
     summary = _summary(args, model, hist, settings, data.source, task,
                        (X_train, y_train), validation, seconds)
+    summary["saved"] = saved
     return _finish(args, model, hist, summary)
 
 
@@ -445,11 +451,7 @@ def _summary(args, model, hist, settings, source, task, train, validation, secon
 
 
 def _finish(args, model, hist, summary):
-    """Save (unless the run failed), plot, report; the exit status."""
-    summary["saved"] = None
-    if args.save and not hist.diverged:
-        model.save(args.save)
-        summary["saved"] = args.save
+    """Plot, report; the exit status."""
     if args.plot:
         from .plot import plot_history
 

@@ -357,8 +357,8 @@ def _device_checked(backend: Backend, a, dtype, name: str, prescale=None):
         # Whole numbers and bools are read cast (exact for any id or label;
         # the standard's max takes no bools); floats as they are.
         extremes = _column_extremes(backend, a if floating else out)
-    except ValueError as exc:
-        raise _library_refusal(name, backend, exc) from None
+    except (OSError, MemoryError):
+        raise  # reading the data failed (a lazy file gone, say): not the array's kind
     except Exception as exc:  # the library's own error types
         raise _library_refusal(name, backend, exc) from None
     if not np.all(np.isfinite(extremes)):
@@ -376,6 +376,11 @@ def _device_checked(backend: Backend, a, dtype, name: str, prescale=None):
 def _unknown_rows(a) -> bool:
     n = a.shape[0]
     return n is None or (isinstance(n, float) and math.isnan(n))
+
+
+def known_rows(a) -> bool:
+    """Whether ``a``'s number of rows is known (not a Dask array after a mask)."""
+    return not _unknown_rows(a)
 
 
 def _finite_checked(backend: Backend, a, dtype, name: str):
@@ -495,6 +500,9 @@ def as_targets(backend: Backend, y, loss: str, n_outputs: int, n_samples: int, d
     shape = tuple(y.shape)
     if len(shape) not in (1, 2):
         raise ValueError(f"{name} must be 1-D or 2-D; got shape {shape}")
+    if _unknown_rows(y):
+        raise ValueError(f"{name}'s number of rows is unknown (a Dask array after a boolean "
+                         f"mask, say): compute it first, {name} = {name}.compute_chunk_sizes()")
     if shape[0] != n_samples:
         raise ValueError(f"{name} has {shape[0]} rows but X has {n_samples}")
 

@@ -34,6 +34,7 @@ from .data import (
     array_backend,
     init_params,
     is_host,
+    known_rows,
     n_rows,
 )
 from .model_epochs import epoch_function
@@ -324,10 +325,11 @@ class MLP(ModelInputs, ClassLabels):
         """
         chunk_size = check_chunk_size(chunk_size)
         X = self._features(X)
-        if self.backend.computes_by_chunk:
-            # A lazy array computes chunk by chunk already; slicing would only add graph.
+        if self.backend.computes_by_chunk and not is_host(X) and not known_rows(X):
+            # A lazy array of unknown row count (after a mask) cannot be sliced:
+            # it computes chunk by chunk, a whole chunk at a time.
             out = forward(self.flat_params, X, self.spec, self.backend.xp)[2]
-        else:
+        else:  # host data on Dask too: in slices, not one pass of all its rows
             out = predict_rows(self.flat_params, self.spec, X, n_rows(X),
                                self._rows_per_pass(X, chunk_size), self.backend.xp)
         if self.target_scaler is not None:
@@ -361,6 +363,8 @@ class MLP(ModelInputs, ClassLabels):
         loss_sum, grads, _ = loss_and_grads_rows(
             self.flat_params, self.spec, slice_rows(X, Y), n, chunk_size, xp=self.backend.xp,
         )
+        # Lazy data (Dask): the loss and every gradient in one pass over it.
+        loss_sum, *grads = self.backend.computed([loss_sum, *grads])
         loss = float(self.backend.to_host(loss_sum))
         if self.reduction == "mean":
             loss /= n

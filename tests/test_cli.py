@@ -931,3 +931,18 @@ def test_no_header_on_a_file_that_is_not_csv_is_refused_by_every_reader(tmp_path
     for command in ("predict", "evaluate"):
         err = cli_refusal([command, "--model", model, "--data", data, "--no-header"], capsys)
         assert "--no-header is for a --data .csv file" in err
+
+
+def test_a_trained_model_is_saved_before_the_summary_reads_the_data(tmp_path, monkeypatch):
+    # The summary's passes over a large file can run out of memory: the
+    # trained model must be on disk by then.
+    import nnbackend.cli as cli
+
+    def out_of_memory(*args, **kwargs):
+        raise MemoryError("the summary's pass")
+
+    monkeypatch.setattr(cli, "_summary", out_of_memory)
+    monkeypatch.delenv("NNBACKEND_BACKEND", raising=False)
+    with pytest.raises((MemoryError, SystemExit)):
+        main(["train", "--epochs", "2", "--quiet", "--save", str(tmp_path / "m.npz")])
+    assert nb.MLP.load(tmp_path / "m.npz").layer_sizes == [2, 4, 1]

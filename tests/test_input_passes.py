@@ -155,3 +155,18 @@ def test_unknown_row_counts_still_predict_and_a_fit_says_how_to_know_them():
                                model.predict(X[X[:, 0] > 0]), rtol=1e-6)
     with pytest.raises(ValueError, match="compute_chunk_sizes"):
         model.fit(some, da.from_array(y, chunks=10)[lazy[:, 0] > 0], epochs=1)
+
+
+def test_loss_and_grads_reads_x_once_after_its_checks(dask_backend):
+    # Its gradients had come back lazy: each then read the data again.
+    X, y = _problem()
+    lazy, source, n_chunks = _lazy(X)
+    model = nb.MLP([4, 6, 1], loss="bce", backend=dask_backend, dtype="float64", seed=0)
+    loss, grads = model.loss_and_grads(lazy, y)
+    assert _passes(source, n_chunks) == 2  # the checks, then loss and gradients together
+    assert all(isinstance(g, np.ndarray) for pair in grads for g in pair)
+    ref_loss, ref_grads = nb.MLP([4, 6, 1], loss="bce", dtype="float64",
+                                 seed=0).loss_and_grads(X, y)
+    assert loss == pytest.approx(ref_loss, rel=1e-12)
+    for got, want in zip(grads, ref_grads):
+        np.testing.assert_allclose(got[0], want[0], rtol=1e-10, atol=1e-14)

@@ -490,6 +490,11 @@ class Backend:
         """
         return chunk_size
 
+    def computed(self, arrays) -> list:
+        """``arrays`` computed, together: a lazy backend's in one pass over the
+        data, into the parameters' namespace; others' as they are."""
+        return list(arrays)
+
     def without_empty_chunks(self, a):
         """``a`` with no row chunk of 0 rows (dask: rechunked, lazily; a boolean
         mask leaves such chunks, which Dask's own reductions refuse); others as

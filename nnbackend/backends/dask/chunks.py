@@ -101,8 +101,14 @@ def open_npy(path, chunk_rows=None):
     del header
     if not shape:
         raise ValueError(f"{path} holds a 0-D array; expected rows")
+    if shape[0] == 0:
+        raise ValueError(f"{path} holds no rows (shape {shape})")
+    if chunk_rows is not None and (isinstance(chunk_rows, bool)
+                                   or not isinstance(chunk_rows, (int, np.integer))
+                                   or chunk_rows < 1):
+        raise ValueError(f"chunk_rows must be an integer >= 1; got {chunk_rows!r}")
     row_bytes = max(1, dtype.itemsize * int(np.prod(shape[1:], dtype=np.int64)))
-    rows = chunk_rows or max(1, NPY_CHUNK_BYTES // row_bytes)
+    rows = int(chunk_rows) if chunk_rows is not None else max(1, NPY_CHUNK_BYTES // row_bytes)
     read = delayed(_read_rows, pure=True)
     blocks = [da.from_delayed(read(path, a, min(a + rows, shape[0])),
                               shape=(min(a + rows, shape[0]) - a, *shape[1:]), dtype=dtype)
