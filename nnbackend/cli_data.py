@@ -267,7 +267,7 @@ def predict_command(args, backend):
         raise Refusal(f"{args.data} has {X.shape[1]} features but the model expects "
                       f"{model.layer_sizes[0]}{extra}")
     _note_target(args, model, delimiter)
-    out = model.backend.to_host(model.predict(X)).astype(np.float64)
+    out = model_outputs(model, X)
     probabilities, classes = class_probabilities(model, out)
     if probabilities is not None:
         labels = [classes[int(i)] for i in np.argmax(probabilities, axis=1)]
@@ -277,14 +277,37 @@ def predict_command(args, backend):
             "classes": np.asarray(classes)}
         _write(args.out, lambda f: np.savez(f, **arrays), "wb")
     else:
+        # Undone in float64, a scaled target's outputs have float64's digits.
+        digits = "float64" if model.target_scaler is not None else model.dtype
         text = _csv_text(out, probabilities, labels if probabilities is not None else None,
-                         classes, model.dtype)
+                         classes, digits)
         if not args.out:
             sys.stdout.write(text)
             return 0
         _write(args.out, lambda f: f.write(text), "w")
     print(f"{len(out)} predictions written to {args.out}", file=sys.stderr)
     return 0
+
+
+def model_outputs(model, X):
+    """The model's outputs for ``X``, host float64, in the targets' units:
+    what ``predict`` writes and ``evaluate`` scores.
+
+    A model that standardizes its targets has their scaling undone here, in
+    float64: ``MLP.predict`` undoes it in the model's dtype, and float32
+    rounds a target near 1e7 to a whole number.
+    """
+    scaler = model.target_scaler
+    if scaler is None:
+        return model.backend.to_host(model.predict(X)).astype(np.float64)
+    # The network's standardized output: the model, loaded here for this
+    # command alone, predicts once without its target scaler.
+    model.target_scaler = None
+    try:
+        out = model.predict(X)
+    finally:
+        model.target_scaler = scaler
+    return scaler.inverse_transform(model.backend.to_host(out).astype(np.float64))
 
 
 def class_probabilities(model, out):
@@ -323,7 +346,14 @@ def _csv_text(out, probabilities, labels, classes, dtype="float64"):
     """The predictions as CSV text: a regression output as the shortest
     text that reads back as the model's number (its ``dtype``: 10000003.54
     is not 10000004), probabilities to 6 digits."""
-    shortest = repr if dtype == "float64" else (lambda v: str(np.float32(v)))
+    kind = np.float64 if dtype == "float64" else np.float32
+
+    def shortest(v):
+        x = kind(v)
+        if x == 0 or 1e-4 <= abs(x) < 1e16:  # positional, as 1234567, not 1.234567e+06
+            return np.format_float_positional(x, unique=True, trim="-")
+        return np.format_float_scientific(x, unique=True, trim="-")
+
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     if probabilities is not None:
@@ -334,7 +364,7 @@ def _csv_text(out, probabilities, labels, classes, dtype="float64"):
         names = ["prediction"] if out.shape[1] == 1 else [f"prediction_{j}" for j in range(out.shape[1])]
         writer.writerow(names)
         for row in out:
-            writer.writerow([shortest(float(v)) for v in row])
+            writer.writerow([shortest(v) for v in row])
     return buffer.getvalue()
 
 

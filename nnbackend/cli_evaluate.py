@@ -18,7 +18,8 @@ import os
 
 import numpy as np
 
-from .cli_data import Refusal, add_delimiter_flag, check_csv_flags, class_probabilities
+from .cli_data import (Refusal, add_delimiter_flag, check_csv_flags, class_probabilities,
+                       model_outputs)
 from .datafiles import data_file_columns, load_features_file, read_labelled_file
 from .model import MLP
 
@@ -174,7 +175,7 @@ def evaluate_command(args, backend):
     if X.shape[1] != model.layer_sizes[0]:
         raise Refusal(f"{args.data} has {X.shape[1]} features but the model expects "
                       f"{model.layer_sizes[0]}")
-    out = _outputs(model, X)
+    out = model_outputs(model, X)
     report = {"model": args.model, "data": args.data, "target": target, "task": kind,
               "n_samples": int(X.shape[0])}
     if kind == "regression":
@@ -192,26 +193,6 @@ def evaluate_command(args, backend):
     else:
         print("\n".join(report_lines(report)))
     return 0
-
-
-def _outputs(model, X):
-    """The model's outputs for ``X``, host float64, in the targets' units.
-
-    A model that standardizes its targets has their scaling undone here, in
-    float64: ``predict`` undoes it in the model's dtype, and float32 rounds
-    a target near 1e7 to a whole number, an error the figures would count.
-    """
-    scaler = model.target_scaler
-    if scaler is None:
-        return model.backend.to_host(model.predict(X)).astype(np.float64)
-    # The network's standardized output: the model, loaded here for this
-    # command alone, predicts once without its target scaler.
-    model.target_scaler = None
-    try:
-        out = model.predict(X)
-    finally:
-        model.target_scaler = scaler
-    return scaler.inverse_transform(model.backend.to_host(out).astype(np.float64))
 
 
 def _task_kind(model, path):

@@ -342,14 +342,16 @@ def _device_checked(backend: Backend, a, dtype, name: str, prescale=None):
     if _unknown_rows(a):
         # A Dask array after a mask: its chunks may be empty, which a column's
         # reduction cannot take. Checked whole, with no extremes (a fit then
-        # stops at its unknown row count).
+        # stops at its unknown row count); a wider float standardized before
+        # its cast, as below.
+        if prescale is not None and _wider_float(xp, a.dtype, dtype):
+            return prescale(_finite_checked(backend, a, a.dtype, name)), None
         return _finite_checked(backend, a, dtype, name), None
     try:
         floating = xp.isdtype(a.dtype, "real floating")
         # Cast after standardizing, not before: the cast would round away a
         # spread that is small beside the column's offset.
-        early = (prescale is not None and floating
-                 and xp.finfo(a.dtype).bits > xp.finfo(dtype).bits)
+        early = prescale is not None and _wider_float(xp, a.dtype, dtype)
         with warnings.catch_warnings():
             # An overflowing cast is reported below, once and by name.
             warnings.simplefilter("ignore", RuntimeWarning)
@@ -376,6 +378,11 @@ def _device_checked(backend: Backend, a, dtype, name: str, prescale=None):
 def _unknown_rows(a) -> bool:
     n = a.shape[0]
     return n is None or (isinstance(n, float) and math.isnan(n))
+
+
+def _wider_float(xp, dtype, target) -> bool:
+    """Whether ``dtype`` is a float wider than the model's ``target`` dtype."""
+    return xp.isdtype(dtype, "real floating") and xp.finfo(dtype).bits > xp.finfo(target).bits
 
 
 def known_rows(a) -> bool:

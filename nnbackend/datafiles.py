@@ -11,6 +11,7 @@ import csv
 import io
 import math
 import os
+import warnings
 import zipfile
 from dataclasses import dataclass
 
@@ -298,9 +299,9 @@ def load_features_file(path, drop: str | None = None, header: bool = True,
     header : bool
         Whether a ``.csv`` starts with a row of column names (a first row of
         numbers alone is refused as a header, as in :func:`load_data_file`,
-        unless its cells are exactly ``feature_names``, in any order, with
+        unless its cells are exactly ``feature_names``, in their order, with
         the ``drop`` column or without: the header of a model trained on
-        features named ``1``, ``2``...).
+        features named ``1``, ``2``..., read as such with a warning).
     feature_names : list of str, optional
         The names the model was trained on (its ``feature_names_in_``): the
         columns of a ``.csv`` with a header are then taken by name, in this
@@ -441,8 +442,9 @@ def _sniff(sample):
 def _csv_table(path, header=True, delimiter=None, feature_names=None, label=None):
     """The rows of a csv file (blank lines skipped; a row of empty cells is
     refused). A first row of numbers alone is refused as a header, unless it
-    is exactly ``feature_names`` (the model's; in any order, with the
-    ``label`` column's name or without)."""
+    is exactly ``feature_names`` (the model's, in their order, with the
+    ``label`` column's name or without: a warning says so). Rows of empty
+    cells at the file's end are dropped."""
     try:
         # utf-8-sig drops the byte-order mark spreadsheet programs write.
         with open(path, newline="", encoding="utf-8-sig") as f:
@@ -454,20 +456,27 @@ def _csv_table(path, header=True, delimiter=None, feature_names=None, label=None
         raise ValueError(f"could not read {path} as csv: {exc}") from None
     if not rows:
         raise ValueError(f"{path} is empty")
+    while len(rows) > 1 and not any(c.strip() for c in rows[-1][1]):
+        rows.pop()  # the ",," rows a spreadsheet leaves at the end: no sample
     for line, row in rows:
-        # ",," is a sample whose every value is missing: skipping it would
-        # shift every later prediction onto the wrong row.
+        # ",," among the samples is one whose every value is missing: skipping
+        # it would shift every later prediction onto the wrong row.
         if not any(c.strip() for c in row):
             raise ValueError(f"{path} line {line}: every cell is empty (missing values?)")
     if not header:
         return _Table(path, None, rows, options["delimiter"], how)
     names = [c.strip() for c in rows[0][1]]
-    if all(is_number(c) for c in names) and not _are_names(names, feature_names, label):
-        shown = names if len(names) <= 4 else [*names[:4], "..."]
-        also = ("" if feature_names is None else
-                " (a header of numbers is taken where it names the model's features)")
-        raise ValueError(f"{path}: its first row {shown} holds numbers, not column names"
-                         f"{also}; {_NO_HEADER_HINT}")
+    if all(is_number(c) for c in names):
+        if not _are_names(names, feature_names, label):
+            shown = names if len(names) <= 4 else [*names[:4], "..."]
+            also = ("" if feature_names is None else
+                    " (a header of numbers is taken where it names the model's features, "
+                    "in their order)")
+            raise ValueError(f"{path}: its first row {shown} holds numbers, not column names"
+                             f"{also}; {_NO_HEADER_HINT}")
+        warnings.warn(f"{path}: its first row {names} is read as the header: it names the "
+                      "model's features, in their order (if it is data, say the file has "
+                      "no header)", UserWarning, stacklevel=3)
     body = rows[1:]
     if not body:
         raise ValueError(f"{path} has a header but no data rows")
@@ -483,12 +492,15 @@ def _is_blank(row):
 def _are_names(cells, feature_names, label):
     """Whether a first row of numbers is the header of a model's features
     named by numbers ("1", "2"...): its cells, spelled exactly as the names,
-    are those features, each once (the label column's name may be among them)."""
-    if feature_names is None or len(set(cells)) != len(cells):
+    are those features in the model's order (the label column's name may be
+    among them). In another order it could as well be a sample, whose
+    columns matched by name would be read swapped."""
+    if feature_names is None:
         return False
-    features = {str(n) for n in feature_names}
-    extra = set() if label is None else {str(label)} - features
-    return set(cells) - extra == features
+    features = [str(n) for n in feature_names]
+    if label is not None and str(label) not in features:
+        cells = [c for c in cells if c != str(label)]
+    return cells == features
 
 
 def _target_index(path, target, header, width):

@@ -158,6 +158,7 @@ class ModelInputs:
             name = "X" if attr == "feature_scaler" else "the targets"
             host = isinstance(A, np.ndarray)  # host data, else a wider array of the backend
             if fit and getattr(self, attr) is None:
+                n_rows(A)  # a fit's rows must be known: said before reading them again
                 scaler = (StandardScaler().fit_host(A, name=name) if host else
                           StandardScaler().fit(A, backend=self.backend, name=name))
                 setattr(self, attr, scaler)
@@ -175,6 +176,7 @@ class ModelInputs:
         """``A`` through the scaler ``attr``, which ``fit`` first learns from ``A``
         where it has none yet (a later fit keeps it: the weights are fitted to it)."""
         if fit and getattr(self, attr) is None:
+            n_rows(A)  # a fit's rows must be known: said before reading them again
             with self.backend.compute_context():
                 name = "X" if attr == "feature_scaler" else "the targets"
                 setattr(self, attr, StandardScaler().fit(A, backend=self.backend, name=name))

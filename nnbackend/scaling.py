@@ -95,9 +95,7 @@ class StandardScaler:
             X = xp.astype(X, xp.float64)
         owner = backend or (None if isinstance(X, np.ndarray) else backend_of(X))
         wide = np.float64 if owner is None else owner.wide_dtype()
-        # A spread within the data's own rounding of the mean is a constant column.
-        resolution = (16 * np.finfo(np.float64).eps if xp.finfo(X.dtype).bits == 64
-                      else np.finfo(np.float32).eps)
+        resolution = _resolution(xp.finfo(X.dtype).bits // 8)
         with warnings.catch_warnings():  # an overflow is refused below, by column
             warnings.simplefilter("ignore", RuntimeWarning)
             if wide is not None and X.dtype != wide:
@@ -145,9 +143,9 @@ class StandardScaler:
                 deviation = np.subtract(block, mean, dtype=np.float64)
                 deviation *= deviation
                 squares += np.sum(deviation, axis=0)
-        # A spread below float64's rounding of the mean is a constant column.
         return self._learned(mean, np.sqrt(squares / n), np.dtype(np.float64), name,
-                             lambda: np.max(np.abs(X), axis=0), 16 * np.finfo(np.float64).eps)
+                             lambda: np.max(np.abs(X), axis=0),
+                             _resolution(X.dtype.itemsize if X.dtype.kind == "f" else 8))
 
     def _learned(self, mean, std, dtype, name, largest, resolution=np.finfo(np.float32).eps):
         """Keep the statistics ``mean`` and ``std`` (computed in ``dtype``), or
@@ -290,6 +288,13 @@ class StandardScaler:
         if not isinstance(d, dict) or set(d) != {"mean", "scale"}:
             raise ValueError(f"a scaler is a dict with 'mean' and 'scale'; got {d!r:.80}")
         return cls(d["mean"], d["scale"])
+
+
+def _resolution(itemsize):
+    """The relative spread below which a column of data with floats (or whole
+    numbers cast to them) of ``itemsize`` bytes is constant: the data's own
+    rounding of its mean, as the same values are judged on every backend."""
+    return 16 * np.finfo(np.float64).eps if itemsize >= 8 else np.finfo(np.float32).eps
 
 
 def _wide_stats(X, xp, to_host, asarray, wide):

@@ -102,3 +102,33 @@ def test_targets_of_unknown_row_count_are_refused_with_the_way_out(dask_backend)
     with pytest.raises(ValueError, match=r"y's number of rows is unknown .* "
                                          r"y = y.compute_chunk_sizes\(\)"):
         nb.MLP([3, 4, 1], loss="bce", backend=dask_backend).fit(X, masked, epochs=1)
+
+
+def test_float64_data_of_unknown_rows_is_standardized_before_its_cast(dask_backend):
+    # As with known rows: a feature 1e7 ± 1 cast to float32 first keeps 8 values.
+    rng = np.random.default_rng(0)
+    x = 1e7 + rng.normal(size=400)
+    X = np.c_[x, rng.normal(size=400)]
+    model = nb.MLP([2, 8, 1], loss="bce", standardize=True, backend=dask_backend, seed=0)
+    model.fit(X, (x > 1e7).astype(float), epochs=20, lr=0.3)
+    Xd = da.from_array(X, chunks=(100, -1))
+    masked = Xd[Xd[:, 1] > -100]  # every row, of unknown count
+    assert np.isnan(masked.shape[0])
+    known = np.asarray(model.predict(Xd))
+    np.testing.assert_array_equal(np.asarray(model.predict(masked)), known)
+
+
+def test_a_standardizing_fit_on_rows_of_unknown_count_stops_after_one_read(dask_backend):
+    reads = []
+    X, y = _data(400)
+
+    def counted(block):
+        reads.append(block.shape[0])
+        return block
+
+    lazy = da.from_array(X, chunks=(100, -1)).map_blocks(counted, dtype=X.dtype)
+    masked = lazy[lazy[:, 1] > -100]
+    model = nb.MLP([3, 4, 1], loss="bce", standardize=True, backend=dask_backend)
+    with pytest.raises(ValueError, match=r"number of rows is unknown"):
+        model.fit(masked, y, epochs=1)
+    assert sum(reads) <= 2 * 400  # the checks' read (the mask's own), not the scaler's too

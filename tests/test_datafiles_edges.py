@@ -220,24 +220,30 @@ def _model(tmp_path):
     return model
 
 
-def test_a_header_of_numbers_naming_the_features_is_taken(tmp_path):
-    path = _csv(tmp_path, "3,1,2\n30,10,20\n31,11,21\n")
-    X = load_features_file(path, feature_names=["1", "2", "3"])
+def test_a_header_of_numbers_naming_the_features_in_order_is_taken_with_a_warning(tmp_path):
+    path = _csv(tmp_path, "1,2,3\n10,20,30\n11,21,31\n")
+    with pytest.warns(UserWarning, match=r"first row \['1', '2', '3'\] is read as the header"):
+        X = load_features_file(path, feature_names=["1", "2", "3"])
     np.testing.assert_array_equal(X, [[10, 20, 30], [11, 21, 31]])
     # With the label column (named by a number too) among them, or left out.
-    path = _csv(tmp_path, "3,9,1,2\n30,0,10,20\n", "l.csv")
-    np.testing.assert_array_equal(load_features_file(path, drop="9", feature_names=[1, 2, 3]),
-                                  [[10, 20, 30]])
-    X, labels = read_labelled_file(path, "9", feature_names=["1", "2", "3"])
+    path = _csv(tmp_path, "1,9,2,3\n10,0,20,30\n", "l.csv")
+    with pytest.warns(UserWarning):
+        np.testing.assert_array_equal(
+            load_features_file(path, drop="9", feature_names=[1, 2, 3]), [[10, 20, 30]])
+    with pytest.warns(UserWarning):
+        X, labels = read_labelled_file(path, "9", feature_names=["1", "2", "3"])
     np.testing.assert_array_equal(X, [[10, 20, 30]])
     assert labels.tolist() == ["0"]
 
 
-@pytest.mark.parametrize("first", ["1,2,4", "1,2,3,3", "1,2", "1.0,2,3"])
-def test_a_row_of_numbers_that_is_not_the_features_stays_refused(tmp_path, first):
+@pytest.mark.parametrize("first", ["1,2,4", "1,2,3,3", "1,2", "1.0,2,3", "3,1,2", "2,1,3"])
+def test_a_row_of_numbers_that_is_not_the_features_in_order_stays_refused(tmp_path, first):
+    # In another order the row could as well be a sample (features '0', '1'
+    # and a row 1,0): taken as names, its columns would be read swapped.
     path = _csv(tmp_path, f"{first}\n5,6,7\n")
     with pytest.raises(ValueError, match=r"holds numbers, not column names \(a header of numbers "
-                                         r"is taken where it names the model's features\); "):
+                                         r"is taken where it names the model's features, in "
+                                         r"their order\); "):
         load_features_file(path, feature_names=["1", "2", "3"])
     with pytest.raises(ValueError, match=r"holds numbers, not column names; give"):
         load_features_file(path)
@@ -246,12 +252,20 @@ def test_a_row_of_numbers_that_is_not_the_features_stays_refused(tmp_path, first
 def test_predict_takes_a_header_of_the_model_s_numeric_feature_names(tmp_path, capsys):
     model = _model(tmp_path)
     _csv(tmp_path, "1,2,3\n0,1,2\n1,4,6\n2,0,3\n", "in_order.csv")
-    _csv(tmp_path, "3,1,2\n2,0,1\n6,1,4\n3,2,0\n", "shuffled.csv")
-    outs = []
-    for name in ("in_order", "shuffled"):
-        out = tmp_path / f"{name}_p.csv"
-        assert main(["predict", "--model", str(model), "--data", str(tmp_path / f"{name}.csv"),
-                     "--out", str(out)]) == 0
-        outs.append(out.read_text())
+    out = tmp_path / "p.csv"
+    with pytest.warns(UserWarning, match="is read as the header"):
+        assert main(["predict", "--model", str(model), "--data",
+                     str(tmp_path / "in_order.csv"), "--out", str(out)]) == 0
     # Three rows, three predictions: the header is no sample.
-    assert len(outs[0].strip().splitlines()) == 1 + 3 and outs[0] == outs[1]
+    assert len(out.read_text().strip().splitlines()) == 1 + 3
+    _csv(tmp_path, "0,1,2\n1,4,6\n2,0,3\n", "headerless.csv")
+    assert main(["predict", "--model", str(model), "--data", str(tmp_path / "headerless.csv"),
+                 "--no-header", "--out", str(out)]) == 0
+    assert len(out.read_text().strip().splitlines()) == 1 + 3
+
+
+def test_trailing_rows_of_empty_cells_are_no_samples(tmp_path):
+    # What spreadsheets leave at a file's end; among the samples they are refused.
+    path = _csv(tmp_path, "a,b,y\n1,2,0\n3,4,1\n,,\n,,\n", "trailing.csv")
+    X, y = load_data_file(path, target="y")
+    assert X.shape == (2, 2) and list(y) == [0, 1]

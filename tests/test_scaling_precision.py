@@ -204,3 +204,19 @@ def test_a_float64_spread_below_float32s_resolution_is_no_constant_column():
     rng = np.random.default_rng(1)
     X = np.c_[rng.normal(size=500), 1e10 + 500 * rng.normal(size=500)]
     assert 400 < StandardScaler().fit(X).scale_[1] < 600
+
+
+@pytest.mark.parametrize("library", ["torch", "array_api_strict", "dask"])
+def test_float32_values_get_one_scaler_on_the_host_and_on_a_backend(library):
+    # 1e5 ± 0.01 stored in float32 is float32 rounding: constant on every backend.
+    rng = np.random.default_rng(2)
+    X = np.c_[1e5 + 0.01 * rng.normal(size=300), rng.normal(size=300)].astype(np.float32)
+    host = StandardScaler().fit_host(X)
+    if library == "dask":
+        da = pytest.importorskip("dask.array")
+        other = StandardScaler().fit(da.from_array(X, chunks=(100, -1)),
+                                     backend=nb.get_backend("dask"))
+    else:
+        other = StandardScaler().fit(pytest.importorskip(library).asarray(X))
+    assert host.scale_[0] == other.scale_[0] == 1.0
+    np.testing.assert_allclose(host.scale_[1], other.scale_[1], rtol=1e-7)  # float32 squares
