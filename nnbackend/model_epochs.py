@@ -29,23 +29,33 @@ def epoch_function(model, X, y, mode="minibatch", batch_size=32, lr=0.1, optimiz
 
     For benchmarks: the data moves to the device here, not in ``step``.
     ``step.precision`` is the precision the float32 matmuls run at (as
-    ``History.precision``), ``step.executor`` the executor that runs the epochs.
+    ``History.precision``), ``step.executor`` the executor that runs the epochs,
+    ``step.blas_threads`` the BLAS threads each call runs with (as
+    ``History.blas_threads``: the fit's own count, None where the backend
+    sets none).
     """
     X = model._features(X)
-    Y = model._targets(y, n_rows(X))
+    n = n_rows(X)
+    Y = model._targets(y, n)
     stepper = epoch_stepper(model._network(), X, Y, mode=mode, batch_size=batch_size, lr=lr,
                             optimizer=optimizer, shuffle=shuffle, seed=seed,
                             chunk_size=chunk_size, executor=executor, precision=precision)
+    # The fit's BLAS threads (one for a small network's products, say): timed
+    # at the library's default instead, an epoch is not the one a fit runs.
+    with model._fit_context(n, stepper.options) as threads:
+        pass
 
     def step():
-        model.flat_params, loss = stepper()
+        with model.backend.blas_threads(threads):
+            model.flat_params, loss = stepper()
         return loss
 
     def window(k):
-        model.flat_params, losses = stepper.window(k)
+        with model.backend.blas_threads(threads):
+            model.flat_params, losses = stepper.window(k)
         return losses
 
     step.window, step.fit_window = window, stepper.fit_window
     step.plan, step.precision, step.executor = stepper.plan, stepper.precision, stepper.executor
-    step.reason_now = stepper.reason_now
+    step.reason_now, step.blas_threads = stepper.reason_now, threads
     return step

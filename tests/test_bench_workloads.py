@@ -223,3 +223,27 @@ def test_epochs_per_call_fills_a_call_within_the_window_and_the_fits(monkeypatch
     peer = types.SimpleNamespace(window=lambda k: calls.append(k))
     E.timed_call(peer, 5)()
     assert calls == [5] and E.timed_call(peer, 1) is peer
+
+
+def test_an_epoch_is_timed_with_the_blas_threads_its_fit_runs_with(monkeypatch):
+    # Timed at OpenBLAS's default (two threads on a 2-core VM), a small
+    # network's batch epoch took 38 ms; the fit's one thread runs it in 0.3.
+    from nnbackend.backends.numpy import NumpyBackend
+    from nnbackend.bench import workloads as W
+    from nnbackend.bench.synthetic import data_for
+
+    X, y = data_for("small", 1000, 0)
+    fit = nb.MLP([32, 64, 1], backend="numpy", seed=0).fit(X, y, mode="batch", epochs=1)
+    asked = []
+    real = NumpyBackend.blas_threads
+
+    def recording(self, threads):
+        asked.append(threads)
+        return real(self, threads)
+
+    monkeypatch.setattr(NumpyBackend, "blas_threads", recording)
+    step, info = W.make_epoch("nnbackend", "numpy", "batch", 1000)
+    asked.clear()
+    step()
+    step.window(2)
+    assert asked == [fit.blas_threads] * 2 and info["blas_threads"] == fit.blas_threads

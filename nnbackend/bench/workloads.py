@@ -89,7 +89,7 @@ def nnbackend_epoch(backend, device, mode, n_samples, batch_size=None, seed=0, l
     info = {"implementation": "nnbackend", "label": label_for("nnbackend", kind, b.name, executor),
             "backend": b.name, "device": b.device_name(), "device_kind": kind, "gpu": b.is_gpu(),
             "model": w.name, "executor": executor, "executor_ran": step.executor,
-            "precision": step.precision}
+            "precision": step.precision, "blas_threads": step.blas_threads}
     return step, info
 
 

@@ -555,7 +555,7 @@ def epoch_stepper(net: Network, X, Y, mode="minibatch", batch_size=32, lr=0.1, o
     step.window = window
     # The window a long fit with no callback would run these epochs in.
     step.fit_window = epochs.window(replace(options, epochs=WINDOW_EPOCHS_IN_ONE_CALL), False)
-    step.plan = plan
+    step.plan, step.options = plan, options
     step.executor, step.executor_reason = epochs.choice.name, epochs.choice.reason
     # How the epochs ran, asked after they have (a graph not captured, a cluster
     # launch that fell back): the fit's History.executor_reason.
