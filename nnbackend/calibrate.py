@@ -13,13 +13,18 @@ terms (:mod:`nnbackend.autoselect.cost`) are fitted to them per candidate and
 mode. NumPy's BLAS is timed with one thread and with its own count on
 products of growing size, for the size from which more threads pay (the
 fits themselves run with one thread: the gain is applied per fit). The
-profile is written as JSON to the cache directory; the points go round-robin
-over the groups, so a run cut short by its time budget leaves every group
-measured at a few points (a group with fewer than two keeps the default).
+points go round-robin over the groups (a candidate and mode each), so a run
+cut short by its time budget leaves every group measured at a few points (a
+group with fewer than two is not measured). ``nnbackend bench --calibrate``
+merges the groups measured over those of the profile file in the cache
+directory (:func:`merge_profiles`), so a narrowed run (``--backends``,
+``--modes``) keeps the others' terms; a run that measured none writes
+nothing.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import os
 import sys
@@ -29,16 +34,17 @@ from datetime import datetime, timezone
 
 import numpy as np
 
-from .autoselect import Profile, default_profile, set_profile
+from .autoselect import Profile, default_profile, machine_fingerprint, set_profile
 from .autoselect.choose import used_candidates
 from .autoselect.cost import COMPILE_TERMS, EPOCH_TERMS, SETUP_TERMS, Terms, Workload
 from .autoselect.cost import compile_features, epoch_features, fit_nonnegative, setup_features
+from .autoselect.profile import profile_mismatch
 from .backends import auto_candidates, cpu_name, library_version
 from .backends import blas
 from .model import MLP
 from .network import chunk_rows
 
-__all__ = ["BUDGET_S", "POINTS", "calibrate", "measure_blas"]
+__all__ = ["BUDGET_S", "POINTS", "calibrate", "measure_blas", "merge_profiles"]
 
 # The whole calibration's time budget (the issue: 2 minutes on a laptop CPU).
 BUDGET_S = 90.0
@@ -256,8 +262,14 @@ def calibrate(budget_s=BUDGET_S, keys=None, modes=("sgd", "minibatch", "batch"),
     """
     start = time.perf_counter()
     say = progress or (lambda text: None)
-    candidates = [(k, b) for k, b in auto_candidates()
-                  if keys is None or k in keys or b.name in keys]
+    here = auto_candidates()
+    # A name that matches nothing would be left out without a word, and the
+    # run taken for one that measured what was asked.
+    unknown = [k for k in keys or () if not any(k in (key, b.name) for key, b in here)]
+    if unknown:
+        raise ValueError(f"--backends: no candidate here matches {', '.join(unknown)} (the "
+                         f"candidates: {', '.join(key for key, _ in here)})")
+    candidates = [(k, b) for k, b in here if keys is None or k in keys or b.name in keys]
     if not candidates:
         raise ValueError(f"no candidate to calibrate among {keys}")
     say("candidates: " + ", ".join(key for key, _ in candidates))
@@ -313,10 +325,62 @@ def calibrate(budget_s=BUDGET_S, keys=None, modes=("sgd", "minibatch", "batch"),
             measured.setdefault(key, {}).update(measured_terms)
     libraries = {name: library_version(name) for name in {b.name for _, b in candidates}}
     created = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    samples = {f"{key} {mode}": [_sample(p) for p in found] for (key, mode), found in points.items()}
-    return Profile(measured, blas_section, "measured", _machine(), created, libraries,
+    machine = _machine()
+    samples = {f"{key} {mode}": [_sample(p) for p in found]
+               for (key, mode), found in points.items()}
+    # Each group's own run, kept when a later calibration merges over it (merge_profiles).
+    groups = {key: {mode.partition("/")[0]: {"created": created, "machine": machine,
+                                             "version": libraries.get(key.partition(":")[0])}
+                    for mode in modes_} for key, modes_ in measured.items()}
+    return Profile(measured, blas_section, "measured", machine, created, libraries,
                    tuple((k, m) for k, modes_ in measured.items() for m in modes_), first_use,
-                   samples)
+                   samples, machine_fingerprint(), groups)
+
+
+def merge_profiles(new: Profile, old: Profile | None) -> tuple[Profile, list]:
+    """``(profile, notes)``: ``new`` (a calibration's) over the groups of ``old``
+    (the file it would replace) that ``new`` did not measure, and lines saying
+    which of ``old``'s groups were kept, or why none was.
+
+    A group is a candidate and mode, with its ``MODE/EXECUTOR`` entries: a
+    group ``new`` measured replaces all of ``old``'s, so that no entry of an
+    executor the new run no longer saw is left beside it. ``old``'s groups are
+    kept only where it was measured on this machine (the same CPU name and
+    core count): prices from two machines would be mixed otherwise. The header
+    (machine, created, fingerprint, BLAS section) is ``new``'s; each group
+    keeps its own run in ``groups``, and ``libraries`` each library's version as
+    of its latest run.
+    """
+    if old is None or not old.measured:
+        return new, []
+    elsewhere = profile_mismatch(old).get("machine")
+    if elsewhere:
+        return new, [f"{old.source} was {elsewhere}: its groups are replaced, not merged"]
+    fresh = {(key, mode.partition("/")[0]) for key, mode in new.measured}
+    candidates, groups, kept = {}, {}, set()
+    for key, mode in old.measured:
+        group = (key, mode.partition("/")[0])
+        if group in fresh:
+            continue
+        kept.add(group)
+        candidates.setdefault(key, {})[mode] = old.candidates[key][mode]
+        groups.setdefault(key, {})[group[1]] = old.group_facts(key, mode)
+    for key, modes in new.candidates.items():
+        candidates.setdefault(key, {}).update(modes)
+    for key, mode in new.measured:
+        groups.setdefault(key, {})[mode.partition("/")[0]] = new.group_facts(key, mode)
+    measured = tuple((k, m) for k, modes in candidates.items() for m in modes)
+    # A library the new run did not load keeps the version its groups ran.
+    libraries = {**old.libraries, **{k: v for k, v in new.libraries.items() if v}}
+    # Samples ("KEY MODE": points) go with their group's terms: a kept group's
+    # stay, though the new run timed a point or two of it (too few for terms).
+    samples = {**new.samples, **{name: points for name, points in old.samples.items()
+                                 if tuple(name.split(" ", 1)) in kept}}
+    merged = dataclasses.replace(
+        new, candidates=candidates, measured=measured, groups=groups, libraries=libraries,
+        first_use={**old.first_use, **new.first_use}, samples=samples)
+    names = ", ".join(f"{key} {mode}" for key, mode in sorted(kept))
+    return merged, ([f"kept from {old.source}: {names}"] if kept else [])
 
 
 def _sample(point):

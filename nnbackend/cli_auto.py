@@ -10,7 +10,13 @@ import json
 import math
 import sys
 
-from .autoselect import active_profile, explain_backend, load_profile, profile_path
+from .autoselect import (
+    active_profile,
+    explain_backend,
+    load_profile,
+    profile_path,
+    read_profile,
+)
 from .backends import auto_candidates, is_auto
 from .data import MODES
 
@@ -71,6 +77,8 @@ def auto_report() -> dict:
                   for key, modes in profile.candidates.items()}
     return {"profile": profile.source, "path": profile_path(), "machine": profile.machine,
             "created": profile.created, "measured": [list(m) for m in profile.measured],
+            "default": profile.is_default, "mismatch": profile.mismatch,
+            "groups": profile.groups,
             "blas": profile.blas, "first_use": profile.first_use, "candidates": candidates,
             "installed": [key for key, _ in auto_candidates()],
             "picks": [_typical(*fit, profile) for fit in TYPICAL_FITS]}
@@ -91,6 +99,8 @@ def _blas_text(blas):
     threshold, threads = blas["threshold_madds"], blas.get("threads") or "the library's count"
     if threshold is None:
         return "BLAS threads: 1 for every fit (more threads never paid here)"
+    if threshold <= 0:  # the loader takes 0: every product is at or above it (no log2 of it)
+        return f"BLAS threads: {threads} for every product (at most the idle cores)"
     return (f"BLAS threads: 1 below 2^{math.log2(threshold):.3g} multiply-adds in a product, "
             f"else {threads} (at most the idle cores)")
 
@@ -99,15 +109,24 @@ def _report_text(report) -> str:
     if report["profile"] == "default":
         head = (f"auto     profile: the shipped default (no measured profile at {report['path']};"
                 " `nnbackend bench --calibrate` measures one)")
+    elif report.get("default"):  # a file with no measured group prices as the default does
+        head = (f"auto     profile: the shipped default ({report['profile']} measures no "
+                "candidate; `nnbackend bench --calibrate` measures them)")
     else:
         head = (f"auto     profile: {report['profile']} (measured {report['created']} on "
                 f"{report['machine']})")
-    lines = [head, f"           {_blas_text(report['blas'])}"]
+    lines = [head]
+    mismatch = report.get("mismatch") or {}
+    if mismatch:  # still used (see load_profile): say so before its figures are read
+        lines.append(f"           WARNING: this profile does not describe this machine "
+                     f"({'; '.join(mismatch.values())}): re-run `nnbackend bench --calibrate`")
+    lines.append(f"           {_blas_text(report['blas'])}")
     measured = {tuple(m) for m in report["measured"]}
     here = set(report["installed"])
     starts = [f"{k} {_seconds(s)}" for k, s in report["first_use"].items() if k in here and s]
     if starts:
-        lines.append("           a library's first fit in a process takes more: " + ", ".join(starts))
+        lines.append("           a library's first fit in a process takes more: "
+                     + ", ".join(starts))
     for key, modes in report["candidates"].items():
         if key not in here:  # not installed, or no GPU: its default terms are beside the point
             continue
@@ -117,7 +136,10 @@ def _report_text(report) -> str:
                 continue
             error = ("error unknown" if t.get("rel_error") is None
                      else f"{t['rel_error']:.0%} error")
-            source = (f"measured, {t.get('points')} points, {error}"
+            # A group from an earlier run than the header's (a merged calibration) says when.
+            when = (report.get("groups") or {}).get(key, {}).get(mode, {}).get("created")
+            when = f" {when}" if when and when != report["created"] else ""
+            source = (f"measured{when}, {t.get('points')} points, {error}"
                       if (key, mode) in measured else "default")
             lines.append(f"           {key:10s} {mode:9s} {t['executor']:11s} "
                          f"{_seconds(t['launch_s'])}/step, {_seconds(t['madd_s'])}/multiply-add, "
@@ -134,10 +156,44 @@ def _report_text(report) -> str:
     return "\n".join(lines)
 
 
-def calibrate_command(args) -> int:
-    """``nnbackend bench --calibrate``: measure, write the profile, show it."""
-    from .calibrate import BUDGET_S, calibrate
+# The bench flags --calibrate reads; every other one it would ignore, so it refuses them.
+_CALIBRATE_FLAGS = ("calibrate", "backends", "modes", "quick", "time_budget")
 
+
+def _ignored_bench_flags(args) -> list:
+    """The bench-only flags ``args`` sets (away from their defaults), as ``--flag``."""
+    import argparse
+
+    from .bench.suite import add_bench_arguments
+
+    # The bench parser's own defaults: a flag added there is covered here too.
+    parser = argparse.ArgumentParser(add_help=False)
+    add_bench_arguments(parser)
+    defaults = vars(parser.parse_args([]))
+    return ["--" + dest.replace("_", "-") for dest, default in defaults.items()
+            if dest not in _CALIBRATE_FLAGS and getattr(args, dest, default) != default]
+
+
+def calibrate_command(args) -> int:
+    """``nnbackend bench --calibrate``: measure, merge over the profile, show it.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The bench command's flags; only ``--backends``, ``--modes``, ``--quick``
+        and ``--time-budget`` apply (any other is refused: ValueError).
+
+    Returns
+    -------
+    int
+        0; a run that measured no group raises RuntimeError (nothing written).
+    """
+    from .calibrate import BUDGET_S, calibrate, merge_profiles
+
+    ignored = _ignored_bench_flags(args)
+    if ignored:
+        raise ValueError(f"--calibrate takes only --backends, --modes, --quick and "
+                         f"--time-budget; it would ignore {', '.join(ignored)}")
     keys = [k.strip() for k in args.backends.split(",") if k.strip()] if args.backends else None
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     bad = [m for m in modes if m not in MODES]
@@ -154,7 +210,23 @@ def calibrate_command(args) -> int:
                              f"got {args.time_budget!r}")
     print(f"nnbackend: calibrating backend='auto' (at most {budget:g} s of fits)", file=sys.stderr)
     profile = calibrate(budget_s=budget, keys=keys, modes=modes, quick=args.quick)
-    path = profile.save()
+    path = profile_path()
+    if not profile.measured:
+        # Writing it would replace measured terms with nothing, and pass for a profile.
+        raise RuntimeError(f"the calibration measured no candidate and mode (each needs two "
+                           f"points: a larger --time-budget?); {path} was left as it was")
+    try:
+        old = read_profile(path)
+    except FileNotFoundError:
+        old = None
+    except Exception as exc:  # noqa: BLE001 - a corrupt file: nothing in it to keep
+        print(f"nnbackend calibrate: {path} is not a usable profile ({type(exc).__name__}: "
+              f"{exc}): replaced", file=sys.stderr)
+        old = None
+    profile, notes = merge_profiles(profile, old)
+    for note in notes:
+        print(f"nnbackend calibrate: {note}", file=sys.stderr)
+    path = profile.save(path)
     print(f"profile written to {path}")
     load_profile(path)
     print(_report_text(auto_report()))

@@ -16,7 +16,6 @@ import warnings
 
 import numpy as np
 
-from . import kernels as K
 from .autoselect import (
     active_profile,
     blas_threads_for,
@@ -27,7 +26,6 @@ from .autoselect import (
     workload_of,
 )
 from .backends import Backend, backend_of, candidate_key, get_backend, host_backend, is_auto
-from .checks import check_int
 from .classifier import ClassLabels
 from .data import (
     FeatureScaleWarning,
@@ -41,8 +39,8 @@ from .model_epochs import epoch_function
 from .model_inputs import ModelInputs, dtype_name, first_param
 from .network import (
     DEFAULT_CHUNK_SIZE,
-    NetSpec,
     check_chunk_size,
+    checked_network,
     chunk_rows,
     evaluate_rows,
     forward,
@@ -138,33 +136,8 @@ class MLP(ModelInputs, ClassLabels):
         params=None,
         standardize=False,
     ):
-        try:
-            sizes = list(layer_sizes) if not isinstance(layer_sizes, (str, bytes)) else None
-        except TypeError:  # a bare number
-            sizes = None
-        if not sizes or len(sizes) < 2:
-            raise ValueError(
-                "layer_sizes must list at least the input and output sizes, "
-                f"e.g. [2, 4, 1]; got {layer_sizes!r}"
-            )
-        for s in sizes:
-            check_int("each entry of layer_sizes", s)
-        self.layer_sizes = [int(s) for s in sizes]
-        if hidden_activation not in K.HIDDEN_ACTIVATIONS:
-            raise ValueError(
-                f"unknown hidden_activation {hidden_activation!r}; choose one of "
-                f"{list(K.HIDDEN_ACTIVATIONS)}"
-            )
-        if output_activation not in K.OUTPUT_ACTIVATIONS:
-            raise ValueError(
-                f"unknown output_activation {output_activation!r}; choose one of "
-                f"{list(K.OUTPUT_ACTIVATIONS)}"
-            )
-        K.check_loss(loss, output_activation)
-        K.check_reduction(reduction)
-        if output_activation == "softmax" and self.layer_sizes[-1] < 2:
-            raise ValueError("a softmax output needs at least 2 units")
-        self.spec = NetSpec(hidden_activation, output_activation, loss, reduction)
+        self.layer_sizes, self.spec = checked_network(layer_sizes, hidden_activation,
+                                                      output_activation, loss, reduction)
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
             raise TypeError(f"seed must be an integer or None, got {seed!r}")
         if seed is not None and seed < 0:

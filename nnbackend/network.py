@@ -149,6 +149,44 @@ class NetSpec:
     reduction: str
 
 
+def checked_network(layer_sizes, hidden_activation, output_activation, loss,
+                    reduction) -> tuple[list, NetSpec]:
+    """``(layer_sizes as ints, NetSpec)`` of a network, or the refusal that
+    names what is wrong with it (what :class:`nnbackend.MLP` and
+    :func:`nnbackend.explain_backend` say).
+
+    Raises
+    ------
+    ValueError, TypeError
+        Fewer than two sizes, a size that is no integer >= 1, an unknown
+        activation, loss or reduction, a loss the output cannot take, or a
+        softmax of one unit.
+    """
+    from .checks import check_int
+
+    try:
+        sizes = list(layer_sizes) if not isinstance(layer_sizes, (str, bytes)) else None
+    except TypeError:  # a bare number
+        sizes = None
+    if not sizes or len(sizes) < 2:
+        raise ValueError("layer_sizes must list at least the input and output sizes, "
+                         f"e.g. [2, 4, 1]; got {layer_sizes!r}")
+    for size in sizes:
+        check_int("each entry of layer_sizes", size)
+    sizes = [int(size) for size in sizes]
+    if hidden_activation not in K.HIDDEN_ACTIVATIONS:
+        raise ValueError(f"unknown hidden_activation {hidden_activation!r}; choose one of "
+                         f"{list(K.HIDDEN_ACTIVATIONS)}")
+    if output_activation not in K.OUTPUT_ACTIVATIONS:
+        raise ValueError(f"unknown output_activation {output_activation!r}; choose one of "
+                         f"{list(K.OUTPUT_ACTIVATIONS)}")
+    K.check_loss(loss, output_activation)
+    K.check_reduction(reduction)
+    if output_activation == "softmax" and sizes[-1] < 2:
+        raise ValueError("a softmax output needs at least 2 units")
+    return sizes, NetSpec(hidden_activation, output_activation, loss, reduction)
+
+
 def multiclass_of(spec: NetSpec):
     """How to count correct predictions (see ``kernels.n_correct``): True for a
     softmax output, False for sigmoid, None where accuracy means nothing."""

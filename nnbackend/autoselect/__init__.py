@@ -30,14 +30,16 @@ from .profile import (
     cache_dir,
     default_profile,
     load_profile,
+    machine_fingerprint,
     profile_path,
+    read_profile,
     set_profile,
 )
 
 __all__ = ["CACHE_ENV_VAR", "Profile", "ProfileWarning", "Terms", "Workload", "active_profile",
            "blas_threads_for", "cache_dir", "choose", "data_decides", "decided_by_data",
-           "default_profile", "explain_backend", "load_profile", "note_used", "predict",
-           "profile_path", "set_profile", "workload_of"]
+           "default_profile", "explain_backend", "load_profile", "machine_fingerprint",
+           "note_used", "predict", "profile_path", "read_profile", "set_profile", "workload_of"]
 
 
 def explain_backend(model_or_layer_sizes, X=None, y=None, *, n_samples=None, mode="minibatch",
@@ -73,17 +75,14 @@ def explain_backend(model_or_layer_sizes, X=None, y=None, *, n_samples=None, mod
         ``compile_s``, ``epoch_s`` and ``first_use_s``, or ``skipped`` and why.
         A fit's ``History.backend_choice`` holds the same.
     """
-    from ..network import NetSpec
+    from ..network import checked_network
 
     spec = getattr(model_or_layer_sizes, "spec", None)
     if spec is not None:  # a model
         sizes, dtype = model_or_layer_sizes.layer_sizes, dtype or model_or_layer_sizes.dtype
     else:
-        from ..kernels import check_loss
-
-        check_loss(loss, output_activation)
-        sizes, spec = list(model_or_layer_sizes), NetSpec(hidden_activation, output_activation,
-                                                          loss, reduction)
+        sizes, spec = checked_network(model_or_layer_sizes, hidden_activation,
+                                      output_activation, loss, reduction)
     decided = data_decides(X, y)
     if decided is not None:
         return decided_by_data(*decided)
@@ -95,4 +94,3 @@ def explain_backend(model_or_layer_sizes, X=None, y=None, *, n_samples=None, mod
                                executor=executor, chunk_size=chunk_size, shuffle=shuffle,
                                alpha=alpha, lr_schedule=lr_schedule)
     return choose(sizes, spec, int(n_samples), options, dtype or "float32", profile)[1]
-

@@ -217,7 +217,7 @@ def choose(layer_sizes, spec, n_samples, options: FitOptions, dtype: str, profil
     reason = (f"{best['candidate']} ({best['executor']}) predicted {best['predicted_s']:.3g} s"
               + "".join(f", {r['candidate']} {r['predicted_s']:.3g} s" for r in others)
               + f" for {work.epochs} epochs of {work.mode} over {work.n_samples} rows"
-              + (" (shipped default profile)" if profile.is_default else ""))
+              + _profile_note(profile))
     explanation = {
         "chosen": best["candidate"], "backend": best["backend"], "device": best["device"],
         "executor": best["executor"], "reason": reason, "profile": profile.source,
@@ -227,6 +227,18 @@ def choose(layer_sizes, spec, n_samples, options: FitOptions, dtype: str, profil
         "candidates": rows,
     }
     return backends[best["candidate"]], explanation
+
+
+def _profile_note(profile) -> str:
+    """What the reason adds about the profile: that it is the shipped default,
+    or that it was measured elsewhere (still used: see :func:`.load_profile`)."""
+    if profile.is_default:
+        return " (shipped default profile)"
+    if "machine" in profile.mismatch:
+        return " (profile from another machine)"
+    if profile.mismatch:
+        return " (profile from other library versions)"
+    return ""
 
 
 def decided_by_data(backend, why) -> dict:

@@ -8,31 +8,47 @@ A profile file is JSON::
      "machine": "...", "created": "2026-12-05T06:00:00Z", "libraries": {...},
      "candidates": {"jax:cpu": {"sgd": {"executor": "jax-scan", "launch_s": ..., ...},
                                 "minibatch": {...}, "batch": {...}}, ...},
-     "blas": {"threshold_madds": 8388608, "threads": 2, "measured": [...]}}
+     "blas": {"threshold_madds": 8388608, "threads": 2, "measured": [...]},
+     "fingerprint": {"cpu": "CPU ...", "cores": 2},
+     "groups": {"jax:cpu": {"sgd": {"created": "...", "machine": "...", "version": "0.10.2"}}}}
 
 A measured profile's entries take the place of the default's for the same
 candidate and mode; the default fills the rest (a GPU the calibration did
-not see, say). It is kept in :func:`cache_dir`: ``$NNBACKEND_CACHE_DIR``,
-else the user's cache directory, which honours ``$XDG_CACHE_HOME``
-(``$XDG_CACHE_HOME/nnbackend``, else ``~/.cache/nnbackend`` on Linux).
+not see, say). A calibration merges what it measured over the file's
+groups (a candidate and mode each): the header (``machine``, ``created``,
+``fingerprint``, ``blas``) is the latest run's, ``libraries`` each library's
+version as of the run that last measured it, and ``groups`` each group's own
+run (files written before it had none: their groups are the header's).
+
+A profile whose fingerprint (CPU name, core count) or library versions
+(major.minor) differ from this process's is still used, with one
+:class:`ProfileWarning` saying what differs (:attr:`Profile.mismatch`).
+
+It is kept in :func:`cache_dir`: ``$NNBACKEND_CACHE_DIR``, else the user's
+cache directory, which honours ``$XDG_CACHE_HOME`` (``$XDG_CACHE_HOME/nnbackend``,
+else ``~/.cache/nnbackend`` on Linux).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import os
+import re
 import tempfile
 import warnings
 from dataclasses import dataclass, field
 
+from ..backends import cpu_name, library_version
 from ..backends.auto_costs import DEFAULT_PROFILE
 from ..checks import current_umask, replace_target
 from ..data import MODES
 from .cost import Terms
 
 __all__ = ["CACHE_ENV_VAR", "FORMAT", "PROFILE_NAME", "Profile", "ProfileWarning", "active_profile",
-           "cache_dir", "load_profile", "profile_path", "set_profile"]
+           "cache_dir", "fingerprint_of", "load_profile", "machine_fingerprint", "profile_mismatch",
+           "profile_path", "read_profile", "set_profile"]
 
 CACHE_ENV_VAR = "NNBACKEND_CACHE_DIR"
 PROFILE_NAME = "auto-profile.json"
@@ -86,10 +102,17 @@ class Profile:
     measured: tuple = ()  # the (key, mode) pairs this machine's calibration measured
     first_use: dict = field(default_factory=dict)  # {key: seconds of a library's first fit}
     samples: dict = field(default_factory=dict)  # the calibration's timed points, to read
+    fingerprint: dict = field(default_factory=dict)  # {"cpu", "cores"} of the latest run
+    groups: dict = field(default_factory=dict)  # {key: {mode: {"created", "machine", "version"}}}
+    from_file: bool = False  # read by load_profile
+    # What differs from this process ({"machine": text, "libraries": text}; set by load_profile)
+    mismatch: dict = field(default_factory=dict)
 
     @property
     def is_default(self) -> bool:
-        return self.source == "default"
+        """The shipped default, or a file that measured no candidate and mode: auto
+        then prices from the default's terms alone and says so."""
+        return self.source == "default" or (self.from_file and not self.measured)
 
     def terms(self, key: str, mode: str, executor: str | None = None) -> Terms | None:
         """The terms of candidate ``key`` for ``mode``: those kept for ``executor``
@@ -98,12 +121,23 @@ class Profile:
         found = entries.get(f"{mode}/{executor}") if executor else None
         return found if found is not None else entries.get(mode)
 
+    def group_facts(self, key: str, mode: str) -> dict:
+        """``{"created", "machine", "version"}`` of the run that measured candidate
+        ``key``'s ``mode`` (``MODE/EXECUTOR`` entries share their mode's): its own
+        record, else the header's (files from before per-group records)."""
+        found = self.groups.get(key, {}).get(mode.partition("/")[0])
+        if isinstance(found, dict):
+            return found
+        return {"created": self.created, "machine": self.machine,
+                "version": self.libraries.get(key.partition(":")[0])}
+
     def to_dict(self) -> dict:
         return {"format": FORMAT, "version": VERSION, "machine": self.machine,
                 "created": self.created, "libraries": self.libraries,
                 "candidates": {k: {m: t.to_dict() for m, t in modes.items()}
                                for k, modes in self.candidates.items()},
-                "blas": self.blas, "first_use": self.first_use, "samples": self.samples}
+                "blas": self.blas, "first_use": self.first_use, "samples": self.samples,
+                "fingerprint": self.fingerprint, "groups": self.groups}
 
     @classmethod
     def from_dict(cls, d: dict, source: str) -> "Profile":
@@ -111,7 +145,8 @@ class Profile:
         if not isinstance(d, dict) or d.get("format") != FORMAT:
             raise ValueError(f"not an nnbackend profile (no format {FORMAT!r})")
         if d.get("version") != VERSION:
-            raise ValueError(f"profile version {d.get('version')!r}; this nnbackend reads {VERSION}")
+            raise ValueError(f"profile version {d.get('version')!r}; "
+                             f"this nnbackend reads {VERSION}")
         candidates = d.get("candidates")
         if not isinstance(candidates, dict):
             raise ValueError("'candidates' must map candidate keys to modes")
@@ -126,22 +161,30 @@ class Profile:
                 out[key] = {m: Terms.from_dict(t) for m, t in modes.items()}
             except (TypeError, ValueError, AttributeError) as exc:
                 raise ValueError(f"candidate {key!r}: {exc}") from None
-            wrong = [m for m, t in out[key].items() if "/" in m and m.partition("/")[2] != t.executor]
+            wrong = [m for m, t in out[key].items()
+                     if "/" in m and m.partition("/")[2] != t.executor]
             if wrong:
-                raise ValueError(f"candidate {key!r}: entries {wrong} hold another executor's terms")
+                raise ValueError(f"candidate {key!r}: entries {wrong} hold another "
+                                 "executor's terms")
         blas = _checked_blas(d.get("blas") or {})
         first_use = d.get("first_use") or {}
         if not isinstance(first_use, dict) or not all(
                 isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0
                 for v in first_use.values()):
             raise ValueError("'first_use' must map candidate keys to seconds >= 0")
-        for name in ("libraries", "samples"):
+        for name in ("libraries", "samples", "fingerprint"):
             if not isinstance(d.get(name) or {}, dict):
                 raise ValueError(f"'{name}' must be a mapping")
+        groups = d.get("groups") or {}
+        if not isinstance(groups, dict) or not all(
+                isinstance(modes, dict) and all(isinstance(f, dict) for f in modes.values())
+                for modes in groups.values()):
+            raise ValueError("'groups' must map candidate keys to modes to their run's facts")
         return cls(out, blas, source, str(d.get("machine", "")), str(d.get("created", "")),
                    dict(d.get("libraries") or {}),
                    tuple((k, m) for k, modes in out.items() for m in modes if source != "default"),
-                   dict(first_use), dict(d.get("samples") or {}))
+                   dict(first_use), dict(d.get("samples") or {}), dict(d.get("fingerprint") or {}),
+                   {k: dict(modes) for k, modes in groups.items()})
 
     def over(self, base: "Profile") -> "Profile":
         """This profile's entries, ``base``'s where this one has none."""
@@ -150,8 +193,9 @@ class Profile:
             merged.setdefault(key, {}).update(modes)
         blas = dict(base.blas)
         blas.update(self.blas)
-        return Profile(merged, blas, self.source, self.machine, self.created, self.libraries,
-                       self.measured, {**base.first_use, **self.first_use}, self.samples)
+        # replace() keeps this profile's own facts (source, header, groups, ...)
+        return dataclasses.replace(self, candidates=merged, blas=blas,
+                                   first_use={**base.first_use, **self.first_use})
 
     def save(self, path: str | None = None) -> str:
         """Write the profile as JSON to ``path`` (default :func:`profile_path`),
@@ -217,10 +261,27 @@ def set_profile(profile: Profile | None) -> Profile | None:
     return previous
 
 
+def read_profile(path: str) -> Profile:
+    """The profile file at ``path`` alone (not over the default).
+
+    Raises
+    ------
+    OSError
+        Where it cannot be read (``FileNotFoundError``: there is none).
+    Exception
+        Anything else reading or parsing it raised: ``ValueError`` naming
+        what is wrong, or whatever a corrupt file makes the JSON parser
+        raise (``RecursionError`` for deeply nested arrays, say).
+    """
+    with open(path) as f:
+        return dataclasses.replace(Profile.from_dict(json.load(f), path), from_file=True)
+
+
 def load_profile(path: str | None = None) -> Profile:
     """The profile at ``path`` (default :func:`profile_path`) over the shipped
     default, or the default alone where there is no usable file. Re-read when
-    the file changes."""
+    the file changes. A file measured on another machine or with other library
+    versions is used, with one :class:`ProfileWarning` saying what differs."""
     path = path or profile_path()
     try:
         mtime = os.stat(path).st_mtime_ns
@@ -229,16 +290,72 @@ def load_profile(path: str | None = None) -> Profile:
     cached = _FILES.get(path)
     if cached is None or cached[0] != mtime:
         try:
-            with open(path) as f:
-                loaded = Profile.from_dict(json.load(f), path).over(default_profile())
-        except (OSError, ValueError, TypeError, AttributeError) as exc:  # json's: ValueErrors
-            loaded = f"{path} is not a usable profile ({exc})"
+            loaded = read_profile(path).over(default_profile())
+        except Exception as exc:  # noqa: BLE001 - every NumPy fit reads this file
+            # Whatever reading or parsing raised (a RecursionError from deeply
+            # nested JSON too) is a corrupt file: the default, with a warning.
+            loaded = f"{path} is not a usable profile ({type(exc).__name__}: {exc})"
+        else:
+            loaded = dataclasses.replace(loaded, mismatch=profile_mismatch(loaded))
         _FILES[path] = cached = (mtime, loaded)
     if isinstance(cached[1], str):
         _warn_once(cached[1], f"{cached[1]}; auto uses the shipped default (run "
                               "`nnbackend bench --calibrate` to measure this machine)")
         return default_profile()
+    if cached[1].mismatch:
+        what = "; ".join(cached[1].mismatch.values())
+        _warn_once(("mismatch", path, what),
+                   f"{path} does not describe this machine ({what}): auto still prices from "
+                   "it, so its choices may not suit this one; re-run `nnbackend bench --calibrate`")
     return cached[1]
+
+
+def machine_fingerprint() -> dict:
+    """``{"cpu", "cores"}`` of this machine: what a profile's timings depend on
+    beyond the libraries (the load at the time is in its ``machine`` text)."""
+    return {"cpu": cpu_name(), "cores": os.cpu_count()}
+
+
+def fingerprint_of(profile: Profile) -> dict:
+    """The profile's :func:`machine_fingerprint`; for a file from before it kept
+    one, read off its ``machine`` text ("CPU ..., N cores, load ..."); {} where
+    neither says."""
+    if profile.fingerprint:
+        return profile.fingerprint
+    found = re.fullmatch(r"(.+), (\d+) cores(?:, load average .*)?", profile.machine)
+    return {"cpu": found.group(1), "cores": int(found.group(2))} if found else {}
+
+
+def _major_minor(version: str):
+    found = re.match(r"(\d+)\.(\d+)", str(version))
+    return found.groups() if found else str(version)
+
+
+def profile_mismatch(profile: Profile) -> dict:
+    """What differs between where ``profile`` was measured and this process:
+    ``{"machine": text}`` where the CPU name or core count differ,
+    ``{"libraries": text}`` where a measured group's library had another
+    major.minor version than the one installed now; {} where nothing does
+    (or the profile does not say)."""
+    out = {}
+    there, here = fingerprint_of(profile), machine_fingerprint()
+    if there and (there.get("cpu") != here["cpu"] or there.get("cores") != here["cores"]):
+        out["machine"] = (f"measured on {there.get('cpu')}, {there.get('cores')} cores; "
+                          f"this is {here['cpu']}, {here['cores']} cores")
+    versions = {}  # library -> the versions its measured groups ran
+    for key, mode in profile.measured:
+        version = profile.group_facts(key, mode).get("version")
+        if version:
+            versions.setdefault(key.partition(":")[0], set()).add(str(version))
+    stale = []
+    for name, found in sorted(versions.items()):
+        now = library_version(name)
+        old = sorted(v for v in found if now and _major_minor(v) != _major_minor(now))
+        if old:
+            stale.append(f"{name} {', '.join(old)} (installed: {now})")
+    if stale:
+        out["libraries"] = "measured with " + ", ".join(stale)
+    return out
 
 
 def active_profile(announce: bool = False) -> Profile:
@@ -253,8 +370,9 @@ def active_profile(announce: bool = False) -> Profile:
     path = profile_path()
     if announce and profile.is_default and not isinstance(_FILES.get(path, (0, None))[1], str):
         # (An unusable file was said once already, by load_profile.)
+        why = "does not exist" if profile.source == "default" else "measures no candidate"
         _warn_once(("default", path),
-                   f"backend='auto' has no measured profile ({path} does not exist): it "
+                   f"backend='auto' has no measured profile ({path} {why}): it "
                    "chooses from the conservative default shipped with nnbackend; run "
                    "`nnbackend bench --calibrate` to measure this machine")
     return profile
