@@ -160,7 +160,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             multilabel = type_of_target(y_host).startswith("multilabel")
             if classes is None and not multilabel:
                 raise ValueError("classes must be passed on the first call to partial_fit.")
-            # As scikit-learn: multi-label y names its labels itself, classes or not.
+            # Multi-label y names its labels itself, classes or not (scikit-learn
+            # asks for classes on a first call anyway, then fits them from y).
             self._label_binarizer = LabelBinarizer().fit(y_host if multilabel else classes)
             self.classes_ = self._label_binarizer.classes_
         if classes is not None and not np.array_equal(np.unique(classes), self.classes_):
