@@ -329,14 +329,14 @@ def test_no_gpu_and_partial_data(tmp_path):
     assert "one Python step per row" not in md
 
 
-@needs_matplotlib
-def test_empty_results_still_make_a_report(tmp_path, capsys):
+def test_empty_results_are_refused_and_write_nothing(tmp_path, capsys):
+    # As `nnbackend bench` refuses a run that timed nothing: an empty report
+    # must not replace a good one (review finding 5; tests/test_bench_edges.py).
     path = tmp_path / "empty.json"
     path.write_text(json.dumps({"benchmarks": []}))
-    assert main([str(path), str(tmp_path / "o")]) == 0
-    assert (tmp_path / "o" / "epoch_time.png").read_bytes()[:8] == PNG
-    assert "No epoch timings" in (tmp_path / "o" / "report.md").read_text()
-    assert capsys.readouterr().out.strip().endswith("report.md")
+    assert main([str(path), str(tmp_path / "o")]) == 2
+    assert not (tmp_path / "o").exists()
+    assert "none of its 0 benchmark(s) is an epoch timing" in capsys.readouterr().err
 
 
 def test_cli_refuses_a_missing_or_unreadable_results_file(tmp_path, capsys):

@@ -17,7 +17,9 @@ measured, a GPU check's summary names them), and, where
 JSON line as soon as the case ends, with the case's benchmark record: a
 run killed before pytest writes its JSON (a time limit, a crash) leaves
 that file, and :func:`results_from_log` makes a results JSON of it, in
-which the cases collected but never ended are ``not run``.
+which the cases collected but never ended are ``not run``. The sizes the
+run's settings leave out, which never become cases, are one more line at
+collection, ``{"dropped": [...]}``, and the results JSON's ``dropped``.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import json
 import os
 
 __all__ = ["CaseLog", "entry_from_reports", "read_log", "results_from_log", "not_measured",
-           "skip_reason"]
+           "left_out", "skip_reason"]
 
 
 def skip_reason(report):
@@ -94,32 +96,44 @@ class CaseLog:
 def read_log(path):
     """``(collected, entries)`` from a case log; a torn last line is ignored."""
     collected, entries = [], []
+    for record in _records(path):
+        if "collected" in record:
+            collected = record["collected"]
+        elif "name" in record:
+            entries.append(record)
+    return collected, entries
+
+
+def _records(path):
+    """The JSON objects of a case log, one a line; a torn or foreign line is skipped."""
     with open(path, encoding="utf-8") as fh:
         for line in fh:
             try:
                 record = json.loads(line)
             except ValueError:
                 continue
-            if "collected" in record:
-                collected = record["collected"]
-            elif "name" in record:
-                entries.append(record)
-    return collected, entries
+            if isinstance(record, dict):
+                yield record
 
 
 def results_from_log(path, note="the run was cut off before it wrote its results"):
     """A results JSON (as ``nnbackend bench`` writes it, marked incomplete with
     ``note``) from a case log: the benchmarks that ended, every case's entry,
-    and the cases collected but never ended as ``not run``."""
+    the cases collected but never ended as ``not run``, and the sizes the
+    settings left out (``dropped``)."""
     collected, entries = read_log(path)
     done = {e["name"] for e in entries}
     cases = [{k: v for k, v in e.items() if k != "benchmark"} for e in entries]
     cases += [{"name": name, "outcome": "not run", "seconds": None,
                "reason": "the run ended (cut off or crashed) before this case ended"}
               for name in collected if name not in done]
+    # The sizes the settings left out (the suite's conftest writes them at collection).
+    dropped = [d for r in _records(path) if isinstance(r.get("dropped"), list)
+               for d in r["dropped"]]
     return {
         "benchmarks": [e["benchmark"] for e in entries if e.get("benchmark")],
         "cases": cases,
+        "dropped": dropped,
         "datetime": _dt.datetime.fromtimestamp(os.path.getmtime(path),
                                                _dt.timezone.utc).isoformat(),
         "nnbackend": {"failed": note, "command": "nnbackend bench (rebuilt from its case log)"},
@@ -131,3 +145,19 @@ def not_measured(data):
     cases = data.get("cases") if isinstance(data, dict) else None
     return [(c.get("name", "?"), c.get("outcome", "?"), c.get("reason") or "")
             for c in cases or [] if isinstance(c, dict) and c.get("outcome") != "passed"]
+
+
+def left_out(data):
+    """The sizes a results JSON's settings left out (its ``dropped``), as
+    ``(model, mode, n_samples, implementations, reason)``; ``[]`` in a
+    record made before they were kept, or with none."""
+    dropped = data.get("dropped") if isinstance(data, dict) else None
+    out = []
+    for d in dropped if isinstance(dropped, list) else []:
+        if not isinstance(d, dict):
+            continue
+        impls = d.get("implementations")
+        out.append((str(d.get("model") or "?"), str(d.get("mode") or "?"), d.get("n_samples"),
+                    [str(i) for i in impls] if isinstance(impls, list) else [],
+                    str(d.get("reason") or "")))
+    return out

@@ -60,8 +60,9 @@ def add_bench_arguments(parser):
                         help="the time-to-target runs' budget in seconds of training, the same "
                              "for every backend (default 30; --quick: 5)")
     parser.add_argument("--target-epochs", default=None, metavar="EPOCHS",
-                        help="a budget in epochs instead, the same for every backend, with no "
-                             "time limit (not with --target-seconds)")
+                        help="a budget in epochs instead (a whole number >= 1), the same for "
+                             "every backend, with no time limit (not with --target-seconds; "
+                             "--target-n 0 runs none)")
     parser.add_argument("--rerun-seconds", default=None, metavar="SECONDS",
                         help="a case whose rounds' IQR exceeds half their median is timed "
                              "again while it stays so, for at most this many extra seconds "
@@ -140,6 +141,22 @@ def _one_number(text, flag, minimum=0):
     return value
 
 
+def _whole_count(text, flag, hint=""):
+    """A whole number >= 1 (``1e3`` allowed), as text; ValueError naming ``flag``.
+
+    ``int(float(text))`` would turn 2.5 into 2 and pass 0 on, which the suite
+    reads as "unset" (its 30-second default): a budget must be what was asked.
+    """
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        value = 0.0
+    if not (1 <= value < float("inf")) or not value.is_integer():
+        raise ValueError(f"{flag}: expected one number, a whole number >= 1; got "
+                         f"{text!r}{hint}")
+    return str(int(value))
+
+
 def _one_seconds(text, flag):
     """A number of seconds >= 0 (fractions allowed), as text; ValueError naming ``flag``."""
     try:
@@ -203,7 +220,9 @@ def bench_environment(args, base):
         raise ValueError("--target-seconds and --target-epochs: choose one budget, the same "
                          "for every backend")
     if args.target_epochs:
-        env["NNBACKEND_BENCH_TARGET_EPOCHS"] = _one_number(args.target_epochs, "--target-epochs")
+        env["NNBACKEND_BENCH_TARGET_EPOCHS"] = _whole_count(
+            args.target_epochs, "--target-epochs",
+            " (for no time-to-target runs at all: --target-n 0)")
         env.pop("NNBACKEND_BENCH_TARGET_SECONDS", None)
     elif args.target_seconds:
         env["NNBACKEND_BENCH_TARGET_SECONDS"] = _one_seconds(args.target_seconds,
@@ -259,7 +278,10 @@ def pytest_command(suite, raw_json, ratios, ini_file):
     ``ini_file`` (an empty ``[pytest]`` file) and ``--confcutdir`` keep the
     run to the suite's own configuration: an installed package may sit in a
     virtual environment inside some project whose pytest settings and
-    ``conftest.py`` files have nothing to do with it.
+    ``conftest.py`` files have nothing to do with it. pytest-benchmark's
+    storage goes into ``ini_file``'s folder (the caller's temporary one), not
+    a ``.benchmarks`` folder in the working directory; its table is left out
+    (``--benchmark-quiet``) for the suite's own per-epoch lines.
     """
     # The epoch suite (and on request the interleaved pairs, first: they hold
     # the targets, and a time budget skips what comes last) feeds the report;
@@ -267,7 +289,13 @@ def pytest_command(suite, raw_json, ratios, ini_file):
     files = [str(suite / "test_epochs.py")]
     if ratios:
         files.insert(0, str(suite / "test_ratios.py"))
+    # pytest-benchmark's table gives the time of a timed call, which runs
+    # epochs_per_call epochs (several for a short epoch), in a column headed
+    # as if it were one: read as epochs, a case timed 3 to a call looks 3
+    # times slower than it is beside one timed 1 to a call. The conftest
+    # prints each case's time per epoch instead (pytest_terminal_summary).
+    storage = Path(ini_file).resolve().parent / "benchmark-storage"
     return [sys.executable, "-m", "pytest", *files, "-c", str(ini_file), "--rootdir", str(suite),
             "--confcutdir", str(suite), "-q", "-rs", "-p", "no:cacheprovider",
-            "--benchmark-only", f"--benchmark-json={raw_json}",
-            "--benchmark-columns=median,rounds", "--benchmark-sort=name"]
+            "--benchmark-only", f"--benchmark-json={raw_json}", "--benchmark-quiet",
+            f"--benchmark-storage=file://{storage}"]

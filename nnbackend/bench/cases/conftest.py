@@ -52,7 +52,11 @@ NNBACKEND_BENCH_CASE_LOG   a file to which each case's outcome is appended as it
 
 Every case's outcome (passed, skipped or failed, with the reason) and its
 wall time (set-up, warm-up, rounds and clean-up) is also written into the
-results JSON as ``cases`` (the report lists those not measured).
+results JSON as ``cases`` (the report lists those not measured), and the
+sizes asked for that the settings above leave out (the sgd maximum, the
+mnist model's CPU and mini-batch maxima) as ``dropped``, with why: they never
+become cases. After the run, each case's median time per epoch is printed
+(``pytest_terminal_summary``), with those sizes.
 """
 
 import gc
@@ -66,6 +70,7 @@ import nnbackend as nb
 from nnbackend.bench.caselog import CaseLog, entry_from_reports
 from nnbackend.bench.stability import machine_load, session_budget
 from nnbackend.bench.models import DEFAULT_MODELS, MODEL_ORDER, workload
+from nnbackend.bench.report.formatting import fmt_seconds
 from nnbackend.bench.suite import mode_sizes
 
 # Under --benchmark-disable (CI) every case runs once at these N (unless set).
@@ -114,6 +119,8 @@ def pytest_configure(config):
 
 def pytest_collection_finish(session):
     _never_fail(_CASE_LOG.collected, [item.name for item in session.items])
+    if _DROPPED:  # a run rebuilt from its log lists them too
+        _never_fail(_CASE_LOG.write, {"dropped": list(_DROPPED)})
 
 
 def pytest_runtest_logreport(report):
@@ -157,12 +164,82 @@ def _benchmark_record(nodeid):
 @pytest.hookimpl(optionalhook=True)
 def pytest_benchmark_update_json(config, benchmarks, output_json):
     output_json["cases"] = list(_CASE_LOG.entries)
+    output_json["dropped"] = list(_DROPPED)
     # The report's header: how busy the machine was and with how many threads
     # the libraries ran; and what the re-runs of noisy cases spent.
     budget = session_budget()
     output_json["bench_environment"] = {
         "start": _LOAD.get("start"), "end": machine_load(),
         "reruns": {"per_case": budget.per_case, "total": budget.total, "spent": budget.spent}}
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Each case's time per epoch, and the sizes the settings left out, after the run.
+
+    ``nnbackend bench`` runs pytest-benchmark with its table turned off: the
+    table times a call, which runs ``epochs_per_call`` epochs, under a
+    heading that reads as one (and compares cases timed in calls of
+    different lengths). These lines give the per-epoch figure report.md has.
+    """
+    if _disabled(terminalreporter.config):
+        return  # nothing was timed (CI's smoke run)
+    session = getattr(terminalreporter.config, "_benchmarksession", None)
+    try:
+        ran = getattr(session, "benchmarks", None) or []
+        records = [(b.name, dict(b.extra_info)) for b in ran
+                   if isinstance(getattr(b, "extra_info", None), dict)]
+        lines = summary_lines(records, _DROPPED)
+    except Exception as exc:  # a record it cannot read: the run and its JSON still stand
+        lines = [f"(per-epoch summary not available: {type(exc).__name__}: {exc})"]
+    if lines:
+        terminalreporter.write_sep("-", "nnbackend bench summary")
+        for line in lines:
+            terminalreporter.write_line(line)
+
+
+def _duration(seconds):
+    # ASCII only ("us", "-"): a terminal that cannot print "µ" must not cost the summary.
+    text = fmt_seconds(seconds) if isinstance(seconds, (int, float)) else "-"
+    return text.replace("µ", "u").replace("—", "-")
+
+
+def summary_lines(records, dropped=()):
+    """The lines :func:`pytest_terminal_summary` prints, from ``(name, extra_info)``
+    pairs of the benchmarks that ran and ``dropped`` (:func:`dropped_entries`)."""
+    out = []
+    epochs = [(name, info) for name, info in records if info.get("kind") == "epoch"]
+    if epochs:
+        out.append("Median time per epoch (each timed call ran the epochs shown, and its time "
+                   "is divided by them; report.md has the spread and the speedups):")
+        width = max(len(name) for name, _ in epochs)
+        for name, info in epochs:
+            k = info.get("epochs_per_call") or 1
+            out.append(f"  {name:<{width}}  {_duration(info.get('seconds_per_epoch')):>10} "
+                       f"per epoch  ({k} epoch{'' if k == 1 else 's'} a call)")
+    targets = [(name, info) for name, info in records if info.get("kind") == "time_to_target"]
+    if targets:
+        out.append("Time to the target loss:")
+    for name, info in targets:
+        got = (f"reached in {_duration(info.get('seconds'))}" if info.get("reached")
+               else "not reached within its budget")
+        out.append(f"  {name}: {got} ({info.get('epochs')} epochs)")
+    ratios = [(name, info) for name, info in records if info.get("kind") == "ratio"
+              and isinstance(info.get("ratio"), (int, float))]
+    if ratios:
+        out.append("Interleaved pairs (ratio of the two sides' median epoch times):")
+    for name, info in ratios:
+        target = info.get("target")
+        met = "" if target is None else \
+            f"; target {'<=' if info.get('sense') == 'max' else '>='} {target:g}: " \
+            f"{'met' if info.get('met') else 'NOT met'}"
+        out.append(f"  {name}: {info.get('label')} = {info['ratio']:.3g}{met}")
+    if dropped:
+        out.append("Left out by the run's settings (listed in report.md's \"Cases not "
+                   "measured\"):")
+        for d in dropped:
+            out.append(f"  {d['model']} {d['mode']} N = {d['n_samples']:,} "
+                       f"({', '.join(d['implementations'])}): {d['reason']}")
+    return out
 
 
 # Pools holding less than this after a case keep it for the next (a full
@@ -211,7 +288,8 @@ def _disabled(config):
     return config.getoption("benchmark_disable", default=False)
 
 
-def epoch_cases(env=None, smoke=False, usable=None, on_gpu=None, cuda_torch=None):
+def epoch_cases(env=None, smoke=False, usable=None, on_gpu=None, cuda_torch=None,
+                dropped=None):
     """The epoch cases the environment asks for, in the order they run:
     ``(model, implementation, where, mode, N)`` tuples: nnbackend's, model by
     model, then the peers' on a GPU (in :data:`PEER_PRIORITY` order), then
@@ -219,7 +297,11 @@ def epoch_cases(env=None, smoke=False, usable=None, on_gpu=None, cuda_torch=None
 
     ``env`` defaults to ``os.environ``; ``usable`` (the backends usable here),
     ``on_gpu(where) -> bool`` and ``cuda_torch() -> bool`` to what this
-    machine has (a test passes a GPU machine's).
+    machine has (a test passes a GPU machine's). ``dropped``, a list, gets
+    ``(case, reason)`` for each size asked for that the settings leave out
+    (above the sgd maximum, the mnist model's CPU maximum or its mini-batch
+    maximum), ``case`` as above: they never become cases, so without this
+    nothing would say why their tables stop short.
     """
     env = os.environ if env is None else env
     usable = nb.available_backends() if usable is None else usable
@@ -248,12 +330,14 @@ def epoch_cases(env=None, smoke=False, usable=None, on_gpu=None, cuda_torch=None
         for impl, where, gpu in _implementations(model, timed, usable, peers, on_gpu, cuda_torch):
             for mode in modes:
                 chosen = per_mode.get((model, mode), per_mode.get((None, mode)))
-                for n in w.sizes_for(mode, chosen or sizes[model]):
-                    if mode == "sgd" and n > sgd_max and not chosen:
-                        continue
-                    if model == "mnist" and not gpu and n > cpu_max:
-                        continue
-                    cases.append((model, impl, where, mode, n, gpu))
+                asked = chosen or sizes[model]
+                kept = w.sizes_for(mode, asked)
+                for n in asked if mode in w.modes else []:
+                    why = _left_out(model, mode, n, gpu, n not in kept, chosen, sgd_max, cpu_max)
+                    if why is None:
+                        cases.append((model, impl, where, mode, n, gpu))
+                    elif dropped is not None:
+                        dropped.append(((model, impl, where, mode, n), why))
     # nnbackend's cases first, then the peers, PyTorch eager on a GPU first and
     # those on the CPU alone last: where a time budget cuts a run short, it
     # cuts what the GPU figures need least.
@@ -267,11 +351,47 @@ def epoch_cases(env=None, smoke=False, usable=None, on_gpu=None, cuda_torch=None
     return [cases[i][:5] for i in sorted(range(len(cases)), key=priority)]
 
 
+def _left_out(model, mode, n, gpu, above_cap, chosen, sgd_max, cpu_max):
+    """Why the settings leave the case of N = ``n`` out (one line), or None to run it."""
+    if above_cap:
+        cap = workload(model).max_n.get(mode)
+        return f"the {model} model's {mode} runs stop at N = {cap:,}"
+    if mode == "sgd" and n > sgd_max and not chosen:
+        return (f"above --sgd-max ({sgd_max:,}; NNBACKEND_BENCH_SGD_MAX): sgd mode stops "
+                "there (one Python step per row)")
+    if model == "mnist" and not gpu and n > cpu_max:
+        return (f"above --mnist-cpu-max ({cpu_max:,}; NNBACKEND_BENCH_MNIST_CPU_MAX): the "
+                "mnist model on a CPU stops there")
+    return None
+
+
+def dropped_entries(dropped):
+    """``(case, reason)`` pairs (see :func:`epoch_cases`) as the results JSON's
+    ``dropped``: one dict per model, mode, N and reason, with ``model``,
+    ``mode``, ``n_samples``, ``implementations`` (``implementation-where``,
+    as in the case names) and ``reason``; in the order first met."""
+    out = {}
+    for (model, impl, where, mode, n), why in dropped:
+        entry = out.setdefault((model, mode, n, why), {
+            "model": model, "mode": mode, "n_samples": n, "implementations": [],
+            "reason": why})
+        name = f"{impl}-{where}"
+        if name not in entry["implementations"]:
+            entry["implementations"].append(name)
+    return list(out.values())
+
+
+# The sizes the settings leave out (dropped_entries), found at collection.
+_DROPPED = []
+
+
 def pytest_generate_tests(metafunc):
     config = metafunc.config
     smoke = _disabled(config)
     if "implementation" in metafunc.fixturenames:
-        params = epoch_cases(smoke=smoke)
+        dropped = []
+        params = epoch_cases(smoke=smoke, dropped=dropped)
+        _DROPPED[:] = dropped_entries(dropped)
         metafunc.parametrize("model, implementation, where, mode, n_samples", params,
                              ids=[f"{m}-{i}-{w}-{mo}-{n}" for m, i, w, mo, n in params])
     if "target_case" in metafunc.fixturenames:

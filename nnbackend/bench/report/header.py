@@ -8,7 +8,7 @@ import datetime as _dt
 import os
 import statistics
 
-from ..caselog import not_measured
+from ..caselog import left_out, not_measured
 from ..models import describe
 from ..stability import NOISY_IQR
 from .analysis import STEEPEST_EXPONENT
@@ -66,6 +66,10 @@ def header(data, json_path, rows, models, sections):
     if missing:
         out += [f"**Not measured:** {len(missing)} case(s), listed at the end "
                 "(\"Cases not measured\").", ""]
+    dropped = left_out(data)
+    if dropped:  # asked for, but the settings (--sgd-max, --mnist-cpu-max) left them out
+        out += [f"**Left out by the run's settings:** {len(dropped)} size(s), listed at the "
+                "end (\"Cases not measured\").", ""]
     out.append(f"- **Machine:** {_machine_text(data)}")
     out += _load_lines(data, rows)
     gpus = sorted({str(r.get("device")) for r in rows if r.get("gpu") and r.get("device")})

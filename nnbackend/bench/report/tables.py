@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import statistics
 
-from ..caselog import not_measured
+from ..caselog import left_out, not_measured
 from ..models import describe
 from ..stability import MIN_SPREAD_ROUNDS, NOISY_IQR
 from .analysis import CPU_BASELINE, LINEAR_RANGE, MIN_FIT_SIZES, gpu_labels, label_key
@@ -263,19 +263,37 @@ def _per_step(row):
 
 
 def _not_measured(data):
-    """The cases that ran no timing (skipped, failed, cut off), by name, with why."""
+    """The cases that ran no timing (skipped, failed, cut off), by name, with
+    why; then the sizes asked for that the run's settings left out."""
     missing = not_measured(data)
+    dropped = _left_out_lines(data)
     if not isinstance(data, dict) or not isinstance(data.get("cases"), list):
         return ["## Cases not measured", "",
                 "This run did not record its cases' outcomes, so whether any planned case "
-                "is missing above is not known.", ""]
-    if not missing:
+                "is missing above is not known.", "", *dropped]
+    if not missing and not dropped:
         return []
-    out = ["## Cases not measured", "",
-           f"{len(missing)} case(s) of this run have no timing above:", ""]
-    body = [[f"`{name}`", outcome, reason.replace("|", "\\|")]
-            for name, outcome, reason in missing]
-    return out + [md_table(["case", "outcome", "reason"], body, text_columns=3), ""]
+    out = ["## Cases not measured", ""]
+    if missing:
+        out += [f"{len(missing)} case(s) of this run have no timing above:", ""]
+        body = [[f"`{name}`", outcome, reason.replace("|", "\\|")]
+                for name, outcome, reason in missing]
+        out += [md_table(["case", "outcome", "reason"], body, text_columns=3), ""]
+    return out + dropped
+
+
+def _left_out_lines(data):
+    """The sizes the settings left out (never cases, so in no list above), with why."""
+    dropped = left_out(data)
+    if not dropped:
+        return []
+    body = [[model, mode, fmt_n(n) if isinstance(n, int) else str(n),
+             ", ".join(impls) or "—", reason.replace("|", "\\|")]
+            for model, mode, n, impls, reason in dropped]
+    return [f"{len(dropped)} size(s) asked for were left out by the run's settings and "
+            "never run:", "",
+            md_table(["model", "mode", "N", "implementations", "reason"], body,
+                     text_columns=5), ""]
 
 
 def _speedup_tables(modes, speedups, baselines):

@@ -9,6 +9,7 @@ import os
 import sys
 
 from ...checks import replace_target
+from ..caselog import not_measured
 from ..models import model_key
 from .analysis import (CPU_BASELINE, LINEAR_RANGE, epoch_points, exponent_fits, gpu_crossovers,
                        noise_notes, sorted_labels, sorted_modes, speedup_rows,
@@ -34,7 +35,10 @@ def write_report(json_path, out_dir):
     json_path : str or os.PathLike
         pytest-benchmark JSON written by the ``nnbackend bench`` suite.
     out_dir : str or os.PathLike
-        Created when missing; files already there are overwritten.
+        Created when missing; files already there are overwritten, and the
+        plots of an earlier report there (``epoch_time*.png``,
+        ``speedup*.png``, ``time_to_target*.png``) that this one does not
+        draw are removed.
 
     Returns
     -------
@@ -56,14 +60,24 @@ def write_report(json_path, out_dir):
         ``summary``, the first model's ``epoch_time``, ``speedup`` and
         ``time_to_target`` (None when it had no such runs), and ``models``:
         ``{model: {"epoch_time", "speedup", "time_to_target"}}``).
+
+    Raises
+    ------
+    ValueError
+        ``json_path`` is not JSON, or not a benchmark results file: no
+        ``benchmarks`` list, or no epoch timing, time-to-target run or ratio
+        pair in it (nor, for a run cut off before any case ended, a case it
+        names as not measured). Nothing is written then.
     """
     json_path = os.fspath(json_path)
     out_dir = os.fspath(out_dir)
     with open(json_path, encoding="utf-8") as fh:
         data = json.load(fh)
-    if not isinstance(data, dict):
-        data = {}
     rows = rows_from_data(data)
+    ratios = ratio_rows(data)
+    # Before anything is written: a file that is not a run's results (its
+    # summary.json, any other JSON) would replace a good report with an empty one.
+    _check_results(data, rows, ratios, json_path)
     os.makedirs(out_dir, exist_ok=True)
 
     from nnbackend.plot import require_matplotlib
@@ -79,7 +93,7 @@ def write_report(json_path, out_dir):
              "time_to_target": first["time_to_target"],
              "summary": os.path.join(out_dir, "summary.json"),
              "models": {s["model"]: s["paths"] for s in sections}}
-    ratios = ratio_rows(data)
+    _remove_stale_plots(out_dir, paths)
     _write_text(paths["report"], report_markdown(data, json_path, rows, sections, ratios))
 
     summary = {
@@ -109,6 +123,48 @@ def write_report(json_path, out_dir):
 
 EXPONENT_RANGE = (1e4, 1e6)
 
+# The plots write_report draws: ``<kind>.png`` for the first model,
+# ``<kind>-<model>.png`` for the others.
+PLOT_KINDS = ("epoch_time", "speedup", "time_to_target")
+
+
+def _check_results(data, rows, ratios, json_path):
+    """ValueError (one line) unless ``data`` is a benchmark results file with
+    something to report: an epoch timing, a time-to-target run or a ratio pair
+    (or, in a run cut off before any case ended, the cases it names as not
+    measured: :func:`nnbackend.bench.caselog.results_from_log` makes those)."""
+    where = f"{json_path} is not an nnbackend bench results file"
+    kept = "; nothing was written"
+    if not isinstance(data, dict) or not isinstance(data.get("benchmarks"), list):
+        raise ValueError(f"{where} (no \"benchmarks\" list: pass the run's results.json, "
+                         f"not its summary.json){kept}")
+    timed = [r for r in rows if r["kind"] == "time_to_target"
+             or (r["kind"] == "epoch" and r["seconds_per_epoch"] is not None)]
+    if not timed and not ratios and not not_measured(data):
+        raise ValueError(f"{where}: none of its {len(data['benchmarks'])} benchmark(s) is an "
+                         f"epoch timing, a time-to-target run or a ratio pair{kept}")
+
+
+def _remove_stale_plots(out_dir, paths):
+    """Remove the plots in ``out_dir`` that this report did not draw: those of
+    models not in its results (or no longer first), and a time-to-target plot
+    where a model had no such runs. Beside a new report.md they would pass for
+    its own."""
+    drawn = {os.path.basename(p) for model_paths in paths["models"].values()
+             for p in model_paths.values() if p}
+    try:
+        names = os.listdir(out_dir)
+    except OSError:
+        return
+    for name in names:
+        stem, ext = os.path.splitext(name)
+        ours = any(stem == kind or stem.startswith(kind + "-") for kind in PLOT_KINDS)
+        if ext == ".png" and ours and name not in drawn:
+            try:
+                os.unlink(os.path.join(out_dir, name))
+            except FileNotFoundError:
+                pass
+
 
 def _model_section(plt, rows, model, out_dir, suffix):
     """One model's numbers and plots (the files named with ``suffix``), as a dict."""
@@ -135,10 +191,8 @@ def _model_section(plt, rows, model, out_dir, suffix):
     plot_epoch_time(plt, paths["epoch_time"], points, labels, modes, style, noise, crossovers)
     speedup_kind = plot_speedup(plt, paths["speedup"], rows, points, labels, modes, style,
                                 crossovers, noise)
-    if ttt:
+    if ttt:  # else a stale one from an earlier report is removed (_remove_stale_plots)
         plot_time_to_target(plt, ttt_path, ttt, ttt_labels, ttt_modes, style)
-    elif os.path.exists(ttt_path):
-        os.unlink(ttt_path)  # stale from an earlier report
 
     numpy_linear = {}
     for mode in modes:
