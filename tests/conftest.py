@@ -192,3 +192,12 @@ def cli_refusal(argv, capsys):
     err = capsys.readouterr().err
     assert err.startswith("nnbackend: error: ") and err.count("\n") == 1, err
     return err
+
+
+@pytest.fixture
+def dask_backend():
+    """The dask backend on Dask's default scheduler (skipped, saying why, without dask)."""
+    try:
+        return nb.get_backend("dask")
+    except nb.BackendUnavailableError as exc:
+        pytest.skip(f"needs the dask backend: {exc}")

@@ -22,23 +22,13 @@ from nnbackend.autoselect import (
     load_profile,
     machine_fingerprint,
     profile_path,
-    set_profile,
 )
-from nnbackend.backends import ENV_VAR, library_version
+from nnbackend.backends import library_version
 from nnbackend.cli import main
+from test_auto import _own_cache  # noqa: F401 - autouse: a cache of each test's own
 
 OLD = "2026-01-01T00:00:00Z"
 NEW = "2026-02-02T00:00:00Z"
-
-
-@pytest.fixture(autouse=True)
-def _own_cache(tmp_path, monkeypatch):
-    """Every test reads and writes its own cache directory, and no profile is set."""
-    monkeypatch.setenv("NNBACKEND_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.delenv(ENV_VAR, raising=False)
-    previous = set_profile(None)
-    yield
-    set_profile(previous)
 
 
 def _terms(executor="reference", launch=2e-5, **extra):

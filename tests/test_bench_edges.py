@@ -20,22 +20,9 @@ from nnbackend.bench.cases import conftest as cases_conftest
 from nnbackend.bench.report import main as report_main
 from nnbackend.bench.report import write_report
 from nnbackend.bench.suite import add_bench_arguments, bench_environment, pytest_command
-from nnbackend.plot import require_matplotlib
+from test_bench_report import _NO_MATPLOTLIB, needs_matplotlib
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _matplotlib_missing():
-    try:
-        require_matplotlib()
-    except RuntimeError as exc:
-        return str(exc)
-    return None
-
-
-_NO_MATPLOTLIB = _matplotlib_missing()
-needs_matplotlib = pytest.mark.skipif(_NO_MATPLOTLIB is not None,
-                                      reason=f"the report draws plots: {_NO_MATPLOTLIB}")
 
 
 def _epoch(model, mode, n, seconds):

@@ -19,14 +19,6 @@ from nnbackend.backends.dask import PASS_SCALE  # noqa: E402
 from nnbackend.backends.dask.chunks import open_npy  # noqa: E402
 
 
-@pytest.fixture
-def dask_backend():
-    try:
-        return nb.get_backend("dask")
-    except nb.BackendUnavailableError as exc:
-        pytest.skip(f"needs the dask backend: {exc}")
-
-
 def _data(n=3000, seed=0):
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(n, 3))

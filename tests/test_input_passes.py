@@ -41,14 +41,6 @@ def _passes(source, n_chunks):
     return source.reads // n_chunks
 
 
-@pytest.fixture
-def dask_backend():
-    try:
-        return nb.get_backend("dask")
-    except nb.BackendUnavailableError as exc:
-        pytest.skip(f"needs the dask backend: {exc}")
-
-
 def _problem(n=1000, seed=0):
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(n, 4)) * np.array([1.0, 2.0, 5.0, 0.5])

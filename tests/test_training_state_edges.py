@@ -14,15 +14,7 @@ import numpy as np
 import pytest
 
 import nnbackend as nb
-
-
-def _problem():
-    rng = np.random.default_rng(0)
-    X = rng.normal(size=(200, 3))
-    y = (X.sum(axis=1) > 0).astype(float)
-    X_val = rng.normal(size=(60, 3))
-    y_val = (X_val.sum(axis=1) + rng.normal(size=60) > 0).astype(float)
-    return X, y, (X_val, y_val)
+from test_resume_stopping import _problem
 
 
 def _make(**kw):
