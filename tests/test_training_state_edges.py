@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import nnbackend as nb
-from test_resume_stopping import _problem
+from test_resume_stopping import _edited as edited_checkpoint, _problem, _set
 
 
 def _make(**kw):
@@ -171,18 +171,8 @@ def test_a_schedule_function_resumes_a_checkpoint_without_steps_done_from_its_ep
 # -- checkpoint.py's _train_fields ---------------------------------------------------------
 
 def _edited(tmp_path, key, value, optimizer="adam", **fit):
-    X, y, val = _problem()
-    model = _make()
-    model.fit(X, y, epochs=4, optimizer=optimizer, lr=0.05, validation_data=val, **fit)
-    path = tmp_path / "m.npz"
-    model.save(path)
-    with np.load(path) as f:
-        arrays = dict(f)
-    header = json.loads(str(arrays["header"]))
-    header["train_state"][key] = value
-    arrays["header"] = np.asarray(json.dumps(header))
-    np.savez(tmp_path / "bad.npz", **arrays)
-    return tmp_path / "bad.npz"
+    """A checkpoint of a 4-epoch fit whose training state's ``key`` is ``value``."""
+    return edited_checkpoint(tmp_path, _set(key, value), optimizer, **fit)
 
 
 @pytest.mark.parametrize("key, value, message", [
