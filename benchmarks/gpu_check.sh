@@ -239,7 +239,7 @@ elif [ "${GPU_CHECK_BENCH:-1}" != 0 ]; then
   timeout -k 20 "$bench_seconds" \
   python3 -m nnbackend.cli bench --backends "$backends" --out "$OUT/bench" --ratios gpu \
     --target-n 0 --precision "${GPU_CHECK_PRECISION:-highest}" \
-    ${GPU_CHECK_BENCH_ARGS:---models small,mid,mnist --sizes 1e3,1e4,1e5 --sgd-max 1e3 --mid-sizes 1e3,1e4 --mnist-sizes 1e4 --mnist-cpu-max 1e4 --mode-sizes small:batch=1e2,1e3,1e4,1e5;small:minibatch=1e5;mid:minibatch=1e4;mid:sgd=1e3 --gpu-peers} \
+    ${GPU_CHECK_BENCH_ARGS:---models small,mid,mnist --sizes 1e3,1e4,1e5 --sgd-max 1e3 --mid-sizes 1e3,1e4 --mnist-sizes 1e4 --mnist-cpu-max 1e4 --mode-sizes small:batch=1e2,1e3,1e4,1e5;small:minibatch=1e5;mid:minibatch=1e4;mid:sgd=1e3;small:sgd=1e3 --gpu-peers} \
     > "$tmp/bench.log" 2>&1
   bench_status=$?
   [ "$bench_status" = 124 ] || [ "$bench_status" = 137 ] && \
