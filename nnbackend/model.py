@@ -257,16 +257,21 @@ class MLP(ModelInputs, ClassLabels):
             self.backend_choice["choice_seconds"] = time.perf_counter() - started
         self._move_to(backend)
 
+    def _blas_threads(self, n_samples, options):
+        """The BLAS threads from the profile for a fit of ``n_samples`` rows, on a
+        backend that sets them (NumPy's); None elsewhere."""
+        if not self.backend.sets_blas_threads:
+            return None
+        rows = chunk_rows(options.chunk_size, self.backend, self.layer_sizes, self.array_dtype)
+        return blas_threads_for(workload_of(self.layer_sizes, n_samples, options, self.dtype),
+                                rows)
+
     @contextlib.contextmanager
     def _fit_context(self, n_samples, options):
-        """Around a fit of ``n_samples`` rows: the BLAS threads from the profile on a
-        backend that sets them (NumPy's; yielded, None elsewhere); after it, the
-        backend noted as started in this process (auto's ``first_use_s``)."""
-        threads = None
-        if self.backend.sets_blas_threads:
-            rows = chunk_rows(options.chunk_size, self.backend, self.layer_sizes, self.array_dtype)
-            work = workload_of(self.layer_sizes, n_samples, options, self.dtype)
-            threads = blas_threads_for(work, rows)
+        """Around a fit of ``n_samples`` rows: its BLAS threads (:meth:`_blas_threads`,
+        yielded); after it, the backend noted as started in this process (auto's
+        ``first_use_s``)."""
+        threads = self._blas_threads(n_samples, options)
         with self.backend.blas_threads(threads):
             yield threads
         note_used(candidate_key(self.backend))

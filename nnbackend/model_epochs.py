@@ -42,8 +42,7 @@ def epoch_function(model, X, y, mode="minibatch", batch_size=32, lr=0.1, optimiz
                             chunk_size=chunk_size, executor=executor, precision=precision)
     # The fit's BLAS threads (one for a small network's products, say): timed
     # at the library's default instead, an epoch is not the one a fit runs.
-    with model._fit_context(n, stepper.options) as threads:
-        pass
+    threads = model._blas_threads(n, stepper.options)
 
     def step():
         with model.backend.blas_threads(threads):

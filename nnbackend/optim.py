@@ -212,7 +212,7 @@ def adam(lr: float, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> Op
     return Optimizer(init, update, "adam", {"lr": lr, "b1": b1, "b2": b2, "eps": eps})
 
 
-def _adam_scalars(count, lr, b1, b2, eps, like=None):
+def _adam_scalars(count, lr, b1, b2, eps, like):
     """Adam's step size and epsilon at step ``count``, bias corrections folded in.
 
     Host floats (or, when a compiled epoch or a CUDA graph carries the count
@@ -223,8 +223,8 @@ def _adam_scalars(count, lr, b1, b2, eps, like=None):
     arithmetic on it float32: there ``1 - b**count``, ``b`` rounded to
     float32, is off by ~1e-5 relative at the first steps, always the same
     way. ``-expm1(count · log b)``, ``log b`` taken on the host in float64,
-    keeps float32's own precision. Device scalars come back in the dtype of
-    ``like`` (a parameter), as :func:`_in_dtype_of` says why.
+    keeps float32's own precision. Both come back in the dtype of ``like``
+    (a parameter), as :func:`_in_dtype_of` says why.
     """
     if isinstance(count, numbers.Real):  # a host number (NumPy's scalars too)
         root = (1 - b2**count) ** 0.5
@@ -234,8 +234,6 @@ def _adam_scalars(count, lr, b1, b2, eps, like=None):
         root = xp.sqrt(-xp.expm1(count * math.log(b2))) if b2 > 0 else 1.0  # (0**count: 0)
         first = -xp.expm1(count * math.log(b1)) if b1 > 0 else 1.0
         step, eps_hat = lr * root / first, eps * root
-    if like is None:
-        return step, eps_hat
     return _in_dtype_of(step, like), _in_dtype_of(eps_hat, like)
 
 

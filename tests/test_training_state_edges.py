@@ -254,8 +254,9 @@ def test_adams_factors_from_a_device_count_are_the_host_ones(b1, b2):
     from nnbackend.optim import _adam_scalars
 
     for count in (1, 2, 7, 100):
-        host = _adam_scalars(count, 0.1, b1, b2, 1e-8)
-        device = _adam_scalars(np.asarray(count), 0.1, b1, b2, 1e-8)
+        like = np.zeros(1)  # a float64 parameter
+        host = _adam_scalars(count, 0.1, b1, b2, 1e-8, like)
+        device = _adam_scalars(np.asarray(count), 0.1, b1, b2, 1e-8, like)
         np.testing.assert_allclose([float(d) for d in device], host, rtol=1e-12)
 
 
