@@ -243,7 +243,7 @@ def test_coefs_and_intercepts_can_be_assigned():
     clf.coefs_[0][0, 0] = 5.0  # on NumPy the network's own array, as scikit-learn's
     assert clf.coefs_[0][0, 0] == 5.0
     with pytest.raises(ValueError, match=r"coefs_ holds NaN or infinity \(in the network's "
-                                         "float32\)"):
+                                         r"float32\)"):
         clf.coefs_ = [np.full((4, 100), 1e300), np.zeros((100, 1))]
     mine = [np.zeros((4, 100)), np.zeros((100, 1))]
     clf.coefs_ = mine
@@ -348,3 +348,23 @@ def test_a_call_that_raises_keeps_the_callers_random_state_object():
     with pytest.raises(ValueError):
         clf.fit(X, np.full(60, np.nan))
     assert clf.random_state is stream and clf.get_params()["random_state"] is stream
+
+
+def test_a_rate_adaptive_divided_stays_divided_for_later_partial_fit_calls():
+    X, y = make_regression(80, 3, random_state=0)
+    y = y / 100
+    kw = dict(hidden_layer_sizes=(4,), solver="sgd", learning_rate="adaptive",
+              learning_rate_init=0.01, n_iter_no_change=1, tol=1e6, shuffle=False,
+              batch_size=20, alpha=0.0, random_state=0)
+    curves = []
+    for reg in _both(SkRegressor, nb.MLPRegressor, **kw):
+        for _ in range(5):  # never better by tol: the rate is divided on the 2nd and 4th calls
+            reg.partial_fit(X, y)
+        reg.set_params(learning_rate="constant")
+        reg.partial_fit(X, y)  # scikit-learn's first optimizer, with its divided rate, goes on
+        curves.append(reg.loss_curve_)
+    np.testing.assert_allclose(curves[1], curves[0], rtol=1e-10)
+    fresh = nb.MLPRegressor(**{**kw, "learning_rate": "constant"}, **_EXACT)
+    for _ in range(6):
+        fresh.partial_fit(X, y)
+    assert not np.allclose(fresh.loss_curve_[2:], curves[1][2:], rtol=1e-6)
