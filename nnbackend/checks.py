@@ -205,17 +205,20 @@ def check_dense(kernel, x, W, b=None, dz=None) -> None:
                          f"got shape {_shape_text(_shape(dz))}")
 
 
-def check_divisor(kernel, n_samples, reduction="mean") -> None:
+def check_divisor(kernel, n_samples, reduction="mean"):
     """Refuse a ``"mean"`` divisor below 1 (0 would give inf, -1 a negated
-    loss); ``"sum"`` divides by nothing. An array divisor (a traced one, say)
-    is passed over."""
+    loss); ``"sum"`` divides by nothing. Return the divisor, a host number as
+    Python's ``int`` or ``float`` (a NumPy ``int64`` would promote float32
+    results to float64 on NumPy, and array-api-strict refuses it). An array
+    divisor (a traced one, say) is passed over, and returned as it is."""
     if n_samples is None or reduction != "mean" or (type(n_samples) is int and n_samples >= 1):
-        return  # the common cases, before the abstract-class look
+        return n_samples  # the common cases, before the abstract-class look
     if not isinstance(n_samples, numbers.Real):
-        return
+        return n_samples
     if isinstance(n_samples, bool) or not n_samples >= 1:
         raise ValueError(f"{kernel}: n_samples must be a number >= 1 (the rows the mean "
                          f"divides by), got {n_samples!r}")
+    return int(n_samples) if isinstance(n_samples, numbers.Integral) else float(n_samples)
 
 
 def _shape_text(shape) -> str:

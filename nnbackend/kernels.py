@@ -21,9 +21,9 @@ Conventions
 * ``bce`` and ``cross_entropy`` take the output layer's *logits* ``z`` and
   are computed with log-sum-exp, never from clipped probabilities.
 * ``reduction="sum"`` adds the per-sample losses; ``"mean"`` divides that sum
-  by ``n_samples`` (default: the rows given). Passing the full dataset's
-  ``n_samples`` for one chunk of it lets chunk gradients be summed into the
-  exact full-batch mean gradient.
+  by ``n_samples`` (default: the rows given; a sample of shape ``(k,)``, as
+  ``jax.vmap`` hands each call, is one). The full dataset's ``n_samples``
+  for each chunk lets chunk gradients sum to the full-batch mean gradient.
 * Matmuls on ``jax.numpy`` arrays ask for full float32 precision (no TF32
   on GPUs) unless the user has set ``jax_default_matmul_precision``; a
   namespace may carry faster forms of the hot chains (CuPy: one kernel
@@ -305,15 +305,15 @@ def softmax_forward(z, *, xp=None):
     fused = fused_form(xp, "softmax")
     if fused is not None:
         return fused(z)
-    e = xp.exp(z - xp.max(z, axis=1, keepdims=True))
-    return e / xp.sum(e, axis=1, keepdims=True)
+    e = xp.exp(z - xp.max(z, axis=-1, keepdims=True))
+    return e / xp.sum(e, axis=-1, keepdims=True)
 
 
 def softmax_backward(z, a, da, *, xp=None):
     """Softmax's gradient, row by row: ``dz = a · (da - Σ_k da·a)``; all of shape (n, k)."""
     check_same_shape("softmax_backward", ("a", "da"), a, da)
     xp = _ns(xp, a, da)
-    return a * (da - xp.sum(da * a, axis=1, keepdims=True))
+    return a * (da - xp.sum(da * a, axis=-1, keepdims=True))
 
 
 ACTIVATION_PAIRS = {
@@ -375,9 +375,14 @@ def check_reduction(reduction):
 
 
 def _check_loss_args(kernel, n_samples, reduction, names, *arrays):
-    """The loss kernels' arrays of one shape (n, k), and their mean's divisor >= 1."""
+    """The loss kernels' arrays of one shape (n, k); their mean's divisor >= 1, a
+    host number as a Python one (NumPy's int64 would promote float32 to float64)."""
     check_same_shape(kernel, names, *arrays)
-    check_divisor(kernel, n_samples, reduction)
+    return check_divisor(kernel, n_samples, reduction)
+
+
+def _rows(a):  # what a mean divides by: one for a single sample of shape (k,)
+    return 1 if a.ndim == 1 else a.shape[0]
 
 
 def _reduce(xp, per_element, reduction, n_samples):
@@ -386,14 +391,14 @@ def _reduce(xp, per_element, reduction, n_samples):
     total = xp.sum(per_element)
     if reduction == "sum":
         return total
-    return total / (per_element.shape[0] if n_samples is None else n_samples)
+    return total / (_rows(per_element) if n_samples is None else n_samples)
 
 
 def _scale(dz, reduction, n_samples):
     check_reduction(reduction)
     if reduction == "sum":
         return dz
-    return dz / (dz.shape[0] if n_samples is None else n_samples)
+    return dz / (_rows(dz) if n_samples is None else n_samples)
 
 
 def mse_forward(a, y, reduction="mean", n_samples=None, *, xp=None):
@@ -412,7 +417,7 @@ def mse_forward(a, y, reduction="mean", n_samples=None, *, xp=None):
         The sum over samples of ½·Σ_k (a - y)², divided by ``n_samples``
         when ``reduction="mean"``.
     """
-    _check_loss_args("mse_forward", n_samples, reduction, ("a", "y"), a, y)
+    n_samples = _check_loss_args("mse_forward", n_samples, reduction, ("a", "y"), a, y)
     return _mse_forward(a, y, reduction, n_samples, xp)
 
 
@@ -424,7 +429,7 @@ def _mse_forward(a, y, reduction, n_samples, xp):
 
 def mse_backward(a, y, reduction="mean", n_samples=None):
     """Gradient of :func:`mse_forward` with respect to ``a``: ``a - y`` (scaled), shape (n, k)."""
-    _check_loss_args("mse_backward", n_samples, reduction, ("a", "y"), a, y)
+    n_samples = _check_loss_args("mse_backward", n_samples, reduction, ("a", "y"), a, y)
     return _scale(a - y, reduction, n_samples)
 
 
@@ -446,13 +451,17 @@ def bce_with_logits_forward(z, y, reduction="mean", n_samples=None, *, xp=None):
     -------
     0-D array
     """
-    _check_loss_args("bce_with_logits_forward", n_samples, reduction, ("z", "y"), z, y)
+    n_samples = _check_loss_args("bce_with_logits_forward", n_samples, reduction, ("z", "y"), z, y)
     return _bce_forward(z, y, reduction, n_samples, xp)
 
 
 def _bce_forward(z, y, reduction, n_samples, xp):
     xp = _ns(xp, z, y)
-    per_element = xp.where(z > 0, z, xp.zeros_like(z)) - z * y + xp.log1p(xp.exp(-xp.abs(z)))
+    # -|z| as where(z >= 0, -z, z): at z = 0 autodiff (jax.grad, torch) then takes one
+    # branch's derivative whole, 1/2 - y, where abs's and max's subgradients are not.
+    pos = z >= 0
+    per_element = (xp.where(pos, z, xp.zeros_like(z)) - z * y
+                   + xp.log1p(xp.exp(xp.where(pos, -z, z))))
     return _reduce(xp, per_element, reduction, n_samples)
 
 
@@ -462,7 +471,8 @@ def bce_with_logits_backward(z, y, reduction="mean", n_samples=None, a=None):
     ``z``, ``y``, ``a`` (``sigmoid(z)``, if the forward pass computed it) and
     the result are of shape (n, k).
     """
-    _check_loss_args("bce_with_logits_backward", n_samples, reduction, ("z", "y", "a"), z, y, a)
+    n_samples = _check_loss_args("bce_with_logits_backward", n_samples, reduction,
+                                 ("z", "y", "a"), z, y, a)
     if a is None:
         a = sigmoid_forward(z)
     return _scale(a - y, reduction, n_samples)
@@ -485,14 +495,15 @@ def softmax_cross_entropy_forward(z, y, reduction="mean", n_samples=None, *, xp=
     -------
     0-D array
     """
-    _check_loss_args("softmax_cross_entropy_forward", n_samples, reduction, ("z", "y"), z, y)
+    n_samples = _check_loss_args("softmax_cross_entropy_forward", n_samples, reduction,
+                                 ("z", "y"), z, y)
     return _ce_forward(z, y, reduction, n_samples, xp)
 
 
 def _ce_forward(z, y, reduction, n_samples, xp):
     xp = _ns(xp, z, y)
-    m = xp.max(z, axis=1, keepdims=True)
-    log_norm = xp.log(xp.sum(xp.exp(z - m), axis=1, keepdims=True))
+    m = xp.max(z, axis=-1, keepdims=True)
+    log_norm = xp.log(xp.sum(xp.exp(z - m), axis=-1, keepdims=True))
     return _reduce(xp, y * ((m - z) + log_norm), reduction, n_samples)
 
 
@@ -502,8 +513,8 @@ def softmax_cross_entropy_backward(z, y, reduction="mean", n_samples=None, a=Non
 
     ``a``, if given, is ``softmax(z)`` already computed by the forward pass.
     """
-    _check_loss_args("softmax_cross_entropy_backward", n_samples, reduction, ("z", "y", "a"),
-                     z, y, a)
+    n_samples = _check_loss_args("softmax_cross_entropy_backward", n_samples, reduction,
+                                 ("z", "y", "a"), z, y, a)
     if a is None:
         a = softmax_forward(z)
     return _scale(a - y, reduction, n_samples)
@@ -569,7 +580,7 @@ def loss_forward(loss, output_activation, z, a, y, reduction="mean", n_samples=N
         (:func:`check_loss`).
     """
     check_loss(loss, output_activation)
-    _check_loss_args("loss_forward", n_samples, reduction, ("z", "a", "y"), z, a, y)
+    n_samples = _check_loss_args("loss_forward", n_samples, reduction, ("z", "a", "y"), z, a, y)
     return _loss_forward(loss, z, a, y, reduction, n_samples, xp)
 
 
@@ -585,7 +596,7 @@ def loss_backward(loss, output_activation, z, a, y, reduction="mean", n_samples=
     """Gradient of :func:`loss_forward` with respect to the logits ``z``; arguments as
     :func:`loss_forward`, ``z``, ``a``, ``y`` and the result of shape (n, k)."""
     check_loss(loss, output_activation)
-    _check_loss_args("loss_backward", n_samples, reduction, ("z", "a", "y"), z, a, y)
+    n_samples = _check_loss_args("loss_backward", n_samples, reduction, ("z", "a", "y"), z, a, y)
     if loss == "mse":
         da = mse_backward(a, y, reduction, n_samples)
         return activation_backward(output_activation, z, a, da, xp=xp)
@@ -598,7 +609,7 @@ def _count(a, reduction, n_samples):
     undivided value), the mean's divisor otherwise."""
     if reduction == "sum":
         return 1
-    return a.shape[0] if n_samples is None else n_samples
+    return _rows(a) if n_samples is None else n_samples
 
 
 def _logits_grad(xp, a, y, reduction, n_samples):
@@ -619,7 +630,8 @@ def loss_and_backward(loss, output_activation, z, a, y, reduction="mean", n_samp
     names are not checked here (the model checked them when it was built).
     Arguments as :func:`loss_forward`; returns a 0-D array and shape (n, k).
     """
-    _check_loss_args("loss_and_backward", n_samples, reduction, ("z", "a", "y"), z, a, y)
+    n_samples = _check_loss_args("loss_and_backward", n_samples, reduction,
+                                 ("z", "a", "y"), z, a, y)
     return _loss_and_backward(loss, output_activation, z, a, y, reduction, n_samples, xp)
 
 

@@ -267,11 +267,11 @@ def _softmax(z):
     # The kernels' softmax, its intermediates reused in place (np.max and
     # np.sum are these reductions, behind a Python wrapper).
     if z.dtype.kind != "f":
-        e = np.exp(z - np.max(z, axis=1, keepdims=True))
-        return e / np.sum(e, axis=1, keepdims=True)
-    e = np.subtract(z, np.maximum.reduce(z, axis=1, keepdims=True))
+        e = np.exp(z - np.max(z, axis=-1, keepdims=True))
+        return e / np.sum(e, axis=-1, keepdims=True)
+    e = np.subtract(z, np.maximum.reduce(z, axis=-1, keepdims=True))
     np.exp(e, out=e)
-    e /= np.add.reduce(e, axis=1, keepdims=True)
+    e /= np.add.reduce(e, axis=-1, keepdims=True)
     return e
 
 
@@ -279,14 +279,14 @@ def _cross_entropy(z, a, y, count):
     """Softmax cross-entropy's per-element loss ``y·((m - z) + log Σ exp(z - m))``
     and its logits' gradient ``(a - y) / count``, the kernels' formulas."""
     if not (z.dtype == a.dtype == y.dtype and z.dtype.kind == "f"):
-        m = np.max(z, axis=1, keepdims=True)
-        log_norm = np.log(np.sum(np.exp(z - m), axis=1, keepdims=True))
+        m = np.max(z, axis=-1, keepdims=True)
+        log_norm = np.log(np.sum(np.exp(z - m), axis=-1, keepdims=True))
         d = a - y
         return y * ((m - z) + log_norm), (d if count == 1 else d / count)
-    m = np.maximum.reduce(z, axis=1, keepdims=True)
+    m = np.maximum.reduce(z, axis=-1, keepdims=True)
     e = np.subtract(z, m)
     np.exp(e, out=e)
-    log_norm = np.log(np.add.reduce(e, axis=1, keepdims=True))
+    log_norm = np.log(np.add.reduce(e, axis=-1, keepdims=True))
     per_element = np.subtract(m, z)
     per_element += log_norm
     per_element *= y
