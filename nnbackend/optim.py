@@ -223,7 +223,9 @@ def _adam_scalars(count, lr, b1, b2, eps, like):
     arithmetic on it float32: there ``1 - b**count``, ``b`` rounded to
     float32, is off by ~1e-5 relative at the first steps, always the same
     way. ``-expm1(count · log b)``, ``log b`` taken on the host in float64,
-    keeps float32's own precision. Both come back in the dtype of ``like``
+    keeps float32's own precision. A float64 count (the CUDA graphs') takes the
+    host's formula, for float64 fits to equal the host loop's to the last bits.
+    Both come back in the dtype of ``like``
     (a parameter), as :func:`_in_dtype_of` says why.
     """
     if isinstance(count, numbers.Real):  # a host number (NumPy's scalars too)
@@ -231,8 +233,12 @@ def _adam_scalars(count, lr, b1, b2, eps, like):
         step, eps_hat = lr * root / (1 - b1**count), eps * root
     else:
         xp = array_namespace(count)
-        root = xp.sqrt(-xp.expm1(count * math.log(b2))) if b2 > 0 else 1.0  # (0**count: 0)
-        first = -xp.expm1(count * math.log(b1)) if b1 > 0 else 1.0
+        if count.dtype == xp.float64:
+            root = (1 - b2**count) ** 0.5
+            first = 1 - b1**count
+        else:
+            root = xp.sqrt(-xp.expm1(count * math.log(b2))) if b2 > 0 else 1.0  # (0**count: 0)
+            first = -xp.expm1(count * math.log(b1)) if b1 > 0 else 1.0
         step, eps_hat = lr * root / first, eps * root
     return _in_dtype_of(step, like), _in_dtype_of(eps_hat, like)
 

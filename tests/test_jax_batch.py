@@ -217,7 +217,8 @@ def test_compiled_float32_adam_keeps_float32s_precision(mode):
     y = (X[:, 0] * X[:, 1] > 0).astype(float)
     out = {}
     for executor in ("reference", "auto"):
-        model = nb.MLP([4, 6, 1], loss="bce", backend="jax", dtype="float32", seed=1)
+        model = nb.MLP([4, 6, 1], loss="bce", backend="jax", device="cpu", dtype="float32",
+                       seed=1)
         hist = model.fit(X, y, mode=mode, epochs=3, batch_size=16, optimizer="adam", lr=0.05,
                          seed=3, executor=executor)
         out[executor] = ([np.asarray(a) for pair in model.params for a in pair], hist.executor)
@@ -233,7 +234,8 @@ def test_a_step_count_past_int32_is_refused_by_name_or_runs_under_x64(mode):
     rng = np.random.default_rng(0)
     X = rng.normal(size=(40, 4))
     y = (X[:, 0] > 0).astype(float)
-    model = nb.MLP([4, 6, 1], loss="bce", backend="jax", dtype="float32", seed=1)
+    model = nb.MLP([4, 6, 1], loss="bce", backend="jax", device="cpu", dtype="float32",
+                   seed=1)
     model.fit(X, y, mode=mode, epochs=1, optimizer="adam", lr=0.01, batch_size=16)
     model.train_state.state_scalars["count"] = 2**31 - 1
     model.train_state.steps_done = 2**31 - 1

@@ -239,7 +239,7 @@ def test_jax_compiles_invscaling_afresh_for_another_rest_of_samples_seen():
     for first_epochs in (1, 3):  # 200 or 600 samples seen: rests 40 and 120 of 160 rows
         got = {}
         for executor in ("auto", "reference"):
-            model = nb.MLP([3, 8, 1], loss="bce", backend="jax", seed=0)
+            model = nb.MLP([3, 8, 1], loss="bce", backend="jax", device="cpu", seed=0)
             model.fit(X, y, epochs=first_epochs, executor=executor, **kw)
             h = model.fit(X[:160], y[:160], epochs=2, resume=True, executor=executor, **kw)
             got[executor] = ([np.asarray(a) for pair in model.params for a in pair], h.executor)
@@ -258,6 +258,23 @@ def test_adams_factors_from_a_device_count_are_the_host_ones(b1, b2):
         host = _adam_scalars(count, 0.1, b1, b2, 1e-8, like)
         device = _adam_scalars(np.asarray(count), 0.1, b1, b2, 1e-8, like)
         np.testing.assert_allclose([float(d) for d in device], host, rtol=1e-12)
+
+
+def test_adams_factors_from_a_float64_device_count_are_the_host_loops():
+    # A float64 count (torch-graphs', cupy-graphs') takes the host loop's
+    # formula, 1 - b**count, for float64 graph fits to equal the reference
+    # loop's (-expm1(count·log b), for JAX's float32 counts, differs from it
+    # by up to 1.4e-14 at the first steps). torch's pow is libm's, as CUDA's
+    # is to an ulp; NumPy's vectorised pow is not.
+    torch = pytest.importorskip("torch", reason="torch's float64 pow stands in for CUDA's")
+    from nnbackend.optim import _adam_scalars
+
+    like = torch.zeros(1, dtype=torch.float64)
+    for count in range(1, 200):
+        host = _adam_scalars(count, 0.1, 0.9, 0.999, 1e-8, like)
+        graphs = _adam_scalars(torch.tensor(float(count), dtype=torch.float64), 0.1, 0.9,
+                               0.999, 1e-8, like)
+        np.testing.assert_allclose([float(d) for d in graphs], host, rtol=3e-16)
 
 
 # -- estimators (_base.py, _mlp.py) ------------------------------------------------------
