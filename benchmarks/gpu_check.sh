@@ -49,7 +49,8 @@
 #                                       test_schedule, test_bad_input, test_labels
 #                                       and test_optim (~5 s), less the 280
 #                                       host-build and NVRTC tests, deselected (-m
-#                                       "not host_build": CI runs them on the CPU),
+#                                       "not host_build": CI runs them on the CPU)
+#                                       and array-api-strict's cases (-k, CI's too),
 #                                       and the bridge fits' eager float64 jax:gpu
 #                                       references (~60 s of run3's, now NumPy's)
 #   benchmark                ~220 s     below (its deadline leaves it what the tests
@@ -192,6 +193,12 @@ export NNBACKEND_TEST_BACKENDS=${NNBACKEND_TEST_BACKENDS:-numpy,cupy,torch:cuda,
 # The GPU's own test files first (pytest-xdist deals tests out in collection
 # order): a run cut off at its limit loses the generic files' cases last.
 tests=${GPU_CHECK_TESTS:-tests/test_cupy_fused.py tests/test_cupy_batch.py tests/test_cupy_bridge.py tests/test_cupy_graphs.py tests/test_cupy_cluster.py tests/test_cupy_grid.py tests/test_kernel_update.py tests/test_window.py tests/test_torch_graphs.py tests/test_estimators_devices.py tests/test_dask_cupy.py tests/test_fit_precision.py tests/test_jax_batch.py tests/test_kernels.py tests/test_fused_forms.py tests/test_precision.py tests/test_gradients.py tests/test_backend.py tests/test_fit.py tests/test_training.py tests/test_chunked.py tests/test_executors.py tests/test_reproducibility.py tests/test_fused_optim.py tests/test_launches.py tests/test_schedule.py tests/test_bad_input.py tests/test_labels.py tests/test_optim.py tests/test_auto.py::test_an_array_of_any_backend_decides_and_keeps_its_device}
+# The host's cases are CI's: array-api-strict's (a CPU library), and, of the
+# generic files at the list's end, all but their GPU-parametrised cases
+# (GPU_CHECK_TEST_SELECT= runs every case collected).
+select=${GPU_CHECK_TEST_SELECT-not strict and (not (test_bad_input or test_labels or test_optim or test_schedule) or cupy or cuda or gpu)}
+select_args=()
+[ -n "$select" ] && select_args=(-k "$select")
 workers=()
 if [ "${GPU_CHECK_WORKERS:-6}" != 0 ] && python3 -c "import xdist" 2>/dev/null; then
   workers=(-n "${GPU_CHECK_WORKERS:-6}")  # the test run only: never around a benchmark
@@ -203,7 +210,7 @@ if [ "$tests" != none ]; then
   # The host builds of the kernels (C++ on the CPU) and NVRTC's checks on a
   # machine without a GPU are CI's: deselected here, this machine is for the GPU.
   # SIGINT, not TERM: pytest cut off still writes its JUnit XML and its summary.
-  timeout -s INT -k 20 "$limit" python3 -m pytest $tests "${workers[@]}" -q -rs \
+  timeout -s INT -k 20 "$limit" python3 -m pytest $tests "${workers[@]}" "${select_args[@]}" -q -rs \
     -p no:cacheprovider -m "not host_build" --junitxml "$OUT/tests.xml" > "$OUT/tests.log" 2>&1
   test_status=$?
   [ "$test_status" = 124 ] || [ "$test_status" = 137 ] && \
