@@ -238,6 +238,11 @@ def replace_target(path, what: str = "file") -> str:
     path = os.fspath(path)
     if not path:
         raise ValueError(f"cannot write {what}: the path is empty")
+    if path.endswith(tuple(filter(None, (os.sep, os.altsep)))):
+        # realpath drops the separator: "notes.txt/" would replace notes.txt,
+        # where the system refuses it ("Not a directory").
+        raise ValueError(f"cannot write {what} {path}: the path ends in a separator, so it "
+                         "names a directory; name the file")
     real = os.path.realpath(path)
     if os.path.islink(real):  # realpath stops at a loop of links
         raise ValueError(f"cannot write {what} {path}: its symbolic links form a loop")

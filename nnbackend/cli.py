@@ -272,6 +272,10 @@ def _check_writable(path, flag):
         raise _Refusal(f"{flag} {path}: directory {directory} is not writable")
     if os.path.isdir(path):
         raise _Refusal(f"{flag} {path} is a directory")
+    try:
+        replace_target(path, flag)  # a path ending in "/", a FIFO, a loop of links
+    except ValueError as exc:
+        raise _Refusal(str(exc)) from None
 
 
 def _check_not_inputs(output, flag, inputs):

@@ -79,3 +79,18 @@ def test_a_shuffling_state_no_generator_takes_is_refused_at_load(tmp_path):
     with pytest.raises(ValueError, match="not a usable nnbackend checkpoint: its shuffling "
                                          "generator's state is not usable"):
         nb.MLP.load(tmp_path / "m.npz")
+
+
+def test_a_path_ending_in_a_separator_is_refused_and_the_file_there_kept(tmp_path, capsys):
+    # realpath drops the "/": "notes.txt/" would have replaced notes.txt with a
+    # checkpoint, where the system refuses such a path ("Not a directory").
+    from conftest import cli_refusal
+
+    notes = tmp_path / "notes.txt"
+    notes.write_text("keep")
+    for path in (f"{notes}/", f"{tmp_path / 'newdir'}/"):
+        with pytest.raises(ValueError, match="ends in a separator"):
+            nb.MLP([2, 3, 1]).save(path)
+        err = cli_refusal(["train", "--epochs", "1", "--quiet", "--save", path], capsys)
+        assert "--save" in err and "ends in a separator" in err
+    assert notes.read_text() == "keep" and sorted(os.listdir(tmp_path)) == ["notes.txt"]
