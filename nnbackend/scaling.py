@@ -13,6 +13,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+from array_api_compat import array_namespace
 
 from .backends import backend_of
 
@@ -90,6 +91,7 @@ class StandardScaler:
             Values so large that a column's mean or spread overflows ``X``'s
             dtype (the message names the columns).
         """
+        X = _checked(X, backend, name, fitting=True)
         xp, to_host, asarray = _ops(X, backend)
         if not xp.isdtype(X.dtype, "real floating"):  # (the standard's mean takes floats)
             X = xp.astype(X, xp.float64)
@@ -130,7 +132,7 @@ class StandardScaler:
         -------
         self
         """
-        X = np.asarray(X)
+        X = _checked(np.asarray(X), None, name, fitting=True)
         n = X.shape[0]
         with warnings.catch_warnings():  # an overflow is refused by column, as in fit
             warnings.simplefilter("ignore", RuntimeWarning)
@@ -177,6 +179,7 @@ class StandardScaler:
                              f"got {X.shape[-1]}")
 
     def _stats(self, X, backend):
+        X = _checked(X, backend, "X")
         self._check_columns(X)
         xp, _, asarray = _ops(X, backend)
         # Whole numbers and bools are standardized in float64 (their mean is
@@ -226,7 +229,7 @@ class StandardScaler:
         -------
         ndarray of ``dtype``, shape (n_samples, n_columns)
         """
-        X = np.asarray(X)
+        X = _checked(np.asarray(X), None, "X")
         self._check_columns(X)
         out = np.empty(X.shape, dtype=dtype)
         start = 0
@@ -329,6 +332,27 @@ def _row_blocks(X, block_bytes=8 << 20):
     least one row): the float64 temporaries of the host methods are this size."""
     rows = max(1, block_bytes // (8 * max(1, X.shape[1])))
     return (X[i:i + rows] for i in range(0, X.shape[0], rows))
+
+
+def _checked(X, backend, name, fitting=False):
+    """``X`` (host data as NumPy's), refused by name unless a 2-D array of real
+    numbers (bools, whole numbers, real floats), with rows where ``fitting``."""
+    if backend is None and not hasattr(X, "__array_namespace__") \
+            and not isinstance(X, np.ndarray):
+        try:
+            array_namespace(X)
+        except TypeError:  # lists, DataFrames: host data, as NumPy reads it
+            X = np.asarray(X)
+    shape = tuple(X.shape)
+    if len(shape) != 2:
+        raise ValueError(f"{name} must be 2-D (n_samples, n_columns); got shape {shape}")
+    if fitting and shape[0] == 0:
+        raise ValueError(f"{name} is empty: it has 0 samples, and the statistics need one")
+    xp = backend.xp if backend is not None else array_namespace(X)
+    if not xp.isdtype(X.dtype, ("bool", "integral", "real floating")):
+        raise TypeError(f"{name} has dtype {X.dtype}: StandardScaler takes real numbers "
+                        "(bools, whole numbers or real floats)")
+    return X
 
 
 def _ops(X, backend):

@@ -57,6 +57,37 @@ def test_standard_scaler_refusals(args, match):
 
 
 @pytest.mark.parametrize("backend", _backends())
+def test_the_scaler_refuses_data_it_cannot_standardize_by_name(backend):
+    # On every backend alike: no shape or dtype error from inside the library,
+    # no mean of 0 rows, no complex data with its imaginary part dropped.
+    put = nb.get_backend(backend).asarray
+    cases = [(np.zeros((0, 3)), ValueError, "X is empty: it has 0 samples"),
+             (np.zeros(3), ValueError, r"X must be 2-D \(n_samples, n_columns\); got shape \(3,\)"),
+             (np.zeros((2, 2, 2)), ValueError, "must be 2-D"),
+             (np.array([[1 + 2j, 3], [2, 1j]]), TypeError, "complex.*takes real numbers")]
+    for X, error, match in cases:
+        with pytest.raises(error, match=match):
+            StandardScaler().fit(put(X))
+    fitted = StandardScaler().fit(put(np.array([[1.0, 2.0], [3.0, 5.0]])))
+    for method in (fitted.transform, fitted.inverse_transform):
+        with pytest.raises(ValueError, match="must be 2-D"):
+            method(put(np.zeros(2)))
+        with pytest.raises(TypeError, match="takes real numbers"):
+            method(put(np.array([[1j, 2]])))
+
+
+def test_the_scaler_takes_host_data_as_numpy_reads_it():
+    s = StandardScaler().fit([[1, 2], [3, 5]])
+    np.testing.assert_array_equal(s.transform([[1, 2]]), [[-1.0, -1.0]])
+    np.testing.assert_array_equal(s.inverse_transform([[0.0, 0.0]]), [[2.0, 3.5]])
+    np.testing.assert_array_equal(s.transform_host([[1, 2]]), [[-1.0, -1.0]])
+    with pytest.raises(ValueError, match="X is empty"):
+        StandardScaler().fit_host(np.zeros((0, 2)))
+    with pytest.raises(TypeError, match="takes real numbers"):
+        StandardScaler().fit_host(np.array([["a", "b"]]))
+
+
+@pytest.mark.parametrize("backend", _backends())
 def test_standardize_learns_raw_scale_regression_and_predicts_in_target_units(backend):
     X, y = _raw_regression()
     results = {}
