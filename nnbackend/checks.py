@@ -11,8 +11,11 @@ import math
 import numbers
 import os
 
+from array_api_compat import array_namespace
+
 __all__ = ["check_int", "check_number", "check_flag", "check_positive", "check_fraction",
-           "check_same_shape", "check_dense", "check_divisor", "current_umask", "replace_target"]
+           "check_same_shape", "check_dense", "check_divisor", "current_umask", "replace_target",
+           "namespace_of"]
 
 
 def check_int(name, value, minimum=1) -> int:
@@ -41,9 +44,30 @@ def check_flag(name, value) -> bool:
     A string such as ``"no"`` is truthy: taking it would do the opposite of
     what was meant.
     """
-    if not isinstance(value, (bool, int)) or isinstance(value, float) or value not in (0, 1):
+    numpy_bool = type(value).__module__ == "numpy" and type(value).__name__ in ("bool", "bool_")
+    if not (isinstance(value, numbers.Integral) or numpy_bool) or value not in (0, 1):
         raise TypeError(f"{name} must be True or False, got {value!r}")
     return bool(value)
+
+
+def namespace_of(kernel, names, *arrays, floating=False):
+    """The array-API namespace of a kernel's operands (None and Python numbers
+    passed over), refused by name when they are of several namespaces or not
+    arrays, and, with ``floating``, bools (NumPy's matmul would take them as
+    numbers, array-api-strict's refuses them)."""
+    try:
+        xp = array_namespace(*arrays)
+    except TypeError:
+        kinds = ", ".join(f"{n} is {type(a).__module__}.{type(a).__qualname__}"
+                          for n, a in zip(names, arrays) if a is not None)
+        raise TypeError(f"{kernel}: the operands must be arrays of one array-API namespace; "
+                        f"{kinds or 'got ' + ', '.join(type(a).__name__ for a in arrays)}"
+                        ) from None
+    for n, a in zip(names, arrays) if floating else ():
+        if hasattr(a, "dtype") and xp.isdtype(a.dtype, "bool"):
+            raise TypeError(f"{kernel}: {n} has dtype bool: the kernels compute in floating "
+                            "point; cast it first")
+    return xp
 
 
 def check_positive(name, value) -> float:

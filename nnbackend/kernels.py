@@ -34,9 +34,7 @@ from __future__ import annotations
 
 import math
 
-from array_api_compat import array_namespace
-
-from .checks import check_dense, check_divisor, check_same_shape
+from .checks import check_dense, check_divisor, check_same_shape, namespace_of
 # The namespaces' own forms of the hot chains; register_namespace_fixes is public here.
 from .kernel_forms import fused_form, matmul_form, register_namespace_fixes
 
@@ -60,7 +58,7 @@ def _ns(xp, *arrays):
     Finding it costs more than a small matmul, so callers that run many
     kernels per step (the model) find it once and pass ``xp=`` on.
     """
-    return array_namespace(*arrays) if xp is None else xp
+    return namespace_of("nnbackend.kernels", (), *arrays) if xp is None else xp
 
 
 def sum_rows(a, *, xp=None):
@@ -112,7 +110,7 @@ def dense_forward(x, W, b, *, xp=None):
         Operands whose shapes do not fit together (a 1-D ``x`` among them).
     """
     check_dense("dense_forward", x, W, b)
-    xp = _ns(xp, x, W, b)
+    xp = xp or namespace_of("dense_forward", ("x", "W", "b"), x, W, b, floating=True)
     return matmul_form(xp)(x, W) + b
 
 
@@ -141,7 +139,7 @@ def dense_backward(x, W, dz, *, need_dx=True, xp=None):
         Operands whose shapes do not fit together.
     """
     check_dense("dense_backward", x, W, dz=dz)
-    xp = _ns(xp, x, W, dz)
+    xp = xp or namespace_of("dense_backward", ("x", "W", "dz"), x, W, dz, floating=True)
     # ``.T`` is the standard's transpose of a 2-D array, and an attribute
     # look-up is far cheaper than a matrix_transpose call on small arrays.
     matmul = matmul_form(xp)
@@ -180,7 +178,7 @@ def dense_activation_forward(x, W, b, activation_name, *, xp=None):
     """
     forward = activation(activation_name)[0]
     check_dense("dense_activation_forward", x, W, b)
-    xp = _ns(xp, x, W, b)
+    xp = xp or namespace_of("dense_activation_forward", ("x", "W", "b"), x, W, b, floating=True)
     key = BIAS_FUSED.get(activation_name)
     fused = None if key is None else fused_form(xp, key)
     xw = matmul_form(xp)(x, W)

@@ -101,3 +101,34 @@ def test_a_numpy_number_as_n_samples_keeps_float32(backend, loss, divisor):
         assert got.dtype == zd.dtype, (kernel.__name__, got.dtype)
         np.testing.assert_array_equal(to_numpy(backend, got),
                                       to_numpy(backend, kernel(zd, yd, n_samples=8)))
+
+
+def test_dense_kernels_refuse_bools_on_every_backend_alike(backend):
+    # NumPy's matmul takes bools as numbers, array-api-strict's refuses them:
+    # refused by name on both, as the activations refuse whole numbers.
+    x = backend.asarray(np.ones((2, 3), dtype=bool))
+    W, dz = backend.asarray(np.ones((3, 2))), backend.asarray(np.ones((2, 2)))
+    b = backend.asarray(np.zeros(2))
+    with pytest.raises(TypeError, match="dense_forward: x has dtype bool: the kernels compute "
+                                        "in floating point"):
+        K.dense_forward(x, W, b)
+    with pytest.raises(TypeError, match="dense_backward: x has dtype bool"):
+        K.dense_backward(x, W, dz)
+    with pytest.raises(TypeError, match="dense_activation_forward: x has dtype bool"):
+        K.dense_activation_forward(x, W, b, "tanh")
+
+
+def test_operands_of_two_namespaces_or_lists_are_refused_by_name():
+    strict = pytest.importorskip("array_api_strict", reason="a second namespace")
+    W, b = np.ones((3, 2)), np.zeros(2)
+    with pytest.raises(TypeError, match=r"dense_forward: the operands must be arrays of one "
+                                        r"array-API namespace; x is array_api_strict\..*, "
+                                        r"W is numpy\.ndarray"):
+        K.dense_forward(strict.ones((2, 3)), W, b)
+    with pytest.raises(TypeError, match="dense_backward: .*x is builtins.list"):
+        K.dense_backward([[1.0, 2.0, 3.0]], W, np.ones((1, 2)))
+    with pytest.raises(TypeError, match="nnbackend.kernels: the operands must be arrays of one "
+                                        "array-API namespace; got ndarray, Array"):
+        K.mse_forward(np.ones((2, 1)), strict.ones((2, 1)))
+    with pytest.raises(TypeError, match="must be arrays .*got list"):
+        K.sigmoid_forward([1.0])

@@ -272,3 +272,13 @@ def test_divergence_with_a_penalty_names_alpha_too():
     X, y = np.random.default_rng(0).random((16, 2)), np.arange(16) % 2
     with pytest.warns(nb.DivergenceWarning, match=r"\(lr=0.1, or alpha=1e\+36, may be too large\)"):
         nb.MLP([2, 4, 1]).fit(X, y, mode="batch", epochs=30, alpha=1e36)
+
+
+def test_flags_take_numpys_bools_and_whole_numbers_as_they_take_0_and_1():
+    from nnbackend.checks import check_flag
+
+    for value, want in ((np.False_, False), (np.True_, True), (np.int64(1), True), (0, False)):
+        assert check_flag("shuffle", value) is want
+    for value in (np.float64(0.0), 0.0, "no", 2, np.int64(2), None):
+        with pytest.raises(TypeError, match="shuffle must be True or False"):
+            check_flag("shuffle", value)
