@@ -336,7 +336,7 @@ def _device_checked(backend: Backend, a, dtype, name: str, prescale=None):
     itself (a sparse or meta tensor, say) become one clear refusal naming
     the argument.
     """
-    xp = backend.xp
+    xp, a = backend.xp, backend.detached(a)
     if not xp.isdtype(a.dtype, ("real floating", "integral", "bool")):
         raise TypeError(f"{name} must hold real numbers (bool, int or float); got dtype {a.dtype}")
     if _unknown_rows(a):

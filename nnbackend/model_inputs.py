@@ -49,6 +49,7 @@ class ModelInputs:
                         raise ValueError(f"{label} contains NaN or infinity")
                 else:
                     source = array_backend(label, a)
+                    a = source.detached(a)
                     if not source.xp.isdtype(a.dtype, ("real floating", "integral", "bool")):
                         raise TypeError(f"{label} must hold real numbers; got dtype {a.dtype}")
                     if source.name != self.backend.name:

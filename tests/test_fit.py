@@ -1,5 +1,6 @@
 """The training loop: modes, cross-backend agreement, optimizers, inputs."""
 
+import warnings
 
 import numpy as np
 import pytest
@@ -292,6 +293,26 @@ def test_torch_params_work_with_autograd_after_fit():
     x = torch.ones(2, 3, requires_grad=True)
     (x @ W + b).sum().backward()
     assert x.grad is not None and not W.is_inference()
+
+
+def test_tensors_that_require_gradients_enter_the_model_detached():
+    # The model computes its own gradients: a caller's parameters or data that
+    # autograd follows come in detached, so predictions are plain tensors
+    # (.numpy() works, as on every other backend) and no torch warning leaks.
+    torch = pytest.importorskip("torch")
+    X = torch.asarray(_data()[0], dtype=torch.float32).requires_grad_(True)
+    W0, b0 = torch.ones(3, 1, requires_grad=True), torch.zeros(1, requires_grad=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model = nb.MLP([3, 1], loss="bce", backend="torch", params=[(W0, b0)])
+        assert not any(a.requires_grad for pair in model.params for a in pair)
+        out = model.predict(X)
+        assert not out.requires_grad and out.numpy().shape == (X.shape[0], 1)
+        y = torch.asarray(_data()[1], dtype=torch.float32).requires_grad_(True)
+        model.fit(X, y, epochs=1)
+        assert model.predict(X).grad_fn is None and model.evaluate(X, y)
+    assert W0.grad is None and X.grad is None and y.grad is None
+    assert bool(torch.all(W0 == 1))
 
 
 def test_conftest_skip_tables_name_existing_tests():

@@ -495,6 +495,12 @@ class Backend:
         data, into the parameters' namespace; others' as they are."""
         return list(arrays)
 
+    def detached(self, a):
+        """``a``'s values with no framework state attached: torch's a tensor
+        that autograd does not follow (a caller's parameters or data that
+        require gradients; the model computes its own), others as they are."""
+        return a
+
     def without_empty_chunks(self, a):
         """``a`` with no row chunk of 0 rows (dask: rechunked, lazily; a boolean
         mask leaves such chunks, which Dask's own reductions refuse); others as

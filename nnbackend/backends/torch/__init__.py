@@ -120,6 +120,9 @@ class TorchBackend(Backend):
     def to_host(self, a) -> np.ndarray:
         return a.detach().cpu().numpy()
 
+    def detached(self, a):
+        return a.detach() if a.requires_grad else a
+
     def loop_context(self):
         """``torch.inference_mode``: the loop computes its own gradients, and
         autograd's bookkeeping would only cost time (see :meth:`export`)."""
