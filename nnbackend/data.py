@@ -240,17 +240,37 @@ def feature_scale_problem(backend: Backend, X, extremes=None) -> str | None:
 
 
 def _frame_array(name, a) -> np.ndarray:
-    """A pandas DataFrame's or Series' values as a NumPy array of numbers;
-    text columns are refused by name, and nullable numbers' NA become NaN
-    (which the finite check then refuses)."""
+    """A pandas DataFrame's or Series' values as a NumPy array of numbers.
+
+    Object columns of numbers are read as numbers, as scikit-learn reads
+    them; nullable numbers' and bools' NA become NaN (which the finite check
+    then refuses). Other columns are refused by name and dtype: text (object,
+    string or category), dates, complex numbers."""
     arr = a.to_numpy()
     if arr.dtype.kind in "biuf":
         return arr
+    from pandas.api import types
+
     columns = [a[c] for c in a.columns] if hasattr(a, "columns") else [a]
-    bad = [str(c.name) for c in columns if np.asarray(c.to_numpy()).dtype.kind not in "biuf"]
+    bad, text = [], False
+    for column in columns:
+        dtype = column.dtype
+        if types.is_object_dtype(dtype):
+            try:
+                column.to_numpy(dtype=np.float64, na_value=np.nan)
+                continue
+            except (TypeError, ValueError):
+                pass
+        elif (types.is_numeric_dtype(dtype) or types.is_bool_dtype(dtype)) \
+                and not types.is_complex_dtype(dtype):
+            continue
+        text = text or types.is_object_dtype(dtype) or types.is_string_dtype(dtype) \
+            or isinstance(dtype, types.CategoricalDtype)
+        bad.append(f"{str(column.name)!r} ({dtype})")
     if bad:
+        advice = ": encode text as numbers first" if text else ""
         raise TypeError(f"{name} must hold real numbers (bool, int or float); the columns "
-                        f"{bad} do not: encode text as numbers first")
+                        f"{', '.join(bad)} do not{advice}")
     return a.to_numpy(dtype=np.float64, na_value=np.nan)
 
 

@@ -71,8 +71,22 @@ def test_the_names_survive_a_checkpoint(tmp_path):
 def test_non_numeric_columns_are_refused_by_name():
     X, y = _frame()
     X["city"] = "Paris"
-    with pytest.raises(TypeError, match=r"X must hold real numbers .*the columns \['city'\] do not"):
+    with pytest.raises(TypeError, match=r"X must hold real numbers .*the columns 'city' "
+                                        r"\((object|str|string)\) do not: encode text as numbers first"):
         nb.MLP([4, 3, 1], output_activation="sigmoid", loss="bce").fit(X, y, epochs=1)
+    for edit, named in ((lambda f: f.assign(age=pd.date_range("2020", periods=len(f))),
+                         r"'age' \(datetime64\[\w+\]\) do not$"),
+                        (lambda f: f.astype(complex), r"'age' \(complex128\), 'income'.* do not$")):
+        with pytest.raises(TypeError, match=named):  # no text, no advice about text
+            _model().fit(edit(_frame()[0]), y, epochs=1)
+    X, y = _frame()  # numbers in object columns are numbers, as scikit-learn reads them
+    models = _model(), _model()
+    models[0].fit(X, y, epochs=1)
+    models[1].fit(X.astype(object), y, epochs=1)
+    np.testing.assert_array_equal(models[1].predict(X), models[0].predict(X))
+    flags = pd.Series(y > 0, dtype="boolean").mask(np.arange(len(y)) == 3)
+    with pytest.raises(ValueError, match="y contains NaN or infinity"):
+        _model().fit(X, flags, epochs=1)  # a nullable bool's NA is a missing value too
     X, y = _frame()
     X["income"] = X["income"].astype("Float64")
     X.loc[3, "income"] = pd.NA
