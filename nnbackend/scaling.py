@@ -75,7 +75,7 @@ class StandardScaler:
         X : array, shape (n_samples, n_columns)
             Host data or an array of any array-API namespace (the statistics
             are computed there, in ``X``'s dtype, float64 for whole numbers
-            and bools, then brought to the host).
+            and bools where the device has it, then brought to the host).
         backend : nnbackend.Backend, optional
             ``X``'s backend; NumPy (or ``X``'s namespace) if not given.
         name : str, default "X"
@@ -93,10 +93,9 @@ class StandardScaler:
         """
         X = _checked(X, backend, name, fitting=True)
         xp, to_host, asarray = _ops(X, backend)
+        wide = _wide_dtype(X, backend)
         if not xp.isdtype(X.dtype, "real floating"):  # (the standard's mean takes floats)
-            X = xp.astype(X, xp.float64)
-        owner = backend or (None if isinstance(X, np.ndarray) else backend_of(X))
-        wide = np.float64 if owner is None else owner.wide_dtype()
+            X = xp.astype(X, xp.float32 if wide is None else wide)
         resolution = _resolution(xp.finfo(X.dtype).bits // 8)
         with warnings.catch_warnings():  # an overflow is refused below, by column
             warnings.simplefilter("ignore", RuntimeWarning)
@@ -183,8 +182,11 @@ class StandardScaler:
         self._check_columns(X)
         xp, _, asarray = _ops(X, backend)
         # Whole numbers and bools are standardized in float64 (their mean is
-        # no whole number); floats in their own dtype.
-        X = X if xp.isdtype(X.dtype, "real floating") else xp.astype(X, xp.float64)
+        # no whole number; float32 where the device has no float64, JAX's
+        # without x64); floats in their own dtype.
+        if not xp.isdtype(X.dtype, "real floating"):
+            wide = _wide_dtype(X, backend)
+            X = xp.astype(X, xp.float32 if wide is None else wide)
         return X, asarray(self.mean_, X.dtype), asarray(self.scale_, X.dtype)
 
     def transform(self, X, backend=None):
@@ -201,7 +203,7 @@ class StandardScaler:
         -------
         array, shape (n_samples, n_columns)
             In ``X``'s namespace, dtype (float64 for whole numbers and
-            bools) and device.
+            bools, where the device has it) and device.
 
         Raises
         ------
@@ -254,7 +256,7 @@ class StandardScaler:
         -------
         array, shape (n_samples, n_columns)
             In ``X``'s namespace, dtype (float64 for whole numbers and
-            bools) and device.
+            bools, where the device has it) and device.
         """
         X, mean, scale = self._stats(X, backend)
         return X * scale + mean
@@ -353,6 +355,12 @@ def _checked(X, backend, name, fitting=False):
         raise TypeError(f"{name} has dtype {X.dtype}: StandardScaler takes real numbers "
                         "(bools, whole numbers or real floats)")
     return X
+
+
+def _wide_dtype(X, backend):
+    """float64 of ``X``'s namespace, or None where its device has none now."""
+    owner = backend or (None if isinstance(X, np.ndarray) else backend_of(X))
+    return np.float64 if owner is None else owner.wide_dtype()
 
 
 def _ops(X, backend):

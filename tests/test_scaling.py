@@ -284,3 +284,19 @@ def test_whole_numbers_of_other_namespaces_are_standardized_in_float64():
                           dtype=np.float64)
         np.testing.assert_allclose(scaler.scale_, host.std(axis=0), rtol=1e-12)
         assert scaler.transform(X).dtype == strict.float64
+
+
+def test_whole_numbers_on_jax_without_x64_are_standardized_in_float32_without_a_warning():
+    jax = pytest.importorskip("jax", reason="JAX's x64 switch")
+    if jax.config.jax_enable_x64:
+        pytest.skip("another test turned JAX's x64 on in this process")
+    X = jax.numpy.asarray(np.arange(12).reshape(6, 2))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # JAX's "float64 ... truncated to float32"
+        scaler = StandardScaler().fit(X)
+        out = scaler.transform(X)
+        back = scaler.inverse_transform(X)
+    assert out.dtype == back.dtype == jax.numpy.float32
+    np.testing.assert_allclose(scaler.mean_, [5.0, 6.0])
+    np.testing.assert_allclose(np.asarray(out), (np.arange(12).reshape(6, 2) - [5, 6])
+                               / np.sqrt(35 / 3), rtol=1e-6)
