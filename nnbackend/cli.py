@@ -366,7 +366,7 @@ def _train(args):
     task, y = task_for(labels, args.task, args.resume, resumed)
     if args.val_split is not None:
         X_train, y_train, X_val, y_val = train_val_split(data.X, y, args.val_split,
-                                                         seed=settings["seed"])
+                                                         seed=settings["seed"], name="--val-split")
         validation = (X_val, y_val)
     else:
         X_train, y_train, validation = data.X, y, None

@@ -246,7 +246,8 @@ def _stratum_ids(y: np.ndarray):
     return encode_labels(y, task["classes"])
 
 
-def train_val_split(X, y, val_fraction: float, seed: int = 0, stratify: bool = True):
+def train_val_split(X, y, val_fraction: float, seed: int = 0, stratify: bool = True, *,
+                    name: str = "val_fraction"):
     """Split rows into a training and a validation set.
 
     ``round(val_fraction * n)`` rows (rounding halves up) go to validation.
@@ -264,6 +265,8 @@ def train_val_split(X, y, val_fraction: float, seed: int = 0, stratify: bool = T
         Strictly between 0 and 1.
     seed : int
     stratify : bool
+    name : str, default "val_fraction"
+        What a refusal calls the fraction (the caller's own name for it).
 
     Returns
     -------
@@ -280,21 +283,23 @@ def train_val_split(X, y, val_fraction: float, seed: int = 0, stratify: bool = T
     """
     if isinstance(val_fraction, bool) or not isinstance(val_fraction, numbers.Real):
         raise TypeError(
-            f"val_fraction must be a number, got {type(val_fraction).__name__} {val_fraction!r}"
+            f"{name} must be a number, got {type(val_fraction).__name__} {val_fraction!r}"
         )
     if not 0.0 < float(val_fraction) < 1.0:
-        raise ValueError(f"val_fraction must be strictly between 0 and 1, got {val_fraction}")
+        raise ValueError(f"{name} must be strictly between 0 and 1, got {val_fraction}")
     seed = check_int("seed", seed, 0)
     X, y = np.asarray(X), np.asarray(y)
     if X.ndim == 0 or y.ndim == 0:
         raise ValueError("X and y must have a first (sample) dimension")
     if y.shape[0] != X.shape[0]:
         raise ValueError(f"X has {X.shape[0]} rows but y has {y.shape[0]}")
-    train_idx, val_idx = split_indices(y, val_fraction, np.random.default_rng(seed), stratify)
+    train_idx, val_idx = split_indices(y, val_fraction, np.random.default_rng(seed), stratify,
+                                       name)
     return X[train_idx], y[train_idx], X[val_idx], y[val_idx]
 
 
-def split_indices(y, val_fraction: float, rng: np.random.Generator, stratify: bool = True):
+def split_indices(y, val_fraction: float, rng: np.random.Generator, stratify: bool = True,
+                  name: str = "val_fraction"):
     """Row indices of a train/validation split (see :func:`train_val_split`).
 
     Parameters
@@ -304,6 +309,8 @@ def split_indices(y, val_fraction: float, rng: np.random.Generator, stratify: bo
     val_fraction : float in (0, 1)
     rng : numpy.random.Generator
     stratify : bool
+    name : str
+        What a refusal calls the fraction.
 
     Returns
     -------
@@ -313,7 +320,7 @@ def split_indices(y, val_fraction: float, rng: np.random.Generator, stratify: bo
     n_val = int(math.floor(n * float(val_fraction) + 0.5))
     if n_val < 1 or n_val > n - 1:
         raise ValueError(
-            f"val_fraction={val_fraction} of {n} samples gives {n_val} validation and "
+            f"{name}={val_fraction} of {n} samples gives {n_val} validation and "
             f"{n - n_val} training samples; each side needs at least one"
         )
     strata = _stratum_ids(y) if stratify else None

@@ -5,6 +5,7 @@ import sys
 import numpy as np
 import pytest
 
+import nnbackend as nb
 from nnbackend import datasets as ds
 from nnbackend.datasets import (
     DATASETS,
@@ -659,6 +660,14 @@ def test_split_errors():
         train_val_split(np.zeros((4, 1)), np.array([0, 1, 0, 1]), 0.9, seed=0)
     with pytest.raises(ValueError, match=r"X has 4 rows but y has 3"):
         train_val_split(np.zeros((4, 1)), np.zeros(3), 0.5, seed=0)
+    # Each refusal calls the fraction by the caller's name for it.
+    with pytest.raises(ValueError, match=r"^--val-split=0.9 of 4 samples gives 4 validation"):
+        train_val_split(np.zeros((4, 1)), np.array([0, 1, 0, 1]), 0.9, name="--val-split")
+    with pytest.raises(ValueError, match=r"^--val-split must be strictly between 0 and 1"):
+        train_val_split(np.zeros((4, 1)), np.zeros(4), 1.5, name="--val-split")
+    X = np.random.default_rng(0).normal(size=(20, 2))
+    with pytest.raises(ValueError, match=r"^validation_split=0.99 of 20 samples"):
+        nb.MLP([2, 3, 1], loss="bce").fit(X, X[:, 0] > 0, validation_split=0.99, epochs=1)
 
 
 def test_split_single_class_falls_back_to_random():

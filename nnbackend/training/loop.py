@@ -128,7 +128,7 @@ def _split(net: Network, X, Y, fraction, rng):
     backend, xp = net.backend, net.backend.xp
     classify = multiclass_of(net.spec) is not None
     labels = backend.to_host(Y if classify else Y[:, :1])
-    train_idx, val_idx = split_indices(labels, fraction, rng, stratify=classify)
+    train_idx, val_idx = split_indices(labels, fraction, rng, classify, "validation_split")
     index_dtype = backend.index_dtype()
     train_idx, val_idx = (backend.asarray(i, dtype=index_dtype) for i in (train_idx, val_idx))
     return tuple(xp.take(A, i, axis=0) for A, i in
