@@ -33,15 +33,20 @@ rm -rf "$OUT/cache" "$OUT"/{load.txt,calibrate.txt,profile.json,grid.log,grid.md
 export NNBACKEND_CACHE_DIR="$OUT/cache"
 total=${GPU_AUTO_TOTAL_SECONDS:-300}
 calibrate=${GPU_AUTO_CALIBRATE_SECONDS:-$(( total * 2 / 5 ))}
+# Floors: `timeout 0` is no limit at all, and --time-budget refuses 0 or less.
+budget=${GPU_AUTO_CALIBRATE_BUDGET:-$(( calibrate - 40 ))}
+(( budget < 20 )) && budget=20
 { nvidia-smi -L 2>&1 || echo "nvidia-smi: not here"; uptime; } > "$OUT/load.txt"
 timeout -k 10 "$calibrate" python3 -m nnbackend.cli bench --calibrate \
-  --time-budget "${GPU_AUTO_CALIBRATE_BUDGET:-$(( calibrate - 40 ))}" \
+  --time-budget "$budget" \
   > "$OUT/calibrate.txt" 2>&1
 calibrate_status=$?
 echo "calibrate: exit $calibrate_status" >> "$OUT/load.txt"
 cp "$NNBACKEND_CACHE_DIR/auto-profile.json" "$OUT/profile.json" 2>/dev/null
 uptime >> "$OUT/load.txt"
-timeout -k 10 "${GPU_AUTO_GRID_SECONDS:-$(( total - SECONDS - 15 ))}" \
+grid=${GPU_AUTO_GRID_SECONDS:-$(( total - SECONDS - 15 ))}
+(( grid < 30 )) && grid=30
+timeout -k 10 "$grid" \
   python3 benchmarks/auto_choice.py --size gpu --out "$OUT" > "$OUT/grid.log" 2>&1
 grid_status=$?
 echo "grid: exit $grid_status" >> "$OUT/load.txt"
