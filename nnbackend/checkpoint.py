@@ -31,7 +31,7 @@ import tempfile
 import numpy as np
 
 from .backends import get_backend, is_auto
-from .checks import current_umask, replace_target
+from .checks import check_path, current_umask, replace_target
 from .data import host_rng
 from .scaling import StandardScaler
 from .optim import OPTIMIZERS
@@ -46,7 +46,7 @@ READS = (1, 2)
 
 def save(model, path):
     """Write ``model`` to ``path`` atomically (temporary file, fsync, rename)."""
-    path = os.fsdecode(os.fspath(path))  # (a bytes path too, as open takes it)
+    path = check_path("the checkpoint path", path)
     to_host = model.backend.to_host
     config = model.config()
     extras = {
@@ -126,7 +126,7 @@ def _bad(path, why):
 
 def load(cls, path, backend=None, device=None):
     """Read a checkpoint written by :func:`save` into a new ``cls`` model."""
-    path = os.fsdecode(os.fspath(path))
+    path = check_path("the checkpoint path", path)
     if not os.path.isfile(path):
         raise ValueError(f"no such checkpoint file: {path}")
     try:

@@ -14,8 +14,8 @@ import os
 from array_api_compat import array_namespace
 
 __all__ = ["check_int", "check_number", "check_flag", "check_positive", "check_fraction",
-           "check_same_shape", "check_dense", "check_divisor", "current_umask", "replace_target",
-           "namespace_of"]
+           "check_same_shape", "check_dense", "check_divisor", "check_path", "current_umask",
+           "replace_target", "namespace_of"]
 
 
 def check_int(name, value, minimum=1) -> int:
@@ -247,6 +247,16 @@ def check_divisor(kernel, n_samples, reduction="mean"):
 
 def _shape_text(shape) -> str:
     return str(tuple(shape))
+
+
+def check_path(name, path) -> str:
+    """``path`` (str, bytes or os.PathLike) as a ``str``, as ``open`` reads it;
+    a TypeError that names the argument for anything else (``None``, a number)."""
+    try:
+        return os.fsdecode(os.fspath(path))
+    except TypeError:
+        raise TypeError(f"{name} must be a str, bytes or os.PathLike, got "
+                        f"{type(path).__name__} {path!r}") from None
 
 
 def replace_target(path, what: str = "file") -> str:

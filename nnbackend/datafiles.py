@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .checks import check_path
 from .tasks import encode_labels, is_number
 
 __all__ = ["load_data_file", "load_features_file", "read_data_file", "read_labelled_file",
@@ -64,7 +65,7 @@ def _shown(delimiter):
 
 def _data_path(path):
     """``(path, lower-case extension)`` of an existing data file, or a ValueError."""
-    path = os.fspath(path)
+    path = check_path("the data file's path", path)
     if not os.path.exists(path):
         raise ValueError(f"no such file: {path}")
     if os.path.isdir(path):

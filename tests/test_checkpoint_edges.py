@@ -94,3 +94,20 @@ def test_a_path_ending_in_a_separator_is_refused_and_the_file_there_kept(tmp_pat
         err = cli_refusal(["train", "--epochs", "1", "--quiet", "--save", path], capsys)
         assert "--save" in err and "ends in a separator" in err
     assert notes.read_text() == "keep" and sorted(os.listdir(tmp_path)) == ["notes.txt"]
+
+
+@pytest.mark.parametrize("path", [None, 3])
+def test_a_path_that_is_no_path_is_refused_by_name(path, tmp_path):
+    from nnbackend.datafiles import load_data_file
+
+    with pytest.raises(TypeError, match="checkpoint path must be a str, bytes or os.PathLike, "
+                                        f"got {type(path).__name__}"):
+        nb.MLP([2, 3, 1]).save(path)
+    with pytest.raises(TypeError, match="checkpoint path must be a str, bytes"):
+        nb.MLP.load(path)
+    with pytest.raises(TypeError, match="data file's path must be a str, bytes"):
+        load_data_file(path)
+    # A bytes path is a path, as open takes it.
+    target = os.fsencode(tmp_path / "m.npz")
+    nb.MLP([2, 3, 1]).save(target)
+    assert nb.MLP.load(target).layer_sizes == [2, 3, 1]
