@@ -223,13 +223,15 @@ class MLP(ModelInputs, ClassLabels):
             return
         self._move_to(array_backend("X", X))
 
-    def _move_to(self, other):
-        """The parameters onto backend ``other`` (through the host: the same values)."""
-        if other.name == self.backend.name and str(other.device) == str(self.backend.device):
+    def _move_to(self, other, dtype=None):
+        """The parameters onto backend ``other`` (through the host: the same values),
+        in ``dtype`` (a name; None keeps the model's)."""
+        dtype = self.dtype if dtype is None else dtype
+        if (other.name == self.backend.name and str(other.device) == str(self.backend.device)
+                and dtype == self.dtype):
             return
-        old = self.backend
-        self.backend = other
-        self.array_dtype = other.dtype(self.dtype)
+        old, array_dtype = self.backend, other.dtype(dtype)  # (refused before anything moves)
+        self.backend, self.dtype, self.array_dtype = other, dtype, array_dtype
         self.flat_params = [other.asarray(old.to_host(p), dtype=self.array_dtype)
                             for p in self.flat_params]
         state = self.train_state

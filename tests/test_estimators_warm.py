@@ -368,3 +368,42 @@ def test_a_rate_adaptive_divided_stays_divided_for_later_partial_fit_calls():
     for _ in range(6):
         fresh.partial_fit(X, y)
     assert not np.allclose(fresh.loss_curve_[2:], curves[1][2:], rtol=1e-6)
+
+
+
+@pytest.mark.parametrize("incremental", [False, True])
+def test_set_params_of_backend_and_dtype_moves_a_warm_fit_with_its_state(incremental):
+    # A warm start or partial_fit reads backend/device/dtype as a fresh fit does:
+    # the network and its Adam moments move there and training goes on from them,
+    # not silently on the backend and dtype of the first fit.
+    pytest.importorskip("array_api_strict", reason="needs array-api-strict")
+    X, y = make_classification(120, 4, random_state=0)
+
+    def model(**kw):
+        return nb.MLPClassifier(hidden_layer_sizes=(6,), max_iter=3, shuffle=False,
+                                warm_start=not incremental, random_state=0, **kw)
+
+    def step(clf):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            return clf.partial_fit(X, y, classes=[0, 1]) if incremental else clf.fit(X, y)
+
+    def moments(clf):
+        return clf._opt_state.mu + clf._opt_state.nu
+
+    moved, stays = model(backend="numpy", dtype="float64"), model(backend="numpy", dtype="float64")
+    step(moved), step(stays)
+    moved.set_params(backend="strict")
+    step(moved), step(stays)
+    assert moved.model_.backend.name == "strict"
+    assert all(type(a).__module__.startswith("array_api_strict") for a in moments(moved))
+    for got, want in zip(moved.coefs_ + moved.intercepts_, stays.coefs_ + stays.intercepts_):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
+
+    widened = model(backend="numpy", dtype="float32")
+    step(widened)
+    widened.set_params(dtype="float64")
+    step(widened)
+    assert widened.model_.dtype == "float64"
+    assert all(W.dtype == np.float64 for W in widened.coefs_ + widened.intercepts_)
+    assert all(a.dtype == np.float64 for a in moments(widened))

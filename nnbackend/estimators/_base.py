@@ -17,10 +17,11 @@ from sklearn.utils import check_random_state
 
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ..backends import BackendUnavailableError, backend_of
+from ..backends import BackendUnavailableError, backend_of, get_backend, is_auto
 from ..data import host_rng, is_host, make_plan, n_rows
 from ..engine import EpochTask, choose_executor, run_epoch
 from ..model import MLP
+from ..model_inputs import dtype_name
 from ..network import chunk_rows, predict_rows
 from ..optim import (ScheduledState, adam, inverse_scaling, l2_penalty, momentum, on_namespace,
                      scheduled, sgd)
@@ -51,6 +52,25 @@ def _warn_if_gathered(X):
                       "for data that does not fit, train nnbackend.MLP(..., backend='dask') "
                       "on it, or fit under sklearn.config_context(array_api_dispatch=True)",
                       UserWarning, stacklevel=4)
+
+
+def _state_on(state, model):
+    """An optimizer state with each array on ``model``'s backend; its floating ones
+    in the network's dtype. Arrays already there are kept as they are (no copy)."""
+    backend = model.backend
+
+    def moved(a):
+        if not is_host(a):
+            where = backend_of(a)
+            if (where.name == backend.name and str(where.device) == str(backend.device)
+                    and a.dtype == (model.array_dtype if where.xp.isdtype(a.dtype, "real floating")
+                                    else a.dtype)):
+                return a
+            a = where.to_host(a)
+        host = np.asarray(a)
+        return backend.asarray(host, dtype=model.array_dtype if host.dtype.kind == "f" else None)
+
+    return _tree(state, moved)
 
 
 def _where(X):
@@ -185,6 +205,8 @@ class _BaseMLP(BaseEstimator):
             # A warm start goes on from the weights with the activation asked for now,
             # as scikit-learn's does (it reads `activation` at every pass).
             model.spec = replace(model.spec, hidden_activation=_ACTIVATIONS[self.activation])
+        if not first:
+            self._retarget(model)
         options = self._fit_options(n_rows(X))
         if first and model.auto:  # backend="auto": where this fit runs (a warm start stays)
             model._choose_backend(X, Y, options)
@@ -193,7 +215,7 @@ class _BaseMLP(BaseEstimator):
             self._lr_scale = 1.0
             self._opt_state = None
         else:  # the state follows the network, which follows X (another namespace, say)
-            self._opt_state = _tree(self._opt_state, model.backend.asarray)
+            self._opt_state = _state_on(self._opt_state, model)
         validation = None
         if self.early_stopping:
             Xd, Yd, validation = self._split(Xd, Yd)
@@ -203,6 +225,19 @@ class _BaseMLP(BaseEstimator):
             self._run(Xd, Yd, validation, incremental, precision)
         del self._train_labels
         return self
+
+    def _retarget(self, model):
+        """A warm start or ``partial_fit`` after ``set_params(backend=..., device=...,
+        dtype=...)``: the network moves where a fresh fit would build it, with its
+        weights (its optimizer state follows in ``_fit_checked``). Unnamed (None, or
+        'auto') the backend stays where the last fit ran, or follows X as before."""
+        dtype = dtype_name(self.dtype)
+        if (self.backend is None and self.device is None) or is_auto(self.backend):
+            model._move_to(model.backend, dtype)
+            return
+        target = get_backend(self.backend, self.device)
+        model._move_to(target, dtype)
+        model.auto, model._backend_named = False, True
 
     def _fit_options(self, n):
         """The fit as :class:`~nnbackend.training.FitOptions` put it, for what
