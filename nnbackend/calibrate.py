@@ -287,6 +287,10 @@ def calibrate(budget_s=BUDGET_S, keys=None, modes=("sgd", "minibatch", "batch"),
     failed = {}  # candidate key -> why its warm-up failed: none of its points is measured
     try:
         for key, backend in candidates:  # a first fit pays each library's one-time costs
+            if time.perf_counter() - start > budget_s:  # (the warm-ups count in the budget)
+                failed[key] = f"time budget of {budget_s:g} s spent before its warm-up"
+                say(f"{key}: not measured ({failed[key]})")
+                continue
             started = key in used_candidates()
             try:
                 first = _tiny_fit_seconds(backend, 64 + offset)

@@ -273,3 +273,30 @@ def test_a_deeply_nested_profile_is_a_corrupt_one_and_numpy_fits_go_on():
     with pytest.warns(ProfileWarning, match=f"{path} is not a usable profile \\(RecursionError"):
         hist = nb.MLP([4, 1], backend="numpy").fit(X, X[:, :1], epochs=1)
     assert len(hist.loss) == 1 and load_profile().is_default
+
+
+def test_the_warm_ups_count_in_the_calibrations_time_budget(monkeypatch):
+    # A warm-up that spends the budget leaves the next candidates unmeasured, said
+    # so, where they had each been warmed up whatever the budget.
+    warmed = []
+
+    def slow_tiny_fit(backend, n):
+        warmed.append(backend.name)
+        clock[0] += 10.0
+        return 0.0
+
+    clock = [0.0]
+    monkeypatch.setattr(cal.time, "perf_counter", lambda: clock[0])
+    monkeypatch.setattr(cal, "measure_blas", lambda say: {"threshold_madds": None, "threads": 1})
+    monkeypatch.setattr(cal, "_tiny_fit_seconds", slow_tiny_fit)
+    monkeypatch.setattr(cal, "measure_point", lambda *a, **kw: pytest.fail("no point fits"))
+    keys = [key for key, _ in cal.auto_candidates()][:2]
+    if len(keys) < 2:
+        pytest.skip("needs a second auto candidate here (torch or jax)")
+    said = []
+    profile = cal.calibrate(budget_s=5, keys=keys, modes=(), progress=said.append)
+    first = keys[0].partition(":")[0]
+    assert warmed in ([first, first], [first])  # the first one's warm-up only (twice if fresh)
+    assert any(line.startswith(keys[1]) and "time budget of 5 s spent before its warm-up"
+               in line for line in said)
+    assert not profile.candidates
