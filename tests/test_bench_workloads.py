@@ -247,3 +247,28 @@ def test_an_epoch_is_timed_with_the_blas_threads_its_fit_runs_with(monkeypatch):
     step()
     step.window(2)
     assert asked == [fit.blas_threads] * 2 and info["blas_threads"] == fit.blas_threads
+
+
+def test_inside_hold_the_threads_are_set_once_for_every_call(monkeypatch):
+    # A fit sets its BLAS threads once; so do a benchmark's rounds, inside
+    # step.hold(), where each call had entered the limit (microseconds a call).
+    from nnbackend.backends.numpy import NumpyBackend
+    from nnbackend.bench import workloads as W
+
+    asked = []
+    real = NumpyBackend.blas_threads
+
+    def recording(self, threads):
+        asked.append(threads)
+        return real(self, threads)
+
+    monkeypatch.setattr(NumpyBackend, "blas_threads", recording)
+    step, info = W.make_epoch("nnbackend", "numpy", "batch", 1000)
+    asked.clear()
+    with step.hold():
+        for _ in range(3):
+            step()
+        step.window(2)
+    assert asked == [info["blas_threads"]]
+    step()  # outside it, each call sets them again
+    assert asked == [info["blas_threads"]] * 2
