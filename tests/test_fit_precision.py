@@ -94,6 +94,58 @@ def test_a_torch_switch_set_through_both_its_apis_is_refused_not_overwritten():
         pass
 
 
+def test_torch_newer_switches_are_set_with_the_legacy_one_and_put_back_exactly():
+    # torch >= 2.9's fp32_precision switches: a user who set TF32 through them alone
+    # (torch then refuses to read the legacy switch) gets the precision asked for,
+    # not a refusal; and a switch that inherited the global one inherits it again
+    # after a fit (the legacy setter had pinned cuBLAS's and oneDNN's to 'ieee').
+    torch = pytest.importorskip("torch", reason="needs torch")
+    cuda = getattr(torch.backends.cuda, "matmul", None)
+    if getattr(cuda, "fp32_precision", None) is None:
+        pytest.skip(f"torch {torch.__version__} has no fp32_precision switches")
+    switches = (torch.backends, cuda, torch.backends.mkldnn.matmul)
+
+    def state():
+        read = [s.fp32_precision for s in switches]
+        try:
+            return read + [torch.get_float32_matmul_precision()]
+        except RuntimeError:
+            return read + ["unreadable"]
+
+    setups = {"default": lambda: None,
+              "cuBLAS's switch": lambda: setattr(cuda, "fp32_precision", "tf32"),
+              "the global switch": lambda: setattr(torch.backends, "fp32_precision", "tf32")}
+    try:
+        for setup in setups.values():
+            for precision, legacy in (("highest", "highest"), ("tf32", "high"), (None, None)):
+                torch.set_float32_matmul_precision("highest")
+                for s in switches:
+                    s.fp32_precision = "none"
+                setup()
+                before = state()
+                with P.torch_precision(torch, precision) as now:
+                    if legacy is not None:
+                        assert now == precision
+                        # The two APIs agree inside the block (torch refuses a matmul where not).
+                        assert torch.get_float32_matmul_precision() == legacy
+                        assert {"none": "highest", "ieee": "highest", "tf32": "tf32"}[
+                            cuda.fp32_precision] == precision
+                    else:
+                        assert now == ("highest" if before[1] in ("none", "ieee") else "tf32")
+                assert state() == before
+        torch.set_float32_matmul_precision("highest")
+        for s in switches:
+            s.fp32_precision = "none"
+        with P.torch_precision(torch, "tf32"):
+            pass
+        torch.backends.fp32_precision = "tf32"  # a later global opt-in reaches cuBLAS again
+        assert cuda.fp32_precision == "tf32"
+    finally:
+        torch.set_float32_matmul_precision("highest")
+        for s in switches:
+            s.fp32_precision = "none"
+
+
 class _Linalg:
     """A stand-in for ``cupy._core._routines_linalg``: the compute type per dtype."""
 

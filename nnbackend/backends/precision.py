@@ -41,6 +41,26 @@ def check_precision(precision):
 # torch.get_float32_matmul_precision()'s values on CUDA, by nnbackend's names.
 _TORCH_NAMES = {"highest": "highest", "high": "tf32", "medium": "bfloat16"}
 _TORCH_SETTING = {"highest": "highest", "tf32": "high"}
+# The values of torch's newer switches (fp32_precision, torch >= 2.9), by nnbackend's names.
+_TORCH_FP32_NAMES = {"ieee": "highest", "none": "highest", "tf32": "tf32", "bf16": "bfloat16"}
+
+
+def _torch_fp32_switches(torch):
+    """torch's newer per-backend float32 switches that its legacy setter also
+    sets (cuBLAS's and oneDNN's matmuls), and the global one they inherit
+    from; ``([], None)`` on a torch without them."""
+    backends = getattr(torch, "backends", None)
+    switches = [getattr(getattr(backends, name, None), "matmul", None) for name in ("cuda",
+                                                                                   "mkldnn")]
+    switches = [s for s in switches if s is not None and _fp32(s) is not None]
+    return switches, (_fp32(backends) if switches else None)
+
+
+def _fp32(holder):
+    try:
+        return holder.fp32_precision
+    except (AttributeError, RuntimeError):
+        return None
 
 
 @contextlib.contextmanager
@@ -48,27 +68,48 @@ def torch_precision(torch, precision):
     """Set torch's float32 matmul precision for the block (CUDA devices).
 
     Through ``torch.set_float32_matmul_precision``, which sets cuBLAS's TF32
-    switch (``torch.backends.cuda.matmul``) with it.
+    switch in torch's legacy API and in its newer one (``fp32_precision``,
+    torch >= 2.9) alike, so that the two agree (torch refuses a matmul where
+    they do not). On exit both are put back as they were: a newer switch
+    that inherited the global ``torch.backends.fp32_precision`` inherits it
+    again. A user who set only the newer switches left the legacy one at its
+    default, ``"highest"``, which is where it goes back to.
     """
+    switches, generic = _torch_fp32_switches(torch)
     try:
         before = torch.get_float32_matmul_precision()
+        legacy_readable = True
     except RuntimeError:
-        # The user set TF32 through both of torch's APIs, which it refuses to
-        # read back: their setting stands, and cannot be named.
-        if precision is not None:
-            raise ValueError(f"precision={precision!r}: torch's TF32 switches were set through "
-                             "both its legacy and new APIs, so they cannot be set back after the "
-                             "fit; use one of them, or leave precision=None") from None
-        yield "torch's own setting"
+        # The newer switches were set and the legacy one was not (or both, to
+        # values that disagree): torch then refuses to read the legacy one.
+        if not switches:
+            if precision is not None:
+                raise ValueError(f"precision={precision!r}: torch's TF32 switches were set "
+                                 "through both its legacy and new APIs, so they cannot be set "
+                                 "back after the fit; use one of them, or leave "
+                                 "precision=None") from None
+            yield "torch's own setting"
+            return
+        before, legacy_readable = "highest", False
+    if precision is None:
+        now = _fp32(switches[0]) if not legacy_readable else None
+        yield _TORCH_FP32_NAMES.get(now, now) if now is not None else _TORCH_NAMES.get(before,
+                                                                                       before)
         return
-    wanted = before if precision is None else _TORCH_SETTING[precision]
-    if wanted != before:
-        torch.set_float32_matmul_precision(wanted)
+    wanted = _TORCH_SETTING[precision]
+    if legacy_readable and wanted == before:
+        yield _TORCH_NAMES[wanted]
+        return
+    saved = [(s, _fp32(s)) for s in switches]
+    torch.set_float32_matmul_precision(wanted)
     try:
-        yield _TORCH_NAMES.get(wanted, wanted)
+        yield _TORCH_NAMES[wanted]
     finally:
-        if wanted != before:
-            torch.set_float32_matmul_precision(before)
+        torch.set_float32_matmul_precision(before)
+        for switch, value in saved:
+            # Read back, a switch that inherits shows the global value: it
+            # inherits again ("none"), not pinned to what the global was.
+            switch.fp32_precision = "none" if value == generic else value
 
 
 # CuPy's compute types (cupy/_core/_routines_linalg.pxd), where the module
