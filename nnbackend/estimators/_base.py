@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import copy
-import numbers
 import warnings
 from dataclasses import replace
 
@@ -27,6 +26,7 @@ from ..optim import (ScheduledState, adam, inverse_scaling, l2_penalty, momentum
                      scheduled, sgd)
 from ..training import FitOptions
 from ._params import _ACTIVATIONS, check_params
+from ._state import _state_on, _structure, _tree
 
 __all__ = ["_BaseMLP"]
 
@@ -52,25 +52,6 @@ def _warn_if_gathered(X):
                       "for data that does not fit, train nnbackend.MLP(..., backend='dask') "
                       "on it, or fit under sklearn.config_context(array_api_dispatch=True)",
                       UserWarning, stacklevel=4)
-
-
-def _state_on(state, model):
-    """An optimizer state with each array on ``model``'s backend; its floating ones
-    in the network's dtype. Arrays already there are kept as they are (no copy)."""
-    backend = model.backend
-
-    def moved(a):
-        if not is_host(a):
-            where = backend_of(a)
-            if (where.name == backend.name and str(where.device) == str(backend.device)
-                    and a.dtype == (model.array_dtype if where.xp.isdtype(a.dtype, "real floating")
-                                    else a.dtype)):
-                return a
-            a = where.to_host(a)
-        host = np.asarray(a)
-        return backend.asarray(host, dtype=model.array_dtype if host.dtype.kind == "f" else None)
-
-    return _tree(state, moved)
 
 
 def _where(X):
@@ -678,30 +659,8 @@ def _float_dtypes(X):
     return (np.float64, np.float32)
 
 
-def _tree(state, fn):
-    """``state`` (an optimizer state: NamedTuples, lists, host numbers, arrays) with
-    ``fn`` applied to each array."""
-    if state is None or isinstance(state, (numbers.Number, str)):
-        return state
-    if isinstance(state, tuple) and hasattr(state, "_fields"):
-        return type(state)(*(_tree(v, fn) for v in state))
-    if isinstance(state, (list, tuple)):
-        return type(state)(_tree(v, fn) for v in state)
-    return fn(state)
-
-
 class _Interrupted(Exception):
     """Ctrl-C during the epochs, carrying ``(params, state, best)`` of those done."""
-
-
-def _structure(state):
-    """An optimizer state's make-up (its NamedTuples, lists, numbers and array
-    shapes), to tell whether a state fits another optimizer."""
-    if isinstance(state, (list, tuple)):
-        return type(state).__name__, tuple(_structure(v) for v in state)
-    if isinstance(state, numbers.Number):
-        return "number"
-    return tuple(state.shape)
 
 
 def _host_labels(y):
