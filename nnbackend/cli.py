@@ -128,8 +128,9 @@ def _parser():
 
     def backend_flags(p):
         p.add_argument("--backend", default=None,
-                       help=f"one of {', '.join(BACKEND_NAMES)}, or auto (picked from this "
-                            "machine's profile) (default: $NNBACKEND_BACKEND or numpy)")
+                       help=f"one of {', '.join(BACKEND_NAMES)}, one with its device "
+                            "(torch:cuda), or auto (picked from this machine's profile) "
+                            "(default: $NNBACKEND_BACKEND or numpy)")
         p.add_argument("--device", default=None, help="the backend's device, e.g. cuda:0 or device1")
         p.add_argument("--scheduler", metavar="ADDRESS", default=None,
                        help="dask backend: a dask.distributed scheduler to run on, e.g. "

@@ -43,6 +43,24 @@ def test_unknown_backend_lists_choices(name):
         nb.MLP([2, 1], backend=name)
 
 
+def test_a_backend_named_with_its_device_as_the_benchmark_names_it(monkeypatch):
+    # "numpy:cpu", "strict:device1": as `nnbackend bench --backends` and the
+    # CLI's --backend take them; had been an unknown backend everywhere but bench.
+    pytest.importorskip("array_api_strict")
+    backend = nb.get_backend("strict:device1")
+    assert backend.name == "strict" and str(backend.device) == str(
+        nb.get_backend("strict", "device1").device)
+    assert nb.get_backend("numpy:cpu", "cpu").name == "numpy"  # the same device, twice
+    with pytest.raises(ValueError, match=r"backend 'strict:device1' names its device "
+                                         r"\('device1'\) and device='CPU_DEVICE' names another"):
+        nb.get_backend("strict:device1", "CPU_DEVICE")
+    assert nb.MLP([2, 1], backend="strict:device1").backend.name == "strict"
+    monkeypatch.setenv(ENV_VAR, "strict:device1")
+    assert nb.get_backend().name == "strict"
+    with pytest.raises(ValueError, match=r"unknown backend 'tensorflow:gpu'"):
+        nb.get_backend("tensorflow:gpu")
+
+
 @pytest.mark.parametrize(
     "name, module, extra",
     [("torch", "torch", "nnbackend[torch]"), ("jax", "jax", "nnbackend[jax]"),

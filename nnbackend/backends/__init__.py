@@ -77,7 +77,9 @@ def get_backend(name: str | None = None, device=None, *, scheduler=None) -> Back
     Parameters
     ----------
     name : str, Backend or None
-        One of :data:`BACKEND_NAMES`. ``None`` reads ``$NNBACKEND_BACKEND``,
+        One of :data:`BACKEND_NAMES`, or one with its device after a colon
+        (``"torch:cuda"``, ``"jax:cpu"``, ``"cupy:1"``) in place of
+        ``device``. ``None`` reads ``$NNBACKEND_BACKEND``,
         then falls back to ``"numpy"``. ``"auto"`` is no backend of its own
         (a model picks one at each fit) and is refused here.
     device : str, int, device object or None
@@ -124,6 +126,13 @@ def get_backend(name: str | None = None, device=None, *, scheduler=None) -> Back
         raise ValueError(f"backend 'auto'{source} is chosen at each fit, not here: pass "
                          "backend='auto' to MLP or an estimator (nnbackend.explain_backend "
                          f"says what it would pick), or name one of {list(BACKEND_NAMES)}")
+    prefix, colon, named_device = key.partition(":")
+    if colon and prefix in _CLASSES:
+        # "torch:cuda", "jax:gpu:1": the device in the name, as the benchmark writes it.
+        if device is not None and str(device) != named_device:
+            raise ValueError(f"backend {name!r} names its device ({named_device!r}) and "
+                             f"device={device!r} names another; name it once")
+        key, device = prefix, str(name).strip().partition(":")[2]
     if key not in _CLASSES:
         source = f" (from ${ENV_VAR})" if os.environ.get(ENV_VAR) == name else ""
         raise ValueError(
