@@ -152,6 +152,9 @@ def array_backend(name, a) -> Backend:
 
 def _check_same_backend(name, a, backend: Backend):
     other = array_backend(name, a)
+    if not other.holds_data():
+        raise ValueError(f"{name} is on {other.name} device {other.device}, which holds no "
+                         "values; pass an array with values")
     if other.name != backend.name:
         raise TypeError(
             f"{name} is a {other.name} array but the model's backend is "

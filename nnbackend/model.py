@@ -221,7 +221,11 @@ class MLP(ModelInputs, ClassLabels):
         """Move to ``X``'s backend and device if the model's backend was not named."""
         if self._backend_named or is_host(X):
             return
-        self._move_to(array_backend("X", X))
+        other = array_backend("X", X)
+        if not other.holds_data():  # refused before the model moves there, losing its weights
+            raise ValueError(f"X is on {other.name} device {other.device}, which holds no "
+                             "values; pass an array with values")
+        self._move_to(other)
 
     def _move_to(self, other, dtype=None):
         """The parameters onto backend ``other`` (through the host: the same values),

@@ -49,6 +49,9 @@ class ModelInputs:
                         raise ValueError(f"{label} contains NaN or infinity")
                 else:
                     source = array_backend(label, a)
+                    if not source.holds_data():
+                        raise ValueError(f"{label} is on device {source.device}, which holds "
+                                         "no values; pass arrays with values")
                     a = source.detached(a)
                     if not source.xp.isdtype(a.dtype, ("real floating", "integral", "bool")):
                         raise TypeError(f"{label} must hold real numbers; got dtype {a.dtype}")

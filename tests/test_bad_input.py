@@ -573,6 +573,9 @@ def test_torch_tensors_the_kernels_cannot_use_are_one_clear_error(kind):
     torch = pytest.importorskip("torch")
     X, y = _data()
     tensor = torch.asarray(X).to_sparse() if kind == "sparse" else torch.empty(12, 3, device="meta")
-    err = refused(TypeError, r"X could not be used as a dense torch array on .* \(\w+Error: .*\); "
-                  "pass a NumPy array or a dense array of the backend", _fit, _model(), tensor, y)
-    assert len(str(err)) < 400
+    expected = (TypeError, r"X could not be used as a dense torch array on .* \(\w+Error: "
+                r".*\); pass a NumPy array or a dense array of the backend") if kind == "sparse" \
+        else (ValueError, "X is on torch device meta, which holds no values")
+    for model in (_model(), _model(backend="torch")):  # following its data, or named
+        err = refused(*expected, _fit, model, tensor, y)
+        assert len(str(err)) < 400

@@ -495,6 +495,11 @@ class Backend:
         data, into the parameters' namespace; others' as they are."""
         return list(arrays)
 
+    def holds_data(self) -> bool:
+        """False for a device of shapes without values (torch's 'meta'): a
+        model never moves there, and arrays there are refused by name."""
+        return True
+
     def detached(self, a):
         """``a``'s values with no framework state attached: torch's a tensor
         that autograd does not follow (a caller's parameters or data that

@@ -85,7 +85,23 @@ class TorchBackend(Backend):
                 raise BackendUnavailableError(
                     f"backend 'torch': device {device!r} is not available here (torch "
                     f"{torch.__version__}); use 'cpu', 'cuda' or 'mps'")
-        return xp, dev
+        return xp, cls._canonical(torch, dev)
+
+    @staticmethod
+    def _canonical(torch, dev):
+        """``dev`` as a tensor made on it reports its device, for the two to
+        compare equal: the CPU without an index ('cpu:0' is 'cpu'), an
+        accelerator with one ('mps' is 'mps:0', 'xpu' its current device)."""
+        if dev.type == "cpu":
+            return torch.device("cpu")
+        if dev.index is not None or dev.type == "meta":
+            return dev
+        current = getattr(getattr(torch, dev.type, None), "current_device", None)
+        try:
+            index = current() if dev.type != "mps" and callable(current) else 0
+        except Exception:  # noqa: BLE001 - a plugin's device module: its first device
+            index = 0
+        return torch.device(dev.type, index)
 
     @staticmethod
     def _cuda_device(torch, requested, dev):
@@ -118,7 +134,15 @@ class TorchBackend(Backend):
         return super().float_dtypes()
 
     def to_host(self, a) -> np.ndarray:
-        return a.detach().cpu().numpy()
+        import torch
+
+        a = a.detach().cpu()
+        if a.dtype == torch.bfloat16:  # NumPy has no bfloat16; float32 holds it exactly
+            a = a.float()
+        return a.numpy()
+
+    def holds_data(self) -> bool:
+        return self.device.type != "meta"
 
     def detached(self, a):
         return a.detach() if a.requires_grad else a
@@ -131,9 +155,12 @@ class TorchBackend(Backend):
         return torch.inference_mode()
 
     def export(self, arrays):
-        """Copies made outside inference mode: inference-mode tensors cannot
-        take part in autograd later."""
-        return [a.clone() for a in arrays]
+        """Copies made outside inference mode (the caller's own included):
+        inference-mode tensors cannot take part in autograd later."""
+        import torch
+
+        with torch.inference_mode(False):
+            return [a.clone() for a in arrays]
 
     def matmul_precision(self, precision, dtype):
         """On CUDA, torch's float32 matmul precision for the block (on a CPU
