@@ -87,3 +87,14 @@ def test_parameters_are_exported_outside_the_callers_inference_mode():
     W.requires_grad_(True)
     (W * 2).sum().backward()
     assert torch.equal(W.grad, torch.full_like(W, 2.0))
+
+
+@pytest.mark.parametrize("device", [0, "1"])
+def test_a_device_index_is_a_cuda_device(device):
+    # As torch reads an index (`--device 0` gives the text "0"): without CUDA,
+    # the refusal that names the missing GPU, not "Invalid device string".
+    if torch.cuda.is_available():
+        pytest.skip("a machine with CUDA takes the index")
+    with pytest.raises(nb.BackendUnavailableError,
+                       match=f"device {device!r}: PyTorch sees no CUDA GPU"):
+        nb.get_backend("torch", device)

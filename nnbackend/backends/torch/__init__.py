@@ -10,6 +10,7 @@ current stream: :mod:`..cupy.bridge`) where CuPy is installed, then
 from __future__ import annotations
 
 import functools
+import numbers
 
 import numpy as np
 
@@ -65,8 +66,12 @@ class TorchBackend(Backend):
         torch = import_or_refuse("torch", "torch", cls.install_hint)
         compat = import_or_refuse("torch", "array_api_compat.torch", cls.install_hint)
         xp = torch_namespace(compat, torch)
+        spec = device
+        if (isinstance(device, numbers.Integral) and not isinstance(device, bool)) or (
+                isinstance(device, str) and device.strip().isdigit()):
+            spec = f"cuda:{int(device)}"  # as torch reads an index, and `--device 0` gives it
         try:
-            dev = torch.device("cpu" if device is None else device)
+            dev = torch.device("cpu" if spec is None else spec)
         except (RuntimeError, TypeError) as exc:
             raise ValueError(f"backend 'torch': bad device {device!r} ({exc})") from None
         if dev.type == "cuda":
