@@ -111,3 +111,30 @@ def test_a_path_that_is_no_path_is_refused_by_name(path, tmp_path):
     target = os.fsencode(tmp_path / "m.npz")
     nb.MLP([2, 3, 1]).save(target)
     assert nb.MLP.load(target).layer_sizes == [2, 3, 1]
+
+
+def test_a_model_pickles_and_deep_copies_on_its_backend(backend):
+    # Its backend holds a module, which pickles not: pickle.dumps(model) and
+    # copy.deepcopy(model) had failed on every backend. The copy is on the same
+    # backend and device, and a resumed fit of it takes the same steps.
+    import copy
+    import pickle
+
+    from conftest import own_array, to_numpy
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 3))
+    y = (X[:, 0] > 0).astype(float)
+    Xd, yd = own_array(backend, X), own_array(backend, y)
+    model = nb.MLP([3, 4, 1], backend=backend.name, device=backend.device, dtype="float64",
+                   standardize=True)
+    model.fit(Xd, yd, batch_size=8, epochs=2, optimizer="adam")
+    twins = pickle.loads(pickle.dumps(model)), copy.deepcopy(model)
+    ours = model.fit(Xd, yd, batch_size=8, epochs=1, optimizer="adam", resume=True)
+    for twin in twins:
+        assert (twin.backend.name, str(twin.backend.device)) == (backend.name,
+                                                                   str(backend.device))
+        theirs = twin.fit(Xd, yd, batch_size=8, epochs=1, optimizer="adam", resume=True)
+        assert theirs.loss == ours.loss
+        for a, b in zip(model.flat_params, twin.flat_params):
+            np.testing.assert_array_equal(to_numpy(backend, a), to_numpy(backend, b))

@@ -100,6 +100,13 @@ def quiet_numpy():
     return np.errstate(over="ignore", invalid="ignore", divide="ignore")
 
 
+def _reopened(name, device, scheduler):
+    """A pickled :class:`Backend`, opened again (see ``Backend.__reduce__``)."""
+    from . import get_backend
+
+    return get_backend(name, device, scheduler=scheduler)
+
+
 @dataclass(frozen=True)
 class Backend:
     """An array namespace and the device arrays are placed on.
@@ -154,6 +161,13 @@ class Backend:
 
     def __repr__(self) -> str:
         return f"Backend(name={self.name!r}, device={self.device!r})"
+
+    def __reduce__(self):
+        # Its namespace is a module, which pickles not: a pickled model (or a
+        # deepcopy) keeps the backend as get_backend takes it back, and opens
+        # it there again (a GPU backend needs its GPU where it is unpickled).
+        scheduler = self.scheduler if isinstance(self.scheduler, str) else None
+        return _reopened, (self.name, self.device_spec(), scheduler)
 
     def __hash__(self) -> int:
         # Backends key caches (compiled figure functions). The device enters by
