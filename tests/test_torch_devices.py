@@ -98,3 +98,14 @@ def test_a_device_index_is_a_cuda_device(device):
     with pytest.raises(nb.BackendUnavailableError,
                        match=f"device {device!r}: PyTorch sees no CUDA GPU"):
         nb.get_backend("torch", device)
+
+
+def test_synchronize_waits_for_an_mps_device(monkeypatch):
+    # MPS runs its kernels asynchronously, as CUDA does: a timing (the
+    # benchmark's) that did not wait would time their launches only.
+    waited = []
+    monkeypatch.setattr(torch.mps, "synchronize", lambda: waited.append(True))
+    cpu = nb.get_backend("torch")
+    TorchBackend("torch", cpu.xp, torch.device("mps", 0)).synchronize()
+    cpu.synchronize()
+    assert waited == [True]

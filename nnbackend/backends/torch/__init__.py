@@ -218,7 +218,10 @@ class TorchBackend(Backend):
         return free + cached
 
     def synchronize(self) -> None:
-        if self.device.type == "cuda":
+        if self.device.type in ("cuda", "mps"):  # (their kernels run asynchronously)
             import torch
 
-            torch.cuda.synchronize(self.device)
+            if self.device.type == "cuda":
+                torch.cuda.synchronize(self.device)
+            else:
+                torch.mps.synchronize()
