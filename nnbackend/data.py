@@ -640,6 +640,8 @@ def _one_hot(backend: Backend, y, n_classes: int, dtype, name: str, training: bo
     low, high, whole = (float(v) for v in backend.to_host(xp.stack(
         [xp.min(work), xp.max(work), xp.astype(xp.all(work == xp.round(work)), work.dtype)])))
     ids = xp.astype(raw, dtype)
+    if not all(map(math.isfinite, (low, high))):  # (NaN and infinity reach the extremes)
+        _not_finite_ids(name, "NaN" if math.isnan(low) or math.isnan(high) else "infinity")
     if not whole:
         raise ValueError(f"{name} holds class ids for cross_entropy, so they must be "
                          "whole numbers; got non-integer values")
@@ -652,10 +654,18 @@ def _one_hot(backend: Backend, y, n_classes: int, dtype, name: str, training: bo
     return xp.astype(xp.reshape(ids, (-1, 1)) == classes, dtype)
 
 
+def _not_finite_ids(name, what):
+    hint = " (a missing label?)" if what == "NaN" else ""
+    raise ValueError(f"{name} holds class ids for cross_entropy and contains {what}{hint}; "
+                     "give every row a class id")
+
+
 def _host_one_hot(y, n_classes, name):
     host = y.reshape(-1)
     if host.dtype.kind == "f":
-        if not _host_all_finite(host) or np.any(host != np.round(host)):
+        if not _host_all_finite(host):
+            _not_finite_ids(name, "NaN" if np.isnan(host).any() else "infinity")
+        if np.any(host != np.round(host)):
             raise ValueError(
                 f"{name} holds class ids for cross_entropy, so they must be "
                 "whole numbers; got non-integer values"

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import nnbackend as nb
-from conftest import to_numpy
+from conftest import own_array, to_numpy
 
 PACKAGE = os.path.dirname(nb.__file__)
 
@@ -320,9 +320,20 @@ def test_numpy_scalar_learning_rate_is_taken(optimizer, scalar, dtype):
     ([0, 1, 2, 3] * 3, r"y holds class ids outside \[0, 3\) for a network with 3 outputs \(e.g. 3\)"),
     ([0, 1, 2, -1] * 3, r"class ids outside \[0, 3\) .*\(e.g. -1\)"),
     ([0, 1, 2, 1.5] * 3, "class ids for cross_entropy, so they must be whole numbers"),
+    ([0, 1, 2, np.nan] * 3, r"class ids for cross_entropy and contains NaN \(a missing "
+                            r"label\?\); give every row a class id"),
+    ([0, 1, 2, np.inf] * 3, r"class ids for cross_entropy and contains infinity; give"),
 ])
 def test_class_ids_out_of_range_or_not_whole(labels, match):
     refused(ValueError, match, _fit, _softmax(), _data()[0], np.array(labels))
+
+
+def test_class_ids_with_nan_on_device_are_named_as_nan(backend):
+    X, _ = _data()
+    ids = own_array(backend, np.array([0, 1, 2, np.nan] * 3))
+    model = _softmax(backend=backend.name, device=backend.device)
+    refused(ValueError, r"class ids for cross_entropy and contains NaN", _fit, model,
+            own_array(backend, X), ids)
 
 
 def test_class_ids_out_of_range_on_device(backend):

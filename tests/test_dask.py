@@ -508,7 +508,7 @@ def test_class_ids_become_one_hot_rows_chunk_by_chunk_never_gathered():
     np.testing.assert_array_equal(Y.compute(), np.eye(5, dtype=np.float32)[ids])
     for bad, message in ((da.from_array(np.r_[ids[:-1], 5], chunks=250), r"outside \[0, 5\)"),
                          (da.from_array(np.r_[ids[:-1], 0.5], chunks=250), "whole numbers"),
-                         (da.from_array(np.r_[ids[:-1], np.nan], chunks=250), "whole numbers")):
+                         (da.from_array(np.r_[ids[:-1], np.nan], chunks=250), "contains NaN")):
         with pytest.raises(ValueError, match=message):
             as_targets(backend, bad, "cross_entropy", 5, 1_000, backend.dtype("float32"))
 
