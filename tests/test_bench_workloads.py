@@ -225,15 +225,10 @@ def test_epochs_per_call_fills_a_call_within_the_window_and_the_fits(monkeypatch
     assert calls == [5] and E.timed_call(peer, 1) is peer
 
 
-def test_an_epoch_is_timed_with_the_blas_threads_its_fit_runs_with(monkeypatch):
-    # Timed at OpenBLAS's default (two threads on a 2-core VM), a small
-    # network's batch epoch took 38 ms; the fit's one thread runs it in 0.3.
+def _record_blas_threads(monkeypatch):
+    """The list each NumPy ``blas_threads(threads)`` call appends its count to."""
     from nnbackend.backends.numpy import NumpyBackend
-    from nnbackend.bench import workloads as W
-    from nnbackend.bench.synthetic import data_for
 
-    X, y = data_for("small", 1000, 0)
-    fit = nb.MLP([32, 64, 1], backend="numpy", seed=0).fit(X, y, mode="batch", epochs=1)
     asked = []
     real = NumpyBackend.blas_threads
 
@@ -242,6 +237,18 @@ def test_an_epoch_is_timed_with_the_blas_threads_its_fit_runs_with(monkeypatch):
         return real(self, threads)
 
     monkeypatch.setattr(NumpyBackend, "blas_threads", recording)
+    return asked
+
+
+def test_an_epoch_is_timed_with_the_blas_threads_its_fit_runs_with(monkeypatch):
+    # Timed at OpenBLAS's default (two threads on a 2-core VM), a small
+    # network's batch epoch took 38 ms; the fit's one thread runs it in 0.3.
+    from nnbackend.bench import workloads as W
+    from nnbackend.bench.synthetic import data_for
+
+    X, y = data_for("small", 1000, 0)
+    fit = nb.MLP([32, 64, 1], backend="numpy", seed=0).fit(X, y, mode="batch", epochs=1)
+    asked = _record_blas_threads(monkeypatch)
     step, info = W.make_epoch("nnbackend", "numpy", "batch", 1000)
     asked.clear()
     step()
@@ -252,17 +259,9 @@ def test_an_epoch_is_timed_with_the_blas_threads_its_fit_runs_with(monkeypatch):
 def test_inside_hold_the_threads_are_set_once_for_every_call(monkeypatch):
     # A fit sets its BLAS threads once; so do a benchmark's rounds, inside
     # step.hold(), where each call had entered the limit (microseconds a call).
-    from nnbackend.backends.numpy import NumpyBackend
     from nnbackend.bench import workloads as W
 
-    asked = []
-    real = NumpyBackend.blas_threads
-
-    def recording(self, threads):
-        asked.append(threads)
-        return real(self, threads)
-
-    monkeypatch.setattr(NumpyBackend, "blas_threads", recording)
+    asked = _record_blas_threads(monkeypatch)
     step, info = W.make_epoch("nnbackend", "numpy", "batch", 1000)
     asked.clear()
     with step.hold():
