@@ -37,6 +37,7 @@ from .data import (
 )
 from .model_epochs import epoch_function
 from .model_inputs import ModelInputs, dtype_name, first_param
+from .model_pickle import HostPickling
 from .network import (
     DEFAULT_CHUNK_SIZE,
     check_chunk_size,
@@ -54,7 +55,7 @@ from .training import FitOptions, Network, train
 __all__ = ["MLP", "epoch_function", "fit"]
 
 
-class MLP(ModelInputs, ClassLabels):
+class MLP(ModelInputs, ClassLabels, HostPickling):
     """A fully connected network trained with hand-written backprop on any backend.
 
     Parameters

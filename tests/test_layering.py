@@ -23,7 +23,7 @@ LAYERS = [
     ("data", "datasets", "datafiles", "tasks", "scaling"),  # 5. plans, checks, data sets, files, scaling
     ("engine",),                                # 6. one epoch: reference loop, executor choice
     ("training",),                              # 7. fit in parts: options, state, callbacks, loop
-    ("model", "model_epochs", "model_inputs", "classifier", "checkpoint", "autoselect"),  # 8. the MLP front end, its inputs, labels, files, auto's choice
+    ("model", "model_epochs", "model_inputs", "model_pickle", "classifier", "checkpoint", "autoselect"),  # 8. the MLP front end, its inputs, labels, files, auto's choice
     ("estimators",),                            # 9. scikit-learn's MLPClassifier / MLPRegressor
     ("cli", "cli_data", "cli_evaluate", "cli_info", "cli_auto", "calibrate", "plot", "bench", "__main__", ""),  # 10. user-facing; "" is nnbackend/__init__
 ]

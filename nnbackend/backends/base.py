@@ -100,11 +100,9 @@ def quiet_numpy():
     return np.errstate(over="ignore", invalid="ignore", divide="ignore")
 
 
-def _reopened(name, device, scheduler):
-    """A pickled :class:`Backend`, opened again (see ``Backend.__reduce__``)."""
-    from . import get_backend
-
-    return get_backend(name, device, scheduler=scheduler)
+class UnusableArrayError(TypeError):
+    """An array of a backend's library in a form nnbackend cannot use (a JAX
+    tracer, an array sharded over several devices); the message says why."""
 
 
 @dataclass(frozen=True)
@@ -167,7 +165,7 @@ class Backend:
         # deepcopy) keeps the backend as get_backend takes it back, and opens
         # it there again (a GPU backend needs its GPU where it is unpickled).
         scheduler = self.scheduler if isinstance(self.scheduler, str) else None
-        return _reopened, (self.name, self.device_spec(), scheduler)
+        return type(self).load, (self.name, self.device_spec(), scheduler)
 
     def __hash__(self) -> int:
         # Backends key caches (compiled figure functions). The device enters by
