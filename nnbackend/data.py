@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .backends import BACKEND_NAMES, Backend, backend_of
+from .backends import BACKEND_NAMES, Backend, UnusableArrayError, backend_of
 from .checks import check_int
 
 __all__ = ["MODES", "BatchPlan", "FeatureScaleWarning", "array_backend", "as_features",
@@ -143,6 +143,8 @@ def array_backend(name, a) -> Backend:
     """
     try:
         return backend_of(a)
+    except UnusableArrayError as exc:
+        raise UnusableArrayError(f"{name} is {exc}") from None
     except TypeError:
         raise TypeError(
             f"{name}: expected a NumPy array, a list, or an array of one of "
@@ -392,8 +394,9 @@ def _device_checked(backend: Backend, a, dtype, name: str, prescale=None):
         cast = extremes.astype(np.dtype(f"float{xp.finfo(dtype).bits}"))
     if not np.all(np.isfinite(cast)):
         raise ValueError(
-            f"{name} holds values beyond the range of the model's dtype {dtype}: they "
-            "would become infinity; rescale the data or use dtype='float64'"
+            f"{name} holds values beyond the range of the model's dtype "
+            f"float{xp.finfo(dtype).bits}: they would become infinity; rescale the data or "
+            "use dtype='float64'"
         )
     return (prescale(a) if early else out), cast.astype(np.float64)
 
@@ -425,8 +428,9 @@ def _finite_checked(backend: Backend, a, dtype, name: str):
             out = xp.astype(a, dtype) if a.dtype != dtype else a
         if out is not a and floating and not bool(xp.all(xp.isfinite(out))):
             raise ValueError(
-                f"{name} holds values beyond the range of the model's dtype {dtype}: they "
-                "would become infinity; rescale the data or use dtype='float64'")
+                f"{name} holds values beyond the range of the model's dtype "
+                f"float{xp.finfo(dtype).bits}: they would become infinity; rescale the data "
+                "or use dtype='float64'")
     except ValueError as exc:
         if str(exc).startswith(name + " "):
             raise

@@ -72,6 +72,9 @@ class ModelInputs:
         """``X`` checked, on the device and scaled; ``scale_problems``, a list,
         gets what :func:`feature_scale_problem` finds in the unscaled columns."""
         self._check_feature_names(frame_columns(X), learn=fit_scaling)
+        # A switch the dtype needs, turned off since the model was made (JAX's
+        # x64 for float64), is turned on again, as making the model did.
+        self.backend.dtype(self.dtype)
         self._follow(X)
         fit = fit_scaling and bool(self.standardize)
         # The scale problems of host data are read from the device copy, which

@@ -28,7 +28,7 @@ import functools
 import os
 
 from .auto import AUTO, auto_candidates, candidate_key, host_backend, is_auto
-from .base import Backend, BackendUnavailableError, FLOAT_DTYPES, cpu_name
+from .base import Backend, BackendUnavailableError, FLOAT_DTYPES, UnusableArrayError, cpu_name
 from .cupy import CupyBackend
 from .dask import DASK_SCHEDULER_ENV_VAR, DaskBackend
 from .jax import JaxBackend

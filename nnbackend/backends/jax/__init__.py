@@ -19,8 +19,11 @@ or the fit has (``precision="tf32"``: :meth:`JaxBackend.matmul_precision`).
 
 from __future__ import annotations
 
+import numbers
+
 from ... import kernels
-from ..base import FLOAT_DTYPES, Backend, BackendUnavailableError, import_or_refuse
+from ..base import (FLOAT_DTYPES, Backend, BackendUnavailableError, UnusableArrayError,
+                    import_or_refuse)
 from ..cupy import CupyBackend
 
 __all__ = ["JaxBackend", "jax_numpy_fixes"]
@@ -86,9 +89,16 @@ class JaxBackend(Backend):
         xp = jax.numpy
         if device is None:
             return xp, jax.devices()[0]
+        if isinstance(device, numbers.Integral) and not isinstance(device, bool):
+            device = str(device)  # an index of jax.devices(), as torch reads one
         if not isinstance(device, str):
-            return xp, device  # a jax Device object
+            if not isinstance(device, jax.Device):
+                raise ValueError(f"backend 'jax': bad device {device!r}; give a jax.Device, "
+                                 "an index of jax.devices(), or 'cpu', 'gpu', 'gpu:1', ...")
+            return xp, device
         platform, _, index = device.partition(":")
+        if platform.isdigit() and not index:  # "1": jax.devices()[1]
+            platform, index = None, platform
         platform = {"cuda": "gpu"}.get(platform, platform)
         try:
             devices = jax.devices(platform)
@@ -98,9 +108,13 @@ class JaxBackend(Backend):
                 f"(it has {[str(d) for d in jax.devices()]}); for a GPU install "
                 "jax with CUDA support (pip install 'jax[cuda12]')"
             ) from None
+        if index and not index.isdigit():
+            raise ValueError(f"backend 'jax': bad device {device!r}: its index must be a "
+                             "whole number >= 0")
         i = int(index) if index else 0
         if i >= len(devices):
-            raise BackendUnavailableError(f"backend 'jax': no device {device!r}")
+            raise BackendUnavailableError(f"backend 'jax': no device {device!r} (devices "
+                                          f"here: {[str(d) for d in devices]})")
         return xp, devices[i]
 
     def device_spec(self) -> str:
@@ -115,7 +129,20 @@ class JaxBackend(Backend):
 
         if not compat.is_jax_array(a):
             return None
-        return cls("jax", cls.open(None)[0], compat.device(a))
+        import jax
+
+        if isinstance(a, jax.core.Tracer):
+            # Under jit, grad or vmap: it has no device, and a model that followed
+            # it would keep leaked tracers as its weights.
+            raise UnusableArrayError("a traced JAX array (inside jax.jit, grad or vmap): a "
+                                     "model's methods run eagerly; inside a transformation, "
+                                     "call nnbackend.kernels with the model's params")
+        devices = a.devices()
+        if len(devices) != 1:
+            raise UnusableArrayError(f"a JAX array sharded over {len(devices)} devices; "
+                                     "nnbackend trains on one: gather it first, e.g. "
+                                     "jax.device_put(X, jax.devices()[0])")
+        return cls("jax", cls.open(None)[0], next(iter(devices)))
 
     def dtype(self, name: str):
         if str(name) == "float64":
