@@ -166,7 +166,9 @@ class StandardScaler:
                 f"{name}: the values of column(s) {columns} are too large to standardize in "
                 f"{dtype} (their spread overflows); rescale them{wider}, or turn "
                 "standardizing off (standardize=False, --no-standardize)")
-        tiny = resolution * np.maximum(np.abs(mean), 1.0)
+        # Relative to the mean alone (as scikit-learn's constant test): a column of
+        # small values (1e-8 ± 1e-9, in metres, say) varies, and is standardized.
+        tiny = resolution * np.abs(mean)
         self._set(mean, np.where(std > tiny, std, 1.0))
         return self
 

@@ -300,3 +300,21 @@ def test_whole_numbers_on_jax_without_x64_are_standardized_in_float32_without_a_
     np.testing.assert_allclose(scaler.mean_, [5.0, 6.0])
     np.testing.assert_allclose(np.asarray(out), (np.arange(12).reshape(6, 2) - [5, 6])
                                / np.sqrt(35 / 3), rtol=1e-6)
+
+
+@pytest.mark.parametrize("backend", _backends())
+def test_a_column_of_small_values_is_standardized_not_taken_for_constant(backend):
+    # The "constant" test had an absolute floor (float32's resolution times 1):
+    # a feature of 1e-8 ± 1e-9 (metres, say) kept scale 1 and stayed ~1e-8 for
+    # the network. Relative to its mean it varies, as scikit-learn's test says.
+    rng = np.random.default_rng(0)
+    X = np.c_[1e-8 + 1e-9 * rng.normal(size=200), np.full(200, 3.0), np.zeros(200)]
+    for data in (X, X.astype(np.float32)):
+        scaler = StandardScaler().fit(nb.get_backend(backend).asarray(data))
+        np.testing.assert_allclose(scaler.scale_[0], data[:, 0].std(dtype=np.float64),
+                                   rtol=1e-5)
+        assert list(scaler.scale_[1:]) == [1.0, 1.0]  # the constant columns stay at scale 1
+        host = StandardScaler().fit_host(data)
+        np.testing.assert_allclose(host.scale_, scaler.scale_, rtol=1e-6)
+        z = host.transform_host(data)
+        np.testing.assert_allclose([z[:, 0].mean(), z[:, 0].std()], [0, 1], atol=1e-6)
