@@ -20,6 +20,7 @@ only buffers this executor made are ever donated.
 from __future__ import annotations
 
 import collections
+import threading
 import functools
 
 import jax
@@ -86,18 +87,24 @@ _COMPILED = collections.OrderedDict()
 _CACHE_SIZE = 32
 
 
+_CACHE_LOCK = threading.Lock()  # fits in threads (joblib's threading backend) share it
+
+
 def cached(cache, key, make):
     """``cache[key]``, made by ``make()`` on a miss; None keys are never cached.
     Least recently used entries go beyond :data:`_CACHE_SIZE`."""
-    compiled = cache.get(key) if key is not None else None
-    if compiled is None:
-        compiled = make()
-        if key is not None:
-            cache[key] = compiled
-            while len(cache) > _CACHE_SIZE:
-                cache.popitem(last=False)
-    else:
-        cache.move_to_end(key)
+    if key is None:
+        return make()
+    with _CACHE_LOCK:
+        compiled = cache.get(key)
+        if compiled is not None:
+            cache.move_to_end(key)
+            return compiled
+    compiled = make()  # (outside the lock: a compilation takes a second)
+    with _CACHE_LOCK:
+        cache[key] = compiled
+        while len(cache) > _CACHE_SIZE:
+            cache.popitem(last=False)
     return compiled
 
 
