@@ -407,3 +407,20 @@ def test_set_params_of_backend_and_dtype_moves_a_warm_fit_with_its_state(increme
     assert widened.model_.dtype == "float64"
     assert all(W.dtype == np.float64 for W in widened.coefs_ + widened.intercepts_)
     assert all(a.dtype == np.float64 for a in moments(widened))
+
+
+def test_a_bfloat16_tensor_is_read_without_dispatch():
+    # scikit-learn's checks read X with np.asarray, which refuses bfloat16
+    # ("Got unsupported ScalarType BFloat16"); it goes to the host through its
+    # backend instead, as float32, for fit and predict alike.
+    torch = pytest.importorskip("torch", reason="needs torch")
+    X, y = make_classification(80, 4, random_state=0)
+    Xb = torch.asarray(X, dtype=torch.bfloat16)
+    as_float32 = Xb.float().numpy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf = nb.MLPClassifier(hidden_layer_sizes=(5,), max_iter=3, random_state=0).fit(Xb, y)
+        ref = nb.MLPClassifier(hidden_layer_sizes=(5,), max_iter=3,
+                               random_state=0).fit(as_float32, y)
+    np.testing.assert_array_equal(clf.predict_proba(Xb), ref.predict_proba(as_float32))
+    assert clf.loss_curve_ == ref.loss_curve_

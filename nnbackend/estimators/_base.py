@@ -54,6 +54,17 @@ def _warn_if_gathered(X):
                       UserWarning, stacklevel=4)
 
 
+def _readable(X):
+    """``X`` as scikit-learn's checks read it: without ``array_api_dispatch`` they
+    take NumPy arrays only, so a device array goes to the host, through its
+    backend (which reads a bfloat16 tensor, where NumPy cannot)."""
+    from sklearn import get_config
+
+    if _is_device_array(X) and not get_config().get("array_api_dispatch"):
+        return backend_of(X).to_host(X)
+    return X
+
+
 def _where(X):
     """``(backend name, device)`` of an array, ``('numpy', 'cpu')`` for host data."""
     if not _is_device_array(X):
@@ -110,6 +121,7 @@ class _BaseMLP(BaseEstimator):
         return check_params(self)
 
     def _validate_X(self, X, reset):
+        X = _readable(X)
         return validate_data(self, X, dtype=_float_dtypes(X), reset=reset)
 
     # -- fitting -----------------------------------------------------------------------
@@ -168,6 +180,7 @@ class _BaseMLP(BaseEstimator):
             raise ValueError("partial_fit does not support early_stopping=True")
         first = not hasattr(self, "model_") or (not self.warm_start and not incremental)
         _warn_if_gathered(X)
+        X = _readable(X)
         X, y = validate_data(self, X, y, multi_output=True, dtype=_float_dtypes(X),
                              y_numeric=not is_classifier(self) and _is_numpy(y), reset=first)
         self._fit_input = _where(X)
