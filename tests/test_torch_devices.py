@@ -109,3 +109,16 @@ def test_synchronize_waits_for_an_mps_device(monkeypatch):
     TorchBackend("torch", cpu.xp, torch.device("mps", 0)).synchronize()
     cpu.synchronize()
     assert waited == [True]
+
+
+@pytest.mark.parametrize("device", ["hpu", "xla"])
+def test_a_device_type_torch_cannot_make_tensors_on_is_refused_when_named(device):
+    # torch has no module to ask for these (a plugin's): the backend was made,
+    # and only the first array failed ("no array could be made on it").
+    try:
+        torch.empty(0, device=device)
+        pytest.skip(f"this torch makes tensors on {device}")
+    except Exception:  # noqa: BLE001
+        pass
+    with pytest.raises(nb.BackendUnavailableError, match=f"device '{device}' is not available"):
+        nb.get_backend("torch", device)

@@ -53,6 +53,16 @@ def torch_namespace(compat, torch):
                           nnbackend_fused=fused_updates(torch))
 
 
+def _can_hold(torch, dev) -> bool:
+    """Whether torch makes a tensor on ``dev``: a device type it has no module
+    to ask (hpu, xla: a plugin's, where it is installed)."""
+    try:
+        torch.empty(0, device=dev)
+    except Exception:  # noqa: BLE001 - any library's refusal of the device
+        return False
+    return True
+
+
 class TorchBackend(Backend):
     """PyTorch tensors on a CPU, CUDA or MPS device."""
 
@@ -84,9 +94,9 @@ class TorchBackend(Backend):
                              "a GPU")
         elif dev.type != "cpu":
             # A device type torch has a module for (xpu, ...) says whether it is
-            # here; others (privateuseone, xla: a plugin's) are left to torch.
+            # here; for others (hpu, xla: a plugin's) an empty tensor there says it.
             available = getattr(getattr(torch, dev.type, None), "is_available", None)
-            if available is not None and not available():
+            if not (available() if available is not None else _can_hold(torch, dev)):
                 raise BackendUnavailableError(
                     f"backend 'torch': device {device!r} is not available here (torch "
                     f"{torch.__version__}); use 'cpu', 'cuda' or 'mps'")
