@@ -132,24 +132,19 @@ def test_classes_with_a_repeated_label_are_refused_even_when_every_class_is_name
     assert model.classes_ is None
 
 
-def test_float_classes_name_the_labels_that_evaluate_takes():
-    # Numeric classes_ of floats ([0.5, 1.5, 2.5]) map labels to ids as integer ones do.
+@pytest.mark.parametrize("classes, as_labels", [
+    # Numeric classes_ of floats map labels to ids as integer ones do.
+    ([0.5, 1.5, 2.5], lambda ids: ids + 0.5),
+    # A (n, 1) column of labels is labels, not one-hot rows: it maps to the ids.
+    ([1, 2, 3], lambda ids: (ids + 1)[:, None]),
+], ids=["float-classes", "a-column-of-labels"])
+def test_numeric_labels_map_to_the_ids_evaluate_takes(classes, as_labels):
     rng = np.random.default_rng(0)
     X, ids = rng.normal(size=(30, 3)), rng.integers(0, 3, 30)
     model = _softmax3()
     want = model.evaluate(X, ids)
-    model.classes_ = [0.5, 1.5, 2.5]
-    assert model.evaluate(X, ids + 0.5) == want
-
-
-def test_a_column_of_numeric_labels_is_encoded_like_a_flat_list():
-    # A (n, 1) column of labels [1, 2, 3] is labels, not one-hot rows: it maps to the ids.
-    rng = np.random.default_rng(1)
-    X, ids = rng.normal(size=(30, 3)), rng.integers(0, 3, 30)
-    model = _softmax3()
-    want = model.evaluate(X, ids)
-    model.classes_ = [1, 2, 3]
-    assert model.evaluate(X, (ids + 1)[:, None]) == want
+    model.classes_ = classes
+    assert model.evaluate(X, as_labels(ids)) == want
 
 
 def _constant_model(sizes, output, loss, **kw):

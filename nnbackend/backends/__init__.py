@@ -40,6 +40,7 @@ __all__ = [
     "AUTO",
     "Backend",
     "BackendUnavailableError",
+    "UnusableArrayError",
     "BACKEND_NAMES",
     "DASK_SCHEDULER_ENV_VAR",
     "ENV_VAR",
