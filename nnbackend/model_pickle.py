@@ -22,11 +22,11 @@ class HostPickling:
     def __getstate__(self):
         state = dict(self.__dict__)
         to_host = self.backend.to_host
-        state["flat_params"] = [np.array(to_host(p)) for p in self.flat_params]
+        state["flat_params"] = [np.asarray(to_host(p)) for p in self.flat_params]
         train = self.train_state
         if train is not None and train.state_arrays:
             state["train_state"] = dataclasses.replace(train, state_arrays={
-                field: [np.array(to_host(a)) for a in arrays]
+                field: [np.asarray(to_host(a)) for a in arrays]
                 for field, arrays in train.state_arrays.items()})
         del state["array_dtype"]  # the backend's dtype object: made again below
         return state

@@ -21,9 +21,9 @@ def _state_on(state, model):
     def moved(a):
         if not is_host(a):
             where = backend_of(a)
-            if (where.name == backend.name and str(where.device) == str(backend.device)
-                    and a.dtype == (model.array_dtype if where.xp.isdtype(a.dtype, "real floating")
-                                    else a.dtype)):
+            in_place = where.name == backend.name and str(where.device) == str(backend.device)
+            floating = where.xp.isdtype(a.dtype, "real floating")
+            if in_place and (not floating or a.dtype == model.array_dtype):
                 return a
             a = where.to_host(a)
         host = np.asarray(a)

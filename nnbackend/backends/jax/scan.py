@@ -20,8 +20,8 @@ only buffers this executor made are ever donated.
 from __future__ import annotations
 
 import collections
-import threading
 import functools
+import threading
 
 import jax
 import jax.numpy as jnp
