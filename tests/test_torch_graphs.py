@@ -185,18 +185,48 @@ def test_the_epoch_keeps_what_its_replays_read_alive():
     assert epoch.replayed == 2 * 13
 
 
-def test_a_failed_capture_says_what_failed_and_what_to_use_instead():
+def test_a_failed_capture_runs_the_steps_eagerly_and_says_what_failed():
+    # As cupy-graphs: a refused capture must not end the fit. The steps run
+    # eagerly and give the reference loop's numbers; the path says why.
     def capture(step, reset, device):
         raise RuntimeError("CUDA error: operation not permitted when stream is capturing\n"
                            "Search for `cudaErrorStreamCaptureUnsupported' ...")
 
-    task = _task(make_plan("minibatch", 203, 16))
-    epoch = graphs.TorchGraphs(capture).make_epoch(task)
-    params = [task.backend.xp.asarray(p) for p in (np.zeros((5, 1)), np.zeros(1))]
-    with pytest.raises(RuntimeError, match=r"executor 'torch-graphs': capturing a training step "
-                       r"of 16 rows as a CUDA graph failed \(CUDA error: operation not permitted "
-                       r"when stream is capturing\); fit\(\.\.\., executor='reference'\)"):
-        epoch(params, task.optimizer.init(params), None)
+    task = _task(make_plan("minibatch", 203, 16), get_optimizer("adam", 0.01))
+    executor = graphs.TorchGraphs(capture)
+    epoch = executor.make_epoch(task)
+    params = [task.backend.xp.asarray(p) for p in (np.ones((5, 1)), np.zeros(1))]
+    got = epoch(params, task.optimizer.init(params), None)
+    ref = graphs.TorchGraphs(graphs.eager_capture).make_epoch(task)(
+        params, task.optimizer.init(params), None)
+    for a, b in zip(got[0], ref[0]):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert float(got[2]) == float(ref[2])
+    assert executor.describe(task) == epoch.path == (
+        "the steps run eagerly, one at a time (capturing them as a CUDA graph failed: "
+        "16 rows: RuntimeError: CUDA error: operation not permitted when stream is capturing; "
+        "11 rows: RuntimeError: CUDA error: operation not permitted when stream is capturing)")
+    assert epoch.replayed == 13
+
+
+def test_a_fits_reason_says_when_torch_graphs_ran_its_steps_eagerly(monkeypatch):
+    from nnbackend.backends.cupy.bridge import bridges
+
+    def refuse(step, reset, device):
+        raise RuntimeError("cudaErrorStreamCaptureUnsupported")
+
+    X = np.random.default_rng(0).standard_normal((40, 5))
+    y = (X[:, 0] > 0).astype(float)
+    for capture, path in [(graphs.eager_capture, "each step one replay of its captured CUDA graph"),
+                          (refuse, "the steps run eagerly, one at a time (capturing them as a "
+                                   "CUDA graph failed: 16 rows: RuntimeError: "
+                                   "cudaErrorStreamCaptureUnsupported; 8 rows: RuntimeError: "
+                                   "cudaErrorStreamCaptureUnsupported)")]:
+        monkeypatch.setattr(TorchBackend, "executors",
+                            lambda self, c=capture: (*bridges("torch"), graphs.TorchGraphs(c)))
+        hist = nb.MLP([5, 1], backend="torch").fit(X, y, epochs=2, batch_size=16)
+        assert hist.executor == "torch-graphs"
+        assert hist.executor_reason.startswith(f"torch-graphs: {path}; ")
 
 
 def _profiled_capture(names):

@@ -13,7 +13,9 @@ needed to go faster.
 Capture follows torch's documented recipe: warm-up steps on a side stream,
 then ``torch.cuda.graph``. The capture is a parameter (:func:`cuda_capture`
 by default); :func:`eager_capture` runs the same step eagerly, which is how
-the CPU tests check everything but the capture itself.
+the CPU tests check everything but the capture itself. A batch shape whose
+capture fails runs its steps eagerly, and the fit's history says so with
+the failure, as cupy-graphs does.
 """
 
 from __future__ import annotations
@@ -137,7 +139,18 @@ class TorchGraphs:
         return unsupported(task, need_cuda=self.capture is cuda_capture)
 
     def make_epoch(self, task):
-        return _OnDevice(task, self.capture, TorchOps, self.name)
+        # A batch shape whose capture fails runs its steps eagerly, as on cupy;
+        # the fit's history says so (describe).
+        epoch = _OnDevice(task, self.capture, TorchOps, self.name, on_failure="eager")
+        self._last = (task, epoch)
+        return epoch
+
+    def describe(self, task):
+        """How the epochs run, in words (for ``History.executor_reason``)."""
+        last = getattr(self, "_last", None)
+        if last is not None and last[0] is task:
+            return last[1].path
+        return "each step one replay of its captured CUDA graph"
 
     def launches(self, task):
         """Host launches of a fit's epoch (:func:`.graph_epoch.epoch_launches`)."""
