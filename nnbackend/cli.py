@@ -30,7 +30,8 @@ from .bench.suite import (
 )
 from .cli_auto import with_auto
 from .cli_data import Refusal as _Refusal, add_delimiter_flag, load_training_data, predict_command
-from .cli_data import task_for, training_settings
+from .cli_data import (check_not_empty, check_not_inputs, check_writable, json_line,
+                       loss_finite, task_for, training_settings)
 from .cli_evaluate import add_evaluate, evaluate_command
 from .cli_info import info_command
 from .checks import replace_target
@@ -264,52 +265,18 @@ def _backend_arg(args):
     return get_backend("dask", args.device, scheduler=args.scheduler)
 
 
-def _check_writable(path, flag):
-    """Refuse an output path up front, not after minutes of training."""
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise _Refusal(f"{flag} {path}: no such directory {directory}")
-    if not os.access(directory, os.W_OK):
-        raise _Refusal(f"{flag} {path}: directory {directory} is not writable")
-    if os.path.isdir(path):
-        raise _Refusal(f"{flag} {path} is a directory")
-    try:
-        replace_target(path, flag)  # a path ending in "/", a FIFO, a loop of links
-    except ValueError as exc:
-        raise _Refusal(str(exc)) from None
-
-
-def _check_not_inputs(output, flag, inputs):
-    """Refuse an output path that is also an input's or another output's:
-    writing it would destroy that file (a training set, a model) or output.
-
-    ``inputs`` are ``(path or None, flag)`` pairs.
-    """
-    if not output:
-        return
-    for other, other_flag in inputs:
-        if other and _same_path(output, other):
-            raise _Refusal(f"{flag} {output} is also {other_flag}: writing it would replace "
-                           "that file; choose another path")
-
-
-def _same_path(a, b):
-    a, b = os.fspath(a), os.fspath(b)
-    if os.path.exists(a) and os.path.exists(b):
-        return os.path.samefile(a, b)
-    return os.path.realpath(a) == os.path.realpath(b)
-
-
 def _check_outputs(args):
     """Refuse --save and --plot paths up front, not after minutes of training."""
+    check_not_empty((args.save, "--save"), (args.plot, "--plot"), (args.resume, "--resume"),
+                     (args.data, "--data"))
     for path, flag in ((args.save, "--save"), (args.plot, "--plot")):
         if path:
-            _check_writable(path, flag)
+            check_writable(path, flag)
     target = args.target if args.data and args.data.lower().endswith(".npy") else None
     inputs = [(args.data, "--data"), (target, "--target")]
     # --save over --resume is how a fit goes on in one file: allowed.
-    _check_not_inputs(args.save, "--save", inputs)
-    _check_not_inputs(args.plot, "--plot", [*inputs, (args.resume, "--resume"),
+    check_not_inputs(args.save, "--save", inputs)
+    check_not_inputs(args.plot, "--plot", [*inputs, (args.resume, "--resume"),
                                             (args.save, "--save")])
     if args.plot:
         from .plot import plot_format, require_matplotlib
@@ -410,6 +377,11 @@ def _train(args):
         # but growing loss only by its warning.
         if not (issubclass(w.category, DivergenceWarning) and hist.diverged):
             print(f"nnbackend: warning: {w.message}", file=sys.stderr)
+    if not hist.diverged and not loss_finite(model, X_train, y_train):
+        # Finite weights, each epoch's loss finite (measured before its steps),
+        # yet the last steps' weights overflow: as useless as a diverged fit.
+        hist.diverged = ("training diverged in its last epoch: the weights it ended with give "
+                         "a NaN or infinite loss (the learning rate may be too large)")
     # Saved before the summary's passes over the data: a failure there (out
     # of memory on a large file, say) loses no trained model.
     saved = args.save if args.save and not hist.diverged else None
@@ -464,7 +436,7 @@ def _finish(args, model, hist, summary):
                      title=f"{summary['source']}: {model.layer_sizes}, {summary['mode']}")
         summary["plot"] = args.plot
     if args.json:
-        print(json.dumps(summary))
+        print(json_line(summary))
     else:
         _print_summary(summary)
     if hist.diverged:
@@ -515,9 +487,10 @@ def _print_summary(s):
 
 
 def _predict(args):
+    check_not_empty((args.out, "--out"))
     if args.out:
-        _check_writable(args.out, "--out")
-        _check_not_inputs(args.out, "--out", [(args.model, "--model"), (args.data, "--data")])
+        check_writable(args.out, "--out")
+        check_not_inputs(args.out, "--out", [(args.model, "--model"), (args.data, "--data")])
     return predict_command(args, _backend_arg(args))
 
 
@@ -662,6 +635,9 @@ def main(argv=None):
     if args.command is None:
         parser.error(f"choose a command: {', '.join(_COMMANDS)} "
                      f"(nnbackend COMMAND --help shows its flags; nnbackend --help, all)")
+    formatwarning = warnings.formatwarning
+    # A warning shown is one line, as a refusal is (not Python's file:line and source).
+    warnings.formatwarning = lambda message, *_, **__: f"nnbackend: warning: {message}\n"
     try:
         status = _COMMANDS[args.command](args)
         sys.stdout.flush()  # a closed pipe is found here, not at exit
@@ -684,6 +660,8 @@ def main(argv=None):
         parser.exit(2, f"nnbackend: error: {message}\n")
     except KeyboardInterrupt:
         parser.exit(130, "nnbackend: interrupted\n")
+    finally:
+        warnings.formatwarning = formatwarning
 
 
 if __name__ == "__main__":

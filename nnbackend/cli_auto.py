@@ -200,7 +200,7 @@ def calibrate_command(args) -> int:
     if bad or not modes:
         raise ValueError(f"--modes: unknown mode(s) {bad}; choose from {list(MODES)}")
     budget = BUDGET_S
-    if args.time_budget:
+    if args.time_budget is not None:  # "" too: refused below, not read as left out
         try:
             budget = float(args.time_budget)
         except ValueError:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import json
+import math
 import os
 import sys
 from dataclasses import dataclass
@@ -26,7 +28,8 @@ from .tasks import MANY_CLASSES, encode_labels, infer_task
 
 __all__ = ["Refusal", "DEFAULTS", "training_settings", "load_training_data", "task_for",
            "predict_command", "OUTPUT_FORMATS", "add_delimiter_flag", "check_csv_flags",
-           "class_probabilities"]
+           "check_not_empty", "check_not_inputs", "check_writable", "class_probabilities",
+           "json_line", "loss_finite"]
 
 
 class Refusal(Exception):
@@ -126,6 +129,66 @@ def add_delimiter_flag(group):
              "(default: detected by csv.Sniffer among comma, semicolon, tab and pipe; a "
              "comma where it cannot tell, which an error about the columns then says). "
              "Fields may be quoted")
+
+
+def json_line(report):
+    """``report`` as one line of strict JSON: a NaN or infinite figure (a loss
+    that overflowed) is null, as a figure that does not exist is; Python's
+    ``NaN`` and ``Infinity`` are no JSON, and JSON readers refuse them."""
+    def clean(value):
+        if isinstance(value, float) and not math.isfinite(value):
+            return None
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items()}
+        return [clean(v) for v in value] if isinstance(value, (list, tuple)) else value
+
+    return json.dumps(clean(report), allow_nan=False)
+
+
+def check_not_empty(*flags):
+    """Refuse a path flag given as "" (an unset shell variable): read as left
+    out, it would train without saving, or start afresh instead of resuming.
+    ``flags`` are ``(value, flag)`` pairs."""
+    for path, flag in flags:
+        if path == "":
+            raise Refusal(f"{flag}: the path is empty; name a file, or leave the flag out")
+
+
+def check_writable(path, flag):
+    """Refuse an output path up front, not after minutes of training."""
+    if os.path.isdir(path):
+        raise Refusal(f"{flag} {path} is a directory")
+    try:
+        # A path ending in "/", a FIFO, a loop of links; a link is written
+        # through, so its target's directory is the one to check.
+        directory = os.path.dirname(replace_target(path, flag))
+    except ValueError as exc:
+        raise Refusal(str(exc)) from None
+    if not os.path.isdir(directory):
+        raise Refusal(f"{flag} {path}: no such directory {directory}")
+    if not os.access(directory, os.W_OK):
+        raise Refusal(f"{flag} {path}: directory {directory} is not writable")
+
+
+def check_not_inputs(output, flag, inputs):
+    """Refuse an output path that is also an input's or another output's:
+    writing it would destroy that file (a training set, a model) or output.
+
+    ``inputs`` are ``(path or None, flag)`` pairs.
+    """
+    if not output:
+        return
+    for other, other_flag in inputs:
+        if other and _same_path(output, other):
+            raise Refusal(f"{flag} {output} is also {other_flag}: writing it would replace "
+                           "that file; choose another path")
+
+
+def _same_path(a, b):
+    a, b = os.fspath(a), os.fspath(b)
+    if os.path.exists(a) and os.path.exists(b):
+        return os.path.samefile(a, b)
+    return os.path.realpath(a) == os.path.realpath(b)
 
 
 def check_csv_flags(args, flag="--data"):
@@ -298,16 +361,34 @@ def model_outputs(model, X):
     rounds a target near 1e7 to a whole number.
     """
     scaler = model.target_scaler
-    if scaler is None:
-        return model.backend.to_host(model.predict(X)).astype(np.float64)
-    # The network's standardized output: the model, loaded here for this
-    # command alone, predicts once without its target scaler.
-    model.target_scaler = None
-    try:
-        out = model.predict(X)
-    finally:
-        model.target_scaler = scaler
-    return scaler.inverse_transform(model.backend.to_host(out).astype(np.float64))
+    with np.errstate(over="ignore", invalid="ignore"):  # such rows are refused below
+        if scaler is None:
+            out = model.backend.to_host(model.predict(X)).astype(np.float64)
+        else:
+            # The network's standardized output: the model, loaded here for this
+            # command alone, predicts once without its target scaler.
+            model.target_scaler = None
+            try:
+                out = model.predict(X)
+            finally:
+                model.target_scaler = scaler
+            out = scaler.inverse_transform(model.backend.to_host(out).astype(np.float64))
+    bad = np.flatnonzero(~np.isfinite(out).all(axis=1))
+    if bad.size:
+        # NaN would be written as a prediction (a classifier's argmax: the first class).
+        rows = ", ".join(str(i + 1) for i in bad[:5]) + (", ..." if bad.size > 5 else "")
+        raise Refusal(f"the model's outputs are NaN or infinite for {bad.size} of {len(out)} "
+                      f"rows (data rows {rows}): those rows' features, once scaled, or the "
+                      f"model's weights overflow its {model.dtype}")
+    return out
+
+
+def loss_finite(model, X, y, rows=1024):
+    """Whether the model's loss on the first ``rows`` rows of ``(X, y)`` is
+    finite: one small pass, enough to see weights whose outputs overflow on
+    every row (a sigmoid's output may stay finite, its logits not)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return math.isfinite(model.evaluate(X[:rows], y[:rows])["loss"])
 
 
 def class_probabilities(model, out):
@@ -376,7 +457,9 @@ def _write(path, write, mode):
         with open(tmp, mode, **({"newline": ""} if mode == "w" else {})) as f:
             write(f)
         os.replace(tmp, target)
-    except OSError as exc:
+    except BaseException as exc:  # Ctrl-C too: no half-written temporary file is left
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if not isinstance(exc, OSError):
+            raise
         raise Refusal(f"cannot write {path}: {exc.strerror or exc}") from None

@@ -13,13 +13,12 @@ the recall of a class absent from the data, R² of a constant target.
 
 from __future__ import annotations
 
-import json
 import os
 
 import numpy as np
 
 from .cli_data import (Refusal, add_delimiter_flag, check_csv_flags, class_probabilities,
-                       model_outputs)
+                       json_line, model_outputs)
 from .datafiles import data_file_columns, load_features_file, read_labelled_file
 from .model import MLP
 
@@ -189,7 +188,7 @@ def evaluate_command(args, backend):
         report.update(classification_metrics(true_ids, np.argmax(probabilities, axis=1),
                                              classes))
     if args.json:
-        print(json.dumps(report))
+        print(json_line(report))
     else:
         print("\n".join(report_lines(report)))
     return 0
@@ -261,21 +260,32 @@ def _class_ids(args, labels, classes, target):
         return np.argmax(labels, axis=1)
     labels = labels.reshape(-1)
     numeric = all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in classes)
-    if numeric:
-        values = np.array([_number(v) for v in labels.tolist()], dtype=np.float64)
-        known = np.isin(values, np.asarray(classes, dtype=np.float64)) & np.isfinite(values)
-    else:
-        values = np.array([_text(v) for v in labels.tolist()])
-        known = np.isin(values, np.asarray([str(c) for c in classes]))
+    # Compared as Python numbers: whole ones stay exact ints (float64 would take
+    # 2**53 + 1 for 2**53); NaN equals no class.
+    key = _class_number if numeric else _text
+    index = {key(c): i for i, c in enumerate(classes)}
+    values = [key(v) for v in labels.tolist()]
+    known = np.array([v in index for v in values], dtype=bool)
     if not known.all():
         unknown = list(dict.fromkeys(labels[~known].tolist()))
         shown = unknown[:5] + (["..."] if len(unknown) > 5 else [])
         raise Refusal(f"{args.data}: the labels {shown} in {target!r} are not among the "
                       f"model's classes {classes} ({int((~known).sum())} of {labels.shape[0]} "
                       f"rows)")
-    order = values.tolist()
-    index = {(float(c) if numeric else str(c)): i for i, c in enumerate(classes)}
-    return np.array([index[v] for v in order], dtype=np.int64)
+    return np.array([index[v] for v in values], dtype=np.int64)
+
+
+def _class_number(value):
+    """A numeric label as a class: an int where it is written as one (exact
+    past 2**53, where float64 merges neighbours), else as :func:`_number`."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        return int(value)
+    if isinstance(value, str):
+        try:
+            return int(value.strip())
+        except ValueError:
+            pass
+    return _number(value)
 
 
 def _number(value):

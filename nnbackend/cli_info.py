@@ -77,7 +77,10 @@ def _executors(backend):
 
 def info_command(args):
     """``nnbackend info``: each backend, its devices and executors (``--json``: as data)."""
-    names = [args.backend] if args.backend else list(BACKEND_NAMES)
+    if args.scheduler is not None and args.backend not in (None, "dask"):
+        raise ValueError(f"--scheduler names a Dask scheduler; it needs --backend dask, "
+                         f"not {args.backend}")
+    names = [args.backend] if args.backend is not None else list(BACKEND_NAMES)
     rows = []
     for name in names:
         row = {"backend": name, "version": library_version(name)}
@@ -87,10 +90,12 @@ def info_command(args):
         except (BackendUnavailableError, ValueError) as exc:
             # One backend asked for: its error. All of them: each row says why it is
             # not usable (NumPy has no --device cuda, say).
-            if args.backend:
+            if args.backend is not None:
                 raise
             row.update(available=False, reason=str(exc))
         else:
+            # "torch:cpu", "NUMPY": the library's version by the backend's own name.
+            row.update(backend=b.name, version=library_version(b.name))
             row.update(available=True, device=b.device_spec(),
                        float64="float64" in b.float_dtypes(),
                        gpus=[{"device": d, "name": n, "memory_gib": m} for d, n, m in _gpus(b)],

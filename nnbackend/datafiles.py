@@ -10,6 +10,7 @@ import contextlib
 import csv
 import io
 import math
+import operator
 import os
 import warnings
 import zipfile
@@ -513,7 +514,10 @@ def _target_index(path, target, header, width):
             raise ValueError(f"{path} has more than one column named {target!r}")
         return header.index(target)
     try:
-        t = int(target)
+        if isinstance(target, bool):  # True is no column number
+            raise TypeError
+        # A float is refused, not cut to an index (2.7 is no column); "2" reads as 2.
+        t = int(target) if isinstance(target, str) else operator.index(target)
     except (TypeError, ValueError):
         raise ValueError(f"{path} has no header, so the target is a column index (0-based, "
                          f"-1 the last); got {target!r}") from None

@@ -139,16 +139,20 @@ def make_dataset(
                 f"n_features={n_features} applies to 'synthetic' only"
             )
     rng = np.random.default_rng(seed)
-    if name in ("xor", "and"):
-        return _corners(name, n_samples, rng)
     if name == "digits":
         return _digits(n_samples, rng)
     n = _DEFAULT_N[name] if n_samples is None else n_samples
-    if name == "moons":
-        return _moons(n, rng)
-    if name == "spirals":
-        return _spirals(n, rng)
-    return _synthetic(n, 32 if n_features is None else n_features, rng)
+    try:
+        if name in ("xor", "and"):
+            return _corners(name, n_samples, rng)
+        if name == "moons":
+            return _moons(n, rng)
+        if name == "spirals":
+            return _spirals(n, rng)
+        return _synthetic(n, 32 if n_features is None else n_features, rng)
+    except ValueError as exc:  # NumPy's "Maximum allowed size exceeded" names no argument
+        wide = "" if n_features is None else f", n_features={n_features}"
+        raise ValueError(f"n_samples={n}{wide}: more than an array can hold ({exc})") from None
 
 
 def _corners(name, n_samples, rng):

@@ -16,7 +16,7 @@ import pytest
 import nnbackend as nb
 from nnbackend.data import host_rng, make_plan
 from nnbackend.backends.cupy import fused as F
-from nnbackend.engine import EpochTask, epoch_runner
+from nnbackend.engine import EpochTask
 from nnbackend.network import NetSpec, multiclass_of
 from nnbackend.optim import get_optimizer
 from nnbackend.engine import run_epoch

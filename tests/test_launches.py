@@ -121,7 +121,7 @@ def test_eager_torch_step_operations_do_not_grow(optimizer):
 def test_jax_leaves_a_callers_own_state_fields_as_its_update_makes_them():
     # Only step counts go through the host: a float field, or an int that is not
     # a count, comes back as the caller's update left it.
-    jnp = pytest.importorskip("jax.numpy")
+    pytest.importorskip("jax.numpy")
     from typing import NamedTuple
 
     class DecayState(NamedTuple):

@@ -33,8 +33,9 @@ command line). What makes a timing noisy and how re-runs are bounded is
 """
 
 # The constants and ratio_rows stay importable from here, as from the single module before.
-from .analysis import (CPU_BASELINE, LINEAR_RANGE, MODE_ORDER, NNBACKEND_ORDER, PEER_ORDER,
-                       exponent_fits, fit_sizes, noise_notes, scaling_exponents)  # noqa: F401
+from .analysis import (  # noqa: F401
+    CPU_BASELINE, LINEAR_RANGE, MODE_ORDER, NNBACKEND_ORDER, PEER_ORDER, exponent_fits, fit_sizes,
+    noise_notes, scaling_exponents)
 from .load import load_results, ratio_rows  # noqa: F401
 from .write import main, write_report
 
