@@ -48,6 +48,9 @@ def with_auto(commands: dict) -> dict:
             if args.device is not None:
                 raise ValueError(f"--device {args.device} is a device of a named backend; "
                                  "--backend auto picks the backend and device itself")
+            if args.scheduler is not None:  # as train refuses it
+                raise ValueError(f"--scheduler names a Dask scheduler; it needs --backend dask, "
+                                 f"not {args.backend}")
             report = auto_report()
             print(json.dumps(report) if args.json else _report_text(report))
             return 0

@@ -80,10 +80,15 @@ def init_params(sizes, hidden_activation, rng: np.random.Generator):
     """
     factor = 2.0 if hidden_activation == "sigmoid" else 6.0
     params = []
-    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
-        bound = np.sqrt(factor / (fan_in + fan_out))
-        params.append(rng.uniform(-bound, bound, size=(fan_in, fan_out)))
-        params.append(np.zeros(fan_out))
+    try:
+        for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+            bound = np.sqrt(factor / (fan_in + fan_out))
+            params.append(rng.uniform(-bound, bound, size=(fan_in, fan_out)))
+            params.append(np.zeros(fan_out))
+    except (ValueError, MemoryError) as exc:  # NumPy's words name no layer
+        n = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+        raise MemoryError(f"layer_sizes {list(sizes)}: {n:,} parameters do not fit in memory "
+                          f"({exc})") from None
     return params
 
 

@@ -590,3 +590,12 @@ def test_torch_tensors_the_kernels_cannot_use_are_one_clear_error(kind):
     for model in (_model(), _model(backend="torch")):  # following its data, or named
         err = refused(*expected, _fit, model, tensor, y)
         assert len(str(err)) < 400
+
+
+@pytest.mark.parametrize("hidden", [10**12, 10**23])
+def test_a_network_too_large_for_memory_names_its_layer_sizes(hidden):
+    # NumPy's own words ("Maximum allowed dimension exceeded", "Unable to
+    # allocate 14.6 TiB") named no layer.
+    with pytest.raises(MemoryError, match=rf"layer_sizes \[2, {hidden}, 1\]: [\d,]+ parameters "
+                                          "do not fit in memory"):
+        nb.MLP([2, hidden, 1])

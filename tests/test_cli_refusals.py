@@ -210,8 +210,9 @@ def test_info_names_the_version_of_a_backend_spelled_with_its_device_or_in_capit
     assert row["version"] == np.__version__ and row["backend"] == "numpy"
 
 
-def test_info_refuses_a_scheduler_for_another_backend_as_train_does(capsys):
-    err = cli_refusal(["info", "--backend", "numpy", "--scheduler", "threads"], capsys)
+@pytest.mark.parametrize("backend", ["numpy", "auto"])
+def test_info_refuses_a_scheduler_for_another_backend_as_train_does(capsys, backend):
+    err = cli_refusal(["info", "--backend", backend, "--scheduler", "threads"], capsys)
     assert "--scheduler" in err and "--backend dask" in err
 
 
