@@ -455,10 +455,9 @@ def _library_refusal(name, backend: Backend, exc):
 
 def _check_features_shape(name, shape):
     if len(shape) != 2:
-        raise ValueError(
-            f"{name} must be 2-D (n_samples, n_features); got shape {tuple(shape)}"
-            + ("; reshape a single feature with X.reshape(-1, 1)" if len(shape) == 1 else "")
-        )
+        hint = "; reshape a single feature with X.reshape(-1, 1), a sample with X.reshape(1, -1)"
+        raise ValueError(f"{name} must be 2-D (n_samples, n_features); got shape {tuple(shape)}"
+                         + (hint if len(shape) == 1 else ""))
     if shape[0] == 0:
         raise ValueError(f"{name} is empty: it has 0 samples")
     if shape[1] == 0:

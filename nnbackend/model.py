@@ -35,7 +35,7 @@ from .data import (
     known_rows,
     n_rows,
 )
-from .model_epochs import epoch_function
+from .model_epochs import callback_seeing_epochs, epoch_function
 from .model_inputs import ModelInputs, dtype_name, first_param
 from .model_pickle import HostPickling
 from .network import (
@@ -456,7 +456,8 @@ class MLP(ModelInputs, ClassLabels, HostPickling):
             (``History.not_resumable``).
         callback : callable, optional
             ``callback(epoch, figures)`` after each epoch, ``epoch`` 1-based and
-            ``figures`` the dict of :meth:`History.last`.
+            ``figures`` the dict of :meth:`History.last`; while it runs the model
+            holds that epoch's weights (``predict``, ``save`` see them).
         resume : bool
             Continue the model's previous fit (also one loaded from a
             checkpoint): its optimizer state and shuffling stream carry on, so
@@ -532,6 +533,8 @@ class MLP(ModelInputs, ClassLabels, HostPickling):
             resume=resume, executor=executor, alpha=alpha, lr_schedule=lr_schedule,
             power_t=power_t, precision=precision)
         options.check_rates(self.backend.xp.finfo(self.array_dtype), self.dtype)
+        if callback is not None:  # it sees the epoch's weights in the model
+            options = dataclasses.replace(options, callback=callback_seeing_epochs(self, callback))
         before = dict(self.__dict__)
         try:  # the frames between the caller and train() are as the warnings count them
             if self.auto and not options.resume:  # a resumed fit stays where its state is
@@ -549,8 +552,8 @@ class MLP(ModelInputs, ClassLabels, HostPickling):
                     X_val, y_val = validation_data
                 except (TypeError, ValueError):
                     raise ValueError("validation_data must be a pair (X_val, y_val)") from None
-                X_val = self._features(X_val)
-                validation = (X_val, self._targets(y_val, n_rows(X_val)))
+                X_val = self._features(X_val, name="X_val")
+                validation = (X_val, self._targets(y_val, n_rows(X_val), name="y_val"))
             with self._fit_context(n_rows(X), options) as threads:
                 params, history, self.train_state = train(
                     self._network(), X, Y, options, validation=validation,
@@ -583,7 +586,7 @@ class MLP(ModelInputs, ClassLabels, HostPickling):
             by name (not the backend, device or parameters).
         """
         return {
-            "layer_sizes": self.layer_sizes,
+            "layer_sizes": list(self.layer_sizes),  # a copy: the caller's to change
             "hidden_activation": self.hidden_activation,
             "output_activation": self.output_activation,
             "loss": self.loss,

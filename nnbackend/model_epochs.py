@@ -8,7 +8,30 @@ from .data import n_rows
 from .network import DEFAULT_CHUNK_SIZE
 from .training import epoch_stepper
 
-__all__ = ["epoch_function"]
+__all__ = ["callback_seeing_epochs", "epoch_function"]
+
+
+def callback_seeing_epochs(model, callback):
+    """The user's ``callback(epoch, figures)`` of a fit of ``model``, run while the
+    model holds the epoch's parameters: ``predict``, ``evaluate`` or ``save`` in
+    it see the weights trained so far, not the fit's start. ``train_state``
+    (the start's) is None meanwhile: a ``save`` there writes no state that the
+    weights do not go on from. Both are put back after the call (a fit that
+    raises leaves the model as it was; one that ends sets them)."""
+
+    def with_params(epoch, figures, params):
+        kept = model.flat_params, model.train_state
+        model.flat_params, model.train_state = list(model.backend.export(params)), None
+        try:
+            callback(epoch, figures)
+        finally:
+            model.flat_params, model.train_state = kept
+
+    def shown(epoch, figures):
+        return callback(epoch, figures)
+
+    shown.with_params = with_params
+    return shown
 
 
 def epoch_function(model, X, y, mode="minibatch", batch_size=32, lr=0.1, optimizer="sgd",

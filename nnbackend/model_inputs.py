@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .backends.base import native_host
 from .data import (array_backend, as_targets, checked_features, feature_scale_problem,
                    frame_columns, is_host, n_rows)
 from .scaling import StandardScaler
@@ -42,7 +43,7 @@ class ModelInputs:
             for name, a, shape in (("W", W, (fan_in, fan_out)), ("b", b, (fan_out,))):
                 label = f"params[{i}] {name}"
                 if is_host(a):
-                    a = np.asarray(a)
+                    a = native_host(np.asarray(a))  # (torch takes no '>f8', no a[::-1])
                     if a.dtype.kind not in "biuf":
                         raise TypeError(f"{label} must hold real numbers; got dtype {a.dtype}")
                     if not np.all(np.isfinite(a)):
@@ -68,21 +69,25 @@ class ModelInputs:
                 flat.append(a)
         return flat
 
-    def _features(self, X, fit_scaling=False, scale_problems=None):
+    def _features(self, X, fit_scaling=False, scale_problems=None, name="X"):
         """``X`` checked, on the device and scaled; ``scale_problems``, a list,
-        gets what :func:`feature_scale_problem` finds in the unscaled columns."""
+        gets what :func:`feature_scale_problem` finds in the unscaled columns.
+        Only ``X`` itself moves a model that follows its data: validation
+        features (``name`` 'X_val') of another backend or device are refused by name."""
         self._check_feature_names(frame_columns(X), learn=fit_scaling)
         # A switch the dtype needs, turned off since the model was made (JAX's
         # x64 for float64), is turned on again, as making the model did.
         self.backend.dtype(self.dtype)
-        self._follow(X)
+        if name == "X":
+            self._follow(X)
         fit = fit_scaling and bool(self.standardize)
         # The scale problems of host data are read from the device copy, which
         # must then be unscaled (a fit asks for them only when it does not scale).
         prescale = None if scale_problems is not None else self._prescaler("feature_scaler", fit)
         # The input checks compute on lazy data (one pass): on the backend's scheduler.
         with self.backend.compute_context():
-            X, extremes = checked_features(self.backend, X, self.array_dtype, prescale=prescale)
+            X, extremes = checked_features(self.backend, X, self.array_dtype, name,
+                                           prescale=prescale)
         self._check_width(X)
         if scale_problems is not None:
             n_rows(X)  # a fit's rows must be known (said before its columns are read)
@@ -117,14 +122,14 @@ class ModelInputs:
         raise ValueError(f"X's columns are those the model was fitted on in another order; "
                          f"select them as X[{known}]")
 
-    def _targets(self, y, n_samples, fit_scaling=False):
+    def _targets(self, y, n_samples, fit_scaling=False, name="y"):
         y = self._class_ids(y, learn=fit_scaling)
         fit = fit_scaling and self._scales_targets()
         prescale = self._prescaler("target_scaler", fit)
         with self.backend.compute_context():
             # Training targets: a single class is refused too, from the same read.
             Y = as_targets(self.backend, y, self.loss, self.layer_sizes[-1], n_samples,
-                           self.array_dtype, training=fit_scaling, prescale=prescale)
+                           self.array_dtype, name, training=fit_scaling, prescale=prescale)
         if prescale is not None and prescale.ran:
             return Y
         return self._scaled(Y, "target_scaler", fit)

@@ -243,14 +243,16 @@ def text_labels(y, name: str = "y"):
     except (ValueError, TypeError):
         return None  # ragged and the like: the numeric checks name it
     if a.dtype.kind == "O":
-        kinds = {type(v).__name__ for v in a.reshape(-1).tolist()}
-        if not kinds & {"str", "bytes"}:
+        values = a.reshape(-1).tolist()
+        # isinstance, not type names: NumPy's str_ and bytes_ scalars are text too.
+        others = {type(v).__name__ for v in values if not isinstance(v, (str, bytes))}
+        if not any(isinstance(v, (str, bytes)) for v in values):
             return None  # objects but no text: refused as a dtype by the numeric checks
-        if not kinds <= {"str", "bytes"}:
-            raise TypeError(f"{name} mixes text with {sorted(kinds - {'str', 'bytes'})} "
+        if others:
+            raise TypeError(f"{name} mixes text with {sorted(others)} "
                             "values; class labels must be all text or all numbers")
-        a = np.asarray([v.decode("ascii") if isinstance(v, bytes) else v
-                        for v in a.reshape(-1).tolist()]).reshape(a.shape)
+        a = np.asarray([v.decode("ascii") if isinstance(v, bytes) else str(v)
+                        for v in values]).reshape(a.shape)
     if a.dtype.kind not in "US":
         return None
     if a.ndim == 2 and a.shape[1] == 1:

@@ -20,7 +20,7 @@ import numpy as np
 
 __all__ = ["Backend", "BackendUnavailableError", "CPU_ACTIVATION_BUDGET", "FLOAT_DTYPES",
            "GPU_BUDGET_CAP", "GPU_BUDGET_FRACTION", "cpu_name", "gpu_budget", "import_or_refuse",
-           "make_namespace"]
+           "make_namespace", "native_host"]
 
 FLOAT_DTYPES = ("float32", "float64")
 
@@ -62,6 +62,20 @@ def import_or_refuse(backend: str, module: str, hint: str):
             f"backend {backend!r} is not available: importing {module!r} failed "
             f"({type(exc).__name__}: {exc}). Install it with: {hint}"
         ) from None
+
+
+def native_host(a: np.ndarray) -> np.ndarray:
+    """``a`` as every array library takes a NumPy array: native byte order, no
+    negative strides, no extended precision (torch refuses each of the three:
+    ``X.astype('>f8')``, ``X[::-1]``, ``np.longdouble``). A copy only where one
+    of them is found; the values are ``a``'s (extended floats as float64)."""
+    if a.dtype.kind == "f" and a.dtype.itemsize > 8:
+        return a.astype(np.float64)
+    if not a.dtype.isnative:
+        return a.astype(a.dtype.newbyteorder("="))
+    if any(stride < 0 for stride in a.strides):
+        return a.copy()
+    return a
 
 
 def make_namespace(name, base, doc, **overrides):
@@ -346,6 +360,8 @@ class Backend:
         array of the same shape as ``a``
             An array of :attr:`xp` on :attr:`device`.
         """
+        if isinstance(a, np.ndarray):
+            a = native_host(a)
         return self.xp.asarray(a, dtype=dtype, device=self.device)
 
     def to_host(self, a) -> np.ndarray:

@@ -54,13 +54,21 @@ class Progress(Callback):
 
 
 class UserCallback(Callback):
-    """``callback(epoch, figures)``, the user's function."""
+    """``callback(epoch, figures)``, the user's function. One with a
+    ``with_params`` attribute (a model's wrapper of it) is called as
+    ``function.with_params(epoch, figures, params)``: the epoch's parameters
+    in hand while the user's function runs."""
 
     def __init__(self, function):
         self.function = function
 
     def on_epoch_end(self, epoch, figures, params, epoch_start) -> bool:
-        self.function(epoch, figures)
+        figures = dict(figures)  # its own: early stopping and the schedule read the fit's
+        with_params = getattr(self.function, "with_params", None)
+        if with_params is not None:
+            with_params(epoch, figures, params)
+        else:
+            self.function(epoch, figures)
         return False
 
 
