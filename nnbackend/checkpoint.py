@@ -127,6 +127,8 @@ def _bad(path, why):
 def load(cls, path, backend=None, device=None):
     """Read a checkpoint written by :func:`save` into a new ``cls`` model."""
     path = check_path("the checkpoint path", path)
+    if os.path.isdir(path):
+        raise ValueError(f"the checkpoint {path} is a directory; name the .npz file in it")
     if not os.path.isfile(path):
         raise ValueError(f"no such checkpoint file: {path}")
     try:

@@ -138,3 +138,9 @@ def test_a_model_pickles_and_deep_copies_on_its_backend(backend):
         assert theirs.loss == ours.loss
         for a, b in zip(model.flat_params, twin.flat_params):
             np.testing.assert_array_equal(to_numpy(backend, a), to_numpy(backend, b))
+
+
+def test_loading_a_directory_says_it_is_one(tmp_path):
+    # It said "no such checkpoint file", of a path that exists.
+    with pytest.raises(ValueError, match="is a directory; name the .npz file in it"):
+        nb.MLP.load(tmp_path)
