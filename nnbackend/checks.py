@@ -38,14 +38,19 @@ def check_number(name, value, low, high=math.inf, low_open=False) -> float:
     return float(value)
 
 
+def _is_bool(value) -> bool:
+    """Python's bool or NumPy's (``np.bool_``, which is no ``numbers.Integral``)."""
+    return isinstance(value, bool) or (type(value).__module__ == "numpy"
+                                       and type(value).__name__ in ("bool", "bool_"))
+
+
 def check_flag(name, value) -> bool:
     """``value`` as a ``bool``: True, False, 1 or 0 only.
 
     A string such as ``"no"`` is truthy: taking it would do the opposite of
     what was meant.
     """
-    numpy_bool = type(value).__module__ == "numpy" and type(value).__name__ in ("bool", "bool_")
-    if not (isinstance(value, numbers.Integral) or numpy_bool) or value not in (0, 1):
+    if not (isinstance(value, numbers.Integral) or _is_bool(value)) or value not in (0, 1):
         raise TypeError(f"{name} must be True or False, got {value!r}")
     return bool(value)
 
@@ -82,7 +87,7 @@ def check_positive(name, value) -> float:
         ok = math.isfinite(value) and value > 0
     except TypeError:
         ok = False
-    if not ok or isinstance(value, bool):
+    if not ok or _is_bool(value):
         raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
     return float(value)
 
@@ -94,7 +99,7 @@ def check_fraction(name, value, one: bool = False) -> float:
         ok = 0 <= value < 1 or (one and value == 1)
     except TypeError:
         ok = False
-    if not ok or isinstance(value, bool):
+    if not ok or _is_bool(value):
         raise ValueError(f"{name} must be a number in [0, 1{']' if one else ')'}, got {value!r}")
     return float(value)
 
@@ -237,9 +242,9 @@ def check_divisor(kernel, n_samples, reduction="mean"):
     divisor (a traced one, say) is passed over, and returned as it is."""
     if n_samples is None or reduction != "mean" or (type(n_samples) is int and n_samples >= 1):
         return n_samples  # the common cases, before the abstract-class look
-    if not isinstance(n_samples, numbers.Real):
+    if not isinstance(n_samples, numbers.Real) and not _is_bool(n_samples):
         return n_samples
-    if isinstance(n_samples, bool) or not n_samples >= 1:
+    if _is_bool(n_samples) or not n_samples >= 1:
         raise ValueError(f"{kernel}: n_samples must be a number >= 1 (the rows the mean "
                          f"divides by), got {n_samples!r}")
     return int(n_samples) if isinstance(n_samples, numbers.Integral) else float(n_samples)
