@@ -31,7 +31,7 @@ indices (a device-side assert on the first GPU run, 2026-11-27).
 
 from __future__ import annotations
 
-__all__ = ["GraphEpoch", "OPTIMIZERS", "VERIFY_ULPS", "WARMUP_STEPS", "XpOps", "base_name",
+__all__ = ["DescribedEpochs", "GraphEpoch", "OPTIMIZERS", "VERIFY_ULPS", "WARMUP_STEPS", "XpOps", "base_name",
            "batch_shapes", "eager_capture", "epoch_launches", "leaves", "step_rows",
            "unsupported"]
 
@@ -373,3 +373,20 @@ class GraphEpoch:
             for static, value in zip(self.leaves, given)]))
         correct = None if self.task.multiclass is None else ops.clone(self.correct)
         return [ops.clone(p) for p in self.params], new_state, ops.clone(self.loss), correct
+
+
+class DescribedEpochs:
+    """An executor's ``describe(task)``: the path its last epoch for ``task``
+    took (:attr:`GraphEpoch.path`), which a failed capture changes at the
+    fit's first epoch; ``_made(task, epoch)`` records the epoch it made."""
+
+    def _made(self, task, epoch):
+        self._last = (task, epoch)
+        return epoch
+
+    def describe(self, task):
+        """How the epochs run, in words (for ``History.executor_reason``)."""
+        last = getattr(self, "_last", None)
+        if last is not None and last[0] is task:
+            return last[1].path
+        return "each step one replay of its captured CUDA graph"

@@ -36,8 +36,8 @@ from __future__ import annotations
 import contextlib
 import gc
 
-from ..graph_epoch import (WARMUP_STEPS, GraphEpoch, XpOps, eager_capture, epoch_launches,
-                           unsupported)
+from ..graph_epoch import (WARMUP_STEPS, DescribedEpochs, GraphEpoch, XpOps, eager_capture,
+                           epoch_launches, unsupported)
 from .cublas_direct import capture_namespace
 
 __all__ = ["CupyGraphs", "cuda_capture"]
@@ -102,7 +102,7 @@ class _OnDevice(GraphEpoch):
             return super().__call__(params, state, order)
 
 
-class CupyGraphs:
+class CupyGraphs(DescribedEpochs):
     """The ``"cupy-graphs"`` executor (see :mod:`nnbackend.engine` for the contract).
 
     ``capture`` is :func:`cuda_capture` (the default) or
@@ -121,17 +121,9 @@ class CupyGraphs:
     def make_epoch(self, task):
         # CUDA's capture needs the steps' products off CuPy's cuBLAS calls.
         xp = capture_namespace(task.backend.xp) if self.capture is cuda_capture else None
-        epoch = _OnDevice(task, self.capture, XpOps(task.backend.xp), self.name,
-                          on_failure="eager", verify=self.capture is not eager_capture, xp=xp)
-        self._last = (task, epoch)
-        return epoch
-
-    def describe(self, task):
-        """How the epochs run, in words (for ``History.executor_reason``)."""
-        last = getattr(self, "_last", None)
-        if last is not None and last[0] is task:
-            return last[1].path
-        return "each step one replay of its captured CUDA graph"
+        return self._made(task, _OnDevice(
+            task, self.capture, XpOps(task.backend.xp), self.name, on_failure="eager",
+            verify=self.capture is not eager_capture, xp=xp))
 
     def launches(self, task):
         """Host launches of a fit's epoch (:func:`.graph_epoch.epoch_launches`)."""

@@ -24,7 +24,7 @@ import gc
 
 import torch
 
-from ..graph_epoch import (WARMUP_STEPS, GraphEpoch, batch_shapes, eager_capture,
+from ..graph_epoch import (WARMUP_STEPS, DescribedEpochs, GraphEpoch, batch_shapes, eager_capture,
                            epoch_launches, step_rows)
 from ..graph_epoch import unsupported as _unsupported_step
 
@@ -123,7 +123,7 @@ class _OnDevice(GraphEpoch):
             return super().__call__(params, state, order)
 
 
-class TorchGraphs:
+class TorchGraphs(DescribedEpochs):
     """The ``"torch-graphs"`` executor (see :mod:`nnbackend.engine` for the contract).
 
     ``capture`` is :func:`cuda_capture` (the default) or :func:`eager_capture`,
@@ -141,16 +141,8 @@ class TorchGraphs:
     def make_epoch(self, task):
         # A batch shape whose capture fails runs its steps eagerly, as on cupy;
         # the fit's history says so (describe).
-        epoch = _OnDevice(task, self.capture, TorchOps, self.name, on_failure="eager")
-        self._last = (task, epoch)
-        return epoch
-
-    def describe(self, task):
-        """How the epochs run, in words (for ``History.executor_reason``)."""
-        last = getattr(self, "_last", None)
-        if last is not None and last[0] is task:
-            return last[1].path
-        return "each step one replay of its captured CUDA graph"
+        return self._made(task, _OnDevice(task, self.capture, TorchOps, self.name,
+                                          on_failure="eager"))
 
     def launches(self, task):
         """Host launches of a fit's epoch (:func:`.graph_epoch.epoch_launches`)."""
