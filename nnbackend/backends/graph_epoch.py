@@ -31,8 +31,8 @@ indices (a device-side assert on the first GPU run, 2026-11-27).
 
 from __future__ import annotations
 
-__all__ = ["DescribedEpochs", "GraphEpoch", "OPTIMIZERS", "VERIFY_ULPS", "WARMUP_STEPS", "XpOps", "base_name",
-           "batch_shapes", "eager_capture", "epoch_launches", "leaves", "step_rows",
+__all__ = ["DescribedEpochs", "GraphEpoch", "OPTIMIZERS", "VERIFY_ULPS", "WARMUP_STEPS", "XpOps",
+           "base_name", "batch_shapes", "eager_capture", "epoch_launches", "leaves", "step_rows",
            "unsupported"]
 
 # A captured replay and the same step run eagerly launch the same kernels; the
