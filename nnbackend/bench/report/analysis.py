@@ -5,16 +5,17 @@ from __future__ import annotations
 
 import math
 
+from ..caselog import not_measured
 from ..stability import MIN_SPREAD_ROUNDS, NOISY_IQR, too_wide
 from .formatting import fmt_n, fmt_ms
-from .load import positive
+from .load import positive, ratio_rows
 
 __all__ = ["MODE_ORDER", "CPU_BASELINE", "PEER_ORDER", "NNBACKEND_ORDER", "LINEAR_RANGE",
            "mode_key", "label_key", "sorted_modes", "sorted_labels", "is_nnbackend", "is_peer",
            "epoch_points", "scaling_exponents", "exponent_fits", "fit_sizes", "common_times",
            "gpu_labels", "gpu_crossovers", "speedup_rows", "time_to_target_rows",
            "interval", "noise_notes", "MIN_FIT_SIZES", "MIN_R2", "STEEPEST_EXPONENT",
-           "NOISY_IQR", "MIN_SPREAD_ROUNDS"]
+           "NOISY_IQR", "MIN_SPREAD_ROUNDS", "unmeasured", "few_rounds"]
 
 MODE_ORDER = ("batch", "minibatch", "sgd")
 CPU_BASELINE = "nnbackend-numpy-cpu"
@@ -64,18 +65,45 @@ def is_peer(label):
 
 
 def epoch_points(rows):
-    """{(label, mode): {N: row}} for the epoch rows with a time; the fastest of duplicates."""
-    table = {}
+    """{(label, mode): {N: row}} for the epoch rows with a time; of a timing recorded
+    more than once, the fastest, with the others in its ``duplicates``."""
+    groups = {}
     for row in rows:
         if row.get("kind") != "epoch" or not row.get("mode"):
             continue
         n, t = row.get("n_samples"), positive(row.get("seconds_per_epoch"))
         if not n or t is None:
             continue
-        cell = table.setdefault((row["label"], row["mode"]), {})
-        if n not in cell or t < cell[n]["seconds_per_epoch"]:
-            cell[n] = row
+        groups.setdefault((row["label"], row["mode"]), {}).setdefault(n, []).append(row)
+    table = {}
+    for key, by_n in groups.items():
+        cell = table[key] = {}
+        for n, found in by_n.items():
+            best = min(found, key=lambda r: r["seconds_per_epoch"])
+            others = [r for r in found if r is not best]
+            cell[n] = dict(best, duplicates=others) if others else best
     return table
+
+
+def unmeasured(data, rows):
+    """``(name, outcome, reason)`` of each case with no figure in the report: those
+    the run says did not pass (:func:`nnbackend.bench.caselog.not_measured`) and
+    left no record with a time, and those whose record holds no usable time
+    (zero, negative, not a number)."""
+    ratios = ratio_rows(data)
+    usable = {r["name"] for r in rows if r["kind"] == "time_to_target"
+              or r.get("seconds_per_epoch") is not None} | {r["name"] for r in ratios}
+    out = [case for case in not_measured(data) if case[0] not in usable]
+    why = "its recorded time is zero, negative or not a number"
+    out += [(str(r["name"]), "no usable time", why) for r in rows if r["kind"] == "epoch"
+            and r["name"] is not None and r.get("seconds_per_epoch") is None
+            and r["name"] not in usable]
+    return out
+
+
+def few_rounds(row):
+    """True for a timing of fewer rounds than a spread needs."""
+    return row.get("rounds") is not None and row["rounds"] < MIN_SPREAD_ROUNDS
 
 
 def interval(row):
@@ -102,6 +130,23 @@ def _own_noise(row):
     return too_wide(stats)
 
 
+def overlap(a, b):
+    """True where two timings' spreads (:func:`interval`) overlap."""
+    (lo_a, hi_a), (lo_b, hi_b) = interval(a), interval(b)
+    return lo_a <= hi_b and lo_b <= hi_a
+
+
+def _duplicates_disagree(row):
+    """Why a timing recorded more than once is noisy: a duplicate's spread does not
+    overlap the one kept (the fastest); else None."""
+    others = row.get("duplicates") or []
+    if not any(not overlap(row, other) for other in others):
+        return None
+    times = ", ".join(fmt_ms(r["seconds_per_epoch"]) for r in [row, *others])
+    return (f"recorded {len(others) + 1} times in these results ({times} ms), beyond each "
+            "other's spreads; the fastest is shown")
+
+
 def noise_notes(points):
     """``{(label, mode, N): [reason, ...]}`` for every timing flagged noisy.
 
@@ -110,15 +155,21 @@ def noise_notes(points):
     neighbour in N disagree beyond both spreads: the larger N is faster even at
     the edges of the two spreads (an epoch's work only grows with N), or
     slower by more than (N ratio) ** :data:`STEEPEST_EXPONENT`. Both neighbours
-    are flagged, each reason naming the other N.
+    are flagged, each reason naming the other N. So is a timing recorded more
+    than once whose records' spreads do not overlap, and one whose case failed
+    after it was taken.
     """
     out = {}
     for (label, mode), cell in points.items():
         ns = sorted(cell)
         for n in ns:
-            why = _own_noise(cell[n])
-            if why:
-                out.setdefault((label, mode, n), []).append(why)
+            for why in (_own_noise(cell[n]), _duplicates_disagree(cell[n])):
+                if why:
+                    out.setdefault((label, mode, n), []).append(why)
+            if cell[n].get("case_failed"):
+                out.setdefault((label, mode, n), []).append(
+                    f"its case did not pass after this timing was taken "
+                    f"({cell[n]['case_failed']})")
         for a, b in zip(ns, ns[1:]):
             ra, rb = cell[a], cell[b]
             if min(ra.get("rounds") or MIN_SPREAD_ROUNDS,
@@ -201,6 +252,10 @@ def exponent_fits(points, noise=None, lo=1e4, hi=1e6):
         if noisy:
             fit["flags"].append("fitted on timings flagged noisy (N = "
                                 + ", ".join(fmt_n(n) for n in noisy) + ")")
+        few = [n for n in chosen if few_rounds(cell[n])]
+        if few:
+            fit["flags"].append(f"fitted on timings of fewer than {MIN_SPREAD_ROUNDS} rounds, "
+                                "spread unknown (N = " + ", ".join(fmt_n(n) for n in few) + ")")
         out[key] = fit
     return out
 
@@ -301,7 +356,9 @@ def gpu_labels(rows):
 
 def gpu_crossovers(rows, points, modes, noise=None):
     """Where each GPU label's epoch becomes faster than :data:`CPU_BASELINE`'s,
-    per mode; ``noisy_n`` lists the N compared where either timing is noisy."""
+    per mode; ``noisy_n`` lists the N compared where either timing is noisy,
+    ``few_rounds_n`` where either has too few rounds for a spread and
+    ``overlap_n`` where the two spreads overlap (which is faster is not resolved)."""
     noise = noise or {}
     out = []
     for mode in modes:
@@ -318,7 +375,9 @@ def gpu_crossovers(rows, points, modes, noise=None):
                        n_measured=[int(n) for n in ns],
                        noisy_n=[int(n) for n in ns if (label, mode, n) in noise
                                 or (CPU_BASELINE, mode, n) in noise],
-                       few_rounds_n=[int(n) for n in few])
+                       few_rounds_n=[int(n) for n in few],
+                       overlap_n=[int(n) for n in ns if n not in few and overlap(
+                           points[(label, mode)][n], points[(CPU_BASELINE, mode)][n])])
             res["text"] = _crossover_text(res)
             out.append(res)
     return out
@@ -326,7 +385,8 @@ def gpu_crossovers(rows, points, modes, noise=None):
 
 def speedup_rows(points, labels, modes, noise=None):
     """Speedup of every nnbackend label over nnbackend-numpy and each peer:
-    t_baseline / t_label; ``noisy`` where either timing is flagged noisy."""
+    t_baseline / t_label; ``noisy`` where either timing is flagged noisy,
+    ``few_rounds`` where either has too few rounds for a spread."""
     noise = noise or {}
     baselines = [b for b in labels if b == CPU_BASELINE or is_peer(b)]
     out = []
@@ -341,7 +401,9 @@ def speedup_rows(points, labels, modes, noise=None):
                 for n, tx, ty in zip(ns, t_x, t_y):
                     out.append({"mode": mode, "label": label, "baseline": base,
                                 "n_samples": int(n), "speedup": ty / tx,
-                                "noisy": (label, mode, n) in noise or (base, mode, n) in noise})
+                                "noisy": (label, mode, n) in noise or (base, mode, n) in noise,
+                                "few_rounds": any(few_rounds(points[(lab, mode)][n])
+                                                  for lab in (label, base))})
     return out, baselines
 
 

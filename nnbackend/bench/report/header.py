@@ -8,10 +8,10 @@ import datetime as _dt
 import os
 import statistics
 
-from ..caselog import left_out, not_measured
+from ..caselog import left_out
 from ..models import describe
 from ..stability import NOISY_IQR
-from .analysis import STEEPEST_EXPONENT
+from .analysis import STEEPEST_EXPONENT, unmeasured
 from .formatting import sig3
 
 __all__ = ["header", "load_text", "precision_text", "threads_text"]
@@ -62,7 +62,7 @@ def header(data, json_path, rows, models, sections):
     out = ["# nnbackend benchmark report", ""]
     if ours.get("failed"):
         out += [f"**Incomplete:** {ours['failed']}.", ""]
-    missing = not_measured(data)
+    missing = unmeasured(data, rows)
     if missing:
         out += [f"**Not measured:** {len(missing)} case(s), listed at the end "
                 "(\"Cases not measured\").", ""]

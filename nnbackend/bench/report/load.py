@@ -100,6 +100,11 @@ def load_results(json_path):
       ``attempts`` (each attempt's spread; ``[]`` when not recorded);
     * time-to-target rows have ``budget_kind`` (``"seconds"``, ``"epochs"``
       or None) and ``budget``, and the spread of their epochs' times;
+      ``reached`` follows ``final_loss <= target_loss`` where both were
+      recorded (a record that says otherwise keeps its word in
+      ``reached_recorded``);
+    * ``case_failed``: ``"outcome: reason"`` where the run's ``cases`` say this
+      record's case did not pass (it failed after its timing was taken), else None;
     * ``model`` is the benchmark model's name (``"small"`` for records made
       before there were several);
     * ``label`` is always a string naming the device kind (derived from
@@ -142,6 +147,10 @@ def rows_from_data(data):
     if not isinstance(benchmarks, list):
         return []
     rows = []
+    # A case that failed after its timing was taken (in a re-run, say) keeps its record.
+    cases = data.get("cases") if isinstance(data.get("cases"), list) else []
+    failed = {c.get("name"): f"{c.get('outcome')}: {c.get('reason') or 'no reason recorded'}"
+              for c in cases if isinstance(c, dict) and c.get("outcome") not in ("passed", None)}
     for bench in benchmarks:
         if not isinstance(bench, dict):
             continue
@@ -151,6 +160,7 @@ def rows_from_data(data):
             continue  # interleaved pairs: see ratio_rows
         stats = bench.get("stats") if isinstance(bench.get("stats"), dict) else {}
         row["name"] = bench.get("name")
+        row["case_failed"] = failed.get(row["name"])
         row["group"] = bench.get("group")
         for key in ("median", "min", "max", "mean", "stddev", "q1", "q3", "iqr"):
             row[key] = _num(stats.get(key))
@@ -209,6 +219,11 @@ def rows_from_data(data):
             if row["seconds"] is not None and row["seconds"] < 0:
                 row["seconds"] = None
             row["final_loss"] = _num(row.get("final_loss"))
+            if row["final_loss"] is not None and row["target_loss"] is not None:
+                # Reached means a final loss at most the target: the losses decide.
+                reached = row["final_loss"] <= row["target_loss"]
+                if reached != row["reached"]:
+                    row["reached_recorded"], row["reached"] = row["reached"], reached
             _target_budget(row)
         rows.append(row)
 
@@ -259,17 +274,26 @@ def ratio_rows(data):
         info = bench.get("extra_info") if isinstance(bench, dict) else None
         if not isinstance(info, dict) or info.get("kind") != "ratio":
             continue
-        ratio = positive(info.get("ratio"))
+        ratio = recorded = positive(info.get("ratio"))
         if ratio is None:
             continue
+        median_a, median_b = positive(info.get("median_a")), positive(info.get("median_b"))
+        if median_a is not None and median_b is not None:
+            ratio = median_a / median_b  # the ratio of the medians, as recorded beside it
+        target = positive(info.get("target"))
+        sense = info.get("sense") if info.get("sense") in ("max", "min") else None
         rows.append({
+            "name": bench.get("name"),
             "label_a": str(info.get("label_a")), "label_b": str(info.get("label_b")),
             "model": str(info.get("model") or "small"), "mode": info.get("mode"),
             "n_samples": _int(info.get("n_samples")),
-            "median_a": positive(info.get("median_a")), "median_b": positive(info.get("median_b")),
-            "ratio": ratio, "target": positive(info.get("target")),
-            "sense": info.get("sense") if info.get("sense") in ("max", "min") else None,
-            "met": None if info.get("met") is None else _bool(info.get("met")),
+            "median_a": median_a, "median_b": median_b, "ratio": ratio,
+            "recorded_ratio": recorded if not math.isclose(recorded, ratio, rel_tol=1e-6)
+            else None,
+            "target": target, "sense": sense,
+            "met": None if target is None or sense is None
+            else (ratio <= target if sense == "max" else ratio >= target),
+            "recorded_met": None if info.get("met") is None else _bool(info.get("met")),
             "rounds": _int(info.get("rounds")),
             "q1_a": positive(info.get("q1_a")), "q3_a": positive(info.get("q3_a")),
             "q1_b": positive(info.get("q1_b")), "q3_b": positive(info.get("q3_b")),

@@ -11,10 +11,11 @@ from __future__ import annotations
 import os
 import statistics
 
-from ..caselog import left_out, not_measured
+from ..caselog import left_out
 from ..models import describe
 from ..stability import MIN_SPREAD_ROUNDS, NOISY_IQR
-from .analysis import CPU_BASELINE, LINEAR_RANGE, MIN_FIT_SIZES, gpu_labels, label_key
+from .analysis import (CPU_BASELINE, LINEAR_RANGE, MIN_FIT_SIZES, gpu_labels, label_key,
+                       unmeasured)
 from .formatting import fmt_ms, fmt_n, fmt_rate, fmt_speedup, md_table, sig3
 from .header import header
 from .targets import ratio_markdown, time_to_target_tables
@@ -52,7 +53,7 @@ def report_markdown(data, json_path, rows, sections, ratios):
         out += _model_markdown(s)
     out += ["## Ratios, measured interleaved", ""]
     out += ratio_markdown(ratios)
-    out += _not_measured(data)
+    out += _not_measured(data, rows)
     return "\n".join(out)
 
 
@@ -98,6 +99,10 @@ def _noisy_crossover(c):
     if c.get("noisy_n"):
         out += (f" ({NOISY_MARK} from timings flagged noisy at N = "
                 + ", ".join(fmt_n(n) for n in c["noisy_n"]) + ")")
+    if c.get("overlap_n"):
+        out += (" (the two timings lie within each other's Q1–Q3 at N = "
+                + ", ".join(fmt_n(n) for n in c["overlap_n"]) + ": which is faster there is "
+                "not resolved)")
     if c.get("few_rounds_n"):
         out += (f" ({UNKNOWN_MARK} from timings of fewer than {MIN_SPREAD_ROUNDS} rounds, "
                 "spread unknown, at N = " + ", ".join(fmt_n(n) for n in c["few_rounds_n"])
@@ -211,6 +216,12 @@ def row_notes(label, mode, n, row, noise, quartile_note=True):
     if rounds is not None and rounds < MIN_SPREAD_ROUNDS:
         notes.append(f"{rounds} round{'' if rounds == 1 else 's'}: no quartiles, so its "
                      "spread is unknown")
+    duplicates = row.get("duplicates") or []
+    flagged = any(why.startswith("recorded ") for why in noise.get((label, mode, n), []))
+    if duplicates and not flagged:
+        times = ", ".join(fmt_ms(r["seconds_per_epoch"]) for r in [row, *duplicates])
+        notes.append(f"measured {len(duplicates) + 1} times in these results ({times} ms, "
+                     "within each other's spreads); the fastest is shown")
     if quartile_note and row.get("q1") is None and row.get("min") is not None and rounds:
         notes.append("no quartiles recorded: min–max stands in for the spread")
     reruns = row.get("reruns")
@@ -262,24 +273,27 @@ def _per_step(row):
     return sig3(step * 1e6) if step else "—"
 
 
-def _not_measured(data):
+def _not_measured(data, rows):
     """The cases that ran no timing (skipped, failed, cut off), by name, with
     why; then the sizes asked for that the run's settings left out."""
-    missing = not_measured(data)
+    missing = unmeasured(data, rows)
     dropped = _left_out_lines(data)
     if not isinstance(data, dict) or not isinstance(data.get("cases"), list):
         return ["## Cases not measured", "",
                 "This run did not record its cases' outcomes, so whether any planned case "
-                "is missing above is not known.", "", *dropped]
+                "is missing above is not known.", "", *_missing_table(missing), *dropped]
     if not missing and not dropped:
         return []
-    out = ["## Cases not measured", ""]
-    if missing:
-        out += [f"{len(missing)} case(s) of this run have no timing above:", ""]
-        body = [[f"`{name}`", outcome, reason.replace("|", "\\|")]
-                for name, outcome, reason in missing]
-        out += [md_table(["case", "outcome", "reason"], body, text_columns=3), ""]
-    return out + dropped
+    return ["## Cases not measured", "", *_missing_table(missing), *dropped]
+
+
+def _missing_table(missing):
+    if not missing:
+        return []
+    body = [[f"`{name}`", outcome, str(reason).replace("|", "\\|")]
+            for name, outcome, reason in missing]
+    return [f"{len(missing)} case(s) of this run have no timing above:", "",
+            md_table(["case", "outcome", "reason"], body, text_columns=3), ""]
 
 
 def _left_out_lines(data):
@@ -302,7 +316,9 @@ def _speedup_tables(modes, speedups, baselines):
         return []
     out = ["## Speedups", "",
            "Speedup of X over Y = epoch time of Y / epoch time of X "
-           f"(above 1: X is faster). {NOISY_MARK}: either timing is flagged noisy.", ""]
+           f"(above 1: X is faster). {NOISY_MARK}: either timing is flagged noisy; "
+           f"{UNKNOWN_MARK}: either has fewer than {MIN_SPREAD_ROUNDS} rounds, spread unknown.",
+           ""]
     for mode in modes:
         sub = [s for s in speedups if s["mode"] == mode]
         if not sub:
@@ -316,7 +332,8 @@ def _speedup_tables(modes, speedups, baselines):
             s = index.get(key)
             if s is None:
                 return "—"
-            return fmt_speedup(s["speedup"]) + (f" {NOISY_MARK}" if s.get("noisy") else "")
+            return fmt_speedup(s["speedup"]) + (f" {NOISY_MARK}" if s.get("noisy") else "") \
+                + (f" {UNKNOWN_MARK}" if s.get("few_rounds") else "")
 
         body = [[lab, fmt_n(n)] + [cell((lab, n, b)) for b in cols] for lab, n in keys]
         header_cells = ["nnbackend", "N"] + [f"over {b}" for b in cols]
@@ -333,8 +350,8 @@ def _scaling(labels, fits, exps, rng, numpy_linear):
            f"{MIN_FIT_SIZES} lie there), with the fit's R². 1 means the epoch cost grows "
            f"linearly with N, below 1 that fixed per-step costs (such as GPU kernel "
            f"launches) still dominate. An exponent needs at least {MIN_FIT_SIZES} sizes; "
-           "one that is negative, poorly fitted or fitted on noisy timings is not a "
-           "finding, and its row says why.", ""]
+           "one that is negative, poorly fitted or fitted on noisy timings (or on timings "
+           "of too few rounds for a spread) is not a finding, and its row says why.", ""]
     if fits:
         out += _exponent_table(fits, lo, hi)
     if numpy_linear:

@@ -99,6 +99,11 @@ def _ttt_notes(row, reached_epochs, cell=None):
     if first and median and first > FIRST_EPOCH_NOTE * median:
         notes.append(f"first epoch {fmt_seconds(first)} against a median of "
                      f"{fmt_seconds(median)} (compilation, warm-up): counted in its seconds")
+    if row.get("reached_recorded") is not None:
+        notes.append(f"the record says {'reached' if row['reached_recorded'] else 'not reached'}"
+                     f", but its final loss {sig3(row['final_loss'])} is "
+                     f"{'above' if row['final_loss'] > row['target_loss'] else 'at or below'}"
+                     f" the target {sig3(row['target_loss'])}: this row follows the losses")
     if not row["reached"] and reached_epochs:
         lo, hi = min(reached_epochs), max(reached_epochs)
         took = f"{lo:,}" if lo == hi else f"{lo:,}–{hi:,}"
@@ -198,14 +203,16 @@ def ratio_markdown(ratios):
            + ("Each side shows its median and, in brackets, Q1–Q3 of its rounds"
               if spread else "Each side shows its median (this record kept no quartiles)")
            + "; pairs are not re-run.", ""]
-    body, noisy, straddle, disagree = [], [], [], []
+    body, noisy, straddle, disagree, recomputed = [], [], [], [], []
     for r in ratios:
         name = f"{r['label_a']} / {r['label_b']} ({r['mode']}, N = {fmt_n(r['n_samples'])})"
         sense = {"max": "≤ ", "min": "≥ "}.get(r["sense"], "? ")
         target = "—" if r["target"] is None else f"{sense}{r['target']:g}"
         met = _met(r["ratio"], r["target"], r["sense"])
-        if r["met"] is not None and met is not None and r["met"] != met:
+        if r.get("recorded_met") is not None and met is not None and r["recorded_met"] != met:
             disagree.append(name)
+        if r.get("recorded_ratio") is not None:
+            recomputed.append(f"{name}: recorded {sig3(r['recorded_ratio'])}")
         verdict = "—" if met is None else ("yes" if met else "**no**")
         if _straddles(r):
             straddle.append(name)
@@ -227,6 +234,9 @@ def ratio_markdown(ratios):
         out += ["‡ the sides' quartiles allow a ratio on either side of the target (from "
                 "Q1 of A over Q3 of B to Q3 of A over Q1 of B): the verdict could go the "
                 "other way in another run: " + "; ".join(straddle) + ".", ""]
+    if recomputed:
+        out += ["The record's ratio is not the ratio of its medians for: "
+                + "; ".join(recomputed) + " (the table's is A's median over B's).", ""]
     if disagree:
         out += ["The record's own verdict differs from its ratio and target for: "
                 + "; ".join(disagree) + " (the table's is recomputed from them).", ""]

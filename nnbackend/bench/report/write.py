@@ -72,7 +72,11 @@ def write_report(json_path, out_dir):
     json_path = os.fspath(json_path)
     out_dir = os.fspath(out_dir)
     with open(json_path, encoding="utf-8") as fh:
-        data = json.load(fh)
+        try:
+            data = json.load(fh)
+        except ValueError as exc:  # empty, cut short, not text
+            raise ValueError(f"{exc} in {json_path}: it is not JSON; nothing was written") \
+                from None
     rows = rows_from_data(data)
     ratios = ratio_rows(data)
     # Before anything is written: a file that is not a run's results (its
@@ -241,6 +245,11 @@ def main(argv=None):
         return 2
     except (OSError, ValueError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (TypeError, AttributeError, KeyError, IndexError, OverflowError) as exc:
+        # A field of a type or size no run writes (a hand-edited or foreign file).
+        print(f"error: {args.results} has a record the report cannot read "
+              f"({type(exc).__name__}: {exc}); its report may be incomplete", file=sys.stderr)
         return 2
     print(summary["paths"]["report"])
     return 0
