@@ -400,20 +400,17 @@ def test_auto_is_asked_for_with_spaces_around_it():
 
 
 def test_listing_the_candidates_keeps_jax_from_taking_most_of_a_gpu(monkeypatch):
-    monkeypatch.delenv("XLA_PYTHON_CLIENT_PREALLOCATE", raising=False)
-    auto_candidates.cache_clear()
-    try:
-        auto_candidates()
-        assert os.environ["XLA_PYTHON_CLIENT_PREALLOCATE"] == "false"
-    finally:
+    for given, expected in ((None, "false"), ("true", "true")):  # the caller's is kept
+        if given is None:
+            monkeypatch.delenv("XLA_PYTHON_CLIENT_PREALLOCATE", raising=False)
+        else:
+            monkeypatch.setenv("XLA_PYTHON_CLIENT_PREALLOCATE", given)
         auto_candidates.cache_clear()
-    monkeypatch.setenv("XLA_PYTHON_CLIENT_PREALLOCATE", "true")  # the caller's is kept
-    auto_candidates.cache_clear()
-    try:
-        auto_candidates()
-        assert os.environ["XLA_PYTHON_CLIENT_PREALLOCATE"] == "true"
-    finally:
-        auto_candidates.cache_clear()
+        try:
+            auto_candidates()
+            assert os.environ["XLA_PYTHON_CLIENT_PREALLOCATE"] == expected
+        finally:
+            auto_candidates.cache_clear()
 
 
 

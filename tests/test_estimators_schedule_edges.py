@@ -58,6 +58,14 @@ def test_the_closed_ends_of_scikit_learns_intervals_are_taken(params):
             assert make(hidden_layer_sizes=(3,), max_iter=1, **params).fit(X, y).n_iter_ == 1
 
 
+def _both_classifiers(kw, X, y):
+    """nnbackend's and scikit-learn's MLPClassifier fitted with ``kw`` (no
+    convergence warnings: the fits are a step or two on purpose)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return nb.MLPClassifier(**kw, **_EXACT).fit(X, y), SkClassifier(**kw).fit(X, y)
+
+
 def test_an_unknown_precision_is_refused_by_name_before_the_fit():
     X, y = _classification()
     with pytest.raises(InvalidParameterError, match="'precision' parameter"):
@@ -330,10 +338,7 @@ def test_alpha_penalises_the_weights_alone_as_scikit_learns_sgd():
     X, y = _classification()
     kw = dict(hidden_layer_sizes=(5,), solver="sgd", momentum=0.0, alpha=5.0, batch_size=60,
               learning_rate_init=0.1, max_iter=2, shuffle=False, random_state=0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        ours = nb.MLPClassifier(**kw, **_EXACT).fit(X, y)
-        theirs = SkClassifier(**kw).fit(X, y)
+    ours, theirs = _both_classifiers(kw, X, y)
     for a, b in zip(ours.intercepts_ + ours.coefs_, theirs.intercepts_ + theirs.coefs_):
         np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
 
@@ -358,10 +363,7 @@ def test_loss_adds_the_penalty_once_per_batch_as_scikit_learns():
     X, y = _classification()
     kw = dict(hidden_layer_sizes=(5,), solver="sgd", momentum=0.0, alpha=2.0, batch_size=20,
               learning_rate_init=1e-12, max_iter=1, shuffle=False, random_state=0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        ours = nb.MLPClassifier(**kw, **_EXACT).fit(X, y)
-        theirs = SkClassifier(**kw).fit(X, y)
+    ours, theirs = _both_classifiers(kw, X, y)
     penalty = 0.5 * 2.0 * sum(float(np.sum(W * W)) for W in ours.coefs_) * 3 / 60
     assert penalty > 0.1 * ours.loss_
     assert ours.loss_ == pytest.approx(theirs.loss_, rel=1e-9)
@@ -405,9 +407,6 @@ def test_logistic_hidden_units_draw_scikit_learns_narrower_initial_weights():
     X, y = _classification()
     kw = dict(hidden_layer_sizes=(5,), activation="logistic", solver="sgd", momentum=0.0,
               learning_rate_init=1e-12, max_iter=1, shuffle=False, random_state=0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        ours = nb.MLPClassifier(**kw, **_EXACT).fit(X, y)
-        theirs = SkClassifier(**kw).fit(X, y)
+    ours, theirs = _both_classifiers(kw, X, y)
     for a, b in zip(ours.coefs_ + ours.intercepts_, theirs.coefs_ + theirs.intercepts_):
         np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
