@@ -243,6 +243,21 @@ def _adam_scalars(count, lr, b1, b2, eps, like):
     return _in_dtype_of(step, like), _in_dtype_of(eps_hat, like)
 
 
+def _factor(schedule, count):
+    """``schedule(count)``, refused where it is a host number that is not finite and >= 0.
+
+    A fit checks ``schedule(0)`` before it starts; a later factor that goes
+    negative would climb the loss, and a NaN would stop the fit with no word of
+    why. A factor computed on the device (a traced or device count) is not read
+    back: that would cost a host synchronisation per step.
+    """
+    factor = schedule(count)
+    if isinstance(factor, numbers.Real) and not (math.isfinite(factor) and factor >= 0):
+        raise ValueError(f"lr_schedule({count}) returned {factor!r}; the learning rate's "
+                         f"factor must be a finite number >= 0 at every step")
+    return factor
+
+
 def _in_dtype_of(value, array):
     """``value``, a factor the update computed from a step count, in ``array``'s dtype.
 
@@ -527,7 +542,8 @@ def scheduled(opt: Optimizer, schedule: Callable | None = None, scale: float = 1
         return ScheduledState(0, [opt.init(params)])
 
     def update(grads, state, params):
-        f = scale if schedule is None else _in_dtype_of(scale * schedule(state.count), params[0])
+        f = scale if schedule is None else _in_dtype_of(scale * _factor(schedule, state.count),
+                                                        params[0])
         if on == "grads":
             new_params, inner = opt.update([f * g for g in grads], state.inner[0], params)
         else:

@@ -112,6 +112,18 @@ def test_a_schedule_function_gets_the_step_count():
         np.testing.assert_allclose(got, w, rtol=1e-12, atol=1e-14)
 
 
+@pytest.mark.parametrize("bad", [-0.5, float("nan"), float("inf")])
+@pytest.mark.parametrize("backend", ["numpy", "strict", "torch"])
+def test_a_schedule_factor_gone_bad_after_the_first_step_is_refused_by_its_step(backend, bad):
+    if backend == "torch":
+        pytest.importorskip("torch")
+    X, y = _data()
+    model = nb.MLP([3, 5, 1], output_activation="identity", backend=backend, seed=1)
+    with pytest.raises(ValueError, match=r"lr_schedule\(6\) returned .*finite number >= 0"):
+        model.fit(X, y, epochs=3, batch_size=8, lr=0.05,
+                  lr_schedule=lambda count: 1.0 if count < 6 else bad)
+
+
 def test_adaptive_divides_by_five_after_more_than_ten_flat_epochs():
     X, y = _data()
     lr = 1e-5  # so small that no epoch improves the loss by 1e-4
