@@ -187,7 +187,13 @@ def load(cls, path, backend=None, device=None):
     if not is_auto(backend) and (backend is not None or device is not None):
         # An unknown backend or a device this machine lacks is the caller's
         # mistake, not the file's: said as get_backend says it.
-        get_backend(backend, device)
+        named = get_backend(backend, device)
+        dtype = str(config.get("dtype"))
+        if dtype in ("float32", "float64") and dtype not in named.float_dtypes():
+            raise ValueError(f"{path} holds a {dtype} model, and backend {named.name!r} on "
+                             f"device {named.device_spec()!r} has no {dtype} (it takes "
+                             f"{', '.join(named.float_dtypes())}); load it on a device that "
+                             f"has {dtype}")
     try:
         model = cls(backend=backend, device=device, params=params, **config)
     except (TypeError, ValueError) as exc:

@@ -207,3 +207,19 @@ def test_torch_takes_initial_params_of_every_numpy_layout():
     for (W, b), (W2, b2) in zip(host, model.params):
         np.testing.assert_array_equal(W, W2.numpy())
         np.testing.assert_array_equal(b, b2.numpy())
+
+
+def test_load_on_a_device_without_the_files_dtype_blames_the_device(tmp_path, monkeypatch):
+    # Before: a float64 checkpoint loaded on MPS (float32 only) was called "not
+    # a usable checkpoint". The CPU stands in for MPS here.
+    pytest.importorskip("torch")
+    from nnbackend.backends.torch import TorchBackend
+
+    path = tmp_path / "m.npz"
+    nb.MLP([3, 4, 1], dtype="float64").save(path)
+    monkeypatch.setattr(TorchBackend, "float_dtypes", lambda self: ("float32",))
+    with pytest.raises(ValueError, match=r"holds a float64 model, and backend 'torch' on device "
+                                         r"'cpu' has no float64") as caught:
+        nb.MLP.load(path, backend="torch", device="cpu")
+    assert "not a usable" not in str(caught.value)
+    nb.MLP.load(path, backend="numpy")  # the file itself is fine
