@@ -103,6 +103,25 @@ def test_summary_json_gives_the_ratio_verdict_the_report_gives(tmp_path):
     assert summary["ratios"][0]["met"] is True
 
 
+def test_a_ratio_whose_sides_ran_on_different_cards_gets_no_verdict(tmp_path):
+    # Before: an H200 side over an H100 side read "0.5, ≤ 1.5: yes", as if one card.
+    other = _pair("nnbackend-cupy-cuda", 0.0005, 0.001, 0.5, True)
+    other["extra_info"].update(device_a="NVIDIA H200", device_b="NVIDIA H100 80GB HBM3")
+    same = _pair("nnbackend-jax-gpu", 0.0005, 0.001, 0.5, True)
+    same["extra_info"].update(device_a="NVIDIA H200", device_b="NVIDIA H200")
+    cpu_gpu = _pair("nnbackend-numpy-cpu", 0.0005, 0.001, 0.5, True)
+    cpu_gpu["extra_info"].update(device_a="CPU AMD EPYC", device_b="NVIDIA H200")
+    summary, md = report(tmp_path, [other, same, cpu_gpu])
+    ratios = section(md, "## Ratios")
+    assert "| 0.5 | ≤ 1.5 | — |" in table_row(ratios, "nnbackend-cupy-cuda", "torch-eager-cuda")
+    assert "A on NVIDIA H200, B on NVIDIA H100 80GB HBM3" in ratios
+    assert "| yes |" in table_row(ratios, "nnbackend-jax-gpu", "torch-eager-cuda")
+    assert "| yes |" in table_row(ratios, "nnbackend-numpy-cpu", "torch-eager-cuda")
+    verdicts = {r["label_a"]: (r["met"], r["other_cards"]) for r in summary["ratios"]}
+    assert verdicts == {"nnbackend-cupy-cuda": (None, True), "nnbackend-jax-gpu": (True, False),
+                        "nnbackend-numpy-cpu": (True, False)}
+
+
 def test_speedups_from_timings_of_too_few_rounds_are_marked(tmp_path):
     # Before: a speedup from a one-round timing was printed as a solid "2.00×" (the
     # crossover from the same timing said "†").

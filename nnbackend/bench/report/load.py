@@ -266,7 +266,11 @@ def ratio_rows(data):
     ``target``, ``sense`` (``"max"``: met when ratio <= target; ``"min"``:
     met when ratio >= target), ``met`` (None without a target), ``rounds``,
     each side's quartiles ``q1_a``, ``q3_a``, ``q1_b``, ``q3_b`` (None in
-    records made before they were kept) and ``reruns``.
+    records made before they were kept), ``reruns``, each side's
+    ``device_a``, ``device_b`` (None where not recorded) and ``other_cards``:
+    True where the sides ran on two different devices of one kind (two GPUs,
+    or two CPUs), which no run of one process does; such a ratio compares
+    the cards as much as the code, so it gets no verdict (``met`` None).
     """
     benchmarks = data.get("benchmarks") if isinstance(data, dict) else None
     rows = []
@@ -282,6 +286,8 @@ def ratio_rows(data):
             ratio = median_a / median_b  # the ratio of the medians, as recorded beside it
         target = positive(info.get("target"))
         sense = info.get("sense") if info.get("sense") in ("max", "min") else None
+        devices = [str(info[k]) if info.get(k) else None for k in ("device_a", "device_b")]
+        other_cards = _other_devices(*devices)
         rows.append({
             "name": bench.get("name"),
             "label_a": str(info.get("label_a")), "label_b": str(info.get("label_b")),
@@ -291,7 +297,8 @@ def ratio_rows(data):
             "recorded_ratio": recorded if not math.isclose(recorded, ratio, rel_tol=1e-6)
             else None,
             "target": target, "sense": sense,
-            "met": None if target is None or sense is None
+            "device_a": devices[0], "device_b": devices[1], "other_cards": other_cards,
+            "met": None if target is None or sense is None or other_cards
             else (ratio <= target if sense == "max" else ratio >= target),
             "recorded_met": None if info.get("met") is None else _bool(info.get("met")),
             "rounds": _int(info.get("rounds")),
@@ -300,3 +307,11 @@ def ratio_rows(data):
             "reruns": _int(info.get("reruns")), "stable": info.get("stable"),
         })
     return rows
+
+
+def _other_devices(device_a, device_b):
+    """True where two recorded devices are of one kind (both CPUs, or both not)
+    but not the same: a ratio's sides that should have shared a card."""
+    if device_a is None or device_b is None or device_a == device_b:
+        return False
+    return device_a.upper().startswith("CPU") == device_b.upper().startswith("CPU")

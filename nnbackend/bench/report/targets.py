@@ -203,18 +203,20 @@ def ratio_markdown(ratios):
            + ("Each side shows its median and, in brackets, Q1–Q3 of its rounds"
               if spread else "Each side shows its median (this record kept no quartiles)")
            + "; pairs are not re-run.", ""]
-    body, noisy, straddle, disagree, recomputed = [], [], [], [], []
+    body, noisy, straddle, disagree, recomputed, cards = [], [], [], [], [], []
     for r in ratios:
         name = f"{r['label_a']} / {r['label_b']} ({r['mode']}, N = {fmt_n(r['n_samples'])})"
         sense = {"max": "≤ ", "min": "≥ "}.get(r["sense"], "? ")
         target = "—" if r["target"] is None else f"{sense}{r['target']:g}"
-        met = _met(r["ratio"], r["target"], r["sense"])
+        met = None if r.get("other_cards") else _met(r["ratio"], r["target"], r["sense"])
+        if r.get("other_cards"):
+            cards.append(f"{name}: A on {r['device_a']}, B on {r['device_b']}")
         if r.get("recorded_met") is not None and met is not None and r["recorded_met"] != met:
             disagree.append(name)
         if r.get("recorded_ratio") is not None:
             recomputed.append(f"{name}: recorded {sig3(r['recorded_ratio'])}")
         verdict = "—" if met is None else ("yes" if met else "**no**")
-        if _straddles(r):
+        if met is not None and _straddles(r):
             straddle.append(name)
             verdict += " ‡"
         a, wide_a = _side(r["median_a"], r.get("q1_a"), r.get("q3_a"), r.get("rounds"))
@@ -237,6 +239,9 @@ def ratio_markdown(ratios):
     if recomputed:
         out += ["The record's ratio is not the ratio of its medians for: "
                 + "; ".join(recomputed) + " (the table's is A's median over B's).", ""]
+    if cards:
+        out += ["The sides ran on different devices, so the ratio compares the devices "
+                "as much as the code, and no verdict is given: " + "; ".join(cards) + ".", ""]
     if disagree:
         out += ["The record's own verdict differs from its ratio and target for: "
                 + "; ".join(disagree) + " (the table's is recomputed from them).", ""]
