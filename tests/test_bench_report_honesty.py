@@ -122,6 +122,21 @@ def test_a_ratio_whose_sides_ran_on_different_cards_gets_no_verdict(tmp_path):
                         "nnbackend-numpy-cpu": (True, False)}
 
 
+def test_a_case_said_to_pass_that_left_no_record_is_listed_not_measured(tmp_path):
+    # Before: a case the run called passed but with no record (lost, or timing
+    # disabled) vanished from the report without a word.
+    benches = _linear("nnbackend-numpy-cpu")
+    cases = _cases(benches) + [{"name": "test_epoch[nnbackend-cupy-cuda-batch-1000]",
+                                "outcome": "passed", "reason": None, "seconds": 1.0}]
+    _, md = report(tmp_path, benches, cases=cases)
+    assert "**Not measured:** 1 case(s)" in md
+    missing = section(md, "## Cases not measured")
+    assert "`test_epoch[nnbackend-cupy-cuda-batch-1000]`" in missing
+    assert "passed, no record" in missing
+    _, md = report(tmp_path, benches, cases=_cases(benches))  # every case recorded: none
+    assert "**Not measured:**" not in md
+
+
 def test_speedups_from_timings_of_too_few_rounds_are_marked(tmp_path):
     # Before: a speedup from a one-round timing was printed as a solid "2.00×" (the
     # crossover from the same timing said "†").

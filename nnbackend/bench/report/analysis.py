@@ -88,8 +88,9 @@ def epoch_points(rows):
 def unmeasured(data, rows):
     """``(name, outcome, reason)`` of each case with no figure in the report: those
     the run says did not pass (:func:`nnbackend.bench.caselog.not_measured`) and
-    left no record with a time, and those whose record holds no usable time
-    (zero, negative, not a number)."""
+    left no record with a time, those whose record holds no usable time
+    (zero, negative, not a number), and those it says passed that left no
+    record at all (a record lost, or a run with timing disabled)."""
     ratios = ratio_rows(data)
     usable = {r["name"] for r in rows if r["kind"] == "time_to_target"
               or r.get("seconds_per_epoch") is not None} | {r["name"] for r in ratios}
@@ -98,7 +99,17 @@ def unmeasured(data, rows):
     out += [(str(r["name"]), "no usable time", why) for r in rows if r["kind"] == "epoch"
             and r["name"] is not None and r.get("seconds_per_epoch") is None
             and r["name"] not in usable]
+    recorded = usable | {b.get("name") for b in _listed(data, "benchmarks")}
+    out += [(str(c["name"]), "passed, no record", "the run says it passed, but the results "
+             "hold no record of it") for c in _listed(data, "cases")
+            if c.get("outcome") == "passed" and c.get("name") and c["name"] not in recorded]
     return out
+
+
+def _listed(data, key):
+    """The dicts of ``data[key]``, a list in a well-formed results file ([] otherwise)."""
+    found = data.get(key) if isinstance(data, dict) else None
+    return [d for d in found if isinstance(d, dict)] if isinstance(found, list) else []
 
 
 def few_rounds(row):
