@@ -159,6 +159,27 @@ def _report_text(report) -> str:
     return "\n".join(lines)
 
 
+def _old_profile(path, say=True):
+    """The profile file a calibration merges over: None where there is none, or
+    where it is corrupt (nothing in it to keep: replaced, and ``say`` says so).
+    A file that exists but cannot be read (its permissions, an I/O error, a
+    path through a file) is refused, RuntimeError: replacing it would lose
+    the groups it measures."""
+    try:
+        return read_profile(path)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise RuntimeError(f"cannot read the profile {path} to merge the calibration over it "
+                           f"({type(exc).__name__}: {exc}); it was left as it was: make it "
+                           "readable, or move it away to start a new one") from None
+    except Exception as exc:  # noqa: BLE001 - a corrupt file: nothing in it to keep
+        if say:
+            print(f"nnbackend calibrate: {path} is not a usable profile "
+                  f"({type(exc).__name__}: {exc}): replaced", file=sys.stderr)
+        return None
+
+
 # The bench flags --calibrate reads; every other one it would ignore, so it refuses them.
 _CALIBRATE_FLAGS = ("calibrate", "backends", "modes", "quick", "time_budget")
 
@@ -211,22 +232,15 @@ def calibrate_command(args) -> int:
         if not budget > 0 or budget == float("inf"):
             raise ValueError(f"--time-budget: expected a number of seconds > 0; "
                              f"got {args.time_budget!r}")
+    path = profile_path()
+    _old_profile(path, say=False)  # a file that cannot be read is refused before the fits
     print(f"nnbackend: calibrating backend='auto' (at most {budget:g} s of fits)", file=sys.stderr)
     profile = calibrate(budget_s=budget, keys=keys, modes=modes, quick=args.quick)
-    path = profile_path()
     if not profile.measured:
         # Writing it would replace measured terms with nothing, and pass for a profile.
         raise RuntimeError(f"the calibration measured no candidate and mode (each needs two "
                            f"points: a larger --time-budget?); {path} was left as it was")
-    try:
-        old = read_profile(path)
-    except FileNotFoundError:
-        old = None
-    except Exception as exc:  # noqa: BLE001 - a corrupt file: nothing in it to keep
-        print(f"nnbackend calibrate: {path} is not a usable profile ({type(exc).__name__}: "
-              f"{exc}): replaced", file=sys.stderr)
-        old = None
-    profile, notes = merge_profiles(profile, old)
+    profile, notes = merge_profiles(profile, _old_profile(path))
     for note in notes:
         print(f"nnbackend calibrate: {note}", file=sys.stderr)
     path = profile.save(path)

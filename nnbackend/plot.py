@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 
 from .checks import replace_target
@@ -28,8 +29,11 @@ def plot_format(path):
     matplotlib writes), or a ValueError naming them."""
     plt = require_matplotlib()
     ext = os.path.splitext(os.fspath(path))[1].lower().lstrip(".")
-    formats = plt.figure().canvas.get_supported_filetypes()
-    plt.close("all")
+    probe = plt.figure()
+    try:
+        formats = probe.canvas.get_supported_filetypes()
+    finally:
+        plt.close(probe)  # only its own: the caller's figures stay open
     if ext not in formats:
         raise ValueError(f"--plot {path}: the format follows the extension; use one of "
                          f"{', '.join('.' + f for f in sorted(formats))}")
@@ -70,8 +74,14 @@ def plot_history(history, path, title=None):
     panels = 2 if history.accuracy else 1
     fig, axes = plt.subplots(1, panels, figsize=(5.5 * panels, 4), squeeze=False)
     _curves(axes[0][0], epochs, history.loss, history.val_loss, "loss")
-    if min(history.loss) > 0:
+    # A fit that diverged in its first epoch recorded none (its loss is empty);
+    # NaN or infinite losses take no part in the choice of a log scale.
+    finite = [v for v in history.loss if math.isfinite(v)]
+    if finite and min(finite) > 0:
         axes[0][0].set_yscale("log")
+    if not history.loss:
+        axes[0][0].text(0.5, 0.5, "no epoch completed", transform=axes[0][0].transAxes,
+                        ha="center", va="center")
     if history.accuracy:
         _curves(axes[0][1], epochs, history.accuracy, history.val_accuracy, "accuracy")
         axes[0][1].set_ylim(0, 1.02)

@@ -284,6 +284,18 @@ class DaskBackend(Backend):
         params_backend = known_backend(meta)
         if params_backend is None:  # chunks of a library nnbackend does not know: as before
             return cls.load("dask")
+        if params_backend.name != "cupy":
+            # The parameters of other libraries' chunks (torch, JAX,
+            # array-api-strict) cannot take the Dask arrays' NumPy dtypes,
+            # nor can Dask run their chunks' steps: refused here, by name.
+            from ..base import UnusableArrayError
+
+            raise UnusableArrayError(
+                f"a Dask array of {params_backend.name} chunks (its _meta is "
+                f"{type(meta).__module__}.{type(meta).__qualname__}): the dask backend takes "
+                "Dask arrays of NumPy or CuPy chunks; make its chunks NumPy arrays "
+                "(X.map_blocks(np.asarray)), or compute it and pass the "
+                f"{params_backend.name} array to the {params_backend.name!r} backend")
         return cls.on(params_backend, _scheduler(None))
 
     def asarray(self, a, dtype=None):

@@ -1,0 +1,184 @@
+"""Edges found by the review of the dask and strict backends, the calibration
+and the plots (benchmarks/results/dask-strict-calibrate-review-2026-12-07/):
+
+- a Dask array whose chunks are torch, JAX or array-api-strict arrays is
+  refused by name, where it failed deep inside the chunks' library;
+- array-api-strict set to a standard before 2024.12 (its ``api_version``
+  flag) is refused by name, where a fit failed inside a step;
+- ``nnbackend bench --calibrate`` leaves a profile it cannot read as it
+  was, and says so before it measures, where it replaced it (losing the
+  groups a narrowed run keeps);
+- the loss plot of a fit that diverged in its first epoch (no epoch
+  recorded) is written, where it raised ``min() arg is an empty sequence``,
+  and plotting closes only its own figures.
+"""
+
+import json
+import os
+import warnings
+
+import numpy as np
+import pytest
+
+import nnbackend as nb
+from nnbackend import calibrate as cal
+from nnbackend.autoselect import profile_path
+from nnbackend.backends import BackendUnavailableError
+from nnbackend.cli import main
+from test_auto import _own_cache  # noqa: F401 - autouse: a cache of each test's own
+from test_auto_profile_edges import _new_profile, _old_file, _write
+
+
+def _data(n=50, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 3)).astype(np.float32)
+    return X, (X[:, 0] > 0).astype(np.float32)
+
+
+# -- dask: chunks of another library ---------------------------------------------------
+
+def _foreign_chunks(name):
+    da = pytest.importorskip("dask.array", reason="needs dask (the 'dask' extra)")
+    X, y = _data()
+    if name == "torch":
+        torch = pytest.importorskip("torch", reason="needs torch")
+        to, m2, m1 = torch.asarray, torch.zeros((0, 0)), torch.zeros((0,))
+    else:
+        xp = pytest.importorskip("array_api_strict", reason="needs array-api-strict")
+        to = xp.asarray
+        m2, m1 = xp.zeros((0, 0), dtype=xp.float32), xp.zeros((0,), dtype=xp.float32)
+    Xd = da.from_array(X, chunks=(20, -1)).map_blocks(to, meta=m2)
+    yd = da.from_array(y, chunks=20).map_blocks(to, meta=m1)
+    return Xd, yd
+
+
+@pytest.mark.parametrize("library", ["torch", "strict"])
+@pytest.mark.parametrize("backend", [None, "dask"])
+def test_a_dask_array_of_another_librarys_chunks_is_refused_by_name(library, backend):
+    # It had failed inside the chunks' library: torch's "asarray(): argument
+    # 'dtype' must be torch.dtype, not type", array-api-strict's "dtype must
+    # be one of the supported dtypes", NumPy's "dtype argument must be a NumPy dtype".
+    Xd, yd = _foreign_chunks(library)
+    try:
+        model = nb.MLP([3, 4, 1], loss="bce", backend=backend, seed=0)
+    except BackendUnavailableError as exc:
+        pytest.skip(str(exc))
+    with pytest.raises(TypeError, match=rf"X is a Dask array of {library} chunks .*"
+                                        r"takes Dask arrays of NumPy or CuPy chunks"):
+        model.fit(Xd, yd, epochs=1)
+
+
+# -- strict: the api_version flag ------------------------------------------------------
+
+def test_strict_set_to_an_earlier_standard_is_refused_by_name():
+    xp = pytest.importorskip("array_api_strict", reason="needs array-api-strict")
+    if not hasattr(xp, "set_array_api_strict_flags"):
+        pytest.skip("this array-api-strict has no flags")
+    X, y = _data()
+    model = nb.MLP([3, 4, 1], loss="bce", backend="strict", seed=0)  # before the flag
+    try:
+        xp.set_array_api_strict_flags(api_version="2023.12")
+        # It had failed inside a step: "'float' object has no attribute 'device'"
+        # (a Python scalar in maximum(), which 2023.12 does not allow).
+        with pytest.raises(ValueError, match=r"set to the 2023.12 standard .* need 2024.12"):
+            model.fit(X, y, epochs=1)
+        with pytest.raises(ValueError, match=r"api_version"):
+            nb.get_backend("strict")
+    finally:
+        xp.reset_array_api_strict_flags()
+    assert model.fit(X, y, epochs=1).epochs == 1  # the default flags train again
+
+
+# -- calibrate: a profile that cannot be read ------------------------------------------
+
+def test_calibrate_leaves_a_profile_it_cannot_read_as_it_was(monkeypatch, capsys):
+    path = _write(_old_file())
+    with open(path, "rb") as f:
+        before = f.read()
+    measured = []
+    monkeypatch.setattr(cal, "calibrate", lambda **kw: measured.append(1) or _new_profile())
+
+    def unreadable(p):
+        raise PermissionError(13, "Permission denied", p)
+
+    monkeypatch.setattr("nnbackend.cli_auto.read_profile", unreadable)
+    with pytest.raises(SystemExit) as done:
+        main(["bench", "--calibrate", "--backends", "numpy", "--modes", "sgd"])
+    err = capsys.readouterr().err
+    assert done.value.code != 0
+    assert f"cannot read the profile {path}" in err and "PermissionError" in err
+    assert "left as it was" in err and "replaced" not in err
+    assert not measured  # refused before the fits, not after
+    with open(path, "rb") as f:
+        assert f.read() == before  # its numpy:cpu batch and minibatch groups kept
+
+
+def test_calibrate_refuses_a_cache_directory_that_is_a_file(monkeypatch, capsys, tmp_path):
+    # It had said "is not a usable profile ... replaced", measured, then
+    # failed with "[Errno 17] File exists".
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("mine")
+    monkeypatch.setenv("NNBACKEND_CACHE_DIR", str(blocker))
+    monkeypatch.setattr(cal, "calibrate", lambda **kw: pytest.fail("measured anyway"))
+    with pytest.raises(SystemExit) as done:
+        main(["bench", "--calibrate", "--backends", "numpy", "--modes", "sgd"])
+    err = capsys.readouterr().err
+    assert done.value.code != 0
+    assert f"cannot read the profile {profile_path()}" in err and "NotADirectoryError" in err
+    assert blocker.read_text() == "mine"
+
+
+def test_a_corrupt_profile_is_still_replaced_once_said(monkeypatch, capsys):
+    path = _write(_old_file())
+    with open(path, "w") as f:
+        f.write("{not json")
+    monkeypatch.setattr(cal, "calibrate", lambda **kw: _new_profile())
+    assert main(["bench", "--calibrate", "--backends", "numpy", "--modes", "sgd"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("is not a usable profile") == 1 and "replaced" in err
+    with open(path) as f:
+        assert set(json.load(f)["candidates"]["numpy:cpu"]) == {"sgd"}
+
+
+# -- plot: no epoch recorded; the caller's figures -------------------------------------
+
+def _plt():
+    from nnbackend.plot import require_matplotlib
+
+    try:
+        return require_matplotlib()
+    except RuntimeError as exc:
+        pytest.skip(str(exc))
+
+
+def test_the_plot_of_a_fit_that_diverged_in_its_first_epoch_is_written(tmp_path):
+    _plt()
+    from nnbackend.plot import plot_history
+
+    X, _ = _data()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        hist = nb.MLP([3, 4, 1], loss="mse", output_activation="identity", seed=0).fit(
+            X, X[:, 0], mode="sgd", epochs=3, lr=1e10)
+    assert hist.diverged and hist.loss == []
+    path = tmp_path / "loss.png"
+    plot_history(hist, path)  # had raised: min() arg is an empty sequence
+    assert path.stat().st_size > 0
+    nan_first = type(hist)(**{**vars(hist), "loss": [float("nan"), 1.0, 0.5]})
+    plot_history(nan_first, tmp_path / "nan.png")
+    assert os.path.getsize(tmp_path / "nan.png") > 0
+
+
+def test_plotting_closes_only_its_own_figures(tmp_path):
+    plt = _plt()
+    from nnbackend.plot import plot_format, plot_history
+
+    X, y = _data()
+    hist = nb.MLP([3, 4, 1], loss="bce", seed=0).fit(X, y, epochs=2)
+    mine = plt.figure()
+    try:
+        assert plot_format(tmp_path / "a.png") == "png"
+        plot_history(hist, tmp_path / "a.png")
+        assert plt.fignum_exists(mine.number)  # had been closed by plot_format
+    finally:
+        plt.close(mine)
