@@ -11,17 +11,38 @@ __all__ = ["plot_format", "plot_history", "require_matplotlib"]
 
 
 def require_matplotlib():
-    """matplotlib's pyplot on the file-only Agg backend, or a RuntimeError saying how to get it."""
-    try:
-        import matplotlib
+    """A small stand-in for pyplot (``subplots``, ``figure``, ``close``) that
+    makes bare matplotlib Figures, or a RuntimeError saying how to get
+    matplotlib.
 
-        matplotlib.use("Agg")  # files only: no display is needed or wanted
-        import matplotlib.pyplot as plt
+    Figures made without pyplot write files with no display and leave the
+    process's matplotlib backend alone: a notebook that draws a loss plot
+    through nnbackend still shows its own figures after.
+    """
+    try:
+        from matplotlib.figure import Figure
     except ImportError:
         raise RuntimeError(
             "plotting needs matplotlib: pip install 'nnbackend[plot]' (or: pip install matplotlib)"
         ) from None
-    return plt
+    return _Figures(Figure)
+
+
+class _Figures:
+    """pyplot's ``figure``, ``subplots`` and ``close``, over bare Figures."""
+
+    def __init__(self, figure_class):
+        self._figure = figure_class
+
+    def figure(self, figsize=None):
+        return self._figure(figsize=figsize)
+
+    def subplots(self, nrows=1, ncols=1, figsize=None, **kwargs):
+        fig = self._figure(figsize=figsize)
+        return fig, fig.subplots(nrows, ncols, **kwargs)
+
+    def close(self, fig):
+        fig.clear()  # not pyplot's: nothing holds it but the caller
 
 
 def plot_format(path):
@@ -33,7 +54,7 @@ def plot_format(path):
     try:
         formats = probe.canvas.get_supported_filetypes()
     finally:
-        plt.close(probe)  # only its own: the caller's figures stay open
+        plt.close(probe)
     if ext not in formats:
         raise ValueError(f"--plot {path}: the format follows the extension; use one of "
                          f"{', '.join('.' + f for f in sorted(formats))}")

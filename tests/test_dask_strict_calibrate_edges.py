@@ -16,6 +16,7 @@ and the plots (benchmarks/results/dask-strict-calibrate-review-2026-12-07/):
 import json
 import os
 import warnings
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -169,16 +170,26 @@ def test_the_plot_of_a_fit_that_diverged_in_its_first_epoch_is_written(tmp_path)
     assert os.path.getsize(tmp_path / "nan.png") > 0
 
 
-def test_plotting_closes_only_its_own_figures(tmp_path):
-    plt = _plt()
+def test_plotting_leaves_the_callers_pyplot_figures_and_backend_alone(tmp_path):
+    # Before: plot_format closed every pyplot figure (plt.close("all")), and
+    # plotting switched the process to the Agg backend (a notebook's inline
+    # figures stopped showing).
+    _plt()
+    import matplotlib
+    import matplotlib.pyplot as plt
     from nnbackend.plot import plot_format, plot_history
 
     X, y = _data()
     hist = nb.MLP([3, 4, 1], loss="bce", seed=0).fit(X, y, epochs=2)
+    backend = matplotlib.get_backend()
     mine = plt.figure()
     try:
-        assert plot_format(tmp_path / "a.png") == "png"
-        plot_history(hist, tmp_path / "a.png")
-        assert plt.fignum_exists(mine.number)  # had been closed by plot_format
+        with mock.patch.object(matplotlib, "use", side_effect=AssertionError("switched")):
+            assert plot_format(tmp_path / "a.png") == "png"
+            plot_history(hist, tmp_path / "a.png")
+        assert plt.fignum_exists(mine.number)
+        assert plt.get_fignums() == [mine.number]  # and nnbackend's are not pyplot's
+        assert matplotlib.get_backend() == backend
+        assert (tmp_path / "a.png").read_bytes()[:4] == b"\x89PNG"
     finally:
         plt.close(mine)
