@@ -456,6 +456,8 @@ def _write(path, write, mode):
     try:
         with open(tmp, mode, **({"newline": ""} if mode == "w" else {})) as f:
             write(f)
+            f.flush()
+            os.fsync(f.fileno())  # on disk before it replaces the old file
         os.replace(tmp, target)
     except BaseException as exc:  # Ctrl-C too: no half-written temporary file is left
         if os.path.exists(tmp):

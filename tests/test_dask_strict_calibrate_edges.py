@@ -193,3 +193,19 @@ def test_plotting_leaves_the_callers_pyplot_figures_and_backend_alone(tmp_path):
         assert (tmp_path / "a.png").read_bytes()[:4] == b"\x89PNG"
     finally:
         plt.close(mine)
+
+
+def test_a_profile_and_predictions_reach_the_disk_before_they_replace_the_old_file(
+        tmp_path, monkeypatch):
+    # Before: renamed over the old file unsynced, so a crash could leave it empty.
+    from nnbackend.cli_data import _write
+
+    calls, fsync, replace = [], os.fsync, os.replace
+    monkeypatch.setattr(os, "fsync", lambda fd: (calls.append("fsync"), fsync(fd))[1])
+    monkeypatch.setattr(os, "replace", lambda a, b: (calls.append("replace"), replace(a, b))[1])
+    _new_profile().save(str(tmp_path / "profile.json"))
+    assert calls == ["fsync", "replace"]
+    calls.clear()
+    _write(str(tmp_path / "out.csv"), lambda f: f.write("y\n1\n"), "w")
+    assert calls == ["fsync", "replace"]
+    assert (tmp_path / "out.csv").read_text() == "y\n1\n"

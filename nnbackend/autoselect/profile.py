@@ -211,6 +211,8 @@ class Profile:
             os.fchmod(fd, 0o666 & ~current_umask())
             with os.fdopen(fd, "w") as f:
                 json.dump(self.to_dict(), f, indent=1, sort_keys=True)
+                f.flush()
+                os.fsync(f.fileno())  # on disk before it replaces the measured one
             os.replace(tmp, target)
         except BaseException:
             if os.path.exists(tmp):
