@@ -209,3 +209,19 @@ def test_a_profile_and_predictions_reach_the_disk_before_they_replace_the_old_fi
     _write(str(tmp_path / "out.csv"), lambda f: f.write("y\n1\n"), "w")
     assert calls == ["fsync", "replace"]
     assert (tmp_path / "out.csv").read_text() == "y\n1\n"
+
+
+@pytest.mark.parametrize("field", ["first_use", "threshold_madds", "measured"])
+def test_a_profile_with_an_infinite_figure_is_refused(field):
+    # Before: JSON's Infinity passed for a measurement in these fields.
+    from nnbackend.autoselect import Profile
+
+    d = _new_profile().to_dict()
+    if field == "first_use":
+        d["first_use"] = {"numpy:cpu": float("inf")}
+    elif field == "threshold_madds":
+        d["blas"]["threshold_madds"] = float("inf")
+    else:
+        d["blas"]["measured"] = [[1024, float("inf"), 0.1]]
+    with pytest.raises(ValueError, match="finite"):
+        Profile.from_dict(json.loads(json.dumps(d)), "measured")

@@ -34,6 +34,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import math
 import os
 import re
 import tempfile
@@ -168,10 +169,8 @@ class Profile:
                                  "executor's terms")
         blas = _checked_blas(d.get("blas") or {})
         first_use = d.get("first_use") or {}
-        if not isinstance(first_use, dict) or not all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0
-                for v in first_use.values()):
-            raise ValueError("'first_use' must map candidate keys to seconds >= 0")
+        if not isinstance(first_use, dict) or not all(_number(v) for v in first_use.values()):
+            raise ValueError("'first_use' must map candidate keys to seconds >= 0, finite")
         for name in ("libraries", "samples", "fingerprint"):
             if not isinstance(d.get(name) or {}, dict):
                 raise ValueError(f"'{name}' must be a mapping")
@@ -222,7 +221,9 @@ class Profile:
 
 
 def _number(value, low=0):
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and value >= low
+    """A finite JSON number >= ``low`` (JSON's Infinity and NaN are not measurements)."""
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value) and value >= low)
 
 
 def _checked_blas(blas) -> dict:
@@ -231,7 +232,7 @@ def _checked_blas(blas) -> dict:
     if not isinstance(blas, dict):
         raise ValueError("'blas' must be a mapping")
     if blas.get("threshold_madds") is not None and not _number(blas["threshold_madds"]):
-        raise ValueError("'blas.threshold_madds' must be a number >= 0 or null")
+        raise ValueError("'blas.threshold_madds' must be a finite number >= 0 or null")
     if blas.get("threads") is not None and not (_number(blas["threads"], 1)
                                                  and float(blas["threads"]).is_integer()):
         raise ValueError("'blas.threads' must be a whole number >= 1 or null")
@@ -239,7 +240,7 @@ def _checked_blas(blas) -> dict:
     if not isinstance(measured, list) or not all(
             isinstance(m, list) and len(m) == 3 and all(_number(v) for v in m) for m in measured):
         raise ValueError("'blas.measured' must list [product, one thread's s, threads' s] "
-                         "triples of numbers >= 0")
+                         "triples of finite numbers >= 0")
     return blas
 
 
