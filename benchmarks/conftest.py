@@ -11,4 +11,5 @@ from nnbackend.bench.cases.conftest import (  # noqa: F401  (pytest finds them h
     pytest_configure,
     pytest_generate_tests,
     pytest_runtest_logreport,
+    pytest_terminal_summary,
 )

@@ -99,8 +99,9 @@
 #   short epochs timed in calls of several, their losses read once
 #       (at most 64 epochs and about 20 ms a call:
 #       nnbackend/bench/cases/test_epochs.py): a case whose first
-#       epoch took over 20 ms (under 2 s on the CPU) runs one more to
-#       size its window, untimed where the window holds several
+#       epoch took over 20 ms runs one more to size its window (on
+#       the CPU past 2 s only with 2 rounds or more, where that one is
+#       the first round), untimed where the window holds several
 #       epochs; a call of several cupy-batch epochs builds the
 #       persistent kernel in its untimed first window (~1 s a layout)  5-15 s
 #   slow cases timed in 3 rounds at least (MIN_ROUNDS; run1's 21

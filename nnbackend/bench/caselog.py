@@ -94,9 +94,9 @@ class CaseLog:
 
 
 def read_log(path):
-    """``(collected, entries)`` from a case log; a torn last line is ignored."""
+    """``(collected, entries)`` of the last run in a case log; a torn last line is ignored."""
     collected, entries = [], []
-    for record in _records(path):
+    for record in _last_run(path):
         if "collected" in record:
             collected = record["collected"]
         elif "name" in record:
@@ -116,6 +116,15 @@ def _records(path):
                 yield record
 
 
+def _last_run(path):
+    """The records of the last run in a case log, from its last ``collected`` line on:
+    a log named again by a later run (the variable left set) holds both runs, and
+    an earlier run's cases must not pass for the later one's."""
+    records = list(_records(path))
+    starts = [i for i, record in enumerate(records) if "collected" in record]
+    return records[starts[-1]:] if starts else records
+
+
 def results_from_log(path, note="the run was cut off before it wrote its results"):
     """A results JSON (as ``nnbackend bench`` writes it, marked incomplete with
     ``note``) from a case log: the benchmarks that ended, every case's entry,
@@ -128,7 +137,7 @@ def results_from_log(path, note="the run was cut off before it wrote its results
                "reason": "the run ended (cut off or crashed) before this case ended"}
               for name in collected if name not in done]
     # The sizes the settings left out (the suite's conftest writes them at collection).
-    dropped = [d for r in _records(path) if isinstance(r.get("dropped"), list)
+    dropped = [d for r in _last_run(path) if isinstance(r.get("dropped"), list)
                for d in r["dropped"]]
     return {
         "benchmarks": [e["benchmark"] for e in entries if e.get("benchmark")],

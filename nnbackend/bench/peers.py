@@ -357,7 +357,9 @@ def _jax_info(implementation, dev):
 
 
 def jax_scan_epoch(mode, n_samples, batch_size=64, seed=0, lr=0.1, device=None, model="small"):
-    """``(step, info)``: a hand-written jitted ``lax.scan`` epoch (full batches only).
+    """``(step, info)``: a hand-written jitted ``lax.scan`` epoch over the full batches,
+    then the last, partial one (where N is not a multiple of the batch size) as
+    one more step, so that it trains every row, as the other implementations do.
 
     ``device``: a JAX platform (``"cpu"``, ``"gpu"``, ``"gpu:1"``); None for JAX's default.
     """
@@ -375,13 +377,22 @@ def jax_scan_epoch(mode, n_samples, batch_size=64, seed=0, lr=0.1, device=None, 
             return (params, total + value), None
 
         batches = order[: n_full * size].reshape(n_full, size)
-        return jax.lax.scan(body, (params, jnp.zeros((), X.dtype)), batches)[0]
+        params, total = jax.lax.scan(body, (params, jnp.zeros((), X.dtype)), batches)[0]
+        if n_full * size < n_samples:  # the last, partial batch (without it: a step short)
+            tail = order[n_full * size:]
+            params, value = one_step(params, X[tail], y[tail])
+            total = total + value
+        return params, total
 
+    whole = jax.jit(one_step)
     state = {"params": params}
 
     def run_epoch():
-        order = rng.permutation(n_samples) if size < n_samples else np.arange(n_samples)
-        state["params"], total = epoch(state["params"], jax.device_put(order, dev))
+        if size < n_samples:
+            order = jax.device_put(rng.permutation(n_samples), dev)
+            state["params"], total = epoch(state["params"], order)
+        else:  # batch mode: the rows as they are, as the other peers take them
+            state["params"], total = whole(state["params"], X, y)
         return total
 
     return windowed(run_epoch, _jax_read), _jax_info("jax-scan-hand", dev)
@@ -398,11 +409,13 @@ def jax_step_loop_epoch(mode, n_samples, batch_size=64, seed=0, lr=0.1, device=N
     state = {"params": params}
 
     def run_epoch():
-        order = rng.permutation(n_samples) if size < n_samples else np.arange(n_samples)
-        order = jax.device_put(order, dev)
+        params = state["params"]
+        if size >= n_samples:  # batch mode: the rows as they are, as the other peers take them
+            state["params"], total = jit_step(params, X, y)
+            return total
+        order = jax.device_put(rng.permutation(n_samples), dev)
         Xs, ys = X[order], y[order]
         total = jnp.zeros((), X.dtype)
-        params = state["params"]
         for i in range(0, n_samples, size):
             params, value = jit_step(params, Xs[i:i + size], ys[i:i + size])
             total = total + value

@@ -16,7 +16,7 @@ from pathlib import Path
 from ..backends import get_backend
 from ..backends.precision import PRECISIONS, check_precision
 from ..data import MODES
-from .models import MODEL_ORDER
+from .models import MODEL_ORDER, workload
 
 __all__ = ["BENCH_REQUIREMENTS", "add_bench_arguments", "bench_environment",
            "missing_requirements", "mode_sizes", "number_list", "pytest_command", "suite_dir"]
@@ -130,6 +130,9 @@ def mode_sizes(text):
             raise ValueError(f"--mode-sizes: expected [model:]mode=N,N;... (models "
                              f"{', '.join(MODEL_ORDER)}; modes {', '.join(MODES)}); "
                              f"got {part.strip()!r}")
+        if model and mode not in workload(model).modes:
+            raise ValueError(f"--mode-sizes: the {model} model is not timed in {mode} mode (its "
+                             f"modes: {', '.join(workload(model).modes)}); got {part.strip()!r}")
         out[(model or None, mode)] = sizes
     return out
 
@@ -190,6 +193,12 @@ def bench_environment(args, base):
     if bad or not models:
         raise ValueError(f"--models: unknown model(s) {bad}; choose from {list(MODEL_ORDER)}")
     env["NNBACKEND_BENCH_MODELS"] = ",".join(models)
+    if not args.ratios and not any(m in workload(x).modes for x in models for m in modes):
+        # Nothing to time: say so here, not as "every case skipped or failed" after the run.
+        raise ValueError(f"--modes {','.join(modes)}: no case to time for --models "
+                         f"{','.join(models)} (" + "; ".join(
+                             f"{x} is timed in {', '.join(workload(x).modes)}" for x in models)
+                         + ")")
     mnist_sizes = args.mnist_sizes or ("1e3,1e4" if args.quick else None)
     if mnist_sizes:
         env["NNBACKEND_BENCH_MNIST_SIZES"] = number_list(mnist_sizes, "--mnist-sizes", minimum=1)

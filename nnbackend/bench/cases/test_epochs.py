@@ -39,9 +39,12 @@ PRECISION = os.environ.get("NNBACKEND_BENCH_PRECISION") or None
 # executor runs several epochs in one call).
 WINDOW = max(1, int(os.environ.get("NNBACKEND_BENCH_WINDOW", "64")))
 CALL_SECONDS = float(os.environ.get("NNBACKEND_BENCH_CALL_SECONDS", "0.02"))
-# A first epoch longer than CALL_SECONDS but shorter than this (of any length
-# on a GPU) is followed by a second, which sizes the call (the first compiles)
-# and, where a call is one epoch, counts as the first round.
+# A first epoch longer than CALL_SECONDS is followed by a second, which sizes
+# the call (the first compiles: JAX's XLA takes seconds on a CPU too) and, where
+# a call is one epoch, counts as the first round. A first epoch of this long or
+# more on a CPU is followed by one only where the rounds are more than one (so
+# that the second epoch costs nothing where it is as slow): with one round
+# (NNBACKEND_BENCH_MIN_ROUNDS=1, to time a slow case once) it would be an epoch more.
 ESTIMATE_BELOW = 2.0
 
 
@@ -87,10 +90,11 @@ def _time_epochs(benchmark, step, info, made, model, mode, n_samples):
     assert loss == loss, "the warm-up epoch's loss is NaN"
     epoch = first
     estimate = None  # the second epoch's time, where it ran
-    # A GPU case's first epoch may be seconds of compilation over a millisecond
-    # epoch: always estimate there (every GPU epoch of the plan is short).
-    if first > CALL_SECONDS and hasattr(step, "window") and (first < ESTIMATE_BELOW
-                                                            or info.get("gpu")):
+    # A first epoch may be seconds of compilation over a millisecond epoch (on a
+    # GPU; JAX's on a CPU too): estimate wherever the estimate costs nothing more
+    # for a slow epoch, and always on a GPU (every GPU epoch of the plan is short).
+    if first > CALL_SECONDS and hasattr(step, "window") and (
+            first < ESTIMATE_BELOW or info.get("gpu") or MIN_ROUNDS > 1):
         # The first epoch's time may be mostly compilation: the next one's is
         # the epoch's own.
         again = time.perf_counter()
@@ -175,7 +179,10 @@ def test_time_to_target(benchmark, target_case):
         b = nb.get_backend(name, device or None)
     except nb.BackendUnavailableError as exc:
         pytest.skip(str(exc))
-    warm, made = W.nnbackend_epoch(name, device or None, mode, min(n_samples, 256), BATCH_SIZE,
+    # Warm-up at the run's own N: an executor that compiles per shape (JAX's scan
+    # over N / batch steps) would otherwise compile in the timed run's first epoch,
+    # where CuPy's kernels, compiled per network, were warmed up already.
+    warm, made = W.nnbackend_epoch(name, device or None, mode, n_samples, BATCH_SIZE,
                                    precision=PRECISION)
     warm()
     result = {}
