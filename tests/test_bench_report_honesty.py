@@ -137,6 +137,23 @@ def test_a_case_said_to_pass_that_left_no_record_is_listed_not_measured(tmp_path
     assert "**Not measured:**" not in md
 
 
+def test_ratios_whose_sides_ran_at_other_thread_counts_say_so(tmp_path):
+    # Before: nnbackend at its fit's 1 BLAS thread over the seed at OpenBLAS's 2
+    # read as the code's gain alone.
+    apart = _pair("nnbackend-numpy-cpu", 0.0003, 0.001, 0.3, True)
+    apart["extra_info"].update(label_b="numpy-seed", threads_a=1, threads_b=2)
+    level = _pair("nnbackend-numpy-cpu", 0.0003, 0.001, 0.3, True)
+    level["extra_info"].update(label_b="numpy-seed at 1 BLAS thread", threads_a=1, threads_b=1,
+                               model="small16")
+    summary, md = report(tmp_path, [apart, level])
+    ratios = section(md, "## Ratios")
+    note = ratios[ratios.index("different CPU thread counts"):]
+    assert "nnbackend-numpy-cpu / numpy-seed (small, batch, N = 1,000,000): A at 1, B at 2" \
+        in note
+    assert "at 1 BLAS thread (small16" not in note
+    assert [(r["threads_a"], r["threads_b"]) for r in summary["ratios"]] == [(1, 2), (1, 1)]
+
+
 def test_speedups_from_timings_of_too_few_rounds_are_marked(tmp_path):
     # Before: a speedup from a one-round timing was printed as a solid "2.00×" (the
     # crossover from the same timing said "†").

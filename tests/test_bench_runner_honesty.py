@@ -218,3 +218,23 @@ def test_the_jax_peers_batch_epoch_takes_the_rows_as_they_are(implementation, mo
     for _ in range(2):
         assert step() == pytest.approx(seed(), rel=1e-4)
     assert moved == []
+
+
+def test_a_seed_side_at_its_pairs_threads_runs_there_and_says_so():
+    # The batch targets' seed peer ran only at OpenBLAS's default threads, while
+    # nnbackend ran at its fit's: each batch pair now also runs the seed at A's.
+    pytest.importorskip("threadpoolctl")
+    from nnbackend.backends.blas import available, current_threads
+    from nnbackend.bench.cases import test_ratios as ratios
+
+    if not available():
+        pytest.skip("threadpoolctl finds no BLAS library to set here")
+    seen = []
+    step, info = ratios._at_threads(lambda: seen.append(current_threads()) or 0.5,
+                                    {"label": "numpy-seed", "backend": "numpy"}, 1)
+    assert step() == 0.5 and seen == [1]
+    assert info["label"] == "numpy-seed at 1 BLAS thread" and ratios._threads(info) == 1
+    paired = {(c.model, c.mode) for c in ratios.CPU_CASES if c.b_at_a_threads}
+    plain = {(c.model, c.mode) for c in ratios.CPU_CASES
+             if c.b == ratios.SEED and c.mode == "batch" and not c.b_at_a_threads}
+    assert paired == plain == {("small", "batch"), ("small16", "batch")}

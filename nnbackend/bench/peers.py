@@ -198,7 +198,8 @@ def torch_eager_epoch(mode, n_samples, batch_size=None, seed=0, lr=None, device=
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else cpu_name()
     info = {"implementation": "torch-eager", "label": label_for("torch-eager", dev.type),
             "backend": "torch", "device": name, "device_kind": dev.type,
-            "gpu": dev.type == "cuda", "model": w.name}
+            "gpu": dev.type == "cuda", "model": w.name,
+            "threads": torch.get_num_threads() if dev.type == "cpu" else None}
     return step, info
 
 

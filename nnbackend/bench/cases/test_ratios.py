@@ -45,6 +45,7 @@ class Case(NamedTuple):
     target: float = None
     sense: str = None
     model: str = "small"
+    b_at_a_threads: bool = False  # B (a NumPy peer) at the BLAS threads A's fit set
 
 
 NUMPY, SEED = ("nnbackend", "numpy"), ("numpy-seed", "cpu")
@@ -75,6 +76,10 @@ CPU_CASES = [
         Case(NUMPY, SEED_BARE, "minibatch", 100_000, 1.1, "max", model),
     )],
     Case(NUMPY, SEED, "batch", 1_000_000, 0.5, "max", "small16"),
+    # The same batch pairs with the seed at the BLAS threads nnbackend's fit set
+    # (which follow the machine's free cores): what the chunking gains alone.
+    *[Case(NUMPY, SEED, "batch", 1_000_000, 0.5, "max", model, b_at_a_threads=True)
+      for model in ("small", "small16")],
 ]
 # The GPU, most wanted first (a time budget skips the tail): issue 12's batch
 # target (each GPU backend within 1.5x of PyTorch eager's one-shot full batch
@@ -119,7 +124,32 @@ def _make(implementation, where, mode, n_samples, model):
 
 def _id(case):
     (ia, wa), (ib, wb) = case.a, case.b
-    return f"{case.model}-{ia}-{wa}-vs-{ib}-{wb}-{case.mode}-{case.n}"
+    same = "-at-a-threads" if case.b_at_a_threads else ""
+    return f"{case.model}-{ia}-{wa}-vs-{ib}-{wb}{same}-{case.mode}-{case.n}"
+
+
+def _threads(info):
+    """The threads a side's epochs run with, where known: the BLAS threads of a
+    NumPy side (its fit's, or the library's now), torch's intra-op threads on a CPU."""
+    if info.get("blas_threads") is not None or info.get("threads") is not None:
+        return info.get("blas_threads") or info.get("threads")
+    if info.get("backend") == "numpy":
+        from nnbackend.backends.blas import current_threads
+
+        return current_threads()
+    return None
+
+
+def _at_threads(step, info, threads):
+    """``step`` run at ``threads`` BLAS threads, and its info saying so."""
+    backend = nb.get_backend("numpy")
+
+    def at_threads():
+        with backend.blas_threads(threads):
+            return step()
+
+    label = f"{info['label']} at {threads} BLAS thread{'s' if threads != 1 else ''}"
+    return at_threads, dict(info, label=label, blas_threads=threads)
 
 
 @pytest.mark.benchmark(group="ratio")
@@ -133,6 +163,10 @@ def test_ratio(benchmark, case):
     made = time.perf_counter()
     step_a, info_a = _make(impl_a, where_a, mode, n_samples, model)
     step_b, info_b = _make(impl_b, where_b, mode, n_samples, model)
+    if case.b_at_a_threads:
+        if not info_a.get("blas_threads"):
+            pytest.skip("A's fit sets no BLAS thread count here (threadpoolctl is missing)")
+        step_b, info_b = _at_threads(step_b, info_b, info_a["blas_threads"])
     # Warm-up: compilation, caches, the first epoch's allocations.
     start = time.perf_counter()
     loss_a, loss_b = step_a(), step_b()
@@ -166,6 +200,7 @@ def test_ratio(benchmark, case):
         label=f"{info_a['label']} / {info_b['label']}",
         label_a=info_a["label"], label_b=info_b["label"],
         device_a=info_a["device"], device_b=info_b["device"],
+        threads_a=_threads(info_a), threads_b=_threads(info_b),
         precision_a=info_a.get("precision"), precision_b=info_b.get("precision"),
         median_a=statistics.median(times_a), median_b=statistics.median(times_b),
         min_a=min(times_a), min_b=min(times_b), ratio=ratio,

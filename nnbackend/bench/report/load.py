@@ -270,7 +270,9 @@ def ratio_rows(data):
     ``device_a``, ``device_b`` (None where not recorded) and ``other_cards``:
     True where the sides ran on two different devices of one kind (two GPUs,
     or two CPUs), which no run of one process does; such a ratio compares
-    the cards as much as the code, so it gets no verdict (``met`` None).
+    the cards as much as the code, so it gets no verdict (``met`` None);
+    ``threads_a``, ``threads_b``: the CPU threads each side ran with, where
+    recorded (BLAS threads for NumPy, intra-op threads for torch).
     """
     benchmarks = data.get("benchmarks") if isinstance(data, dict) else None
     rows = []
@@ -298,6 +300,7 @@ def ratio_rows(data):
             else None,
             "target": target, "sense": sense,
             "device_a": devices[0], "device_b": devices[1], "other_cards": other_cards,
+            "threads_a": _int(info.get("threads_a")), "threads_b": _int(info.get("threads_b")),
             "met": None if target is None or sense is None or other_cards
             else (ratio <= target if sense == "max" else ratio >= target),
             "recorded_met": None if info.get("met") is None else _bool(info.get("met")),

@@ -187,6 +187,12 @@ def _straddles(r):
     return q1_a / q3_b <= r["target"] <= q3_a / q1_b
 
 
+def _pair_name(r, with_model):
+    """How the notes under the ratio table name a pair (its model where they hold several)."""
+    model = f"{r['model']}, " if with_model else ""
+    return f"{r['label_a']} / {r['label_b']} ({model}{r['mode']}, N = {fmt_n(r['n_samples'])})"
+
+
 def ratio_markdown(ratios):
     """The interleaved pairs: each side's median and quartiles, rounds, ratio, target.
 
@@ -204,8 +210,9 @@ def ratio_markdown(ratios):
               if spread else "Each side shows its median (this record kept no quartiles)")
            + "; pairs are not re-run.", ""]
     body, noisy, straddle, disagree, recomputed, cards = [], [], [], [], [], []
+    several_models = len({r["model"] for r in ratios}) > 1
     for r in ratios:
-        name = f"{r['label_a']} / {r['label_b']} ({r['mode']}, N = {fmt_n(r['n_samples'])})"
+        name = _pair_name(r, several_models)
         sense = {"max": "≤ ", "min": "≥ "}.get(r["sense"], "? ")
         target = "—" if r["target"] is None else f"{sense}{r['target']:g}"
         met = None if r.get("other_cards") else _met(r["ratio"], r["target"], r["sense"])
@@ -239,6 +246,14 @@ def ratio_markdown(ratios):
     if recomputed:
         out += ["The record's ratio is not the ratio of its medians for: "
                 + "; ".join(recomputed) + " (the table's is A's median over B's).", ""]
+    threads = [f"{_pair_name(r, several_models)}: A at {r['threads_a']}, B at {r['threads_b']}"
+               for r in ratios
+               if None not in (r.get("threads_a"), r.get("threads_b"))
+               and r["threads_a"] != r["threads_b"]]
+    if threads:
+        out += ["The sides ran at different CPU thread counts (each as its library or fit "
+                "sets them), so these ratios hold the thread counts' effect too: "
+                + "; ".join(threads) + ".", ""]
     if cards:
         out += ["The sides ran on different devices, so the ratio compares the devices "
                 "as much as the code, and no verdict is given: " + "; ".join(cards) + ".", ""]
