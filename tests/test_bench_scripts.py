@@ -304,6 +304,34 @@ def test_the_summarys_targets_say_how_many_epochs_a_timed_call_ran(capsys):
     assert "jax:gpu        30.00 µs per epoch (target 15): NOT met" in out
 
 
+def test_the_summarys_targets_are_unsure_where_the_report_flags_the_timing(capsys):
+    # Before: "met" from a timing whose case failed after it, or the last of two
+    # disagreeing copies; a ratio with no verdict read "NOT met".
+    summary = load_script("gpu_check_summary")
+
+    def timing(label, seconds):
+        return {"extra_info": {"kind": "epoch", "model": "small", "mode": "batch",
+                               "n_samples": 1000, "label": label, "seconds_per_step": seconds,
+                               "seconds_per_epoch": seconds}}
+
+    data = {"benchmarks": [timing("nnbackend-cupy-cuda", 12e-6),
+                           timing("nnbackend-torch-cuda", 9e-6),
+                           timing("nnbackend-torch-cuda", 30e-6)]}
+    flags = summary._flags({"noisy": [{"model": "small", "label": "nnbackend-cupy-cuda",
+                                       "mode": "batch", "n_samples": 1000,
+                                       "reasons": ["its case failed after the timing"]}]})
+    summary._targets(summary._points(data), flags)
+    out = capsys.readouterr().out
+    assert ("cupy           12.00 µs per epoch (target 15): unsure, met by its median but "
+            "flagged: its case failed after the timing") in out
+    assert "torch:cuda      9.00 µs per epoch (target 15): met" in out  # the faster copy
+    summary._ratios([{"model": "small", "mode": "batch", "n_samples": 10**6, "ratio": 0.5,
+                      "label_a": "nnbackend-cupy-cuda", "label_b": "torch-eager-cuda",
+                      "target": 1.5, "sense": "max", "met": None, "other_cards": True}])
+    assert "target <= 1.5: no verdict (the sides ran on different devices)" in \
+        capsys.readouterr().out
+
+
 @pytest.mark.parametrize("crossover, verdict", [
     ({"status": "crossover", "n": 310.0, "n_measured": [100, 1000]}, "met"),
     ({"status": "crossover", "n": 1500.0, "n_measured": [100, 1000, 10000]}, "NOT met"),
