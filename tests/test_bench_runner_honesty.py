@@ -238,3 +238,15 @@ def test_a_seed_side_at_its_pairs_threads_runs_there_and_says_so():
     plain = {(c.model, c.mode) for c in ratios.CPU_CASES
              if c.b == ratios.SEED and c.mode == "batch" and not c.b_at_a_threads}
     assert paired == plain == {("small", "batch"), ("small16", "batch")}
+
+
+@pytest.mark.parametrize("flag", ["--target-seconds", "--time-budget"])
+def test_a_budget_of_no_seconds_is_refused_before_the_run(flag, capsys):
+    # Before: --target-seconds 0 ran every time-to-target case for one epoch
+    # ("not within 0 s"); --time-budget 0 started the suite to skip every case.
+    from nnbackend.cli import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(["bench", flag, "0"])
+    assert exited.value.code == 2
+    assert f"{flag}: expected a number of seconds > 0; got '0'" in capsys.readouterr().err

@@ -160,14 +160,16 @@ def _whole_count(text, flag, hint=""):
     return str(int(value))
 
 
-def _one_seconds(text, flag):
-    """A number of seconds >= 0 (fractions allowed), as text; ValueError naming ``flag``."""
+def _one_seconds(text, flag, above_zero=False):
+    """A number of seconds >= 0, or > 0 where ``above_zero`` (a budget of none would
+    time nothing); fractions allowed; as text; ValueError naming ``flag``."""
     try:
         value = float(text)
     except ValueError:
         value = -1.0
-    if not value >= 0 or value == float("inf"):
-        raise ValueError(f"{flag}: expected a number of seconds >= 0; got {text!r}")
+    if not (value > 0 if above_zero else value >= 0) or value == float("inf"):
+        raise ValueError(f"{flag}: expected a number of seconds {'>' if above_zero else '>='} "
+                         f"0; got {text!r}")
     return f"{value:g}"
 
 
@@ -235,7 +237,7 @@ def bench_environment(args, base):
         env.pop("NNBACKEND_BENCH_TARGET_SECONDS", None)
     elif args.target_seconds:
         env["NNBACKEND_BENCH_TARGET_SECONDS"] = _one_seconds(args.target_seconds,
-                                                             "--target-seconds")
+                                                             "--target-seconds", True)
         env.pop("NNBACKEND_BENCH_TARGET_EPOCHS", None)
     elif args.quick:
         env.setdefault("NNBACKEND_BENCH_TARGET_SECONDS", "5")
@@ -249,7 +251,8 @@ def bench_environment(args, base):
     if args.ratios:
         env["NNBACKEND_BENCH_RATIOS"] = args.ratios
     if args.time_budget:
-        env["NNBACKEND_BENCH_BUDGET_SECONDS"] = _one_seconds(args.time_budget, "--time-budget")
+        env["NNBACKEND_BENCH_BUDGET_SECONDS"] = _one_seconds(args.time_budget, "--time-budget",
+                                                               True)
     return env
 
 
