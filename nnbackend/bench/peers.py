@@ -370,8 +370,10 @@ def jax_scan_epoch(mode, n_samples, batch_size=64, seed=0, lr=0.1, device=None, 
     n_full = n_samples // size
     rng = np.random.default_rng(seed)
 
+    # X and y are arguments, not closed over: a closure would bake them into the
+    # program as constants (compile time and memory growing with N).
     @jax.jit
-    def epoch(params, order):
+    def epoch(params, X, y, order):
         def body(carry, idx):
             params, total = carry
             params, value = one_step(params, X[idx], y[idx])
@@ -391,7 +393,7 @@ def jax_scan_epoch(mode, n_samples, batch_size=64, seed=0, lr=0.1, device=None, 
     def run_epoch():
         if size < n_samples:
             order = jax.device_put(rng.permutation(n_samples), dev)
-            state["params"], total = epoch(state["params"], order)
+            state["params"], total = epoch(state["params"], X, y, order)
         else:  # batch mode: the rows as they are, as the other peers take them
             state["params"], total = whole(state["params"], X, y)
         return total
