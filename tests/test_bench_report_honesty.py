@@ -221,3 +221,14 @@ def test_well_formed_results_still_report_as_before(tmp_path):
     summary, md = report(tmp_path, benches, cases=_cases(benches))
     assert summary["noisy"] == [] and "Cases not measured" not in md
     assert summary["numpy_linear"]["small"] == {"batch": True}
+
+
+def test_the_ratio_table_says_in_which_order_its_records_ran_the_sides(tmp_path):
+    # A record made before the first side changed each round ran A first every round.
+    old = _pair("nnbackend-numpy-cpu", 0.0003, 0.001, 0.3, True)
+    new = _pair("nnbackend-jax-gpu", 0.0003, 0.001, 0.3, True)
+    new["extra_info"]["first_side"] = "alternates"
+    for records, order in (([old], "(A, B, A, B, ...)"), ([new], "(A, B, B, A, A, B, ...)"),
+                           ([old, new], "where the record says so")):
+        _, md = report(tmp_path, records)
+        assert order in section(md, "## Ratios")

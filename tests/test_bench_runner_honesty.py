@@ -250,3 +250,32 @@ def test_a_budget_of_no_seconds_is_refused_before_the_run(flag, capsys):
         main(["bench", flag, "0"])
     assert exited.value.code == 2
     assert f"{flag}: expected a number of seconds > 0; got '0'" in capsys.readouterr().err
+
+
+def test_a_ratio_pair_changes_its_first_side_each_round(monkeypatch):
+    # Before: A ran first in every round, so what an epoch leaves to the next
+    # (a cache, a lazy free) fell on B every time.
+    from nnbackend.bench.cases import test_ratios as ratios
+
+    calls = []
+
+    def made(implementation, where, mode, n_samples, model):
+        def step():
+            calls.append(implementation)
+            return 1.0
+        return step, {"label": implementation, "device": "CPU"}
+
+    class Benchmark:
+        disabled, extra_info = False, {}
+
+        def pedantic(self, fn, rounds, iterations):
+            for _ in range(rounds):
+                fn()
+
+    monkeypatch.setattr(ratios, "_make", made)
+    monkeypatch.setenv("NNBACKEND_BENCH_RATIO_ROUNDS", "4")
+    monkeypatch.delenv("NNBACKEND_BENCH_RATIO_SECONDS", raising=False)
+    bench = Benchmark()
+    ratios.test_ratio(bench, ratios.Case(("a", "cpu"), ("b", "cpu"), "sgd", 100))
+    assert calls[2:] == ["a", "b", "b", "a", "a", "b", "b", "a"]  # after the warm-up pair
+    assert bench.extra_info["first_side"] == "alternates" and bench.extra_info["rounds"] == 4

@@ -272,7 +272,9 @@ def ratio_rows(data):
     or two CPUs), which no run of one process does; such a ratio compares
     the cards as much as the code, so it gets no verdict (``met`` None);
     ``threads_a``, ``threads_b``: the CPU threads each side ran with, where
-    recorded (BLAS threads for NumPy, intra-op threads for torch).
+    recorded (BLAS threads for NumPy, intra-op threads for torch);
+    ``first_side_alternates``: each round's first side changed (A, B, B, A,
+    ...), where False A ran first every round (records made before).
     """
     benchmarks = data.get("benchmarks") if isinstance(data, dict) else None
     rows = []
@@ -301,6 +303,7 @@ def ratio_rows(data):
             "target": target, "sense": sense,
             "device_a": devices[0], "device_b": devices[1], "other_cards": other_cards,
             "threads_a": _int(info.get("threads_a")), "threads_b": _int(info.get("threads_b")),
+            "first_side_alternates": info.get("first_side") == "alternates",
             "met": None if target is None or sense is None or other_cards
             else (ratio <= target if sense == "max" else ratio >= target),
             "recorded_met": None if info.get("met") is None else _bool(info.get("met")),

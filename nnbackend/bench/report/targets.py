@@ -204,7 +204,11 @@ def ratio_markdown(ratios):
         return ["No interleaved ratio runs in the results.", ""]
     spread = any(r.get("q1_a") is not None and (r.get("rounds") or 0) >= MIN_SPREAD_ROUNDS
                  for r in ratios)
-    out = ["Each pair alternates epoch by epoch (A, B, A, B, ...) in one process; the "
+    swapped = {bool(r.get("first_side_alternates")) for r in ratios}
+    order = ("A, B, B, A, A, B, ..." if swapped == {True} else "A, B, A, B, ..."
+             if swapped == {False} else "A, B, B, A, ... where the record says so, else A, B, "
+             "A, B, ...")
+    out = [f"Each pair alternates epoch by epoch ({order}) in one process; the "
            "ratio is of the two medians, so a slow spell of the machine slows both sides. "
            + ("Each side shows its median and, in brackets, Q1–Q3 of its rounds"
               if spread else "Each side shows its median (this record kept no quartiles)")
