@@ -279,3 +279,17 @@ def test_a_ratio_pair_changes_its_first_side_each_round(monkeypatch):
     ratios.test_ratio(bench, ratios.Case(("a", "cpu"), ("b", "cpu"), "sgd", 100))
     assert calls[2:] == ["a", "b", "b", "a", "a", "b", "b", "a"]  # after the warm-up pair
     assert bench.extra_info["first_side"] == "alternates" and bench.extra_info["rounds"] == 4
+
+
+def test_a_size_or_backend_named_twice_is_timed_once():
+    # Before: --sizes 1e3,1000 and --backends numpy,numpy:cpu timed each case twice.
+    import argparse
+
+    from nnbackend.bench.suite import add_bench_arguments, bench_environment
+
+    parser = argparse.ArgumentParser()
+    add_bench_arguments(parser)
+    env = bench_environment(parser.parse_args(
+        ["--sizes", "1e3,1000,1e4", "--backends", "numpy,numpy:cpu,strict"]), {})
+    assert env["NNBACKEND_BENCH_SIZES"] == "1000,10000"
+    assert env["NNBACKEND_BENCH_BACKENDS"] == "numpy,strict"

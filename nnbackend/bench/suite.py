@@ -109,7 +109,7 @@ def number_list(text, flag, minimum=0):
                          f"got {text!r}") from None
     if not values or any(v < minimum for v in values):
         raise ValueError(f"{flag}: expected numbers >= {minimum}; got {text!r}")
-    return ",".join(str(v) for v in values)
+    return ",".join(str(v) for v in dict.fromkeys(values))  # 1e3,1000: timed once
 
 
 def mode_sizes(text):
@@ -213,11 +213,12 @@ def bench_environment(args, base):
         mode_sizes(args.mode_sizes)  # refused here, before anything is timed
         env["NNBACKEND_BENCH_MODE_SIZES"] = args.mode_sizes
     if args.backends:
-        names = [b.strip() for b in args.backends.split(",") if b.strip()]
-        for name in names:
+        names = {}  # one name per backend and device: numpy,numpy:cpu is timed once
+        for name in (b.strip() for b in args.backends.split(",") if b.strip()):
             backend, _, device = name.partition(":")
-            get_backend(backend, device or None)  # refuse unusable ones before timing anything
-        env["NNBACKEND_BENCH_BACKENDS"] = ",".join(names)
+            b = get_backend(backend, device or None)  # refuse unusable ones before timing
+            names.setdefault((b.name, str(b.device_spec())), name)
+        env["NNBACKEND_BENCH_BACKENDS"] = ",".join(names.values())
     sizes = args.sizes or ("1e3,1e4" if args.quick else None)
     if sizes:
         env["NNBACKEND_BENCH_SIZES"] = number_list(sizes, "--sizes", minimum=1)
