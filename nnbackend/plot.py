@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import os
 
-from .checks import replace_target
+from .checks import check_path, replace_target
 
 __all__ = ["plot_format", "plot_history", "require_matplotlib"]
 
@@ -89,6 +89,7 @@ def plot_history(history, path, title=None):
     ValueError
         The file cannot be written.
     """
+    path = check_path("the plot's path", path)  # bytes too, as open() takes them
     fmt = plot_format(path)
     plt = require_matplotlib()
     epochs = range(1, len(history.loss) + 1)

@@ -225,3 +225,16 @@ def test_a_profile_with_an_infinite_figure_is_refused(field):
         d["blas"]["measured"] = [[1024, float("inf"), 0.1]]
     with pytest.raises(ValueError, match="finite"):
         Profile.from_dict(json.loads(json.dumps(d)), "measured")
+
+
+def test_plot_history_takes_a_bytes_path_as_open_does(tmp_path):
+    # Before: TypeError "a bytes-like object is required, not 'str'".
+    _plt()
+    from nnbackend.plot import plot_history
+
+    X, y = _data()
+    hist = nb.MLP([3, 4, 1], loss="bce", seed=0).fit(X, y, epochs=2)
+    plot_history(hist, os.fsencode(tmp_path / "curves.png"))
+    assert (tmp_path / "curves.png").read_bytes()[:4] == b"\x89PNG"
+    with pytest.raises(TypeError, match="the plot's path must be a str, bytes or os.PathLike"):
+        plot_history(hist, None)
