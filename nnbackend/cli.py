@@ -132,7 +132,9 @@ def _parser():
                        help=f"one of {', '.join(BACKEND_NAMES)}, one with its device "
                             "(torch:cuda), or auto (picked from this machine's profile) "
                             "(default: $NNBACKEND_BACKEND or numpy)")
-        p.add_argument("--device", default=None, help="the backend's device, e.g. cuda:0 or device1")
+        p.add_argument("--device", default=None,
+                       help="the backend's device, e.g. cuda:0 or device1 (default: the "
+                            "backend's default device)")
         p.add_argument("--scheduler", metavar="ADDRESS", default=None,
                        help="dask backend: a dask.distributed scheduler to run on, e.g. "
                             "tcp://10.0.0.5:8786, or threads (default: "

@@ -38,7 +38,8 @@ def add_bench_arguments(parser):
                              "([784,1024,1024,10] relu, softmax cross-entropy, Adam; batch and "
                              "minibatch 256), mid ([784,256,256,10] relu, softmax "
                              "cross-entropy, SGD; minibatch 64 and sgd)")
-    parser.add_argument("--modes", default="batch,minibatch,sgd", help="comma list of modes")
+    parser.add_argument("--modes", default="batch,minibatch,sgd",
+                        help="comma list of modes (default batch,minibatch,sgd)")
     parser.add_argument("--sizes", default=None,
                         help="comma list of N for the small model (default 1e3,1e4,1e5,1e6)")
     parser.add_argument("--mnist-sizes", default=None,
@@ -55,7 +56,8 @@ def add_bench_arguments(parser):
                              "without MODEL: for every model")
     parser.add_argument("--sgd-max", default=None, help="largest N for sgd mode (default 1e4)")
     parser.add_argument("--target-n", default=None,
-                        help="N of the time-to-target runs (default 1e4; 0 skips them)")
+                        help="N of the time-to-target runs (default 1e4; --quick: 2e3; "
+                             "0 skips them)")
     parser.add_argument("--target-seconds", default=None, metavar="SECONDS",
                         help="the time-to-target runs' budget in seconds of training, the same "
                              "for every backend (default 30; --quick: 5)")

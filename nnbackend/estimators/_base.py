@@ -46,7 +46,7 @@ def _warn_if_gathered(X):
     (without ``array_api_dispatch`` they take NumPy arrays only)."""
     from sklearn import get_config
 
-    if (_is_device_array(X) and backend_of(X).name == "dask"
+    if (_is_device_array(X) and backend_of(X).computes_by_chunk
             and not get_config().get("array_api_dispatch")):
         warnings.warn("scikit-learn's input checks compute this Dask X into memory, whole; "
                       "for data that does not fit, train nnbackend.MLP(..., backend='dask') "
