@@ -40,6 +40,7 @@ declines one that needs a Python number of the count).
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 from typing import Any, Callable, NamedTuple
@@ -219,14 +220,18 @@ def _adam_scalars(count, lr, b1, b2, eps, like):
     on the device, 0-D arrays): folded into the step size, the corrections
     keep the per-step work on the device to one pass per array.
 
-    On the device, without JAX's x64, the count is an int32 and the
-    arithmetic on it float32: there ``1 - b**count``, ``b`` rounded to
-    float32, is off by ~1e-5 relative at the first steps, always the same
-    way. ``-expm1(count · log b)``, ``log b`` taken on the host in float64,
-    keeps float32's own precision. A float64 count (the CUDA graphs') takes the
-    host's formula, for float64 fits to equal the host loop's to the last bits.
-    Both come back in the dtype of ``like``
-    (a parameter), as :func:`_in_dtype_of` says why.
+    An integer count on the device (a compiled JAX epoch's) reads the host
+    loop's own values, rounded to ``like``'s dtype, from a table made on the
+    host (:func:`_adam_table`): the same bits as the reference loop's, with
+    or without JAX's x64 (computed on the device, they took float32 or
+    float64 arithmetic by that global switch, and a float32 fit's bits
+    depended on an earlier float64 fit). Past a table that stops short of
+    the corrections' end (``b2`` very near 1), ``-expm1(count · log b)`` in
+    ``like``'s dtype, ``log b`` taken on the host in float64, keeps that
+    dtype's own precision (a few units in the last place). A float64 count
+    (the CUDA graphs') takes the host's formula, for float64 fits to equal
+    the host loop's to the last bits. Both come back in the dtype of
+    ``like`` (a parameter), as :func:`_in_dtype_of` says why.
     """
     if isinstance(count, numbers.Real):  # a host number (NumPy's scalars too)
         root = (1 - b2**count) ** 0.5
@@ -237,13 +242,54 @@ def _adam_scalars(count, lr, b1, b2, eps, like):
             root = (1 - b2**count) ** 0.5
             first = 1 - b1**count
         else:
-            root = xp.sqrt(-xp.expm1(count * math.log(b2))) if b2 > 0 else 1.0  # (0**count: 0)
-            first = -xp.expm1(count * math.log(b1)) if b1 > 0 else 1.0
+            return _adam_device_scalars(xp, count, lr, b1, b2, eps, like)
         step, eps_hat = lr * root / first, eps * root
     return _in_dtype_of(step, like), _in_dtype_of(eps_hat, like)
 
 
-def _factor(schedule, count):
+def _adam_device_scalars(xp, count, lr, b1, b2, eps, like):
+    """:func:`_adam_scalars` of an integer count on the device: the table's entry."""
+    steps, eps_hats, complete = _adam_table(lr, b1, b2, eps)
+    at = xp.minimum(count, len(steps)) - 1  # counts start at 1; the table's last entry holds
+    step = xp.asarray(steps, dtype=like.dtype)[at]
+    eps_hat = xp.asarray(eps_hats, dtype=like.dtype)[at]
+    if complete:
+        return step, eps_hat
+    t = xp.astype(count, like.dtype)  # the parameters' dtype, x64 or not
+    root = xp.sqrt(-xp.expm1(t * math.log(b2))) if b2 > 0 else 1.0  # (0**count: 0)
+    first = -xp.expm1(t * math.log(b1)) if b1 > 0 else 1.0
+    later = count > len(steps)
+    return (xp.where(later, _in_dtype_of(lr * root / first, like), step),
+            xp.where(later, _in_dtype_of(eps * root, like), eps_hat))
+
+
+# The most steps an Adam table holds (see _adam_table): 2**16 reach the end of
+# the corrections for b2 up to about 0.99936 (0.999 by default: 41,600 steps).
+_ADAM_TABLE_STEPS = 1 << 16
+
+
+@functools.lru_cache(maxsize=32)
+def _adam_table(lr, b1, b2, eps):
+    """The host loop's ``(step, eps_hat)`` at counts 1, 2, ..., as Python floats, and
+    whether they reach the end of the bias corrections.
+
+    They end where ``b1**count`` and ``b2**count`` are both below 2**-60:
+    from there on ``1 - b**count`` is exactly 1 in float64 (so ``step`` is
+    ``lr`` and ``eps_hat`` is ``eps``, the table's last entry, at every later
+    count), and ``-expm1`` on the device is exactly 1 too. Made once per
+    setting (about 20 ms for 41,600 steps), at the compilation of an epoch.
+    """
+    steps, eps_hats = [], []
+    for count in range(1, _ADAM_TABLE_STEPS + 1):
+        root = (1 - b2**count) ** 0.5  # the host loop's formula (adam's update)
+        steps.append(lr * root / (1 - b1**count))
+        eps_hats.append(eps * root)
+        if b1**count < 2.0**-60 and b2**count < 2.0**-60:
+            return steps, eps_hats, True
+    return steps, eps_hats, False
+
+
+def _factor(schedule, count, like=None):
     """``schedule(count)``, refused where it is a host number that is not finite and >= 0.
 
     A fit checks ``schedule(0)`` before it starts; a later factor that goes
@@ -251,7 +297,9 @@ def _factor(schedule, count):
     why. A factor computed on the device (a traced or device count) is not read
     back: that would cost a host synchronisation per step.
     """
-    factor = schedule(count)
+    # Ours (inverse_scaling) takes a parameter, to compute in its dtype.
+    factor = schedule(count, like=like) if getattr(schedule, "takes_like", False) \
+        else schedule(count)
     if isinstance(factor, numbers.Real) and not (math.isfinite(factor) and factor >= 0):
         raise ValueError(f"lr_schedule({count}) returned {factor!r}; the learning rate's "
                          f"factor must be a finite number >= 0 at every step")
@@ -488,10 +536,17 @@ def inverse_scaling(power_t: float, n_samples: int, steps_per_epoch: int,
     # (With no samples before, the first epoch is at lr anyway: one key for both.)
     first_epoch_initial = bool(first_epoch_initial) and samples_before > 0
 
-    def factor(count):
+    def factor(count, like=None):
         # Samples counted in floats: a traced count is int32 (JAX without x64),
         # whose products wrap past 2**31; a host int's are exact either way.
         epoch = count // steps_per_epoch
+        if like is not None and not isinstance(epoch, numbers.Real):
+            xp = array_namespace(epoch)
+            if xp.isdtype(epoch.dtype, "integral"):
+                # In the parameters' dtype, as Adam's (see _adam_scalars): an
+                # integer times a Python float takes JAX's default float, which
+                # x64 (an earlier float64 fit) would change.
+                epoch = xp.astype(epoch, like.dtype)
         seen = epoch * float(n_samples) + float(rest)
         if first_epoch_initial and isinstance(count, numbers.Real):
             seen = 0.0 if epoch == whole else seen
@@ -500,6 +555,7 @@ def inverse_scaling(power_t: float, n_samples: int, steps_per_epoch: int,
             seen = seen * array_namespace(seen).astype(epoch != whole, seen.dtype)
         return (seen + 1.0) ** (-power_t)
 
+    factor.takes_like = True
     factor.start = whole * int(steps_per_epoch)
     factor.key = ("inverse_scaling", power_t, int(n_samples), int(steps_per_epoch), rest,
                   whole if first_epoch_initial else None)
@@ -542,8 +598,8 @@ def scheduled(opt: Optimizer, schedule: Callable | None = None, scale: float = 1
         return ScheduledState(0, [opt.init(params)])
 
     def update(grads, state, params):
-        f = scale if schedule is None else _in_dtype_of(scale * _factor(schedule, state.count),
-                                                        params[0])
+        f = scale if schedule is None else _in_dtype_of(
+            scale * _factor(schedule, state.count, params[0]), params[0])
         if on == "grads":
             new_params, inner = opt.update([f * g for g in grads], state.inner[0], params)
         else:
