@@ -15,8 +15,10 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
+import nnbackend as nb
 from conftest import child_pythonpath
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -107,3 +109,14 @@ def test_a_compiled_epochs_adam_scalars_are_the_host_loops_in_float32():
     assert x64 == "False"
     assert float(early) == 0.0  # the first 300 steps: the host's bits
     assert float(worst) <= 1.0
+
+
+def test_a_loss_that_overflows_at_the_starting_weights_is_not_blamed_on_the_rate_alone():
+    # Before: "lr=0.1 may be too large" for targets whose squares overflow in
+    # float32, though no step had been taken.
+    X = np.random.default_rng(0).normal(size=(32, 2))
+    model = nb.MLP([2, 3, 1], output_activation="identity", dtype="float32", seed=0)
+    with pytest.warns(nb.DivergenceWarning, match="diverged at epoch 1") as caught:
+        model.fit(X, np.full((32, 1), 1e19), mode="batch", epochs=3)
+    assert "overflows at the starting weights" in str(caught[0].message)
+    assert "lr=0.1 may be too large" in str(caught[0].message)

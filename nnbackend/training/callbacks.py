@@ -166,9 +166,14 @@ class DivergenceGuard:
         keep = epoch_start if keep_from == epoch else self.previous
         what = ("the loss became NaN or infinite" if not loss_finite
                 else "the parameters overflowed to NaN or infinity")
+        # A first epoch's loss includes the starting weights' own (all of it in
+        # batch mode): it may overflow before any step, with no rate to blame.
+        cause = (f"{self._rate} may be too large, or the loss overflows at the starting "
+                 "weights: targets or features too large for the dtype" if epoch == 1
+                 and not loss_finite else f"{self._rate} may be too large")
         message = (
-            f"training diverged at epoch {epoch}: {what} ({self._rate} may be too "
-            f"large); stopped and kept the parameters from before epoch {keep_from}"
+            f"training diverged at epoch {epoch}: {what} ({cause}); stopped and kept the "
+            f"parameters from before epoch {keep_from}"
         )
         # The user's call: check <- _loop <- train <- MLP.fit <- the caller.
         warnings.warn(message, DivergenceWarning, stacklevel=5)
