@@ -87,17 +87,22 @@ def _compiling_step(first_seconds, epoch_seconds, calls):
     return step
 
 
+def _timed_on_the_cpu(E, monkeypatch, first, later):
+    """``(benchmark, calls)`` of a CPU case timed with a first epoch of ``first``
+    seconds and later ones of ``later``, past an ESTIMATE_BELOW of 0.05 s."""
+    monkeypatch.setattr(E, "ESTIMATE_BELOW", 0.05)
+    calls = []
+    bench = _Benchmark()
+    step = _compiling_step(first, later, calls)
+    E._time_epochs(bench, step, {"gpu": False}, time.perf_counter(), "small", "batch", 100)
+    return bench, calls
+
+
 def test_a_compiling_first_epoch_on_the_cpu_does_not_size_the_calls(epochs_module, monkeypatch):
     """A short CPU epoch whose first call compiled for longer than ESTIMATE_BELOW
     is timed as a short epoch (several a call), not one a call as if it took
     as long as its compilation."""
-    E = epochs_module
-    monkeypatch.setattr(E, "ESTIMATE_BELOW", 0.05)
-    calls = []
-    bench = _Benchmark()
-    step = _compiling_step(0.1, 0.0, calls)
-    E._time_epochs(bench, step, {"gpu": False}, time.perf_counter(), "small", "batch", 100)
-    info = bench.extra_info
+    info = _timed_on_the_cpu(epochs_module, monkeypatch, 0.1, 0.0)[0].extra_info
     assert info["epochs_per_call"] > 1, info
     assert info["seconds_per_epoch"] < 0.01
 
@@ -105,15 +110,10 @@ def test_a_compiling_first_epoch_on_the_cpu_does_not_size_the_calls(epochs_modul
 def test_a_slow_cpu_epoch_is_still_timed_in_as_many_epochs(epochs_module, monkeypatch):
     """An epoch really that slow costs no epoch more: the second one counts as the
     first round (3 rounds, 4 epochs with the warm-up)."""
-    E = epochs_module
-    monkeypatch.setattr(E, "ESTIMATE_BELOW", 0.05)
-    calls = []
-    bench = _Benchmark()
-    step = _compiling_step(0.08, 0.08, calls)
-    E._time_epochs(bench, step, {"gpu": False}, time.perf_counter(), "small", "batch", 100)
+    bench, calls = _timed_on_the_cpu(epochs_module, monkeypatch, 0.08, 0.08)
     info = bench.extra_info
     assert info["epochs_per_call"] == 1 and info["estimate_counted"] is True
-    assert len(bench.stats.stats.data) == E.MIN_ROUNDS == 3
+    assert len(bench.stats.stats.data) == epochs_module.MIN_ROUNDS == 3
     assert len(calls) == 4
 
 
