@@ -424,6 +424,27 @@ def test_cross_entropy_rows_that_are_not_probabilities_are_refused(Y, match):
     refused(ValueError, match, _fit, _softmax(), _data()[0], Y)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_soft_rows_off_by_more_than_rounding_are_refused(dtype):
+    # softmax(z) - y is the loss's gradient only for rows summing to 1: rows
+    # rounded to 4 places and off by 1e-4 would put that error in every step.
+    P = np.tile([0.3334, 0.3333, 0.3334], (12, 1))
+    err = refused(ValueError, "do not sum to 1", _fit, _softmax(dtype=dtype), _data()[0], P)
+    assert "normalise" in str(err)
+
+
+def test_soft_rows_made_in_float32_are_taken_by_a_float64_model():
+    # A float32 softmax's rows sum to 1 within float32 rounding only.
+    z = 3 * np.random.default_rng(1).normal(size=(12, 3)).astype(np.float32)
+    P = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+    assert P.dtype == np.float32
+    assert np.abs(P.astype(np.float64).sum(axis=1) - 1).max() > 1e-9
+    model = _softmax(dtype="float64")
+    want = _cross_entropy_by_hand(_logits_by_hand(_params(model), _data()[0]), P)
+    hist = _fit(model, _data()[0], P, mode="batch")
+    np.testing.assert_allclose(hist.loss[0], want, rtol=1e-12)
+
+
 def test_soft_cross_entropy_rows_are_taken():
     # As for bce: the first loss is the hand-computed cross-entropy with the
     # soft rows themselves, not with their argmax one-hot rows or clipped rows.
