@@ -268,6 +268,26 @@ def test_rates_the_model_dtype_cannot_hold_are_refused():
     nb.MLP([2, 1], dtype="float64").fit(X, y, epochs=1, lr=1e-320)  # float64 holds it
 
 
+def test_an_adam_eps_that_is_0_in_the_model_dtype_is_refused_not_turned_into_nan():
+    # A constant feature's weights have a zero gradient, so Adam's first step
+    # is 0 / (0 + eps*sqrt(1 - b2)): NaN where that epsilon underflows to 0.
+    X = np.random.default_rng(0).normal(size=(16, 3))
+    X[:, 2] = 0.0
+    y = (X[:, 0] > 0) * 1.0
+    fit = dict(epochs=2, lr=0.01, mode="batch")
+    for optimizer, options in (("adam", {"eps": 1e-44}), (nb.optim.adam(0.01, eps=1e-44), None)):
+        with pytest.raises(ValueError, match=r"Adam's eps=1e-44 is 0 in float32.*smallest eps"):
+            nb.MLP([3, 4, 1], seed=0).fit(X, y, optimizer=optimizer,
+                                          optimizer_options=options, **fit)
+    with pytest.raises(ValueError, match="eps=1e-43 is 0 in float32"):  # sqrt(1 - b2) = 1e-4
+        nb.MLP([3, 4, 1], seed=0).fit(X, y, optimizer="adam",
+                                      optimizer_options={"eps": 1e-43, "b2": 1 - 1e-8}, **fit)
+    for dtype, eps in (("float32", 1e-43), ("float64", 1e-44)):  # held: a finite fit
+        hist = nb.MLP([3, 4, 1], seed=0, dtype=dtype).fit(
+            X, y, optimizer="adam", optimizer_options={"eps": eps}, **fit)
+        assert np.all(np.isfinite(hist.loss)) and len(hist.loss) == 2
+
+
 def test_divergence_with_a_penalty_names_alpha_too():
     X, y = np.random.default_rng(0).random((16, 2)), np.arange(16) % 2
     with pytest.warns(nb.DivergenceWarning, match=r"\(lr=0.1, or alpha=1e\+36, may be too large\)"):

@@ -115,12 +115,21 @@ class FitOptions:
 
     def check_rates(self, finfo, dtype_name):
         """Refuse an ``lr`` that is 0 in the model's dtype (the fit would not
-        move) and an ``alpha`` past its largest number (the penalty would be
-        infinite). ``finfo``: the namespace's ``finfo`` of that dtype."""
+        move), an Adam ``eps`` that is 0 there at the first step, and an
+        ``alpha`` past its largest number (the penalty would be infinite).
+        ``finfo``: the namespace's ``finfo`` of that dtype."""
         tiny, largest = float(finfo.smallest_normal) * float(finfo.eps), float(finfo.max)
         if self.optimizer_name is not None and self.lr < tiny:
             raise ValueError(f"lr={self.lr!r} is 0 in {dtype_name}, the model's dtype: the "
                              f"fit would not move; its smallest rate is {tiny:.3g}")
+        hyper = self.optimizer.hyper or {}
+        if self.optimizer.name == "adam" and hyper["eps"] * (1 - hyper["b2"]) ** 0.5 < tiny:
+            # Adam's first step divides by sqrt(v) + eps * sqrt(1 - b2): with that 0,
+            # a parameter whose gradient is 0 (a constant feature) becomes 0/0.
+            raise ValueError(
+                f"Adam's eps={hyper['eps']!r} is 0 in {dtype_name}, the model's dtype, at the "
+                f"first step: a parameter with a zero gradient would become NaN; its smallest "
+                f"eps is {tiny / (1 - hyper['b2']) ** 0.5:.3g}")
         if self.alpha > largest:
             raise ValueError(f"alpha={self.alpha!r} is past {dtype_name}'s largest number "
                              f"({largest:.3g}): the penalty would be infinite")
