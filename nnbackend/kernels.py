@@ -480,6 +480,8 @@ def softmax_cross_entropy_forward(z, y, reduction="mean", n_samples=None, *, xp=
     """Cross-entropy of ``softmax(z)`` against ``y``.
 
     Computed as ``Σ_k y·(logsumexp(z) - z)`` with the row maximum shifted out.
+    Logits spread past the dtype's largest number (a diverged model's) give
+    NaN, ``0·inf`` where ``y`` is 0, even where the loss is 0 or infinite.
 
     Parameters
     ----------
