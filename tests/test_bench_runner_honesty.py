@@ -198,9 +198,10 @@ def test_a_model_and_mode_never_timed_are_refused_before_the_run(flags, message)
     add_bench_arguments(parser)
     with pytest.raises(ValueError, match=message):
         bench_environment(parser.parse_args(flags), {})
-    # With the interleaved pairs there is something to time.
+    # The interleaved pairs follow --models and --modes too: still nothing to time.
     if "--mode-sizes" not in flags:
-        bench_environment(parser.parse_args([*flags, "--ratios", "cpu"]), {})
+        with pytest.raises(ValueError, match="--ratios cpu: no pair in --modes"):
+            bench_environment(parser.parse_args([*flags, "--ratios", "cpu"]), {})
 
 
 @pytest.mark.parametrize("implementation", ["jax-scan-hand", "jax-jit-step"])
@@ -293,3 +294,44 @@ def test_a_size_or_backend_named_twice_is_timed_once():
         ["--sizes", "1e3,1000,1e4", "--backends", "numpy,numpy:cpu,strict"]), {})
     assert env["NNBACKEND_BENCH_SIZES"] == "1000,10000"
     assert env["NNBACKEND_BENCH_BACKENDS"] == "numpy,strict"
+
+
+def test_ratio_pairs_follow_the_modes_and_models_asked_for():
+    # Before: --ratios timed every pair, whatever --modes and --models said.
+    from nnbackend.bench.cases import test_ratios as ratios
+
+    every = ratios._selected({"NNBACKEND_BENCH_RATIOS": "all"})
+    assert every == ratios.CPU_CASES + ratios.GPU_CASES
+    picked = ratios._selected({"NNBACKEND_BENCH_RATIOS": "cpu", "NNBACKEND_BENCH_MODES": "sgd",
+                               "NNBACKEND_BENCH_RATIO_MODELS": "small"})
+    assert picked == [c for c in ratios.CPU_CASES if c.mode == "sgd" and c.model == "small"]
+    assert {c.a for c in picked} >= {ratios.TORCH_CPU, ratios.JAX_CPU}  # not by backend
+    gpu = ratios._selected({"NNBACKEND_BENCH_RATIOS": "gpu",
+                            "NNBACKEND_BENCH_MODES": "batch,minibatch",
+                            "NNBACKEND_BENCH_RATIO_MODELS": "mnist"})
+    assert gpu and all(c.model == "mnist" and c.mode != "sgd" for c in gpu)
+    assert ratios._selected({"NNBACKEND_BENCH_RATIOS": "gpu",
+                             "NNBACKEND_BENCH_RATIO_MODELS": "mid"}) == []
+
+
+def test_bench_passes_the_models_to_the_ratios_only_where_named():
+    # Without --models every model's pairs run (the targets are of small16 and
+    # mnist too); with it, only its own.
+    import argparse
+
+    from nnbackend.bench.suite import add_bench_arguments, bench_environment
+
+    parser = argparse.ArgumentParser()
+    add_bench_arguments(parser)
+    plain = bench_environment(parser.parse_args(["--ratios", "cpu"]), {})
+    assert plain["NNBACKEND_BENCH_MODELS"] == "small"
+    assert "NNBACKEND_BENCH_RATIO_MODELS" not in plain
+    named = bench_environment(parser.parse_args(["--ratios", "--models", "small16,mnist"]), {})
+    assert named["NNBACKEND_BENCH_RATIO_MODELS"] == "small16,mnist"
+    assert "NNBACKEND_BENCH_RATIO_MODELS" not in bench_environment(
+        parser.parse_args(["--models", "mnist"]), {})
+    with pytest.raises(ValueError, match=r"--ratios gpu: no pair in --modes sgd of --models "
+                                         r"mnist; its pairs: mnist batch, mnist minibatch, "
+                                         r"small batch, small minibatch, small sgd$"):
+        bench_environment(parser.parse_args(["--ratios", "gpu", "--models", "mnist",
+                                             "--modes", "sgd"]), {})

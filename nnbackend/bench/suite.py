@@ -32,7 +32,7 @@ def add_bench_arguments(parser):
     parser.add_argument("--backends", default=None,
                         help="comma list of nnbackend backends (name or name:device); "
                              "default: numpy,torch,jax,cupy where usable")
-    parser.add_argument("--models", default="small",
+    parser.add_argument("--models", default=None,
                         help="comma list of benchmark models: small ([32,64,1] sigmoid, SGD; "
                              "the default), small16 ([16,32,1], the same), mnist "
                              "([784,1024,1024,10] relu, softmax cross-entropy, Adam; batch and "
@@ -88,8 +88,10 @@ def add_bench_arguments(parser):
     parser.add_argument("--ratios", nargs="?", const="all", default=None,
                         choices=("all", "cpu", "gpu"),
                         help="also time the speed targets as interleaved pairs "
-                             "(nnbackend/bench/cases/test_ratios.py: a few minutes more); 'cpu' or 'gpu' "
-                             "picks the pairs with no GPU side or with one")
+                             "(nnbackend/bench/cases/test_ratios.py: a few minutes more); "
+                             "'cpu' or 'gpu' picks the pairs with no GPU side or with one; "
+                             "--modes, and --models where given, pick among them too "
+                             "(--backends does not: each pair runs on its own)")
     parser.add_argument("--time-budget", default=None, metavar="SECONDS",
                         help="start no case after this many seconds: the rest skip (listed "
                              "in the log) and the report covers what ran (to fit a lease)")
@@ -192,7 +194,7 @@ def bench_environment(args, base):
     if bad or not modes:
         raise ValueError(f"--modes: unknown mode(s) {bad}; choose from {list(MODES)}")
     env["NNBACKEND_BENCH_MODES"] = ",".join(modes)
-    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    models = [m.strip() for m in (args.models or "small").split(",") if m.strip()]
     bad = [m for m in models if m not in MODEL_ORDER]
     if bad or not models:
         raise ValueError(f"--models: unknown model(s) {bad}; choose from {list(MODEL_ORDER)}")
@@ -253,6 +255,16 @@ def bench_environment(args, base):
     env["NNBACKEND_BENCH_PEERS"] = "0" if args.no_peers else "gpu" if args.gpu_peers else "1"
     if args.ratios:
         env["NNBACKEND_BENCH_RATIOS"] = args.ratios
+        if args.models:  # else every model's pairs, as the targets need
+            env["NNBACKEND_BENCH_RATIO_MODELS"] = env["NNBACKEND_BENCH_MODELS"]
+        from .cases.test_ratios import _selected
+
+        if not _selected(env):  # a run with no pair would say nothing of them
+            pairs = sorted({(c.model, c.mode)
+                            for c in _selected({"NNBACKEND_BENCH_RATIOS": args.ratios})})
+            raise ValueError(f"--ratios {args.ratios}: no pair in --modes "
+                             f"{env['NNBACKEND_BENCH_MODES']} of --models {args.models}; "
+                             "its pairs: " + ", ".join(f"{m} {mode}" for m, mode in pairs))
     if args.time_budget:
         env["NNBACKEND_BENCH_BUDGET_SECONDS"] = _one_seconds(args.time_budget, "--time-budget",
                                                                True)

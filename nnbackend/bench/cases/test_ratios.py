@@ -20,6 +20,8 @@ NNBACKEND_BENCH_RATIO_SECONDS  where set, fewer rounds (never under 3) for a pai
                               alternates 3 times
 NNBACKEND_BENCH_RATIOS        which cases: all (default), cpu (issues 5's and 15's, on
                               this machine's CPU) or gpu (those with a GPU side: issue 12's)
+NNBACKEND_BENCH_MODES, NNBACKEND_BENCH_RATIO_MODELS
+                              where set, only the pairs in those modes and of those models
 """
 
 import os
@@ -105,11 +107,24 @@ GPU_CASES = [
 SMOKE_N = {"small": 300, "small16": 300, "mnist": 128}
 
 
-def _selected():
-    which = os.environ.get("NNBACKEND_BENCH_RATIOS", "all")
+def _names(env, variable):
+    return [v.strip() for v in env.get(variable, "").split(",") if v.strip()]
+
+
+def _selected(env=os.environ):
+    """The pairs ``NNBACKEND_BENCH_RATIOS`` picks, in the modes of
+    ``NNBACKEND_BENCH_MODES`` and of the models of
+    ``NNBACKEND_BENCH_RATIO_MODELS``, each where set (``nnbackend bench
+    --ratios`` with ``--modes`` or ``--models``). Not by backend: each pair
+    runs on its own, and one that cannot run here skips, saying why."""
+    which = env.get("NNBACKEND_BENCH_RATIOS", "all")
     if which not in ("all", "cpu", "gpu"):
         raise ValueError(f"NNBACKEND_BENCH_RATIOS must be all, cpu or gpu; got {which!r}")
-    return (CPU_CASES if which != "gpu" else []) + (GPU_CASES if which != "cpu" else [])
+    cases = (CPU_CASES if which != "gpu" else []) + (GPU_CASES if which != "cpu" else [])
+    modes = _names(env, "NNBACKEND_BENCH_MODES")
+    models = _names(env, "NNBACKEND_BENCH_RATIO_MODELS")
+    return [c for c in cases if (not modes or c.mode in modes)
+            and (not models or c.model in models)]
 
 
 CASES = _selected()
