@@ -313,6 +313,15 @@ def _cases(data):
             print(f"  {c.get('name')}: {c.get('outcome')}: {c.get('reason') or ''}")
     else:
         print("benchmark cases not measured: none")
+    from nnbackend.bench.caselog import left_out
+
+    # Sizes the settings left out never became cases: named here, as report.md names them.
+    dropped = left_out(data)
+    if dropped:
+        print(f"sizes left out by the run's settings ({len(dropped)}), never run:")
+        for model, mode, n, impls, reason in dropped:
+            size = f"{n:,}" if isinstance(n, int) else n
+            print(f"  {model} {mode} N = {size} ({', '.join(impls) or '—'}): {reason}")
 
 
 def main(argv=None):

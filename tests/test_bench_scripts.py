@@ -289,6 +289,25 @@ def test_the_summary_names_every_test_skipped_or_failed(tmp_path, capsys):
     assert "no test report" in capsys.readouterr().out
 
 
+def test_the_summary_names_the_sizes_the_settings_left_out(capsys):
+    # Before: report.md listed them, the summary's "not measured" did not.
+    summary = load_script("gpu_check_summary")
+    data = {"cases": [{"name": "test_epoch[small-nnbackend-cupy-sgd-1000]", "outcome": "passed",
+                       "seconds": 0.5}],
+            "dropped": [{"model": "small", "mode": "sgd", "n_samples": 100000,
+                         "implementations": ["nnbackend-cupy"], "reason": "above --sgd-max"},
+                        {"model": "mnist", "mode": "batch", "n_samples": 1000000,
+                         "implementations": [], "reason": "above --mnist-cpu-max"}]}
+    summary._cases(data)
+    out = capsys.readouterr().out
+    assert "benchmark cases not measured: none" in out
+    assert "sizes left out by the run's settings (2), never run:" in out
+    assert "  small sgd N = 100,000 (nnbackend-cupy): above --sgd-max" in out
+    assert "  mnist batch N = 1,000,000 (—): above --mnist-cpu-max" in out
+    summary._cases({"cases": data["cases"]})
+    assert "left out" not in capsys.readouterr().out
+
+
 def test_the_summarys_targets_say_how_many_epochs_a_timed_call_ran(capsys):
     summary = load_script("gpu_check_summary")
     data = {"benchmarks": [
