@@ -199,11 +199,16 @@ def _best_seconds(f, rounds=5, inner_seconds=0.01):
     return best
 
 
-def measure_blas(progress=None, gain=1.15):
+def measure_blas(progress=None, gain=1.15, deadline=None):
     """The BLAS section of a profile: float32 products (rows, 256) @ (256, 256) of
     growing rows timed with one thread and with the library's count, and the
     smallest product (multiply-adds) from which the threads are ``gain`` times
-    faster on it and every larger one (None: never here)."""
+    faster on it and every larger one (None: never here).
+
+    No product starts after ``deadline`` (a ``time.perf_counter()`` reading):
+    a section cut short has no threshold, since the products left out could
+    undo it, and a profile then keeps the last one (see :func:`merge_profiles`)
+    or the default's."""
     threads = blas.current_threads()
     if not blas.available() or threads is None:
         return {"threshold_madds": 2 ** 25, "threads": None,
@@ -214,7 +219,13 @@ def measure_blas(progress=None, gain=1.15):
     rng = np.random.default_rng(0)
     W = rng.standard_normal((256, 256)).astype(np.float32)
     measured = []
-    for rows in (16, 64, 128, 256, 512, 1024, 2048):
+    sizes = (16, 64, 128, 256, 512, 1024, 2048)
+    for rows in sizes:
+        if deadline is not None and time.perf_counter() > deadline:
+            note = f"time budget spent after {len(measured)} of {len(sizes)} products"
+            if progress:
+                progress(f"BLAS: {note}: no threshold measured")
+            return {"threads": threads, "measured": measured, "note": note}
         A = rng.standard_normal((rows, 256)).astype(np.float32)
         with blas.limit(1):
             one = _best_seconds(lambda: A @ W)
@@ -273,7 +284,7 @@ def calibrate(budget_s=BUDGET_S, keys=None, modes=("sgd", "minibatch", "batch"),
     if not candidates:
         raise ValueError(f"no candidate to calibrate among {keys}")
     say("candidates: " + ", ".join(key for key, _ in candidates))
-    blas_section = measure_blas(say)
+    blas_section = measure_blas(say, deadline=start + budget_s)
     base = default_profile()
     offset = next(_RUNS)
     # The NumPy fits below run with one BLAS thread, whatever the load: a choice
@@ -380,11 +391,17 @@ def merge_profiles(new: Profile, old: Profile | None) -> tuple[Profile, list]:
     # stay, though the new run timed a point or two of it (too few for terms).
     samples = {**new.samples, **{name: points for name, points in old.samples.items()
                                  if tuple(name.split(" ", 1)) in kept}}
+    # A BLAS section cut short by the time budget measured no threshold: the
+    # last run's, from this machine, stays.
+    cut_short = "threshold_madds" not in new.blas and "threshold_madds" in old.blas
     merged = dataclasses.replace(
         new, candidates=candidates, measured=measured, groups=groups, libraries=libraries,
-        first_use={**old.first_use, **new.first_use}, samples=samples)
+        first_use={**old.first_use, **new.first_use}, samples=samples,
+        blas=old.blas if cut_short else new.blas)
     names = ", ".join(f"{key} {mode}" for key, mode in sorted(kept))
-    return merged, ([f"kept from {old.source}: {names}"] if kept else [])
+    return merged, ([f"kept from {old.source}: {names}"] if kept else []) + (
+        [f"kept from {old.source}: its BLAS section (this run's was cut short)"]
+        if cut_short else [])
 
 
 def _sample(point):

@@ -142,7 +142,8 @@ def test_calibrate_records_its_fingerprint_and_each_groups_run(monkeypatch):
         return {**point, "epoch": 1e-3 * n / 100, "workload": work}
 
     monkeypatch.setattr(cal, "measure_point", measure)
-    monkeypatch.setattr(cal, "measure_blas", lambda say: {"threshold_madds": None, "threads": 1})
+    monkeypatch.setattr(cal, "measure_blas",
+                        lambda say, **kw: {"threshold_madds": None, "threads": 1})
     monkeypatch.setattr(cal, "_tiny_fit_seconds", lambda backend, n: 0.0)
     profile = cal.calibrate(keys=["numpy"], modes=("sgd",), quick=True, progress=None)
     assert profile.fingerprint == machine_fingerprint()
@@ -238,7 +239,7 @@ def test_calibrate_refuses_the_bench_only_flags(monkeypatch, capsys, tmp_path, f
 
 
 def test_calibrate_names_a_backend_that_matches_no_candidate(monkeypatch, capsys):
-    monkeypatch.setattr(cal, "measure_blas", lambda say: pytest.fail("measured anyway"))
+    monkeypatch.setattr(cal, "measure_blas", lambda say, **kw: pytest.fail("measured anyway"))
     with pytest.raises(SystemExit) as done:
         main(["bench", "--calibrate", "--backends", "numpy,nonesuch", "--modes", "sgd"])
     err = capsys.readouterr().err.strip().splitlines()
@@ -287,7 +288,8 @@ def test_the_warm_ups_count_in_the_calibrations_time_budget(monkeypatch):
 
     clock = [0.0]
     monkeypatch.setattr(cal.time, "perf_counter", lambda: clock[0])
-    monkeypatch.setattr(cal, "measure_blas", lambda say: {"threshold_madds": None, "threads": 1})
+    monkeypatch.setattr(cal, "measure_blas",
+                        lambda say, **kw: {"threshold_madds": None, "threads": 1})
     monkeypatch.setattr(cal, "_tiny_fit_seconds", slow_tiny_fit)
     monkeypatch.setattr(cal, "measure_point", lambda *a, **kw: pytest.fail("no point fits"))
     keys = [key for key, _ in cal.auto_candidates()][:2]

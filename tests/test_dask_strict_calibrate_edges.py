@@ -238,3 +238,47 @@ def test_plot_history_takes_a_bytes_path_as_open_does(tmp_path):
     assert (tmp_path / "curves.png").read_bytes()[:4] == b"\x89PNG"
     with pytest.raises(TypeError, match="the plot's path must be a str, bytes or os.PathLike"):
         plot_history(hist, None)
+
+
+# -- the time budget covers the BLAS timings ---------------------------------------------
+
+
+def test_the_blas_timings_stop_at_the_calibrations_deadline(monkeypatch):
+    # Before: the BLAS products were all timed whatever --time-budget said (20 s
+    # of a 5 s budget on a loaded machine).
+    import contextlib
+
+    monkeypatch.setattr(cal.blas, "available", lambda: True)
+    monkeypatch.setattr(cal.blas, "current_threads", lambda: 2)
+    monkeypatch.setattr(cal.blas, "limit", lambda n: contextlib.nullcontext())
+    said = []
+    section = cal.measure_blas(said.append, deadline=cal.time.perf_counter() - 1)
+    assert section == {"threads": 2, "measured": [],
+                       "note": "time budget spent after 0 of 7 products"}
+    assert said == ["BLAS: time budget spent after 0 of 7 products: no threshold measured"]
+    seen = {}
+    monkeypatch.setattr(cal, "measure_blas", lambda say, **kw: seen.update(kw) or section)
+    monkeypatch.setattr(cal, "_tiny_fit_seconds", lambda backend, n: 0.0)
+    monkeypatch.setattr(cal, "measure_point", lambda *a, **kw: pytest.fail("budget spent"))
+    before = cal.time.perf_counter()
+    profile = cal.calibrate(budget_s=0.0, keys=["numpy"], modes=("sgd",), progress=None)
+    assert before <= seen["deadline"] <= cal.time.perf_counter() and not profile.measured
+
+
+def test_a_blas_section_cut_short_keeps_the_last_runs_threshold():
+    from nnbackend.autoselect import Profile, default_profile
+
+    old = Profile.from_dict(_old_file(), "old.json")
+    new = _new_profile()
+    new.blas.clear()
+    new.blas.update({"threads": 2, "measured": [], "note": "time budget spent after 0 of 7 "
+                                                           "products"})
+    merged, notes = cal.merge_profiles(new, old)
+    assert merged.blas == old.blas and merged.blas["threshold_madds"] == 2 ** 20
+    assert notes[-1] == "kept from old.json: its BLAS section (this run's was cut short)"
+    alone, notes = cal.merge_profiles(new, None)  # no last run: the default's threshold
+    assert "threshold_madds" not in alone.blas and notes == []
+    assert alone.over(default_profile()).blas["threshold_madds"] == \
+        default_profile().blas["threshold_madds"]
+    whole, notes = cal.merge_profiles(_new_profile(), old)  # a whole section replaces the old
+    assert whole.blas["threshold_madds"] == 2 ** 22 and not any("BLAS" in n for n in notes)
