@@ -410,3 +410,19 @@ def test_logistic_hidden_units_draw_scikit_learns_narrower_initial_weights():
     ours, theirs = _both_classifiers(kw, X, y)
     for a, b in zip(ours.coefs_ + ours.intercepts_, theirs.coefs_ + theirs.intercepts_):
         np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+
+
+def test_an_epsilon_that_is_0_in_float32_is_refused_by_its_name():
+    # Adam's first step divides a constant feature's zero gradient by
+    # epsilon*sqrt(1 - beta_2): 0 in float32 gave NaN weights, refused as "the
+    # input data may contain large values". float64 holds it, as scikit-learn does.
+    X = np.random.default_rng(0).normal(size=(40, 3))
+    X[:, 2] = 0.0
+    y = X[:, 0]
+    kw = dict(hidden_layer_sizes=(4,), max_iter=3, alpha=0.0, epsilon=1e-50, random_state=0)
+    with pytest.raises(ValueError, match=r"^epsilon=1e-50 is 0 in float32"):
+        nb.MLPRegressor(**kw).fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        fitted = nb.MLPRegressor(**kw, dtype="float64").fit(X, y)
+    assert np.all(np.isfinite(fitted.loss_curve_))

@@ -276,7 +276,7 @@ def test_an_adam_eps_that_is_0_in_the_model_dtype_is_refused_not_turned_into_nan
     y = (X[:, 0] > 0) * 1.0
     fit = dict(epochs=2, lr=0.01, mode="batch")
     for optimizer, options in (("adam", {"eps": 1e-44}), (nb.optim.adam(0.01, eps=1e-44), None)):
-        with pytest.raises(ValueError, match=r"Adam's eps=1e-44 is 0 in float32.*smallest eps"):
+        with pytest.raises(ValueError, match=r"Adam's eps=1e-44 is 0 in float32.*smallest value"):
             nb.MLP([3, 4, 1], seed=0).fit(X, y, optimizer=optimizer,
                                           optimizer_options=options, **fit)
     with pytest.raises(ValueError, match="eps=1e-43 is 0 in float32"):  # sqrt(1 - b2) = 1e-4

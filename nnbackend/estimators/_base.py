@@ -25,6 +25,7 @@ from ..network import chunk_rows, predict_rows
 from ..optim import (ScheduledState, adam, inverse_scaling, l2_penalty, momentum, on_namespace,
                      scheduled, sgd)
 from ..training import FitOptions
+from ..training.options import check_adam_eps
 from ._params import _ACTIVATIONS, check_params
 from ._state import _state_on, _structure, _tree
 
@@ -204,6 +205,9 @@ class _BaseMLP(BaseEstimator):
         options = self._fit_options(n_rows(X))
         if first and model.auto:  # backend="auto": where this fit runs (a warm start stays)
             model._choose_backend(X, Y, options)
+        if self.solver == "adam":  # refused as MLP.fit refuses it, by scikit-learn's name
+            check_adam_eps(float(self.epsilon), float(self.beta_2),
+                           model.backend.xp.finfo(model.array_dtype), model.dtype, "epsilon")
         Xd, Yd = model._features(X), model._targets(Y, n_rows(X))
         if not incremental or getattr(self, "_opt_state", None) is None:
             self._lr_scale = 1.0

@@ -122,17 +122,26 @@ class FitOptions:
         if self.optimizer_name is not None and self.lr < tiny:
             raise ValueError(f"lr={self.lr!r} is 0 in {dtype_name}, the model's dtype: the "
                              f"fit would not move; its smallest rate is {tiny:.3g}")
-        hyper = self.optimizer.hyper or {}
-        if self.optimizer.name == "adam" and hyper["eps"] * (1 - hyper["b2"]) ** 0.5 < tiny:
-            # Adam's first step divides by sqrt(v) + eps * sqrt(1 - b2): with that 0,
-            # a parameter whose gradient is 0 (a constant feature) becomes 0/0.
-            raise ValueError(
-                f"Adam's eps={hyper['eps']!r} is 0 in {dtype_name}, the model's dtype, at the "
-                f"first step: a parameter with a zero gradient would become NaN; its smallest "
-                f"eps is {tiny / (1 - hyper['b2']) ** 0.5:.3g}")
+        if self.optimizer.name == "adam":
+            check_adam_eps(self.optimizer.hyper["eps"], self.optimizer.hyper["b2"], finfo,
+                           dtype_name)
         if self.alpha > largest:
             raise ValueError(f"alpha={self.alpha!r} is past {dtype_name}'s largest number "
                              f"({largest:.3g}): the penalty would be infinite")
+
+
+def check_adam_eps(eps, b2, finfo, dtype_name, name="Adam's eps"):
+    """Refuse an Adam ``eps`` that is 0 in the model's dtype at the first step.
+
+    That step divides by ``sqrt(v) + eps·sqrt(1 - b2)``: with the second term
+    0, a parameter whose gradient is 0 (a constant feature's) becomes 0/0.
+    """
+    tiny = float(finfo.smallest_normal) * float(finfo.eps)
+    if eps * (1 - b2) ** 0.5 < tiny:
+        raise ValueError(
+            f"{name}={eps!r} is 0 in {dtype_name}, the model's dtype, at the first step: a "
+            f"parameter with a zero gradient would become NaN; its smallest value is "
+            f"{tiny / (1 - b2) ** 0.5:.3g}")
 
 def _optimizer_options(optimizer, options):
     """``optimizer_options`` as a dict the named optimizer accepts, or a refusal naming it."""
