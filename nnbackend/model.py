@@ -304,9 +304,9 @@ class MLP(ModelInputs, ClassLabels, HostPickling):
         -------
         array, shape (n_samples, n_outputs)
             After the output activation (probabilities for sigmoid and
-            softmax), in the model's namespace and on its device (the
-            chunks' outputs concatenated there); in the targets' units where
-            the model standardizes them.
+            softmax), in the model's dtype (``X`` is cast to it), namespace
+            and device (the chunks' outputs concatenated there); in the
+            targets' units where the model standardizes them.
         """
         chunk_size = check_chunk_size(chunk_size)
         X = self._features(X)
