@@ -409,8 +409,10 @@ def _summary(args, model, hist, settings, source, task, train, validation, secon
         "epochs_done": model.train_state.epochs_done if model.train_state else hist.epochs,
         "n_train": int(train[0].shape[0]),
         "n_val": 0 if validation is None else int(validation[0].shape[0]),
-        "seconds": seconds, "seconds_per_epoch": seconds / max(hist.epochs, 1),
-        "samples_per_second": hist.epochs * train[0].shape[0] / seconds if seconds > 0 else None,
+        # No epoch run (a divergence in the first): no time per epoch, no rate.
+        "seconds": seconds, "seconds_per_epoch": seconds / hist.epochs if hist.epochs else None,
+        "samples_per_second": (hist.epochs * train[0].shape[0] / seconds
+                               if hist.epochs and seconds > 0 else None),
         "stopped_early": hist.stopped_early, "best_epoch": hist.best_epoch,
         "diverged": hist.diverged, "executor": hist.executor, "precision": hist.precision,
         "backend_choice": hist.backend_choice,
@@ -468,8 +470,9 @@ def _print_summary(s):
                 else " (stopped early; kept the weights it resumed from)")
     rate = s["samples_per_second"]
     rate = f", {rate:,.0f} samples/s" if rate is not None else ""
-    print(f"{s['epochs_run']} of {s['epochs']} epochs in {s['seconds']:.2f} s{stop}: "
-          f"{s['seconds_per_epoch'] * 1e3:.2f} ms/epoch{rate}")
+    per = s["seconds_per_epoch"]
+    per = f": {per * 1e3:.2f} ms/epoch{rate}" if per is not None else ""
+    print(f"{s['epochs_run']} of {s['epochs']} epochs in {s['seconds']:.2f} s{stop}{per}")
     if s["diverged"]:
         print(s["diverged"] + ("" if s["saved"] else "; the model was not saved"))
     matmuls = "" if s["precision"] == "highest" else f", {s['precision']} matmuls"

@@ -21,7 +21,8 @@ import numpy as np
 
 from .backends import Backend, get_backend, is_auto
 from .checks import replace_target
-from .datafiles import data_file_columns, load_features_file, parse_delimiter, read_data_file
+from .datafiles import (data_file_columns, load_features_file, npy_problem, parse_delimiter,
+                        read_data_file)
 from .datasets import make_dataset
 from .model import MLP
 from .tasks import MANY_CLASSES, encode_labels, infer_task
@@ -237,8 +238,11 @@ def _npy_training_data(args, backend):
         raise Refusal("--data FILE.npy holds the features only; name the labels with "
                       "--target LABELS.npy (one per row)")
     for path in (args.data, args.target):
-        if not os.path.isfile(path):
+        if not os.path.exists(path):
             raise Refusal(f"no such file: {path}")
+        problem = npy_problem(path)  # a directory, a text file, an .npz so named
+        if problem is not None:
+            raise Refusal(f"cannot read {path}: {problem}")
     if not is_auto(backend) and not isinstance(backend, Backend):
         # On --device: dask's rows go to the chunks' library there (CuPy on a GPU).
         backend = get_backend(backend, getattr(args, "device", None))

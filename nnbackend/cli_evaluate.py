@@ -21,6 +21,7 @@ from .cli_data import (Refusal, add_delimiter_flag, check_csv_flags, class_proba
                        json_line, model_outputs)
 from .datafiles import data_file_columns, load_features_file, read_labelled_file
 from .model import MLP
+from .tasks import read_number
 
 __all__ = ["add_evaluate", "evaluate_command", "confusion_matrix", "classification_metrics",
            "regression_metrics"]
@@ -280,7 +281,7 @@ def _class_number(value):
     past 2**53, where float64 merges neighbours), else as :func:`_number`."""
     if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
         return int(value)
-    if isinstance(value, str):
+    if isinstance(value, str) and read_number(value.strip()) is not None:
         try:
             return int(value.strip())
         except ValueError:
@@ -289,7 +290,11 @@ def _class_number(value):
 
 
 def _number(value):
-    """A label as a float (NaN for text that is not a number)."""
+    """A label as a float (NaN for text that is not a number, as the data
+    files read one: see :func:`nnbackend.tasks.read_number`)."""
+    if isinstance(value, str):
+        number = read_number(value.strip())
+        return float("nan") if number is None else number
     try:
         return float(value)
     except (TypeError, ValueError):

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .checks import check_path
-from .tasks import encode_labels, is_number
+from .tasks import encode_labels, is_number, read_number
 
 __all__ = ["load_data_file", "load_features_file", "read_data_file", "read_labelled_file",
            "data_file_columns", "parse_delimiter", "SNIFFED_DELIMITERS", "DELIMITER_NAMES"]
@@ -94,15 +94,17 @@ def load_data_file(path, target: str | int | None = None, return_classes: bool =
     delimiter is detected with :class:`csv.Sniffer` among comma, semicolon,
     tab and pipe (``SNIFFED_DELIMITERS``), or given as ``delimiter``; where
     it cannot be detected a comma is taken, and an error about the file's
-    columns says so. Numbers take a decimal point (``1.5``, not ``1,5``).
+    columns says so. Numbers take a decimal point (``1.5``, not ``1,5``);
+    digit groups (``1_000``) and non-ASCII digits are no numbers.
 
     Labels: numeric labels stay numbers (from a csv: int64 if all whole,
     else float64; from an npz: int64 for integer/bool arrays, float64 for
-    float arrays). String labels become int64 class ids in the sorted order
-    of the distinct strings. A csv label column of numbers with a missing
-    value among them (``NA``, ``N/A``, ``null``, ``None``, ``?``, ``-``...:
-    pandas' spellings) is refused by line, not read as text; so is a NaN
-    or infinite label anywhere.
+    float arrays and for unsigned ones past int64's range). String labels
+    become int64 class ids in the sorted order of the distinct strings. A
+    csv label column of numbers with a missing value among them (``NA``,
+    ``N/A``, ``null``, ``None``, ``?``, ``-``...: pandas' spellings) is
+    refused by line, not read as text; so is a NaN or infinite label
+    anywhere.
 
     Parameters
     ----------
@@ -278,7 +280,10 @@ def _load_npz(path, key):
         classes = sorted(set(names.tolist()))
         y = encode_labels(names, classes)
     elif y.dtype.kind in "biu":
-        y = y.astype(np.int64)
+        # uint64 past int64's range would wrap to negative ids: such labels
+        # stay float64, as a csv's whole numbers past 2**53 do.
+        big = y.dtype.kind == "u" and y.size and y.max() > np.iinfo(np.int64).max
+        y = y.astype(np.float64 if big else np.int64)
     elif y.dtype.kind == "f":
         y = y.astype(np.float64)
         if not np.isfinite(y).all():
@@ -360,8 +365,28 @@ def _check_names(path, columns, feature_names):
                          f"{feature_names}")
 
 
+def npy_problem(path):
+    """Why ``path`` is no ``.npy`` file (a phrase), or None where it starts
+    as one (NumPy's own error for a text file or an ``.npz`` speaks of pickles)."""
+    try:
+        with open(path, "rb") as f:
+            start = f.read(6)
+    except OSError as exc:  # a directory, no permission
+        return str(exc.strerror or exc)
+    if start == b"\x93NUMPY":
+        return None
+    if not start:
+        return "the file is empty"
+    if start.startswith(b"PK"):
+        return "it is an .npz archive (named arrays in a zip), not a .npy file: name it .npz"
+    return "it is not a .npy file (it lacks NumPy's header; write one with np.save)"
+
+
 def _load_npy(path):
     """The 2-D numeric array of a ``.npy`` file, as float64."""
+    problem = npy_problem(path)
+    if problem is not None:
+        raise ValueError(f"could not read {path} as .npy: {problem}")
     try:
         X = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError) as exc:
@@ -562,10 +587,7 @@ def _parse_table(table, target, features_only):
             raise ValueError(f"{path} line {line} has {len(row)} cells but {what} {width}")
         for k, j in enumerate(feature_cols):
             cell = row[j].strip()
-            try:
-                value = float(cell)
-            except ValueError:
-                value = None
+            value = read_number(cell)
             if value is None or not math.isfinite(value):
                 raise ValueError(f"{path} line {line}, column {label(j)}: {cell!r} is not a "
                                  f"finite number{_decimal_comma_hint(cell)}")
@@ -622,9 +644,8 @@ def _parse_labels(path, target, labels):
     values, numeric, missing = [], True, []
     for line, text in labels:
         if numeric:
-            try:
-                value = float(text)
-            except ValueError:
+            value = read_number(text)
+            if value is None:
                 if text.lower() in _MISSING:
                     missing.append((line, text))  # a gap in numbers, or a class among words
                     continue

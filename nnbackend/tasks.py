@@ -40,13 +40,21 @@ def _not_a_regression_target(y):
             f"(e.g. {examples}{where}): use a classification task")
 
 
-def is_number(text):
-    """Whether ``float(text)`` reads the text (the data files' test too)."""
+def read_number(text):
+    """The number ``text`` writes, or None: what ``float()`` reads, less the
+    digit groups (``1_000``) and non-ASCII digits (``\uff11``) it also takes,
+    which NumPy's ``loadtxt`` and pandas refuse (a code ``3_4`` is not 34)."""
+    if "_" in text or not text.isascii():
+        return None
     try:
-        float(text)
+        return float(text)
     except ValueError:
-        return False
-    return True
+        return None
+
+
+def is_number(text):
+    """Whether ``text`` reads as a number (:func:`read_number`; the data files' test too)."""
+    return read_number(text) is not None
 
 
 def infer_task(y, task: str | None = None) -> dict:

@@ -14,6 +14,7 @@ brought to the host: it adds no device synchronisation.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
@@ -84,38 +85,66 @@ class EpochProgress:
     def __init__(self, total: int, stream=None, max_lines: int | None = None,
                  desc: str = "training"):
         self.total = int(total)
+        # sys.stderr is None where Python runs without one (pythonw, a closed
+        # descriptor 2): nothing is shown then.
         self.stream = sys.stderr if stream is None else stream
         self.every = 1 if not max_lines else max(1, -(-self.total // max_lines))
         self.start = time.perf_counter()
         self.bar = None
-        tqdm = _tqdm_class() if _live(self.stream) else None
+        self.closed = self.stream is None
+        self._pending = None  # (epoch, figures) of an update thinned out, not yet written
+        tqdm = _tqdm_class() if not self.closed and _live(self.stream) else None
         if tqdm is not None:
-            self.bar = tqdm(total=self.total, file=self.stream, desc=desc, unit="epoch",
-                            leave=True, **_fixed_size(self.stream))
-        self.closed = False
+            with self._shown():
+                self.bar = tqdm(total=self.total, file=self.stream, desc=desc, unit="epoch",
+                                leave=True, **_fixed_size(self.stream))
+
+    @contextlib.contextmanager
+    def _shown(self):
+        """Writes inside that fail (a closed stream, a hung-up terminal, a full
+        disk, a reader that has gone) end the display, not the training: the
+        run goes on, and is saved, without it."""
+        try:
+            yield
+        except (OSError, ValueError):  # ValueError: I/O operation on a closed file
+            if self.bar is not None:
+                self.bar.disable = True  # tqdm's close (at exit too) writes no more
+            self.closed, self.bar, self._pending = True, None, None
 
     def update(self, epoch: int, figures: dict) -> None:
         """Epoch ``epoch`` (1-based) is done; ``figures`` maps names to floats."""
         if self.closed:
             return
-        if self.bar is not None:
-            self.bar.set_postfix({k: f"{v:.4g}" for k, v in figures.items()}, refresh=False)
-            self.bar.update(epoch - self.bar.n)
-            return
-        if epoch % self.every and epoch not in (1, self.total):
-            return
+        with self._shown():
+            if self.bar is not None:
+                self.bar.set_postfix({k: f"{v:.4g}" for k, v in figures.items()},
+                                     refresh=False)
+                self.bar.update(epoch - self.bar.n)
+                return
+            if epoch % self.every and epoch not in (1, self.total):
+                self._pending = (epoch, figures)  # written by close() if it is the last
+                return
+            self._write(epoch, figures)
+
+    def _write(self, epoch, figures, final=False):
+        self._pending = None
         text = "  ".join(f"{k} {v:.4g}" for k, v in figures.items())
         elapsed = time.perf_counter() - self.start
         timing = f"{_seconds(elapsed)}"
-        if epoch < self.total:
+        if epoch < self.total and not final:
             timing += f", ETA {_seconds(elapsed / epoch * (self.total - epoch))}"
         self.stream.write(f"epoch {epoch}/{self.total}  {text}  [{timing}]\n")
         self.stream.flush()
 
     def close(self) -> None:
-        """End the bar (a run that stopped early leaves it where it stopped)."""
+        """End the display. A run that stopped early leaves its bar where it
+        stopped; in plain lines its last epoch is written, if it was thinned
+        out, without a time left."""
         if self.closed:
             return
+        with self._shown():
+            if self._pending is not None:
+                self._write(*self._pending, final=True)
+            if self.bar is not None:
+                self.bar.close()
         self.closed = True
-        if self.bar is not None:
-            self.bar.close()
