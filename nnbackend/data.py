@@ -333,12 +333,12 @@ def _column_extremes(backend: Backend, a) -> np.ndarray:
 
 
 def _host_to_device(backend: Backend, host: np.ndarray, dtype, name: str, prescale=None):
-    """Checked host data moved to the device as ``dtype``: NaN, infinity and
-    values that the cast would overflow to infinity are refused first, then
-    ``prescale`` (see :func:`checked_features`) standardizes it, if given."""
+    """Checked host data moved to the device as ``dtype``: NaN and infinity are
+    refused, ``prescale`` (see :func:`checked_features`) standardizes it if
+    given, else values the cast would overflow to infinity are refused."""
     if not _host_all_finite(host):
         raise ValueError(f"{name} contains NaN or infinity")
-    if host.dtype.kind == "f" and host.size:
+    if prescale is None and host.dtype.kind == "f" and host.size:  # (standardized: no overflow)
         limit = float(backend.xp.finfo(dtype).max)
         if host.dtype.itemsize > 4 and limit < float(np.finfo(host.dtype).max):
             biggest = _max_abs(host)
@@ -395,15 +395,19 @@ def _device_checked(backend: Backend, a, dtype, name: str, prescale=None):
         raise _library_refusal(name, backend, exc) from None
     if not np.all(np.isfinite(extremes)):
         raise ValueError(f"{name} contains NaN or infinity")
+    if early:  # standardized before the cast: none of it overflows
+        return prescale(a), None
     with np.errstate(over="ignore"):
         cast = extremes.astype(np.dtype(f"float{xp.finfo(dtype).bits}"))
     if not np.all(np.isfinite(cast)):
-        raise ValueError(
-            f"{name} holds values beyond the range of the model's dtype "
-            f"float{xp.finfo(dtype).bits}: they would become infinity; rescale the data or "
-            "use dtype='float64'"
-        )
-    return (prescale(a) if early else out), cast.astype(np.float64)
+        raise _overflows(name, xp, dtype)
+    return out, cast.astype(np.float64)
+
+
+def _overflows(name, xp, dtype):
+    return ValueError(f"{name} holds values beyond the range of the model's dtype float"
+                      f"{xp.finfo(dtype).bits}: they would become infinity; rescale the data or "
+                      "use dtype='float64'")
 
 
 def _unknown_rows(a) -> bool:
@@ -432,10 +436,7 @@ def _finite_checked(backend: Backend, a, dtype, name: str):
             warnings.simplefilter("ignore", RuntimeWarning)
             out = xp.astype(a, dtype) if a.dtype != dtype else a
         if out is not a and floating and not bool(xp.all(xp.isfinite(out))):
-            raise ValueError(
-                f"{name} holds values beyond the range of the model's dtype "
-                f"float{xp.finfo(dtype).bits}: they would become infinity; rescale the data "
-                "or use dtype='float64'")
+            raise _overflows(name, xp, dtype)
     except ValueError as exc:
         if str(exc).startswith(name + " "):
             raise
@@ -598,8 +599,7 @@ def _check_target_range(backend: Backend, Y, loss: str, name: str, extremes=None
         )
     if loss == "cross_entropy":
         worst = float(backend.to_host(xp.max(xp.abs(xp.sum(Y, axis=1) - 1))))
-        # softmax(z) - y is the gradient only for rows summing to 1: allow a row
-        # its entries' rounding in float32 (soft rows often come from it), no more.
+        # softmax(z) - y is the gradient only for rows summing to 1 (to float32 rounding).
         if worst > 4 * Y.shape[1] * max(xp.finfo(Y.dtype).eps, 2.0**-23):
             raise ValueError(
                 f"{name} for loss='cross_entropy' holds rows that do not sum to 1 (off by up to "

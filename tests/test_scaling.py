@@ -318,3 +318,28 @@ def test_a_column_of_small_values_is_standardized_not_taken_for_constant(backend
         np.testing.assert_allclose(host.scale_, scaler.scale_, rtol=1e-6)
         z = host.transform_host(data)
         np.testing.assert_allclose([z[:, 0].mean(), z[:, 0].std()], [0, 1], atol=1e-6)
+
+
+def test_standardize_takes_features_past_float32s_range(backend):
+    # Standardized in float64 before the cast to a float32 model, features of
+    # order 1e39 are numbers like any others; they were refused first as
+    # overflowing float32. Without standardize they still are.
+    from conftest import own_array
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 2)) * 1e39 + [0.0, 3e39]
+    y = (X[:, 0] > 0) * 1.0
+    try:
+        wide = own_array(backend, X, backend.dtype("float64"))
+    except Exception as exc:
+        pytest.skip(f"no float64 arrays on {backend.name}: {exc}")
+    if "64" not in str(wide.dtype):  # JAX without x64 makes float32
+        pytest.skip(f"no float64 arrays on {backend.name} (it made {wide.dtype})")
+    small = nb.MLP([2, 3, 1], standardize=True, seed=0).fit(X / 1e39, y, epochs=2, mode="batch")
+    for data in (X, wide):
+        model = nb.MLP([2, 3, 1], backend=backend.name, device=backend.device, standardize=True,
+                       seed=0)
+        hist = model.fit(data, y, epochs=2, mode="batch")
+        np.testing.assert_allclose(hist.loss, small.loss, rtol=1e-5)  # standardizing ignores scale
+    with pytest.raises(ValueError, match="beyond the"):
+        nb.MLP([2, 3, 1], backend=backend.name, device=backend.device).fit(wide, y, epochs=1)
