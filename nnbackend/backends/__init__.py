@@ -88,8 +88,8 @@ def get_backend(name: str | None = None, device=None, *, scheduler=None) -> Back
         strict, torch and dask (dask: unless the scheduler, given or from
         ``$NNBACKEND_DASK_SCHEDULER``, is ``"cuda"``, which implies
         ``"cuda"``), GPU 0 for CuPy, and for jax JAX's default
-        device, ``jax.devices()[0]``: its first GPU where jaxlib has one,
-        else the CPU.
+        device: the one ``jax.default_device`` names, else
+        ``jax.devices()[0]`` (its first GPU where jaxlib has one, else the CPU).
     scheduler : str, distributed.Client or None
         dask only. A dask.distributed scheduler address (``tcp://host:8786``;
         a Client is opened and becomes Dask's default), a local scheduler's

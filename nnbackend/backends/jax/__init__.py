@@ -75,6 +75,21 @@ def _x64_for_a_while():
     return enable_x64()
 
 
+def _default_device(jax):
+    """JAX's own default device: the one ``jax_default_device`` names (set in
+    ``jax.config`` or by a ``jax.default_device`` block, where ``jnp`` makes
+    its arrays), else ``jax.devices()[0]``."""
+    chosen = getattr(jax.config, "jax_default_device", None)
+    if isinstance(chosen, jax.Device):
+        return chosen
+    if isinstance(chosen, str) and chosen:  # a platform's name: its first device
+        try:
+            return jax.devices(chosen)[0]
+        except RuntimeError:
+            pass  # a platform this process lacks: jax's own arrays say so, not here
+    return jax.devices()[0]
+
+
 class JaxBackend(Backend):
     """``jax.numpy`` arrays on one JAX device."""
 
@@ -88,7 +103,7 @@ class JaxBackend(Backend):
         jax = import_or_refuse("jax", "jax", cls.install_hint)
         xp = jax.numpy
         if device is None:
-            return xp, jax.devices()[0]
+            return xp, _default_device(jax)
         if isinstance(device, numbers.Integral) and not isinstance(device, bool):
             device = str(device)  # an index of jax.devices(), as torch reads one
         if not isinstance(device, str):
@@ -137,6 +152,12 @@ class JaxBackend(Backend):
             raise UnusableArrayError("a traced JAX array (inside jax.jit, grad or vmap): a "
                                      "model's methods run eagerly; inside a transformation, "
                                      "call nnbackend.kernels with the model's params")
+        if a.is_deleted():
+            # Donated to a jitted function, or deleted: JAX's own error came
+            # from deep inside the first operation on it, naming no argument.
+            raise UnusableArrayError(f"a deleted JAX array (shape {tuple(a.shape)}): deleted, or "
+                                     "donated to a jitted function (donate_argnums); pass "
+                                     "the array that replaced it")
         devices = a.devices()
         if len(devices) != 1:
             raise UnusableArrayError(f"a JAX array sharded over {len(devices)} devices; "

@@ -75,7 +75,8 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from .scan import _advanced, _host_counts, _own, cached, check_counts, untraceable_schedule
+from .scan import (_advanced, _host_counts, _own, cached, check_counts, order_dtype,
+                   untraceable_schedule, untraceable_update)
 
 __all__ = ["JaxBatch"]
 
@@ -91,7 +92,7 @@ class JaxBatch:
         if plan.batch_size < plan.n_samples:
             return (f"not batch mode: batches of {plan.batch_size} rows of "
                     f"{plan.n_samples} (jax-scan compiles those)")
-        return untraceable_schedule(task.optimizer)
+        return untraceable_schedule(task.optimizer) or untraceable_update(task)
 
     def make_epoch(self, task):
         return make_epoch(task)
@@ -135,7 +136,7 @@ def _compiled(task, gather):
 
 def make_epoch(task):
     """``epoch(params, state, order) -> (params, state, loss_sum, correct)`` for a batch plan."""
-    backend, multiclass, index_dtype = task.backend, task.multiclass, task.index_dtype
+    backend, multiclass, index_dtype = task.backend, task.multiclass, order_dtype(task)
     X, Y = task.X, task.Y
     n = task.plan.n_samples
     compiled = {}  # by gather: looked up (and compiled) at the first epoch that needs it

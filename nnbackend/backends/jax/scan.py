@@ -56,6 +56,38 @@ def untraceable_schedule(opt):
     return None
 
 
+def untraceable_update(task):
+    """Why ``task.optimizer``'s update cannot run inside a compiled epoch (a
+    string), or None where it can (or where this cannot be told).
+
+    An :class:`~nnbackend.optim.Optimizer` of the caller's own gets traced
+    arrays there: an update that reads a host number (``float(norm)`` to
+    clip by the gradients' norm, NumPy functions of the arrays) cannot run.
+    The built-in updates and the fit's wrappers around them (those with an
+    ``optimizer_key``) always trace. Others are traced once here, abstractly
+    (no compilation), from a state their ``init`` makes for zero parameters.
+    """
+    opt, sizes = task.optimizer, task.layer_sizes
+    if task.optimizer_key(opt) is not None or not sizes:
+        return None
+    params = []
+    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+        params += [jnp.zeros((fan_in, fan_out), dtype=task.X.dtype),
+                   jnp.zeros((fan_out,), dtype=task.X.dtype)]
+    try:
+        state = opt.init(params)
+    except Exception:  # noqa: BLE001 - the reference loop's init says it, as the caller's
+        return None
+    try:
+        jax.eval_shape(opt.update, params, state, params)
+    except Exception as exc:  # noqa: BLE001 - any error of the caller's update, traced
+        first = (str(exc).strip().splitlines() or [""])[0][:120]
+        return ("an optimizer of the caller's whose update jax cannot trace "
+                f"({type(exc).__name__}: {first}); the reference loop calls it with "
+                "the arrays themselves")
+    return None
+
+
 class JaxScan:
     """The ``"jax-scan"`` executor (see :mod:`nnbackend.engine` for the contract)."""
 
@@ -68,7 +100,7 @@ class JaxScan:
             return "batch mode is one step per epoch; there is no loop to compile"
         if plan.batch_size > task.chunk_size:
             return f"batches of {plan.batch_size} rows exceed chunk_size={task.chunk_size}"
-        return untraceable_schedule(task.optimizer)
+        return untraceable_schedule(task.optimizer) or untraceable_update(task)
 
     def make_epoch(self, task):
         return make_epoch(task)
@@ -111,7 +143,7 @@ def cached(cache, key, make):
 def make_epoch(task):
     """``epoch(params, state, order) -> (params, state, loss_sum, correct)`` for ``task.plan``."""
     backend, spec, opt, plan = task.backend, task.spec, task.optimizer, task.plan
-    X, Y, multiclass, index_dtype = task.X, task.Y, task.multiclass, task.index_dtype
+    X, Y, multiclass, index_dtype = task.X, task.Y, task.multiclass, order_dtype(task)
     n = plan.n_samples
     # The update's identity (None for a custom optimizer: not cached).
     key = task.optimizer_key(opt)
@@ -141,6 +173,18 @@ def make_epoch(task):
 
 
 _INT32_MAX = 2**31 - 1
+
+
+def order_dtype(task):
+    """The dtype a compiled epoch takes the row order in: int32 wherever the
+    rows' indices fit, with JAX's x64 on or off.
+
+    The namespace's own index dtype is int64 with x64 on, and XLA compiles
+    the float arithmetic around an int64 gather differently: a float32 fit's
+    bits then depended on x64 (on after any float64 jax model), which the
+    same seed must not (numerics review 2026-12-07, finding 1).
+    """
+    return jnp.int32 if task.plan.n_samples <= _INT32_MAX else task.index_dtype
 
 
 def check_counts(state, n_steps):

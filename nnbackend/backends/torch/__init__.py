@@ -94,9 +94,11 @@ class TorchBackend(Backend):
                              "a GPU")
         elif dev.type != "cpu":
             # A device type torch has a module for (xpu, ...) says whether it is
-            # here; for others (hpu, xla: a plugin's) an empty tensor there says it.
+            # here; an empty tensor there says whether it works (for hpu, xla, a
+            # plugin's without a module, it alone says it; a plugin's module may
+            # say it is available where no tensor can be made on it).
             available = getattr(getattr(torch, dev.type, None), "is_available", None)
-            if not (available() if available is not None else _can_hold(torch, dev)):
+            if not ((available is None or available()) and _can_hold(torch, dev)):
                 raise BackendUnavailableError(
                     f"backend 'torch': device {device!r} is not available here (torch "
                     f"{torch.__version__}); use 'cpu', 'cuda' or 'mps'")
