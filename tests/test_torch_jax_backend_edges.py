@@ -186,3 +186,38 @@ def test_a_float32_compiled_jax_fit_has_the_same_bits_with_x64_on_or_off():
         jax.config.update("jax_enable_x64", before)
     assert set(off) == {"jax-scan", "jax-batch"}
     assert on == off
+
+
+def _standardized_jax_fits():
+    """Digests of float32 jax fits that standardize jnp float32 and int32 features."""
+    import jax.numpy as jnp
+
+    rng = np.random.default_rng(0)
+    X = (rng.normal(size=(300, 4)) * 3 + 1e4).astype(np.float32)
+    y = (X[:, 0] > 1e4).astype(np.float32)
+    out = {}
+    for name, data in (("float32", jnp.asarray(X)), ("int32", jnp.asarray(X.astype(np.int32)))):
+        model = nb.MLP([4, 6, 1], backend="jax", standardize=True, seed=0)
+        hist = model.fit(data, y, epochs=2, seed=1, batch_size=32)
+        scaler = model.feature_scaler
+        stats = np.concatenate([scaler.mean_, scaler.scale_]).tobytes()
+        params = b"".join(np.asarray(p).tobytes() for p in model.flat_params)
+        out[name] = hashlib.sha1(stats + params + np.asarray(hist.loss).tobytes()).hexdigest()
+    return out
+
+
+def test_standardized_jax_arrays_give_the_same_bits_with_x64_on_or_off():
+    # The scaler summed in backend.wide_dtype(), float64 only with x64 on: the
+    # statistics of jnp data, and the fit's bits, depended on it. The sums now
+    # run in a block with x64 on, and only host figures leave it.
+    jax = pytest.importorskip("jax", reason="needs jax (the 'jax' extra)")
+    before = jax.config.jax_enable_x64
+    try:
+        jax.config.update("jax_enable_x64", False)
+        off = _standardized_jax_fits()
+        assert not jax.config.jax_enable_x64  # (the block leaves it as it was)
+        jax.config.update("jax_enable_x64", True)
+        on = _standardized_jax_fits()
+    finally:
+        jax.config.update("jax_enable_x64", before)
+    assert on == off

@@ -317,6 +317,12 @@ class Backend:
         where this device holds it now, else None (the data's own dtype)."""
         return self.xp.float64 if "float64" in self.float_dtypes() else None
 
+    def wide_scope(self):
+        """A context for sums that must be wide whatever the process's settings
+        (a scaler's statistics): JAX's x64 for the block where it is off, so
+        that :meth:`wide_dtype` is float64 there; nothing elsewhere."""
+        return contextlib.nullcontext()
+
     def index_dtype(self):
         """The namespace's default indexing dtype on this device.
 

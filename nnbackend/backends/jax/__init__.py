@@ -200,6 +200,14 @@ class JaxBackend(Backend):
         # Without x64 a float64 sum is a float32 one, with a warning each time.
         return super().wide_dtype() if jax.config.jax_enable_x64 else None
 
+    def wide_scope(self):
+        import contextlib
+
+        import jax
+
+        # Only host figures leave the block: no float64 array outlives it.
+        return contextlib.nullcontext() if jax.config.jax_enable_x64 else _x64_for_a_while()
+
     def matmul_precision(self, precision, dtype):
         """On a GPU, ``jax_default_matmul_precision`` for the block (XLA's CPU
         matmuls have no TF32)."""
