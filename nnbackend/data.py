@@ -543,7 +543,7 @@ def as_targets(backend: Backend, y, loss: str, n_outputs: int, n_samples: int, d
         raise ValueError(f"{name}'s number of rows is unknown (a Dask array after a boolean "
                          f"mask, say): compute it first, {name} = {name}.compute_chunk_sizes()")
     if shape[0] != n_samples:
-        raise ValueError(f"{name} has {shape[0]} rows but X has {n_samples}")
+        raise ValueError(f"{name} has {shape[0]} rows but X{name[1:]} has {n_samples}")  # X_val
 
     class_ids = loss == "cross_entropy" and (
         len(shape) == 1 or (shape[1] == 1 and n_outputs > 1)

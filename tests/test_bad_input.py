@@ -620,3 +620,10 @@ def test_a_network_too_large_for_memory_names_its_layer_sizes(hidden):
     with pytest.raises(MemoryError, match=rf"layer_sizes \[2, {hidden}, 1\]: [\d,]+ parameters "
                                           "do not fit in memory"):
         nb.MLP([2, hidden, 1])
+
+
+def test_validation_targets_of_the_wrong_length_name_x_val():
+    # The refusal named X where it meant X_val (mutation audit 2026-12-07h).
+    X, y = _data()
+    refused(ValueError, "^y_val has 4 rows but X_val has 5$", _fit, _model(), X, y,
+            validation_data=(X[:5], y[:4]))
