@@ -156,6 +156,20 @@ def test_a_deleted_jax_array_is_refused_by_name():
         nb.MLP([3, 4, 1], params=params)  # (the backend found from W, as for a tracer)
 
 
+def _with_x64_off_and_on(fits):
+    """``fits()`` run with JAX's x64 off, then on (and x64 left as it was)."""
+    jax = pytest.importorskip("jax", reason="needs jax (the 'jax' extra)")
+    before = jax.config.jax_enable_x64
+    try:
+        jax.config.update("jax_enable_x64", False)
+        off = fits()
+        assert not jax.config.jax_enable_x64  # (no fit leaves it switched)
+        jax.config.update("jax_enable_x64", True)
+        return off, fits()
+    finally:
+        jax.config.update("jax_enable_x64", before)
+
+
 def _x64_fits():
     """Digests of a float32 jax-scan fit and a shuffled jax-batch fit."""
     X = np.random.default_rng(0).normal(size=(700, 10)).astype(np.float32)
@@ -175,15 +189,7 @@ def test_a_float32_compiled_jax_fit_has_the_same_bits_with_x64_on_or_off():
     # With x64 on (as after any float64 jax model) the row order went into the
     # compiled epoch as int64, XLA compiled the float code around the gather
     # differently, and 170 of 227 parameters moved by up to 1.8e-7.
-    jax = pytest.importorskip("jax", reason="needs jax (the 'jax' extra)")
-    before = jax.config.jax_enable_x64
-    try:
-        jax.config.update("jax_enable_x64", False)
-        off = _x64_fits()
-        jax.config.update("jax_enable_x64", True)
-        on = _x64_fits()
-    finally:
-        jax.config.update("jax_enable_x64", before)
+    off, on = _with_x64_off_and_on(_x64_fits)
     assert set(off) == {"jax-scan", "jax-batch"}
     assert on == off
 
@@ -210,14 +216,5 @@ def test_standardized_jax_arrays_give_the_same_bits_with_x64_on_or_off():
     # The scaler summed in backend.wide_dtype(), float64 only with x64 on: the
     # statistics of jnp data, and the fit's bits, depended on it. The sums now
     # run in a block with x64 on, and only host figures leave it.
-    jax = pytest.importorskip("jax", reason="needs jax (the 'jax' extra)")
-    before = jax.config.jax_enable_x64
-    try:
-        jax.config.update("jax_enable_x64", False)
-        off = _standardized_jax_fits()
-        assert not jax.config.jax_enable_x64  # (the block leaves it as it was)
-        jax.config.update("jax_enable_x64", True)
-        on = _standardized_jax_fits()
-    finally:
-        jax.config.update("jax_enable_x64", before)
+    off, on = _with_x64_off_and_on(_standardized_jax_fits)
     assert on == off
