@@ -94,7 +94,7 @@ class StandardScaler:
         X = _checked(X, backend, name, fitting=True)
         # Summed wide (float64) whatever JAX's x64 says, so that the statistics,
         # and a fit's bits, do not depend on it; only host figures leave.
-        with _owner(X, backend).wide_scope():
+        with (backend or backend_of(X)).wide_scope():
             return self._fit_wide(X, backend, name)
 
     def _fit_wide(self, X, backend, name):
@@ -363,11 +363,6 @@ def _checked(X, backend, name, fitting=False):
         raise TypeError(f"{name} has dtype {X.dtype}: StandardScaler takes real numbers "
                         "(bools, whole numbers or real floats)")
     return X
-
-
-def _owner(X, backend):
-    """``X``'s backend (NumPy's for host data)."""
-    return backend or backend_of(X)
 
 
 def _wide_dtype(X, backend):

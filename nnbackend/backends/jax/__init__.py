@@ -19,6 +19,7 @@ or the fit has (``precision="tf32"``: :meth:`JaxBackend.matmul_precision`).
 
 from __future__ import annotations
 
+import contextlib
 import numbers
 
 from ... import kernels
@@ -201,8 +202,6 @@ class JaxBackend(Backend):
         return super().wide_dtype() if jax.config.jax_enable_x64 else None
 
     def wide_scope(self):
-        import contextlib
-
         import jax
 
         # Only host figures leave the block: no float64 array outlives it.
