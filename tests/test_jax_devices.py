@@ -49,10 +49,23 @@ def test_a_traced_array_is_refused_and_the_model_keeps_its_weights(named):
     ("cpu:-1", ValueError, "bad device 'cpu:-1': its index must be a whole number"),
     (object(), ValueError, "bad device <object .*>; give a jax.Device, an index"),
     (99, nb.BackendUnavailableError, r"no device '99' \(devices here: "),
+    # jax.devices("") gives the default device: an empty name was taken for it.
+    ("", ValueError, "bad device ''; give 'cpu', 'gpu'"),
+    (" ", ValueError, "bad device ' '; give 'cpu', 'gpu'"),
+    # A typo is no missing GPU: the refusal said to install jax with CUDA.
+    ("cpuu", ValueError, "bad device 'cpuu': JAX has no platform 'cpuu' \\(devices here"),
 ])
 def test_a_device_jax_has_not_is_refused_by_name(device, error, match):
     with pytest.raises(error, match=match):
         nb.get_backend("jax", device)
+
+
+def test_a_platform_is_read_in_any_case_and_a_missing_one_is_unavailable():
+    assert nb.get_backend("jax:CPU").device == jax.devices("cpu")[0]
+    assert nb.get_backend("jax", " Cpu:0 ").device == jax.devices("cpu")[0]
+    if not any(d.platform == "tpu" for d in jax.devices()):
+        with pytest.raises(nb.BackendUnavailableError, match="has no 'tpu' device"):
+            nb.get_backend("jax:TPU")
 
 
 def test_a_device_index_is_an_index_of_jax_devices():

@@ -1,6 +1,6 @@
 """JAX: ``jax.numpy`` on a CPU or GPU device, with a compiled-epoch executor.
 
-Devices ``cpu``, ``gpu``, ``gpu:N`` (``cuda`` is read as ``gpu``). Float64
+Devices ``cpu``, ``gpu``, ``gpu:N`` in any case (``cuda`` is read as ``gpu``). Float64
 needs ``jax_enable_x64``, which is switched on when float64 is asked for.
 The executors are, in order, the CuPy backend's own on a GPU (its kernels
 run on JAX's arrays, crossed by DLPack: :mod:`..cupy.bridge`) where CuPy is
@@ -28,6 +28,9 @@ from ..base import (FLOAT_DTYPES, Backend, BackendUnavailableError, UnusableArra
 from ..cupy import CupyBackend
 
 __all__ = ["JaxBackend", "jax_numpy_fixes"]
+
+#: The platforms JAX itself names; any other is a typo unless a plugin has it here.
+_PLATFORMS = ("cpu", "gpu", "cuda", "rocm", "tpu")
 
 
 def jax_numpy_fixes(jnp):
@@ -112,16 +115,24 @@ class JaxBackend(Backend):
                 raise ValueError(f"backend 'jax': bad device {device!r}; give a jax.Device, "
                                  "an index of jax.devices(), or 'cpu', 'gpu', 'gpu:1', ...")
             return xp, device
-        platform, _, index = device.partition(":")
+        platform, _, index = device.strip().partition(":")
+        if not platform:  # jax.devices("") would quietly give the default device
+            raise ValueError(f"backend 'jax': bad device {device!r}; give 'cpu', 'gpu', "
+                             "'gpu:1', an index of jax.devices(), or a jax.Device")
         if platform.isdigit() and not index:  # "1": jax.devices()[1]
             platform, index = None, platform
-        platform = {"cuda": "gpu"}.get(platform, platform)
+        if platform and platform.lower() in _PLATFORMS:  # "GPU", "Cpu"; plugins as named
+            platform = {"cuda": "gpu"}.get(platform.lower(), platform.lower())
         try:
             devices = jax.devices(platform)
         except RuntimeError:
+            here = [str(d) for d in jax.devices()]
+            if platform not in _PLATFORMS:  # a typo, not a missing GPU
+                raise ValueError(f"backend 'jax': bad device {device!r}: JAX has no platform "
+                                 f"{platform!r} (devices here: {here})") from None
             raise BackendUnavailableError(
                 f"backend 'jax' has no {platform!r} device on this machine "
-                f"(it has {[str(d) for d in jax.devices()]}); for a GPU install "
+                f"(it has {here}); for a GPU install "
                 "jax with CUDA support (pip install 'jax[cuda12]')"
             ) from None
         if index and not index.isdigit():
