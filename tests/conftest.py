@@ -201,3 +201,23 @@ def dask_backend():
         return nb.get_backend("dask")
     except nb.BackendUnavailableError as exc:
         pytest.skip(f"needs the dask backend: {exc}")
+
+
+def _jax_x64(on):
+    jax = pytest.importorskip("jax", reason="needs jax (the 'jax' extra)")
+    before = jax.config.jax_enable_x64
+    jax.config.update("jax_enable_x64", on)
+    yield
+    jax.config.update("jax_enable_x64", before)
+
+
+@pytest.fixture
+def x64_on():
+    """JAX's x64 on for the test, then as it was."""
+    yield from _jax_x64(True)
+
+
+@pytest.fixture
+def x64_off():
+    """JAX's x64 off for the test, then as it was."""
+    yield from _jax_x64(False)

@@ -31,23 +31,6 @@ ROOT = Path(__file__).parent.parent
 N = 61  # not a multiple of the batch or chunk sizes below
 
 
-def _x64(on):
-    before = jax.config.jax_enable_x64
-    jax.config.update("jax_enable_x64", on)
-    yield
-    jax.config.update("jax_enable_x64", before)
-
-
-@pytest.fixture
-def x64_off():
-    yield from _x64(False)
-
-
-@pytest.fixture
-def x64_on():
-    yield from _x64(True)
-
-
 def _problem(n=N, dtype="float32", output="sigmoid", loss="bce"):
     rng = np.random.default_rng(0)
     X = rng.normal(size=(n, 3))

@@ -45,14 +45,6 @@ def test_a_scan_epoch_that_counts_no_rows_says_none():
     assert correct is None
 
 
-@pytest.fixture
-def x64_on():
-    before = jax.config.jax_enable_x64
-    jax.config.update("jax_enable_x64", True)
-    yield
-    jax.config.update("jax_enable_x64", before)
-
-
 def test_a_shuffled_batch_epoch_takes_its_order_as_int32_under_x64(x64_on):
     # B27: the row order was not cast to order_dtype (int32): under x64 a
     # host order (int64) compiled the gathering epoch a second time beside an
@@ -67,7 +59,6 @@ def test_a_shuffled_batch_epoch_takes_its_order_as_int32_under_x64(x64_on):
     epoch(params, opt.init(params), np.arange(N))
     epoch(params, opt.init(params), np.arange(N, dtype=np.int32))
     assert next(iter(jax_batch._COMPILED.values()))._cache_size() == 1
-
 
 
 def _reference(model, X, Y, opt, plan):
@@ -96,7 +87,6 @@ def test_scan_epochs_are_compiled_per_batch_size_and_rows():
     assert len(jax_scan._COMPILED) == 3
 
 
-
 def test_a_wrapped_optimizers_step_counts_come_back_host_ints():
     # S37: the counts inside a wrapper's state (a schedule's inner Adam, in a
     # list) were left as the device scalars the compiled epoch returned, not
@@ -111,14 +101,6 @@ def test_a_wrapped_optimizers_step_counts_come_back_host_ints():
     assert type(state.count) is int and state.count == 4
     inner = state.inner[0]
     assert type(inner.count) is int and inner.count == 4
-
-
-@pytest.fixture
-def x64_off():
-    before = jax.config.jax_enable_x64
-    jax.config.update("jax_enable_x64", False)
-    yield
-    jax.config.update("jax_enable_x64", before)
 
 
 def test_a_batch_epoch_past_int32_steps_is_refused_by_name(x64_off):
