@@ -71,8 +71,9 @@ class MLP(ModelInputs, ClassLabels, HostPickling):
         How per-sample losses combine over a batch: ``'sum'`` is the seed
         tutorial's update, ``'mean'`` divides it by the batch's rows.
     backend : str, Backend or None
-        ``None`` takes ``$NNBACKEND_BACKEND`` or ``'numpy'``, or else the
-        backend of the arrays in ``params``. A model built with ``None`` (and
+        ``None`` takes the backend of the arrays in ``params`` (on
+        ``device`` where one is named), else ``$NNBACKEND_BACKEND`` or
+        ``'numpy'``. A model built with ``None`` (and
         no ``device``) then follows its data: each array-API ``X`` given to
         ``fit``, ``predict``, ``evaluate`` or ``loss_and_grads``, not only
         the first, moves it (parameters included) to that ``X``'s backend
@@ -156,7 +157,8 @@ class MLP(ModelInputs, ClassLabels, HostPickling):
         self.backend_choice = None
         # A model whose backend was not named follows its data (see _follow).
         self._backend_named = backend is not None or device is not None
-        if backend is None and device is None and params is not None:
+        # Params of a backend decide it; a device named is then one of its devices.
+        if backend is None and params is not None:
             first = first_param(params)
             if first is not None and not is_host(first):
                 backend = backend_of(first)

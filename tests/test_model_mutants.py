@@ -171,19 +171,23 @@ def test_host_params_leave_the_backend_to_the_environment(monkeypatch):
     assert model.backend.name == "strict"
 
 
-def test_params_of_a_backend_decide_it_unless_a_device_is_named():
+def test_params_of_a_backend_decide_it_and_a_device_named_is_one_of_its_own():
     # M10 (the params' backend never taken): strict params made a NumPy model,
-    # against the docstring ("or else the backend of the arrays in params").
-    # M08 (the params' backend taken though a device was named): with a device
-    # named the backend is get_backend(None, device)'s, as it has been since the
-    # first commit (a named device also stops the model following its data:
-    # M06); under M08 strict params with device="cpu" made a strict model.
-    xp = pytest.importorskip("array_api_strict")
+    # against the docstring ("the backend of the arrays in params").
+    # M08 (a named device overrode the params' backend): strict params with
+    # device="cpu" made a NumPy model, copying the weights off strict, and
+    # with strict's "device1" the model was refused as NumPy's.
+    xp = pytest.importorskip("array_api_strict", reason="needs array-api-strict")
     params = [(xp.ones((3, 1), dtype=xp.float64), xp.zeros(1, dtype=xp.float64))]
     assert nb.MLP([3, 1], params=params, dtype="float64").backend.name == "strict"
     model = nb.MLP([3, 1], params=params, device="cpu", dtype="float64")
-    assert model.backend.name == "numpy"
-    np.testing.assert_array_equal(model.flat_params[0], np.ones((3, 1)))
+    assert model.backend.name == "strict" and model.backend.device == xp.Device("CPU_DEVICE")
+    on_device1 = nb.MLP([3, 1], params=params, device="device1", dtype="float64")
+    assert on_device1.backend.name == "strict"
+    assert all(p.device == xp.Device("device1") for p in on_device1.flat_params)
+    np.testing.assert_array_equal(on_device1.backend.to_host(on_device1.flat_params[0]), 1.0)
+    with pytest.raises(ValueError, match="backend 'strict' has no device 'device9'"):
+        nb.MLP([3, 1], params=params, device="device9", dtype="float64")
 
 
 def test_a_model_that_follows_its_data_follows_it_to_another_device_of_its_backend():
