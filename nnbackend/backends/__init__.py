@@ -127,13 +127,15 @@ def get_backend(name: str | None = None, device=None, *, scheduler=None) -> Back
         raise ValueError(f"backend 'auto'{source} is chosen at each fit, not here: pass "
                          "backend='auto' to MLP or an estimator (nnbackend.explain_backend "
                          f"says what it would pick), or name one of {list(BACKEND_NAMES)}")
-    prefix, colon, named_device = key.partition(":")
+    prefix, colon, _ = key.partition(":")
     if colon and prefix in _CLASSES:
-        # "torch:cuda", "jax:gpu:1": the device in the name, as the benchmark writes it.
+        # "torch:cuda", "jax:gpu:1": the device in the name, as the benchmark writes it,
+        # in its own case ("strict:CPU_DEVICE").
+        named_device = str(name).strip().partition(":")[2]
         if device is not None and str(device) != named_device:
             raise ValueError(f"backend {name!r} names its device ({named_device!r}) and "
                              f"device={device!r} names another; name it once")
-        key, device = prefix, str(name).strip().partition(":")[2]
+        key, device = prefix, named_device
     if key not in _CLASSES:
         source = f" (from ${ENV_VAR})" if os.environ.get(ENV_VAR) == name else ""
         raise ValueError(
