@@ -25,6 +25,7 @@ from nnbackend.bench import stability as S
 from nnbackend.bench import synthetic as Y
 from nnbackend.bench import workloads as W
 from nnbackend.datasets import make_dataset, train_val_split
+from test_bench_stability import Clock as _Clock  # the fake rounds move it forward
 
 
 # -- make_dataset ---------------------------------------------------------------------
@@ -197,23 +198,6 @@ def test_a_negative_budget_is_none_and_what_is_left_never_goes_below_zero():
     budget = S.RerunBudget(per_case=4, total=5)
     budget.spent = 7.0
     assert budget.left() == 0.0
-
-
-class _Clock:
-    def __init__(self):
-        self.now = 0.0
-
-    def __call__(self):
-        return self.now
-
-    def attempt(self, rounds):
-        it = iter(rounds)
-
-        def run(n):
-            times = [next(it) for _ in range(n)]
-            self.now += sum(times)
-            return times
-        return run
 
 
 _NOISY = [1.0, 2.0, 3.0, 1.0, 3.0]  # IQR 100 % of the median
