@@ -43,7 +43,8 @@
 #   part                     expected   from
 #   wheels, machine, probes    15 s     imports of torch, jax and CuPy, once
 #   tests (-n 6)              150 s     run1: 141 s; since then
-#                                       test_estimators_devices, test_dask_cupy,
+#                                       test_estimators_devices (it skips without
+#                                       scikit-learn, below), test_dask_cupy,
 #                                       test_window and the kernel-update GPU tests
 #                                       (~45 s more, a guess), the GPU cases of
 #                                       test_schedule, test_bad_input, test_labels
@@ -162,7 +163,12 @@
 # machine lacks: carry dask, partd and locket as wheels too; without them its
 # tests skip, saying so. Its LocalCUDACluster test skips there: dask-cuda
 # needs distributed and numba (llvmlite alone is ~40 MB of the carry's 64
-# MiB), which benchmarks/gpu_wheels.sh does not fetch.
+# MiB), which benchmarks/gpu_wheels.sh does not fetch. Nor does it fetch
+# scikit-learn (a compiled wheel, with SciPy beneath it), which is not among
+# the GPU machine's packages (DESIGN.md): tests/test_estimators_devices.py
+# skips whole there, and so do the 3 scikit-learn cases of
+# test_fit_precision.py. The summary's machine lines say whether sklearn and
+# dask were found.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-gpu_check_results}

@@ -11,6 +11,7 @@ unless its arguments are wrong.
 
 from __future__ import annotations
 
+import ast
 import collections
 import datetime as _dt
 import json
@@ -52,7 +53,9 @@ def machine(backends_file):
                 "--format=csv,noheader"])
     print("gpu:", gpu or "nvidia-smi found no GPU")
     print("python:", platform.python_version(), "on", os.cpu_count(), "CPU cores")
-    for name in ("numpy", "cupy", "torch", "jax"):
+    # (sklearn and dask: without them tests/test_estimators_devices.py and
+    # tests/test_dask_cupy.py skip; the GPU machine has neither of its own.)
+    for name in ("numpy", "cupy", "torch", "jax", "sklearn", "dask"):
         try:
             print(f"{name}: {__import__(name).__version__}")
         except Exception as exc:
@@ -100,7 +103,7 @@ def tests(junit):
             if found is not None:
                 outcome = "failed" if tag in ("failure", "error") else "skipped"
                 where = f"{case.get('classname', '')}::{name}".lstrip(":")
-                reason = (found.get("message") or found.text or "").strip().splitlines()
+                reason = _reason(found).strip().splitlines()
                 not_passed.append((outcome, where, reason[0][:200] if reason else ""))
                 break
         counts[group][outcome] += 1
@@ -116,6 +119,20 @@ def tests(junit):
             print(f"tests {outcome} ({len(mine)}):")
             for where, reason in mine:
                 print(f"  {where}: {reason}")
+
+
+def _reason(found):
+    """Why a test did not pass. A file skipped whole at collection (its
+    importorskip: scikit-learn or dask missing) says only "collection
+    skipped"; the reason is in the element's text, ``(path, line, reason)``."""
+    message = found.get("message") or ""
+    if message == "collection skipped" and found.text:
+        try:
+            where = ast.literal_eval(found.text.strip())
+            return f"{message}: {where[-1]}"
+        except (ValueError, SyntaxError, IndexError, TypeError):
+            return f"{message}: {found.text.strip()}"
+    return message or found.text or ""
 
 
 def rebuild(case_log, out_dir):

@@ -289,6 +289,27 @@ def test_the_summary_names_every_test_skipped_or_failed(tmp_path, capsys):
     assert "no test report" in capsys.readouterr().out
 
 
+def test_the_summary_says_why_a_test_file_was_skipped_whole(tmp_path, capsys):
+    # tests/test_estimators_devices.py skips at collection where scikit-learn is
+    # missing (the GPU machine): JUnit's message is "collection skipped", the
+    # reason is in the element's text, which the summary had left out.
+    summary = load_script("gpu_check_summary")
+    junit = tmp_path / "t.xml"
+    junit.write_text(textwrap.dedent("""\
+        <testsuites><testsuite>
+        <testcase classname="" name="tests.test_estimators_devices">
+          <skipped message="collection skipped">('tests/test_estimators_devices.py', 31, \
+        "Skipped: could not import 'sklearn': No module named 'sklearn'")</skipped></testcase>
+        <testcase classname="" name="tests.test_other">
+          <skipped message="collection skipped">not a tuple</skipped></testcase>
+        </testsuite></testsuites>"""))
+    summary.tests(str(junit))
+    out = capsys.readouterr().out
+    assert ("tests.test_estimators_devices: collection skipped: Skipped: could not import "
+            "'sklearn': No module named 'sklearn'") in out
+    assert "tests.test_other: collection skipped: not a tuple" in out
+
+
 def test_the_summary_names_the_sizes_the_settings_left_out(capsys):
     # Before: report.md listed them, the summary's "not measured" did not.
     summary = load_script("gpu_check_summary")

@@ -184,40 +184,64 @@ def test_free_memory_on_cuda_counts_the_cached_blocks(monkeypatch):
 
 
 class _FakeCuda:
-    """What cuda_capture calls of torch.cuda, recording the order of events."""
+    """What cuda_capture calls of torch.cuda, recording the order of events.
 
-    def __init__(self):
-        self.events = []
+    Streams as torch's: the current one (``current_stream``), changed by a
+    stream context and by ``set_stream``. With ``end_fails``, ending the
+    capture raises, as torch's ``capture_end`` does after a CUDA error inside
+    the capture; ``torch.cuda.graph.__exit__`` then never puts the current
+    stream back (torch/cuda/graphs.py)."""
+
+    def __init__(self, end_fails=False):
+        self.events, self.waits = [], []
         fake = self
 
         class Context:
-            def __init__(self, name):
-                self.name = name
+            def __init__(self, name, stream=None, fails=False):
+                self.name, self.stream, self.fails = name, stream, fails
 
             def __enter__(self):
                 fake.events.append(f"enter {self.name}")
+                self.before = fake.current
+                if self.stream is not None:
+                    fake.current = self.stream
 
             def __exit__(self, *exc):
+                if self.fails:
+                    fake.events.append(f"end of {self.name} raises")
+                    raise RuntimeError("CUDA error: operation failed due to a previous error "
+                                       "during capture")
                 fake.events.append(f"exit {self.name}")
+                fake.current = self.before
                 return False
 
         class Stream:
-            def __init__(self, device=None):
-                self.device = device
+            def __init__(self, device=None, name="made"):
+                self.device, self.name = device, name
 
             def wait_stream(self, other):
-                pass
+                fake.waits.append(f"{self.name} waits for {other.name}")
 
         class CUDAGraph:
             def replay(self):
                 fake.events.append("replay")
 
-        def graph(g, stream=None, capture_error_mode="global"):
-            return Context(f"capture ({capture_error_mode})")
+        def graph(g, pool=None, stream=None, capture_error_mode="global"):
+            fake.pools.append(pool)
+            return Context(f"capture ({capture_error_mode})", stream, fails=fake.end_fails)
 
-        self.Stream, self.CUDAGraph, self.graph = Stream, CUDAGraph, graph
-        self.current_stream = Stream
-        self.stream = lambda s: Context("side stream")
+        def set_stream(stream):
+            fake.events.append(f"set stream {stream.name}")
+            fake.current = stream
+
+        self.end_fails, self.pools = end_fails, []
+        self.graph_pool_handle = lambda: (0, 7)
+        self.current_device = lambda: 3
+        self.current = Stream(name="current")
+        self.Stream, self.CUDAGraph, self.graph, self.set_stream = (Stream, CUDAGraph, graph,
+                                                                     set_stream)
+        self.current_stream = lambda device=None: fake.current
+        self.stream = lambda s: Context("side stream", s)
         self.device = lambda d: Context(f"device {d}")
 
 
@@ -248,6 +272,53 @@ def test_cuda_capture_warms_up_resets_then_captures_with_the_collector_off(colle
         "enter side stream", *["reset", on] * 3, "exit side stream", "reset",
         "enter device dev", "enter capture (thread_local)", "step (collector off)",
         "exit capture (thread_local)", "exit device dev", "replay"]
+    assert fake.current.name == "current"
+
+
+def test_a_failed_capture_leaves_the_callers_stream_current(monkeypatch):
+    # b5ec1e6 runs the steps eagerly where a capture fails. After a CUDA error
+    # inside the capture, torch's capture_end raises in torch.cuda.graph's
+    # __exit__, before it puts the current stream back: the eager steps, and
+    # the caller's work after the fit, ran on the dead capture's stream.
+    # torch (before pytorch/pytorch#180395) also left its caching allocator
+    # routing blocks into the graph's pool, a capture under way for good: the
+    # next torch.cuda.empty_cache() failed an internal assert. The routing is
+    # ended (on the fit's device, current there), and a refusal to end it
+    # (a torch that ended it itself) is no error.
+    fake = _FakeCuda(end_fails=True)
+    ended = []
+
+    def end(device, pool):
+        ended.append((device, pool))
+        fake.events.append("end routing")
+        if len(ended) > 1:
+            raise RuntimeError("endAllocatePool: not currently recording to mempool_id")
+
+    monkeypatch.setattr(graphs, "torch", types.SimpleNamespace(
+        cuda=fake, _C=types.SimpleNamespace(_cuda_endAllocateToPool=end)))
+    for _ in range(2):
+        with pytest.raises(RuntimeError, match="previous error during capture"):
+            graphs.cuda_capture(lambda: None, lambda: None, "dev")
+        assert fake.current.name == "current"
+        assert fake.events[-4:] == ["end of capture (thread_local) raises", "end routing",
+                                    "set stream current", "exit device dev"]
+    assert ended == [(3, (0, 7))] * 2 and fake.pools == [(0, 7)] * 2
+
+
+def test_a_failed_warm_up_orders_the_side_streams_work_before_the_eager_steps(monkeypatch):
+    # The eager steps that replace a failed capture write the buffers the
+    # warm-up steps wrote on the side stream: the current stream waits for it
+    # whether or not a warm-up step raised (as cupy's capture does).
+    fake = _FakeCuda()
+    monkeypatch.setattr(graphs, "torch", types.SimpleNamespace(cuda=fake))
+
+    def step():
+        raise RuntimeError("CUDA out of memory")
+
+    with pytest.raises(RuntimeError, match="out of memory"):
+        graphs.cuda_capture(step, lambda: None, "dev")
+    assert fake.waits == ["made waits for current", "current waits for made"]
+    assert fake.current.name == "current"
 
 
 # -- the graph epoch ------------------------------------------------------------------

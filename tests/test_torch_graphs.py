@@ -89,9 +89,19 @@ def _fit(executor, dtype, optimizer, batch_size, monkeypatch=None, device="cpu",
     return params, hist, model.train_state
 
 
+def _assert_captured(hist):
+    """The fit replayed captured graphs: a failed capture runs its steps eagerly,
+    and those equal the reference loop's too, so only the reason tells."""
+    assert hist.executor == "torch-graphs", hist.executor_reason
+    assert hist.executor_reason.startswith(
+        "torch-graphs: each step one replay of its captured CUDA graph;"), hist.executor_reason
+
+
 def _compare(executor, dtype, optimizer, batch_size, device="cpu", rtol=0.0):
     ref, ref_hist, ref_state = _fit("reference", dtype, optimizer, batch_size, device=device)
     got, hist, state = _fit(executor, dtype, optimizer, batch_size, device=device)
+    if executor == "torch-graphs" and device == "cuda":
+        _assert_captured(hist)
     for a, b in zip(got, ref):
         np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * 1e-3)
     np.testing.assert_allclose(hist.loss, ref_hist.loss, rtol=rtol)
@@ -207,6 +217,29 @@ def test_a_failed_capture_runs_the_steps_eagerly_and_says_what_failed():
         "16 rows: RuntimeError: CUDA error: operation not permitted when stream is capturing; "
         "11 rows: RuntimeError: CUDA error: operation not permitted when stream is capturing)")
     assert epoch.replayed == 13
+
+
+def test_a_failed_capture_names_the_steps_own_error_where_ending_the_capture_hid_it():
+    # A step's CUDA error inside a capture makes ending the capture raise too
+    # (torch's capture_end in torch.cuda.graph's __exit__, CuPy's end_capture in
+    # a finally), and that error, "a previous error during capture", was all
+    # the fit's history said.
+    def capture(step, reset, device):
+        try:
+            raise RuntimeError("CUDA error: operation not permitted when stream is capturing")
+        finally:
+            raise RuntimeError("CUDA error: operation failed due to a previous error during "
+                               "capture")
+
+    task = _task(make_plan("minibatch", 203, 16), get_optimizer("sgd", 0.1))
+    executor = graphs.TorchGraphs(capture)
+    epoch = executor.make_epoch(task)
+    params = [task.backend.xp.asarray(p) for p in (np.ones((5, 1)), np.zeros(1))]
+    epoch(params, task.optimizer.init(params), None)
+    assert executor.describe(task).startswith(
+        "the steps run eagerly, one at a time (capturing them as a CUDA graph failed: 16 rows: "
+        "RuntimeError: CUDA error: operation failed due to a previous error during capture "
+        "(after RuntimeError: CUDA error: operation not permitted when stream is capturing); ")
 
 
 def test_a_fits_reason_says_when_torch_graphs_ran_its_steps_eagerly(monkeypatch):
@@ -365,6 +398,7 @@ def test_cuda_graphs_with_the_fits_wrappers_equal_the_reference_loop(optimizer, 
                                                                      lr_schedule):
     ref, ref_hists, _ = _wrapped_fit("reference", optimizer, alpha, lr_schedule, "cuda")
     got, hists, _ = _wrapped_fit("torch-graphs", optimizer, alpha, lr_schedule, "cuda")
-    assert [h.executor for h in hists] == ["torch-graphs"] * 2
+    for hist in hists:
+        _assert_captured(hist)
     for a, b in zip(got, ref):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)

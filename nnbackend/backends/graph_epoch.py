@@ -271,7 +271,7 @@ class GraphEpoch:
                 replay = self.capture(step, lambda f=first: ops.assign(self.counter, f),
                                       task.backend.device)
             except Exception as exc:  # noqa: BLE001 - a refused capture, of any library's kind
-                first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                first_line = _first_line(exc)
                 if self.on_failure != "eager":
                     self.replays = None  # never a partial set of graphs: a later call rebuilds
                     if not isinstance(exc, RuntimeError):  # torch's capture errors are these
@@ -281,7 +281,7 @@ class GraphEpoch:
                         f"a CUDA graph failed ({first_line}); fit(..., executor='reference') "
                         "trains without graphs") from exc
                 replay = step
-                failed.append(f"{rows} rows: {type(exc).__name__}: {first_line}")
+                failed.append(f"{rows} rows: {_failure(exc)}")
             else:
                 if self.verify and replay is not step and not self._replays_the_step(replay,
                                                                                    step):
@@ -373,6 +373,23 @@ class GraphEpoch:
             for static, value in zip(self.leaves, given)]))
         correct = None if self.task.multiclass is None else ops.clone(self.correct)
         return [ops.clone(p) for p in self.params], new_state, ops.clone(self.loss), correct
+
+
+def _first_line(exc):
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def _failure(exc):
+    """``exc``'s type and first line, and those of the error it was raised
+    while handling: where a step fails inside a capture, ending the capture
+    (torch's ``capture_end``, CuPy's ``end_capture``) raises "operation failed
+    due to a previous error during capture", which names nothing of what the
+    step did; the step's own error is its context."""
+    text = f"{type(exc).__name__}: {_first_line(exc)}"
+    inner = exc.__context__
+    if isinstance(inner, Exception) and exc.__cause__ is None and not exc.__suppress_context__:
+        text += f" (after {type(inner).__name__}: {_first_line(inner)})"
+    return text
 
 
 class DescribedEpochs:

@@ -83,14 +83,20 @@ def cuda_capture(step, reset, device):
     (the warm-up steps change them; the epoch reloads them anyway).
     """
     side = torch.cuda.Stream(device)
-    side.wait_stream(torch.cuda.current_stream(device))
-    with torch.cuda.stream(side):
-        for _ in range(WARMUP_STEPS):
-            reset()
-            step()
-    torch.cuda.current_stream(device).wait_stream(side)
+    current = torch.cuda.current_stream(device)
+    side.wait_stream(current)
+    try:
+        with torch.cuda.stream(side):
+            for _ in range(WARMUP_STEPS):
+                reset()
+                step()
+    finally:
+        # Where a warm-up step raised, the eager steps that replace the capture
+        # write the same buffers: what the side stream ran comes first.
+        current.wait_stream(side)
     reset()
     graph = torch.cuda.CUDAGraph()
+    pool = torch.cuda.graph_pool_handle()  # the graph's memory pool, named: see _end_routing
     # Precautions, not fixes of an observed failure: in "thread_local" mode
     # another library's threads in this process (JAX's, CuPy's) may call the
     # CUDA runtime during the capture, which the default "global" mode makes
@@ -102,13 +108,49 @@ def cuda_capture(step, reset, device):
         # The capture stream on the fit's device, which is current meanwhile:
         # torch.cuda.graph's own stream is made on the current device, and a
         # step on another device's tensors would run eagerly, not be captured.
-        with torch.cuda.device(device), torch.cuda.graph(
-                graph, stream=torch.cuda.Stream(device), capture_error_mode="thread_local"):
-            step()
+        with torch.cuda.device(device):
+            try:
+                with torch.cuda.graph(graph, pool=pool, stream=torch.cuda.Stream(device),
+                                      capture_error_mode="thread_local"):
+                    step()
+            except BaseException:
+                _end_routing(pool)
+                raise
+            finally:
+                # torch.cuda.graph's __exit__ ends the capture before it puts the
+                # current stream back: where ending a failed capture raises (it
+                # does after any CUDA error inside it), its capture stream stayed
+                # current, for the eager steps that follow and the caller's work.
+                if torch.cuda.current_stream(device) != current:
+                    torch.cuda.set_stream(current)
     finally:
         if collecting:
             gc.enable()
     return graph.replay
+
+
+def _end_routing(pool):
+    """After a failed capture, end the caching allocator's routing of new
+    blocks into the graph's pool, where torch left it on.
+
+    torch's ``capture_end`` raised before it ended that routing where ending
+    the capture failed, as it does after any CUDA error inside it (fixed
+    after torch 2.11 by pytorch/pytorch#180395). The allocator then took a
+    capture for under way for good: each later ``torch.cuda.empty_cache()``
+    (the next capture's own, the benchmark's) failed its
+    "captures_underway.empty()" internal assert. Where torch ended it, or
+    never began it, ending it again is refused: nothing was left on. The
+    pool's blocks stay reserved (a step's temporaries).
+    """
+    binding = getattr(torch, "_C", None)  # (the older name: the same C++ call)
+    end = (getattr(binding, "_cuda_endAllocateToPool", None)
+           or getattr(binding, "_cuda_endAllocateCurrentStreamToPool", None))
+    if end is None:
+        return
+    try:
+        end(torch.cuda.current_device(), pool)
+    except Exception:  # noqa: BLE001 - "not currently recording to mempool_id": nothing was
+        pass           # left on (and no error here may hide the capture's own)
 
 
 class _OnDevice(GraphEpoch):
