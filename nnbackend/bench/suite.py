@@ -137,7 +137,7 @@ def mode_sizes(text):
         if model and mode not in workload(model).modes:
             raise ValueError(f"--mode-sizes: the {model} model is not timed in {mode} mode (its "
                              f"modes: {', '.join(workload(model).modes)}); got {part.strip()!r}")
-        out[(model or None, mode)] = sizes
+        out[(model or None, mode)] = list(dict.fromkeys(sizes))  # 1e3,1000: timed once
     return out
 
 
@@ -228,10 +228,10 @@ def bench_environment(args, base):
         env["NNBACKEND_BENCH_SIZES"] = number_list(sizes, "--sizes", minimum=1)
     sgd_max = args.sgd_max or ("1e3" if args.quick else None)
     if sgd_max:
-        env["NNBACKEND_BENCH_SGD_MAX"] = number_list(sgd_max, "--sgd-max")
+        env["NNBACKEND_BENCH_SGD_MAX"] = _one_number(sgd_max, "--sgd-max")
     target_n = args.target_n or ("2e3" if args.quick else None)
     if target_n:
-        env["NNBACKEND_BENCH_TARGET_N"] = number_list(target_n, "--target-n")
+        env["NNBACKEND_BENCH_TARGET_N"] = _one_number(target_n, "--target-n")
     if args.target_seconds and args.target_epochs:
         raise ValueError("--target-seconds and --target-epochs: choose one budget, the same "
                          "for every backend")
