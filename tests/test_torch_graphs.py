@@ -195,6 +195,15 @@ def test_the_epoch_keeps_what_its_replays_read_alive():
     assert epoch.replayed == 2 * 13
 
 
+def _epoch_of(capture, optimizer):
+    """A torch-graphs epoch of 203 rows in batches of 16 whose captures go
+    through ``capture``: (task, executor, epoch, params)."""
+    task = _task(make_plan("minibatch", 203, 16), optimizer)
+    executor = graphs.TorchGraphs(capture)
+    params = [task.backend.xp.asarray(p) for p in (np.ones((5, 1)), np.zeros(1))]
+    return task, executor, executor.make_epoch(task), params
+
+
 def test_a_failed_capture_runs_the_steps_eagerly_and_says_what_failed():
     # As cupy-graphs: a refused capture must not end the fit. The steps run
     # eagerly and give the reference loop's numbers; the path says why.
@@ -202,10 +211,7 @@ def test_a_failed_capture_runs_the_steps_eagerly_and_says_what_failed():
         raise RuntimeError("CUDA error: operation not permitted when stream is capturing\n"
                            "Search for `cudaErrorStreamCaptureUnsupported' ...")
 
-    task = _task(make_plan("minibatch", 203, 16), get_optimizer("adam", 0.01))
-    executor = graphs.TorchGraphs(capture)
-    epoch = executor.make_epoch(task)
-    params = [task.backend.xp.asarray(p) for p in (np.ones((5, 1)), np.zeros(1))]
+    task, executor, epoch, params = _epoch_of(capture, get_optimizer("adam", 0.01))
     got = epoch(params, task.optimizer.init(params), None)
     ref = graphs.TorchGraphs(graphs.eager_capture).make_epoch(task)(
         params, task.optimizer.init(params), None)
@@ -231,10 +237,7 @@ def test_a_failed_capture_names_the_steps_own_error_where_ending_the_capture_hid
             raise RuntimeError("CUDA error: operation failed due to a previous error during "
                                "capture")
 
-    task = _task(make_plan("minibatch", 203, 16), get_optimizer("sgd", 0.1))
-    executor = graphs.TorchGraphs(capture)
-    epoch = executor.make_epoch(task)
-    params = [task.backend.xp.asarray(p) for p in (np.ones((5, 1)), np.zeros(1))]
+    task, executor, epoch, params = _epoch_of(capture, get_optimizer("sgd", 0.1))
     epoch(params, task.optimizer.init(params), None)
     assert executor.describe(task).startswith(
         "the steps run eagerly, one at a time (capturing them as a CUDA graph failed: 16 rows: "
