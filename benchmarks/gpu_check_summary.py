@@ -129,9 +129,11 @@ def _reason(found):
     if message == "collection skipped" and found.text:
         try:
             where = ast.literal_eval(found.text.strip())
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            where = None
+        if isinstance(where, tuple) and where:
             return f"{message}: {where[-1]}"
-        except (ValueError, SyntaxError, IndexError, TypeError):
-            return f"{message}: {found.text.strip()}"
+        return f"{message}: {found.text.strip()}"
     return message or found.text or ""
 
 

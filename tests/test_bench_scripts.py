@@ -302,12 +302,15 @@ def test_the_summary_says_why_a_test_file_was_skipped_whole(tmp_path, capsys):
         "Skipped: could not import 'sklearn': No module named 'sklearn'")</skipped></testcase>
         <testcase classname="" name="tests.test_other">
           <skipped message="collection skipped">not a tuple</skipped></testcase>
+        <testcase classname="" name="tests.test_third">
+          <skipped message="collection skipped">'a string'</skipped></testcase>
         </testsuite></testsuites>"""))
     summary.tests(str(junit))
     out = capsys.readouterr().out
     assert ("tests.test_estimators_devices: collection skipped: Skipped: could not import "
             "'sklearn': No module named 'sklearn'") in out
     assert "tests.test_other: collection skipped: not a tuple" in out
+    assert "tests.test_third: collection skipped: 'a string'" in out
 
 
 def test_the_summary_names_the_sizes_the_settings_left_out(capsys):
